@@ -1,0 +1,83 @@
+"""Broker factory and stream declarations: how every service talks to NATS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import nats.js.errors
+from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+from zhibao_shared.settings import ZhibaoSettings
+from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM
+
+DEAD_LETTER_STREAM = "ZHIBAO_DEADLETTER"
+DEAD_LETTER_ALL = "zhibao.deadletter.>"
+
+
+def make_broker(settings: ZhibaoSettings, *, name: str) -> NatsBroker:
+    """A broker that reconnects for ever: a NATS restart must not kill a service."""
+    return NatsBroker(
+        settings.nats_url,
+        name=f"zhibao-{name}",
+        connect_timeout=2,
+        reconnect_time_wait=1,
+        max_reconnect_attempts=-1,
+        ping_interval=5,
+        max_outstanding_pings=2,
+        graceful_timeout=getattr(settings, "shutdown_grace_s", 15.0),
+        log_level=30,
+    )
+
+
+def events_stream_config(settings: ZhibaoSettings) -> StreamConfig:
+    """The event log: every accepted event, kept (a rebuild replays it from the start)."""
+    return StreamConfig(
+        name=EVENTS_STREAM,
+        subjects=[EVENTS_ALL],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=settings.stream_replicas,
+        duplicate_window=settings.dedup_window_s,
+    )
+
+
+def dead_letter_stream_config(settings: ZhibaoSettings) -> StreamConfig:
+    """Messages consumers gave up on, kept for an operator to inspect and replay."""
+    return StreamConfig(
+        name=DEAD_LETTER_STREAM,
+        subjects=[DEAD_LETTER_ALL],
+        storage=StorageType.FILE,
+        num_replicas=settings.stream_replicas,
+        max_age=30 * 24 * 3600.0,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Declare a stream if missing; bring an existing one's settings up to date."""
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(config)
+        return
+    await js.update_stream(config)
+
+
+async def retry_forever(
+    action: Callable[[], Awaitable[None]],
+    *,
+    on_failure: Callable[[Exception], None],
+    delay_s: float = 1.0,
+) -> None:
+    """Run ``action`` until it succeeds (used to connect while NATS is still starting)."""
+    while True:
+        try:
+            await action()
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means "try again"
+            on_failure(exc)
+            await asyncio.sleep(delay_s)

@@ -1,0 +1,330 @@
+"""The event contract: CloudEvents 1.0 (structured JSON) with Zhibao data.
+
+Two forms of every event exist:
+
+* ``Reported*`` — what a community system submits to intake. ``person`` may
+  carry a raw resident ID (``{"id_number": ...}``) or a local reference
+  (``{"ref": ...}``).
+* ``Published*`` — what intake puts on the bus. ``person`` is always a keyed
+  pseudonym (``{"pid": ...}``), and the envelope carries attribution
+  extensions (``reporter``, ``receivedat``).
+
+Consumers only ever see the published form.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    NonNegativeInt,
+    Tag,
+    TypeAdapter,
+    field_validator,
+)
+
+from zhibao_shared.resident_id import normalize_resident_id
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE_SINGLE = "application/cloudevents+json"
+CONTENT_TYPE_BATCH = "application/cloudevents-batch+json"
+
+#: How far in the future an event's ``time`` may lie (clock skew of devices).
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+#: Events older than this are refused: nothing in a response period is older.
+MAX_EVENT_AGE = timedelta(days=400)
+
+_Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class EventType(StrEnum):
+    """CloudEvents ``type`` values, versioned."""
+
+    SCREENING = "zhibao.screening.v1"
+    CASE = "zhibao.case.v1"
+    ISOLATION = "zhibao.isolation.v1"
+    DAILY_REPORT = "zhibao.daily_report.v1"
+
+    @property
+    def short(self) -> str:
+        """The type's short name, used as the last token of event subjects."""
+        return self.value.split(".")[1]
+
+
+class Site(StrEnum):
+    """Where a screening happened (the three gates and other channels)."""
+
+    GATE = "gate"
+    BUILDING = "building"
+    HOUSEHOLD = "household"
+    DOOR_TO_DOOR = "door_to_door"
+    SELF_REPORT = "self_report"
+    CHECKPOINT = "checkpoint"
+
+
+class Symptom(StrEnum):
+    """The fixed symptom vocabulary a screening may flag."""
+
+    FEVER = "fever"
+    COUGH = "cough"
+    SORE_THROAT = "sore_throat"
+    FATIGUE = "fatigue"
+    SHORTNESS_OF_BREATH = "shortness_of_breath"
+    LOSS_OF_TASTE_OR_SMELL = "loss_of_taste_or_smell"
+    DIARRHEA = "diarrhea"
+    MUSCLE_ACHE = "muscle_ache"
+    HEADACHE = "headache"
+
+
+class Classification(StrEnum):
+    """A person's case classification; it changes over time."""
+
+    SUSPECTED = "suspected"
+    CONFIRMED = "confirmed"
+    ASYMPTOMATIC = "asymptomatic"
+    CLOSE_CONTACT = "close_contact"
+    EXCLUDED = "excluded"
+    RECOVERED = "recovered"
+    DECEASED = "deceased"
+
+
+class IsolationAction(StrEnum):
+    """What happened in an isolation."""
+
+    START = "start"
+    CHECK = "check"
+    BREACH = "breach"
+    END = "end"
+
+
+class IsolationKind(StrEnum):
+    """Home (居家) or centralised (集中) isolation."""
+
+    HOME = "home"
+    CENTRALIZED = "centralized"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResidentIdPerson(_Strict):
+    """A person named by an 18-character resident ID. Accepted only by intake."""
+
+    id_number: str = Field(repr=False)
+
+    @field_validator("id_number")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        return normalize_resident_id(value)
+
+
+class LocalRefPerson(_Strict):
+    """A person named by an opaque identifier local to the reporting community."""
+
+    ref: str = Field(min_length=1, max_length=128, repr=False)
+
+
+class Pseudonym(_Strict):
+    """A person as they appear on the bus: a keyed pseudonym, stable across events."""
+
+    pid: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+def _person_form(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return next((key for key in ("id_number", "ref") if key in value), None)
+    if isinstance(value, ResidentIdPerson):
+        return "id_number"
+    if isinstance(value, LocalRefPerson):
+        return "ref"
+    return None
+
+
+ReportedPerson = Annotated[
+    Annotated[ResidentIdPerson, Tag("id_number")] | Annotated[LocalRefPerson, Tag("ref")],
+    Discriminator(
+        _person_form,
+        custom_error_type="person_form",
+        custom_error_message='person must be {"id_number": "<resident ID>"} or {"ref": "<local id>"}',
+    ),
+]
+P = TypeVar("P")
+
+
+class ScreeningData(_Strict, Generic[P]):
+    """A temperature/symptom screening at a gate, door or by self-report."""
+
+    temperature_c: float = Field(ge=30.0, le=45.0, allow_inf_nan=False)
+    site: Site
+    compound: _Label | None = None
+    building: _Label | None = None
+    grid: _Label | None = None
+    symptoms: list[Symptom] = Field(default_factory=list, max_length=len(Symptom))
+    travel_from_risk_area: bool = False
+    person: P | None = None
+
+
+class CaseData(_Strict, Generic[P]):
+    """A person's (new) case classification."""
+
+    person: P
+    classification: Classification
+    onset_date: date | None = None
+    compound: _Label | None = None
+    building: _Label | None = None
+
+
+class IsolationData(_Strict, Generic[P]):
+    """An isolation start, daily check, breach or end."""
+
+    person: P
+    action: IsolationAction
+    kind: IsolationKind
+    until: date | None = None
+    temperature_c: float | None = Field(default=None, ge=30.0, le=45.0, allow_inf_nan=False)
+
+
+class DeclaredCounts(_Strict):
+    """Counts a community may declare when it closes its day."""
+
+    screenings: NonNegativeInt | None = None
+    fevers: NonNegativeInt | None = None
+    new_suspected: NonNegativeInt | None = None
+    new_confirmed: NonNegativeInt | None = None
+    in_isolation: NonNegativeInt | None = None
+
+
+class DailyReportData(_Strict):
+    """A community closes its day (日报); ``zero`` is the zero report (零报告)."""
+
+    date: date
+    zero: bool
+    counts: DeclaredCounts | None = None
+
+
+def _check_time(value: datetime) -> datetime:
+    now = datetime.now(UTC)
+    if value > now + MAX_CLOCK_SKEW:
+        raise ValueError("lies in the future; send the time the event happened")
+    if value < now - MAX_EVENT_AGE:
+        raise ValueError(f"is older than {MAX_EVENT_AGE.days} days")
+    return value
+
+
+class _Envelope(BaseModel):
+    """CloudEvents 1.0 context attributes shared by every Zhibao event."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")
+    subject: str = Field(pattern=r"^\d{12}$", description="12-digit community code")
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] | None = None
+    dataschema: str | None = Field(default=None, max_length=256)
+
+    @field_validator("time")
+    @classmethod
+    def _plausible_time(cls, value: datetime) -> datetime:
+        return _check_time(value)
+
+    @property
+    def dedup_key(self) -> str:
+        """``source`` + ``id``: the CloudEvents identity of an event."""
+        return f"{self.source} {self.id}"
+
+    @property
+    def community(self) -> str:
+        """The community the event is reported for."""
+        return self.subject
+
+
+class _Attribution(BaseModel):
+    """Extensions intake adds: who reported the event and when it was received."""
+
+    reporter: str = Field(min_length=1, max_length=64)
+    receivedat: AwareDatetime
+
+
+class ScreeningEvent(_Envelope, Generic[P]):
+    """``zhibao.screening.v1``."""
+
+    type: Literal[EventType.SCREENING]
+    data: ScreeningData[P]
+
+
+class CaseEvent(_Envelope, Generic[P]):
+    """``zhibao.case.v1``."""
+
+    type: Literal[EventType.CASE]
+    data: CaseData[P]
+
+
+class IsolationEvent(_Envelope, Generic[P]):
+    """``zhibao.isolation.v1``."""
+
+    type: Literal[EventType.ISOLATION]
+    data: IsolationData[P]
+
+
+class DailyReportEvent(_Envelope):
+    """``zhibao.daily_report.v1``."""
+
+    type: Literal[EventType.DAILY_REPORT]
+    data: DailyReportData
+
+
+class PublishedScreening(ScreeningEvent[Pseudonym], _Attribution):
+    """A screening as it travels on the bus."""
+
+
+class PublishedCase(CaseEvent[Pseudonym], _Attribution):
+    """A case report as it travels on the bus."""
+
+
+class PublishedIsolation(IsolationEvent[Pseudonym], _Attribution):
+    """An isolation event as it travels on the bus."""
+
+
+class PublishedDailyReport(DailyReportEvent, _Attribution):
+    """A daily report as it travels on the bus."""
+
+
+ReportedEvent = Annotated[
+    ScreeningEvent[ReportedPerson]
+    | CaseEvent[ReportedPerson]
+    | IsolationEvent[ReportedPerson]
+    | DailyReportEvent,
+    Field(discriminator="type"),
+]
+PublishedEvent = Annotated[
+    PublishedScreening | PublishedCase | PublishedIsolation | PublishedDailyReport,
+    Field(discriminator="type"),
+]
+
+REPORTED_EVENT: TypeAdapter[ReportedEvent] = TypeAdapter(ReportedEvent)
+PUBLISHED_EVENT: TypeAdapter[PublishedEvent] = TypeAdapter(PublishedEvent)
+
+
+def parse_published(raw: bytes | str) -> PublishedEvent:
+    """Decode one event from the bus (used by every consumer)."""
+    return PUBLISHED_EVENT.validate_json(raw)
+
+
+def published_payload(event: PublishedEvent) -> bytes:
+    """Serialise a published event as CloudEvents structured-mode JSON."""
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def as_dict(event: BaseModel) -> dict[str, Any]:
+    """JSON-compatible dict of an event (for tests and tools)."""
+    return event.model_dump(mode="json", exclude_none=True)

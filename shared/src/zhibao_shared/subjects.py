@@ -1,0 +1,41 @@
+"""NATS subject names and JetStream stream definitions: the bus layout.
+
+Event subjects carry district and community so consumers can partition by
+district with a subject filter: ``zhibao.events.<district>.<community>.<type>``.
+"""
+
+from __future__ import annotations
+
+from zhibao_shared.hierarchy import district_of
+
+EVENTS_STREAM = "ZHIBAO_EVENTS"
+EVENTS_ALL = "zhibao.events.>"
+#: Request-reply subject for systems that already speak NATS (same answer as HTTP).
+INTAKE_SUBMIT = "zhibao.intake.submit"
+#: Queue group shared by intake instances answering INTAKE_SUBMIT.
+INTAKE_QUEUE = "intake"
+
+
+def event_subject(community: str, type_short: str) -> str:
+    """Subject an accepted event is published on."""
+    return f"zhibao.events.{district_of(community)}.{community}.{type_short}"
+
+
+def district_events(district: str) -> str:
+    """Subject filter matching every event of one district."""
+    return f"zhibao.events.{district}.>"
+
+
+def rollup_subject(level: str, code: str) -> str:
+    """Subject a changed rollup is published on."""
+    return f"zhibao.rollups.{level}.{code}"
+
+
+def alert_subject(severity: str, district: str) -> str:
+    """Subject an alert notification is published on."""
+    return f"zhibao.alerts.{severity}.{district}"
+
+
+def dead_letter_subject(service: str, subject: str) -> str:
+    """Where a consumer parks a message it gave up on, keeping its original subject."""
+    return f"zhibao.deadletter.{service}.{subject}"
