@@ -63,8 +63,11 @@ class ZhibaoSettings(BaseSettings):
 
 
 class ServiceSettings(ZhibaoSettings):
-    """A service with an HTTP port."""
+    """A service with an HTTP API.
+
+    Each service adds its own port field named after it (``intake_port`` →
+    ``ZHIBAO_INTAKE_PORT``) so one environment can configure all services.
+    """
 
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
     shutdown_grace_s: float = Field(default=15.0, gt=0)
