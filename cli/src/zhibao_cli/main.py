@@ -1,2 +1,17 @@
+"""The ``zhibao`` command: run the system, one service, or manage tokens."""
+
+from __future__ import annotations
+
 import typer
-app = typer.Typer()
+from zhibao_intake.cli import app as intake_app
+
+from zhibao_cli import tokens, up
+
+app = typer.Typer(
+    help="Zhibao (直报): district-wide information direct reporting.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("up")(up.up)
+app.add_typer(tokens.app, name="token")
+app.add_typer(intake_app, name="intake")

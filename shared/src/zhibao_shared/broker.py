@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
+import nats.errors
 import nats.js.errors
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
@@ -28,7 +30,7 @@ def make_broker(settings: ZhibaoSettings, *, name: str) -> NatsBroker:
         ping_interval=5,
         max_outstanding_pings=2,
         graceful_timeout=getattr(settings, "shutdown_grace_s", 15.0),
-        log_level=30,
+        log_level=logging.DEBUG,
     )
 
 
@@ -78,6 +80,20 @@ async def retry_forever(
         try:
             await action()
             return
-        except Exception as exc:  # noqa: BLE001 - any failure means "try again"
+        except Exception as exc:
             on_failure(exc)
             await asyncio.sleep(delay_s)
+
+
+def bus_connected(broker: NatsBroker) -> bool:
+    """True while the broker has a live NATS connection (for readiness and fast 503s)."""
+    state = broker.config.broker_config.connection_state
+    return bool(state) and state.connection.is_connected
+
+
+async def stop_broker(broker: NatsBroker) -> None:
+    """Stop a broker, draining subscriptions; a connection already lost is not an error."""
+    try:
+        await broker.stop()
+    except (nats.errors.Error, OSError):
+        broker.config.broker_config.connection_state.disconnect()

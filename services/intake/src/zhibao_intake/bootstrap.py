@@ -1,0 +1,130 @@
+"""Composition root: the only place intake reads configuration and wires parts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from zhibao_shared.broker import (
+    bus_connected,
+    dead_letter_stream_config,
+    ensure_stream,
+    events_stream_config,
+    make_broker,
+    retry_forever,
+    stop_broker,
+)
+from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.tokens import TokenStore
+
+from zhibao_intake.domain.pseudonym import Pseudonymiser
+from zhibao_intake.http_api import build_router
+from zhibao_intake.nats_api import build_nats_router
+from zhibao_intake.publisher import JetStreamPublisher
+from zhibao_intake.settings import IntakeSettings
+from zhibao_intake.submission import SubmissionService
+
+log = structlog.get_logger(__name__)
+
+KEY_FILE = "pseudonym.key"
+
+
+def pseudonym_key(settings: IntakeSettings) -> bytes:
+    """The configured key, or one generated once into the data directory (mode 0600)."""
+    if settings.pseudonym_key is not None:
+        return settings.pseudonym_key.get_secret_value().encode()
+    path = settings.data_dir / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()
+
+
+def token_store(data_dir: Path) -> TokenStore:
+    """The token store every service reads (``zhibao token`` writes it)."""
+    return TokenStore(data_dir / "tokens.db")
+
+
+@dataclass
+class Intake:
+    """The wired intake service."""
+
+    settings: IntakeSettings
+    broker: NatsBroker
+    tokens: TokenStore
+    service: SubmissionService
+    streams_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def connect(self) -> None:
+        """Connect to NATS and declare the streams (retried until it works)."""
+        await self.broker.start()
+        js = self.broker.config.broker_config.connection_state.stream
+        await ensure_stream(js, events_stream_config(self.settings))
+        await ensure_stream(js, dead_letter_stream_config(self.settings))
+        self.streams_ready.set()
+        log.info("intake_connected", nats=self.settings.nats_url)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Ready when NATS is connected and the event stream is declared."""
+        return {"nats": bus_connected(self.broker), "stream": self.streams_ready.is_set()}
+
+
+def build(settings: IntakeSettings) -> Intake:
+    """Wire intake from settings."""
+    registry = load_registry(settings.registry_path)
+    broker = make_broker(settings, name="intake")
+    tokens = token_store(settings.data_dir)
+    publisher = JetStreamPublisher(broker, settings.publish_timeout_s)
+    service = SubmissionService(registry, Pseudonymiser(pseudonym_key(settings)), publisher)
+    broker.include_router(build_nats_router(
+        service, tokens, max_body_bytes=settings.max_body_bytes, max_items=settings.max_batch_items,
+    ))
+    return Intake(settings, broker, tokens, service)
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    """The intake ASGI app; connects to NATS in the background on startup."""
+    settings = settings or IntakeSettings()
+    configure_logging(settings, service="intake")
+    intake = build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        connecting = asyncio.create_task(retry_forever(
+            intake.connect,
+            on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc)),
+        ))
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with suppress(asyncio.CancelledError):
+                await connecting
+            await stop_broker(intake.broker)
+            intake.tokens.close()
+            log.info("intake_stopped")
+
+    app = FastAPI(
+        title="Zhibao intake",
+        description="Community reports in, validated and de-identified, onto the bus.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.intake = intake
+    app.include_router(build_router(
+        intake.service, intake.tokens, max_body_bytes=settings.max_body_bytes,
+        max_items=settings.max_batch_items, retry_after_s=settings.retry_after_s,
+    ))
+    app.include_router(probes_router(intake.readiness))
+    return app

@@ -1,0 +1,1 @@
+"""Intake's pure domain: admission of reported events (no I/O)."""

@@ -1,0 +1,123 @@
+"""Admission of one reported event: validate, check unit and scope, de-identify.
+
+Pure: no I/O. The caller publishes what is admitted and reports the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from zhibao_shared.events import PUBLISHED_EVENT, REPORTED_EVENT, EventType, PublishedEvent
+from zhibao_shared.hierarchy import Registry
+from zhibao_shared.subjects import event_subject
+from zhibao_shared.tokens import Token
+
+from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
+from zhibao_intake.domain.pseudonym import Pseudonymiser
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An event ready for the bus: de-identified and attributed."""
+
+    index: int
+    event: PublishedEvent
+    bus_subject: str
+
+    @property
+    def msg_id(self) -> str:
+        """The JetStream de-duplication id (the CloudEvents identity)."""
+        return self.event.dedup_key
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Who is submitting, and when the submission arrived."""
+
+    token: Token
+    received_at: datetime
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    # Drop union tags pydantic inserts (event type values, person forms).
+    parts: list[str] = []
+    for part in loc:
+        text = str(part)
+        if "." in text or (parts and parts[-1] == text):
+            continue
+        parts.append(text)
+    return ".".join(parts) or "type"
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "union_tag_invalid":
+        allowed = ", ".join(t.value for t in EventType)
+        return f"unknown event type {error['input']!r}; expected one of {allowed}"
+    if error["type"] == "union_tag_not_found":
+        return "type is required"
+    text = str(error["msg"])
+    return text.removeprefix("Value error, ")
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Pydantic errors as field-level reasons, without echoing the input values."""
+    return [
+        FieldError(field=_field_path(e["loc"]), message=_message(e))
+        for e in exc.errors(include_url=False, include_input=True)
+    ]
+
+
+def _rejected(index: int, item: Any, code: RejectionCode, errors: list[FieldError]) -> ItemResult:
+    ident = item.get("id") if isinstance(item, dict) else None
+    source = item.get("source") if isinstance(item, dict) else None
+    return ItemResult(
+        index=index,
+        id=ident if isinstance(ident, str) else None,
+        source=source if isinstance(source, str) else None,
+        status=Status.REJECTED,
+        code=code,
+        errors=errors,
+    )
+
+
+def admit(
+    index: int,
+    item: Any,
+    *,
+    reporter: Reporter,
+    registry: Registry,
+    pseudonymiser: Pseudonymiser,
+) -> Admitted | ItemResult:
+    """Admit one submitted item, or say precisely why not."""
+    if not isinstance(item, dict):
+        error = FieldError(field="(event)", message="each event must be a JSON object")
+        return _rejected(index, item, RejectionCode.NOT_AN_OBJECT, [error])
+    try:
+        reported = REPORTED_EVENT.validate_python(item)
+    except ValidationError as exc:
+        return _rejected(index, item, RejectionCode.INVALID, field_errors(exc))
+    community = reported.subject
+    if not registry.is_community(community):
+        error = FieldError(field="subject", message=f"{community} is not a known community code")
+        return _rejected(index, item, RejectionCode.UNKNOWN_UNIT, [error])
+    if not reporter.token.covers(community):
+        error = FieldError(field="subject", message=f"this token may not report for {community}")
+        return _rejected(index, item, RejectionCode.FORBIDDEN, [error])
+    return Admitted(
+        index=index,
+        event=_deidentify(reported, reporter, pseudonymiser),
+        bus_subject=event_subject(community, reported.type.short),
+    )
+
+
+def _deidentify(reported: Any, reporter: Reporter, pseudonymiser: Pseudonymiser) -> PublishedEvent:
+    document = reported.model_dump(mode="json", exclude_none=True)
+    person = getattr(reported.data, "person", None)
+    if person is not None:
+        document["data"]["person"] = pseudonymiser.pseudonym(person, reported.subject).model_dump()
+    document["reporter"] = reporter.token.id
+    document["receivedat"] = reporter.received_at.isoformat()
+    return PUBLISHED_EVENT.validate_python(document)

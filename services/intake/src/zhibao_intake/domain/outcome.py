@@ -1,0 +1,68 @@
+"""What intake answers for each submitted item."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class Status(StrEnum):
+    """The fate of one submitted event."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    UNAVAILABLE = "unavailable"
+
+
+class RejectionCode(StrEnum):
+    """Why an event was rejected (also the ``reason`` label of the rejection metric)."""
+
+    INVALID = "invalid"
+    UNKNOWN_UNIT = "unknown_unit"
+    FORBIDDEN = "forbidden"
+    NOT_AN_OBJECT = "not_an_object"
+
+
+class FieldError(BaseModel):
+    """One problem with one field of an event."""
+
+    field: str = Field(description="Dotted path of the field, e.g. data.temperature_c")
+    message: str
+
+
+class ItemResult(BaseModel):
+    """The answer for one submitted event, in submission order."""
+
+    index: int
+    id: str | None = None
+    source: str | None = None
+    status: Status
+    code: RejectionCode | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class SubmissionResult(BaseModel):
+    """The answer for a whole submission (one event or a batch)."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    unavailable: int
+    results: list[ItemResult]
+
+    @classmethod
+    def of(cls, results: list[ItemResult]) -> SubmissionResult:
+        """Summarise per-item results."""
+
+        def count(status: Status) -> int:
+            return sum(1 for r in results if r.status is status)
+
+        return cls(
+            accepted=count(Status.ACCEPTED),
+            duplicates=count(Status.DUPLICATE),
+            rejected=count(Status.REJECTED),
+            unavailable=count(Status.UNAVAILABLE),
+            results=results,
+        )

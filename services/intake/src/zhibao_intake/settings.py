@@ -1,0 +1,25 @@
+"""Intake settings (``ZHIBAO_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from zhibao_shared.settings import ServiceSettings, refuse_placeholder
+
+
+class IntakeSettings(ServiceSettings):
+    """What intake needs beyond the common settings."""
+
+    intake_port: int = Field(default=8101, ge=1, le=65535)
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for person pseudonyms; generated once into the data dir when unset",
+    )
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    max_batch_items: int = Field(default=1000, gt=0)
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+    retry_after_s: int = Field(default=5, gt=0)
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _not_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        return refuse_placeholder(value)

@@ -1,0 +1,139 @@
+"""The submission use case, shared by the HTTP and NATS entry points.
+
+Decode a body, admit each item, publish what was admitted concurrently,
+and answer per item. Nothing is reported "accepted" before JetStream acked it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE
+from zhibao_shared.hierarchy import Registry
+from zhibao_shared.tokens import Token
+
+from zhibao_intake import metrics
+from zhibao_intake.domain.admission import Admitted, Reporter, admit
+from zhibao_intake.domain.outcome import ItemResult, RejectionCode, Status, SubmissionResult
+from zhibao_intake.domain.pseudonym import Pseudonymiser
+from zhibao_intake.publisher import BusUnavailable
+
+log = structlog.get_logger(__name__)
+
+ACCEPTED_CONTENT_TYPES = frozenset({"application/json", CONTENT_TYPE_SINGLE, CONTENT_TYPE_BATCH})
+
+
+class SubmissionRefused(ValueError):
+    """The whole submission is refused (before looking at items)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class Publisher(Protocol):
+    """Stores one admitted event; returns True for a duplicate."""
+
+    async def publish(self, admitted: Admitted) -> bool:
+        """Publish and wait for the store's acknowledgement."""
+        ...
+
+
+def _refuse(status: int, reason: str, message: str) -> SubmissionRefused:
+    metrics.SUBMISSIONS_REFUSED.labels(reason).inc()
+    return SubmissionRefused(status, reason, message)
+
+
+def decode_items(body: bytes, content_type: str | None, max_items: int) -> list[Any]:
+    """The submitted events as a list (one item for a single event)."""
+    media_type = (content_type or "application/json").split(";")[0].strip().lower()
+    if media_type not in ACCEPTED_CONTENT_TYPES:
+        raise _refuse(415, "content_type", f"content type {media_type!r} is not accepted; use "
+                      f"{CONTENT_TYPE_SINGLE}, {CONTENT_TYPE_BATCH} or application/json")
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _refuse(400, "encoding", "the body is not valid UTF-8") from None
+    except RecursionError:
+        raise _refuse(400, "nesting", "the JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise _refuse(400, "json", f"the body is not valid JSON: {exc}") from None
+    if media_type == CONTENT_TYPE_BATCH and not isinstance(document, list):
+        raise _refuse(400, "batch", "a CloudEvents batch must be a JSON array")
+    items = document if isinstance(document, list) else [document]
+    if not items:
+        raise _refuse(400, "batch", "the batch is empty")
+    if len(items) > max_items:
+        raise _refuse(413, "batch_size", f"a batch holds at most {max_items} events")
+    return items
+
+
+class SubmissionService:
+    """Admits and publishes submitted events."""
+
+    def __init__(self, registry: Registry, pseudonymiser: Pseudonymiser, publisher: Publisher) -> None:
+        self._registry = registry
+        self._pseudonymiser = pseudonymiser
+        self._publisher = publisher
+
+    async def submit(self, items: Sequence[Any], token: Token) -> SubmissionResult:
+        """Admit each item and publish the admitted ones; per-item results in order."""
+        reporter = Reporter(token=token, received_at=datetime.now(UTC))
+        admissions = [
+            admit(i, item, reporter=reporter, registry=self._registry,
+                  pseudonymiser=self._pseudonymiser)
+            for i, item in enumerate(items)
+        ]
+        admitted = [a for a in admissions if isinstance(a, Admitted)]
+        published = await asyncio.gather(*(self._store(a) for a in admitted))
+        by_index = {r.index: r for r in published}
+        results = [by_index[a.index] if isinstance(a, Admitted) else a for a in admissions]
+        self._count(results, admissions)
+        return SubmissionResult.of(results)
+
+    async def _store(self, admitted: Admitted) -> ItemResult:
+        event = admitted.event
+        try:
+            duplicate = await self._publisher.publish(admitted)
+        except BusUnavailable as exc:
+            log.warning("publish_failed", reason=str(exc), event_type=event.type.value)
+            status = Status.UNAVAILABLE
+        else:
+            status = Status.DUPLICATE if duplicate else Status.ACCEPTED
+        return ItemResult(index=admitted.index, id=event.id, source=event.source, status=status)
+
+    @staticmethod
+    def _count(results: list[ItemResult], admissions: list[Admitted | ItemResult]) -> None:
+        for result, admission in zip(results, admissions, strict=True):
+            if result.status is Status.REJECTED:
+                metrics.EVENTS_REJECTED.labels(result.code.value if result.code else "invalid").inc()
+            elif result.status is Status.UNAVAILABLE:
+                metrics.EVENTS_UNAVAILABLE.inc()
+            elif isinstance(admission, Admitted):
+                counter = (metrics.EVENTS_DUPLICATE if result.status is Status.DUPLICATE
+                           else metrics.EVENTS_ACCEPTED)
+                counter.labels(admission.event.type.value).inc()
+
+
+def http_status(result: SubmissionResult) -> int:
+    """The HTTP status that sums up a submission's per-item results.
+
+    202 all stored; 207 some stored, some rejected; 403 all outside the
+    token's scope; 422 all rejected; 503 (retry) when NATS did not ack some.
+    """
+    if result.unavailable:
+        return 503
+    stored = result.accepted + result.duplicates
+    if stored == len(result.results):
+        return 202
+    if stored:
+        return 207
+    if all(r.code is RejectionCode.FORBIDDEN for r in result.results):
+        return 403
+    return 422
