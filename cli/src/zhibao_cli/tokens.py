@@ -27,8 +27,11 @@ def create(
         token, secret = store.create(scopes=scope, role=role, name=name)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    typer.echo(f"created token {token.id} ({token.name}): role={token.role} "
-               f"scopes={','.join(token.scopes)}", err=True)
+    typer.echo(
+        f"created token {token.id} ({token.name}): role={token.role} "
+        f"scopes={','.join(token.scopes)}",
+        err=True,
+    )
     typer.echo("store it now; it cannot be shown again:", err=True)
     typer.echo(secret)
 
@@ -38,8 +41,10 @@ def list_tokens() -> None:
     """List tokens (never their secrets)."""
     for token in _store().list():
         state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
-        typer.echo(f"{token.id}  {token.role:<8} {','.join(token.scopes):<24} "
-                   f"{token.name:<20} {token.created_at:%Y-%m-%d %H:%M}  {state}")
+        typer.echo(
+            f"{token.id}  {token.role:<8} {','.join(token.scopes):<24} "
+            f"{token.name:<20} {token.created_at:%Y-%m-%d %H:%M}  {state}"
+        )
 
 
 @app.command()

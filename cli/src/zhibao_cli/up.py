@@ -55,7 +55,9 @@ def _wait_ready(service: Service, host: str, timeout_s: float = 60.0) -> None:
     url = f"http://{host}:{service.port}/readyz"
     while time.monotonic() < deadline:
         if service.process is not None and service.process.poll() is not None:
-            raise typer.Exit(f"{service.name} exited during start-up (code {service.process.returncode})")
+            raise typer.Exit(
+                f"{service.name} exited during start-up (code {service.process.returncode})"
+            )
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -147,7 +149,10 @@ def _supervise(running: list[Service]) -> int:
     while True:
         for service in running:
             if service.process is not None and service.process.poll() is not None:
-                typer.echo(f"{service.name} exited unexpectedly (code {service.process.returncode});"
-                           " stopping", err=True)
+                typer.echo(
+                    f"{service.name} exited unexpectedly (code {service.process.returncode});"
+                    " stopping",
+                    err=True,
+                )
                 return 1
         time.sleep(0.5)

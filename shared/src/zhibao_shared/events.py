@@ -153,7 +153,9 @@ ReportedPerson = Annotated[
     Discriminator(
         _person_form,
         custom_error_type="person_form",
-        custom_error_message='person must be {"id_number": "<resident ID>"} or {"ref": "<local id>"}',
+        custom_error_message=(
+            'person must be {"id_number": "<resident ID>"} or {"ref": "<local id>"}'
+        ),
     ),
 ]
 P = TypeVar("P")

@@ -61,7 +61,9 @@ class Registry:
         if unit.code in self._units:
             raise RegistryError(f"unit {unit.code} is listed twice")
         if len(unit.code) != CODE_LENGTH[unit.level]:
-            raise RegistryError(f"unit {unit.code}: a {unit.level} code has {CODE_LENGTH[unit.level]} digits")
+            raise RegistryError(
+                f"unit {unit.code}: a {unit.level} code has {CODE_LENGTH[unit.level]} digits"
+            )
         self._units[unit.code] = unit
         self._children.setdefault(unit.code, [])
 
@@ -70,7 +72,9 @@ class Registry:
             if unit.parent is None:
                 continue
             if unit.parent not in self._units or not unit.code.startswith(unit.parent):
-                raise RegistryError(f"unit {unit.code}: parent {unit.parent} is missing or not its prefix")
+                raise RegistryError(
+                    f"unit {unit.code}: parent {unit.parent} is missing or not its prefix"
+                )
             self._children[unit.parent].append(unit.code)
 
     @classmethod

@@ -76,10 +76,14 @@ class NatsServer:
         args = [
             nats_server_binary(),
             "--jetstream",
-            "--store_dir", str(self.store_dir),
-            "--addr", self.host,
-            "--port", str(self.port),
-            "--server_name", f"zhibao-{self.port}",
+            "--store_dir",
+            str(self.store_dir),
+            "--addr",
+            self.host,
+            "--port",
+            str(self.port),
+            "--server_name",
+            f"zhibao-{self.port}",
         ]
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         self._process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-TOKEN_PREFIX = "zb"
+TOKEN_PREFIX = "zb"  # noqa: S105 - a visible prefix, not a secret
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -101,8 +101,14 @@ class TokenStore:
         token = Token(token_id, name or token_id, role, scope_list, datetime.now(UTC))
         self._db.execute(
             "INSERT INTO tokens (id, digest, name, role, scopes, created_at) VALUES (?,?,?,?,?,?)",
-            (token.id, _digest(secret), token.name, role.value, ",".join(scope_list),
-             token.created_at.isoformat()),
+            (
+                token.id,
+                _digest(secret),
+                token.name,
+                role.value,
+                ",".join(scope_list),
+                token.created_at.isoformat(),
+            ),
         )
         self._version = -1
         return token, secret

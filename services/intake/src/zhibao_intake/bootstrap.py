@@ -87,9 +87,14 @@ def build(settings: IntakeSettings) -> Intake:
     tokens = token_store(settings.data_dir)
     publisher = JetStreamPublisher(broker, settings.publish_timeout_s)
     service = SubmissionService(registry, Pseudonymiser(pseudonym_key(settings)), publisher)
-    broker.include_router(build_nats_router(
-        service, tokens, max_body_bytes=settings.max_body_bytes, max_items=settings.max_batch_items,
-    ))
+    broker.include_router(
+        build_nats_router(
+            service,
+            tokens,
+            max_body_bytes=settings.max_body_bytes,
+            max_items=settings.max_batch_items,
+        )
+    )
     return Intake(settings, broker, tokens, service)
 
 
@@ -101,10 +106,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        connecting = asyncio.create_task(retry_forever(
-            intake.connect,
-            on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc)),
-        ))
+        connecting = asyncio.create_task(
+            retry_forever(
+                intake.connect,
+                on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc)),
+            )
+        )
         try:
             yield
         finally:
@@ -122,9 +129,14 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.intake = intake
-    app.include_router(build_router(
-        intake.service, intake.tokens, max_body_bytes=settings.max_body_bytes,
-        max_items=settings.max_batch_items, retry_after_s=settings.retry_after_s,
-    ))
+    app.include_router(
+        build_router(
+            intake.service,
+            intake.tokens,
+            max_body_bytes=settings.max_body_bytes,
+            max_items=settings.max_batch_items,
+            retry_after_s=settings.retry_after_s,
+        )
+    )
     app.include_router(probes_router(intake.readiness))
     return app

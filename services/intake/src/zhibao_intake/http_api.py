@@ -1,6 +1,5 @@
 """HTTP entry point: ``POST /v1/events`` (one CloudEvent or a batch)."""
 
-
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -12,7 +11,11 @@ from zhibao_intake.submission import SubmissionRefused, SubmissionService, decod
 
 
 def build_router(
-    service: SubmissionService, tokens: TokenStore, *, max_body_bytes: int, max_items: int,
+    service: SubmissionService,
+    tokens: TokenStore,
+    *,
+    max_body_bytes: int,
+    max_items: int,
     retry_after_s: int,
 ) -> APIRouter:
     """The intake API, wired to its collaborators."""
@@ -22,8 +25,9 @@ def build_router(
         secret = bearer_secret(authorization)
         token = tokens.authenticate(secret) if secret else None
         if token is None:
-            raise HTTPException(401, "a valid bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
         if not token.role.permits(Role.REPORT):
             raise HTTPException(403, f"a {token.role} token may not report events")
         return token
@@ -43,11 +47,20 @@ def build_router(
             422: {"model": SubmissionResult, "description": "Every event was rejected"},
             503: {"model": SubmissionResult, "description": "NATS unavailable; retry later"},
         },
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/cloudevents+json": {"schema": {"type": "object"}},
-            "application/cloudevents-batch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
-            "application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}},
-        }}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/cloudevents+json": {"schema": {"type": "object"}},
+                    "application/cloudevents-batch+json": {
+                        "schema": {"type": "array", "items": {"type": "object"}}
+                    },
+                    "application/json": {
+                        "schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}
+                    },
+                },
+            }
+        },
     )
     async def post_events(
         request: Request, token: Annotated[Token, Depends(reporter_token)]

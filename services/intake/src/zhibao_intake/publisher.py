@@ -34,7 +34,10 @@ class JetStreamPublisher:
             ack = await self._broker.publish(
                 published_payload(admitted.event),
                 admitted.bus_subject,
-                headers={"Nats-Msg-Id": admitted.msg_id, "content-type": "application/cloudevents+json"},
+                headers={
+                    "Nats-Msg-Id": admitted.msg_id,
+                    "content-type": "application/cloudevents+json",
+                },
                 stream=EVENTS_STREAM,
                 timeout=self._timeout_s,
             )

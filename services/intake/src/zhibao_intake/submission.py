@@ -54,8 +54,12 @@ def decode_items(body: bytes, content_type: str | None, max_items: int) -> list[
     """The submitted events as a list (one item for a single event)."""
     media_type = (content_type or "application/json").split(";")[0].strip().lower()
     if media_type not in ACCEPTED_CONTENT_TYPES:
-        raise _refuse(415, "content_type", f"content type {media_type!r} is not accepted; use "
-                      f"{CONTENT_TYPE_SINGLE}, {CONTENT_TYPE_BATCH} or application/json")
+        raise _refuse(
+            415,
+            "content_type",
+            f"content type {media_type!r} is not accepted; use "
+            f"{CONTENT_TYPE_SINGLE}, {CONTENT_TYPE_BATCH} or application/json",
+        )
     try:
         document = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
@@ -77,7 +81,9 @@ def decode_items(body: bytes, content_type: str | None, max_items: int) -> list[
 class SubmissionService:
     """Admits and publishes submitted events."""
 
-    def __init__(self, registry: Registry, pseudonymiser: Pseudonymiser, publisher: Publisher) -> None:
+    def __init__(
+        self, registry: Registry, pseudonymiser: Pseudonymiser, publisher: Publisher
+    ) -> None:
         self._registry = registry
         self._pseudonymiser = pseudonymiser
         self._publisher = publisher
@@ -86,8 +92,13 @@ class SubmissionService:
         """Admit each item and publish the admitted ones; per-item results in order."""
         reporter = Reporter(token=token, received_at=datetime.now(UTC))
         admissions = [
-            admit(i, item, reporter=reporter, registry=self._registry,
-                  pseudonymiser=self._pseudonymiser)
+            admit(
+                i,
+                item,
+                reporter=reporter,
+                registry=self._registry,
+                pseudonymiser=self._pseudonymiser,
+            )
             for i, item in enumerate(items)
         ]
         admitted = [a for a in admissions if isinstance(a, Admitted)]
@@ -112,12 +123,17 @@ class SubmissionService:
     def _count(results: list[ItemResult], admissions: list[Admitted | ItemResult]) -> None:
         for result, admission in zip(results, admissions, strict=True):
             if result.status is Status.REJECTED:
-                metrics.EVENTS_REJECTED.labels(result.code.value if result.code else "invalid").inc()
+                metrics.EVENTS_REJECTED.labels(
+                    result.code.value if result.code else "invalid"
+                ).inc()
             elif result.status is Status.UNAVAILABLE:
                 metrics.EVENTS_UNAVAILABLE.inc()
             elif isinstance(admission, Admitted):
-                counter = (metrics.EVENTS_DUPLICATE if result.status is Status.DUPLICATE
-                           else metrics.EVENTS_ACCEPTED)
+                counter = (
+                    metrics.EVENTS_DUPLICATE
+                    if result.status is Status.DUPLICATE
+                    else metrics.EVENTS_ACCEPTED
+                )
                 counter.labels(admission.event.type.value).inc()
 
 
