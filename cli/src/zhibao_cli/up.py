@@ -55,9 +55,8 @@ def _wait_ready(service: Service, host: str, timeout_s: float = 60.0) -> None:
     url = f"http://{host}:{service.port}/readyz"
     while time.monotonic() < deadline:
         if service.process is not None and service.process.poll() is not None:
-            raise typer.Exit(
-                f"{service.name} exited during start-up (code {service.process.returncode})"
-            )
+            code = service.process.returncode
+            raise RuntimeError(f"{service.name} exited during start-up (code {code})")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
