@@ -1,0 +1,191 @@
+"""Intake over real HTTP against a real nats-server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.support.events import COMMUNITY_A, COMMUNITY_B, case, resident_id, screening
+from tests.support.intake import RunningIntake
+from tests.support.stream import stored_messages
+from zhibao_shared.tokens import Role
+
+CE = {"content-type": "application/cloudevents+json"}
+BATCH = {"content-type": "application/cloudevents-batch+json"}
+
+
+def post(intake: RunningIntake, token: str, body: object, headers: dict[str, str] | None = None,
+         ) -> httpx.Response:
+    return httpx.post(
+        f"{intake.url}/v1/events",
+        content=json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {token}", **(headers or CE)},
+        timeout=10,
+    )
+
+
+def test_event_retried_three_times_is_stored_once(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    event = screening(temperature=37.9)
+    answers = [post(intake, token, event) for _ in range(4)]
+    assert [a.status_code for a in answers] == [202, 202, 202, 202]
+    assert [a.json()["results"][0]["status"] for a in answers] == [
+        "accepted", "duplicate", "duplicate", "duplicate"]
+    stored = stored_messages(intake.nats.url)
+    assert len(stored) == 1
+    subject, payload, headers = stored[0]
+    assert subject == f"zhibao.events.640106.{COMMUNITY_A}.screening"
+    assert headers["Nats-Msg-Id"] == f"{event['source']} {event['id']}"
+    published = json.loads(payload)
+    assert published["data"]["temperature_c"] == 37.9
+    assert published["reporter"]
+
+
+def test_raw_resident_id_never_reaches_the_stream(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    number = resident_id()
+    events = [
+        screening(person={"id_number": number}),
+        case(person={"id_number": number.lower() if number.endswith("X") else number},
+             classification="suspected"),
+    ]
+    assert post(intake, token, events, BATCH).status_code == 202
+    stored = stored_messages(intake.nats.url)
+    pids = {json.loads(p)["data"]["person"]["pid"] for _s, p, _h in stored}
+    assert len(pids) == 1, "one person, one pseudonym across events"
+    for _subject, payload, headers in stored:
+        assert number.encode() not in payload
+        assert number not in json.dumps(headers)
+    store_bytes = b"".join(p.read_bytes() for p in Path(intake.nats.store_dir).rglob("*") if p.is_file())
+    assert number.encode() not in store_bytes
+    assert next(iter(pids)).encode() in store_bytes
+
+
+def test_token_for_one_community_cannot_report_for_another(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    answer = post(intake, token, screening(COMMUNITY_B))
+    assert answer.status_code == 403
+    result = answer.json()["results"][0]
+    assert result["status"] == "rejected" and result["code"] == "forbidden"
+    assert stored_messages(intake.nats.url) == []
+
+
+def test_street_prefix_token_covers_its_communities_only(intake: RunningIntake) -> None:
+    token = intake.token("640106001")
+    answer = post(intake, token, [screening(COMMUNITY_A), screening(COMMUNITY_B)], BATCH)
+    assert answer.status_code == 207
+    assert [r["status"] for r in answer.json()["results"]] == ["accepted", "rejected"]
+
+
+def test_batch_with_one_bad_item_stores_the_good_ones(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    good = [screening(), screening()]
+    bad = screening(temperature=52.0)
+    answer = post(intake, token, [good[0], bad, good[1]], BATCH)
+    assert answer.status_code == 207
+    body = answer.json()
+    assert [r["status"] for r in body["results"]] == ["accepted", "rejected", "accepted"]
+    assert body["results"][1]["errors"][0]["field"] == "data.temperature_c"
+    assert len(stored_messages(intake.nats.url)) == 2
+
+
+def test_field_level_reasons(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    wrong_check = resident_id()[:17] + ("0" if resident_id()[17] != "0" else "1")
+    event = screening(person={"id_number": wrong_check}, site="window")
+    answer = post(intake, token, event)
+    assert answer.status_code == 422
+    errors = {e["field"]: e["message"] for e in answer.json()["results"][0]["errors"]}
+    assert "check digit" in errors["data.person.id_number"]
+    assert "data.site" in errors
+    assert wrong_check not in answer.text
+
+
+def test_unknown_community_is_rejected(intake: RunningIntake) -> None:
+    token = intake.token("6401")
+    answer = post(intake, token, screening("640106009001"))
+    assert answer.status_code == 422
+    result = answer.json()["results"][0]
+    assert result["code"] == "unknown_unit"
+    assert "640106009001" in result["errors"][0]["message"]
+
+
+def test_missing_unknown_and_revoked_tokens_get_401(intake: RunningIntake) -> None:
+    event = screening()
+    assert httpx.post(f"{intake.url}/v1/events", json=event).status_code == 401
+    assert post(intake, "zb_nope_nope", event).status_code == 401
+    token = intake.token(COMMUNITY_A)
+    token_id = token.split("_")[1]
+    assert intake.tokens.revoke(token_id)
+    assert post(intake, token, event).status_code == 401
+
+
+def test_read_token_cannot_report(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A, role=Role.READ)
+    assert post(intake, token, screening()).status_code == 403
+
+
+def test_oversize_body_and_batch_are_refused_with_413(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    huge = screening(compound="x" * 64)
+    huge["padding"] = "y" * (intake.settings.max_body_bytes + 1)
+    assert post(intake, token, huge).status_code == 413
+    too_many = [screening() for _ in range(intake.settings.max_batch_items + 1)]
+    answer = post(intake, token, too_many, BATCH)
+    assert answer.status_code == 413
+    assert stored_messages(intake.nats.url) == []
+
+
+def test_malformed_bodies_get_clear_4xx(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    auth = {"authorization": f"Bearer {token}"}
+    url = f"{intake.url}/v1/events"
+    bad_json = httpx.post(url, content=b"{nope", headers={**auth, **CE})
+    assert bad_json.status_code == 400 and "JSON" in bad_json.json()["detail"]
+    bad_utf8 = httpx.post(url, content=b'{"id": "\xff\xfe"}', headers={**auth, **CE})
+    assert bad_utf8.status_code == 400 and "UTF-8" in bad_utf8.json()["detail"]
+    nested = httpx.post(url, content=b"[" * 100_000 + b"]" * 100_000, headers={**auth, **CE})
+    assert nested.status_code in (400, 413)
+    wrong_type = httpx.post(url, content=b"<xml/>", headers={**auth, "content-type": "text/xml"})
+    assert wrong_type.status_code == 415
+    not_array = httpx.post(url, content=json.dumps(screening()).encode(), headers={**auth, **BATCH})
+    assert not_array.status_code == 400
+    assert httpx.get(f"{intake.url}/healthz").status_code == 200
+
+
+def test_nats_down_means_503_then_accepted_after_restart(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    intake.nats.stop()
+    down = post(intake, token, screening())
+    assert down.status_code == 503
+    assert down.headers["retry-after"].isdigit()
+    assert down.json()["results"][0]["status"] == "unavailable"
+    assert httpx.get(f"{intake.url}/readyz").status_code == 503
+    intake.nats.start()
+    intake.wait_ready()
+    event = screening()
+    assert post(intake, token, event).json()["results"][0]["status"] == "accepted"
+    assert len(stored_messages(intake.nats.url)) == 1
+
+
+def test_metrics_count_outcomes_without_personal_labels(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    number = resident_id()
+    event = screening(person={"id_number": number})
+    post(intake, token, event)
+    post(intake, token, event)
+    post(intake, token, screening(temperature=99))
+    text = httpx.get(f"{intake.url}/metrics").text
+    assert 'zhibao_intake_events_accepted_total{type="zhibao.screening.v1"}' in text
+    assert 'zhibao_intake_events_duplicate_total{type="zhibao.screening.v1"}' in text
+    assert 'zhibao_intake_events_rejected_total{reason="invalid"}' in text
+    assert "zhibao_intake_publish_seconds_bucket" in text
+    assert number not in text
+
+
+def test_openapi_documents_the_events_endpoint(intake: RunningIntake) -> None:
+    spec = httpx.get(f"{intake.url}/openapi.json").json()
+    assert "/v1/events" in spec["paths"]
+    assert httpx.get(f"{intake.url}/docs").status_code == 200

@@ -1,0 +1,74 @@
+"""A real intake server (uvicorn on a free port, in a thread) against a real nats-server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from zhibao_intake.bootstrap import create_app
+from zhibao_intake.settings import IntakeSettings
+from zhibao_shared.natsserver import NatsServer, free_port
+from zhibao_shared.tokens import Role, TokenStore
+
+
+@dataclass
+class RunningIntake:
+    """An intake instance and what a test needs to talk to it."""
+
+    url: str
+    settings: IntakeSettings
+    tokens: TokenStore
+    nats: NatsServer
+
+    def token(self, *scopes: str, role: Role = Role.REPORT) -> str:
+        """A new bearer token (created while the server runs)."""
+        return self.tokens.create(scopes=scopes, role=role)[1]
+
+    def wait_ready(self, timeout_s: float = 20.0) -> None:
+        """Block until /readyz answers 200."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("intake did not become ready")
+
+
+@pytest.fixture
+def intake(nats_server: NatsServer, tmp_path: Path) -> Iterator[RunningIntake]:
+    """Intake on a free port, connected to the test's nats-server."""
+    settings = IntakeSettings(
+        nats_url=nats_server.url,
+        data_dir=tmp_path / "data",
+        intake_port=free_port(),
+        publish_timeout_s=2.0,
+        max_body_bytes=256 * 1024,
+        max_batch_items=200,
+        log_json=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=settings.intake_port, log_level="warning",
+    ))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    running = RunningIntake(
+        f"http://127.0.0.1:{settings.intake_port}", settings,
+        TokenStore(settings.data_dir / "tokens.db"), nats_server,
+    )
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        running.tokens.close()

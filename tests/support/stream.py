@@ -1,0 +1,31 @@
+"""Reading back what is in the events stream, as raw bytes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+
+from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM
+
+
+async def _stored(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(EVENTS_STREAM)
+        count = info.state.messages
+        if count == 0:
+            return []
+        sub = await js.pull_subscribe(EVENTS_ALL, stream=EVENTS_STREAM)
+        messages = []
+        while len(messages) < count:
+            messages += await sub.fetch(count - len(messages), timeout=5)
+        return [(m.subject, m.data, dict(m.headers or {})) for m in messages]
+    finally:
+        await client.close()
+
+
+def stored_messages(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
+    """Every message in the events stream: subject, payload, headers."""
+    return asyncio.run(_stored(url))
