@@ -51,6 +51,7 @@ def configure_logging(settings: ZhibaoSettings, *, service: str) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_service(service),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -61,8 +62,17 @@ def configure_logging(settings: ZhibaoSettings, *, service: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    structlog.contextvars.bind_contextvars(service=service)
     logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(message)s")
+
+
+def _add_service(service: str) -> structlog.types.Processor:
+    def add(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add
 
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]

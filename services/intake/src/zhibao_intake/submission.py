@@ -102,11 +102,23 @@ class SubmissionService:
             for i, item in enumerate(items)
         ]
         admitted = [a for a in admissions if isinstance(a, Admitted)]
-        published = await asyncio.gather(*(self._store(a) for a in admitted))
-        by_index = {r.index: r for r in published}
-        results = [by_index[a.index] if isinstance(a, Admitted) else a for a in admissions]
+        firsts = {a.msg_id: a for a in reversed(admitted)}
+        published = await asyncio.gather(*(self._store(a) for a in firsts.values()))
+        by_key = {result.index: result for result in published}
+        results = [
+            self._result(a, by_key[firsts[a.msg_id].index]) if isinstance(a, Admitted) else a
+            for a in admissions
+        ]
         self._count(results, admissions)
         return SubmissionResult.of(results)
+
+    @staticmethod
+    def _result(admitted: Admitted, first: ItemResult) -> ItemResult:
+        """A repeat of an event earlier in the same batch answers as its duplicate."""
+        if first.index == admitted.index:
+            return first
+        status = Status.UNAVAILABLE if first.status is Status.UNAVAILABLE else Status.DUPLICATE
+        return first.model_copy(update={"index": admitted.index, "status": status})
 
     async def _store(self, admitted: Admitted) -> ItemResult:
         event = admitted.event

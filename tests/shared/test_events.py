@@ -1,0 +1,81 @@
+"""The event contract: what is accepted, what is refused and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from tests.support.events import case, resident_id, screening
+from zhibao_shared.events import PUBLISHED_EVENT, REPORTED_EVENT, EventType
+
+
+def errors_of(document: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    with pytest.raises(ValidationError) as info:
+        REPORTED_EVENT.validate_python(document)
+    return [(e["loc"], e["type"]) for e in info.value.errors()]
+
+
+def test_each_event_type_is_accepted() -> None:
+    person = {"id_number": resident_id()}
+    isolation = dict(screening(), type="zhibao.isolation.v1",
+                     data={"person": person, "action": "start", "kind": "home",
+                           "until": "2026-12-09"})
+    daily = dict(screening(), type="zhibao.daily_report.v1",
+                 data={"date": "2026-11-24", "zero": False, "counts": {"screenings": 312}})
+    documents = [screening(person=person, symptoms=["cough"], travel_from_risk_area=True),
+                 case(person={"ref": "local-17"}, classification="confirmed"), isolation, daily]
+    types = [REPORTED_EVENT.validate_python(d).type for d in documents]
+    assert types == [EventType.SCREENING, EventType.CASE, EventType.ISOLATION,
+                     EventType.DAILY_REPORT]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"temperature_c": 29.9}, "temperature_c"),
+        ({"temperature_c": 45.1}, "temperature_c"),
+        ({"site": "window"}, "site"),
+        ({"symptoms": ["sneezing"]}, "symptoms"),
+        ({"temprature_c": 36.5}, "temprature_c"),
+    ],
+)
+def test_bad_screening_data_names_the_field(change: dict[str, Any], field: str) -> None:
+    document = screening()
+    document["data"].update(change)
+    assert any(field in loc for loc, _type in errors_of(document))
+
+
+@pytest.mark.parametrize(
+    "when",
+    [datetime(9999, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(hours=1),
+     datetime(2019, 1, 1, tzinfo=UTC)],
+)
+def test_implausible_times_are_refused(when: datetime) -> None:
+    assert any("time" in loc for loc, _ in errors_of(screening(when=when)))
+
+
+def test_time_needs_an_offset() -> None:
+    document = screening()
+    document["time"] = "2026-11-25T08:00:00"
+    assert any("time" in loc for loc, _ in errors_of(document))
+
+
+def test_subject_must_be_a_community_code() -> None:
+    assert any("subject" in loc for loc, _ in errors_of(screening("640106001")))
+
+
+def test_case_requires_a_person_in_a_known_form() -> None:
+    document = case(person={"name": "张三"}, classification="confirmed")
+    assert errors_of(document) == [(("zhibao.case.v1", "data", "person"), "person_form")]
+
+
+def test_published_form_refuses_raw_identifiers() -> None:
+    document = screening(person={"id_number": resident_id()})
+    document.update(reporter="tok1", receivedat=datetime.now(UTC).isoformat())
+    with pytest.raises(ValidationError):
+        PUBLISHED_EVENT.validate_python(document)
+    document["data"]["person"] = {"pid": "0" * 32}
+    assert PUBLISHED_EVENT.validate_python(document).data.person is not None

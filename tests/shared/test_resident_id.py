@@ -1,0 +1,62 @@
+"""Resident ID validation: format, date of birth, ISO 7064 MOD 11-2 check digit."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support.events import resident_id
+from zhibao_shared.resident_id import InvalidResidentId, check_character, normalize_resident_id
+
+
+def test_published_example_with_x_check_digit_is_valid() -> None:
+    # GB 11643-1999's worked example.
+    assert normalize_resident_id("11010519491231002x") == "11010519491231002X"
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        ("1101051949123100", "18 characters"),
+        ("01010519491231002X", "18 characters"),
+        ("11010519491331002X", "date of birth"),
+        ("11010518700230002X", "date of birth"),
+        ("110105194912310021", "check digit"),
+        ("11010518000101002X", "plausible range"),
+    ],
+)
+def test_invalid_numbers_say_why(number: str, reason: str) -> None:
+    with pytest.raises(InvalidResidentId, match=reason) as info:
+        normalize_resident_id(number)
+    assert number not in str(info.value)
+
+
+def test_future_birth_date_is_refused() -> None:
+    number = resident_id(born=date(2030, 1, 1))
+    with pytest.raises(InvalidResidentId):
+        normalize_resident_id(number, today=date(2026, 11, 25))
+
+
+@given(
+    region=st.integers(110000, 659999),
+    born=st.dates(date(1900, 1, 1), date(2020, 12, 31)),
+    seq=st.integers(0, 999),
+)
+def test_any_correctly_built_number_is_valid_and_any_other_check_is_not(
+    region: int, born: date, seq: int
+) -> None:
+    number = resident_id(str(region), born, seq)
+    assert normalize_resident_id(number) == number
+    for wrong in "0123456789X":
+        if wrong != number[17]:
+            with pytest.raises(InvalidResidentId, match="check digit"):
+                normalize_resident_id(number[:17] + wrong)
+
+
+def test_check_character_matches_hand_computation() -> None:
+    # 1*7+1*9+0*10+1*5+0*8+5*4+1*2+9*1+4*6+9*3+1*7+2*9+3*10+1*5+0*8+0*4+2*2 = 167
+    # 167 mod 11 = 2 -> "X"
+    assert check_character("11010519491231002") == "X"

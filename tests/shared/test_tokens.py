@@ -1,0 +1,44 @@
+"""Tokens: scoped, role-bound, stored hashed, effective without a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zhibao_shared.tokens import Role, TokenStore, bearer_secret
+
+
+def test_token_is_stored_hashed_and_scoped(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.db")
+    token, secret = store.create(scopes=["640106001"], role=Role.REPORT, name="gate-3")
+    found = store.authenticate(secret)
+    assert found is not None and found.id == token.id
+    assert found.covers("640106001001") and not found.covers("640106002001")
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert secret.split("_")[-1].encode() not in on_disk
+
+
+def test_other_process_sees_new_and_revoked_tokens(tmp_path: Path) -> None:
+    service_view = TokenStore(tmp_path / "tokens.db")
+    cli_view = TokenStore(tmp_path / "tokens.db")
+    assert service_view.authenticate("zb_x_y") is None
+    token, secret = cli_view.create(scopes=["6401"], role=Role.READ)
+    assert service_view.authenticate(secret) is not None
+    assert cli_view.revoke(token.id)
+    assert service_view.authenticate(secret) is None
+    assert not cli_view.revoke(token.id)
+
+
+def test_token_needs_a_numeric_scope(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="scope"):
+        TokenStore(tmp_path / "t.db").create(scopes=["all"], role=Role.REPORT)
+
+
+def test_roles_and_header_parsing() -> None:
+    assert Role.OPERATE.permits(Role.READ)
+    assert not Role.READ.permits(Role.REPORT)
+    assert not Role.REPORT.permits(Role.OPERATE)
+    assert bearer_secret("Bearer abc") == "abc"
+    assert bearer_secret("Basic abc") is None
+    assert bearer_secret(None) is None
