@@ -16,8 +16,12 @@ CE = {"content-type": "application/cloudevents+json"}
 BATCH = {"content-type": "application/cloudevents-batch+json"}
 
 
-def post(intake: RunningIntake, token: str, body: object, headers: dict[str, str] | None = None,
-         ) -> httpx.Response:
+def post(
+    intake: RunningIntake,
+    token: str,
+    body: object,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     return httpx.post(
         f"{intake.url}/v1/events",
         content=json.dumps(body).encode(),
@@ -32,7 +36,11 @@ def test_event_retried_three_times_is_stored_once(intake: RunningIntake) -> None
     answers = [post(intake, token, event) for _ in range(4)]
     assert [a.status_code for a in answers] == [202, 202, 202, 202]
     assert [a.json()["results"][0]["status"] for a in answers] == [
-        "accepted", "duplicate", "duplicate", "duplicate"]
+        "accepted",
+        "duplicate",
+        "duplicate",
+        "duplicate",
+    ]
     stored = stored_messages(intake.nats.url)
     assert len(stored) == 1
     subject, payload, headers = stored[0]
@@ -48,8 +56,10 @@ def test_raw_resident_id_never_reaches_the_stream(intake: RunningIntake) -> None
     number = resident_id()
     events = [
         screening(person={"id_number": number}),
-        case(person={"id_number": number.lower() if number.endswith("X") else number},
-             classification="suspected"),
+        case(
+            person={"id_number": number.lower() if number.endswith("X") else number},
+            classification="suspected",
+        ),
     ]
     assert post(intake, token, events, BATCH).status_code == 202
     stored = stored_messages(intake.nats.url)
@@ -58,7 +68,9 @@ def test_raw_resident_id_never_reaches_the_stream(intake: RunningIntake) -> None
     for _subject, payload, headers in stored:
         assert number.encode() not in payload
         assert number not in json.dumps(headers)
-    store_bytes = b"".join(p.read_bytes() for p in Path(intake.nats.store_dir).rglob("*") if p.is_file())
+    store_bytes = b"".join(
+        p.read_bytes() for p in Path(intake.nats.store_dir).rglob("*") if p.is_file()
+    )
     assert number.encode() not in store_bytes
     assert next(iter(pids)).encode() in store_bytes
 

@@ -21,8 +21,9 @@ async def _request(url: str, body: object, token: str | None) -> dict[str, objec
     client = await nats.connect(url)
     try:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        reply = await client.request(INTAKE_SUBMIT, json.dumps(body).encode(), timeout=5,
-                                     headers=headers)
+        reply = await client.request(
+            INTAKE_SUBMIT, json.dumps(body).encode(), timeout=5, headers=headers
+        )
         return dict(json.loads(reply.data))
     finally:
         await client.close()

@@ -20,16 +20,29 @@ def errors_of(document: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
 
 def test_each_event_type_is_accepted() -> None:
     person = {"id_number": resident_id()}
-    isolation = dict(screening(), type="zhibao.isolation.v1",
-                     data={"person": person, "action": "start", "kind": "home",
-                           "until": "2026-12-09"})
-    daily = dict(screening(), type="zhibao.daily_report.v1",
-                 data={"date": "2026-11-24", "zero": False, "counts": {"screenings": 312}})
-    documents = [screening(person=person, symptoms=["cough"], travel_from_risk_area=True),
-                 case(person={"ref": "local-17"}, classification="confirmed"), isolation, daily]
+    isolation = dict(
+        screening(),
+        type="zhibao.isolation.v1",
+        data={"person": person, "action": "start", "kind": "home", "until": "2026-12-09"},
+    )
+    daily = dict(
+        screening(),
+        type="zhibao.daily_report.v1",
+        data={"date": "2026-11-24", "zero": False, "counts": {"screenings": 312}},
+    )
+    documents = [
+        screening(person=person, symptoms=["cough"], travel_from_risk_area=True),
+        case(person={"ref": "local-17"}, classification="confirmed"),
+        isolation,
+        daily,
+    ]
     types = [REPORTED_EVENT.validate_python(d).type for d in documents]
-    assert types == [EventType.SCREENING, EventType.CASE, EventType.ISOLATION,
-                     EventType.DAILY_REPORT]
+    assert types == [
+        EventType.SCREENING,
+        EventType.CASE,
+        EventType.ISOLATION,
+        EventType.DAILY_REPORT,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -50,8 +63,11 @@ def test_bad_screening_data_names_the_field(change: dict[str, Any], field: str) 
 
 @pytest.mark.parametrize(
     "when",
-    [datetime(9999, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(hours=1),
-     datetime(2019, 1, 1, tzinfo=UTC)],
+    [
+        datetime(9999, 1, 1, tzinfo=UTC),
+        datetime.now(UTC) + timedelta(hours=1),
+        datetime(2019, 1, 1, tzinfo=UTC),
+    ],
 )
 def test_implausible_times_are_refused(when: datetime) -> None:
     assert any("time" in loc for loc, _ in errors_of(screening(when=when)))

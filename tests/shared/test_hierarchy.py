@@ -21,9 +21,12 @@ def test_sample_district_matches_seed_figures() -> None:
 def test_navigation_by_prefix() -> None:
     registry = load_registry()
     assert [u.code for u in registry.path("640106001001")] == [
-        "6401", "640106", "640106001", "640106001001"]
-    assert [u.code for u in registry.children("640106")] == [
-        f"640106{i:03d}" for i in range(1, 6)]
+        "6401",
+        "640106",
+        "640106001",
+        "640106001001",
+    ]
+    assert [u.code for u in registry.children("640106")] == [f"640106{i:03d}" for i in range(1, 6)]
     assert all(c.code.startswith("640106002") for c in registry.communities_under("640106002"))
     assert registry.is_community("640106001001")
     assert not registry.is_community("640106001")

@@ -43,8 +43,13 @@ def screening(
     }
 
 
-def case(community: str = COMMUNITY_A, *, person: dict[str, str], classification: str,
-         event_id: str | None = None) -> dict[str, Any]:
+def case(
+    community: str = COMMUNITY_A,
+    *,
+    person: dict[str, str],
+    classification: str,
+    event_id: str | None = None,
+) -> dict[str, Any]:
     """A valid ``zhibao.case.v1`` event."""
     event = screening(community, event_id=event_id)
     event["type"] = "zhibao.case.v1"

@@ -56,14 +56,21 @@ def intake(nats_server: NatsServer, tmp_path: Path) -> Iterator[RunningIntake]:
         max_batch_items=200,
         log_json=True,
     )
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.intake_port, log_level="warning",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=settings.intake_port,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     running = RunningIntake(
-        f"http://127.0.0.1:{settings.intake_port}", settings,
-        TokenStore(settings.data_dir / "tokens.db"), nats_server,
+        f"http://127.0.0.1:{settings.intake_port}",
+        settings,
+        TokenStore(settings.data_dir / "tokens.db"),
+        nats_server,
     )
     try:
         running.wait_ready()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from zhibao_intake.cli import app as intake_app
 
 from zhibao_cli import tokens, up
+from zhibao_intake.cli import app as intake_app
 
 app = typer.Typer(
     help="Zhibao (直报): district-wide information direct reporting.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from zhibao_shared.settings import ZhibaoSettings
 from zhibao_shared.tokens import Role, TokenStore
 

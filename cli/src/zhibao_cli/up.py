@@ -16,6 +16,7 @@ from types import FrameType
 
 import httpx
 import typer
+
 from zhibao_shared.natsserver import NatsServer, NatsServerError, wait_for_port
 from zhibao_shared.settings import ZhibaoSettings
 from zhibao_shared.tokens import Role, TokenStore

@@ -13,6 +13,13 @@ from pathlib import Path
 import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
+
+from zhibao_intake.domain.pseudonym import Pseudonymiser
+from zhibao_intake.http_api import build_router
+from zhibao_intake.nats_api import build_nats_router
+from zhibao_intake.publisher import JetStreamPublisher
+from zhibao_intake.settings import IntakeSettings
+from zhibao_intake.submission import SubmissionService
 from zhibao_shared.broker import (
     bus_connected,
     dead_letter_stream_config,
@@ -25,13 +32,6 @@ from zhibao_shared.broker import (
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.tokens import TokenStore
-
-from zhibao_intake.domain.pseudonym import Pseudonymiser
-from zhibao_intake.http_api import build_router
-from zhibao_intake.nats_api import build_nats_router
-from zhibao_intake.publisher import JetStreamPublisher
-from zhibao_intake.settings import IntakeSettings
-from zhibao_intake.submission import SubmissionService
 
 log = structlog.get_logger(__name__)
 

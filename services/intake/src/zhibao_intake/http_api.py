@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from zhibao_shared.tokens import Role, Token, TokenStore, bearer_secret
 
 from zhibao_intake.domain.outcome import SubmissionResult
 from zhibao_intake.submission import SubmissionRefused, SubmissionService, decode_items, http_status
+from zhibao_shared.tokens import Role, Token, TokenStore, bearer_secret
 
 
 def build_router(

@@ -11,10 +11,10 @@ import json
 from typing import Any
 
 from faststream.nats import NatsMessage, NatsRouter
-from zhibao_shared.subjects import INTAKE_QUEUE, INTAKE_SUBMIT
-from zhibao_shared.tokens import Role, TokenStore, bearer_secret
 
 from zhibao_intake.submission import SubmissionRefused, SubmissionService, decode_items, http_status
+from zhibao_shared.subjects import INTAKE_QUEUE, INTAKE_SUBMIT
+from zhibao_shared.tokens import Role, TokenStore, bearer_secret
 
 
 def _error(status: int, detail: str) -> bytes:

@@ -6,12 +6,12 @@ import time
 
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
-from zhibao_shared.broker import bus_connected
-from zhibao_shared.events import published_payload
-from zhibao_shared.subjects import EVENTS_STREAM
 
 from zhibao_intake.domain.admission import Admitted
 from zhibao_intake.metrics import PUBLISH_LATENCY
+from zhibao_shared.broker import bus_connected
+from zhibao_shared.events import published_payload
+from zhibao_shared.subjects import EVENTS_STREAM
 
 
 class BusUnavailable(RuntimeError):

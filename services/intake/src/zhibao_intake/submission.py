@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE
-from zhibao_shared.hierarchy import Registry
-from zhibao_shared.tokens import Token
 
 from zhibao_intake import metrics
 from zhibao_intake.domain.admission import Admitted, Reporter, admit
 from zhibao_intake.domain.outcome import ItemResult, RejectionCode, Status, SubmissionResult
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.publisher import BusUnavailable
+from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE
+from zhibao_shared.hierarchy import Registry
+from zhibao_shared.tokens import Token
 
 log = structlog.get_logger(__name__)
 

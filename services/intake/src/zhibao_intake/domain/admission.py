@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+
+from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
+from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_shared.events import PUBLISHED_EVENT, REPORTED_EVENT, EventType, PublishedEvent
 from zhibao_shared.hierarchy import Registry
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
-
-from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
-from zhibao_intake.domain.pseudonym import Pseudonymiser
 
 
 @dataclass(frozen=True)

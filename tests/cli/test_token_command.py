@@ -1,0 +1,40 @@
+"""``zhibao token``: create prints the secret last; list never shows it; revoke works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from zhibao_cli.main import app
+from zhibao_shared.tokens import TokenStore
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ZHIBAO_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_create_list_revoke(data_dir: Path) -> None:
+    runner = CliRunner()
+    created = runner.invoke(
+        app, ["token", "create", "--scope", "640106001", "--role", "report", "--name", "gate-3"]
+    )
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip().splitlines()[-1]
+    token = TokenStore(data_dir / "tokens.db").authenticate(secret)
+    assert token is not None and token.scopes == ("640106001",)
+
+    listed = runner.invoke(app, ["token", "list"])
+    assert "gate-3" in listed.stdout and secret not in listed.stdout
+
+    assert runner.invoke(app, ["token", "revoke", token.id]).exit_code == 0
+    assert TokenStore(data_dir / "tokens.db").authenticate(secret) is None
+    assert runner.invoke(app, ["token", "revoke", token.id]).exit_code == 1
+
+
+def test_create_refuses_a_bad_scope(data_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["token", "create", "--scope", "everything"])
+    assert result.exit_code != 0

@@ -1,0 +1,67 @@
+"""``zhibao up`` runs the whole system from embedded defaults and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.events import COMMUNITY_A, screening
+from zhibao_shared.natsserver import free_port, wait_for_port
+
+
+def wait_for_line(process: subprocess.Popen[str], needle: str, timeout_s: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} not printed; got:\n{''.join(lines)}")
+
+
+def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ZHIBAO_DATA_DIR": str(tmp_path / "data"),
+        "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "ZHIBAO_INTAKE_PORT": str(free_port()),
+        "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
+        "ZHIBAO_ALERTS_PORT": str(free_port()),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zhibao_cli", "up"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        banner = "".join(wait_for_line(process, "Ctrl-C stops everything", 120))
+        token = next(line.split()[-1] for line in banner.splitlines() if "report token" in line)
+        intake = f"http://127.0.0.1:{env['ZHIBAO_INTAKE_PORT']}"
+        assert intake in banner
+        answer = httpx.post(
+            f"{intake}/v1/events",
+            json=screening(COMMUNITY_A),
+            headers={"authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 202
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        nats_port = int(env["ZHIBAO_NATS_URL"].rsplit(":", 1)[1])
+        assert not wait_for_port("127.0.0.1", nats_port, 0.5), "nats-server left running"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not (tmp_path / "data" / "tokens.db").read_bytes().count(token.encode())

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine with only Python and Debian's packages.
+# Installs what the tests need (uv, the workspace, PostgreSQL's server binaries when
+# running as root), then runs pytest. Usage: bash tests/run.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v uv >/dev/null 2>&1; then
+    python3 -m pip install --quiet uv
+fi
+
+apt_install() {
+    # Debian packages the suite uses; only possible as root, skipped otherwise.
+    [ "$(id -u)" -eq 0 ] || { echo "not root: cannot apt-get install $*" >&2; return 0; }
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    apt_install postgresql
+fi
+
+uv sync --locked --quiet
+set +e
+uv run --locked pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure" >&2
+    exit 1
+fi
+exit "$status"
