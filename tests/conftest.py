@@ -1,6 +1,6 @@
 """Fixtures shared by the whole suite."""
 
-from tests.support.intake import intake
+from tests.support.intake import intake, intake_overrides
 from tests.support.nats import nats_server
 
-__all__ = ["intake", "nats_server"]
+__all__ = ["intake", "intake_overrides", "nats_server"]

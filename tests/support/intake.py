@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,7 +46,15 @@ class RunningIntake:
 
 
 @pytest.fixture
-def intake(nats_server: NatsServer, tmp_path: Path) -> Iterator[RunningIntake]:
+def intake_overrides() -> dict[str, Any]:
+    """Settings a test module wants changed (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+def intake(
+    nats_server: NatsServer, tmp_path: Path, intake_overrides: dict[str, Any]
+) -> Iterator[RunningIntake]:
     """Intake on a free port, connected to the test's nats-server."""
     settings = IntakeSettings(
         nats_url=nats_server.url,
@@ -55,6 +64,7 @@ def intake(nats_server: NatsServer, tmp_path: Path) -> Iterator[RunningIntake]:
         max_body_bytes=256 * 1024,
         max_batch_items=200,
         log_json=True,
+        **intake_overrides,
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
 from zhibao_shared.settings import ZhibaoSettings
-from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM
+from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM, EVENTS_ALL, EVENTS_STREAM
 
 DEAD_LETTER_STREAM = "ZHIBAO_DEADLETTER"
 DEAD_LETTER_ALL = "zhibao.deadletter.>"
@@ -55,6 +55,18 @@ def dead_letter_stream_config(settings: ZhibaoSettings) -> StreamConfig:
         storage=StorageType.FILE,
         num_replicas=settings.stream_replicas,
         max_age=30 * 24 * 3600.0,
+    )
+
+
+def audit_stream_config(settings: ZhibaoSettings) -> StreamConfig:
+    """The accountability trail: append-only (the server refuses deletes and purges)."""
+    return StreamConfig(
+        name=AUDIT_STREAM,
+        subjects=[AUDIT_ALL],
+        storage=StorageType.FILE,
+        num_replicas=settings.stream_replicas,
+        deny_delete=True,
+        deny_purge=True,
     )
 
 

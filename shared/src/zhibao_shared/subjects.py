@@ -10,6 +10,8 @@ from zhibao_shared.hierarchy import district_of
 
 EVENTS_STREAM = "ZHIBAO_EVENTS"
 EVENTS_ALL = "zhibao.events.>"
+AUDIT_STREAM = "ZHIBAO_AUDIT"
+AUDIT_ALL = "zhibao.audit.>"
 #: Request-reply subject for systems that already speak NATS (same answer as HTTP).
 INTAKE_SUBMIT = "zhibao.intake.submit"
 #: Queue group shared by intake instances answering INTAKE_SUBMIT.
@@ -39,3 +41,8 @@ def alert_subject(severity: str, district: str) -> str:
 def dead_letter_subject(service: str, subject: str) -> str:
     """Where a consumer parks a message it gave up on, keeping its original subject."""
     return f"zhibao.deadletter.{service}.{subject}"
+
+
+def audit_subject(service: str, action: str) -> str:
+    """Where a service appends an audit record (who did what, for which unit)."""
+    return f"zhibao.audit.{service}.{action}"

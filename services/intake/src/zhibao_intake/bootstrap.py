@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -14,13 +15,17 @@ import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
+from zhibao_intake.audit import AuditTrail
 from zhibao_intake.domain.pseudonym import Pseudonymiser
+from zhibao_intake.domain.rate_limit import RateLimiter
+from zhibao_intake.gateway import Gateway, Limits
 from zhibao_intake.http_api import build_router
 from zhibao_intake.nats_api import build_nats_router
 from zhibao_intake.publisher import JetStreamPublisher
 from zhibao_intake.settings import IntakeSettings
 from zhibao_intake.submission import SubmissionService
 from zhibao_shared.broker import (
+    audit_stream_config,
     bus_connected,
     dead_letter_stream_config,
     ensure_stream,
@@ -63,7 +68,7 @@ class Intake:
     settings: IntakeSettings
     broker: NatsBroker
     tokens: TokenStore
-    service: SubmissionService
+    gateway: Gateway
     streams_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(self) -> None:
@@ -72,6 +77,7 @@ class Intake:
         js = self.broker.config.broker_config.connection_state.stream
         await ensure_stream(js, events_stream_config(self.settings))
         await ensure_stream(js, dead_letter_stream_config(self.settings))
+        await ensure_stream(js, audit_stream_config(self.settings))
         self.streams_ready.set()
         log.info("intake_connected", nats=self.settings.nats_url)
 
@@ -87,15 +93,14 @@ def build(settings: IntakeSettings) -> Intake:
     tokens = token_store(settings.data_dir)
     publisher = JetStreamPublisher(broker, settings.publish_timeout_s)
     service = SubmissionService(registry, Pseudonymiser(pseudonym_key(settings)), publisher)
-    broker.include_router(
-        build_nats_router(
-            service,
-            tokens,
-            max_body_bytes=settings.max_body_bytes,
-            max_items=settings.max_batch_items,
-        )
+    limiter = RateLimiter(
+        settings.rate_limit_events_per_s, settings.rate_limit_burst, clock=time.monotonic
     )
-    return Intake(settings, broker, tokens, service)
+    limits = Limits(settings.max_body_bytes, settings.max_batch_items, settings.retry_after_s)
+    audit = AuditTrail(broker, settings.publish_timeout_s)
+    gateway = Gateway(tokens, service, limiter, audit, limits)
+    broker.include_router(build_nats_router(gateway))
+    return Intake(settings, broker, tokens, gateway)
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -129,14 +134,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.intake = intake
-    app.include_router(
-        build_router(
-            intake.service,
-            intake.tokens,
-            max_body_bytes=settings.max_body_bytes,
-            max_items=settings.max_batch_items,
-            retry_after_s=settings.retry_after_s,
-        )
-    )
+    app.include_router(build_router(intake.gateway))
     app.include_router(probes_router(intake.readiness))
     return app

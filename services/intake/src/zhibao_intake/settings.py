@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from zhibao_shared.settings import ServiceSettings, refuse_placeholder
 
@@ -18,7 +18,17 @@ class IntakeSettings(ServiceSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     max_batch_items: int = Field(default=1000, gt=0)
     publish_timeout_s: float = Field(default=5.0, gt=0)
-    retry_after_s: int = Field(default=5, gt=0)
+    retry_after_s: int = Field(default=5, gt=0, description="Retry-After when NATS is down")
+    rate_limit_events_per_s: float = Field(
+        default=500.0, gt=0, description="Average events per second allowed per token"
+    )
+    rate_limit_burst: int = Field(default=5000, gt=0, description="Events a token may burst")
+
+    @model_validator(mode="after")
+    def _burst_fits_a_batch(self) -> IntakeSettings:
+        if self.rate_limit_burst < self.max_batch_items:
+            raise ValueError("rate_limit_burst must be at least max_batch_items")
+        return self
 
     @field_validator("pseudonym_key")
     @classmethod

@@ -1,0 +1,103 @@
+"""One submission flow for every entry point (HTTP and NATS request-reply).
+
+authenticate → check role → decode → rate-limit → admit and publish →
+audit → answer. The adapters only translate an :class:`Answer` to their
+protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from zhibao_intake import metrics
+from zhibao_intake.audit import AuditTrail, Caller, audit_record
+from zhibao_intake.domain.rate_limit import RateLimiter
+from zhibao_intake.submission import SubmissionRefused, SubmissionService, decode_items, http_status
+from zhibao_shared.tokens import Role, Token, TokenStore, bearer_secret
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to answer: an HTTP-style status, a JSON body and optional Retry-After."""
+
+    status: int
+    body: dict[str, Any]
+    retry_after: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def problem(cls, status: int, detail: str, retry_after: int | None = None) -> Answer:
+        """An error answer with a human-readable ``detail``."""
+        return cls(status, {"detail": detail}, retry_after)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits and the Retry-After advised when NATS is unavailable."""
+
+    max_body_bytes: int
+    max_items: int
+    unavailable_retry_after_s: int
+
+
+class Gateway:
+    """Runs submissions for the protocol adapters."""
+
+    def __init__(
+        self,
+        tokens: TokenStore,
+        service: SubmissionService,
+        limiter: RateLimiter,
+        audit: AuditTrail,
+        limits: Limits,
+    ) -> None:
+        self._tokens = tokens
+        self._service = service
+        self._limiter = limiter
+        self._audit = audit
+        self.limits = limits
+
+    async def authenticate(self, authorization: str | None, caller: Caller) -> Token | Answer:
+        """The reporting token, or the 401/403 answer (audited)."""
+        secret = bearer_secret(authorization)
+        token = self._tokens.authenticate(secret) if secret else None
+        if token is None:
+            answer = Answer.problem(401, "a valid bearer token is required")
+            answer.headers["WWW-Authenticate"] = "Bearer"
+            return await self._refused(caller, answer, "unauthenticated")
+        if not token.role.permits(Role.REPORT):
+            answer = Answer.problem(403, f"a {token.role} token may not report events")
+            return await self._refused(Caller(caller.channel, caller.remote, token), answer, "role")
+        return token
+
+    async def too_large(self, caller: Caller) -> Answer:
+        """The 413 answer for a body over the limit (audited)."""
+        detail = f"the body exceeds {self.limits.max_body_bytes} bytes"
+        return await self._refused(caller, Answer.problem(413, detail), "body_size")
+
+    async def submit(self, caller: Caller, body: bytes, content_type: str | None) -> Answer:
+        """Decode, rate-limit, admit, publish and audit one submission."""
+        assert caller.token is not None
+        try:
+            items = decode_items(body, content_type, self.limits.max_items)
+        except SubmissionRefused as exc:
+            return await self._refused(caller, Answer.problem(exc.status, str(exc)), None)
+        wait = self._limiter.take(caller.token.id, len(items))
+        if wait:
+            seconds = RateLimiter.retry_after(wait)
+            answer = Answer.problem(
+                429, f"rate limit for this token exceeded; retry in {seconds}s", retry_after=seconds
+            )
+            return await self._refused(caller, answer, "rate_limited")
+        result = await self._service.submit(items, caller.token)
+        status = http_status(result)
+        await self._audit.append(audit_record(caller, result, status=status, items=items))
+        retry = self.limits.unavailable_retry_after_s if status == 503 else None
+        return Answer(status, result.model_dump(mode="json", exclude_none=True), retry)
+
+    async def _refused(self, caller: Caller, answer: Answer, reason: str | None) -> Answer:
+        if reason is not None:
+            metrics.SUBMISSIONS_REFUSED.labels(reason).inc()
+        await self._audit.append(audit_record(caller, None, status=answer.status))
+        return answer
