@@ -285,27 +285,72 @@ class DailyReportEvent(_Envelope):
     data: DailyReportData
 
 
+class PublishedScreeningData(ScreeningData[Pseudonym]):
+    """Screening data on the bus."""
+
+
+class PublishedCaseData(CaseData[Pseudonym]):
+    """Case data on the bus."""
+
+
+class PublishedIsolationData(IsolationData[Pseudonym]):
+    """Isolation data on the bus."""
+
+
 class PublishedScreening(ScreeningEvent[Pseudonym], _Attribution):
     """A screening as it travels on the bus."""
+
+    data: PublishedScreeningData
 
 
 class PublishedCase(CaseEvent[Pseudonym], _Attribution):
     """A case report as it travels on the bus."""
 
+    data: PublishedCaseData
+
 
 class PublishedIsolation(IsolationEvent[Pseudonym], _Attribution):
     """An isolation event as it travels on the bus."""
+
+    data: PublishedIsolationData
 
 
 class PublishedDailyReport(DailyReportEvent, _Attribution):
     """A daily report as it travels on the bus."""
 
 
+class ReportedScreeningData(ScreeningData[ReportedPerson]):
+    """Screening data as submitted to intake."""
+
+
+class ReportedCaseData(CaseData[ReportedPerson]):
+    """Case data as submitted to intake."""
+
+
+class ReportedIsolationData(IsolationData[ReportedPerson]):
+    """Isolation data as submitted to intake."""
+
+
+class ReportedScreening(ScreeningEvent[ReportedPerson]):
+    """A screening as a community system submits it."""
+
+    data: ReportedScreeningData
+
+
+class ReportedCase(CaseEvent[ReportedPerson]):
+    """A case report as a community system submits it."""
+
+    data: ReportedCaseData
+
+
+class ReportedIsolation(IsolationEvent[ReportedPerson]):
+    """An isolation event as a community system submits it."""
+
+    data: ReportedIsolationData
+
+
 ReportedEvent = Annotated[
-    ScreeningEvent[ReportedPerson]
-    | CaseEvent[ReportedPerson]
-    | IsolationEvent[ReportedPerson]
-    | DailyReportEvent,
+    ReportedScreening | ReportedCase | ReportedIsolation | DailyReportEvent,
     Field(discriminator="type"),
 ]
 PublishedEvent = Annotated[
@@ -325,6 +370,11 @@ def parse_published(raw: bytes | str) -> PublishedEvent:
 def published_payload(event: PublishedEvent) -> bytes:
     """Serialise a published event as CloudEvents structured-mode JSON."""
     return event.model_dump_json(exclude_none=True).encode()
+
+
+def reported_event_schema(ref_template: str) -> dict[str, Any]:
+    """JSON Schema of a reported event (for OpenAPI); ``$defs`` hold the parts."""
+    return REPORTED_EVENT.json_schema(ref_template=ref_template)
 
 
 def as_dict(event: BaseModel) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from zhibao_intake.audit import AuditTrail
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.rate_limit import RateLimiter
 from zhibao_intake.gateway import Gateway, Limits
-from zhibao_intake.http_api import build_router
+from zhibao_intake.http_api import add_event_schemas, build_router
 from zhibao_intake.nats_api import build_nats_router
 from zhibao_intake.publisher import JetStreamPublisher
 from zhibao_intake.settings import IntakeSettings
@@ -135,5 +135,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     )
     app.state.intake = intake
     app.include_router(build_router(intake.gateway))
+    add_event_schemas(app)
     app.include_router(probes_router(intake.readiness))
     return app

@@ -1,13 +1,14 @@
 """HTTP entry point: ``POST /v1/events`` (one CloudEvent or a batch)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 
 from zhibao_intake.audit import Caller
 from zhibao_intake.domain.outcome import SubmissionResult
 from zhibao_intake.gateway import Answer, Gateway
+from zhibao_shared.events import reported_event_schema
 
 _RESPONSES: dict[int | str, dict[str, object]] = {
     207: {"model": SubmissionResult, "description": "Some events stored, some rejected"},
@@ -20,18 +21,36 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     429: {"description": "Rate limit for this token exceeded; see Retry-After"},
     503: {"model": SubmissionResult, "description": "NATS unavailable; retry after Retry-After"},
 }
+_EVENT = {"$ref": "#/components/schemas/ReportedEvent"}
+_BATCH = {"type": "array", "items": _EVENT, "minItems": 1}
 _BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/cloudevents+json": {"schema": {"type": "object"}},
-            "application/cloudevents-batch+json": {
-                "schema": {"type": "array", "items": {"type": "object"}}
-            },
-            "application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}},
+            "application/cloudevents+json": {"schema": _EVENT},
+            "application/cloudevents-batch+json": {"schema": _BATCH},
+            "application/json": {"schema": {"oneOf": [_EVENT, _BATCH]}},
         },
     }
 }
+
+
+def add_event_schemas(app: FastAPI) -> None:
+    """Publish the reported-event JSON Schema in the app's OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()
+        event = reported_event_schema("#/components/schemas/{model}")
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        components.update(event.pop("$defs"))
+        components["ReportedEvent"] = event
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _response(answer: Answer) -> JSONResponse:
