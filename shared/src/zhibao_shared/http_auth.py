@@ -1,0 +1,57 @@
+"""Bearer-token authorisation for the services' HTTP APIs (FastAPI dependencies).
+
+Usage in a service::
+
+    auth = TokenAuth(TokenStore(settings.data_dir / "tokens.db"))
+
+    @router.get("/v1/units/{code}/rollup")
+    async def rollup(code: str, token: Annotated[Token, Depends(auth.require(Role.READ))]):
+        auth.ensure_scope(token, code)   # 403 outside the token's units
+        ...
+
+A street's token (scope ``640106001``) may read that street and everything
+below it, not its neighbours and not the district above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Header, HTTPException, Query
+
+from zhibao_shared.tokens import Role, Token, TokenStore, bearer_secret
+
+
+class TokenAuth:
+    """Authenticates requests against the token store and checks unit scope."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self._store = store
+
+    def require(self, role: Role) -> Callable[..., Token]:
+        """A dependency returning the caller's token, or answering 401/403."""
+
+        def dependency(
+            authorization: Annotated[str | None, Header()] = None,
+            access_token: Annotated[
+                str | None, Query(description="For clients that cannot set headers (SSE)")
+            ] = None,
+        ) -> Token:
+            secret = bearer_secret(authorization) or access_token
+            token = self._store.authenticate(secret) if secret else None
+            if token is None:
+                raise HTTPException(
+                    401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+                )
+            if not token.role.permits(role):
+                raise HTTPException(403, f"a {token.role} token may not {role.value}")
+            return token
+
+        return dependency
+
+    @staticmethod
+    def ensure_scope(token: Token, code: str) -> None:
+        """403 unless ``code`` lies within the token's units."""
+        if not token.covers(code):
+            raise HTTPException(403, f"this token may not see unit {code}")
