@@ -1,0 +1,191 @@
+"""A running Zhibao stack: nats-server plus service processes sharing one environment.
+
+Used by ``zhibao up``, the benchmark and the end-to-end and fault tests, so
+there is one way to start, probe, kill and stop the system.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from zhibao_shared.natsserver import NatsServer, wait_for_port
+from zhibao_shared.settings import ZhibaoSettings
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one service: its command name, port variable and default port."""
+
+    name: str
+    port_variable: str
+    default_port: int
+    has_migrations: bool
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("intake", "ZHIBAO_INTAKE_PORT", 8101, has_migrations=False),
+)
+
+
+class StackError(RuntimeError):
+    """A component could not start or died."""
+
+
+@dataclass
+class ServiceProcess:
+    """A service child process."""
+
+    spec: ServiceSpec
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the service's HTTP API."""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class Stack:
+    """nats-server (optional) and services, started in order and stopped in reverse."""
+
+    env: dict[str, str]
+    data_dir: Path
+    nats_url: str
+    names: tuple[str, ...] = tuple(s.name for s in SERVICES)
+    start_nats: bool = True
+    quiet: bool = False
+    nats: NatsServer | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        specs = {s.name: s for s in SERVICES}
+        for name in self.names:
+            spec = specs[name]
+            port = int(self.env.get(spec.port_variable, spec.default_port))
+            self.services[name] = ServiceProcess(spec, port)
+        if self.start_nats:
+            logs = self.data_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            self.nats = NatsServer.for_url(
+                self.nats_url, self.data_dir / "jetstream", logs / "nats.log"
+            )
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start nats-server, then each service (after its migrations), waiting for readiness."""
+        if self.nats is not None:
+            if wait_for_port(self.nats.host, self.nats.port, 0.2):
+                raise StackError(f"something already listens on {self.nats_url}")
+            self.nats.start()
+        for service in self.services.values():
+            self.start_service(service.spec.name)
+
+    def _command(self, name: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", "zhibao_cli", name, *args]
+
+    def start_service(self, name: str, timeout_s: float = 60.0) -> None:
+        """Start (or restart) one service and wait until /readyz answers 200."""
+        service = self.services[name]
+        if wait_for_port(HOST, service.port, 0.1):
+            raise StackError(f"port {service.port} for {name} is in use")
+        output = subprocess.DEVNULL if self.quiet else None
+        if service.spec.has_migrations:
+            subprocess.run(  # noqa: S603
+                self._command(name, "migrate"),
+                env=self.env,
+                check=True,
+                stdout=output,
+                stderr=output,
+            )
+        service.process = subprocess.Popen(  # noqa: S603
+            self._command(name), env=self.env, stdout=output, stderr=output
+        )
+        self._wait_ready(service, timeout_s)
+
+    def _wait_ready(self, service: ServiceProcess, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not service.alive:
+                raise StackError(f"{service.spec.name} exited during start-up")
+            try:
+                if httpx.get(f"{service.url}/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{service.spec.name} was not ready within {timeout_s:.0f}s")
+
+    def stop_service(self, name: str, grace_s: float = 20.0) -> None:
+        """SIGTERM one service (it drains), killing it if it overstays the grace period."""
+        process = self.services[name].process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL one service (crash simulation)."""
+        process = self.services[name].process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def dead(self) -> list[str]:
+        """Services whose process has exited."""
+        return [name for name, s in self.services.items() if s.process and not s.alive]
+
+    def stop(self) -> None:
+        """Stop services in reverse order, then nats-server."""
+        for name in reversed(list(self.services)):
+            self.stop_service(name)
+        if self.nats is not None:
+            self.nats.stop()
+
+    def url(self, name: str) -> str:
+        """Base URL of a service."""
+        return self.services[name].url
+
+    def pid(self, name: str) -> int | None:
+        """Process id of a running service."""
+        process = self.services[name].process
+        return process.pid if process is not None else None
+
+
+def stack_from_environment(**overrides: str) -> Stack:
+    """A stack configured like the services: from ZHIBAO_* variables (plus overrides)."""
+    env = {**os.environ, **overrides}
+    settings = ZhibaoSettings()
+    data_dir = Path(env.get("ZHIBAO_DATA_DIR", str(settings.data_dir)))
+    nats_url = env.get("ZHIBAO_NATS_URL", settings.nats_url)
+    env["ZHIBAO_DATA_DIR"] = str(data_dir)
+    env["ZHIBAO_NATS_URL"] = nats_url
+    return Stack(env=env, data_dir=data_dir, nats_url=nats_url)
