@@ -1,0 +1,1 @@
+"""Zhibao benchmark: measures the machine's own limit and the pipeline against it."""
