@@ -10,6 +10,7 @@ import httpx
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, case, resident_id, screening
 from tests.support.intake import RunningIntake
 from tests.support.stream import stored_messages
+from zhibao_shared.events import parse_published
 from zhibao_shared.tokens import Role
 
 CE = {"content-type": "application/cloudevents+json"}
@@ -46,9 +47,9 @@ def test_event_retried_three_times_is_stored_once(intake: RunningIntake) -> None
     subject, payload, headers = stored[0]
     assert subject == f"zhibao.events.640106.{COMMUNITY_A}.screening"
     assert headers["Nats-Msg-Id"] == f"{event['source']} {event['id']}"
-    published = json.loads(payload)
-    assert published["data"]["temperature_c"] == 37.9
-    assert published["reporter"]
+    published = parse_published(payload)
+    assert published.data.temperature_c == 37.9  # type: ignore[union-attr]
+    assert published.reporter == token.split("_")[1]
 
 
 def test_raw_resident_id_never_reaches_the_stream(intake: RunningIntake) -> None:
@@ -63,7 +64,7 @@ def test_raw_resident_id_never_reaches_the_stream(intake: RunningIntake) -> None
     ]
     assert post(intake, token, events, BATCH).status_code == 202
     stored = stored_messages(intake.nats.url)
-    pids = {json.loads(p)["data"]["person"]["pid"] for _s, p, _h in stored}
+    pids = {parse_published(p).data.person.pid for _s, p, _h in stored}  # type: ignore[union-attr]
     assert len(pids) == 1, "one person, one pseudonym across events"
     for _subject, payload, headers in stored:
         assert number.encode() not in payload

@@ -1,49 +1,78 @@
-"""Publishing admitted events to JetStream, de-duplicated by ``Nats-Msg-Id``."""
+"""Publishing admitted events to JetStream, de-duplicated by ``Nats-Msg-Id``.
+
+All events of a submission are sent back to back with ``publish_async`` and
+their acknowledgements awaited together: one round trip per submission, not
+one per event.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 from zhibao_intake.domain.admission import Admitted
 from zhibao_intake.metrics import PUBLISH_LATENCY
 from zhibao_shared.broker import bus_connected
-from zhibao_shared.events import published_payload
 from zhibao_shared.subjects import EVENTS_STREAM
+
+MAX_PENDING = 20_000
 
 
 class BusUnavailable(RuntimeError):
     """JetStream did not acknowledge: the event is not known to be stored."""
 
 
+PublishOutcome = bool | BusUnavailable
+
+
 class JetStreamPublisher:
-    """Publishes events and waits for JetStream's acknowledgement."""
+    """Publishes events and waits for JetStream's acknowledgements."""
 
     def __init__(self, broker: NatsBroker, timeout_s: float) -> None:
         self._broker = broker
         self._timeout_s = timeout_s
+        self._js: JetStreamContext | None = None
 
-    async def publish(self, admitted: Admitted) -> bool:
-        """Store one event; True when JetStream already had it (a duplicate)."""
+    def _context(self) -> JetStreamContext:
+        if self._js is None:
+            self._js = self._broker.connection.jetstream(publish_async_max_pending=MAX_PENDING)
+        return self._js
+
+    async def publish(self, batch: Sequence[Admitted]) -> list[PublishOutcome]:
+        """Store events; per event True for a duplicate, False when new, or the failure."""
         if not bus_connected(self._broker):
-            raise BusUnavailable("not connected to NATS")
+            return [BusUnavailable("not connected to NATS")] * len(batch)
         started = time.perf_counter()
+        js = self._context()
         try:
-            ack = await self._broker.publish(
-                published_payload(admitted.event),
-                admitted.bus_subject,
-                headers={
-                    "Nats-Msg-Id": admitted.msg_id,
-                    "content-type": "application/cloudevents+json",
-                },
-                stream=EVENTS_STREAM,
-                timeout=self._timeout_s,
-            )
-        except (NatsError, TimeoutError, OSError) as exc:
-            raise BusUnavailable(str(exc) or type(exc).__name__) from exc
+            futures = [
+                await js.publish_async(
+                    a.bus_subject,
+                    a.payload,
+                    stream=EVENTS_STREAM,
+                    headers={"Nats-Msg-Id": a.msg_id},
+                    wait_stall=self._timeout_s,
+                )
+                for a in batch
+            ]
+        except (NatsError, OSError) as exc:
+            return [BusUnavailable(str(exc) or type(exc).__name__)] * len(batch)
+        acks = await asyncio.gather(
+            *(asyncio.wait_for(f, self._timeout_s) for f in futures), return_exceptions=True
+        )
         PUBLISH_LATENCY.observe(time.perf_counter() - started)
-        if ack is None:
-            raise BusUnavailable("JetStream gave no acknowledgement")
+        return [_outcome(ack) for ack in acks]
+
+
+def _outcome(ack: PubAck | BaseException) -> PublishOutcome:
+    if isinstance(ack, PubAck):
         return bool(ack.duplicate)
+    if isinstance(ack, (NatsError, TimeoutError, OSError)):
+        return BusUnavailable(str(ack) or type(ack).__name__)
+    raise ack

@@ -6,7 +6,6 @@ and answer per item. Nothing is reported "accepted" before JetStream acked it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from zhibao_intake import metrics
 from zhibao_intake.domain.admission import Admitted, Reporter, admit
 from zhibao_intake.domain.outcome import ItemResult, RejectionCode, Status, SubmissionResult
 from zhibao_intake.domain.pseudonym import Pseudonymiser
-from zhibao_intake.publisher import BusUnavailable
+from zhibao_intake.publisher import BusUnavailable, PublishOutcome
 from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE
 from zhibao_shared.hierarchy import Registry
 from zhibao_shared.tokens import Token
@@ -38,10 +37,10 @@ class SubmissionRefused(ValueError):
 
 
 class Publisher(Protocol):
-    """Stores one admitted event; returns True for a duplicate."""
+    """Stores admitted events; per event True for a duplicate, False when new, or the failure."""
 
-    async def publish(self, admitted: Admitted) -> bool:
-        """Publish and wait for the store's acknowledgement."""
+    async def publish(self, batch: Sequence[Admitted]) -> list[PublishOutcome]:
+        """Publish and wait for the store's acknowledgements."""
         ...
 
 
@@ -103,7 +102,7 @@ class SubmissionService:
         ]
         admitted = [a for a in admissions if isinstance(a, Admitted)]
         firsts = {a.msg_id: a for a in reversed(admitted)}
-        published = await asyncio.gather(*(self._store(a) for a in firsts.values()))
+        published = await self._store(list(firsts.values()))
         by_key = {result.index: result for result in published}
         results = [
             self._result(a, by_key[firsts[a.msg_id].index]) if isinstance(a, Admitted) else a
@@ -120,16 +119,21 @@ class SubmissionService:
         status = Status.UNAVAILABLE if first.status is Status.UNAVAILABLE else Status.DUPLICATE
         return first.model_copy(update={"index": admitted.index, "status": status})
 
-    async def _store(self, admitted: Admitted) -> ItemResult:
-        event = admitted.event
-        try:
-            duplicate = await self._publisher.publish(admitted)
-        except BusUnavailable as exc:
-            log.warning("publish_failed", reason=str(exc), event_type=event.type.value)
-            status = Status.UNAVAILABLE
-        else:
-            status = Status.DUPLICATE if duplicate else Status.ACCEPTED
-        return ItemResult(index=admitted.index, id=event.id, source=event.source, status=status)
+    async def _store(self, batch: list[Admitted]) -> list[ItemResult]:
+        outcomes = await self._publisher.publish(batch) if batch else []
+        results = []
+        for admitted, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BusUnavailable):
+                log.warning("publish_failed", reason=str(outcome), event_type=admitted.type.value)
+                status = Status.UNAVAILABLE
+            else:
+                status = Status.DUPLICATE if outcome else Status.ACCEPTED
+            results.append(
+                ItemResult(
+                    index=admitted.index, id=admitted.id, source=admitted.source, status=status
+                )
+            )
+        return results
 
     @staticmethod
     def _count(results: list[ItemResult], admissions: list[Admitted | ItemResult]) -> None:
@@ -146,7 +150,7 @@ class SubmissionService:
                     if result.status is Status.DUPLICATE
                     else metrics.EVENTS_ACCEPTED
                 )
-                counter.labels(admission.event.type.value).inc()
+                counter.labels(admission.type.value).inc()
 
 
 def http_status(result: SubmissionResult) -> int:

@@ -5,6 +5,7 @@ Pure: no I/O. The caller publishes what is admitted and reports the rest.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
 from zhibao_intake.domain.pseudonym import Pseudonymiser
-from zhibao_shared.events import PUBLISHED_EVENT, REPORTED_EVENT, EventType, PublishedEvent
+from zhibao_shared.events import REPORTED_EVENT, EventType
 from zhibao_shared.hierarchy import Registry
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
@@ -21,16 +22,19 @@ from zhibao_shared.tokens import Token
 
 @dataclass(frozen=True)
 class Admitted:
-    """An event ready for the bus: de-identified and attributed."""
+    """An event ready for the bus: de-identified, attributed and serialised."""
 
     index: int
-    event: PublishedEvent
+    id: str
+    source: str
+    type: EventType
     bus_subject: str
+    payload: bytes
 
     @property
     def msg_id(self) -> str:
         """The JetStream de-duplication id (the CloudEvents identity)."""
-        return self.event.dedup_key
+        return f"{self.source} {self.id}"
 
 
 @dataclass(frozen=True)
@@ -108,16 +112,25 @@ def admit(
         return _rejected(index, item, RejectionCode.FORBIDDEN, [error])
     return Admitted(
         index=index,
-        event=_deidentify(reported, reporter, pseudonymiser),
+        id=reported.id,
+        source=reported.source,
+        type=reported.type,
         bus_subject=event_subject(community, reported.type.short),
+        payload=_deidentified_payload(reported, reporter, pseudonymiser),
     )
 
 
-def _deidentify(reported: Any, reporter: Reporter, pseudonymiser: Pseudonymiser) -> PublishedEvent:
+def _deidentified_payload(reported: Any, reporter: Reporter, pseudonymiser: Pseudonymiser) -> bytes:
+    """The published form (see ``zhibao_shared.events.PublishedEvent``) as JSON bytes.
+
+    Built from the validated reported event with the person replaced by a
+    pseudonym; it is not validated a second time (the contract tests parse
+    what intake publishes).
+    """
     document = reported.model_dump(mode="json", exclude_none=True)
     person = getattr(reported.data, "person", None)
     if person is not None:
-        document["data"]["person"] = pseudonymiser.pseudonym(person, reported.subject).model_dump()
+        document["data"]["person"] = {"pid": pseudonymiser.pseudonym(person, reported.subject).pid}
     document["reporter"] = reporter.token.id
     document["receivedat"] = reporter.received_at.isoformat()
-    return PUBLISHED_EVENT.validate_python(document)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
