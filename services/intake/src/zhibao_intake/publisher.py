@@ -57,17 +57,23 @@ class JetStreamPublisher:
                     a.payload,
                     stream=EVENTS_STREAM,
                     headers={"Nats-Msg-Id": a.msg_id},
-                    wait_stall=self._timeout_s,
                 )
                 for a in batch
             ]
         except (NatsError, OSError) as exc:
             return [BusUnavailable(str(exc) or type(exc).__name__)] * len(batch)
-        acks = await asyncio.gather(
-            *(asyncio.wait_for(f, self._timeout_s) for f in futures), return_exceptions=True
-        )
+        # One wait for the whole batch (a wait_for per future costs a task each).
+        await asyncio.wait(futures, timeout=self._timeout_s)
+        acks = [_settle(f) for f in futures]
         PUBLISH_LATENCY.observe(time.perf_counter() - started)
         return [_outcome(ack) for ack in acks]
+
+
+def _settle(future: asyncio.Future[PubAck]) -> PubAck | BaseException:
+    if not future.done():
+        future.cancel()
+        return TimeoutError("no acknowledgement in time")
+    return future.exception() or future.result()
 
 
 def _outcome(ack: PubAck | BaseException) -> PublishOutcome:
