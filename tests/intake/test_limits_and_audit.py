@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -47,7 +48,7 @@ async def _audit_records(url: str) -> list[dict[str, Any]]:
         count = (await js.stream_info(AUDIT_STREAM)).state.messages
         sub = await js.pull_subscribe(AUDIT_ALL, stream=AUDIT_STREAM)
         messages = await sub.fetch(count, timeout=5) if count else []
-        return [json.loads(m.data) for m in messages]
+        return [json.loads(line) for m in messages for line in m.data.splitlines()]
     finally:
         await client.close()
 
@@ -70,6 +71,17 @@ async def _try_to_erase(url: str) -> list[str]:
         await client.close()
 
 
+def wait_for_records(url: str, count: int) -> list[dict[str, Any]]:
+    """Audit records are flushed in small batches: wait for the expected ones."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = asyncio.run(_audit_records(url))
+        if len(records) >= count:
+            return records
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} audit records")
+
+
 def test_every_submission_is_attributed_and_the_trail_cannot_be_erased(
     intake: RunningIntake,
 ) -> None:
@@ -78,7 +90,7 @@ def test_every_submission_is_attributed_and_the_trail_cannot_be_erased(
     event = screening()
     post(intake, token, [event, screening(temperature=99)])
     post(intake, "zb_forged_token", event)
-    records = asyncio.run(_audit_records(intake.nats.url))
+    records = wait_for_records(intake.nats.url, 2)
     submission = next(r for r in records if r["token"] == token_id)
     assert submission["channel"] == "http" and submission["status"] == 207
     first = submission["events"][0]

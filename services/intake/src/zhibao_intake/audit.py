@@ -8,7 +8,9 @@ refuses deletes and purges, so the trail can only grow.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,24 +66,68 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
 
 
 class AuditTrail:
-    """Appends audit records to JetStream; falls back to the log when NATS is down."""
+    """Appends audit records to JetStream in small batches (one message per flush).
 
-    def __init__(self, broker: NatsBroker, timeout_s: float) -> None:
+    Records are buffered for at most ``flush_interval_s`` (or ``batch_size``
+    records) so the trail costs one publish per batch, not per request. When
+    NATS is down the buffer is kept (up to ``max_buffer``) and retried; beyond
+    that, records go to the structured log so nothing is silently dropped.
+    """
+
+    def __init__(
+        self,
+        broker: NatsBroker,
+        timeout_s: float,
+        *,
+        flush_interval_s: float = 0.2,
+        batch_size: int = 500,
+        max_buffer: int = 50_000,
+    ) -> None:
         self._broker = broker
         self._timeout_s = timeout_s
+        self._interval_s = flush_interval_s
+        self._batch_size = batch_size
+        self._max_buffer = max_buffer
+        self._buffer: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
 
-    async def append(self, record: dict[str, Any]) -> None:
-        """Append one record (never raises: auditing must not fail a submission)."""
-        action = "submission" if "events" in record else "refusal"
-        if bus_connected(self._broker):
-            try:
-                await self._broker.publish(
-                    json.dumps(record, ensure_ascii=False).encode(),
-                    audit_subject("intake", action),
-                    stream=AUDIT_STREAM,
-                    timeout=self._timeout_s,
-                )
-                return
-            except (NatsError, TimeoutError, OSError) as exc:
-                log.warning("audit_publish_failed", error=str(exc))
-        log.info("audit", **record)
+    def append(self, record: dict[str, Any]) -> None:
+        """Queue one record (never blocks or raises: auditing must not fail a submission)."""
+        if len(self._buffer) >= self._max_buffer:
+            log.warning("audit_buffer_full", **record)
+            return
+        self._buffer.append(record)
+        if len(self._buffer) >= self._batch_size:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Flush periodically until cancelled; then flush what is left."""
+        try:
+            while True:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval_s)
+                self._wake.clear()
+                await self.flush()
+        finally:
+            await self.flush()
+
+    async def flush(self) -> bool:
+        """Publish buffered records as one JSON-lines message; False if they stay buffered."""
+        if not self._buffer:
+            return True
+        if not bus_connected(self._broker):
+            return False
+        records, self._buffer = self._buffer, []
+        payload = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
+        try:
+            await self._broker.publish(
+                payload,
+                audit_subject("intake", "submissions"),
+                stream=AUDIT_STREAM,
+                timeout=self._timeout_s,
+            )
+        except (NatsError, TimeoutError, OSError) as exc:
+            log.warning("audit_publish_failed", error=str(exc), records=len(records))
+            self._buffer = records + self._buffer
+            return False
+        return True

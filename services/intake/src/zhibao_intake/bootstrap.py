@@ -69,6 +69,7 @@ class Intake:
     broker: NatsBroker
     tokens: TokenStore
     gateway: Gateway
+    audit: AuditTrail
     streams_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(self) -> None:
@@ -100,7 +101,7 @@ def build(settings: IntakeSettings) -> Intake:
     audit = AuditTrail(broker, settings.publish_timeout_s)
     gateway = Gateway(tokens, service, limiter, audit, limits)
     broker.include_router(build_nats_router(gateway))
-    return Intake(settings, broker, tokens, gateway)
+    return Intake(settings, broker, tokens, gateway, audit)
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -111,6 +112,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        auditing = asyncio.create_task(intake.audit.run())
         connecting = asyncio.create_task(
             retry_forever(
                 intake.connect,
@@ -120,9 +122,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            connecting.cancel()
-            with suppress(asyncio.CancelledError):
-                await connecting
+            for task in (connecting, auditing):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             await stop_broker(intake.broker)
             intake.tokens.close()
             log.info("intake_stopped")

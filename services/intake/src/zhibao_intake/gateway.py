@@ -92,12 +92,12 @@ class Gateway:
             return await self._refused(caller, answer, "rate_limited")
         result = await self._service.submit(items, caller.token)
         status = http_status(result)
-        await self._audit.append(audit_record(caller, result, status=status, items=items))
+        self._audit.append(audit_record(caller, result, status=status, items=items))
         retry = self.limits.unavailable_retry_after_s if status == 503 else None
         return Answer(status, result.model_dump(mode="json", exclude_none=True), retry)
 
     async def _refused(self, caller: Caller, answer: Answer, reason: str | None) -> Answer:
         if reason is not None:
             metrics.SUBMISSIONS_REFUSED.labels(reason).inc()
-        await self._audit.append(audit_record(caller, None, status=answer.status))
+        self._audit.append(audit_record(caller, None, status=answer.status))
         return answer
