@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine with only Python and Debian's packages.
-# Installs what the tests need (uv, the workspace, PostgreSQL's server binaries when
-# running as root), then runs pytest. Usage: bash tests/run.sh [pytest args...]
+# Installs what the tests need (uv, the workspace; as root, Debian's PostgreSQL server,
+# Chromium for the dashboard tests and promtool), then runs pytest.
+# Usage: bash tests/run.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,12 +14,16 @@ apt_install() {
     # Debian packages the suite uses; only possible as root, skipped otherwise.
     [ "$(id -u)" -eq 0 ] || { echo "not root: cannot apt-get install $*" >&2; return 0; }
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
-    apt_install postgresql
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
 fi
 
 uv sync --locked --quiet
