@@ -79,8 +79,11 @@ async def _connection(
 
 
 async def _feed(
-    queue: asyncio.Queue[tuple[bytes, float] | None], requests: Sequence[bytes], rate: float | None,
-    connections: int, result: LoadResult,
+    queue: asyncio.Queue[tuple[bytes, float] | None],
+    requests: Sequence[bytes],
+    rate: float | None,
+    connections: int,
+    result: LoadResult,
 ) -> None:
     start = time.perf_counter()
     for i, request in enumerate(requests):
@@ -117,7 +120,10 @@ async def run_load(
 
 
 def _child(
-    url: str, requests: Sequence[bytes], connections: int, rate: float | None,
+    url: str,
+    requests: Sequence[bytes],
+    connections: int,
+    rate: float | None,
     pipe: multiprocessing.connection.Connection,
 ) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
