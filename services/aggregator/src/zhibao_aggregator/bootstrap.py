@@ -1,0 +1,235 @@
+"""Composition root: the only place the aggregator reads configuration and wires parts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+import nats
+import nats.js.errors
+import structlog
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.rollup import RiskRule
+from zhibao_aggregator.handler import ApplyBatch, Changed
+from zhibao_aggregator.http_api import add_error_handlers, build_router
+from zhibao_aggregator.migrate import migrate, schema_ready
+from zhibao_aggregator.publisher import RollupPublisher
+from zhibao_aggregator.reader import RollupReader
+from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_aggregator.storage.tables import applied_events, metadata
+from zhibao_aggregator.storage.writer import Rules
+from zhibao_shared.broker import (
+    bus_connected,
+    ensure_stream,
+    events_stream_config,
+    make_broker,
+    retry_forever,
+    stop_broker,
+)
+from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
+from zhibao_shared.db import make_engine
+from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, district_events
+
+log = structlog.get_logger(__name__)
+
+LAG_POLL_S = 5.0
+
+
+def load_settings() -> AggregatorSettings:
+    """Settings from the ``ZHIBAO_*`` environment."""
+    return AggregatorSettings()
+
+
+def consumer_spec(settings: AggregatorSettings) -> ConsumerSpec:
+    """The aggregator's durable consumer, limited to its districts when configured."""
+    filters = tuple(district_events(d) for d in settings.aggregator_districts) or (EVENTS_ALL,)
+    return ConsumerSpec(
+        service="aggregator",
+        durable=settings.aggregator_durable,
+        filter_subjects=filters,
+        batch_size=settings.aggregator_batch_size,
+        max_deliver=settings.aggregator_max_deliver,
+        transient=(OSError, TimeoutError, OperationalError, InterfaceError),
+    )
+
+
+def rules(settings: AggregatorSettings) -> Rules:
+    """The domain parameters from settings."""
+    return Rules(
+        Calendar.named(settings.timezone), settings.fever_threshold_c, settings.report_due_after
+    )
+
+
+def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
+    """The read side."""
+    return RollupReader(
+        engine,
+        load_registry(settings.registry_path),
+        Calendar.named(settings.timezone),
+        RiskRule(settings.risk_window_days, settings.risk_medium_at, settings.risk_high_at),
+        settings.report_due_after,
+    )
+
+
+@dataclass
+class Aggregator:
+    """The wired, running aggregator: consumer, rollup publisher and read side."""
+
+    settings: AggregatorSettings
+    engine: AsyncEngine
+    broker: NatsBroker
+    reader: RollupReader
+    publisher: RollupPublisher
+    consumer: BatchConsumer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def connect(self) -> None:
+        """Connect to NATS, declare the stream and the durable consumer, start consuming."""
+        await self.broker.start()
+        js = self.broker.config.broker_config.connection_state.stream
+        await ensure_stream(js, events_stream_config(self.settings))
+        handler = ApplyBatch(self.engine, rules(self.settings), self.publisher.mark)
+        consumer = BatchConsumer(js, consumer_spec(self.settings), handler, self.settings)
+        await consumer.start()
+        self.consumer = consumer
+        self.tasks += [
+            asyncio.create_task(consumer.run()),
+            asyncio.create_task(self.publisher.run()),
+            asyncio.create_task(self._poll_lag()),
+        ]
+        log.info("aggregator_connected", nats=self.settings.nats_url)
+
+    async def _poll_lag(self) -> None:
+        while True:
+            with suppress(Exception):
+                if self.consumer is not None:
+                    await self.consumer.pending()
+            await asyncio.sleep(LAG_POLL_S)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Ready when NATS is connected and the consumer is running."""
+        return {"nats": bus_connected(self.broker), "consumer": self.consumer is not None}
+
+    async def close(self) -> None:
+        """Drain: finish the batch in hand (ack it), stop publishing, disconnect."""
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.tasks:
+            with suppress(Exception):
+                await asyncio.wait_for(self.tasks[0], self.settings.shutdown_grace_s)
+        for task in self.tasks[1:]:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        await stop_broker(self.broker)
+        await self.engine.dispose()
+        log.info("aggregator_stopped")
+
+
+def build(settings: AggregatorSettings) -> Aggregator:
+    """Wire the aggregator from settings."""
+    engine = make_engine(settings.database_url())
+    broker = make_broker(settings, name="aggregator")
+    read_side = reader(settings, engine)
+
+    async def publish(subject: str, body: bytes) -> None:
+        await broker.publish(body, subject)
+
+    publisher = RollupPublisher(read_side, publish, settings.aggregator_publish_interval_s)
+    return Aggregator(settings, engine, broker, read_side, publisher)
+
+
+def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
+    """The aggregator ASGI app; consumes in the background once NATS answers."""
+    settings = settings or load_settings()
+    configure_logging(settings, service="aggregator")
+    aggregator = build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not await schema_ready(settings.database_url()):
+            raise RuntimeError("no aggregator schema: run `zhibao aggregator migrate` first")
+        connecting = asyncio.create_task(
+            retry_forever(
+                aggregator.connect,
+                on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc)),
+            )
+        )
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with suppress(asyncio.CancelledError):
+                await connecting
+            await aggregator.close()
+
+    app = FastAPI(
+        title="Zhibao aggregator",
+        description="Exact community, street, district and city rollups from the event stream.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.aggregator = aggregator
+    add_error_handlers(app)
+    app.include_router(build_router(aggregator.reader))
+    app.include_router(probes_router(aggregator.readiness))
+    return app
+
+
+class NotEmpty(RuntimeError):
+    """Rebuild refuses a database that already holds applied events."""
+
+
+async def _empty_database(engine: AsyncEngine, *, force: bool) -> None:
+    async with engine.begin() as conn:
+        count = await conn.scalar(select(func.count()).select_from(applied_events))
+        if count and not force:
+            raise NotEmpty(f"the database holds {count} applied events; use --force to wipe it")
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(delete(table))
+
+
+async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
+    """Replay the stream from its start into an empty database; returns events applied.
+
+    The durable consumer is recreated at the stream's start, so the service
+    continues from where the rebuild ended. Run it while the service is stopped.
+    """
+    url = settings.database_url()
+    await migrate(url)
+    engine = make_engine(url)
+    client = await nats.connect(settings.nats_url)
+    try:
+        await _empty_database(engine, force=force)
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        await _drop_consumer(js, settings.aggregator_durable)
+        counted: list[int] = []
+        handler = ApplyBatch(engine, rules(settings), _counting(counted))
+        consumer = BatchConsumer(js, consumer_spec(settings), handler, settings)
+        await consumer.start()
+        await consumer.run_until_caught_up()
+        return consumer.stats.acked
+    finally:
+        await client.close()
+        await engine.dispose()
+
+
+def _counting(sink: list[int]) -> Changed:
+    return lambda changed: sink.append(len(changed))
+
+
+async def _drop_consumer(js: JetStreamContext, durable: str) -> None:
+    with suppress(nats.js.errors.NotFoundError):
+        await js.delete_consumer(EVENTS_STREAM, durable)

@@ -1,0 +1,53 @@
+"""``zhibao aggregator``: run the service, migrate its database, or rebuild it from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+import uvicorn
+
+from zhibao_aggregator.bootstrap import NotEmpty, create_app, load_settings, rebuild
+from zhibao_aggregator.migrate import migrate as run_migrations
+from zhibao_shared.observability import configure_logging
+
+app = typer.Typer(help="The aggregator service (HTTP :8102): rollups from the event stream.")
+
+
+@app.callback(invoke_without_command=True)
+def run(ctx: typer.Context) -> None:
+    """Run the aggregator against ZHIBAO_NATS_URL until SIGTERM/Ctrl-C (then drain and stop)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = load_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.aggregator_port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the aggregator's database schema (Alembic upgrade head)."""
+    settings = load_settings()
+    configure_logging(settings, service="aggregator")
+    asyncio.run(run_migrations(settings.database_url()))
+    typer.echo("aggregator database is at the latest schema")
+
+
+@app.command("rebuild")
+def rebuild_command(
+    force: bool = typer.Option(False, "--force", help="Wipe a database that holds data"),
+) -> None:
+    """Replay the event stream from its start into an empty database (service stopped)."""
+    settings = load_settings()
+    configure_logging(settings, service="aggregator")
+    try:
+        replayed = asyncio.run(rebuild(settings, force=force))
+    except NotEmpty as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"rebuilt from the stream: {replayed} messages replayed")

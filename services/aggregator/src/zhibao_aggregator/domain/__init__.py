@@ -1,0 +1,1 @@
+"""The aggregator's pure domain: rollup arithmetic, no I/O."""

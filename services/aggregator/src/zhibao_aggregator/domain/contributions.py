@@ -1,0 +1,186 @@
+"""What events contribute to the counters: pure functions of facts.
+
+Events about a person (cases, isolation) are order-sensitive and may arrive
+late or out of order. Their contribution is therefore a function of the
+person's whole history sorted by event time: applying a new fact means
+``contributions(history + new) - contributions(history)``. The result is the
+same whatever the arrival order, and a person is never counted twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from zhibao_aggregator.domain import metrics as m
+from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_shared.events import (
+    Classification,
+    IsolationAction,
+    PublishedEvent,
+    PublishedScreening,
+)
+
+#: (community code, day, metric) → change.
+Contribution = Counter[tuple[str, date, str]]
+
+
+@dataclass(frozen=True, order=True)
+class CaseFact:
+    """One case classification of a person (sorted by time, then dedup key)."""
+
+    time: datetime
+    key: str
+    community: str
+    classification: Classification
+
+
+@dataclass(frozen=True, order=True)
+class IsolationFact:
+    """One isolation action about a person."""
+
+    time: datetime
+    key: str
+    community: str
+    action: IsolationAction
+
+
+@dataclass(frozen=True, order=True)
+class ReportFact:
+    """One daily report of a community for a date."""
+
+    received_at: datetime
+    key: str
+    zero: bool
+
+
+def screening(event: PublishedScreening, calendar: Calendar, fever_c: float) -> Contribution:
+    """A screening counts once on its own day; fevers at or above the threshold."""
+    day = calendar.day(event.time)
+    where = event.subject
+    out: Contribution = Counter()
+    out[(where, day, m.SCREENINGS)] += 1
+    out[(where, day, m.SITE_METRICS[event.data.site])] += 1
+    if event.data.temperature_c >= fever_c:
+        out[(where, day, m.FEVERS)] += 1
+    if event.data.travel_from_risk_area:
+        out[(where, day, m.TRAVEL_FLAGGED)] += 1
+    return out
+
+
+def arrival(event: PublishedEvent, calendar: Calendar) -> Contribution:
+    """Every applied event counts on its day; late ones also as late."""
+    day = calendar.day(event.time)
+    out: Contribution = Counter({(event.subject, day, m.EVENTS): 1})
+    if calendar.is_late(event.time, event.receivedat):
+        out[(event.subject, day, m.LATE_EVENTS)] += 1
+    return out
+
+
+def case_history(facts: Iterable[CaseFact], calendar: Calendar) -> Contribution:
+    """Counters of one person's classification history.
+
+    * ``new_<class>``: +1 on the day the person first got that class.
+    * ``current_<class>`` (stock): the person is counted under their latest
+      class, in the community of their latest report; moving class or
+      community moves the one person.
+    """
+    out: Contribution = Counter()
+    seen: set[Classification] = set()
+    held: tuple[str, Classification] | None = None
+    for fact in sorted(facts):
+        day = calendar.day(fact.time)
+        if fact.classification not in seen:
+            seen.add(fact.classification)
+            out[(fact.community, day, m.new_metric(fact.classification))] += 1
+        now = (fact.community, fact.classification)
+        if now == held:
+            continue
+        if held is not None and held[1] in m.CURRENT_CLASSES:
+            out[(held[0], day, m.current_metric(held[1]))] -= 1
+        if fact.classification in m.CURRENT_CLASSES:
+            out[(fact.community, day, m.current_metric(fact.classification))] += 1
+        held = now
+    return out
+
+
+def isolation_history(facts: Iterable[IsolationFact], calendar: Calendar) -> Contribution:
+    """Counters of one person's isolation history.
+
+    A start opens an isolation (a second start while open is ignored), an end
+    closes it; ``in_isolation`` is the stock of open isolations, counted in
+    the community of the start. ``isolation_checked_due`` counts a person
+    once per day when checked on a day after their isolation started, so
+    ``in isolation at the start of the day - checked_due`` = checks missed.
+    """
+    out: Contribution = Counter()
+    open_at: tuple[str, date] | None = None
+    checked_days: set[date] = set()
+    for fact in sorted(facts):
+        day = calendar.day(fact.time)
+        where = fact.community
+        if fact.action is IsolationAction.START and open_at is None:
+            open_at = (where, day)
+            out[(where, day, m.ISOLATION_STARTED)] += 1
+            out[(where, day, m.IN_ISOLATION)] += 1
+        elif fact.action is IsolationAction.END and open_at is not None:
+            out[(where, day, m.ISOLATION_ENDED)] += 1
+            out[(open_at[0], day, m.IN_ISOLATION)] -= 1
+            open_at = None
+        elif fact.action is IsolationAction.CHECK:
+            out[(where, day, m.ISOLATION_CHECKS)] += 1
+            if open_at is not None and open_at[1] < day and day not in checked_days:
+                checked_days.add(day)
+                out[(open_at[0], day, m.ISOLATION_CHECKED_DUE)] += 1
+        elif fact.action is IsolationAction.BREACH:
+            out[(where, day, m.ISOLATION_BREACHES)] += 1
+    return out
+
+
+def daily_report(
+    community: str,
+    day: date,
+    facts: Iterable[ReportFact],
+    calendar: Calendar,
+    due_after: timedelta,
+) -> Contribution:
+    """A community has reported for ``day`` once; its first report decides on-time/late."""
+    ordered = sorted(facts)
+    if not ordered:
+        return Counter()
+    first = ordered[0]
+    on_time = calendar.report_on_time(day, first.received_at, due_after)
+    out: Contribution = Counter({(community, day, m.REPORTS_RECEIVED): 1})
+    out[(community, day, m.REPORTS_ON_TIME if on_time else m.REPORTS_LATE)] += 1
+    if first.zero:
+        out[(community, day, m.REPORTS_ZERO)] += 1
+    return out
+
+
+UNIT_PREFIXES = (12, 9, 6, 4)
+
+
+def units_of(community: str) -> tuple[str, ...]:
+    """The community and its street, district and city codes (codes nest by prefix)."""
+    return tuple(community[:length] for length in UNIT_PREFIXES)
+
+
+def roll_up(contribution: Contribution) -> Counter[tuple[str, date, str]]:
+    """Spread community-level changes to every level; zero changes are dropped."""
+    out: Counter[tuple[str, date, str]] = Counter()
+    for (community, day, metric), delta in contribution.items():
+        if delta == 0:
+            continue
+        for unit in units_of(community):
+            out[(unit, day, metric)] += delta
+    return Counter({key: value for key, value in out.items() if value != 0})
+
+
+def difference(new: Contribution, old: Contribution) -> Contribution:
+    """``new - old`` keeping negative values (Counter subtraction would drop them)."""
+    out: Contribution = Counter(new)
+    for key, value in old.items():
+        out[key] -= value
+    return out

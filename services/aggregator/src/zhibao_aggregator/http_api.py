@@ -1,0 +1,101 @@
+"""The aggregator's HTTP API (read only): units, rollups, series, completeness, reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from zhibao_aggregator import report
+from zhibao_aggregator.reader import SERIES_METRICS, RollupReader, UnknownUnit
+
+MAX_SERIES_DAYS = 400
+
+DateQuery = Annotated[date | None, Query(description="Day (YYYY-MM-DD, district time); today")]
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Unknown units answer 404 with the code named."""
+
+    async def unknown(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"unknown unit {exc.args[0]}"}, status_code=404)
+
+    app.add_exception_handler(UnknownUnit, unknown)
+
+
+def build_router(reader: RollupReader) -> APIRouter:
+    """Routes under ``/v1/units``."""
+    router = APIRouter(prefix="/v1/units", tags=["rollups"])
+
+    def day_or_today(day: date | None) -> date:
+        return day or reader.calendar.today(datetime.now(UTC))
+
+    @router.get("/{code}", summary="A unit, its parent and its children")
+    async def unit(code: str) -> dict[str, Any]:
+        return reader.describe(code)
+
+    @router.get("/{code}/rollup", summary="All metrics of a unit for a day")
+    async def rollup(code: str, date: DateQuery = None) -> dict[str, Any]:
+        day = day_or_today(date)
+        return {"unit": code, "date": day.isoformat(), "figures": await reader.figures(code, day)}
+
+    @router.get("/{code}/children", summary="All metrics of each child unit for a day")
+    async def children(code: str, date: DateQuery = None) -> dict[str, Any]:
+        day = day_or_today(date)
+        rows = await reader.children(code, day)
+        return {
+            "unit": code,
+            "date": day.isoformat(),
+            "children": [{"code": u.code, "name": u.name, "figures": f} for u, f in rows],
+        }
+
+    @router.get("/{code}/series", summary="A daily series of one metric")
+    async def series(
+        code: str,
+        metric: str,
+        first: Annotated[date, Query(alias="from")],
+        last: Annotated[date, Query(alias="to")],
+    ) -> dict[str, Any]:
+        if metric not in SERIES_METRICS:
+            raise HTTPException(422, f"unknown metric {metric!r}; one of {sorted(SERIES_METRICS)}")
+        if last < first or last - first > timedelta(days=MAX_SERIES_DAYS):
+            raise HTTPException(422, f"need from <= to, at most {MAX_SERIES_DAYS} days apart")
+        points = await reader.series(code, metric, first, last)
+        return {
+            "unit": code,
+            "metric": metric,
+            "points": [{"date": d.isoformat(), "value": v} for d, v in points.items()],
+        }
+
+    @router.get("/{code}/completeness", summary="Communities that reported, late or not at all")
+    async def completeness(code: str, date: DateQuery = None) -> dict[str, Any]:
+        return await reader.completeness(code, day_or_today(date))
+
+    async def report_rows(code: str, day: date) -> list[report.Row]:
+        own = reader.unit(code)
+        rows = [(u.code, u.name, f) for u, f in await reader.children(code, day)]
+        return [*rows, (own.code, f"{own.name} 合计 total", await reader.figures(code, day))]
+
+    @router.get("/{code}/report.csv", summary="The daily statistical report as CSV")
+    async def report_csv(code: str, date: DateQuery = None) -> Response:
+        day = day_or_today(date)
+        body = report.as_csv(await report_rows(code, day))
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{code}-{day}.csv"'},
+        )
+
+    @router.get("/{code}/report.xlsx", summary="The daily statistical report as Excel")
+    async def report_xlsx(code: str, date: DateQuery = None) -> Response:
+        day = day_or_today(date)
+        body = report.as_xlsx(await report_rows(code, day), f"{code} {day}")
+        return Response(
+            body,
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{code}-{day}.xlsx"'},
+        )
+
+    return router

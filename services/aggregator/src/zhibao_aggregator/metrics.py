@@ -1,0 +1,23 @@
+"""The aggregator's Prometheus metrics (batch size, latency and lag are the consumer's).
+
+Labels carry event types, never units' people.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_APPLIED = Counter(
+    "zhibao_aggregator_events_applied_total", "Events applied to the counters", ["type"]
+)
+DUPLICATES_SKIPPED = Counter(
+    "zhibao_aggregator_duplicates_skipped_total", "Deliveries of events already applied"
+)
+COMMIT_SECONDS = Histogram(
+    "zhibao_aggregator_commit_seconds",
+    "Time to apply and commit one batch",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ROLLUPS_PUBLISHED = Counter(
+    "zhibao_aggregator_rollups_published_total", "Rollups published to NATS", ["level"]
+)

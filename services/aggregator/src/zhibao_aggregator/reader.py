@@ -1,0 +1,116 @@
+"""Read side: a unit's figures, its children's, series and reporting completeness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zhibao_aggregator.domain import metrics as m
+from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.rollup import RiskRule, figures
+from zhibao_aggregator.storage import queries
+from zhibao_shared.hierarchy import Registry, Unit
+
+SERIES_METRICS = frozenset((*m.FLOWS, *m.STOCKS))
+Figures = dict[str, int | str | None]
+
+
+class UnknownUnit(LookupError):
+    """No unit with this code in the registry."""
+
+
+def unit_json(unit: Unit) -> dict[str, Any]:
+    """A unit as the API shows it."""
+    return {
+        "code": unit.code,
+        "name": unit.name,
+        "name_en": unit.name_en,
+        "level": unit.level.value,
+        "households": unit.households,
+        "population": unit.population,
+    }
+
+
+@dataclass
+class RollupReader:
+    """Answers read queries from the maintained counters."""
+
+    engine: AsyncEngine
+    registry: Registry
+    calendar: Calendar
+    risk: RiskRule
+    report_due_after: Any
+
+    def unit(self, code: str) -> Unit:
+        """The unit, or :class:`UnknownUnit`."""
+        unit = self.registry.get(code)
+        if unit is None:
+            raise UnknownUnit(code)
+        return unit
+
+    def describe(self, code: str) -> dict[str, Any]:
+        """The unit with its parent and children."""
+        unit = self.unit(code)
+        parent = self.registry.get(unit.parent) if unit.parent else None
+        return {
+            "unit": unit_json(unit),
+            "parent": unit_json(parent) if parent else None,
+            "children": [unit_json(child) for child in self.registry.children(code)],
+        }
+
+    async def figures(self, code: str, day: date) -> Figures:
+        """All metrics of a unit on a day."""
+        self.unit(code)
+        expected = len(self.registry.communities_under(code))
+        async with self.engine.connect() as conn:
+            snap = await queries.snapshot(conn, code, day, expected, self.risk.window_days)
+        return figures(day, snap, self.risk)
+
+    async def children(self, code: str, day: date) -> list[tuple[Unit, Figures]]:
+        """Each child's figures (for a table)."""
+        self.unit(code)
+        return [(c, await self.figures(c.code, day)) for c in self.registry.children(code)]
+
+    async def series(self, code: str, metric: str, first: date, last: date) -> dict[date, int]:
+        """A daily series of a stored metric."""
+        self.unit(code)
+        async with self.engine.connect() as conn:
+            return await queries.series(conn, code, metric, first, last)
+
+    async def completeness(self, code: str, day: date) -> dict[str, Any]:
+        """Which communities under the unit reported for ``day``, on time or late, and which not."""
+        self.unit(code)
+        async with self.engine.connect() as conn:
+            reports = await queries.reports_for(conn, code, day)
+        rows = []
+        for community in self.registry.communities_under(code):
+            first = reports.get(community.code)
+            on_time = (
+                self.calendar.report_on_time(day, first[0], self.report_due_after)
+                if first
+                else None
+            )
+            rows.append(
+                {
+                    "code": community.code,
+                    "name": community.name,
+                    "reported": first is not None,
+                    "received_at": first[0].isoformat() if first else None,
+                    "on_time": on_time,
+                    "zero": first[1] if first else None,
+                }
+            )
+        reported = [r for r in rows if r["reported"]]
+        return {
+            "unit": code,
+            "date": day.isoformat(),
+            "expected": len(rows),
+            "reported": len(reported),
+            "on_time": sum(1 for r in reported if r["on_time"]),
+            "late": sum(1 for r in reported if not r["on_time"]),
+            "missing": [r["code"] for r in rows if not r["reported"]],
+            "communities": rows,
+        }

@@ -1,0 +1,65 @@
+"""The daily statistical report (统计报表) of a unit: one row per child and a total."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from zhibao_aggregator.reader import Figures
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("screenings", "筛查人次 screenings"),
+    ("fevers", "发热 fevers"),
+    ("travel_flagged", "风险地区旅居 travel from risk area"),
+    ("new_suspected", "新增疑似 new suspected"),
+    ("new_confirmed", "新增确诊 new confirmed"),
+    ("new_asymptomatic", "新增无症状 new asymptomatic"),
+    ("new_close_contact", "新增密接 new close contacts"),
+    ("current_confirmed", "现有确诊 current confirmed"),
+    ("cumulative_confirmed", "累计确诊 cumulative confirmed"),
+    ("cumulative_recovered", "累计治愈 cumulative recovered"),
+    ("cumulative_deceased", "累计死亡 cumulative deaths"),
+    ("in_isolation", "隔离中 in isolation"),
+    ("isolation_checks_missed", "漏检 checks missed"),
+    ("isolation_breaches", "违规 breaches"),
+    ("reports_received", "已报社区 communities reported"),
+    ("reports_late", "迟报 late reports"),
+    ("reports_missing", "未报 missing reports"),
+    ("days_since_last_new_confirmed", "无新增天数 days since last new confirmed"),
+    ("risk_level", "风险等级 risk level"),
+)
+HEADER = ("代码 code", "名称 name", *(title for _, title in COLUMNS))
+
+Row = tuple[str, str, Figures]
+
+
+def table(rows: Sequence[Row]) -> list[list[object]]:
+    """Header and data rows; the last row is the unit's own total."""
+    out: list[list[object]] = [list(HEADER)]
+    for code, name, figures in rows:
+        out.append([code, name, *(figures.get(key) for key, _ in COLUMNS)])
+    return out
+
+
+def as_csv(rows: Sequence[Row]) -> str:
+    """The report as CSV (UTF-8 with BOM so spreadsheet programs show Chinese)."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    csv.writer(buffer).writerows(table(rows))
+    return buffer.getvalue()
+
+
+def as_xlsx(rows: Sequence[Row], title: str) -> bytes:
+    """The report as an Excel workbook."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = title[:31]
+    for line in table(rows):
+        sheet.append(line)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()

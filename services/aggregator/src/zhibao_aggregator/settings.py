@@ -1,0 +1,48 @@
+"""Aggregator settings (``ZHIBAO_*`` environment variables)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, model_validator
+
+from zhibao_shared.db import sqlite_url
+from zhibao_shared.settings import ServiceSettings
+
+
+class AggregatorSettings(ServiceSettings):
+    """What the aggregator needs beyond the common settings."""
+
+    aggregator_port: int = Field(default=8102, ge=1, le=65535)
+    aggregator_database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; SQLite in the data dir when unset"
+    )
+    aggregator_districts: list[str] = Field(
+        default_factory=list,
+        description="Only consume these district codes (partitioning); all when empty",
+    )
+    aggregator_durable: str = Field(default="aggregator", pattern=r"^[A-Za-z0-9_-]+$")
+    aggregator_batch_size: int = Field(default=500, gt=0, le=5000)
+    aggregator_max_deliver: int = Field(default=5, ge=2)
+    aggregator_publish_interval_s: float = Field(
+        default=0.5, gt=0, description="A unit's rollup is published at most once per interval"
+    )
+    fever_threshold_c: float = Field(default=37.3, ge=35.0, le=42.0)
+    report_due_after: timedelta = Field(
+        default=timedelta(days=1, hours=9),
+        description="A daily report is on time when received this long after the start "
+        "of its day (district time); default next day 09:00. ISO 8601, e.g. P1DT9H",
+    )
+    risk_window_days: int = Field(default=14, gt=0)
+    risk_medium_at: int = Field(default=1, gt=0, description="New confirmed in window → medium")
+    risk_high_at: int = Field(default=10, gt=0, description="New confirmed in window → high")
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> AggregatorSettings:
+        if self.risk_high_at < self.risk_medium_at:
+            raise ValueError("risk_high_at must be at least risk_medium_at")
+        return self
+
+    def database_url(self) -> str:
+        """The configured database URL or the embedded SQLite default."""
+        return self.aggregator_database_url or sqlite_url(self.data_dir, "aggregator")

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 (async) tables, the batch writer and the read queries."""

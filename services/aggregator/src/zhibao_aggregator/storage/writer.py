@@ -1,0 +1,264 @@
+"""Applying a batch of events in one transaction, idempotently.
+
+The dedup keys of applied events are written in the same transaction as the
+counter changes they cause, so a redelivered event is recognised and skipped:
+whatever is redelivered, nothing is counted twice; whatever crashes, nothing
+committed is lost (JetStream redelivers what was not acked).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zhibao_aggregator.domain import contributions as c
+from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.storage.tables import (
+    applied_events,
+    case_facts,
+    counters,
+    daily_reports,
+    isolation_facts,
+)
+from zhibao_shared.consumer import Delivery
+from zhibao_shared.events import (
+    Classification,
+    IsolationAction,
+    PublishedCase,
+    PublishedDailyReport,
+    PublishedIsolation,
+    PublishedScreening,
+)
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The domain parameters the writer applies."""
+
+    calendar: Calendar
+    fever_c: float = 37.3
+    report_due_after: timedelta = timedelta(days=1, hours=9)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one batch changed."""
+
+    applied: int
+    duplicates: int
+    changed: frozenset[tuple[str, date]]
+    by_type: dict[str, int]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Datetimes are stored in UTC; SQLite gives them back naive, so make them aware."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: Rules) -> Applied:
+    """Apply the not-yet-applied events of a batch; the caller owns the transaction."""
+    fresh = await _fresh(conn, batch)
+    events = [d.event for d in fresh]
+    change: c.Contribution = Counter()
+    for event in events:
+        change.update(c.arrival(event, rules.calendar))
+        if isinstance(event, PublishedScreening):
+            change.update(c.screening(event, rules.calendar, rules.fever_c))
+    change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
+    isolations = [e for e in events if isinstance(e, PublishedIsolation)]
+    change.update(await _isolations(conn, isolations, rules))
+    reports = [e for e in events if isinstance(e, PublishedDailyReport)]
+    change.update(await _reports(conn, reports, rules))
+    rolled = c.roll_up(change)
+    await _add_to_counters(conn, rolled)
+    if fresh:
+        await conn.execute(
+            applied_events.insert(),
+            [{"dedup_key": d.event.dedup_key, "stream_sequence": d.stream_sequence} for d in fresh],
+        )
+    changed = frozenset((unit, day) for unit, day, _ in rolled)
+    by_type = dict(Counter(e.type.short for e in events))
+    return Applied(len(fresh), len(batch) - len(fresh), changed, by_type)
+
+
+async def _fresh(conn: AsyncConnection, batch: Sequence[Delivery]) -> list[Delivery]:
+    keys = list({d.event.dedup_key for d in batch})
+    known: set[str] = set()
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        rows = await conn.execute(
+            select(applied_events.c.dedup_key).where(applied_events.c.dedup_key.in_(chunk))
+        )
+        known.update(rows.scalars())
+    fresh: list[Delivery] = []
+    for delivery in batch:
+        key = delivery.event.dedup_key
+        if key not in known:
+            known.add(key)
+            fresh.append(delivery)
+    return fresh
+
+
+def _by_pid(events: Iterable[PublishedCase | PublishedIsolation]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for event in events:
+        grouped[event.data.person.pid].append(event)
+    return grouped
+
+
+async def _history(conn: AsyncConnection, table: Any, pids: list[str]) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = defaultdict(list)
+    for start in range(0, len(pids), _CHUNK):
+        rows = await conn.execute(
+            select(table).where(table.c.pid.in_(pids[start : start + _CHUNK]))
+        )
+        for row in rows.mappings():
+            found[row["pid"]].append(row)
+    return found
+
+
+async def _cases(
+    conn: AsyncConnection, events: list[PublishedCase], rules: Rules
+) -> c.Contribution:
+    grouped = _by_pid(events)
+    history = await _history(conn, case_facts, list(grouped))
+    change: c.Contribution = Counter()
+    rows = []
+    for pid, new in grouped.items():
+        old = [
+            c.CaseFact(
+                as_utc(r["time"]),
+                r["dedup_key"],
+                r["community"],
+                Classification(r["classification"]),
+            )
+            for r in history.get(pid, [])
+        ]
+        added = [c.CaseFact(e.time, e.dedup_key, e.subject, e.data.classification) for e in new]
+        change.update(
+            c.difference(
+                c.case_history(old + added, rules.calendar), c.case_history(old, rules.calendar)
+            )
+        )
+        rows += [
+            {
+                "pid": pid,
+                "dedup_key": f.key,
+                "time": f.time.astimezone(UTC),
+                "community": f.community,
+                "classification": f.classification.value,
+            }
+            for f in added
+        ]
+    if rows:
+        await conn.execute(case_facts.insert(), rows)
+    return change
+
+
+async def _isolations(
+    conn: AsyncConnection, events: list[PublishedIsolation], rules: Rules
+) -> c.Contribution:
+    grouped = _by_pid(events)
+    history = await _history(conn, isolation_facts, list(grouped))
+    change: c.Contribution = Counter()
+    rows = []
+    for pid, new in grouped.items():
+        old = [
+            c.IsolationFact(
+                as_utc(r["time"]), r["dedup_key"], r["community"], IsolationAction(r["action"])
+            )
+            for r in history.get(pid, [])
+        ]
+        added = [c.IsolationFact(e.time, e.dedup_key, e.subject, e.data.action) for e in new]
+        change.update(
+            c.difference(
+                c.isolation_history(old + added, rules.calendar),
+                c.isolation_history(old, rules.calendar),
+            )
+        )
+        rows += [
+            {
+                "pid": pid,
+                "dedup_key": f.key,
+                "time": f.time.astimezone(UTC),
+                "community": f.community,
+                "action": f.action.value,
+            }
+            for f in added
+        ]
+    if rows:
+        await conn.execute(isolation_facts.insert(), rows)
+    return change
+
+
+async def _reports(
+    conn: AsyncConnection, events: list[PublishedDailyReport], rules: Rules
+) -> c.Contribution:
+    grouped: dict[tuple[str, date], list[PublishedDailyReport]] = defaultdict(list)
+    for event in events:
+        grouped[(event.subject, event.data.date)].append(event)
+    change: c.Contribution = Counter()
+    if not grouped:
+        return change
+    existing: dict[tuple[str, date], list[c.ReportFact]] = defaultdict(list)
+    keys = list(grouped)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        rows = await conn.execute(
+            select(daily_reports).where(
+                tuple_(daily_reports.c.community, daily_reports.c.day).in_(chunk)
+            )
+        )
+        for r in rows.mappings():
+            fact = c.ReportFact(as_utc(r["received_at"]), r["dedup_key"], r["zero"])
+            existing[(r["community"], r["day"])].append(fact)
+    rows_out = []
+    for (community, day), new in grouped.items():
+        old = existing.get((community, day), [])
+        added = [c.ReportFact(e.receivedat, e.dedup_key, e.data.zero) for e in new]
+        cal, due = rules.calendar, rules.report_due_after
+        change.update(
+            c.difference(
+                c.daily_report(community, day, old + added, cal, due),
+                c.daily_report(community, day, old, cal, due),
+            )
+        )
+        rows_out += [
+            {
+                "community": community,
+                "day": day,
+                "dedup_key": f.key,
+                "received_at": f.received_at.astimezone(UTC),
+                "zero": f.zero,
+            }
+            for f in added
+        ]
+    await conn.execute(daily_reports.insert(), rows_out)
+    return change
+
+
+async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, date, str]]) -> None:
+    if not rolled:
+        return
+    # A fixed order keeps row locks ordered (no deadlocks between partitioned instances).
+    rows = [
+        {"unit": unit, "day": day, "metric": metric, "value": value}
+        for (unit, day, metric), value in sorted(rolled.items())
+    ]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(counters)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[counters.c.unit, counters.c.metric, counters.c.day],
+        set_={"value": counters.c.value + statement.excluded.value},
+    )
+    for start in range(0, len(rows), _CHUNK):
+        await conn.execute(upsert, rows[start : start + _CHUNK])

@@ -1,0 +1,315 @@
+"""The one batched JetStream consumer every Zhibao service uses to read events.
+
+A durable pull consumer on the events stream. Each fetched batch is decoded
+(``parse_published``) and handed to an async handler; the messages are
+acknowledged only after the handler returned (that is, after the service
+committed its database transaction). Plumbing only, no business logic.
+
+Guarantees:
+
+* **At least once, never lost.** A message is acked only after the handler
+  returned. If the handler raises, every message of the batch is nak'd with a
+  delay and comes back; handlers must be idempotent (store the dedup key in
+  the same transaction as their effects).
+* **A poison message does not block the stream.** When a batch fails, its
+  messages are retried one by one so a single bad message is isolated. A
+  message that fails on its own ``max_deliver`` times, or that cannot be
+  decoded at all, is published to the dead-letter stream
+  (``zhibao.deadletter.<service>.<original subject>``, stream
+  ``ZHIBAO_DEADLETTER``) and then terminated.
+* **Transient failures are not poison.** Exceptions listed in ``transient``
+  (by default ``OSError`` and ``TimeoutError``; a service adds its database
+  driver's connection errors) nak the batch with a delay but never send
+  anything to the dead-letter stream, however often they repeat.
+
+Partitioning: ``filter_subjects`` (e.g. ``[district_events("640106")]``)
+limits an instance to some districts. ``deliver_from_start`` (the default)
+makes a new durable start at the first message of the stream.
+
+Usage::
+
+    from zhibao_shared.consumer import BatchConsumer, ConsumerSpec, Delivery
+
+    async def apply(batch: Sequence[Delivery]) -> None:
+        async with session.begin():        # one transaction per batch
+            ...                            # effects + dedup keys of batch
+        # returning normally = "committed": the consumer acks the batch now
+
+    consumer = BatchConsumer(
+        js,                                # nats JetStreamContext (broker's or nats.connect's)
+        ConsumerSpec(service="alerts", durable="alerts", batch_size=100),
+        apply,
+    )
+    await consumer.start()                 # declares streams + durable consumer
+    task = asyncio.create_task(consumer.run())
+    ...
+    await consumer.stop()                  # finishes the current batch, then returns
+    await task
+
+``consumer.pending()`` gives the lag (messages not yet acked) for metrics and
+for "caught up" checks; ``run_until_caught_up()`` drains what the stream held
+when it was called (used by rebuilds).
+
+Why not faststream's batch subscriber: it acks or nacks a batch as a whole and
+its reject-on-error default would drop a batch; dead-lettering one message of a
+batch and delayed naks need per-message control, which nats-py's
+``pull_subscribe``/``fetch`` gives directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import ValidationError
+
+from zhibao_shared.broker import DEAD_LETTER_STREAM, dead_letter_stream_config, ensure_stream
+from zhibao_shared.events import PublishedEvent, parse_published
+from zhibao_shared.settings import ZhibaoSettings
+from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, dead_letter_subject
+
+log = structlog.get_logger(__name__)
+
+BATCH_SIZE = Histogram(
+    "zhibao_consumer_batch_size",
+    "Messages per fetched batch",
+    ["service"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+BATCH_SECONDS = Histogram(
+    "zhibao_consumer_batch_seconds",
+    "Time to handle and ack one batch",
+    ["service"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+MESSAGES_ACKED = Counter(
+    "zhibao_consumer_messages_acked_total", "Messages handled and acked", ["service"]
+)
+BATCHES_FAILED = Counter(
+    "zhibao_consumer_batches_failed_total", "Batches whose handler raised (nak'd)", ["service"]
+)
+DEAD_LETTERED = Counter(
+    "zhibao_consumer_dead_lettered_total",
+    "Messages parked on the dead-letter stream",
+    ["service", "reason"],
+)
+LAG = Gauge(
+    "zhibao_consumer_lag", "Messages in the stream not yet acked by this consumer", ["service"]
+)
+
+DEAD_REASON_HEADER = "Zhibao-Dead-Reason"
+ORIGINAL_SUBJECT_HEADER = "Zhibao-Original-Subject"
+STREAM_SEQUENCE_HEADER = "Zhibao-Stream-Sequence"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One decoded message of a batch."""
+
+    event: PublishedEvent
+    subject: str
+    stream_sequence: int
+    num_delivered: int
+
+
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """How a service consumes the events stream."""
+
+    service: str
+    durable: str
+    filter_subjects: tuple[str, ...] = (EVENTS_ALL,)
+    stream: str = EVENTS_STREAM
+    batch_size: int = 200
+    fetch_timeout_s: float = 0.5
+    max_deliver: int = 5
+    nak_delay_s: float = 1.0
+    ack_wait_s: float = 60.0
+    deliver_from_start: bool = True
+    transient: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+    def consumer_config(self) -> ConsumerConfig:
+        """The JetStream consumer configuration (redelivery is unlimited server-side:
+        the cap is enforced here so capped messages go to the dead-letter stream)."""
+        return ConsumerConfig(
+            durable_name=self.durable,
+            name=self.durable,
+            deliver_policy=DeliverPolicy.ALL if self.deliver_from_start else DeliverPolicy.NEW,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=-1,
+            max_ack_pending=max(1000, self.batch_size * 4),
+            filter_subjects=list(self.filter_subjects),
+        )
+
+
+@dataclass
+class _Stats:
+    batches: int = 0
+    acked: int = 0
+    dead_lettered: int = 0
+    failures: int = 0
+
+
+@dataclass
+class BatchConsumer:
+    """A durable, batched pull consumer; see the module docstring for usage."""
+
+    js: JetStreamContext
+    spec: ConsumerSpec
+    handler: BatchHandler
+    dead_letter_settings: ZhibaoSettings | None = None
+    stats: _Stats = field(default_factory=_Stats)
+    _subscription: JetStreamContext.PullSubscription | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        """Declare the dead-letter stream and the durable consumer, and bind to it."""
+        settings = self.dead_letter_settings or ZhibaoSettings()
+        await ensure_stream(self.js, dead_letter_stream_config(settings))
+        await self.js.add_consumer(self.spec.stream, self.spec.consumer_config())
+        self._subscription = await self.js.pull_subscribe_bind(
+            durable=self.spec.durable, stream=self.spec.stream
+        )
+        log.info("consumer_started", durable=self.spec.durable, filters=self.spec.filter_subjects)
+
+    async def run(self) -> None:
+        """Fetch and handle batches until :meth:`stop` is called."""
+        while not self._stopping.is_set():
+            try:
+                await self.step()
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                # Unacked messages come back after ack_wait; nothing is lost.
+                log.warning("consumer_step_failed", error=repr(exc))
+                await asyncio.sleep(self.spec.nak_delay_s)
+
+    async def run_until_caught_up(self) -> int:
+        """Handle batches until everything pending at call time is acked; returns batches."""
+        batches = 0
+        while await self.pending() > 0 and not self._stopping.is_set():
+            if await self.step():
+                batches += 1
+        return batches
+
+    async def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in hand is handled and acked."""
+        self._stopping.set()
+
+    async def pending(self) -> int:
+        """Messages this consumer has not acked yet (its lag)."""
+        info = await self.js.consumer_info(self.spec.stream, self.spec.durable)
+        lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        LAG.labels(self.spec.service).set(lag)
+        return lag
+
+    async def step(self) -> bool:
+        """Fetch one batch and handle it; False when nothing was waiting."""
+        assert self._subscription is not None, "call start() first"
+        try:
+            messages = await self._subscription.fetch(
+                self.spec.batch_size, timeout=self.spec.fetch_timeout_s
+            )
+        except (nats.errors.TimeoutError, TimeoutError):
+            return False
+        except nats.errors.Error as exc:
+            log.warning("consumer_fetch_failed", error=str(exc))
+            await asyncio.sleep(self.spec.nak_delay_s)
+            return False
+        if messages:
+            await self._handle(messages)
+        return bool(messages)
+
+    async def _handle(self, messages: list[Msg]) -> None:
+        started = time.perf_counter()
+        deliveries: list[tuple[Msg, Delivery]] = []
+        for msg in messages:
+            delivery = await self._decode(msg)
+            if delivery is not None:
+                deliveries.append((msg, delivery))
+        if deliveries:
+            await self._handle_decoded(deliveries)
+        self.stats.batches += 1
+        BATCH_SIZE.labels(self.spec.service).observe(len(messages))
+        BATCH_SECONDS.labels(self.spec.service).observe(time.perf_counter() - started)
+
+    async def _decode(self, msg: Msg) -> Delivery | None:
+        try:
+            event = parse_published(msg.data)
+        except (ValidationError, ValueError) as exc:
+            await self._dead_letter(msg, "undecodable", str(exc)[:500])
+            return None
+        meta = msg.metadata
+        return Delivery(event, msg.subject, meta.sequence.stream, meta.num_delivered)
+
+    async def _handle_decoded(self, deliveries: list[tuple[Msg, Delivery]]) -> None:
+        try:
+            await self.handler([d for _, d in deliveries])
+        except self.spec.transient as exc:
+            await self._failed(deliveries, exc, transient=True)
+            return
+        except Exception as exc:
+            if len(deliveries) > 1:
+                # Isolate the culprit: retry each message on its own.
+                log.warning("consumer_batch_failed_splitting", error=repr(exc))
+                for one in deliveries:
+                    await self._handle_decoded([one])
+                return
+            await self._failed(deliveries, exc, transient=False)
+            return
+        await self._ack([m for m, _ in deliveries])
+
+    async def _failed(
+        self, deliveries: list[tuple[Msg, Delivery]], exc: BaseException, *, transient: bool
+    ) -> None:
+        self.stats.failures += 1
+        BATCHES_FAILED.labels(self.spec.service).inc()
+        log.warning(
+            "consumer_batch_failed", error=repr(exc), transient=transient, size=len(deliveries)
+        )
+        for msg, delivery in deliveries:
+            if not transient and delivery.num_delivered >= self.spec.max_deliver:
+                await self._dead_letter(msg, "max_deliver", repr(exc)[:500])
+            else:
+                await msg.nak(delay=self.spec.nak_delay_s)
+
+    async def _ack(self, messages: list[Msg]) -> None:
+        for msg in messages:
+            await msg.ack()
+        self.stats.acked += len(messages)
+        MESSAGES_ACKED.labels(self.spec.service).inc(len(messages))
+
+    async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
+        meta = msg.metadata
+        headers = {
+            DEAD_REASON_HEADER: f"{reason}: {detail}".replace("\n", " "),
+            ORIGINAL_SUBJECT_HEADER: msg.subject,
+            STREAM_SEQUENCE_HEADER: str(meta.sequence.stream),
+            "Nats-Msg-Id": f"{self.spec.durable}:{meta.stream}:{meta.sequence.stream}",
+        }
+        await self.js.publish(
+            dead_letter_subject(self.spec.service, msg.subject),
+            msg.data,
+            headers=headers,
+            stream=DEAD_LETTER_STREAM,
+        )
+        await msg.term()
+        self.stats.dead_lettered += 1
+        DEAD_LETTERED.labels(self.spec.service, reason).inc()
+        log.error(
+            "consumer_dead_lettered",
+            reason=reason,
+            subject=msg.subject,
+            stream_sequence=meta.sequence.stream,
+        )

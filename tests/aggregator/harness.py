@@ -1,0 +1,86 @@
+"""Helpers for aggregator tests: publish like intake does, consume, read every figure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import nats
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.aggregator.generator import Figures, Scenario
+from zhibao_aggregator.bootstrap import consumer_spec, reader, rules
+from zhibao_aggregator.handler import ApplyBatch
+from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_shared.broker import ensure_stream, events_stream_config
+from zhibao_shared.consumer import BatchConsumer, BatchHandler, Delivery
+from zhibao_shared.events import published_payload
+from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.subjects import EVENTS_STREAM, event_subject
+
+
+async def publish(url: str, scenario: Scenario, settings: AggregatorSettings) -> None:
+    """Publish every event exactly as intake does (subject, payload, Nats-Msg-Id)."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        for event, msg_id in scenario.publish:
+            await js.publish(
+                event_subject(event.subject, event.type.short),
+                published_payload(event),
+                headers={"Nats-Msg-Id": msg_id},
+                stream=EVENTS_STREAM,
+            )
+    finally:
+        await client.close()
+
+
+async def consume(
+    url: str,
+    engine: AsyncEngine,
+    settings: AggregatorSettings,
+    wrap: object = None,
+    batch_size: int = 150,
+) -> BatchConsumer:
+    """Consume everything in the stream with the aggregator's handler (optionally wrapped)."""
+    client = await nats.connect(url)
+    try:
+        handler: BatchHandler = ApplyBatch(engine, rules(settings), lambda _changed: None)
+        if callable(wrap):
+            handler = wrap(handler)
+        spec = consumer_spec(settings)
+        spec = type(spec)(**{**spec.__dict__, "batch_size": batch_size, "nak_delay_s": 0.05})
+        consumer = BatchConsumer(client.jetstream(), spec, handler, settings)
+        await consumer.start()
+        await consumer.run_until_caught_up()
+        return consumer
+    finally:
+        await client.close()
+
+
+async def read_all(
+    engine: AsyncEngine, settings: AggregatorSettings, days: Sequence[date]
+) -> dict[tuple[str, date], Figures]:
+    """Every unit's figures on every day."""
+    read_side = reader(settings, engine)
+    return {
+        (unit.code, day): dict(await read_side.figures(unit.code, day))
+        for unit in load_registry()
+        for day in days
+    }
+
+
+class FlakyAfterCommit:
+    """Raises after the commit for the first ``times`` batches: the acks are lost, so
+    JetStream redelivers batches that were already applied."""
+
+    def __init__(self, inner: BatchHandler, times: int) -> None:
+        self.inner = inner
+        self.left = times
+
+    async def __call__(self, batch: Sequence[Delivery]) -> None:
+        await self.inner(batch)
+        if self.left > 0:
+            self.left -= 1
+            raise ConnectionResetError("ack path lost after commit (test)")
