@@ -61,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import nats.errors
@@ -186,7 +187,20 @@ class BatchConsumer:
         log.info("consumer_started", durable=self.spec.durable, filters=self.spec.filter_subjects)
 
     async def run(self) -> None:
-        """Fetch and handle batches until :meth:`stop` is called."""
+        """Fetch and handle batches until :meth:`stop` is called, then unsubscribe."""
+        try:
+            await self._loop()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Drop the pull subscription (the durable consumer stays on the server)."""
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with suppress(nats.errors.Error, OSError, TimeoutError):
+                await subscription.unsubscribe()
+
+    async def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
                 await self.step()

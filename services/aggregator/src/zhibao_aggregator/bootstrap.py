@@ -128,11 +128,13 @@ class Aggregator:
         if self.tasks:
             with suppress(Exception):
                 await asyncio.wait_for(self.tasks[0], self.settings.shutdown_grace_s)
+        log.info("aggregator_consumer_drained")
         for task in self.tasks[1:]:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
         await stop_broker(self.broker)
+        log.info("aggregator_disconnected")
         await self.engine.dispose()
         log.info("aggregator_stopped")
 
