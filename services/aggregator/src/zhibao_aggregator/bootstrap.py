@@ -60,6 +60,7 @@ def consumer_spec(settings: AggregatorSettings) -> ConsumerSpec:
         filter_subjects=filters,
         batch_size=settings.aggregator_batch_size,
         max_deliver=settings.aggregator_max_deliver,
+        ack_wait_s=settings.aggregator_ack_wait_s,
         transient=(OSError, TimeoutError, OperationalError, InterfaceError),
     )
 

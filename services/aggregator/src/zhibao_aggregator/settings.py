@@ -24,6 +24,11 @@ class AggregatorSettings(ServiceSettings):
     aggregator_durable: str = Field(default="aggregator", pattern=r"^[A-Za-z0-9_-]+$")
     aggregator_batch_size: int = Field(default=500, gt=0, le=5000)
     aggregator_max_deliver: int = Field(default=5, ge=2)
+    aggregator_ack_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Unacked messages (e.g. of a killed instance) are redelivered after this",
+    )
     aggregator_publish_interval_s: float = Field(
         default=0.5, gt=0, description="A unit's rollup is published at most once per interval"
     )

@@ -1,0 +1,105 @@
+"""The HTTP API answers what a district officer asks; poison messages are parked, not lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import nats
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.aggregator.generator import generate
+from tests.aggregator.harness import consume, publish
+from zhibao_aggregator.bootstrap import reader, rules
+from zhibao_aggregator.http_api import add_error_handlers, build_router
+from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_aggregator.storage.writer import apply_batch
+from zhibao_shared.broker import DEAD_LETTER_STREAM
+from zhibao_shared.consumer import Delivery
+from zhibao_shared.events import PublishedCase
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.subjects import EVENTS_STREAM
+
+COMMUNITY = "640106001001"
+
+
+def _confirmed(pid: str, event_id: str) -> PublishedCase:
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    return PublishedCase.model_validate(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": f"/{COMMUNITY}/his",
+            "subject": COMMUNITY,
+            "type": "zhibao.case.v1",
+            "time": now,
+            "reporter": "tok",
+            "receivedat": now,
+            "data": {"person": {"pid": pid}, "classification": "confirmed"},
+        }
+    )
+
+
+async def _client(engine: AsyncEngine, settings: AggregatorSettings) -> httpx.AsyncClient:
+    app = FastAPI()
+    add_error_handlers(app)
+    app.include_router(build_router(reader(settings, engine)))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_a_confirmed_case_shows_at_every_level_and_in_the_report(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    event = _confirmed("a" * 32, "e1")
+    batch = [Delivery(event, "s", 1, 1), Delivery(event, "s", 1, 2)]  # delivered twice
+    async with sqlite_engine.begin() as conn:
+        await apply_batch(conn, batch, rules(settings))
+    async with await _client(sqlite_engine, settings) as client:
+        for code in (COMMUNITY, "640106001", "640106", "6401"):
+            body = (await client.get(f"/v1/units/{code}/rollup")).json()
+            assert body["figures"]["new_confirmed"] == 1
+            assert body["figures"]["current_confirmed"] == 1
+            assert body["figures"]["risk_level"] == "medium"
+        street = (await client.get("/v1/units/640106001/children")).json()
+        assert sum(c["figures"]["new_confirmed"] for c in street["children"]) == 1
+        csv = await client.get("/v1/units/640106001/report.csv")
+        assert csv.status_code == 200
+        assert csv.text.splitlines()[-1].startswith("640106001,")
+        xlsx = await client.get("/v1/units/640106001/report.xlsx")
+        assert xlsx.content[:2] == b"PK"
+        completeness = (await client.get("/v1/units/640106001/completeness")).json()
+        assert completeness["reported"] == 0
+        assert COMMUNITY in completeness["missing"]
+
+
+async def test_unknown_unit_is_404_and_bad_input_is_422(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    async with await _client(sqlite_engine, settings) as client:
+        assert (await client.get("/v1/units/999999/rollup")).status_code == 404
+        assert (await client.get("/v1/units/6401/rollup?date=2020-13-45")).status_code == 422
+        series = "/v1/units/6401/series?metric=nope&from=2020-01-01&to=2020-01-02"
+        assert (await client.get(series)).status_code == 422
+
+
+@pytest.mark.integration
+async def test_undecodable_message_goes_to_dead_letter_and_the_rest_is_applied(
+    nats_server: NatsServer, sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    scenario = generate(seed=5, screenings=30, persons=3, isolated=1)
+    await publish(nats_server.url, scenario, settings)
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        await js.publish(
+            "zhibao.events.640106.640106001001.case", b"{not json", stream=EVENTS_STREAM
+        )
+        consumer = await consume(nats_server.url, sqlite_engine, settings)
+        parked = await js.stream_info(DEAD_LETTER_STREAM)
+    finally:
+        await client.close()
+    assert consumer.stats.dead_lettered == 1
+    assert parked.state.messages == 1
+    assert consumer.stats.acked == len(scenario.publish)
