@@ -7,12 +7,16 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from tests.support.events import COMMUNITY_A, screening
 from zhibao_shared.natsserver import free_port, wait_for_port
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def wait_for_line(process: subprocess.Popen[str], needle: str, timeout_s: float) -> list[str]:
@@ -27,6 +31,22 @@ def wait_for_line(process: subprocess.Popen[str], needle: str, timeout_s: float)
         if needle in line:
             return lines
     raise AssertionError(f"{needle!r} not printed; got:\n{''.join(lines)}")
+
+
+def wait_for_district_screenings(
+    aggregator: str, day: str, expected: int, timeout_s: float = 30
+) -> int:
+    """The district's screenings on ``day``, waiting until they reach ``expected``."""
+    deadline = time.monotonic() + timeout_s
+    seen = 0
+    while time.monotonic() < deadline:
+        rollup = httpx.get(f"{aggregator}/v1/units/640106/rollup", params={"date": day})
+        figures = rollup.json()["figures"]
+        seen = int(figures["screenings"])
+        if seen >= expected:
+            break
+        time.sleep(0.2)
+    return seen
 
 
 def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -50,12 +70,17 @@ def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
         token = next(line.split()[-1] for line in banner.splitlines() if "report token" in line)
         intake = f"http://127.0.0.1:{env['ZHIBAO_INTAKE_PORT']}"
         assert intake in banner
+        event = screening(COMMUNITY_A)
         answer = httpx.post(
             f"{intake}/v1/events",
-            json=screening(COMMUNITY_A),
+            json=event,
             headers={"authorization": f"Bearer {token}"},
         )
         assert answer.status_code == 202
+        aggregator = f"http://127.0.0.1:{env['ZHIBAO_AGGREGATOR_PORT']}"
+        assert aggregator in banner
+        day = datetime.fromisoformat(event["time"]).astimezone(SHANGHAI).date().isoformat()
+        assert wait_for_district_screenings(aggregator, day, 1) == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
         nats_port = int(env["ZHIBAO_NATS_URL"].rsplit(":", 1)[1])

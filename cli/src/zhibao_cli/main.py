@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from zhibao_aggregator.cli import app as aggregator_app
 from zhibao_cli import tokens, up
 from zhibao_intake.cli import app as intake_app
 
@@ -15,3 +16,4 @@ app = typer.Typer(
 app.command("up")(up.up)
 app.add_typer(tokens.app, name="token")
 app.add_typer(intake_app, name="intake")
+app.add_typer(aggregator_app, name="aggregator")

@@ -35,6 +35,7 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("intake", "ZHIBAO_INTAKE_PORT", 8101, has_migrations=False),
+    ServiceSpec("aggregator", "ZHIBAO_AGGREGATOR_PORT", 8102, has_migrations=True),
 )
 
 
