@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from zhibao_bench.cli import bench
 
 from zhibao_aggregator.cli import app as aggregator_app
 from zhibao_cli import tokens, up
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(up.up)
+app.command("bench")(bench)
 app.add_typer(tokens.app, name="token")
 app.add_typer(intake_app, name="intake")
 app.add_typer(aggregator_app, name="aggregator")

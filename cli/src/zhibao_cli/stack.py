@@ -17,7 +17,7 @@ from types import TracebackType
 
 import httpx
 
-from zhibao_shared.natsserver import NatsServer, wait_for_port
+from zhibao_shared.natsserver import NatsServer, die_with_parent, wait_for_port
 from zhibao_shared.settings import ZhibaoSettings
 
 HOST = "127.0.0.1"
@@ -124,7 +124,11 @@ class Stack:
                 stderr=output,
             )
         service.process = subprocess.Popen(  # noqa: S603
-            self._command(name), env=self.env, stdout=output, stderr=output
+            self._command(name),
+            env=self.env,
+            stdout=output,
+            stderr=output,
+            preexec_fn=die_with_parent,
         )
         self._wait_ready(service, timeout_s)
 

@@ -6,6 +6,7 @@ Used by ``zhibao up`` and by the test fixtures; never by a service itself.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -86,7 +87,9 @@ class NatsServer:
             f"zhibao-{self.port}",
         ]
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
-        self._process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        self._process = subprocess.Popen(  # noqa: S603
+            args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        )
         if not wait_for_port(self.host, self.port, timeout_s):
             self.stop()
             raise NatsServerError(f"nats-server did not listen on {self.host}:{self.port}")
@@ -112,3 +115,17 @@ class NatsServer:
     def running(self) -> bool:
         """True while the child process is alive."""
         return self._process is not None and self._process.poll() is None
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for child servers: SIGTERM them if their parent dies (Linux).
+
+    A supervisor killed with SIGKILL (a crashed ``zhibao up``, an aborted test)
+    must not leave orphan servers holding ports and data directories.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
