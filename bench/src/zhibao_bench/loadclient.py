@@ -151,3 +151,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))
     return ordered[rank]
+
+
+def encode_get(url: str, path: str, token: str) -> bytes:
+    """One pre-encoded HTTP/1.1 GET request."""
+    host = urlparse(url).netloc
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()

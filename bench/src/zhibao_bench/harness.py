@@ -1,0 +1,129 @@
+"""Running the real services for a benchmark phase and observing them from outside."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psutil
+
+from zhibao_cli.stack import Stack
+from zhibao_shared.natsserver import free_port
+from zhibao_shared.tokens import Role, TokenStore
+
+CITY = "6401"
+DISTRICT = "640106"
+
+
+@dataclass
+class RssSampler:
+    """Samples the resident memory of processes in a background thread; keeps the peaks."""
+
+    pids: dict[str, int]
+    interval_s: float = 0.25
+    peaks_mb: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                try:
+                    rss = psutil.Process(pid).memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                self.peaks_mb[name] = max(self.peaks_mb.get(name, 0.0), rss)
+            time.sleep(self.interval_s)
+
+
+@dataclass
+class Running:
+    """A started stack plus tokens to talk to it."""
+
+    stack: Stack
+    report_token: str
+    read_token: str
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+
+    def url(self, name: str) -> str:
+        """Base URL of a service."""
+        return self.stack.url(name)
+
+    def pids(self) -> dict[str, int]:
+        """Process ids of the services."""
+        return {name: pid for name in self.stack.services if (pid := self.stack.pid(name))}
+
+    def counted(self, metric: str = "events", unit: str = CITY) -> int:
+        """The unit's total of a metric over the last three days (what the rollups show)."""
+        today = datetime.now(UTC).date()
+        response = self.http.get(
+            f"{self.url('aggregator')}/v1/units/{unit}/series",
+            params={
+                "metric": metric,
+                "from": str(today - timedelta(days=2)),
+                "to": str(today + timedelta(days=1)),
+            },
+            headers={"authorization": f"Bearer {self.read_token}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return sum(int(p["value"]) for p in response.json()["points"])
+
+    def wait_counted(self, expected: int, timeout_s: float, metric: str = "events") -> float:
+        """Block until the rollup shows ``expected``; return the time.perf_counter() then."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.counted(metric) >= expected:
+                return time.perf_counter()
+            time.sleep(0.05)
+        raise TimeoutError(f"rollup shows {self.counted(metric)} of {expected} {metric}")
+
+
+@contextmanager
+def running_stack(
+    names: tuple[str, ...], database_url: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Running]:
+    """Start nats-server and the named services in a fresh data directory."""
+    with tempfile.TemporaryDirectory(prefix="zhibao-bench-") as tmp:
+        data = Path(tmp)
+        env = {
+            **os.environ,
+            "ZHIBAO_DATA_DIR": str(data),
+            "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+            "ZHIBAO_INTAKE_PORT": str(free_port()),
+            "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
+            "ZHIBAO_ALERTS_PORT": str(free_port()),
+            "ZHIBAO_LOG_LEVEL": "WARNING",
+            "ZHIBAO_RATE_LIMIT_EVENTS_PER_S": "10000000",
+            "ZHIBAO_RATE_LIMIT_BURST": "10000000",
+            **(extra_env or {}),
+        }
+        if database_url:
+            env["ZHIBAO_AGGREGATOR_DATABASE_URL"] = database_url
+        tokens = TokenStore(data / "tokens.db")
+        report = tokens.create(scopes=[CITY], role=Role.REPORT, name="bench-report")[1]
+        read = tokens.create(scopes=[CITY], role=Role.OPERATE, name="bench-read")[1]
+        tokens.close()
+        stack = Stack(
+            env=env, data_dir=data, nats_url=env["ZHIBAO_NATS_URL"], names=names, quiet=True
+        )
+        with stack:
+            yield Running(stack, report, read)

@@ -1,0 +1,264 @@
+"""``zhibao bench``: the reference limit and the whole pipeline, in one run.
+
+Phases (see bench/RESULTS.md for what they mean and the history of results):
+1. reference: nats-py alone; 2. end to end, batched (SQLite, then PostgreSQL);
+3. end to end, single events; 5. rollup reads at 200k and 1M events;
+6. rebuild; 7. peak resident memory. Counts are checked exactly at every
+phase: ``lost`` and ``double_counted`` must be 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from zhibao_bench.harness import CITY, DISTRICT, RssSampler, Running, running_stack
+from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_process
+from zhibao_bench.reference import measure_reference
+from zhibao_bench.workload import build_workload
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.subjects import EVENTS_STREAM, event_subject
+
+PIPELINE = ("intake", "aggregator")
+BATCH_TYPE = "application/cloudevents-batch+json"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How big each phase is."""
+
+    events: int = 200_000
+    batch_size: int = 100
+    single_events: int = 40_000
+    read_requests: int = 2_000
+    million: int = 1_000_000
+    connections: int = 8
+    single_connections: int = 64
+    postgres: bool = True
+    output: Path = Path("bench/results.json")
+
+    @classmethod
+    def smoke(cls, output: Path) -> BenchConfig:
+        """A few thousand events: checks the benchmark works and counts are exact."""
+        return cls(
+            events=3_000,
+            single_events=1_000,
+            read_requests=200,
+            million=6_000,
+            connections=4,
+            single_connections=8,
+            output=output,
+        )
+
+
+def _machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def phase_reference(config: BenchConfig, payload: bytes) -> dict[str, Any]:
+    """(1) nats-py publishing (acked) and a pull consumer fetching and acking."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = NatsServer(Path(tmp))
+        server.start()
+        try:
+            result = asyncio.run(
+                measure_reference(server.url, max(config.events // 2, 2000), payload)
+            )
+        finally:
+            server.stop()
+    return {
+        "reference_events_per_s": round(result.events_per_s),
+        "reference_publish_per_s": round(result.publish_per_s),
+        "reference_consume_per_s": round(result.consume_per_s),
+    }
+
+
+def _posts(run: Running, events: list[dict[str, Any]], size: int) -> list[bytes]:
+    url = run.url("intake")
+    return [
+        encode_post(
+            url,
+            "/v1/events",
+            json.dumps(events[i : i + size]).encode(),
+            run.report_token,
+            BATCH_TYPE,
+        )
+        for i in range(0, len(events), size)
+    ]
+
+
+def _exactness(run: Running, expected_events: int, expected_fevers: int) -> dict[str, int]:
+    counted = run.counted("events")
+    fevers = run.counted("fevers")
+    return {
+        "lost": max(0, expected_events - counted) + max(0, expected_fevers - fevers),
+        "double_counted": max(0, counted - expected_events) + max(0, fevers - expected_fevers),
+    }
+
+
+def phase_batched(config: BenchConfig, database_url: str | None) -> tuple[dict[str, Any], Running]:
+    """(2) batched end to end; returns figures (and keeps nothing running)."""
+    workload = build_workload(config.events, tag="batched")
+    with running_stack(PIPELINE, database_url) as run, RssSampler(run.pids()) as rss:
+        requests = _posts(run, workload.events, config.batch_size)
+        started = time.perf_counter()
+        load = run_in_process(run.url("intake"), requests, connections=config.connections)
+        done = run.wait_counted(config.events, timeout_s=600)
+        figures = {
+            "events_per_s": round(config.events / (done - started)),
+            "post_statuses": load.statuses,
+            "client_cpu_share": round(load.cpu_share, 3),
+            **_exactness(run, config.events, workload.fevers),
+        }
+        reads = phase_reads(config, run)
+        figures |= {f"{k}_200k": v for k, v in reads.items()}
+        figures |= phase_million(config, run)
+        figures["rebuild_events_per_s"] = phase_rebuild(run)
+    figures["peak_rss_mb"] = {k: round(v) for k, v in rss.peaks_mb.items()}
+    return figures, run
+
+
+def phase_single(config: BenchConfig) -> dict[str, Any]:
+    """(3) one event per POST over many connections, as gate devices send them."""
+    workload = build_workload(config.single_events, seed=7, tag="single")
+    with running_stack(PIPELINE) as run:
+        requests = _posts(run, workload.events, 1)
+        started = time.perf_counter()
+        load = run_in_process(run.url("intake"), requests, connections=config.single_connections)
+        run.wait_counted(config.single_events, timeout_s=600)
+        return {
+            "single_event_per_s": round(config.single_events / load.wall_s),
+            "single_event_p50_post_ms": round(percentile(load.latencies_ms, 50), 2),
+            "single_event_p99_post_ms": round(percentile(load.latencies_ms, 99), 2),
+            "single_client_cpu_share": round(load.cpu_share, 3),
+            "single_end_to_end_s": round(time.perf_counter() - started, 2),
+            "single_post_statuses": load.statuses,
+        }
+
+
+def phase_reads(config: BenchConfig, run: Running) -> dict[str, float]:
+    """(5) p50/p99 of rollup reads at district and city level."""
+    url = run.url("aggregator")
+    paths = [f"/v1/units/{DISTRICT}/rollup", f"/v1/units/{CITY}/rollup"]
+    requests = [encode_get(url, paths[i % 2], run.read_token) for i in range(config.read_requests)]
+    load = run_in_process(url, requests, connections=1)
+    return {
+        "p50_read_ms": round(percentile(load.latencies_ms, 50), 2),
+        "p99_read_ms": round(percentile(load.latencies_ms, 99), 2),
+    }
+
+
+async def _publish_direct(url: str, count: int, offset: int) -> None:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream(publish_async_max_pending=20_000)
+        workload = build_workload(count, seed=offset, tag="direct")
+        pending = []
+        for event in workload.events:
+            event = {**event, "reporter": "bench", "receivedat": datetime.now(UTC).isoformat()}
+            if "person" in event["data"]:
+                event["data"]["person"] = {"pid": f"{hash(event['id']) & (2**128 - 1):032x}"}
+            subject = event_subject(event["subject"], event["type"].split(".")[1])
+            pending.append(
+                await js.publish_async(
+                    subject,
+                    json.dumps(event).encode(),
+                    stream=EVENTS_STREAM,
+                    headers={"Nats-Msg-Id": f"{event['source']} {event['id']}"},
+                )
+            )
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await client.close()
+
+
+def phase_million(config: BenchConfig, run: Running) -> dict[str, Any]:
+    """(5, continued) fill the stream up to ``million`` events straight into JetStream."""
+    already = run.counted("events")
+    extra = max(0, config.million - already)
+    asyncio.run(_publish_direct(run.stack.nats_url, extra, offset=99))
+    run.wait_counted(already + extra, timeout_s=1800)
+    reads = phase_reads(config, run)
+    return {
+        "p50_read_ms_1m": reads["p50_read_ms"],
+        "p99_read_ms_1m": reads["p99_read_ms"],
+        "events_at_1m": already + extra,
+    }
+
+
+def phase_rebuild(run: Running) -> int:
+    """(6) ``zhibao aggregator rebuild`` of the whole stream into an empty database."""
+    expected = run.counted("events")
+    target = run.stack.data_dir / "rebuild.db"
+    env = {**run.stack.env, "ZHIBAO_AGGREGATOR_DATABASE_URL": f"sqlite+aiosqlite:///{target}"}
+    command = [sys.executable, "-m", "zhibao_cli", "aggregator"]
+    subprocess.run([*command, "migrate"], env=env, check=True, capture_output=True)  # noqa: S603
+    started = time.perf_counter()
+    subprocess.run([*command, "rebuild"], env=env, check=True, capture_output=True)  # noqa: S603
+    return round(expected / (time.perf_counter() - started))
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    """Run every phase and write the JSON results."""
+    sample = build_workload(1).events[0]
+    payload = json.dumps({**sample, "reporter": "bench", "receivedat": sample["time"]}).encode()
+    results: dict[str, Any] = {
+        "machine": _machine(),
+        "config": {
+            "events": config.events,
+            "batch_size": config.batch_size,
+            "single_events": config.single_events,
+            "connections": config.connections,
+        },
+    }
+    results |= phase_reference(config, payload)
+    batched, _ = phase_batched(config, None)
+    results |= {
+        "e2e_events_per_s": batched["events_per_s"],
+        "ratio": round(batched["events_per_s"] / results["reference_events_per_s"], 3),
+        "batched": batched,
+    }
+    results |= {
+        k: batched[k]
+        for k in (
+            "p99_read_ms_200k",
+            "p99_read_ms_1m",
+            "rebuild_events_per_s",
+            "peak_rss_mb",
+            "lost",
+            "double_counted",
+        )
+    }
+    results |= phase_single(config)
+    results["events"] = config.events
+    config.output.parent.mkdir(parents=True, exist_ok=True)
+    config.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    return results

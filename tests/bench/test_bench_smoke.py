@@ -1,0 +1,40 @@
+"""The benchmark in smoke mode: it runs end to end and every count is exact.
+
+Not a timed test: no figure is compared with a threshold here; the targets
+are checked by running ``zhibao bench`` (see bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zhibao_bench.main import BenchConfig, run_bench
+
+REQUIRED_KEYS = {
+    "reference_events_per_s",
+    "e2e_events_per_s",
+    "ratio",
+    "single_event_per_s",
+    "single_event_p99_post_ms",
+    "p99_read_ms_200k",
+    "p99_read_ms_1m",
+    "rebuild_events_per_s",
+    "peak_rss_mb",
+    "events",
+    "lost",
+    "double_counted",
+    "machine",
+}
+
+
+def test_smoke_benchmark_counts_every_event_exactly_once(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    results = run_bench(BenchConfig.smoke(output))
+    assert output.exists()
+    assert REQUIRED_KEYS <= results.keys()
+    assert results["lost"] == 0
+    assert results["double_counted"] == 0
+    assert results["batched"]["post_statuses"] == {"202": 30} or results["batched"][
+        "post_statuses"
+    ] == {202: 30}
+    assert set(results["peak_rss_mb"]) == {"intake", "aggregator"}
