@@ -31,10 +31,8 @@ def test_smoke_benchmark_counts_every_event_exactly_once(tmp_path: Path) -> None
     output = tmp_path / "results.json"
     results = run_bench(BenchConfig.smoke(output))
     assert output.exists()
-    assert REQUIRED_KEYS <= results.keys()
+    assert results.keys() >= REQUIRED_KEYS
     assert results["lost"] == 0
     assert results["double_counted"] == 0
-    assert results["batched"]["post_statuses"] == {"202": 30} or results["batched"][
-        "post_statuses"
-    ] == {202: 30}
+    assert results["batched"]["post_statuses"] == {202: 30}
     assert set(results["peak_rss_mb"]) == {"intake", "aggregator"}
