@@ -19,8 +19,10 @@ from zhibao_aggregator.storage.writer import apply_batch
 from zhibao_shared.broker import DEAD_LETTER_STREAM
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import PublishedCase
+from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.subjects import EVENTS_STREAM
+from zhibao_shared.tokens import Role, TokenStore
 
 COMMUNITY = "640106001001"
 
@@ -42,11 +44,19 @@ def _confirmed(pid: str, event_id: str) -> PublishedCase:
     )
 
 
-async def _client(engine: AsyncEngine, settings: AggregatorSettings) -> httpx.AsyncClient:
+async def _client(
+    engine: AsyncEngine, settings: AggregatorSettings, scope: str = "6401"
+) -> httpx.AsyncClient:
+    tokens = TokenStore.in_data_dir(settings.data_dir)
+    secret = tokens.create(scopes=[scope], role=Role.READ)[1]
     app = FastAPI()
     add_error_handlers(app)
-    app.include_router(build_router(reader(settings, engine)))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    app.include_router(build_router(reader(settings, engine), TokenAuth(tokens)))
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"authorization": f"Bearer {secret}"},
+    )
 
 
 async def test_a_confirmed_case_shows_at_every_level_and_in_the_report(
@@ -78,7 +88,10 @@ async def test_unknown_unit_is_404_and_bad_input_is_422(
     sqlite_engine: AsyncEngine, settings: AggregatorSettings
 ) -> None:
     async with await _client(sqlite_engine, settings) as client:
-        assert (await client.get("/v1/units/999999/rollup")).status_code == 404
+        unknown = await client.get("/v1/units/640106999/rollup")
+        assert unknown.status_code == 404 and "640106999" in unknown.json()["detail"]
+        # Outside the token's scope, an unknown code is just as forbidden as a known one.
+        assert (await client.get("/v1/units/999999/rollup")).status_code == 403
         assert (await client.get("/v1/units/6401/rollup?date=2020-13-45")).status_code == 422
         series = "/v1/units/6401/series?metric=nope&from=2020-01-01&to=2020-01-02"
         assert (await client.get(series)).status_code == 422
@@ -103,3 +116,42 @@ async def test_undecodable_message_goes_to_dead_letter_and_the_rest_is_applied(
     assert consumer.stats.dead_lettered == 1
     assert parked.state.messages == 1
     assert consumer.stats.acked == len(scenario.publish)
+
+
+READ_ENDPOINTS = (
+    "/v1/units/{code}",
+    "/v1/units/{code}/rollup",
+    "/v1/units/{code}/children",
+    "/v1/units/{code}/series?metric=screenings&from=2026-01-01&to=2026-01-07",
+    "/v1/units/{code}/completeness",
+    "/v1/units/{code}/report.csv",
+    "/v1/units/{code}/report.xlsx",
+)
+
+
+async def test_a_street_token_reads_its_street_only_on_every_endpoint(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    own, neighbour, above, below = "640106001", "640106002", "640106", "640106001001"
+    async with await _client(sqlite_engine, settings, scope=own) as client:
+        for endpoint in READ_ENDPOINTS:
+            for code in (own, below):
+                assert (await client.get(endpoint.format(code=code))).status_code == 200, endpoint
+            for code in (neighbour, above, "6401"):
+                answer = await client.get(endpoint.format(code=code))
+                assert answer.status_code == 403, (endpoint, code)
+                assert code in answer.json()["detail"]
+            anonymous = await client.get(endpoint.format(code=own), headers={"authorization": ""})
+            assert anonymous.status_code == 401
+
+
+async def test_a_report_token_cannot_read_rollups(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    tokens = TokenStore.in_data_dir(settings.data_dir)
+    reporter = tokens.create(scopes=["6401"], role=Role.REPORT)[1]
+    async with await _client(sqlite_engine, settings) as client:
+        answer = await client.get(
+            "/v1/units/6401/rollup", headers={"authorization": f"Bearer {reporter}"}
+        )
+        assert answer.status_code == 403

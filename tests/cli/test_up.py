@@ -34,13 +34,17 @@ def wait_for_line(process: subprocess.Popen[str], needle: str, timeout_s: float)
 
 
 def wait_for_district_screenings(
-    aggregator: str, day: str, expected: int, timeout_s: float = 30
+    aggregator: str, token: str, day: str, expected: int, timeout_s: float = 30
 ) -> int:
     """The district's screenings on ``day``, waiting until they reach ``expected``."""
     deadline = time.monotonic() + timeout_s
     seen = 0
     while time.monotonic() < deadline:
-        rollup = httpx.get(f"{aggregator}/v1/units/640106/rollup", params={"date": day})
+        rollup = httpx.get(
+            f"{aggregator}/v1/units/640106/rollup",
+            params={"date": day},
+            headers={"authorization": f"Bearer {token}"},
+        )
         figures = rollup.json()["figures"]
         seen = int(figures["screenings"])
         if seen >= expected:
@@ -80,7 +84,8 @@ def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
         aggregator = f"http://127.0.0.1:{env['ZHIBAO_AGGREGATOR_PORT']}"
         assert aggregator in banner
         day = datetime.fromisoformat(event["time"]).astimezone(SHANGHAI).date().isoformat()
-        assert wait_for_district_screenings(aggregator, day, 1) == 1
+        operator = next(line.split()[-1] for line in banner.splitlines() if "operate token" in line)
+        assert wait_for_district_screenings(aggregator, operator, day, 1) == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
         nats_port = int(env["ZHIBAO_NATS_URL"].rsplit(":", 1)[1])

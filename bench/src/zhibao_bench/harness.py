@@ -118,7 +118,7 @@ def running_stack(
         }
         if database_url:
             env["ZHIBAO_AGGREGATOR_DATABASE_URL"] = database_url
-        tokens = TokenStore(data / "tokens.db")
+        tokens = TokenStore.in_data_dir(data)
         report = tokens.create(scopes=[CITY], role=Role.REPORT, name="bench-report")[1]
         read = tokens.create(scopes=[CITY], role=Role.OPERATE, name="bench-read")[1]
         tokens.close()

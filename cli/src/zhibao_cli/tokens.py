@@ -13,7 +13,7 @@ app = typer.Typer(help="Manage bearer tokens (stored hashed in ZHIBAO_DATA_DIR/t
 
 
 def _store() -> TokenStore:
-    return TokenStore(ZhibaoSettings().data_dir / "tokens.db")
+    return TokenStore.in_data_dir(ZhibaoSettings().data_dir)
 
 
 @app.command()

@@ -30,7 +30,7 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
 
 
 def _first_tokens(stack: Stack) -> str | None:
-    store = TokenStore(stack.data_dir / "tokens.db")
+    store = TokenStore.in_data_dir(stack.data_dir)
     try:
         if store.list():
             return None

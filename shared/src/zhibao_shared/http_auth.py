@@ -13,12 +13,13 @@ A street's token (scope ``640106001``) may read that street and everything
 below it, not its neighbours and not the district above.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must resolve the dependency
+# annotations of the closures below at runtime.
 
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Header, HTTPException, Query
+from fastapi import Depends, Header, HTTPException, Query
 
 from zhibao_shared.tokens import Role, Token, TokenStore, bearer_secret
 
@@ -46,6 +47,21 @@ class TokenAuth:
                 )
             if not token.role.permits(role):
                 raise HTTPException(403, f"a {token.role} token may not {role.value}")
+            return token
+
+        return dependency
+
+    def unit_scope(self, role: Role) -> Callable[..., Token]:
+        """A dependency for routes with a ``{code}`` path parameter: role and scope checked.
+
+        Use it as a router-level dependency so every unit route is covered::
+
+            APIRouter(prefix="/v1/units", dependencies=[Depends(auth.unit_scope(Role.READ))])
+        """
+        authenticated = self.require(role)
+
+        def dependency(code: str, token: Annotated[Token, Depends(authenticated)]) -> Token:
+            self.ensure_scope(token, code)
             return token
 
         return dependency

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+TOKENS_FILE = "tokens.db"
 TOKEN_PREFIX = "zb"  # noqa: S105 - a visible prefix, not a secret
 
 _SCHEMA = """
@@ -86,6 +87,11 @@ class TokenStore:
         self._db.executescript(_SCHEMA)
         self._version = -1
         self._by_digest: dict[str, Token] = {}
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> TokenStore:
+        """The deployment's token store (``<data_dir>/tokens.db``), shared by every service."""
+        return cls(data_dir / TOKENS_FILE)
 
     def close(self) -> None:
         """Close the database connection."""

@@ -38,8 +38,10 @@ from zhibao_shared.broker import (
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import make_engine
 from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, district_events
+from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +94,7 @@ class Aggregator:
     broker: NatsBroker
     reader: RollupReader
     publisher: RollupPublisher
+    tokens: TokenStore
     consumer: BatchConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -150,7 +153,8 @@ def build(settings: AggregatorSettings) -> Aggregator:
         await broker.publish(body, subject)
 
     publisher = RollupPublisher(read_side, publish, settings.aggregator_publish_interval_s)
-    return Aggregator(settings, engine, broker, read_side, publisher)
+    tokens = TokenStore.in_data_dir(settings.data_dir)
+    return Aggregator(settings, engine, broker, read_side, publisher, tokens)
 
 
 def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
@@ -185,7 +189,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     )
     app.state.aggregator = aggregator
     add_error_handlers(app)
-    app.include_router(build_router(aggregator.reader))
+    app.include_router(build_router(aggregator.reader, TokenAuth(aggregator.tokens)))
     app.include_router(probes_router(aggregator.readiness))
     return app
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from zhibao_aggregator import report
 from zhibao_aggregator.reader import SERIES_METRICS, RollupReader, UnknownUnit
+from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.tokens import Role
 
 MAX_SERIES_DAYS = 400
 
@@ -25,9 +27,17 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnknownUnit, unknown)
 
 
-def build_router(reader: RollupReader) -> APIRouter:
-    """Routes under ``/v1/units``."""
-    router = APIRouter(prefix="/v1/units", tags=["rollups"])
+def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
+    """Routes under ``/v1/units``; each needs a read token whose scope covers the unit."""
+    router = APIRouter(
+        prefix="/v1/units",
+        tags=["rollups"],
+        dependencies=[Depends(auth.unit_scope(Role.READ))],
+        responses={
+            401: {"description": "No or unknown token"},
+            403: {"description": "The token does not cover this unit"},
+        },
+    )
 
     def day_or_today(day: date | None) -> date:
         return day or reader.calendar.today(datetime.now(UTC))

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
@@ -56,11 +55,6 @@ def pseudonym_key(settings: IntakeSettings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def token_store(data_dir: Path) -> TokenStore:
-    """The token store every service reads (``zhibao token`` writes it)."""
-    return TokenStore(data_dir / "tokens.db")
-
-
 @dataclass
 class Intake:
     """The wired intake service."""
@@ -91,7 +85,7 @@ def build(settings: IntakeSettings) -> Intake:
     """Wire intake from settings."""
     registry = load_registry(settings.registry_path)
     broker = make_broker(settings, name="intake")
-    tokens = token_store(settings.data_dir)
+    tokens = TokenStore.in_data_dir(settings.data_dir)
     publisher = JetStreamPublisher(broker, settings.publish_timeout_s)
     service = SubmissionService(registry, Pseudonymiser(pseudonym_key(settings)), publisher)
     limiter = RateLimiter(
