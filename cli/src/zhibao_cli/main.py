@@ -6,6 +6,7 @@ import typer
 from zhibao_bench.cli import bench
 
 from zhibao_aggregator.cli import app as aggregator_app
+from zhibao_alerts.cli import app as alerts_app
 from zhibao_cli import tokens, up
 from zhibao_intake.cli import app as intake_app
 
@@ -19,3 +20,4 @@ app.command("bench")(bench)
 app.add_typer(tokens.app, name="token")
 app.add_typer(intake_app, name="intake")
 app.add_typer(aggregator_app, name="aggregator")
+app.add_typer(alerts_app, name="alerts")

@@ -36,6 +36,7 @@ class ServiceSpec:
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("intake", "ZHIBAO_INTAKE_PORT", 8101, has_migrations=False),
     ServiceSpec("aggregator", "ZHIBAO_AGGREGATOR_PORT", 8102, has_migrations=True),
+    ServiceSpec("alerts", "ZHIBAO_ALERTS_PORT", 8103, has_migrations=True),
 )
 
 
@@ -76,6 +77,8 @@ class Stack:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        aggregator_port = self.env.get("ZHIBAO_AGGREGATOR_PORT", "8102")
+        self.env.setdefault("ZHIBAO_AGGREGATOR_URL", f"http://{HOST}:{aggregator_port}")
         specs = {s.name: s for s in SERVICES}
         for name in self.names:
             spec = specs[name]

@@ -6,10 +6,14 @@ module only makes engines the same way everywhere.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, DateTime, TypeDecorator, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -41,3 +45,53 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _alembic_config(package: str, connection: Connection) -> Config:
+    config = Config()
+    location = resources.files(package).joinpath("migrations")
+    config.set_main_option("script_location", str(location))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def run_migrations(url: str, package: str) -> None:
+    """Alembic ``upgrade head`` for a service whose scripts live in ``<package>/migrations``.
+
+    Run as an explicit step (``zhibao <service> migrate``), never at import or start-up.
+    """
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda sync: command.upgrade(_alembic_config(package, sync), "head")
+            )
+    finally:
+        await engine.dispose()
+
+
+async def has_table(url: str, table: str) -> bool:
+    """True when ``table`` exists (services refuse to start before their migration ran)."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(lambda sync: inspect(sync).has_table(table))
+    finally:
+        await engine.dispose()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC timestamp on every backend (SQLite would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, _dialect: Any) -> datetime | None:
+        """Store in UTC."""
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, _dialect: Any) -> datetime | None:
+        """Read back as aware UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value

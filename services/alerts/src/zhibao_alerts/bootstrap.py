@@ -1,0 +1,169 @@
+"""Composition root: the only place the alerts service reads configuration and wires parts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zhibao_alerts.config_files import Watched
+from zhibao_alerts.dispatcher import Dispatcher
+from zhibao_alerts.domain.config import OnCall, Rules
+from zhibao_alerts.handler import ApplyEvents
+from zhibao_alerts.http_api import build_router
+from zhibao_alerts.raising import Routing
+from zhibao_alerts.settings import AlertsSettings
+from zhibao_shared.broker import (
+    bus_connected,
+    ensure_stream,
+    events_stream_config,
+    make_broker,
+    retry_forever,
+    stop_broker,
+)
+from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
+from zhibao_shared.db import has_table, make_engine, run_migrations
+from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.tokens import TokenStore
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    """The service clock (tests inject their own)."""
+    return datetime.now(UTC)
+
+
+async def migrate(settings: AlertsSettings) -> None:
+    """Alembic upgrade head."""
+    await run_migrations(settings.database_url(), "zhibao_alerts")
+
+
+@dataclass
+class Alerts:
+    """The wired alerts service."""
+
+    settings: AlertsSettings
+    engine: AsyncEngine
+    broker: NatsBroker
+    rules: Watched[Rules]
+    oncall: Watched[OnCall]
+    tokens: TokenStore
+    consumer: BatchConsumer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def routing(self) -> Routing:
+        """Current routing (on-call reloads take effect on the next use)."""
+        return Routing(
+            self.oncall.current,
+            load_registry(self.settings.registry_path),
+            self.settings.aggregator_url,
+        )
+
+    async def publish(self, subject: str, body: bytes) -> None:
+        """Publish an alert notification on NATS."""
+        await self.broker.publish(body, subject)
+
+    async def connect(self) -> None:
+        """Connect, declare the stream and consumer, start consuming and dispatching."""
+        await self.broker.start()
+        js = self.broker.config.broker_config.connection_state.stream
+        await ensure_stream(js, events_stream_config(self.settings))
+        handler = ApplyEvents(
+            self.engine, lambda: self.rules.current, self.routing, self.settings.timezone, utc_now
+        )
+        spec = ConsumerSpec(
+            service="alerts",
+            durable=self.settings.alerts_durable,
+            batch_size=self.settings.alerts_batch_size,
+            transient=(OSError, TimeoutError, OperationalError, InterfaceError),
+        )
+        self.consumer = BatchConsumer(js, spec, handler, self.settings)
+        await self.consumer.start()
+        dispatcher = Dispatcher(self.engine, self.routing, self.publish, utc_now)
+        self.tasks += [
+            asyncio.create_task(self.consumer.run()),
+            asyncio.create_task(dispatcher.run()),
+            asyncio.create_task(self._watch_config()),
+        ]
+        log.info("alerts_connected", nats=self.settings.nats_url)
+
+    async def _watch_config(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.alerts_reload_s)
+            self.rules.reload_if_changed()
+            self.oncall.reload_if_changed()
+
+    async def readiness(self) -> dict[str, bool]:
+        """Ready when NATS is connected and the consumer runs."""
+        return {"nats": bus_connected(self.broker), "consumer": self.consumer is not None}
+
+    async def close(self) -> None:
+        """Drain: stop consuming after the batch in hand, stop the loops, disconnect."""
+        if self.consumer is not None:
+            await self.consumer.stop()
+        for task in self.tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        await stop_broker(self.broker)
+        await self.engine.dispose()
+        self.tokens.close()
+
+
+def build(settings: AlertsSettings) -> Alerts:
+    """Wire the service from settings (config files are validated here: bad ones stop it)."""
+    return Alerts(
+        settings=settings,
+        engine=make_engine(settings.database_url()),
+        broker=make_broker(settings, name="alerts"),
+        rules=Watched(Rules, settings.alerts_rules_path, "rules.yaml"),
+        oncall=Watched(OnCall, settings.alerts_oncall_path, "oncall.yaml"),
+        tokens=TokenStore.in_data_dir(settings.data_dir),
+    )
+
+
+def create_app(settings: AlertsSettings | None = None) -> FastAPI:
+    """The alerts ASGI app."""
+    settings = settings or AlertsSettings()
+    configure_logging(settings, service="alerts")
+    service = build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not await has_table(settings.database_url(), "alerts"):
+            raise RuntimeError("no alerts schema: run `zhibao alerts migrate` first")
+        connecting = asyncio.create_task(
+            retry_forever(
+                service.connect,
+                on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc)),
+            )
+        )
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with suppress(asyncio.CancelledError):
+                await connecting
+            await service.close()
+
+    app = FastAPI(
+        title="Zhibao alerts",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Early warnings that reach the on-call person and escalate.",
+    )
+    app.state.alerts = service
+    app.include_router(build_router(service.engine, TokenAuth(service.tokens), utc_now))
+    app.include_router(probes_router(service.readiness))
+    return app

@@ -1,0 +1,35 @@
+"""``zhibao alerts``: run the alerts service or migrate its database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+import uvicorn
+
+from zhibao_alerts.bootstrap import create_app, migrate
+from zhibao_alerts.settings import AlertsSettings
+
+app = typer.Typer(help="The alerts service (HTTP :8103): warnings, escalation, notifications.")
+
+
+@app.callback(invoke_without_command=True)
+def run(ctx: typer.Context) -> None:
+    """Run the alerts service against ZHIBAO_NATS_URL until SIGTERM/Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = AlertsSettings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.alerts_port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Create or upgrade the alerts database schema (Alembic upgrade head)."""
+    asyncio.run(migrate(AlertsSettings()))
+    typer.echo("alerts database is at the latest schema")

@@ -1,0 +1,198 @@
+"""The background loop: deliver the outbox, escalate unacknowledged alerts, expire windows.
+
+Delivery is at least once and recorded: a notification is marked ``sent`` only
+when its receiver answered 2xx; failures are retried with exponential backoff
+(visible in the API and in metrics) until ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from zhibao_alerts import metrics, store
+from zhibao_alerts.domain.escalation import due_step, reminder_due
+from zhibao_alerts.raising import Routing, notifications_for_step
+from zhibao_alerts.tables import alerts, notifications
+
+log = structlog.get_logger(__name__)
+
+PublishNats = Callable[[str, bytes], Awaitable[None]]
+WINDOWED_RULES = ("fever_cluster", "ears_")
+
+
+class Dispatcher:
+    """Delivers notifications and runs escalation timers."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        routing: Callable[[], Routing],
+        publish_nats: PublishNats,
+        clock: Callable[[], datetime],
+        *,
+        max_attempts: int = 8,
+        max_backoff_s: float = 300,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._routing = routing
+        self._publish_nats = publish_nats
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._max_backoff_s = max_backoff_s
+        self._http = httpx.AsyncClient(timeout=timeout_s)
+
+    async def run(self, interval_s: float = 0.2) -> None:
+        """Tick until cancelled."""
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except Exception as exc:
+                    log.warning("dispatcher_tick_failed", error=repr(exc))
+                await asyncio.sleep(interval_s)
+        finally:
+            await self._http.aclose()
+
+    async def tick(self) -> int:
+        """One pass: escalate, expire, deliver; returns notifications sent."""
+        await self.escalate()
+        return await self.deliver()
+
+    async def escalate(self) -> None:
+        """Advance unacknowledged alerts along their policy; remind; expire windows."""
+        now = self._clock()
+        routing = self._routing()
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(select(alerts).where(alerts.c.state == "firing"))).all()
+            for alert in rows:
+                if await self._expire(conn, alert, now):
+                    continue
+                policy = routing.oncall.escalation[alert.severity]
+                step = due_step(policy, alert.fired_at, now)
+                if step > alert.escalation_step:
+                    reason = f"step{step}"
+                    await store.enqueue(
+                        conn, notifications_for_step(alert, step, reason, routing, now)
+                    )
+                    await store.update_alert(
+                        conn, alert.id, escalation_step=step, last_notified_at=now
+                    )
+                    await store.note(
+                        conn, alert.id, now, "escalated", detail=policy.steps[step].level
+                    )
+                elif reminder_due(policy, alert.last_notified_at, now):
+                    reason = f"reminder-{now:%Y%m%dT%H%M}"
+                    await store.enqueue(
+                        conn,
+                        notifications_for_step(alert, alert.escalation_step, reason, routing, now),
+                    )
+                    await store.update_alert(conn, alert.id, last_notified_at=now)
+                    await store.note(conn, alert.id, now, "reminded")
+            await self._gauge(conn)
+
+    async def _expire(self, conn: AsyncConnection, alert: Any, now: datetime) -> bool:
+        """A windowed alert (cluster, EARS) resolves itself once its day is over."""
+        windowed = alert.rule.startswith(WINDOWED_RULES)
+        if not windowed or now.date() <= alert.day + timedelta(days=1):
+            return False
+        await store.update_alert(conn, alert.id, state="resolved", resolved_at=now)
+        await store.note(
+            conn,
+            alert.id,
+            now,
+            "resolved",
+            actor="system",
+            detail="the window of the condition has passed",
+        )
+        return True
+
+    @staticmethod
+    async def _gauge(conn: AsyncConnection) -> None:
+        rows = await conn.execute(
+            select(alerts.c.state, func.count())
+            .where(alerts.c.state.in_(store.OPEN_STATES))
+            .group_by(alerts.c.state)
+        )
+        found: dict[str, int] = {state: count for state, count in rows}
+        for state in store.OPEN_STATES:
+            metrics.ALERTS_OPEN.labels(state).set(found.get(state, 0))
+
+    async def deliver(self, limit: int = 50) -> int:
+        """Send due notifications; returns how many were accepted."""
+        now = self._clock()
+        async with self._engine.connect() as conn:
+            due = (
+                await conn.execute(
+                    select(notifications)
+                    .where(
+                        notifications.c.status == "pending", notifications.c.next_attempt_at <= now
+                    )
+                    .order_by(notifications.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        sent = 0
+        for row in due:
+            error = await self._send(row.channel, row.target, row.payload)
+            await self._record(row, error, self._clock())
+            sent += error is None
+        return sent
+
+    async def _send(self, channel: str, target: str, payload: str) -> str | None:
+        try:
+            if channel == "nats":
+                await self._publish_nats(target, payload.encode())
+                return None
+            response = await self._http.post(
+                target, content=payload.encode(), headers={"content-type": "application/json"}
+            )
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:500]
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"[:500]
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+    async def _record(self, row: Any, error: str | None, now: datetime) -> None:
+        async with self._engine.begin() as conn:
+            if error is None:
+                await conn.execute(
+                    notifications.update()
+                    .where(notifications.c.id == row.id)
+                    .values(status="sent", sent_at=now, attempts=row.attempts + 1)
+                )
+                metrics.NOTIFICATIONS_SENT.labels(row.channel).inc()
+                return
+            attempts = row.attempts + 1
+            metrics.NOTIFICATIONS_FAILED.labels(row.channel).inc()
+            gave_up = attempts >= self._max_attempts
+            if gave_up:
+                metrics.NOTIFICATIONS_GAVE_UP.labels(row.channel).inc()
+            backoff = min(self._max_backoff_s, 2.0**attempts)
+            await conn.execute(
+                notifications.update()
+                .where(notifications.c.id == row.id)
+                .values(
+                    status="failed" if gave_up else "pending",
+                    attempts=attempts,
+                    last_error=error,
+                    next_attempt_at=now + timedelta(seconds=backoff),
+                )
+            )
+            log.warning(
+                "notification_failed",
+                channel=row.channel,
+                attempts=attempts,
+                gave_up=gave_up,
+                error=error,
+            )

@@ -1,0 +1,1 @@
+"""The alerts service's pure domain: detection algorithms, rules, lifecycle, escalation."""

@@ -1,0 +1,143 @@
+"""Rules and on-call configuration (YAML), validated with pydantic.
+
+A bad file is refused with the validation error; the caller keeps the
+configuration it had (see ``zhibao_alerts.config_files``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+
+from zhibao_alerts.domain.ears import EarsParams
+from zhibao_shared.hierarchy import Level
+
+
+class Severity(StrEnum):
+    """How urgent an alert is."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClusterRule(_Strict):
+    """N or more fevers in the same compound or building within a window."""
+
+    min_fevers: int = Field(default=3, ge=2)
+    window_hours: float = Field(default=24, gt=0)
+    severity: Severity = Severity.WARNING
+
+
+class AberrationRule(_Strict):
+    """EARS on each unit's daily counts."""
+
+    methods: tuple[str, ...] = ("C1", "C2", "C3")
+    metrics: tuple[str, ...] = ("fevers", "suspected")
+    levels: tuple[Level, ...] = (Level.COMMUNITY, Level.STREET, Level.DISTRICT)
+    threshold: float = 3.0
+    c3_threshold: float = 2.0
+    min_sd: float = Field(default=1.0, gt=0)
+    severity: Severity = Severity.WARNING
+
+    @property
+    def params(self) -> EarsParams:
+        """The EARS parameters."""
+        return EarsParams(self.threshold, self.c3_threshold, self.min_sd)
+
+
+class Rules(_Strict):
+    """The warning rules."""
+
+    immediate: dict[str, Severity] = Field(
+        default_factory=lambda: {
+            "confirmed": Severity.CRITICAL,
+            "asymptomatic": Severity.WARNING,
+            "deceased": Severity.CRITICAL,
+            "breach": Severity.WARNING,
+        },
+        description="Case classifications and isolation actions that alert at once",
+    )
+    cluster: ClusterRule = ClusterRule()
+    aberration: AberrationRule = AberrationRule()
+    fever_threshold_c: float = Field(default=37.3, ge=35, le=42)
+
+
+class Person(_Strict):
+    """Someone on call (staff, never residents) and how to reach them."""
+
+    name: str
+    webhook: HttpUrl | None = None
+
+
+class Rotation(_Strict):
+    """Who is on call for a unit (code prefix), taking shifts in turn."""
+
+    unit: str = Field(pattern=r"^\d{4,12}$")
+    shift: str = Field(default="daily", pattern=r"^(daily|weekly)$")
+    start: AwareDatetime
+    people: tuple[Person, ...] = Field(min_length=1)
+
+    def on_call(self, at: datetime) -> Person:
+        """The person on shift at ``at``."""
+        length = timedelta(days=1 if self.shift == "daily" else 7)
+        shifts = max(0, int((at - self.start) / length))
+        return self.people[shifts % len(self.people)]
+
+
+class Step(_Strict):
+    """Notify a level's on-call this long after the alert fired, if still unacknowledged."""
+
+    level: Level
+    after_minutes: float = Field(ge=0)
+
+
+class Policy(_Strict):
+    """Escalation for one severity: steps up the hierarchy and reminder interval."""
+
+    steps: tuple[Step, ...] = Field(min_length=1)
+    repeat_minutes: float = Field(default=30, gt=0)
+
+
+def _default_policies() -> dict[Severity, Policy]:
+    ladder = (Level.COMMUNITY, Level.STREET, Level.DISTRICT, Level.CITY)
+    return {
+        Severity.CRITICAL: Policy(
+            steps=tuple(
+                Step(level=lv, after_minutes=m)
+                for lv, m in zip(ladder, (0, 5, 15, 30), strict=True)
+            ),
+            repeat_minutes=10,
+        ),
+        Severity.WARNING: Policy(
+            steps=tuple(
+                Step(level=lv, after_minutes=m)
+                for lv, m in zip(ladder, (0, 30, 120, 480), strict=True)
+            ),
+            repeat_minutes=60,
+        ),
+        Severity.INFO: Policy(
+            steps=(Step(level=Level.COMMUNITY, after_minutes=0),), repeat_minutes=1440
+        ),
+    }
+
+
+class OnCall(_Strict):
+    """Rotations, escalation policies and catch-all receivers."""
+
+    rotations: tuple[Rotation, ...] = ()
+    escalation: dict[Severity, Policy] = Field(default_factory=_default_policies)
+    webhooks: tuple[HttpUrl, ...] = Field(
+        default=(), description="Alertmanager-format receivers notified of every alert"
+    )
+
+    def person_for(self, unit: str, at: datetime) -> Person | None:
+        """The on-call person of exactly this unit (the most specific rotation)."""
+        matching = [r for r in self.rotations if r.unit == unit]
+        return matching[0].on_call(at) if matching else None

@@ -1,0 +1,109 @@
+"""What raises an alert: triggers derived from events and counts (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from zhibao_alerts.domain.config import Rules, Severity
+from zhibao_alerts.domain.ears import METHODS, EarsPoint
+from zhibao_shared.events import PublishedCase, PublishedEvent, PublishedIsolation
+
+_CLASS_ZH = {
+    "confirmed": "确诊病例",
+    "asymptomatic": "无症状感染者",
+    "deceased": "死亡病例",
+    "breach": "隔离违规（离开隔离点）",
+}
+_CLASS_EN = {
+    "confirmed": "confirmed case",
+    "asymptomatic": "asymptomatic infection",
+    "deceased": "death",
+    "breach": "isolation breach",
+}
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A condition that holds: rule, unit and window form the alert's dedup key."""
+
+    rule: str
+    unit: str
+    window: str
+    severity: Severity
+    summary_zh: str
+    summary_en: str
+    day: date
+
+    @property
+    def dedup_key(self) -> str:
+        """Stable identity: the same condition in the same window is one alert."""
+        return f"{self.rule}:{self.unit}:{self.window}"
+
+
+def immediate(event: PublishedEvent, rules: Rules, day: date) -> Trigger | None:
+    """A new confirmed/asymptomatic case, a death or an isolation breach."""
+    if isinstance(event, PublishedCase):
+        kind = event.data.classification.value
+    elif isinstance(event, PublishedIsolation):
+        kind = event.data.action.value
+    else:
+        return None
+    severity = rules.immediate.get(kind)
+    if severity is None:
+        return None
+    return Trigger(
+        rule=f"immediate_{kind}",
+        unit=event.subject,
+        window=day.isoformat(),
+        severity=severity,
+        summary_zh=f"社区 {event.subject} 报告{_CLASS_ZH.get(kind, kind)}",
+        summary_en=f"{_CLASS_EN.get(kind, kind).capitalize()} reported in {event.subject}",
+        day=day,
+    )
+
+
+def cluster(community: str, place: str, fevers: int, rules: Rules, day: date) -> Trigger | None:
+    """``fevers`` in one compound/building within the window reach the cluster size."""
+    if fevers < rules.cluster.min_fevers:
+        return None
+    hours = rules.cluster.window_hours
+    return Trigger(
+        rule="fever_cluster",
+        unit=community,
+        window=f"{place}:{day.isoformat()}",
+        severity=rules.cluster.severity,
+        summary_zh=f"社区 {community} 的 {place} 在 {hours:g} 小时内有 {fevers} 人发热",
+        summary_en=f"{fevers} fevers within {hours:g} h at {place} in community {community}",
+        day=day,
+    )
+
+
+def aberrations(
+    unit: str, metric: str, days: list[date], series: list[float], rules: Rules
+) -> list[tuple[Trigger, EarsPoint]]:
+    """EARS alarms on the last day of a unit's daily series, one per method."""
+    found = []
+    for method in rules.aberration.methods:
+        point = METHODS[method](series, rules.aberration.params)[-1]
+        if not point.alarm:
+            continue
+        day = days[-1]
+        bound = f"{point.upper_bound:.1f}" if point.upper_bound is not None else "?"
+        found.append(
+            (
+                Trigger(
+                    rule=f"ears_{method.lower()}_{metric}",
+                    unit=unit,
+                    window=day.isoformat(),
+                    severity=rules.aberration.severity,
+                    summary_zh=f"{unit} {day} 的{'发热' if metric == 'fevers' else '疑似'}人数 "
+                    f"{point.value:g} 超过 EARS {method} 上限 {bound}",
+                    summary_en=f"{metric} at {unit} on {day}: {point.value:g} above "
+                    f"the EARS {method} upper bound {bound}",
+                    day=day,
+                ),
+                point,
+            )
+        )
+    return found

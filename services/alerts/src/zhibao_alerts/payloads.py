@@ -1,0 +1,63 @@
+"""Notification bodies: the Alertmanager v4 webhook JSON, and the NATS alert message."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.engine import Row
+
+from zhibao_shared.hierarchy import Registry
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def rollup_link(aggregator_url: str, unit: str, day: str) -> str:
+    """Where the unit's rollup for the day can be read."""
+    return f"{aggregator_url}/v1/units/{unit}/rollup?date={day}"
+
+
+def labels(alert: Row[Any], registry: Registry) -> dict[str, str]:
+    """Alertmanager labels: rule, severity and the unit's hierarchy path by level."""
+    result = {"alertname": alert.rule, "severity": alert.severity, "unit": alert.unit}
+    if alert.unit in registry:
+        for unit in registry.path(alert.unit):
+            result[unit.level.value] = unit.code
+    return result
+
+
+def alertmanager(
+    alert: Row[Any], registry: Registry, aggregator_url: str, status: str = "firing"
+) -> dict[str, Any]:
+    """An Alertmanager v4 webhook body for one alert (existing receivers accept it)."""
+    alert_labels = labels(alert, registry)
+    path = " / ".join(u.name for u in registry.path(alert.unit)) if alert.unit in registry else ""
+    annotations = {"summary": alert.summary_en, "summary_zh": alert.summary_zh, "hierarchy": path}
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{alert.rule}", unit="{alert.unit}"}}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "zhibao",
+        "groupLabels": {"alertname": alert.rule, "unit": alert.unit},
+        "commonLabels": alert_labels,
+        "commonAnnotations": annotations,
+        "externalURL": aggregator_url,
+        "alerts": [
+            {
+                "status": status,
+                "labels": alert_labels,
+                "annotations": annotations,
+                "startsAt": alert.fired_at.isoformat(),
+                "endsAt": alert.resolved_at.isoformat() if alert.resolved_at else ZERO_TIME,
+                "generatorURL": rollup_link(aggregator_url, alert.unit, alert.day.isoformat()),
+                "fingerprint": hashlib.sha256(alert.dedup_key.encode()).hexdigest()[:16],
+            }
+        ],
+    }
+
+
+def encode(body: dict[str, Any]) -> str:
+    """Stored payload text."""
+    return json.dumps(body, ensure_ascii=False)

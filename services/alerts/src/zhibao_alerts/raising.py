@@ -1,0 +1,101 @@
+"""Raising alerts: a trigger opens a new alert or counts again on the open one.
+
+Runs inside the caller's transaction, so an alert and its outbox rows are
+committed together with the events that caused them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zhibao_alerts import store
+from zhibao_alerts.domain.config import OnCall
+from zhibao_alerts.domain.triggers import Trigger
+from zhibao_alerts.payloads import alertmanager, encode
+from zhibao_shared.hierarchy import CODE_LENGTH, Registry
+from zhibao_shared.subjects import alert_subject
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Who hears about alerts: the on-call configuration and where rollups live."""
+
+    oncall: OnCall
+    registry: Registry
+    aggregator_url: str
+
+
+def unit_at(unit: str, level: Any) -> str:
+    """The ancestor of ``unit`` at ``level`` (its code prefix)."""
+    return unit[: CODE_LENGTH[level]]
+
+
+def notifications_for_step(
+    alert: Any, step: int, reason: str, routing: Routing, now: datetime
+) -> list[dict[str, Any]]:
+    """Outbox rows for one escalation step: that level's on-call, and for step 0 the
+    catch-all webhooks and the NATS subject."""
+    body = encode(alertmanager(alert, routing.registry, routing.aggregator_url))
+    rows = []
+    policy = routing.oncall.escalation[alert.severity]
+    level = policy.steps[min(step, len(policy.steps) - 1)].level
+    person = routing.oncall.person_for(unit_at(alert.unit, level), now)
+    if person is not None and person.webhook is not None:
+        rows.append(("webhook", str(person.webhook)))
+    if step == 0 and reason == "fired":
+        rows += [("webhook", str(url)) for url in routing.oncall.webhooks]
+        rows.append(("nats", alert_subject(alert.severity, alert.unit[:6])))
+    return [
+        {
+            "alert_id": alert.id,
+            "reason": reason,
+            "channel": channel,
+            "target": target,
+            "payload": body,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for channel, target in rows
+    ]
+
+
+async def raise_alert(
+    conn: AsyncConnection,
+    trigger: Trigger,
+    routing: Routing,
+    now: datetime,
+    upper_bound: float | None = None,
+) -> int | None:
+    """Open a new alert for the trigger (returns its id) or count it on the open one (None)."""
+    existing = await store.open_alert(conn, trigger.dedup_key)
+    if existing is not None:
+        await store.update_alert(conn, existing.id, occurrences=existing.occurrences + 1)
+        return None
+    alert_id = await store.insert_alert(
+        conn,
+        {
+            "dedup_key": trigger.dedup_key,
+            "rule": trigger.rule,
+            "unit": trigger.unit,
+            "window": trigger.window,
+            "severity": trigger.severity.value,
+            "state": "firing",
+            "summary_zh": trigger.summary_zh,
+            "summary_en": trigger.summary_en,
+            "day": trigger.day,
+            "occurrences": 1,
+            "upper_bound": upper_bound,
+            "fired_at": now,
+            "escalation_step": 0,
+            "last_notified_at": now,
+        },
+    )
+    await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)
+    alert = await store.get_alert(conn, alert_id)
+    await store.enqueue(conn, notifications_for_step(alert, 0, "fired", routing, now))
+    return alert_id

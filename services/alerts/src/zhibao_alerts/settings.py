@@ -1,0 +1,27 @@
+"""Alerts settings (``ZHIBAO_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from zhibao_shared.db import sqlite_url
+from zhibao_shared.settings import ServiceSettings
+
+
+class AlertsSettings(ServiceSettings):
+    """What the alerts service needs beyond the common settings."""
+
+    alerts_port: int = Field(default=8103, ge=1, le=65535)
+    alerts_database_url: str | None = Field(default=None, description="SQLite when unset")
+    alerts_rules_path: Path | None = Field(default=None, description="Shipped sample when unset")
+    alerts_oncall_path: Path | None = Field(default=None, description="Shipped sample when unset")
+    alerts_durable: str = Field(default="alerts", pattern=r"^[A-Za-z0-9_-]+$")
+    alerts_batch_size: int = Field(default=200, gt=0, le=5000)
+    alerts_reload_s: float = Field(default=2.0, gt=0, description="Config files polled this often")
+    aggregator_url: str = "http://127.0.0.1:8102"
+
+    def database_url(self) -> str:
+        """The configured database URL or the embedded SQLite default."""
+        return self.alerts_database_url or sqlite_url(self.data_dir, "alerts")

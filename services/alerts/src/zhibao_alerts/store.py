@@ -1,0 +1,171 @@
+"""Reads and writes of the alerts schema, on a connection the caller's transaction owns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zhibao_alerts.tables import (
+    alerts,
+    applied_events,
+    daily_counts,
+    fevers,
+    notifications,
+    timeline,
+)
+
+OPEN_STATES = ("firing", "acknowledged")
+
+
+async def new_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
+    """The keys not applied yet; marks them applied (same transaction as their effects)."""
+    unique = list(dict.fromkeys(keys))
+    seen = set(
+        (
+            await conn.execute(
+                select(applied_events.c.dedup_key).where(applied_events.c.dedup_key.in_(unique))
+            )
+        ).scalars()
+    )
+    fresh = [k for k in unique if k not in seen]
+    if fresh:
+        await conn.execute(insert(applied_events), [{"dedup_key": k} for k in fresh])
+    return set(fresh)
+
+
+async def add_fever(
+    conn: AsyncConnection, key: str, community: str, place: str, at: datetime
+) -> None:
+    """Remember one fever at a place (for cluster detection)."""
+    await conn.execute(
+        insert(fevers).values(dedup_key=key, community=community, place=place, at=at)
+    )
+
+
+async def fevers_between(
+    conn: AsyncConnection, community: str, place: str, since: datetime, until: datetime
+) -> int:
+    """Fevers at a place within a time window."""
+    query = (
+        select(func.count())
+        .select_from(fevers)
+        .where(
+            and_(
+                fevers.c.community == community,
+                fevers.c.place == place,
+                fevers.c.at >= since,
+                fevers.c.at <= until,
+            )
+        )
+    )
+    return int(await conn.scalar(query) or 0)
+
+
+async def add_counts(conn: AsyncConnection, deltas: dict[tuple[str, str, date], int]) -> None:
+    """Add to daily counters (select-then-write: portable between SQLite and PostgreSQL)."""
+    for (unit, metric, day), delta in deltas.items():
+        key = and_(
+            daily_counts.c.unit == unit, daily_counts.c.metric == metric, daily_counts.c.day == day
+        )
+        result = await conn.execute(
+            update(daily_counts).where(key).values(value=daily_counts.c.value + delta)
+        )
+        if result.rowcount == 0:
+            await conn.execute(
+                insert(daily_counts).values(unit=unit, metric=metric, day=day, value=delta)
+            )
+
+
+async def series(conn: AsyncConnection, unit: str, metric: str, days: list[date]) -> list[float]:
+    """Daily values for ``days`` (0 where nothing was counted)."""
+    rows = await conn.execute(
+        select(daily_counts.c.day, daily_counts.c.value).where(
+            and_(
+                daily_counts.c.unit == unit,
+                daily_counts.c.metric == metric,
+                daily_counts.c.day >= days[0],
+                daily_counts.c.day <= days[-1],
+            )
+        )
+    )
+    values = {day: value for day, value in rows}
+    return [float(values.get(d, 0)) for d in days]
+
+
+async def open_alert(conn: AsyncConnection, dedup_key: str) -> Row[Any] | None:
+    """The firing or acknowledged alert with this key, if any."""
+    query = select(alerts).where(alerts.c.dedup_key == dedup_key, alerts.c.state.in_(OPEN_STATES))
+    return (await conn.execute(query)).first()
+
+
+async def insert_alert(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    """Store a new alert; returns its id."""
+    result = await conn.execute(insert(alerts).values(**values).returning(alerts.c.id))
+    return int(result.scalar_one())
+
+
+async def update_alert(conn: AsyncConnection, alert_id: int, **values: Any) -> None:
+    """Change fields of an alert."""
+    await conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+
+async def note(
+    conn: AsyncConnection,
+    alert_id: int,
+    at: datetime,
+    action: str,
+    actor: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append to an alert's timeline."""
+    await conn.execute(
+        insert(timeline).values(alert_id=alert_id, at=at, action=action, actor=actor, detail=detail)
+    )
+
+
+async def enqueue(conn: AsyncConnection, rows: Iterable[dict[str, Any]]) -> int:
+    """Put notifications in the outbox, skipping ones already there; returns how many."""
+    added = 0
+    for row in rows:
+        exists = await conn.scalar(
+            select(func.count())
+            .select_from(notifications)
+            .where(
+                and_(
+                    notifications.c.alert_id == row["alert_id"],
+                    notifications.c.reason == row["reason"],
+                    notifications.c.channel == row["channel"],
+                    notifications.c.target == row["target"],
+                )
+            )
+        )
+        if not exists:
+            await conn.execute(insert(notifications).values(**row))
+            added += 1
+    return added
+
+
+async def get_alert(conn: AsyncConnection, alert_id: int) -> Row[Any] | None:
+    """One alert by id."""
+    return (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).first()
+
+
+async def alert_timeline(conn: AsyncConnection, alert_id: int) -> list[Row[Any]]:
+    """An alert's timeline, oldest first."""
+    query = select(timeline).where(timeline.c.alert_id == alert_id).order_by(timeline.c.id)
+    return list((await conn.execute(query)).all())
+
+
+async def alert_notifications(conn: AsyncConnection, alert_id: int) -> list[Row[Any]]:
+    """An alert's notifications and their delivery state."""
+    query = (
+        select(notifications)
+        .where(notifications.c.alert_id == alert_id)
+        .order_by(notifications.c.id)
+    )
+    return list((await conn.execute(query)).all())

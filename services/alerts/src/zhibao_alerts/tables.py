@@ -1,0 +1,96 @@
+"""The alerts schema (changed only through Alembic migrations). No personal data."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from zhibao_shared.db import UtcDateTime
+
+metadata = MetaData()
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(200), nullable=False, index=True),
+    Column("rule", String(64), nullable=False),
+    Column("unit", String(12), nullable=False, index=True),
+    Column("window", String(96), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("summary_zh", Text, nullable=False),
+    Column("summary_en", Text, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("occurrences", Integer, nullable=False),
+    Column("upper_bound", Float),
+    Column("fired_at", UtcDateTime(), nullable=False),
+    Column("acknowledged_at", UtcDateTime()),
+    Column("acknowledged_by", String(64)),
+    Column("resolved_at", UtcDateTime()),
+    Column("escalation_step", Integer, nullable=False),
+    Column("last_notified_at", UtcDateTime()),
+)
+
+timeline = Table(
+    "alert_timeline",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, nullable=False, index=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(64)),
+    Column("detail", Text),
+)
+
+#: The outbox: a notification is recorded as sent only when its receiver answered 2xx.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("target", String(400), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", UtcDateTime()),
+    UniqueConstraint("alert_id", "reason", "channel", "target", name="uq_notification"),
+)
+
+applied_events = Table(
+    "applied_events",
+    metadata,
+    Column("dedup_key", String(400), primary_key=True),
+)
+
+fevers = Table(
+    "fevers",
+    metadata,
+    Column("dedup_key", String(400), primary_key=True),
+    Column("community", String(12), nullable=False),
+    Column("place", String(140), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+)
+
+daily_counts = Table(
+    "daily_counts",
+    metadata,
+    Column("unit", String(12), primary_key=True),
+    Column("metric", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

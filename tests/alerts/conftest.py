@@ -1,0 +1,87 @@
+"""Alerts test fixtures: a migrated SQLite database, a controllable clock, events."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zhibao_shared.db import make_engine, run_migrations, sqlite_url
+from zhibao_shared.events import PUBLISHED_EVENT, PublishedEvent
+
+COMMUNITY = "640106001001"
+_ids = itertools.count(1)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    url = sqlite_url(tmp_path, "alerts")
+    await run_migrations(url, "zhibao_alerts")
+    engine = make_engine(url)
+    yield engine
+    await engine.dispose()
+
+
+def published(
+    kind: str,
+    data: dict[str, Any],
+    *,
+    community: str = COMMUNITY,
+    when: datetime | None = None,
+    event_id: str | None = None,
+) -> PublishedEvent:
+    """A published (bus) event."""
+    at = when or datetime.now(UTC) - timedelta(minutes=5)
+    return PUBLISHED_EVENT.validate_python(
+        {
+            "specversion": "1.0",
+            "id": event_id or f"a-{next(_ids)}",
+            "source": f"/{community}/test",
+            "type": f"zhibao.{kind}.v1",
+            "subject": community,
+            "time": at.isoformat(),
+            "data": data,
+            "reporter": "tok",
+            "receivedat": at.isoformat(),
+        }
+    )
+
+
+def confirmed(pid: str = "a" * 32, **kw: Any) -> PublishedEvent:
+    return published("case", {"person": {"pid": pid}, "classification": "confirmed"}, **kw)
+
+
+def fever(building: str = "3", temperature: float = 38.2, **kw: Any) -> PublishedEvent:
+    return published(
+        "screening",
+        {
+            "temperature_c": temperature,
+            "site": "household",
+            "compound": "枫林湾",
+            "building": building,
+        },
+        **kw,
+    )

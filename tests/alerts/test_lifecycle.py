@@ -1,0 +1,177 @@
+"""Rules, lifecycle, escalation and delivery, against a real database and a real receiver."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.alerts.conftest import COMMUNITY, Clock, confirmed, fever
+from tests.support.webhook import Receiver
+from zhibao_alerts.dispatcher import Dispatcher
+from zhibao_alerts.domain.config import OnCall, Rules
+from zhibao_alerts.handler import ApplyEvents
+from zhibao_alerts.raising import Routing
+from zhibao_alerts.tables import alerts, notifications
+from zhibao_shared.consumer import Delivery
+from zhibao_shared.events import PublishedEvent
+from zhibao_shared.hierarchy import load_registry
+
+
+def oncall(receiver: Receiver) -> OnCall:
+    start = "2026-01-01T00:00:00+08:00"
+    return OnCall.model_validate(
+        {
+            "rotations": [
+                {
+                    "unit": COMMUNITY,
+                    "start": start,
+                    "people": [{"name": "grid worker", "webhook": f"{receiver.url}/community"}],
+                },
+                {
+                    "unit": COMMUNITY[:9],
+                    "start": start,
+                    "people": [{"name": "street duty", "webhook": f"{receiver.url}/street"}],
+                },
+            ],
+        }
+    )
+
+
+NO_ABERRATION = Rules.model_validate({"aberration": {"methods": []}})
+
+
+class World:
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock, receiver: Receiver, rules: Rules = NO_ABERRATION
+    ) -> None:
+        self.engine = engine
+        routing = Routing(oncall(receiver), load_registry(), "http://aggregator")
+        self.apply = ApplyEvents(engine, lambda: rules, lambda: routing, "Asia/Shanghai", clock)
+
+        async def no_nats(_subject: str, _body: bytes) -> None:
+            return None
+
+        self.dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+        self.receiver = receiver
+
+    async def send(self, *events: PublishedEvent) -> None:
+        await self.apply([Delivery(e, "s", i, 1) for i, e in enumerate(events)])
+
+    async def alerts(self) -> list[Any]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(select(alerts).order_by(alerts.c.id))).all())
+
+
+async def test_a_confirmed_case_fires_once_and_redelivery_changes_nothing(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(engine, clock, webhook)
+    case = confirmed()
+    await world.send(case)
+    await world.send(case)  # redelivered
+    await world.send(confirmed(pid="b" * 32))  # a second case, same day and community
+    found = await world.alerts()
+    assert [(a.rule, a.severity, a.occurrences) for a in found] == [
+        ("immediate_confirmed", "critical", 2)
+    ]
+    assert await world.dispatcher.tick() == 2  # the community's on-call, and NATS
+    body = webhook.bodies("/community")[0]
+    assert body["version"] == "4" and body["status"] == "firing"
+    labels = body["alerts"][0]["labels"]
+    assert labels["alertname"] == "immediate_confirmed"
+    assert labels["street"] == COMMUNITY[:9] and labels["city"] == "6401"
+    assert "确诊" in body["commonAnnotations"]["summary_zh"]
+    assert await world.dispatcher.tick() == 0, "a notification is sent once"
+
+
+async def test_three_fevers_in_one_building_make_one_cluster_alert(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(engine, clock, webhook)
+    await world.send(fever(), fever())
+    assert await world.alerts() == []
+    await world.send(fever(building="9"), fever())
+    await world.send(fever())
+    found = await world.alerts()
+    assert [(a.rule, a.window.split(":")[0], a.occurrences) for a in found] == [
+        ("fever_cluster", "枫林湾/3", 2)
+    ]
+
+
+async def test_unacknowledged_alert_escalates_to_the_street_and_ack_stops_it(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(engine, clock, webhook)
+    await world.send(confirmed())
+    await world.dispatcher.tick()
+    assert webhook.bodies("/street") == []
+    clock.advance(minutes=6)
+    await world.dispatcher.tick()
+    assert len(webhook.bodies("/street")) == 1
+    alert = (await world.alerts())[0]
+    assert alert.escalation_step == 1
+    async with engine.begin() as conn:
+        await conn.execute(alerts.update().values(state="acknowledged"))
+    clock.advance(minutes=60)
+    await world.dispatcher.tick()
+    assert len(webhook.bodies("/street")) == 1 and len(webhook.bodies("/community")) == 1
+
+
+async def test_failed_delivery_is_retried_and_recorded(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(engine, clock, webhook)
+    webhook.status = 500
+    await world.send(confirmed())
+    assert await world.dispatcher.tick() == 1  # NATS took it; the webhook answered 500
+    async with engine.connect() as conn:
+        query = select(notifications).where(notifications.c.channel == "webhook")
+        row = (await conn.execute(query)).one()
+    assert row.status == "pending" and row.attempts == 1 and "HTTP 500" in row.last_error
+    webhook.status = 200
+    assert await world.dispatcher.tick() == 0, "backoff: not retried at once"
+    clock.advance(seconds=3)
+    assert await world.dispatcher.tick() == 1
+    assert len(webhook.bodies("/community")) == 1
+
+
+async def test_a_resolved_alert_that_recurs_opens_a_new_one(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(engine, clock, webhook)
+    await world.send(confirmed())
+    async with engine.begin() as conn:
+        await conn.execute(alerts.update().values(state="resolved"))
+    await world.send(confirmed(pid="c" * 32))
+    assert [a.state for a in await world.alerts()] == ["resolved", "firing"]
+
+
+async def test_a_jump_over_the_units_own_baseline_raises_an_ears_alarm(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(
+        engine,
+        clock,
+        webhook,
+        Rules.model_validate(
+            {
+                "aberration": {"methods": ["C1"], "levels": ["street"]},
+                "cluster": {"min_fevers": 1000},
+            }
+        ),
+    )
+    today = clock.now
+    # A week of one fever a day (different buildings), then five today.
+    for days_ago in range(7, 0, -1):
+        await world.send(fever(building=str(days_ago), when=today - timedelta(days=days_ago)))
+    assert await world.alerts() == []
+    await world.send(
+        *(fever(building=str(10 + n), when=today - timedelta(minutes=n + 1)) for n in range(5))
+    )
+    found = await world.alerts()
+    assert [(a.rule, a.unit) for a in found] == [("ears_c1_fevers", COMMUNITY[:9])]
+    # baseline mean 1, sd floored at 1: bound = 1 + 3 * 1 = 4 < 5 fevers
+    assert found[0].upper_bound == 4.0
