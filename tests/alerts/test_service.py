@@ -1,0 +1,145 @@
+"""The alerts service as it runs: real nats-server, real HTTP, a real webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+import uvicorn
+
+from tests.alerts.conftest import COMMUNITY, confirmed
+from tests.support.webhook import Receiver
+from zhibao_alerts.bootstrap import create_app, migrate
+from zhibao_alerts.config_files import ConfigError, Watched
+from zhibao_alerts.domain.config import Rules
+from zhibao_alerts.settings import AlertsSettings
+from zhibao_shared.broker import ensure_stream, events_stream_config
+from zhibao_shared.events import published_payload
+from zhibao_shared.natsserver import NatsServer, free_port
+from zhibao_shared.subjects import EVENTS_STREAM, event_subject
+from zhibao_shared.tokens import Role, TokenStore
+
+
+@pytest.fixture
+def alerts_url(nats_server: NatsServer, webhook: Receiver, tmp_path: Path) -> Iterator[str]:
+    oncall = tmp_path / "oncall.yaml"
+    oncall.write_text(f"webhooks: ['{webhook.url}/all']\n")
+    settings = AlertsSettings(
+        nats_url=nats_server.url,
+        data_dir=tmp_path / "data",
+        alerts_port=free_port(),
+        alerts_oncall_path=oncall,
+        log_json=True,
+    )
+    asyncio.run(migrate(settings))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=settings.alerts_port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{settings.alerts_port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+async def _publish_twice(url: str) -> None:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(AlertsSettings()))
+        event = confirmed()
+        subject = event_subject(COMMUNITY, "case")
+        # The same event twice, as a redelivery after the dedup window would bring it.
+        for msg_id in ("first", "second"):
+            await js.publish(
+                subject,
+                published_payload(event),
+                stream=EVENTS_STREAM,
+                headers={"Nats-Msg-Id": msg_id},
+            )
+    finally:
+        await client.close()
+
+
+def _wait_for(condition: object, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def test_a_confirmed_case_pages_once_and_can_be_acknowledged(
+    alerts_url: str, nats_server: NatsServer, webhook: Receiver, tmp_path: Path
+) -> None:
+    tokens = TokenStore.in_data_dir(tmp_path / "data")
+    street = tokens.create(scopes=[COMMUNITY[:9]], role=Role.OPERATE, name="street duty")[1]
+    neighbour = tokens.create(scopes=["640106002"], role=Role.OPERATE)[1]
+    asyncio.run(_publish_twice(nats_server.url))
+    _wait_for(lambda: len(webhook.bodies("/all")) >= 1)
+    time.sleep(1.0)
+    assert len(webhook.bodies("/all")) == 1, "one alert, one page, despite the redelivery"
+
+    def get(path: str, token: str) -> httpx.Response:
+        return httpx.get(f"{alerts_url}{path}", headers={"authorization": f"Bearer {token}"})
+
+    listed = get("/v1/alerts", street).json()["alerts"]
+    assert [(a["rule"], a["unit"], a["state"]) for a in listed] == [
+        ("immediate_confirmed", COMMUNITY, "firing")
+    ]
+    alert_id = listed[0]["id"]
+    assert get("/v1/alerts", neighbour).json()["alerts"] == []
+    assert get(f"/v1/alerts/{alert_id}", neighbour).status_code == 403
+    ack = httpx.post(
+        f"{alerts_url}/v1/alerts/{alert_id}/ack", headers={"authorization": f"Bearer {street}"}
+    )
+    assert ack.json()["state"] == "acknowledged"
+    detail = get(f"/v1/alerts/{alert_id}", street).json()
+    assert [e["action"] for e in detail["timeline"]] == ["fired", "acknowledged"]
+    assert detail["timeline"][1]["actor"] == "street duty"
+    assert {n["status"] for n in detail["notifications"]} == {"sent"}
+    again = httpx.post(
+        f"{alerts_url}/v1/alerts/{alert_id}/ack", headers={"authorization": f"Bearer {street}"}
+    )
+    assert again.status_code == 409
+
+
+def test_a_bad_rules_file_is_refused_and_the_old_rules_stay(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("cluster: {min_fevers: 5}\n")
+    watched = Watched(Rules, path, "rules.yaml")
+    assert watched.current.cluster.min_fevers == 5
+    time.sleep(0.01)
+    path.write_text("cluster: {min_fevers: one}\n")
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert not watched.reload_if_changed()
+    assert watched.current.cluster.min_fevers == 5
+    assert watched.last_error is not None and "cluster.min_fevers" in watched.last_error
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        Watched(Rules, _write(tmp_path / "broken.yaml", "cluster: [unclosed"), "rules.yaml")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
