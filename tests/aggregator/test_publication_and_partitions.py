@@ -1,0 +1,80 @@
+"""Changed rollups are pushed on NATS, coalesced; an instance can be limited to districts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import nats
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.aggregator.test_http_and_dead_letter import COMMUNITY, _confirmed
+from zhibao_aggregator.bootstrap import consumer_spec, reader, rules
+from zhibao_aggregator.publisher import RollupPublisher
+from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_aggregator.storage.writer import apply_batch
+from zhibao_shared.broker import ensure_stream, events_stream_config
+from zhibao_shared.consumer import BatchConsumer, Delivery
+from zhibao_shared.events import published_payload
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.subjects import EVENTS_STREAM
+
+
+async def test_a_busy_unit_is_published_once_per_interval_with_its_latest_figures(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    sent: list[tuple[str, dict[str, object]]] = []
+
+    async def publish(subject: str, body: bytes) -> None:
+        sent.append((subject, json.loads(body)))
+
+    publisher = RollupPublisher(reader(settings, sqlite_engine), publish, interval_s=0.2)
+    day = None
+    for n in range(5):  # five batches arrive before the publisher wakes
+        event = _confirmed(f"{n:032x}", f"e{n}")
+        async with sqlite_engine.begin() as conn:
+            await apply_batch(conn, [Delivery(event, "s", n, 1)], rules(settings))
+        day = event.time.astimezone(reader(settings, sqlite_engine).calendar.zone).date()
+        publisher.mark([(COMMUNITY, day), ("640106", day), ("6401", day)])
+    await publisher.flush()
+    assert sorted(subject for subject, _ in sent) == [
+        "zhibao.rollups.city.6401",
+        "zhibao.rollups.community.640106001001",
+        "zhibao.rollups.district.640106",
+    ]
+    district = next(body for subject, body in sent if subject.endswith("640106"))
+    assert district["figures"]["new_confirmed"] == 5  # type: ignore[index]
+    assert district["date"] == str(day)
+
+
+async def test_an_instance_limited_to_a_district_sees_only_that_district(
+    nats_server: NatsServer, settings: AggregatorSettings
+) -> None:
+    limited = settings.model_copy(update={"aggregator_districts": ["640106"]})
+    seen: list[str] = []
+
+    async def handler(batch: Sequence[Delivery]) -> None:
+        seen.extend(d.subject for d in batch)
+
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        event = _confirmed("f" * 32, "x1")
+        for subject in (
+            "zhibao.events.640106.640106001001.case",
+            "zhibao.events.640105.640105001001.case",
+        ):
+            await js.publish(
+                subject,
+                published_payload(event),
+                stream=EVENTS_STREAM,
+                headers={"Nats-Msg-Id": subject},
+            )
+        consumer = BatchConsumer(js, consumer_spec(limited), handler, settings)
+        await consumer.start()
+        await asyncio.wait_for(consumer.run_until_caught_up(), 20)
+    finally:
+        await client.close()
+    assert seen == ["zhibao.events.640106.640106001001.case"]
