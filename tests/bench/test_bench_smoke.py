@@ -36,3 +36,4 @@ def test_smoke_benchmark_counts_every_event_exactly_once(tmp_path: Path) -> None
     assert results["double_counted"] == 0
     assert results["batched"]["post_statuses"] == {202: 30}
     assert set(results["peak_rss_mb"]) == {"intake", "aggregator"}
+    assert results["e2e_events_per_s_postgres"] is not None, results.get("postgres")

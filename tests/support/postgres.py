@@ -7,118 +7,18 @@ Without binaries and without Docker the tests skip, saying why.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from zhibao_shared.natsserver import free_port, wait_for_port
-
-PG_USER = "postgres"
-
-
-def _bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
-    return Path(found[-1]).parent if found else None
-
-
-def _version_key(path: str) -> float:
-    try:
-        return float(Path(path).parts[4])
-    except (IndexError, ValueError):
-        return 0.0
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return argv
-    runuser = shutil.which("runuser")
-    return (
-        [runuser, "-u", PG_USER, "--", *argv] if runuser else ["su", PG_USER, "-c", " ".join(argv)]
-    )
-
-
-@dataclass
-class LocalPostgres:
-    """A postgres server process in a temporary directory."""
-
-    bin_dir: Path
-    port: int
-    root: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def admin_dsn(self) -> str:
-        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        data = self.root / "data"
-        if os.geteuid() == 0:
-            shutil.chown(self.root, PG_USER, PG_USER)
-        subprocess.run(
-            _as_postgres(
-                [
-                    str(self.bin_dir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    PG_USER,
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(
-            _as_postgres(
-                [
-                    str(self.bin_dir / "postgres"),
-                    "-D",
-                    str(data),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-k",
-                    str(self.root),
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "max_connections=50",
-                ]
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        if not wait_for_port("127.0.0.1", self.port, 30):
-            self.stop()
-            raise RuntimeError(
-                f"postgres did not start: {(self.root / 'postgres.log').read_text()}"
-            )
-        time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+from zhibao_shared.natsserver import free_port
+from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
 
 
 def _docker_available() -> bool:
@@ -128,7 +28,7 @@ def _docker_available() -> bool:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """Admin DSN (plain ``postgresql://``) of a session-wide PostgreSQL server."""
-    bin_dir = _bin_dir()
+    bin_dir = postgres_bin_dir()
     if bin_dir is not None:
         root = Path(tempfile.mkdtemp(prefix="zhibao-pg-"))
         server = LocalPostgres(bin_dir, free_port(), root)

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,8 @@ from zhibao_bench.harness import CITY, DISTRICT, RssSampler, Running, running_st
 from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_process
 from zhibao_bench.reference import measure_reference
 from zhibao_bench.workload import build_workload
-from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.natsserver import NatsServer, free_port
+from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
 from zhibao_shared.subjects import EVENTS_STREAM, event_subject
 
 PIPELINE = ("intake", "aggregator")
@@ -141,6 +144,43 @@ def phase_batched(config: BenchConfig, database_url: str | None) -> tuple[dict[s
         figures["rebuild_events_per_s"] = phase_rebuild(run)
     figures["peak_rss_mb"] = {k: round(v) for k, v in rss.peaks_mb.items()}
     return figures, run
+
+
+@contextmanager
+def local_postgres() -> Iterator[str | None]:
+    """An asyncpg URL of a fresh local PostgreSQL, or None when its binaries are missing."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="zhibao-bench-pg-") as root:
+        server = LocalPostgres(bin_dir, free_port(), Path(root))
+        server.start()
+        try:
+            base = server.admin_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+            yield base
+        finally:
+            server.stop()
+
+
+def phase_batched_postgres(config: BenchConfig) -> dict[str, Any]:
+    """(2) the batched run again with the aggregator writing to PostgreSQL."""
+    with local_postgres() as url:
+        if url is None:
+            return {"e2e_events_per_s_postgres": None, "postgres": "no PostgreSQL binaries"}
+        workload = build_workload(config.events, seed=11, tag="pg")
+        with running_stack(PIPELINE, url) as run, RssSampler(run.pids()) as rss:
+            requests = _posts(run, workload.events, config.batch_size)
+            started = time.perf_counter()
+            run_in_process(run.url("intake"), requests, connections=config.connections)
+            done = run.wait_counted(config.events, timeout_s=900)
+            exact = _exactness(run, config.events, workload.fevers)
+        return {
+            "e2e_events_per_s_postgres": round(config.events / (done - started)),
+            "postgres_lost": exact["lost"],
+            "postgres_double_counted": exact["double_counted"],
+            "postgres_peak_rss_mb": {k: round(v) for k, v in rss.peaks_mb.items()},
+        }
 
 
 def phase_single(config: BenchConfig) -> dict[str, Any]:
@@ -257,6 +297,10 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             "double_counted",
         )
     }
+    if config.postgres:
+        results |= phase_batched_postgres(config)
+        results["lost"] += results.get("postgres_lost") or 0
+        results["double_counted"] += results.get("postgres_double_counted") or 0
     results |= phase_single(config)
     results["events"] = config.events
     config.output.parent.mkdir(parents=True, exist_ok=True)
