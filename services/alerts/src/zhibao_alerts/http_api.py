@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +16,7 @@ from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.tokens import Role, Token
 
 STATES = ("firing", "acknowledged", "resolved")
+AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Alert id")]
 
 
 def _alert(row: Any) -> dict[str, Any]:
@@ -28,7 +29,16 @@ def _alert(row: Any) -> dict[str, Any]:
 
 def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datetime]) -> APIRouter:
     """Routes under ``/v1``; reading needs a read token, acting an operate token."""
-    router = APIRouter(prefix="/v1", tags=["alerts"])
+    router = APIRouter(
+        prefix="/v1",
+        tags=["alerts"],
+        responses={
+            401: {"description": "No or unknown token"},
+            403: {"description": "The token's role or units do not allow this"},
+            404: {"description": "No such alert"},
+            409: {"description": "The alert is already in that state"},
+        },
+    )
     reader = auth.require(Role.READ)
     operator = auth.require(Role.OPERATE)
 
@@ -64,7 +74,9 @@ def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datet
         return {"alerts": [_alert(r) for r in rows]}
 
     @router.get("/alerts/{alert_id}", summary="One alert with its timeline and deliveries")
-    async def get_alert(alert_id: int, token: Annotated[Token, Depends(reader)]) -> dict[str, Any]:
+    async def get_alert(
+        alert_id: AlertId, token: Annotated[Token, Depends(reader)]
+    ) -> dict[str, Any]:
         row = await visible(alert_id, token)
         async with engine.connect() as conn:
             events = await store.alert_timeline(conn, alert_id)
@@ -105,12 +117,14 @@ def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datet
 
     @router.post("/alerts/{alert_id}/ack", summary="Acknowledge: stops escalation")
     async def acknowledge(
-        alert_id: int, token: Annotated[Token, Depends(operator)]
+        alert_id: AlertId, token: Annotated[Token, Depends(operator)]
     ) -> dict[str, Any]:
         return await transition(alert_id, token, "acknowledged")
 
     @router.post("/alerts/{alert_id}/resolve", summary="Resolve")
-    async def resolve(alert_id: int, token: Annotated[Token, Depends(operator)]) -> dict[str, Any]:
+    async def resolve(
+        alert_id: AlertId, token: Annotated[Token, Depends(operator)]
+    ) -> dict[str, Any]:
         return await transition(alert_id, token, "resolved")
 
     @router.get("/notifications", summary="Deliveries by status (failures are listed here)")
