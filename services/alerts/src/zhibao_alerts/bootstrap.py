@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +37,8 @@ from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
+
+WATCHDOG_INTERVAL_S = 5.0
 
 
 def utc_now() -> datetime:
@@ -97,6 +99,15 @@ class Alerts:
             asyncio.create_task(self._watch_config()),
         ]
         log.info("alerts_connected", nats=self.settings.nats_url)
+
+    @staticmethod
+    async def _every(interval_s: float, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await action()
+            except Exception as exc:
+                log.warning("periodic_check_failed", error=repr(exc))
+            await asyncio.sleep(interval_s)
 
     async def _watch_config(self) -> None:
         while True:

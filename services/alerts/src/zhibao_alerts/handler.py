@@ -17,7 +17,9 @@ from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     Classification,
     PublishedCase,
+    PublishedDailyReport,
     PublishedEvent,
+    PublishedIsolation,
     PublishedScreening,
 )
 from zhibao_shared.hierarchy import CODE_LENGTH
@@ -66,6 +68,7 @@ class ApplyEvents:
         counts: dict[tuple[str, str, date], int] = defaultdict(int)
         for event in events:
             day = event.time.astimezone(self._zone).date()
+            await self._track(conn, event)
             trigger = triggers.immediate(event, rules, day)
             if trigger is not None:
                 await raise_alert(conn, trigger, routing, now)
@@ -82,6 +85,18 @@ class ApplyEvents:
         await store.add_counts(conn, counts)
         await self._clusters(conn, places, rules, routing, now)
         await self._aberrations(conn, {(u, m, d) for u, m, d in counts}, rules, routing, now)
+
+    @staticmethod
+    async def _track(conn: AsyncConnection, event: PublishedEvent) -> None:
+        """State the time-based rules (watchdog) look at."""
+        await store.note_activity(conn, event.subject, event.time)
+        if isinstance(event, PublishedIsolation):
+            action = event.data.action.value
+            await store.note_isolation(
+                conn, event.data.person.pid, event.subject, action, event.time
+            )
+        elif isinstance(event, PublishedDailyReport):
+            await store.note_daily_report(conn, event.subject, event.data.date)
 
     @staticmethod
     def _counted_metric(event: PublishedEvent, rules: Rules) -> str | None:

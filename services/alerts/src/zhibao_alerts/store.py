@@ -13,8 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from zhibao_alerts.tables import (
     alerts,
     applied_events,
+    community_activity,
     daily_counts,
+    daily_reports,
     fevers,
+    isolations,
     notifications,
     timeline,
 )
@@ -169,3 +172,48 @@ async def alert_notifications(conn: AsyncConnection, alert_id: int) -> list[Row[
         .order_by(notifications.c.id)
     )
     return list((await conn.execute(query)).all())
+
+
+async def note_activity(conn: AsyncConnection, community: str, at: datetime) -> None:
+    """Remember the latest time a community sent anything."""
+    current = await conn.scalar(
+        select(community_activity.c.last_event_at).where(
+            community_activity.c.community == community
+        )
+    )
+    if current is None:
+        await conn.execute(insert(community_activity).values(community=community, last_event_at=at))
+    elif at > current:
+        await conn.execute(
+            update(community_activity)
+            .where(community_activity.c.community == community)
+            .values(last_event_at=at)
+        )
+
+
+async def note_isolation(
+    conn: AsyncConnection, pid: str, community: str, action: str, at: datetime
+) -> None:
+    """Track an isolation: start/check refresh the last check, end closes it."""
+    row = (await conn.execute(select(isolations).where(isolations.c.pid == pid))).first()
+    active = 0 if action == "end" else 1
+    if row is None:
+        await conn.execute(
+            insert(isolations).values(pid=pid, community=community, last_check_at=at, active=active)
+        )
+        return
+    values: dict[str, Any] = {"active": active, "community": community}
+    if action in ("start", "check") and at > row.last_check_at:
+        values["last_check_at"] = at
+    await conn.execute(update(isolations).where(isolations.c.pid == pid).values(**values))
+
+
+async def note_daily_report(conn: AsyncConnection, community: str, day: date) -> None:
+    """Remember that a community closed a day."""
+    exists = await conn.scalar(
+        select(func.count())
+        .select_from(daily_reports)
+        .where(daily_reports.c.community == community, daily_reports.c.day == day)
+    )
+    if not exists:
+        await conn.execute(insert(daily_reports).values(community=community, day=day))

@@ -94,3 +94,29 @@ daily_counts = Table(
     Column("day", Date, primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+#: Who is in isolation (pseudonyms only) and when they were last checked.
+isolations = Table(
+    "isolations",
+    metadata,
+    Column("pid", String(32), primary_key=True),
+    Column("community", String(12), nullable=False, index=True),
+    Column("last_check_at", UtcDateTime(), nullable=False),
+    Column("active", Integer, nullable=False),
+)
+
+#: Communities' daily reports (which days they closed).
+daily_reports = Table(
+    "daily_reports",
+    metadata,
+    Column("community", String(12), primary_key=True),
+    Column("day", Date, primary_key=True),
+)
+
+#: When each community last sent anything.
+community_activity = Table(
+    "community_activity",
+    metadata,
+    Column("community", String(12), primary_key=True),
+    Column("last_event_at", UtcDateTime(), nullable=False),
+)

@@ -52,6 +52,34 @@ class AberrationRule(_Strict):
         return EarsParams(self.threshold, self.c3_threshold, self.min_sd)
 
 
+class SilenceRule(_Strict):
+    """A community that has gone silent: no daily report by the deadline, or no events."""
+
+    report_due_hours: float = Field(
+        default=33,
+        gt=0,
+        description="Hours after the start of a day (district time) by which "
+        "its daily report is due: 33 = next day 09:00",
+    )
+    active_days: int = Field(
+        default=7, gt=0, description="Only communities that sent anything in this many days"
+    )
+    no_events_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="During a declared response period: alert when a "
+        "community sends nothing for this long (off when null)",
+    )
+    severity: Severity = Severity.WARNING
+
+
+class IsolationRule(_Strict):
+    """A person in isolation without a health check for too long."""
+
+    missed_check_hours: float = Field(default=24, gt=0)
+    severity: Severity = Severity.WARNING
+
+
 class Rules(_Strict):
     """The warning rules."""
 
@@ -66,6 +94,8 @@ class Rules(_Strict):
     )
     cluster: ClusterRule = ClusterRule()
     aberration: AberrationRule = AberrationRule()
+    silence: SilenceRule = SilenceRule()
+    isolation: IsolationRule = IsolationRule()
     fever_threshold_c: float = Field(default=37.3, ge=35, le=42)
 
 

@@ -16,12 +16,22 @@ branch_labels = None
 depends_on = None
 
 
+REVISION_0001 = (
+    "alerts",
+    "alert_timeline",
+    "notifications",
+    "applied_events",
+    "fevers",
+    "daily_counts",
+)
+
+
 def upgrade() -> None:
-    """Create the tables as they were at revision 0001."""
-    # The first revision mirrors the table definitions; later revisions alter explicitly.
-    metadata.create_all(op.get_bind())
+    """Create the tables of revision 0001 (later revisions add theirs explicitly)."""
+    tables = [metadata.tables[name] for name in REVISION_0001]
+    metadata.create_all(op.get_bind(), tables=tables)
 
 
 def downgrade() -> None:
     """Drop everything."""
-    metadata.drop_all(op.get_bind())
+    metadata.drop_all(op.get_bind(), tables=[metadata.tables[n] for n in REVISION_0001])

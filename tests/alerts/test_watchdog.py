@@ -1,0 +1,96 @@
+"""Time-based rules: a silent community, a missed isolation check; both clear themselves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.alerts.conftest import COMMUNITY, Clock, published
+from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
+from tests.support.webhook import Receiver
+from zhibao_alerts.raising import Routing
+from zhibao_alerts.tables import alerts
+from zhibao_alerts.watchdog import Watchdog
+from zhibao_shared.hierarchy import load_registry
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def watchdog(engine: AsyncEngine, clock: Clock) -> Watchdog:
+    routing = Routing(oncall(Receiver("http://127.0.0.1:9")), load_registry(), "http://aggregator")
+    return Watchdog(engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock)
+
+
+async def open_rules(engine: AsyncEngine) -> list[tuple[str, str, str]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(alerts.c.rule, alerts.c.unit, alerts.c.state).order_by(alerts.c.id)
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+async def test_an_active_community_without_its_daily_report_is_flagged_until_it_reports(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    # 10:00 in Shanghai: yesterday's report was due at 09:00.
+    clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    world = World(engine, clock, webhook)
+    dog = watchdog(engine, clock)
+    yesterday = "2026-11-24"
+    await world.send(
+        published(
+            "screening",
+            {"temperature_c": 36.5, "site": "gate"},
+            when=clock.now - timedelta(hours=30),
+        )
+    )
+    await dog.tick()
+    assert await open_rules(engine) == [("missing_daily_report", COMMUNITY, "firing")]
+    await dog.tick()
+    assert len(await open_rules(engine)) == 1, "still one alert while the condition holds"
+    await world.send(
+        published(
+            "daily_report", {"date": yesterday, "zero": True}, when=clock.now - timedelta(minutes=1)
+        )
+    )
+    await dog.tick()
+    assert await open_rules(engine) == [("missing_daily_report", COMMUNITY, "resolved")]
+
+
+async def test_a_missed_isolation_check_alerts_and_clears_when_checked(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    real_now = clock.now
+    clock.now = real_now - timedelta(hours=23)
+    world = World(engine, clock, webhook)
+    dog = watchdog(engine, clock)
+    person = {"pid": "d" * 32}
+    start = clock.now - timedelta(hours=2)
+    today = real_now.astimezone(SHANGHAI).date()
+    reports = [  # every recent day closed, so only the isolation rule can fire
+        published(
+            "daily_report", {"date": str(today - timedelta(days=n)), "zero": True}, when=start
+        )
+        for n in range(4)
+    ]
+    await world.send(
+        published("isolation", {"person": person, "action": "start", "kind": "home"}, when=start),
+        *reports,
+    )
+    await dog.tick()
+    assert await open_rules(engine) == []
+    clock.now = real_now
+    await dog.tick()
+    assert await open_rules(engine) == [("missed_isolation_check", COMMUNITY, "firing")]
+    await world.send(
+        published(
+            "isolation",
+            {"person": person, "action": "check", "kind": "home", "temperature_c": 36.4},
+            when=real_now - timedelta(minutes=1),
+        )
+    )
+    await dog.tick()
+    assert await open_rules(engine) == [("missed_isolation_check", COMMUNITY, "resolved")]
