@@ -35,11 +35,12 @@ async def open_rules(engine: AsyncEngine) -> list[tuple[str, str, str]]:
 async def test_an_active_community_without_its_daily_report_is_flagged_until_it_reports(
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:
-    # 10:00 in Shanghai: yesterday's report was due at 09:00.
-    clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    # 10:00 in Shanghai (on a day already past): the previous day's report was due at 09:00.
+    day = (clock.now.astimezone(SHANGHAI) - timedelta(days=1)).date()
+    clock.now = datetime(day.year, day.month, day.day, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
     world = World(engine, clock, webhook)
     dog = watchdog(engine, clock)
-    yesterday = "2026-11-24"
+    yesterday = str(day - timedelta(days=1))
     await world.send(
         published(
             "screening",
