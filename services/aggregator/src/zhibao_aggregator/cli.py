@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import typer
-import uvicorn
 
 from zhibao_aggregator.bootstrap import NotEmpty, create_app, load_settings, rebuild
 from zhibao_aggregator.migrate import migrate as run_migrations
 from zhibao_shared.observability import configure_logging
+from zhibao_shared.serving import serve
 
 app = typer.Typer(help="The aggregator service (HTTP :8102): rollups from the event stream.")
 
@@ -20,13 +20,7 @@ def run(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.aggregator_port,
-        log_level="warning",
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-    )
+    serve(create_app(settings), settings, settings.aggregator_port)
 
 
 @app.command()

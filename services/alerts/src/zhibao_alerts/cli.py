@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import typer
-import uvicorn
 
 from zhibao_alerts.bootstrap import create_app, migrate
 from zhibao_alerts.settings import AlertsSettings
+from zhibao_shared.serving import serve
 
 app = typer.Typer(help="The alerts service (HTTP :8103): warnings, escalation, notifications.")
 
@@ -19,13 +19,7 @@ def run(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = AlertsSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.alerts_port,
-        log_level="warning",
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-    )
+    serve(create_app(settings), settings, settings.alerts_port)
 
 
 @app.command("migrate")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
 from zhibao_intake.bootstrap import create_app
 from zhibao_intake.settings import IntakeSettings
+from zhibao_shared.serving import serve
 
 app = typer.Typer(help="The intake service (HTTP :8101 and NATS request-reply).")
 
@@ -17,10 +17,4 @@ def run(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = IntakeSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.intake_port,
-        log_level="warning",
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-    )
+    serve(create_app(settings), settings, settings.intake_port)
