@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import typer
-from zhibao_bench.cli import bench
 
 from zhibao_aggregator.cli import app as aggregator_app
 from zhibao_alerts.cli import app as alerts_app
+from zhibao_bench.cli import bench
 from zhibao_cli import tokens, up
+from zhibao_client.cli import send
 from zhibao_intake.cli import app as intake_app
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 app.command("up")(up.up)
 app.command("bench")(bench)
+app.command("send")(send)
 app.add_typer(tokens.app, name="token")
 app.add_typer(intake_app, name="intake")
 app.add_typer(aggregator_app, name="aggregator")
