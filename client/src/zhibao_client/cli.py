@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from zhibao_client.client import ZhibaoClient
+from zhibao_client.importer import ImportRefused, build_events
 
 
 def _read(source: Path | None) -> list[dict[str, Any]]:
@@ -47,5 +48,39 @@ def send(
     for event, errors in report.rejected:
         reasons = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors)
         typer.echo(f"  rejected {event.get('id')}: {reasons}", err=True)
+    if report.rejected or report.spooled:
+        raise typer.Exit(1)
+
+
+def import_sheet(
+    sheet: Annotated[Path, typer.Argument(help="A screening sheet: .xlsx or .csv")],
+    community: Annotated[str, typer.Option(help="The 12-digit community code")],
+    url: Annotated[str, typer.Option(envvar="ZHIBAO_INTAKE_URL")] = "http://127.0.0.1:8101",
+    token: Annotated[str, typer.Option(envvar="ZHIBAO_TOKEN", help="A report token")] = "",
+    spool: Annotated[Path, typer.Option(help="Where unsent events wait")] = Path("zhibao-spool.db"),
+    dry_run: Annotated[bool, typer.Option(help="Validate only")] = False,
+) -> None:
+    """Turn a door-to-door screening sheet into events; any bad row means nothing is sent."""
+    try:
+        events = build_events(sheet, community)
+    except ImportRefused as refused:
+        for error in refused.errors:
+            typer.echo(f"row {error.row}, column {error.column}: {error.message}", err=True)
+        typer.echo(str(refused), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(events)} rows valid")
+    if dry_run:
+        return
+    if not token:
+        raise typer.BadParameter("a token is required (--token or ZHIBAO_TOKEN)")
+    client = ZhibaoClient(url, token, spool)
+    try:
+        report = client.submit(events)
+    finally:
+        client.close()
+    typer.echo(
+        f"accepted {report.accepted}, duplicates {report.duplicates}, "
+        f"rejected {len(report.rejected)}, still spooled {report.spooled}"
+    )
     if report.rejected or report.spooled:
         raise typer.Exit(1)
