@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.escalation import due_step, reminder_due
 from zhibao_alerts.raising import Routing, notifications_for_step
+from zhibao_alerts.robots import dingtalk_url, feishu_body, robot_error
 from zhibao_alerts.tables import alerts, notifications
 
 log = structlog.get_logger(__name__)
@@ -152,16 +153,29 @@ class Dispatcher:
             if channel == "nats":
                 await self._publish_nats(target, payload.encode())
                 return None
+            url, body = self._signed(channel, target, payload)
             response = await self._http.post(
-                target, content=payload.encode(), headers={"content-type": "application/json"}
+                url, content=body.encode(), headers={"content-type": "application/json"}
             )
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
             return f"{type(exc).__name__}: {exc}"[:500]
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"[:500]
         if 200 <= response.status_code < 300:
-            return None
+            return robot_error(channel, response.content)
         return f"HTTP {response.status_code}: {response.text[:200]}"
+
+    def _signed(self, channel: str, target: str, payload: str) -> tuple[str, str]:
+        """Sign robot requests now (timestamps must be fresh; secrets stay in config)."""
+        secret = self._routing().oncall.secret_for(channel, target)
+        if secret is None:
+            return target, payload
+        now = self._clock()
+        if channel == "dingtalk":
+            return dingtalk_url(target, secret, int(now.timestamp() * 1000)), payload
+        if channel == "feishu":
+            return target, feishu_body(payload, secret, int(now.timestamp()))
+        return target, payload
 
     async def _record(self, row: Any, error: str | None, now: datetime) -> None:
         async with self._engine.begin() as conn:

@@ -61,3 +61,23 @@ def alertmanager(
 def encode(body: dict[str, Any]) -> str:
     """Stored payload text."""
     return json.dumps(body, ensure_ascii=False)
+
+
+def robot_text(alert: Row[Any], aggregator_url: str) -> str:
+    """A short markdown message (Chinese first) for chat robots."""
+    link = rollup_link(aggregator_url, alert.unit, alert.day.isoformat())
+    return (
+        f"### 【{alert.severity.upper()}】{alert.summary_zh}\n\n"
+        f"{alert.summary_en}\n\n单元 unit: {alert.unit} · 规则 rule: {alert.rule}\n\n"
+        f"[查看汇总 rollup]({link})"
+    )
+
+
+def robot_body(channel: str, alert: Row[Any], aggregator_url: str) -> dict[str, Any]:
+    """The unsigned message body for a DingTalk, WeCom or Feishu robot."""
+    text = robot_text(alert, aggregator_url)
+    if channel == "dingtalk":
+        return {"msgtype": "markdown", "markdown": {"title": alert.summary_zh, "text": text}}
+    if channel == "wecom":
+        return {"msgtype": "markdown", "markdown": {"content": text}}
+    return {"msg_type": "text", "content": {"text": text}}

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from zhibao_alerts import store
 from zhibao_alerts.domain.config import OnCall
 from zhibao_alerts.domain.triggers import Trigger
-from zhibao_alerts.payloads import alertmanager, encode
+from zhibao_alerts.payloads import alertmanager, encode, robot_body
 from zhibao_shared.hierarchy import CODE_LENGTH, Registry
 from zhibao_shared.subjects import alert_subject
 
@@ -39,13 +39,20 @@ def notifications_for_step(
 ) -> list[dict[str, Any]]:
     """Outbox rows for one escalation step: that level's on-call, and for step 0 the
     catch-all webhooks and the NATS subject."""
-    body = encode(alertmanager(alert, routing.registry, routing.aggregator_url))
-    rows = []
+    bodies = {
+        "webhook": encode(alertmanager(alert, routing.registry, routing.aggregator_url)),
+        "nats": encode(alertmanager(alert, routing.registry, routing.aggregator_url)),
+        **{
+            channel: encode(robot_body(channel, alert, routing.aggregator_url))
+            for channel in ("dingtalk", "wecom", "feishu")
+        },
+    }
+    rows: list[tuple[str, str]] = []
     policy = routing.oncall.escalation[alert.severity]
     level = policy.steps[min(step, len(policy.steps) - 1)].level
     person = routing.oncall.person_for(unit_at(alert.unit, level), now)
-    if person is not None and person.webhook is not None:
-        rows.append(("webhook", str(person.webhook)))
+    if person is not None:
+        rows += person.channels()
     if step == 0 and reason == "fired":
         rows += [("webhook", str(url)) for url in routing.oncall.webhooks]
         rows.append(("nats", alert_subject(alert.severity, alert.unit[:6])))
@@ -55,7 +62,7 @@ def notifications_for_step(
             "reason": reason,
             "channel": channel,
             "target": target,
-            "payload": body,
+            "payload": bodies[channel],
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": now,

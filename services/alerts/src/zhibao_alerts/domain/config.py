@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
 from zhibao_alerts.domain.ears import EarsParams
 from zhibao_shared.hierarchy import Level
@@ -99,11 +99,30 @@ class Rules(_Strict):
     fever_threshold_c: float = Field(default=37.3, ge=35, le=42)
 
 
+class Robot(_Strict):
+    """A chat-group robot: its webhook URL and, for signed robots, the signing secret."""
+
+    url: HttpUrl
+    secret: SecretStr | None = None
+
+
 class Person(_Strict):
     """Someone on call (staff, never residents) and how to reach them."""
 
     name: str
-    webhook: HttpUrl | None = None
+    webhook: HttpUrl | None = Field(default=None, description="Alertmanager v4 JSON")
+    dingtalk: Robot | None = Field(default=None, description="DingTalk custom robot")
+    wecom: Robot | None = Field(default=None, description="WeCom group robot")
+    feishu: Robot | None = Field(default=None, description="Feishu bot")
+
+    def channels(self) -> list[tuple[str, str]]:
+        """(channel, target URL) pairs this person is reached on."""
+        found = [("webhook", str(self.webhook))] if self.webhook else []
+        for channel in ("dingtalk", "wecom", "feishu"):
+            robot = getattr(self, channel)
+            if robot is not None:
+                found.append((channel, str(robot.url)))
+        return found
 
 
 class Rotation(_Strict):
@@ -166,6 +185,15 @@ class OnCall(_Strict):
     webhooks: tuple[HttpUrl, ...] = Field(
         default=(), description="Alertmanager-format receivers notified of every alert"
     )
+
+    def secret_for(self, channel: str, url: str) -> str | None:
+        """The signing secret of the robot at ``url`` (looked up when sending, never stored)."""
+        for rotation in self.rotations:
+            for person in rotation.people:
+                robot = getattr(person, channel, None)
+                if isinstance(robot, Robot) and str(robot.url) == url and robot.secret:
+                    return robot.secret.get_secret_value()
+        return None
 
     def person_for(self, unit: str, at: datetime) -> Person | None:
         """The on-call person of exactly this unit (the most specific rotation)."""
