@@ -95,3 +95,33 @@ async def test_a_missed_isolation_check_alerts_and_clears_when_checked(
     )
     await dog.tick()
     assert await open_rules(engine) == [("missed_isolation_check", COMMUNITY, "resolved")]
+
+
+async def test_an_expired_silence_lets_the_alert_fire(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    import json as _json
+
+    from zhibao_alerts.tables import silences
+
+    world = World(engine, clock, webhook)
+    dog = watchdog(engine, clock)
+    async with engine.begin() as conn:
+        await conn.execute(
+            silences.insert().values(
+                matchers=_json.dumps(
+                    [{"name": "community", "value": COMMUNITY, "is_regex": False}]
+                ),
+                starts_at=clock.now - timedelta(minutes=1),
+                ends_at=clock.now + timedelta(minutes=30),
+                created_by="t",
+                comment="c",
+            )
+        )
+    await world.send(
+        published("case", {"person": {"pid": "e" * 32}, "classification": "confirmed"})
+    )
+    assert [r[2] for r in await open_rules(engine)] == ["silenced"]
+    clock.advance(minutes=31)
+    await dog.tick()
+    assert [r[2] for r in await open_rules(engine)][-1] == "firing"

@@ -21,6 +21,7 @@ from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.http_api import build_router
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
+from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.broker import (
     bus_connected,
     ensure_stream,
@@ -93,9 +94,13 @@ class Alerts:
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
         dispatcher = Dispatcher(self.engine, self.routing, self.publish, utc_now)
+        watchdog = Watchdog(
+            self.engine, lambda: self.rules.current, self.routing, self.settings.timezone, utc_now
+        )
         self.tasks += [
             asyncio.create_task(self.consumer.run()),
             asyncio.create_task(dispatcher.run()),
+            asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watchdog.tick)),
             asyncio.create_task(self._watch_config()),
         ]
         log.info("alerts_connected", nats=self.settings.nats_url)

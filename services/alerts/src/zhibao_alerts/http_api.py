@@ -2,21 +2,35 @@
 
 # No `from __future__ import annotations`: FastAPI resolves the closures' annotations.
 
+import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from sqlalchemy import or_, select
+from pydantic import BaseModel, Field
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_alerts import store
-from zhibao_alerts.tables import alerts, notifications
+from zhibao_alerts.domain.silences import Matcher
+from zhibao_alerts.tables import alerts, notifications, silences
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.tokens import Role, Token
 
-STATES = ("firing", "acknowledged", "resolved")
+STATES = ("firing", "acknowledged", "silenced", "resolved")
 AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Alert id")]
+
+
+UNIT_LABELS = {"unit", "community", "street", "district", "city"}
+
+
+class SilenceRequest(BaseModel):
+    """A new silence."""
+
+    matchers: list[Matcher] = Field(min_length=1, max_length=20)
+    duration_minutes: float = Field(gt=0, le=60 * 24 * 30)
+    comment: str = Field(min_length=1, max_length=500)
 
 
 def _alert(row: Any) -> dict[str, Any]:
@@ -126,6 +140,67 @@ def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datet
         alert_id: AlertId, token: Annotated[Token, Depends(operator)]
     ) -> dict[str, Any]:
         return await transition(alert_id, token, "resolved")
+
+    @router.post("/silences", status_code=201, summary="Silence matching alerts until ends_at")
+    async def create_silence(
+        request: SilenceRequest, token: Annotated[Token, Depends(operator)]
+    ) -> dict[str, Any]:
+        units = [m.value for m in request.matchers if m.name in UNIT_LABELS and not m.is_regex]
+        if not units:
+            raise HTTPException(
+                422,
+                "a silence needs a matcher on unit, community, street, "
+                "district or city (equality) to say whose alerts it covers",
+            )
+        for unit in units:
+            auth.ensure_scope(token, unit)
+        now = clock()
+        ends = now + timedelta(minutes=request.duration_minutes)
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                insert(silences)
+                .values(
+                    matchers=json.dumps([m.model_dump() for m in request.matchers]),
+                    starts_at=now,
+                    ends_at=ends,
+                    created_by=token.name,
+                    comment=request.comment,
+                )
+                .returning(silences.c.id)
+            )
+            silence_id = int(result.scalar_one())
+        return {"id": silence_id, "ends_at": ends.isoformat()}
+
+    @router.get("/silences", summary="Silences in force")
+    async def list_silences(token: Annotated[Token, Depends(reader)]) -> dict[str, Any]:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(silences).where(silences.c.ends_at > clock()))).all()
+        return {
+            "silences": [
+                {
+                    "id": r.id,
+                    "matchers": json.loads(r.matchers),
+                    "starts_at": r.starts_at.isoformat(),
+                    "ends_at": r.ends_at.isoformat(),
+                    "created_by": r.created_by,
+                    "comment": r.comment,
+                }
+                for r in rows
+            ]
+        }
+
+    @router.delete("/silences/{silence_id}", summary="Expire a silence now")
+    async def expire_silence(
+        silence_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+        token: Annotated[Token, Depends(operator)],
+    ) -> dict[str, Any]:
+        async with engine.begin() as conn:
+            found = await conn.execute(
+                update(silences).where(silences.c.id == silence_id).values(ends_at=clock())
+            )
+        if found.rowcount == 0:
+            raise HTTPException(404, f"no silence {silence_id}")
+        return {"id": silence_id, "expired": True}
 
     @router.get("/notifications", summary="Deliveries by status (failures are listed here)")
     async def deliveries(

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_alerts import store
 from zhibao_alerts.domain.config import OnCall
+from zhibao_alerts.domain.silences import silenced_by
 from zhibao_alerts.domain.triggers import Trigger
-from zhibao_alerts.payloads import alertmanager, encode, robot_body
+from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
 from zhibao_shared.hierarchy import CODE_LENGTH, Registry
 from zhibao_shared.subjects import alert_subject
 
@@ -104,5 +105,21 @@ async def raise_alert(
     )
     await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)
     alert = await store.get_alert(conn, alert_id)
+    silence = await matching_silence(conn, alert, routing, now)
+    if silence is not None:
+        await store.update_alert(conn, alert_id, state="silenced")
+        await store.note(conn, alert_id, now, "silenced", detail=f"silence {silence}")
+        return alert_id
     await store.enqueue(conn, notifications_for_step(alert, 0, "fired", routing, now))
     return alert_id
+
+
+async def matching_silence(
+    conn: AsyncConnection, alert: Any, routing: Routing, now: datetime
+) -> int | None:
+    """The id of a silence in force that matches the alert's labels, if any."""
+    alert_labels = labels(alert, routing.registry)
+    for silence_id, matchers in await store.active_silences(conn, now):
+        if silenced_by(matchers, alert_labels):
+            return silence_id
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from zhibao_alerts.domain.silences import Matcher
 from zhibao_alerts.tables import (
     alerts,
     applied_events,
@@ -19,10 +21,11 @@ from zhibao_alerts.tables import (
     fevers,
     isolations,
     notifications,
+    silences,
     timeline,
 )
 
-OPEN_STATES = ("firing", "acknowledged")
+OPEN_STATES = ("firing", "acknowledged", "silenced")
 
 
 async def new_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
@@ -217,3 +220,13 @@ async def note_daily_report(conn: AsyncConnection, community: str, day: date) ->
     )
     if not exists:
         await conn.execute(insert(daily_reports).values(community=community, day=day))
+
+
+async def active_silences(conn: AsyncConnection, now: datetime) -> list[tuple[int, list[Matcher]]]:
+    """Silences in force at ``now`` with their matchers."""
+    rows = await conn.execute(
+        select(silences.c.id, silences.c.matchers).where(
+            silences.c.starts_at <= now, silences.c.ends_at > now
+        )
+    )
+    return [(sid, [Matcher.model_validate(m) for m in json.loads(text)]) for sid, text in rows]

@@ -120,3 +120,15 @@ community_activity = Table(
     Column("community", String(12), primary_key=True),
     Column("last_event_at", UtcDateTime(), nullable=False),
 )
+
+#: Silences: alerts whose labels match every matcher are not notified while active.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", Text, nullable=False),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("comment", Text, nullable=False),
+)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_alerts import store
 from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.domain.triggers import Trigger
-from zhibao_alerts.raising import Routing, raise_alert
+from zhibao_alerts.raising import Routing, matching_silence, notifications_for_step, raise_alert
 from zhibao_alerts.tables import alerts, community_activity, daily_reports, isolations
 from zhibao_shared.hierarchy import Level
 
@@ -54,6 +54,7 @@ class Watchdog:
             for trigger in holding:
                 await raise_alert(conn, trigger, routing, now)
             await self._clear(conn, {t.dedup_key for t in holding}, now)
+            await self._unsilence(conn, routing, now)
 
     async def _active_communities(
         self, conn: AsyncConnection, rules: Rules, now: datetime
@@ -135,6 +136,18 @@ class Watchdog:
             )
             for community, count in rows
         ]
+
+    @staticmethod
+    async def _unsilence(conn: AsyncConnection, routing: Routing, now: datetime) -> None:
+        """Alerts whose silence has ended fire again (and are notified now)."""
+        rows = (await conn.execute(select(alerts).where(alerts.c.state == "silenced"))).all()
+        for alert in rows:
+            if await matching_silence(conn, alert, routing, now) is None:
+                await store.update_alert(
+                    conn, alert.id, state="firing", fired_at=now, last_notified_at=now
+                )
+                await store.note(conn, alert.id, now, "unsilenced", actor="system")
+                await store.enqueue(conn, notifications_for_step(alert, 0, "fired", routing, now))
 
     @staticmethod
     async def _clear(conn: AsyncConnection, holding: set[str], now: datetime) -> None:
