@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiosmtplib
 import httpx
 import structlog
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.escalation import due_step, reminder_due
+from zhibao_alerts.mail import send_email
 from zhibao_alerts.raising import Routing, notifications_for_step
 from zhibao_alerts.robots import dingtalk_url, feishu_body, robot_error
 from zhibao_alerts.tables import alerts, notifications
@@ -153,11 +155,14 @@ class Dispatcher:
             if channel == "nats":
                 await self._publish_nats(target, payload.encode())
                 return None
+            if channel == "email":
+                await send_email(self._routing().oncall.smtp, target, payload)
+                return None
             url, body = self._signed(channel, target, payload)
             response = await self._http.post(
                 url, content=body.encode(), headers={"content-type": "application/json"}
             )
-        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        except (httpx.HTTPError, OSError, TimeoutError, aiosmtplib.SMTPException) as exc:
             return f"{type(exc).__name__}: {exc}"[:500]
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"[:500]

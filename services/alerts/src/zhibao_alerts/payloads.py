@@ -80,4 +80,9 @@ def robot_body(channel: str, alert: Row[Any], aggregator_url: str) -> dict[str, 
         return {"msgtype": "markdown", "markdown": {"title": alert.summary_zh, "text": text}}
     if channel == "wecom":
         return {"msgtype": "markdown", "markdown": {"content": text}}
+    if channel == "email":
+        return {
+            "subject": f"[{alert.severity}] {alert.summary_zh} / {alert.summary_en}",
+            "text": text,
+        }
     return {"msg_type": "text", "content": {"text": text}}

@@ -45,7 +45,7 @@ def notifications_for_step(
         "nats": encode(alertmanager(alert, routing.registry, routing.aggregator_url)),
         **{
             channel: encode(robot_body(channel, alert, routing.aggregator_url))
-            for channel in ("dingtalk", "wecom", "feishu")
+            for channel in ("dingtalk", "wecom", "feishu", "email")
         },
     }
     rows: list[tuple[str, str]] = []

@@ -114,6 +114,7 @@ class Person(_Strict):
     dingtalk: Robot | None = Field(default=None, description="DingTalk custom robot")
     wecom: Robot | None = Field(default=None, description="WeCom group robot")
     feishu: Robot | None = Field(default=None, description="Feishu bot")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
 
     def channels(self) -> list[tuple[str, str]]:
         """(channel, target URL) pairs this person is reached on."""
@@ -122,6 +123,8 @@ class Person(_Strict):
             robot = getattr(self, channel)
             if robot is not None:
                 found.append((channel, str(robot.url)))
+        if self.email:
+            found.append(("email", self.email))
         return found
 
 
@@ -177,8 +180,21 @@ def _default_policies() -> dict[Severity, Policy]:
     }
 
 
+class Smtp(_Strict):
+    """The mail server used for the email channel."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = "zhibao@localhost"
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+
+
 class OnCall(_Strict):
     """Rotations, escalation policies and catch-all receivers."""
+
+    smtp: Smtp = Smtp()
 
     rotations: tuple[Rotation, ...] = ()
     escalation: dict[Severity, Policy] = Field(default_factory=_default_policies)
