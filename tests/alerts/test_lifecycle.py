@@ -175,3 +175,21 @@ async def test_a_jump_over_the_units_own_baseline_raises_an_ears_alarm(
     assert [(a.rule, a.unit) for a in found] == [("ears_c1_fevers", COMMUNITY[:9])]
     # baseline mean 1, sd floored at 1: bound = 1 + 3 * 1 = 4 < 5 fevers
     assert found[0].upper_bound == 4.0
+
+
+async def test_alerts_of_one_unit_and_rule_due_together_go_out_as_one_notification(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(engine, clock, webhook)
+    await world.send(*(fever(building=b) for b in ("3", "3", "3", "7", "7", "7")))
+    assert [a.rule for a in await world.alerts()] == ["fever_cluster", "fever_cluster"]
+    await world.dispatcher.tick()
+    [body] = webhook.bodies("/community")
+    assert len(body["alerts"]) == 2
+    async with engine.connect() as conn:
+        statuses = (
+            await conn.execute(
+                select(notifications.c.status).where(notifications.c.channel == "webhook")
+            )
+        ).scalars()
+        assert set(statuses) == {"sent"}

@@ -8,6 +8,7 @@ when its receiver answered 2xx; failures are retried with exponential backoff
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.escalation import due_step, reminder_due
 from zhibao_alerts.mail import send_email
+from zhibao_alerts.payloads import merge
 from zhibao_alerts.raising import Routing, notifications_for_step
 from zhibao_alerts.robots import dingtalk_url, feishu_body, robot_error
 from zhibao_alerts.tables import alerts, notifications
@@ -129,13 +131,15 @@ class Dispatcher:
         for state in store.OPEN_STATES:
             metrics.ALERTS_OPEN.labels(state).set(found.get(state, 0))
 
-    async def deliver(self, limit: int = 50) -> int:
-        """Send due notifications; returns how many were accepted."""
+    async def deliver(self, limit: int = 200) -> int:
+        """Send due notifications, grouped per receiver, unit and rule; returns how many
+        notifications were accepted (a group counts once)."""
         now = self._clock()
         async with self._engine.connect() as conn:
             due = (
                 await conn.execute(
-                    select(notifications)
+                    select(notifications, alerts.c.unit, alerts.c.rule)
+                    .join(alerts, alerts.c.id == notifications.c.alert_id)
                     .where(
                         notifications.c.status == "pending", notifications.c.next_attempt_at <= now
                     )
@@ -143,10 +147,14 @@ class Dispatcher:
                     .limit(limit)
                 )
             ).all()
-        sent = 0
+        groups: dict[tuple[str, str, str, str], list[Any]] = defaultdict(list)
         for row in due:
-            error = await self._send(row.channel, row.target, row.payload)
-            await self._record(row, error, self._clock())
+            groups[(row.channel, row.target, row.unit, row.rule)].append(row)
+        sent = 0
+        for (channel, target, _unit, _rule), rows in groups.items():
+            error = await self._send(channel, target, merge(channel, [r.payload for r in rows]))
+            for row in rows:
+                await self._record(row, error, self._clock())
             sent += error is None
         return sent
 

@@ -86,3 +86,23 @@ def robot_body(channel: str, alert: Row[Any], aggregator_url: str) -> dict[str, 
             "text": text,
         }
     return {"msg_type": "text", "content": {"text": text}}
+
+
+def merge(channel: str, payloads: list[str]) -> str:
+    """One notification for several alerts of the same unit and rule (grouping)."""
+    if len(payloads) == 1:
+        return payloads[0]
+    bodies = [json.loads(p) for p in payloads]
+    first = bodies[0]
+    if channel in ("webhook", "nats"):
+        first["alerts"] = [a for b in bodies for a in b["alerts"]]
+    elif channel == "dingtalk":
+        first["markdown"]["text"] = "\n\n---\n\n".join(b["markdown"]["text"] for b in bodies)
+    elif channel == "wecom":
+        first["markdown"]["content"] = "\n\n".join(b["markdown"]["content"] for b in bodies)
+    elif channel == "feishu":
+        first["content"]["text"] = "\n\n".join(b["content"]["text"] for b in bodies)
+    elif channel == "email":
+        first["subject"] = f"({len(bodies)}) {first['subject']}"
+        first["text"] = "\n\n".join(b["text"] for b in bodies)
+    return encode(first)
