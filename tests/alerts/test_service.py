@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -202,3 +203,37 @@ def test_a_silence_holds_notifications_until_it_is_expired(
             b["groupLabels"]["alertname"] == "immediate_confirmed" for b in webhook.bodies("/all")
         )
     )
+
+
+async def _alert_on_nats(url: str) -> dict[str, object]:
+    client = await nats.connect(url)
+    try:
+        subscription = await client.subscribe("zhibao.alerts.critical.640106")
+        await _publish_confirmed(url)
+        message = await subscription.next_msg(timeout=15)
+        return dict(json.loads(message.data))
+    finally:
+        await client.close()
+
+
+async def _publish_confirmed(url: str) -> None:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(AlertsSettings()))
+        await js.publish(
+            event_subject(COMMUNITY, "case"),
+            published_payload(confirmed()),
+            stream=EVENTS_STREAM,
+            headers={"Nats-Msg-Id": "nats-channel"},
+        )
+    finally:
+        await client.close()
+
+
+def test_alerts_are_published_on_their_nats_subject(
+    alerts_url: str, nats_server: NatsServer
+) -> None:
+    body = asyncio.run(_alert_on_nats(nats_server.url))
+    assert body["version"] == "4"
+    assert body["groupLabels"] == {"alertname": "immediate_confirmed", "unit": COMMUNITY}
