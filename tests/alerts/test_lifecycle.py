@@ -193,3 +193,39 @@ async def test_alerts_of_one_unit_and_rule_due_together_go_out_as_one_notificati
             )
         ).scalars()
         assert set(statuses) == {"sent"}
+
+
+async def test_nobody_answers_the_city_is_paged_and_reminded(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    routing_oncall = OnCall.model_validate(
+        {
+            "rotations": [
+                {
+                    "unit": "6401",
+                    "start": "2026-01-01T00:00:00+08:00",
+                    "people": [{"name": "city duty", "webhook": f"{webhook.url}/city"}],
+                }
+            ]
+        }
+    )
+    routing = Routing(routing_oncall, load_registry(), "http://aggregator")
+    world = World(engine, clock, webhook)
+    world.apply = ApplyEvents(
+        engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock
+    )
+
+    async def no_nats(_s: str, _b: bytes) -> None:
+        return None
+
+    dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+    await world.send(confirmed())
+    await dispatcher.tick()
+    assert webhook.bodies("/city") == []
+    for minutes in (6, 10, 15):  # street (5), district (15), city (30): one step per tick
+        clock.advance(minutes=minutes)
+        await dispatcher.tick()
+    assert len(webhook.bodies("/city")) == 1
+    clock.advance(minutes=11)  # critical reminders every 10 minutes
+    await dispatcher.tick()
+    assert len(webhook.bodies("/city")) == 2
