@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from zhibao_aggregator import report
 from zhibao_aggregator.reader import SERIES_METRICS, RollupReader, UnknownUnit
 from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role
 
 MAX_SERIES_DAYS = 400
@@ -69,9 +70,13 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
         last: Annotated[date, Query(alias="to")],
     ) -> dict[str, Any]:
         if metric not in SERIES_METRICS:
-            raise HTTPException(422, f"unknown metric {metric!r}; one of {sorted(SERIES_METRICS)}")
+            raise unprocessable(
+                ("query", "metric"), f"unknown metric {metric!r}; one of {sorted(SERIES_METRICS)}"
+            )
         if last < first or last - first > timedelta(days=MAX_SERIES_DAYS):
-            raise HTTPException(422, f"need from <= to, at most {MAX_SERIES_DAYS} days apart")
+            raise unprocessable(
+                ("query", "to"), f"need from <= to, at most {MAX_SERIES_DAYS} days apart"
+            )
         points = await reader.series(code, metric, first, last)
         return {
             "unit": code,

@@ -16,6 +16,7 @@ from zhibao_alerts import store
 from zhibao_alerts.domain.silences import Matcher
 from zhibao_alerts.tables import alerts, notifications, silences
 from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role, Token
 
 STATES = ("firing", "acknowledged", "silenced", "resolved")
@@ -147,10 +148,10 @@ def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datet
     ) -> dict[str, Any]:
         units = [m.value for m in request.matchers if m.name in UNIT_LABELS and not m.is_regex]
         if not units:
-            raise HTTPException(
-                422,
-                "a silence needs a matcher on unit, community, street, "
-                "district or city (equality) to say whose alerts it covers",
+            raise unprocessable(
+                ("body", "matchers"),
+                "a silence needs a matcher on unit, community, street, district or city "
+                "(equality) to say whose alerts it covers",
             )
         for unit in units:
             auth.ensure_scope(token, unit)
