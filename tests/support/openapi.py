@@ -28,6 +28,9 @@ def check_openapi_conformance(
             max_examples=max_examples,
             deadline=None,
             database=None,
+            # The same examples on every run: CI must not turn red by chance; run
+            # with a larger max_examples by hand to explore further.
+            derandomize=True,
             suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy())
