@@ -1,0 +1,13 @@
+#!/bin/sh
+# First start of the PostgreSQL volume: one role and one database per service
+# (aggregator, alerts). Passwords come from the container's environment.
+set -eu
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+    -v aggregator_pw="$AGGREGATOR_DB_PASSWORD" -v alerts_pw="$ALERTS_DB_PASSWORD" <<'SQL'
+CREATE ROLE aggregator LOGIN PASSWORD :'aggregator_pw';
+CREATE ROLE alerts LOGIN PASSWORD :'alerts_pw';
+CREATE DATABASE aggregator OWNER aggregator;
+CREATE DATABASE alerts OWNER alerts;
+REVOKE ALL ON DATABASE aggregator FROM PUBLIC;
+REVOKE ALL ON DATABASE alerts FROM PUBLIC;
+SQL
