@@ -147,3 +147,22 @@ def single_node_config(out_dir: Path, port: int, *, certs: Path | None = None) -
 def user_url(user: str, port: int, *, scheme: str = "nats") -> str:
     """Client URL with a user's credentials."""
     return f"{scheme}://{user}:{password(user)}@127.0.0.1:{port}"
+
+
+def defined_metrics() -> set[str]:
+    """Metric names the services define (string literals ``"zhibao_…"`` in their sources)."""
+    import re
+
+    names: set[str] = set()
+    for root in (REPO / "services", REPO / "shared" / "src"):
+        for source in root.rglob("*.py"):
+            names.update(re.findall(r'"(zhibao_[a-z0-9_]+)"', source.read_text()))
+    return names
+
+
+def used_metrics(text: str) -> set[str]:
+    """``zhibao_…`` metric names a PromQL text uses (histogram suffixes stripped)."""
+    import re
+
+    found = set(re.findall(r"\b(zhibao_[a-z0-9_]+)", text))
+    return {re.sub(r"_(bucket|sum|count)$", "", name) for name in found}
