@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zhibao_alerts import store
+from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.silences import Matcher
 from zhibao_alerts.tables import alerts, notifications, silences
 from zhibao_shared.http_auth import TokenAuth
@@ -128,6 +128,9 @@ def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datet
         async with engine.begin() as conn:
             await store.update_alert(conn, alert_id, **values)
             await store.note(conn, alert_id, now, action, actor=token.name)
+        if action == "acknowledged":
+            waited = max(0.0, (now - row.fired_at).total_seconds())
+            metrics.TIME_TO_ACKNOWLEDGE.labels(row.severity).observe(waited)
         return {"id": alert_id, "state": values["state"]}
 
     @router.post("/alerts/{alert_id}/ack", summary="Acknowledge: stops escalation")
