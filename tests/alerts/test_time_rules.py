@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.alerts.conftest import COMMUNITY, Clock, published
+from tests.alerts.conftest import COMMUNITY, Clock, fever, published
 from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
 from tests.support.webhook import Receiver
 from zhibao_alerts.domain.config import Rules
@@ -166,3 +166,20 @@ async def test_a_silence_made_after_firing_stops_escalation_until_it_expires(
     assert [t for _r, t in await _targets(engine)] == ["community", "community"]
     paged = [b["groupLabels"]["alertname"] for b in webhook.bodies("/community")]
     assert paged.count("immediate_confirmed") == 2
+
+
+async def test_an_acknowledged_cluster_alert_resolves_itself_when_its_window_has_passed(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(engine, clock, webhook)
+    await world.send(fever(), fever(), fever())
+    [cluster] = await world.alerts()
+    async with engine.begin() as conn:
+        await conn.execute(
+            alerts.update().where(alerts.c.id == cluster.id).values(state="acknowledged")
+        )
+    await world.dispatcher.tick()
+    assert [s for _w, s in await rows(engine, "fever_cluster")] == ["acknowledged"]
+    clock.advance(days=3)
+    await world.dispatcher.tick()
+    assert [s for _w, s in await rows(engine, "fever_cluster")] == ["resolved"]

@@ -77,9 +77,9 @@ class Dispatcher:
         now = self._clock()
         routing = self._routing()
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(select(alerts).where(alerts.c.state == "firing"))).all()
-            for alert in rows:
-                if await self._expire(conn, alert, now):
+            query = select(alerts).where(alerts.c.state.in_(("firing", "acknowledged")))
+            for alert in (await conn.execute(query)).all():
+                if await self._expire(conn, alert, now) or alert.state != "firing":
                     continue
                 policy = routing.oncall.escalation[alert.severity]
                 step = due_step(policy, alert.fired_at, now)
