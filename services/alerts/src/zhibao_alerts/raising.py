@@ -7,7 +7,7 @@ committed together with the events that caused them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -112,7 +112,11 @@ async def raise_alert(
         await store.update_alert(conn, alert_id, state="silenced")
         await store.note(conn, alert_id, now, "silenced", detail=f"silence {silence}")
         return alert_id
-    await store.enqueue(conn, notifications_for_step(alert, 0, "fired", routing, now))
+    rows = notifications_for_step(alert, 0, "fired", routing, now)
+    due = await store.group_due(conn, trigger.unit, trigger.rule)
+    if due is None:
+        due = now + timedelta(seconds=routing.oncall.group_wait_seconds)
+    await store.enqueue(conn, [{**row, "next_attempt_at": due} for row in rows])
     return alert_id
 
 

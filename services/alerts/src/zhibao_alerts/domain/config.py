@@ -227,6 +227,13 @@ class OnCall(_Strict):
     webhooks: tuple[HttpUrl, ...] = Field(
         default=(), description="Alertmanager-format receivers notified of every alert"
     )
+    group_wait_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=600,
+        description="Hold a new notification this long so alerts of the same unit and "
+        "rule raised meanwhile go out with it as one message (chat-bot rate limits)",
+    )
 
     def secret_for(self, channel: str, url: str) -> str | None:
         """The signing secret of the robot at ``url`` (looked up when sending, never stored)."""
