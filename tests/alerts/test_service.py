@@ -125,6 +125,11 @@ def test_a_confirmed_case_pages_once_and_can_be_acknowledged(
     assert [e["action"] for e in detail["timeline"]] == ["fired", "acknowledged"]
     assert detail["timeline"][1]["actor"] == "street duty"
     assert {n["status"] for n in detail["notifications"]} == {"sent"}
+    assert [u["code"] for u in detail["path"]] == ["6401", "640106", COMMUNITY[:9], COMMUNITY]
+    assert detail["rollup_url"].endswith(f"/v1/units/{COMMUNITY}/rollup?date={detail['day']}")
+    exposed = httpx.get(f"{alerts_url}/metrics").text
+    assert 'zhibao_alerts_time_to_acknowledge_seconds_count{severity="critical"}' in exposed
+    assert 'zhibao_alerts_notification_latency_seconds_count{channel="webhook"}' in exposed
     again = httpx.post(
         f"{alerts_url}/v1/alerts/{alert_id}/ack", headers={"authorization": f"Bearer {street}"}
     )

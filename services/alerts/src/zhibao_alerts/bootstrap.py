@@ -180,6 +180,8 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
         description="Early warnings that reach the on-call person and escalate.",
     )
     app.state.alerts = service
-    app.include_router(build_router(service.engine, TokenAuth(service.tokens), utc_now))
+    app.include_router(
+        build_router(service.engine, TokenAuth(service.tokens), utc_now, service.routing)
+    )
     app.include_router(probes_router(service.readiness))
     return app

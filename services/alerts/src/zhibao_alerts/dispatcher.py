@@ -77,9 +77,9 @@ class Dispatcher:
         now = self._clock()
         routing = self._routing()
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(select(alerts).where(alerts.c.state == "firing"))).all()
-            for alert in rows:
-                if await self._expire(conn, alert, now):
+            query = select(alerts).where(alerts.c.state.in_(("firing", "acknowledged")))
+            for alert in (await conn.execute(query)).all():
+                if await self._expire(conn, alert, now) or alert.state != "firing":
                     continue
                 policy = routing.oncall.escalation[alert.severity]
                 step = due_step(policy, alert.fired_at, now)
@@ -123,13 +123,13 @@ class Dispatcher:
     @staticmethod
     async def _gauge(conn: AsyncConnection) -> None:
         rows = await conn.execute(
-            select(alerts.c.state, func.count())
+            select(alerts.c.rule, alerts.c.state, func.count())
             .where(alerts.c.state.in_(store.OPEN_STATES))
-            .group_by(alerts.c.state)
+            .group_by(alerts.c.rule, alerts.c.state)
         )
-        found: dict[str, int] = {state: count for state, count in rows}
-        for state in store.OPEN_STATES:
-            metrics.ALERTS_OPEN.labels(state).set(found.get(state, 0))
+        metrics.ALERTS_OPEN.clear()
+        for rule, state, count in rows:
+            metrics.ALERTS_OPEN.labels(rule, state).set(count)
 
     async def deliver(self, limit: int = 200) -> int:
         """Send due notifications, grouped per receiver, unit and rule; returns how many
@@ -199,6 +199,9 @@ class Dispatcher:
                     .values(status="sent", sent_at=now, attempts=row.attempts + 1)
                 )
                 metrics.NOTIFICATIONS_SENT.labels(row.channel).inc()
+                if row.created_at is not None:
+                    latency = max(0.0, (now - row.created_at).total_seconds())
+                    metrics.NOTIFICATION_LATENCY.labels(row.channel).observe(latency)
                 return
             attempts = row.attempts + 1
             metrics.NOTIFICATIONS_FAILED.labels(row.channel).inc()

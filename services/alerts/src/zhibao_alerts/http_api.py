@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zhibao_alerts import store
+from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.silences import Matcher
+from zhibao_alerts.payloads import rollup_link
+from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import alerts, notifications, silences
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
@@ -34,16 +36,31 @@ class SilenceRequest(BaseModel):
     comment: str = Field(min_length=1, max_length=500)
 
 
-def _alert(row: Any) -> dict[str, Any]:
+def _alert(row: Any, routing: Routing) -> dict[str, Any]:
     data = dict(row._mapping)
     for key, value in data.items():
         if isinstance(value, datetime) or hasattr(value, "isoformat"):
             data[key] = value.isoformat() if value is not None else None
+    registry = routing.registry
+    data["path"] = (
+        [{"code": u.code, "name": u.name, "level": u.level.value} for u in registry.path(row.unit)]
+        if row.unit in registry
+        else []
+    )
+    data["rollup_url"] = rollup_link(routing.aggregator_url, row.unit, row.day.isoformat())
     return data
 
 
-def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datetime]) -> APIRouter:
-    """Routes under ``/v1``; reading needs a read token, acting an operate token."""
+def build_router(
+    engine: AsyncEngine,
+    auth: TokenAuth,
+    clock: Callable[[], datetime],
+    routing: Callable[[], Routing],
+) -> APIRouter:
+    """Routes under ``/v1``; reading needs a read token, acting an operate token.
+
+    Alerts are answered with their unit's hierarchy path and a link to its rollup.
+    """
     router = APIRouter(
         prefix="/v1",
         tags=["alerts"],
@@ -86,7 +103,7 @@ def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datet
         )
         async with engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return {"alerts": [_alert(r) for r in rows]}
+        return {"alerts": [_alert(r, routing()) for r in rows]}
 
     @router.get("/alerts/{alert_id}", summary="One alert with its timeline and deliveries")
     async def get_alert(
@@ -97,7 +114,7 @@ def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datet
             events = await store.alert_timeline(conn, alert_id)
             sent = await store.alert_notifications(conn, alert_id)
         return {
-            **_alert(row),
+            **_alert(row, routing()),
             "timeline": [
                 {"at": e.at.isoformat(), "action": e.action, "actor": e.actor, "detail": e.detail}
                 for e in events
@@ -128,6 +145,9 @@ def build_router(engine: AsyncEngine, auth: TokenAuth, clock: Callable[[], datet
         async with engine.begin() as conn:
             await store.update_alert(conn, alert_id, **values)
             await store.note(conn, alert_id, now, action, actor=token.name)
+        if action == "acknowledged":
+            waited = max(0.0, (now - row.fired_at).total_seconds())
+            metrics.TIME_TO_ACKNOWLEDGE.labels(row.severity).observe(waited)
         return {"id": alert_id, "state": values["state"]}
 
     @router.post("/alerts/{alert_id}/ack", summary="Acknowledge: stops escalation")

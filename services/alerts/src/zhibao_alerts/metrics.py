@@ -1,8 +1,8 @@
-"""Alerts metrics (labels: channels, states and rules — never people)."""
+"""Alerts metrics (labels: channels, states, rules and severities — never people)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 NOTIFICATIONS_SENT = Counter(
     "zhibao_alerts_notifications_sent_total", "Notifications a receiver accepted (2xx)", ["channel"]
@@ -17,4 +17,19 @@ NOTIFICATIONS_GAVE_UP = Counter(
     "Notifications abandoned after the cap",
     ["channel"],
 )
-ALERTS_OPEN = Gauge("zhibao_alerts_open", "Alerts firing or acknowledged", ["state"])
+NOTIFICATION_LATENCY = Histogram(
+    "zhibao_alerts_notification_latency_seconds",
+    "From a notification being queued to its receiver accepting it (retries included)",
+    ["channel"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+ALERTS_OPEN = Gauge(
+    "zhibao_alerts_open", "Alerts firing, acknowledged or silenced", ["rule", "state"]
+)
+ALERTS_RAISED = Counter("zhibao_alerts_raised_total", "Alerts opened", ["rule", "severity"])
+TIME_TO_ACKNOWLEDGE = Histogram(
+    "zhibao_alerts_time_to_acknowledge_seconds",
+    "From an alert firing to someone acknowledging it",
+    ["severity"],
+    buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+)

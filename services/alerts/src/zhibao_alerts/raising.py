@@ -7,12 +7,12 @@ committed together with the events that caused them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from zhibao_alerts import store
+from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.config import OnCall
 from zhibao_alerts.domain.silences import silenced_by
 from zhibao_alerts.domain.triggers import Trigger
@@ -54,7 +54,7 @@ def notifications_for_step(
     person = routing.oncall.person_for(unit_at(alert.unit, level), now)
     if person is not None:
         rows += person.channels()
-    if step == 0 and reason == "fired":
+    if step == 0 and (reason == "fired" or reason.startswith("unsilenced")):
         rows += [("webhook", str(url)) for url in routing.oncall.webhooks]
         rows.append(("nats", alert_subject(alert.severity, alert.unit[:6])))
     return [
@@ -67,6 +67,7 @@ def notifications_for_step(
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": now,
+            "created_at": now,
         }
         for channel, target in rows
     ]
@@ -104,13 +105,18 @@ async def raise_alert(
         },
     )
     await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)
+    metrics.ALERTS_RAISED.labels(trigger.rule, trigger.severity.value).inc()
     alert = await store.get_alert(conn, alert_id)
     silence = await matching_silence(conn, alert, routing, now)
     if silence is not None:
         await store.update_alert(conn, alert_id, state="silenced")
         await store.note(conn, alert_id, now, "silenced", detail=f"silence {silence}")
         return alert_id
-    await store.enqueue(conn, notifications_for_step(alert, 0, "fired", routing, now))
+    rows = notifications_for_step(alert, 0, "fired", routing, now)
+    due = await store.group_due(conn, trigger.unit, trigger.rule)
+    if due is None:
+        due = now + timedelta(seconds=routing.oncall.group_wait_seconds)
+    await store.enqueue(conn, [{**row, "next_attempt_at": due} for row in rows])
     return alert_id
 
 

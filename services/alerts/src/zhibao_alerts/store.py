@@ -156,6 +156,23 @@ async def enqueue(conn: AsyncConnection, rows: Iterable[dict[str, Any]]) -> int:
     return added
 
 
+async def group_due(conn: AsyncConnection, unit: str, rule: str) -> datetime | None:
+    """When the pending, never-tried notifications of this unit and rule are due, if any
+    (a new alert of the same group joins them, as in Alertmanager's group_wait)."""
+    query = (
+        select(func.min(notifications.c.next_attempt_at))
+        .select_from(notifications.join(alerts, alerts.c.id == notifications.c.alert_id))
+        .where(
+            alerts.c.unit == unit,
+            alerts.c.rule == rule,
+            notifications.c.status == "pending",
+            notifications.c.attempts == 0,
+        )
+    )
+    due: datetime | None = await conn.scalar(query)
+    return due
+
+
 async def get_alert(conn: AsyncConnection, alert_id: int) -> Row[Any] | None:
     """One alert by id."""
     return (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).first()

@@ -68,6 +68,7 @@ notifications = Table(
     Column("next_attempt_at", UtcDateTime(), nullable=False),
     Column("last_error", Text),
     Column("sent_at", UtcDateTime()),
+    Column("created_at", UtcDateTime()),
     UniqueConstraint("alert_id", "reason", "channel", "target", name="uq_notification"),
 )
 

@@ -8,7 +8,7 @@ whose condition has cleared (the report arrived, the check was done).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -22,6 +22,8 @@ from zhibao_alerts.tables import alerts, community_activity, daily_reports, isol
 from zhibao_shared.hierarchy import Level
 
 WATCHED_RULES = ("missing_daily_report", "no_events", "missed_isolation_check")
+#: The missed-check alert of a community is one alert while any check stays overdue.
+OVERDUE = "overdue"
 
 
 class Watchdog:
@@ -54,6 +56,7 @@ class Watchdog:
             for trigger in holding:
                 await raise_alert(conn, trigger, routing, now)
             await self._clear(conn, {t.dedup_key for t in holding}, now)
+            await self._silence(conn, routing, now)
             await self._unsilence(conn, routing, now)
 
     async def _active_communities(
@@ -96,21 +99,29 @@ class Watchdog:
         ]
 
     async def _no_events(self, conn: AsyncConnection, rules: Rules, now: datetime) -> list[Trigger]:
+        """Communities in a declared response period that have sent nothing for N hours.
+
+        The window is the time of the community's last event: the alert stays one
+        alert for as long as the community stays quiet, and clears when it speaks.
+        """
         hours = rules.silence.no_events_hours or 0
         active = await self._active_communities(conn, rules, now)
-        quiet = [c for c, last in active.items() if now - last >= timedelta(hours=hours)]
-        day = now.astimezone(self._zone).date()
+        quiet = {
+            code: last
+            for code, last in active.items()
+            if now - last >= timedelta(hours=hours) and rules.silence.responding(code, now)
+        }
         return [
             Trigger(
                 rule="no_events",
                 unit=code,
-                window=day.isoformat(),
+                window=last.isoformat(),
                 severity=rules.silence.severity,
                 summary_zh=f"社区 {code} 已 {hours:g} 小时无任何上报",
                 summary_en=f"Community {code} has sent nothing for {hours:g} h",
-                day=day,
+                day=now.astimezone(self._zone).date(),
             )
-            for code in sorted(quiet)
+            for code, last in sorted(quiet.items())
         ]
 
     async def _missed_checks(
@@ -128,7 +139,7 @@ class Watchdog:
             Trigger(
                 rule="missed_isolation_check",
                 unit=community,
-                window=day.isoformat(),
+                window=OVERDUE,
                 severity=rules.isolation.severity,
                 summary_zh=f"社区 {community} 有 {count} 名隔离人员超过 {hours:g} 小时未监测",
                 summary_en=f"{count} isolated in {community}: no check for {hours:g} h",
@@ -138,25 +149,57 @@ class Watchdog:
         ]
 
     @staticmethod
+    async def _silence(conn: AsyncConnection, routing: Routing, now: datetime) -> None:
+        """Firing alerts matched by a silence created since stop escalating and reminding."""
+        rows = (await conn.execute(select(alerts).where(alerts.c.state == "firing"))).all()
+        for alert in rows:
+            silence = await matching_silence(conn, alert, routing, now)
+            if silence is not None:
+                await store.update_alert(conn, alert.id, state="silenced")
+                await store.note(conn, alert.id, now, "silenced", detail=f"silence {silence}")
+
+    @staticmethod
     async def _unsilence(conn: AsyncConnection, routing: Routing, now: datetime) -> None:
-        """Alerts whose silence has ended fire again (and are notified now)."""
+        """Alerts whose silence has ended fire again (and are notified now, from step 0)."""
         rows = (await conn.execute(select(alerts).where(alerts.c.state == "silenced"))).all()
         for alert in rows:
             if await matching_silence(conn, alert, routing, now) is None:
+                notified = await store.alert_notifications(conn, alert.id)
+                reason = f"unsilenced-{now:%Y%m%dT%H%M%S}" if notified else "fired"
                 await store.update_alert(
-                    conn, alert.id, state="firing", fired_at=now, last_notified_at=now
+                    conn,
+                    alert.id,
+                    state="firing",
+                    fired_at=now,
+                    last_notified_at=now,
+                    escalation_step=0,
                 )
                 await store.note(conn, alert.id, now, "unsilenced", actor="system")
-                await store.enqueue(conn, notifications_for_step(alert, 0, "fired", routing, now))
+                await store.enqueue(conn, notifications_for_step(alert, 0, reason, routing, now))
 
     @staticmethod
-    async def _clear(conn: AsyncConnection, holding: set[str], now: datetime) -> None:
-        rows = await conn.execute(
-            select(alerts.c.id, alerts.c.dedup_key).where(
-                alerts.c.state.in_(store.OPEN_STATES), alerts.c.rule.in_(WATCHED_RULES)
-            )
+    async def _still_unreported(conn: AsyncConnection, community: str, day: date) -> bool:
+        found = await conn.scalar(
+            select(func.count())
+            .select_from(daily_reports)
+            .where(daily_reports.c.community == community, daily_reports.c.day == day)
         )
-        for alert_id, key in rows.all():
+        return not found
+
+    async def _clear(self, conn: AsyncConnection, holding: set[str], now: datetime) -> None:
+        """Resolve open time-based alerts whose condition no longer holds.
+
+        A missing daily report clears only when that day's report arrives (a later
+        deadline passing does not make an earlier day reported).
+        """
+        rows = await conn.execute(
+            select(
+                alerts.c.id, alerts.c.dedup_key, alerts.c.rule, alerts.c.unit, alerts.c.day
+            ).where(alerts.c.state.in_(store.OPEN_STATES), alerts.c.rule.in_(WATCHED_RULES))
+        )
+        for alert_id, key, rule, unit, day in rows.all():
+            if rule == "missing_daily_report" and await self._still_unreported(conn, unit, day):
+                continue
             if key not in holding:
                 await store.update_alert(conn, alert_id, state="resolved", resolved_at=now)
                 await store.note(

@@ -52,6 +52,21 @@ class AberrationRule(_Strict):
         return EarsParams(self.threshold, self.c3_threshold, self.min_sd)
 
 
+class ResponsePeriod(_Strict):
+    """A declared epidemic response period (应急响应期) for units under some code prefixes."""
+
+    start: AwareDatetime
+    end: AwareDatetime | None = Field(default=None, description="Open-ended when null")
+    units: tuple[str, ...] = Field(
+        default=("64",), description="Code prefixes the declaration covers"
+    )
+
+    def covers(self, community: str, at: datetime) -> bool:
+        """True when ``community`` is under the declaration and ``at`` is within it."""
+        within = self.start <= at and (self.end is None or at < self.end)
+        return within and any(community.startswith(prefix) for prefix in self.units)
+
+
 class SilenceRule(_Strict):
     """A community that has gone silent: no daily report by the deadline, or no events."""
 
@@ -70,7 +85,18 @@ class SilenceRule(_Strict):
         description="During a declared response period: alert when a "
         "community sends nothing for this long (off when null)",
     )
+    response_periods: tuple[ResponsePeriod, ...] = Field(
+        default=(),
+        description="Declared response periods; when none are listed and no_events_hours "
+        "is set, the whole district is treated as responding",
+    )
     severity: Severity = Severity.WARNING
+
+    def responding(self, community: str, at: datetime) -> bool:
+        """Whether the no-events rule applies to ``community`` at ``at``."""
+        if not self.response_periods:
+            return True
+        return any(period.covers(community, at) for period in self.response_periods)
 
 
 class IsolationRule(_Strict):
@@ -200,6 +226,13 @@ class OnCall(_Strict):
     escalation: dict[Severity, Policy] = Field(default_factory=_default_policies)
     webhooks: tuple[HttpUrl, ...] = Field(
         default=(), description="Alertmanager-format receivers notified of every alert"
+    )
+    group_wait_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=600,
+        description="Hold a new notification this long so alerts of the same unit and "
+        "rule raised meanwhile go out with it as one message (chat-bot rate limits)",
     )
 
     def secret_for(self, channel: str, url: str) -> str | None:
