@@ -1,86 +1,192 @@
-"""``zhibao send``: submit events from a JSON or JSON-lines file (or stdin)."""
+"""Commands of the community client, mounted into ``zhibao``: ``send``, ``import``, ``simulate``.
+
+Each is a plain function for ``app.command(name)(function)``; :data:`app`
+holds all three for a standalone use.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from zhibao_client.client import ZhibaoClient
+from zhibao_client.client import RequestRefused, SubmitReport, ZhibaoClient
+from zhibao_client.eventfile import EventFileError, parse_events
 from zhibao_client.importer import ImportRefused, build_events
+from zhibao_client.simulator import Progress, Simulation, SimulationConfig, deliver, run
+
+Url = Annotated[str, typer.Option(envvar="ZHIBAO_INTAKE_URL", help="Intake's address")]
+Token = Annotated[str, typer.Option(envvar="ZHIBAO_TOKEN", help="A report token")]
+SpoolPath = Annotated[Path, typer.Option(help="The spool file where unsent events wait")]
+Wait = Annotated[float, typer.Option(help="Seconds to keep retrying while intake is away")]
+DEFAULT_URL = "http://127.0.0.1:8101"
 
 
-def _read(source: Path | None) -> list[dict[str, Any]]:
-    text = source.read_text("utf-8") if source else sys.stdin.read()
-    stripped = text.strip()
-    if stripped.startswith("["):
-        return list(json.loads(stripped))
-    if stripped.startswith("{") and "\n" not in stripped:
-        return [json.loads(stripped)]
-    return [json.loads(line) for line in stripped.splitlines() if line.strip()]
+def _need_token(token: str) -> None:
+    if not token:
+        raise typer.BadParameter("a token is required (--token or ZHIBAO_TOKEN)")
+
+
+def _deliver(client: ZhibaoClient, wait: float, events: list[object] | None = None) -> SubmitReport:
+    try:
+        report = client.submit(events or []) if events is not None else client.drain()
+        if report.spooled:
+            report.add(client.drain_until_empty(max_wait_s=wait))
+    except RequestRefused as refused:
+        typer.echo(f"{refused}; the events stay in the spool", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        client.close()
+    return report
+
+
+def _finish(report: SubmitReport) -> None:
+    typer.echo(report.summary())
+    for rejection in report.rejected:
+        typer.echo(f"  rejected {rejection.describe()}", err=True)
+    if report.spooled:
+        typer.echo("  intake is unreachable for now; run the command again to resend", err=True)
+    if report.rejected or report.spooled:
+        raise typer.Exit(1)
 
 
 def send(
     source: Annotated[
-        Path | None, typer.Argument(help="JSON array / JSON lines; stdin if absent")
+        Path | None, typer.Argument(help="JSON array, JSON object or JSON lines; stdin if absent")
     ] = None,
-    url: Annotated[str, typer.Option(envvar="ZHIBAO_INTAKE_URL")] = "http://127.0.0.1:8101",
-    token: Annotated[str, typer.Option(envvar="ZHIBAO_TOKEN", help="A report token")] = "",
-    spool: Annotated[Path, typer.Option(help="Where unsent events wait")] = Path("zhibao-spool.db"),
-    wait: Annotated[float, typer.Option(help="Seconds to keep retrying while intake is away")] = 60,
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    spool: SpoolPath = Path("zhibao-spool.db"),
+    wait: Wait = 60,
 ) -> None:
-    """Send events; those intake cannot take now stay in the spool for the next run."""
-    if not token:
-        raise typer.BadParameter("a token is required (--token or ZHIBAO_TOKEN)")
-    client = ZhibaoClient(url, token, spool)
+    """Send events (and whatever is still spooled from earlier runs) to intake."""
+    _need_token(token)
     try:
-        client.add(_read(source))
-        report = client.drain_until_empty(max_wait_s=wait)
-    finally:
-        client.close()
-    typer.echo(
-        f"accepted {report.accepted}, duplicates {report.duplicates}, "
-        f"rejected {len(report.rejected)}, still spooled {report.spooled}"
-    )
-    for event, errors in report.rejected:
-        reasons = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors)
-        typer.echo(f"  rejected {event.get('id')}: {reasons}", err=True)
-    if report.rejected or report.spooled:
-        raise typer.Exit(1)
+        events = parse_events(source.read_text("utf-8") if source else sys.stdin.read())
+    except EventFileError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _finish(_deliver(ZhibaoClient(url, token, spool), wait, events))
 
 
 def import_sheet(
     sheet: Annotated[Path, typer.Argument(help="A screening sheet: .xlsx or .csv")],
     community: Annotated[str, typer.Option(help="The 12-digit community code")],
-    url: Annotated[str, typer.Option(envvar="ZHIBAO_INTAKE_URL")] = "http://127.0.0.1:8101",
-    token: Annotated[str, typer.Option(envvar="ZHIBAO_TOKEN", help="A report token")] = "",
-    spool: Annotated[Path, typer.Option(help="Where unsent events wait")] = Path("zhibao-spool.db"),
-    dry_run: Annotated[bool, typer.Option(help="Validate only")] = False,
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    spool: SpoolPath = Path("zhibao-spool.db"),
+    dry_run: Annotated[bool, typer.Option(help="Validate only, send nothing")] = False,
+    wait: Wait = 60,
 ) -> None:
     """Turn a door-to-door screening sheet into events; any bad row means nothing is sent."""
     try:
-        events = build_events(sheet, community)
+        result = build_events(sheet, community)
     except ImportRefused as refused:
         for error in refused.errors:
-            typer.echo(f"row {error.row}, column {error.column}: {error.message}", err=True)
+            typer.echo(str(error), err=True)
         typer.echo(str(refused), err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{len(events)} rows valid")
+    if result.ignored_columns:
+        typer.echo(f"columns not read: {', '.join(result.ignored_columns)}", err=True)
+    typer.echo(f"{len(result.events)} rows valid")
     if dry_run:
         return
-    if not token:
-        raise typer.BadParameter("a token is required (--token or ZHIBAO_TOKEN)")
-    client = ZhibaoClient(url, token, spool)
-    try:
-        report = client.submit(events)
-    finally:
-        client.close()
-    typer.echo(
-        f"accepted {report.accepted}, duplicates {report.duplicates}, "
-        f"rejected {len(report.rejected)}, still spooled {report.spooled}"
+    _need_token(token)
+    _finish(_deliver(ZhibaoClient(url, token, spool), wait, list(result.events)))
+
+
+def simulate(
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    seed: Annotated[int, typer.Option(help="Same seed, same events")] = 1,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days, ending today")] = 14,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="First day (default: today-days+1)"),
+    ] = None,
+    scale: Annotated[
+        float, typer.Option(help="Fraction of the real volume (1.0 ≈ 340k/day)")
+    ] = 0.005,
+    outbreak: Annotated[bool, typer.Option(help="Inject a building outbreak")] = False,
+    speed: Annotated[
+        float,
+        typer.Option(help="Seconds of wall-clock time per simulated day (0: as fast as possible)"),
+    ] = 0.0,
+    duplicates: Annotated[float, typer.Option(help="Share of events resent once")] = 0.0,
+    reorder: Annotated[int, typer.Option(min=1, help="Out-of-order window (events)")] = 1,
+    spool: SpoolPath = Path("zhibao-simulate.spool"),
+    output: Annotated[
+        Path | None, typer.Option(help="Write the events as JSON lines here instead of posting")
+    ] = None,
+) -> None:
+    """Simulate the sample district's reporting (screenings, cases, isolation, daily reports)."""
+    first: date | None = start.date() if start else None
+    config = SimulationConfig(
+        seed=seed,
+        days=days,
+        start=first,
+        scale=scale,
+        outbreak=outbreak,
+        until=datetime.now().astimezone(),
     )
-    if report.rejected or report.spooled:
-        raise typer.Exit(1)
+    simulation = Simulation(config)
+    events = deliver(
+        simulation.events(), seed=seed, duplicate_rate=duplicates, reorder_window=reorder
+    )
+    if output is not None:
+        with output.open("w", encoding="utf-8") as sink:
+            for event in events:
+                sink.write(json.dumps(event, ensure_ascii=False) + "\n")
+    else:
+        _need_token(token)
+        with ZhibaoClient(url, token, spool, batch_size=200) as client:
+            progress = run(
+                events, client, seconds_per_day=speed, on_progress=_ProgressLine(), drain_wait_s=60
+            )
+        typer.echo("", err=True)
+        _summary(simulation, progress)
+        if progress.rejected or progress.spooled:
+            raise typer.Exit(1)
+        return
+    _summary(simulation, None)
+
+
+class _ProgressLine:
+    """Rewrites one line on a terminal; a line per simulated day otherwise."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._day = ""
+
+    def __call__(self, progress: Progress) -> None:
+        if self._tty:
+            typer.echo(f"\r{progress.line()}", err=True, nl=False)
+        elif progress.day != self._day:
+            self._day = progress.day
+            typer.echo(progress.line(), err=True)
+
+
+def _summary(simulation: Simulation, progress: Progress | None) -> None:
+    truth = simulation.truth
+    typer.echo(
+        f"simulated {simulation.config.days} days, {len(simulation.communities)} communities: "
+        f"{truth.events:,} events, {truth.total('screenings'):,} screenings, "
+        f"{truth.total('fevers'):,} fevers, {truth.new_cases('suspected')} suspected, "
+        f"{truth.new_cases('confirmed')} confirmed"
+    )
+    if progress is not None:
+        typer.echo(
+            f"intake: accepted {progress.accepted:,}, duplicates {progress.duplicates:,}, "
+            f"rejected {len(progress.rejected):,}, still spooled {progress.spooled:,}"
+        )
+        for rejection in progress.rejected[:10]:
+            typer.echo(f"  rejected {rejection.describe()}", err=True)
+
+
+app = typer.Typer(help="Zhibao community client.", no_args_is_help=True)
+app.command("send")(send)
+app.command("import")(import_sheet)
+app.command("simulate")(simulate)

@@ -1,0 +1,30 @@
+"""The district simulator: a deterministic model of the sample district's reporting traffic.
+
+As a library::
+
+    from zhibao_client.simulator import Simulation, SimulationConfig, deliver
+
+    simulation = Simulation(SimulationConfig(seed=7, days=10, outbreak=True))
+    for event in deliver(simulation.events(), duplicate_rate=0.01, reorder_window=20):
+        ...                                  # CloudEvents dicts, in (roughly) time order
+    simulation.truth.at("640106001002", day).fevers   # ground truth per community and day
+
+``run(events, client, seconds_per_day=…)`` posts them through intake (``zhibao simulate``).
+"""
+
+from zhibao_client.simulator.config import SimulationConfig
+from zhibao_client.simulator.delivery import deliver
+from zhibao_client.simulator.model import Simulation
+from zhibao_client.simulator.runner import Progress, run
+from zhibao_client.simulator.truth import DayTotals, ExpectedAlert, GroundTruth
+
+__all__ = [
+    "DayTotals",
+    "ExpectedAlert",
+    "GroundTruth",
+    "Progress",
+    "Simulation",
+    "SimulationConfig",
+    "deliver",
+    "run",
+]

@@ -1,0 +1,411 @@
+"""A deterministic model of the sample district's reporting traffic.
+
+Per community and simulated day: screenings at gates, building doors and by
+self-report in proportion to the population (times ``scale``), a background
+fever rate, returnees from risk areas put in home isolation, occasional
+suspected cases (most excluded a day or two later, a few confirmed, whose
+close contacts go into isolation with daily checks, a few missed), and a daily
+report closing the day (a few late, one community that goes silent). With
+``outbreak``, a fever cluster in one building becomes confirmed cases over
+several days. Everything comes from one seeded random generator, consumed in
+a fixed order: the same config gives the same events.
+
+``Simulation(config).events()`` yields reported events (CloudEvents dicts) in
+time order and fills ``simulation.truth`` as it goes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from zhibao_client.simulator.config import SimulationConfig
+from zhibao_client.simulator.people import Community
+from zhibao_client.simulator.truth import FEVER_C, DayTotals, ExpectedAlert, GroundTruth
+from zhibao_shared.hierarchy import Registry, load_registry
+
+REPORT_DEADLINE = time(9, 0)  # the next day
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What the model decided an event is (the ground truth's view of it)."""
+
+    kind: str  # screening, case, isolation, report
+    community: str
+    site: str = ""
+    fever: bool = False
+    travel: bool = False
+    classification: str = ""
+    action: str = ""
+    report_day: date | None = None
+    late: bool = False
+
+
+@dataclass(order=True)
+class _Planned:
+    when: datetime
+    seq: int
+    event: dict[str, Any] = field(compare=False)
+    fact: Fact = field(compare=False)
+
+
+class Simulation:
+    """The district model. Iterate :meth:`events`; read :attr:`truth` afterwards."""
+
+    def __init__(self, config: SimulationConfig, registry: Registry | None = None) -> None:
+        self.config = config
+        self.truth = GroundTruth()
+        registry = registry or load_registry()
+        self._registry = registry
+        wanted = config.communities
+        units = [
+            u
+            for u in registry.communities_under(config.district)
+            if wanted is None or u.code in wanted
+        ]
+        self.communities = [Community.of(i, u) for i, u in enumerate(units)]
+        self._by_code = {c.code: c for c in self.communities}
+        self._rng = random.Random(config.seed)
+        self._first = config.first_day
+        self._later: dict[int, list[_Planned]] = {}
+        self._seq = 0
+        self._isolated: dict[str, list[tuple[int, int]]] = {}  # community → (from, to) day index
+
+    # ---- public -----------------------------------------------------------------------------
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Every reported event in time order (ties by planning order)."""
+        for index in range(self.config.days + 1):
+            if index < self.config.days:
+                self._plan_day(index)
+            for planned in sorted(self._later.pop(index, [])):
+                if self.config.until is not None and planned.when > self.config.until:
+                    continue
+                self._tally(planned)
+                yield planned.event
+
+    def ground_truth(self) -> GroundTruth:
+        """Run the whole model once and return its truth (a fresh run: no side effects)."""
+        fresh = Simulation(self.config, self._registry)
+        for _event in fresh.events():
+            pass
+        return fresh.truth
+
+    def day(self, index: int) -> date:
+        """The local date of a day index."""
+        return self._first + timedelta(days=index)
+
+    # ---- one day ----------------------------------------------------------------------------
+
+    def _plan_day(self, index: int) -> None:
+        if self.config.outbreak and index == self.config.outbreak_start:
+            self._plan_outbreak(index)
+        for community in self.communities:
+            if self._silent(community, index):
+                self.truth.expected_alerts.append(
+                    ExpectedAlert("silence", community.code, self.day(index), "stopped reporting")
+                )
+                continue
+            self._plan_screenings(community, index)
+            self._plan_suspected(community, index)
+        for community in self.communities:
+            if not self._silent(community, index):
+                self._plan_report(community, index)
+
+    def _silent(self, community: Community, index: int) -> bool:
+        cfg = self.config
+        return community.code == cfg.silent_community and index >= cfg.days - cfg.silent_days
+
+    def _plan_screenings(self, community: Community, index: int) -> None:
+        cfg = self.config
+        mean = community.population * cfg.screenings_per_resident * cfg.scale
+        for _ in range(_poisson(self._rng, mean)):
+            site = self._rng.choices(("gate", "building", "self_report"), (5, 2, 3))[0]
+            fever = self._rng.random() < cfg.fever_rate
+            travel = site == "self_report" and self._rng.random() < cfg.travel_rate / 0.3
+            person = self._rng.randrange(community.population)
+            hour = self._rng.uniform(7, 10) if site == "self_report" else self._rng.uniform(6, 22)
+            when = self._at(index, hour)
+            self._screening(community, when, site, person, fever=fever, travel=travel)
+            if travel and self._rng.random() < 0.5:
+                self._isolate(community, person, when + timedelta(hours=2), "home")
+
+    def _screening(
+        self,
+        community: Community,
+        when: datetime,
+        site: str,
+        person: int,
+        *,
+        fever: bool,
+        travel: bool = False,
+    ) -> None:
+        if fever:
+            temperature = round(self._rng.uniform(FEVER_C, 39.0), 1)
+        else:
+            temperature = round(min(37.2, max(35.6, self._rng.gauss(36.5, 0.25))), 1)
+        data: dict[str, Any] = {"temperature_c": temperature, "site": site}
+        if site == "gate":
+            source = f"/{community.code}/gate-{person % 3 + 1}"
+        else:
+            data["compound"], data["building"] = community.place(person)
+            source = f"/{community.code}/{'app' if site == 'self_report' else site}"
+        if site in ("self_report", "household"):
+            data["person"] = (
+                {"ref": f"p{person}"} if site == "self_report" else self._id(community, person)
+            )
+        if fever:
+            data["symptoms"] = ["fever"] + (["cough"] if self._rng.random() < 0.4 else [])
+        if travel:
+            data["travel_from_risk_area"] = True
+        fact = Fact("screening", community.code, site=site, fever=fever, travel=travel)
+        self._emit(when, source, "zhibao.screening.v1", community, data, fact)
+
+    # ---- cases and isolation ----------------------------------------------------------------
+
+    def _plan_suspected(self, community: Community, index: int) -> None:
+        mean = community.population * self.config.suspected_per_100k / 100_000
+        for _ in range(_poisson(self._rng, mean)):
+            person = self._rng.randrange(community.population)
+            when = self._at(index, self._rng.uniform(9, 18))
+            self._case(community, person, when, "suspected")
+            later = when + timedelta(days=self._rng.choice((1, 2)))
+            if self._rng.random() < self.config.confirmed_share:
+                self._confirm(community, person, later, "confirmed")
+            else:
+                self._case(community, person, later, "excluded")
+
+    def _confirm(self, community: Community, person: int, when: datetime, kind: str) -> None:
+        self._case(community, person, when, kind)
+        self._expect(f"immediate_{kind}", community, when, "new case")
+        low, high = self.config.contacts_per_case
+        for _ in range(self._rng.randint(low, high)):
+            contact = self._neighbour(community, person)
+            moment = when + timedelta(hours=self._rng.uniform(1, 4))
+            self._case(community, contact, moment, "close_contact")
+            self._isolate(community, contact, moment + timedelta(minutes=30), "centralized")
+        recovery = when + timedelta(days=self._rng.randint(14, 21))
+        self._case(community, person, recovery, "recovered")
+
+    def _neighbour(self, community: Community, person: int) -> int:
+        if self._rng.random() < 0.6:
+            return self._rng.choice(community.residents_of(community.building_of(person)))
+        return self._rng.randrange(community.population)
+
+    def _case(self, community: Community, person: int, when: datetime, kind: str) -> None:
+        compound, building = community.place(person)
+        data = {
+            "person": self._id(community, person),
+            "classification": kind,
+            "compound": compound,
+            "building": building,
+        }
+        fact = Fact("case", community.code, classification=kind)
+        self._emit(
+            when, f"/{community.code}/health-centre", "zhibao.case.v1", community, data, fact
+        )
+
+    def _isolate(self, community: Community, person: int, when: datetime, kind: str) -> None:
+        days = self.config.isolation_days
+        start = self._index(when)
+        self._isolated.setdefault(community.code, []).append((start, start + days))
+        until = (self._local(when) + timedelta(days=days)).isoformat()
+        self._isolation(community, person, when, "start", kind, until)
+        for offset in range(1, days):
+            check = self._at(start + offset, self._rng.uniform(8, 11))
+            if self._rng.random() < self.config.missed_check_rate:
+                self._missed(community, check)
+                continue
+            self._isolation(community, person, check, "check", kind, until)
+        self._isolation(community, person, self._at(start + days, 10), "end", kind, until)
+
+    def _missed(self, community: Community, when: datetime) -> None:
+        index, until = self._index(when), self.config.until
+        if until is not None and when > until:
+            return
+        if index < self.config.days and not self._silent(community, index):
+            self.truth.at(community.code, self._local(when)).missed_checks += 1
+            self._expect("missed_check", community, when, "check missed")
+
+    def _isolation(
+        self,
+        community: Community,
+        person: int,
+        when: datetime,
+        action: str,
+        kind: str,
+        until: str,
+    ) -> None:
+        data: dict[str, Any] = {
+            "person": self._id(community, person),
+            "action": action,
+            "kind": kind,
+            "until": until,
+        }
+        if action == "check":
+            data["temperature_c"] = round(min(37.2, max(35.8, self._rng.gauss(36.5, 0.2))), 1)
+        fact = Fact("isolation", community.code, action=action)
+        self._emit(when, f"/{community.code}/grid", "zhibao.isolation.v1", community, data, fact)
+
+    # ---- daily reports ----------------------------------------------------------------------
+
+    def _plan_report(self, community: Community, index: int) -> None:
+        tally = DayTotals()
+        for planned in self._later.get(index, []):
+            if planned.fact.community == community.code:
+                _count(tally, planned.fact)
+        in_isolation = sum(a <= index < b for a, b in self._isolated.get(community.code, []))
+        late = self._rng.random() < self.config.late_report_rate
+        when = (
+            self._at(index + 1, self._rng.uniform(9.5, 14))
+            if late
+            else self._at(index, self._rng.uniform(20, 23.5))
+        )
+        zero = tally.fevers == 0 and not tally.new_cases
+        data = {
+            "date": self.day(index).isoformat(),
+            "zero": zero,
+            "counts": {
+                "screenings": tally.screenings,
+                "fevers": tally.fevers,
+                "new_suspected": tally.new_cases["suspected"],
+                "new_confirmed": tally.new_cases["confirmed"],
+                "in_isolation": in_isolation,
+            },
+        }
+        fact = Fact("report", community.code, report_day=self.day(index), late=late)
+        source = f"/{community.code}/daily"
+        self._emit(when, source, "zhibao.daily_report.v1", community, data, fact, allow_after=True)
+
+    # ---- the outbreak -----------------------------------------------------------------------
+
+    def _plan_outbreak(self, index: int) -> None:
+        community = self._by_code.get(self.config.outbreak_community)
+        if community is None:
+            return
+        building = self._rng.randrange(community.buildings)
+        residents = list(community.residents_of(building))
+        sick = self._rng.sample(residents, min(len(residents), 12))
+        compound, label = community.place(sick[0])
+        first_fevers = self._at(index, 20)
+        self._expect("fever_cluster", community, first_fevers, f"{compound}/{label}")
+        self._expect("ears_fevers", community, first_fevers, "outbreak fevers")
+        fevers = {0: sick[:5], 1: sick[5:9], 2: sick[9:11]}
+        for offset, people in fevers.items():
+            for person in people:
+                when = self._at(index + offset, self._rng.uniform(8, 20))
+                self._screening(community, when, "household", person, fever=True)
+        for person in sick[:4]:
+            self._case(
+                community, person, self._at(index + 1, self._rng.uniform(14, 20)), "suspected"
+            )
+        outcomes = ("confirmed", "confirmed", "asymptomatic", "excluded")
+        for person, outcome in zip(sick[:4], outcomes, strict=True):
+            when = self._at(index + 2, self._rng.uniform(9, 16))
+            if outcome == "excluded":
+                self._case(community, person, when, outcome)
+            else:
+                self._confirm(community, person, when, outcome)
+        for offset, people in ((3, sick[4:6]), (4, sick[6:7])):
+            for person in people:
+                self._confirm(community, person, self._at(index + offset, 11), "confirmed")
+        self._breach(community, sick[11], index + 3)
+
+    def _breach(self, community: Community, person: int, index: int) -> None:
+        when = self._at(index, 15)
+        self._isolate(community, person, when - timedelta(hours=6), "home")
+        self._isolation(community, person, when, "breach", "home", self.day(index + 14).isoformat())
+        self._expect("immediate_breach", community, when, "door opened")
+
+    def _expect(self, rule: str, community: Community, when: datetime, reason: str) -> None:
+        """Note an alert the traffic should cause, if its event is within the run."""
+        index, until = self._index(when), self.config.until
+        if index >= self.config.days or self._silent(community, index):
+            return
+        if until is None or when <= until:
+            self.truth.expected_alerts.append(
+                ExpectedAlert(rule, community.code, self._local(when), reason)
+            )
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def _emit(
+        self,
+        when: datetime,
+        source: str,
+        event_type: str,
+        community: Community,
+        data: dict[str, Any],
+        fact: Fact,
+        *,
+        allow_after: bool = False,
+    ) -> None:
+        index = self._index(when)
+        if index >= self.config.days + (1 if allow_after else 0):
+            return
+        if self._silent(community, min(index, self.config.days - 1)):
+            return
+        self._seq += 1
+        event = {
+            "specversion": "1.0",
+            "id": f"sim{self.config.seed}-{self._first:%Y%m%d}-{self._seq}",
+            "source": source,
+            "type": event_type,
+            "subject": community.code,
+            "time": when.isoformat(),
+            "data": data,
+        }
+        self._later.setdefault(index, []).append(_Planned(when, self._seq, event, fact))
+
+    def _tally(self, planned: _Planned) -> None:
+        fact = planned.fact
+        self.truth.at(fact.community, self._local(planned.when)).events += 1
+        if fact.kind == "report" and fact.report_day is not None:
+            totals = self.truth.at(fact.community, fact.report_day)
+            totals.reported = True
+            totals.reported_late = fact.late
+        else:
+            _count(self.truth.at(fact.community, self._local(planned.when)), fact)
+
+    def _id(self, community: Community, person: int) -> dict[str, str]:
+        return {"id_number": community.id_number(person)}
+
+    def _at(self, index: int, hour: float) -> datetime:
+        start = datetime.combine(self.day(index), time(0), tzinfo=self.config.zone)
+        return start + timedelta(seconds=round(hour * 3600))
+
+    def _local(self, when: datetime) -> date:
+        return when.astimezone(self.config.zone).date()
+
+    def _index(self, when: datetime) -> int:
+        return (self._local(when) - self._first).days
+
+
+def _count(totals: DayTotals, fact: Fact) -> None:
+    if fact.kind == "screening":
+        totals.screenings += 1
+        totals.fevers += fact.fever
+        totals.by_site[fact.site] += 1
+        totals.travel_flags += fact.travel
+    elif fact.kind == "case":
+        totals.new_cases[fact.classification] += 1
+    elif fact.kind == "isolation":
+        totals.isolation[fact.action] += 1
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth for small means, a rounded normal for large ones)."""
+    if mean <= 0:
+        return 0
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count

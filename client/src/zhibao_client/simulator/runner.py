@@ -1,0 +1,110 @@
+"""Posting simulated traffic through the real intake API, paced by a speed factor."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from zhibao_client.client import Rejection, ZhibaoClient
+
+
+@dataclass
+class Progress:
+    """What has been sent so far (the progress line shows it)."""
+
+    day: str = ""
+    sent: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    spooled: int = 0
+
+    def line(self) -> str:
+        """One line: the simulated day, events sent by type, and intake's answers."""
+        kinds = " ".join(f"{k.split('.')[1]} {n:,}" for k, n in sorted(self.by_type.items()))
+        return (
+            f"{self.day} | sent {self.sent:,} ({kinds}) | accepted {self.accepted:,} "
+            f"duplicates {self.duplicates:,} rejected {len(self.rejected):,} "
+            f"spooled {self.spooled:,}"
+        )
+
+
+class Pacer:
+    """Maps simulated time to wall-clock time: one simulated day in ``seconds_per_day``."""
+
+    def __init__(self, seconds_per_day: float) -> None:
+        self._ratio = seconds_per_day / 86_400
+        self._origin: tuple[datetime, float] | None = None
+
+    def wait_s(self, moment: datetime) -> float:
+        """Seconds to wait before an event of simulated ``moment`` is due (0 when unpaced)."""
+        if self._ratio <= 0:
+            return 0.0
+        if self._origin is None:
+            self._origin = (moment, time.monotonic())
+        simulated, real = self._origin
+        due = real + (moment - simulated).total_seconds() * self._ratio
+        return max(0.0, due - time.monotonic())
+
+
+def run(
+    events: Iterable[dict[str, Any]],
+    client: ZhibaoClient,
+    *,
+    seconds_per_day: float = 0.0,
+    batch_size: int = 200,
+    on_progress: Callable[[Progress], None] | None = None,
+    drain_wait_s: float = 60.0,
+) -> Progress:
+    """Send every event through ``client`` (spooled first, so none is lost) and report.
+
+    Events are batched; with ``seconds_per_day`` > 0 each waits until its
+    simulated time is due. At the end the spool is drained for up to
+    ``drain_wait_s`` seconds.
+    """
+    progress = Progress()
+    pacer = Pacer(seconds_per_day)
+    pending: list[dict[str, Any]] = []
+    for event in events:
+        moment = datetime.fromisoformat(event["time"])
+        wait = pacer.wait_s(moment)
+        if pending and (wait > 0 or len(pending) >= batch_size):
+            _flush(client, pending, progress, on_progress)
+        if wait > 0:
+            time.sleep(wait)
+        progress.day = moment.date().isoformat()
+        pending.append(event)
+    _flush(client, pending, progress, on_progress)
+    _record(progress, client.drain_until_empty(max_wait_s=drain_wait_s), on_progress)
+    return progress
+
+
+def _flush(
+    client: ZhibaoClient,
+    pending: list[dict[str, Any]],
+    progress: Progress,
+    on_progress: Callable[[Progress], None] | None,
+) -> None:
+    if not pending:
+        return
+    progress.sent += len(pending)
+    progress.by_type.update(e["type"] for e in pending)
+    report = client.submit(pending)
+    pending.clear()
+    _record(progress, report, on_progress)
+
+
+def _record(
+    progress: Progress, report: Any, on_progress: Callable[[Progress], None] | None
+) -> None:
+    progress.accepted += report.accepted
+    progress.duplicates += report.duplicates
+    progress.rejected += report.rejected
+    progress.spooled = report.spooled
+    if on_progress is not None:
+        on_progress(progress)

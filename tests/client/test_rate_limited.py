@@ -1,0 +1,34 @@
+"""A 429 from intake's per-token rate limit: the client waits out Retry-After and resends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.events import COMMUNITY_A, screening
+from tests.support.intake import RunningIntake
+from tests.support.stream import stored_messages
+from zhibao_client import ZhibaoClient
+
+
+@pytest.fixture
+def intake_overrides() -> dict[str, Any]:
+    return {"rate_limit_events_per_s": 100, "rate_limit_burst": 200}
+
+
+def test_rate_limited_events_are_spooled_then_sent_after_retry_after(
+    intake: RunningIntake, tmp_path: Path
+) -> None:
+    client = ZhibaoClient(intake.url, intake.token(COMMUNITY_A), tmp_path / "spool.db")
+    events = [screening() for _ in range(400)]
+    report = client.submit(events)
+    assert report.accepted == 200, "the burst goes through"
+    assert report.spooled == 200
+    assert report.retry_after_s is not None and report.retry_after_s > 0
+    drained = client.drain_until_empty(max_wait_s=30)
+    assert (drained.accepted, drained.spooled) == (200, 0)
+    stored = [json.loads(p)["id"] for _s, p, _h in stored_messages(intake.nats.url)]
+    assert sorted(stored) == sorted(e["id"] for e in events)
