@@ -10,7 +10,7 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,9 +31,9 @@ def _need_token(token: str) -> None:
         raise typer.BadParameter("a token is required (--token or ZHIBAO_TOKEN)")
 
 
-def _deliver(client: ZhibaoClient, wait: float, events: list[object] | None = None) -> SubmitReport:
+def _deliver(client: ZhibaoClient, wait: float, events: list[Any]) -> SubmitReport:
     try:
-        report = client.submit(events or []) if events is not None else client.drain()
+        report = client.submit(events)
         if report.spooled:
             report.add(client.drain_until_empty(max_wait_s=wait))
     except RequestRefused as refused:
@@ -113,7 +113,11 @@ def simulate(
     outbreak: Annotated[bool, typer.Option(help="Inject a building outbreak")] = False,
     speed: Annotated[
         float,
-        typer.Option(help="Seconds of wall-clock time per simulated day (0: as fast as possible)"),
+        typer.Option(
+            "--seconds-per-day",
+            "--speed",
+            help="Wall-clock seconds per simulated day (0: as fast as possible)",
+        ),
     ] = 0.0,
     duplicates: Annotated[float, typer.Option(help="Share of events resent once")] = 0.0,
     reorder: Annotated[int, typer.Option(min=1, help="Out-of-order window (events)")] = 1,
@@ -142,10 +146,12 @@ def simulate(
                 sink.write(json.dumps(event, ensure_ascii=False) + "\n")
     else:
         _need_token(token)
-        with ZhibaoClient(url, token, spool, batch_size=200) as client:
-            progress = run(
-                events, client, seconds_per_day=speed, on_progress=_ProgressLine(), drain_wait_s=60
-            )
+        try:
+            with ZhibaoClient(url, token, spool, batch_size=200) as client:
+                progress = run(events, client, seconds_per_day=speed, on_progress=_ProgressLine())
+        except RequestRefused as refused:
+            typer.echo(f"\n{refused}; unsent events stay in {spool}", err=True)
+            raise typer.Exit(2) from None
         typer.echo("", err=True)
         _summary(simulation, progress)
         if progress.rejected or progress.spooled:

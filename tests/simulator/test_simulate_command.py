@@ -1,0 +1,63 @@
+"""``zhibao simulate`` against a real intake: every simulated event is accepted, once."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.support.intake import RunningIntake
+from tests.support.stream import stored_messages
+from zhibao_client.cli import app
+
+
+def number(label: str, output: str) -> int:
+    found = re.search(rf"{label} ([\d,]+)", output)
+    assert found, f"{label!r} not in {output!r}"
+    return int(found.group(1).replace(",", ""))
+
+
+def test_a_short_simulation_is_accepted_in_full_duplicates_and_all(
+    intake: RunningIntake, tmp_path: Path
+) -> None:
+    args = ["simulate", "--days", "2", "--scale", "0.0005", "--outbreak", "--seed", "4"]
+    result = CliRunner().invoke(
+        app,
+        [
+            *args,
+            "--duplicates",
+            "0.05",
+            "--reorder",
+            "20",
+            "--url",
+            intake.url,
+            "--token",
+            intake.token("640106"),
+            "--spool",
+            str(tmp_path / "sim.spool"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    generated = number("communities:", result.output)
+    assert number("accepted", result.output.split("intake:")[1]) == generated
+    sent = [int(n.replace(",", "")) for n in re.findall(r"\| sent ([\d,]+)", result.output)]
+    assert sent[-1] > generated, "resent copies went through the client too"
+    assert "rejected 0, still spooled 0" in result.output
+    assert re.search(r"\d{4}-\d{2}-\d{2} \| sent [\d,]+ \(.*screening", result.output)
+    stored = stored_messages(intake.nats.url)
+    assert len(stored) == generated
+    assert len({json.loads(p)["id"] for _s, p, _h in stored}) == generated
+
+
+def test_simulate_can_write_the_events_instead_of_posting(tmp_path: Path) -> None:
+    out = tmp_path / "events.jsonl"
+    args = ["simulate", "--days", "1", "--scale", "0.0005", "--start", "2026-01-01"]
+    result = CliRunner().invoke(app, [*args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    again = tmp_path / "again.jsonl"
+    CliRunner().invoke(app, [*args, "--output", str(again)])
+    lines = out.read_text("utf-8").splitlines()
+    assert lines and lines == again.read_text("utf-8").splitlines()
+    assert number("communities:", result.output) == len(lines)
