@@ -61,3 +61,16 @@ def test_simulate_can_write_the_events_instead_of_posting(tmp_path: Path) -> Non
     lines = out.read_text("utf-8").splitlines()
     assert lines and lines == again.read_text("utf-8").splitlines()
     assert number("communities:", result.output) == len(lines)
+
+
+def test_a_paced_simulation_sends_day_by_day(intake: RunningIntake, tmp_path: Path) -> None:
+    args = ["simulate", "--days", "2", "--scale", "0.0003", "--seconds-per-day", "0.5"]
+    spool = str(tmp_path / "sim.spool")
+    token = intake.token("640106")
+    result = CliRunner().invoke(
+        app, [*args, "--url", intake.url, "--token", token, "--spool", spool]
+    )
+    assert result.exit_code == 0, result.output
+    days = re.findall(r"^(\d{4}-\d{2}-\d{2}) \| sent", result.output, flags=re.MULTILINE)
+    assert len(set(days)) >= 2, "progress shown for each simulated day"
+    assert len(stored_messages(intake.nats.url)) == number("communities:", result.output)
