@@ -1,0 +1,223 @@
+"""The command-centre page in a real browser (Debian's Chromium driven by Playwright)
+against real processes: nats-server, intake, aggregator with the page, alerts.
+
+Screenshots are saved under ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.dashboard.conftest import ARTIFACTS, System
+from tests.dashboard.seed import (
+    COMMUNITY_A,
+    COMMUNITY_B,
+    SECRET_ID,
+    STREET,
+    history,
+    screening,
+)
+from zhibao_shared.tokens import Role
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 20_000
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if shutil.which(CHROMIUM) is None:  # pragma: no cover - the suite installs it
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture(scope="module")
+def seeded(system: System) -> System:
+    """The system with the seeded history applied and the alerts raised."""
+    reporter = system.token("640106", role=Role.REPORT, name="test gate devices")
+    system.post(history(), reporter)
+    reader = system.token("640106", role=Role.READ)
+
+    def street_ready() -> bool:
+        answer = httpx.get(
+            f"{system.aggregator_url}/v1/units/{STREET}/rollup",
+            headers={"authorization": f"Bearer {reader}"},
+        )
+        figures = answer.json()["figures"]
+        return bool(figures["screenings"] == 19 and figures["new_confirmed"] == 1)
+
+    def alerts_ready() -> bool:
+        answer = httpx.get(
+            f"{system.alerts_url}/v1/alerts",
+            params={"unit": COMMUNITY_A},
+            headers={"authorization": f"Bearer {reader}"},
+        )
+        rules = {a["rule"] for a in answer.json()["alerts"]}
+        return "immediate_confirmed" in rules and any(r.startswith("ears_") for r in rules)
+
+    _wait_for(street_ready)
+    _wait_for(alerts_ready)
+    return system
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """A headless Chromium (Debian's, never a downloaded one)."""
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: object, seeded: System) -> Iterator[object]:
+    """A fresh page (own localStorage) at the dashboard's root."""
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1440, "height": 1000}, locale="zh-CN"
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(seeded.aggregator_url + "/")
+    try:
+        yield tab
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()
+
+
+def _login(page: object, token: str) -> None:
+    page.fill("#token-input", token)  # type: ignore[attr-defined]
+    page.click("#token-form button[type=submit]")  # type: ignore[attr-defined]
+
+
+def _cell(page: object, code: str, metric: str) -> object:
+    return page.locator(f"#row-{code} td[data-metric={metric}]")  # type: ignore[attr-defined]
+
+
+def _shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_the_page_shows_the_seeded_numbers_and_drills_down(seeded: System, page: object) -> None:
+    expect = playwright_api.expect
+    operator = seeded.token("640106", role=Role.OPERATE, name="金凤区值班")
+    expect(page.locator("h1")).to_have_text("数据直报指挥中心")  # type: ignore[attr-defined]
+    _login(page, operator)
+
+    expect(page.locator("#crumbs strong")).to_have_text("金凤区")  # type: ignore[attr-defined]
+    expect(_cell(page, STREET, "screenings")).to_have_text("19")
+    expect(_cell(page, STREET, "fevers")).to_have_text("6")
+    expect(_cell(page, STREET, "new_confirmed")).to_have_text("1")
+    expect(_cell(page, STREET, "in_isolation")).to_have_text("2")
+    expect(_cell(page, STREET, "risk_level")).to_have_text("中风险")
+    expect(_cell(page, "640106002", "screenings")).to_have_text("2")
+    expect(page.locator("#last-update")).not_to_have_text("—")  # type: ignore[attr-defined]
+    _shot(page, "01-district")
+
+    page.click(f"#row-{STREET}")  # type: ignore[attr-defined]
+    expect(page.locator("#crumbs")).to_contain_text("金凤区")  # type: ignore[attr-defined]
+    expect(page.locator("#crumbs strong")).to_have_text("黄河东路街道")  # type: ignore[attr-defined]
+    expect(_cell(page, COMMUNITY_A, "screenings")).to_have_text("16")
+    expect(_cell(page, COMMUNITY_A, "fevers")).to_have_text("6")
+    expect(_cell(page, COMMUNITY_A, "reporting")).to_have_text("未报")
+    expect(_cell(page, COMMUNITY_B, "reporting")).to_have_text("已报")
+    expect(page.locator(f"#row-{COMMUNITY_A} td.spark svg")).to_have_count(1)  # type: ignore[attr-defined]
+    _shot(page, "02-street")
+
+    page.click(f"#row-{COMMUNITY_A}")  # type: ignore[attr-defined]
+    expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")  # type: ignore[attr-defined]
+    expect(page.locator("[data-kpi=fevers] .value")).to_have_text("6")  # type: ignore[attr-defined]
+    # The EARS upper bound is drawn on the fever chart where the alarm fired (today).
+    page.wait_for_function(  # type: ignore[attr-defined]
+        """() => {
+          const c = echarts.getInstanceByDom(document.getElementById('chart-fevers'));
+          const s = c && c.getOption().series.find((x) => x.type === 'scatter');
+          return s && s.data.length > 0;
+        }"""
+    )
+    _shot(page, "03-community")
+
+    page.click("#crumbs a[data-code='640106']")  # type: ignore[attr-defined]
+    expect(page.locator("#crumbs strong")).to_have_text("金凤区")  # type: ignore[attr-defined]
+    page.click("#lang")  # type: ignore[attr-defined]
+    expect(page.locator("h1")).to_have_text("Direct Reporting Command Centre")  # type: ignore[attr-defined]
+    expect(_cell(page, STREET, "risk_level")).to_have_text("medium")
+    _shot(page, "04-english")
+    assert SECRET_ID not in page.content()  # type: ignore[attr-defined]
+
+
+def test_a_new_event_updates_the_page_without_reloading(seeded: System, page: object) -> None:
+    expect = playwright_api.expect
+    _login(page, seeded.token(STREET, role=Role.READ, name="street reader"))
+    expect(page.locator("#crumbs strong")).to_have_text("黄河东路街道")  # type: ignore[attr-defined]
+    expect(_cell(page, COMMUNITY_B, "fevers")).to_have_text("0")
+    expect(page.locator("#live")).to_have_class("live on")  # type: ignore[attr-defined]
+    page.evaluate("window.__notReloaded = true")  # type: ignore[attr-defined]
+    before = page.locator("#last-update").get_attribute("datetime")  # type: ignore[attr-defined]
+
+    reporter = seeded.token(COMMUNITY_B, role=Role.REPORT)
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    seeded.post([screening(COMMUNITY_B, 38.6, now, "7")], reporter)
+
+    expect(_cell(page, COMMUNITY_B, "fevers")).to_have_text("1")
+    expect(_cell(page, COMMUNITY_B, "screenings")).to_have_text("4")
+    expect(page.locator("[data-kpi=fevers] .value")).to_have_text("7")  # type: ignore[attr-defined]
+    assert page.evaluate("window.__notReloaded") is True  # type: ignore[attr-defined]
+    assert page.locator("#last-update").get_attribute("datetime") != before  # type: ignore[attr-defined]
+    # A street's reader sees no acknowledge buttons and not the neighbouring street.
+    expect(page.locator("button[data-action=ack]")).to_have_count(0)  # type: ignore[attr-defined]
+    expect(page.locator("#row-640106002")).to_have_count(0)  # type: ignore[attr-defined]
+    _shot(page, "05-live-update")
+
+
+def test_acknowledging_and_resolving_an_alert_changes_its_state(
+    seeded: System, page: object
+) -> None:
+    expect = playwright_api.expect
+    _login(page, seeded.token(STREET, role=Role.OPERATE, name="街道值班员"))
+    page.click(f"#row-{COMMUNITY_A}")  # type: ignore[attr-defined]
+    expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")  # type: ignore[attr-defined]
+    alert = page.locator("#alert-list > li", has_text="确诊病例")  # type: ignore[attr-defined]
+    expect(alert).to_have_attribute("data-state", "firing")
+    expect(alert.locator(".state")).to_have_text("告警中")
+    _shot(page, "06-alert-firing")
+
+    alert.locator("button[data-action=ack]").click()
+    expect(alert).to_have_attribute("data-state", "acknowledged")
+    expect(alert.locator(".state")).to_have_text("已确认")
+    expect(alert.locator(".timeline")).to_contain_text("街道值班员")
+    expect(alert.locator("button[data-action=ack]")).to_have_count(0)
+    _shot(page, "07-alert-acknowledged")
+
+    alert.locator("button[data-action=resolve]").click()
+    expect(alert).to_have_count(0)  # resolved alerts leave the open list
+    assert SECRET_ID not in page.content()  # type: ignore[attr-defined]
