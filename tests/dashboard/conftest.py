@@ -131,7 +131,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     oncall = root / "oncall.yaml"
     oncall.write_text("webhooks: []\n")
     alerts = AlertsSettings(alerts_port=free_port(), alerts_oncall_path=oncall, **common)
-    extra = {"alerts_url": f"http://127.0.0.1:{alerts.alerts_port}"}
+    extra: dict[str, Any] = {"alerts_url": f"http://127.0.0.1:{alerts.alerts_port}"}
     if "alerts_url" not in AggregatorSettings.model_fields:
         extra = {}
     aggregator = AggregatorSettings(
@@ -150,9 +150,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         running.served.append(Served.start(intake_app(intake), intake.intake_port))
         running.served.append(Served.start(alerts_app(alerts), alerts.alerts_port))
         running.served.append(
-            Served.start(
-                dashboard_app(aggregator, running.alerts_url), aggregator.aggregator_port
-            )
+            Served.start(dashboard_app(aggregator, running.alerts_url), aggregator.aggregator_port)
         )
         for url in (running.intake_url, running.alerts_url, running.aggregator_url):
             wait_ready(url)

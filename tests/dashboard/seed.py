@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.support.events import resident_id
 
@@ -47,7 +48,7 @@ def history(now: datetime | None = None) -> list[dict[str, Any]]:
         day = now - timedelta(days=days_ago)
         events.append(screening(COMMUNITY_A, 37.8, day, f"b{days_ago}"))
         events.append(screening(COMMUNITY_A, 36.5, day, "1"))
-    for n in range(10):
+    for _ in range(10):
         events.append(screening(COMMUNITY_A, 36.4, now, "1"))
     for n in range(6):  # different buildings: an aberration, not a building cluster
         events.append(screening(COMMUNITY_A, 38.0 + n / 10, now, f"{n + 10}"))
@@ -66,7 +67,5 @@ def history(now: datetime | None = None) -> list[dict[str, Any]]:
     return events
 
 
-def _china() -> Any:
-    from zoneinfo import ZoneInfo
-
+def _china() -> ZoneInfo:
     return ZoneInfo("Asia/Shanghai")

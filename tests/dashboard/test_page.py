@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.dashboard.conftest import ARTIFACTS, System
 from tests.dashboard.seed import (
@@ -39,7 +40,6 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 20_000
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 if shutil.which(CHROMIUM) is None:  # pragma: no cover - the suite installs it
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 
@@ -83,12 +83,10 @@ def seeded(system: System) -> System:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     """A headless Chromium (Debian's, never a downloaded one)."""
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
@@ -96,68 +94,66 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object, seeded: System) -> Iterator[object]:
+def page(browser: Browser, seeded: System) -> Iterator[Page]:
     """A fresh page (own localStorage) at the dashboard's root."""
-    context = browser.new_context(  # type: ignore[attr-defined]
-        viewport={"width": 1440, "height": 1000}, locale="zh-CN"
-    )
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
     context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     tab.goto(seeded.aggregator_url + "/")
     try:
         yield tab
-        assert errors == [], f"JavaScript errors on the page: {errors}"
+        assert errors == [], f"errors in the browser console: {errors}"
     finally:
         context.close()
 
 
-def _login(page: object, token: str) -> None:
-    page.fill("#token-input", token)  # type: ignore[attr-defined]
-    page.click("#token-form button[type=submit]")  # type: ignore[attr-defined]
+def _login(page: Page, token: str) -> None:
+    page.fill("#token-input", token)
+    page.click("#token-form button[type=submit]")
 
 
-def _cell(page: object, code: str, metric: str) -> object:
-    return page.locator(f"#row-{code} td[data-metric={metric}]")  # type: ignore[attr-defined]
+def _cell(page: Page, code: str, metric: str) -> Locator:
+    return page.locator(f"#row-{code} td[data-metric={metric}]")
 
 
-def _shot(page: object, name: str) -> None:
+def _shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def test_the_page_shows_the_seeded_numbers_and_drills_down(seeded: System, page: object) -> None:
-    expect = playwright_api.expect
+def test_the_page_shows_the_seeded_numbers_and_drills_down(seeded: System, page: Page) -> None:
     operator = seeded.token("640106", role=Role.OPERATE, name="金凤区值班")
-    expect(page.locator("h1")).to_have_text("数据直报指挥中心")  # type: ignore[attr-defined]
+    expect(page.locator("h1")).to_have_text("数据直报指挥中心")
     _login(page, operator)
 
-    expect(page.locator("#crumbs strong")).to_have_text("金凤区")  # type: ignore[attr-defined]
+    expect(page.locator("#crumbs strong")).to_have_text("金凤区")
     expect(_cell(page, STREET, "screenings")).to_have_text("19")
     expect(_cell(page, STREET, "fevers")).to_have_text("6")
     expect(_cell(page, STREET, "new_confirmed")).to_have_text("1")
     expect(_cell(page, STREET, "in_isolation")).to_have_text("2")
     expect(_cell(page, STREET, "risk_level")).to_have_text("中风险")
     expect(_cell(page, "640106002", "screenings")).to_have_text("2")
-    expect(page.locator("#last-update")).not_to_have_text("—")  # type: ignore[attr-defined]
+    expect(page.locator("#last-update")).not_to_have_text("—")
     _shot(page, "01-district")
 
-    page.click(f"#row-{STREET}")  # type: ignore[attr-defined]
-    expect(page.locator("#crumbs")).to_contain_text("金凤区")  # type: ignore[attr-defined]
-    expect(page.locator("#crumbs strong")).to_have_text("黄河东路街道")  # type: ignore[attr-defined]
+    page.click(f"#row-{STREET}")
+    expect(page.locator("#crumbs")).to_contain_text("金凤区")
+    expect(page.locator("#crumbs strong")).to_have_text("黄河东路街道")
     expect(_cell(page, COMMUNITY_A, "screenings")).to_have_text("16")
     expect(_cell(page, COMMUNITY_A, "fevers")).to_have_text("6")
     expect(_cell(page, COMMUNITY_A, "reporting")).to_have_text("未报")
     expect(_cell(page, COMMUNITY_B, "reporting")).to_have_text("已报")
-    expect(page.locator(f"#row-{COMMUNITY_A} td.spark svg")).to_have_count(1)  # type: ignore[attr-defined]
+    expect(page.locator(f"#row-{COMMUNITY_A} td.spark svg")).to_have_count(1)
     _shot(page, "02-street")
 
-    page.click(f"#row-{COMMUNITY_A}")  # type: ignore[attr-defined]
-    expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")  # type: ignore[attr-defined]
-    expect(page.locator("[data-kpi=fevers] .value")).to_have_text("6")  # type: ignore[attr-defined]
+    page.click(f"#row-{COMMUNITY_A}")
+    expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")
+    expect(page.locator("[data-kpi=fevers] .value")).to_have_text("6")
     # The EARS upper bound is drawn on the fever chart where the alarm fired (today).
-    page.wait_for_function(  # type: ignore[attr-defined]
+    page.wait_for_function(
         """() => {
           const c = echarts.getInstanceByDom(document.getElementById('chart-fevers'));
           const s = c && c.getOption().series.find((x) => x.type === 'scatter');
@@ -166,23 +162,22 @@ def test_the_page_shows_the_seeded_numbers_and_drills_down(seeded: System, page:
     )
     _shot(page, "03-community")
 
-    page.click("#crumbs a[data-code='640106']")  # type: ignore[attr-defined]
-    expect(page.locator("#crumbs strong")).to_have_text("金凤区")  # type: ignore[attr-defined]
-    page.click("#lang")  # type: ignore[attr-defined]
-    expect(page.locator("h1")).to_have_text("Direct Reporting Command Centre")  # type: ignore[attr-defined]
+    page.click("#crumbs a[data-code='640106']")
+    expect(page.locator("#crumbs strong")).to_have_text("金凤区")
+    page.click("#lang")
+    expect(page.locator("h1")).to_have_text("Direct Reporting Command Centre")
     expect(_cell(page, STREET, "risk_level")).to_have_text("medium")
     _shot(page, "04-english")
-    assert SECRET_ID not in page.content()  # type: ignore[attr-defined]
+    assert SECRET_ID not in page.content()
 
 
-def test_a_new_event_updates_the_page_without_reloading(seeded: System, page: object) -> None:
-    expect = playwright_api.expect
+def test_a_new_event_updates_the_page_without_reloading(seeded: System, page: Page) -> None:
     _login(page, seeded.token(STREET, role=Role.READ, name="street reader"))
-    expect(page.locator("#crumbs strong")).to_have_text("黄河东路街道")  # type: ignore[attr-defined]
+    expect(page.locator("#crumbs strong")).to_have_text("黄河东路街道")
     expect(_cell(page, COMMUNITY_B, "fevers")).to_have_text("0")
-    expect(page.locator("#live")).to_have_class("live on")  # type: ignore[attr-defined]
-    page.evaluate("window.__notReloaded = true")  # type: ignore[attr-defined]
-    before = page.locator("#last-update").get_attribute("datetime")  # type: ignore[attr-defined]
+    expect(page.locator("#live")).to_have_class("live on")
+    page.evaluate("window.__notReloaded = true")
+    before = page.locator("#last-update").get_attribute("datetime")
 
     reporter = seeded.token(COMMUNITY_B, role=Role.REPORT)
     now = datetime.now(UTC) - timedelta(seconds=5)
@@ -190,23 +185,20 @@ def test_a_new_event_updates_the_page_without_reloading(seeded: System, page: ob
 
     expect(_cell(page, COMMUNITY_B, "fevers")).to_have_text("1")
     expect(_cell(page, COMMUNITY_B, "screenings")).to_have_text("4")
-    expect(page.locator("[data-kpi=fevers] .value")).to_have_text("7")  # type: ignore[attr-defined]
-    assert page.evaluate("window.__notReloaded") is True  # type: ignore[attr-defined]
-    assert page.locator("#last-update").get_attribute("datetime") != before  # type: ignore[attr-defined]
+    expect(page.locator("[data-kpi=fevers] .value")).to_have_text("7")
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.locator("#last-update").get_attribute("datetime") != before
     # A street's reader sees no acknowledge buttons and not the neighbouring street.
-    expect(page.locator("button[data-action=ack]")).to_have_count(0)  # type: ignore[attr-defined]
-    expect(page.locator("#row-640106002")).to_have_count(0)  # type: ignore[attr-defined]
+    expect(page.locator("button[data-action=ack]")).to_have_count(0)
+    expect(page.locator("#row-640106002")).to_have_count(0)
     _shot(page, "05-live-update")
 
 
-def test_acknowledging_and_resolving_an_alert_changes_its_state(
-    seeded: System, page: object
-) -> None:
-    expect = playwright_api.expect
+def test_acknowledging_and_resolving_an_alert_changes_its_state(seeded: System, page: Page) -> None:
     _login(page, seeded.token(STREET, role=Role.OPERATE, name="街道值班员"))
-    page.click(f"#row-{COMMUNITY_A}")  # type: ignore[attr-defined]
-    expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")  # type: ignore[attr-defined]
-    alert = page.locator("#alert-list > li", has_text="确诊病例")  # type: ignore[attr-defined]
+    page.click(f"#row-{COMMUNITY_A}")
+    expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")
+    alert = page.locator("#alert-list > li", has_text="确诊病例")
     expect(alert).to_have_attribute("data-state", "firing")
     expect(alert.locator(".state")).to_have_text("告警中")
     _shot(page, "06-alert-firing")
@@ -220,4 +212,4 @@ def test_acknowledging_and_resolving_an_alert_changes_its_state(
 
     alert.locator("button[data-action=resolve]").click()
     expect(alert).to_have_count(0)  # resolved alerts leave the open list
-    assert SECRET_ID not in page.content()  # type: ignore[attr-defined]
+    assert SECRET_ID not in page.content()
