@@ -8,7 +8,7 @@ from zhibao_aggregator.cli import app as aggregator_app
 from zhibao_alerts.cli import app as alerts_app
 from zhibao_bench.cli import bench
 from zhibao_cli import tokens, up
-from zhibao_client.cli import import_sheet, send
+from zhibao_client.cli import import_sheet, send, simulate
 from zhibao_intake.cli import app as intake_app
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command("up")(up.up)
 app.command("bench")(bench)
 app.command("send")(send)
 app.command("import")(import_sheet)
+app.command("simulate")(simulate)
 app.add_typer(tokens.app, name="token")
 app.add_typer(intake_app, name="intake")
 app.add_typer(aggregator_app, name="aggregator")

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.rollup import RiskRule
 from zhibao_aggregator.handler import ApplyBatch, Changed
@@ -162,6 +163,13 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings, service="aggregator")
     aggregator = build(settings)
+    auth = TokenAuth(aggregator.tokens)
+    dashboard = Dashboard.create(
+        nats_url=settings.nats_url,
+        auth=auth,
+        registry=aggregator.reader.registry,
+        alerts_url=settings.alerts_url,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -179,6 +187,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
             connecting.cancel()
             with suppress(asyncio.CancelledError):
                 await connecting
+            await dashboard.close()
             await aggregator.close()
 
     app = FastAPI(
@@ -188,8 +197,10 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.aggregator = aggregator
+    app.state.dashboard = dashboard
     add_error_handlers(app)
-    app.include_router(build_router(aggregator.reader, TokenAuth(aggregator.tokens)))
+    app.include_router(build_router(aggregator.reader, auth))
+    app.include_router(dashboard.router())
     app.include_router(probes_router(aggregator.readiness))
     return app
 

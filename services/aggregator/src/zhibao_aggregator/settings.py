@@ -32,6 +32,10 @@ class AggregatorSettings(ServiceSettings):
     aggregator_publish_interval_s: float = Field(
         default=0.5, gt=0, description="A unit's rollup is published at most once per interval"
     )
+    alerts_url: str | None = Field(
+        default="http://127.0.0.1:8103",
+        description="The alerts service the dashboard's alert panel talks to; none hides it",
+    )
     fever_threshold_c: float = Field(default=37.3, ge=35.0, le=42.0)
     report_due_after: timedelta = Field(
         default=timedelta(days=1, hours=9),

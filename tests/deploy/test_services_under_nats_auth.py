@@ -1,0 +1,100 @@
+"""The real services run with exactly the permissions accounts.conf grants them.
+
+Too narrow a permission would break a deployment only at run time (a stream that
+cannot be declared, a consumer that cannot fetch). Here intake, aggregator and
+alerts run as processes, each as its own NATS user against a nats-server with the
+shipped accounts.conf, and a reported case reaches the rollups and raises an alert
+with no permission violation anywhere.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy.services import (
+    ServiceProcess,
+    confirmed_case,
+    figure,
+    post_batch,
+    token,
+    zhibao,
+)
+from tests.deploy.support import server_env, single_node_config, user_url
+from zhibao_shared.natsserver import free_port, nats_server_binary, wait_for_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+COMMUNITY = "640106001001"
+
+
+@pytest.fixture
+def nats_with_accounts(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """nats-server with the shipped accounts; yields its port and log file."""
+    port = free_port()
+    log = tmp_path / "nats.log"
+    process = subprocess.Popen(
+        [nats_server_binary(), "--config", str(single_node_config(tmp_path / "nats", port))],
+        env=server_env(),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    assert wait_for_port("127.0.0.1", port, 15), log.read_text()
+    try:
+        yield port, log
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_case_flows_through_services_each_with_its_own_nats_user(
+    nats_with_accounts: tuple[int, Path], tmp_path: Path
+) -> None:
+    """intake stores it, the aggregator counts it, alerts raises an alert; no violations."""
+    port, nats_log = nats_with_accounts
+    env = {
+        "ZHIBAO_DATA_DIR": str(tmp_path / "data"),
+        "ZHIBAO_PSEUDONYM_KEY": "deploy-test-pseudonym-key-0123456789abcdef",
+        "ZHIBAO_LOG_JSON": "true",
+    }
+    zhibao("aggregator", "migrate", env=env)
+    zhibao("alerts", "migrate", env=env)
+    services = [
+        ServiceProcess(
+            name, {**env, "ZHIBAO_NATS_URL": user_url(name, port)}, tmp_path / f"{name}.log"
+        )
+        for name in ("intake", "aggregator", "alerts")
+    ]
+    try:
+        for service in services:
+            service.start()
+        intake, aggregator, alerts = services
+        post_batch(intake.url, token(env, "640106", "report"), [confirmed_case(COMMUNITY, "c-1")])
+        read = token(env, "640106", "read")
+        assert figure(aggregator.url, read, COMMUNITY, "new_confirmed", expect=1) == 1
+
+        operate = token(env, "640106", "operate")
+        deadline = time.monotonic() + 30
+        found: list[object] = []
+        while not found and time.monotonic() < deadline:
+            response = httpx.get(
+                f"{alerts.url}/v1/alerts",
+                params={"unit": COMMUNITY},
+                headers={"Authorization": f"Bearer {operate}"},
+                timeout=5,
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            found = body if isinstance(body, list) else body.get("alerts") or body.get("items", [])
+            time.sleep(0.2)
+        assert found, "no alert raised for a confirmed case"
+    finally:
+        for service in services:
+            service.stop()
+    violations = [line for line in nats_log.read_text().splitlines() if "Violation" in line]
+    assert violations == []
