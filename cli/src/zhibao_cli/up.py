@@ -11,9 +11,11 @@ import signal
 import subprocess
 import time
 from types import FrameType
+from typing import Annotated
 
 import typer
 
+from zhibao_cli.demo import DEMO_SECONDS_PER_DAY, Demo
 from zhibao_cli.stack import Stack, StackError, stack_from_environment
 from zhibao_shared.natsserver import NatsServerError
 from zhibao_shared.tokens import Role, TokenStore
@@ -48,25 +50,46 @@ def _first_tokens(stack: Stack) -> str | None:
         store.close()
 
 
-def _banner(stack: Stack, tokens: str | None) -> str:
+def _banner(stack: Stack, tokens: str | None, demo: Demo | None) -> str:
     lines = ["", "Zhibao (直报) is up.", f"  NATS (JetStream):  {stack.nats_url}"]
     for name in stack.services:
-        lines.append(f"  {name:<18} {stack.url(name)}/   (API docs: /docs)")
+        lines.append(f"  {name:<18} {stack.url(name)}/docs   (API docs)")
+    dashboard = f"{stack.url('aggregator')}/"
+    if demo is not None:
+        dashboard += f"#token={demo.dashboard_token}"
+    lines.append(f"  command centre:    {dashboard}")
     lines.append(f"  data directory:    {stack.data_dir}")
     if tokens:
         lines += ["", "First run: tokens were created (shown once; `zhibao token --help`):", tokens]
+    if demo is not None:
+        lines += ["", "Demo: two simulated weeks with an outbreak are being posted through intake;"]
+        lines += ["open the command centre link above (it signs you in) and watch alerts fire."]
     lines += ["", "Ctrl-C stops everything.", ""]
     return "\n".join(lines)
 
 
-def up() -> None:
+def up(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Feed the system with the district simulator")
+    ] = False,
+    seconds_per_day: Annotated[
+        float, typer.Option(min=0.0, help="--demo: wall-clock seconds per simulated day")
+    ] = DEMO_SECONDS_PER_DAY,
+) -> None:
     """Run nats-server and all services with embedded defaults until Ctrl-C/SIGTERM."""
     stack = stack_from_environment()
     signal.signal(signal.SIGTERM, _raise_stop)
     code = 0
+    feeder: Demo | None = None
     try:
         stack.start()
-        typer.echo(_banner(stack, _first_tokens(stack)))
+        first = _first_tokens(stack)
+        if demo:
+            feeder = Demo(stack.url("intake"), stack.data_dir, FIRST_RUN_SCOPE, seconds_per_day)
+            feeder.issue_tokens()
+        typer.echo(_banner(stack, first, feeder))
+        if feeder is not None:
+            feeder.start()
         code = _supervise(stack)
     except (_Stop, KeyboardInterrupt):
         typer.echo("stopping…", err=True)
@@ -75,6 +98,8 @@ def up() -> None:
         code = 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if feeder is not None:
+            feeder.stop()
         stack.stop()
     raise typer.Exit(code)
 

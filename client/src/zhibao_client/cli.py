@@ -148,7 +148,7 @@ def simulate(
         _need_token(token)
         try:
             with ZhibaoClient(url, token, spool, batch_size=200) as client:
-                progress = run(events, client, seconds_per_day=speed, on_progress=_ProgressLine())
+                progress = run(events, client, seconds_per_day=speed, on_progress=ProgressLine())
         except RequestRefused as refused:
             typer.echo(f"\n{refused}; unsent events stay in {spool}", err=True)
             raise typer.Exit(2) from None
@@ -160,7 +160,7 @@ def simulate(
     _summary(simulation, None)
 
 
-class _ProgressLine:
+class ProgressLine:
     """Rewrites one line on a terminal; a line per simulated day otherwise."""
 
     def __init__(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -60,23 +61,26 @@ def run(
     batch_size: int = 200,
     on_progress: Callable[[Progress], None] | None = None,
     drain_wait_s: float = 60.0,
+    stop: threading.Event | None = None,
 ) -> Progress:
     """Send every event through ``client`` (spooled first, so none is lost) and report.
 
     Events are batched; with ``seconds_per_day`` > 0 each waits until its
     simulated time is due. At the end the spool is drained for up to
-    ``drain_wait_s`` seconds.
+    ``drain_wait_s`` seconds. Setting ``stop`` ends the run early: what was
+    handed to the client stays in its spool for the next run.
     """
     progress = Progress()
     pacer = Pacer(seconds_per_day)
+    stop = stop or threading.Event()
     pending: list[dict[str, Any]] = []
     for event in events:
         moment = datetime.fromisoformat(event["time"])
         wait = pacer.wait_s(moment)
         if pending and (wait > 0 or len(pending) >= batch_size):
             _flush(client, pending, progress, on_progress)
-        if wait > 0:
-            time.sleep(wait)
+        if stop.wait(wait) if wait > 0 else stop.is_set():
+            return progress
         progress.day = moment.date().isoformat()
         pending.append(event)
     _flush(client, pending, progress, on_progress)

@@ -10,6 +10,14 @@
   const SPARK_DAYS = 14;
   const CODE_LENGTHS = [4, 6, 9, 12];
 
+  /* A link such as http://127.0.0.1:8102/#token=… (printed by `zhibao up --demo`) signs in:
+   * the fragment never reaches a server; it is stored like a typed token and removed. */
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.get("token")) {
+    localStorage.setItem(TOKEN_KEY, fragment.get("token"));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
   const S = {
     token: localStorage.getItem(TOKEN_KEY) || "",
     lang: localStorage.getItem(LANG_KEY) || "zh",

@@ -1,0 +1,107 @@
+"""``zhibao up --demo``: the simulator fills the system, the page link signs in, alerts fire."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.cli.test_up import wait_for_line
+from zhibao_shared.natsserver import free_port
+from zhibao_shared.tokens import TokenStore
+
+pytestmark = pytest.mark.timeout(240)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def demo_done(log: Path, timeout_s: float) -> int:
+    """Wait for the demo's closing line; returns the events intake accepted."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(r"demo: done\..* accepted ([\d,]+)", log.read_text())
+        if found:
+            return int(found.group(1).replace(",", ""))
+        time.sleep(0.5)
+    raise AssertionError(f"the demo did not finish; its output:\n{log.read_text()[-3000:]}")
+
+
+def get(url: str, token: str, **params: Any) -> Any:
+    """GET a JSON answer with a bearer token, asserting 200."""
+    answer = httpx.get(url, params=params, headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def city_events(aggregator: str, token: str, expected: int, timeout_s: float = 60) -> int:
+    """Events counted for the city over the demo's two weeks, once they reach ``expected``."""
+    today = datetime.now(SHANGHAI).date()
+    params = {"metric": "events", "from": (today - timedelta(days=14)).isoformat()}
+    counted = 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and counted < expected:
+        series = get(f"{aggregator}/v1/units/6401/series", token, **params, to=today.isoformat())
+        counted = sum(int(point["value"] or 0) for point in series["points"])
+        time.sleep(0.5)
+    return counted
+
+
+def test_demo_feeds_the_system_and_its_link_signs_in(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ZHIBAO_DATA_DIR": str(tmp_path / "data"),
+        "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "ZHIBAO_INTAKE_PORT": str(free_port()),
+        "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
+        "ZHIBAO_ALERTS_PORT": str(free_port()),
+    }
+    log = tmp_path / "demo.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zhibao_cli", "up", "--demo", "--seconds-per-day", "0.2"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+    )
+    try:
+        banner = "".join(wait_for_line(process, "Ctrl-C stops everything", 120))
+        aggregator = f"http://127.0.0.1:{env['ZHIBAO_AGGREGATOR_PORT']}"
+        link = re.search(rf"{re.escape(aggregator)}/#token=(\S+)", banner)
+        assert link, banner
+        token = link.group(1)
+        assert "<!doctype html" in httpx.get(f"{aggregator}/").text.lower()
+
+        accepted = demo_done(log, 150)
+        assert accepted > 10_000
+        assert city_events(aggregator, token, accepted) == accepted
+
+        alerts = f"http://127.0.0.1:{env['ZHIBAO_ALERTS_PORT']}"
+        raised = get(f"{alerts}/v1/alerts", token, limit=500)
+        items = raised if isinstance(raised, list) else raised["alerts"]
+        rules = {alert["rule"] for alert in items}
+        assert "immediate_confirmed" in rules, rules
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    store = TokenStore.in_data_dir(tmp_path / "data")
+    try:
+        demo_tokens = [t for t in store.list() if t.name.startswith("demo-")]
+        assert len(demo_tokens) == 2
+        assert all(t.revoked_at is not None for t in demo_tokens), "demo tokens outlive the demo"
+        assert store.authenticate(token) is None
+    finally:
+        store.close()
