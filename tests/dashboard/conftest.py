@@ -21,7 +21,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from zhibao_aggregator.bootstrap import create_app as aggregator_app
-from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.migrate import migrate as migrate_aggregator
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_alerts.bootstrap import create_app as alerts_app
@@ -29,7 +28,6 @@ from zhibao_alerts.bootstrap import migrate as migrate_alerts
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_intake.bootstrap import create_app as intake_app
 from zhibao_intake.settings import IntakeSettings
-from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.natsserver import NatsServer, free_port
 from zhibao_shared.tokens import Role, TokenStore
 
@@ -102,23 +100,6 @@ class System:
         return answer
 
 
-def dashboard_app(settings: AggregatorSettings, alerts_url: str) -> FastAPI:
-    """The aggregator's app with the dashboard mounted (unless bootstrap already does it)."""
-    app = aggregator_app(settings)
-    if not any(getattr(route, "path", None) == "/v1/live" for route in app.routes):
-        aggregator = app.state.aggregator
-        dashboard = Dashboard.create(
-            nats_url=settings.nats_url,
-            auth=TokenAuth(aggregator.tokens),
-            registry=aggregator.reader.registry,
-            alerts_url=alerts_url,
-            heartbeat_s=2.0,
-        )
-        app.include_router(dashboard.router())
-        app.state.dashboard = dashboard
-    return app
-
-
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """nats-server + intake + alerts + aggregator with the page, for one test module."""
@@ -131,11 +112,12 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     oncall = root / "oncall.yaml"
     oncall.write_text("webhooks: []\n")
     alerts = AlertsSettings(alerts_port=free_port(), alerts_oncall_path=oncall, **common)
-    extra: dict[str, Any] = {"alerts_url": f"http://127.0.0.1:{alerts.alerts_port}"}
-    if "alerts_url" not in AggregatorSettings.model_fields:
-        extra = {}
     aggregator = AggregatorSettings(
-        aggregator_port=free_port(), aggregator_publish_interval_s=0.2, **common, **extra
+        aggregator_port=free_port(),
+        aggregator_publish_interval_s=0.2,
+        dashboard_heartbeat_s=2.0,
+        alerts_url=f"http://127.0.0.1:{alerts.alerts_port}",
+        **common,
     )
     asyncio.run(migrate_aggregator(aggregator.database_url()))
     asyncio.run(migrate_alerts(alerts))
@@ -149,9 +131,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     try:
         running.served.append(Served.start(intake_app(intake), intake.intake_port))
         running.served.append(Served.start(alerts_app(alerts), alerts.alerts_port))
-        running.served.append(
-            Served.start(dashboard_app(aggregator, running.alerts_url), aggregator.aggregator_port)
-        )
+        running.served.append(Served.start(aggregator_app(aggregator), aggregator.aggregator_port))
         for url in (running.intake_url, running.alerts_url, running.aggregator_url):
             wait_ready(url)
         yield running

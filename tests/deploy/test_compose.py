@@ -13,6 +13,7 @@ import re
 from importlib import resources
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -92,11 +93,7 @@ def test_no_secret_is_written_in_compose() -> None:
 
 
 def compose_spec_validator() -> Any:
-    """A validator for the official compose-spec JSON schema, which the check-jsonschema
-    package ships (skips, saying so, where that dev dependency is not installed)."""
-    reason = "check-jsonschema (a dev dependency) ships the compose-spec schema"
-    pytest.importorskip("check_jsonschema", reason=reason)
-    jsonschema = pytest.importorskip("jsonschema", reason=reason)
+    """A validator for the official compose-spec JSON schema, as vendored by check-jsonschema."""
     schema_file = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
     schema = json.loads(schema_file.read_text())
     return jsonschema.validators.validator_for(schema)(schema)

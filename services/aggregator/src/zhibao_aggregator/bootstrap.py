@@ -41,6 +41,7 @@ from zhibao_shared.db import make_engine
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.settings import nats_servers
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, district_events
 from zhibao_shared.tokens import TokenStore
 
@@ -169,6 +170,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         auth=auth,
         registry=aggregator.reader.registry,
         alerts_url=settings.alerts_url,
+        heartbeat_s=settings.dashboard_heartbeat_s,
     )
 
     @asynccontextmanager
@@ -227,7 +229,7 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
     url = settings.database_url()
     await migrate(url)
     engine = make_engine(url)
-    client = await nats.connect(settings.nats_url)
+    client = await nats.connect(nats_servers(settings.nats_url))
     try:
         await _empty_database(engine, force=force)
         js = client.jetstream()

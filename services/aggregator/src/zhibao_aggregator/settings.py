@@ -36,6 +36,9 @@ class AggregatorSettings(ServiceSettings):
         default="http://127.0.0.1:8103",
         description="The alerts service the dashboard's alert panel talks to; none hides it",
     )
+    dashboard_heartbeat_s: float = Field(
+        default=15.0, gt=0, le=300, description="Seconds between the live stream's heartbeats"
+    )
     fever_threshold_c: float = Field(default=37.3, ge=35.0, le=42.0)
     report_due_after: timedelta = Field(
         default=timedelta(days=1, hours=9),
