@@ -2,9 +2,10 @@
 
 Phases (see bench/RESULTS.md for what they mean and the history of results):
 1. reference: nats-py alone; 2. end to end, batched (SQLite, then PostgreSQL);
-3. end to end, single events; 5. rollup reads at 200k and 1M events;
-6. rebuild; 7. peak resident memory. Counts are checked exactly at every
-phase: ``lost`` and ``double_counted`` must be 0.
+3. end to end, single events; 4. latency under mixed load (see mixed.py);
+5. rollup reads at 200k and 1M events; 6. rebuild; 7. peak resident memory.
+Counts are checked exactly at every phase: ``lost`` and ``double_counted``
+must be 0.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import nats
 
 from zhibao_bench.harness import CITY, DISTRICT, RssSampler, Running, running_stack
 from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_process
+from zhibao_bench.mixed import MixedConfig, phase_mixed
 from zhibao_bench.reference import measure_reference
 from zhibao_bench.workload import build_workload
 from zhibao_shared.natsserver import NatsServer, free_port
@@ -50,6 +52,7 @@ class BenchConfig:
     connections: int = 8
     single_connections: int = 64
     postgres: bool = True
+    mixed: MixedConfig = field(default_factory=MixedConfig)
     output: Path = Path("bench/results.json")
 
     @classmethod
@@ -62,6 +65,7 @@ class BenchConfig:
             million=6_000,
             connections=4,
             single_connections=8,
+            mixed=MixedConfig(rate=100, seconds=6, connections=4, reads_per_s=5),
             output=output,
         )
 
@@ -277,6 +281,9 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             "batch_size": config.batch_size,
             "single_events": config.single_events,
             "connections": config.connections,
+            "mixed_rate": config.mixed.rate,
+            "mixed_seconds": config.mixed.seconds,
+            "mixed_connections": config.mixed.connections,
         },
     }
     results |= phase_reference(config, payload)
@@ -302,6 +309,12 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         results["lost"] += results.get("postgres_lost") or 0
         results["double_counted"] += results.get("postgres_double_counted") or 0
     results |= phase_single(config)
+    mixed = phase_mixed(config.mixed)
+    results |= mixed
+    results["lost"] += mixed["mixed_lost"]
+    results["double_counted"] += mixed["mixed_double_counted"]
+    for name, peak in mixed["mixed_peak_rss_mb"].items():
+        results["peak_rss_mb"][name] = max(results["peak_rss_mb"].get(name, 0), peak)
     results["events"] = config.events
     config.output.parent.mkdir(parents=True, exist_ok=True)
     config.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

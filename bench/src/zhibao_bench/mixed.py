@@ -1,0 +1,348 @@
+"""(4) Latency under mixed load, observed from outside the services.
+
+Single events are offered at a fixed rate (open loop: latency counts from when
+each POST was due, so a client falling behind is not hidden) while rollups
+are read over HTTP at district and city level and one live dashboard stream
+(``/v1/live``, server-sent events) stays open. Every few seconds one of the
+events is a confirmed case in a community that has none yet today: the
+alerts service raises an alert for it and delivers it to a webhook receiver
+running here.
+
+* POST → rollup: the aggregator publishes changed rollups on
+  ``zhibao.rollups.community.<code>``; a subscriber here timestamps each one.
+  The k-th event POSTed for a community is visible once that community's
+  ``events`` figure for the day reaches k (rank matching: the figure counts
+  events, not identities; with ~50 communities reordering within one is rare).
+* POST → webhook: the arrival of the ``immediate_confirmed`` notification for
+  the case's community.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import nats
+
+from zhibao_bench.harness import CITY, DISTRICT, RssSampler, running_stack
+from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_process
+from zhibao_bench.workload import _resident_id, build_workload
+from zhibao_shared.hierarchy import Level, load_registry
+
+SINGLE_TYPE = "application/cloudevents+json"
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class MixedConfig:
+    """How hard and how long phase 4 pushes."""
+
+    rate: float = 2000.0
+    seconds: float = 60.0
+    connections: int = 32
+    reads_per_s: float = 20.0
+    case_every_s: float = 2.0
+    publish_interval_s: float = 0.1
+
+
+@dataclass
+class _Receiver:
+    """Webhook deliveries: (arrival time, alertname, unit)."""
+
+    url: str = ""
+    arrivals: list[tuple[float, str, str]] = field(default_factory=list)
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[_Receiver]:
+    """A local Alertmanager-format webhook receiver that timestamps each delivery."""
+    receiver = _Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            arrived = time.time()
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+            labels = body.get("groupLabels", {})
+            receiver.arrivals.append((arrived, labels.get("alertname", ""), labels.get("unit", "")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _RollupWatcher:
+    """Timestamps every published community rollup: (arrival, community, day) → events."""
+
+    def __init__(self, nats_url: str) -> None:
+        self._url = nats_url
+        self.seen: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+        self.messages = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),))
+
+    async def _run(self) -> None:
+        client = await nats.connect(self._url)
+        self._stop = asyncio.Event()
+
+        async def on_message(message: Any) -> None:
+            arrived = time.time()
+            body = json.loads(message.data)
+            self.messages += 1
+            self.seen[(body["unit"], body["date"])].append(
+                (arrived, int(body["figures"].get("events") or 0))
+            )
+
+        await client.subscribe("zhibao.rollups.community.>", cb=on_message)
+        await client.flush()
+        self._ready.set()
+        await self._stop.wait()
+        await client.drain()
+
+    def __enter__(self) -> _RollupWatcher:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+class _LiveStream:
+    """One dashboard client holding ``/v1/live`` open; counts the messages it receives."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self._url = f"{url}/v1/live"
+        self._token = token
+        self.messages = 0
+        self.status: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with (
+            suppress(httpx.HTTPError),
+            httpx.stream(
+                "GET",
+                self._url,
+                params={"access_token": self._token},
+                timeout=httpx.Timeout(10, read=None),
+            ) as response,
+        ):
+            self.status = response.status_code
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    self.messages += 1
+                if self._stop.is_set():
+                    return
+
+    def __enter__(self) -> _LiveStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()  # the thread ends at the next message or heartbeat (daemon)
+
+
+def _cases(communities: list[str], count: int, tag: str) -> list[dict[str, Any]]:
+    rng = random.Random(4)
+    now = datetime.now(UTC)
+    return [
+        {
+            "specversion": "1.0",
+            "id": f"{tag}-case-{i}",
+            "source": f"/{community}/clinic",
+            "subject": community,
+            "time": (now - timedelta(seconds=120)).isoformat(),
+            "type": "zhibao.case.v1",
+            "data": {
+                "person": {"id_number": _resident_id(rng)},
+                "classification": "confirmed",
+            },
+        }
+        for i, community in enumerate(communities[:count])
+    ]
+
+
+def _day(event: dict[str, Any]) -> str:
+    return datetime.fromisoformat(event["time"]).astimezone(ZONE).date().isoformat()
+
+
+def _rollup_latencies(
+    events: list[dict[str, Any]],
+    due: list[float],
+    seen: dict[tuple[str, str], list[tuple[float, int]]],
+) -> tuple[list[float], int]:
+    """Milliseconds from each event's due POST to the rollup showing it; and how many never."""
+    ranks: dict[tuple[str, str], int] = defaultdict(int)
+    latencies: list[float] = []
+    invisible = 0
+    for event, sent in zip(events, due, strict=True):
+        key = (event["subject"], _day(event))
+        ranks[key] += 1
+        updates = seen.get(key, [])
+        visible = next((t for t, count in updates if count >= ranks[key]), None)
+        if visible is None:
+            invisible += 1
+        else:
+            latencies.append(max(0.0, visible - sent) * 1000)
+    return latencies, invisible
+
+
+def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
+    """(4) run the mixed load against intake, aggregator and alerts; return its figures."""
+    total = int(mixed.rate * mixed.seconds)
+    workload = build_workload(total, seed=17, tag=tag)
+    events = [e for e in workload.events if e["type"] != "zhibao.case.v1"]  # alerts: ours only
+    communities = [u.code for u in load_registry().at_level(Level.COMMUNITY)]
+    n_cases = min(len(communities), max(1, int(mixed.seconds / mixed.case_every_s)))
+    cases = _cases(communities, n_cases, tag)
+    step = max(1, len(events) // n_cases)
+    case_at: dict[int, str] = {}
+    for j, case in enumerate(cases):  # spread the cases evenly through the run
+        position = min(len(events), j * step + step // 2)
+        events.insert(position, case)
+    events = events[:total]
+    for index, event in enumerate(events):
+        if event["type"] == "zhibao.case.v1" and event["data"]["classification"] == "confirmed":
+            case_at[index] = event["subject"]
+    with webhook_receiver() as receiver, _oncall(receiver.url) as oncall:
+        env = {
+            "ZHIBAO_ALERTS_ONCALL_PATH": str(oncall),
+            "ZHIBAO_AGGREGATOR_PUBLISH_INTERVAL_S": str(mixed.publish_interval_s),
+        }
+        names = ("intake", "aggregator", "alerts")
+        with (
+            running_stack(names, extra_env=env) as run,
+            RssSampler(run.pids()) as rss,
+            _RollupWatcher(run.stack.nats_url) as watcher,
+            _LiveStream(run.url("aggregator"), run.read_token) as live,
+        ):
+            intake, aggregator = run.url("intake"), run.url("aggregator")
+            posts = [
+                encode_post(
+                    intake, "/v1/events", json.dumps(e).encode(), run.report_token, SINGLE_TYPE
+                )
+                for e in events
+            ]
+            paths = [f"/v1/units/{DISTRICT}/rollup", f"/v1/units/{CITY}/rollup"]
+            n_reads = max(1, int(mixed.reads_per_s * mixed.seconds))
+            reads = [encode_get(aggregator, paths[i % 2], run.read_token) for i in range(n_reads)]
+            with ThreadPoolExecutor(1) as pool:
+                reading = pool.submit(
+                    run_in_process, aggregator, reads, connections=2, rate=mixed.reads_per_s
+                )
+                load = run_in_process(intake, posts, connections=mixed.connections, rate=mixed.rate)
+                load_end = time.perf_counter()
+                backlog = max(0, len(events) - run.counted("events"))
+                read_load = reading.result()
+            drained = run.wait_counted(len(events), timeout_s=600)
+            drain_s = max(0.0, drained - load_end)
+            _wait_for(lambda: _delivered(receiver, case_at) >= len(case_at), timeout_s=30)
+            counted, fevers = run.counted("events"), run.counted("fevers")
+            expected_fevers = sum(
+                1
+                for e in events
+                if e["type"] == "zhibao.screening.v1" and e["data"]["temperature_c"] >= 37.3
+            )
+            time.sleep(mixed.publish_interval_s * 3 + 0.5)  # the last rollups published
+    rollup_ms, invisible = _rollup_latencies(events, load.send_times, watcher.seen)
+    alert_ms = _alert_latencies(case_at, load.send_times, receiver)
+    accepted = load.statuses.get(202, 0)
+    return {
+        "mixed_offered_per_s": mixed.rate,
+        "mixed_achieved_per_s": round(accepted / (load.finished - load.started)),
+        "mixed_seconds": mixed.seconds,
+        "mixed_post_statuses": load.statuses,
+        "mixed_post_p50_ms": round(percentile(load.latencies_ms, 50), 2),
+        "mixed_post_p99_ms": round(percentile(load.latencies_ms, 99), 2),
+        "mixed_client_max_lag_ms": round(load.max_lag_ms, 1),
+        "mixed_client_cpu_share": round(load.cpu_share, 3),
+        "mixed_backlog_at_end": backlog,
+        "mixed_drain_s": round(drain_s, 2),
+        "p50_rollup_ms": round(percentile(rollup_ms, 50), 1),
+        "p95_rollup_ms": round(percentile(rollup_ms, 95), 1),
+        "p99_rollup_ms": round(percentile(rollup_ms, 99), 1),
+        "mixed_rollup_never_seen": invisible,
+        "mixed_rollup_messages": watcher.messages,
+        "mixed_publish_interval_s": mixed.publish_interval_s,
+        "mixed_cases": len(case_at),
+        "mixed_alerts_delivered": len(alert_ms),
+        "p50_alert_ms": round(percentile(alert_ms, 50), 1),
+        "p95_alert_ms": round(percentile(alert_ms, 95), 1),
+        "p99_alert_ms": round(percentile(alert_ms, 99), 1),
+        "mixed_reads": len(read_load.latencies_ms),
+        "mixed_read_statuses": read_load.statuses,
+        "mixed_read_p50_ms": round(percentile(read_load.latencies_ms, 50), 2),
+        "mixed_read_p99_ms": round(percentile(read_load.latencies_ms, 99), 2),
+        "mixed_live_status": live.status,
+        "mixed_live_messages": live.messages,
+        "mixed_peak_rss_mb": {k: round(v) for k, v in rss.peaks_mb.items()},
+        "mixed_lost": max(0, len(events) - counted) + max(0, expected_fevers - fevers),
+        "mixed_double_counted": max(0, counted - len(events)) + max(0, fevers - expected_fevers),
+    }
+
+
+@contextmanager
+def _oncall(url: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="zhibao-bench-oncall-") as tmp:
+        path = Path(tmp) / "oncall.yaml"
+        path.write_text(f"webhooks: ['{url}/hook']\ngroup_wait_seconds: 0\n")
+        yield path
+
+
+def _delivered(receiver: _Receiver, case_at: dict[int, str]) -> int:
+    wanted = set(case_at.values())
+    return len(
+        {unit for _, name, unit in receiver.arrivals if name == "immediate_confirmed"} & wanted
+    )
+
+
+def _alert_latencies(case_at: dict[int, str], due: list[float], receiver: _Receiver) -> list[float]:
+    first: dict[str, float] = {}
+    for arrived, name, unit in receiver.arrivals:
+        if name == "immediate_confirmed" and unit not in first:
+            first[unit] = arrived
+    return [
+        max(0.0, first[unit] - due[index]) * 1000
+        for index, unit in case_at.items()
+        if unit in first
+    ]
+
+
+def _wait_for(condition: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
