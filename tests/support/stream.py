@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
+from nats.aio.msg import Msg
 
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM
 
@@ -18,7 +19,7 @@ async def _stored(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
         if count == 0:
             return []
         sub = await js.pull_subscribe(EVENTS_ALL, stream=EVENTS_STREAM)
-        messages = []
+        messages: list[Msg] = []
         while len(messages) < count:
             messages += await sub.fetch(count - len(messages), timeout=5)
         return [(m.subject, m.data, dict(m.headers or {})) for m in messages]
