@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -54,9 +55,14 @@ class LocalPostgres:
         """Superuser DSN of the ``postgres`` database."""
         return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/postgres"
 
+    @property
+    def data_dir(self) -> Path:
+        """The cluster's data directory."""
+        return self.root / "data"
+
     def start(self) -> None:
         """initdb (as the postgres user when root) and start the server."""
-        data = self.root / "data"
+        data = self.data_dir
         if os.geteuid() == 0:
             shutil.chown(self.root, PG_USER, PG_USER)
         subprocess.run(  # noqa: S603
@@ -77,7 +83,11 @@ class LocalPostgres:
             capture_output=True,
             timeout=120,
         )
-        log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - closed with the process
+        self._launch()
+
+    def _launch(self) -> None:
+        data = self.data_dir
+        log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(  # noqa: S603
             _as_postgres(
                 [
@@ -106,6 +116,15 @@ class LocalPostgres:
                 f"postgres did not start: {(self.root / 'postgres.log').read_text()}"
             )
         time.sleep(0.3)
+
+    def restart(self) -> None:
+        """Fast shutdown (open sessions are cut off, as in a real restart), then start the
+        server again on the same port and data directory."""
+        if self.process is not None and self.process.poll() is None:
+            postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGINT)
+            self.process.wait(60)
+        self._launch()
 
     def stop(self) -> None:
         """Stop the server."""

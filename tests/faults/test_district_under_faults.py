@@ -1,0 +1,126 @@
+"""A simulated district posted through the real system while its parts crash and restart.
+
+Real processes on loopback: nats-server, intake, aggregator, alerts (through
+the project's ``Stack``), PostgreSQL in one scenario, and an on-call webhook
+receiver. The real client (with its durable spool) posts the simulator's
+days — duplicated and locally reordered as networks do — while seeded faults
+hit: SIGKILL + restart of each service, nats-server restarts (same port and
+store), PostgreSQL restarts, a paging webhook that fails or is slow. Then
+everything a user can read is checked against the simulator's ground truth.
+See :mod:`tests.faults.alerts` for how precise each alert expectation is.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults import injection as f
+from tests.faults.report import REPORT_PATH, publish, render
+from tests.faults.scenario import Outcome, Scenario, run_scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+SCENARIOS = (
+    Scenario(
+        "embedded SQLite",
+        seed=8,
+        faults=Counter(
+            {
+                f.KILL_INTAKE: 2,
+                f.KILL_AGGREGATOR: 2,
+                f.KILL_ALERTS: 1,
+                f.RESTART_NATS: 2,
+                f.WEBHOOK_FAILING: 1,
+                f.WEBHOOK_SLOW: 1,
+            }
+        ),
+    ),
+    Scenario(
+        "PostgreSQL",
+        seed=9,
+        postgres=True,
+        faults=Counter(
+            {
+                f.KILL_INTAKE: 1,
+                f.KILL_AGGREGATOR: 1,
+                f.KILL_ALERTS: 1,
+                f.RESTART_NATS: 1,
+                f.RESTART_POSTGRES: 2,
+                f.WEBHOOK_FAILING: 1,
+                f.WEBHOOK_SLOW: 1,
+            }
+        ),
+    ),
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_report() -> Iterator[None]:
+    """Start artifacts/faults-report.txt afresh for this run."""
+    REPORT_PATH.unlink(missing_ok=True)
+    yield
+
+
+@pytest.fixture(scope="module", params=SCENARIOS, ids=lambda s: s.name.split()[-1].lower())
+def outcome(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    """One scenario run (shared by the checks below), its report published."""
+    scenario: Scenario = request.param
+    result = run_scenario(scenario, tmp_path_factory.mktemp("faults"))
+    publish(render(result))
+    return result
+
+
+@pytest.fixture
+def reported(outcome: Outcome, record_property: Callable[[str, object], None]) -> Outcome:
+    """The outcome, with the report attached to the test's properties (JUnit XML)."""
+    record_property("faults_report", render(outcome))
+    return outcome
+
+
+def test_every_fault_was_injected(reported: Outcome) -> None:
+    assert reported.injected.by_kind == reported.scenario.faults
+
+
+def test_every_event_was_accepted_and_stored_once(reported: Outcome) -> None:
+    progress = reported.progress
+    assert progress.rejected == [], [r.describe() for r in progress.rejected[:5]]
+    assert progress.spooled == 0, "events left in the client's spool"
+    assert progress.accepted + progress.duplicates >= reported.generated
+    assert reported.stream_messages == reported.generated, "the event log holds each event once"
+
+
+def test_rollups_count_every_accepted_event_exactly_once_at_every_level(
+    reported: Outcome,
+) -> None:
+    assert reported.caught_up, f"consumers still busy: {reported.backlog}"
+    lost, double = reported.lost_and_double
+    assert (lost, double) == (0, 0)
+    assert reported.mismatches == [], reported.mismatches[:10]
+
+
+def test_the_alerts_that_should_fire_fired_once(reported: Outcome) -> None:
+    immediate = {a.dedup_key for a in reported.raised if a.rule.startswith("immediate_")}
+    assert immediate == reported.immediate_expected
+    assert reported.raised_twice == {}, "an alert was raised twice for one condition"
+    assert reported.outbreak_missing == []
+
+
+def test_time_based_alerts_end_in_the_state_the_data_implies(reported: Outcome) -> None:
+    assert set(reported.missing_reports_open) == reported.missing_reports_expected
+    assert set(reported.missing_reports_open.values()) <= {1}
+    overdue = set(reported.overdue_open)
+    assert reported.overdue_certain <= overdue <= reported.overdue_possible
+    assert set(reported.overdue_open.values()) <= {1}
+
+
+def test_every_alert_was_paged_at_least_once(reported: Outcome) -> None:
+    assert reported.undelivered == 0, "notifications still pending or given up"
+    assert reported.unpaged == [], [a.dedup_key for a in reported.unpaged]
+
+
+def test_report_written(reported: Outcome) -> None:
+    assert reported.scenario.name in Path(REPORT_PATH).read_text("utf-8")
