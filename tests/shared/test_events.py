@@ -95,3 +95,31 @@ def test_published_form_refuses_raw_identifiers() -> None:
         PUBLISHED_EVENT.validate_python(document)
     document["data"]["person"] = {"pid": "0" * 32}
     assert PUBLISHED_EVENT.validate_python(document).data.person is not None
+
+
+@pytest.mark.parametrize(
+    ("where", "change"),
+    [
+        ("id", lambda e, n: e.update(id=f"case-{n}")),
+        ("source", lambda e, n: e.update(source=f"/640106001001/{n}")),
+        ("building", lambda e, n: e["data"].update(building=n.lower())),
+        ("compound", lambda e, n: e["data"].update(compound=f"household {n}")),
+    ],
+)
+def test_a_resident_id_outside_person_is_refused(where: str, change: Any) -> None:
+    """Only ``person`` is pseudonymised: a number in free text would reach the bus as is."""
+    number = resident_id(seq=321)
+    document = screening()
+    change(document, number)
+    with pytest.raises(ValidationError) as info:
+        REPORTED_EVENT.validate_python(document)
+    [error] = info.value.errors(include_input=False)
+    assert error["loc"][-1] == where
+    assert "resident ID" in error["msg"] and number not in error["msg"]
+
+
+def test_an_eighteen_digit_record_number_that_is_no_resident_id_is_accepted() -> None:
+    number = resident_id(seq=321)
+    wrong_check = number[:-1] + ("1" if number[-1] != "1" else "2")
+    document = screening(event_id=f"rec-{wrong_check}")
+    assert REPORTED_EVENT.validate_python(document).id == f"rec-{wrong_check}"

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.events import resident_id
-from zhibao_shared.resident_id import InvalidResidentId, check_character, normalize_resident_id
+from zhibao_shared.resident_id import (
+    InvalidResidentId,
+    check_character,
+    contains_resident_id,
+    mask_resident_ids,
+    normalize_resident_id,
+)
 
 
 def test_published_example_with_x_check_digit_is_valid() -> None:
@@ -60,3 +66,19 @@ def test_check_character_matches_hand_computation() -> None:
     # 1*7+1*9+0*10+1*5+0*8+5*4+1*2+9*1+4*6+9*3+1*7+2*9+3*10+1*5+0*8+0*4+2*2 = 167
     # 167 mod 11 = 2 -> "X"
     assert check_character("11010519491231002") == "X"
+
+
+def test_free_text_containing_a_valid_number_is_recognised_and_masked() -> None:
+    number = resident_id(seq=777)
+    assert contains_resident_id(f"case-{number}")
+    assert contains_resident_id(f"case-{number.lower()}/2")
+    assert not contains_resident_id(f"case-{number[:-1]}{'1' if number[-1] != '1' else '2'}")
+    assert not contains_resident_id(f"order-9{number}"), "part of a longer number"
+    assert (
+        mask_resident_ids(f"id {number}, again {number}") == "id [redacted-id], again [redacted-id]"
+    )
+
+
+@given(st.text(alphabet="0123456789-X ", max_size=60))
+def test_masked_text_never_contains_a_resident_id(text: str) -> None:
+    assert not contains_resident_id(mask_resident_ids(text))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,9 +26,9 @@ class Receiver:
         return [body for p, body in self.received if p == path]
 
 
-@pytest.fixture
-def webhook() -> Iterator[Receiver]:
-    """A webhook receiver on a free loopback port."""
+@contextmanager
+def receiving() -> Iterator[Receiver]:
+    """A webhook receiver on a free loopback port, for as long as the block runs."""
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -51,3 +52,10 @@ def webhook() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Receiver]:
+    """A webhook receiver on a free loopback port."""
+    with receiving() as receiver:
+        yield receiver

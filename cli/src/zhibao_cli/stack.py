@@ -11,9 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 
@@ -73,6 +76,8 @@ class Stack:
     names: tuple[str, ...] = tuple(s.name for s in SERVICES)
     start_nats: bool = True
     quiet: bool = False
+    #: When set, each service's stdout and stderr are appended to ``<log_dir>/<name>.log``.
+    log_dir: Path | None = None
     nats: NatsServer | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
@@ -117,23 +122,33 @@ class Stack:
         service = self.services[name]
         if wait_for_port(HOST, service.port, 0.1):
             raise StackError(f"port {service.port} for {name} is in use")
-        output = subprocess.DEVNULL if self.quiet else None
-        if service.spec.has_migrations:
-            subprocess.run(  # noqa: S603
-                self._command(name, "migrate"),
+        with self._output(name) as output:
+            if service.spec.has_migrations:
+                subprocess.run(  # noqa: S603
+                    self._command(name, "migrate"),
+                    env=self.env,
+                    check=True,
+                    stdout=output,
+                    stderr=output,
+                )
+            service.process = subprocess.Popen(  # noqa: S603
+                self._command(name),
                 env=self.env,
-                check=True,
                 stdout=output,
                 stderr=output,
+                preexec_fn=die_with_parent,
             )
-        service.process = subprocess.Popen(  # noqa: S603
-            self._command(name),
-            env=self.env,
-            stdout=output,
-            stderr=output,
-            preexec_fn=die_with_parent,
-        )
         self._wait_ready(service, timeout_s)
+
+    @contextmanager
+    def _output(self, name: str) -> Iterator[int | IO[bytes] | None]:
+        """Where a service's output goes: its log file, nowhere (quiet) or the terminal."""
+        if self.log_dir is None:
+            yield subprocess.DEVNULL if self.quiet else None
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as log_file:
+            yield log_file
 
     def _wait_ready(self, service: ServiceProcess, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

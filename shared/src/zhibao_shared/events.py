@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -30,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from zhibao_shared.resident_id import normalize_resident_id
+from zhibao_shared.resident_id import contains_resident_id, normalize_resident_id
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE_SINGLE = "application/cloudevents+json"
@@ -41,7 +42,18 @@ MAX_CLOCK_SKEW = timedelta(minutes=10)
 #: Events older than this are refused: nothing in a response period is older.
 MAX_EVENT_AGE = timedelta(days=400)
 
-_Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+def _no_resident_id(value: str) -> str:
+    """Refuse free text carrying a resident ID: only ``person`` is pseudonymised."""
+    if contains_resident_id(value):
+        raise ValueError(
+            "must not contain a resident ID number (only person.id_number is "
+            "pseudonymised); use an identifier that does not name the person"
+        )
+    return value
+
+
+_Label = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_resident_id)]
 
 
 class EventType(StrEnum):
@@ -238,6 +250,11 @@ class _Envelope(BaseModel):
     @classmethod
     def _plausible_time(cls, value: datetime) -> datetime:
         return _check_time(value)
+
+    @field_validator("id", "source", "dataschema")
+    @classmethod
+    def _free_of_resident_ids(cls, value: str | None) -> str | None:
+        return value if value is None else _no_resident_id(value)
 
     @property
     def dedup_key(self) -> str:

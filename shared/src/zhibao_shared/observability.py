@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -17,16 +16,15 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from zhibao_shared.resident_id import mask_resident_ids
 from zhibao_shared.settings import ZhibaoSettings
+
 
 # Defence in depth: anything shaped like a resident ID is masked before a log
 # line is written, even if a future change logs a payload by mistake.
-_RESIDENT_ID = re.compile(r"(?<!\d)[1-9]\d{16}[\dXx](?![\dXx])")
-
-
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
-        return _RESIDENT_ID.sub("[redacted-id]", value)
+        return mask_resident_ids(value)
     return value
 
 

@@ -13,6 +13,9 @@ _FORMAT = re.compile(r"^[1-9]\d{16}[\dX]$")
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK = "10X98765432"
 _EARLIEST_BIRTH = date(1880, 1, 1)
+#: Anything shaped like a resident ID: 18 characters not inside a longer number.
+RESIDENT_ID_SHAPE = re.compile(r"(?<!\d)[1-9]\d{16}[\dXx](?![\dXx])")
+MASK = "[redacted-id]"
 
 
 class InvalidResidentId(ValueError):
@@ -43,3 +46,24 @@ def normalize_resident_id(value: str, *, today: date | None = None) -> str:
     if check_character(candidate[:17]) != candidate[17]:
         raise InvalidResidentId("check digit does not match (ISO 7064 MOD 11-2)")
     return candidate
+
+
+def contains_resident_id(text: str) -> bool:
+    """True when ``text`` contains a valid resident ID (format, date of birth, check digit).
+
+    Used to refuse free-text fields (event ids, sources, labels) that would
+    carry a resident's number past pseudonymisation. Numbers that are merely
+    shaped like one (an 18-digit record number) do not count.
+    """
+    for match in RESIDENT_ID_SHAPE.finditer(text):
+        try:
+            normalize_resident_id(match.group())
+        except InvalidResidentId:
+            continue
+        return True
+    return False
+
+
+def mask_resident_ids(text: str) -> str:
+    """``text`` with everything shaped like a resident ID replaced by ``[redacted-id]``."""
+    return RESIDENT_ID_SHAPE.sub(MASK, text)

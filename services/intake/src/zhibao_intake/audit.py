@@ -21,6 +21,7 @@ from nats.errors import Error as NatsError
 
 from zhibao_intake.domain.outcome import SubmissionResult
 from zhibao_shared.broker import bus_connected
+from zhibao_shared.resident_id import mask_resident_ids
 from zhibao_shared.subjects import AUDIT_STREAM, audit_subject
 from zhibao_shared.tokens import Token
 
@@ -57,7 +58,10 @@ def audit_record(
 
 
 def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
-    line: dict[str, Any] = {k: result[k] for k in ("id", "source", "status", "code") if k in result}
+    line: dict[str, Any] = {k: result[k] for k in ("status", "code") if k in result}
+    for key in ("id", "source"):  # a refused event's id may carry a resident ID: masked
+        if key in result:
+            line[key] = mask_resident_ids(result[key])
     if isinstance(item, dict):
         for key in ("subject", "type"):
             if isinstance(item.get(key), str):
