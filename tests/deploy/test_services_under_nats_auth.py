@@ -3,8 +3,9 @@
 Too narrow a permission would break a deployment only at run time (a stream that
 cannot be declared, a consumer that cannot fetch). Here intake, aggregator and
 alerts run as processes, each as its own NATS user against a nats-server with the
-shipped accounts.conf, and a reported case reaches the rollups and raises an alert
-with no permission violation anywhere.
+shipped accounts.conf (the command-centre page's live feed as the read-only
+dashboard user), and a reported case reaches the rollups, the live page and an
+alert with no permission violation anywhere.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,11 +28,25 @@ from tests.deploy.services import (
     zhibao,
 )
 from tests.deploy.support import server_env, single_node_config, user_url
+from tests.support.sse import Events
 from zhibao_shared.natsserver import free_port, nats_server_binary, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 COMMUNITY = "640106001001"
+
+
+@contextmanager
+def live_stream(aggregator_url: str, read_token: str) -> Iterator[Events]:
+    """The command-centre page's live feed, as a browser opens it."""
+    with httpx.stream(
+        "GET",
+        f"{aggregator_url}/v1/live",
+        params={"access_token": read_token, "unit": "640106"},
+        timeout=httpx.Timeout(10.0),
+    ) as answer:
+        assert answer.status_code == 200, answer.read()
+        yield Events(answer.iter_lines())
 
 
 @pytest.fixture
@@ -70,12 +86,25 @@ def test_a_case_flows_through_services_each_with_its_own_nats_user(
         )
         for name in ("intake", "aggregator", "alerts")
     ]
+    intake, aggregator, alerts = services
+    aggregator.env["ZHIBAO_DASHBOARD_NATS_URL"] = user_url("dashboard", port)
+    aggregator.env["ZHIBAO_ALERTS_URL"] = alerts.url
+    aggregator.env["ZHIBAO_DASHBOARD_HEARTBEAT_S"] = "1"
     try:
         for service in services:
             service.start()
-        intake, aggregator, alerts = services
-        post_batch(intake.url, token(env, "640106", "report"), [confirmed_case(COMMUNITY, "c-1")])
         read = token(env, "640106", "read")
+        with live_stream(aggregator.url, read) as page:
+            page.wait_live()
+            post_batch(
+                intake.url, token(env, "640106", "report"), [confirmed_case(COMMUNITY, "c-1")]
+            )
+            pushed = page.until("rollup", "640106")
+            assert pushed["figures"]["new_confirmed"] == 1  # type: ignore[index]
+            rules: list[object] = []
+            while "immediate_confirmed" not in rules and len(rules) < 5:
+                rules.append(page.until("alert", COMMUNITY)["rule"])
+            assert "immediate_confirmed" in rules, rules
         assert figure(aggregator.url, read, COMMUNITY, "new_confirmed", expect=1) == 1
 
         operate = token(env, "640106", "operate")

@@ -36,6 +36,10 @@ class AggregatorSettings(ServiceSettings):
         default="http://127.0.0.1:8103",
         description="The alerts service the dashboard's alert panel talks to; none hides it",
     )
+    dashboard_nats_url: str | None = Field(
+        default=None,
+        description="NATS URL of the page's live feed (a read-only user); ZHIBAO_NATS_URL if unset",
+    )
     dashboard_heartbeat_s: float = Field(
         default=15.0, gt=0, le=300, description="Seconds between the live stream's heartbeats"
     )
