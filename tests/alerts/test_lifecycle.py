@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -198,14 +198,21 @@ async def test_alerts_of_one_unit_and_rule_due_together_go_out_as_one_notificati
 async def test_nobody_answers_the_city_is_paged_and_reminded(
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:
+    """Street and district have no rota: the city covers them, so it is paged from the
+    street's step (5 min) on, at each later step, then reminded every 10 minutes."""
     routing_oncall = OnCall.model_validate(
         {
             "rotations": [
                 {
+                    "unit": COMMUNITY,
+                    "start": "2026-01-01T00:00:00+08:00",
+                    "people": [{"name": "grid worker", "webhook": f"{webhook.url}/community"}],
+                },
+                {
                     "unit": "6401",
                     "start": "2026-01-01T00:00:00+08:00",
                     "people": [{"name": "city duty", "webhook": f"{webhook.url}/city"}],
-                }
+                },
             ]
         }
     )
@@ -221,11 +228,38 @@ async def test_nobody_answers_the_city_is_paged_and_reminded(
     dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
     await world.send(confirmed())
     await dispatcher.tick()
-    assert webhook.bodies("/city") == []
+    assert (len(webhook.bodies("/community")), len(webhook.bodies("/city"))) == (1, 0)
+    pages = []
     for minutes in (6, 10, 15):  # street (5), district (15), city (30): one step per tick
         clock.advance(minutes=minutes)
         await dispatcher.tick()
-    assert len(webhook.bodies("/city")) == 1
+        pages.append(len(webhook.bodies("/city")))
+    assert pages == [1, 2, 3]
     clock.advance(minutes=11)  # critical reminders every 10 minutes
     await dispatcher.tick()
-    assert len(webhook.bodies("/city")) == 2
+    assert len(webhook.bodies("/city")) == 4
+    assert len(webhook.bodies("/community")) == 1
+
+
+def test_a_community_without_a_rota_is_covered_by_its_street() -> None:
+    """Nobody left unpaged: the nearest ancestor's on-call person stands in."""
+    rota = OnCall.model_validate(
+        {
+            "rotations": [
+                {
+                    "unit": "640106001",
+                    "start": "2026-01-05T08:00:00+08:00",
+                    "people": [{"name": "street duty"}],
+                },
+                {
+                    "unit": "640106001001",
+                    "start": "2026-01-05T08:00:00+08:00",
+                    "people": [{"name": "own grid worker"}],
+                },
+            ]
+        }
+    )
+    at = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert rota.person_for("640106001001", at).name == "own grid worker"  # type: ignore[union-attr]
+    assert rota.person_for("640106001002", at).name == "street duty"  # type: ignore[union-attr]
+    assert rota.person_for("640106002001", at) is None

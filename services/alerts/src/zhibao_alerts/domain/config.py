@@ -245,6 +245,18 @@ class OnCall(_Strict):
         return None
 
     def person_for(self, unit: str, at: datetime) -> Person | None:
-        """The on-call person of exactly this unit (the most specific rotation)."""
-        matching = [r for r in self.rotations if r.unit == unit]
-        return matching[0].on_call(at) if matching else None
+        """The on-call person for ``unit``: its own rotation's, else the nearest ancestor's.
+
+        A community without a rota of its own is covered by its street's duty
+        officer rather than by nobody.
+        """
+        for code in _self_and_ancestors(unit):
+            matching = [r for r in self.rotations if r.unit == code]
+            if matching:
+                return matching[0].on_call(at)
+        return None
+
+
+def _self_and_ancestors(unit: str) -> list[str]:
+    """``unit`` and the codes above it, nearest first (codes nest by prefix)."""
+    return [unit[:length] for length in (12, 9, 6, 4) if length <= len(unit)]
