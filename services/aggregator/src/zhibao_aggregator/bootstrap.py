@@ -21,8 +21,9 @@ from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.rollup import RiskRule
 from zhibao_aggregator.handler import ApplyBatch, Changed
-from zhibao_aggregator.http_api import add_error_handlers, build_router
+from zhibao_aggregator.http_api import add_error_handlers, build_public_router, build_router
 from zhibao_aggregator.migrate import migrate, schema_ready
+from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.settings import AggregatorSettings
@@ -202,6 +203,13 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.state.dashboard = dashboard
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
+    app.include_router(
+        build_public_router(
+            PublicSummaries(
+                aggregator.reader, settings.small_cell_threshold, settings.public_min_level
+            )
+        )
+    )
     app.include_router(dashboard.router())
     app.include_router(probes_router(aggregator.readiness))
     return app

@@ -6,9 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from zhibao_aggregator import report
+from zhibao_aggregator.public_summary import NotPublic, PublicSummaries
 from zhibao_aggregator.reader import SERIES_METRICS, RollupReader, UnknownUnit
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
@@ -20,12 +23,17 @@ DateQuery = Annotated[date | None, Query(description="Day (YYYY-MM-DD, district 
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Unknown units answer 404 with the code named."""
+    """Unknown units (and units without a public summary there) answer 404 with the code named."""
 
     async def unknown(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"unknown unit {exc.args[0]}"}, status_code=404)
 
+    async def not_public(_request: Request, exc: Exception) -> JSONResponse:
+        detail = f"no public summary for unit {exc.args[0]} (below the public level)"
+        return JSONResponse({"detail": detail}, status_code=404)
+
     app.add_exception_handler(UnknownUnit, unknown)
+    app.add_exception_handler(NotPublic, not_public)
 
 
 def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
@@ -112,5 +120,49 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f'attachment; filename="{code}-{day}.xlsx"'},
         )
+
+    return router
+
+
+class PublicCount(BaseModel):
+    """A count as the public sees it: ``value`` is null when ``suppressed``."""
+
+    value: int | None
+    suppressed: bool
+
+
+class PublicUnit(BaseModel):
+    """A unit's public figures: daily counts and the risk level."""
+
+    code: str
+    name: str
+    name_en: str
+    level: str
+    figures: dict[str, PublicCount | str | None]
+
+
+class PublicSummary(PublicUnit):
+    """A unit's and its published children's public figures for one day."""
+
+    date: date
+    threshold: int = Field(description="Counts from 1 to threshold − 1 are never shown")
+    children: list[PublicUnit]
+
+
+def build_public_router(summaries: PublicSummaries) -> APIRouter:
+    """``/v1/public/...``: token-less summaries with small counts suppressed."""
+    router = APIRouter(prefix="/v1/public", tags=["public"])
+
+    @router.get(
+        "/units/{code}/summary",
+        summary="Public key figures of a unit for a day (small counts suppressed)",
+        response_model=PublicSummary,
+        responses={404: {"description": "Unknown unit, or no public summary at its level"}},
+    )
+    async def public_summary(
+        code: Annotated[str, PathParam(pattern=r"^\d{4,12}$")], date: DateQuery = None
+    ) -> dict[str, Any]:
+        day = date or summaries.reader.calendar.today(datetime.now(UTC))
+        return await summaries.summary(code, day)
 
     return router

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pydantic import Field, model_validator
 
 from zhibao_shared.db import sqlite_url
+from zhibao_shared.hierarchy import Level
 from zhibao_shared.settings import ServiceSettings
 
 
@@ -52,6 +53,18 @@ class AggregatorSettings(ServiceSettings):
     risk_window_days: int = Field(default=14, gt=0)
     risk_medium_at: int = Field(default=1, gt=0, description="New confirmed in window → medium")
     risk_high_at: int = Field(default=10, gt=0, description="New confirmed in window → high")
+    small_cell_threshold: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Public summaries suppress counts from 1 to this minus 1 (and complements "
+        "that would give them away); 1 suppresses nothing",
+    )
+    public_min_level: Level = Field(
+        default=Level.DISTRICT,
+        description="The lowest level with a token-less public summary (city, district, "
+        "street or community)",
+    )
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> AggregatorSettings:

@@ -1,0 +1,157 @@
+"""The public summary: no token, key daily figures, small counts suppressed consistently."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zhibao_aggregator.bootstrap import reader, rules
+from zhibao_aggregator.http_api import add_error_handlers, build_public_router
+from zhibao_aggregator.public_summary import PublicSummaries
+from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_aggregator.storage.writer import apply_batch
+from zhibao_shared.consumer import Delivery
+from zhibao_shared.events import PUBLISHED_EVENT
+
+CITY, DISTRICT = "6401", "640106"
+STREET_1, STREET_2, STREET_3 = "640106001", "640106002", "640106003"
+#: New confirmed cases today per street (first community of each): 2 is a small count.
+CASES = {STREET_1: 2, STREET_2: 7, STREET_3: 6}
+_seq = itertools.count(1)
+
+
+def _published(community: str, kind: str, data: dict[str, Any]) -> Any:
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    n = next(_seq)
+    return PUBLISHED_EVENT.validate_python(
+        {
+            "specversion": "1.0",
+            "id": f"pub-{n}",
+            "source": f"/{community}/his",
+            "subject": community,
+            "type": f"zhibao.{kind}.v1",
+            "time": now,
+            "reporter": "tok",
+            "receivedat": now,
+            "data": data,
+        }
+    )
+
+
+def _today() -> list[Any]:
+    events = []
+    for street, cases in CASES.items():
+        community = f"{street}001"
+        for n in range(cases):
+            person = {"pid": f"{street}{n:03d}".ljust(32, "0")}
+            case = {"person": person, "classification": "confirmed"}
+            events.append(_published(community, "case", case))
+        for n in range(20):  # screenings: 20 per street, 3 fevers in street 1 only
+            fever = street == STREET_1 and n < 3
+            screening = {"temperature_c": 38.2 if fever else 36.5, "site": "gate"}
+            events.append(_published(community, "screening", screening))
+    return events
+
+
+@pytest.fixture
+async def public(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A public-summary API (street level and up, threshold 5) over seeded counters; no token."""
+    batch = [Delivery(e, "s", 1, n) for n, e in enumerate(_today(), 1)]
+    async with sqlite_engine.begin() as conn:
+        await apply_batch(conn, batch, rules(settings))
+    summaries = PublicSummaries(reader(settings, engine=sqlite_engine), 5, min_level_street())
+    app = FastAPI()
+    add_error_handlers(app)
+    app.include_router(build_public_router(summaries))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        yield client
+
+
+def min_level_street() -> Any:
+    """The lowest public level the tests use, as ``ZHIBAO_PUBLIC_MIN_LEVEL=street`` gives it."""
+    return AggregatorSettings(public_min_level="street").public_min_level
+
+
+def _counts(body: dict[str, Any], metric: str) -> dict[str, int | None]:
+    rows = [body, *body["children"]]
+    return {row["code"]: row["figures"][metric]["value"] for row in rows}
+
+
+async def test_small_counts_and_the_one_that_would_give_them_away_are_suppressed(
+    public: httpx.AsyncClient,
+) -> None:
+    answer = await public.get(f"/v1/public/units/{DISTRICT}/summary")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["threshold"] == 5
+    confirmed = _counts(body, "new_confirmed")
+    assert confirmed[DISTRICT] == 15
+    assert confirmed[STREET_1] is None, "2 cases: a small count"
+    assert confirmed[STREET_3] is None, "6 cases, hidden so that 15 − 7 − 0 … gives nothing"
+    assert confirmed[STREET_2] == 7
+    shown = [v for code, v in confirmed.items() if code != DISTRICT and v is not None]
+    assert 15 - sum(shown) >= 5, "what is hidden adds up to no small count"
+    street_1 = body["children"][0]
+    assert street_1["figures"]["new_confirmed"] == {"value": None, "suppressed": True}
+    assert street_1["figures"]["fevers"] == {"value": None, "suppressed": True}
+    assert street_1["figures"]["screenings"] == {"value": 20, "suppressed": False}
+    assert street_1["figures"]["new_asymptomatic"] == {"value": 0, "suppressed": False}
+    assert street_1["figures"]["risk_level"] == "medium"
+    assert "cumulative_confirmed" not in street_1["figures"], "stocks would undo it by day"
+
+
+async def test_every_summary_shows_the_same_decision(public: httpx.AsyncClient) -> None:
+    district = (await public.get(f"/v1/public/units/{DISTRICT}/summary")).json()
+    city = (await public.get(f"/v1/public/units/{CITY}/summary")).json()
+    for street in (STREET_1, STREET_2, STREET_3):
+        own = (await public.get(f"/v1/public/units/{street}/summary")).json()
+        assert own["children"] == [], "communities are below the public level"
+        assert own["figures"] == _row(district, street)["figures"]
+    assert city["children"][0]["figures"] == district["figures"]
+    assert city["figures"]["new_confirmed"] == {"value": 15, "suppressed": False}
+
+
+async def test_no_token_is_needed_and_communities_are_not_public(
+    public: httpx.AsyncClient,
+) -> None:
+    community = await public.get(f"/v1/public/units/{STREET_1}001/summary")
+    assert community.status_code == 404
+    assert "public" in community.json()["detail"]
+    assert (await public.get("/v1/public/units/640199/summary")).status_code == 404
+    assert (await public.get("/v1/public/units/abc/summary")).status_code == 422
+    yesterday = datetime.now(UTC).date() - timedelta(days=2)
+    old = await public.get(f"/v1/public/units/{DISTRICT}/summary", params={"date": str(yesterday)})
+    assert _counts(old.json(), "new_confirmed")[DISTRICT] == 0
+
+
+def _row(body: dict[str, Any], code: str) -> dict[str, Any]:
+    return next(row for row in body["children"] if row["code"] == code)
+
+
+@pytest.mark.parametrize("bad", ["0", "101", "five"])
+def test_the_threshold_setting_is_validated(bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZHIBAO_SMALL_CELL_THRESHOLD", bad)
+    with pytest.raises(ValidationError, match="small_cell_threshold"):
+        AggregatorSettings()
+
+
+def test_the_threshold_and_level_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AggregatorSettings().small_cell_threshold == 5
+    monkeypatch.setenv("ZHIBAO_SMALL_CELL_THRESHOLD", "10")
+    monkeypatch.setenv("ZHIBAO_PUBLIC_MIN_LEVEL", "street")
+    settings = AggregatorSettings()
+    assert (settings.small_cell_threshold, settings.public_min_level.value) == (10, "street")
+    monkeypatch.setenv("ZHIBAO_PUBLIC_MIN_LEVEL", "building")
+    with pytest.raises(ValidationError, match="public_min_level"):
+        AggregatorSettings()
