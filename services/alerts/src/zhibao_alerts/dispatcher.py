@@ -23,14 +23,13 @@ from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.escalation import due_step, reminder_due
 from zhibao_alerts.mail import send_email
 from zhibao_alerts.payloads import merge
-from zhibao_alerts.raising import Routing, notifications_for_step
+from zhibao_alerts.raising import Routing, notifications_for_step, window_passed
 from zhibao_alerts.robots import dingtalk_url, feishu_body, robot_error
 from zhibao_alerts.tables import alerts, notifications
 
 log = structlog.get_logger(__name__)
 
 PublishNats = Callable[[str, bytes], Awaitable[None]]
-WINDOWED_RULES = ("fever_cluster", "ears_")
 
 
 class Dispatcher:
@@ -106,8 +105,7 @@ class Dispatcher:
 
     async def _expire(self, conn: AsyncConnection, alert: Any, now: datetime) -> bool:
         """A windowed alert (cluster, EARS) resolves itself once its day is over."""
-        windowed = alert.rule.startswith(WINDOWED_RULES)
-        if not windowed or now.date() <= alert.day + timedelta(days=1):
+        if not window_passed(alert.rule, alert.day, now):
             return False
         await store.update_alert(conn, alert.id, state="resolved", resolved_at=now)
         await store.note(

@@ -7,7 +7,7 @@ committed together with the events that caused them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -73,6 +73,15 @@ def notifications_for_step(
     ]
 
 
+#: Rules whose alerts belong to a window (a day) and resolve themselves once it has passed.
+WINDOWED_RULES = ("fever_cluster", "ears_")
+
+
+def window_passed(rule: str, day: date, now: datetime) -> bool:
+    """True for an alert of a windowed rule whose day is over (one day of grace)."""
+    return rule.startswith(WINDOWED_RULES) and now.date() > day + timedelta(days=1)
+
+
 async def raise_alert(
     conn: AsyncConnection,
     trigger: Trigger,
@@ -80,8 +89,15 @@ async def raise_alert(
     now: datetime,
     upper_bound: float | None = None,
 ) -> int | None:
-    """Open a new alert for the trigger (returns its id) or count it on the open one (None)."""
+    """Open a new alert for the trigger (returns its id) or count it on the open one (None).
+
+    A windowed condition (cluster, EARS) whose window has already passed — late
+    data, or a backlog applied after the day — counts on that window's alert even
+    though it resolved itself: the window was paged once and is not paged again.
+    """
     existing = await store.open_alert(conn, trigger.dedup_key)
+    if existing is None and window_passed(trigger.rule, trigger.day, now):
+        existing = await store.latest_alert(conn, trigger.dedup_key)
     if existing is not None:
         await store.update_alert(conn, existing.id, occurrences=existing.occurrences + 1)
         return None

@@ -109,6 +109,12 @@ async def open_alert(conn: AsyncConnection, dedup_key: str) -> Row[Any] | None:
     return (await conn.execute(query)).first()
 
 
+async def latest_alert(conn: AsyncConnection, dedup_key: str) -> Row[Any] | None:
+    """The most recent alert with this key, in any state."""
+    query = select(alerts).where(alerts.c.dedup_key == dedup_key).order_by(alerts.c.id.desc())
+    return (await conn.execute(query.limit(1))).first()
+
+
 async def insert_alert(conn: AsyncConnection, values: dict[str, Any]) -> int:
     """Store a new alert; returns its id."""
     result = await conn.execute(insert(alerts).values(**values).returning(alerts.c.id))
