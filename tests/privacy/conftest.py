@@ -164,6 +164,7 @@ def privacy_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privacy
             "ZHIBAO_ALERTS_ONCALL_PATH": str(oncall),
             "ZHIBAO_AGGREGATOR_PUBLISH_INTERVAL_S": "0.2",
             "ZHIBAO_PSEUDONYM_KEY": key,
+            "ZHIBAO_PUBLIC_MIN_LEVEL": "street",
             "ZHIBAO_LOG_LEVEL": "DEBUG",
             "ZHIBAO_LOG_JSON": "true",
         }

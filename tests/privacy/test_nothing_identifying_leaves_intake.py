@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import hmac
 import itertools
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -275,6 +276,9 @@ def _read_api(system: PrivacySystem) -> dict[str, bytes]:
             found[f"aggregator GET {path}"] = _get(system, "aggregator", path, token).content
         xlsx = _get(system, "aggregator", f"/v1/units/{code}/report.xlsx", token).content
         found[f"aggregator GET /v1/units/{code}/report.xlsx"] = unzipped(xlsx)
+    for code in (CITY, DISTRICT, STREET):
+        path = f"/v1/public/units/{code}/summary"
+        found[f"public GET {path}"] = _get(system, "aggregator", path, None).content
     for path in ("/", "/v1/dashboard/me", "/static/app.js"):
         found[f"dashboard GET {path}"] = _get(system, "aggregator", path, token).content
     found["dashboard /v1/live stream"] = system.live.text().encode()
@@ -426,6 +430,15 @@ def test_read_api_and_command_centre_name_nobody(observed: Observed) -> None:
     live = answers["dashboard /v1/live stream"]
     assert b"event: rollup" in live and b"event: alert" in live
     _assert_clean(answers)
+
+
+def test_the_public_summary_names_nobody_and_hides_the_single_case(observed: Observed) -> None:
+    public = observed.under("public ")
+    street = json.loads(public[f"public GET /v1/public/units/{STREET}/summary"])
+    assert street["figures"]["new_confirmed"] == {"value": None, "suppressed": True}
+    assert street["figures"]["screenings"] == {"value": None, "suppressed": True}, "3 screenings"
+    assert street["figures"]["risk_level"] == "medium"
+    _assert_clean(public)
 
 
 def test_the_scan_would_see_a_leak() -> None:
