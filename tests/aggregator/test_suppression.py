@@ -77,7 +77,8 @@ def _feasible_values(tree: Tree, hidden: frozenset[str], cap: int) -> dict[str, 
     free = [leaf for leaf in tree.leaves if leaf in hidden]
     seen: dict[str, set[int]] = {u: set() for u in hidden}
     for guess in itertools.product(range(1, cap + 1), repeat=len(free)):
-        values = {leaf: table.values[leaf] for leaf in tree.leaves} | dict(zip(free, guess, strict=True))
+        values = {leaf: table.values[leaf] for leaf in tree.leaves}
+        values.update(zip(free, guess, strict=True))
         for parent in sorted(table.groups, key=len, reverse=True):  # deepest first
             values[parent] = sum(values[c] for c in table.groups[parent])
         consistent = all(
