@@ -39,6 +39,7 @@ def render(out: Outcome) -> str:
         f"{len(immediate_raised)}, missing {sorted(out.immediate_expected - immediate_raised)}, "
         f"unexpected {sorted(immediate_raised - out.immediate_expected)}",
         f"raised more than once {out.raised_twice}",
+        f"windowed raised again {out.windowed_twice}",
         f"open missing reports  expected {sorted(out.missing_reports_expected)}, "
         f"open {dict(out.missing_reports_open)}",
         f"open missed checks    certain {sorted(out.overdue_certain)}, open "
@@ -46,7 +47,9 @@ def render(out: Outcome) -> str:
         f"pages delivered       {sum(out.delivered_pages.values())} deliveries; alerts never "
         f"paged {len(out.unpaged)}, paged more than once {out.paged_twice} (at least once); "
         f"webhook refused {out.webhook_refused} requests; undelivered {out.undelivered}",
-        f"runtime               {out.seconds:.0f}s",
+        f"runtime               {out.seconds:.0f}s ("
+        + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in out.phases.items())
+        + ")",
     ]
     return "\n".join(lines) + "\n"
 

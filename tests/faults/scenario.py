@@ -45,6 +45,8 @@ class Scenario:
     scale: float = 0.015
     duplicate_rate: float = 0.02
     reorder_window: int = 30
+    #: Pace: one simulated day in this many seconds, so the faults land during the load.
+    seconds_per_day: float = 0.0
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Outcome:
     raised: list[oracle.Alert] = field(default_factory=list)
     outbreak_missing: list[str] = field(default_factory=list)
     raised_twice: dict[str, int] = field(default_factory=dict)
+    windowed_twice: dict[str, int] = field(default_factory=dict)
     missing_reports_expected: set[str] = field(default_factory=set)
     missing_reports_open: Counter[str] = field(default_factory=Counter)
     overdue_certain: set[str] = field(default_factory=set)
@@ -76,6 +79,7 @@ class Outcome:
     caught_up: bool = False
     undelivered: int = 0
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def lost_and_double(self) -> tuple[int, int]:
@@ -111,7 +115,7 @@ def simulate(scenario: Scenario) -> tuple[list[dict[str, Any]], GroundTruth]:
 
 
 def send(
-    system: System, events: list[dict[str, Any]], spool: Path, gate: Gate, seed: int
+    system: System, events: list[dict[str, Any]], spool: Path, gate: Gate, scenario: Scenario
 ) -> tuple[Progress | None, BaseException | None]:
     """Post the events through the client (spooled, retried); never raises."""
     try:
@@ -122,11 +126,12 @@ def send(
             timeout_s=10,
             base_delay_s=0.2,
             max_delay_s=2.0,
-            seed=seed,
+            seed=scenario.seed,
         ) as client:
             progress = run(
                 events,
                 client,
+                seconds_per_day=scenario.seconds_per_day,
                 batch_size=200,
                 on_progress=lambda p: gate.progress(p.sent),
                 drain_wait_s=180,
@@ -151,16 +156,37 @@ def run_scenario(scenario: Scenario, root: Path) -> Outcome:
         )
     )
     outcome = Outcome(scenario, generated=len(events), delivered=len(delivery))
+    phase = Phases(outcome.phases, started)
+    phase("simulate")
     with PagingReceiver() as receiver:
         system = start_system(root, receiver, use_postgres=scenario.postgres)
+        phase("start")
         try:
             _load(system, scenario, delivery, root, outcome)
+            phase("load and faults")
             _settle(system, out=outcome)
+            phase("catch up")
             _observe(system, events, truth, outcome)
+            phase("observe")
         finally:
             system.stop()
+            phase("stop")
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+@dataclass
+class Phases:
+    """Wall-clock seconds spent per phase of a run (for the report)."""
+
+    spent: dict[str, float]
+    last: float
+
+    def __call__(self, name: str) -> None:
+        """The phase ``name`` ends now."""
+        now = time.monotonic()
+        self.spent[name] = now - self.last
+        self.last = now
 
 
 def _load(
@@ -170,9 +196,7 @@ def _load(
     gate = Gate()
     result: list[tuple[Progress | None, BaseException | None]] = []
     sender = threading.Thread(
-        target=lambda: result.append(
-            send(system, delivery, root / "client.spool", gate, scenario.seed)
-        ),
+        target=lambda: result.append(send(system, delivery, root / "client.spool", gate, scenario)),
         daemon=True,
     )
     faults = schedule(scenario.faults, len(delivery), scenario.seed)
@@ -236,6 +260,7 @@ def _observe_alerts(
     out.raised_twice = oracle.raised_more_than_once(
         out.raised, ("immediate_", "missing_daily_report")
     )
+    out.windowed_twice = oracle.raised_more_than_once(out.raised, ("fever_cluster", "ears_"))
     out.missing_reports_open = oracle.open_units(out.raised, "missing_daily_report")
     out.overdue_open = oracle.open_units(out.raised, "missed_isolation_check")
     out.delivered_pages = system.receiver.delivered()

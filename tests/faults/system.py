@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +76,7 @@ class System:
         self.stack.stop()
         if self.postgres is not None:
             self.postgres.stop()
+            shutil.rmtree(self.postgres.root, ignore_errors=True)
 
 
 async def _stream_messages(url: str) -> int:
@@ -98,11 +101,15 @@ async def _consumer_backlog(url: str) -> dict[str, tuple[int, int]]:
         await client.close()
 
 
-def start_postgres(root: Path) -> LocalPostgres:
-    """A PostgreSQL server of the test's own with databases for the aggregator and alerts."""
+def start_postgres() -> LocalPostgres:
+    """A PostgreSQL server of the test's own with databases for the aggregator and alerts.
+
+    Its directory is a fresh one under /tmp: pytest's own are not reachable by the
+    ``postgres`` user the server runs as under root.
+    """
     bin_dir = postgres_bin_dir()
     assert bin_dir is not None, "PostgreSQL server binaries missing (bash tests/run.sh installs)"
-    root.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="zhibao-faults-pg-"))
     server = LocalPostgres(bin_dir, free_port(), root)
     server.start()
     asyncio.run(_create_databases(server.admin_dsn, ("aggregator", "alerts")))
@@ -156,7 +163,7 @@ def start_system(root: Path, receiver: PagingReceiver, use_postgres: bool) -> Sy
     """Start PostgreSQL (if asked), nats-server, intake, aggregator and alerts."""
     data_dir = root / "data"
     data_dir.mkdir(parents=True)
-    postgres = start_postgres(root / "pg") if use_postgres else None
+    postgres = start_postgres() if use_postgres else None
     env = environment(data_dir, write_oncall(root / "oncall.yaml", receiver.url), postgres)
     tokens = TokenStore.in_data_dir(data_dir)
     report = tokens.create(scopes=[CITY], role=Role.REPORT, name="faults-report")[1]
@@ -166,8 +173,6 @@ def start_system(root: Path, receiver: PagingReceiver, use_postgres: bool) -> Sy
     try:
         stack.start()
     except BaseException:
-        stack.stop()
-        if postgres is not None:
-            postgres.stop()
+        System(stack, report, operate, receiver, postgres).stop()
         raise
     return System(stack, report, operate, receiver, postgres)
