@@ -12,7 +12,7 @@ from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
-from zhibao_shared.settings import ZhibaoSettings
+from zhibao_shared.settings import ZhibaoSettings, nats_servers
 from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM, EVENTS_ALL, EVENTS_STREAM
 
 DEAD_LETTER_STREAM = "ZHIBAO_DEADLETTER"
@@ -20,9 +20,13 @@ DEAD_LETTER_ALL = "zhibao.deadletter.>"
 
 
 def make_broker(settings: ZhibaoSettings, *, name: str) -> NatsBroker:
-    """A broker that reconnects for ever: a NATS restart must not kill a service."""
+    """A broker that reconnects for ever: a NATS restart must not kill a service.
+
+    ``ZHIBAO_NATS_URL`` may list several servers (comma-separated): the broker
+    then fails over to another node when its node goes away.
+    """
     return NatsBroker(
-        settings.nats_url,
+        nats_servers(settings.nats_url),
         name=f"zhibao-{name}",
         connect_timeout=2,
         reconnect_time_wait=1,

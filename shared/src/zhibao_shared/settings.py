@@ -22,6 +22,19 @@ def default_data_dir() -> Path:
     return Path(base) / "zhibao"
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers of a ``ZHIBAO_NATS_URL``: one URL or a comma-separated list.
+
+    ``tls://u:p@nats-1:4222,tls://u:p@nats-2:4222`` names every node of a cluster,
+    so a client whose node dies reconnects to another one (needed when the
+    cluster does not advertise its nodes to clients).
+    """
+    servers = [part.strip() for part in url.split(",")]
+    if not all(servers):
+        raise ValueError("has an empty server entry; separate server URLs with single commas")
+    return servers
+
+
 def refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
     """Refuse secrets that are short or obviously placeholders."""
     if value is None:
@@ -40,7 +53,10 @@ class ZhibaoSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ZHIBAO_", extra="ignore")
 
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS server URL, or a comma-separated list of a cluster's nodes",
+    )
     data_dir: Path = Field(default_factory=default_data_dir)
     registry_path: Path | None = Field(
         default=None, description="Hierarchy registry YAML; the shipped Jinfeng sample when unset"
@@ -52,6 +68,12 @@ class ZhibaoSettings(BaseSettings):
     dedup_window_s: float = Field(
         default=24 * 3600.0, gt=0, description="JetStream duplicate window for Nats-Msg-Id"
     )
+
+    @field_validator("nats_url")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        nats_servers(value)
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -28,6 +28,7 @@ import nats
 import structlog
 
 from zhibao_shared.hierarchy import CODE_LENGTH
+from zhibao_shared.settings import nats_servers
 
 log = structlog.get_logger(__name__)
 
@@ -188,7 +189,7 @@ class NatsSource:
         while self._client is None:
             try:
                 self._client = await nats.connect(
-                    self._url,
+                    nats_servers(self._url),
                     name="zhibao-dashboard",
                     connect_timeout=2,
                     reconnect_time_wait=1,
