@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_intake.settings import IntakeSettings
+from zhibao_shared.settings import redacted
 
 
 def test_environment_configures_ports_and_nats(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,3 +23,16 @@ def test_placeholder_pseudonym_key_is_refused(monkeypatch: pytest.MonkeyPatch, s
     monkeypatch.setenv("ZHIBAO_PSEUDONYM_KEY", secret)
     with pytest.raises(ValidationError, match="placeholder"):
         IntakeSettings()
+
+
+def test_nats_urls_are_logged_without_their_passwords() -> None:
+    cluster = "tls://intake:s3cret-pw@nats-1:4222, tls://intake:s3cret-pw@nats-2:4222"
+    shown = redacted(cluster)
+    assert "s3cret-pw" not in shown
+    assert shown == "tls://intake:***@nats-1:4222,tls://intake:***@nats-2:4222"
+    assert redacted("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+
+
+def test_the_dashboard_feed_url_refuses_an_empty_server_entry() -> None:
+    with pytest.raises(ValidationError, match="empty server entry"):
+        AggregatorSettings(dashboard_nats_url="nats://a:4222,,nats://b:4222")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,19 @@ def nats_servers(url: str) -> list[str]:
     if not all(servers):
         raise ValueError("has an empty server entry; separate server URLs with single commas")
     return servers
+
+
+def redacted(url: str) -> str:
+    """``url`` (one NATS URL or a list) safe to log: passwords replaced by ``***``."""
+    return ",".join(_without_password(server) for server in url.split(","))
+
+
+def _without_password(server: str) -> str:
+    parts = urlsplit(server.strip())
+    if parts.password is None:
+        return server.strip()
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def refuse_placeholder(value: SecretStr | None) -> SecretStr | None:

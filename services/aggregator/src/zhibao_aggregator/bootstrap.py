@@ -42,7 +42,7 @@ from zhibao_shared.db import make_engine
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
-from zhibao_shared.settings import nats_servers
+from zhibao_shared.settings import nats_servers, redacted
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, district_events
 from zhibao_shared.tokens import TokenStore
 
@@ -115,7 +115,7 @@ class Aggregator:
             asyncio.create_task(self.publisher.run()),
             asyncio.create_task(self._poll_lag()),
         ]
-        log.info("aggregator_connected", nats=self.settings.nats_url)
+        log.info("aggregator_connected", nats=redacted(self.settings.nats_url))
 
     async def _poll_lag(self) -> None:
         while True:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from zhibao_shared.db import sqlite_url
 from zhibao_shared.hierarchy import Level
-from zhibao_shared.settings import ServiceSettings
+from zhibao_shared.settings import ServiceSettings, nats_servers
 
 
 class AggregatorSettings(ServiceSettings):
@@ -65,6 +65,13 @@ class AggregatorSettings(ServiceSettings):
         description="The lowest level with a token-less public summary (city, district, "
         "street or community)",
     )
+
+    @field_validator("dashboard_nats_url")
+    @classmethod
+    def _servers_listed(cls, value: str | None) -> str | None:
+        if value is not None:
+            nats_servers(value)
+        return value
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> AggregatorSettings:

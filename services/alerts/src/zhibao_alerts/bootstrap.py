@@ -35,6 +35,7 @@ from zhibao_shared.db import has_table, make_engine, run_migrations
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.settings import redacted
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
@@ -103,7 +104,7 @@ class Alerts:
             asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watchdog.tick)),
             asyncio.create_task(self._watch_config()),
         ]
-        log.info("alerts_connected", nats=self.settings.nats_url)
+        log.info("alerts_connected", nats=redacted(self.settings.nats_url))
 
     @staticmethod
     async def _every(interval_s: float, action: Callable[[], Awaitable[None]]) -> None:
