@@ -94,10 +94,11 @@ class LiveTap:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
-        """Open the stream (returns once its hello arrived)."""
+        """Open the stream; returns once it says it is live (its NATS subscription is up),
+        in its hello or at the latest in the first heartbeat (every 15 s)."""
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(15):
-            raise AssertionError("the live stream did not say hello")
+        if not self._ready.wait(40):
+            raise AssertionError(f"the live stream never said it was live: {self.lines}")
 
     def _read(self) -> None:
         params = {"access_token": self.token}
@@ -106,7 +107,7 @@ class LiveTap:
             with httpx.stream("GET", f"{self.url}/v1/live", params=params, timeout=timeout) as r:
                 for line in r.iter_lines():
                     self.lines.append(line)
-                    if line.startswith("event: hello"):
+                    if line.startswith("data: ") and '"live":true' in line:
                         self._ready.set()
                     if self._stop.is_set():
                         return
