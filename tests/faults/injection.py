@@ -94,10 +94,10 @@ def action(system: System, kind: str, rng: random.Random) -> Callable[[], None]:
         KILL_ALERTS: lambda: system.crash("alerts"),
         RESTART_NATS: system.restart_nats,
         RESTART_POSTGRES: system.restart_postgres,
-        WEBHOOK_FAILING: lambda: receiver.fail_for(rng.uniform(8, 15)),
+        WEBHOOK_FAILING: lambda: receiver.fail_for(rng.uniform(10, 20)),
         # Sometimes longer than the dispatcher's 5 s timeout: the page arrives, the
         # sender sees a timeout and sends it again (at least once).
-        WEBHOOK_SLOW: lambda: receiver.slow_for(rng.uniform(8, 15), rng.uniform(1, 7)),
+        WEBHOOK_SLOW: lambda: receiver.slow_for(rng.uniform(10, 20), rng.uniform(1, 7)),
     }
     return actions[kind]
 

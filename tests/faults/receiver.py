@@ -27,6 +27,7 @@ class Handled:
 
     pages: tuple[PageKey, ...]
     status: int
+    slow: bool
 
 
 @dataclass
@@ -38,6 +39,7 @@ class PagingReceiver:
     _fail_until: float = 0.0
     _slow_until: float = 0.0
     _delay_s: float = 0.0
+    _armed: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -56,22 +58,31 @@ class PagingReceiver:
             self._server.server_close()
 
     def fail_for(self, seconds: float) -> None:
-        """Answer 500 to everything for ``seconds`` (an outage of the paging system)."""
-        self._fail_until = time.monotonic() + seconds
+        """From the next request on, answer 500 to everything for ``seconds`` (an outage of
+        the paging system that pages actually run into)."""
+        with self._lock:
+            self._armed["fail"] = seconds
 
     def slow_for(self, seconds: float, delay_s: float) -> None:
-        """Take ``delay_s`` before answering 200, for ``seconds``."""
-        self._delay_s = delay_s
-        self._slow_until = time.monotonic() + seconds
+        """From the next request on, take ``delay_s`` before answering 200, for ``seconds``."""
+        with self._lock:
+            self._delay_s = delay_s
+            self._armed["slow"] = seconds
 
     def answer(self, body: dict[str, Any]) -> int:
         """Decide (and wait out) the answer to one request, recording it."""
         now = time.monotonic()
-        status = 500 if now < self._fail_until else 200
-        if status == 200 and now < self._slow_until:
+        with self._lock:
+            if "fail" in self._armed:
+                self._fail_until = now + self._armed.pop("fail")
+            if "slow" in self._armed:
+                self._slow_until = now + self._armed.pop("slow")
+            status = 500 if now < self._fail_until else 200
+            slow = status == 200 and now < self._slow_until
+        if slow:
             time.sleep(self._delay_s)
         with self._lock:
-            self.handled.append(Handled(pages_in(body), status))
+            self.handled.append(Handled(pages_in(body), status, slow))
         return status
 
     def delivered(self) -> Counter[PageKey]:
@@ -83,6 +94,11 @@ class PagingReceiver:
         """Requests answered with an error."""
         with self._lock:
             return sum(h.status >= 300 for h in self.handled)
+
+    def slowed(self) -> int:
+        """Requests answered late on purpose."""
+        with self._lock:
+            return sum(h.slow for h in self.handled)
 
 
 def pages_in(body: dict[str, Any]) -> tuple[PageKey, ...]:

@@ -46,7 +46,8 @@ def render(out: Outcome) -> str:
         f"{dict(out.overdue_open)}",
         f"pages delivered       {sum(out.delivered_pages.values())} deliveries; alerts never "
         f"paged {len(out.unpaged)}, paged more than once {out.paged_twice} (at least once); "
-        f"webhook refused {out.webhook_refused} requests; undelivered {out.undelivered}",
+        f"webhook refused {out.webhook_refused} and slowed {out.webhook_slowed} requests; "
+        f"undelivered {out.undelivered}",
         f"runtime               {out.seconds:.0f}s ("
         + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in out.phases.items())
         + ")",

@@ -75,6 +75,7 @@ class Outcome:
     unpaged: list[oracle.Alert] = field(default_factory=list)
     paged_twice: int = 0
     webhook_refused: int = 0
+    webhook_slowed: int = 0
     backlog: dict[str, tuple[int, int]] = field(default_factory=dict)
     caught_up: bool = False
     undelivered: int = 0
@@ -267,3 +268,4 @@ def _observe_alerts(
     out.unpaged = oracle.unpaged(out.raised, out.delivered_pages)
     out.paged_twice = oracle.paged_twice(out.raised, out.delivered_pages)
     out.webhook_refused = system.receiver.refused()
+    out.webhook_slowed = system.receiver.slowed()

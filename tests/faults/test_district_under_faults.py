@@ -22,7 +22,7 @@ from tests.faults import injection as f
 from tests.faults.report import REPORT_PATH, publish, render
 from tests.faults.scenario import Outcome, Scenario, run_scenario
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 #: The PostgreSQL scenario takes every kind of fault; the embedded-SQLite one (what
 #: ``zhibao up`` runs) fewer, to keep the suite within its time budget.
@@ -77,8 +77,11 @@ def reported(outcome: Outcome, record_property: Callable[[str, object], None]) -
     return outcome
 
 
-def test_every_fault_was_injected(reported: Outcome) -> None:
-    assert reported.injected.by_kind == reported.scenario.faults
+def test_every_fault_was_injected_and_the_webhook_faults_were_felt(reported: Outcome) -> None:
+    faults = reported.scenario.faults
+    assert reported.injected.by_kind == faults
+    assert (reported.webhook_refused > 0) == (faults[f.WEBHOOK_FAILING] > 0)
+    assert (reported.webhook_slowed > 0) == (faults[f.WEBHOOK_SLOW] > 0)
 
 
 def test_every_event_was_accepted_and_stored_once(reported: Outcome) -> None:
