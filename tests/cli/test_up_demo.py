@@ -43,14 +43,14 @@ def get(url: str, token: str, **params: Any) -> Any:
     return answer.json()
 
 
-def city_events(aggregator: str, token: str, expected: int, timeout_s: float = 60) -> int:
-    """Events counted for the city over the demo's two weeks, once they reach ``expected``."""
+def district_events(aggregator: str, token: str, expected: int, timeout_s: float = 60) -> int:
+    """Events counted for the district over the demo's two weeks, once they reach ``expected``."""
     today = datetime.now(SHANGHAI).date()
     params = {"metric": "events", "from": (today - timedelta(days=14)).isoformat()}
     counted = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and counted < expected:
-        series = get(f"{aggregator}/v1/units/6401/series", token, **params, to=today.isoformat())
+        series = get(f"{aggregator}/v1/units/640106/series", token, **params, to=today.isoformat())
         counted = sum(int(point["value"] or 0) for point in series["points"])
         time.sleep(0.5)
     return counted
@@ -83,13 +83,15 @@ def test_demo_feeds_the_system_and_its_link_signs_in(tmp_path: Path) -> None:
 
         accepted = demo_done(log, 150)
         assert accepted > 10_000
-        assert city_events(aggregator, token, accepted) == accepted
+        assert district_events(aggregator, token, accepted) == accepted
 
         alerts = f"http://127.0.0.1:{env['ZHIBAO_ALERTS_PORT']}"
         raised = get(f"{alerts}/v1/alerts", token, limit=500)
         items = raised if isinstance(raised, list) else raised["alerts"]
         rules = {alert["rule"] for alert in items}
         assert "immediate_confirmed" in rules, rules
+        panel = get(f"{aggregator}/v1/alerts", token, unit="640106", limit=500)
+        assert "immediate_confirmed" in {alert["rule"] for alert in panel["alerts"]}, "the panel"
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0

@@ -30,9 +30,10 @@ class Demo:
 
     intake_url: str
     data_dir: Path
-    scope: str
     seconds_per_day: float = DEMO_SECONDS_PER_DAY
     seed: int = 1
+    #: The simulated district: the page opens on it, the simulator reports for it.
+    scope: str = SimulationConfig().district
     report_token: str = ""
     dashboard_token: str = ""
     _token_ids: list[str] = field(default_factory=list)

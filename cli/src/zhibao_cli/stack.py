@@ -82,8 +82,12 @@ class Stack:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Each service finds the others where this stack puts them (alert links to
+        # rollups; the page's alert panel to the alerts service), not at the defaults.
         aggregator_port = self.env.get("ZHIBAO_AGGREGATOR_PORT", "8102")
+        alerts_port = self.env.get("ZHIBAO_ALERTS_PORT", "8103")
         self.env.setdefault("ZHIBAO_AGGREGATOR_URL", f"http://{HOST}:{aggregator_port}")
+        self.env.setdefault("ZHIBAO_ALERTS_URL", f"http://{HOST}:{alerts_port}")
         specs = {s.name: s for s in SERVICES}
         for name in self.names:
             spec = specs[name]

@@ -85,7 +85,7 @@ def up(
         stack.start()
         first = _first_tokens(stack)
         if demo:
-            feeder = Demo(stack.url("intake"), stack.data_dir, FIRST_RUN_SCOPE, seconds_per_day)
+            feeder = Demo(stack.url("intake"), stack.data_dir, seconds_per_day=seconds_per_day)
             feeder.issue_tokens()
         typer.echo(_banner(stack, first, feeder))
         if feeder is not None:
