@@ -51,8 +51,19 @@ WITH_NAME_FIELD = Resident(resident_id(born=date(1949, 12, 31), seq=2), "陈淑�
 MISTYPED = Resident(resident_id(born=date(1993, 7, 21), seq=305), "孙玉兰")
 #: A community system that uses the ID number as its record id (the event's ``id``).
 AS_EVENT_ID = Resident(resident_id(born=date(1970, 1, 15), seq=889), "周德胜")
+#: A community system that names the person as the CloudEvents ``subject`` (refused).
+AS_SUBJECT = Resident(resident_id(born=date(1958, 8, 8), seq=146), "吴春梅")
 
-RESIDENTS = (CONFIRMED, LOWER_X, ISOLATED, BY_NAME, IN_EXTENSIONS, WITH_NAME_FIELD, MISTYPED)
+RESIDENTS = (
+    CONFIRMED,
+    LOWER_X,
+    ISOLATED,
+    BY_NAME,
+    IN_EXTENSIONS,
+    WITH_NAME_FIELD,
+    MISTYPED,
+    AS_SUBJECT,
+)
 EVERYONE = (*RESIDENTS, AS_EVENT_ID)
 
 

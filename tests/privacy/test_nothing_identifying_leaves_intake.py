@@ -36,8 +36,10 @@ import pytest
 from tests.privacy.conftest import COMMUNITY, STREET, PrivacySystem, wait_until
 from tests.privacy.residents import (
     AS_EVENT_ID,
+    AS_SUBJECT,
     BY_NAME,
     CONFIRMED,
+    EVERYONE,
     IN_EXTENSIONS,
     ISOLATED,
     LOWER_X,
@@ -123,8 +125,12 @@ def accepted_events() -> list[dict[str, Any]]:
 
 
 def refused_events() -> list[dict[str, Any]]:
-    """Reports the contract refuses: a name next to the number, a mistyped number."""
+    """Reports the contract refuses: a name next to the number, a mistyped number, the
+    person's number as the CloudEvents ``subject`` (which should be the community)."""
+    as_subject = _event("case", {"person": {"ref": "local-9"}, "classification": "suspected"})
+    as_subject["subject"] = AS_SUBJECT.id_number
     return [
+        as_subject,
         _event(
             "case",
             {
@@ -453,6 +459,4 @@ def test_the_scan_would_see_a_leak() -> None:
 
 
 def test_the_residents_are_distinct_people() -> None:
-    people = {CONFIRMED, LOWER_X, ISOLATED, BY_NAME, IN_EXTENSIONS, WITH_NAME_FIELD, MISTYPED}
-    people.add(AS_EVENT_ID)
-    assert len({p.id_number for p in people}) == len({p.name for p in people}) == 8
+    assert len({p.id_number for p in EVERYONE}) == len({p.name for p in EVERYONE}) == 9

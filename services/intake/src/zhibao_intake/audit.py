@@ -58,14 +58,16 @@ def audit_record(
 
 
 def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
+    # A refused event's fields are as submitted: anything shaped like a resident ID
+    # (an ID number as event id, or as CloudEvents subject) is masked.
     line: dict[str, Any] = {k: result[k] for k in ("status", "code") if k in result}
-    for key in ("id", "source"):  # a refused event's id may carry a resident ID: masked
+    for key in ("id", "source"):
         if key in result:
             line[key] = mask_resident_ids(result[key])
     if isinstance(item, dict):
         for key in ("subject", "type"):
             if isinstance(item.get(key), str):
-                line[key] = item[key][:64]
+                line[key] = mask_resident_ids(item[key])[:64]
     return line
 
 
