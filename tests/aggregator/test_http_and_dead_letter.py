@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -155,3 +156,27 @@ async def test_a_report_token_cannot_read_rollups(
             "/v1/units/6401/rollup", headers={"authorization": f"Bearer {reporter}"}
         )
         assert answer.status_code == 403
+
+
+async def test_reports_not_yet_due_are_pending_and_past_the_deadline_overdue(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    """Today's reports are due tomorrow 09:00: not in yet is pending, not overdue;
+    two days ago, past its deadline, every community without a report is overdue."""
+    today = datetime.now(settings_zone(settings)).date()
+    async with await _client(sqlite_engine, settings) as client:
+        now = (await client.get("/v1/units/640106001/rollup")).json()["figures"]
+        before = (
+            await client.get(
+                "/v1/units/640106001/rollup", params={"date": str(today - timedelta(days=2))}
+            )
+        ).json()["figures"]
+    assert (now["reports_missing"], now["reports_overdue"]) == (10, 0)
+    assert datetime.fromisoformat(now["reports_due_at"]) > datetime.now(UTC)
+    assert (before["reports_missing"], before["reports_overdue"]) == (10, 10)
+    assert before["reports_due_at"] is None
+
+
+def settings_zone(settings: AggregatorSettings) -> ZoneInfo:
+    """The district's time zone (its day boundaries)."""
+    return ZoneInfo(settings.timezone)

@@ -144,7 +144,7 @@ def test_the_page_shows_the_seeded_numbers_and_drills_down(seeded: System, page:
     expect(page.locator("#crumbs strong")).to_have_text("黄河东路街道")
     expect(_cell(page, COMMUNITY_A, "screenings")).to_have_text("16")
     expect(_cell(page, COMMUNITY_A, "fevers")).to_have_text("6")
-    expect(_cell(page, COMMUNITY_A, "reporting")).to_have_text("未报")
+    expect(_cell(page, COMMUNITY_A, "reporting")).to_have_text("待报")  # due tomorrow 09:00
     expect(_cell(page, COMMUNITY_B, "reporting")).to_have_text("已报")
     expect(page.locator(f"#row-{COMMUNITY_A} td.spark svg")).to_have_count(1)
     _shot(page, "02-street")

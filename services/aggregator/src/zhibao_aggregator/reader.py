@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -67,7 +67,12 @@ class RollupReader:
         expected = len(self.registry.communities_under(code))
         async with self.engine.connect() as conn:
             snap = await queries.snapshot(conn, code, day, expected, self.risk.window_days)
-        return figures(day, snap, self.risk)
+        return figures(day, snap, self.risk, self._reports_not_yet_due(day))
+
+    def _reports_not_yet_due(self, day: date) -> datetime | None:
+        """The deadline of ``day``'s reports while it is still ahead, else None."""
+        due: datetime = self.calendar.start_of(day) + self.report_due_after
+        return due if datetime.now(UTC) < due else None
 
     async def children(self, code: str, day: date) -> list[tuple[Unit, Figures]]:
         """Each child's figures (for a table)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from zhibao_aggregator.domain import metrics as m
@@ -53,8 +53,14 @@ class CounterSnapshot:
     communities_expected: int
 
 
-def figures(day: date, snap: CounterSnapshot, rule: RiskRule) -> dict[str, int | str | None]:
-    """All metrics of a unit for a day, as a flat mapping (JSON and report rows)."""
+def figures(
+    day: date, snap: CounterSnapshot, rule: RiskRule, reports_due: datetime | None = None
+) -> dict[str, int | str | None]:
+    """All metrics of a unit for a day, as a flat mapping (JSON and report rows).
+
+    ``reports_due`` is the deadline of the day's reports when it has not passed
+    yet: missing reports are then pending, not overdue.
+    """
     out: dict[str, int | str | None] = {name: snap.flows.get(name, 0) for name in m.FLOWS}
     for name in m.STOCKS:
         out[name] = snap.sums.get(name, 0)
@@ -65,6 +71,8 @@ def figures(day: date, snap: CounterSnapshot, rule: RiskRule) -> dict[str, int |
     reported = snap.flows.get(m.REPORTS_RECEIVED, 0)
     out["reports_expected"] = snap.communities_expected
     out["reports_missing"] = max(0, snap.communities_expected - reported)
+    out["reports_overdue"] = 0 if reports_due else out["reports_missing"]
+    out["reports_due_at"] = reports_due.isoformat() if reports_due else None
     last = snap.last_new_confirmed
     out["last_new_confirmed"] = last.isoformat() if last else None
     out["days_since_last_new_confirmed"] = (day - last).days if last else None

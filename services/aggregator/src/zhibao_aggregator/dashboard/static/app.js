@@ -117,8 +117,11 @@
   function reportingStatus(f) {
     const expected = f.reports_expected || 0;
     const missing = f.reports_missing || 0;
+    const overdue = f.reports_overdue || 0;
     const late = f.reports_late || 0;
-    if (missing > 0) return ["missing", expected > 1 ? ` ${missing}/${expected}` : ""];
+    if (overdue > 0) return ["missing", expected > 1 ? ` ${overdue}/${expected}` : ""];
+    /* before the deadline a report not yet in is pending, not missing */
+    if (missing > 0) return ["pending", expected > 1 ? ` ${missing}/${expected}` : ""];
     if (late > 0) return ["late", expected > 1 ? ` ${late}` : ""];
     return ["reported", expected > 1 ? ` ${expected}/${expected}` : ""];
   }
@@ -222,7 +225,7 @@
       ["screenings", f.screenings], ["fevers", f.fevers], ["newConfirmed", f.new_confirmed],
       ["currentConfirmed", f.current_confirmed], ["inIsolation", f.in_isolation],
       ["cumulativeConfirmed", f.cumulative_confirmed],
-      ["daysSince", f.days_since_last_new_confirmed], ["reportsMissing", f.reports_missing],
+      ["daysSince", f.days_since_last_new_confirmed], ["reportsMissing", f.reports_overdue],
     ];
     const box = $("kpis");
     box.replaceChildren(...items.map(([key, value]) => el("div", { class: "kpi", "data-kpi": key },
