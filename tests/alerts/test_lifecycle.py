@@ -99,6 +99,7 @@ async def test_three_fevers_in_one_building_make_one_cluster_alert(
     assert [(a.rule, a.window.split(":")[0], a.occurrences) for a in found] == [
         ("fever_cluster", "枫林湾/3", 2)
     ]
+    assert "有 4 人发热" in found[0].summary_zh, "the alert says the latest count, not the first"
 
 
 async def test_unacknowledged_alert_escalates_to_the_street_and_ack_stops_it(

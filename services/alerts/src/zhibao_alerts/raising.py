@@ -99,7 +99,14 @@ async def raise_alert(
     if existing is None and window_passed(trigger.rule, trigger.day, now):
         existing = await store.latest_alert(conn, trigger.dedup_key)
     if existing is not None:
-        await store.update_alert(conn, existing.id, occurrences=existing.occurrences + 1)
+        # the latest figures, not those of the first, possibly partial, evaluation
+        latest: dict[str, Any] = {
+            "summary_zh": trigger.summary_zh,
+            "summary_en": trigger.summary_en,
+        }
+        if upper_bound is not None:
+            latest["upper_bound"] = upper_bound
+        await store.update_alert(conn, existing.id, occurrences=existing.occurrences + 1, **latest)
         return None
     alert_id = await store.insert_alert(
         conn,

@@ -89,7 +89,7 @@ def aberrations(
         if not point.alarm:
             continue
         day = days[-1]
-        bound = f"{point.upper_bound:.1f}" if point.upper_bound is not None else "?"
+        summary_zh, summary_en = _ears_summary(method, metric, unit, day, point)
         found.append(
             (
                 Trigger(
@@ -97,13 +97,31 @@ def aberrations(
                     unit=unit,
                     window=day.isoformat(),
                     severity=rules.aberration.severity,
-                    summary_zh=f"{unit} {day} 的{'发热' if metric == 'fevers' else '疑似'}人数 "
-                    f"{point.value:g} 超过 EARS {method} 上限 {bound}",
-                    summary_en=f"{metric} at {unit} on {day}: {point.value:g} above "
-                    f"the EARS {method} upper bound {bound}",
+                    summary_zh=summary_zh,
+                    summary_en=summary_en,
                     day=day,
                 ),
                 point,
             )
         )
     return found
+
+
+def _ears_summary(
+    method: str, metric: str, unit: str, day: date, point: EarsPoint
+) -> tuple[str, str]:
+    """What the alarm says. C3 sums three days' excess over the baseline, so it can
+    fire on a day whose own count is under the one-day bound: it says so."""
+    what_zh = "发热" if metric == "fevers" else "疑似"
+    value = f"{point.value:g}"
+    if method == "C3":
+        return (
+            f"{unit} {day} 的{what_zh}人数 {value}，近 3 日累计超出基线（EARS C3）",
+            f"{metric} at {unit} on {day}: {value}; the last 3 days together exceed "
+            "the baseline (EARS C3)",
+        )
+    bound = f"{point.upper_bound:.1f}" if point.upper_bound is not None else "?"
+    return (
+        f"{unit} {day} 的{what_zh}人数 {value} 超过 EARS {method} 上限 {bound}",
+        f"{metric} at {unit} on {day}: {value} above the EARS {method} upper bound {bound}",
+    )

@@ -403,6 +403,8 @@
     }
     if (!current(wanted)) return;
     S.alerts = alerts;
+    /* an alert carries its unit's path: name units the drill-down has not loaded yet */
+    alerts.forEach((a) => (a.path || []).forEach((u) => { if (!S.names[u.code]) S.names[u.code] = u; }));
     const note = $("alerts-note");
     note.replaceChildren(...(text ? [text, el("br")] : []), el("small", {}, t("earsNote")));
     renderAlerts();
