@@ -154,7 +154,12 @@ def run_in_process(
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(url, requests, connections, rate, sender))
     child.start()
-    result: LoadResult = receiver.recv()
+    sender.close()  # so a crashed child shows as EOFError here, not a hang
+    try:
+        result: LoadResult = receiver.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"the load client died (exit code {child.exitcode})") from None
     child.join()
     return result
 

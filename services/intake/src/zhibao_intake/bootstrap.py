@@ -17,6 +17,7 @@ from faststream.nats import NatsBroker
 from zhibao_intake.audit import AuditTrail
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.rate_limit import RateLimiter
+from zhibao_intake.fastpath import IntakeApp
 from zhibao_intake.gateway import Gateway, Limits
 from zhibao_intake.http_api import add_event_schemas, build_router
 from zhibao_intake.nats_api import build_nats_router
@@ -35,6 +36,7 @@ from zhibao_shared.broker import (
 )
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.settings import redacted
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
@@ -74,7 +76,7 @@ class Intake:
         await ensure_stream(js, dead_letter_stream_config(self.settings))
         await ensure_stream(js, audit_stream_config(self.settings))
         self.streams_ready.set()
-        log.info("intake_connected", nats=self.settings.nats_url)
+        log.info("intake_connected", nats=redacted(self.settings.nats_url))
 
     async def readiness(self) -> dict[str, bool]:
         """Ready when NATS is connected and the event stream is declared."""
@@ -124,7 +126,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             intake.tokens.close()
             log.info("intake_stopped")
 
-    app = FastAPI(
+    app = IntakeApp(
         title="Zhibao intake",
         description="Community reports in, validated and de-identified, onto the bus.",
         version="0.1.0",
@@ -134,4 +136,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.include_router(build_router(intake.gateway))
     add_event_schemas(app)
     app.include_router(probes_router(intake.readiness))
+    if settings.intake_fast_path:
+        app.fast_gateway = intake.gateway
     return app
