@@ -264,3 +264,39 @@ def test_a_community_without_a_rota_is_covered_by_its_street() -> None:
     assert rota.person_for("640106001001", at).name == "own grid worker"  # type: ignore[union-attr]
     assert rota.person_for("640106001002", at).name == "street duty"  # type: ignore[union-attr]
     assert rota.person_for("640106002001", at) is None
+
+
+async def test_a_dispatcher_that_was_down_pages_every_level_it_missed(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """Down for 31 minutes: the street, district and city are each paged once on restart,
+    not just the city."""
+    levels = {COMMUNITY: "community", "640106001": "street", "640106": "district", "6401": "city"}
+    routing_oncall = OnCall.model_validate(
+        {
+            "rotations": [
+                {
+                    "unit": unit,
+                    "start": "2026-01-01T00:00:00+08:00",
+                    "people": [{"name": name, "webhook": f"{webhook.url}/{name}"}],
+                }
+                for unit, name in levels.items()
+            ]
+        }
+    )
+    routing = Routing(routing_oncall, load_registry(), "http://aggregator")
+    world = World(engine, clock, webhook)
+    world.apply = ApplyEvents(
+        engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock
+    )
+
+    async def no_nats(_s: str, _b: bytes) -> None:
+        return None
+
+    dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+    await world.send(confirmed())
+    await dispatcher.tick()
+    clock.advance(minutes=31)  # past street (5), district (15) and city (30) at once
+    await dispatcher.tick()
+    pages = {name: len(webhook.bodies(f"/{name}")) for name in levels.values()}
+    assert pages == {"community": 1, "street": 1, "district": 1, "city": 1}

@@ -83,15 +83,13 @@ class Dispatcher:
                 policy = routing.oncall.escalation[alert.severity]
                 step = due_step(policy, alert.fired_at, now)
                 if step > alert.escalation_step:
-                    reason = f"step{step}"
-                    await store.enqueue(
-                        conn, notifications_for_step(alert, step, reason, routing, now)
-                    )
+                    await store.enqueue(conn, _steps_up_to(alert, step, routing, now))
                     await store.update_alert(
                         conn, alert.id, escalation_step=step, last_notified_at=now
                     )
+                    passed = policy.steps[alert.escalation_step + 1 : step + 1]
                     await store.note(
-                        conn, alert.id, now, "escalated", detail=policy.steps[step].level
+                        conn, alert.id, now, "escalated", detail=", ".join(s.level for s in passed)
                     )
                 elif reminder_due(policy, alert.last_notified_at, now):
                     reason = f"reminder-{now:%Y%m%dT%H%M}"
@@ -224,3 +222,16 @@ class Dispatcher:
                 gave_up=gave_up,
                 error=error,
             )
+
+
+def _steps_up_to(alert: Any, step: int, routing: Routing, now: datetime) -> list[dict[str, Any]]:
+    """Notifications for every step after the last one notified, up to ``step``.
+
+    A dispatcher that was down for a while does not skip a level: each level's
+    on-call is paged, and a person covering several of them is paged once.
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for missed in range(alert.escalation_step + 1, step + 1):
+        for row in notifications_for_step(alert, missed, f"step{missed}", routing, now):
+            rows[(row["channel"], row["target"])] = row
+    return list(rows.values())
