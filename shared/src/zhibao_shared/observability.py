@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -25,7 +25,57 @@ from zhibao_shared.settings import ZhibaoSettings
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
         return mask_resident_ids(value)
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
     return value
+
+
+class MaskResidentIds(logging.Filter):
+    """Masks resident-ID-shaped text in standard-library log records (uvicorn's own
+    lines and tracebacks, libraries' warnings), as ``redact_identifiers`` does for
+    structlog: the message, its arguments and the formatted exception."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place, keeping the shape of its arguments; never drops it."""
+        if isinstance(record.msg, str):
+            record.msg = mask_resident_ids(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked_argument(a) for a in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {k: _masked_argument(v) for k, v in record.args.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_resident_ids(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_resident_ids(record.stack_info)
+        return True
+
+
+def _masked_argument(value: object) -> object:
+    """A log argument with resident IDs masked; numbers stay numbers (``%d`` still works)."""
+    if value is None or isinstance(value, int | float):
+        return value
+    return mask_resident_ids(value if isinstance(value, str) else str(value))
+
+
+_MASK = MaskResidentIds()
+#: Loggers that write through handlers of their own (uvicorn configures them when it starts).
+_OWN_HANDLERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def _mask_standard_logging() -> None:
+    """Attach the mask to the root handlers (every propagating library logger) and to
+    uvicorn's loggers (logger filters survive uvicorn's later ``dictConfig``)."""
+    for handler in logging.getLogger().handlers:
+        if _MASK not in handler.filters:
+            handler.addFilter(_MASK)
+    for name in _OWN_HANDLERS:
+        logger = logging.getLogger(name)
+        if _MASK not in logger.filters:
+            logger.addFilter(_MASK)
 
 
 def redact_identifiers(
@@ -61,6 +111,7 @@ def configure_logging(settings: ZhibaoSettings, *, service: str) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(message)s")
+    _mask_standard_logging()
 
 
 def _add_service(service: str) -> structlog.types.Processor:
