@@ -117,9 +117,9 @@ def inject(system: System, faults: list[Fault], gate: Gate, seed: int, started: 
     for fault in faults:
         gate.wait_for(fault, timeout_s=180)
         gate.release()
-        at = time.monotonic() - started
+        at, sent = time.monotonic() - started, gate.sent
         action(system, fault.kind, rng)()
         took = time.monotonic() - started - at
         done.by_kind[fault.kind] += 1
-        done.log.append(f"{at:6.1f}s after {gate.sent:>6,} events: {fault.kind} (took {took:.1f}s)")
+        done.log.append(f"{at:6.1f}s after {sent:>6,} events: {fault.kind} (took {took:.1f}s)")
     return done
