@@ -14,6 +14,7 @@ from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.domain.config import OnCall, Rules
 from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.raising import Routing
+from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.tables import alerts, notifications
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import PublishedEvent
@@ -100,6 +101,26 @@ async def test_three_fevers_in_one_building_make_one_cluster_alert(
         ("fever_cluster", "枫林湾/3", 2)
     ]
     assert "有 4 人发热" in found[0].summary_zh, "the alert says the latest count, not the first"
+
+
+async def test_the_fever_threshold_is_the_shared_setting(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """ZHIBAO_FEVER_THRESHOLD_C = 38.5 (as for the rollups): 38.2 °C is no fever here."""
+    world = World(engine, clock, webhook)
+    routing = Routing(oncall(webhook), load_registry(), "http://aggregator")
+    world.apply = ApplyEvents(
+        engine,
+        lambda: NO_ABERRATION,
+        lambda: routing,
+        "Asia/Shanghai",
+        clock,
+        AlertsSettings(fever_threshold_c=38.5).fever_threshold_c,
+    )
+    await world.send(fever(), fever(), fever())
+    assert await world.alerts() == []
+    await world.send(fever(temperature=38.6), fever(temperature=38.6), fever(temperature=38.7))
+    assert [a.rule for a in await world.alerts()] == ["fever_cluster"]
 
 
 async def test_unacknowledged_alert_escalates_to_the_street_and_ack_stops_it(

@@ -41,6 +41,8 @@ CONTENT_TYPE_BATCH = "application/cloudevents-batch+json"
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 #: Events older than this are refused: nothing in a response period is older.
 MAX_EVENT_AGE = timedelta(days=400)
+#: A screening at or above this is a fever unless ZHIBAO_FEVER_THRESHOLD_C says otherwise.
+FEVER_THRESHOLD_C = 37.3
 
 
 def _no_resident_id(value: str) -> str:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from zhibao_shared.events import FEVER_THRESHOLD_C
+
 _PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "password", "test", "example"}
 MIN_SECRET_LENGTH = 32
 
@@ -107,3 +109,9 @@ class ServiceSettings(ZhibaoSettings):
 
     host: str = "127.0.0.1"
     shutdown_grace_s: float = Field(default=15.0, gt=0)
+    fever_threshold_c: float = Field(
+        default=FEVER_THRESHOLD_C,
+        ge=35.0,
+        le=42.0,
+        description="A screening at or above this temperature is a fever (rollups and alerts)",
+    )

@@ -44,7 +44,6 @@ class AggregatorSettings(ServiceSettings):
     dashboard_heartbeat_s: float = Field(
         default=15.0, gt=0, le=300, description="Seconds between the live stream's heartbeats"
     )
-    fever_threshold_c: float = Field(default=37.3, ge=35.0, le=42.0)
     report_due_after: timedelta = Field(
         default=timedelta(days=1, hours=9),
         description="A daily report is on time when received this long after the start "

@@ -84,7 +84,12 @@ class Alerts:
         js = self.broker.config.broker_config.connection_state.stream
         await ensure_stream(js, events_stream_config(self.settings))
         handler = ApplyEvents(
-            self.engine, lambda: self.rules.current, self.routing, self.settings.timezone, utc_now
+            self.engine,
+            lambda: self.rules.current,
+            self.routing,
+            self.settings.timezone,
+            utc_now,
+            self.settings.fever_threshold_c,
         )
         spec = ConsumerSpec(
             service="alerts",

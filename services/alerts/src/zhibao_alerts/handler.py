@@ -15,6 +15,7 @@ from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.raising import Routing, raise_alert
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
+    FEVER_THRESHOLD_C,
     Classification,
     PublishedCase,
     PublishedDailyReport,
@@ -46,8 +47,10 @@ class ApplyEvents:
         routing: Callable[[], Routing],
         timezone: str,
         clock: Callable[[], datetime],
+        fever_threshold_c: float = FEVER_THRESHOLD_C,
     ) -> None:
         self._engine = engine
+        self._fever_threshold_c = fever_threshold_c
         self._rules = rules
         self._routing = routing
         self._zone = ZoneInfo(timezone)
@@ -72,7 +75,7 @@ class ApplyEvents:
             trigger = triggers.immediate(event, rules, day)
             if trigger is not None:
                 await raise_alert(conn, trigger, routing, now)
-            metric = self._counted_metric(event, rules)
+            metric = self._counted_metric(event)
             if metric is not None:
                 for level in rules.aberration.levels:
                     counts[(event.subject[: CODE_LENGTH[level]], metric, day)] += 1
@@ -98,10 +101,9 @@ class ApplyEvents:
         elif isinstance(event, PublishedDailyReport):
             await store.note_daily_report(conn, event.subject, event.data.date)
 
-    @staticmethod
-    def _counted_metric(event: PublishedEvent, rules: Rules) -> str | None:
+    def _counted_metric(self, event: PublishedEvent) -> str | None:
         if isinstance(event, PublishedScreening):
-            return "fevers" if event.data.temperature_c >= rules.fever_threshold_c else None
+            return "fevers" if event.data.temperature_c >= self._fever_threshold_c else None
         if isinstance(event, PublishedCase):
             suspected = event.data.classification is Classification.SUSPECTED
             return "suspected" if suspected else None

@@ -122,7 +122,6 @@ class Rules(_Strict):
     aberration: AberrationRule = AberrationRule()
     silence: SilenceRule = SilenceRule()
     isolation: IsolationRule = IsolationRule()
-    fever_threshold_c: float = Field(default=37.3, ge=35, le=42)
 
 
 class Robot(_Strict):
