@@ -64,7 +64,7 @@ class PagingReceiver:
             self._armed["fail"] = seconds
 
     def slow_for(self, seconds: float, delay_s: float) -> None:
-        """From the next request on, take ``delay_s`` before answering 200, for ``seconds``."""
+        """From the next request on, take ``delay_s`` before answering, for ``seconds``."""
         with self._lock:
             self._delay_s = delay_s
             self._armed["slow"] = seconds
@@ -78,7 +78,7 @@ class PagingReceiver:
             if "slow" in self._armed:
                 self._slow_until = now + self._armed.pop("slow")
             status = 500 if now < self._fail_until else 200
-            slow = status == 200 and now < self._slow_until
+            slow = now < self._slow_until
         if slow:
             time.sleep(self._delay_s)
         with self._lock:

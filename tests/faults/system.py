@@ -49,9 +49,10 @@ class System:
         return self.stack.url(name)
 
     def crash(self, name: str) -> None:
-        """SIGKILL a service and start it again (same data, same port)."""
+        """SIGKILL a service and start it again (same data, same port; the schema is
+        current, so no migration step, as when a supervisor restarts a crashed process)."""
         self.stack.kill_service(name)
-        self.stack.start_service(name)
+        self.stack.start_service(name, migrate=False)
 
     def restart_nats(self) -> None:
         """Stop nats-server and start it again on the same port and JetStream store."""

@@ -121,13 +121,17 @@ class Stack:
     def _command(self, name: str, *args: str) -> list[str]:
         return [sys.executable, "-m", "zhibao_cli", name, *args]
 
-    def start_service(self, name: str, timeout_s: float = 60.0) -> None:
-        """Start (or restart) one service and wait until /readyz answers 200."""
+    def start_service(self, name: str, timeout_s: float = 60.0, migrate: bool = True) -> None:
+        """Start (or restart) one service and wait until /readyz answers 200.
+
+        Its migrations run first unless ``migrate`` is false (a restart of a service
+        whose schema is already current, as after a crash).
+        """
         service = self.services[name]
         if wait_for_port(HOST, service.port, 0.1):
             raise StackError(f"port {service.port} for {name} is in use")
         with self._output(name) as output:
-            if service.spec.has_migrations:
+            if migrate and service.spec.has_migrations:
                 subprocess.run(  # noqa: S603
                     self._command(name, "migrate"),
                     env=self.env,
