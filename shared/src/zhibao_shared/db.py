@@ -8,20 +8,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, DateTime, TypeDecorator, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from zhibao_shared.settings import sqlite_url
 
-def sqlite_url(data_dir: Path, name: str) -> str:
-    """URL of a service's embedded SQLite database in the data directory."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite+aiosqlite:///{data_dir / name}.db"
+__all__ = ["UtcDateTime", "has_table", "is_sqlite", "make_engine", "run_migrations", "sqlite_url"]
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def is_sqlite(url: str) -> bool:
@@ -48,6 +46,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def _alembic_config(package: str, connection: Connection) -> Config:
+    from alembic.config import Config  # only migrations need Alembic (a slow import)
+
     config = Config()
     location = resources.files(package).joinpath("migrations")
     config.set_main_option("script_location", str(location))
@@ -60,6 +60,8 @@ async def run_migrations(url: str, package: str) -> None:
 
     Run as an explicit step (``zhibao <service> migrate``), never at import or start-up.
     """
+    from alembic import command
+
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:

@@ -38,6 +38,12 @@ def nats_servers(url: str) -> list[str]:
     return servers
 
 
+def sqlite_url(data_dir: Path, name: str) -> str:
+    """URL of a service's embedded SQLite database in the data directory."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{data_dir / name}.db"
+
+
 def redacted(url: str) -> str:
     """``url`` (one NATS URL or a list) safe to log: passwords replaced by ``***``."""
     return ",".join(_without_password(server) for server in url.split(","))

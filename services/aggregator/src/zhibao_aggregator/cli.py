@@ -6,10 +6,11 @@ import asyncio
 
 import typer
 
-from zhibao_aggregator.bootstrap import NotEmpty, create_app, load_settings, rebuild
-from zhibao_aggregator.migrate import migrate as run_migrations
+from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.observability import configure_logging
-from zhibao_shared.serving import serve
+
+# The service's modules are imported inside the commands, so that other ``zhibao``
+# commands (and the service processes of ``zhibao up``) start without loading them.
 
 app = typer.Typer(help="The aggregator service (HTTP :8102): rollups from the event stream.")
 
@@ -19,14 +20,19 @@ def run(ctx: typer.Context) -> None:
     """Run the aggregator against ZHIBAO_NATS_URL until SIGTERM/Ctrl-C (then drain and stop)."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = load_settings()
+    from zhibao_aggregator.bootstrap import create_app
+    from zhibao_shared.serving import serve
+
+    settings = AggregatorSettings()
     serve(create_app(settings), settings, settings.aggregator_port)
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the aggregator's database schema (Alembic upgrade head)."""
-    settings = load_settings()
+    from zhibao_aggregator.migrate import migrate as run_migrations
+
+    settings = AggregatorSettings()
     configure_logging(settings, service="aggregator")
     asyncio.run(run_migrations(settings.database_url()))
     typer.echo("aggregator database is at the latest schema")
@@ -37,7 +43,9 @@ def rebuild_command(
     force: bool = typer.Option(False, "--force", help="Wipe a database that holds data"),
 ) -> None:
     """Replay the event stream from its start into an empty database (service stopped)."""
-    settings = load_settings()
+    from zhibao_aggregator.bootstrap import NotEmpty, rebuild
+
+    settings = AggregatorSettings()
     configure_logging(settings, service="aggregator")
     try:
         replayed = asyncio.run(rebuild(settings, force=force))

@@ -6,9 +6,8 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator, model_validator
 
-from zhibao_shared.db import sqlite_url
 from zhibao_shared.hierarchy import Level
-from zhibao_shared.settings import ServiceSettings, nats_servers
+from zhibao_shared.settings import ServiceSettings, nats_servers, sqlite_url
 
 
 class AggregatorSettings(ServiceSettings):

@@ -6,9 +6,7 @@ import asyncio
 
 import typer
 
-from zhibao_alerts.bootstrap import create_app, migrate
 from zhibao_alerts.settings import AlertsSettings
-from zhibao_shared.serving import serve
 
 app = typer.Typer(help="The alerts service (HTTP :8103): warnings, escalation, notifications.")
 
@@ -18,6 +16,10 @@ def run(ctx: typer.Context) -> None:
     """Run the alerts service against ZHIBAO_NATS_URL until SIGTERM/Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
+    # imported here so that other ``zhibao`` commands start without loading the service
+    from zhibao_alerts.bootstrap import create_app
+    from zhibao_shared.serving import serve
+
     settings = AlertsSettings()
     serve(create_app(settings), settings, settings.alerts_port)
 
@@ -25,5 +27,7 @@ def run(ctx: typer.Context) -> None:
 @app.command("migrate")
 def migrate_command() -> None:
     """Create or upgrade the alerts database schema (Alembic upgrade head)."""
-    asyncio.run(migrate(AlertsSettings()))
+    from zhibao_shared.db import run_migrations
+
+    asyncio.run(run_migrations(AlertsSettings().database_url(), "zhibao_alerts"))
     typer.echo("alerts database is at the latest schema")

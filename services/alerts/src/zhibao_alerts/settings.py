@@ -6,8 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from zhibao_shared.db import sqlite_url
-from zhibao_shared.settings import ServiceSettings
+from zhibao_shared.settings import ServiceSettings, sqlite_url
 
 
 class AlertsSettings(ServiceSettings):
