@@ -56,7 +56,9 @@ SCENARIOS = (
         seed=8,
         scale=0.008,
         seconds_per_day=6,
-        faults=Counter({f.KILL_AGGREGATOR: 1, f.RESTART_NATS: 2, f.WEBHOOK_FAILING: 1}),
+        faults=Counter(
+            {f.KILL_AGGREGATOR: 1, f.KILL_ALERTS: 1, f.RESTART_NATS: 2, f.WEBHOOK_FAILING: 1}
+        ),
     ),
 )
 
