@@ -51,6 +51,7 @@ class Gate:
 
     sent: int = 0
     finished: bool = False
+    stopped: threading.Event = field(default_factory=threading.Event)
     _due_at: int | None = None
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -77,6 +78,11 @@ class Gate:
                 lambda: self.finished or self.sent >= fault.after_events, timeout=timeout_s
             )
         assert reached, f"the sender did not reach {fault.after_events} events in {timeout_s}s"
+
+    def abandon(self) -> None:
+        """The run failed: stop the sender and stop holding it."""
+        self.stopped.set()
+        self.release()
 
     def release(self) -> None:
         """The fault has begun: the sender may go on."""

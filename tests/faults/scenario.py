@@ -136,6 +136,7 @@ def send(
                 batch_size=200,
                 on_progress=lambda p: gate.progress(p.sent),
                 drain_wait_s=180,
+                stop=gate.stopped,
             )
         return progress, None
     except BaseException as exc:  # re-raised by the main thread
@@ -203,7 +204,11 @@ def _load(
     faults = schedule(scenario.faults, len(delivery), scenario.seed)
     began = time.monotonic()
     sender.start()
-    out.injected = inject(system, faults, gate, scenario.seed, began)
+    try:
+        out.injected = inject(system, faults, gate, scenario.seed, began)
+    except BaseException:
+        gate.abandon()  # the sender stops at its next batch
+        raise
     sender.join(timeout=240)
     assert not sender.is_alive(), "the client did not finish sending within 240s"
     progress, error = result[0]
