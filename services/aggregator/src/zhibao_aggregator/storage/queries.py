@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, Select, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import metrics as m
@@ -13,46 +14,70 @@ from zhibao_aggregator.storage.tables import counters, daily_reports
 from zhibao_aggregator.storage.writer import as_utc
 
 
+def _snapshot_statement() -> Select[Any]:
+    c = counters.c
+    day = bindparam("day", type_=Date)
+    return (
+        select(
+            c.metric,
+            func.sum(case((c.day == day, c.value), else_=0)),
+            func.sum(c.value),
+            func.max(case((c.value > 0, c.day))),
+            func.sum(case((c.day > bindparam("window_start", type_=Date), c.value), else_=0)),
+            func.count(case((c.day == day, 1))),
+        )
+        .where(c.unit == bindparam("unit"), c.day <= day)
+        .group_by(c.metric)
+    )
+
+
+#: Built once: a read only binds parameters (the statement's compiled form is cached).
+_SNAPSHOT = _snapshot_statement()
+
+
 async def snapshot(
     conn: AsyncConnection, unit: str, day: date, expected: int, window_days: int
 ) -> CounterSnapshot:
-    """Everything needed for one unit's figures on one day."""
-    flows = await _flows(conn, unit, day)
-    sums = await _sums(conn, unit, day, m.SUMMED)
-    before = await _sums(conn, unit, day - timedelta(days=1), (m.IN_ISOLATION,))
-    last = await conn.scalar(
-        select(func.max(counters.c.day)).where(
-            counters.c.unit == unit,
-            counters.c.metric == m.NEW_CONFIRMED,
-            counters.c.day <= day,
-            counters.c.value > 0,
-        )
+    """Everything needed for one unit's figures on one day, in one round trip.
+
+    One grouped pass over the unit's counter rows up to ``day`` (primary-key
+    range: metrics x days, independent of how many events were counted)
+    yields per metric the day's value, the running total, the last day it
+    was positive and its sum over the risk window.
+    """
+    rows = await conn.execute(
+        _SNAPSHOT,
+        {"unit": unit, "day": day, "window_start": day - timedelta(days=window_days)},
     )
-    window = await conn.scalar(
-        select(func.coalesce(func.sum(counters.c.value), 0)).where(
-            counters.c.unit == unit,
-            counters.c.metric == m.NEW_CONFIRMED,
-            counters.c.day > day - timedelta(days=window_days),
-            counters.c.day <= day,
-        )
-    )
+    flows: dict[str, int] = {}
+    sums: dict[str, int] = {}
+    before = 0
+    last: date | None = None
+    window = 0
+    for metric, today, total, last_positive, in_window, rows_today in rows.all():
+        if rows_today:
+            flows[metric] = int(today or 0)
+        if metric in m.SUMMED:
+            sums[metric] = int(total or 0)
+        if metric == m.IN_ISOLATION:
+            before = int(total or 0) - int(today or 0)
+        if metric == m.NEW_CONFIRMED:
+            last = _as_date(last_positive)
+            window = int(in_window or 0)
     return CounterSnapshot(
         flows=flows,
         sums=sums,
-        in_isolation_day_before=before.get(m.IN_ISOLATION, 0),
+        in_isolation_day_before=before,
         last_new_confirmed=last,
-        confirmed_in_window=int(window or 0),
+        confirmed_in_window=window,
         communities_expected=expected,
     )
 
 
-async def _flows(conn: AsyncConnection, unit: str, day: date) -> dict[str, int]:
-    rows = await conn.execute(
-        select(counters.c.metric, counters.c.value).where(
-            counters.c.unit == unit, counters.c.day == day
-        )
-    )
-    return {metric: int(value) for metric, value in rows.all()}
+def _as_date(value: date | str | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
 
 
 async def _sums(
