@@ -32,6 +32,8 @@ from zhibao_shared.tokens import Role, TokenStore
 CITY = "6401"
 #: Seconds after which JetStream redelivers what a killed aggregator had fetched.
 AGGREGATOR_ACK_WAIT_S = 5
+#: A service's start-up is CPU-bound (imports): generous on a busy 2-core machine.
+READY_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -52,7 +54,7 @@ class System:
         """SIGKILL a service and start it again (same data, same port; the schema is
         current, so no migration step, as when a supervisor restarts a crashed process)."""
         self.stack.kill_service(name)
-        self.stack.start_service(name, migrate=False)
+        self.stack.start_service(name, READY_TIMEOUT_S, migrate=False)
 
     def restart_nats(self) -> None:
         """Stop nats-server and start it again on the same port and JetStream store."""
@@ -172,7 +174,10 @@ def start_system(root: Path, receiver: PagingReceiver, use_postgres: bool) -> Sy
     tokens.close()
     stack = Stack(env=env, data_dir=data_dir, nats_url=env["ZHIBAO_NATS_URL"], quiet=True)
     try:
-        stack.start()
+        assert stack.nats is not None
+        stack.nats.start()
+        for name in stack.services:
+            stack.start_service(name, READY_TIMEOUT_S)
     except BaseException:
         System(stack, report, operate, receiver, postgres).stop()
         raise
