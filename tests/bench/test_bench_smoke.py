@@ -28,6 +28,7 @@ REQUIRED_KEYS = {
     "lost",
     "double_counted",
     "machine",
+    "date",
 }
 
 

@@ -84,6 +84,9 @@ def _machine() -> dict[str, Any]:
         "cpu_model": model,
         "python": platform.python_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        # Other work on the machine makes every figure noisier: the 1/5/15-minute
+        # load averages when the run started (and, below, when it ended).
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -316,6 +319,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     for name, peak in mixed["mixed_peak_rss_mb"].items():
         results["peak_rss_mb"][name] = max(results["peak_rss_mb"].get(name, 0), peak)
     results["events"] = config.events
+    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["date"] = results["machine"]["date"]
     config.output.parent.mkdir(parents=True, exist_ok=True)
     config.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return results

@@ -267,7 +267,7 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
                 read_load = reading.result()
             drained = run.wait_counted(len(events), timeout_s=600)
             drain_s = max(0.0, drained - load_end)
-            _wait_for(lambda: _delivered(receiver, case_at) >= len(case_at), timeout_s=30)
+            _wait_for(lambda: _delivered(receiver, case_at) >= len(case_at), timeout_s=180)
             counted, fevers = run.counted("events"), run.counted("fevers")
             expected_fevers = sum(
                 1
