@@ -32,7 +32,7 @@ class ServiceProcess:
         """Base URL of its HTTP API."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60.0) -> None:
+    def start(self, timeout_s: float = 120.0) -> None:
         """Start it and wait until /readyz answers 200."""
         env = {**os.environ, **self.env, f"ZHIBAO_{self.service.upper()}_PORT": str(self.port)}
         self.process = subprocess.Popen(

@@ -51,7 +51,7 @@ from zhibao_shared.events import Site
 from zhibao_shared.subjects import EVENTS_STREAM, district_events
 from zhibao_shared.tokens import Role, TokenStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
 CITY = "6401"
 #: district → {street → communities}; two districts of different sizes.
