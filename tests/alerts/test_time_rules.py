@@ -183,3 +183,27 @@ async def test_an_acknowledged_cluster_alert_resolves_itself_when_its_window_has
     clock.advance(days=3)
     await world.dispatcher.tick()
     assert [s for _w, s in await rows(engine, "fever_cluster")] == ["resolved"]
+
+
+async def test_silence_is_not_judged_while_a_backlog_waits(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """After an outage the reports may still be in the queue: no missing-report page
+    until the backlog is applied."""
+    clock.now = at_shanghai(3, 10, clock)
+    world = World(engine, clock, webhook)
+    await world.send(screening(clock.now - timedelta(hours=30)))
+    backlog = [True]
+
+    async def caught_up() -> bool:
+        return not backlog[0]
+
+    routing = Routing(oncall(webhook), load_registry(), "http://aggregator")
+    dog = Watchdog(
+        engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock, caught_up
+    )
+    await dog.tick()
+    assert await rows(engine, "missing_daily_report") == []
+    backlog[0] = False
+    await dog.tick()
+    assert [state for _, state in await rows(engine, "missing_daily_report")] == ["firing"]

@@ -95,13 +95,19 @@ class Alerts:
             service="alerts",
             durable=self.settings.alerts_durable,
             batch_size=self.settings.alerts_batch_size,
+            ack_wait_s=self.settings.alerts_ack_wait_s,
             transient=(OSError, TimeoutError, OperationalError, InterfaceError),
         )
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
         dispatcher = Dispatcher(self.engine, self.routing, self.publish, utc_now)
         watchdog = Watchdog(
-            self.engine, lambda: self.rules.current, self.routing, self.settings.timezone, utc_now
+            self.engine,
+            lambda: self.rules.current,
+            self.routing,
+            self.settings.timezone,
+            utc_now,
+            caught_up=self._caught_up,
         )
         self.tasks += [
             asyncio.create_task(self.consumer.run()),
@@ -110,6 +116,12 @@ class Alerts:
             asyncio.create_task(self._watch_config()),
         ]
         log.info("alerts_connected", nats=redacted(self.settings.nats_url))
+
+    async def _caught_up(self) -> bool:
+        """No more than a batch of events waits for this service (its view is current)."""
+        if self.consumer is None:
+            return False
+        return await self.consumer.pending() <= self.settings.alerts_batch_size
 
     @staticmethod
     async def _every(interval_s: float, action: Callable[[], Awaitable[None]]) -> None:

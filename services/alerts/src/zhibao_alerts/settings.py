@@ -18,6 +18,11 @@ class AlertsSettings(ServiceSettings):
     alerts_oncall_path: Path | None = Field(default=None, description="Shipped sample when unset")
     alerts_durable: str = Field(default="alerts", pattern=r"^[A-Za-z0-9_-]+$")
     alerts_batch_size: int = Field(default=200, gt=0, le=5000)
+    alerts_ack_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Unacked events (e.g. of a killed instance) are redelivered after this",
+    )
     alerts_reload_s: float = Field(default=2.0, gt=0, description="Config files polled this often")
     aggregator_url: str = "http://127.0.0.1:8102"
 

@@ -7,10 +7,11 @@ whose condition has cleared (the report arrived, the check was done).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,6 +21,8 @@ from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.raising import Routing, matching_silence, notifications_for_step, raise_alert
 from zhibao_alerts.tables import alerts, community_activity, daily_reports, isolations
 from zhibao_shared.hierarchy import Level
+
+log = structlog.get_logger(__name__)
 
 WATCHED_RULES = ("missing_daily_report", "no_events", "missed_isolation_check")
 #: The missed-check alert of a community is one alert while any check stays overdue.
@@ -36,15 +39,25 @@ class Watchdog:
         routing: Callable[[], Routing],
         timezone: str,
         clock: Callable[[], datetime],
+        caught_up: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._engine = engine
+        self._caught_up = caught_up
         self._rules = rules
         self._routing = routing
         self._zone = ZoneInfo(timezone)
         self._clock = clock
 
     async def tick(self) -> None:
-        """One evaluation of every time-based rule."""
+        """One evaluation of every time-based rule, once the event backlog is applied.
+
+        While a backlog waits (after an outage of this service), the reports and
+        checks it holds have not been seen yet: judging silence then would page
+        every community whose report is merely still in the queue.
+        """
+        if self._caught_up is not None and not await self._caught_up():
+            log.info("watchdog_waits_for_backlog")
+            return
         now, rules, routing = self._clock(), self._rules(), self._routing()
         async with self._engine.begin() as conn:
             holding = [
