@@ -29,6 +29,8 @@ class LoadResult:
     send_times: list[float] = field(default_factory=list)
     #: Latest a request went out after it was due (open loop: the client fell behind).
     max_lag_ms: float = 0.0
+    #: Requests that went out more than a second after they were due (open loop).
+    late_over_1s: int = 0
 
     @property
     def wall_s(self) -> float:
@@ -74,6 +76,7 @@ async def _connection(
             now = time.perf_counter()
             if due:
                 result.max_lag_ms = max(result.max_lag_ms, (now - due) * 1000)
+                result.late_over_1s += now - due > 1.0
             start = max(now, due)
             writer.write(request)
             status = await _read_response(reader)

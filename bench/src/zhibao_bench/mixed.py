@@ -286,6 +286,9 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
         "mixed_post_p50_ms": round(percentile(load.latencies_ms, 50), 2),
         "mixed_post_p99_ms": round(percentile(load.latencies_ms, 99), 2),
         "mixed_client_max_lag_ms": round(load.max_lag_ms, 1),
+        # The offered rate not achieved shows as a backlog in the client: POSTs sent
+        # more than a second late (latencies count from when each was due).
+        "mixed_client_late_over_1s": load.late_over_1s,
         "mixed_client_cpu_share": round(load.cpu_share, 3),
         "mixed_backlog_at_end": backlog,
         "mixed_drain_s": round(drain_s, 2),
