@@ -20,7 +20,7 @@ from tests.cli.test_up import wait_for_line
 from zhibao_shared.natsserver import free_port
 from zhibao_shared.tokens import TokenStore
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(480)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -81,7 +81,7 @@ def test_demo_feeds_the_system_and_its_link_signs_in(tmp_path: Path) -> None:
         token = link.group(1)
         assert "<!doctype html" in httpx.get(f"{aggregator}/").text.lower()
 
-        accepted = demo_done(log, 150)
+        accepted = demo_done(log, 360)
         assert accepted > 10_000
         assert district_events(aggregator, token, accepted) == accepted
 

@@ -243,11 +243,6 @@ def _observe_alerts(
     system: System, events: list[dict[str, Any]], truth: GroundTruth, out: Outcome
 ) -> None:
     url, token = system.url("alerts"), system.operate_token
-    out.undelivered, _ = poll(
-        lambda: oracle.pending_notifications(url, token),
-        lambda pending: pending == 0,
-        timeout_s=120,
-    )
     now = datetime.now(UTC)
     report_day = oracle.overdue_report_day(now, ZoneInfo(ZONE_NAME))
     out.missing_reports_expected = oracle.expected_missing_reports(truth, report_day)
@@ -260,7 +255,14 @@ def _observe_alerts(
             out.overdue_certain <= overdue <= out.overdue_possible
         )
 
-    out.raised, _ = poll(lambda: oracle.fetch_alerts(url, token), settled, timeout_s=30)
+    out.raised, _ = poll(lambda: oracle.fetch_alerts(url, token), settled, timeout_s=60)
+    # time-based alerts are judged once the backlog is applied: they may be the last
+    # raised, so their pages are awaited after they appear
+    out.undelivered, _ = poll(
+        lambda: oracle.pending_notifications(url, token),
+        lambda pending: pending == 0,
+        timeout_s=120,
+    )
     out.immediate_expected = oracle.expected_immediate(truth)
     out.outbreak_missing = oracle.outbreak_misses(truth, out.raised)
     out.raised_twice = oracle.raised_more_than_once(
