@@ -28,6 +28,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 uv sync --locked --quiet
+# Lint and types first: cheap, and the style rules are part of what CI holds.
+uv run --locked ruff check --quiet .
+uv run --locked ruff format --check --quiet .
+uv run --locked mypy
 set +e
 uv run --locked pytest "$@"
 status=$?

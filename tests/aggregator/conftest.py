@@ -16,7 +16,7 @@ from zhibao_shared.db import make_engine, sqlite_url
 @pytest.fixture
 def settings(tmp_path: Path) -> AggregatorSettings:
     """Aggregator settings isolated in a temporary data directory."""
-    return AggregatorSettings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+    return AggregatorSettings(data_dir=tmp_path / "data", _env_file=None)
 
 
 @pytest.fixture

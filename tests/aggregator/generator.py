@@ -22,7 +22,7 @@ from zhibao_shared.events import (
     PublishedIsolation,
     PublishedScreening,
 )
-from zhibao_shared.hierarchy import Level, load_registry
+from zhibao_shared.hierarchy import Level, Registry, load_registry
 
 ZONE = ZoneInfo("Asia/Shanghai")
 FEVER = 37.3
@@ -150,10 +150,13 @@ def generate(
 
 
 Figures = dict[str, object]
+CaseFact = tuple[datetime, str, str, Classification]
+IsolationFact = tuple[datetime, str, str, str]
+ReportFact = tuple[datetime, str, bool]
 
 
-def _first_by_class(facts: list[tuple[datetime, str, str, Classification]]) -> dict[C, tuple]:
-    first: dict[C, tuple[datetime, str, str, Classification]] = {}
+def _first_by_class(facts: list[CaseFact]) -> dict[C, CaseFact]:
+    first: dict[C, CaseFact] = {}
     for fact in facts:
         first.setdefault(fact[3], fact)
     return first
@@ -170,9 +173,9 @@ def truth(scenario: Scenario) -> dict[tuple[str, date], Figures]:
             if community.startswith(code):
                 flows[(code, day)][metric] += n
 
-    cases: dict[str, list] = defaultdict(list)
-    isolation: dict[str, list] = defaultdict(list)
-    reports: dict[tuple[str, date], list] = defaultdict(list)
+    cases: dict[str, list[CaseFact]] = defaultdict(list)
+    isolation: dict[str, list[IsolationFact]] = defaultdict(list)
+    reports: dict[tuple[str, date], list[ReportFact]] = defaultdict(list)
     for e in scenario.unique:
         day = day_of(e.time)
         add(e.subject, day, "events")
@@ -197,14 +200,14 @@ def truth(scenario: Scenario) -> dict[tuple[str, date], Figures]:
         history.sort()
         for cls, fact in _first_by_class(history).items():
             add(fact[2], day_of(fact[0]), f"new_{cls.value}")
-    for history in isolation.values():
-        history.sort()
-        for fact in history:
-            action = fact[3]
+    for checks in isolation.values():
+        checks.sort()
+        for step in checks:
+            action = step[3]
             if action in ("check", "breach"):
                 add(
-                    fact[2],
-                    day_of(fact[0]),
+                    step[2],
+                    day_of(step[0]),
                     "isolation_checks" if action == "check" else "isolation_breaches",
                 )
     for (community, day), facts in reports.items():
@@ -219,7 +222,9 @@ def truth(scenario: Scenario) -> dict[tuple[str, date], Figures]:
     }
 
 
-def _isolation_state(history: list, day: date) -> tuple[str | None, int | None, bool]:
+def _isolation_state(
+    history: list[IsolationFact], day: date
+) -> tuple[str | None, int | None, bool]:
     """(community of the open isolation at end of day, its start day, checked-due on day)."""
     open_at: tuple[str, date] | None = None
     checked = False
@@ -236,7 +241,7 @@ def _isolation_state(history: list, day: date) -> tuple[str | None, int | None, 
     return (open_at[0] if open_at else None), (1 if open_at else None), checked
 
 
-def _checked_due_community(history: list, day: date) -> str | None:
+def _checked_due_community(history: list[IsolationFact], day: date) -> str | None:
     open_at: tuple[str, date] | None = None
     for when, _key, community, action in history:
         d = day_of(when)
@@ -251,7 +256,14 @@ def _checked_due_community(history: list, day: date) -> str | None:
     return None
 
 
-def _figures(unit, day, flows, cases, isolation, registry) -> Figures:
+def _figures(
+    unit: str,
+    day: date,
+    flows: dict[tuple[str, date], dict[str, int]],
+    cases: dict[str, list[CaseFact]],
+    isolation: dict[str, list[IsolationFact]],
+    registry: Registry,
+) -> Figures:
     out: Figures = dict(flows.get((unit, day), {}))
     for cls in (C.SUSPECTED, C.CONFIRMED, C.ASYMPTOMATIC, C.CLOSE_CONTACT):
         out[f"current_{cls.value}"] = sum(

@@ -29,7 +29,7 @@ async def open_rules(engine: AsyncEngine) -> list[tuple[str, str, str]]:
         rows = await conn.execute(
             select(alerts.c.rule, alerts.c.unit, alerts.c.state).order_by(alerts.c.id)
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 async def test_an_active_community_without_its_daily_report_is_flagged_until_it_reports(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -58,10 +59,11 @@ async def _try_to_erase(url: str) -> list[str]:
     refusals = []
     try:
         js = client.jetstream()
-        for attempt in (
+        attempts: list[Callable[[], Awaitable[object]]] = [
             lambda: js.delete_msg(AUDIT_STREAM, 1),
             lambda: js.purge_stream(AUDIT_STREAM),
-        ):
+        ]
+        for attempt in attempts:
             try:
                 await attempt()
             except APIError as exc:

@@ -34,7 +34,9 @@ def test_batch_over_nats_gets_per_item_answers(intake: RunningIntake) -> None:
     event = screening()
     answer = request(intake.nats.url, [event, screening(COMMUNITY_B), event], token)
     assert answer["status"] == 207
-    statuses = [r["status"] for r in answer["results"]]  # type: ignore[index]
+    results = answer["results"]
+    assert isinstance(results, list)
+    statuses = [r["status"] for r in results]
     assert statuses == ["accepted", "rejected", "duplicate"]
     assert len(stored_messages(intake.nats.url)) == 1
 

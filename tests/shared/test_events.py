@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support.events import case, resident_id, screening
-from zhibao_shared.events import PUBLISHED_EVENT, REPORTED_EVENT, EventType
+from zhibao_shared.events import PUBLISHED_EVENT, REPORTED_EVENT, EventType, PublishedScreening
 
 
 def errors_of(document: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
@@ -94,7 +94,9 @@ def test_published_form_refuses_raw_identifiers() -> None:
     with pytest.raises(ValidationError):
         PUBLISHED_EVENT.validate_python(document)
     document["data"]["person"] = {"pid": "0" * 32}
-    assert PUBLISHED_EVENT.validate_python(document).data.person is not None
+    parsed = PUBLISHED_EVENT.validate_python(document)
+    assert isinstance(parsed, PublishedScreening)
+    assert parsed.data.person is not None
 
 
 @pytest.mark.parametrize(

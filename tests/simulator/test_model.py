@@ -15,7 +15,7 @@ from zhibao_shared.events import REPORTED_EVENT
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime.now(ZONE).date() - timedelta(days=20)
-SMALL = {"days": 12, "start": START, "scale": 0.002}
+SMALL: dict[str, Any] = {"days": 12, "start": START, "scale": 0.002}
 
 
 def generate(**overrides: Any) -> tuple[list[dict[str, Any]], GroundTruth]:
