@@ -17,7 +17,7 @@ from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.tables import alerts, notifications
 from zhibao_shared.consumer import Delivery
-from zhibao_shared.events import PublishedEvent
+from zhibao_shared.events import FEVER_THRESHOLD_C, PublishedEvent
 from zhibao_shared.hierarchy import load_registry
 
 
@@ -45,12 +45,22 @@ NO_ABERRATION = Rules.model_validate({"aberration": {"methods": []}})
 
 
 class World:
+    """The alerts handler and dispatcher over one database, paging a local receiver."""
+
     def __init__(
-        self, engine: AsyncEngine, clock: Clock, receiver: Receiver, rules: Rules = NO_ABERRATION
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        receiver: Receiver,
+        rules: Rules = NO_ABERRATION,
+        rota: OnCall | None = None,
+        fever_threshold_c: float = FEVER_THRESHOLD_C,
     ) -> None:
         self.engine = engine
-        routing = Routing(oncall(receiver), load_registry(), "http://aggregator")
-        self.apply = ApplyEvents(engine, lambda: rules, lambda: routing, "Asia/Shanghai", clock)
+        routing = Routing(rota or oncall(receiver), load_registry(), "http://aggregator")
+        self.apply = ApplyEvents(
+            engine, lambda: rules, lambda: routing, "Asia/Shanghai", clock, fever_threshold_c
+        )
 
         async def no_nats(_subject: str, _body: bytes) -> None:
             return None
@@ -107,16 +117,8 @@ async def test_the_fever_threshold_is_the_shared_setting(
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:
     """ZHIBAO_FEVER_THRESHOLD_C = 38.5 (as for the rollups): 38.2 °C is no fever here."""
-    world = World(engine, clock, webhook)
-    routing = Routing(oncall(webhook), load_registry(), "http://aggregator")
-    world.apply = ApplyEvents(
-        engine,
-        lambda: NO_ABERRATION,
-        lambda: routing,
-        "Asia/Shanghai",
-        clock,
-        AlertsSettings(fever_threshold_c=38.5).fever_threshold_c,
-    )
+    threshold = AlertsSettings(fever_threshold_c=38.5).fever_threshold_c
+    world = World(engine, clock, webhook, fever_threshold_c=threshold)
     await world.send(fever(), fever(), fever())
     assert await world.alerts() == []
     await world.send(fever(temperature=38.6), fever(temperature=38.6), fever(temperature=38.7))
@@ -238,16 +240,8 @@ async def test_nobody_answers_the_city_is_paged_and_reminded(
             ]
         }
     )
-    routing = Routing(routing_oncall, load_registry(), "http://aggregator")
-    world = World(engine, clock, webhook)
-    world.apply = ApplyEvents(
-        engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock
-    )
-
-    async def no_nats(_s: str, _b: bytes) -> None:
-        return None
-
-    dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+    world = World(engine, clock, webhook, rota=routing_oncall)
+    dispatcher = world.dispatcher
     await world.send(confirmed())
     await dispatcher.tick()
     assert (len(webhook.bodies("/community")), len(webhook.bodies("/city"))) == (1, 0)
@@ -305,16 +299,8 @@ async def test_a_dispatcher_that_was_down_pages_every_level_it_missed(
             ]
         }
     )
-    routing = Routing(routing_oncall, load_registry(), "http://aggregator")
-    world = World(engine, clock, webhook)
-    world.apply = ApplyEvents(
-        engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock
-    )
-
-    async def no_nats(_s: str, _b: bytes) -> None:
-        return None
-
-    dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+    world = World(engine, clock, webhook, rota=routing_oncall)
+    dispatcher = world.dispatcher
     await world.send(confirmed())
     await dispatcher.tick()
     clock.advance(minutes=31)  # past street (5), district (15) and city (30) at once

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from tests.cli.environment import stack_env
 from tests.support.events import COMMUNITY_A, screening
-from zhibao_shared.natsserver import free_port, wait_for_port
+from zhibao_shared.natsserver import wait_for_port
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -54,14 +54,7 @@ def wait_for_district_screenings(
 
 
 def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ZHIBAO_DATA_DIR": str(tmp_path / "data"),
-        "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
-        "ZHIBAO_INTAKE_PORT": str(free_port()),
-        "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
-        "ZHIBAO_ALERTS_PORT": str(free_port()),
-    }
+    env = stack_env(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "zhibao_cli", "up"],
         env=env,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -16,8 +15,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.cli.environment import stack_env
 from tests.cli.test_up import wait_for_line
-from zhibao_shared.natsserver import free_port
 from zhibao_shared.tokens import TokenStore
 
 pytestmark = pytest.mark.timeout(480)
@@ -57,14 +56,7 @@ def district_events(aggregator: str, token: str, expected: int, timeout_s: float
 
 
 def test_demo_feeds_the_system_and_its_link_signs_in(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ZHIBAO_DATA_DIR": str(tmp_path / "data"),
-        "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
-        "ZHIBAO_INTAKE_PORT": str(free_port()),
-        "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
-        "ZHIBAO_ALERTS_PORT": str(free_port()),
-    }
+    env = stack_env(tmp_path)
     log = tmp_path / "demo.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "zhibao_cli", "up", "--demo", "--seconds-per-day", "0.2"],

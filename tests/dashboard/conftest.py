@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,25 +25,13 @@ from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_alerts.bootstrap import create_app as alerts_app
 from zhibao_alerts.bootstrap import migrate as migrate_alerts
 from zhibao_alerts.settings import AlertsSettings
+from zhibao_cli.stack import wait_ready
 from zhibao_intake.bootstrap import create_app as intake_app
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.natsserver import NatsServer, free_port
 from zhibao_shared.tokens import Role, TokenStore
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-
-def wait_ready(url: str, timeout_s: float = 30.0) -> None:
-    """Block until ``url``/readyz answers 200."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not become ready")
 
 
 @dataclass
@@ -133,7 +120,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         running.served.append(Served.start(alerts_app(alerts), alerts.alerts_port))
         running.served.append(Served.start(aggregator_app(aggregator), aggregator.aggregator_port))
         for url in (running.intake_url, running.alerts_url, running.aggregator_url):
-            wait_ready(url)
+            assert wait_ready(url, 60), f"{url} did not become ready"
         yield running
     finally:
         for served in reversed(running.served):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from zhibao_cli.stack import wait_ready
 from zhibao_shared.natsserver import free_port
 
 ZHIBAO = str(Path(sys.executable).parent / "zhibao")
@@ -41,16 +42,11 @@ class ServiceProcess:
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.service} exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        process = self.process
+        if wait_ready(self.url, timeout_s, alive=lambda: process.poll() is None):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"{self.service} exited: {self.log.read_text()[-3000:]}")
         self.stop()
         raise AssertionError(f"{self.service} not ready: {self.log.read_text()[-3000:]}")
 

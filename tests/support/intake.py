@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 
+from zhibao_cli.stack import wait_ready
 from zhibao_intake.bootstrap import create_app
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.natsserver import NatsServer, free_port
@@ -34,15 +33,8 @@ class RunningIntake:
 
     def wait_ready(self, timeout_s: float = 20.0) -> None:
         """Block until /readyz answers 200."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("intake did not become ready")
+        if not wait_ready(self.url, timeout_s):
+            raise TimeoutError("intake did not become ready")
 
 
 @pytest.fixture

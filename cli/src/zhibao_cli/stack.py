@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,20 @@ from zhibao_shared.natsserver import NatsServer, die_with_parent, wait_for_port
 from zhibao_shared.settings import ZhibaoSettings
 
 HOST = "127.0.0.1"
+
+
+def wait_ready(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """True once ``url``/readyz answers 200; False after ``timeout_s`` or once ``alive()``
+    says the process behind it has gone."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and alive():
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 @dataclass(frozen=True)
@@ -159,16 +173,10 @@ class Stack:
             yield log_file
 
     def _wait_ready(self, service: ServiceProcess, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not service.alive:
-                raise StackError(f"{service.spec.name} exited during start-up")
-            try:
-                if httpx.get(f"{service.url}/readyz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if wait_ready(service.url, timeout_s, alive=lambda: service.alive):
+            return
+        if not service.alive:
+            raise StackError(f"{service.spec.name} exited during start-up")
         raise StackError(f"{service.spec.name} was not ready within {timeout_s:.0f}s")
 
     def stop_service(self, name: str, grace_s: float = 20.0) -> None:
