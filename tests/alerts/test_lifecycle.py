@@ -160,6 +160,8 @@ async def test_failed_delivery_is_retried_and_recorded(
     clock.advance(seconds=3)
     assert await world.dispatcher.tick() == 1
     assert len(webhook.bodies("/community")) == 1
+    tried = [key for path, key in webhook.keys if path == "/community"]
+    assert len(tried) == 2 and tried[0] == tried[1] == str(row.id), "a resend keeps its key"
 
 
 async def test_a_resolved_alert_that_recurs_opens_a_new_one(

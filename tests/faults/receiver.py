@@ -28,6 +28,8 @@ class Handled:
     pages: tuple[PageKey, ...]
     status: int
     slow: bool
+    #: the sender's outbox ids (Idempotency-Key): a resend of an arrived request repeats one
+    ids: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -69,7 +71,7 @@ class PagingReceiver:
             self._delay_s = delay_s
             self._armed["slow"] = seconds
 
-    def answer(self, body: dict[str, Any]) -> int:
+    def answer(self, body: dict[str, Any], key: str | None = None) -> int:
         """Decide (and wait out) the answer to one request, recording it."""
         now = time.monotonic()
         with self._lock:
@@ -82,13 +84,30 @@ class PagingReceiver:
         if slow:
             time.sleep(self._delay_s)
         with self._lock:
-            self.handled.append(Handled(pages_in(body), status, slow))
+            ids = frozenset((key or "").split(",")) - {""}
+            self.handled.append(Handled(pages_in(body), status, slow, ids))
         return status
 
     def delivered(self) -> Counter[PageKey]:
         """How many times each alert instance was accepted (answered 2xx)."""
         with self._lock:
             return Counter(p for h in self.handled if h.status < 300 for p in h.pages)
+
+    def delivered_in_effect(self) -> Counter[PageKey]:
+        """Like :meth:`delivered`, but a resend that repeats an outbox id already accepted
+        for the same alert instance is not counted: a receiver honouring Idempotency-Key
+        drops it."""
+        seen: dict[PageKey, set[str]] = {}
+        counted: Counter[PageKey] = Counter()
+        with self._lock:
+            accepted = [h for h in self.handled if h.status < 300]
+        for handled in accepted:
+            for page in handled.pages:
+                earlier = seen.setdefault(page, set())
+                if not (handled.ids and handled.ids & earlier):
+                    counted[page] += 1
+                earlier |= handled.ids
+        return counted
 
     def refused(self) -> int:
         """Requests answered with an error."""
@@ -121,7 +140,7 @@ def _handler(receiver: PagingReceiver) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(self.rfile.read(length) or b"{}")
             except ValueError:
                 body = {}
-            status = receiver.answer(body)
+            status = receiver.answer(body, self.headers.get("idempotency-key"))
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()

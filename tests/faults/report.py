@@ -45,7 +45,8 @@ def render(out: Outcome) -> str:
         f"open missed checks    certain {sorted(out.overdue_certain)}, open "
         f"{dict(out.overdue_open)}",
         f"pages delivered       {sum(out.delivered_pages.values())} deliveries; alerts never "
-        f"paged {len(out.unpaged)}, paged more than once {out.paged_twice} (at least once); "
+        f"paged {len(out.unpaged)}, paged more than once {out.paged_twice} (at least once), "
+        f"{out.paged_twice_in_effect} after dropping resends by Idempotency-Key; "
         f"webhook refused {out.webhook_refused} and slowed {out.webhook_slowed} requests; "
         f"undelivered {out.undelivered}",
         f"runtime               {out.seconds:.0f}s ("

@@ -74,6 +74,7 @@ class Outcome:
     delivered_pages: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     unpaged: list[oracle.Alert] = field(default_factory=list)
     paged_twice: int = 0
+    paged_twice_in_effect: int = 0
     webhook_refused: int = 0
     webhook_slowed: int = 0
     backlog: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -274,5 +275,8 @@ def _observe_alerts(
     out.delivered_pages = system.receiver.delivered()
     out.unpaged = oracle.unpaged(out.raised, out.delivered_pages)
     out.paged_twice = oracle.paged_twice(out.raised, out.delivered_pages)
+    out.paged_twice_in_effect = oracle.paged_twice(
+        out.raised, system.receiver.delivered_in_effect()
+    )
     out.webhook_refused = system.receiver.refused()
     out.webhook_slowed = system.receiver.slowed()

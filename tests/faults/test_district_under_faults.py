@@ -135,5 +135,12 @@ def test_every_alert_was_paged_at_least_once(reported: Outcome) -> None:
     assert reported.unpaged == [], [a.dedup_key for a in reported.unpaged]
 
 
+def test_no_alert_was_paged_twice_in_effect(reported: Outcome) -> None:
+    """Delivery is at least once (a request that arrived but timed out is resent), but
+    every resend repeats its outbox id in Idempotency-Key: a receiver honouring it sees
+    each alert once."""
+    assert reported.paged_twice_in_effect == 0, reported.paged_twice_in_effect
+
+
 def test_report_written(reported: Outcome) -> None:
     assert reported.scenario.name in Path(REPORT_PATH).read_text("utf-8")

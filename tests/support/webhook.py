@@ -20,6 +20,8 @@ class Receiver:
     url: str
     status: int = 200
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: (path, Idempotency-Key) of every request, answered 2xx or not
+    keys: list[tuple[str, str | None]] = field(default_factory=list)
 
     def bodies(self, path: str = "/") -> list[dict[str, Any]]:
         """Bodies received on one path."""
@@ -35,6 +37,7 @@ def receiving() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
+            receiver.keys.append((self.path, self.headers.get("idempotency-key")))
             if receiver.status < 300:
                 receiver.received.append((self.path, body))
             self.send_response(receiver.status)

@@ -148,13 +148,20 @@ class Dispatcher:
             groups[(row.channel, row.target, row.unit, row.rule)].append(row)
         sent = 0
         for (channel, target, _unit, _rule), rows in groups.items():
-            error = await self._send(channel, target, merge(channel, [r.payload for r in rows]))
+            key = ",".join(str(r.id) for r in rows)
+            body = merge(channel, [r.payload for r in rows])
+            error = await self._send(channel, target, body, key)
             for row in rows:
                 await self._record(row, error, self._clock())
             sent += error is None
         return sent
 
-    async def _send(self, channel: str, target: str, payload: str) -> str | None:
+    async def _send(self, channel: str, target: str, payload: str, key: str) -> str | None:
+        """Send one (grouped) notification; None on success, else the reason.
+
+        HTTP receivers get the outbox ids in ``Idempotency-Key``: a resend after a
+        timeout whose request did arrive carries the same ids, so they can drop it.
+        """
         try:
             if channel == "nats":
                 await self._publish_nats(target, payload.encode())
@@ -164,7 +171,9 @@ class Dispatcher:
                 return None
             url, body = self._signed(channel, target, payload)
             response = await self._http.post(
-                url, content=body.encode(), headers={"content-type": "application/json"}
+                url,
+                content=body.encode(),
+                headers={"content-type": "application/json", "idempotency-key": key},
             )
         except (httpx.HTTPError, OSError, TimeoutError, aiosmtplib.SMTPException) as exc:
             return f"{type(exc).__name__}: {exc}"[:500]
