@@ -32,12 +32,12 @@ from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_
 from zhibao_bench.mixed import MixedConfig, phase_mixed
 from zhibao_bench.reference import measure_reference
 from zhibao_bench.workload import build_workload
+from zhibao_shared.events import CONTENT_TYPE_BATCH
 from zhibao_shared.natsserver import NatsServer, free_port
 from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
 from zhibao_shared.subjects import EVENTS_STREAM, event_subject
 
 PIPELINE = ("intake", "aggregator")
-BATCH_TYPE = "application/cloudevents-batch+json"
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _posts(run: Running, events: list[dict[str, Any]], size: int) -> list[bytes]
             "/v1/events",
             json.dumps(events[i : i + size]).encode(),
             run.report_token,
-            BATCH_TYPE,
+            CONTENT_TYPE_BATCH,
         )
         for i in range(0, len(events), size)
     ]

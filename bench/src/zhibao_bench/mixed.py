@@ -42,9 +42,9 @@ import nats
 from zhibao_bench.harness import CITY, DISTRICT, RssSampler, running_stack
 from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_process
 from zhibao_bench.workload import _resident_id, build_workload
+from zhibao_shared.events import CONTENT_TYPE_SINGLE
 from zhibao_shared.hierarchy import Level, load_registry
 
-SINGLE_TYPE = "application/cloudevents+json"
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -250,7 +250,11 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
             intake, aggregator = run.url("intake"), run.url("aggregator")
             posts = [
                 encode_post(
-                    intake, "/v1/events", json.dumps(e).encode(), run.report_token, SINGLE_TYPE
+                    intake,
+                    "/v1/events",
+                    json.dumps(e).encode(),
+                    run.report_token,
+                    CONTENT_TYPE_SINGLE,
                 )
                 for e in events
             ]

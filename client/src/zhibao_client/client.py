@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 
 from zhibao_client.spool import Spool, event_key
+from zhibao_shared.events import CONTENT_TYPE_BATCH
 
-BATCH_TYPE = "application/cloudevents-batch+json"
 _RETRYABLE = {429, 503}
 _SPLITTABLE = {400, 413}
 
@@ -112,7 +112,7 @@ class ZhibaoClient:
         seed: int | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/v1/events"
-        self._headers = {"authorization": f"Bearer {token}", "content-type": BATCH_TYPE}
+        self._headers = {"authorization": f"Bearer {token}", "content-type": CONTENT_TYPE_BATCH}
         self._spool = Spool(Path(spool_path))
         self._batch_size = batch_size
         self._http = httpx.Client(timeout=timeout_s)
