@@ -6,6 +6,8 @@ committed together with the events that caused them.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -82,6 +84,10 @@ def window_passed(rule: str, day: date, now: datetime) -> bool:
     return rule.startswith(WINDOWED_RULES) and now.date() > day + timedelta(days=1)
 
 
+#: A trigger to raise and, for an EARS alarm, the upper bound it exceeded.
+Raised = tuple[Trigger, float | None]
+
+
 async def raise_alert(
     conn: AsyncConnection,
     trigger: Trigger,
@@ -89,25 +95,83 @@ async def raise_alert(
     now: datetime,
     upper_bound: float | None = None,
 ) -> int | None:
-    """Open a new alert for the trigger (returns its id) or count it on the open one (None).
+    """Open a new alert for the trigger (returns its id) or count it on the open one (None)."""
+    opened = await raise_alerts(conn, [(trigger, upper_bound)], routing, now)
+    return opened[0] if opened else None
 
-    A windowed condition (cluster, EARS) whose window has already passed — late
-    data, or a backlog applied after the day — counts on that window's alert even
-    though it resolved itself: the window was paged once and is not paged again.
+
+async def raise_alerts(
+    conn: AsyncConnection, raised: Sequence[Raised], routing: Routing, now: datetime
+) -> list[int]:
+    """Raise triggers in order: each opens a new alert or counts on the open one with its
+    dedup key; returns the ids of the alerts opened.
+
+    The alerts of all the keys are read in one query and the counted ones are
+    updated together at the end. A windowed condition (cluster, EARS) whose window
+    has already passed — late data, or a backlog applied after the day — counts on
+    that window's alert even though it resolved itself: the window was paged once
+    and is not paged again.
     """
-    existing = await store.open_alert(conn, trigger.dedup_key)
-    if existing is None and window_passed(trigger.rule, trigger.day, now):
-        existing = await store.latest_alert(conn, trigger.dedup_key)
-    if existing is not None:
-        # the latest figures, not those of the first, possibly partial, evaluation
-        latest: dict[str, Any] = {
-            "summary_zh": trigger.summary_zh,
-            "summary_en": trigger.summary_en,
-        }
-        if upper_bound is not None:
-            latest["upper_bound"] = upper_bound
-        await store.update_alert(conn, existing.id, occurrences=existing.occurrences + 1, **latest)
-        return None
+    known: dict[str, list[Any]] = defaultdict(list)
+    for row in await store.alerts_with_keys(conn, {t.dedup_key for t, _ in raised}):
+        known[row.dedup_key].append(row)
+    counted: dict[int, dict[str, Any]] = {}
+    opened: list[int] = []
+    for trigger, upper_bound in raised:
+        alert_id = _counts_on(known[trigger.dedup_key], trigger, now)
+        if alert_id is None:
+            alert_id = await _open(conn, trigger, routing, now, upper_bound)
+            known[trigger.dedup_key].append(_Opened(alert_id, "firing"))
+            opened.append(alert_id)
+        else:
+            counted[alert_id] = _count_again(counted.get(alert_id), alert_id, trigger, upper_bound)
+    await store.count_again(conn, list(counted.values()))
+    return opened
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """An alert opened by this call, alongside those read from the store."""
+
+    id: int
+    state: str
+
+
+def _counts_on(same_key: Sequence[Any], trigger: Trigger, now: datetime) -> int | None:
+    """The alert a trigger counts on, among those with its key (oldest first): the open
+    one, else for a window that has passed the latest; None when it opens a new alert."""
+    for alert in same_key:
+        if alert.state in store.OPEN_STATES:
+            return int(alert.id)
+    if same_key and window_passed(trigger.rule, trigger.day, now):
+        return int(same_key[-1].id)
+    return None
+
+
+def _count_again(
+    previous: dict[str, Any] | None, alert_id: int, trigger: Trigger, upper_bound: float | None
+) -> dict[str, Any]:
+    """One more occurrence, with the latest figures rather than those of the first,
+    possibly partial, evaluation (an upper bound of None keeps the last known one)."""
+    if upper_bound is None and previous is not None:
+        upper_bound = previous["upper_bound"]
+    return {
+        "id": alert_id,
+        "times": previous["times"] + 1 if previous is not None else 1,
+        "summary_zh": trigger.summary_zh,
+        "summary_en": trigger.summary_en,
+        "upper_bound": upper_bound,
+    }
+
+
+async def _open(
+    conn: AsyncConnection,
+    trigger: Trigger,
+    routing: Routing,
+    now: datetime,
+    upper_bound: float | None,
+) -> int:
+    """Store a new alert and queue its notifications (or silence it)."""
     alert_id = await store.insert_alert(
         conn,
         {

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +36,7 @@ from zhibao_alerts.tables import (
     silences,
     timeline,
 )
+from zhibao_shared.db import UtcDateTime
 
 OPEN_STATES = ("firing", "acknowledged", "silenced")
 
@@ -44,75 +57,137 @@ async def new_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
     return set(fresh)
 
 
-async def add_fever(
-    conn: AsyncConnection, key: str, community: str, place: str, at: datetime
-) -> None:
-    """Remember one fever at a place (for cluster detection)."""
-    await conn.execute(
-        insert(fevers).values(dedup_key=key, community=community, place=place, at=at)
-    )
+async def add_fevers(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Remember fevers at places (for cluster detection): ``dedup_key, community, place, at``."""
+    if rows:
+        await conn.execute(insert(fevers), list(rows))
 
 
-async def fevers_between(
-    conn: AsyncConnection, community: str, place: str, since: datetime, until: datetime
-) -> int:
-    """Fevers at a place within a time window."""
-    query = (
-        select(func.count())
-        .select_from(fevers)
-        .where(
-            and_(
-                fevers.c.community == community,
-                fevers.c.place == place,
-                fevers.c.at >= since,
-                fevers.c.at <= until,
-            )
+async def fever_counts(
+    conn: AsyncConnection, windows: dict[tuple[str, str], tuple[datetime, datetime]]
+) -> dict[tuple[str, str], int]:
+    """Fevers per (community, place) within each one's (since, until) window, in one query."""
+    if not windows:
+        return {}
+    within = [
+        and_(
+            fevers.c.community == community,
+            fevers.c.place == place,
+            fevers.c.at >= since,
+            fevers.c.at <= until,
         )
+        for (community, place), (since, until) in windows.items()
+    ]
+    query = (
+        select(fevers.c.community, fevers.c.place, func.count())
+        .where(or_(*within))
+        .group_by(fevers.c.community, fevers.c.place)
     )
-    return int(await conn.scalar(query) or 0)
+    counted = {(community, place): int(n) for community, place, n in await conn.execute(query)}
+    return {key: counted.get(key, 0) for key in windows}
 
 
 async def add_counts(conn: AsyncConnection, deltas: dict[tuple[str, str, date], int]) -> None:
-    """Add to daily counters (select-then-write: portable between SQLite and PostgreSQL)."""
-    for (unit, metric, day), delta in deltas.items():
+    """Add to daily counters: one read of the existing ones, one update, one insert
+    (select-then-write: portable between SQLite and PostgreSQL)."""
+    if not deltas:
+        return
+    existing = await _existing_counts(conn, deltas)
+    updates = [
+        {"b_unit": u, "b_metric": m, "b_day": d, "b_delta": n}
+        for (u, m, d), n in deltas.items()
+        if (u, m, d) in existing
+    ]
+    inserts = [
+        {"unit": u, "metric": m, "day": d, "value": n}
+        for (u, m, d), n in deltas.items()
+        if (u, m, d) not in existing
+    ]
+    if updates:
         key = and_(
-            daily_counts.c.unit == unit, daily_counts.c.metric == metric, daily_counts.c.day == day
+            daily_counts.c.unit == bindparam("b_unit"),
+            daily_counts.c.metric == bindparam("b_metric"),
+            daily_counts.c.day == bindparam("b_day"),
         )
-        result = await conn.execute(
-            update(daily_counts).where(key).values(value=daily_counts.c.value + delta)
-        )
-        if result.rowcount == 0:
-            await conn.execute(
-                insert(daily_counts).values(unit=unit, metric=metric, day=day, value=delta)
-            )
+        increment = daily_counts.c.value + bindparam("b_delta", type_=BigInteger)
+        await conn.execute(update(daily_counts).where(key).values(value=increment), updates)
+    if inserts:
+        await conn.execute(insert(daily_counts), inserts)
 
 
-async def series(conn: AsyncConnection, unit: str, metric: str, days: list[date]) -> list[float]:
-    """Daily values for ``days`` (0 where nothing was counted)."""
+async def _existing_counts(
+    conn: AsyncConnection, keys: Iterable[tuple[str, str, date]]
+) -> set[tuple[str, str, date]]:
+    wanted = set(keys)
     rows = await conn.execute(
-        select(daily_counts.c.day, daily_counts.c.value).where(
-            and_(
-                daily_counts.c.unit == unit,
-                daily_counts.c.metric == metric,
-                daily_counts.c.day >= days[0],
-                daily_counts.c.day <= days[-1],
-            )
+        select(daily_counts.c.unit, daily_counts.c.metric, daily_counts.c.day).where(
+            daily_counts.c.unit.in_({u for u, _, _ in wanted}),
+            daily_counts.c.metric.in_({m for _, m, _ in wanted}),
+            daily_counts.c.day.in_({d for _, _, d in wanted}),
         )
     )
-    values = {day: value for day, value in rows}
-    return [float(values.get(d, 0)) for d in days]
+    return {(u, m, d) for u, m, d in rows if (u, m, d) in wanted}
 
 
-async def open_alert(conn: AsyncConnection, dedup_key: str) -> Row[Any] | None:
-    """The firing or acknowledged alert with this key, if any."""
-    query = select(alerts).where(alerts.c.dedup_key == dedup_key, alerts.c.state.in_(OPEN_STATES))
-    return (await conn.execute(query)).first()
+async def daily_values(
+    conn: AsyncConnection, series: Iterable[tuple[str, str]], first: date, last: date
+) -> dict[tuple[str, str, date], int]:
+    """Daily counter values of several (unit, metric) series between two days, in one query
+    (days without a row are absent: they count 0)."""
+    wanted = set(series)
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(
+            daily_counts.c.unit, daily_counts.c.metric, daily_counts.c.day, daily_counts.c.value
+        ).where(
+            daily_counts.c.unit.in_({u for u, _ in wanted}),
+            daily_counts.c.metric.in_({m for _, m in wanted}),
+            daily_counts.c.day >= first,
+            daily_counts.c.day <= last,
+        )
+    )
+    return {(u, m, d): int(v) for u, m, d, v in rows if (u, m) in wanted}
 
 
-async def latest_alert(conn: AsyncConnection, dedup_key: str) -> Row[Any] | None:
-    """The most recent alert with this key, in any state."""
-    query = select(alerts).where(alerts.c.dedup_key == dedup_key).order_by(alerts.c.id.desc())
-    return (await conn.execute(query.limit(1))).first()
+async def alerts_with_keys(conn: AsyncConnection, keys: Iterable[str]) -> list[Row[int, str, str]]:
+    """The id, state and dedup key of every alert with one of these keys, oldest first."""
+    wanted = set(keys)
+    if not wanted:
+        return []
+    query = (
+        select(alerts.c.id, alerts.c.state, alerts.c.dedup_key)
+        .where(alerts.c.dedup_key.in_(wanted))
+        .order_by(alerts.c.id)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def count_again(conn: AsyncConnection, counted: Sequence[dict[str, Any]]) -> None:
+    """Add occurrences to alerts and give them the latest summaries (and upper bounds).
+
+    Each row has ``id``, ``times``, ``summary_zh``, ``summary_en`` and ``upper_bound``
+    (None keeps the stored one).
+    """
+    for with_bound in (True, False):
+        rows = [
+            {f"b_{k}": v for k, v in row.items()}
+            for row in counted
+            if (row["upper_bound"] is not None) is with_bound
+        ]
+        if not rows:
+            continue
+        values: dict[str, Any] = {
+            "occurrences": alerts.c.occurrences + bindparam("b_times", type_=Integer),
+            "summary_zh": bindparam("b_summary_zh"),
+            "summary_en": bindparam("b_summary_en"),
+        }
+        if with_bound:
+            values["upper_bound"] = bindparam("b_upper_bound", type_=Float)
+        else:
+            rows = [{k: v for k, v in r.items() if k != "b_upper_bound"} for r in rows]
+        statement = update(alerts).where(alerts.c.id == bindparam("b_id")).values(**values)
+        await conn.execute(statement, rows)
 
 
 async def insert_alert(conn: AsyncConnection, values: dict[str, Any]) -> int:
@@ -200,49 +275,107 @@ async def alert_notifications(conn: AsyncConnection, alert_id: int) -> list[Row[
     return list((await conn.execute(query)).all())
 
 
-async def note_activity(conn: AsyncConnection, community: str, at: datetime) -> None:
-    """Remember the latest time a community sent anything."""
-    current = await conn.scalar(
-        select(community_activity.c.last_event_at).where(
-            community_activity.c.community == community
+async def note_activity(conn: AsyncConnection, latest: dict[str, datetime]) -> None:
+    """Remember the latest time each community sent anything (one read, then bulk writes)."""
+    if not latest:
+        return
+    rows = await conn.execute(
+        select(community_activity.c.community, community_activity.c.last_event_at).where(
+            community_activity.c.community.in_(list(latest))
         )
     )
-    if current is None:
-        await conn.execute(insert(community_activity).values(community=community, last_event_at=at))
-    elif at > current:
+    current: dict[str, datetime] = {community: at for community, at in rows}
+    new = [{"community": c, "last_event_at": at} for c, at in latest.items() if c not in current]
+    later = [
+        {"b_community": c, "b_at": at}
+        for c, at in latest.items()
+        if c in current and at > current[c]
+    ]
+    if new:
+        await conn.execute(insert(community_activity), new)
+    if later:
         await conn.execute(
             update(community_activity)
-            .where(community_activity.c.community == community)
-            .values(last_event_at=at)
+            .where(community_activity.c.community == bindparam("b_community"))
+            .values(last_event_at=bindparam("b_at", type_=UtcDateTime())),
+            later,
         )
 
 
-async def note_isolation(
-    conn: AsyncConnection, pid: str, community: str, action: str, at: datetime
-) -> None:
-    """Track an isolation: start/check refresh the last check, end closes it."""
-    row = (await conn.execute(select(isolations).where(isolations.c.pid == pid))).first()
-    active = 0 if action == "end" else 1
-    if row is None:
-        await conn.execute(
-            insert(isolations).values(pid=pid, community=community, last_check_at=at, active=active)
-        )
+@dataclass(frozen=True)
+class IsolationNote:
+    """One isolation event as the watchdog tracks it."""
+
+    pid: str
+    community: str
+    action: str
+    at: datetime
+
+
+async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote]) -> None:
+    """Track isolations in event order: start/check refresh the last check, end closes one.
+
+    The notes are folded in memory onto the stored rows (one read), then written back
+    with one insert and one update.
+    """
+    if not notes:
         return
-    values: dict[str, Any] = {"active": active, "community": community}
-    if action in ("start", "check") and at > row.last_check_at:
-        values["last_check_at"] = at
-    await conn.execute(update(isolations).where(isolations.c.pid == pid).values(**values))
-
-
-async def note_daily_report(conn: AsyncConnection, community: str, day: date) -> None:
-    """Remember that a community closed a day."""
-    exists = await conn.scalar(
-        select(func.count())
-        .select_from(daily_reports)
-        .where(daily_reports.c.community == community, daily_reports.c.day == day)
+    rows = await conn.execute(
+        select(isolations.c.pid, isolations.c.community, isolations.c.last_check_at).where(
+            isolations.c.pid.in_({n.pid for n in notes})
+        )
     )
-    if not exists:
-        await conn.execute(insert(daily_reports).values(community=community, day=day))
+    stored = {pid: {"community": c, "last_check_at": at} for pid, c, at in rows}
+    state: dict[str, dict[str, Any]] = {}
+    for n in notes:
+        state[n.pid] = _isolation_after(state.get(n.pid) or stored.get(n.pid), n)
+    new = [{"pid": pid, **v} for pid, v in state.items() if pid not in stored]
+    changed = [
+        {"b_pid": pid, **{f"b_{k}": v for k, v in row.items()}}
+        for pid, row in state.items()
+        if pid in stored
+    ]
+    if new:
+        await conn.execute(insert(isolations), new)
+    if changed:
+        await conn.execute(
+            update(isolations)
+            .where(isolations.c.pid == bindparam("b_pid"))
+            .values(
+                community=bindparam("b_community"),
+                last_check_at=bindparam("b_last_check_at", type_=UtcDateTime()),
+                active=bindparam("b_active"),
+            ),
+            changed,
+        )
+
+
+def _isolation_after(row: dict[str, Any] | None, note: IsolationNote) -> dict[str, Any]:
+    """An isolation's row after one more event (``row`` is None when it is the first)."""
+    active = 0 if note.action == "end" else 1
+    if row is None:
+        return {"community": note.community, "last_check_at": note.at, "active": active}
+    last_check_at = row["last_check_at"]
+    if note.action in ("start", "check") and note.at > last_check_at:
+        last_check_at = note.at
+    return {"community": note.community, "last_check_at": last_check_at, "active": active}
+
+
+async def note_daily_reports(conn: AsyncConnection, reports: set[tuple[str, date]]) -> None:
+    """Remember which (community, day) the communities closed."""
+    if not reports:
+        return
+    rows = await conn.execute(
+        select(daily_reports.c.community, daily_reports.c.day).where(
+            daily_reports.c.community.in_({c for c, _ in reports}),
+            daily_reports.c.day.in_({d for _, d in reports}),
+        )
+    )
+    new = reports - {(community, day) for community, day in rows}
+    if new:
+        await conn.execute(
+            insert(daily_reports), [{"community": c, "day": d} for c, d in sorted(new)]
+        )
 
 
 async def active_silences(conn: AsyncConnection, now: datetime) -> list[tuple[int, list[Matcher]]]:
