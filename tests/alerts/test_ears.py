@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zhibao_alerts.domain.ears import EarsParams, c1, c2, c3
+from zhibao_alerts.domain.ears import METHODS, EarsParams, c1, c2, c3, last_day
 
 # Baseline 2,4,2,4,2,4,2: mean 20/7 = 2.857142..., sample sd = 1.069044...
 BASE = [2, 4, 2, 4, 2, 4, 2]
@@ -60,3 +60,11 @@ def test_c3_sums_c2_excess_over_three_days() -> None:
     assert more[11].alarm
     # bound on day 11: mean 0 + sd 1 * (1 + max(0, 2 - (1 + 1))) = 1
     assert more[11].upper_bound == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", ["C1", "C2", "C3"])
+def test_the_last_day_alone_equals_the_last_point_of_the_whole_series(method: str) -> None:
+    series = [0, 1, 0, 3, 2, 0, 1, 5, 2, 4, 2, 4, 2, 9]
+    params = EarsParams(min_sd=1.0)
+    for end in range(1, len(series) + 1):
+        assert last_day(method, series[:end], params) == METHODS[method](series[:end], params)[-1]

@@ -217,24 +217,35 @@ async def note(
 
 async def enqueue(conn: AsyncConnection, rows: Iterable[dict[str, Any]]) -> int:
     """Put notifications in the outbox, skipping ones already there; returns how many."""
-    added = 0
+    rows = list(rows)
+    queued = await _queued(conn, rows)
+    new: list[dict[str, Any]] = []
     for row in rows:
-        exists = await conn.scalar(
-            select(func.count())
-            .select_from(notifications)
-            .where(
-                and_(
-                    notifications.c.alert_id == row["alert_id"],
-                    notifications.c.reason == row["reason"],
-                    notifications.c.channel == row["channel"],
-                    notifications.c.target == row["target"],
-                )
-            )
-        )
-        if not exists:
-            await conn.execute(insert(notifications).values(**row))
-            added += 1
-    return added
+        key = (row["alert_id"], row["reason"], row["channel"], row["target"])
+        if key not in queued:
+            queued.add(key)
+            new.append(row)
+    if new:
+        await conn.execute(insert(notifications), new)
+    return len(new)
+
+
+async def _queued(
+    conn: AsyncConnection, rows: Sequence[dict[str, Any]]
+) -> set[tuple[int, str, str, str]]:
+    """Which of the rows' (alert, reason, channel, target) are in the outbox already."""
+    if not rows:
+        return set()
+    query = select(
+        notifications.c.alert_id,
+        notifications.c.reason,
+        notifications.c.channel,
+        notifications.c.target,
+    ).where(
+        notifications.c.alert_id.in_({r["alert_id"] for r in rows}),
+        notifications.c.reason.in_({r["reason"] for r in rows}),
+    )
+    return {(a, r, c, t) for a, r, c, t in await conn.execute(query)}
 
 
 async def group_due(conn: AsyncConnection, unit: str, rule: str) -> datetime | None:

@@ -26,6 +26,7 @@ threshold on that day: ``mean + threshold * sd`` for C1 and C2, and for C3
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Sequence
@@ -60,8 +61,15 @@ def _baseline(series: Sequence[float], end: int, min_sd: float) -> tuple[float, 
     start = end - BASELINE_DAYS
     if start < 0:
         return None
-    window = series[start:end]
-    return statistics.fmean(window), max(statistics.stdev(window), min_sd)
+    mean, sd = _mean_sd(tuple(series[start:end]))
+    return mean, max(sd, min_sd)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mean_sd(window: tuple[float, ...]) -> tuple[float, float]:
+    # statistics.stdev is exact but slow, and the same baselines (often all zeros) recur
+    # across units and batches, so they are remembered.
+    return statistics.fmean(window), statistics.stdev(window)
 
 
 def _lagged(series: Sequence[float], lag: int, params: EarsParams) -> list[EarsPoint]:
@@ -107,3 +115,17 @@ def c3(series: Sequence[float], params: EarsParams = EarsParams()) -> list[EarsP
 
 
 METHODS = {"C1": c1, "C2": c2, "C3": c3}
+
+#: The days of a series the last day's result depends on: the baseline, C2's lag, and for
+#: C3 the two days before.
+DAYS_NEEDED = {
+    "C1": BASELINE_DAYS + 1,
+    "C2": BASELINE_DAYS + C2_LAG + 1,
+    "C3": BASELINE_DAYS + C2_LAG + 3,
+}
+
+
+def last_day(method: str, series: Sequence[float], params: EarsParams) -> EarsPoint:
+    """The result of ``method`` for the last day of ``series`` only (the same point as
+    ``METHODS[method](series, params)[-1]``, without computing the earlier days)."""
+    return METHODS[method](series[-DAYS_NEEDED[method] :], params)[-1]

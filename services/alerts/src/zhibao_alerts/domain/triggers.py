@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from zhibao_alerts.domain.config import Rules, Severity
-from zhibao_alerts.domain.ears import METHODS, EarsPoint
+from zhibao_alerts.domain.ears import EarsPoint, last_day
 from zhibao_shared.events import PublishedCase, PublishedEvent, PublishedIsolation
 
 _CLASS_ZH = {
@@ -85,7 +85,7 @@ def aberrations(
     """EARS alarms on the last day of a unit's daily series, one per method."""
     found = []
     for method in rules.aberration.methods:
-        point = METHODS[method](series, rules.aberration.params)[-1]
+        point = last_day(method, series, rules.aberration.params)
         if not point.alarm:
             continue
         day = days[-1]
