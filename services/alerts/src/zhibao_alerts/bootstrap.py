@@ -64,6 +64,7 @@ class Alerts:
     oncall: Watched[OnCall]
     tokens: TokenStore
     consumer: BatchConsumer | None = None
+    dispatcher: Dispatcher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def routing(self) -> Routing:
@@ -90,6 +91,7 @@ class Alerts:
             self.settings.timezone,
             utc_now,
             self.settings.fever_threshold_c,
+            on_alert=self._alert_committed,
         )
         spec = ConsumerSpec(
             service="alerts",
@@ -100,7 +102,7 @@ class Alerts:
         )
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
-        dispatcher = Dispatcher(self.engine, self.routing, self.publish, utc_now)
+        dispatcher = self.dispatcher = Dispatcher(self.engine, self.routing, self.publish, utc_now)
         watchdog = Watchdog(
             self.engine,
             lambda: self.rules.current,
@@ -116,6 +118,11 @@ class Alerts:
             asyncio.create_task(self._watch_config()),
         ]
         log.info("alerts_connected", nats=redacted(self.settings.nats_url))
+
+    def _alert_committed(self) -> None:
+        """The consumer committed new alerts: deliver them now, not at the next tick."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
 
     async def _caught_up(self) -> bool:
         """No more than a batch of events waits for this service (its view is current)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,18 +54,29 @@ class Dispatcher:
         self._max_attempts = max_attempts
         self._max_backoff_s = max_backoff_s
         self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Tick now rather than at the next interval (a new alert was committed)."""
+        self._woken.set()
 
     async def run(self, interval_s: float = 0.2) -> None:
-        """Tick until cancelled."""
+        """Tick every ``interval_s`` and whenever woken, until cancelled."""
         try:
             while True:
                 try:
                     await self.tick()
                 except Exception as exc:
                     log.warning("dispatcher_tick_failed", error=repr(exc))
-                await asyncio.sleep(interval_s)
+                await self._pause(interval_s)
         finally:
             await self._http.aclose()
+
+    async def _pause(self, interval_s: float) -> None:
+        # A wake() during the tick just done is kept: the next tick then follows at once.
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), interval_s)
+        self._woken.clear()
 
     async def tick(self) -> int:
         """One pass: escalate, expire, deliver; returns notifications sent."""
