@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     Date,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -85,6 +86,8 @@ fevers = Table(
     Column("community", String(12), nullable=False),
     Column("place", String(140), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
+    # each batch counts the fevers of the places it touched within the cluster window
+    Index("ix_fevers_place_at", "community", "place", "at"),
 )
 
 daily_counts = Table(
