@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from datetime import date
 
@@ -14,26 +15,40 @@ from zhibao_aggregator.handler import ApplyBatch
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.broker import ensure_stream, events_stream_config
 from zhibao_shared.consumer import BatchConsumer, BatchHandler, Delivery
-from zhibao_shared.events import published_payload
-from zhibao_shared.hierarchy import load_registry
-from zhibao_shared.subjects import EVENTS_STREAM, event_subject
+from zhibao_shared.events import PublishedEvent, bundle_payload, published_payload
+from zhibao_shared.hierarchy import district_of, load_registry
+from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject, event_subject
 
 
 async def publish(url: str, scenario: Scenario, settings: AggregatorSettings) -> None:
-    """Publish every event exactly as intake does (subject, payload, Nats-Msg-Id)."""
+    """Publish every event as intake does: lone events and bundles, with ``Nats-Msg-Id``.
+
+    Runs of 1 to 40 events (seeded) go as one message: a run of one on the event's own
+    subject, a longer run as a bundle, so repeats land in the same bundle and in others.
+    """
+    rng = random.Random(len(scenario.publish))
     client = await nats.connect(url)
     try:
         js = client.jetstream()
         await ensure_stream(js, events_stream_config(settings))
-        for event, msg_id in scenario.publish:
-            await js.publish(
-                event_subject(event.subject, event.type.short),
-                published_payload(event),
-                headers={"Nats-Msg-Id": msg_id},
-                stream=EVENTS_STREAM,
-            )
+        start = 0
+        while start < len(scenario.publish):
+            run = scenario.publish[start : start + rng.randint(1, 40)]
+            start += len(run)
+            subject, payload, headers = _message(run)
+            await js.publish(subject, payload, headers=headers, stream=EVENTS_STREAM)
     finally:
         await client.close()
+
+
+def _message(run: Sequence[tuple[PublishedEvent, str]]) -> tuple[str, bytes, dict[str, str]]:
+    if len(run) == 1:
+        event, msg_id = run[0]
+        subject = event_subject(event.subject, event.type.short)
+        return subject, published_payload(event), {"Nats-Msg-Id": msg_id}
+    payload = bundle_payload([published_payload(e) for e, _ in run])
+    msg_id = "bundle " + "|".join(m for _, m in run)
+    return bundle_subject(district_of(run[0][0].subject)), payload, {"Nats-Msg-Id": msg_id}
 
 
 async def consume(

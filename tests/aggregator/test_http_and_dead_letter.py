@@ -116,7 +116,7 @@ async def test_undecodable_message_goes_to_dead_letter_and_the_rest_is_applied(
         await client.close()
     assert consumer.stats.dead_lettered == 1
     assert parked.state.messages == 1
-    assert consumer.stats.acked == len(scenario.publish)
+    assert consumer.stats.events == len(scenario.publish)
 
 
 READ_ENDPOINTS = (

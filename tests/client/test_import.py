@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.support.events import COMMUNITY_A, resident_id
 from tests.support.intake import RunningIntake
-from tests.support.stream import stored_messages
+from tests.support.stream import stored_events, stored_messages
 from zhibao_cli.main import app
 from zhibao_client.importer import build_events
 
@@ -111,13 +111,13 @@ def test_a_good_sheet_is_sent_and_a_reimport_sends_duplicates_only(
     assert code == 0 and "accepted 1, duplicates 4" in output
     code, output = run(*args)
     assert code == 0 and "accepted 0, duplicates 4" in output
-    stored = stored_messages(intake.nats.url)
+    stored = stored_events(intake.nats.url)
     assert len(stored) == 5
-    for _subject, payload, _headers in stored:
-        event = json.loads(payload)
+    for _subject, event in stored:
         assert event["source"] == f"/{COMMUNITY_A}/import"
         assert event["data"]["site"] == "door_to_door"
         assert set(event["data"]["person"]) == {"pid"}
+    for _subject, payload, _headers in stored_messages(intake.nats.url):
         assert "张三".encode() not in payload
         assert resident_id(seq=1).encode() not in payload
 

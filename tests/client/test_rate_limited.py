@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 
 from tests.support.events import COMMUNITY_A, screening
 from tests.support.intake import RunningIntake
-from tests.support.stream import stored_messages
+from tests.support.stream import stored_events
 from zhibao_client import ZhibaoClient
 
 
@@ -30,5 +29,5 @@ def test_rate_limited_events_are_spooled_then_sent_after_retry_after(
     assert report.retry_after_s is not None and report.retry_after_s > 0
     drained = client.drain_until_empty(max_wait_s=30)
     assert (drained.accepted, drained.spooled) == (200, 0)
-    stored = [json.loads(p)["id"] for _s, p, _h in stored_messages(intake.nats.url)]
+    stored = [e["id"] for _s, e in stored_events(intake.nats.url)]
     assert sorted(stored) == sorted(e["id"] for e in events)

@@ -10,7 +10,7 @@ import uvicorn
 
 from tests.support.events import COMMUNITY_A, screening
 from tests.support.intake import RunningIntake
-from tests.support.stream import stored_messages
+from tests.support.stream import stored_events
 from zhibao_client import ZhibaoClient
 from zhibao_intake.bootstrap import create_app
 from zhibao_shared.natsserver import free_port
@@ -30,7 +30,7 @@ def test_events_wait_in_the_spool_while_nats_is_down_and_arrive_once(
     drained = client.drain_until_empty(max_wait_s=30)
     assert drained.spooled == 0
     assert drained.accepted + drained.duplicates == 30
-    stored = [json.loads(p)["id"] for _s, p, _h in stored_messages(intake.nats.url)]
+    stored = [e["id"] for _s, e in stored_events(intake.nats.url)]
     assert sorted(stored) == sorted(e["id"] for e in events), "each event stored exactly once"
 
 
@@ -42,7 +42,7 @@ def test_the_spool_survives_a_restart_of_the_client(intake: RunningIntake, tmp_p
     online = ZhibaoClient(intake.url, token, tmp_path / "spool.db")
     report = online.drain()
     assert (report.accepted, report.spooled) == (5, 0)
-    assert len(stored_messages(intake.nats.url)) == 5
+    assert len(stored_events(intake.nats.url)) == 5
 
 
 def test_a_downed_intake_is_waited_out_then_each_event_arrives_once(
@@ -67,7 +67,7 @@ def test_a_downed_intake_is_waited_out_then_each_event_arrives_once(
     finally:
         relay.close()
     assert (drained.accepted, drained.spooled) == (5, 0)
-    assert len(stored_messages(intake.nats.url)) == 5
+    assert len(stored_events(intake.nats.url)) == 5
 
 
 def test_rejected_events_are_returned_with_reasons_not_retried(
@@ -81,7 +81,7 @@ def test_rejected_events_are_returned_with_reasons_not_retried(
     assert rejection.code == "invalid"
     assert rejection.errors[0]["field"] == "data.temperature_c"
     assert client.pending == 0, "a rejected event is not kept for retrying"
-    assert len(stored_messages(intake.nats.url)) == 1
+    assert len(stored_events(intake.nats.url)) == 1
 
 
 def test_zhibao_send_command(intake: RunningIntake, tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ def render(out: Outcome) -> str:
         f"{out.scenario.reorder_window})",
         f"client answers        accepted {progress.accepted:,}, duplicate {progress.duplicates:,}, "
         f"rejected {len(progress.rejected):,}, still spooled {progress.spooled:,}",
-        f"in the event stream   {out.stream_messages:,}",
+        f"in the event stream   {out.stream_events:,} events ({len(out.stream_identities):,} "
+        f"distinct) in {out.stream_messages:,} messages",
         f"faults injected       {sum(out.injected.by_kind.values())}: "
         + ", ".join(f"{kind} ×{n}" for kind, n in sorted(out.injected.by_kind.items())),
         *(f"    {line}" for line in out.injected.log),

@@ -58,6 +58,8 @@ class Outcome:
     delivered: int = 0
     progress: Progress = field(default_factory=Progress)
     stream_messages: int = 0
+    stream_events: int = 0
+    stream_identities: set[str] = field(default_factory=set)
     injected: Injected = field(default_factory=Injected)
     mismatches: list[Mismatch] = field(default_factory=list)
     compared_figures: int = 0
@@ -231,7 +233,7 @@ def _settle(system: System, out: Outcome) -> None:
 def _observe(
     system: System, events: list[dict[str, Any]], truth: GroundTruth, out: Outcome
 ) -> None:
-    out.stream_messages = system.stream_messages()
+    out.stream_messages, out.stream_events, out.stream_identities = system.stream_contents()
     expected = expected_rollups(truth)
     days = sorted({day for _unit, day, _metric in expected})
     served = served_rollups(system.url("aggregator"), system.operate_token, days)

@@ -23,6 +23,7 @@ import nats
 import yaml
 
 from tests.faults.receiver import PagingReceiver
+from tests.support.stream import stored_events, stored_messages
 from zhibao_cli.stack import Stack
 from zhibao_shared.natsserver import free_port
 from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
@@ -66,9 +67,11 @@ class System:
         assert self.postgres is not None, "this scenario has no PostgreSQL"
         self.postgres.restart()
 
-    def stream_messages(self) -> int:
-        """Messages in the events stream (one per accepted event)."""
-        return asyncio.run(_stream_messages(self.stack.nats_url))
+    def stream_contents(self) -> tuple[int, int, set[str]]:
+        """The events stream: messages, events in them (bundles unpacked), distinct ids."""
+        messages = stored_messages(self.stack.nats_url)
+        events = stored_events(self.stack.nats_url)
+        return len(messages), len(events), {f"{e['source']} {e['id']}" for _s, e in events}
 
     def consumers_idle(self) -> dict[str, tuple[int, int]]:
         """Per durable consumer: (messages not yet delivered, delivered but not acked)."""
@@ -80,15 +83,6 @@ class System:
         if self.postgres is not None:
             self.postgres.stop()
             shutil.rmtree(self.postgres.root, ignore_errors=True)
-
-
-async def _stream_messages(url: str) -> int:
-    client = await nats.connect(url)
-    try:
-        info = await client.jetstream().stream_info(EVENTS_STREAM)
-        return int(info.state.messages)
-    finally:
-        await client.close()
 
 
 async def _consumer_backlog(url: str) -> dict[str, tuple[int, int]]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from tests.support.intake import RunningIntake
-from tests.support.stream import stored_messages
+from tests.support.stream import stored_events
 from zhibao_client.cli import app
 
 
@@ -46,9 +45,8 @@ def test_a_short_simulation_is_accepted_in_full_duplicates_and_all(
     assert sent[-1] > generated, "resent copies went through the client too"
     assert "rejected 0, still spooled 0" in result.output
     assert re.search(r"\d{4}-\d{2}-\d{2} \| sent [\d,]+ \(.*screening", result.output)
-    stored = stored_messages(intake.nats.url)
-    assert len(stored) == generated
-    assert len({json.loads(p)["id"] for _s, p, _h in stored}) == generated
+    stored = [e["id"] for _s, e in stored_events(intake.nats.url)]
+    assert len(stored) == len(set(stored)) == generated, "each event stored once"
 
 
 def test_simulate_can_write_the_events_instead_of_posting(tmp_path: Path) -> None:
@@ -73,4 +71,6 @@ def test_a_paced_simulation_sends_day_by_day(intake: RunningIntake, tmp_path: Pa
     assert result.exit_code == 0, result.output
     days = re.findall(r"^(\d{4}-\d{2}-\d{2}) \| sent", result.output, flags=re.MULTILINE)
     assert len(set(days)) >= 2, "progress shown for each simulated day"
-    assert len(stored_messages(intake.nats.url)) == number("communities:", result.output)
+    assert len({e["id"] for _s, e in stored_events(intake.nats.url)}) == number(
+        "communities:", result.output
+    )

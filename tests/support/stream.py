@@ -1,8 +1,10 @@
-"""Reading back what is in the events stream, as raw bytes."""
+"""Reading back what is in the events stream: raw messages, or the events they carry."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import nats
 from nats.aio.msg import Msg
@@ -30,3 +32,12 @@ async def _stored(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
 def stored_messages(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
     """Every message in the events stream: subject, payload, headers."""
     return asyncio.run(_stored(url))
+
+
+def stored_events(url: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every event in the events stream, bundles unpacked: the message's subject, the event."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    for subject, payload, _headers in stored_messages(url):
+        document = json.loads(payload)
+        events += [(subject, e) for e in (document if isinstance(document, list) else [document])]
+    return events

@@ -1,7 +1,8 @@
 """The one batched JetStream consumer every Zhibao service uses to read events.
 
 A durable pull consumer on the events stream. Each fetched batch is decoded
-(``parse_published``) and handed to an async handler; the messages are
+(``parse_message``: a message holds one event or a bundle of several) and
+handed to an async handler, one :class:`Delivery` per event; the messages are
 acknowledged only after the handler returned (that is, after the service
 committed its database transaction). Plumbing only, no business logic.
 
@@ -74,7 +75,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from zhibao_shared.broker import DEAD_LETTER_STREAM, dead_letter_stream_config, ensure_stream
-from zhibao_shared.events import PublishedEvent, parse_published
+from zhibao_shared.events import PublishedEvent, parse_message
 from zhibao_shared.settings import ZhibaoSettings
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, dead_letter_subject
 
@@ -95,6 +96,11 @@ BATCH_SECONDS = Histogram(
 MESSAGES_ACKED = Counter(
     "zhibao_consumer_messages_acked_total", "Messages handled and acked", ["service"]
 )
+EVENTS_HANDLED = Counter(
+    "zhibao_consumer_events_total",
+    "Events in acked messages (a bundle message holds several)",
+    ["service"],
+)
 BATCHES_FAILED = Counter(
     "zhibao_consumer_batches_failed_total", "Batches whose handler raised (nak'd)", ["service"]
 )
@@ -114,7 +120,7 @@ STREAM_SEQUENCE_HEADER = "Zhibao-Stream-Sequence"
 
 @dataclass(frozen=True)
 class Delivery:
-    """One decoded message of a batch."""
+    """One decoded event of a batch, with the message it came in (a bundle holds several)."""
 
     event: PublishedEvent
     subject: str
@@ -123,6 +129,24 @@ class Delivery:
 
 
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
+_Decoded = tuple[Msg, list[Delivery]]
+
+
+def _groups(decoded: list[_Decoded], max_events: int) -> list[list[_Decoded]]:
+    """Consecutive messages in handler calls of about ``max_events`` events each.
+
+    A fetch of bundles could otherwise hand one transaction a hundred times
+    the configured batch; a message is never split (it is acked as a whole).
+    """
+    groups: list[list[_Decoded]] = []
+    events = max_events
+    for item in decoded:
+        if events >= max_events:
+            groups.append([])
+            events = 0
+        groups[-1].append(item)
+        events += len(item[1])
+    return groups
 
 
 @dataclass(frozen=True)
@@ -163,7 +187,9 @@ class ConsumerSpec:
 @dataclass
 class _Stats:
     batches: int = 0
+    #: Messages acked, and the events they held (a bundle holds several).
     acked: int = 0
+    events: int = 0
     dead_lettered: int = 0
     failures: int = 0
 
@@ -251,62 +277,64 @@ class BatchConsumer:
 
     async def _handle(self, messages: list[Msg]) -> None:
         started = time.perf_counter()
-        deliveries: list[tuple[Msg, Delivery]] = []
+        decoded: list[_Decoded] = []
         for msg in messages:
-            delivery = await self._decode(msg)
-            if delivery is not None:
-                deliveries.append((msg, delivery))
-        if deliveries:
-            await self._handle_decoded(deliveries)
+            deliveries = await self._decode(msg)
+            if deliveries is not None:
+                decoded.append((msg, deliveries))
+        for group in _groups(decoded, self.spec.batch_size):
+            await self._handle_decoded(group)
         self.stats.batches += 1
         BATCH_SIZE.labels(self.spec.service).observe(len(messages))
         BATCH_SECONDS.labels(self.spec.service).observe(time.perf_counter() - started)
 
-    async def _decode(self, msg: Msg) -> Delivery | None:
+    async def _decode(self, msg: Msg) -> list[Delivery] | None:
         try:
-            event = parse_published(msg.data)
+            events = parse_message(msg.data)
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(msg, "undecodable", str(exc)[:500])
             return None
         meta = msg.metadata
-        return Delivery(event, msg.subject, meta.sequence.stream, meta.num_delivered)
+        return [
+            Delivery(event, msg.subject, meta.sequence.stream, meta.num_delivered)
+            for event in events
+        ]
 
-    async def _handle_decoded(self, deliveries: list[tuple[Msg, Delivery]]) -> None:
+    async def _handle_decoded(self, group: list[_Decoded]) -> None:
         try:
-            await self.handler([d for _, d in deliveries])
+            await self.handler([d for _, deliveries in group for d in deliveries])
         except self.spec.transient as exc:
-            await self._failed(deliveries, exc, transient=True)
+            await self._failed(group, exc, transient=True)
             return
         except Exception as exc:
-            if len(deliveries) > 1:
+            if len(group) > 1:
                 # Isolate the culprit: retry each message on its own.
                 log.warning("consumer_batch_failed_splitting", error=repr(exc))
-                for one in deliveries:
+                for one in group:
                     await self._handle_decoded([one])
                 return
-            await self._failed(deliveries, exc, transient=False)
+            await self._failed(group, exc, transient=False)
             return
-        await self._ack([m for m, _ in deliveries])
+        await self._ack(group)
 
-    async def _failed(
-        self, deliveries: list[tuple[Msg, Delivery]], exc: BaseException, *, transient: bool
-    ) -> None:
+    async def _failed(self, group: list[_Decoded], exc: BaseException, *, transient: bool) -> None:
         self.stats.failures += 1
         BATCHES_FAILED.labels(self.spec.service).inc()
-        log.warning(
-            "consumer_batch_failed", error=repr(exc), transient=transient, size=len(deliveries)
-        )
-        for msg, delivery in deliveries:
-            if not transient and delivery.num_delivered >= self.spec.max_deliver:
+        log.warning("consumer_batch_failed", error=repr(exc), transient=transient, size=len(group))
+        for msg, _ in group:
+            if not transient and msg.metadata.num_delivered >= self.spec.max_deliver:
                 await self._dead_letter(msg, "max_deliver", repr(exc)[:500])
             else:
                 await msg.nak(delay=self.spec.nak_delay_s)
 
-    async def _ack(self, messages: list[Msg]) -> None:
-        for msg in messages:
+    async def _ack(self, group: list[_Decoded]) -> None:
+        for msg, _ in group:
             await msg.ack()
-        self.stats.acked += len(messages)
-        MESSAGES_ACKED.labels(self.spec.service).inc(len(messages))
+        events = sum(len(deliveries) for _, deliveries in group)
+        self.stats.acked += len(group)
+        self.stats.events += events
+        MESSAGES_ACKED.labels(self.spec.service).inc(len(group))
+        EVENTS_HANDLED.labels(self.spec.service).inc(events)
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
         meta = msg.metadata

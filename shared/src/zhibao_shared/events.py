@@ -14,6 +14,7 @@ Consumers only ever see the published form.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -381,9 +382,32 @@ REPORTED_EVENT: TypeAdapter[ReportedEvent] = TypeAdapter(ReportedEvent)
 PUBLISHED_EVENT: TypeAdapter[PublishedEvent] = TypeAdapter(PublishedEvent)
 
 
+PUBLISHED_EVENTS: TypeAdapter[list[PublishedEvent]] = TypeAdapter(list[PublishedEvent])
+
+
 def parse_published(raw: bytes | str) -> PublishedEvent:
-    """Decode one event from the bus (used by every consumer)."""
+    """Decode one event (a structured-mode JSON object)."""
     return PUBLISHED_EVENT.validate_json(raw)
+
+
+def parse_message(raw: bytes) -> list[PublishedEvent]:
+    """Decode a bus message: one event (a JSON object) or a bundle (a CloudEvents JSON batch).
+
+    Intake packs a batch's events of one district into one message (see
+    :func:`bundle_payload`); consumers must treat every event of a message
+    on its own, de-duplicating by :attr:`dedup_key` as for single messages.
+    """
+    if raw.lstrip()[:1] == b"[":
+        events = PUBLISHED_EVENTS.validate_json(raw)
+        if not events:
+            raise ValueError("an event bundle must hold at least one event")
+        return events
+    return [PUBLISHED_EVENT.validate_json(raw)]
+
+
+def bundle_payload(payloads: Sequence[bytes]) -> bytes:
+    """Several published events' JSON as one bus message (a CloudEvents JSON batch)."""
+    return b"[" + b",".join(payloads) + b"]"
 
 
 def published_payload(event: PublishedEvent) -> bytes:

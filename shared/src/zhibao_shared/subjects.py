@@ -2,6 +2,9 @@
 
 Event subjects carry district and community so consumers can partition by
 district with a subject filter: ``zhibao.events.<district>.<community>.<type>``.
+A bundle of several events of one district (a CloudEvents JSON batch, see
+``zhibao_shared.events.parse_message``) goes on ``zhibao.events.<district>.bundle``,
+so district partitioning holds for bundles too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ INTAKE_QUEUE = "intake"
 def event_subject(community: str, type_short: str) -> str:
     """Subject an accepted event is published on."""
     return f"zhibao.events.{district_of(community)}.{community}.{type_short}"
+
+
+def bundle_subject(district: str) -> str:
+    """Subject a bundle of one district's events is published on."""
+    return f"zhibao.events.{district}.bundle"
 
 
 def district_events(district: str) -> str:

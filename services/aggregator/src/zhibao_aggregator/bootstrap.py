@@ -248,7 +248,7 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
         consumer = BatchConsumer(js, consumer_spec(settings), handler, settings)
         await consumer.start()
         await consumer.run_until_caught_up()
-        return consumer.stats.acked
+        return consumer.stats.events
     finally:
         await client.close()
         await engine.dispose()

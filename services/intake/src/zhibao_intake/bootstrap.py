@@ -17,6 +17,7 @@ from faststream.nats import NatsBroker
 from zhibao_intake.audit import AuditTrail
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.rate_limit import RateLimiter
+from zhibao_intake.domain.recently_stored import RecentlyStored
 from zhibao_intake.fastpath import IntakeApp
 from zhibao_intake.gateway import Gateway, Limits
 from zhibao_intake.http_api import add_event_schemas, build_router
@@ -88,7 +89,12 @@ def build(settings: IntakeSettings) -> Intake:
     registry = load_registry(settings.registry_path)
     broker = make_broker(settings, name="intake")
     tokens = TokenStore.in_data_dir(settings.data_dir)
-    publisher = JetStreamPublisher(broker, settings.publish_timeout_s)
+    publisher = JetStreamPublisher(
+        broker,
+        settings.publish_timeout_s,
+        settings.intake_bundle_events,
+        RecentlyStored(settings.intake_recent_identities),
+    )
     service = SubmissionService(registry, Pseudonymiser(pseudonym_key(settings)), publisher)
     limiter = RateLimiter(
         settings.rate_limit_events_per_s, settings.rate_limit_burst, clock=time.monotonic

@@ -26,3 +26,8 @@ PUBLISH_LATENCY = Histogram(
     "Time from publish to JetStream acknowledgement",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+BUNDLE_EVENTS = Histogram(
+    "zhibao_intake_message_events",
+    "Events per bus message (1 for a lone event, more for a bundle)",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)

@@ -1,15 +1,28 @@
 """Publishing admitted events to JetStream, de-duplicated by ``Nats-Msg-Id``.
 
-All events of a submission are sent back to back with ``publish_async`` and
-their acknowledgements awaited together: one round trip per submission, not
-one per event.
+A lone event is one message whose ``Nats-Msg-Id`` is its CloudEvents identity,
+so JetStream answers whether it is a repeat. Several events of one district in
+a submission go as bundles (CloudEvents JSON batches, at most ``bundle_events``
+each) on ``zhibao.events.<district>.bundle``: one message, one acknowledgement
+and one consumer delivery for many events. A bundle's ``Nats-Msg-Id`` is a
+digest of its events' identities, so a resent submission is recognised as a
+whole. An event resent in a different bundle is answered from
+:class:`~zhibao_intake.domain.recently_stored.RecentlyStored` when this process
+stored it; otherwise it is stored again and skipped by the consumers, which
+de-duplicate every event by its identity.
+
+All messages of a submission are sent back to back with ``publish_async`` and
+their acknowledgements awaited together: one round trip per submission.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
@@ -17,9 +30,11 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from zhibao_intake.domain.admission import Admitted
-from zhibao_intake.metrics import PUBLISH_LATENCY
+from zhibao_intake.domain.recently_stored import RecentlyStored
+from zhibao_intake.metrics import BUNDLE_EVENTS, PUBLISH_LATENCY
 from zhibao_shared.broker import bus_connected
-from zhibao_shared.subjects import EVENTS_STREAM
+from zhibao_shared.events import bundle_payload
+from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
 
 MAX_PENDING = 20_000
 
@@ -31,12 +46,52 @@ class BusUnavailable(RuntimeError):
 PublishOutcome = bool | BusUnavailable
 
 
+@dataclass(frozen=True)
+class Message:
+    """One bus message and the events (positions in the submission) it carries."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    members: tuple[int, ...]
+
+
+def messages(batch: Sequence[Admitted], bundle_events: int) -> list[Message]:
+    """The messages a submission goes out as: bundles per district, lone events alone."""
+    by_district: dict[str, list[int]] = defaultdict(list)
+    for position, admitted in enumerate(batch):
+        by_district[admitted.district].append(position)
+    out: list[Message] = []
+    for district, positions in by_district.items():
+        for start in range(0, len(positions), bundle_events):
+            out.append(_message(batch, district, tuple(positions[start : start + bundle_events])))
+    return out
+
+
+def _message(batch: Sequence[Admitted], district: str, members: tuple[int, ...]) -> Message:
+    if len(members) == 1:
+        single = batch[members[0]]
+        return Message(single.bus_subject, single.payload, single.msg_id, members)
+    identities = "\n".join(batch[m].msg_id for m in members).encode()
+    digest = hashlib.sha256(identities).hexdigest()
+    payload = bundle_payload([batch[m].payload for m in members])
+    return Message(bundle_subject(district), payload, f"bundle {digest}", members)
+
+
 class JetStreamPublisher:
     """Publishes events and waits for JetStream's acknowledgements."""
 
-    def __init__(self, broker: NatsBroker, timeout_s: float) -> None:
+    def __init__(
+        self,
+        broker: NatsBroker,
+        timeout_s: float,
+        bundle_events: int,
+        recently_stored: RecentlyStored,
+    ) -> None:
         self._broker = broker
         self._timeout_s = timeout_s
+        self._bundle_events = bundle_events
+        self._recent = recently_stored
         self._js: JetStreamContext | None = None
 
     def _context(self) -> JetStreamContext:
@@ -45,28 +100,47 @@ class JetStreamPublisher:
         return self._js
 
     async def publish(self, batch: Sequence[Admitted]) -> list[PublishOutcome]:
-        """Store events; per event True for a duplicate, False when new, or the failure."""
+        """Store events; per event True for a duplicate, False when new, or the failure.
+
+        An event in a bundle is a duplicate when this process stored it before or
+        when the whole bundle was.
+        """
+        outcomes: list[PublishOutcome] = [True] * len(batch)
+        fresh = [n for n, admitted in enumerate(batch) if admitted.msg_id not in self._recent]
+        if not fresh:
+            return outcomes
         if not bus_connected(self._broker):
             return [BusUnavailable("not connected to NATS")] * len(batch)
+        stored = await self._store([batch[n] for n in fresh])
+        for position, outcome in zip(fresh, stored, strict=True):
+            outcomes[position] = outcome
+        return outcomes
+
+    async def _store(self, batch: list[Admitted]) -> list[PublishOutcome]:
         started = time.perf_counter()
+        outgoing = messages(batch, self._bundle_events)
         js = self._context()
         try:
             futures = [
                 await js.publish_async(
-                    a.bus_subject,
-                    a.payload,
-                    stream=EVENTS_STREAM,
-                    headers={"Nats-Msg-Id": a.msg_id},
+                    m.subject, m.payload, stream=EVENTS_STREAM, headers={"Nats-Msg-Id": m.msg_id}
                 )
-                for a in batch
+                for m in outgoing
             ]
         except (NatsError, OSError) as exc:
             return [BusUnavailable(str(exc) or type(exc).__name__)] * len(batch)
         # One wait for the whole batch (a wait_for per future costs a task each).
         await asyncio.wait(futures, timeout=self._timeout_s)
-        acks = [_settle(f) for f in futures]
         PUBLISH_LATENCY.observe(time.perf_counter() - started)
-        return [_outcome(ack) for ack in acks]
+        outcomes: list[PublishOutcome] = [BusUnavailable("not published")] * len(batch)
+        for message, future in zip(outgoing, futures, strict=True):
+            BUNDLE_EVENTS.observe(len(message.members))
+            outcome = _outcome(_settle(future))
+            for member in message.members:
+                outcomes[member] = outcome
+            if not isinstance(outcome, BusUnavailable):
+                self._recent.add(batch[m].msg_id for m in message.members)
+        return outcomes
 
 
 def _settle(future: asyncio.Future[PubAck]) -> PubAck | BaseException:

@@ -23,6 +23,23 @@ class IntakeSettings(ServiceSettings):
         default=500.0, gt=0, description="Average events per second allowed per token"
     )
     rate_limit_burst: int = Field(default=5000, gt=0, description="Events a token may burst")
+    intake_bundle_events: int = Field(
+        default=200,
+        ge=1,
+        le=1000,
+        description=(
+            "Most events of one district per bus message; 1 publishes every event on its own "
+            "(then JetStream itself answers whether each event is a repeat)"
+        ),
+    )
+    intake_recent_identities: int = Field(
+        default=200_000,
+        ge=0,
+        description=(
+            "Identities of stored events this process remembers, to answer a repeat sent in "
+            "another bundle as 'duplicate' without storing it again (about 100 bytes each)"
+        ),
+    )
     intake_fast_path: bool = Field(
         default=True,
         description="Answer POST /v1/events at the ASGI layer (same answers, less CPU)",

@@ -101,7 +101,9 @@ class SubmissionService:
             for i, item in enumerate(items)
         ]
         admitted = [a for a in admissions if isinstance(a, Admitted)]
-        firsts = {a.msg_id: a for a in reversed(admitted)}
+        firsts: dict[str, Admitted] = {}
+        for one in admitted:  # the first of repeats, in submission order
+            firsts.setdefault(one.msg_id, one)
         published = await self._store(list(firsts.values()))
         by_key = {result.index: result for result in published}
         results = [

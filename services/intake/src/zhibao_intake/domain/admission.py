@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_shared.events import REPORTED_EVENT, EventType
-from zhibao_shared.hierarchy import Registry
+from zhibao_shared.hierarchy import Registry, district_of
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
 
@@ -28,6 +28,7 @@ class Admitted:
     id: str
     source: str
     type: EventType
+    district: str
     bus_subject: str
     payload: bytes
 
@@ -115,6 +116,7 @@ def admit(
         id=reported.id,
         source=reported.source,
         type=reported.type,
+        district=district_of(community),
         bus_subject=event_subject(community, reported.type.short),
         payload=_deidentified_payload(reported, reporter, pseudonymiser),
     )
