@@ -12,7 +12,8 @@ from nats.aio.msg import Msg
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM
 
 
-async def _stored(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
+async def stored_messages_async(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
+    """Every message in the events stream (from a running event loop)."""
     client = await nats.connect(url)
     try:
         js = client.jetstream()
@@ -31,7 +32,7 @@ async def _stored(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
 
 def stored_messages(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
     """Every message in the events stream: subject, payload, headers."""
-    return asyncio.run(_stored(url))
+    return asyncio.run(stored_messages_async(url))
 
 
 def stored_events(url: str) -> list[tuple[str, dict[str, Any]]]:

@@ -1,0 +1,59 @@
+"""Submissions that arrive together share one bundle; each still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.support.events import COMMUNITY_A, screening
+from tests.support.stream import stored_messages_async
+from zhibao_intake.domain.admission import Admitted, Reporter, admit
+from zhibao_intake.domain.pseudonym import Pseudonymiser
+from zhibao_intake.domain.recently_stored import RecentlyStored
+from zhibao_intake.publisher import JetStreamPublisher
+from zhibao_intake.settings import IntakeSettings
+from zhibao_shared.broker import ensure_stream, events_stream_config, make_broker, stop_broker
+from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.tokens import Role, TokenStore
+
+
+def admitted_events(tmp_path: Path, count: int) -> list[Admitted]:
+    token, _secret = TokenStore.in_data_dir(tmp_path).create(scopes=["640106"], role=Role.REPORT)
+    reporter = Reporter(token=token, received_at=datetime.now(UTC))
+    registry, pseudonymiser = load_registry(), Pseudonymiser(b"k" * 32)
+    events = [
+        admit(
+            n,
+            screening(COMMUNITY_A),
+            reporter=reporter,
+            registry=registry,
+            pseudonymiser=pseudonymiser,
+        )
+        for n in range(count)
+    ]
+    assert all(isinstance(e, Admitted) for e in events)
+    return [e for e in events if isinstance(e, Admitted)]
+
+
+async def test_single_events_submitted_in_the_same_turn_go_out_as_one_bundle(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    broker = make_broker(settings, name="test")
+    await broker.connect()
+    try:
+        await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
+        publisher = JetStreamPublisher(broker, 5.0, 200, RecentlyStored(1000))
+        events = admitted_events(tmp_path, 10)
+        answers = await asyncio.gather(*(publisher.publish([e]) for e in events))
+        assert answers == [[False]] * 10, "each submission: stored, not a duplicate"
+        again = await asyncio.gather(*(publisher.publish([e]) for e in events[:3]))
+        assert again == [[True]] * 3, "a resent event is answered as a duplicate"
+        [(subject, payload, _headers)] = await stored_messages_async(nats_server.url)
+    finally:
+        await stop_broker(broker)
+    assert subject == "zhibao.events.640106.bundle"
+    assert [e["id"] for e in json.loads(payload)] == [e.id for e in events]
