@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
@@ -56,21 +57,21 @@ class RollupPublisher:
             await asyncio.sleep(self._interval_s)
 
     async def flush(self) -> None:
-        """Publish every dirty rollup now."""
+        """Publish every dirty rollup now: one query per day for all its dirty units."""
         pending, self._dirty = self._dirty, set()
+        by_day: dict[date, list[str]] = defaultdict(list)
         for code, day in sorted(pending):
+            by_day[day].append(code)
+        for day, codes in by_day.items():
             try:
-                await self._publish_one(code, day)
+                await self._publish_day(codes, day)
             except Exception as exc:  # a failed publish must not stop the loop
-                log.warning("rollup_publish_failed", unit=code, error=repr(exc))
+                log.warning("rollup_publish_failed", units=len(codes), error=repr(exc))
 
-    async def _publish_one(self, code: str, day: date) -> None:
-        unit = self._reader.unit(code)
-        body = {
-            "unit": code,
-            "level": unit.level.value,
-            "date": day.isoformat(),
-            "figures": await self._reader.figures(code, day),
-        }
-        await self._publish(rollup_subject(unit.level.value, code), json.dumps(body).encode())
-        ROLLUPS_PUBLISHED.labels(unit.level.value).inc()
+    async def _publish_day(self, codes: list[str], day: date) -> None:
+        found = await self._reader.figures_of(codes, day)
+        for code in codes:
+            level = self._reader.unit(code).level.value
+            body = {"unit": code, "level": level, "date": day.isoformat(), "figures": found[code]}
+            await self._publish(rollup_subject(level, code), json.dumps(body).encode())
+            ROLLUPS_PUBLISHED.labels(level).inc()

@@ -63,11 +63,17 @@ class RollupReader:
 
     async def figures(self, code: str, day: date) -> Figures:
         """All metrics of a unit on a day."""
-        self.unit(code)
-        expected = len(self.registry.communities_under(code))
+        return (await self.figures_of([code], day))[code]
+
+    async def figures_of(self, codes: list[str], day: date) -> dict[str, Figures]:
+        """All metrics of several units on a day, in one query."""
+        expected = {
+            code: len(self.registry.communities_under(self.unit(code).code)) for code in codes
+        }
         async with self.engine.connect() as conn:
-            snap = await queries.snapshot(conn, code, day, expected, self.risk.window_days)
-        return figures(day, snap, self.risk, self._reports_not_yet_due(day))
+            snaps = await queries.snapshots(conn, expected, day, self.risk.window_days)
+        not_yet_due = self._reports_not_yet_due(day)
+        return {code: figures(day, snap, self.risk, not_yet_due) for code, snap in snaps.items()}
 
     def _reports_not_yet_due(self, day: date) -> datetime | None:
         """The deadline of ``day``'s reports while it is still ahead, else None."""
@@ -77,7 +83,9 @@ class RollupReader:
     async def children(self, code: str, day: date) -> list[tuple[Unit, Figures]]:
         """Each child's figures (for a table)."""
         self.unit(code)
-        return [(c, await self.figures(c.code, day)) for c in self.registry.children(code)]
+        units = self.registry.children(code)
+        found = await self.figures_of([c.code for c in units], day) if units else {}
+        return [(c, found[c.code]) for c in units]
 
     async def series(self, code: str, metric: str, first: date, last: date) -> dict[date, int]:
         """A daily series of a stored metric."""

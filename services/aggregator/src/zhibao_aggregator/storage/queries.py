@@ -19,6 +19,7 @@ def _snapshot_statement() -> Select[Any]:
     day = bindparam("day", type_=Date)
     return (
         select(
+            c.unit,
             c.metric,
             func.sum(case((c.day == day, c.value), else_=0)),
             func.sum(c.value),
@@ -26,8 +27,8 @@ def _snapshot_statement() -> Select[Any]:
             func.sum(case((c.day > bindparam("window_start", type_=Date), c.value), else_=0)),
             func.count(case((c.day == day, 1))),
         )
-        .where(c.unit == bindparam("unit"), c.day <= day)
-        .group_by(c.metric)
+        .where(c.unit.in_(bindparam("units", expanding=True)), c.day <= day)
+        .group_by(c.unit, c.metric)
     )
 
 
@@ -35,26 +36,37 @@ def _snapshot_statement() -> Select[Any]:
 _SNAPSHOT = _snapshot_statement()
 
 
-async def snapshot(
-    conn: AsyncConnection, unit: str, day: date, expected: int, window_days: int
-) -> CounterSnapshot:
-    """Everything needed for one unit's figures on one day, in one round trip.
+async def snapshots(
+    conn: AsyncConnection, expected: dict[str, int], day: date, window_days: int
+) -> dict[str, CounterSnapshot]:
+    """Every listed unit's figures on one day (``expected``: unit -> communities under it).
 
-    One grouped pass over the unit's counter rows up to ``day`` (primary-key
-    range: metrics x days, independent of how many events were counted)
-    yields per metric the day's value, the running total, the last day it
-    was positive and its sum over the risk window.
+    One grouped pass over the units' counter rows up to ``day`` (primary-key
+    ranges: units x metrics x days, independent of how many events were
+    counted) yields per unit and metric the day's value, the running total,
+    the last day it was positive and its sum over the risk window.
     """
     rows = await conn.execute(
         _SNAPSHOT,
-        {"unit": unit, "day": day, "window_start": day - timedelta(days=window_days)},
+        {
+            "units": list(expected),
+            "day": day,
+            "window_start": day - timedelta(days=window_days),
+        },
     )
+    by_unit: dict[str, list[Any]] = {unit: [] for unit in expected}
+    for row in rows.all():
+        by_unit[row[0]].append(row[1:])
+    return {unit: _snapshot(found, expected[unit]) for unit, found in by_unit.items()}
+
+
+def _snapshot(rows: list[Any], expected: int) -> CounterSnapshot:
     flows: dict[str, int] = {}
     sums: dict[str, int] = {}
     before = 0
     last: date | None = None
     window = 0
-    for metric, today, total, last_positive, in_window, rows_today in rows.all():
+    for metric, today, total, last_positive, in_window, rows_today in rows:
         if rows_today:
             flows[metric] = int(today or 0)
         if metric in m.SUMMED:
