@@ -27,7 +27,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
 
-uv sync --locked --quiet
+uv sync --locked --quiet --compile-bytecode
 # Lint and types first: cheap, and the style rules are part of what CI holds.
 uv run --locked ruff check --quiet .
 uv run --locked ruff format --check --quiet .
