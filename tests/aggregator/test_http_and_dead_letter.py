@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,12 +18,12 @@ from zhibao_aggregator.bootstrap import reader, rules
 from zhibao_aggregator.http_api import add_error_handlers, build_router
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.writer import apply_batch
-from zhibao_shared.broker import DEAD_LETTER_STREAM
-from zhibao_shared.consumer import Delivery
-from zhibao_shared.events import PublishedCase
+from zhibao_shared.broker import DEAD_LETTER_STREAM, ensure_stream, events_stream_config
+from zhibao_shared.consumer import BatchHandler, Delivery
+from zhibao_shared.events import PublishedCase, bundle_payload, published_payload
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.natsserver import NatsServer
-from zhibao_shared.subjects import EVENTS_STREAM
+from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
 from zhibao_shared.tokens import Role, TokenStore
 
 COMMUNITY = "640106001001"
@@ -180,3 +181,60 @@ async def test_reports_not_yet_due_are_pending_and_past_the_deadline_overdue(
 def settings_zone(settings: AggregatorSettings) -> ZoneInfo:
     """The district's time zone (its day boundaries)."""
     return ZoneInfo(settings.timezone)
+
+
+@pytest.mark.integration
+async def test_one_bad_event_in_a_bundle_is_parked_alone_and_its_neighbours_counted(
+    nats_server: NatsServer, sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    good = [_confirmed(f"{n:032x}", f"bundled-{n}") for n in range(3)]
+    parts = [published_payload(e) for e in good]
+    bad = b'{"specversion": "1.0", "id": "broken"}'
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        bundle = bundle_payload([parts[0], bad, parts[1], parts[2]])
+        await js.publish(bundle_subject("640106"), bundle, stream=EVENTS_STREAM)
+        consumer = await consume(nats_server.url, sqlite_engine, settings)
+        parked = await js.get_msg(DEAD_LETTER_STREAM, seq=1)
+    finally:
+        await client.close()
+    assert consumer.stats.dead_lettered == 1
+    assert parked.data == bad and parked.headers is not None
+    assert parked.headers["Zhibao-Bundle-Index"] == "1"
+    read = reader(settings, sqlite_engine)
+    figures = await read.figures(COMMUNITY, read.calendar.day(good[0].time))
+    assert figures["new_confirmed"] == 3
+
+
+@pytest.mark.integration
+async def test_an_event_that_always_fails_is_parked_alone_after_max_deliver(
+    nats_server: NatsServer, sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    events = [_confirmed(f"{n:032x}", f"poison-{n}") for n in range(4)]
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        bundle = bundle_payload([published_payload(e) for e in events])
+        await js.publish(bundle_subject("640106"), bundle, stream=EVENTS_STREAM)
+
+        def refuse_poison(handler: BatchHandler) -> BatchHandler:
+            async def wrapped(batch: Sequence[Delivery]) -> None:
+                if any(d.event.id == "poison-2" for d in batch):
+                    raise RuntimeError("a bug meets this event")
+                await handler(batch)
+
+            return wrapped
+
+        consumer = await consume(nats_server.url, sqlite_engine, settings, wrap=refuse_poison)
+        parked = await js.get_msg(DEAD_LETTER_STREAM, seq=1)
+    finally:
+        await client.close()
+    assert consumer.stats.dead_lettered == 1
+    assert parked.data is not None and b"poison-2" in parked.data
+    assert parked.headers is not None and parked.headers["Zhibao-Bundle-Index"] == "2"
+    read = reader(settings, sqlite_engine)
+    figures = await read.figures(COMMUNITY, read.calendar.day(events[0].time))
+    assert figures["new_confirmed"] == 3, "the bundle's other events are counted"

@@ -12,7 +12,7 @@ from tests.support.stream import stored_messages_async
 from zhibao_intake.domain.admission import Admitted, Reporter, admit
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.recently_stored import RecentlyStored
-from zhibao_intake.publisher import JetStreamPublisher
+from zhibao_intake.publisher import JetStreamPublisher, messages
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.broker import ensure_stream, events_stream_config, make_broker, stop_broker
 from zhibao_shared.hierarchy import load_registry
@@ -57,3 +57,13 @@ async def test_single_events_submitted_in_the_same_turn_go_out_as_one_bundle(
         await stop_broker(broker)
     assert subject == "zhibao.events.640106.bundle"
     assert [e["id"] for e in json.loads(payload)] == [e.id for e in events]
+
+
+def test_bundles_are_split_by_bytes_as_well_as_by_events(tmp_path: Path) -> None:
+    events = admitted_events(tmp_path, 7)
+    size = max(len(e.payload) for e in events)
+    out = messages(events, bundle_events=5, bundle_bytes=3 * size + 8)
+    assert [len(m.members) for m in out] == [3, 3, 1]
+    assert [m for msg in out for m in msg.members] == list(range(7)), "order kept"
+    assert all(len(m.payload) <= 3 * size + 8 for m in out)
+    assert [len(m.members) for m in messages(events, 5, 1 << 20)] == [5, 2]

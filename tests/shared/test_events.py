@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support.events import case, resident_id, screening
-from zhibao_shared.events import PUBLISHED_EVENT, REPORTED_EVENT, EventType, PublishedScreening
+from zhibao_shared.events import (
+    PUBLISHED_EVENT,
+    REPORTED_EVENT,
+    EventType,
+    PublishedScreening,
+    bundle_payload,
+    parse_message,
+)
 
 
 def errors_of(document: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
@@ -125,3 +133,33 @@ def test_an_eighteen_digit_record_number_that_is_no_resident_id_is_accepted() ->
     wrong_check = number[:-1] + ("1" if number[-1] != "1" else "2")
     document = screening(event_id=f"rec-{wrong_check}")
     assert REPORTED_EVENT.validate_python(document).id == f"rec-{wrong_check}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("id", "gate\n3"), ("id", "a\x00b"), ("source", "/640106001001/g\x01"), ("building", "3\t")],
+)
+def test_identifiers_and_labels_refuse_control_characters(field: str, value: str) -> None:
+    event = screening()
+    if field == "building":
+        event["data"]["building"] = value
+    else:
+        event[field] = value
+    with pytest.raises(ValidationError):
+        REPORTED_EVENT.validate_python(event)
+
+
+def _published(event_id: str) -> bytes:
+    event = screening(event_id=event_id)
+    event |= {"reporter": "tok", "receivedat": event["time"]}
+    return json.dumps(event).encode()
+
+
+def test_a_bus_message_is_one_event_or_a_bundle() -> None:
+    one, two = _published("e-1"), _published("e-2")
+    assert [e.id for e in parse_message(one)] == ["e-1"]
+    assert [e.id for e in parse_message(b"  " + bundle_payload([one, two]))] == ["e-1", "e-2"]
+    with pytest.raises(ValueError, match="at least one event"):
+        parse_message(b"[]")
+    with pytest.raises(ValidationError):
+        parse_message(bundle_payload([one, b'{"id": "half an event"}']))

@@ -17,7 +17,11 @@ Guarantees:
   message that fails on its own ``max_deliver`` times, or that cannot be
   decoded at all, is published to the dead-letter stream
   (``zhibao.deadletter.<service>.<original subject>``, stream
-  ``ZHIBAO_DEADLETTER``) and then terminated.
+  ``ZHIBAO_DEADLETTER``) and then terminated. In a bundle the culprit is one
+  event: a failing bundle is retried event by event, and only an event that
+  cannot be decoded, or still fails on the ``max_deliver``-th delivery, is
+  parked (alone, with ``Zhibao-Bundle-Index``); the bundle's other events are
+  applied and the bundle acked.
 * **Transient failures are not poison.** Exceptions listed in ``transient``
   (by default ``OSError`` and ``TimeoutError``; a service adds its database
   driver's connection errors) nak the batch with a delay but never send
@@ -60,6 +64,7 @@ batch and delayed naks need per-message control, which nats-py's
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
@@ -75,7 +80,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from zhibao_shared.broker import DEAD_LETTER_STREAM, dead_letter_stream_config, ensure_stream
-from zhibao_shared.events import PublishedEvent, parse_message
+from zhibao_shared.events import PublishedEvent, parse_message, parse_published, published_payload
 from zhibao_shared.settings import ZhibaoSettings
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, dead_letter_subject
 
@@ -116,6 +121,7 @@ LAG = Gauge(
 DEAD_REASON_HEADER = "Zhibao-Dead-Reason"
 ORIGINAL_SUBJECT_HEADER = "Zhibao-Original-Subject"
 STREAM_SEQUENCE_HEADER = "Zhibao-Stream-Sequence"
+BUNDLE_INDEX_HEADER = "Zhibao-Bundle-Index"
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,8 @@ class BatchConsumer:
     stats: _Stats = field(default_factory=_Stats)
     _subscription: JetStreamContext.PullSubscription | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Events per message lately (bundles hold many): fetches are sized in events.
+    _per_message: float = 1.0
 
     async def start(self) -> None:
         """Declare the dead-letter stream and the durable consumer, and bind to it."""
@@ -258,13 +266,16 @@ class BatchConsumer:
         LAG.labels(self.spec.service).set(lag)
         return lag
 
+    async def pending_events(self) -> int:
+        """About how many events the lag holds (messages x recent events per message)."""
+        return round(await self.pending() * self._per_message)
+
     async def step(self) -> bool:
         """Fetch one batch and handle it; False when nothing was waiting."""
         assert self._subscription is not None, "call start() first"
         try:
-            messages = await self._subscription.fetch(
-                self.spec.batch_size, timeout=self.spec.fetch_timeout_s
-            )
+            wanted = max(1, round(self.spec.batch_size / self._per_message))
+            messages = await self._subscription.fetch(wanted, timeout=self.spec.fetch_timeout_s)
         except (nats.errors.TimeoutError, TimeoutError):
             return False
         except nats.errors.Error as exc:
@@ -282,19 +293,38 @@ class BatchConsumer:
             deliveries = await self._decode(msg)
             if deliveries is not None:
                 decoded.append((msg, deliveries))
-        for group in _groups(decoded, self.spec.batch_size):
+        events = sum(len(deliveries) for _, deliveries in decoded)
+        self._per_message = 0.7 * self._per_message + 0.3 * max(1.0, events / len(messages))
+        groups = _groups(decoded, self.spec.batch_size)
+        for n, group in enumerate(groups):
+            if self._stopping.is_set():  # draining: the rest comes back at once to whoever runs
+                for msg, _ in (item for rest in groups[n:] for item in rest):
+                    await msg.nak()
+                break
             await self._handle_decoded(group)
         self.stats.batches += 1
         BATCH_SIZE.labels(self.spec.service).observe(len(messages))
         BATCH_SECONDS.labels(self.spec.service).observe(time.perf_counter() - started)
 
     async def _decode(self, msg: Msg) -> list[Delivery] | None:
+        """The message's events; a bundle's undecodable events are dead-lettered alone."""
+        meta = msg.metadata
         try:
             events = parse_message(msg.data)
         except (ValidationError, ValueError) as exc:
-            await self._dead_letter(msg, "undecodable", str(exc)[:500])
+            parts = _bundle_parts(msg.data)
+            if parts is None:
+                await self._dead_letter(msg, "undecodable", str(exc)[:500])
+                return None
+            events = []
+            for index, part in enumerate(parts):
+                try:
+                    events.append(parse_published(part))
+                except (ValidationError, ValueError) as bad:
+                    await self._dead_letter_part(msg, index, part, "undecodable", str(bad)[:500])
+        if not events:
+            await msg.ack()
             return None
-        meta = msg.metadata
         return [
             Delivery(event, msg.subject, meta.sequence.stream, meta.num_delivered)
             for event in events
@@ -313,9 +343,29 @@ class BatchConsumer:
                 for one in group:
                     await self._handle_decoded([one])
                 return
+            if len(group[0][1]) > 1:
+                await self._handle_bundle_event_by_event(group[0])
+                return
             await self._failed(group, exc, transient=False)
             return
         await self._ack(group)
+
+    async def _handle_bundle_event_by_event(self, item: _Decoded) -> None:
+        """A failing bundle, one event per handler call: only a failing event is parked."""
+        msg, deliveries = item
+        for index, delivery in enumerate(deliveries):
+            try:
+                await self.handler([delivery])
+            except self.spec.transient as exc:
+                await self._failed([item], exc, transient=True)
+                return
+            except Exception as exc:
+                if msg.metadata.num_delivered < self.spec.max_deliver:
+                    await self._failed([item], exc, transient=False)  # all back, later
+                    return
+                part = published_payload(delivery.event)
+                await self._dead_letter_part(msg, index, part, "max_deliver", repr(exc)[:500])
+        await self._ack([item])
 
     async def _failed(self, group: list[_Decoded], exc: BaseException, *, transient: bool) -> None:
         self.stats.failures += 1
@@ -336,21 +386,34 @@ class BatchConsumer:
         MESSAGES_ACKED.labels(self.spec.service).inc(len(group))
         EVENTS_HANDLED.labels(self.spec.service).inc(events)
 
-    async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
+    async def _dead_letter_part(
+        self, msg: Msg, index: int, part: bytes, reason: str, detail: str
+    ) -> None:
+        """Park one event of a bundle (the bundle's other events go on)."""
+        await self._dead_letter(msg, reason, detail, part=(index, part))
+
+    async def _dead_letter(
+        self, msg: Msg, reason: str, detail: str, part: tuple[int, bytes] | None = None
+    ) -> None:
+        """Park a message (terminated), or with ``part`` one event of a bundle (not)."""
         meta = msg.metadata
+        msg_id = f"{self.spec.durable}:{meta.stream}:{meta.sequence.stream}"
         headers = {
             DEAD_REASON_HEADER: f"{reason}: {detail}".replace("\n", " "),
             ORIGINAL_SUBJECT_HEADER: msg.subject,
             STREAM_SEQUENCE_HEADER: str(meta.sequence.stream),
-            "Nats-Msg-Id": f"{self.spec.durable}:{meta.stream}:{meta.sequence.stream}",
+            "Nats-Msg-Id": msg_id if part is None else f"{msg_id}:{part[0]}",
         }
+        if part is not None:
+            headers[BUNDLE_INDEX_HEADER] = str(part[0])
         await self.js.publish(
             dead_letter_subject(self.spec.service, msg.subject),
-            msg.data,
+            msg.data if part is None else part[1],
             headers=headers,
             stream=DEAD_LETTER_STREAM,
         )
-        await msg.term()
+        if part is None:
+            await msg.term()
         self.stats.dead_lettered += 1
         DEAD_LETTERED.labels(self.spec.service, reason).inc()
         log.error(
@@ -358,4 +421,16 @@ class BatchConsumer:
             reason=reason,
             subject=msg.subject,
             stream_sequence=meta.sequence.stream,
+            bundle_index=None if part is None else part[0],
         )
+
+
+def _bundle_parts(raw: bytes) -> list[bytes] | None:
+    """A bundle's events as separate JSON documents, or None when it is not a JSON array."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(document, list):
+        return None
+    return [json.dumps(part, ensure_ascii=False).encode() for part in document]

@@ -56,7 +56,12 @@ def _no_resident_id(value: str) -> str:
     return value
 
 
-_Label = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_resident_id)]
+#: Identifiers and labels are printable: no control characters (they would end up in
+#: message headers, log lines and de-duplication keys).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+_Label = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=PRINTABLE), AfterValidator(_no_resident_id)
+]
 
 
 class EventType(StrEnum):
@@ -242,12 +247,12 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=128)
-    source: str = Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")
+    id: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
+    source: str = Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$")
     subject: str = Field(pattern=r"^\d{12}$", description="12-digit community code")
     time: AwareDatetime
     datacontenttype: Literal["application/json"] | None = None
-    dataschema: str | None = Field(default=None, max_length=256)
+    dataschema: str | None = Field(default=None, max_length=256, pattern=PRINTABLE)
 
     @field_validator("time")
     @classmethod

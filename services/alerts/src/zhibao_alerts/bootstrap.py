@@ -128,7 +128,7 @@ class Alerts:
         """No more than a batch of events waits for this service (its view is current)."""
         if self.consumer is None:
             return False
-        return await self.consumer.pending() <= self.settings.alerts_batch_size
+        return await self.consumer.pending_events() <= self.settings.alerts_batch_size
 
     @staticmethod
     async def _every(interval_s: float, action: Callable[[], Awaitable[None]]) -> None:

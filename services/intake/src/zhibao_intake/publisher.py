@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -38,6 +39,8 @@ from zhibao_shared.events import bundle_payload
 from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
 
 MAX_PENDING = 20_000
+#: Bytes of a message's maximum payload left for its headers (the server counts both).
+HEADER_ROOM = 4096
 
 
 class BusUnavailable(RuntimeError):
@@ -58,23 +61,44 @@ class Message:
     members: tuple[int, ...]
 
 
-def messages(batch: Sequence[Admitted], bundle_events: int) -> list[Message]:
-    """The messages a submission goes out as: bundles per district, lone events alone."""
+def messages(batch: Sequence[Admitted], bundle_events: int, bundle_bytes: int) -> list[Message]:
+    """The messages a submission goes out as: bundles per district, lone events alone.
+
+    A bundle holds at most ``bundle_events`` events and ``bundle_bytes`` bytes of
+    payload (the server's maximum payload less room for headers).
+    """
     by_district: dict[str, list[int]] = defaultdict(list)
     for position, admitted in enumerate(batch):
         by_district[admitted.district].append(position)
     out: list[Message] = []
     for district, positions in by_district.items():
-        for start in range(0, len(positions), bundle_events):
-            out.append(_message(batch, district, tuple(positions[start : start + bundle_events])))
+        out += [
+            _message(batch, district, run)
+            for run in _runs(batch, positions, bundle_events, bundle_bytes)
+        ]
     return out
+
+
+def _runs(
+    batch: Sequence[Admitted], positions: list[int], most: int, max_bytes: int
+) -> list[tuple[int, ...]]:
+    runs: list[list[int]] = []
+    size = max_bytes
+    for position in positions:
+        length = len(batch[position].payload) + 1  # and a comma
+        if not runs or len(runs[-1]) == most or size + length > max_bytes:
+            runs.append([])
+            size = 2  # the brackets
+        runs[-1].append(position)
+        size += length
+    return [tuple(run) for run in runs]
 
 
 def _message(batch: Sequence[Admitted], district: str, members: tuple[int, ...]) -> Message:
     if len(members) == 1:
         single = batch[members[0]]
         return Message(single.bus_subject, single.payload, single.msg_id, members)
-    identities = "\n".join(batch[m].msg_id for m in members).encode()
+    identities = json.dumps([batch[m].msg_id for m in members]).encode()
     digest = hashlib.sha256(identities).hexdigest()
     payload = bundle_payload([batch[m].payload for m in members])
     return Message(bundle_subject(district), payload, f"bundle {digest}", members)
@@ -157,8 +181,9 @@ class JetStreamPublisher:
 
     async def _store(self, batch: list[Admitted]) -> list[PublishOutcome]:
         started = time.perf_counter()
-        outgoing = messages(batch, self._bundle_events)
         js = self._context()
+        room = self._broker.connection.max_payload - HEADER_ROOM
+        outgoing = messages(batch, self._bundle_events, room)
         try:
             futures = [
                 await js.publish_async(

@@ -34,6 +34,7 @@ def _snapshot_statement() -> Select[Any]:
 
 #: Built once: a read only binds parameters (the statement's compiled form is cached).
 _SNAPSHOT = _snapshot_statement()
+_UNITS_PER_QUERY = 500
 
 
 async def snapshots(
@@ -46,17 +47,16 @@ async def snapshots(
     counted) yields per unit and metric the day's value, the running total,
     the last day it was positive and its sum over the risk window.
     """
-    rows = await conn.execute(
-        _SNAPSHOT,
-        {
-            "units": list(expected),
-            "day": day,
-            "window_start": day - timedelta(days=window_days),
-        },
-    )
-    by_unit: dict[str, list[Any]] = {unit: [] for unit in expected}
-    for row in rows.all():
-        by_unit[row[0]].append(row[1:])
+    units = list(expected)
+    by_unit: dict[str, list[Any]] = {unit: [] for unit in units}
+    window_start = day - timedelta(days=window_days)
+    for start in range(0, len(units), _UNITS_PER_QUERY):  # bound the bind parameters
+        chunk = units[start : start + _UNITS_PER_QUERY]
+        rows = await conn.execute(
+            _SNAPSHOT, {"units": chunk, "day": day, "window_start": window_start}
+        )
+        for row in rows.all():
+            by_unit[row[0]].append(row[1:])
     return {unit: _snapshot(found, expected[unit]) for unit, found in by_unit.items()}
 
 

@@ -1,4 +1,4 @@
-"""The identities of events this intake process saw JetStream store, most recent first out.
+"""The identities of events this intake process saw JetStream store; the oldest are forgotten.
 
 Pure: no I/O. A bundle's ``Nats-Msg-Id`` covers the bundle, not its events, so
 JetStream cannot tell intake that one event of a new bundle was stored before.
