@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from tests.support.events import case, resident_id, screening
 from zhibao_shared.events import (
+    MAX_EVENT_AGE,
     PUBLISHED_EVENT,
     REPORTED_EVENT,
     EventType,
@@ -163,3 +164,12 @@ def test_a_bus_message_is_one_event_or_a_bundle() -> None:
         parse_message(b"[]")
     with pytest.raises(ValidationError):
         parse_message(bundle_payload([one, b'{"id": "half an event"}']))
+
+
+def test_an_old_event_on_the_bus_still_decodes_for_a_rebuild() -> None:
+    long_ago = datetime.now(UTC) - MAX_EVENT_AGE - timedelta(days=30)
+    event = screening(when=long_ago) | {"reporter": "tok", "receivedat": long_ago.isoformat()}
+    with pytest.raises(ValidationError):
+        REPORTED_EVENT.validate_python(event)  # intake refuses it today
+    [decoded] = parse_message(json.dumps(event).encode())  # but it was stored back then
+    assert decoded.time == long_ago

@@ -29,6 +29,7 @@ from pydantic import (
     NonNegativeInt,
     Tag,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
 )
 
@@ -46,9 +47,19 @@ MAX_EVENT_AGE = timedelta(days=400)
 FEVER_THRESHOLD_C = 37.3
 
 
-def _no_resident_id(value: str) -> str:
+#: Validation context for events read back from the bus. Intake's admission checks
+#: (a plausible ``time``, no resident ID in free text) held when an event was accepted;
+#: they must not refuse it later: a rebuild replays events older than MAX_EVENT_AGE.
+STORED: dict[str, bool] = {"stored": True}
+
+
+def _admitting(info: ValidationInfo) -> bool:
+    return not (isinstance(info.context, dict) and info.context.get("stored"))
+
+
+def _no_resident_id(value: str, info: ValidationInfo) -> str:
     """Refuse free text carrying a resident ID: only ``person`` is pseudonymised."""
-    if contains_resident_id(value):
+    if _admitting(info) and contains_resident_id(value):
         raise ValueError(
             "must not contain a resident ID number (only person.id_number is "
             "pseudonymised); use an identifier that does not name the person"
@@ -256,13 +267,13 @@ class _Envelope(BaseModel):
 
     @field_validator("time")
     @classmethod
-    def _plausible_time(cls, value: datetime) -> datetime:
-        return _check_time(value)
+    def _plausible_time(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _check_time(value) if _admitting(info) else value
 
     @field_validator("id", "source", "dataschema")
     @classmethod
-    def _free_of_resident_ids(cls, value: str | None) -> str | None:
-        return value if value is None else _no_resident_id(value)
+    def _free_of_resident_ids(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if value is None else _no_resident_id(value, info)
 
     @property
     def dedup_key(self) -> str:
@@ -392,7 +403,7 @@ PUBLISHED_EVENTS: TypeAdapter[list[PublishedEvent]] = TypeAdapter(list[Published
 
 def parse_published(raw: bytes | str) -> PublishedEvent:
     """Decode one event (a structured-mode JSON object)."""
-    return PUBLISHED_EVENT.validate_json(raw)
+    return PUBLISHED_EVENT.validate_json(raw, context=STORED)
 
 
 def parse_message(raw: bytes) -> list[PublishedEvent]:
@@ -403,11 +414,11 @@ def parse_message(raw: bytes) -> list[PublishedEvent]:
     on its own, de-duplicating by :attr:`dedup_key` as for single messages.
     """
     if raw.lstrip()[:1] == b"[":
-        events = PUBLISHED_EVENTS.validate_json(raw)
+        events = PUBLISHED_EVENTS.validate_json(raw, context=STORED)
         if not events:
             raise ValueError("an event bundle must hold at least one event")
         return events
-    return [PUBLISHED_EVENT.validate_json(raw)]
+    return [PUBLISHED_EVENT.validate_json(raw, context=STORED)]
 
 
 def bundle_payload(payloads: Sequence[bytes]) -> bytes:
