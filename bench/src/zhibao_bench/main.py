@@ -11,6 +11,7 @@ must be 0.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -32,10 +33,10 @@ from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_
 from zhibao_bench.mixed import MixedConfig, phase_mixed
 from zhibao_bench.reference import measure_reference
 from zhibao_bench.workload import build_workload
-from zhibao_shared.events import CONTENT_TYPE_BATCH
+from zhibao_shared.events import CONTENT_TYPE_BATCH, bundle_payload
 from zhibao_shared.natsserver import NatsServer, free_port
 from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
-from zhibao_shared.subjects import EVENTS_STREAM, event_subject
+from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
 
 PIPELINE = ("intake", "aggregator")
 
@@ -220,26 +221,25 @@ def phase_reads(config: BenchConfig, run: Running) -> dict[str, float]:
     }
 
 
-async def _publish_direct(url: str, count: int, offset: int) -> None:
+async def _publish_direct(url: str, count: int, offset: int, per_message: int) -> None:
+    """Publish as intake does for batches: bundles of ``per_message`` events of one district."""
     client = await nats.connect(url)
     try:
         js = client.jetstream(publish_async_max_pending=20_000)
         workload = build_workload(count, seed=offset, tag="direct")
         pending = []
-        for event in workload.events:
-            event = {**event, "reporter": "bench", "receivedat": datetime.now(UTC).isoformat()}
-            if "person" in event["data"]:
-                event["data"]["person"] = {"pid": f"{hash(event['id']) & (2**128 - 1):032x}"}
-            subject = event_subject(event["subject"], event["type"].split(".")[1])
+        for start in range(0, len(workload.events), per_message):
+            run = [_published(event) for event in workload.events[start : start + per_message]]
+            identities = json.dumps([f"{e['source']} {e['id']}" for e in run]).encode()
             pending.append(
                 await js.publish_async(
-                    subject,
-                    json.dumps(event).encode(),
+                    bundle_subject(DISTRICT),
+                    bundle_payload([json.dumps(e).encode() for e in run]),
                     stream=EVENTS_STREAM,
-                    headers={"Nats-Msg-Id": f"{event['source']} {event['id']}"},
+                    headers={"Nats-Msg-Id": f"bundle {hashlib.sha256(identities).hexdigest()}"},
                 )
             )
-            if len(pending) >= 10_000:
+            if len(pending) >= 1_000:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
@@ -247,11 +247,20 @@ async def _publish_direct(url: str, count: int, offset: int) -> None:
         await client.close()
 
 
+def _published(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as intake publishes it (attributed, person pseudonymised)."""
+    event = {**event, "reporter": "bench", "receivedat": datetime.now(UTC).isoformat()}
+    if "person" in event["data"]:
+        pid = f"{hash(event['id']) & (2**128 - 1):032x}"
+        event["data"] = {**event["data"], "person": {"pid": pid}}
+    return event
+
+
 def phase_million(config: BenchConfig, run: Running) -> dict[str, Any]:
     """(5, continued) fill the stream up to ``million`` events straight into JetStream."""
     already = run.counted("events")
     extra = max(0, config.million - already)
-    asyncio.run(_publish_direct(run.stack.nats_url, extra, offset=99))
+    asyncio.run(_publish_direct(run.stack.nats_url, extra, 99, config.batch_size))
     run.wait_counted(already + extra, timeout_s=1800)
     reads = phase_reads(config, run)
     return {
