@@ -24,7 +24,8 @@ async def stored_messages_async(url: str) -> list[tuple[str, bytes, dict[str, st
         sub = await js.pull_subscribe(EVENTS_ALL, stream=EVENTS_STREAM)
         messages: list[Msg] = []
         while len(messages) < count:
-            messages += await sub.fetch(count - len(messages), timeout=5)
+            # Bundles are large messages: fetch in small pulls, not one pull for the stream.
+            messages += await sub.fetch(min(100, count - len(messages)), timeout=10)
         return [(m.subject, m.data, dict(m.headers or {})) for m in messages]
     finally:
         await client.close()
