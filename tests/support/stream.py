@@ -8,6 +8,7 @@ from typing import Any
 
 import nats
 from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM
 
@@ -21,7 +22,10 @@ async def stored_messages_async(url: str) -> list[tuple[str, bytes, dict[str, st
         count = info.state.messages
         if count == 0:
             return []
-        sub = await js.pull_subscribe(EVENTS_ALL, stream=EVENTS_STREAM)
+        # No acks: an explicit-ack consumer stops delivering at max_ack_pending (1,000)
+        # unacked messages, and a fetch beyond that waits in vain.
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE)
+        sub = await js.pull_subscribe(EVENTS_ALL, stream=EVENTS_STREAM, config=config)
         messages: list[Msg] = []
         while len(messages) < count:
             # Bundles are large messages: fetch in small pulls, not one pull for the stream.
