@@ -11,31 +11,38 @@ still counted once.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
-from itertools import islice
 
 
 class RecentlyStored:
-    """A bounded, insertion-ordered set of event identities (``source id``)."""
+    """A bounded set of event identities (``source id``) that forgets the oldest first.
+
+    A set for lookups and a queue for the order: forgetting costs O(1) an
+    identity. (Deleting a dict's oldest keys does not: each deletion leaves a
+    dummy at the front that the next scan from the front steps over until the
+    dict is resized, so at capacity intake slowed to a crawl.)
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._identities: dict[str, None] = {}
+        self._known: set[str] = set()
+        self._order: deque[str] = deque()
 
     def __contains__(self, identity: object) -> bool:
-        return identity in self._identities
+        return identity in self._known
 
     def __len__(self) -> int:
-        return len(self._identities)
+        return len(self._known)
 
     def add(self, identities: Iterable[str]) -> None:
         """Remember ``identities`` as stored, forgetting the oldest beyond the capacity."""
         if self._capacity == 0:
             return
-        remembered = self._identities
+        known, order = self._known, self._order
         for identity in identities:
-            remembered[identity] = None
-        excess = len(remembered) - self._capacity
-        if excess > 0:
-            for oldest in list(islice(remembered, excess)):
-                del remembered[oldest]
+            if identity not in known:
+                known.add(identity)
+                order.append(identity)
+                if len(order) > self._capacity:
+                    known.discard(order.popleft())
