@@ -17,6 +17,8 @@ from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM, EVENTS_ALL, EVENTS_S
 
 DEAD_LETTER_STREAM = "ZHIBAO_DEADLETTER"
 DEAD_LETTER_ALL = "zhibao.deadletter.>"
+#: Bytes of a message's maximum payload left for its headers (the server counts both).
+HEADER_ROOM = 4096
 
 
 def make_broker(settings: ZhibaoSettings, *, name: str) -> NatsBroker:
@@ -105,6 +107,11 @@ def bus_connected(broker: NatsBroker) -> bool:
     """True while the broker has a live NATS connection (for readiness and fast 503s)."""
     state = broker.config.broker_config.connection_state
     return bool(state) and state.connection.is_connected
+
+
+def payload_room(broker: NatsBroker) -> int:
+    """The most payload bytes one message may carry on the broker's connection."""
+    return int(broker.connection.max_payload) - HEADER_ROOM
 
 
 async def stop_broker(broker: NatsBroker) -> None:

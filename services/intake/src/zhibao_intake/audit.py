@@ -20,7 +20,7 @@ from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 
 from zhibao_intake.domain.outcome import SubmissionResult
-from zhibao_shared.broker import bus_connected
+from zhibao_shared.broker import bus_connected, payload_room
 from zhibao_shared.resident_id import mask_resident_ids
 from zhibao_shared.subjects import AUDIT_STREAM, audit_subject
 from zhibao_shared.tokens import Token
@@ -72,12 +72,16 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
 
 
 class AuditTrail:
-    """Appends audit records to JetStream in small batches (one message per flush).
+    """Appends audit records to JetStream in small batches (JSON lines, few messages a flush).
 
     Records are buffered for at most ``flush_interval_s`` (or ``batch_size``
-    records) so the trail costs one publish per batch, not per request. When
-    NATS is down the buffer is kept (up to ``max_buffer``) and retried; beyond
-    that, records go to the structured log so nothing is silently dropped.
+    records) so the trail costs a publish per batch, not per request. Each
+    record is encoded once, when appended; a flush packs the lines into
+    messages that fit the server's maximum payload (a record of a large batch
+    submission is kilobytes). When NATS is down the buffer is kept (up to
+    ``max_buffer`` records) and retried; beyond that, and for a record too
+    large for any message, records go to the structured log so nothing is
+    silently dropped.
     """
 
     def __init__(
@@ -94,7 +98,7 @@ class AuditTrail:
         self._interval_s = flush_interval_s
         self._batch_size = batch_size
         self._max_buffer = max_buffer
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[bytes] = []
         self._wake = asyncio.Event()
 
     def append(self, record: dict[str, Any]) -> None:
@@ -102,7 +106,7 @@ class AuditTrail:
         if len(self._buffer) >= self._max_buffer:
             log.warning("audit_buffer_full", **record)
             return
-        self._buffer.append(record)
+        self._buffer.append(json.dumps(record, ensure_ascii=False).encode())
         if len(self._buffer) >= self._batch_size:
             self._wake.set()
 
@@ -118,22 +122,41 @@ class AuditTrail:
             await self.flush()
 
     async def flush(self) -> bool:
-        """Publish buffered records as one JSON-lines message; False if they stay buffered."""
+        """Publish buffered records as JSON-lines messages; False if some stay buffered."""
         if not self._buffer:
             return True
         if not bus_connected(self._broker):
             return False
-        records, self._buffer = self._buffer, []
-        payload = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
-        try:
-            await self._broker.publish(
-                payload,
-                audit_subject("intake", "submissions"),
-                stream=AUDIT_STREAM,
-                timeout=self._timeout_s,
-            )
-        except (NatsError, TimeoutError, OSError) as exc:
-            log.warning("audit_publish_failed", error=str(exc), records=len(records))
-            self._buffer = records + self._buffer
-            return False
+        lines, self._buffer = self._buffer, []
+        for start, end in _messages(lines, payload_room(self._broker)):
+            if end - start == 1 and len(lines[start]) > payload_room(self._broker):
+                log.warning("audit_record_too_large", record=lines[start].decode())
+                continue
+            try:
+                await self._publish(b"\n".join(lines[start:end]))
+            except (NatsError, TimeoutError, OSError) as exc:
+                log.warning("audit_publish_failed", error=str(exc), records=len(lines) - start)
+                self._buffer = lines[start:] + self._buffer
+                return False
         return True
+
+    async def _publish(self, payload: bytes) -> None:
+        await self._broker.publish(
+            payload,
+            audit_subject("intake", "submissions"),
+            stream=AUDIT_STREAM,
+            timeout=self._timeout_s,
+        )
+
+
+def _messages(lines: list[bytes], room: int) -> list[tuple[int, int]]:
+    """Consecutive runs of lines (start, end) whose JSON-lines message fits ``room`` bytes."""
+    runs: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for end, line in enumerate(lines):
+        if end > start and size + 1 + len(line) > room:
+            runs.append((start, end))
+            start, size = end, 0
+        size += len(line) + (1 if end > start else 0)
+    runs.append((start, len(lines)))
+    return runs

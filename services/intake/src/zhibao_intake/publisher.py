@@ -34,13 +34,11 @@ from nats.js.api import PubAck
 from zhibao_intake.domain.admission import Admitted
 from zhibao_intake.domain.recently_stored import RecentlyStored
 from zhibao_intake.metrics import BUNDLE_EVENTS, PUBLISH_LATENCY
-from zhibao_shared.broker import bus_connected
+from zhibao_shared.broker import bus_connected, payload_room
 from zhibao_shared.events import bundle_payload
 from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
 
 MAX_PENDING = 20_000
-#: Bytes of a message's maximum payload left for its headers (the server counts both).
-HEADER_ROOM = 4096
 
 
 class BusUnavailable(RuntimeError):
@@ -182,8 +180,7 @@ class JetStreamPublisher:
     async def _store(self, batch: list[Admitted]) -> list[PublishOutcome]:
         started = time.perf_counter()
         js = self._context()
-        room = self._broker.connection.max_payload - HEADER_ROOM
-        outgoing = messages(batch, self._bundle_events, room)
+        outgoing = messages(batch, self._bundle_events, payload_room(self._broker))
         try:
             futures = [
                 await js.publish_async(

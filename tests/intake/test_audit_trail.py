@@ -1,0 +1,83 @@
+"""The audit trail gets every record to JetStream, however large the submissions were."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+from structlog.testing import capture_logs
+
+from zhibao_intake.audit import AuditTrail
+from zhibao_intake.settings import IntakeSettings
+from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM
+
+pytestmark = pytest.mark.integration
+
+
+def record(n: int, events: int) -> dict[str, Any]:
+    """A submission's record; a batch of 100 events makes about 10 KB."""
+    lines = [{"status": "accepted", "id": f"ev-{n}-{i}", "source": "gate/7"} for i in range(events)]
+    return {"token": "t1", "status": 202, "n": n, "events": lines}
+
+
+async def read_trail(url: str) -> tuple[int, list[dict[str, Any]]]:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        count = (await js.stream_info(AUDIT_STREAM)).state.messages
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE)
+        sub = await js.pull_subscribe(AUDIT_ALL, stream=AUDIT_STREAM, config=config)
+        messages = await sub.fetch(count, timeout=5)
+        return count, [json.loads(line) for m in messages for line in m.data.splitlines()]
+    finally:
+        await client.close()
+
+
+async def test_records_beyond_one_message_are_all_published_in_order(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """600 records of 100-event batches are ~6 MB: more than one message may carry."""
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    broker = make_broker(settings, name="audit-test")
+    await broker.connect()
+    try:
+        await ensure_stream(broker.connection.jetstream(), audit_stream_config(settings))
+        trail = AuditTrail(broker, 5.0)
+        for n in range(600):
+            trail.append(record(n, 100))
+        published = await trail.flush()
+    finally:
+        await stop_broker(broker)
+    messages, records = await read_trail(nats_server.url)
+    assert published
+    assert [r["n"] for r in records] == list(range(600))
+    assert messages > 1, "split into several messages under the maximum payload"
+
+
+async def test_a_record_too_large_for_any_message_goes_to_the_log_and_the_rest_on(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    broker = make_broker(settings, name="audit-test")
+    await broker.connect()
+    try:
+        await ensure_stream(broker.connection.jetstream(), audit_stream_config(settings))
+        trail = AuditTrail(broker, 5.0)
+        trail.append(record(0, 1))
+        trail.append(record(1, 20_000))  # about 2 MB, over the 1 MB maximum payload
+        trail.append(record(2, 1))
+        with capture_logs() as logs:
+            published = await trail.flush()
+    finally:
+        await stop_broker(broker)
+    _messages, records = await read_trail(nats_server.url)
+    assert published
+    assert [r["n"] for r in records] == [0, 2]
+    [logged] = [entry for entry in logs if entry["event"] == "audit_record_too_large"]
+    assert json.loads(logged["record"])["n"] == 1
