@@ -17,10 +17,11 @@ from typing import Any
 import aiosmtplib
 import httpx
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_alerts import metrics, store
+from zhibao_alerts.domain.config import Severity
 from zhibao_alerts.domain.escalation import due_step, reminder_due
 from zhibao_alerts.mail import send_email
 from zhibao_alerts.payloads import merge
@@ -29,6 +30,9 @@ from zhibao_alerts.robots import dingtalk_url, feishu_body, robot_error
 from zhibao_alerts.tables import alerts, notifications
 
 log = structlog.get_logger(__name__)
+
+#: Delivery order by the alert's severity: the most urgent first.
+_URGENCY = {severity.value: rank for rank, severity in enumerate(Severity)}
 
 PublishNats = Callable[[str, bytes], Awaitable[None]]
 
@@ -46,6 +50,7 @@ class Dispatcher:
         max_attempts: int = 8,
         max_backoff_s: float = 300,
         timeout_s: float = 5.0,
+        concurrency: int = 16,
     ) -> None:
         self._engine = engine
         self._routing = routing
@@ -53,6 +58,7 @@ class Dispatcher:
         self._clock = clock
         self._max_attempts = max_attempts
         self._max_backoff_s = max_backoff_s
+        self._concurrency = concurrency
         self._http = httpx.AsyncClient(timeout=timeout_s)
         self._woken = asyncio.Event()
 
@@ -79,9 +85,14 @@ class Dispatcher:
         self._woken.clear()
 
     async def tick(self) -> int:
-        """One pass: escalate, expire, deliver; returns notifications sent."""
+        """One pass: deliver, escalate and expire, deliver; returns notifications sent.
+
+        What is already due goes out before the pass over every open alert, so a
+        new alert's first page does not wait for the escalation timers.
+        """
+        sent = await self.deliver()
         await self.escalate()
-        return await self.deliver()
+        return sent + await self.deliver()
 
     async def escalate(self) -> None:
         """Advance unacknowledged alerts along their policy; remind; expire windows."""
@@ -141,8 +152,15 @@ class Dispatcher:
 
     async def deliver(self, limit: int = 200) -> int:
         """Send due notifications, grouped per receiver, unit and rule; returns how many
-        notifications were accepted (a group counts once)."""
+        notifications were accepted (a group counts once).
+
+        The most severe go first (a confirmed case is not queued behind a burst of
+        warnings), the groups are sent concurrently (at most ``concurrency`` at a
+        time, so one slow receiver does not hold up the others) and the outcomes
+        are recorded in one transaction.
+        """
         now = self._clock()
+        urgency = case(_URGENCY, value=alerts.c.severity, else_=len(_URGENCY))
         async with self._engine.connect() as conn:
             due = (
                 await conn.execute(
@@ -151,22 +169,32 @@ class Dispatcher:
                     .where(
                         notifications.c.status == "pending", notifications.c.next_attempt_at <= now
                     )
-                    .order_by(notifications.c.id)
+                    .order_by(urgency, notifications.c.id)
                     .limit(limit)
                 )
             ).all()
         groups: dict[tuple[str, str, str, str], list[Any]] = defaultdict(list)
         for row in due:
             groups[(row.channel, row.target, row.unit, row.rule)].append(row)
-        sent = 0
-        for (channel, target, _unit, _rule), rows in groups.items():
-            key = ",".join(str(r.id) for r in rows)
-            body = merge(channel, [r.payload for r in rows])
-            error = await self._send(channel, target, body, key)
-            for row in rows:
-                await self._record(row, error, self._clock())
-            sent += error is None
-        return sent
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def send(channel: str, target: str, rows: list[Any]) -> str | None:
+            async with gate:
+                key = ",".join(str(r.id) for r in rows)
+                return await self._send(
+                    channel, target, merge(channel, [r.payload for r in rows]), key
+                )
+
+        errors = await asyncio.gather(
+            *(send(channel, target, rows) for (channel, target, _, _), rows in groups.items())
+        )
+        outcomes = [
+            (row, error)
+            for rows, error in zip(groups.values(), errors, strict=True)
+            for row in rows
+        ]
+        await self._record(outcomes, self._clock())
+        return sum(error is None for error in errors)
 
     async def _send(self, channel: str, target: str, payload: str, key: str) -> str | None:
         """Send one (grouped) notification; None on success, else the reason.
@@ -207,42 +235,45 @@ class Dispatcher:
             return target, feishu_body(payload, secret, int(now.timestamp()))
         return target, payload
 
-    async def _record(self, row: Any, error: str | None, now: datetime) -> None:
+    async def _record(self, outcomes: list[tuple[Any, str | None]], now: datetime) -> None:
+        """Mark sent notifications sent and schedule the failed ones' retries."""
+        if not outcomes:
+            return
         async with self._engine.begin() as conn:
-            if error is None:
+            for row, error in outcomes:
                 await conn.execute(
                     notifications.update()
                     .where(notifications.c.id == row.id)
-                    .values(status="sent", sent_at=now, attempts=row.attempts + 1)
+                    .values(**self._outcome(row, error, now))
                 )
-                metrics.NOTIFICATIONS_SENT.labels(row.channel).inc()
-                if row.created_at is not None:
-                    latency = max(0.0, (now - row.created_at).total_seconds())
-                    metrics.NOTIFICATION_LATENCY.labels(row.channel).observe(latency)
-                return
-            attempts = row.attempts + 1
-            metrics.NOTIFICATIONS_FAILED.labels(row.channel).inc()
-            gave_up = attempts >= self._max_attempts
-            if gave_up:
-                metrics.NOTIFICATIONS_GAVE_UP.labels(row.channel).inc()
-            backoff = min(self._max_backoff_s, 2.0**attempts)
-            await conn.execute(
-                notifications.update()
-                .where(notifications.c.id == row.id)
-                .values(
-                    status="failed" if gave_up else "pending",
-                    attempts=attempts,
-                    last_error=error,
-                    next_attempt_at=now + timedelta(seconds=backoff),
-                )
-            )
-            log.warning(
-                "notification_failed",
-                channel=row.channel,
-                attempts=attempts,
-                gave_up=gave_up,
-                error=error,
-            )
+
+    def _outcome(self, row: Any, error: str | None, now: datetime) -> dict[str, Any]:
+        """The notification's new columns after one attempt (and its metrics)."""
+        attempts = row.attempts + 1
+        if error is None:
+            metrics.NOTIFICATIONS_SENT.labels(row.channel).inc()
+            if row.created_at is not None:
+                latency = max(0.0, (now - row.created_at).total_seconds())
+                metrics.NOTIFICATION_LATENCY.labels(row.channel).observe(latency)
+            return {"status": "sent", "sent_at": now, "attempts": attempts}
+        metrics.NOTIFICATIONS_FAILED.labels(row.channel).inc()
+        gave_up = attempts >= self._max_attempts
+        if gave_up:
+            metrics.NOTIFICATIONS_GAVE_UP.labels(row.channel).inc()
+        log.warning(
+            "notification_failed",
+            channel=row.channel,
+            attempts=attempts,
+            gave_up=gave_up,
+            error=error,
+        )
+        backoff = min(self._max_backoff_s, 2.0**attempts)
+        return {
+            "status": "failed" if gave_up else "pending",
+            "attempts": attempts,
+            "last_error": error,
+            "next_attempt_at": now + timedelta(seconds=backoff),
+        }
 
 
 def _steps_up_to(alert: Any, step: int, routing: Routing, now: datetime) -> list[dict[str, Any]]:
