@@ -40,9 +40,9 @@ def test_a_short_simulation_is_accepted_in_full_duplicates_and_all(
     )
     assert result.exit_code == 0, result.output
     generated = number("communities:", result.output)
-    assert number("accepted", result.output.split("intake:")[1]) == generated
-    sent = [int(n.replace(",", "")) for n in re.findall(r"\| sent ([\d,]+)", result.output)]
-    assert sent[-1] > generated, "resent copies went through the client too"
+    tally = result.output.split("intake:")[1]
+    assert number("accepted", tally) == generated
+    assert number("sent", tally) > generated, "resent copies went through the client too"
     assert "rejected 0, still spooled 0" in result.output
     assert re.search(r"\d{4}-\d{2}-\d{2} \| sent [\d,]+ \(.*screening", result.output)
     stored = [e["id"] for _s, e in stored_events(intake.nats.url)]
@@ -62,7 +62,10 @@ def test_simulate_can_write_the_events_instead_of_posting(tmp_path: Path) -> Non
 
 
 def test_a_paced_simulation_sends_day_by_day(intake: RunningIntake, tmp_path: Path) -> None:
-    args = ["simulate", "--days", "2", "--scale", "0.0003", "--seconds-per-day", "0.5"]
+    # Two whole past days: simulating up to today stops at the present moment,
+    # which early in the district's morning holds no event of the second day.
+    args = ["simulate", "--days", "2", "--start", "2026-03-01", "--scale", "0.0003"]
+    args += ["--seconds-per-day", "0.5"]
     spool = str(tmp_path / "sim.spool")
     token = intake.token("640106")
     result = CliRunner().invoke(

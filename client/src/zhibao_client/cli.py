@@ -185,7 +185,8 @@ def _summary(simulation: Simulation, progress: Progress | None) -> None:
     )
     if progress is not None:
         typer.echo(
-            f"intake: accepted {progress.accepted:,}, duplicates {progress.duplicates:,}, "
+            f"intake: sent {progress.sent:,}, accepted {progress.accepted:,}, "
+            f"duplicates {progress.duplicates:,}, "
             f"rejected {len(progress.rejected):,}, still spooled {progress.spooled:,}"
         )
         for rejection in progress.rejected[:10]:
