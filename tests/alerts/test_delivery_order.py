@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import Clock, confirmed, fever
@@ -38,3 +46,74 @@ async def test_a_critical_alert_goes_out_in_the_first_pass_behind_a_backlog_of_w
     assert ("immediate_confirmed", 1) in paged
     clusters = sum(n for name, n in paged if name == "fever_cluster")
     assert 0 < clusters < 250, "the warnings did not all fit one pass"
+
+
+@contextmanager
+def stalling_receiver() -> Iterator[tuple[str, list[str], threading.Event]]:
+    """A webhook that holds every page but a confirmed case until released.
+
+    Yields its URL, the alert names of the requests as they arrive, and the release.
+    """
+    arrived: list[str] = []
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+            name = body["groupLabels"]["alertname"]
+            arrived.append(name)
+            if name != "immediate_confirmed":
+                release.wait(30)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", arrived, release
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 10 s")
+
+
+async def test_a_new_critical_alert_is_paged_while_a_pass_waits_on_a_slow_receiver(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    with stalling_receiver() as (url, arrived, release):
+        rota = oncall(Receiver(url=url)).model_copy(update={"group_wait_seconds": 0})
+        routing = Routing(rota, load_registry(), "http://aggregator")
+        dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+        apply = ApplyEvents(
+            engine,
+            lambda: NO_ABERRATION,
+            lambda: routing,
+            "Asia/Shanghai",
+            clock,
+            on_alert=dispatcher.wake,
+        )
+        await apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
+        stalled = asyncio.create_task(dispatcher.deliver())
+        await until(lambda: "fever_cluster" in arrived)
+
+        await apply([Delivery(confirmed(), "s", 3, 1)])
+        await until(lambda: "immediate_confirmed" in arrived)
+
+        assert not stalled.done(), "the warning's pass is still waiting on the receiver"
+        held = arrived.count("fever_cluster")
+        release.set()
+        assert await stalled > 0, "the held pass completes once the receiver answers"
+        await dispatcher.deliver()
+    assert arrived.count("fever_cluster") == held, "no held page was sent twice"

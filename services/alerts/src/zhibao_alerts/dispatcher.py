@@ -61,10 +61,27 @@ class Dispatcher:
         self._concurrency = concurrency
         self._http = httpx.AsyncClient(timeout=timeout_s)
         self._woken = asyncio.Event()
+        #: Notifications being sent now: a second pass leaves them alone.
+        self._in_flight: set[int] = set()
+        self._taking = asyncio.Lock()
+        self._second_pass: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
-        """Tick now rather than at the next interval (a new alert was committed)."""
+        """Deliver now rather than at the next interval (a new alert was committed).
+
+        When a pass is still sending (a burst of pages, a slow receiver), a second
+        pass starts at once for what that pass did not take, so a new alert is not
+        queued behind it.
+        """
         self._woken.set()
+        if self._in_flight and (self._second_pass is None or self._second_pass.done()):
+            self._second_pass = asyncio.create_task(self._deliver_logged())
+
+    async def _deliver_logged(self) -> None:
+        try:
+            await self.deliver()
+        except Exception as exc:
+            log.warning("dispatcher_delivery_failed", error=repr(exc))
 
     async def run(self, interval_s: float = 0.2) -> None:
         """Tick every ``interval_s`` and whenever woken, until cancelled."""
@@ -76,6 +93,9 @@ class Dispatcher:
                     log.warning("dispatcher_tick_failed", error=repr(exc))
                 await self._pause(interval_s)
         finally:
+            if self._second_pass is not None:
+                with suppress(Exception, asyncio.CancelledError):
+                    await self._second_pass
             await self._http.aclose()
 
     async def _pause(self, interval_s: float) -> None:
@@ -159,20 +179,34 @@ class Dispatcher:
         time, so one slow receiver does not hold up the others) and the outcomes
         are recorded in one transaction.
         """
-        now = self._clock()
+        async with self._taking:  # two passes never take the same notification
+            due = await self._due(limit)
+            taken = {row.id for row in due}
+            self._in_flight |= taken
+        try:
+            return await self._deliver(due)
+        finally:
+            self._in_flight -= taken
+
+    async def _due(self, limit: int) -> list[Any]:
+        """Pending notifications due now and not being sent, the most urgent first."""
         urgency = case(_URGENCY, value=alerts.c.severity, else_=len(_URGENCY))
+        query = (
+            select(notifications, alerts.c.unit, alerts.c.rule)
+            .join(alerts, alerts.c.id == notifications.c.alert_id)
+            .where(
+                notifications.c.status == "pending",
+                notifications.c.next_attempt_at <= self._clock(),
+            )
+            .order_by(urgency, notifications.c.id)
+            .limit(limit)
+        )
+        if self._in_flight:
+            query = query.where(notifications.c.id.not_in(self._in_flight))
         async with self._engine.connect() as conn:
-            due = (
-                await conn.execute(
-                    select(notifications, alerts.c.unit, alerts.c.rule)
-                    .join(alerts, alerts.c.id == notifications.c.alert_id)
-                    .where(
-                        notifications.c.status == "pending", notifications.c.next_attempt_at <= now
-                    )
-                    .order_by(urgency, notifications.c.id)
-                    .limit(limit)
-                )
-            ).all()
+            return list((await conn.execute(query)).all())
+
+    async def _deliver(self, due: list[Any]) -> int:
         groups: dict[tuple[str, str, str, str], list[Any]] = defaultdict(list)
         for row in due:
             groups[(row.channel, row.target, row.unit, row.rule)].append(row)
