@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import threading
@@ -13,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import nats
 import psutil
 
 from zhibao_cli.stack import Stack
 from zhibao_shared.natsserver import free_port
+from zhibao_shared.subjects import EVENTS_STREAM
 from zhibao_shared.tokens import Role, TokenStore
 
 CITY = "6401"
@@ -95,6 +98,34 @@ class Running:
                 return time.perf_counter()
             time.sleep(0.05)
         raise TimeoutError(f"rollup shows {self.counted(metric)} of {expected} {metric}")
+
+    def wait_settled(self, timeout_s: float) -> float:
+        """Block until every consumer of the events stream has acked all; return the wait in s.
+
+        The aggregator can show every event while the alerts service is still
+        working through its backlog on the same cores; reads measured then would
+        time that backlog, not the lookup.
+        """
+        started = time.perf_counter()
+        asyncio.run(_settled(self.stack.nats_url, timeout_s))
+        return time.perf_counter() - started
+
+
+async def _settled(url: str, timeout_s: float) -> None:
+    client = await nats.connect(url)
+    try:
+        jsm = client.jsm()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            infos = await jsm.consumers_info(EVENTS_STREAM)
+            busy = {i.name: (i.num_pending or 0) + (i.num_ack_pending or 0) for i in infos}
+            if not any(busy.values()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"consumers still behind: {busy}")
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
 
 
 @contextmanager

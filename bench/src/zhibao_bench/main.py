@@ -210,7 +210,8 @@ def phase_single(config: BenchConfig) -> dict[str, Any]:
 
 
 def phase_reads(config: BenchConfig, run: Running) -> dict[str, float]:
-    """(5) p50/p99 of rollup reads at district and city level."""
+    """(5) p50/p99 of rollup reads at district and city level, once every consumer is idle."""
+    settled_s = run.wait_settled(timeout_s=1800)
     url = run.url("aggregator")
     paths = [f"/v1/units/{DISTRICT}/rollup", f"/v1/units/{CITY}/rollup"]
     requests = [encode_get(url, paths[i % 2], run.read_token) for i in range(config.read_requests)]
@@ -218,6 +219,7 @@ def phase_reads(config: BenchConfig, run: Running) -> dict[str, float]:
     return {
         "p50_read_ms": round(percentile(load.latencies_ms, 50), 2),
         "p99_read_ms": round(percentile(load.latencies_ms, 99), 2),
+        "settle_s": round(settled_s, 1),
     }
 
 
@@ -266,6 +268,7 @@ def phase_million(config: BenchConfig, run: Running) -> dict[str, Any]:
     return {
         "p50_read_ms_1m": reads["p50_read_ms"],
         "p99_read_ms_1m": reads["p99_read_ms"],
+        "settle_s_1m": reads["settle_s"],
         "events_at_1m": already + extra,
     }
 
