@@ -19,7 +19,7 @@ import structlog
 from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 
-from zhibao_intake.domain.outcome import SubmissionResult
+from zhibao_intake.domain.outcome import Status
 from zhibao_shared.broker import bus_connected, payload_room
 from zhibao_shared.resident_id import mask_resident_ids
 from zhibao_shared.subjects import AUDIT_STREAM, audit_subject
@@ -38,9 +38,17 @@ class Caller:
 
 
 def audit_record(
-    caller: Caller, result: SubmissionResult | None, *, status: int, items: list[Any] | None = None
+    caller: Caller,
+    results: list[dict[str, Any]] | None,
+    *,
+    status: int,
+    items: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """The audit record of one submission (or of a refusal before admission)."""
+    """The audit record of one submission (or of a refusal before admission).
+
+    ``results`` are the per-item answers as sent to the caller (JSON form, in
+    submission order) and ``items`` the submitted items they answer.
+    """
     record: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(),
         "channel": caller.channel,
@@ -49,18 +57,23 @@ def audit_record(
         "token_name": caller.token.name if caller.token else None,
         "status": status,
     }
-    if result is not None and items is not None:
+    if results is not None and items is not None:
         record["events"] = [
-            _event_line(r.model_dump(mode="json", exclude_none=True), item)
-            for r, item in zip(result.results, items, strict=True)
+            _event_line(result, item) for result, item in zip(results, items, strict=True)
         ]
     return record
 
 
 def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
+    line: dict[str, Any] = {k: result[k] for k in ("status", "code") if k in result}
+    if result["status"] != Status.REJECTED:
+        # Admitted: id and source passed the resident-ID check, subject and type
+        # were validated, so there is nothing to mask.
+        line |= {k: result[k] for k in ("id", "source")}
+        line |= {k: item[k] for k in ("subject", "type")}
+        return line
     # A refused event's fields are as submitted: anything shaped like a resident ID
     # (an ID number as event id, or as CloudEvents subject) is masked.
-    line: dict[str, Any] = {k: result[k] for k in ("status", "code") if k in result}
     for key in ("id", "source"):
         if key in result:
             line[key] = mask_resident_ids(result[key])

@@ -92,9 +92,10 @@ class Gateway:
             return await self._refused(caller, answer, "rate_limited")
         result = await self._service.submit(items, caller.token)
         status = http_status(result)
-        self._audit.append(audit_record(caller, result, status=status, items=items))
+        answered = result.model_dump(mode="json", exclude_none=True)
+        self._audit.append(audit_record(caller, answered["results"], status=status, items=items))
         retry = self.limits.unavailable_retry_after_s if status == 503 else None
-        return Answer(status, result.model_dump(mode="json", exclude_none=True), retry)
+        return Answer(status, answered, retry)
 
     async def _refused(self, caller: Caller, answer: Answer, reason: str | None) -> Answer:
         if reason is not None:

