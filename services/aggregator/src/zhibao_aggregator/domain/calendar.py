@@ -22,10 +22,6 @@ class Calendar:
         """The local date of an aware datetime."""
         return moment.astimezone(self.zone).date()
 
-    def is_late(self, happened: datetime, received: datetime) -> bool:
-        """An event is late when it reached intake on a later local day than it happened."""
-        return self.day(received) > self.day(happened)
-
     def start_of(self, day: date) -> datetime:
         """Local midnight at the start of ``day``."""
         return datetime.combine(day, time(0), tzinfo=self.zone)

@@ -56,26 +56,28 @@ class ReportFact:
     zero: bool
 
 
-def screening(event: PublishedScreening, calendar: Calendar, fever_c: float) -> Contribution:
-    """A screening counts once on its own day; fevers at or above the threshold."""
-    day = calendar.day(event.time)
-    where = event.subject
+def arrivals(events: Iterable[PublishedEvent], calendar: Calendar, fever_c: float) -> Contribution:
+    """What events count by themselves, accumulated over a batch.
+
+    Every event counts on its own day, late ones (reaching intake on a later
+    local day) also as late. A screening also counts once as a screening and
+    under its site; fevers at or above ``fever_c`` and travel flags as such.
+    """
     out: Contribution = Counter()
-    out[(where, day, m.SCREENINGS)] += 1
-    out[(where, day, m.SITE_METRICS[event.data.site])] += 1
-    if event.data.temperature_c >= fever_c:
-        out[(where, day, m.FEVERS)] += 1
-    if event.data.travel_from_risk_area:
-        out[(where, day, m.TRAVEL_FLAGGED)] += 1
-    return out
-
-
-def arrival(event: PublishedEvent, calendar: Calendar) -> Contribution:
-    """Every applied event counts on its day; late ones also as late."""
-    day = calendar.day(event.time)
-    out: Contribution = Counter({(event.subject, day, m.EVENTS): 1})
-    if calendar.is_late(event.time, event.receivedat):
-        out[(event.subject, day, m.LATE_EVENTS)] += 1
+    for event in events:
+        day = calendar.day(event.time)
+        where = event.subject
+        out[(where, day, m.EVENTS)] += 1
+        if calendar.day(event.receivedat) > day:
+            out[(where, day, m.LATE_EVENTS)] += 1
+        if isinstance(event, PublishedScreening):
+            data = event.data
+            out[(where, day, m.SCREENINGS)] += 1
+            out[(where, day, m.SITE_METRICS[data.site])] += 1
+            if data.temperature_c >= fever_c:
+                out[(where, day, m.FEVERS)] += 1
+            if data.travel_from_risk_area:
+                out[(where, day, m.TRAVEL_FLAGGED)] += 1
     return out
 
 

@@ -34,7 +34,6 @@ from zhibao_shared.events import (
     PublishedCase,
     PublishedDailyReport,
     PublishedIsolation,
-    PublishedScreening,
 )
 
 _CHUNK = 500
@@ -68,11 +67,7 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     """Apply the not-yet-applied events of a batch; the caller owns the transaction."""
     fresh = await _fresh(conn, batch)
     events = [d.event for d in fresh]
-    change: c.Contribution = Counter()
-    for event in events:
-        change.update(c.arrival(event, rules.calendar))
-        if isinstance(event, PublishedScreening):
-            change.update(c.screening(event, rules.calendar, rules.fever_c))
+    change = c.arrivals(events, rules.calendar, rules.fever_c)
     change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
     isolations = [e for e in events if isinstance(e, PublishedIsolation)]
     change.update(await _isolations(conn, isolations, rules))
