@@ -5,11 +5,13 @@ from __future__ import annotations
 import uvicorn
 from fastapi import FastAPI
 
+from zhibao_shared.runtime import tune_gc
 from zhibao_shared.settings import ServiceSettings
 
 
 def serve(app: FastAPI, settings: ServiceSettings, port: int) -> None:
     """Run until SIGTERM/Ctrl-C; in-flight requests get ``shutdown_grace_s`` to finish."""
+    tune_gc()
     uvicorn.run(
         app,
         host=settings.host,

@@ -8,6 +8,7 @@ import typer
 
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.observability import configure_logging
+from zhibao_shared.runtime import tune_gc
 
 # The service's modules are imported inside the commands, so that other ``zhibao``
 # commands (and the service processes of ``zhibao up``) start without loading them.
@@ -47,6 +48,7 @@ def rebuild_command(
 
     settings = AggregatorSettings()
     configure_logging(settings, service="aggregator")
+    tune_gc()
     try:
         replayed = asyncio.run(rebuild(settings, force=force))
     except NotEmpty as exc:
