@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 
 #: Allocations between young-generation collections, and the older generations' ratios.
-GC_THRESHOLDS = (50_000, 20, 100)
+#: 50,000 was no faster and kept ~25 MB more resident in the aggregator (148 vs 125 MB).
+GC_THRESHOLDS = (20_000, 20, 100)
 
 
 def tune_gc() -> None:
