@@ -9,15 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import COMMUNITY, Clock, confirmed, fever, published
-from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
+from tests.alerts.test_lifecycle import World
 from tests.support.webhook import Receiver
-from zhibao_alerts.dispatcher import Dispatcher
-from zhibao_alerts.handler import ApplyEvents
-from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import community_activity, daily_counts, isolations
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import PublishedEvent
-from zhibao_shared.hierarchy import load_registry
 
 PID = "c" * 32
 
@@ -77,20 +73,8 @@ async def _isolation(engine: AsyncEngine) -> tuple[datetime, int]:
 async def test_a_committed_alert_wakes_the_dispatcher(
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:
-    routing = Routing(oncall(webhook), load_registry(), "http://aggregator")
-
-    async def no_nats(_subject: str, _body: bytes) -> None:
-        return None
-
-    dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
-    apply = ApplyEvents(
-        engine,
-        lambda: NO_ABERRATION,
-        lambda: routing,
-        "Asia/Shanghai",
-        clock,
-        on_alert=dispatcher.wake,
-    )
+    world = World(engine, clock, webhook)
+    apply, dispatcher = world.apply, world.dispatcher
     running = asyncio.create_task(dispatcher.run(interval_s=3600))  # no timer tick in the test
     try:
         await apply([Delivery(confirmed(), "s", 1, 1)])

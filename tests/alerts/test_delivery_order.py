@@ -13,17 +13,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import Clock, confirmed, fever
-from tests.alerts.test_lifecycle import NO_ABERRATION, oncall
+from tests.alerts.test_lifecycle import World, oncall
 from tests.support.webhook import Receiver
-from zhibao_alerts.dispatcher import Dispatcher
-from zhibao_alerts.handler import ApplyEvents
-from zhibao_alerts.raising import Routing
 from zhibao_shared.consumer import Delivery
-from zhibao_shared.hierarchy import load_registry
-
-
-async def no_nats(_subject: str, _body: bytes) -> None:
-    return None
 
 
 async def test_a_critical_alert_goes_out_in_the_first_pass_behind_a_backlog_of_warnings(
@@ -31,9 +23,8 @@ async def test_a_critical_alert_goes_out_in_the_first_pass_behind_a_backlog_of_w
 ) -> None:
     """More warnings are due than one pass sends (200); the confirmed case still goes first."""
     at_once = oncall(webhook).model_copy(update={"group_wait_seconds": 0})
-    routing = Routing(at_once, load_registry(), "http://aggregator")
-    apply = ApplyEvents(engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock)
-    dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+    world = World(engine, clock, webhook, rota=at_once)
+    apply, dispatcher = world.apply, world.dispatcher
     fevers = [fever(building=str(b)) for b in range(250) for _ in range(3)]
     await apply([Delivery(event, "s", n, 1) for n, event in enumerate(fevers)])
     await apply([Delivery(confirmed(), "s", len(fevers), 1)])
@@ -93,17 +84,10 @@ async def test_a_new_critical_alert_is_paged_while_a_pass_waits_on_a_slow_receiv
     engine: AsyncEngine, clock: Clock
 ) -> None:
     with stalling_receiver() as (url, arrived, release):
-        rota = oncall(Receiver(url=url)).model_copy(update={"group_wait_seconds": 0})
-        routing = Routing(rota, load_registry(), "http://aggregator")
-        dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
-        apply = ApplyEvents(
-            engine,
-            lambda: NO_ABERRATION,
-            lambda: routing,
-            "Asia/Shanghai",
-            clock,
-            on_alert=dispatcher.wake,
-        )
+        receiver = Receiver(url=url)
+        rota = oncall(receiver).model_copy(update={"group_wait_seconds": 0})
+        world = World(engine, clock, receiver, rota=rota)
+        apply, dispatcher = world.apply, world.dispatcher
         await apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
         stalled = asyncio.create_task(dispatcher.deliver())
         await until(lambda: "fever_cluster" in arrived)

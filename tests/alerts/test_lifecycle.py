@@ -45,7 +45,10 @@ NO_ABERRATION = Rules.model_validate({"aberration": {"methods": []}})
 
 
 class World:
-    """The alerts handler and dispatcher over one database, paging a local receiver."""
+    """The alerts handler and dispatcher over one database, paging a local receiver.
+
+    As in the service, the handler wakes the dispatcher when it commits a new alert.
+    """
 
     def __init__(
         self,
@@ -58,14 +61,20 @@ class World:
     ) -> None:
         self.engine = engine
         routing = Routing(rota or oncall(receiver), load_registry(), "http://aggregator")
-        self.apply = ApplyEvents(
-            engine, lambda: rules, lambda: routing, "Asia/Shanghai", clock, fever_threshold_c
-        )
 
         async def no_nats(_subject: str, _body: bytes) -> None:
             return None
 
         self.dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+        self.apply = ApplyEvents(
+            engine,
+            lambda: rules,
+            lambda: routing,
+            "Asia/Shanghai",
+            clock,
+            fever_threshold_c,
+            on_alert=self.dispatcher.wake,
+        )
         self.receiver = receiver
 
     async def send(self, *events: PublishedEvent) -> None:
