@@ -18,12 +18,12 @@ from zhibao_aggregator.bootstrap import reader, rules
 from zhibao_aggregator.http_api import add_error_handlers, build_router
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.writer import apply_batch
-from zhibao_shared.broker import DEAD_LETTER_STREAM, ensure_stream, events_stream_config
+from zhibao_shared.broker import ensure_stream, events_stream_config
 from zhibao_shared.consumer import BatchHandler, Delivery
 from zhibao_shared.events import PublishedCase, bundle_payload, published_payload
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.natsserver import NatsServer
-from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
+from zhibao_shared.subjects import DEAD_LETTER_STREAM, EVENTS_STREAM, bundle_subject
 from zhibao_shared.tokens import Role, TokenStore
 
 COMMUNITY = "640106001001"

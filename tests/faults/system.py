@@ -69,13 +69,13 @@ class System:
 
     def stream_contents(self) -> tuple[int, int, set[str]]:
         """The events stream: messages, events in them (bundles unpacked), distinct ids."""
-        messages = stored_messages(self.stack.nats_url)
-        events = stored_events(self.stack.nats_url)
+        messages = stored_messages(self.stack.bus_url)
+        events = stored_events(self.stack.bus_url)
         return len(messages), len(events), {f"{e['source']} {e['id']}" for _s, e in events}
 
     def consumers_idle(self) -> dict[str, tuple[int, int]]:
         """Per durable consumer: (messages not yet delivered, delivered but not acked)."""
-        return asyncio.run(_consumer_backlog(self.stack.nats_url))
+        return asyncio.run(_consumer_backlog(self.stack.bus_url))
 
     def stop(self) -> None:
         """Stop everything this system started."""

@@ -174,7 +174,7 @@ def privacy_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privacy
         operator = tokens.create(scopes=["6401"], role=Role.OPERATE, name="city duty")[1]
         stack = Stack(env=env, data_dir=data, nats_url=env["ZHIBAO_NATS_URL"], log_dir=logs)
         with stack:
-            bus = BusTap(stack.nats_url)
+            bus = BusTap(stack.bus_url)
             bus.start()
             live = LiveTap(stack.url("aggregator"), operator)
             live.start()

@@ -297,7 +297,7 @@ def _rollup_counts(system: PrivacySystem) -> tuple[Any, Any]:
 
 
 def _wait_for_everything(system: PrivacySystem, accepted: int) -> None:
-    url = system.stack.nats_url
+    url = system.stack.bus_url
     wait_until("the accepted events in the stream", lambda: len(stored_events(url)) == accepted)
     wait_until("the three submissions in the audit trail", lambda: _audited(url) == 3)
     wait_until("the community's rollup", lambda: _rollup_counts(system) == (3, 1))
@@ -334,7 +334,7 @@ def observed(privacy_system: PrivacySystem) -> Observed:
         seen.surfaces[f"webhook delivery {n} (JSON)"] = httpx.Response(200, json=body[1]).content
     for n, (subject, data, headers) in enumerate(list(system.bus.messages)):
         seen.surfaces[f"bus {subject} #{n}"] = f"{subject}\n{headers}\n".encode() + data
-    seen.surfaces.update(asyncio.run(_streams(system.stack.nats_url)))
+    seen.surfaces.update(asyncio.run(_streams(system.stack.bus_url)))
     seen.surfaces.update(_databases(system.data_dir))
     seen.surfaces.update(_files(system.data_dir))
     return seen

@@ -107,7 +107,7 @@ class Running:
         time that backlog, not the lookup.
         """
         started = time.perf_counter()
-        asyncio.run(_settled(self.stack.nats_url, timeout_s))
+        asyncio.run(_settled(self.stack.bus_url, timeout_s))
         return time.perf_counter() - started
 
 

@@ -262,7 +262,7 @@ def phase_million(config: BenchConfig, run: Running) -> dict[str, Any]:
     """(5, continued) fill the stream up to ``million`` events straight into JetStream."""
     already = run.counted("events")
     extra = max(0, config.million - already)
-    asyncio.run(_publish_direct(run.stack.nats_url, extra, 99, config.batch_size))
+    asyncio.run(_publish_direct(run.stack.bus_url, extra, 99, config.batch_size))
     run.wait_counted(already + extra, timeout_s=1800)
     reads = phase_reads(config, run)
     return {

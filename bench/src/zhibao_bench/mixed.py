@@ -244,7 +244,7 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
         with (
             running_stack(names, extra_env=env) as run,
             RssSampler(run.pids()) as rss,
-            _RollupWatcher(run.stack.nats_url) as watcher,
+            _RollupWatcher(run.stack.bus_url) as watcher,
             _LiveStream(run.url("aggregator"), run.read_token) as live,
         ):
             intake, aggregator = run.url("intake"), run.url("aggregator")

@@ -7,7 +7,7 @@ import typer
 from zhibao_aggregator.cli import app as aggregator_app
 from zhibao_alerts.cli import app as alerts_app
 from zhibao_bench.cli import bench
-from zhibao_cli import tokens, up
+from zhibao_cli import bus, tokens, up
 from zhibao_client.cli import import_sheet, send, simulate
 from zhibao_intake.cli import app as intake_app
 
@@ -17,6 +17,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(up.up)
+app.command("bus-url")(bus.bus_url)
+app.command("bus-setup")(bus.bus_setup)
 app.command("bench")(bench)
 app.command("send")(send)
 app.command("import")(import_sheet)

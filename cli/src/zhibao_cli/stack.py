@@ -20,6 +20,8 @@ from typing import IO
 
 import httpx
 
+from zhibao_shared.bus_access import OPERATOR, accounts_block, bus_users, quote_password
+from zhibao_shared.bus_credentials import BusCredentials, bus_dir
 from zhibao_shared.natsserver import NatsServer, die_with_parent, wait_for_port
 from zhibao_shared.settings import ZhibaoSettings
 
@@ -93,6 +95,8 @@ class Stack:
     #: When set, each service's stdout and stderr are appended to ``<log_dir>/<name>.log``.
     log_dir: Path | None = None
     nats: NatsServer | None = None
+    #: The bus passwords when this stack runs its own (authenticated) nats-server.
+    credentials: BusCredentials | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -108,11 +112,45 @@ class Stack:
             port = int(self.env.get(spec.port_variable, spec.default_port))
             self.services[name] = ServiceProcess(spec, port)
         if self.start_nats:
-            logs = self.data_dir / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            self.nats = NatsServer.for_url(
-                self.nats_url, self.data_dir / "jetstream", logs / "nats.log"
-            )
+            self._configure_nats()
+
+    def _configure_nats(self) -> None:
+        """Its own nats-server: one user per service, the operator, no anonymous access."""
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.credentials = BusCredentials.in_data_dir(self.data_dir)
+        users = bus_users(
+            aggregator_durables=(self.env.get("ZHIBAO_AGGREGATOR_DURABLE", "aggregator"),),
+            alerts_durables=(self.env.get("ZHIBAO_ALERTS_DURABLE", "alerts"),),
+        )
+        passwords = {u: quote_password(p) for u, p in self.credentials.passwords.items()}
+        self.nats = NatsServer.for_url(
+            self.nats_url,
+            self.data_dir / "jetstream",
+            logs / "nats.log",
+            accounts=accounts_block(users, passwords),
+        )
+        self.nats.config_file = bus_dir(self.data_dir) / "nats-server.conf"
+
+    @property
+    def bus_url(self) -> str:
+        """The NATS URL with the operator's credentials (for tools and tests)."""
+        return self.user_url(OPERATOR)
+
+    def user_url(self, user: str) -> str:
+        """The NATS URL with one bus user's credentials (the bare URL on a foreign bus)."""
+        if self.credentials is None or self.nats is None:
+            return self.nats_url
+        return self.credentials.url(user, self.nats.url)
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        """A service's environment: the stack's, with its own bus user."""
+        if self.credentials is None:
+            return self.env
+        env = {**self.env, "ZHIBAO_NATS_URL": self.user_url(name)}
+        if name == "aggregator":
+            env["ZHIBAO_DASHBOARD_NATS_URL"] = self.user_url("dashboard")
+        return env
 
     def __enter__(self) -> Stack:
         self.start()
@@ -129,8 +167,21 @@ class Stack:
             if wait_for_port(self.nats.host, self.nats.port, 0.2):
                 raise StackError(f"something already listens on {self.nats_url}")
             self.nats.start()
+            self.provision_streams()
         for service in self.services.values():
             self.start_service(service.spec.name)
+
+    def provision_streams(self) -> None:
+        """The operator's step: declare the streams with their configured limits."""
+        env = {**self.env, "ZHIBAO_NATS_URL": self.bus_url}
+        with self._output("bus-setup") as output:
+            subprocess.run(
+                [sys.executable, "-m", "zhibao_cli", "bus-setup"],
+                env=env,
+                check=True,
+                stdout=output,
+                stderr=output,
+            )
 
     def _command(self, name: str, *args: str) -> list[str]:
         return [sys.executable, "-m", "zhibao_cli", name, *args]
@@ -148,14 +199,14 @@ class Stack:
             if migrate and service.spec.has_migrations:
                 subprocess.run(  # noqa: S603
                     self._command(name, "migrate"),
-                    env=self.env,
+                    env=self._service_env(name),
                     check=True,
                     stdout=output,
                     stderr=output,
                 )
             service.process = subprocess.Popen(  # noqa: S603
                 self._command(name),
-                env=self.env,
+                env=self._service_env(name),
                 stdout=output,
                 stderr=output,
                 preexec_fn=die_with_parent,

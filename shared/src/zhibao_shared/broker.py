@@ -8,15 +8,23 @@ from collections.abc import Awaitable, Callable
 
 import nats.errors
 import nats.js.errors
+import structlog
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
+from zhibao_shared.bus_access import inbox_prefix
 from zhibao_shared.settings import ZhibaoSettings, nats_servers
-from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM, EVENTS_ALL, EVENTS_STREAM
+from zhibao_shared.subjects import (
+    AUDIT_ALL,
+    AUDIT_STREAM,
+    DEAD_LETTER_ALL,
+    DEAD_LETTER_STREAM,
+    EVENTS_ALL,
+    EVENTS_STREAM,
+)
 
-DEAD_LETTER_STREAM = "ZHIBAO_DEADLETTER"
-DEAD_LETTER_ALL = "zhibao.deadletter.>"
+log = structlog.get_logger(__name__)
 #: Bytes of a message's maximum payload left for its headers (the server counts both).
 HEADER_ROOM = 4096
 
@@ -25,11 +33,13 @@ def make_broker(settings: ZhibaoSettings, *, name: str) -> NatsBroker:
     """A broker that reconnects for ever: a NATS restart must not kill a service.
 
     ``ZHIBAO_NATS_URL`` may list several servers (comma-separated): the broker
-    then fails over to another node when its node goes away.
+    then fails over to another node when its node goes away. Replies come back on
+    the service's own inbox prefix, which no other bus user may subscribe to.
     """
     return NatsBroker(
         nats_servers(settings.nats_url),
         name=f"zhibao-{name}",
+        inbox_prefix=inbox_prefix(name),
         connect_timeout=2,
         reconnect_time_wait=1,
         max_reconnect_attempts=-1,
@@ -77,7 +87,11 @@ def audit_stream_config(settings: ZhibaoSettings) -> StreamConfig:
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Declare a stream if missing; bring an existing one's settings up to date."""
+    """Declare a stream if missing; bring an existing one's settings up to date.
+
+    Only the operator may update a stream (``zhibao bus-setup``); services use
+    :func:`declare_stream`.
+    """
     assert config.name is not None
     try:
         await js.stream_info(config.name)
@@ -85,6 +99,35 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         await js.add_stream(config)
         return
     await js.update_stream(config)
+
+
+async def declare_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create a stream if it is missing; an existing one is left as the operator set it.
+
+    Service users may not change a stream (its limits are the operator's to set),
+    so a service never updates one: creating an existing stream with other settings
+    is refused by the server, which a service reports and then uses it as it is.
+    """
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+        return
+    except nats.js.errors.NotFoundError:
+        pass
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError as exc:  # created meanwhile, with other settings
+        log.warning("stream_settings_differ", stream=config.name, error=str(exc))
+
+
+async def provision_streams(js: JetStreamContext, settings: ZhibaoSettings) -> None:
+    """The operator's step: every stream declared with the configured settings."""
+    for config in (
+        events_stream_config(settings),
+        dead_letter_stream_config(settings),
+        audit_stream_config(settings),
+    ):
+        await ensure_stream(js, config)
 
 
 async def retry_forever(

@@ -79,10 +79,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
-from zhibao_shared.broker import DEAD_LETTER_STREAM, dead_letter_stream_config, ensure_stream
+from zhibao_shared.broker import dead_letter_stream_config, declare_stream
 from zhibao_shared.events import PublishedEvent, parse_message, parse_published, published_payload
 from zhibao_shared.settings import ZhibaoSettings
-from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, dead_letter_subject
+from zhibao_shared.subjects import (
+    DEAD_LETTER_STREAM,
+    EVENTS_ALL,
+    EVENTS_STREAM,
+    dead_letter_subject,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -217,7 +222,7 @@ class BatchConsumer:
     async def start(self) -> None:
         """Declare the dead-letter stream and the durable consumer, and bind to it."""
         settings = self.dead_letter_settings or ZhibaoSettings()
-        await ensure_stream(self.js, dead_letter_stream_config(settings))
+        await declare_stream(self.js, dead_letter_stream_config(settings))
         await self.js.add_consumer(self.spec.stream, self.spec.consumer_config())
         self._subscription = await self.js.pull_subscribe_bind(
             durable=self.spec.durable, stream=self.spec.stream
@@ -265,6 +270,18 @@ class BatchConsumer:
         lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
         LAG.labels(self.spec.service).set(lag)
         return lag
+
+    async def present(self) -> bool:
+        """True while the stream and this durable consumer exist on the server.
+
+        Readiness asks it: a service whose stream or consumer an operator deleted
+        consumes nothing, so it must not report ready.
+        """
+        try:
+            await self.js.consumer_info(self.spec.stream, self.spec.durable, timeout=2.0)
+        except (nats.js.errors.NotFoundError, nats.errors.Error, TimeoutError):
+            return False
+        return True
 
     async def pending_events(self) -> int:
         """About how many events the lag holds (messages x recent events per message)."""

@@ -5,6 +5,7 @@ Used by ``zhibao up`` and by the test fixtures; never by a service itself.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -14,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+from zhibao_shared.private_files import write_private
 
 
 class NatsServerError(RuntimeError):
@@ -58,34 +61,47 @@ class NatsServer:
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
     log_file: Path | None = None
+    #: An ``accounts`` block (users and permissions); without it the server is open.
+    accounts: str | None = None
+    #: Where the configuration is written; beside the store unless set.
+    config_file: Path | None = None
     _process: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def for_url(cls, url: str, store_dir: Path, log_file: Path | None = None) -> NatsServer:
-        """A server that will listen where ``url`` points."""
-        parsed = urlparse(url)
-        return cls(store_dir, parsed.hostname or "127.0.0.1", parsed.port or 4222, log_file)
+    def for_url(
+        cls, url: str, store_dir: Path, log_file: Path | None = None, accounts: str | None = None
+    ) -> NatsServer:
+        """A server that will listen where ``url`` points (credentials in it are ignored)."""
+        parsed = urlparse(url.split(",")[0])
+        return cls(
+            store_dir, parsed.hostname or "127.0.0.1", parsed.port or 4222, log_file, accounts
+        )
 
     @property
     def url(self) -> str:
         """Client URL of this server."""
         return f"nats://{self.host}:{self.port}"
 
+    @property
+    def config_path(self) -> Path:
+        """Where the server's configuration file is written (beside its store by default)."""
+        return self.config_file or self.store_dir.parent / f"nats-server-{self.port}.conf"
+
+    def config(self) -> str:
+        """The server's configuration: address, JetStream store and, if any, its accounts."""
+        lines = [
+            f'listen: "{self.host}:{self.port}"',
+            f'server_name: "zhibao-{self.port}"',
+            f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}",
+        ]
+        return "\n".join(lines) + "\n" + (self.accounts or "")
+
     def start(self, timeout_s: float = 15.0) -> None:
         """Start the server and wait until it accepts connections."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        args = [
-            nats_server_binary(),
-            "--jetstream",
-            "--store_dir",
-            str(self.store_dir),
-            "--addr",
-            self.host,
-            "--port",
-            str(self.port),
-            "--server_name",
-            f"zhibao-{self.port}",
-        ]
+        # The file holds passwords when the server has accounts: owner-only.
+        write_private(self.config_path, self.config())
+        args = [nats_server_binary(), "--config", str(self.config_path)]
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         self._process = subprocess.Popen(  # noqa: S603
             args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent

@@ -15,6 +15,8 @@ EVENTS_STREAM = "ZHIBAO_EVENTS"
 EVENTS_ALL = "zhibao.events.>"
 AUDIT_STREAM = "ZHIBAO_AUDIT"
 AUDIT_ALL = "zhibao.audit.>"
+DEAD_LETTER_STREAM = "ZHIBAO_DEADLETTER"
+DEAD_LETTER_ALL = "zhibao.deadletter.>"
 #: Request-reply subject for systems that already speak NATS (same answer as HTTP).
 INTAKE_SUBMIT = "zhibao.intake.submit"
 #: Queue group shared by intake instances answering INTAKE_SUBMIT.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -31,7 +31,7 @@ from zhibao_aggregator.storage.tables import applied_events, metadata
 from zhibao_aggregator.storage.writer import Rules
 from zhibao_shared.broker import (
     bus_connected,
-    ensure_stream,
+    declare_stream,
     events_stream_config,
     make_broker,
     retry_forever,
@@ -105,7 +105,7 @@ class Aggregator:
         """Connect to NATS, declare the stream and the durable consumer, start consuming."""
         await self.broker.start()
         js = self.broker.config.broker_config.connection_state.stream
-        await ensure_stream(js, events_stream_config(self.settings))
+        await declare_stream(js, events_stream_config(self.settings))
         handler = ApplyBatch(self.engine, rules(self.settings), self.publisher.mark)
         consumer = BatchConsumer(js, consumer_spec(self.settings), handler, self.settings)
         await consumer.start()
@@ -125,8 +125,11 @@ class Aggregator:
             await asyncio.sleep(LAG_POLL_S)
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected and the consumer is running."""
-        return {"nats": bus_connected(self.broker), "consumer": self.consumer is not None}
+        """Ready when NATS is connected and the consumer runs on a stream that exists."""
+        connected = bus_connected(self.broker)
+        consumer = self.consumer
+        present = connected and consumer is not None and await consumer.present()
+        return {"nats": connected, "consumer": present}
 
     async def close(self) -> None:
         """Drain: finish the batch in hand (ack it), stop publishing, disconnect."""
@@ -219,11 +222,15 @@ class NotEmpty(RuntimeError):
     """Rebuild refuses a database that already holds applied events."""
 
 
-async def _empty_database(engine: AsyncEngine, *, force: bool) -> None:
+async def _empty_database(
+    engine: AsyncEngine, *, force: bool, before_wipe: Callable[[], Awaitable[None]]
+) -> None:
+    """Check the database may be wiped, run ``before_wipe``, then wipe (one transaction)."""
     async with engine.begin() as conn:
         count = await conn.scalar(select(func.count()).select_from(applied_events))
         if count and not force:
             raise NotEmpty(f"the database holds {count} applied events; use --force to wipe it")
+        await before_wipe()
         for table in reversed(metadata.sorted_tables):
             await conn.execute(delete(table))
 
@@ -239,10 +246,11 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
     engine = make_engine(url)
     client = await nats.connect(nats_servers(settings.nats_url))
     try:
-        await _empty_database(engine, force=force)
         js = client.jetstream()
-        await ensure_stream(js, events_stream_config(settings))
-        await _drop_consumer(js, settings.aggregator_durable)
+        await declare_stream(js, events_stream_config(settings))
+        await _empty_database(
+            engine, force=force, before_wipe=lambda: _drop_consumer(js, settings.aggregator_durable)
+        )
         counted: list[int] = []
         handler = ApplyBatch(engine, rules(settings), _counting(counted))
         consumer = BatchConsumer(js, consumer_spec(settings), handler, settings)
@@ -258,6 +266,18 @@ def _counting(sink: list[int]) -> Changed:
     return lambda changed: sink.append(len(changed))
 
 
+class NeedsOperator(RuntimeError):
+    """The bus refused an operator's action to this service's user."""
+
+
 async def _drop_consumer(js: JetStreamContext, durable: str) -> None:
-    with suppress(nats.js.errors.NotFoundError):
+    """Delete the durable consumer; only the bus operator may (the rebuild is theirs)."""
+    try:
         await js.delete_consumer(EVENTS_STREAM, durable)
+    except nats.js.errors.NotFoundError:
+        return
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+        raise NeedsOperator(
+            "the bus refused to delete the durable consumer: a rebuild needs the operator's "
+            "credentials, e.g. ZHIBAO_NATS_URL=$(zhibao bus-url) zhibao aggregator rebuild"
+        ) from exc

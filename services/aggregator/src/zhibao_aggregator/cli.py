@@ -44,14 +44,14 @@ def rebuild_command(
     force: bool = typer.Option(False, "--force", help="Wipe a database that holds data"),
 ) -> None:
     """Replay the event stream from its start into an empty database (service stopped)."""
-    from zhibao_aggregator.bootstrap import NotEmpty, rebuild
+    from zhibao_aggregator.bootstrap import NeedsOperator, NotEmpty, rebuild
 
     settings = AggregatorSettings()
     configure_logging(settings, service="aggregator")
     tune_gc()
     try:
         replayed = asyncio.run(rebuild(settings, force=force))
-    except NotEmpty as exc:
+    except (NotEmpty, NeedsOperator) as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"rebuilt from the stream: {replayed} messages replayed")

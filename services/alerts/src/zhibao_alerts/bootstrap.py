@@ -24,7 +24,7 @@ from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.broker import (
     bus_connected,
-    ensure_stream,
+    declare_stream,
     events_stream_config,
     make_broker,
     retry_forever,
@@ -83,7 +83,7 @@ class Alerts:
         """Connect, declare the stream and consumer, start consuming and dispatching."""
         await self.broker.start()
         js = self.broker.config.broker_config.connection_state.stream
-        await ensure_stream(js, events_stream_config(self.settings))
+        await declare_stream(js, events_stream_config(self.settings))
         handler = ApplyEvents(
             self.engine,
             lambda: self.rules.current,
@@ -146,8 +146,11 @@ class Alerts:
             self.oncall.reload_if_changed()
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected and the consumer runs."""
-        return {"nats": bus_connected(self.broker), "consumer": self.consumer is not None}
+        """Ready when NATS is connected and the consumer runs on a stream that exists."""
+        connected = bus_connected(self.broker)
+        consumer = self.consumer
+        present = connected and consumer is not None and await consumer.present()
+        return {"nats": connected, "consumer": present}
 
     async def close(self) -> None:
         """Drain: stop consuming after the batch in hand, stop the loops, disconnect."""

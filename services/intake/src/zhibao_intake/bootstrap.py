@@ -29,7 +29,7 @@ from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
     dead_letter_stream_config,
-    ensure_stream,
+    declare_stream,
     events_stream_config,
     make_broker,
     retry_forever,
@@ -73,9 +73,9 @@ class Intake:
         """Connect to NATS and declare the streams (retried until it works)."""
         await self.broker.start()
         js = self.broker.config.broker_config.connection_state.stream
-        await ensure_stream(js, events_stream_config(self.settings))
-        await ensure_stream(js, dead_letter_stream_config(self.settings))
-        await ensure_stream(js, audit_stream_config(self.settings))
+        await declare_stream(js, events_stream_config(self.settings))
+        await declare_stream(js, dead_letter_stream_config(self.settings))
+        await declare_stream(js, audit_stream_config(self.settings))
         self.streams_ready.set()
         log.info("intake_connected", nats=redacted(self.settings.nats_url))
 

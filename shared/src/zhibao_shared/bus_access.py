@@ -1,0 +1,201 @@
+"""Who may do what on the bus: one NATS user per service, and the operator.
+
+This table is the single source of the bus's subject permissions. ``zhibao up``
+renders it into the configuration of the nats-server it starts (with passwords it
+generates, :mod:`zhibao_shared.bus_credentials`), ``deploy/nats/accounts.conf`` is
+rendered from it (a test keeps the committed file equal), and the AsyncAPI
+document states it.
+
+What no service user may do, whatever it runs: change, purge or delete a stream
+(services may only create a missing stream, which cannot alter an existing one),
+delete or alter another service's consumer (each consumer is addressed by name),
+delete messages, or read another user's replies (each service answers on its own
+inbox prefix, which the ingress user cannot subscribe to). Only the operator may.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from zhibao_shared.subjects import AUDIT_STREAM, DEAD_LETTER_STREAM, EVENTS_STREAM, INTAKE_SUBMIT
+
+OPERATOR = "ops"
+#: Service users, in the order ``zhibao up`` renders them.
+SERVICE_USERS = ("intake", "aggregator", "alerts", "dashboard")
+#: The ingress user of community systems that speak NATS (request-reply to intake).
+INGRESS_USER = "community"
+ALL_USERS = (*SERVICE_USERS, INGRESS_USER, OPERATOR)
+_JS = "$JS.API"
+
+
+def inbox_prefix(user: str) -> str:
+    """The reply-subject prefix a service user's connection uses (its private inbox)."""
+    return f"_INBOX.{user}"
+
+
+@dataclass(frozen=True)
+class BusUser:
+    """A NATS user: subjects it may publish and subscribe to (``None``: unrestricted)."""
+
+    name: str
+    purpose: str
+    publish: tuple[str, ...] | None
+    subscribe: tuple[str, ...] | None
+    subscribe_deny: tuple[str, ...] = ()
+    #: May answer requests (one reply each, to the requester's reply subject).
+    responds: bool = False
+
+    @property
+    def unrestricted(self) -> bool:
+        """True for the operator."""
+        return self.publish is None and self.subscribe is None
+
+
+def _stream_declaring(streams: Iterable[str]) -> tuple[str, ...]:
+    """Read a stream's state and create it when missing; never update, purge or delete."""
+    return tuple(
+        subject
+        for stream in streams
+        for subject in (f"{_JS}.STREAM.INFO.{stream}", f"{_JS}.STREAM.CREATE.{stream}")
+    )
+
+
+def _consuming(durables: Sequence[str]) -> tuple[str, ...]:
+    """Create (or bind to), inspect, pull from and acknowledge the named durables only."""
+    subjects: list[str] = []
+    for name in durables:
+        subjects += [
+            f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.{name}",
+            f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.{name}.>",
+            f"{_JS}.CONSUMER.DURABLE.CREATE.{EVENTS_STREAM}.{name}",
+            f"{_JS}.CONSUMER.INFO.{EVENTS_STREAM}.{name}",
+            f"{_JS}.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{name}",
+            f"$JS.ACK.{EVENTS_STREAM}.{name}.>",
+        ]
+    return tuple(subjects)
+
+
+def bus_users(
+    aggregator_durables: Sequence[str] = ("aggregator",),
+    alerts_durables: Sequence[str] = ("alerts",),
+) -> tuple[BusUser, ...]:
+    """Every user of the bus with its permissions.
+
+    A partitioned deployment names each partition's durable consumer (for example
+    ``aggregator-640106``); its users are rendered with those names.
+    """
+    info = f"{_JS}.INFO"
+    return (
+        BusUser(
+            "intake",
+            "publishes accepted events and audit records; answers zhibao.intake.submit",
+            publish=(
+                "zhibao.events.>",
+                "zhibao.audit.>",
+                info,
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, AUDIT_STREAM)),
+            ),
+            subscribe=(INTAKE_SUBMIT, f"{inbox_prefix('intake')}.>"),
+            responds=True,
+        ),
+        BusUser(
+            "aggregator",
+            "reads events through its durable consumer; publishes rollups and its dead letters",
+            publish=(
+                "zhibao.rollups.>",
+                "zhibao.deadletter.aggregator.>",
+                info,
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM)),
+                *_consuming(aggregator_durables),
+            ),
+            subscribe=(f"{inbox_prefix('aggregator')}.>",),
+        ),
+        BusUser(
+            "alerts",
+            "reads events through its durable consumer; publishes alerts and its dead letters",
+            publish=(
+                "zhibao.alerts.>",
+                "zhibao.deadletter.alerts.>",
+                info,
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM)),
+                *_consuming(alerts_durables),
+            ),
+            subscribe=(f"{inbox_prefix('alerts')}.>",),
+        ),
+        BusUser(
+            "dashboard",
+            "the command centre's live feed: subscribes to rollups and alerts; publishes nothing",
+            publish=(),
+            subscribe=("zhibao.rollups.>", "zhibao.alerts.>"),
+        ),
+        BusUser(
+            INGRESS_USER,
+            "community systems that speak NATS: requests on zhibao.intake.submit",
+            publish=(INTAKE_SUBMIT,),
+            subscribe=("_INBOX.>",),
+            subscribe_deny=tuple(f"{inbox_prefix(u)}.>" for u in SERVICE_USERS),
+        ),
+        BusUser(OPERATOR, "operators: streams, consumers, rebuilds, replays", None, None),
+    )
+
+
+def bus_user(name: str, users: Iterable[BusUser] | None = None) -> BusUser:
+    """One user of :func:`bus_users` by name."""
+    for user in users if users is not None else bus_users():
+        if user.name == name:
+            return user
+    raise KeyError(name)
+
+
+def _subject_list(key: str, subjects: Iterable[str], indent: str) -> list[str]:
+    """``key: [ ... ]`` with one quoted subject a line."""
+    quoted = [f'{indent}  "{subject}"' for subject in subjects]
+    return [f"{indent}{key}: [", *quoted, f"{indent}]"]
+
+
+def _permissions_block(user: BusUser, indent: str) -> list[str]:
+    """The ``permissions`` map of one user in nats-server's configuration syntax."""
+    if user.unrestricted:
+        return []
+    inner, deeper = indent + "  ", indent + "    "
+    lines = [f"{indent}permissions: {{", f"{inner}publish: {{"]
+    if user.publish:
+        lines += _subject_list("allow", user.publish, deeper)
+    else:
+        lines += _subject_list("deny", (">",), deeper)
+    lines += [f"{inner}}}", f"{inner}subscribe: {{"]
+    lines += _subject_list("allow", user.subscribe or (), deeper)
+    if user.subscribe_deny:
+        lines += _subject_list("deny", user.subscribe_deny, deeper)
+    lines.append(f"{inner}}}")
+    if user.responds:
+        lines.append(f'{inner}allow_responses: {{ max: 1, expires: "1m" }}')
+    lines.append(f"{indent}}}")
+    return lines
+
+
+def render_users(users: Iterable[BusUser], passwords: dict[str, str], indent: str) -> list[str]:
+    """The ``users`` list entries: each user with its password expression and permissions."""
+    lines: list[str] = []
+    for user in users:
+        lines.append(f"{indent}{{")
+        lines.append(f"{indent}  user: {user.name}, password: {passwords[user.name]}")
+        lines += _permissions_block(user, indent + "  ")
+        lines.append(f"{indent}}}")
+    return lines
+
+
+def quote_password(secret: str) -> str:
+    """A password as a quoted nats-server configuration string."""
+    if any(c in secret for c in '"\\\n'):
+        raise ValueError("a bus password may not contain quotes, backslashes or newlines")
+    return f'"{secret}"'
+
+
+def accounts_block(users: Sequence[BusUser], passwords: dict[str, str]) -> str:
+    """An ``accounts`` block: the users in account ZHIBAO (JetStream enabled)."""
+    lines = ["accounts {", "  ZHIBAO {", "    jetstream: enabled", "    users: ["]
+    lines += render_users(users, passwords, "      ")
+    lines += ["    ]", "  }", "}"]
+    return "\n".join(lines) + "\n"

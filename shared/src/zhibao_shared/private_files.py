@@ -1,0 +1,23 @@
+"""Files that hold secrets (passwords, tokens): readable by their owner only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_OWNER_ONLY_FILE = 0o600
+_OWNER_ONLY_DIR = 0o700
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, in a folder only its owner can enter.
+
+    The file is created with those permissions, so its content is never readable by
+    others, not even for a moment.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, _OWNER_ONLY_DIR)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _OWNER_ONLY_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(path, _OWNER_ONLY_FILE)
