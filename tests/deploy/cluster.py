@@ -29,6 +29,8 @@ class LoopbackCluster:
     workdir: Path
     certs: Path
     ports: list[NodePorts] = field(default_factory=node_ports)
+    #: accounts.conf rendered for this cluster's consumers; the shipped file when None.
+    accounts: str | None = None
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def config(self, number: int) -> Path:
@@ -39,6 +41,7 @@ class LoopbackCluster:
             self.certs,
             self.workdir / f"jetstream-{number}",
             self.workdir / f"node-{number}",
+            accounts=self.accounts,
         )
 
     def start(self, timeout_s: float = 30.0) -> None:

@@ -29,6 +29,7 @@ NATS_USERS = {
     "aggregator": "NATS_AGGREGATOR_PASSWORD",
     "alerts": "NATS_ALERTS_PASSWORD",
     "dashboard": "NATS_DASHBOARD_PASSWORD",
+    "community": "NATS_COMMUNITY_PASSWORD",
     "ops": "NATS_OPS_PASSWORD",
     "sys": "NATS_SYS_PASSWORD",
 }
@@ -81,11 +82,17 @@ def node_ports(count: int = 3) -> list[NodePorts]:
 
 
 def render_node_config(
-    number: int, ports: list[NodePorts], certs: Path, store: Path, out_dir: Path
+    number: int,
+    ports: list[NodePorts],
+    certs: Path,
+    store: Path,
+    out_dir: Path,
+    accounts: str | None = None,
 ) -> Path:
     """The shipped ``nats-<number>.conf`` with loopback ports, temp paths and certificates.
 
-    accounts.conf is copied beside it unchanged (the include is relative).
+    accounts.conf is copied beside it unchanged (the include is relative), or
+    ``accounts`` written instead (rendered for a partitioned deployment's consumers).
     """
     text = (NATS_DIR / f"nats-{number}.conf").read_text()
     own = ports[number - 1]
@@ -105,7 +112,10 @@ def render_node_config(
             raise AssertionError(f"nats-{number}.conf no longer contains {old!r}")
         text = text.replace(old, new)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(NATS_DIR / "accounts.conf", out_dir / "accounts.conf")
+    if accounts is None:
+        shutil.copy(NATS_DIR / "accounts.conf", out_dir / "accounts.conf")
+    else:
+        (out_dir / "accounts.conf").write_text(accounts)
     path = out_dir / f"nats-{number}.conf"
     path.write_text(text)
     return path

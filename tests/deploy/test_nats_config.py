@@ -24,6 +24,7 @@ from tests.deploy.support import (
     single_node_config,
     user_url,
 )
+from zhibao_shared.bus_access import deploy_accounts_conf, inbox_prefix
 from zhibao_shared.natsserver import free_port, nats_server_binary, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -46,6 +47,13 @@ def test_a_node_refuses_to_start_without_the_passwords(tmp_path: Path, dev_certs
     result = check_config(config, server_env(with_passwords=False))
     assert result.returncode != 0
     assert "NATS_INTAKE_PASSWORD" in result.stdout + result.stderr
+
+
+def test_accounts_conf_is_rendered_from_the_permission_table() -> None:
+    """deploy/nats/accounts.conf is what `zhibao bus-accounts` renders: the users and
+    permissions of a deployment are those of `zhibao up` (zhibao_shared.bus_access)."""
+    shipped = (NODE_CONFIGS[0].parent / "accounts.conf").read_text()
+    assert shipped == deploy_accounts_conf(), "run: zhibao bus-accounts > deploy/nats/accounts.conf"
 
 
 def test_node_configs_differ_only_in_their_name() -> None:
@@ -122,10 +130,11 @@ async def connections() -> AsyncIterator[list[Connection]]:
 
 
 async def as_user(connections: list[Connection], user: str, port: int) -> tuple[Connection, Client]:
-    """A connection as one of the accounts.conf users."""
+    """A connection as one of the accounts.conf users (on its own inbox prefix, as the
+    services connect)."""
     conn = Connection()
     connections.append(conn)
-    return conn, await conn.connect(user_url(user, port))
+    return conn, await conn.connect(user_url(user, port), inbox_prefix=inbox_prefix(user))
 
 
 async def wait_for_violation(conn: Connection, subject: str) -> None:

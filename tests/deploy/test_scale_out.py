@@ -47,6 +47,7 @@ from tests.deploy.services import ServiceProcess
 from tests.deploy.support import password
 from zhibao_aggregator.migrate import migrate
 from zhibao_client import SubmitReport, ZhibaoClient
+from zhibao_shared.bus_access import deploy_accounts_conf
 from zhibao_shared.events import Site
 from zhibao_shared.subjects import EVENTS_STREAM, district_events
 from zhibao_shared.tokens import Role, TokenStore
@@ -171,7 +172,8 @@ def cluster(tmp_path: Path, dev_certs: Path) -> Iterator[LoopbackCluster]:
     """The shipped three-node cluster on loopback, formed."""
     workdir = tmp_path / "cluster"
     workdir.mkdir()
-    nodes = LoopbackCluster(workdir, dev_certs)
+    durables = [f"aggregator-{district}" for district in DISTRICTS]
+    nodes = LoopbackCluster(workdir, dev_certs, accounts=deploy_accounts_conf(durables))
     nodes.start()
     try:
         yield nodes

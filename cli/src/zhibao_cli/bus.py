@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import nats
 import typer
 
 from zhibao_shared.broker import provision_streams
-from zhibao_shared.bus_access import OPERATOR
+from zhibao_shared.bus_access import OPERATOR, deploy_accounts_conf
 from zhibao_shared.bus_credentials import BusCredentials
 from zhibao_shared.settings import ZhibaoSettings, nats_servers, redacted
 
@@ -46,3 +47,18 @@ async def _provision(settings: ZhibaoSettings) -> None:
         await provision_streams(client.jetstream(), settings)
     finally:
         await client.close()
+
+
+def bus_accounts(
+    aggregator_durable: Annotated[
+        list[str] | None, typer.Option(help="Durable consumer of an aggregator (repeatable)")
+    ] = None,
+    alerts_durable: Annotated[
+        list[str] | None, typer.Option(help="Durable consumer of an alerts instance (repeatable)")
+    ] = None,
+) -> None:
+    """Print deploy/nats/accounts.conf: every bus user and its subject permissions."""
+    typer.echo(
+        deploy_accounts_conf(aggregator_durable or ["aggregator"], alerts_durable or ["alerts"]),
+        nl=False,
+    )

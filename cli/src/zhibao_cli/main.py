@@ -19,6 +19,7 @@ app = typer.Typer(
 app.command("up")(up.up)
 app.command("bus-url")(bus.bus_url)
 app.command("bus-setup")(bus.bus_setup)
+app.command("bus-accounts")(bus.bus_accounts)
 app.command("bench")(bench)
 app.command("send")(send)
 app.command("import")(import_sheet)

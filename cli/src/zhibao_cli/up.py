@@ -52,6 +52,7 @@ def _first_tokens(stack: Stack) -> str | None:
 
 def _banner(stack: Stack, tokens: str | None, demo: Demo | None) -> str:
     lines = ["", "Zhibao (直报) is up.", f"  NATS (JetStream):  {stack.nats_url}"]
+    lines.append("                     (authenticated; operator URL: `zhibao bus-url`)")
     for name in stack.services:
         lines.append(f"  {name:<18} {stack.url(name)}/docs   (API docs)")
     dashboard = f"{stack.url('aggregator')}/"

@@ -199,3 +199,39 @@ def accounts_block(users: Sequence[BusUser], passwords: dict[str, str]) -> str:
     lines += render_users(users, passwords, "      ")
     lines += ["    ]", "  }", "}"]
     return "\n".join(lines) + "\n"
+
+
+def password_variable(user: str) -> str:
+    """The environment variable nats-server reads a deployed user's password from."""
+    return f"NATS_{user.upper()}_PASSWORD"
+
+
+_DEPLOY_HEADER = """\
+# Accounts, users and subject permissions for Zhibao (included by every node).
+#
+# GENERATED from zhibao_shared/bus_access.py by `zhibao bus-accounts > deploy/nats/accounts.conf`;
+# do not edit by hand (tests/deploy/test_nats_config.py checks it is current). `zhibao up`
+# renders the same users into the configuration of the nats-server it starts.
+#
+# Passwords are NOT in this file: nats-server reads $NATS_*_PASSWORD from the
+# environment (compose passes them from deploy/.env; Kubernetes from a Secret).
+# A partitioned deployment names each partition's durable consumer: render it with
+# `zhibao bus-accounts --aggregator-durable aggregator-640104 --aggregator-durable ...`.
+#
+"""
+
+
+def deploy_accounts_conf(
+    aggregator_durables: Sequence[str] = ("aggregator",),
+    alerts_durables: Sequence[str] = ("alerts",),
+) -> str:
+    """``deploy/nats/accounts.conf``: the users with passwords from the environment."""
+    users = bus_users(aggregator_durables, alerts_durables)
+    purposes = [f"#   {user.name:<11} {user.purpose}" for user in users]
+    passwords = {user.name: f"${password_variable(user.name)}" for user in users}
+    body = accounts_block(users, passwords).rstrip("\n")
+    # The system account (monitoring, `nats server` commands) shares the accounts block.
+    body = body[: body.rindex("}")] + (
+        f"  SYS {{\n    users: [ {{ user: sys, password: ${password_variable('sys')} }} ]\n  }}\n}}"
+    )
+    return _DEPLOY_HEADER + "\n".join(purposes) + "\n\n" + body + "\nsystem_account: SYS\n"
