@@ -25,6 +25,7 @@ import yaml
 from tests.faults.receiver import PagingReceiver
 from tests.support.stream import stored_events, stored_messages
 from zhibao_cli.stack import Stack
+from zhibao_shared.events import event_identity
 from zhibao_shared.natsserver import free_port
 from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
 from zhibao_shared.subjects import EVENTS_STREAM
@@ -71,7 +72,11 @@ class System:
         """The events stream: messages, events in them (bundles unpacked), distinct ids."""
         messages = stored_messages(self.stack.bus_url)
         events = stored_events(self.stack.bus_url)
-        return len(messages), len(events), {f"{e['source']} {e['id']}" for _s, e in events}
+        return (
+            len(messages),
+            len(events),
+            {event_identity(e["subject"], e["source"], e["id"]) for _s, e in events},
+        )
 
     def consumers_idle(self) -> dict[str, tuple[int, int]]:
         """Per durable consumer: (messages not yet delivered, delivered but not acked)."""

@@ -46,10 +46,32 @@ def test_event_retried_three_times_is_stored_once(intake: RunningIntake) -> None
     assert len(stored) == 1
     subject, payload, headers = stored[0]
     assert subject == f"zhibao.events.640106.{COMMUNITY_A}.screening"
-    assert headers["Nats-Msg-Id"] == f"{event['source']} {event['id']}"
+    assert headers["Nats-Msg-Id"] == f"{COMMUNITY_A} {event['source']} {event['id']}"
     published = parse_published(payload)
     assert published.data.temperature_c == 37.9  # type: ignore[union-attr]
     assert published.reporter == token.split("_")[1]
+
+
+def test_two_communities_systems_with_the_same_ids_never_swallow_each_other(
+    intake: RunningIntake,
+) -> None:
+    """Two vendors' gate devices both calling themselves ``/gate-3`` and numbering from 1
+    (or one community's system sending another's ids first): each community's event is
+    stored and counted; a retry from the same reporter is still a duplicate."""
+    source, event_id = "/gate-3", "1"
+    first = screening(COMMUNITY_A, event_id=event_id)
+    second = screening(COMMUNITY_B, event_id=event_id)
+    first["source"] = second["source"] = source
+    a = post(intake, intake.token(COMMUNITY_A), first).json()["results"][0]["status"]
+    b = post(intake, intake.token(COMMUNITY_B), second).json()["results"][0]["status"]
+    again = post(intake, intake.token(COMMUNITY_B), second).json()["results"][0]["status"]
+    assert (a, b, again) == ("accepted", "accepted", "duplicate")
+    stored = stored_events(intake.nats.url)
+    assert sorted(e["subject"] for _s, e in stored) == sorted([COMMUNITY_A, COMMUNITY_B])
+    assert {parse_published(json.dumps(e)).dedup_key for _s, e in stored} == {
+        f"{COMMUNITY_A} {source} {event_id}",
+        f"{COMMUNITY_B} {source} {event_id}",
+    }
 
 
 def test_raw_resident_id_never_reaches_the_stream(intake: RunningIntake) -> None:

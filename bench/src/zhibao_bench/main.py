@@ -33,7 +33,7 @@ from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_
 from zhibao_bench.mixed import MixedConfig, phase_mixed
 from zhibao_bench.reference import measure_reference
 from zhibao_bench.workload import build_workload
-from zhibao_shared.events import CONTENT_TYPE_BATCH, bundle_payload
+from zhibao_shared.events import CONTENT_TYPE_BATCH, bundle_payload, event_identity
 from zhibao_shared.natsserver import NatsServer, free_port
 from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
 from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
@@ -232,7 +232,9 @@ async def _publish_direct(url: str, count: int, offset: int, per_message: int) -
         pending = []
         for start in range(0, len(workload.events), per_message):
             run = [_published(event) for event in workload.events[start : start + per_message]]
-            identities = json.dumps([f"{e['source']} {e['id']}" for e in run]).encode()
+            identities = json.dumps(
+                [event_identity(e["subject"], e["source"], e["id"]) for e in run]
+            ).encode()
             pending.append(
                 await js.publish_async(
                     bundle_subject(DISTRICT),

@@ -243,6 +243,20 @@ class DailyReportData(_Strict):
     counts: DeclaredCounts | None = None
 
 
+def event_identity(community: str, source: str, event_id: str) -> str:
+    """An event's identity: who it is reported for (the community), then CloudEvents'
+    ``source`` + ``id``.
+
+    CloudEvents makes ``source`` + ``id`` unique per producer, but producers do not
+    coordinate: two vendors' gate devices may both call themselves ``/gate-3``, and one
+    community's system could send another's ids first. With the community in the
+    identity, events reported for different communities never swallow each other (a
+    token may only report for communities in its scope), while a retry of the same event
+    is still the same identity, answered ``duplicate`` and counted once.
+    """
+    return f"{community} {source} {event_id}"
+
+
 def _check_time(value: datetime) -> datetime:
     now = datetime.now(UTC)
     if value > now + MAX_CLOCK_SKEW:
@@ -277,8 +291,8 @@ class _Envelope(BaseModel):
 
     @property
     def dedup_key(self) -> str:
-        """``source`` + ``id``: the CloudEvents identity of an event."""
-        return f"{self.source} {self.id}"
+        """The event's identity: its community (``subject``), ``source`` and ``id``."""
+        return event_identity(self.subject, self.source, self.id)
 
     @property
     def community(self) -> str:

@@ -14,7 +14,7 @@ from pydantic_core import to_json
 
 from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
 from zhibao_intake.domain.pseudonym import Pseudonymiser
-from zhibao_shared.events import REPORTED_EVENT, EventType
+from zhibao_shared.events import REPORTED_EVENT, EventType, event_identity
 from zhibao_shared.hierarchy import Registry, district_of
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
@@ -27,6 +27,7 @@ class Admitted:
     index: int
     id: str
     source: str
+    community: str
     type: EventType
     district: str
     bus_subject: str
@@ -34,8 +35,8 @@ class Admitted:
 
     @property
     def msg_id(self) -> str:
-        """The JetStream de-duplication id (the CloudEvents identity)."""
-        return f"{self.source} {self.id}"
+        """The JetStream de-duplication id: the event's identity (see ``event_identity``)."""
+        return event_identity(self.community, self.source, self.id)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def admit(
         index=index,
         id=reported.id,
         source=reported.source,
+        community=community,
         type=reported.type,
         district=district_of(community),
         bus_subject=event_subject(community, reported.type.short),
