@@ -131,6 +131,7 @@ class Stack:
             accounts=accounts_block(users, passwords),
         )
         self.nats.config_file = bus_dir(self.data_dir) / "nats-server.conf"
+        self.nats.sync_interval = self.env.get("ZHIBAO_NATS_SYNC_INTERVAL") or None
 
     @property
     def bus_url(self) -> str:

@@ -50,14 +50,25 @@ def make_broker(settings: ZhibaoSettings, *, name: str) -> NatsBroker:
     )
 
 
+DAY_S = 24 * 3600.0
+
+
 def events_stream_config(settings: ZhibaoSettings) -> StreamConfig:
-    """The event log: every accepted event, kept (a rebuild replays it from the start)."""
+    """The event log: every accepted event, kept (a rebuild replays it from the start).
+
+    Bounded in bytes (and, if configured, age). When it is full the server refuses
+    new events (intake answers 503 and clients keep them) rather than dropping
+    stored ones; ``zhibao_stream_bytes`` / ``zhibao_stream_max_bytes`` and the
+    shipped Prometheus rule warn long before.
+    """
     return StreamConfig(
         name=EVENTS_STREAM,
         subjects=[EVENTS_ALL],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
+        discard=DiscardPolicy.NEW,
+        max_bytes=settings.events_max_bytes,
+        max_age=settings.events_max_age_days * DAY_S,
         num_replicas=settings.stream_replicas,
         duplicate_window=settings.dedup_window_s,
     )
@@ -69,8 +80,10 @@ def dead_letter_stream_config(settings: ZhibaoSettings) -> StreamConfig:
         name=DEAD_LETTER_STREAM,
         subjects=[DEAD_LETTER_ALL],
         storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
         num_replicas=settings.stream_replicas,
-        max_age=30 * 24 * 3600.0,
+        max_bytes=settings.dead_letter_max_bytes,
+        max_age=settings.dead_letter_max_age_days * DAY_S,
     )
 
 

@@ -65,6 +65,8 @@ class NatsServer:
     accounts: str | None = None
     #: Where the configuration is written; beside the store unless set.
     config_file: Path | None = None
+    #: JetStream's fsync interval (e.g. ``2m``, nats-server's default, or ``always``).
+    sync_interval: str | None = None
     _process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -92,9 +94,12 @@ class NatsServer:
         lines = [
             f'listen: "{self.host}:{self.port}"',
             f'server_name: "zhibao-{self.port}"',
-            f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}",
+            f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))}{self._sync()} }}",
         ]
         return "\n".join(lines) + "\n" + (self.accounts or "")
+
+    def _sync(self) -> str:
+        return f", sync_interval: {json.dumps(self.sync_interval)}" if self.sync_interval else ""
 
     def start(self, timeout_s: float = 15.0) -> None:
         """Start the server and wait until it accepts connections."""

@@ -90,6 +90,20 @@ class ZhibaoSettings(BaseSettings):
     dedup_window_s: float = Field(
         default=24 * 3600.0, gt=0, description="JetStream duplicate window for Nats-Msg-Id"
     )
+    events_max_bytes: int = Field(
+        default=10 * 1024**3,
+        gt=0,
+        description="Most bytes the events stream may hold; when full, intake answers 503 "
+        "(new events are refused, none stored is ever dropped)",
+    )
+    events_max_age_days: float = Field(
+        default=0,
+        ge=0,
+        description="Events older than this leave the stream (0: kept for ever); a rebuild "
+        "then starts from the oldest kept",
+    )
+    dead_letter_max_bytes: int = Field(default=1024**3, gt=0)
+    dead_letter_max_age_days: float = Field(default=30, gt=0)
 
     @field_validator("nats_url")
     @classmethod

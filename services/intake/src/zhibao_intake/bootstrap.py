@@ -38,11 +38,15 @@ from zhibao_shared.broker import (
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.settings import redacted
+from zhibao_shared.stream_usage import watch_streams
+from zhibao_shared.subjects import AUDIT_STREAM, DEAD_LETTER_STREAM, EVENTS_STREAM
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
 
 KEY_FILE = "pseudonym.key"
+#: Seconds between readings of the streams' fill (zhibao_stream_* gauges).
+USAGE_POLL_S = 15.0
 
 
 def pseudonym_key(settings: IntakeSettings) -> bytes:
@@ -68,6 +72,7 @@ class Intake:
     gateway: Gateway
     audit: AuditTrail
     streams_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    watching: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         """Connect to NATS and declare the streams (retried until it works)."""
@@ -77,6 +82,9 @@ class Intake:
         await declare_stream(js, dead_letter_stream_config(self.settings))
         await declare_stream(js, audit_stream_config(self.settings))
         self.streams_ready.set()
+        self.watching = asyncio.create_task(
+            watch_streams(js, (EVENTS_STREAM, AUDIT_STREAM, DEAD_LETTER_STREAM), USAGE_POLL_S)
+        )
         log.info("intake_connected", nats=redacted(self.settings.nats_url))
 
     async def readiness(self) -> dict[str, bool]:
@@ -124,7 +132,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for task in (connecting, auditing):
+            for task in (connecting, auditing, intake.watching):
+                if task is None:
+                    continue
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
