@@ -8,13 +8,14 @@ committed is lost (JetStream redelivers what was not acked).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -64,7 +65,14 @@ def as_utc(moment: datetime) -> datetime:
 
 
 async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: Rules) -> Applied:
-    """Apply the not-yet-applied events of a batch; the caller owns the transaction."""
+    """Apply the not-yet-applied events of a batch; the caller owns the transaction.
+
+    Several aggregators may write one database at once (two instances during a rolling
+    update, district partitions sharing one PostgreSQL): each first locks the persons
+    and community-days its batch touches, so a person's history is read and extended by
+    one transaction at a time, and an event another instance applied meanwhile is seen.
+    """
+    await _lock_subjects(conn, batch)
     fresh = await _fresh(conn, batch)
     events = [d.event for d in fresh]
     change = c.arrivals(events, rules.calendar, rules.fever_c)
@@ -78,11 +86,47 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     if fresh:
         await conn.execute(
             applied_events.insert(),
-            [{"dedup_key": d.event.dedup_key, "stream_sequence": d.stream_sequence} for d in fresh],
+            sorted(
+                (
+                    {"dedup_key": d.event.dedup_key, "stream_sequence": d.stream_sequence}
+                    for d in fresh
+                ),
+                key=lambda row: str(row["dedup_key"]),
+            ),
         )
     changed = frozenset((unit, day) for unit, day, _ in rolled)
     by_type = dict(Counter(e.type.short for e in events))
     return Applied(len(fresh), len(batch) - len(fresh), changed, by_type)
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for a person or a community-day."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_names(batch: Sequence[Delivery]) -> set[str]:
+    names: set[str] = set()
+    for delivery in batch:
+        event = delivery.event
+        if isinstance(event, PublishedCase | PublishedIsolation):
+            names.add(f"person {event.data.person.pid}")
+        elif isinstance(event, PublishedDailyReport):
+            names.add(f"report {event.subject} {event.data.date.isoformat()}")
+    return names
+
+
+async def _lock_subjects(conn: AsyncConnection, batch: Sequence[Delivery]) -> None:
+    """PostgreSQL: transaction-scoped advisory locks, taken in one fixed (sorted) order so
+    two writers never deadlock. SQLite serialises writers by itself."""
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({_lock_key(name) for name in _lock_names(batch)})
+    if keys:
+        await conn.execute(_LOCK_ALL, {"keys": keys})
+
+
+_LOCK_ALL = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 
 async def _fresh(conn: AsyncConnection, batch: Sequence[Delivery]) -> list[Delivery]:
