@@ -8,10 +8,13 @@ nats-server's permissions are rendered from. Intake serves the document at
 ``GET /asyncapi.json``; ``zhibao asyncapi`` prints it.
 
 The document describes the bus as a whole rather than one application: each
-channel has a ``send`` operation listing the bus users allowed to publish on
-it and a ``receive`` operation listing those allowed to subscribe (extension
-``x-zhibao-bus-users``), and, for subjects kept in a JetStream stream, the
-users reading it through durable consumers (``x-zhibao-stream-readers``).
+channel has a ``send`` operation naming the bus users allowed to publish on it
+and a ``receive`` operation naming those allowed to subscribe (extension
+``x-zhibao-bus-users``: user -> the parts of the channel's subjects it may use,
+by NATS wildcard matching of its permissions), and, for subjects kept in a
+JetStream stream, the users reading it through durable consumers
+(``x-zhibao-stream-readers``). ``tests/security/test_asyncapi.py`` holds the
+document to what the running system publishes and what nats-server enforces.
 """
 
 from __future__ import annotations
@@ -206,8 +209,8 @@ def _messages() -> dict[str, dict[str, Any]]:
         DEAD_REASON_HEADER: "Why it was parked",
         ORIGINAL_SUBJECT_HEADER: "The subject it was read from",
         STREAM_SEQUENCE_HEADER: "Its sequence in ZHIBAO_EVENTS",
-        BUNDLE_INDEX_HEADER: "For one event of a bundle: its index in the bundle",
         **msg_id,
+        BUNDLE_INDEX_HEADER: "For one event of a bundle: its index in the bundle",
     }
     auth = {"Authorization": "Bearer <report token>", "content-type": "optional, as over HTTP"}
     return {
@@ -219,7 +222,9 @@ def _messages() -> dict[str, dict[str, Any]]:
         ),
         "rollup": _message("RollupMessage", "application/json"),
         "alertNotification": _message("AlertNotification", "application/json"),
-        "deadLetter": _message("DeadLetterPayload", "application/octet-stream", _headers(dead)),
+        "deadLetter": _message(
+            "DeadLetterPayload", "application/octet-stream", _headers(dead, tuple(dead)[:4])
+        ),
         "auditRecords": _message("AuditRecord", "application/jsonl"),
         "reportedSubmission": _message("ReportedSubmission", "application/json", _headers(auth)),
         "submissionAnswer": _message("SubmissionAnswer", "application/json"),
@@ -239,8 +244,22 @@ def _message(schema: str, content_type: str, headers: dict[str, Any] | None = No
     return message
 
 
+def _asyncapi_schema(node: Any) -> Any:
+    """A pydantic JSON Schema as an AsyncAPI Schema: ``discriminator`` is the property name
+    (pydantic writes OpenAPI's object form)."""
+    if isinstance(node, list):
+        return [_asyncapi_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _asyncapi_schema(value) for key, value in node.items()}
+    if isinstance(out.get("discriminator"), dict):
+        out["discriminator"] = out["discriminator"]["propertyName"]
+    return out
+
+
 def _merge(target: dict[str, Any], schema: dict[str, Any], name: str) -> None:
     """Add ``schema`` as ``name`` and its ``$defs`` to ``target``, refusing clashes."""
+    schema = _asyncapi_schema(schema)
     for key, value in {**schema.pop("$defs", {}), name: schema}.items():
         if key in target and target[key] != value:
             raise ValueError(f"two different schemas are named {key}")
