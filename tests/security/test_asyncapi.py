@@ -21,10 +21,12 @@ import nats
 import nats.errors
 import pytest
 from jsonschema import Draft202012Validator
+from typer.testing import CliRunner
 
 from tests.security.asyncapi_checks import asyncapi_problems, resolve
 from tests.security.bus_run import POISON, BusRun, Seen, recorded_run
 from zhibao_alerts.domain.config import Severity
+from zhibao_cli.main import app
 from zhibao_intake.asyncapi_route import bus_document
 from zhibao_shared.asyncapi import CHANNELS, SEVERITIES, ChannelSpec
 from zhibao_shared.bus_access import ALL_USERS, accounts_block, bus_users, quote_password
@@ -190,3 +192,9 @@ def test_each_channel_declares_the_users_nats_server_lets_use_it(tmp_path: Path)
             assert actual == expected, user
     finally:
         server.stop()
+
+
+def test_the_cli_prints_the_same_document() -> None:
+    result = CliRunner().invoke(app, ["asyncapi"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == json.loads(json.dumps(DOCUMENT))
