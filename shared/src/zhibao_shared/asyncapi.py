@@ -231,7 +231,9 @@ def _messages() -> dict[str, dict[str, Any]]:
     }
 
 
-def _message(schema: str, content_type: str, headers: dict[str, Any] | None = None) -> Any:
+def _message(
+    schema: str, content_type: str, headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
     message: dict[str, Any] = {
         "name": schema,
         "contentType": content_type,
