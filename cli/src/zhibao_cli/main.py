@@ -8,6 +8,7 @@ from zhibao_aggregator.cli import app as aggregator_app
 from zhibao_alerts.cli import app as alerts_app
 from zhibao_bench.cli import bench
 from zhibao_cli import bus, tokens, up
+from zhibao_cli.asyncapi import asyncapi
 from zhibao_client.cli import import_sheet, send, simulate
 from zhibao_intake.cli import app as intake_app
 
@@ -20,6 +21,7 @@ app.command("up")(up.up)
 app.command("bus-url")(bus.bus_url)
 app.command("bus-setup")(bus.bus_setup)
 app.command("bus-accounts")(bus.bus_accounts)
+app.command("asyncapi")(asyncapi)
 app.command("bench")(bench)
 app.command("send")(send)
 app.command("import")(import_sheet)

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
+from zhibao_intake.asyncapi_route import asyncapi_router
 from zhibao_intake.audit import AuditTrail
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.rate_limit import RateLimiter
@@ -152,6 +153,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.include_router(build_router(intake.gateway))
     add_event_schemas(app)
     app.include_router(probes_router(intake.readiness))
+    app.include_router(asyncapi_router())
     if settings.intake_fast_path:
         app.fast_gateway = intake.gateway
     return app

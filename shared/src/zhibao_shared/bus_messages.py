@@ -1,0 +1,114 @@
+"""Messages the services build as plain JSON objects, described as models.
+
+The aggregator's rollups, the alerts service's notifications and intake's
+audit records are assembled as dicts where they are published; these models
+state their shape for the AsyncAPI document (:mod:`zhibao_shared.asyncapi`)
+without taking part in building them, so the bytes on the bus are unchanged.
+``tests/security/test_asyncapi.py`` validates the messages a running system
+publishes against the schemas derived from these models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zhibao_shared.hierarchy import Level
+
+UNIT_CODE = r"^\d{4}(\d{2}(\d{3}(\d{3})?)?)?$"
+
+
+class _Described(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RollupMessage(_Described):
+    """A unit's figures for a day, published when they change (coalesced)."""
+
+    unit: str = Field(pattern=UNIT_CODE, description="Code of the unit (4, 6, 9 or 12 digits)")
+    level: Level
+    date: dt.date = Field(description="The day, in the district's time zone")
+    figures: dict[str, int | str | None] = Field(
+        description=(
+            "Every figure of the unit for the day, as GET /v1/units/{code}/rollup answers: "
+            "counts (screenings, fevers, screenings_<site>, new_<class>, current_<class>, "
+            "cumulative_confirmed, in_isolation, isolation_checks_missed, reports_expected, "
+            "reports_missing, ...), reports_due_at, last_new_confirmed (dates or null) "
+            "and risk_level"
+        )
+    )
+
+
+class AlertmanagerAlert(_Described):
+    """One alert of an Alertmanager v4 webhook body."""
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(
+        description="alertname (the rule), severity, unit and the unit's code at each level"
+    )
+    annotations: dict[str, str] = Field(description="summary, summary_zh and hierarchy")
+    starts_at: str = Field(alias="startsAt", description="When the alert fired (ISO 8601)")
+    ends_at: str = Field(
+        alias="endsAt", description="When it resolved, or 0001-01-01T00:00:00Z while firing"
+    )
+    generator_url: str = Field(
+        alias="generatorURL", description="Where the unit's rollup for the day can be read"
+    )
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{16}$", description="Stable per alert")
+
+
+class AlertNotification(_Described):
+    """An alert as an Alertmanager v4 webhook body (the same body webhooks receive).
+
+    Alerts of one unit and rule raised together are grouped: ``alerts`` then
+    holds several.
+    """
+
+    version: Literal["4"]
+    group_key: str = Field(alias="groupKey")
+    truncated_alerts: int = Field(alias="truncatedAlerts", ge=0)
+    status: Literal["firing", "resolved"]
+    receiver: str
+    group_labels: dict[str, str] = Field(alias="groupLabels")
+    common_labels: dict[str, str] = Field(alias="commonLabels")
+    common_annotations: dict[str, str] = Field(alias="commonAnnotations")
+    external_url: str = Field(alias="externalURL")
+    alerts: list[AlertmanagerAlert] = Field(min_length=1)
+
+
+class AuditedEvent(_Described):
+    """One submitted event in an audit record: its identity and what became of it."""
+
+    status: str = Field(description="accepted, duplicate, rejected or unavailable")
+    code: str | None = Field(default=None, description="Why it was rejected")
+    id: str | None = None
+    source: str | None = None
+    subject: str | None = Field(default=None, description="The community (masked if refused)")
+    type: str | None = None
+
+
+class AuditRecord(_Described):
+    """Who submitted what, when, over which channel; no personal data.
+
+    A message holds one or more records as JSON lines (one object a line).
+    """
+
+    at: str = Field(description="When intake answered (ISO 8601, UTC)")
+    channel: Literal["http", "nats"]
+    remote: str | None = Field(description="The caller's address (HTTP), else null")
+    token: str | None = Field(description="Id of the caller's token, null if none was valid")
+    token_name: str | None
+    status: int = Field(description="The HTTP-equivalent status answered")
+    events: list[AuditedEvent] | None = Field(
+        default=None, description="Per submitted event, in submission order (when admitted)"
+    )
+
+
+class SubmitProblem(_Described):
+    """The reply to a zhibao.intake.submit request refused as a whole."""
+
+    detail: str
+    status: int = Field(description="The HTTP-equivalent status (401, 413, 429, 503...)")
+    retry_after: int | None = Field(default=None, description="Seconds to wait before retrying")
