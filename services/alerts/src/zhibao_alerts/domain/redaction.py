@@ -17,6 +17,10 @@ MASK = "***"
 #: A path segment this long (or a query value of any length) is taken for a credential.
 LONG_SEGMENT = 16
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+#: A query parameter's value, or a long path segment, even without a scheme before it
+#: (a receiver's error message may quote the path it was called on).
+_QUERY_VALUE = re.compile(r"([?&][A-Za-z0-9_.\-]+=)[^&\s'\"<>,}]+")
+_LONG_SEGMENT = re.compile(rf"/[A-Za-z0-9_\-]{{{LONG_SEGMENT},}}")
 _EMAIL = re.compile(r"[^\s@'\"<>:/]+@[^\s@'\"<>/]+\.[A-Za-z]{2,}")
 
 
@@ -57,8 +61,8 @@ def mask_url(url: str) -> str:
 
 
 def mask_text(text: str | None, targets: tuple[str, ...] = ()) -> str | None:
-    """Free text (a delivery error, a receiver's answer) with every URL and e-mail
-    address in it masked, and the given raw targets too wherever they appear."""
+    """Free text (a delivery error, a receiver's answer) with every URL, query value,
+    long path segment and e-mail address in it masked, and the given raw targets too."""
     if text is None:
         return None
     for target in targets:
@@ -66,4 +70,6 @@ def mask_text(text: str | None, targets: tuple[str, ...] = ()) -> str | None:
             shown = mask_url(target) if "://" in target else mask_email(target)
             text = text.replace(target, shown)
     text = _URL.sub(lambda m: mask_url(m.group(0)), text)
+    text = _QUERY_VALUE.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    text = _LONG_SEGMENT.sub(f"/{MASK}", text)
     return _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
