@@ -7,6 +7,8 @@ once the lock is released.
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,3 +83,16 @@ def test_writes_under_a_held_sqlite_lock_answer_503_then_succeed(
         ).json()["silences"]
         expired = next(s for s in listed if s["id"] == old)
         assert (expired["expired_by"], expired["expired_by_token"]) == ("street duty", token_id)
+
+        # a lock released within the retry budget (3 s) only delays the write
+        answers: list[httpx.Response] = []
+        with write_locked(alerts.sqlite_file):
+            waiting = threading.Thread(
+                target=lambda: answers.append(
+                    alerts.call("POST", f"/v1/alerts/{ids[FIRST]}/resolve", secret)
+                )
+            )
+            waiting.start()
+            time.sleep(1.0)
+        waiting.join(30)
+        assert [a.status_code for a in answers] == [200], [a.text for a in answers]
