@@ -70,7 +70,7 @@ def _silence(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "matchers": json.loads(row.matchers),
-        "units": json.loads(row.units) if row.units else [],
+        "units": silence_units(row),
         "starts_at": row.starts_at.isoformat(),
         "ends_at": row.ends_at.isoformat(),
         "created_by": row.created_by,
