@@ -14,9 +14,11 @@ from faststream.nats import NatsBroker
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zhibao_alerts.busy import DatabaseBusy, busy_response, short_busy_timeout
 from zhibao_alerts.config_files import Watched
 from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.domain.config import OnCall, Rules
+from zhibao_alerts.domain.redaction import mask_text
 from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.http_api import build_router
 from zhibao_alerts.raising import Routing
@@ -31,7 +33,7 @@ from zhibao_shared.broker import (
     stop_broker,
 )
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
-from zhibao_shared.db import has_table, make_engine, run_migrations
+from zhibao_shared.db import has_table, is_sqlite, make_engine, run_migrations
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
@@ -59,6 +61,8 @@ class Alerts:
 
     settings: AlertsSettings
     engine: AsyncEngine
+    #: the API's engine: on SQLite its own pool with a short busy timeout (it retries)
+    api_engine: AsyncEngine
     broker: NatsBroker
     rules: Watched[Rules]
     oncall: Watched[OnCall]
@@ -136,7 +140,7 @@ class Alerts:
             try:
                 await action()
             except Exception as exc:
-                log.warning("periodic_check_failed", error=repr(exc))
+                log.warning("periodic_check_failed", error=mask_text(repr(exc)))
             await asyncio.sleep(interval_s)
 
     async def _watch_config(self) -> None:
@@ -162,14 +166,18 @@ class Alerts:
                 await task
         await stop_broker(self.broker)
         await self.engine.dispose()
+        await self.api_engine.dispose()
         self.tokens.close()
 
 
 def build(settings: AlertsSettings) -> Alerts:
     """Wire the service from settings (config files are validated here: bad ones stop it)."""
+    url = settings.database_url()
+    engine = make_engine(url)
     return Alerts(
         settings=settings,
-        engine=make_engine(settings.database_url()),
+        engine=engine,
+        api_engine=short_busy_timeout(make_engine(url)) if is_sqlite(url) else engine,
         broker=make_broker(settings, name="alerts"),
         rules=Watched(Rules, settings.alerts_rules_path, "rules.yaml"),
         oncall=Watched(OnCall, settings.alerts_oncall_path, "oncall.yaml"),
@@ -209,7 +217,15 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
     )
     app.state.alerts = service
     app.include_router(
-        build_router(service.engine, TokenAuth(service.tokens), utc_now, service.routing)
+        build_router(
+            service.api_engine,
+            TokenAuth(service.tokens),
+            utc_now,
+            service.routing,
+            settings.alerts_lock_wait_s,
+        )
     )
+    app.add_exception_handler(DatabaseBusy, busy_response)
+    app.add_exception_handler(OperationalError, busy_response)
     app.include_router(probes_router(service.readiness))
     return app

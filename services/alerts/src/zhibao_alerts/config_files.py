@@ -10,6 +10,8 @@ import structlog
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from zhibao_alerts.domain.redaction import mask_text
+
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,7 +25,8 @@ def parse(model: type[M], text: str, origin: str) -> M:
     try:
         document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+        # the parser quotes the offending lines: robot URLs and addresses are masked
+        raise ConfigError(f"{origin}: not valid YAML: {mask_text(str(exc))}") from None
     try:
         return model.model_validate(document)
     except ValidationError as exc:

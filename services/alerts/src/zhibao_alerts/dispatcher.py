@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.config import Severity
 from zhibao_alerts.domain.escalation import due_step, reminder_due
+from zhibao_alerts.domain.redaction import mask_text
 from zhibao_alerts.mail import send_email
 from zhibao_alerts.payloads import merge
 from zhibao_alerts.raising import Routing, notifications_for_step, window_passed
@@ -81,7 +82,7 @@ class Dispatcher:
         try:
             await self.deliver()
         except Exception as exc:
-            log.warning("dispatcher_delivery_failed", error=repr(exc))
+            log.warning("dispatcher_delivery_failed", error=mask_text(repr(exc)))
 
     async def run(self, interval_s: float = 0.2) -> None:
         """Tick every ``interval_s`` and whenever woken, until cancelled."""
@@ -90,7 +91,7 @@ class Dispatcher:
                 try:
                     await self.tick()
                 except Exception as exc:
-                    log.warning("dispatcher_tick_failed", error=repr(exc))
+                    log.warning("dispatcher_tick_failed", error=mask_text(repr(exc)))
                 await self._pause(interval_s)
         finally:
             if self._second_pass is not None:
@@ -291,6 +292,8 @@ class Dispatcher:
                 metrics.NOTIFICATION_LATENCY.labels(row.channel).observe(latency)
             return {"status": "sent", "sent_at": now, "attempts": attempts}
         metrics.NOTIFICATIONS_FAILED.labels(row.channel).inc()
+        # errors quote URLs and addresses: neither the log nor the outbox keeps them in full
+        error = mask_text(error, (row.target,)) or ""
         gave_up = attempts >= self._max_attempts
         if gave_up:
             metrics.NOTIFICATIONS_GAVE_UP.labels(row.channel).inc()

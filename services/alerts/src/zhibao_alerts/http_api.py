@@ -13,7 +13,9 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_alerts import metrics, store
-from zhibao_alerts.domain.silences import Matcher
+from zhibao_alerts.busy import retrying
+from zhibao_alerts.domain.redaction import mask_target, mask_text, target_id
+from zhibao_alerts.domain.silences import MAX_MATCHERS, Matcher, stored_matchers
 from zhibao_alerts.payloads import rollup_link
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import alerts, notifications, silences
@@ -31,7 +33,7 @@ UNIT_LABELS = {"unit", "community", "street", "district", "city"}
 class SilenceRequest(BaseModel):
     """A new silence."""
 
-    matchers: list[Matcher] = Field(min_length=1, max_length=20)
+    matchers: list[Matcher] = Field(min_length=1, max_length=MAX_MATCHERS)
     duration_minutes: float = Field(gt=0, le=60 * 24 * 30)
     comment: str = Field(min_length=1, max_length=500)
 
@@ -51,15 +53,60 @@ def _alert(row: Any, routing: Routing) -> dict[str, Any]:
     return data
 
 
+def _delivery(row: Any) -> dict[str, Any]:
+    """A notification as the API shows it: its target and error masked, for every role."""
+    return {
+        "channel": row.channel,
+        "target": mask_target(row.channel, row.target),
+        "target_id": target_id(row.target),
+        "status": row.status,
+        "attempts": row.attempts,
+        "last_error": mask_text(row.last_error, (row.target,)),
+    }
+
+
+def _silence(row: Any) -> dict[str, Any]:
+    """A silence as the API shows it, with who made it and who expired it."""
+    return {
+        "id": row.id,
+        "matchers": json.loads(row.matchers),
+        "units": silence_units(row),
+        "starts_at": row.starts_at.isoformat(),
+        "ends_at": row.ends_at.isoformat(),
+        "created_by": row.created_by,
+        "created_by_token": row.created_by_token,
+        "comment": row.comment,
+        "expired_at": row.expired_at.isoformat() if row.expired_at else None,
+        "expired_by": row.expired_by,
+        "expired_by_token": row.expired_by_token,
+    }
+
+
+def silence_units(row: Any) -> list[str]:
+    """The units a stored silence covers (from its literal unit matchers when older rows
+    have no ``units``)."""
+    if row.units:
+        return list(json.loads(row.units))
+    matchers = stored_matchers(json.loads(row.matchers)) or []
+    return [m.value for m in matchers if m.name in UNIT_LABELS and not m.is_glob]
+
+
+def within(token: Token, units: list[str]) -> bool:
+    """True when the token covers every unit the silence covers (and it covers some)."""
+    return bool(units) and all(token.covers(u) for u in units)
+
+
 def build_router(
     engine: AsyncEngine,
     auth: TokenAuth,
     clock: Callable[[], datetime],
     routing: Callable[[], Routing],
+    lock_wait_s: float = 3.0,
 ) -> APIRouter:
     """Routes under ``/v1``; reading needs a read token, acting an operate token.
 
     Alerts are answered with their unit's hierarchy path and a link to its rollup.
+    Writes are retried while SQLite is locked for up to ``lock_wait_s``, then 503.
     """
     router = APIRouter(
         prefix="/v1",
@@ -67,8 +114,9 @@ def build_router(
         responses={
             401: {"description": "No or unknown token"},
             403: {"description": "The token's role or units do not allow this"},
-            404: {"description": "No such alert"},
-            409: {"description": "The alert is already in that state"},
+            404: {"description": "No such alert or silence"},
+            409: {"description": "The alert or silence is already in that state"},
+            503: {"description": "The database is busy (see Retry-After)"},
         },
     )
     reader = auth.require(Role.READ)
@@ -119,17 +167,7 @@ def build_router(
                 {"at": e.at.isoformat(), "action": e.action, "actor": e.actor, "detail": e.detail}
                 for e in events
             ],
-            "notifications": [
-                {
-                    "channel": n.channel,
-                    "target": n.target,
-                    "reason": n.reason,
-                    "status": n.status,
-                    "attempts": n.attempts,
-                    "last_error": n.last_error,
-                }
-                for n in sent
-            ],
+            "notifications": [{**_delivery(n), "reason": n.reason} for n in sent],
         }
 
     async def transition(alert_id: int, token: Token, action: str) -> dict[str, Any]:
@@ -142,9 +180,13 @@ def build_router(
             if action == "acknowledged"
             else {"state": "resolved", "resolved_at": now}
         )
-        async with engine.begin() as conn:
-            await store.update_alert(conn, alert_id, **values)
-            await store.note(conn, alert_id, now, action, actor=token.name)
+
+        async def write() -> None:
+            async with engine.begin() as conn:
+                await store.update_alert(conn, alert_id, **values)
+                await store.note(conn, alert_id, now, action, actor=token.name)
+
+        await retrying(write, lock_wait_s)
         if action == "acknowledged":
             waited = max(0.0, (now - row.fired_at).total_seconds())
             metrics.TIME_TO_ACKNOWLEDGE.labels(row.severity).observe(waited)
@@ -166,62 +208,83 @@ def build_router(
     async def create_silence(
         request: SilenceRequest, token: Annotated[Token, Depends(operator)]
     ) -> dict[str, Any]:
-        units = [m.value for m in request.matchers if m.name in UNIT_LABELS and not m.is_regex]
+        units = [m.value for m in request.matchers if m.name in UNIT_LABELS and not m.is_glob]
         if not units:
             raise unprocessable(
                 ("body", "matchers"),
                 "a silence needs a matcher on unit, community, street, district or city "
-                "(equality) to say whose alerts it covers",
+                "(a literal value) to say whose alerts it covers",
             )
         for unit in units:
             auth.ensure_scope(token, unit)
         now = clock()
         ends = now + timedelta(minutes=request.duration_minutes)
-        async with engine.begin() as conn:
-            result = await conn.execute(
-                insert(silences)
-                .values(
-                    matchers=json.dumps([m.model_dump() for m in request.matchers]),
-                    starts_at=now,
-                    ends_at=ends,
-                    created_by=token.name,
-                    comment=request.comment,
+        values = {
+            "matchers": json.dumps([m.model_dump() for m in request.matchers]),
+            "units": json.dumps(units),
+            "starts_at": now,
+            "ends_at": ends,
+            "created_by": token.name,
+            "created_by_token": token.id,
+            "comment": request.comment,
+        }
+
+        async def write() -> int:
+            async with engine.begin() as conn:
+                result = await conn.execute(
+                    insert(silences).values(**values).returning(silences.c.id)
                 )
-                .returning(silences.c.id)
-            )
-            silence_id = int(result.scalar_one())
+                return int(result.scalar_one())
+
+        silence_id = await retrying(write, lock_wait_s)
         return {"id": silence_id, "ends_at": ends.isoformat()}
 
-    @router.get("/silences", summary="Silences in force")
-    async def list_silences(token: Annotated[Token, Depends(reader)]) -> dict[str, Any]:
+    @router.get("/silences", summary="Silences within the token's units (in force, or all)")
+    async def list_silences(
+        token: Annotated[Token, Depends(reader)],
+        include_expired: Annotated[bool, Query(description="Also ended ones")] = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    ) -> dict[str, Any]:
+        query = select(silences).order_by(silences.c.id.desc())
+        if not include_expired:
+            query = query.where(silences.c.ends_at > clock())
         async with engine.connect() as conn:
-            rows = (await conn.execute(select(silences).where(silences.c.ends_at > clock()))).all()
-        return {
-            "silences": [
-                {
-                    "id": r.id,
-                    "matchers": json.loads(r.matchers),
-                    "starts_at": r.starts_at.isoformat(),
-                    "ends_at": r.ends_at.isoformat(),
-                    "created_by": r.created_by,
-                    "comment": r.comment,
-                }
-                for r in rows
-            ]
-        }
+            rows = (await conn.execute(query)).all()
+        mine = [r for r in rows if within(token, silence_units(r))]
+        return {"silences": [_silence(r) for r in mine[:limit]]}
 
     @router.delete("/silences/{silence_id}", summary="Expire a silence now")
     async def expire_silence(
         silence_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
         token: Annotated[Token, Depends(operator)],
     ) -> dict[str, Any]:
-        async with engine.begin() as conn:
-            found = await conn.execute(
-                update(silences).where(silences.c.id == silence_id).values(ends_at=clock())
-            )
-        if found.rowcount == 0:
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(silences).where(silences.c.id == silence_id))).first()
+        if row is None:
             raise HTTPException(404, f"no silence {silence_id}")
-        return {"id": silence_id, "expired": True}
+        if not within(token, silence_units(row)):
+            raise HTTPException(403, f"silence {silence_id} covers units outside this token's")
+        now = clock()
+        if row.ends_at <= now:
+            raise HTTPException(409, f"silence {silence_id} has already ended")
+
+        async def write() -> int:
+            async with engine.begin() as conn:
+                found = await conn.execute(
+                    update(silences)
+                    .where(silences.c.id == silence_id, silences.c.ends_at > now)
+                    .values(
+                        ends_at=now,
+                        expired_at=now,
+                        expired_by=token.name,
+                        expired_by_token=token.id,
+                    )
+                )
+                return int(found.rowcount)
+
+        if await retrying(write, lock_wait_s) == 0:
+            raise HTTPException(409, f"silence {silence_id} has already ended")
+        return {"id": silence_id, "expired": True, "expired_at": now.isoformat()}
 
     @router.get("/notifications", summary="Deliveries by status (failures are listed here)")
     async def deliveries(
@@ -240,18 +303,6 @@ def build_router(
         )
         async with engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return {
-            "notifications": [
-                {
-                    "alert_id": r.alert_id,
-                    "channel": r.channel,
-                    "target": r.target,
-                    "status": r.status,
-                    "attempts": r.attempts,
-                    "last_error": r.last_error,
-                }
-                for r in rows
-            ]
-        }
+        return {"notifications": [{"alert_id": r.alert_id, **_delivery(r)} for r in rows]}
 
     return router

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
+from zhibao_alerts.domain.chat_text import inert
 from zhibao_shared.hierarchy import Registry
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -64,11 +65,15 @@ def encode(body: dict[str, Any]) -> str:
 
 
 def robot_text(alert: Row[Any], aggregator_url: str) -> str:
-    """A short markdown message (Chinese first) for chat robots."""
+    """A short markdown message (Chinese first) for chat robots.
+
+    The summaries carry reporters' text (compound, building): it is made inert, so it
+    cannot add links, images, formatting or mentions to an on-call message.
+    """
     link = rollup_link(aggregator_url, alert.unit, alert.day.isoformat())
     return (
-        f"### 【{alert.severity.upper()}】{alert.summary_zh}\n\n"
-        f"{alert.summary_en}\n\n单元 unit: {alert.unit} · 规则 rule: {alert.rule}\n\n"
+        f"### 【{alert.severity.upper()}】{inert(alert.summary_zh)}\n\n"
+        f"{inert(alert.summary_en)}\n\n单元 unit: {alert.unit} · 规则 rule: {alert.rule}\n\n"
         f"[查看汇总 rollup]({link})"
     )
 
@@ -77,12 +82,13 @@ def robot_body(channel: str, alert: Row[Any], aggregator_url: str) -> dict[str, 
     """The unsigned message body for a DingTalk, WeCom or Feishu robot."""
     text = robot_text(alert, aggregator_url)
     if channel == "dingtalk":
-        return {"msgtype": "markdown", "markdown": {"title": alert.summary_zh, "text": text}}
+        title = inert(alert.summary_zh)
+        return {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
     if channel == "wecom":
         return {"msgtype": "markdown", "markdown": {"content": text}}
     if channel == "email":
         return {
-            "subject": f"[{alert.severity}] {alert.summary_zh} / {alert.summary_en}",
+            "subject": f"[{alert.severity}] {inert(alert.summary_zh)} / {inert(alert.summary_en)}",
             "text": text,
         }
     return {"msg_type": "text", "content": {"text": text}}

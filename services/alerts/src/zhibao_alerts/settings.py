@@ -24,6 +24,12 @@ class AlertsSettings(ServiceSettings):
         description="Unacked events (e.g. of a killed instance) are redelivered after this",
     )
     alerts_reload_s: float = Field(default=2.0, gt=0, description="Config files polled this often")
+    alerts_lock_wait_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="An API write retries this long while SQLite is locked, then answers 503",
+    )
     aggregator_url: str = "http://127.0.0.1:8102"
 
     def database_url(self) -> str:

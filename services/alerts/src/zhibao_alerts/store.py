@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from zhibao_alerts.domain.silences import Matcher
+from zhibao_alerts.domain.silences import Matcher, stored_matchers
 from zhibao_alerts.tables import (
     alerts,
     applied_events,
@@ -396,4 +396,5 @@ async def active_silences(conn: AsyncConnection, now: datetime) -> list[tuple[in
             silences.c.starts_at <= now, silences.c.ends_at > now
         )
     )
-    return [(sid, [Matcher.model_validate(m) for m in json.loads(text)]) for sid, text in rows]
+    found = [(sid, stored_matchers(json.loads(text))) for sid, text in rows]
+    return [(sid, matchers) for sid, matchers in found if matchers is not None]

@@ -135,4 +135,10 @@ silences = Table(
     Column("ends_at", UtcDateTime(), nullable=False),
     Column("created_by", String(64), nullable=False),
     Column("comment", Text, nullable=False),
+    # the units the silence covers (JSON list): who may list and expire it
+    Column("units", Text),
+    Column("created_by_token", String(64)),
+    Column("expired_at", UtcDateTime()),
+    Column("expired_by", String(64)),
+    Column("expired_by_token", String(64)),
 )
