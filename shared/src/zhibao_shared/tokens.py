@@ -28,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from sqlalchemy import (
     Column,
     Engine,
@@ -42,6 +43,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 if TYPE_CHECKING:
@@ -53,6 +55,9 @@ TOKEN_PREFIX = "zb"  # noqa: S105 - a visible prefix, not a secret
 DEFAULT_CACHE_TTL_S = 2.0
 #: Serialises schema creation when several instances start together on one PostgreSQL.
 _SCHEMA_LOCK = 0x7A62_746F_6B65
+#: Extra seconds before retrying a shared store that could not be reached.
+_RETRY_AFTER_FAILURE_S = 10.0
+log = structlog.get_logger(__name__)
 
 _metadata = MetaData()
 # Timestamps are ISO 8601 text on both backends, as the SQLite files always held them.
@@ -152,7 +157,14 @@ def _engine(url: str) -> Engine:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
             conn.exec_driver_sql("PRAGMA busy_timeout=10000")
         return engine
-    return create_engine(sync_url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    # A short connect timeout: a refresh runs inside request handlers.
+    return create_engine(
+        sync_url,
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=2,
+        connect_args={"connect_timeout": 2},
+    )
 
 
 class TokenStore:
@@ -274,6 +286,15 @@ class TokenStore:
     def _refresh(self) -> None:
         if not self._sqlite and time.monotonic() - self._checked_at < self._ttl_s:
             return
+        try:
+            self._reload_if_changed()
+        except SQLAlchemyError as exc:
+            # Keep answering from the last snapshot: no revocation can be written
+            # while the database is unreachable either, and expiry is checked here.
+            self._checked_at = time.monotonic() + _RETRY_AFTER_FAILURE_S
+            log.warning("token_store_unreachable", error=type(exc).__name__)
+
+    def _reload_if_changed(self) -> None:
         with self._lock, self._engine.connect() as conn:
             version = self._current_version(conn)
             self._checked_at = time.monotonic()
