@@ -1,8 +1,11 @@
-"""One PostgreSQL token store for every instance: a revocation reaches them all."""
+"""One PostgreSQL token store for every instance: a revocation reaches them all, and an
+outage of the database locks no one out."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,6 +16,7 @@ from tests.security.tokens_support import bearer, create_token, token_id, zhibao
 from tests.support.events import COMMUNITY_A, screening
 from zhibao_cli.stack import Stack
 from zhibao_shared.natsserver import free_port
+from zhibao_shared.tokens import Role, TokenStore
 
 pytestmark = pytest.mark.integration
 CACHE_TTL_S = 1.0
@@ -71,3 +75,30 @@ def test_two_intakes_on_one_postgres_store_both_refuse_a_revoked_token(
         assert statuses_once_settled(intakes, secret, CACHE_TTL_S + 10) == [401, 401]
     for data in ("one/data", "two/data", "operator"):
         assert not (tmp_path / data / "tokens.db").exists(), f"{data} has a token file"
+
+
+async def test_instances_keep_their_last_tokens_while_postgres_is_unreachable(
+    postgres_server: str, postgres_url: str
+) -> None:
+    import asyncpg
+
+    service = TokenStore.from_url(postgres_url, cache_ttl_s=0.05)
+    cli = TokenStore.from_url(postgres_url)
+    kept, kept_secret = cli.create(scopes=["640106"], role=Role.REPORT)
+    gone, gone_secret = cli.create(scopes=["640106"], role=Role.REPORT)
+    cli.revoke(gone.id)
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    _expiring, expiring_secret = cli.create(scopes=["640106"], role=Role.READ, expires_at=soon)
+    cli.close()
+    assert service.authenticate(kept_secret) == kept
+    assert service.authenticate(gone_secret) is None
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'DROP DATABASE "{postgres_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    await asyncio.sleep(1.1)  # past the cache TTL and the expiry
+    assert service.authenticate(kept_secret) == kept, "an outage locks nobody out"
+    assert service.authenticate(gone_secret) is None
+    assert service.authenticate(expiring_secret) is None, "expiry holds during an outage"
+    service.close()
