@@ -202,6 +202,8 @@ class TokenStore:
         self._checked_at = float("-inf")
         self._by_digest: dict[str, Token] = {}
         self._by_id: dict[str, Token] = {}
+        if self._sqlite:  # StaticPool: the one connection every statement uses
+            self._raw: Any = engine.raw_connection().driver_connection
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -284,7 +286,10 @@ class TokenStore:
         return token is not None and not token.expired(datetime.now(UTC))
 
     def _refresh(self) -> None:
-        if not self._sqlite and time.monotonic() - self._checked_at < self._ttl_s:
+        if self._sqlite:
+            if self._sqlite_version() == self._version:
+                return
+        elif time.monotonic() - self._checked_at < self._ttl_s:
             return
         try:
             self._reload_if_changed()
@@ -306,10 +311,15 @@ class TokenStore:
             self._by_id = {t.id: t for t in by_digest.values()}
             self._version = version
 
+    def _sqlite_version(self) -> object:
+        # data_version changes only when another connection committed a change, so
+        # this is one cheap pragma per request in the steady state (on the DB-API
+        # connection itself: SQLAlchemy's wrapping cost more than the pragma).
+        with self._lock:
+            return self._raw.execute("PRAGMA data_version").fetchone()[0]
+
     def _current_version(self, conn: Any) -> object:
         if self._sqlite:
-            # data_version changes only when another connection committed a change,
-            # so this is one cheap pragma per request in the steady state.
             return conn.exec_driver_sql("PRAGMA data_version").scalar()
         # Rows are never deleted: a create adds one, a revocation fills one revoked_at.
         summary = select(func.count(), func.count(tokens_table.c.revoked_at))
