@@ -119,7 +119,8 @@ def list_tokens() -> None:
 
 @app.command()
 def revoke(token_id: Annotated[str, typer.Argument(help="The token id shown by list")]) -> None:
-    """Revoke a token; running services refuse it from the next request on."""
+    """Revoke a token; services refuse it from the next request on (a shared store: within
+    ZHIBAO_TOKENS_CACHE_TTL_S), and its open live streams end."""
     store = TokenStore.configured(ZhibaoSettings())
     try:
         revoked = store.revoke(token_id)
