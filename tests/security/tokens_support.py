@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.cli.environment import stack_env
@@ -80,10 +79,6 @@ class TokenStack:
     def alerts(self) -> str:
         """The alerts service's base URL."""
         return self.stack.url("alerts")
-
-    def get(self, url: str, secret: str) -> httpx.Response:
-        """GET with the token in the Authorization header."""
-        return httpx.get(url, headers=bearer(secret), timeout=10)
 
 
 @pytest.fixture(scope="module")
