@@ -64,7 +64,8 @@ def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         banner = "".join(wait_for_line(process, "Ctrl-C stops everything", 120))
-        token = next(line.split()[-1] for line in banner.splitlines() if "report token" in line)
+        saved = (tmp_path / "data" / "first-run-tokens.txt").read_text().splitlines()
+        token = next(line.split()[-1] for line in saved if "report token" in line)
         intake = f"http://127.0.0.1:{env['ZHIBAO_INTAKE_PORT']}"
         assert intake in banner
         event = screening(COMMUNITY_A)
@@ -77,7 +78,7 @@ def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
         aggregator = f"http://127.0.0.1:{env['ZHIBAO_AGGREGATOR_PORT']}"
         assert aggregator in banner
         day = datetime.fromisoformat(event["time"]).astimezone(SHANGHAI).date().isoformat()
-        operator = next(line.split()[-1] for line in banner.splitlines() if "operate token" in line)
+        operator = next(line.split()[-1] for line in saved if "operate token" in line)
         assert wait_for_district_screenings(aggregator, operator, day, 1) == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0

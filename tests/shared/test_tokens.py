@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,39 @@ def test_roles_and_header_parsing() -> None:
     assert bearer_secret("Bearer abc") == "abc"
     assert bearer_secret("Basic abc") is None
     assert bearer_secret(None) is None
+
+
+def test_a_token_file_from_before_expiry_keeps_working(tmp_path: Path) -> None:
+    import hashlib
+    import sqlite3
+
+    path = tmp_path / "tokens.db"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE tokens (id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, "
+            "name TEXT NOT NULL, role TEXT NOT NULL, scopes TEXT NOT NULL, "
+            "created_at TEXT NOT NULL, revoked_at TEXT)"
+        )
+        old.execute(
+            "INSERT INTO tokens VALUES ('abcd1234', ?, 'gate-1', 'report', '640106', "
+            "'2026-01-01T00:00:00+00:00', NULL)",
+            (hashlib.sha256(b"zb_abcd1234_secret").hexdigest(),),
+        )
+    store = TokenStore(path)
+    token = store.authenticate("zb_abcd1234_secret")
+    assert token is not None and token.expires_at is None
+    store.close()
+
+
+def test_an_expired_token_is_refused_but_still_listed(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.db")
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    token, secret = store.create(scopes=["6401"], role=Role.READ, expires_at=past)
+    assert store.authenticate(secret) is None
+    assert not store.still_active(token.id)
+    assert [t.id for t in store.list()] == [token.id]
+    later, secret = store.create(
+        scopes=["6401"], role=Role.READ, expires_at=datetime.now(UTC) + timedelta(days=1)
+    )
+    assert store.authenticate(secret) == later and store.still_active(later.id)
+    assert store.revoke(later.id) and not store.still_active(later.id)

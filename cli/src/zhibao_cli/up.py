@@ -7,9 +7,12 @@ stops the services first (each drains), then nats-server.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -18,9 +21,11 @@ import typer
 from zhibao_cli.demo import DEMO_SECONDS_PER_DAY, Demo
 from zhibao_cli.stack import Stack, StackError, stack_from_environment
 from zhibao_shared.natsserver import NatsServerError
+from zhibao_shared.settings import ZhibaoSettings
 from zhibao_shared.tokens import Role, TokenStore
 
 FIRST_RUN_SCOPE = "6401"
+FIRST_RUN_TOKENS_FILE = "first-run-tokens.txt"
 
 
 class _Stop(Exception):
@@ -31,8 +36,9 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
-def _first_tokens(stack: Stack) -> str | None:
-    store = TokenStore.in_data_dir(stack.data_dir)
+def _first_tokens(stack: Stack) -> Path | None:
+    """On a first run, create two tokens and save them to an owner-only file (never a log)."""
+    store = TokenStore.configured(ZhibaoSettings(data_dir=stack.data_dir))
     try:
         if store.list():
             return None
@@ -42,15 +48,20 @@ def _first_tokens(stack: Stack) -> str | None:
         _t, reporter = store.create(
             scopes=[FIRST_RUN_SCOPE], role=Role.REPORT, name="first-run-reporter"
         )
-        return (
-            f"  report token (city {FIRST_RUN_SCOPE}):  {reporter}\n"
-            f"  operate token (city {FIRST_RUN_SCOPE}): {operator}"
-        )
     finally:
         store.close()
+    path = stack.data_dir / FIRST_RUN_TOKENS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was left from an earlier data directory
+    with os.fdopen(fd, "w") as out:
+        out.write(
+            f"  report token (city {FIRST_RUN_SCOPE}):  {reporter}\n"
+            f"  operate token (city {FIRST_RUN_SCOPE}): {operator}\n"
+        )
+    return path
 
 
-def _banner(stack: Stack, tokens: str | None, demo: Demo | None) -> str:
+def _banner(stack: Stack, tokens: Path | None, demo: Demo | None) -> str:
     lines = ["", "Zhibao (直报) is up.", f"  NATS (JetStream):  {stack.nats_url}"]
     lines.append("                     (authenticated; operator URL: `zhibao bus-url`)")
     for name in stack.services:
@@ -61,7 +72,10 @@ def _banner(stack: Stack, tokens: str | None, demo: Demo | None) -> str:
     lines.append(f"  command centre:    {dashboard}")
     lines.append(f"  data directory:    {stack.data_dir}")
     if tokens:
-        lines += ["", "First run: tokens were created (shown once; `zhibao token --help`):", tokens]
+        lines += ["", f"First run: tokens were created and saved (owner-only) in {tokens}"]
+        if sys.stdout.isatty():  # a terminal, not a log file
+            lines += ["(shown on a terminal only; `zhibao token --help`):"]
+            lines.append(tokens.read_text().rstrip())
     if demo is not None:
         lines += ["", "Demo: two simulated weeks with an outbreak are being posted through intake;"]
         lines += ["open the command centre link above (it signs you in) and watch alerts fire."]

@@ -2,7 +2,7 @@
 
 Usage in a service::
 
-    auth = TokenAuth(TokenStore(settings.data_dir / "tokens.db"))
+    auth = TokenAuth(TokenStore.configured(settings))
 
     @router.get("/v1/units/{code}/rollup")
     async def rollup(code: str, token: Annotated[Token, Depends(auth.require(Role.READ))]):
@@ -33,6 +33,9 @@ class TokenAuth:
     def require(self, role: Role) -> Callable[..., Awaitable[Token]]:
         """A dependency returning the caller's token, or answering 401/403.
 
+        The token comes from the ``Authorization: Bearer`` header only: a
+        token in a URL ends up in access logs, proxies and browser history.
+
         ``async`` although it never awaits: FastAPI runs a plain ``def``
         dependency in a worker thread, a hop that cost reads more than the
         check itself (an in-memory lookup after one cheap pragma).
@@ -40,21 +43,41 @@ class TokenAuth:
 
         async def dependency(
             authorization: Annotated[str | None, Header()] = None,
-            access_token: Annotated[
-                str | None, Query(description="For clients that cannot set headers (SSE)")
-            ] = None,
         ) -> Token:
-            secret = bearer_secret(authorization) or access_token
-            token = self._store.authenticate(secret) if secret else None
-            if token is None:
-                raise HTTPException(
-                    401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
-                )
-            if not token.role.permits(role):
-                raise HTTPException(403, f"a {token.role} token may not {role.value}")
-            return token
+            return self._check(bearer_secret(authorization), role)
 
         return dependency
+
+    def require_for_stream(self, role: Role) -> Callable[..., Awaitable[Token]]:
+        """Like :meth:`require`, also accepting an ``access_token`` query parameter.
+
+        Only for the live stream: a browser's EventSource cannot set headers.
+        No other route may opt in.
+        """
+
+        async def dependency(
+            authorization: Annotated[str | None, Header()] = None,
+            access_token: Annotated[
+                str | None, Query(description="For EventSource, which cannot set headers")
+            ] = None,
+        ) -> Token:
+            return self._check(bearer_secret(authorization) or access_token, role)
+
+        return dependency
+
+    def still_active(self, token: Token) -> bool:
+        """True while ``token`` is neither revoked nor expired (for long-lived streams)."""
+        return self._store.still_active(token.id)
+
+    def _check(self, secret: str | None, role: Role) -> Token:
+        token = self._store.authenticate(secret) if secret else None
+        if token is None:
+            raise HTTPException(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+        if not token.role.permits(role):
+            raise HTTPException(403, f"a {token.role} token may not {role.value}")
+        return token
 
     def unit_scope(self, role: Role) -> Callable[..., Awaitable[Token]]:
         """A dependency for routes with a ``{code}`` path parameter: role and scope checked.

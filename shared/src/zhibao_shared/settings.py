@@ -83,6 +83,17 @@ class ZhibaoSettings(BaseSettings):
     registry_path: Path | None = Field(
         default=None, description="Hierarchy registry YAML; the shipped Jinfeng sample when unset"
     )
+    tokens_database_url: str | None = Field(
+        default=None,
+        description="Shared token store (PostgreSQL) for every instance; "
+        "default: tokens.db in the data directory",
+    )
+    tokens_cache_ttl_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds between checks of the shared token store for new or revoked tokens",
+    )
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY")

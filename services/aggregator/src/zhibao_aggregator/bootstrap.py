@@ -159,7 +159,7 @@ def build(settings: AggregatorSettings) -> Aggregator:
         await broker.publish(body, subject)
 
     publisher = RollupPublisher(read_side, publish, settings.aggregator_publish_interval_s)
-    tokens = TokenStore.in_data_dir(settings.data_dir)
+    tokens = TokenStore.configured(settings)
     return Aggregator(settings, engine, broker, read_side, publisher, tokens)
 
 
@@ -175,6 +175,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         registry=aggregator.reader.registry,
         alerts_url=settings.alerts_url,
         heartbeat_s=settings.dashboard_heartbeat_s,
+        token_recheck_s=settings.dashboard_token_recheck_s,
     )
 
     @asynccontextmanager

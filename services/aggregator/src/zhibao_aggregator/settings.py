@@ -43,6 +43,13 @@ class AggregatorSettings(ServiceSettings):
     dashboard_heartbeat_s: float = Field(
         default=15.0, gt=0, le=300, description="Seconds between the live stream's heartbeats"
     )
+    dashboard_token_recheck_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds between checks that a live stream's token is still valid; "
+        "a revoked or expired token's stream ends",
+    )
     report_due_after: timedelta = Field(
         default=timedelta(days=1, hours=9),
         description="A daily report is on time when received this long after the start "

@@ -181,7 +181,7 @@ def build(settings: AlertsSettings) -> Alerts:
         broker=make_broker(settings, name="alerts"),
         rules=Watched(Rules, settings.alerts_rules_path, "rules.yaml"),
         oncall=Watched(OnCall, settings.alerts_oncall_path, "oncall.yaml"),
-        tokens=TokenStore.in_data_dir(settings.data_dir),
+        tokens=TokenStore.configured(settings),
     )
 
 

@@ -97,7 +97,7 @@ def build(settings: IntakeSettings) -> Intake:
     """Wire intake from settings."""
     registry = load_registry(settings.registry_path)
     broker = make_broker(settings, name="intake")
-    tokens = TokenStore.in_data_dir(settings.data_dir)
+    tokens = TokenStore.configured(settings)
     publisher = JetStreamPublisher(
         broker,
         settings.publish_timeout_s,

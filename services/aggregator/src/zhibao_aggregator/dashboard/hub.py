@@ -279,21 +279,40 @@ async def stream(
     subscriber: Subscriber,
     heartbeat_s: float,
     now: Callable[[], str],
+    authorised: Callable[[], bool] = lambda: True,
+    recheck_s: float | None = None,
 ) -> AsyncIterator[str]:
     """The event stream of one client: hello, then items, with heartbeats between them.
 
+    Every ``recheck_s`` seconds (default: with each heartbeat) ``authorised``
+    is asked whether the client's token still holds; when it no longer does
+    (revoked, expired) the stream says ``unauthorised`` and ends.
     A client that went away is noticed when a heartbeat cannot be sent.
     """
+    clock = asyncio.get_running_loop().time
+    recheck = heartbeat_s if recheck_s is None else recheck_s
     try:
         yield sse("hello", {"at": now(), "live": hub.connected}, retry_ms=3000)
+        next_beat = next_check = clock()
+        next_beat += heartbeat_s
+        next_check += recheck
         while True:
+            if clock() >= next_check:
+                if not authorised():
+                    yield sse("unauthorised", {"at": now()})
+                    return
+                next_check = clock() + recheck
+            wait = max(0.0, min(next_beat, next_check) - clock())
             try:
-                item = await asyncio.wait_for(subscriber.queue.get(), heartbeat_s)
+                item = await asyncio.wait_for(subscriber.queue.get(), wait)
             except TimeoutError:
-                yield sse("heartbeat", {"at": now(), "live": hub.connected})
+                if clock() >= next_beat:
+                    yield sse("heartbeat", {"at": now(), "live": hub.connected})
+                    next_beat = clock() + heartbeat_s
                 continue
             if item.kind == "closed":
                 return
             yield sse(item.kind, {**item.data, "at": now()})
+            next_beat = clock() + heartbeat_s
     finally:
         hub.unsubscribe(subscriber)

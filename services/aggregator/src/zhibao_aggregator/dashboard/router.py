@@ -6,7 +6,8 @@ Everything here is served by the aggregator so the page has one origin:
 * ``GET /v1/dashboard/me`` the caller's role and units (where the page starts);
 * ``GET /v1/live`` server-sent events: changed rollups and alerts within the
   token's scope (``access_token`` query parameter, as EventSource cannot set
-  headers);
+  headers; the only route that accepts it). The token is checked again every
+  ``token_recheck_s`` seconds: a revoked or expired token's stream ends;
 * ``/v1/alerts...`` a narrow proxy to the alerts service (list, one alert with
   its timeline, acknowledge, resolve), forwarding the caller's bearer token:
   the alerts service does its own authorisation.
@@ -51,6 +52,7 @@ class Dashboard:
     alerts_url: str | None = None
     heartbeat_s: float = 15.0
     proxy_timeout_s: float = 10.0
+    token_recheck_s: float = 2.0
 
     @classmethod
     def create(
@@ -62,10 +64,12 @@ class Dashboard:
         alerts_url: str | None,
         heartbeat_s: float = 15.0,
         queue_size: int = 256,
+        token_recheck_s: float = 2.0,
     ) -> "Dashboard":
         """A dashboard with its own NATS subscription (connected on the first live client)."""
         hub = LiveHub(NatsSource(nats_url), queue_size=queue_size)
-        return cls(hub, auth, registry, alerts_url.rstrip("/") if alerts_url else None, heartbeat_s)
+        alerts = alerts_url.rstrip("/") if alerts_url else None
+        return cls(hub, auth, registry, alerts, heartbeat_s, token_recheck_s=token_recheck_s)
 
     def router(self) -> APIRouter:
         """The routes (see the module docstring)."""
@@ -122,14 +126,21 @@ def build_dashboard_router(dashboard: Dashboard) -> APIRouter:
 
     @router.get("/v1/live")
     async def live(
-        token: Annotated[Token, Depends(reader)],
+        token: Annotated[Token, Depends(dashboard.auth.require_for_stream(Role.READ))],
         unit: Annotated[str | None, Query(pattern=r"^\d{4,12}$")] = None,
     ) -> StreamingResponse:
         if unit is not None:
             dashboard.auth.ensure_scope(token, unit)
         subscriber = dashboard.hub.subscribe(Watch(token.scopes, unit))
         return StreamingResponse(
-            stream(dashboard.hub, subscriber, dashboard.heartbeat_s, _now),
+            stream(
+                dashboard.hub,
+                subscriber,
+                dashboard.heartbeat_s,
+                _now,
+                authorised=lambda: dashboard.auth.still_active(token),
+                recheck_s=dashboard.token_recheck_s,
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
