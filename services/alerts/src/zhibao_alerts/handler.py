@@ -225,12 +225,12 @@ class ApplyEvents:
     async def _new_cases(conn: AsyncConnection, effects: _Effects) -> list[Raised]:
         """The immediate triggers, less those about a person already alerted on."""
         fresh = await store.new_case_persons(conn, set(effects.case_persons.values()))
-        return [
-            (trigger, bound)
-            for trigger, bound in effects.immediate
-            if effects.case_persons.get(trigger.dedup_key, ("", "")) in fresh
-            or trigger.dedup_key not in effects.case_persons
-        ]
+        kept: list[Raised] = []
+        for trigger, bound in effects.immediate:
+            person = effects.case_persons.get(trigger.dedup_key)
+            if person is None or person in fresh:
+                kept.append((trigger, bound))
+        return kept
 
     def _counted_metric(self, event: PublishedEvent) -> str | None:
         if isinstance(event, PublishedScreening):
