@@ -131,7 +131,7 @@ ONE_DAY = Rules.model_validate(
 async def test_the_fever_series_counts_a_person_once_a_day(
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:
-    clock.now = at_shanghai(1, 1, clock) - timedelta(days=8)
+    clock.now = at_shanghai(2, 1, clock) - timedelta(days=8)
     world = World(engine, clock, webhook, rules=ONE_DAY)
     for _ in range(9):  # nine quiet days of data: a baseline of zeros
         normal = {"temperature_c": 36.5, "site": "gate"}
