@@ -65,12 +65,16 @@ def dead_letter_stream_config(settings: ZhibaoSettings) -> StreamConfig:
 
 
 def audit_stream_config(settings: ZhibaoSettings) -> StreamConfig:
-    """The accountability trail: append-only (the server refuses deletes and purges)."""
+    """The accountability trail: append-only (the server refuses deletes and purges);
+    records expire only by age or when the stream is full (the oldest first)."""
     return StreamConfig(
         name=AUDIT_STREAM,
         subjects=[AUDIT_ALL],
         storage=StorageType.FILE,
         num_replicas=settings.stream_replicas,
+        max_age=settings.audit_max_age_days * 24 * 3600.0,
+        max_bytes=settings.audit_max_bytes,
+        discard=DiscardPolicy.OLD,
         deny_delete=True,
         deny_purge=True,
     )

@@ -90,6 +90,16 @@ class ZhibaoSettings(BaseSettings):
     dedup_window_s: float = Field(
         default=24 * 3600.0, gt=0, description="JetStream duplicate window for Nats-Msg-Id"
     )
+    audit_max_age_days: float = Field(
+        default=400.0,
+        gt=0,
+        description="Audit records older than this expire (the late-data horizon of events)",
+    )
+    audit_max_bytes: int = Field(
+        default=10 * 1024**3,
+        gt=0,
+        description="The audit stream's size limit; beyond it the oldest records expire",
+    )
 
     @field_validator("nats_url")
     @classmethod
