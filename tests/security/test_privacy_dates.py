@@ -121,9 +121,9 @@ async def test_the_read_api_answers_422_for_a_day_out_of_range(
         assert answer.status_code == 422, f"{path}?date={day}: {answer.status_code}"
         assert answer.json()["detail"][0]["loc"] == ["query", "date"]
         assert "must lie between 2000-01-01 and" in answer.json()["detail"][0]["msg"]
-    for day in (date(2000, 1, 1), today - timedelta(days=401), today):
-        answer = await aggregator_client.get(path, params={"date": day.isoformat()})
-        assert answer.status_code == 200, f"{path}?date={day}: {answer.text}"
+    for readable in (date(2000, 1, 1), today - timedelta(days=401), today):
+        answer = await aggregator_client.get(path, params={"date": readable.isoformat()})
+        assert answer.status_code == 200, f"{path}?date={readable}: {answer.text}"
 
 
 async def test_a_series_answers_422_for_from_or_to_out_of_range(
