@@ -20,6 +20,8 @@ _FORMAT = re.compile(r"^[1-9]\d{16}[\dX]$", re.ASCII)
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK = "10X98765432"
 _EARLIEST_BIRTH = date(1880, 1, 1)
+#: The first two digits of a plausible year of birth (a quick filter before the full check).
+_CENTURIES = frozenset({"18", "19", "20"})
 #: Anything shaped like a resident ID: 18 characters not inside a longer number.
 RESIDENT_ID_SHAPE = re.compile(r"(?<!\d)[1-9]\d{16}[\dXx](?![\dXx])")
 MASK = "[redacted-id]"
@@ -112,7 +114,17 @@ def normalize_resident_id(value: str, *, today: date | None = None) -> str:
 
 def _valid_windows(run: str) -> bool:
     """True when some 18 consecutive characters of a digit run are a valid resident ID."""
-    return any(_problem(run[i : i + 18], None) is None for i in range(len(run) - 17))
+    return any(
+        run[i] != "0"
+        and run[i + 6 : i + 8] in _CENTURIES
+        and _problem(run[i : i + 18], None) is None
+        for i in range(len(run) - 17)
+    )
+
+
+def _too_short(text: str) -> bool:
+    """True when ``text`` cannot spell 18 characters (NFKC may turn one into several)."""
+    return len(text) < 18 and (text.isascii() or len(unicodedata.normalize("NFKC", text)) < 18)
 
 
 def contains_resident_id(text: str) -> bool:
@@ -123,6 +135,8 @@ def contains_resident_id(text: str) -> bool:
     carry a resident's number past pseudonymisation. Numbers that are merely
     shaped like one (an 18-digit record number) do not count.
     """
+    if _too_short(text):
+        return False
     return any(
         len(run.group()) >= 18 and _valid_windows(run.group())
         for run in _RUN.finditer(undisguised(text))
@@ -136,7 +150,7 @@ def mask_resident_ids(text: str) -> str:
     run of digits that holds a valid number in disguise (the whole run, from
     its first to its last character as written).
     """
-    if _RUN.search(undisguised(text)):
+    if not _too_short(text) and _RUN.search(undisguised(text)):
         text = _mask_disguised(text)
     return RESIDENT_ID_SHAPE.sub(MASK, text)
 
