@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from zhibao_aggregator import report
 from zhibao_aggregator.public_summary import NotPublic, PublicSummaries
 from zhibao_aggregator.reader import SERIES_METRICS, RollupReader, UnknownUnit
+from zhibao_shared.events import readable_days
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role
@@ -20,6 +21,15 @@ from zhibao_shared.tokens import Role
 MAX_SERIES_DAYS = 400
 
 DateQuery = Annotated[date | None, Query(description="Day (YYYY-MM-DD, district time); today")]
+
+
+def readable(day: date, name: str, today: date) -> date:
+    """``day`` if the read API answers for it, else a 422 naming the parameter and the range
+    (:func:`zhibao_shared.events.readable_days`: no data is dated outside it)."""
+    first, last = readable_days(today)
+    if not first <= day <= last:
+        raise unprocessable(("query", name), f"must lie between {first} and {last}")
+    return day
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -49,7 +59,8 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
     )
 
     def day_or_today(day: date | None) -> date:
-        return day or reader.calendar.today(datetime.now(UTC))
+        today = reader.calendar.today(datetime.now(UTC))
+        return today if day is None else readable(day, "date", today)
 
     @router.get("/{code}", summary="A unit, its parent and its children")
     async def unit(code: str) -> dict[str, Any]:
@@ -81,6 +92,8 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
             raise unprocessable(
                 ("query", "metric"), f"unknown metric {metric!r}; one of {sorted(SERIES_METRICS)}"
             )
+        today = reader.calendar.today(datetime.now(UTC))
+        first, last = readable(first, "from", today), readable(last, "to", today)
         if last < first or last - first > timedelta(days=MAX_SERIES_DAYS):
             raise unprocessable(
                 ("query", "to"), f"need from <= to, at most {MAX_SERIES_DAYS} days apart"
@@ -162,7 +175,8 @@ def build_public_router(summaries: PublicSummaries) -> APIRouter:
     async def public_summary(
         code: Annotated[str, PathParam(pattern=r"^\d{4,12}$")], date: DateQuery = None
     ) -> dict[str, Any]:
-        day = date or summaries.reader.calendar.today(datetime.now(UTC))
+        today = summaries.reader.calendar.today(datetime.now(UTC))
+        day = today if date is None else readable(date, "date", today)
         return await summaries.summary(code, day)
 
     return router
