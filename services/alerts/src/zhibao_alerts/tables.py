@@ -24,10 +24,11 @@ alerts = Table(
     "alerts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("dedup_key", String(200), nullable=False, index=True),
+    Column("dedup_key", String(256), nullable=False, index=True),
     Column("rule", String(64), nullable=False),
     Column("unit", String(12), nullable=False, index=True),
-    Column("window", String(96), nullable=False),
+    # a cluster's window: compound/building (64 + 1 + 64) and the day
+    Column("window", String(160), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("state", String(16), nullable=False, index=True),
     Column("summary_zh", Text, nullable=False),
