@@ -19,15 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.public import ReleaseRules
 from zhibao_aggregator.domain.rollup import RiskRule
 from zhibao_aggregator.handler import ApplyBatch, Changed
 from zhibao_aggregator.http_api import add_error_handlers, build_public_router, build_router
 from zhibao_aggregator.migrate import migrate, schema_ready
+from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.settings import AggregatorSettings
-from zhibao_aggregator.storage.tables import applied_events, metadata
+from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
 from zhibao_aggregator.storage.writer import Rules
 from zhibao_shared.broker import (
     bus_connected,
@@ -77,14 +79,29 @@ def rules(settings: AggregatorSettings) -> Rules:
     )
 
 
+def risk_rule(settings: AggregatorSettings) -> RiskRule:
+    """The risk zoning rule from settings."""
+    return RiskRule(settings.risk_window_days, settings.risk_medium_at, settings.risk_high_at)
+
+
 def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
     """The read side."""
     return RollupReader(
         engine,
         load_registry(settings.registry_path),
         Calendar.named(settings.timezone),
-        RiskRule(settings.risk_window_days, settings.risk_medium_at, settings.risk_high_at),
+        risk_rule(settings),
         settings.report_due_after,
+    )
+
+
+def public_summaries(settings: AggregatorSettings, read_side: RollupReader) -> PublicSummaries:
+    """The daily public releases."""
+    return PublicSummaries(
+        read_side,
+        ReleaseRules(settings.small_cell_threshold, risk_rule(settings)),
+        settings.public_min_level,
+        settings.public_release_after,
     )
 
 
@@ -203,13 +220,9 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.state.dashboard = dashboard
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
-    app.include_router(
-        build_public_router(
-            PublicSummaries(
-                aggregator.reader, settings.small_cell_threshold, settings.public_min_level
-            )
-        )
-    )
+    summaries = public_summaries(settings, aggregator.reader)
+    app.include_router(build_public_router(summaries))
+    app.include_router(build_public_page(summaries))
     app.include_router(dashboard.router())
     app.include_router(probes_router(aggregator.readiness))
     return app
@@ -225,7 +238,8 @@ async def _empty_database(engine: AsyncEngine, *, force: bool) -> None:
         if count and not force:
             raise NotEmpty(f"the database holds {count} applied events; use --force to wipe it")
         for table in reversed(metadata.sorted_tables):
-            await conn.execute(delete(table))
+            if table is not public_releases:  # released figures stay as published
+                await conn.execute(delete(table))
 
 
 async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:

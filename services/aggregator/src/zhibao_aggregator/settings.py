@@ -58,6 +58,11 @@ class AggregatorSettings(ServiceSettings):
         description="Public summaries suppress counts from 1 to this minus 1 (and complements "
         "that would give them away); 1 suppresses nothing",
     )
+    public_release_after: timedelta = Field(
+        default=timedelta(days=1, hours=10),
+        description="Day D's public figures are released this long after the start of D "
+        "(district time) and never change after; default next day 10:00. ISO 8601, at least P1D",
+    )
     public_min_level: Level = Field(
         default=Level.DISTRICT,
         description="The lowest level with a token-less public summary (city, district, "
@@ -69,6 +74,13 @@ class AggregatorSettings(ServiceSettings):
     def _servers_listed(cls, value: str | None) -> str | None:
         if value is not None:
             nats_servers(value)
+        return value
+
+    @field_validator("public_release_after")
+    @classmethod
+    def _after_the_day(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1):
+            raise ValueError("a day's figures are released after the day ends (at least P1D)")
         return value
 
     @model_validator(mode="after")
