@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -179,3 +179,23 @@ def test_the_threshold_and_level_come_from_the_environment(monkeypatch: pytest.M
     monkeypatch.setenv("ZHIBAO_PUBLIC_MIN_LEVEL", "building")
     with pytest.raises(ValidationError, match="public_min_level"):
         AggregatorSettings()
+
+
+def test_the_release_time_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AggregatorSettings().public_release_after == timedelta(days=1, hours=10)
+    monkeypatch.setenv("ZHIBAO_PUBLIC_RELEASE_AFTER", "P1DT8H30M")
+    assert AggregatorSettings().public_release_after == timedelta(days=1, hours=8, minutes=30)
+    monkeypatch.setenv("ZHIBAO_PUBLIC_RELEASE_AFTER", "-PT1H")
+    with pytest.raises(ValidationError, match="public_release_after"):
+        AggregatorSettings()
+
+
+def test_a_day_is_released_the_next_day_at_ten_district_time(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    rules = ReleaseRules(5, risk_rule(settings))
+    summaries = PublicSummaries(reader(settings, sqlite_engine), rules, min_level_street())
+    before_ten = datetime(2020, 3, 20, 1, 59, 59, tzinfo=UTC)  # 09:59:59 in Yinchuan
+    assert str(summaries.latest_released(before_ten)) == "2020-03-18"
+    assert str(summaries.latest_released(before_ten + timedelta(seconds=1))) == "2020-03-19"
+    assert summaries.released_at(date(2020, 3, 19)).isoformat() == "2020-03-20T10:00:00+08:00"

@@ -28,7 +28,7 @@ zeros are always shown), so they cannot pin a suppressed count.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -163,7 +163,8 @@ def make_release(
     """The release of ``day`` from every public unit's true figures and the previous release.
 
     ``previous`` is None for the first release: everything counted until then
-    is newly reported in it.
+    is newly reported in it, and days without a new case count from the last
+    day with a new confirmed case.
     """
     before = previous or {}
     counts, closed = _counts(figures, before)
@@ -176,26 +177,22 @@ def make_release(
     for unit, own in figures.items():
         old = before.get(unit, UnitState())
         clean = old.clean and not any(unit in hidden[c] for c in REPORTED_COUNTS)
-        new = counts[NEW_CONFIRMED][unit]
-        shown_new = None if unit in hidden[NEW_CONFIRMED] else new
-        last_new = day if new > 0 else old.last_new
+        shown: dict[str, Any] = {
+            count: _shown(
+                counts[count][unit], unit in hidden[count] if count in hidden else not clean
+            )
+            for count in PUBLIC_COUNTS
+        }
+        last_new = day if counts[NEW_CONFIRMED][unit] > 0 else old.last_new
         if previous is None and isinstance(own.get("last_new_confirmed"), str):
             last_new = date.fromisoformat(str(own["last_new_confirmed"]))
-        window = (*old.window, shown_new)[-rules.risk.window_days :]
-        shown: dict[str, Any] = {}
-        for count in PUBLIC_COUNTS:
-            suppressed = unit in hidden[count] if count in hidden else not clean
-            value = counts[count][unit]
-            shown[count] = {"value": None if suppressed else value, "suppressed": suppressed}
+        window = (*old.window, shown[NEW_CONFIRMED]["value"])[-rules.risk.window_days :]
         shown["days_without_new_case"] = (day - last_new).days if last_new else None
         shown["risk_level"] = public_level(window, rules.risk)
         units[unit] = shown
-        state[unit] = replace(
-            old,
-            cumulative=counts[CUMULATIVE][unit],
-            closed=closed[unit],
-            clean=clean,
-            last_new=last_new,
-            window=window,
-        )
+        state[unit] = UnitState(counts[CUMULATIVE][unit], closed[unit], clean, last_new, window)
     return Release(day, units, state)
+
+
+def _shown(value: int, suppressed: bool) -> dict[str, Any]:
+    return {"value": None if suppressed else value, "suppressed": suppressed}
