@@ -199,3 +199,14 @@ def test_a_day_is_released_the_next_day_at_ten_district_time(
     assert str(summaries.latest_released(before_ten)) == "2020-03-18"
     assert str(summaries.latest_released(before_ten + timedelta(seconds=1))) == "2020-03-19"
     assert summaries.released_at(date(2020, 3, 19)).isoformat() == "2020-03-20T10:00:00+08:00"
+
+
+async def test_no_release_before_the_first_counted_day(public: httpx.AsyncClient) -> None:
+    """A request for a day long ago makes no release chain from that day (bounded work)."""
+    ancient = await public.get(
+        f"/v1/public/units/{DISTRICT}/summary", params={"date": "1900-01-01"}
+    )
+    assert ancient.status_code == 404
+    assert f"start on {DAY}" in ancient.json()["detail"]
+    made = await public.get(f"/v1/public/units/{DISTRICT}/summary", params={"date": str(DAY)})
+    assert made.status_code == 200

@@ -86,22 +86,16 @@ class PublicSummaries:
 
     async def release(self, day: date) -> dict[str, Any]:
         """The stored release of ``day``, making it (and any missing before it) if due."""
-        if day > self.latest_released():
+        latest = self.latest_released()
+        if day > latest:
             raise NotReleased(f"the figures of {day} are released at {self.released_at(day)}")
         async with self._lock:
             found = await releases.stored(self.reader.engine, day)
             if found is not None:
                 return found
-            first, last = await releases.span(self.reader.engine)
-            if first is not None and day < first:
+            first, start, previous = await self._next_to_make(latest)
+            if day < first:
                 raise NotReleased(f"public releases start on {first}")
-            if last is None:
-                counted = await releases.first_counted_day(self.reader.engine)
-                start = min(counted or day, day)
-                previous = None
-            else:
-                start = last + timedelta(days=1)
-                previous = await releases.stored(self.reader.engine, last)
             while start <= day:
                 previous = await releases.store(
                     self.reader.engine, start, await self._make(start, previous)
@@ -109,6 +103,20 @@ class PublicSummaries:
                 start += timedelta(days=1)
             assert previous is not None
             return previous
+
+    async def _next_to_make(self, latest: date) -> tuple[date, date, dict[str, Any] | None]:
+        """The first release's day, the first day without one, and the release before it.
+
+        The first release is of the first counted day (or, with nothing
+        counted, of the latest day due); earlier days have none.
+        """
+        engine = self.reader.engine
+        first, last = await releases.span(engine)
+        if first is not None and last is not None:
+            return first, last + timedelta(days=1), await releases.stored(engine, last)
+        counted = await releases.first_counted_day(engine)
+        start = min(counted or latest, latest)
+        return start, start, None
 
     async def summary(self, code: str, day: date | None = None) -> dict[str, Any]:
         """The unit's and its public children's released figures (latest release by default)."""
