@@ -16,7 +16,7 @@ import pytest
 
 from tests.security.public_stack import ZONE, RunningAggregator, confirmed, running_aggregator
 from zhibao_shared.hierarchy import load_registry
-from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.natsserver import NatsServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 def seeded(nats_server: NatsServer, tmp_path: Path) -> Iterator[RunningAggregator]:
     """Two days ago: 2 cases in A (a small count), 7 in B, 6 in C; released by now."""
     day = datetime.now(UTC).astimezone(ZONE).date() - timedelta(days=2)
-    with running_aggregator(nats_server, tmp_path, public_min_level="community") as aggregator:
+    with running_aggregator(
+        nats_server, tmp_path, public_min_level="community", aggregator_metrics_port=free_port()
+    ) as aggregator:
         aggregator.publish([*confirmed(A, day, 2), *confirmed(B, day, 7), *confirmed(C, day, 6)])
         aggregator.wait_applied(DISTRICT, day, 15)
         body = aggregator.public(STREET, date=str(day)).json()
@@ -40,7 +42,9 @@ def seeded(nats_server: NatsServer, tmp_path: Path) -> Iterator[RunningAggregato
 
 
 def test_metrics_hold_no_per_community_case_series(seeded: RunningAggregator) -> None:
-    answer = httpx.get(f"{seeded.url}/metrics")
+    """/metrics is on its own port, not the public one, and names no unit there either."""
+    assert httpx.get(f"{seeded.url}/metrics").status_code == 404, "not on the public port"
+    answer = httpx.get(f"http://127.0.0.1:{seeded.settings.aggregator_metrics_port}/metrics")
     assert answer.status_code == 200
     assert "zhibao_aggregator_events_applied_total" in answer.text, "the metrics were scraped"
     codes = {unit.code for unit in load_registry()}

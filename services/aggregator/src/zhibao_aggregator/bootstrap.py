@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 
 import nats
 import nats.js.errors
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
+from prometheus_client import start_http_server
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -177,6 +178,29 @@ def build(settings: AggregatorSettings) -> Aggregator:
     return Aggregator(settings, engine, broker, read_side, publisher, tokens)
 
 
+def operations_router(aggregator: Aggregator) -> APIRouter:
+    """Probes, and ``/metrics`` unless it has a port of its own."""
+    router = probes_router(aggregator.readiness)
+    if aggregator.settings.aggregator_metrics_port is not None:
+        router.routes[:] = [r for r in router.routes if getattr(r, "path", "") != "/metrics"]
+    return router
+
+
+@contextmanager
+def metrics_server(settings: AggregatorSettings) -> Iterator[None]:
+    """``/metrics`` on ``ZHIBAO_AGGREGATOR_METRICS_PORT`` while the app runs (if set)."""
+    if settings.aggregator_metrics_port is None:
+        yield
+        return
+    server, thread = start_http_server(settings.aggregator_metrics_port, addr=settings.host)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     """The aggregator ASGI app; consumes in the background once NATS answers."""
     settings = settings or load_settings()
@@ -202,7 +226,8 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
             )
         )
         try:
-            yield
+            with metrics_server(settings):
+                yield
         finally:
             connecting.cancel()
             with suppress(asyncio.CancelledError):
@@ -224,7 +249,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.include_router(build_public_router(summaries))
     app.include_router(build_public_page(summaries))
     app.include_router(dashboard.router())
-    app.include_router(probes_router(aggregator.readiness))
+    app.include_router(operations_router(aggregator))
     return app
 
 

@@ -14,6 +14,13 @@ class AggregatorSettings(ServiceSettings):
     """What the aggregator needs beyond the common settings."""
 
     aggregator_port: int = Field(default=8102, ge=1, le=65535)
+    aggregator_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics only on this port (for Prometheus), not on the HTTP port "
+        "that also serves the public pages; on the HTTP port when unset",
+    )
     aggregator_database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; SQLite in the data dir when unset"
     )
