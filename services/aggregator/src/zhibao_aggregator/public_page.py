@@ -103,6 +103,9 @@ def build_public_page(summaries: PublicSummaries) -> APIRouter:
         "/public/{code}",
         summary="The public bulletin page of a unit (HTML)",
         response_class=HTMLResponse,
+        responses={
+            404: {"description": "Unknown unit, no public summary at its level, or not released"}
+        },
     )
     async def page(
         code: Annotated[str, PathParam(pattern=r"^\d{4,12}$")],
