@@ -84,3 +84,24 @@ def test_a_unit_whose_new_count_was_once_hidden_never_shows_stocks_again() -> No
     assert third.units["r"][CUMULATIVE] == {"value": 23, "suppressed": False}
     assert second.units["a"][NEW_CONFIRMED] == {"value": 0, "suppressed": False}
     assert third.units["a"][NEW_CONFIRMED] == {"value": 6, "suppressed": False}
+
+
+def test_a_unit_whose_closed_total_goes_down_stops_showing_stocks() -> None:
+    """Current up with no new case (someone confirmed again) would show a count of 1."""
+    from datetime import date
+
+    from tests.security.public_history import RULES
+    from zhibao_aggregator.domain.public import make_release
+
+    groups = {"r": ("a", "b")}
+
+    def figures(current_a: int) -> dict[str, dict[str, int | str | None]]:
+        a = {CUMULATIVE: 9, CURRENT: current_a}
+        b = {CUMULATIVE: 9, CURRENT: 9}
+        return {"a": a, "b": b, "r": {CUMULATIVE: 18, CURRENT: current_a + 9}}
+
+    first = make_release(date(2020, 2, 1), figures(3), groups, None, RULES)
+    second = make_release(date(2020, 2, 2), figures(4), groups, first.state, RULES)
+    assert first.units["a"][CURRENT] == {"value": 3, "suppressed": False}
+    assert second.units["a"][CURRENT] == {"value": None, "suppressed": True}
+    assert second.units["a"][CUMULATIVE]["suppressed"]

@@ -39,7 +39,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("new_confirmed", "新增确诊", "new confirmed"),
     ("current_confirmed", "现有确诊", "current confirmed"),
     ("cumulative_confirmed", "累计确诊", "cumulative confirmed"),
-    ("new_closed", "新增治愈或死亡", "newly recovered or died"),
+    ("new_closed", "新增结案", "closed (recovered, died or reclassified)"),
     ("days_without_new_case", "连续无新增天数", "days without a new case"),
     ("risk_level", "风险等级", "risk level"),
 )

@@ -176,7 +176,12 @@ def make_release(
     state: dict[str, UnitState] = {}
     for unit, own in figures.items():
         old = before.get(unit, UnitState())
-        clean = old.clean and not any(unit in hidden[c] for c in REPORTED_COUNTS)
+        # a closed total that went down (someone confirmed again) is no published flow
+        clean = (
+            old.clean
+            and closed[unit] >= old.closed
+            and not any(unit in hidden[c] for c in REPORTED_COUNTS)
+        )
         shown: dict[str, Any] = {
             count: _shown(
                 counts[count][unit], unit in hidden[count] if count in hidden else not clean
