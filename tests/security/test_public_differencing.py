@@ -96,8 +96,8 @@ def test_a_unit_whose_closed_total_goes_down_stops_showing_stocks() -> None:
     groups = {"r": ("a", "b")}
 
     def figures(current_a: int) -> dict[str, dict[str, int | str | None]]:
-        a = {CUMULATIVE: 9, CURRENT: current_a}
-        b = {CUMULATIVE: 9, CURRENT: 9}
+        a: dict[str, int | str | None] = {CUMULATIVE: 9, CURRENT: current_a}
+        b: dict[str, int | str | None] = {CUMULATIVE: 9, CURRENT: 9}
         return {"a": a, "b": b, "r": {CUMULATIVE: 18, CURRENT: current_a + 9}}
 
     first = make_release(date(2020, 2, 1), figures(3), groups, None, RULES)
