@@ -78,7 +78,7 @@ class RunningAggregator:
 
     def publish(self, events: list[PublishedEvent]) -> None:
         """Publish events on the bus as intake does."""
-        asyncio.run(_publish(self.settings, events))
+        asyncio.run(publish_events(self.settings, events))
 
     def wait_applied(self, code: str, day: date, new_confirmed: int) -> None:
         """Block until the (token-only) rollup of ``code`` on ``day`` counts that many."""
@@ -98,7 +98,7 @@ class RunningAggregator:
         return httpx.get(f"{self.url}/v1/public/units/{code}/summary", params=params)
 
 
-async def _publish(settings: AggregatorSettings, events: list[PublishedEvent]) -> None:
+async def publish_events(settings: AggregatorSettings, events: list[PublishedEvent]) -> None:
     client = await nats.connect(settings.nats_url)
     try:
         js = client.jetstream()

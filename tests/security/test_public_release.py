@@ -7,6 +7,7 @@ next release appear at its time.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.security.public_stack import ZONE, confirmed, release_soon, running_aggregator
+from tests.security.public_stack import (
+    ZONE,
+    confirmed,
+    publish_events,
+    release_soon,
+    running_aggregator,
+)
+from zhibao_aggregator.bootstrap import rebuild
 from zhibao_shared.natsserver import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -69,3 +77,21 @@ def test_a_release_is_frozen_until_the_next_one(nats_server: NatsServer, tmp_pat
         assert second["figures"]["days_without_new_case"] == 0
         again = aggregator.public(DISTRICT, date=str(before))
         assert again.json() == first.json(), "a past release never changes"
+
+
+def test_a_release_survives_a_restart_and_a_rebuild(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Recomputing after a restart or rebuild would show late events: the stored one is served."""
+    day = datetime.now(UTC).astimezone(ZONE).date() - timedelta(days=2)
+    options: dict[str, Any] = {"public_min_level": "community"}
+    with running_aggregator(nats_server, tmp_path, **options) as aggregator:
+        aggregator.publish([*confirmed(A, day, 2), *confirmed(B, day, 7)])
+        aggregator.wait_applied(DISTRICT, day, 9)
+        released = aggregator.public(STREET, date=str(day)).json()
+        settings = aggregator.settings
+    asyncio.run(publish_events(settings, confirmed(A, day, 4)))
+    assert asyncio.run(rebuild(settings, force=True)) == 13
+    with running_aggregator(nats_server, tmp_path, **options) as aggregator:
+        aggregator.wait_applied(DISTRICT, day, 13)
+        assert aggregator.public(STREET, date=str(day)).json() == released
