@@ -21,6 +21,8 @@ from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.storage import releases
 from zhibao_shared.hierarchy import CODE_LENGTH, Level, Unit
 
+CACHED_RELEASES = 8
+
 
 class NotPublic(LookupError):
     """The unit exists but its level has no public summary."""
@@ -39,6 +41,8 @@ class PublicSummaries:
     min_level: Level
     release_after: timedelta = timedelta(days=1, hours=10)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Releases already read or made (they never change), the most recent days kept.
+    _cache: dict[date, dict[str, Any]] = field(default_factory=dict)
 
     def is_public(self, unit: Unit) -> bool:
         """True for units at or above the lowest public level."""
@@ -89,10 +93,12 @@ class PublicSummaries:
         latest = self.latest_released()
         if day > latest:
             raise NotReleased(f"the figures of {day} are released at {self.released_at(day)}")
+        if day in self._cache:
+            return self._cache[day]
         async with self._lock:
             found = await releases.stored(self.reader.engine, day)
             if found is not None:
-                return found
+                return self._remember(day, found)
             first, start, previous = await self._next_to_make(latest)
             if day < first:
                 raise NotReleased(f"public releases start on {first}")
@@ -102,7 +108,13 @@ class PublicSummaries:
                 )
                 start += timedelta(days=1)
             assert previous is not None
-            return previous
+            return self._remember(day, previous)
+
+    def _remember(self, day: date, release: dict[str, Any]) -> dict[str, Any]:
+        self._cache[day] = release
+        for old in sorted(self._cache)[:-CACHED_RELEASES]:
+            del self._cache[old]
+        return release
 
     async def _next_to_make(self, latest: date) -> tuple[date, date, dict[str, Any] | None]:
         """The first release's day, the first day without one, and the release before it.
