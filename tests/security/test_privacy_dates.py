@@ -20,10 +20,9 @@ from fastapi import FastAPI
 
 from tests.support.events import COMMUNITY_A, case, screening
 from tests.support.intake import RunningIntake
-from zhibao_aggregator.bootstrap import reader
+from zhibao_aggregator.bootstrap import public_summaries, reader
 from zhibao_aggregator.http_api import add_error_handlers, build_public_router, build_router
 from zhibao_aggregator.migrate import migrate
-from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.http_auth import TokenAuth
@@ -88,7 +87,7 @@ async def aggregator_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     add_error_handlers(app)
     read_side = reader(settings, engine)
     app.include_router(build_router(read_side, TokenAuth(tokens)))
-    public = PublicSummaries(read_side, settings.small_cell_threshold, settings.public_min_level)
+    public = public_summaries(settings, read_side)
     app.include_router(build_public_router(public))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
@@ -121,9 +120,11 @@ async def test_the_read_api_answers_422_for_a_day_out_of_range(
         assert answer.status_code == 422, f"{path}?date={day}: {answer.status_code}"
         assert answer.json()["detail"][0]["loc"] == ["query", "date"]
         assert "must lie between 2000-01-01 and" in answer.json()["detail"][0]["msg"]
+    # a readable day of the public summary may not be released (404, saying why)
+    accepted = {200, 404} if "/public/" in path else {200}
     for readable in (date(2000, 1, 1), today - timedelta(days=401), today):
         answer = await aggregator_client.get(path, params={"date": readable.isoformat()})
-        assert answer.status_code == 200, f"{path}?date={readable}: {answer.text}"
+        assert answer.status_code in accepted, f"{path}?date={readable}: {answer.text}"
 
 
 async def test_a_series_answers_422_for_from_or_to_out_of_range(
