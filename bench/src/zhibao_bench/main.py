@@ -279,7 +279,12 @@ def phase_rebuild(run: Running) -> int:
     """(6) ``zhibao aggregator rebuild`` of the whole stream into an empty database."""
     expected = run.counted("events")
     target = run.stack.data_dir / "rebuild.db"
-    env = {**run.stack.env, "ZHIBAO_AGGREGATOR_DATABASE_URL": f"sqlite+aiosqlite:///{target}"}
+    env = {
+        **run.stack.env,
+        "ZHIBAO_AGGREGATOR_DATABASE_URL": f"sqlite+aiosqlite:///{target}",
+        # a rebuild deletes the aggregator's consumer: the operator's action
+        "ZHIBAO_NATS_URL": run.stack.bus_url,
+    }
     command = [sys.executable, "-m", "zhibao_cli", "aggregator"]
     subprocess.run([*command, "migrate"], env=env, check=True, capture_output=True)  # noqa: S603
     started = time.perf_counter()
