@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from zhibao_alerts import metrics
 from zhibao_alerts.domain.redaction import mask_text
 
 log = structlog.get_logger(__name__)
@@ -30,8 +31,27 @@ def parse(model: type[M], text: str, origin: str) -> M:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(dict.fromkeys(_problem(e) for e in exc.errors()))
         raise ConfigError(f"{origin}: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    """One validation error as ``where: what (got 'value')``; the value is named when it
+    is a short scalar (an unknown key or value), with URLs and addresses masked."""
+    where = ".".join(str(part) for part in error["loc"] if not _variant(part))
+    value = error.get("input")
+    got = ""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        shown = mask_text(str(value)) or ""
+        if len(shown) <= 80 and "secret" not in where and "password" not in where:
+            got = f" (got {shown!r})"
+    return f"{where}: {error['msg']}{got}"
+
+
+def _variant(part: object) -> bool:
+    """Pydantic's names for union members and dict keys in an error location."""
+    text = str(part)
+    return text == "[key]" or ("[" in text and text.endswith("]"))
 
 
 class Watched(Generic[M]):
@@ -48,6 +68,8 @@ class Watched(Generic[M]):
         )
         self.current: M = parse(model, text, str(path or sample))
         self.last_error: str | None = None
+        self._name = Path(str(path or sample)).name
+        metrics.CONFIG_REFUSED.labels(self._name).set(0)
 
     def reload_if_changed(self) -> bool:
         """Reload after a change; True when new configuration took effect."""
@@ -65,8 +87,10 @@ class Watched(Generic[M]):
             self.current = parse(self._model, self._path.read_text("utf-8"), str(self._path))
         except ConfigError as exc:
             self.last_error = str(exc)
+            metrics.CONFIG_REFUSED.labels(self._name).set(1)
             log.error("config_refused_keeping_previous", error=str(exc))
             return False
         self.last_error = None
+        metrics.CONFIG_REFUSED.labels(self._name).set(0)
         log.info("config_reloaded", path=str(self._path))
         return True

@@ -8,11 +8,30 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_validator,
+)
 
 from zhibao_alerts.domain.ears import EarsParams
+from zhibao_shared.events import Classification, IsolationAction
 from zhibao_shared.hierarchy import Level
+
+#: The EARS methods, spelled as in the literature (``c2`` is refused, not crashed on).
+EarsMethod = Literal["C1", "C2", "C3"]
+#: The daily counts the EARS rule can watch.
+EarsMetric = Literal["fevers", "suspected"]
+#: What can alert at once: a case classification or an isolation action.
+IMMEDIATE_KINDS = frozenset(
+    [*(c.value for c in Classification), *(a.value for a in IsolationAction)]
+)
 
 
 class Severity(StrEnum):
@@ -38,8 +57,8 @@ class ClusterRule(_Strict):
 class AberrationRule(_Strict):
     """EARS on each unit's daily counts."""
 
-    methods: tuple[str, ...] = ("C1", "C2", "C3")
-    metrics: tuple[str, ...] = ("fevers", "suspected")
+    methods: tuple[EarsMethod, ...] = ("C1", "C2", "C3")
+    metrics: tuple[EarsMetric, ...] = ("fevers", "suspected")
     levels: tuple[Level, ...] = (Level.COMMUNITY, Level.STREET, Level.DISTRICT)
     threshold: float = 3.0
     c3_threshold: float = 2.0
@@ -122,6 +141,15 @@ class Rules(_Strict):
     aberration: AberrationRule = AberrationRule()
     silence: SilenceRule = SilenceRule()
     isolation: IsolationRule = IsolationRule()
+
+    @field_validator("immediate")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        unknown = sorted(set(value) - IMMEDIATE_KINDS)
+        if unknown:
+            known = ", ".join(sorted(IMMEDIATE_KINDS))
+            raise ValueError(f"unknown classification or action {unknown} (known: {known})")
+        return value
 
 
 class Robot(_Strict):
