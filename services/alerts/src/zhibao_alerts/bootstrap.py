@@ -114,6 +114,7 @@ class Alerts:
             self.settings.timezone,
             utc_now,
             caught_up=self._caught_up,
+            on_alert=self._alert_committed,
         )
         self.tasks += [
             asyncio.create_task(self.consumer.run()),
@@ -147,7 +148,11 @@ class Alerts:
         while True:
             await asyncio.sleep(self.settings.alerts_reload_s)
             self.rules.reload_if_changed()
-            self.oncall.reload_if_changed()
+            if self.oncall.reload_if_changed() and self.dispatcher is not None:
+                try:  # new escalation policies: every open alert's next action is recomputed
+                    await self.dispatcher.reschedule()
+                except Exception as exc:
+                    log.warning("reschedule_failed", error=mask_text(repr(exc)))
 
     async def readiness(self) -> dict[str, bool]:
         """Ready when NATS is connected and the consumer runs on a stream that exists."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -82,6 +82,13 @@ WINDOWED_RULES = ("fever_cluster", "ears_")
 def window_passed(rule: str, day: date, now: datetime) -> bool:
     """True for an alert of a windowed rule whose day is over (one day of grace)."""
     return rule.startswith(WINDOWED_RULES) and now.date() > day + timedelta(days=1)
+
+
+def window_ends(rule: str, day: date) -> datetime | None:
+    """When :func:`window_passed` becomes true for an alert (None: not a windowed rule)."""
+    if not rule.startswith(WINDOWED_RULES):
+        return None
+    return datetime.combine(day + timedelta(days=2), time(), UTC)
 
 
 #: A trigger to raise and, for an EARS alarm, the upper bound it exceeded.
@@ -189,6 +196,7 @@ async def _open(
             "fired_at": now,
             "escalation_step": 0,
             "last_notified_at": now,
+            "next_action_at": now,
         },
     )
     await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)

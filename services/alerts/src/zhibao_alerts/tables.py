@@ -41,6 +41,13 @@ alerts = Table(
     Column("resolved_at", UtcDateTime()),
     Column("escalation_step", Integer, nullable=False),
     Column("last_notified_at", UtcDateTime()),
+    # when the dispatcher next has something to do for the alert (escalate, remind, let
+    # its window pass); null when nothing: an idle service reads only the due ones
+    Column("next_action_at", UtcDateTime(), index=True),
+    # the reminder interval of this alert when not its severity's (a silent community)
+    Column("repeat_minutes", Float),
+    # the watchdog reads the open alerts of its own rules only
+    Index("ix_alerts_rule_state", "rule", "state"),
 )
 
 timeline = Table(
