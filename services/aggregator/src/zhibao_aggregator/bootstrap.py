@@ -73,7 +73,9 @@ def consumer_spec(settings: AggregatorSettings) -> ConsumerSpec:
 def rules(settings: AggregatorSettings) -> Rules:
     """The domain parameters from settings."""
     return Rules(
-        Calendar.named(settings.timezone), settings.fever_threshold_c, settings.report_due_after
+        Calendar.named(settings.timezone),
+        settings.fever_threshold_c,
+        settings.daily_report_deadline,
     )
 
 
@@ -84,7 +86,7 @@ def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
         load_registry(settings.registry_path),
         Calendar.named(settings.timezone),
         RiskRule(settings.risk_window_days, settings.risk_medium_at, settings.risk_high_at),
-        settings.report_due_after,
+        settings.daily_report_deadline,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -21,7 +22,11 @@ class ConfigError(ValueError):
     """The file cannot be used; the message says why (and where)."""
 
 
-def parse(model: type[M], text: str, origin: str) -> M:
+#: A check beyond the file's own schema (agreement with settings): the problem, or None.
+Check = Callable[[M], str | None]
+
+
+def parse(model: type[M], text: str, origin: str, check: Check[M] | None = None) -> M:
     """Validate a YAML document, with a clear message when it is wrong."""
     try:
         document = yaml.safe_load(text) or {}
@@ -29,10 +34,14 @@ def parse(model: type[M], text: str, origin: str) -> M:
         # the parser quotes the offending lines: robot URLs and addresses are masked
         raise ConfigError(f"{origin}: not valid YAML: {mask_text(str(exc))}") from None
     try:
-        return model.model_validate(document)
+        parsed = model.model_validate(document)
     except ValidationError as exc:
         problems = "; ".join(dict.fromkeys(_problem(e) for e in exc.errors()))
         raise ConfigError(f"{origin}: {problems}") from None
+    problem = check(parsed) if check is not None else None
+    if problem is not None:
+        raise ConfigError(f"{origin}: {problem}")
+    return parsed
 
 
 def _problem(error: Any) -> str:
@@ -57,8 +66,11 @@ def _variant(part: object) -> bool:
 class Watched(Generic[M]):
     """A configuration file reloaded when it changes; ``current`` is always usable."""
 
-    def __init__(self, model: type[M], path: Path | None, sample: str) -> None:
+    def __init__(
+        self, model: type[M], path: Path | None, sample: str, check: Check[M] | None = None
+    ) -> None:
         self._model = model
+        self._check = check
         self._path = path
         self._mtime = path.stat().st_mtime if path else 0.0
         text = (
@@ -66,7 +78,7 @@ class Watched(Generic[M]):
             if path
             else (resources.files("zhibao_alerts.data").joinpath(sample).read_text("utf-8"))
         )
-        self.current: M = parse(model, text, str(path or sample))
+        self.current: M = parse(model, text, str(path or sample), check)
         self.last_error: str | None = None
         self._name = Path(str(path or sample)).name
         metrics.CONFIG_REFUSED.labels(self._name).set(0)
@@ -84,7 +96,8 @@ class Watched(Generic[M]):
             return False
         self._mtime = mtime
         try:
-            self.current = parse(self._model, self._path.read_text("utf-8"), str(self._path))
+            text = self._path.read_text("utf-8")
+            self.current = parse(self._model, text, str(self._path), self._check)
         except ConfigError as exc:
             self.last_error = str(exc)
             metrics.CONFIG_REFUSED.labels(self._name).set(1)

@@ -8,7 +8,7 @@ whose condition has cleared (the report arrived, the check was done).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -27,6 +27,7 @@ from zhibao_alerts.tables import (
     silences,
 )
 from zhibao_shared.hierarchy import Level
+from zhibao_shared.settings import DAILY_REPORT_DEADLINE, report_due_at
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,10 @@ class Watchdog:
         clock: Callable[[], datetime],
         caught_up: Callable[[], Awaitable[bool]] | None = None,
         on_alert: Callable[[], None] | None = None,
+        report_deadline: timedelta = DAILY_REPORT_DEADLINE,
     ) -> None:
+        self._timezone = timezone
+        self._report_deadline = report_deadline
         self._engine = engine
         self._caught_up = caught_up
         self._on_alert = on_alert
@@ -125,10 +129,8 @@ class Watchdog:
     async def _missing_reports(
         self, conn: AsyncConnection, rules: Rules, routing: Routing, now: datetime
     ) -> list[Trigger]:
-        local = now.astimezone(self._zone)
-        due = timedelta(hours=rules.silence.report_due_hours)
-        day = local.date() - timedelta(days=1)
-        while datetime.combine(day, time(), self._zone) + due > local:
+        day = now.astimezone(self._zone).date()  # a deadline may fall on the day itself
+        while report_due_at(day, self._timezone, self._report_deadline) > now:
             day -= timedelta(days=1)
         active = await self._active_communities(conn, rules, now)
         reported = set(

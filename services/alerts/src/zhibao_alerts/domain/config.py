@@ -77,23 +77,25 @@ class ResponsePeriod(_Strict):
     start: AwareDatetime
     end: AwareDatetime | None = Field(default=None, description="Open-ended when null")
     units: tuple[str, ...] = Field(
-        default=("64",), description="Code prefixes the declaration covers"
+        default=(),
+        description="Code prefixes the declaration covers; none: every unit of the registry",
     )
 
     def covers(self, community: str, at: datetime) -> bool:
         """True when ``community`` is under the declaration and ``at`` is within it."""
         within = self.start <= at and (self.end is None or at < self.end)
-        return within and any(community.startswith(prefix) for prefix in self.units)
+        under = not self.units or any(community.startswith(prefix) for prefix in self.units)
+        return within and under
 
 
 class SilenceRule(_Strict):
     """A community that has gone silent: no daily report by the deadline, or no events."""
 
-    report_due_hours: float = Field(
-        default=33,
+    report_due_hours: float | None = Field(
+        default=None,
         gt=0,
-        description="Hours after the start of a day (district time) by which "
-        "its daily report is due: 33 = next day 09:00",
+        description="Deprecated: the deadline is ZHIBAO_DAILY_REPORT_DEADLINE, shared with "
+        "the dashboard; a value here must equal it (in hours) or the file is refused",
     )
     active_days: int = Field(
         default=7, gt=0, description="Only communities that sent anything in this many days"
@@ -141,6 +143,17 @@ class Rules(_Strict):
     aberration: AberrationRule = AberrationRule()
     silence: SilenceRule = SilenceRule()
     isolation: IsolationRule = IsolationRule()
+
+    def deadline_conflict(self, deadline: timedelta) -> str | None:
+        """Why these rules disagree with the shared daily-report deadline, if they do."""
+        hours = self.silence.report_due_hours
+        if hours is None or timedelta(hours=hours) == deadline:
+            return None
+        shared = deadline / timedelta(hours=1)
+        return (
+            f"silence.report_due_hours: {hours:g} disagrees with ZHIBAO_DAILY_REPORT_DEADLINE "
+            f"({shared:g} h, the dashboard's deadline too); remove it from the rules file"
+        )
 
     @field_validator("immediate")
     @classmethod
