@@ -18,6 +18,7 @@ from zhibao_alerts.busy import DatabaseBusy, busy_response, short_busy_timeout
 from zhibao_alerts.config_files import Watched
 from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.domain.config import OnCall, Rules
+from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.redaction import mask_text
 from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.http_api import build_router
@@ -77,6 +78,7 @@ class Alerts:
             self.oncall.current,
             load_registry(self.settings.registry_path),
             self.settings.aggregator_url,
+            PageHorizon(self.settings.alerts_page_horizon_hours, self.settings.timezone),
         )
 
     async def publish(self, subject: str, body: bytes) -> None:
@@ -115,6 +117,7 @@ class Alerts:
             utc_now,
             caught_up=self._caught_up,
             on_alert=self._alert_committed,
+            report_deadline=self.settings.daily_report_deadline,
         )
         self.tasks += [
             asyncio.create_task(self.consumer.run()),
@@ -184,7 +187,12 @@ def build(settings: AlertsSettings) -> Alerts:
         engine=engine,
         api_engine=short_busy_timeout(make_engine(url)) if is_sqlite(url) else engine,
         broker=make_broker(settings, name="alerts"),
-        rules=Watched(Rules, settings.alerts_rules_path, "rules.yaml"),
+        rules=Watched(
+            Rules,
+            settings.alerts_rules_path,
+            "rules.yaml",
+            lambda rules: rules.deadline_conflict(settings.daily_report_deadline),
+        ),
         oncall=Watched(OnCall, settings.alerts_oncall_path, "oncall.yaml"),
         tokens=TokenStore.in_data_dir(settings.data_dir),
     )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.config import OnCall
+from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.silences import silenced_by
 from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
@@ -30,6 +31,8 @@ class Routing:
     oncall: OnCall
     registry: Registry
     aggregator_url: str
+    #: alerts raised from events of days older than this are recorded, not paged
+    horizon: PageHorizon | None = None
 
 
 def unit_at(unit: str, level: Any) -> str:
@@ -74,6 +77,11 @@ def notifications_for_step(
         for channel, target in rows
     ]
 
+
+#: Rules raised from events (as against the watchdog's, which judge the present).
+EVENT_RULES = ("immediate_", "fever_cluster", "ears_")
+#: An alert from history, beyond the paging horizon: recorded, never paged.
+EXPIRED = "expired"
 
 #: Rules whose alerts belong to a window (a day) and resolve themselves once it has passed.
 WINDOWED_RULES = ("fever_cluster", "ears_")
@@ -148,7 +156,7 @@ def _counts_on(same_key: Sequence[Any], trigger: Trigger, now: datetime) -> int 
     """The alert a trigger counts on, among those with its key (oldest first): the open
     one, else for a window that has passed the latest; None when it opens a new alert."""
     for alert in same_key:
-        if alert.state in store.OPEN_STATES:
+        if alert.state in store.OPEN_STATES or alert.state == EXPIRED:
             return int(alert.id)
     if same_key and window_passed(trigger.rule, trigger.day, now):
         return int(same_key[-1].id)
@@ -178,7 +186,9 @@ async def _open(
     now: datetime,
     upper_bound: float | None,
 ) -> int:
-    """Store a new alert and queue its notifications (or silence it)."""
+    """Store a new alert and queue its notifications (or silence it, or record it as
+    expired when its day is beyond the paging horizon)."""
+    historical = _beyond_horizon(trigger, routing, now)
     alert_id = await store.insert_alert(
         conn,
         {
@@ -187,7 +197,7 @@ async def _open(
             "unit": trigger.unit,
             "window": trigger.window,
             "severity": trigger.severity.value,
-            "state": "firing",
+            "state": EXPIRED if historical else "firing",
             "summary_zh": trigger.summary_zh,
             "summary_en": trigger.summary_en,
             "day": trigger.day,
@@ -196,9 +206,14 @@ async def _open(
             "fired_at": now,
             "escalation_step": 0,
             "last_notified_at": now,
-            "next_action_at": now,
+            "next_action_at": None if historical else now,
         },
     )
+    if historical:
+        hours = routing.horizon.hours if routing.horizon else 0
+        detail = f"its day ended more than {hours:g} h ago: recorded, not paged"
+        await store.note(conn, alert_id, now, EXPIRED, actor="system", detail=detail)
+        return alert_id
     await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)
     metrics.ALERTS_RAISED.labels(trigger.rule, trigger.severity.value).inc()
     alert = await store.get_alert(conn, alert_id)
@@ -213,6 +228,16 @@ async def _open(
         due = now + timedelta(seconds=routing.oncall.group_wait_seconds)
     await store.enqueue(conn, [{**row, "next_attempt_at": due} for row in rows])
     return alert_id
+
+
+def _beyond_horizon(trigger: Trigger, routing: Routing, now: datetime) -> bool:
+    """An event-driven alert whose day ended longer ago than the paging horizon."""
+    horizon = routing.horizon
+    return (
+        horizon is not None
+        and trigger.rule.startswith(EVENT_RULES)
+        and horizon.passed(trigger.day, now)
+    )
 
 
 async def matching_silence(
