@@ -132,6 +132,15 @@ community_activity = Table(
     Column("last_event_at", UtcDateTime(), nullable=False),
 )
 
+#: Since when the watchdog has watched each community of the registry: a community that
+#: never sent anything counts as silent from then (not from the beginning of time).
+community_watch = Table(
+    "community_watch",
+    metadata,
+    Column("community", String(12), primary_key=True),
+    Column("since", UtcDateTime(), nullable=False),
+)
+
 #: Silences: alerts whose labels match every matcher are not notified while active.
 silences = Table(
     "silences",

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_alerts import store
@@ -22,6 +22,7 @@ from zhibao_alerts.raising import Routing, matching_silence, notifications_for_s
 from zhibao_alerts.tables import (
     alerts,
     community_activity,
+    community_watch,
     daily_reports,
     isolations,
     silences,
@@ -31,7 +32,9 @@ from zhibao_shared.settings import DAILY_REPORT_DEADLINE, report_due_at
 
 log = structlog.get_logger(__name__)
 
-WATCHED_RULES = ("missing_daily_report", "no_events", "missed_isolation_check")
+WATCHED_RULES = ("missing_daily_report", "no_events", "missed_isolation_check", "silent_community")
+#: The window of a silent community that never sent anything.
+NEVER = "never"
 #: How far back a pass looks for silences that started or ended (clock skew, commits
 #: racing the pass).
 SILENCE_SLACK = timedelta(minutes=1)
@@ -86,7 +89,12 @@ class Watchdog:
             ]
             if rules.silence.no_events_hours is not None:
                 holding += await self._no_events(conn, rules, now)
+            silent = await self._silent_communities(conn, rules, routing, now)
             opened = await raise_alerts(conn, [(t, None) for t in holding], routing, now)
+            quiet = await raise_alerts(conn, [(t, None) for t in silent], routing, now)
+            await self._repeat_every(conn, quiet, rules.silence.silent_repeat_hours)
+            opened += quiet
+            holding += silent
             await self._clear(conn, {t.dedup_key for t in holding}, now)
             changed = await self._match_silences(conn, routing, now)
         if (opened or changed) and self._on_alert is not None:
@@ -153,6 +161,68 @@ class Watchdog:
             )
             for code in sorted(set(active) & communities - reported)
         ]
+
+    async def _silent_communities(
+        self, conn: AsyncConnection, rules: Rules, routing: Routing, now: datetime
+    ) -> list[Trigger]:
+        """Communities of the registry silent for longer than ``active_days``: nothing
+        since their last event, or since they were first watched when they never sent
+        anything (a new deployment does not page every community at once).
+
+        The window is the last event's time (``never``): one alert while the community
+        stays silent, cleared when it speaks.
+        """
+        communities = {u.code for u in routing.registry.at_level(Level.COMMUNITY)}
+        last = {
+            r.community: r.last_event_at
+            for r in await conn.execute(select(community_activity))
+            if r.community in communities
+        }
+        since = await self._watched_since(conn, communities, now)
+        quiet = timedelta(days=rules.silence.active_days)
+        silent = {
+            code: last.get(code)
+            for code in communities
+            if now - max(since[code], last.get(code) or since[code]) >= quiet
+        }
+        days = rules.silence.active_days
+        return [
+            Trigger(
+                rule="silent_community",
+                unit=code,
+                window=at.isoformat() if at else NEVER,
+                severity=rules.silence.severity,
+                summary_zh=f"社区 {code} 已超过 {days} 天无任何上报"
+                if at
+                else f"社区 {code} 从未上报",
+                summary_en=f"Community {code} has sent nothing for over {days} days"
+                if at
+                else f"Community {code} has never sent anything",
+                day=now.astimezone(self._zone).date(),
+            )
+            for code, at in sorted(silent.items())
+        ]
+
+    @staticmethod
+    async def _watched_since(
+        conn: AsyncConnection, communities: set[str], now: datetime
+    ) -> dict[str, datetime]:
+        """Since when each community is watched (those seen for the first time: now)."""
+        known = {r.community: r.since for r in await conn.execute(select(community_watch))}
+        new = sorted(communities - set(known))
+        if new:
+            await conn.execute(
+                insert(community_watch), [{"community": c, "since": now} for c in new]
+            )
+        return {**known, **{c: now for c in new}}
+
+    @staticmethod
+    async def _repeat_every(conn: AsyncConnection, alert_ids: list[int], hours: float) -> None:
+        """These alerts are reminded every ``hours`` rather than at their severity's pace."""
+        if alert_ids:
+            await conn.execute(
+                alerts.update().where(alerts.c.id.in_(alert_ids)).values(repeat_minutes=hours * 60)
+            )
 
     async def _no_events(self, conn: AsyncConnection, rules: Rules, now: datetime) -> list[Trigger]:
         """Communities in a declared response period that have sent nothing for N hours.

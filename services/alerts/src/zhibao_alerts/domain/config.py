@@ -98,7 +98,14 @@ class SilenceRule(_Strict):
         "the dashboard; a value here must equal it (in hours) or the file is refused",
     )
     active_days: int = Field(
-        default=7, gt=0, description="Only communities that sent anything in this many days"
+        default=7,
+        gt=0,
+        description="The missing-report rule watches communities that sent anything in this "
+        "many days; a community silent longer (or that never sent anything) is alerted as "
+        "silent_community instead",
+    )
+    silent_repeat_hours: float = Field(
+        default=24, gt=0, description="How often a silent community's alert is repeated"
     )
     no_events_hours: float | None = Field(
         default=None,

@@ -1,5 +1,5 @@
-"""Scheduled alerts: ``alerts.next_action_at`` (indexed), ``alerts.repeat_minutes`` and an
-index on (rule, state).
+"""Scheduled alerts: ``alerts.next_action_at`` (indexed), ``alerts.repeat_minutes``, an
+index on (rule, state), and ``community_watch`` (since when each community is watched).
 
 The dispatcher reads only the alerts whose next action is due instead of every open
 alert several times a second; a silent community's alert reminds at its own interval.
@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
+from zhibao_alerts.tables import metadata
 from zhibao_shared.db import UtcDateTime
 
 revision = "0007"
@@ -31,6 +32,8 @@ def upgrade() -> None:
     open alert for the next pass, which computes its real next action."""
     bind = op.get_bind()
     inspector = sa.inspect(bind)
+    if not inspector.has_table("community_watch"):
+        metadata.create_all(bind, tables=[metadata.tables["community_watch"]])
     columns = {c["name"] for c in inspector.get_columns("alerts")}
     if "next_action_at" not in columns:
         op.add_column("alerts", sa.Column("next_action_at", UtcDateTime(), nullable=True))
@@ -53,6 +56,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop them."""
+    op.drop_table("community_watch")
     op.drop_index(RULE_STATE, table_name="alerts")
     op.drop_index(INDEX, table_name="alerts")
     with op.batch_alter_table("alerts") as batch:
