@@ -1,5 +1,6 @@
 """A fresh alerts service reading a week of history pages only what is still actionable:
-the old days' alerts are recorded as expired, today's confirmed case is paged once."""
+the old days' alerts are recorded as expired, today's confirmed case is paged once, and
+so is a case of three days ago that intake has only just received (late data is news)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,24 @@ COMMUNITY = "640106001001"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
+LATE = "640106001002"
+
+
 def _history() -> list[PublishedEvent]:
-    """A confirmed case on each of the 2nd to 8th day back, a fever cluster 5 days back,
-    and a confirmed case now."""
+    """A confirmed case on each of the 2nd to 8th day back, a fever cluster 5 days back
+    (each received by intake when it happened), a confirmed case now, and one of three
+    days ago in another community received now."""
     now = datetime.now(UTC)
     days_ago = [now - timedelta(days=n) for n in range(8, 1, -1)]
     old = [confirmed(pid=f"{n:032x}", when=at) for n, at in enumerate(days_ago)]
     cluster = [fever(when=now - timedelta(days=5)) for _ in range(3)]
-    return [*old, *cluster, confirmed(pid="f" * 32, when=now - timedelta(minutes=5))]
+    late = confirmed(pid="e" * 32, when=now - timedelta(days=3), community=LATE)
+    return [
+        *old,
+        *cluster,
+        late.model_copy(update={"receivedat": now - timedelta(minutes=1)}),
+        confirmed(pid="f" * 32, when=now - timedelta(minutes=5)),
+    ]
 
 
 def test_a_fresh_service_replaying_a_week_pages_only_todays_case(
@@ -54,8 +65,9 @@ def test_a_fresh_service_replaying_a_week_pages_only_todays_case(
             # the watchdog's missing-report alert is about now: it may be paged too
             return [name for name in names if name != "missing_daily_report"]
 
-        wait_for(lambda: len(paged()) >= 1)
-        assert paged() == ["immediate_confirmed"], "one page, for today's case"
-        assert [a for a in listed("firing") if a[0] != "missing_daily_report"] == [
-            ("immediate_confirmed", today)
-        ]
+        late_day = str(history[-2].time.astimezone(SHANGHAI).date())
+        wait_for(lambda: len(paged()) >= 2)
+        assert paged() == ["immediate_confirmed"] * 2, "today's case and the late one"
+        assert [a for a in listed("firing") if a[0] != "missing_daily_report"] == sorted(
+            [("immediate_confirmed", today), ("immediate_confirmed", late_day)]
+        )

@@ -78,7 +78,7 @@ class Alerts:
             self.oncall.current,
             load_registry(self.settings.registry_path),
             self.settings.aggregator_url,
-            PageHorizon(self.settings.alerts_page_horizon_hours, self.settings.timezone),
+            PageHorizon(self.settings.alerts_page_horizon_hours),
         )
 
     async def publish(self, subject: str, body: bytes) -> None:

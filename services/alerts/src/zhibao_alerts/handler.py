@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_alerts import store
 from zhibao_alerts.domain import triggers
 from zhibao_alerts.domain.config import Rules
-from zhibao_alerts.raising import Raised, Routing, raise_alerts
+from zhibao_alerts.raising import Raised, Routing, raise_alerts, received_by_community_day
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     FEVER_THRESHOLD_C,
@@ -132,7 +132,8 @@ class ApplyEvents:
         raised = effects.immediate
         raised += await self._clusters(conn, effects.places, rules)
         raised += await self._aberrations(conn, set(effects.counts), rules)
-        return await raise_alerts(conn, raised, routing, now)
+        received = received_by_community_day(events, self._zone)
+        return await raise_alerts(conn, raised, routing, now, received)
 
     def _gather(self, events: list[PublishedEvent], rules: Rules) -> _Effects:
         effects = _Effects()

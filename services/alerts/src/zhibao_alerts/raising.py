@@ -7,10 +7,11 @@ committed together with the events that caused them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +21,7 @@ from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.silences import silenced_by
 from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
+from zhibao_shared.events import PublishedEvent
 from zhibao_shared.hierarchy import CODE_LENGTH, Registry
 from zhibao_shared.subjects import alert_subject
 
@@ -115,8 +117,26 @@ async def raise_alert(
     return opened[0] if opened else None
 
 
+#: When intake received the newest event of each (community, day) of a batch.
+Received = Mapping[tuple[str, date], datetime]
+
+
+def received_by_community_day(events: Iterable[PublishedEvent], zone: ZoneInfo) -> Received:
+    """The newest ``receivedat`` of the events of each community and (district) day."""
+    newest: dict[tuple[str, date], datetime] = {}
+    for event in events:
+        key = (event.subject, event.time.astimezone(zone).date())
+        if key not in newest or event.receivedat > newest[key]:
+            newest[key] = event.receivedat
+    return newest
+
+
 async def raise_alerts(
-    conn: AsyncConnection, raised: Sequence[Raised], routing: Routing, now: datetime
+    conn: AsyncConnection,
+    raised: Sequence[Raised],
+    routing: Routing,
+    now: datetime,
+    received: Received | None = None,
 ) -> list[int]:
     """Raise triggers in order: each opens a new alert or counts on the open one with its
     dedup key; returns the ids of the alerts opened.
@@ -125,7 +145,8 @@ async def raise_alerts(
     updated together at the end. A windowed condition (cluster, EARS) whose window
     has already passed — late data, or a backlog applied after the day — counts on
     that window's alert even though it resolved itself: the window was paged once
-    and is not paged again.
+    and is not paged again. ``received`` tells when the batch's events reached intake:
+    an alert all of whose events are older than the paging horizon is not paged.
     """
     known: dict[str, list[Any]] = defaultdict(list)
     for row in await store.alerts_with_keys(conn, {t.dedup_key for t, _ in raised}):
@@ -135,7 +156,8 @@ async def raise_alerts(
     for trigger, upper_bound in raised:
         alert_id = _counts_on(known[trigger.dedup_key], trigger, now)
         if alert_id is None:
-            alert_id = await _open(conn, trigger, routing, now, upper_bound)
+            historical = _beyond_horizon(trigger, routing, now, received or {})
+            alert_id = await _open(conn, trigger, routing, now, upper_bound, historical)
             known[trigger.dedup_key].append(_Opened(alert_id, "firing"))
             opened.append(alert_id)
         else:
@@ -185,10 +207,10 @@ async def _open(
     routing: Routing,
     now: datetime,
     upper_bound: float | None,
+    historical: bool = False,
 ) -> int:
     """Store a new alert and queue its notifications (or silence it, or record it as
-    expired when its day is beyond the paging horizon)."""
-    historical = _beyond_horizon(trigger, routing, now)
+    expired when it comes from history, beyond the paging horizon)."""
     alert_id = await store.insert_alert(
         conn,
         {
@@ -211,7 +233,7 @@ async def _open(
     )
     if historical:
         hours = routing.horizon.hours if routing.horizon else 0
-        detail = f"its day ended more than {hours:g} h ago: recorded, not paged"
+        detail = f"from events received more than {hours:g} h ago: recorded, not paged"
         await store.note(conn, alert_id, now, EXPIRED, actor="system", detail=detail)
         return alert_id
     await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)
@@ -230,14 +252,18 @@ async def _open(
     return alert_id
 
 
-def _beyond_horizon(trigger: Trigger, routing: Routing, now: datetime) -> bool:
-    """An event-driven alert whose day ended longer ago than the paging horizon."""
+def _beyond_horizon(trigger: Trigger, routing: Routing, now: datetime, received: Received) -> bool:
+    """An event-driven alert whose events (those of its unit and day in the batch) all
+    reached intake longer ago than the paging horizon."""
     horizon = routing.horizon
-    return (
-        horizon is not None
-        and trigger.rule.startswith(EVENT_RULES)
-        and horizon.passed(trigger.day, now)
-    )
+    if horizon is None or not trigger.rule.startswith(EVENT_RULES):
+        return False
+    times = [
+        at
+        for (community, day), at in received.items()
+        if day == trigger.day and community.startswith(trigger.unit)
+    ]
+    return bool(times) and horizon.passed(max(times), now)
 
 
 async def matching_silence(

@@ -33,9 +33,9 @@ class AlertsSettings(ServiceSettings):
     alerts_page_horizon_hours: float = Field(
         default=24,
         ge=0,
-        description="An alert raised from events (case, cluster, EARS) whose day ended more "
-        "than this many hours ago is recorded as expired and not paged: a fresh database "
-        "reading the stream's history pages only what is still actionable",
+        description="An alert raised from events (case, cluster, EARS) that intake received "
+        "more than this many hours ago is recorded as expired and not paged: a fresh "
+        "database reading the stream's history pages only what is still actionable",
     )
     aggregator_url: str = "http://127.0.0.1:8102"
 
