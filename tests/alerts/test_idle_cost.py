@@ -1,4 +1,5 @@
-"""An idle alerts service does the same small work with 10 or 1,000 open alerts.
+"""An idle alerts service does the same small work with 10 or 1,000 open alerts (and a
+scheduled alert follows a changed escalation policy).
 
 Measured as SQL statements and SQLite virtual-machine steps (no clock involved) over a
 fixed number of passes of the dispatcher's loop and the watchdog, on a driven clock.
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.alerts.conftest import Clock, fever
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.alerts.conftest import Clock, confirmed, fever
 from tests.alerts.db_work import Work, measure
-from tests.alerts.test_lifecycle import NO_ABERRATION, World
+from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
 from tests.support.webhook import Receiver
-from zhibao_alerts.domain.config import OnCall
+from zhibao_alerts.dispatcher import Dispatcher
+from zhibao_alerts.domain.config import OnCall, Policy, Severity
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
@@ -59,3 +63,40 @@ async def test_an_idle_service_does_not_work_harder_with_more_open_alerts(
     many = await _idle_work(tmp_path, 1000, webhook)
     assert many.statements == few.statements, (few, many)
     assert many.steps <= 2 * few.steps, (few, many)
+
+
+async def test_a_shorter_escalation_policy_takes_effect_on_open_alerts_after_a_reload(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """An alert waiting for its street step (5 min) is rescheduled when the on-call file
+    shortens it to 1 min: the street is paged after 1 min, not 5."""
+    world = World(engine, clock, webhook)
+    await world.send(confirmed())
+    await world.dispatcher.tick()
+    shorter = oncall(webhook).model_copy(
+        update={
+            "escalation": {
+                **oncall(webhook).escalation,
+                Severity.CRITICAL: Policy.model_validate(
+                    {
+                        "steps": [
+                            {"level": "community", "after_minutes": 0},
+                            {"level": "street", "after_minutes": 1},
+                        ]
+                    }
+                ),
+            }
+        }
+    )
+    routing = Routing(shorter, load_registry(), "http://aggregator")
+
+    async def no_nats(_subject: str, _body: bytes) -> None:
+        return None
+
+    reloaded = Dispatcher(engine, lambda: routing, no_nats, clock)
+    clock.advance(minutes=2)
+    await reloaded.tick()
+    assert webhook.bodies("/street") == [], "scheduled for 5 min under the old policy"
+    await reloaded.reschedule()
+    await reloaded.tick()
+    assert len(webhook.bodies("/street")) == 1
