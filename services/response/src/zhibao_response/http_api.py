@@ -116,7 +116,13 @@ class ResponseApi:
 
 def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
     """The ``/v1`` routes."""
-    router = APIRouter(prefix="/v1")
+    router = APIRouter(
+        prefix="/v1",
+        responses={
+            401: {"description": "No or unknown token"},
+            403: {"description": "The token's role or units do not allow this"},
+        },
+    )
     operate = auth.require(Role.OPERATE)
     read = auth.require(Role.READ)
 
@@ -125,6 +131,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         status_code=201,
         summary="Issue tasks (all or none)",
         responses={
+            400: {"description": "The body is not JSON"},
             403: {"description": "A task's unit lies outside the token's scope"},
             413: {"description": "Too many tasks or too large a body"},
             422: {"description": "Problems per task: index, field, rule (values not echoed)"},
@@ -175,7 +182,11 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         now = api.clock()
         return {"unit": unit, "tasks": [api.desk.view(r, token, now) for r in rows]}
 
-    @router.get("/tasks/{task_id}", summary="One task with its history")
+    @router.get(
+        "/tasks/{task_id}",
+        summary="One task with its history",
+        responses={404: {"description": "No such task"}},
+    )
     async def get_task(
         task_id: Annotated[str, Path(pattern=TASK_ID)], token: Annotated[Token, Depends(read)]
     ) -> dict[str, Any]:
@@ -199,7 +210,10 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
     @router.post(
         "/tasks/{task_id}/state",
         summary="Accept, complete, or transfer a task",
-        responses={409: {"description": "Not allowed from the task's state, or changed meanwhile"}},
+        responses={
+            404: {"description": "No such task"},
+            409: {"description": "Not allowed from the task's state, or changed meanwhile"},
+        },
     )
     async def change_state(
         task_id: Annotated[str, Path(pattern=TASK_ID)],
@@ -231,7 +245,10 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
     @router.post(
         "/tasks/{task_id}/assign",
         summary="Assign an open task to a grid worker",
-        responses={409: {"description": "The task is closed, or changed meanwhile"}},
+        responses={
+            404: {"description": "No such task"},
+            409: {"description": "The task is closed, or changed meanwhile"},
+        },
     )
     async def assign(
         task_id: Annotated[str, Path(pattern=TASK_ID)],
@@ -267,6 +284,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
     @router.get(
         "/levels/{code}",
         summary="A unit's response level, its measures' progress and every declaration",
+        responses={404: {"description": "No such unit in the registry"}},
         dependencies=[Depends(auth.unit_scope(Role.READ))],
     )
     async def level_status(code: Annotated[str, Path(pattern=UNIT)]) -> dict[str, Any]:
