@@ -183,15 +183,16 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         "Published by the response service when a task is issued, changes state "
         "(accepted, done, unreachable, refused, transferred, cancelled) or passes its due "
         "time still open (once). Carries the task's id, unit, kind, due time, state and "
-        "the person's pseudonym only: personal details stay in the response service. Core "
-        "NATS, delivered from the service's outbox at least once: identify a change by "
-        "task, event, state and at.",
+        "the person's pseudonym only: personal details stay in the response service. In "
+        "stream ZHIBAO_TASKS (90 days), written from the service's outbox; Nats-Msg-Id "
+        "is the message's identity, so a resend within the duplicate window is dropped.",
         ("taskMessage",),
         {
             "district": DISTRICT,
             "unit": _param("The unit the task is assigned to (6, 9 or 12 digits)"),
             "event": _param("What happened", [e.value for e in TaskEvent]),
         },
+        stream=subjects.TASKS_STREAM,
     ),
     ChannelSpec(
         _SUBMIT,
@@ -240,7 +241,9 @@ def _messages() -> dict[str, dict[str, Any]]:
         ),
         "rollup": _message("RollupMessage", "application/json"),
         "alertNotification": _message("AlertNotification", "application/json"),
-        "taskMessage": _message("TaskMessage", "application/json"),
+        "taskMessage": _message(
+            "TaskMessage", "application/json", _headers(msg_id, ("Nats-Msg-Id",))
+        ),
         "deadLetter": _message(
             "DeadLetterPayload", "application/octet-stream", _headers(dead, tuple(dead)[:4])
         ),

@@ -24,6 +24,7 @@ from zhibao_shared.subjects import (
     EVENTS_STREAM,
     INTAKE_SUBMIT,
     TASKS_ALL,
+    TASKS_STREAM,
 )
 
 OPERATOR = "ops"
@@ -131,8 +132,8 @@ def bus_users(
         ),
         BusUser(
             "response",
-            "publishes task events (issued, changed, overdue); reads nothing from the bus",
-            publish=(TASKS_ALL,),
+            "publishes task events (issued, changed, overdue) to its stream; reads nothing",
+            publish=(TASKS_ALL, info, *_stream_declaring((TASKS_STREAM,))),
             subscribe=(f"{inbox_prefix('response')}.>",),
         ),
         BusUser(

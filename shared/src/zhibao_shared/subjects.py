@@ -17,7 +17,8 @@ AUDIT_STREAM = "ZHIBAO_AUDIT"
 AUDIT_ALL = "zhibao.audit.>"
 DEAD_LETTER_STREAM = "ZHIBAO_DEADLETTER"
 DEAD_LETTER_ALL = "zhibao.deadletter.>"
-#: Tasks pushed down to communities (the response service), core NATS.
+#: Tasks pushed down to communities (the response service's messages about them).
+TASKS_STREAM = "ZHIBAO_TASKS"
 TASKS_ALL = "zhibao.tasks.>"
 #: Request-reply subject for systems that already speak NATS (same answer as HTTP).
 INTAKE_SUBMIT = "zhibao.intake.submit"

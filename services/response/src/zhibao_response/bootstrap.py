@@ -22,7 +22,14 @@ from zhibao_response.sealing import Sealer
 from zhibao_response.settings import ResponseSettings
 from zhibao_response.store import TaskStore
 from zhibao_response.task_service import TaskDesk
-from zhibao_shared.broker import bus_connected, make_broker, retry_forever, stop_broker
+from zhibao_shared.broker import (
+    bus_connected,
+    declare_stream,
+    make_broker,
+    retry_forever,
+    stop_broker,
+    tasks_stream_config,
+)
 from zhibao_shared.db import has_table, make_engine, run_migrations
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
@@ -34,6 +41,8 @@ from zhibao_shared.tokens import TokenStore
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 KEY_FILE = "response.key"
+MSG_ID = "Nats-Msg-Id"
+PUBLISH_TIMEOUT_S = 5.0
 
 
 def utc_now() -> datetime:
@@ -66,13 +75,16 @@ class Response:
     outbox: OutboxPublisher
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def publish(self, subject: str, body: bytes) -> None:
-        """Publish one task message on core NATS."""
-        await self.broker.publish(body, subject)
+    async def publish(self, subject: str, body: bytes, msg_id: str) -> None:
+        """Store one task message in the tasks stream (returns once it is stored)."""
+        js = self.broker.config.broker_config.connection_state.stream
+        await js.publish(subject, body, timeout=PUBLISH_TIMEOUT_S, headers={MSG_ID: msg_id})
 
     async def connect(self) -> None:
-        """Connect to NATS, then publish the outbox and run the periodic checks."""
+        """Connect to NATS, declare the tasks stream, then publish the outbox and check."""
         await self.broker.start()
+        js = self.broker.config.broker_config.connection_state.stream
+        await declare_stream(js, tasks_stream_config(self.settings))
         self.tasks += [
             asyncio.create_task(self.outbox.run()),
             asyncio.create_task(self._checks()),
@@ -135,7 +147,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
         store=store,
         playbook=playbook,
         tokens=TokenStore.configured(settings),
-        outbox=OutboxPublisher(store, lambda s, b: service.publish(s, b)),
+        outbox=OutboxPublisher(store, lambda s, b, i: service.publish(s, b, i)),
     )
     desk = TaskDesk(
         Sealer(details_key(settings)),

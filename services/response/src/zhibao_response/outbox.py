@@ -1,4 +1,8 @@
-"""Publishes the task messages the store wrote, oldest first, then forgets them."""
+"""Publishes the task messages the store wrote, oldest first, then forgets them.
+
+Each carries its own ``Nats-Msg-Id``: a batch resent after a crash (published, not yet
+forgotten) is dropped by the stream's duplicate window.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from zhibao_response.metrics import OUTBOX_PENDING
 from zhibao_response.store import TaskStore
 
 log = structlog.get_logger(__name__)
-Publish = Callable[[str, bytes], Awaitable[None]]
+#: Publishes one message (subject, body, message id) and returns once the stream stored it.
+Publish = Callable[[str, bytes, str], Awaitable[None]]
 #: Seconds between looks at the outbox when nobody wakes the loop.
 IDLE_S = 1.0
+#: Messages awaiting the stream's acknowledgement at once.
+_IN_FLIGHT = 100
 
 
 class OutboxPublisher:
-    """At-least-once delivery of the outbox onto core NATS."""
+    """At-least-once delivery of the outbox into the tasks stream (oldest first)."""
 
     def __init__(self, store: TaskStore, publish: Publish, batch: int = 500) -> None:
         self._store = store
@@ -35,8 +42,9 @@ class OutboxPublisher:
         sent = 0
         while rows := await self._store.pending_messages(self._batch):
             OUTBOX_PENDING.set(len(rows))
-            for row in rows:
-                await self._publish(row.subject, row.body)
+            for start in range(0, len(rows), _IN_FLIGHT):
+                chunk = rows[start : start + _IN_FLIGHT]
+                await asyncio.gather(*(self._publish(r.subject, r.body, r.msg_id) for r in chunk))
             await self._store.published(row.id for row in rows)
             sent += len(rows)
         OUTBOX_PENDING.set(0)

@@ -8,6 +8,7 @@ happens unannounced (the outbox loop publishes what is written).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,6 +82,7 @@ def _message(
         from_unit=from_unit,
     )
     return {
+        "msg_id": uuid.uuid4().hex,
         "subject": task_subject(row["unit"], event.value),
         "body": body.model_dump_json().encode(),
     }

@@ -88,6 +88,8 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    #: Nats-Msg-Id: a resend after a crash is dropped by JetStream's duplicate window
+    Column("msg_id", String(32), nullable=False),
     Column("subject", String, nullable=False),
     Column("body", LargeBinary, nullable=False),
 )
