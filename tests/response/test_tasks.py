@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
+import nats
+import nats.js.errors
 import pytest
 
 from tests.response.conftest import DISTRICT, STREET, Harness, a_task
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
 from zhibao_shared.db import make_engine
 from zhibao_shared.events import ResidentIdPerson
+from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.pseudonym import Pseudonymiser, pseudonym_key
+from zhibao_shared.subjects import TASKS_STREAM
 
 pytestmark = pytest.mark.integration
 PERSONAL = ("张秀兰", "13912345678", "枫林湾 3-2-501", "时空伴随", resident_id(seq=456))
@@ -247,3 +253,37 @@ async def test_ten_thousand_tasks_in_one_request(service: Harness) -> None:
     )
     too_many = await service.issue([a_task()] * 10_001)
     assert too_many.status_code == 413
+
+
+async def stored_tasks(url: str) -> set[str]:
+    """The task ids of the ``issued`` messages kept in the tasks stream."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(TASKS_STREAM)
+        messages = [
+            await js.get_msg(TASKS_STREAM, seq) for seq in range(1, info.state.last_seq + 1)
+        ]
+    except nats.js.errors.NotFoundError:
+        return set()
+    finally:
+        await client.close()
+    return {
+        json.loads(m.data or b"{}")["task"]
+        for m in messages
+        if (m.subject or "").endswith(".issued")
+    }
+
+
+async def test_tasks_issued_while_nats_is_down_reach_the_stream_after(
+    service: Harness, nats_server: NatsServer
+) -> None:
+    nats_server.stop()
+    answer = await service.issue([a_task(), a_task()])
+    assert answer.status_code == 201  # stored; its messages wait in the outbox
+    nats_server.start()
+    for _ in range(600):
+        if await stored_tasks(nats_server.url) == set(answer.json()["ids"]):
+            break
+        await asyncio.sleep(0.1)
+    assert await stored_tasks(nats_server.url) == set(answer.json()["ids"])
