@@ -128,9 +128,11 @@ async def test_a_batch_with_bad_tasks_issues_nothing_and_names_each_problem(
     ]
     assert await service.tasks(DISTRICT, "district") == []
     assert service.tap.messages == []
-    assert (
-        await service.client.post("/v1/tasks", content=b"{", headers=service.auth("district"))
-    ).status_code == 400
+    for raw in (b"{", b"[" * 100_000, b"\xff"):
+        answer = await service.client.post(
+            "/v1/tasks", content=raw, headers=service.auth("district")
+        )
+        assert answer.status_code == 400
 
 
 async def test_only_an_operate_token_covering_every_unit_may_issue(service: Harness) -> None:

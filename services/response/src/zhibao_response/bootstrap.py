@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_response.config_files import WatchedPlaybook
-from zhibao_response.http_api import ResponseApi, build_router
+from zhibao_response.http_api import ResponseApi, build_router, busy
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import DETAILS_PURGED, TASKS_OVERDUE
 from zhibao_response.outbox import OutboxPublisher
@@ -191,5 +192,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     )
     app.state.response = service
     app.include_router(build_router(api, TokenAuth(service.tokens)))
+    app.add_exception_handler(OperationalError, busy)
+    app.add_exception_handler(InterfaceError, busy)
     app.include_router(probes_router(service.readiness))
     return app

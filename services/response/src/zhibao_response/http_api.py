@@ -64,6 +64,15 @@ class LevelDeclaration(BaseModel):
     )
 
 
+async def busy(_request: Request, _exc: Exception) -> JSONResponse:
+    """The database is locked or unreachable: 503, try again shortly (never a 500)."""
+    return JSONResponse(
+        {"detail": "the database is busy; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
 def actor(token: Token) -> Actor:
     """Who acts: the token's name and id."""
     return Actor(token.name, token.id)
@@ -103,6 +112,8 @@ class ResponseApi:
             return json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise HTTPException(400, "the body is not JSON") from None
+        except RecursionError:
+            raise HTTPException(400, "the body is nested too deeply") from None
 
     async def task_for(self, task_id: str, token: Token, *, issuer_may: bool) -> Row[Any]:
         """The task, or 404; 403 unless the token covers its unit (or issued it)."""
