@@ -255,6 +255,8 @@ async def test_ten_thousand_tasks_in_one_request(service: Harness) -> None:
     )
     too_many = await service.issue([a_task()] * 10_001)
     assert too_many.status_code == 413
+    metrics = (await service.client.get("/metrics")).text
+    assert 'zhibao_response_tasks_issued_total{source="api"}' in metrics
 
 
 async def stored_tasks(url: str) -> set[str]:
