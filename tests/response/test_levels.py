@@ -14,6 +14,7 @@ import pytest
 from tests.response.conftest import DISTRICT, STREET, Harness, start
 from tests.support.events import COMMUNITY_A
 from zhibao_response.config_files import PlaybookError, parse_playbook
+from zhibao_shared.db import sqlite_url
 from zhibao_shared.natsserver import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -29,6 +30,15 @@ levels:
     - {kind: gate_checks, applies_to: children, deadline_hours: 24}
   blue: []
 """
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url(tmp_path, "response")
 
 
 @pytest.fixture
@@ -146,6 +156,18 @@ async def test_lifting_a_level_closes_its_open_tasks_and_keeps_the_history(
         "the cancellations",
         lambda: [m["state"] for m in service.tap.bodies("changed")].count("cancelled") == 2,
     )
+
+
+async def test_the_latest_declaration_counts_even_within_the_same_second(
+    service: Harness,
+) -> None:
+    for level in ("blue", "yellow", "orange", "none", "red"):
+        await declare(service, unit=COMMUNITY_A, level=level, reason=level)
+    shown = await status(service, COMMUNITY_A)
+    assert shown["level"] == "red"
+    assert [h["level"] for h in shown["history"]] == ["red", "none", "orange", "yellow", "blue"]
+    open_tasks = await service.tasks(COMMUNITY_A, "community_a", state="issued")
+    assert [t["kind"] for t in open_tasks] == ["testing_round"]  # red's; the rest closed
 
 
 async def test_children_and_scope(service: Harness) -> None:

@@ -275,7 +275,12 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         assert updated is not None
         return api.desk.view(updated, token, api.clock())
 
-    @router.post("/levels", status_code=201, summary="Declare (or lift) a unit's response level")
+    @router.post(
+        "/levels",
+        status_code=201,
+        summary="Declare (or lift) a unit's response level",
+        responses={409: {"description": "Another declaration for the unit came at the same time"}},
+    )
     async def declare(
         declaration: LevelDeclaration, token: Annotated[Token, Depends(operate)]
     ) -> dict[str, Any]:
@@ -285,9 +290,12 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         compounds = tuple(dict.fromkeys(declaration.compounds))
         if compounds and not api.registry.is_community(declaration.unit):
             raise unprocessable(("body", "compounds"), "only a community's compounds can be named")
-        answer = await api.levels.declare(
-            declaration.unit, declaration.level, declaration.reason, compounds, actor(token)
-        )
+        try:
+            answer = await api.levels.declare(
+                declaration.unit, declaration.level, declaration.reason, compounds, actor(token)
+            )
+        except Conflict:
+            raise HTTPException(409, "another declaration for this unit came first") from None
         LEVELS_DECLARED.labels(declaration.level.value).inc()
         api.on_change()
         return answer

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_response.domain.tasks import OPEN_STATES, closes
@@ -284,7 +285,16 @@ class TaskStore:
         actor: Actor,
     ) -> list[str]:
         """Record a declaration: close the open tasks of the unit's previous one, issue the
-        new one's; the ids of the tasks closed."""
+        new one's; the ids of the tasks closed. :class:`Conflict` when another declaration
+        for the unit was recorded meanwhile."""
+        try:
+            return await self._declare(declaration, planned, actor)
+        except IntegrityError:
+            raise Conflict(declaration.unit) from None
+
+    async def _declare(
+        self, declaration: Declaration, planned: Sequence[NewTask], actor: Actor
+    ) -> list[str]:
         now = declaration.declared_at
         async with self._engine.begin() as conn:
             previous = await self._current(conn, declaration.unit)
@@ -293,6 +303,7 @@ class TaskStore:
                 insert(declarations).values(
                     id=declaration.id,
                     unit=declaration.unit,
+                    number=previous.number + 1 if previous else 1,
                     level=declaration.level,
                     reason=declaration.reason,
                     compounds=json.dumps(list(declaration.compounds), ensure_ascii=False),
@@ -334,7 +345,7 @@ class TaskStore:
         query = (
             select(declarations)
             .where(declarations.c.unit == unit)
-            .order_by(declarations.c.declared_at.desc(), declarations.c.id.desc())
+            .order_by(declarations.c.number.desc())
             .limit(1)
         )
         return (await conn.execute(query)).first()
@@ -344,7 +355,7 @@ class TaskStore:
         query = (
             select(declarations)
             .where(declarations.c.unit == unit)
-            .order_by(declarations.c.declared_at.desc(), declarations.c.id.desc())
+            .order_by(declarations.c.number.desc())
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()

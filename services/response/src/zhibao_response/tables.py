@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from zhibao_shared.db import UtcDateTime
@@ -26,6 +27,8 @@ declarations = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("unit", String(12), nullable=False),
+    #: 1, 2, 3, ... per unit: the latest is the unit's level (two at once: one is refused)
+    Column("number", Integer, nullable=False),
     Column("level", String(8), nullable=False),
     Column("reason", Text, nullable=False),
     #: JSON list of the compounds named (labels, no personal data)
@@ -35,7 +38,7 @@ declarations = Table(
     Column("declared_by", String, nullable=False),
     Column("declared_token", String, nullable=False),
     Column("declared_at", UtcDateTime, nullable=False),
-    Index("ix_declarations_unit_at", "unit", "declared_at"),
+    UniqueConstraint("unit", "number", name="uq_declarations_unit_number"),
 )
 
 tasks = Table(
