@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -255,6 +256,20 @@ async def test_ten_thousand_tasks_in_one_request(service: Harness) -> None:
     )
     too_many = await service.issue([a_task()] * 10_001)
     assert too_many.status_code == 413
+    huge = b"[" + b" " * service.settings.response_max_body_bytes + b"]"
+    too_large = await service.client.post(
+        "/v1/tasks", content=huge, headers=service.auth("district")
+    )
+    assert too_large.status_code == 413
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length
+        for _ in range(40):
+            yield b" " * (1024 * 1024)
+
+    unbounded = await service.client.post(
+        "/v1/tasks", content=chunked(), headers=service.auth("district")
+    )
+    assert unbounded.status_code == 413
     metrics = (await service.client.get("/metrics")).text
     assert 'zhibao_response_tasks_issued_total{source="api"}' in metrics
 

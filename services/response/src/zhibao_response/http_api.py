@@ -105,9 +105,18 @@ class ResponseApi:
 
     async def read_tasks(self, request: Request) -> Any:
         """The request's JSON body, refused clearly when too large or not JSON."""
-        body = await request.body()
-        if len(body) > self.max_body_bytes:
-            raise HTTPException(413, f"the body is larger than {self.max_body_bytes} bytes")
+        too_large = HTTPException(413, f"the body is larger than {self.max_body_bytes} bytes")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():  # never more than the limit in memory
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise too_large
+            chunks.append(chunk)
+        body = b"".join(chunks)
         try:
             return json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
