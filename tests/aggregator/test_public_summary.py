@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zhibao_aggregator.bootstrap import reader, rules
+from zhibao_aggregator.bootstrap import reader, risk_rule, rules
+from zhibao_aggregator.domain.public import ReleaseRules
 from zhibao_aggregator.http_api import add_error_handlers, build_public_router
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.settings import AggregatorSettings
@@ -28,8 +30,13 @@ CASES = {STREET_1: 2, STREET_2: 7, STREET_3: 6}
 _seq = itertools.count(1)
 
 
+#: The seeded events happened two days ago: that day's figures are released by now.
+WHEN = datetime.now(UTC) - timedelta(days=2)
+DAY = WHEN.astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
 def _published(community: str, kind: str, data: dict[str, Any]) -> Any:
-    now = datetime.now(UTC) - timedelta(minutes=5)
+    now = WHEN
     n = next(_seq)
     return PUBLISHED_EVENT.validate_python(
         {
@@ -69,7 +76,10 @@ async def public(
     batch = [Delivery(e, "s", 1, n) for n, e in enumerate(_today(), 1)]
     async with sqlite_engine.begin() as conn:
         await apply_batch(conn, batch, rules(settings))
-    summaries = PublicSummaries(reader(settings, engine=sqlite_engine), 5, min_level_street())
+    release_rules = ReleaseRules(5, risk_rule(settings))
+    summaries = PublicSummaries(
+        reader(settings, engine=sqlite_engine), release_rules, min_level_street()
+    )
     app = FastAPI()
     add_error_handlers(app)
     app.include_router(build_public_router(summaries))
@@ -91,10 +101,10 @@ def _counts(body: dict[str, Any], metric: str) -> dict[str, int | None]:
 async def test_small_counts_and_the_one_that_would_give_them_away_are_suppressed(
     public: httpx.AsyncClient,
 ) -> None:
-    answer = await public.get(f"/v1/public/units/{DISTRICT}/summary")
+    answer = await public.get(f"/v1/public/units/{DISTRICT}/summary", params={"date": str(DAY)})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["threshold"] == 5
+    assert (body["threshold"], body["date"]) == (5, str(DAY))
     confirmed = _counts(body, "new_confirmed")
     assert confirmed[DISTRICT] == 15
     assert confirmed[STREET_1] is None, "2 cases: a small count"
@@ -107,15 +117,20 @@ async def test_small_counts_and_the_one_that_would_give_them_away_are_suppressed
     assert street_1["figures"]["fevers"] == {"value": None, "suppressed": True}
     assert street_1["figures"]["screenings"] == {"value": 20, "suppressed": False}
     assert street_1["figures"]["new_asymptomatic"] == {"value": 0, "suppressed": False}
-    assert street_1["figures"]["risk_level"] == "medium"
-    assert "cumulative_confirmed" not in street_1["figures"], "stocks would undo it by day"
+    assert street_1["figures"]["risk_level"] == "medium_or_high", "medium would bound it"
+    for stock in ("cumulative_confirmed", "current_confirmed"):
+        assert street_1["figures"][stock] == {"value": None, "suppressed": True}
+        assert _row(body, STREET_2)["figures"][stock] == {"value": 7, "suppressed": False}
+    assert _row(body, STREET_2)["figures"]["risk_level"] == "medium"
+    assert body["figures"]["days_without_new_case"] == 0
 
 
 async def test_every_summary_shows_the_same_decision(public: httpx.AsyncClient) -> None:
-    district = (await public.get(f"/v1/public/units/{DISTRICT}/summary")).json()
-    city = (await public.get(f"/v1/public/units/{CITY}/summary")).json()
+    on = {"date": str(DAY)}
+    district = (await public.get(f"/v1/public/units/{DISTRICT}/summary", params=on)).json()
+    city = (await public.get(f"/v1/public/units/{CITY}/summary", params=on)).json()
     for street in (STREET_1, STREET_2, STREET_3):
-        own = (await public.get(f"/v1/public/units/{street}/summary")).json()
+        own = (await public.get(f"/v1/public/units/{street}/summary", params=on)).json()
         assert own["children"] == [], "communities are below the public level"
         assert own["figures"] == _row(district, street)["figures"]
     assert city["children"][0]["figures"] == district["figures"]
@@ -130,9 +145,18 @@ async def test_no_token_is_needed_and_communities_are_not_public(
     assert "public" in community.json()["detail"]
     assert (await public.get("/v1/public/units/640199/summary")).status_code == 404
     assert (await public.get("/v1/public/units/abc/summary")).status_code == 422
-    yesterday = datetime.now(UTC).date() - timedelta(days=2)
-    old = await public.get(f"/v1/public/units/{DISTRICT}/summary", params={"date": str(yesterday)})
-    assert _counts(old.json(), "new_confirmed")[DISTRICT] == 0
+    await public.get(f"/v1/public/units/{DISTRICT}/summary", params={"date": str(DAY)})
+    before = await public.get(
+        f"/v1/public/units/{DISTRICT}/summary", params={"date": str(DAY - timedelta(days=1))}
+    )
+    assert before.status_code == 404, "releases start with the first one made"
+    later = await public.get(f"/v1/public/units/{DISTRICT}/summary")
+    assert _counts(later.json(), "new_confirmed")[DISTRICT] == 0, "nothing newly reported"
+    assert _counts(later.json(), "cumulative_confirmed")[DISTRICT] == 15
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    ahead = await public.get(f"/v1/public/units/{DISTRICT}/summary", params={"date": str(tomorrow)})
+    assert ahead.status_code == 404
+    assert "released at" in ahead.json()["detail"]
 
 
 def _row(body: dict[str, Any], code: str) -> dict[str, Any]:
@@ -155,3 +179,34 @@ def test_the_threshold_and_level_come_from_the_environment(monkeypatch: pytest.M
     monkeypatch.setenv("ZHIBAO_PUBLIC_MIN_LEVEL", "building")
     with pytest.raises(ValidationError, match="public_min_level"):
         AggregatorSettings()
+
+
+def test_the_release_time_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AggregatorSettings().public_release_after == timedelta(days=1, hours=10)
+    monkeypatch.setenv("ZHIBAO_PUBLIC_RELEASE_AFTER", "P1DT8H30M")
+    assert AggregatorSettings().public_release_after == timedelta(days=1, hours=8, minutes=30)
+    monkeypatch.setenv("ZHIBAO_PUBLIC_RELEASE_AFTER", "-PT1H")
+    with pytest.raises(ValidationError, match="public_release_after"):
+        AggregatorSettings()
+
+
+def test_a_day_is_released_the_next_day_at_ten_district_time(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    rules = ReleaseRules(5, risk_rule(settings))
+    summaries = PublicSummaries(reader(settings, sqlite_engine), rules, min_level_street())
+    before_ten = datetime(2020, 3, 20, 1, 59, 59, tzinfo=UTC)  # 09:59:59 in Yinchuan
+    assert str(summaries.latest_released(before_ten)) == "2020-03-18"
+    assert str(summaries.latest_released(before_ten + timedelta(seconds=1))) == "2020-03-19"
+    assert summaries.released_at(date(2020, 3, 19)).isoformat() == "2020-03-20T10:00:00+08:00"
+
+
+async def test_no_release_before_the_first_counted_day(public: httpx.AsyncClient) -> None:
+    """A request for a day long ago makes no release chain from that day (bounded work)."""
+    ancient = await public.get(
+        f"/v1/public/units/{DISTRICT}/summary", params={"date": "1900-01-01"}
+    )
+    assert ancient.status_code == 404
+    assert f"start on {DAY}" in ancient.json()["detail"]
+    made = await public.get(f"/v1/public/units/{DISTRICT}/summary", params={"date": str(DAY)})
+    assert made.status_code == 200

@@ -81,7 +81,7 @@ async def test_a_committed_alert_wakes_the_dispatcher(
         await _pages(webhook, 1)
         # the first tick is over: only a wake-up can deliver the next one
         yesterday = clock.now - timedelta(days=1)
-        await apply([Delivery(confirmed(when=yesterday), "s", 2, 1)])
+        await apply([Delivery(confirmed(pid="c" * 32, when=yesterday), "s", 2, 1)])
         await _pages(webhook, 2)
     finally:
         running.cancel()

@@ -68,3 +68,14 @@ def test_the_last_day_alone_equals_the_last_point_of_the_whole_series(method: st
     params = EarsParams(min_sd=1.0)
     for end in range(1, len(series) + 1):
         assert last_day(method, series[:end], params) == METHODS[method](series[:end], params)[-1]
+
+
+def test_days_before_the_first_data_are_missing_not_zero() -> None:
+    params = EarsParams(min_sd=1.0, min_baseline_days=3)
+    steady = [None] * 10 + [30.0, 30.0, 30.0, 30.0]
+    for method in ("C1", "C2", "C3"):
+        points = METHODS[method](steady, params)
+        assert not any(p.alarm for p in points), method
+    # C1 judges the 4th day of data, on a baseline of the three days before it
+    assert [p.statistic is not None for p in c1(steady, params)][10:] == [False] * 3 + [True]
+    assert c1([None, None, 2, 4, 3, 12], params)[-1].alarm

@@ -13,7 +13,8 @@ import yaml
 from tests.deploy.support import DEPLOY, defined_metrics, used_metrics
 
 PROMETHEUS = DEPLOY / "prometheus"
-SERVICE_PORTS = {"intake": 8101, "aggregator": 8102, "alerts": 8103}
+#: The port each service serves /metrics on (the aggregator's is its own, off the public one).
+SERVICE_PORTS = {"intake": 8101, "aggregator": 9102, "alerts": 8103}
 
 
 def _install_promtool() -> None:

@@ -3,11 +3,14 @@
 What is expected, and how precisely:
 
 * **immediate** alerts (a confirmed or asymptomatic case, an isolation breach)
-  depend only on which events exist: exactly the simulator's expected set, each
-  raised exactly once (one alert per rule, community and day), whatever the
-  order, duplication or redelivery of the events.
+  depend only on which events exist: exactly the simulator's expected set
+  (rule, community and day), each alert raised exactly once (a case: one per
+  person; a breach: one per community and day), whatever the order,
+  duplication or redelivery of the events.
 * **the outbreak**: its fever cluster (that building, that day) and an EARS
-  fever alarm for the community that day must have been raised.
+  fever alarm for the community that day must have been raised. The outbreak
+  starts the day before the last, after days of data: EARS judges a unit only
+  once it has a baseline of its own days.
 * **time-based** alerts are evaluated against the wall clock while the backlog
   is still being applied, so during the run they come and go; what is exact is
   the end state: open ``missing_daily_report`` alerts are the communities whose
@@ -55,6 +58,12 @@ class Alert:
     day: date
     state: str
     fired_at: str
+
+    @property
+    def condition(self) -> str:
+        """``rule:unit:day``: an immediate alert's condition (a case alert's key also names
+        the person, one alert each)."""
+        return f"{self.rule}:{self.unit}:{self.day.isoformat()}"
 
     @property
     def page(self) -> PageKey:

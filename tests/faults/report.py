@@ -15,7 +15,7 @@ def render(out: Outcome) -> str:
     lost, double = out.lost_and_double
     raised_rules = sorted({a.rule for a in out.raised})
     by_rule = {rule: sum(a.rule == rule for a in out.raised) for rule in raised_rules}
-    immediate_raised = {a.dedup_key for a in out.raised if a.rule.startswith("immediate_")}
+    immediate_raised = {a.condition for a in out.raised if a.rule.startswith("immediate_")}
     lines = [
         f"== fault injection: {out.scenario.name} "
         f"({'PostgreSQL' if out.scenario.postgres else 'SQLite'}, seed {out.scenario.seed}) ==",

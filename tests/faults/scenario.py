@@ -110,7 +110,8 @@ def simulate(scenario: Scenario) -> tuple[list[dict[str, Any]], GroundTruth]:
         days=scenario.days,
         scale=scenario.scale,
         outbreak=True,
-        outbreak_day=0,
+        # the day before the last: EARS needs days of the community's own data first
+        outbreak_day=max(0, scenario.days - 2),
         until=datetime.now(UTC) - timedelta(minutes=1),
         timezone=ZONE_NAME,
     )

@@ -118,7 +118,7 @@ def test_rollups_count_every_accepted_event_exactly_once_at_every_level(
 
 
 def test_the_alerts_that_should_fire_fired_once(reported: Outcome) -> None:
-    immediate = {a.dedup_key for a in reported.raised if a.rule.startswith("immediate_")}
+    immediate = {a.condition for a in reported.raised if a.rule.startswith("immediate_")}
     assert immediate == reported.immediate_expected
     assert reported.raised_twice == {}, "an alert was raised twice for one condition"
     assert reported.windowed_twice == {}, "a cluster or EARS window was raised twice"

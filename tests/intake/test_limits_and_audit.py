@@ -20,7 +20,8 @@ from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM
 
 @pytest.fixture
 def intake_overrides() -> dict[str, Any]:
-    return {"rate_limit_events_per_s": 0.5, "rate_limit_burst": 200}
+    # Refusals without a valid token are audited per window (of 1 s here) with a count.
+    return {"rate_limit_events_per_s": 0.5, "rate_limit_burst": 200, "audit_refusal_window_s": 1.0}
 
 
 def post(intake: RunningIntake, token: str, body: object) -> httpx.Response:
@@ -104,5 +105,6 @@ def test_every_submission_is_attributed_and_the_trail_cannot_be_erased(
     assert submission["events"][1]["status"] == "rejected"
     refused = next(r for r in records if r["status"] == 401)
     assert refused["token"] is None and refused["remote"] == "127.0.0.1"
+    assert (refused["reason"], refused["count"]) == ("unauthenticated", 1)
     assert len(asyncio.run(_try_to_erase(intake.nats.url))) == 2
     assert len(asyncio.run(_audit_records(intake.nats.url))) == len(records)

@@ -167,6 +167,7 @@ def privacy_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privacy
             "ZHIBAO_AGGREGATOR_PUBLISH_INTERVAL_S": "0.2",
             "ZHIBAO_PSEUDONYM_KEY": key,
             "ZHIBAO_PUBLIC_MIN_LEVEL": "street",
+            "ZHIBAO_PUBLIC_RELEASE_AFTER": "PT0S",  # today's release, made when first read
             "ZHIBAO_LOG_LEVEL": "DEBUG",
             "ZHIBAO_LOG_JSON": "true",
         }

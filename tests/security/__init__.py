@@ -1,0 +1,1 @@
+"""Attack tests: what an outsider can learn, and what they cannot."""

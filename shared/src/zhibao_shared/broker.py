@@ -90,12 +90,20 @@ def dead_letter_stream_config(settings: ZhibaoSettings) -> StreamConfig:
 
 
 def audit_stream_config(settings: ZhibaoSettings) -> StreamConfig:
-    """The accountability trail: append-only (the server refuses deletes and purges)."""
+    """The accountability trail: append-only (the server refuses deletes and purges).
+
+    Records expire only by age. A full stream refuses new records rather than dropping
+    old ones, so nobody (intake included) can shorten the trail by flooding it; refusals
+    without a valid token are aggregated per window, and ``ZhibaoStreamFilling`` warns.
+    """
     return StreamConfig(
         name=AUDIT_STREAM,
         subjects=[AUDIT_ALL],
         storage=StorageType.FILE,
         num_replicas=settings.stream_replicas,
+        max_age=settings.audit_max_age_days * DAY_S,
+        max_bytes=settings.audit_max_bytes,
+        discard=DiscardPolicy.NEW,
         deny_delete=True,
         deny_purge=True,
     )

@@ -43,6 +43,11 @@ CONTENT_TYPE_BATCH = "application/cloudevents-batch+json"
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 #: Events older than this are refused: nothing in a response period is older.
 MAX_EVENT_AGE = timedelta(days=400)
+#: Dates in event data (a daily report's day, an onset, an isolation's end) lie at most
+#: this far from today, either way: the late-data horizon of ``time`` and a day of time zones.
+MAX_DATE_DISTANCE = MAX_EVENT_AGE + timedelta(days=1)
+#: The first day the read APIs answer for (no Zhibao data can be older).
+EARLIEST_READABLE_DAY = date(2000, 1, 1)
 #: A screening at or above this is a fever unless ZHIBAO_FEVER_THRESHOLD_C says otherwise.
 FEVER_THRESHOLD_C = 37.3
 
@@ -67,6 +72,32 @@ def _no_resident_id(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def admissible_days(today: date) -> tuple[date, date]:
+    """First and last day an event's data may name when admitted on ``today``."""
+    return today - MAX_DATE_DISTANCE, today + MAX_DATE_DISTANCE
+
+
+def readable_days(today: date) -> tuple[date, date]:
+    """First and last day the read APIs answer for on ``today`` (data is never dated later
+    than :func:`admissible_days` allows)."""
+    return EARLIEST_READABLE_DAY, admissible_days(today)[1]
+
+
+def _plausible_day(value: date | None, info: ValidationInfo) -> date | None:
+    """Refuse a date outside :func:`admissible_days` (a 9999-12-31 report breaks day arithmetic)."""
+    if value is None or not _admitting(info):
+        return value
+    first, last = admissible_days(datetime.now(UTC).date())
+    if not first <= value <= last:
+        raise ValueError(
+            f"must lie within {MAX_DATE_DISTANCE.days} days of today ({first} to {last})"
+        )
+    return value
+
+
+#: Longest CloudEvents ``id`` and ``source``.
+MAX_ID_LENGTH = 128
+MAX_SOURCE_LENGTH = 256
 #: Identifiers and labels are printable: no control characters (they would end up in
 #: message headers, log lines and de-duplication keys).
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
@@ -210,7 +241,7 @@ class CaseData(_Strict, Generic[P]):
 
     person: P
     classification: Classification
-    onset_date: date | None = None
+    onset_date: Annotated[date | None, AfterValidator(_plausible_day)] = None
     compound: _Label | None = None
     building: _Label | None = None
 
@@ -221,7 +252,7 @@ class IsolationData(_Strict, Generic[P]):
     person: P
     action: IsolationAction
     kind: IsolationKind
-    until: date | None = None
+    until: Annotated[date | None, AfterValidator(_plausible_day)] = None
     temperature_c: float | None = Field(default=None, ge=30.0, le=45.0, allow_inf_nan=False)
 
 
@@ -238,7 +269,7 @@ class DeclaredCounts(_Strict):
 class DailyReportData(_Strict):
     """A community closes its day (日报); ``zero`` is the zero report (零报告)."""
 
-    date: date
+    date: Annotated[date, AfterValidator(_plausible_day)]
     zero: bool
     counts: DeclaredCounts | None = None
 
@@ -272,8 +303,10 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
-    source: str = Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$")
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE)
+    source: str = Field(
+        min_length=1, max_length=MAX_SOURCE_LENGTH, pattern=r"^[^\s\x00-\x1f\x7f]+$"
+    )
     subject: str = Field(pattern=r"^\d{12}$", description="12-digit community code")
     time: AwareDatetime
     datacontenttype: Literal["application/json"] | None = None

@@ -115,6 +115,17 @@ class ZhibaoSettings(BaseSettings):
     )
     dead_letter_max_bytes: int = Field(default=1024**3, gt=0)
     dead_letter_max_age_days: float = Field(default=30, gt=0)
+    audit_max_age_days: float = Field(
+        default=400.0,
+        gt=0,
+        description="Audit records older than this expire (the late-data horizon of events)",
+    )
+    audit_max_bytes: int = Field(
+        default=10 * 1024**3,
+        gt=0,
+        description="The audit stream's size limit; when full it refuses new records (never "
+        "drops old ones); the shipped Prometheus rule warns at 80%",
+    )
 
     @field_validator("nats_url")
     @classmethod

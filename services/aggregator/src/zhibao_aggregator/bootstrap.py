@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 
 import nats
 import nats.js.errors
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
+from prometheus_client import start_http_server
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.public import ReleaseRules
 from zhibao_aggregator.domain.rollup import RiskRule
 from zhibao_aggregator.handler import ApplyBatch, Changed
 from zhibao_aggregator.http_api import add_error_handlers, build_public_router, build_router
 from zhibao_aggregator.migrate import migrate, schema_ready
+from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.settings import AggregatorSettings
-from zhibao_aggregator.storage.tables import applied_events, metadata
+from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
 from zhibao_aggregator.storage.writer import Rules
 from zhibao_shared.broker import (
     bus_connected,
@@ -77,14 +80,29 @@ def rules(settings: AggregatorSettings) -> Rules:
     )
 
 
+def risk_rule(settings: AggregatorSettings) -> RiskRule:
+    """The risk zoning rule from settings."""
+    return RiskRule(settings.risk_window_days, settings.risk_medium_at, settings.risk_high_at)
+
+
 def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
     """The read side."""
     return RollupReader(
         engine,
         load_registry(settings.registry_path),
         Calendar.named(settings.timezone),
-        RiskRule(settings.risk_window_days, settings.risk_medium_at, settings.risk_high_at),
+        risk_rule(settings),
         settings.report_due_after,
+    )
+
+
+def public_summaries(settings: AggregatorSettings, read_side: RollupReader) -> PublicSummaries:
+    """The daily public releases."""
+    return PublicSummaries(
+        read_side,
+        ReleaseRules(settings.small_cell_threshold, risk_rule(settings)),
+        settings.public_min_level,
+        settings.public_release_after,
     )
 
 
@@ -163,6 +181,29 @@ def build(settings: AggregatorSettings) -> Aggregator:
     return Aggregator(settings, engine, broker, read_side, publisher, tokens)
 
 
+def operations_router(aggregator: Aggregator) -> APIRouter:
+    """Probes, and ``/metrics`` unless it has a port of its own."""
+    router = probes_router(aggregator.readiness)
+    if aggregator.settings.aggregator_metrics_port is not None:
+        router.routes[:] = [r for r in router.routes if getattr(r, "path", "") != "/metrics"]
+    return router
+
+
+@contextmanager
+def metrics_server(settings: AggregatorSettings) -> Iterator[None]:
+    """``/metrics`` on ``ZHIBAO_AGGREGATOR_METRICS_PORT`` while the app runs (if set)."""
+    if settings.aggregator_metrics_port is None:
+        yield
+        return
+    server, thread = start_http_server(settings.aggregator_metrics_port, addr=settings.host)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     """The aggregator ASGI app; consumes in the background once NATS answers."""
     settings = settings or load_settings()
@@ -189,7 +230,8 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
             )
         )
         try:
-            yield
+            with metrics_server(settings):
+                yield
         finally:
             connecting.cancel()
             with suppress(asyncio.CancelledError):
@@ -207,15 +249,11 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.state.dashboard = dashboard
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
-    app.include_router(
-        build_public_router(
-            PublicSummaries(
-                aggregator.reader, settings.small_cell_threshold, settings.public_min_level
-            )
-        )
-    )
+    summaries = public_summaries(settings, aggregator.reader)
+    app.include_router(build_public_router(summaries))
+    app.include_router(build_public_page(summaries))
     app.include_router(dashboard.router())
-    app.include_router(probes_router(aggregator.readiness))
+    app.include_router(operations_router(aggregator))
     return app
 
 
@@ -233,7 +271,8 @@ async def _empty_database(
             raise NotEmpty(f"the database holds {count} applied events; use --force to wipe it")
         await before_wipe()
         for table in reversed(metadata.sorted_tables):
-            await conn.execute(delete(table))
+            if table is not public_releases:  # released figures stay as published
+                await conn.execute(delete(table))
 
 
 async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from zhibao_aggregator import report
-from zhibao_aggregator.public_summary import NotPublic, PublicSummaries
+from zhibao_aggregator.public_summary import NotPublic, NotReleased, PublicSummaries
 from zhibao_aggregator.reader import SERIES_METRICS, RollupReader, UnknownUnit
+from zhibao_shared.events import readable_days
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role
@@ -20,6 +21,15 @@ from zhibao_shared.tokens import Role
 MAX_SERIES_DAYS = 400
 
 DateQuery = Annotated[date | None, Query(description="Day (YYYY-MM-DD, district time); today")]
+
+
+def readable(day: date, name: str, today: date) -> date:
+    """``day`` if the read API answers for it, else a 422 naming the parameter and the range
+    (:func:`zhibao_shared.events.readable_days`: no data is dated outside it)."""
+    first, last = readable_days(today)
+    if not first <= day <= last:
+        raise unprocessable(("query", name), f"must lie between {first} and {last}")
+    return day
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -32,8 +42,12 @@ def add_error_handlers(app: FastAPI) -> None:
         detail = f"no public summary for unit {exc.args[0]} (below the public level)"
         return JSONResponse({"detail": detail}, status_code=404)
 
+    async def not_released(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"no public release: {exc.args[0]}"}, status_code=404)
+
     app.add_exception_handler(UnknownUnit, unknown)
     app.add_exception_handler(NotPublic, not_public)
+    app.add_exception_handler(NotReleased, not_released)
 
 
 def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
@@ -49,7 +63,8 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
     )
 
     def day_or_today(day: date | None) -> date:
-        return day or reader.calendar.today(datetime.now(UTC))
+        today = reader.calendar.today(datetime.now(UTC))
+        return today if day is None else readable(day, "date", today)
 
     @router.get("/{code}", summary="A unit, its parent and its children")
     async def unit(code: str) -> dict[str, Any]:
@@ -81,6 +96,8 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
             raise unprocessable(
                 ("query", "metric"), f"unknown metric {metric!r}; one of {sorted(SERIES_METRICS)}"
             )
+        today = reader.calendar.today(datetime.now(UTC))
+        first, last = readable(first, "from", today), readable(last, "to", today)
         if last < first or last - first > timedelta(days=MAX_SERIES_DAYS):
             raise unprocessable(
                 ("query", "to"), f"need from <= to, at most {MAX_SERIES_DAYS} days apart"
@@ -132,37 +149,46 @@ class PublicCount(BaseModel):
 
 
 class PublicUnit(BaseModel):
-    """A unit's public figures: daily counts and the risk level."""
+    """A unit's released figures: counts, days without a new case, the risk level."""
 
     code: str
     name: str
     name_en: str
     level: str
-    figures: dict[str, PublicCount | str | None]
+    figures: dict[str, PublicCount | int | str | None]
 
 
 class PublicSummary(PublicUnit):
-    """A unit's and its published children's public figures for one day."""
+    """A unit's and its public children's figures of one daily release."""
 
     date: date
+    released_at: datetime
     threshold: int = Field(description="Counts from 1 to threshold − 1 are never shown")
     children: list[PublicUnit]
 
 
+ReleaseDateQuery = Annotated[
+    date | None, Query(description="Day (YYYY-MM-DD) of a past release; the latest by default")
+]
+
+
 def build_public_router(summaries: PublicSummaries) -> APIRouter:
-    """``/v1/public/...``: token-less summaries with small counts suppressed."""
+    """``/v1/public/...``: token-less daily releases with small counts suppressed."""
     router = APIRouter(prefix="/v1/public", tags=["public"])
 
     @router.get(
         "/units/{code}/summary",
-        summary="Public key figures of a unit for a day (small counts suppressed)",
+        summary="Released public figures of a unit (daily, small counts suppressed)",
         response_model=PublicSummary,
-        responses={404: {"description": "Unknown unit, or no public summary at its level"}},
+        responses={
+            404: {"description": "Unknown unit, no public summary at its level, or not released"}
+        },
     )
     async def public_summary(
-        code: Annotated[str, PathParam(pattern=r"^\d{4,12}$")], date: DateQuery = None
+        code: Annotated[str, PathParam(pattern=r"^\d{4,12}$")], date: ReleaseDateQuery = None
     ) -> dict[str, Any]:
-        day = date or summaries.reader.calendar.today(datetime.now(UTC))
-        return await summaries.summary(code, day)
+        if date is not None:
+            date = readable(date, "date", summaries.reader.calendar.today(datetime.now(UTC)))
+        return await summaries.summary(code, date)
 
     return router

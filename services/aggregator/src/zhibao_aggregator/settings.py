@@ -14,6 +14,13 @@ class AggregatorSettings(ServiceSettings):
     """What the aggregator needs beyond the common settings."""
 
     aggregator_port: int = Field(default=8102, ge=1, le=65535)
+    aggregator_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics only on this port (for Prometheus), not on the HTTP port "
+        "that also serves the public pages; on the HTTP port when unset",
+    )
     aggregator_database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; SQLite in the data dir when unset"
     )
@@ -65,6 +72,12 @@ class AggregatorSettings(ServiceSettings):
         description="Public summaries suppress counts from 1 to this minus 1 (and complements "
         "that would give them away); 1 suppresses nothing",
     )
+    public_release_after: timedelta = Field(
+        default=timedelta(days=1, hours=10),
+        description="Day D's public figures are released this long after the start of D "
+        "(district time) and never change after; default next day 10:00. ISO 8601; below P1D "
+        "(tests, demos) a day is released before it ends, with what was counted by then",
+    )
     public_min_level: Level = Field(
         default=Level.DISTRICT,
         description="The lowest level with a token-less public summary (city, district, "
@@ -76,6 +89,13 @@ class AggregatorSettings(ServiceSettings):
     def _servers_listed(cls, value: str | None) -> str | None:
         if value is not None:
             nats_servers(value)
+        return value
+
+    @field_validator("public_release_after")
+    @classmethod
+    def _not_before_the_day(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("a day's figures are released at or after its start")
         return value
 
     @model_validator(mode="after")

@@ -106,7 +106,9 @@ class Alerts:
         )
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
-        dispatcher = self.dispatcher = Dispatcher(self.engine, self.routing, self.publish, utc_now)
+        dispatcher = self.dispatcher = Dispatcher(
+            self.engine, self.routing, self.publish, utc_now, timezone=self.settings.timezone
+        )
         watchdog = Watchdog(
             self.engine,
             lambda: self.rules.current,

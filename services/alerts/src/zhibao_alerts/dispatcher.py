@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import httpx
@@ -48,6 +49,7 @@ class Dispatcher:
         publish_nats: PublishNats,
         clock: Callable[[], datetime],
         *,
+        timezone: str = "Asia/Shanghai",
         max_attempts: int = 8,
         max_backoff_s: float = 300,
         timeout_s: float = 5.0,
@@ -57,6 +59,8 @@ class Dispatcher:
         self._routing = routing
         self._publish_nats = publish_nats
         self._clock = clock
+        #: windowed alerts' days are local days (ZHIBAO_TIMEZONE)
+        self._zone = ZoneInfo(timezone)
         self._max_attempts = max_attempts
         self._max_backoff_s = max_backoff_s
         self._concurrency = concurrency
@@ -147,7 +151,7 @@ class Dispatcher:
 
     async def _expire(self, conn: AsyncConnection, alert: Any, now: datetime) -> bool:
         """A windowed alert (cluster, EARS) resolves itself once its day is over."""
-        if not window_passed(alert.rule, alert.day, now):
+        if not window_passed(alert.rule, alert.day, now, self._zone):
             return False
         await store.update_alert(conn, alert.id, state="resolved", resolved_at=now)
         await store.note(

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_alerts import store
-from zhibao_alerts.domain import triggers
+from zhibao_alerts.domain import clusters, triggers
 from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.raising import Raised, Routing, raise_alerts
 from zhibao_shared.consumer import Delivery
@@ -26,6 +26,9 @@ from zhibao_shared.events import (
     PublishedScreening,
 )
 from zhibao_shared.hierarchy import CODE_LENGTH
+
+#: The code lengths of every level: a unit's first day is kept at each.
+_UNIT_LENGTHS = sorted(set(CODE_LENGTH.values()))
 
 #: EARS needs a 7-day baseline, a 2-day lag and 3 days for C3.
 SERIES_DAYS = 14
@@ -44,16 +47,26 @@ class _Effects:
     """What a batch of new events changes, gathered before anything is written."""
 
     latest: dict[str, datetime] = field(default_factory=dict)
+    #: each community's earliest local day in the batch (EARS's history starts there)
+    first_days: dict[str, date] = field(default_factory=dict)
     isolations: list[store.IsolationNote] = field(default_factory=list)
     reports: set[tuple[str, date]] = field(default_factory=set)
     fevers: list[dict[str, Any]] = field(default_factory=list)
-    places: dict[tuple[str, str], datetime] = field(default_factory=dict)
-    counts: dict[tuple[str, str, date], int] = field(default_factory=lambda: defaultdict(int))
+    #: the new fevers' times at each (community, place)
+    places: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
+    #: screenings/cases that name nobody, per (community, metric, day): each counts
+    anonymous: dict[tuple[str, str, date], int] = field(default_factory=lambda: defaultdict(int))
+    #: (community, metric, day, pid): a named person to count once a day
+    persons: set[tuple[str, str, date, str]] = field(default_factory=set)
     immediate: list[Raised] = field(default_factory=list)
+    #: (rule, pid) of the immediate triggers about a person, by trigger dedup key
+    case_persons: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def track(self, event: PublishedEvent) -> None:
-        """State the time-based rules (watchdog) look at."""
+    def track(self, event: PublishedEvent, day: date) -> None:
+        """State the time-based rules (watchdog) and EARS's history look at."""
         self.latest[event.subject] = max(self.latest.get(event.subject, event.time), event.time)
+        if day < self.first_days.get(event.subject, date.max):
+            self.first_days[event.subject] = day
         if isinstance(event, PublishedIsolation):
             self.isolations.append(
                 store.IsolationNote(
@@ -68,16 +81,36 @@ class _Effects:
         place = place_of(event)
         if place is None:
             return
+        person = event.data.person
         self.fevers.append(
             {
                 "dedup_key": event.dedup_key,
                 "community": event.subject,
                 "place": place,
                 "at": event.time,
+                "person": person.pid if person is not None else None,
             }
         )
-        key = (event.subject, place)
-        self.places[key] = max(self.places.get(key, event.time), event.time)
+        self.places.setdefault((event.subject, place), []).append(event.time)
+
+    def count(self, event: PublishedEvent, metric: str, day: date) -> None:
+        """One more in a daily series; a named person counts once a day (decided against
+        the store for the whole batch)."""
+        person = getattr(event.data, "person", None)
+        if person is not None:
+            self.persons.add((event.subject, metric, day, person.pid))
+        else:
+            self.anonymous[(event.subject, metric, day)] += 1
+
+    def case(self, event: PublishedEvent, trigger: triggers.Trigger) -> None:
+        """An immediate alert; one about a person is raised once per person and rule."""
+        person = getattr(event.data, "person", None)
+        if isinstance(event, PublishedCase) and person is not None:
+            key = (trigger.rule, person.pid)
+            if key in self.case_persons.values():
+                return
+            self.case_persons[trigger.dedup_key] = key
+        self.immediate.append((trigger, None))
 
 
 class ApplyEvents:
@@ -104,6 +137,8 @@ class ApplyEvents:
         self._zone = ZoneInfo(timezone)
         self._clock = clock
         self._on_alert = on_alert
+        #: units' first days as committed: a batch writes only the units it moves earlier
+        self._first_days: dict[str, date] = {}
 
     async def __call__(self, batch: Sequence[Delivery]) -> None:
         """Apply every new event of the batch, then evaluate the windowed rules once;
@@ -115,40 +150,87 @@ class ApplyEvents:
                 key = delivery.event.dedup_key
                 if key in fresh and key not in events:
                     events[key] = delivery.event
-            opened = await self._apply(conn, list(events.values()), self._rules(), self._routing())
+            rules = self._rules()
+            effects = self._gather(sorted(events.values(), key=lambda e: e.time), rules)
+            firsts = self._new_first_days(effects.first_days)
+            await store.note_first_days(conn, firsts)
+            opened = await self._apply(conn, effects, rules, self._routing())
+        self._first_days.update(firsts)
         if opened and self._on_alert is not None:
             self._on_alert()
 
     async def _apply(
-        self, conn: AsyncConnection, events: list[PublishedEvent], rules: Rules, routing: Routing
+        self, conn: AsyncConnection, effects: _Effects, rules: Rules, routing: Routing
     ) -> list[int]:
         now = self._clock()
-        effects = self._gather(events, rules)
         await store.note_activity(conn, effects.latest)
         await store.note_isolations(conn, effects.isolations)
         await store.note_daily_reports(conn, effects.reports)
         await store.add_fevers(conn, effects.fevers)
-        await store.add_counts(conn, effects.counts)
-        raised = effects.immediate
-        raised += await self._clusters(conn, effects.places, rules)
-        raised += await self._aberrations(conn, set(effects.counts), rules)
-        return await raise_alerts(conn, raised, routing, now)
+        counts = await self._daily_counts(conn, effects, rules)
+        await store.add_counts(conn, counts)
+        raised = await self._new_cases(conn, effects)
+        raised += await self._clusters(conn, effects, rules)
+        raised += await self._aberrations(conn, set(counts), rules)
+        return await raise_alerts(conn, raised, routing, now, self._zone)
 
     def _gather(self, events: list[PublishedEvent], rules: Rules) -> _Effects:
+        """The batch's effects, its events taken in event time."""
         effects = _Effects()
         for event in events:
             day = event.time.astimezone(self._zone).date()
-            effects.track(event)
+            effects.track(event, day)
             trigger = triggers.immediate(event, rules, day)
             if trigger is not None:
-                effects.immediate.append((trigger, None))
+                effects.case(event, trigger)
             metric = self._counted_metric(event)
             if metric is not None:
-                for level in rules.aberration.levels:
-                    effects.counts[(event.subject[: CODE_LENGTH[level]], metric, day)] += 1
+                effects.count(event, metric, day)
             if metric == "fevers" and isinstance(event, PublishedScreening):
                 effects.fever(event)
         return effects
+
+    def _new_first_days(self, communities: dict[str, date]) -> dict[str, date]:
+        """The units (every level) whose first day of data the batch's communities' days
+        make earlier than known to this instance (the store keeps the earliest anyway)."""
+        units: dict[str, date] = {}
+        for community, day in communities.items():
+            for length in _UNIT_LENGTHS:
+                unit = community[:length]
+                if day < min(units.get(unit, date.max), self._first_days.get(unit, date.max)):
+                    units[unit] = day
+        return units
+
+    @staticmethod
+    async def _daily_counts(
+        conn: AsyncConnection, effects: _Effects, rules: Rules
+    ) -> dict[tuple[str, str, date], int]:
+        """What the batch adds to each unit's daily series: a named person once a day per
+        unit (against those counted already), a screening or case naming nobody each."""
+        levels = [CODE_LENGTH[level] for level in rules.aberration.levels]
+        counts: dict[tuple[str, str, date], int] = defaultdict(int)
+        for (community, metric, day), n in effects.anonymous.items():
+            for length in levels:
+                counts[(community[:length], metric, day)] += n
+        wanted = {
+            (community[:length], metric, day, pid)
+            for community, metric, day, pid in effects.persons
+            for length in levels
+        }
+        for unit, metric, day, _pid in await store.new_person_days(conn, wanted):
+            counts[(unit, metric, day)] += 1
+        return counts
+
+    @staticmethod
+    async def _new_cases(conn: AsyncConnection, effects: _Effects) -> list[Raised]:
+        """The immediate triggers, less those about a person already alerted on."""
+        fresh = await store.new_case_persons(conn, set(effects.case_persons.values()))
+        kept: list[Raised] = []
+        for trigger, bound in effects.immediate:
+            person = effects.case_persons.get(trigger.dedup_key)
+            if person is None or person in fresh:
+                kept.append((trigger, bound))
+        return kept
 
     def _counted_metric(self, event: PublishedEvent) -> str | None:
         if isinstance(event, PublishedScreening):
@@ -159,18 +241,26 @@ class ApplyEvents:
         return None
 
     async def _clusters(
-        self, conn: AsyncConnection, places: dict[tuple[str, str], datetime], rules: Rules
+        self, conn: AsyncConnection, effects: _Effects, rules: Rules
     ) -> list[Raised]:
+        """Every window a new fever can complete, per place; a cluster counts on the alert
+        its fevers were counted in already (see ``Cluster.alert_day``)."""
         window = timedelta(hours=rules.cluster.window_hours)
-        counts = await store.fever_counts(
-            conn, {key: (latest - window, latest) for key, latest in places.items()}
-        )
+        spans = {
+            place: (min(times) - window, max(times) + window)
+            for place, times in effects.places.items()
+        }
+        stored = await store.fevers_between(conn, spans)
+        new = {f["dedup_key"] for f in effects.fevers}
         raised: list[Raised] = []
-        for (community, place), latest in places.items():
-            day = latest.astimezone(self._zone).date()
-            trigger = triggers.cluster(community, place, counts[(community, place)], rules, day)
-            if trigger is not None:
+        marks: dict[str, date] = {}
+        for (community, place), fevers in stored.items():
+            for found in clusters.clusters(fevers, new, window, rules.cluster.min_fevers):
+                day = found.alert_day(self._zone, rules.cluster.min_fevers)
+                trigger = triggers.cluster(community, place, found.persons, rules, day)
                 raised.append((trigger, None))
+                marks.update({f.key: day for f in found.fevers if f.cluster_day is None})
+        await store.mark_clusters(conn, marks)
         return raised
 
     @staticmethod
@@ -184,10 +274,14 @@ class ApplyEvents:
         first = min(d for _, _, d in touched) - span
         last = max(d for _, _, d in touched)
         stored = await store.daily_values(conn, {(u, m) for u, m, _ in touched}, first, last)
+        firsts = await store.first_days(conn, {u for u, _, _ in touched})
         raised: list[Raised] = []
         for unit, metric, day in sorted(touched):
             days = [day - timedelta(days=n) for n in range(SERIES_DAYS - 1, -1, -1)]
-            values = [float(stored.get((unit, metric, d), 0)) for d in days]
+            first = firsts.get(unit, day)
+            values: list[float | None] = [
+                float(stored.get((unit, metric, d), 0)) if d >= first else None for d in days
+            ]
             for trigger, point in triggers.aberrations(unit, metric, days, values, rules):
                 raised.append((trigger, point.upper_bound))
         return raised

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -79,9 +79,11 @@ def notifications_for_step(
 WINDOWED_RULES = ("fever_cluster", "ears_")
 
 
-def window_passed(rule: str, day: date, now: datetime) -> bool:
-    """True for an alert of a windowed rule whose day is over (one day of grace)."""
-    return rule.startswith(WINDOWED_RULES) and now.date() > day + timedelta(days=1)
+def window_passed(rule: str, day: date, now: datetime, zone: tzinfo) -> bool:
+    """True for an alert of a windowed rule whose (local) day is over, with one day of
+    grace: ``day`` is a day in ``zone`` (ZHIBAO_TIMEZONE), so ``now`` is taken there."""
+    local = now.astimezone(zone).date()
+    return rule.startswith(WINDOWED_RULES) and local > day + timedelta(days=1)
 
 
 #: A trigger to raise and, for an EARS alarm, the upper bound it exceeded.
@@ -93,15 +95,20 @@ async def raise_alert(
     trigger: Trigger,
     routing: Routing,
     now: datetime,
+    zone: tzinfo,
     upper_bound: float | None = None,
 ) -> int | None:
     """Open a new alert for the trigger (returns its id) or count it on the open one (None)."""
-    opened = await raise_alerts(conn, [(trigger, upper_bound)], routing, now)
+    opened = await raise_alerts(conn, [(trigger, upper_bound)], routing, now, zone)
     return opened[0] if opened else None
 
 
 async def raise_alerts(
-    conn: AsyncConnection, raised: Sequence[Raised], routing: Routing, now: datetime
+    conn: AsyncConnection,
+    raised: Sequence[Raised],
+    routing: Routing,
+    now: datetime,
+    zone: tzinfo,
 ) -> list[int]:
     """Raise triggers in order: each opens a new alert or counts on the open one with its
     dedup key; returns the ids of the alerts opened.
@@ -118,7 +125,7 @@ async def raise_alerts(
     counted: dict[int, dict[str, Any]] = {}
     opened: list[int] = []
     for trigger, upper_bound in raised:
-        alert_id = _counts_on(known[trigger.dedup_key], trigger, now)
+        alert_id = _counts_on(known[trigger.dedup_key], trigger, now, zone)
         if alert_id is None:
             alert_id = await _open(conn, trigger, routing, now, upper_bound)
             known[trigger.dedup_key].append(_Opened(alert_id, "firing"))
@@ -137,13 +144,15 @@ class _Opened:
     state: str
 
 
-def _counts_on(same_key: Sequence[Any], trigger: Trigger, now: datetime) -> int | None:
+def _counts_on(
+    same_key: Sequence[Any], trigger: Trigger, now: datetime, zone: tzinfo
+) -> int | None:
     """The alert a trigger counts on, among those with its key (oldest first): the open
     one, else for a window that has passed the latest; None when it opens a new alert."""
     for alert in same_key:
         if alert.state in store.OPEN_STATES:
             return int(alert.id)
-    if same_key and window_passed(trigger.rule, trigger.day, now):
+    if same_key and window_passed(trigger.rule, trigger.day, now, zone):
         return int(same_key[-1].id)
     return None
 

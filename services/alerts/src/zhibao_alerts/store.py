@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     Float,
     Integer,
     and_,
@@ -23,18 +24,22 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from zhibao_alerts.domain.clusters import Fever
 from zhibao_alerts.domain.silences import Matcher, stored_matchers
 from zhibao_alerts.tables import (
     alerts,
     applied_events,
+    case_persons,
     community_activity,
     daily_counts,
     daily_reports,
     fevers,
     isolations,
     notifications,
+    person_days,
     silences,
     timeline,
+    unit_first_days,
 )
 from zhibao_shared.db import UtcDateTime
 
@@ -58,16 +63,18 @@ async def new_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
 
 
 async def add_fevers(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Remember fevers at places (for cluster detection): ``dedup_key, community, place, at``."""
+    """Remember fevers at places (for cluster detection):
+    ``dedup_key, community, place, at, person``."""
     if rows:
         await conn.execute(insert(fevers), list(rows))
 
 
-async def fever_counts(
-    conn: AsyncConnection, windows: dict[tuple[str, str], tuple[datetime, datetime]]
-) -> dict[tuple[str, str], int]:
-    """Fevers per (community, place) within each one's (since, until) window, in one query."""
-    if not windows:
+async def fevers_between(
+    conn: AsyncConnection, spans: dict[tuple[str, str], tuple[datetime, datetime]]
+) -> dict[tuple[str, str], list[Fever]]:
+    """The fevers of each (community, place) within its (since, until) span, in time
+    order, in one query."""
+    if not spans:
         return {}
     within = [
         and_(
@@ -76,15 +83,102 @@ async def fever_counts(
             fevers.c.at >= since,
             fevers.c.at <= until,
         )
-        for (community, place), (since, until) in windows.items()
+        for (community, place), (since, until) in spans.items()
     ]
     query = (
-        select(fevers.c.community, fevers.c.place, func.count())
+        select(
+            fevers.c.community,
+            fevers.c.place,
+            fevers.c.dedup_key,
+            fevers.c.at,
+            fevers.c.person,
+            fevers.c.cluster_day,
+        )
         .where(or_(*within))
-        .group_by(fevers.c.community, fevers.c.place)
+        .order_by(fevers.c.at, fevers.c.dedup_key)
     )
-    counted = {(community, place): int(n) for community, place, n in await conn.execute(query)}
-    return {key: counted.get(key, 0) for key in windows}
+    found: dict[tuple[str, str], list[Fever]] = {key: [] for key in spans}
+    for community, place, key, at, person, day in await conn.execute(query):
+        found[(community, place)].append(Fever(key, at, person, day))
+    return found
+
+
+async def mark_clusters(conn: AsyncConnection, marks: dict[str, date]) -> None:
+    """Note the cluster window (day) fevers were counted in (by dedup key)."""
+    if marks:
+        await conn.execute(
+            update(fevers)
+            .where(fevers.c.dedup_key == bindparam("b_key"))
+            .values(cluster_day=bindparam("b_day", type_=Date)),
+            [{"b_key": key, "b_day": day} for key, day in marks.items()],
+        )
+
+
+async def note_first_days(conn: AsyncConnection, first: dict[str, date]) -> None:
+    """Remember the first day each unit sent anything (an earlier, late day moves it)."""
+    if not first:
+        return
+    stored = await first_days(conn, first)
+    new = [{"unit": u, "day": d} for u, d in first.items() if u not in stored]
+    earlier = [{"b_unit": u, "b_day": d} for u, d in first.items() if u in stored and d < stored[u]]
+    if new:
+        await conn.execute(insert(unit_first_days), new)
+    if earlier:
+        await conn.execute(
+            update(unit_first_days)
+            .where(unit_first_days.c.unit == bindparam("b_unit"))
+            .values(day=bindparam("b_day", type_=Date)),
+            earlier,
+        )
+
+
+async def first_days(conn: AsyncConnection, units: Iterable[str]) -> dict[str, date]:
+    """The first day of data of each of these units that has any."""
+    query = select(unit_first_days.c.unit, unit_first_days.c.day).where(
+        unit_first_days.c.unit.in_(set(units))
+    )
+    return {unit: day for unit, day in await conn.execute(query)}
+
+
+async def new_person_days(
+    conn: AsyncConnection, wanted: set[tuple[str, str, date, str]]
+) -> set[tuple[str, str, date, str]]:
+    """Which (unit, metric, day, pid) were not counted yet; records them (one read, one
+    insert)."""
+    if not wanted:
+        return set()
+    rows = await conn.execute(
+        select(
+            person_days.c.unit, person_days.c.metric, person_days.c.day, person_days.c.pid
+        ).where(
+            person_days.c.pid.in_({p for _, _, _, p in wanted}),
+            person_days.c.day.in_({d for _, _, d, _ in wanted}),
+        )
+    )
+    new = wanted - {(u, m, d, p) for u, m, d, p in rows}
+    if new:
+        await conn.execute(
+            insert(person_days),
+            [{"unit": u, "metric": m, "day": d, "pid": p} for u, m, d, p in sorted(new)],
+        )
+    return new
+
+
+async def new_case_persons(
+    conn: AsyncConnection, wanted: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (rule, pid) no alert was raised for yet; records them."""
+    if not wanted:
+        return set()
+    rows = await conn.execute(
+        select(case_persons.c.rule, case_persons.c.pid).where(
+            case_persons.c.pid.in_({p for _, p in wanted})
+        )
+    )
+    new = wanted - {(r, p) for r, p in rows}
+    if new:
+        await conn.execute(insert(case_persons), [{"rule": r, "pid": p} for r, p in sorted(new)])
+    return new
 
 
 async def add_counts(conn: AsyncConnection, deltas: dict[tuple[str, str, date], int]) -> None:
@@ -324,7 +418,8 @@ class IsolationNote:
 
 
 async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote]) -> None:
-    """Track isolations in event order: start/check refresh the last check, end closes one.
+    """Track isolations in event time: the latest start or end decides whether one is
+    open, whatever order they arrive in; start and check refresh the last check.
 
     The notes are folded in memory onto the stored rows (one read), then written back
     with one insert and one update.
@@ -332,11 +427,18 @@ async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote])
     if not notes:
         return
     rows = await conn.execute(
-        select(isolations.c.pid, isolations.c.community, isolations.c.last_check_at).where(
-            isolations.c.pid.in_({n.pid for n in notes})
-        )
+        select(
+            isolations.c.pid,
+            isolations.c.community,
+            isolations.c.last_check_at,
+            isolations.c.active,
+            isolations.c.status_at,
+        ).where(isolations.c.pid.in_({n.pid for n in notes}))
     )
-    stored = {pid: {"community": c, "last_check_at": at} for pid, c, at in rows}
+    stored = {
+        pid: {"community": c, "last_check_at": at, "active": active, "status_at": status}
+        for pid, c, at, active, status in rows
+    }
     state: dict[str, dict[str, Any]] = {}
     for n in notes:
         state[n.pid] = _isolation_after(state.get(n.pid) or stored.get(n.pid), n)
@@ -356,20 +458,36 @@ async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote])
                 community=bindparam("b_community"),
                 last_check_at=bindparam("b_last_check_at", type_=UtcDateTime()),
                 active=bindparam("b_active"),
+                status_at=bindparam("b_status_at", type_=UtcDateTime()),
             ),
             changed,
         )
 
 
 def _isolation_after(row: dict[str, Any] | None, note: IsolationNote) -> dict[str, Any]:
-    """An isolation's row after one more event (``row`` is None when it is the first)."""
-    active = 0 if note.action == "end" else 1
+    """An isolation's row after one more event (``row`` is None when it is the first).
+
+    As in the aggregator's person figures, a start opens and an end closes, in event
+    time: an event older than the latest start/end does not change whether the
+    isolation is open, and a check never opens one (the first event being a check
+    counts as open, as before, until a start or end says otherwise).
+    """
     if row is None:
-        return {"community": note.community, "last_check_at": note.at, "active": active}
-    last_check_at = row["last_check_at"]
-    if note.action in ("start", "check") and note.at > last_check_at:
-        last_check_at = note.at
-    return {"community": note.community, "last_check_at": last_check_at, "active": active}
+        row = {
+            "community": note.community,
+            "last_check_at": note.at,
+            "active": 1,
+            "status_at": None,
+        }
+    row = dict(row)
+    if note.action in ("start", "check") and note.at > row["last_check_at"]:
+        row["last_check_at"] = note.at
+    status_at = row["status_at"]
+    if note.action in ("start", "end") and (status_at is None or note.at >= status_at):
+        row["active"] = 1 if note.action == "start" else 0
+        row["status_at"] = note.at
+        row["community"] = note.community
+    return row
 
 
 async def note_daily_reports(conn: AsyncConnection, reports: set[tuple[str, date]]) -> None:

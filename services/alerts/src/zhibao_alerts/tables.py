@@ -24,10 +24,11 @@ alerts = Table(
     "alerts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("dedup_key", String(200), nullable=False, index=True),
+    Column("dedup_key", String(256), nullable=False, index=True),
     Column("rule", String(64), nullable=False),
     Column("unit", String(12), nullable=False, index=True),
-    Column("window", String(96), nullable=False),
+    # a cluster's window: compound/building (64 + 1 + 64) and the day
+    Column("window", String(160), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("state", String(16), nullable=False, index=True),
     Column("summary_zh", Text, nullable=False),
@@ -86,6 +87,10 @@ fevers = Table(
     Column("community", String(12), nullable=False),
     Column("place", String(140), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
+    #: the screened person's pseudonym, when the screening names one (counted once)
+    Column("person", String(32)),
+    #: the day (window) of the cluster alert this fever was counted in, once it was
+    Column("cluster_day", Date),
     # each batch counts the fevers of the places it touched within the cluster window
     Index("ix_fevers_place_at", "community", "place", "at"),
 )
@@ -107,6 +112,8 @@ isolations = Table(
     Column("community", String(12), nullable=False, index=True),
     Column("last_check_at", UtcDateTime(), nullable=False),
     Column("active", Integer, nullable=False),
+    #: event time of the latest start or end: ``active`` follows it, not arrival order
+    Column("status_at", UtcDateTime()),
 )
 
 #: Communities' daily reports (which days they closed).
@@ -141,4 +148,31 @@ silences = Table(
     Column("expired_at", UtcDateTime()),
     Column("expired_by", String(64)),
     Column("expired_by_token", String(64)),
+)
+
+#: The first local day each unit (community, street, district, city) sent anything:
+#: EARS treats the days before it as missing, not as zero.
+unit_first_days = Table(
+    "unit_first_days",
+    metadata,
+    Column("unit", String(12), primary_key=True),
+    Column("day", Date, nullable=False),
+)
+
+#: Persons already counted in a unit's daily series (fevers, suspected): once a day each.
+person_days = Table(
+    "person_days",
+    metadata,
+    Column("unit", String(12), primary_key=True),
+    Column("metric", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("pid", String(32), primary_key=True),
+)
+
+#: Persons already alerted on by an immediate rule (a confirmed case, a death): once each.
+case_persons = Table(
+    "case_persons",
+    metadata,
+    Column("rule", String(64), primary_key=True),
+    Column("pid", String(32), primary_key=True),
 )

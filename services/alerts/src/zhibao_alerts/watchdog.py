@@ -67,7 +67,7 @@ class Watchdog:
             if rules.silence.no_events_hours is not None:
                 holding += await self._no_events(conn, rules, now)
             for trigger in holding:
-                await raise_alert(conn, trigger, routing, now)
+                await raise_alert(conn, trigger, routing, now, self._zone)
             await self._clear(conn, {t.dedup_key for t in holding}, now)
             await self._silence(conn, routing, now)
             await self._unsilence(conn, routing, now)

@@ -3,13 +3,19 @@
 Each record says who (token id and name, or an unauthenticated caller's
 address), when, over which channel, and per event: id, source, community,
 type and outcome. Records carry no personal data. The ZHIBAO_AUDIT stream
-refuses deletes and purges, so the trail can only grow.
+refuses deletes and purges; only its age and size limits retire records.
+
+Refusals of callers without a valid token are not recorded one by one (anyone
+can cause them): they are counted per window (see
+:mod:`zhibao_intake.domain.refusal_tally`) and each window becomes one record
+per channel, address, status and reason, with ``count``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +26,7 @@ from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
 
 from zhibao_intake.domain.outcome import Status
+from zhibao_intake.domain.refusal_tally import ClosedWindow, RefusalKey, RefusalTally
 from zhibao_shared.broker import bus_connected, payload_room
 from zhibao_shared.resident_id import mask_resident_ids
 from zhibao_shared.subjects import AUDIT_STREAM, audit_subject
@@ -64,6 +71,26 @@ def audit_record(
     return record
 
 
+def tally_records(window: ClosedWindow) -> list[dict[str, Any]]:
+    """One audit record per key of a closed window of unauthenticated refusals."""
+    start = datetime.fromtimestamp(window.start, UTC)
+    end = datetime.fromtimestamp(window.start + window.length, UTC)
+    return [
+        {
+            "at": end.isoformat(),
+            "from": start.isoformat(),
+            "channel": key.channel,
+            "remote": key.remote,
+            "token": None,
+            "token_name": None,
+            "status": key.status,
+            "reason": key.reason,
+            "count": count,
+        }
+        for key, count in window.counts.items()
+    ]
+
+
 def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
     line: dict[str, Any] = {k: result[k] for k in ("status", "code") if k in result}
     if result["status"] != Status.REJECTED:
@@ -105,6 +132,7 @@ class AuditTrail:
         flush_interval_s: float = 0.2,
         batch_size: int = 500,
         max_buffer: int = 50_000,
+        refusal_window_s: float = 60.0,
     ) -> None:
         self._broker = broker
         self._timeout_s = timeout_s
@@ -113,6 +141,16 @@ class AuditTrail:
         self._max_buffer = max_buffer
         self._buffer: list[bytes] = []
         self._wake = asyncio.Event()
+        self._tally = RefusalTally(refusal_window_s)
+
+    def count_refusal(self, caller: Caller, status: int, reason: str) -> None:
+        """Count a refusal of a caller without a valid token (recorded per window)."""
+        key = RefusalKey(caller.channel, caller.remote, status, reason)
+        self._append_window(self._tally.add(key, time.time()))
+
+    def _append_window(self, window: ClosedWindow | None) -> None:
+        for record in tally_records(window) if window is not None else []:
+            self.append(record)
 
     def append(self, record: dict[str, Any]) -> None:
         """Queue one record (never blocks or raises: auditing must not fail a submission)."""
@@ -130,8 +168,10 @@ class AuditTrail:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._interval_s)
                 self._wake.clear()
+                self._append_window(self._tally.close(time.time()))
                 await self.flush()
         finally:
+            self._append_window(self._tally.close(None))
             await self.flush()
 
     async def flush(self) -> bool:

@@ -99,7 +99,9 @@ def build(settings: IntakeSettings) -> Intake:
         settings.rate_limit_events_per_s, settings.rate_limit_burst, clock=time.monotonic
     )
     limits = Limits(settings.max_body_bytes, settings.max_batch_items, settings.retry_after_s)
-    audit = AuditTrail(broker, settings.publish_timeout_s)
+    audit = AuditTrail(
+        broker, settings.publish_timeout_s, refusal_window_s=settings.audit_refusal_window_s
+    )
     gateway = Gateway(tokens, service, limiter, audit, limits)
     broker.include_router(build_nats_router(gateway))
     return Intake(settings, broker, tokens, gateway, audit)

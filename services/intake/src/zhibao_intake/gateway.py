@@ -100,5 +100,8 @@ class Gateway:
     async def _refused(self, caller: Caller, answer: Answer, reason: str | None) -> Answer:
         if reason is not None:
             metrics.SUBMISSIONS_REFUSED.labels(reason).inc()
-        self._audit.append(audit_record(caller, None, status=answer.status))
+        if caller.token is None:
+            self._audit.count_refusal(caller, answer.status, reason or "refused")
+        else:
+            self._audit.append(audit_record(caller, None, status=answer.status))
         return answer

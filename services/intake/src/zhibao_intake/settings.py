@@ -40,6 +40,14 @@ class IntakeSettings(ServiceSettings):
             "another bundle as 'duplicate' without storing it again (about 100 bytes each)"
         ),
     )
+    audit_refusal_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Refusals of callers without a valid token are audited as one record per window "
+            "of this many seconds (per channel, address, status and reason, with a count)"
+        ),
+    )
     intake_fast_path: bool = Field(
         default=True,
         description="Answer POST /v1/events at the ASGI layer (same answers, less CPU)",

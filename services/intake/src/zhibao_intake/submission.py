@@ -56,7 +56,7 @@ def decode_items(body: bytes, content_type: str | None, max_items: int) -> list[
         raise _refuse(
             415,
             "content_type",
-            f"content type {media_type!r} is not accepted; use "
+            "the content type is not accepted; use "
             f"{CONTENT_TYPE_SINGLE}, {CONTENT_TYPE_BATCH} or application/json",
         )
     try:

@@ -1,70 +1,203 @@
-"""What a public summary shows of a unit's figures (pure).
+"""What a public release shows of the units' figures (pure).
 
-Only daily flows are public counts: what happened that day. Running totals
-and stocks (cumulative confirmed, people in isolation) are left out, because
-yesterday's and today's values differ by the day's flows and would give a
-suppressed flow back by subtraction. Each count is suppressed over the whole
-published hierarchy at once (see :mod:`zhibao_aggregator.domain.suppression`),
-so every unit's summary shows the same decision for the same count.
+A release is one day's public figures, computed once and then frozen. It
+chains to the previous release the way health bulletins do:
+
+* **Event-day flows** (screenings, fevers, new suspected, new asymptomatic,
+  isolations started): what happened that day.
+* **Newly reported** confirmed cases (``new_confirmed``) and newly closed ones
+  (``new_closed``: recovered, died or no longer confirmed): the change of the
+  running totals since the previous release, so late reports count in the
+  release that first sees them, as "新增" in a bulletin does.
+* **Stocks**: ``cumulative_confirmed`` and ``current_confirmed``.
+
+Every count is suppressed per release over the whole published hierarchy
+(:mod:`zhibao_aggregator.domain.suppression`). Stocks could still give a
+suppressed count back by differencing two releases, so a unit's stocks are
+shown only while *every* newly reported and newly closed count of that unit,
+in every release so far, was shown: then its cumulative is the sum of its
+published new counts and its current count that sum minus its published
+closed counts, and showing them adds nothing to what is already public. A
+unit with one suppressed new count never shows its stocks again.
+
+Days without a new case and the risk level are likewise functions of the
+published figures alone (a suppressed count is known to be at least 1, since
+zeros are always shown), so they cannot pin a suppressed count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from zhibao_aggregator.domain import metrics as m
+from zhibao_aggregator.domain.rollup import RiskLevel, RiskRule
 from zhibao_aggregator.domain.suppression import CountTable, suppress
 from zhibao_shared.events import Classification
 
-#: The counts a public summary shows (all daily flows).
-PUBLIC_COUNTS: tuple[str, ...] = (
+#: Counts of what happened on the release's day (event day).
+EVENT_DAY_COUNTS: tuple[str, ...] = (
     m.SCREENINGS,
     m.FEVERS,
     m.new_metric(Classification.SUSPECTED),
-    m.NEW_CONFIRMED,
     m.new_metric(Classification.ASYMPTOMATIC),
     m.ISOLATION_STARTED,
 )
-#: Statuses shown as they are (the published risk zoning; no count of people).
-PUBLIC_STATUSES: tuple[str, ...] = ("risk_level",)
+NEW_CONFIRMED = "new_confirmed"
+NEW_CLOSED = "new_closed"
+#: Counts newly reported since the previous release.
+REPORTED_COUNTS: tuple[str, ...] = (NEW_CONFIRMED, NEW_CLOSED)
+CUMULATIVE = "cumulative_confirmed"
+CURRENT = "current_confirmed"
+#: Stocks, shown only for units whose reported counts were never suppressed.
+STOCKS: tuple[str, ...] = (CUMULATIVE, CURRENT)
+PUBLIC_COUNTS: tuple[str, ...] = (*EVENT_DAY_COUNTS, *REPORTED_COUNTS, *STOCKS)
+
+#: Published risk level when a suppressed count leaves medium and high both possible.
+MEDIUM_OR_HIGH = "medium_or_high"
+#: Published risk level when a suppressed count leaves every level possible.
+UNDISCLOSED = "undisclosed"
 
 Figures = Mapping[str, int | str | None]
 
 
-def _count(figures: Figures, metric: str) -> int:
+@dataclass(frozen=True)
+class UnitState:
+    """What a release carries over to the next one for one unit (kept, never shown).
+
+    ``window`` holds the unit's published new confirmed counts of the last
+    releases (``None`` where suppressed), newest last.
+    """
+
+    cumulative: int = 0
+    closed: int = 0
+    clean: bool = True
+    last_new: date | None = None
+    window: tuple[int | None, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The state as JSON-ready data."""
+        return {
+            "cumulative": self.cumulative,
+            "closed": self.closed,
+            "clean": self.clean,
+            "last_new": self.last_new.isoformat() if self.last_new else None,
+            "window": list(self.window),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UnitState:
+        """The state from :meth:`as_json`'s data."""
+        last = data["last_new"]
+        return cls(
+            data["cumulative"],
+            data["closed"],
+            data["clean"],
+            date.fromisoformat(last) if last else None,
+            tuple(data["window"]),
+        )
+
+
+@dataclass(frozen=True)
+class Release:
+    """One day's public figures per unit, and the state the next release starts from."""
+
+    day: date
+    units: dict[str, dict[str, Any]]
+    state: dict[str, UnitState]
+
+
+@dataclass(frozen=True)
+class ReleaseRules:
+    """How releases are made: the small-cell threshold and the risk rule."""
+
+    threshold: int
+    risk: RiskRule
+
+
+def _int(figures: Figures, metric: str) -> int:
     value = figures.get(metric)
     return value if isinstance(value, int) else 0
 
 
-def hidden_counts(
-    figures: Mapping[str, Figures], groups: Mapping[str, tuple[str, ...]], threshold: int
-) -> dict[str, frozenset[str]]:
-    """Per public count, the units whose value is suppressed.
-
-    ``figures`` holds every published unit's figures for one day and
-    ``groups`` how those units nest (parent → published children).
-    """
-    return {
-        metric: suppress(
-            CountTable({code: _count(f, metric) for code, f in figures.items()}, groups),
-            threshold,
-        )
-        for metric in PUBLIC_COUNTS
+def _counts(
+    figures: Mapping[str, Figures], previous: Mapping[str, UnitState]
+) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Per count, every unit's value in this release (unsuppressed); and its closed total."""
+    counts = {c: {u: _int(f, c) for u, f in figures.items()} for c in EVENT_DAY_COUNTS}
+    counts[CUMULATIVE] = {u: _int(f, CUMULATIVE) for u, f in figures.items()}
+    counts[CURRENT] = {u: _int(f, CURRENT) for u, f in figures.items()}
+    closed = {u: max(0, counts[CUMULATIVE][u] - counts[CURRENT][u]) for u in figures}
+    before = {u: previous.get(u, UnitState()) for u in figures}
+    counts[NEW_CONFIRMED] = {
+        u: max(0, counts[CUMULATIVE][u] - before[u].cumulative) for u in figures
     }
+    counts[NEW_CLOSED] = {u: max(0, closed[u] - before[u].closed) for u in figures}
+    return counts, closed
 
 
-def public_figures(
-    code: str, figures: Figures, hidden: Mapping[str, frozenset[str]]
-) -> dict[str, Any]:
-    """One unit's public figures: each count as ``{"value", "suppressed"}``, statuses as is."""
-    shown: dict[str, Any] = {}
-    for metric in PUBLIC_COUNTS:
-        suppressed = code in hidden[metric]
-        shown[metric] = {
-            "value": None if suppressed else _count(figures, metric),
-            "suppressed": suppressed,
+def public_level(window: tuple[int | None, ...], rule: RiskRule) -> str:
+    """The risk level the published new counts of the window allow (``None``: suppressed).
+
+    A suppressed count is at least 1, so the window holds at least the shown
+    counts plus one per suppressed one; the level is shown exactly when every
+    value the suppressed counts could take gives the same level.
+    """
+    least = sum(v if v is not None else 1 for v in window)
+    exact = all(v is not None for v in window)
+    level = rule.level(least)
+    if exact or level is RiskLevel.HIGH:
+        return level.value
+    return MEDIUM_OR_HIGH if level is RiskLevel.MEDIUM else UNDISCLOSED
+
+
+def make_release(
+    day: date,
+    figures: Mapping[str, Figures],
+    groups: Mapping[str, tuple[str, ...]],
+    previous: Mapping[str, UnitState] | None,
+    rules: ReleaseRules,
+) -> Release:
+    """The release of ``day`` from every public unit's true figures and the previous release.
+
+    ``previous`` is None for the first release: everything counted until then
+    is newly reported in it, and days without a new case count from the last
+    day with a new confirmed case.
+    """
+    before = previous or {}
+    counts, closed = _counts(figures, before)
+    hidden = {
+        c: suppress(CountTable(counts[c], groups), rules.threshold)
+        for c in (*EVENT_DAY_COUNTS, *REPORTED_COUNTS)
+    }
+    units: dict[str, dict[str, Any]] = {}
+    state: dict[str, UnitState] = {}
+    for unit, own in figures.items():
+        old = before.get(unit, UnitState())
+        # a closed total that went down (someone confirmed again) is no published flow
+        clean = (
+            old.clean
+            and closed[unit] >= old.closed
+            and not any(unit in hidden[c] for c in REPORTED_COUNTS)
+        )
+        shown: dict[str, Any] = {
+            count: _shown(
+                counts[count][unit], unit in hidden[count] if count in hidden else not clean
+            )
+            for count in PUBLIC_COUNTS
         }
-    for status in PUBLIC_STATUSES:
-        shown[status] = figures.get(status)
-    return shown
+        last_new = day if counts[NEW_CONFIRMED][unit] > 0 else old.last_new
+        if previous is None and isinstance(own.get("last_new_confirmed"), str):
+            last_new = date.fromisoformat(str(own["last_new_confirmed"]))
+        window = (*old.window, shown[NEW_CONFIRMED]["value"])[-rules.risk.window_days :]
+        shown["days_without_new_case"] = (day - last_new).days if last_new else None
+        shown["risk_level"] = public_level(window, rules.risk)
+        units[unit] = shown
+        state[unit] = UnitState(counts[CUMULATIVE][unit], closed[unit], clean, last_new, window)
+    return Release(day, units, state)
+
+
+def _shown(value: int, suppressed: bool) -> dict[str, Any]:
+    return {"value": None if suppressed else value, "suppressed": suppressed}

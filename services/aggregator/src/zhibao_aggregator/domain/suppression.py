@@ -21,10 +21,10 @@ discloses (least information lost), else its parent, else the smallest
 non-zero published count anywhere; each round hides one more count, so it
 ends. Zeros are always shown: they say nobody, which identifies nobody.
 
-Counts of different days do not add up to each other, so only daily flows
-(what happened that day) should be suppressed this way; running totals and
-stocks change from day to day by the flows and would give suppressed flows
-back by differencing, which is why public summaries leave them out.
+This works on one day's counts. Across days, running totals and stocks
+change by the day's flows and would give suppressed flows back by
+differencing; :mod:`zhibao_aggregator.domain.public` therefore shows a
+unit's stocks only where they add up from its published flows.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -68,6 +69,16 @@ daily_reports = Table(
     Column("dedup_key", String(400), primary_key=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("zero", Boolean, nullable=False),
+)
+
+#: Public releases (one per day, frozen once made): the published figures and the
+#: state the next release starts from, as JSON. A rebuild keeps them.
+public_releases = Table(
+    "public_releases",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    Column("body", Text, nullable=False),
 )
 
 Index("ix_counters_unit_day", counters.c.unit, counters.c.day)

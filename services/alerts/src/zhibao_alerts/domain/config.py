@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
-from zhibao_alerts.domain.ears import EarsParams
+from zhibao_alerts.domain.ears import BASELINE_DAYS, EarsParams
 from zhibao_shared.hierarchy import Level
 
 
@@ -44,12 +44,19 @@ class AberrationRule(_Strict):
     threshold: float = 3.0
     c3_threshold: float = 2.0
     min_sd: float = Field(default=1.0, gt=0)
+    min_baseline_days: int = Field(
+        default=3,
+        ge=2,
+        le=BASELINE_DAYS,
+        description="Days of a unit's own data its baseline needs before it is evaluated "
+        "(days before its first data are missing, not zero)",
+    )
     severity: Severity = Severity.WARNING
 
     @property
     def params(self) -> EarsParams:
         """The EARS parameters."""
-        return EarsParams(self.threshold, self.c3_threshold, self.min_sd)
+        return EarsParams(self.threshold, self.c3_threshold, self.min_sd, self.min_baseline_days)
 
 
 class ResponsePeriod(_Strict):

@@ -15,6 +15,12 @@ For a daily count series ``y``:
 * **C3** (built on C2 over the last 3 days):
   ``C3_t = sum_{i=t-2..t} max(0, C2_i - 1)``; alarm when ``C3_t > c3_threshold`` (2).
 
+Days before a unit's first data are missing (``None``), not zero, and so are
+days before the series starts: a baseline is the days of the window that have
+data, and needs at least ``min_baseline_days`` of them (all 7 by default), so
+a unit that has just started reporting is not compared with zeros it never
+sent.
+
 ``sd`` is the sample standard deviation of the baseline, floored at
 ``min_sd`` so a flat baseline (all zeros) does not divide by zero and a
 single case does not alarm on its own unless configured so. The upper bound
@@ -43,6 +49,7 @@ class EarsParams:
     threshold: float = 3.0
     c3_threshold: float = 2.0
     min_sd: float = 0.2
+    min_baseline_days: int = BASELINE_DAYS
 
 
 @dataclass(frozen=True)
@@ -57,12 +64,16 @@ class EarsPoint:
     alarm: bool
 
 
-def _baseline(series: Sequence[float], end: int, min_sd: float) -> tuple[float, float] | None:
-    start = end - BASELINE_DAYS
-    if start < 0:
+#: A daily series: ``None`` for a day before the unit's first data.
+Series = Sequence[float | None]
+
+
+def _baseline(series: Series, end: int, params: EarsParams) -> tuple[float, float] | None:
+    window = tuple(v for v in series[max(0, end - BASELINE_DAYS) : max(0, end)] if v is not None)
+    if len(window) < max(2, params.min_baseline_days):
         return None
-    mean, sd = _mean_sd(tuple(series[start:end]))
-    return mean, max(sd, min_sd)
+    mean, sd = _mean_sd(window)
+    return mean, max(sd, params.min_sd)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -72,12 +83,12 @@ def _mean_sd(window: tuple[float, ...]) -> tuple[float, float]:
     return statistics.fmean(window), statistics.stdev(window)
 
 
-def _lagged(series: Sequence[float], lag: int, params: EarsParams) -> list[EarsPoint]:
+def _lagged(series: Series, lag: int, params: EarsParams) -> list[EarsPoint]:
     points = []
     for t, value in enumerate(series):
-        base = _baseline(series, t - lag, params.min_sd)
-        if base is None:
-            points.append(EarsPoint(value, None, None, None, None, False))
+        base = _baseline(series, t - lag, params)
+        if base is None or value is None:
+            points.append(EarsPoint(value or 0.0, None, None, None, None, False))
             continue
         mean, sd = base
         statistic = (value - mean) / sd
@@ -86,17 +97,17 @@ def _lagged(series: Sequence[float], lag: int, params: EarsParams) -> list[EarsP
     return points
 
 
-def c1(series: Sequence[float], params: EarsParams = EarsParams()) -> list[EarsPoint]:
+def c1(series: Series, params: EarsParams = EarsParams()) -> list[EarsPoint]:
     """EARS C1 for every day of ``series``."""
     return _lagged(series, 0, params)
 
 
-def c2(series: Sequence[float], params: EarsParams = EarsParams()) -> list[EarsPoint]:
+def c2(series: Series, params: EarsParams = EarsParams()) -> list[EarsPoint]:
     """EARS C2 for every day of ``series``."""
     return _lagged(series, C2_LAG, params)
 
 
-def c3(series: Sequence[float], params: EarsParams = EarsParams()) -> list[EarsPoint]:
+def c3(series: Series, params: EarsParams = EarsParams()) -> list[EarsPoint]:
     """EARS C3 for every day of ``series`` (needs C2 on the two previous days too)."""
     base = c2(series, params)
     excess = [max(0.0, p.statistic - 1) if p.statistic is not None else None for p in base]
@@ -125,7 +136,7 @@ DAYS_NEEDED = {
 }
 
 
-def last_day(method: str, series: Sequence[float], params: EarsParams) -> EarsPoint:
+def last_day(method: str, series: Series, params: EarsParams) -> EarsPoint:
     """The result of ``method`` for the last day of ``series`` only (the same point as
     ``METHODS[method](series, params)[-1]``, without computing the earlier days)."""
     return METHODS[method](series[-DAYS_NEEDED[method] :], params)[-1]

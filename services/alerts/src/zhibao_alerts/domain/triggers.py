@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from zhibao_alerts.domain.config import Rules, Severity
-from zhibao_alerts.domain.ears import EarsPoint, last_day
+from zhibao_alerts.domain.ears import EarsPoint, Series, last_day
 from zhibao_shared.events import PublishedCase, PublishedEvent, PublishedIsolation
 
 _CLASS_ZH = {
@@ -21,6 +21,11 @@ _CLASS_EN = {
     "deceased": "death",
     "breach": "isolation breach",
 }
+
+
+#: How much of a person's pseudonym a case alert's window shows (enough to tell
+#: persons apart, no more).
+PID_SHOWN = 8
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,16 @@ class Trigger:
 
 
 def immediate(event: PublishedEvent, rules: Rules, day: date) -> Trigger | None:
-    """A new confirmed/asymptomatic case, a death or an isolation breach."""
+    """A new confirmed/asymptomatic case, a death or an isolation breach.
+
+    A case is one alert per person (its window names the day and the person's
+    pseudonym, shortened): a second person the same day is a new page. A breach
+    is one alert per community and day.
+    """
+    window = day.isoformat()
     if isinstance(event, PublishedCase):
         kind = event.data.classification.value
+        window = f"{window}:{event.data.person.pid[:PID_SHOWN]}"
     elif isinstance(event, PublishedIsolation):
         kind = event.data.action.value
     else:
@@ -55,7 +67,7 @@ def immediate(event: PublishedEvent, rules: Rules, day: date) -> Trigger | None:
     return Trigger(
         rule=f"immediate_{kind}",
         unit=event.subject,
-        window=day.isoformat(),
+        window=window,
         severity=severity,
         summary_zh=f"社区 {event.subject} 报告{_CLASS_ZH.get(kind, kind)}",
         summary_en=f"{_CLASS_EN.get(kind, kind).capitalize()} reported in {event.subject}",
@@ -63,10 +75,9 @@ def immediate(event: PublishedEvent, rules: Rules, day: date) -> Trigger | None:
     )
 
 
-def cluster(community: str, place: str, fevers: int, rules: Rules, day: date) -> Trigger | None:
-    """``fevers`` in one compound/building within the window reach the cluster size."""
-    if fevers < rules.cluster.min_fevers:
-        return None
+def cluster(community: str, place: str, fevers: int, rules: Rules, day: date) -> Trigger:
+    """``fevers`` persons in one compound/building within the window (the cluster size
+    reached): the alert of ``day``, the local day of the cluster's first fever."""
     hours = rules.cluster.window_hours
     return Trigger(
         rule="fever_cluster",
@@ -80,7 +91,7 @@ def cluster(community: str, place: str, fevers: int, rules: Rules, day: date) ->
 
 
 def aberrations(
-    unit: str, metric: str, days: list[date], series: list[float], rules: Rules
+    unit: str, metric: str, days: list[date], series: Series, rules: Rules
 ) -> list[tuple[Trigger, EarsPoint]]:
     """EARS alarms on the last day of a unit's daily series, one per method."""
     found = []
@@ -114,14 +125,16 @@ def _ears_summary(
     fire on a day whose own count is under the one-day bound: it says so."""
     what_zh = "发热" if metric == "fevers" else "疑似"
     value = f"{point.value:g}"
+    # the series count persons (each once a day) where the events name them
+    persons_zh = f"{unit} {day} {what_zh} {value} 人（同一人当日只计一次）"
+    persons_en = f"{metric} at {unit} on {day}: {value} persons (each counted once a day)"
     if method == "C3":
         return (
-            f"{unit} {day} 的{what_zh}人数 {value}，近 3 日累计超出基线（EARS C3）",
-            f"{metric} at {unit} on {day}: {value}; the last 3 days together exceed "
-            "the baseline (EARS C3)",
+            f"{persons_zh}，近 3 日累计超出基线（EARS C3）",
+            f"{persons_en}; the last 3 days together exceed the baseline (EARS C3)",
         )
     bound = f"{point.upper_bound:.1f}" if point.upper_bound is not None else "?"
     return (
-        f"{unit} {day} 的{what_zh}人数 {value} 超过 EARS {method} 上限 {bound}",
-        f"{metric} at {unit} on {day}: {value} above the EARS {method} upper bound {bound}",
+        f"{persons_zh}，超过 EARS {method} 上限 {bound}",
+        f"{persons_en}, above the EARS {method} upper bound {bound}",
     )

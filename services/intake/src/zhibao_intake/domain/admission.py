@@ -14,8 +14,15 @@ from pydantic_core import to_json
 
 from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
 from zhibao_intake.domain.pseudonym import Pseudonymiser
-from zhibao_shared.events import REPORTED_EVENT, EventType, event_identity
+from zhibao_shared.events import (
+    MAX_ID_LENGTH,
+    MAX_SOURCE_LENGTH,
+    REPORTED_EVENT,
+    EventType,
+    event_identity,
+)
 from zhibao_shared.hierarchy import Registry, district_of
+from zhibao_shared.resident_id import mask_resident_ids
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
 
@@ -47,42 +54,53 @@ class Reporter:
     received_at: datetime
 
 
+#: Longest part of a field path echoed (an unknown field's name is submitted text).
+_MAX_PATH_PART = 64
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    # Drop union tags pydantic inserts (event type values, person forms).
+    # Drop union tags pydantic inserts (event type values, person forms). The name of
+    # an unknown field is submitted text: resident IDs in it are masked.
     parts: list[str] = []
     for part in loc:
         text = str(part)
         if "." in text or (parts and parts[-1] == text):
             continue
-        parts.append(text)
+        parts.append(mask_resident_ids(text)[:_MAX_PATH_PART])
     return ".".join(parts) or "type"
 
 
 def _message(error: Any) -> str:
+    """The rule a field broke, never the submitted value (pydantic's ``input``)."""
     if error["type"] == "union_tag_invalid":
         allowed = ", ".join(t.value for t in EventType)
-        return f"unknown event type {error['input']!r}; expected one of {allowed}"
+        return f"unknown event type; expected one of {allowed}"
     if error["type"] == "union_tag_not_found":
         return "type is required"
     text = str(error["msg"])
-    return text.removeprefix("Value error, ")
+    return mask_resident_ids(text.removeprefix("Value error, "))
 
 
 def field_errors(exc: ValidationError) -> list[FieldError]:
     """Pydantic errors as field-level reasons, without echoing the input values."""
     return [
         FieldError(field=_field_path(e["loc"]), message=_message(e))
-        for e in exc.errors(include_url=False, include_input=True)
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
 
 
+def echoed(item: Any, key: str, limit: int) -> str | None:
+    """A refused item's ``id`` or ``source`` as the answer may repeat it: resident IDs
+    masked (also in disguise), at most ``limit`` characters; None when not a string."""
+    value = item.get(key) if isinstance(item, dict) else None
+    return mask_resident_ids(value)[:limit] if isinstance(value, str) else None
+
+
 def _rejected(index: int, item: Any, code: RejectionCode, errors: list[FieldError]) -> ItemResult:
-    ident = item.get("id") if isinstance(item, dict) else None
-    source = item.get("source") if isinstance(item, dict) else None
     return ItemResult(
         index=index,
-        id=ident if isinstance(ident, str) else None,
-        source=source if isinstance(source, str) else None,
+        id=echoed(item, "id", MAX_ID_LENGTH),
+        source=echoed(item, "source", MAX_SOURCE_LENGTH),
         status=Status.REJECTED,
         code=code,
         errors=errors,

@@ -1,0 +1,65 @@
+"""Refusals of callers without a valid token, counted per time window.
+
+Anyone who can reach intake can be refused, as often as they like: recording
+each of those refusals would let them grow the audit trail without bound.
+They are counted instead, per window and per channel, address, status and
+reason, and each window becomes one audit record per key carrying the count.
+Pure: the caller supplies the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Addresses beyond this many in one window are counted together under OTHERS.
+MAX_KEYS = 1000
+OTHERS = "(other addresses)"
+
+
+@dataclass(frozen=True)
+class RefusalKey:
+    """What a tally counts by."""
+
+    channel: str
+    remote: str | None
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    """The counts of one finished window: ``[start, start + length)`` in epoch seconds."""
+
+    start: float
+    length: float
+    counts: dict[RefusalKey, int]
+
+
+@dataclass
+class RefusalTally:
+    """Counts refusals in consecutive windows of ``window_s`` seconds (aligned to the epoch)."""
+
+    window_s: float
+    max_keys: int = MAX_KEYS
+    _window: int | None = None
+    _counts: dict[RefusalKey, int] = field(default_factory=dict)
+
+    def add(self, key: RefusalKey, now: float) -> ClosedWindow | None:
+        """Count one refusal at ``now``; the previous window's counts if this one closed it."""
+        closed = self.close(now)
+        if self._window is None:
+            self._window = int(now // self.window_s)
+        if key not in self._counts and len(self._counts) >= self.max_keys:
+            key = RefusalKey(key.channel, OTHERS, key.status, key.reason)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        return closed
+
+    def close(self, now: float | None) -> ClosedWindow | None:
+        """The counts of the open window if it has ended by ``now`` (None: end it anyway)."""
+        if self._window is None:
+            return None
+        if now is not None and int(now // self.window_s) == self._window:
+            return None
+        closed = ClosedWindow(self._window * self.window_s, self.window_s, self._counts)
+        self._window, self._counts = None, {}
+        return closed
