@@ -142,6 +142,7 @@ def running_stack(
             "ZHIBAO_INTAKE_PORT": str(free_port()),
             "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
             "ZHIBAO_ALERTS_PORT": str(free_port()),
+            "ZHIBAO_RESPONSE_PORT": str(free_port()),
             "ZHIBAO_LOG_LEVEL": "WARNING",
             "ZHIBAO_RATE_LIMIT_EVENTS_PER_S": "10000000",
             "ZHIBAO_RATE_LIMIT_BURST": "10000000",
