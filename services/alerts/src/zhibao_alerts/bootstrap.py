@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_alerts.busy import DatabaseBusy, busy_response, short_busy_timeout
@@ -39,6 +39,7 @@ from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.settings import redacted
+from zhibao_shared.subjects import EVENTS_ALL, district_events
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,22 @@ def utc_now() -> datetime:
 async def migrate(settings: AlertsSettings) -> None:
     """Alembic upgrade head."""
     await run_migrations(settings.database_url(), "zhibao_alerts")
+
+
+def consumer_spec(settings: AlertsSettings) -> ConsumerSpec:
+    """The alerts service's durable consumer, limited to its districts when configured
+    (partitions share one PostgreSQL database; see the README's scale-out)."""
+    return ConsumerSpec(
+        service="alerts",
+        durable=settings.alerts_durable,
+        batch_size=settings.alerts_batch_size,
+        ack_wait_s=settings.alerts_ack_wait_s,
+        filter_subjects=tuple(district_events(d) for d in settings.alerts_districts)
+        or (EVENTS_ALL,),
+        # IntegrityError: another instance sharing the database inserted the same row
+        # (a unit's first day, a count) first; the redelivery finds it and goes on
+        transient=(OSError, TimeoutError, OperationalError, InterfaceError, IntegrityError),
+    )
 
 
 @dataclass
@@ -99,13 +116,7 @@ class Alerts:
             self.settings.fever_threshold_c,
             on_alert=self._alert_committed,
         )
-        spec = ConsumerSpec(
-            service="alerts",
-            durable=self.settings.alerts_durable,
-            batch_size=self.settings.alerts_batch_size,
-            ack_wait_s=self.settings.alerts_ack_wait_s,
-            transient=(OSError, TimeoutError, OperationalError, InterfaceError),
-        )
+        spec = consumer_spec(self.settings)
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
         dispatcher = self.dispatcher = Dispatcher(

@@ -43,6 +43,9 @@ PublishNats = Callable[[str, bytes], Awaitable[None]]
 #: when nothing changed.
 IDLE_S = 2.0
 GAUGE_S = timedelta(seconds=30)
+#: How long a pass holds what it took (notifications being sent, alerts being
+#: escalated) before another instance may take them again.
+LEASE = timedelta(minutes=2)
 #: The shortest pause between passes (a failing database is not hammered).
 MIN_PAUSE_S = 0.2
 
@@ -171,12 +174,26 @@ class Dispatcher:
         now = self._clock()
         routing = self._routing()
         async with self._engine.begin() as conn:
-            query = select(alerts).where(alerts.c.next_action_at <= now)
-            due = (await conn.execute(query)).all()
+            due = await self._claim_alerts(conn, now)
             for alert in due:
                 await self._act(conn, alert, routing, now)
             await self._gauge(conn, changed=bool(due))
         return len(due)
+
+    async def _claim_alerts(self, conn: AsyncConnection, now: datetime) -> list[Any]:
+        """The alerts whose next action is due, taken by this transaction: another
+        instance's concurrent pass waits for it to commit and then finds them no longer
+        due, so no alert is escalated or reminded twice."""
+        claim = (
+            alerts.update()
+            .where(alerts.c.next_action_at <= now)
+            .values(next_action_at=now + LEASE)
+            .returning(alerts.c.id)
+        )
+        ids = list((await conn.execute(claim)).scalars())
+        if not ids:
+            return []
+        return list((await conn.execute(select(alerts).where(alerts.c.id.in_(ids)))).all())
 
     async def _act(
         self, conn: AsyncConnection, alert: Any, routing: Routing, now: datetime
@@ -291,8 +308,34 @@ class Dispatcher:
         )
         if self._in_flight:
             query = query.where(notifications.c.id.not_in(self._in_flight))
-        async with self._engine.connect() as conn:
-            return list((await conn.execute(query)).all())
+        async with self._engine.begin() as conn:
+            rows = list((await conn.execute(query)).all())
+            claimed = await self._claim_notifications(conn, [row.id for row in rows])
+        return [row for row in rows if row.id in claimed]
+
+    async def _claim_notifications(self, conn: AsyncConnection, ids: list[int]) -> set[int]:
+        """Take these notifications for ``LEASE`` (another instance, or a pass of this one,
+        sees them as not due); the ones another instance took first are left out.
+
+        On PostgreSQL a concurrent claim of the same row waits for the first one's
+        commit and then finds it no longer due. The outcome of the sending sets the next
+        attempt; a dispatcher that dies while sending lets the lease run out, and another
+        one sends again (at least once; the ``Idempotency-Key`` tells the receiver).
+        """
+        if not ids:
+            return set()
+        now = self._clock()
+        claim = (
+            notifications.update()
+            .where(
+                notifications.c.id.in_(ids),
+                notifications.c.status == "pending",
+                notifications.c.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=now + LEASE)
+            .returning(notifications.c.id)
+        )
+        return set((await conn.execute(claim)).scalars())
 
     async def _deliver(self, due: list[Any]) -> int:
         groups: dict[tuple[str, str, str, str], list[Any]] = defaultdict(list)

@@ -21,6 +21,7 @@ from zhibao_alerts.raising import (
     raise_alerts,
     received_by_community_day,
 )
+from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     FEVER_THRESHOLD_C,
@@ -46,6 +47,21 @@ def place_of(event: PublishedScreening) -> str | None:
     if data.building:
         return f"{data.compound or '-'}/{data.building}"
     return data.compound
+
+
+def _lock_names(batch: Sequence[Delivery]) -> set[str]:
+    """The persons and fever places a batch reads and extends."""
+    names: set[str] = set()
+    for delivery in batch:
+        event = delivery.event
+        person = getattr(event.data, "person", None)
+        if person is not None:
+            names.add(f"person {person.pid}")
+        if isinstance(event, PublishedScreening):
+            place = place_of(event)
+            if place is not None:
+                names.add(f"place {event.subject} {place}")
+    return names
 
 
 @dataclass
@@ -150,6 +166,8 @@ class ApplyEvents:
         """Apply every new event of the batch, then evaluate the windowed rules once;
         once committed, tell ``on_alert`` if alerts were opened."""
         async with self._engine.begin() as conn:
+            # several instances may share the database: one at a time per person and place
+            await lock_names(conn, _lock_names(batch))
             fresh = await store.new_keys(conn, [d.event.dedup_key for d in batch])
             events: dict[str, PublishedEvent] = {}
             for delivery in batch:  # an event delivered twice in one batch is applied once

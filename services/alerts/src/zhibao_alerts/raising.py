@@ -21,6 +21,7 @@ from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.silences import silenced_by
 from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
+from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.events import PublishedEvent
 from zhibao_shared.hierarchy import CODE_LENGTH, Registry
 from zhibao_shared.subjects import alert_subject
@@ -140,8 +141,10 @@ async def raise_alerts(
     and is not paged again. ``received`` tells when the batch's events reached intake:
     an alert all of whose events are older than the paging horizon is not paged.
     """
+    keys = {t.dedup_key for t, _ in raised}
+    await lock_names(conn, (f"alert {key}" for key in keys))  # one raiser per key at a time
     known: dict[str, list[Any]] = defaultdict(list)
-    for row in await store.alerts_with_keys(conn, {t.dedup_key for t, _ in raised}):
+    for row in await store.alerts_with_keys(conn, keys):
         known[row.dedup_key].append(row)
     counted: dict[int, dict[str, Any]] = {}
     opened: list[int] = []

@@ -17,6 +17,11 @@ class AlertsSettings(ServiceSettings):
     alerts_rules_path: Path | None = Field(default=None, description="Shipped sample when unset")
     alerts_oncall_path: Path | None = Field(default=None, description="Shipped sample when unset")
     alerts_durable: str = Field(default="alerts", pattern=r"^[A-Za-z0-9_-]+$")
+    alerts_districts: list[str] = Field(
+        default_factory=list,
+        description="Only consume these district codes (partitioning; partitions share one "
+        "PostgreSQL database); all when empty",
+    )
     alerts_batch_size: int = Field(default=200, gt=0, le=5000)
     alerts_ack_wait_s: float = Field(
         default=30.0,

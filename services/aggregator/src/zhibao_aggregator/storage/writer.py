@@ -8,14 +8,13 @@ committed is lost (JetStream redelivers what was not acked).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +27,7 @@ from zhibao_aggregator.storage.tables import (
     daily_reports,
     isolation_facts,
 )
+from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     Classification,
@@ -72,7 +72,7 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     and community-days its batch touches, so a person's history is read and extended by
     one transaction at a time, and an event another instance applied meanwhile is seen.
     """
-    await _lock_subjects(conn, batch)
+    await lock_names(conn, _lock_names(batch))
     fresh = await _fresh(conn, batch)
     events = [d.event for d in fresh]
     change = c.arrivals(events, rules.calendar, rules.fever_c)
@@ -99,12 +99,6 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     return Applied(len(fresh), len(batch) - len(fresh), changed, by_type)
 
 
-def _lock_key(name: str) -> int:
-    """A signed 64-bit advisory-lock key for a person or a community-day."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 def _lock_names(batch: Sequence[Delivery]) -> set[str]:
     names: set[str] = set()
     for delivery in batch:
@@ -114,19 +108,6 @@ def _lock_names(batch: Sequence[Delivery]) -> set[str]:
         elif isinstance(event, PublishedDailyReport):
             names.add(f"report {event.subject} {event.data.date.isoformat()}")
     return names
-
-
-async def _lock_subjects(conn: AsyncConnection, batch: Sequence[Delivery]) -> None:
-    """PostgreSQL: transaction-scoped advisory locks, taken in one fixed (sorted) order so
-    two writers never deadlock. SQLite serialises writers by itself."""
-    if conn.dialect.name != "postgresql":
-        return
-    keys = sorted({_lock_key(name) for name in _lock_names(batch)})
-    if keys:
-        await conn.execute(_LOCK_ALL, {"keys": keys})
-
-
-_LOCK_ALL = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 
 async def _fresh(conn: AsyncConnection, batch: Sequence[Delivery]) -> list[Delivery]:
