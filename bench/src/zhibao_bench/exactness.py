@@ -1,0 +1,136 @@
+"""Exactness: every figure the workload moves, at every level, as the read API shows it.
+
+The expected counters are the workload's truth (per community) rolled up to
+the street, district and city (codes nest by prefix); each unit's daily
+series of each metric is read over the whole span of the events and compared
+day by day. ``lost`` and ``double_counted`` are the events missing or counted
+twice at the finest level (community and day); ``figures_wrong`` counts every
+(unit, day, metric) that differs, at any level.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from zhibao_bench.workload import METRICS, STOCKS, Truth, communities
+
+#: The longest series the aggregator answers in one request.
+SERIES_DAYS = 400
+UNIT_PREFIXES = (12, 9, 6, 4)
+
+
+def rolled_up(truth: Truth) -> Counter[tuple[str, date, str]]:
+    """The truth at every level: each community's counts added to its ancestors'."""
+    out: Counter[tuple[str, date, str]] = Counter()
+    for (community, day, metric), value in truth.items():
+        for length in UNIT_PREFIXES:
+            out[(community[:length], day, metric)] += value
+    return out
+
+
+def by_unit_metric(truth: Truth) -> dict[tuple[str, str], dict[date, int]]:
+    """Expected daily values per (unit, metric) (for stocks: the daily changes)."""
+    flows: dict[tuple[str, str], dict[date, int]] = {}
+    for (unit, day, metric), value in rolled_up(truth).items():
+        flows.setdefault((unit, metric), {})[day] = value
+    return flows
+
+
+def spans(first: date, last: date) -> list[tuple[date, date]]:
+    """``first``..``last`` cut into pieces the series API answers."""
+    out = []
+    while first <= last:
+        end = min(last, first + timedelta(days=SERIES_DAYS - 1))
+        out.append((first, end))
+        first = end + timedelta(days=1)
+    return out
+
+
+def series(
+    http: httpx.Client, url: str, token: str, unit: str, metric: str, first: date, last: date
+) -> dict[date, int]:
+    """A unit's daily values of a metric from the aggregator's read API."""
+    out: dict[date, int] = {}
+    for start, end in spans(first, last):
+        response = http.get(
+            f"{url}/v1/units/{unit}/series",
+            params={"metric": metric, "from": str(start), "to": str(end)},
+            headers={"authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        out |= {date.fromisoformat(p["date"]): int(p["value"]) for p in response.json()["points"]}
+    return out
+
+
+def all_units() -> list[str]:
+    """Every unit code: the communities and each of their ancestors."""
+    return sorted({c[:length] for c in communities() for length in UNIT_PREFIXES})
+
+
+def check(url: str, token: str, truth: Truth, first: date, last: date) -> dict[str, int]:
+    """Compare every unit's series of every metric with the truth over ``first``..``last``."""
+    expected = by_unit_metric(truth)
+    wrong = checked = lost = double = 0
+    with httpx.Client(timeout=30) as http:
+        for unit in all_units():
+            for metric in METRICS:
+                got = series(http, url, token, unit, metric, first, last)
+                want = _expected_series(expected.get((unit, metric), {}), metric, first, last)
+                for day, value in want.items():
+                    checked += 1
+                    shown = got.get(day, 0)
+                    wrong += shown != value
+                    if metric == "events" and len(unit) == 12:
+                        lost += max(0, value - shown)
+                        double += max(0, shown - value)
+    return {
+        "figures_checked": checked,
+        "figures_wrong": wrong,
+        "lost": lost,
+        "double_counted": double,
+    }
+
+
+def _expected_series(
+    by_day: dict[date, int], metric: str, first: date, last: date
+) -> dict[date, int]:
+    out: dict[date, int] = {}
+    level = sum(v for d, v in by_day.items() if d < first) if metric in STOCKS else 0
+    day = first
+    while day <= last:
+        if metric in STOCKS:
+            level += by_day.get(day, 0)
+            out[day] = level
+        else:
+            out[day] = by_day.get(day, 0)
+        day += timedelta(days=1)
+    return out
+
+
+def merged(truths: Iterable[Truth]) -> Truth:
+    """The truth of several workloads sent to one system."""
+    out: Truth = Counter()
+    for truth in truths:
+        out.update(truth)
+    return out
+
+
+def counters(database: Path) -> dict[tuple[Any, ...], int]:
+    """Every counter (unit, metric, day) of an aggregator's SQLite database."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT unit, metric, day, value FROM counters WHERE value != 0")
+        return {(unit, metric, day): int(value) for unit, metric, day, value in rows}
+
+
+def compare_counters(live: Path, rebuilt: Path) -> dict[str, int]:
+    """Figure by figure: counters that differ between the live and the rebuilt database."""
+    a, b = counters(live), counters(rebuilt)
+    differ = sum(1 for key in a.keys() | b.keys() if a.get(key, 0) != b.get(key, 0))
+    return {"rebuild_counters": len(b), "rebuild_counters_differing": differ}
