@@ -105,5 +105,6 @@ def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path
     assert set(mixed["mixed_read_statuses"]) == {200}
     # the alerts service was measured at rest with every alert open
     idle = results["idle"]
+    assert idle["alerts_idle_open_cases"] == config.idle_alerts
     assert idle["alerts_idle_open"] >= config.idle_alerts
     assert idle["alerts_idle_post_statuses"] == {202: 1}

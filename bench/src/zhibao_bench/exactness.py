@@ -129,8 +129,15 @@ def counters(database: Path) -> dict[tuple[Any, ...], int]:
         return {(unit, metric, day): int(value) for unit, metric, day, value in rows}
 
 
-def compare_counters(live: Path, rebuilt: Path) -> dict[str, int]:
+def compare_counters(live: Path, rebuilt: Path) -> dict[str, Any]:
     """Figure by figure: counters that differ between the live and the rebuilt database."""
     a, b = counters(live), counters(rebuilt)
-    differ = sum(1 for key in a.keys() | b.keys() if a.get(key, 0) != b.get(key, 0))
-    return {"rebuild_counters": len(b), "rebuild_counters_differing": differ}
+    differ = sorted(key for key in a.keys() | b.keys() if a.get(key, 0) != b.get(key, 0))
+    return {
+        "rebuild_counters": len(b),
+        "rebuild_counters_differing": len(differ),
+        "rebuild_differences": [
+            {"counter": list(key), "live": a.get(key, 0), "rebuilt": b.get(key, 0)}
+            for key in differ[:5]
+        ],
+    }

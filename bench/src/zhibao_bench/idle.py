@@ -15,13 +15,15 @@ from typing import Any
 
 import httpx
 
-from zhibao_bench.harness import Running, process_cpu_s, running_stack
+from zhibao_bench.harness import Running, process_cpu_s
 from zhibao_bench.loadclient import run_in_process
 from zhibao_bench.phases import posts
 from zhibao_bench.workload import communities, resident_id
 
 #: People numbered apart from every other workload's.
 PEOPLE_FROM = 25_000_000
+#: The rule a confirmed case raises (one alert per person and day).
+CASE_RULE = "immediate_confirmed"
 
 
 def confirmed_cases(count: int, tag: str) -> list[dict[str, Any]]:
@@ -45,38 +47,39 @@ def confirmed_cases(count: int, tag: str) -> list[dict[str, Any]]:
     ]
 
 
-def open_alerts(run: Running) -> int:
-    """Alerts firing, acknowledged or silenced, from the alerts service's metrics."""
+def open_alerts(run: Running, rule: str = "") -> int:
+    """Alerts firing, acknowledged or silenced (of one rule, if named), from the alerts
+    service's metrics."""
     text = httpx.get(f"{run.url('alerts')}/metrics", timeout=10).text
+    wanted = f'rule="{rule}"' if rule else ""
     return round(
         sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith("zhibao_alerts_open{")
+            if line.startswith("zhibao_alerts_open{") and wanted in line
         )
     )
 
 
-def phase_alerts_idle(alerts: int, idle_s: float) -> dict[str, Any]:
+def phase_alerts_idle(run: Running, alerts: int, idle_s: float) -> dict[str, Any]:
     """(8) open ``alerts`` alerts, then the alerts process's CPU over ``idle_s`` seconds."""
-    with running_stack() as run:
-        requests = posts(run.url("intake"), run.report_token, confirmed_cases(alerts, "idle"), 100)
-        load = run_in_process(run.url("intake"), requests, connections=4)
-        deadline = time.monotonic() + 600
-        while (opened := open_alerts(run)) < alerts and time.monotonic() < deadline:
-            time.sleep(0.5)
-        run.wait_settled(timeout_s=600)
-        time.sleep(2.0)  # the first pages of the new alerts go out
-        pid = run.stack.pid("alerts")
-        if pid is None:
-            raise RuntimeError("the alerts service is not running")
-        before, started = process_cpu_s(pid), time.perf_counter()
-        time.sleep(idle_s)
-        used, elapsed = process_cpu_s(pid) - before, time.perf_counter() - started
-        return {
-            "alerts_idle_cpu_pct": round(100 * used / elapsed, 2),
-            "alerts_idle_open": open_alerts(run),
-            "alerts_idle_opened_before": opened,
-            "alerts_idle_seconds": round(elapsed, 1),
-            "alerts_idle_post_statuses": load.statuses,
-        }
+    requests = posts(run.url("intake"), run.report_token, confirmed_cases(alerts, "idle"), 100)
+    load = run_in_process(run.url("intake"), requests, connections=4)
+    deadline = time.monotonic() + 600
+    while (opened := open_alerts(run, CASE_RULE)) < alerts and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run.wait_settled(timeout_s=600)
+    time.sleep(2.0)  # the first pages of the new alerts go out
+    pid = run.stack.pid("alerts")
+    if pid is None:
+        raise RuntimeError("the alerts service is not running")
+    before, started = process_cpu_s(pid), time.perf_counter()
+    time.sleep(idle_s)
+    used, elapsed = process_cpu_s(pid) - before, time.perf_counter() - started
+    return {
+        "alerts_idle_cpu_pct": round(100 * used / elapsed, 2),
+        "alerts_idle_open": open_alerts(run),
+        "alerts_idle_open_cases": opened,
+        "alerts_idle_seconds": round(elapsed, 1),
+        "alerts_idle_post_statuses": load.statuses,
+    }

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from zhibao_bench.baseline import phase_plain
+from zhibao_bench.harness import running_stack
 from zhibao_bench.idle import phase_alerts_idle
 from zhibao_bench.mixed import MixedConfig, phase_mixed
 from zhibao_bench.phases import (
@@ -209,9 +210,10 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
             results["postgres"] = phase_batched_postgres(sizes, url)
             results["plain"] = phase_plain(sizes, dsn, postmaster)
-    results["single"] = phase_single(sizes)
+    with running_stack() as run:  # the alerts service at rest after the single events
+        results["single"] = phase_single(sizes, run)
+        results["idle"] = phase_alerts_idle(run, config.idle_alerts, config.idle_seconds)
     results["mixed"] = phase_mixed(config.mixed)
-    results["idle"] = phase_alerts_idle(config.idle_alerts, config.idle_seconds)
     results |= _headline(results)
     results["events"] = sizes.events
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
