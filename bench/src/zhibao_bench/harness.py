@@ -84,7 +84,10 @@ class Running:
     stack: Stack
     report_token: str
     read_token: str
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(timeout=10, headers={"authorization": f"Bearer {self.read_token}"})
 
     def url(self, name: str) -> str:
         """Base URL of a service."""
@@ -101,9 +104,7 @@ class Running:
 
     def total(self, metric: str, unit: str, first: date, last: date) -> int:
         """The sum of a unit's daily figures from ``first`` to ``last`` (the read API)."""
-        points = series(
-            self.http, self.url("aggregator"), self.read_token, unit, metric, first, last
-        )
+        points = series(self.http, self.url("aggregator"), unit, metric, first, last)
         return sum(points.values())
 
     def wait_counted(self, expected: int, timeout_s: float, metric: str = "events") -> float:
@@ -115,13 +116,13 @@ class Running:
         self, expected: int, first: date, last: date, timeout_s: float, metric: str = "events"
     ) -> float:
         """Block until the city's rollups from ``first`` to ``last`` add up to ``expected``;
-        return the time.perf_counter() then (polled every 50 ms)."""
+        return the time.perf_counter() then (polled every 100 ms)."""
         last += timedelta(days=1)  # the city's local day may be ahead of UTC's
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.total(metric, CITY, first, last) >= expected:
                 return time.perf_counter()
-            time.sleep(0.05)
+            time.sleep(0.1)
         shown = self.total(metric, CITY, first, last)
         raise TimeoutError(f"rollups show {shown} of {expected} {metric}")
 

@@ -69,7 +69,7 @@ def phase_alerts_idle(run: Running, alerts: int, idle_s: float) -> dict[str, Any
     while (opened := open_alerts(run, CASE_RULE)) < alerts and time.monotonic() < deadline:
         time.sleep(0.5)
     run.wait_settled(timeout_s=600)
-    time.sleep(2.0)  # the first pages of the new alerts go out
+    time.sleep(min(2.0, idle_s))  # the first pages of the new alerts go out
     pid = run.stack.pid("alerts")
     if pid is None:
         raise RuntimeError("the alerts service is not running")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import tempfile
 import threading
 import time
@@ -33,9 +34,9 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
-import httpx
 import nats
 
 from zhibao_bench import exactness
@@ -141,39 +142,43 @@ class _RollupWatcher:
 
 
 class _LiveStream:
-    """One dashboard client holding ``/v1/live`` open; counts the messages it receives."""
+    """One dashboard client holding ``/v1/live`` open; counts the messages it receives.
+
+    A plain socket, so leaving can cut the stream at once: an open stream would hold
+    the aggregator's shutdown until the next heartbeat.
+    """
 
     def __init__(self, url: str, token: str) -> None:
-        self._url = f"{url}/v1/live"
-        self._token = token
+        parsed = urlparse(url)
+        self._address = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self._request = (
+            f"GET /v1/live?access_token={token} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
+            "Accept: text/event-stream\r\n\r\n"
+        ).encode()
         self.messages = 0
         self.status: int | None = None
-        self._stop = threading.Event()
+        self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with (
-            suppress(httpx.HTTPError),
-            httpx.stream(
-                "GET",
-                self._url,
-                params={"access_token": self._token},
-                timeout=httpx.Timeout(10, read=None),
-            ) as response,
-        ):
-            self.status = response.status_code
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    self.messages += 1
-                if self._stop.is_set():
-                    return
+        with suppress(OSError, ValueError), socket.create_connection(self._address, 10) as sock:
+            self._socket = sock
+            sock.sendall(self._request)
+            sock.settimeout(None)
+            reader = sock.makefile("rb")
+            self.status = int(reader.readline().split()[1])
+            for line in reader:
+                self.messages += line.startswith(b"data:")
 
     def __enter__(self) -> _LiveStream:
         self._thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._stop.set()  # the thread ends at the next message or heartbeat (daemon)
+        if self._socket is not None:
+            with suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
 
 
 def _cases(communities: list[str], count: int, tag: str) -> list[dict[str, Any]]:
