@@ -148,8 +148,11 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     batched, single, plain = results["batched"], results["single"], results.get("plain")
     plain_rate = plain["batched"]["events_per_s"] if plain else None
     peaks: dict[str, int] = {}
-    for phase in (batched, results["mixed"]):
-        for name, mb in phase.get("peak_rss_mb", phase.get("mixed_peak_rss_mb", {})).items():
+    measured = [batched["peak_rss_mb"], results["mixed"]["mixed_peak_rss_mb"]]
+    if results.get("postgres"):
+        measured.append(results["postgres"]["peak_rss_mb"])
+    for phase in measured:
+        for name, mb in phase.items():
             peaks[name] = max(peaks.get(name, 0), mb)
     return {
         "visible_events_per_s": batched["visible_events_per_s"],

@@ -22,7 +22,7 @@ from zhibao_bench.harness import RssSampler, Running, running_stack
 from zhibao_bench.loadclient import LoadResult, encode_post, percentile, run_in_process
 from zhibao_bench.reads import measure_reads
 from zhibao_bench.reference import measure_reference
-from zhibao_bench.workload import Truth, Workload, build_workload
+from zhibao_bench.workload import Truth, Workload, build_workload, span
 from zhibao_shared.events import CONTENT_TYPE_BATCH
 from zhibao_shared.natsserver import NatsServer
 
@@ -70,7 +70,7 @@ def posts(url: str, token: str, events: list[dict[str, Any]], size: int) -> list
 
 
 def _check(run: Running, truth: Truth) -> dict[str, int]:
-    first, last = Workload([], truth).days()
+    first, last = span(truth)
     return exactness.check(run.url("aggregator"), run.read_token, truth, first, last)
 
 
@@ -115,7 +115,7 @@ def phase_batched(sizes: Sizes) -> dict[str, Any]:
         )
         truth = exactness.merged([workload.truth, fill(run, sizes)])
         figures["events_at_1m"] = sum(v for (_c, _d, m), v in truth.items() if m == "events")
-        first, last = Workload([], truth).days()
+        first, last = span(truth)
         run.wait_visible(figures["events_at_1m"], first, last, timeout_s=1800)
         run.wait_settled(timeout_s=1800)
         figures["exactness_1m"] = _check(run, truth)
@@ -140,7 +140,7 @@ def phase_rebuild(run: Running, events: int) -> dict[str, Any]:
     """(6) ``zhibao aggregator rebuild`` of the whole stream into an empty database,
     then every counter of the rebuilt database compared with the live one's.
 
-    As the README says to, the live aggregator is stopped first: the rebuild
+    As its help says ("service stopped"), the live aggregator is stopped first: the rebuild
     recreates its durable consumer, and a running aggregator would take (and
     skip, as already applied) part of what the rebuild replays.
     """

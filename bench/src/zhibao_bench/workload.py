@@ -61,8 +61,13 @@ class Workload:
 
     def days(self) -> tuple[date, date]:
         """The first and last local day the events fall on."""
-        days = [day for _c, day, _m in self.truth]
-        return min(days), max(days)
+        return span(self.truth)
+
+
+def span(truth: Truth) -> tuple[date, date]:
+    """The first and last local day a truth counts anything on."""
+    days = [day for _c, day, _m in truth]
+    return min(days), max(days)
 
 
 def local_day(moment: datetime) -> date:
