@@ -6,6 +6,9 @@ are checked by running ``zhibao bench`` (see bench/RESULTS.md).
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +58,11 @@ def _exact(check: dict[str, int]) -> None:
 def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     config = BenchConfig.smoke(output)
+    shared_tmp = stat.S_IMODE(os.stat(tempfile.gettempdir()).st_mode)
     results = run_bench(config)
     assert output.exists()
+    # the benchmark leaves the machine's temporary folder as it found it (others use it)
+    assert stat.S_IMODE(os.stat(tempfile.gettempdir()).st_mode) == shared_tmp
     assert results.keys() >= REQUIRED_KEYS
     missing = {k for k in REQUIRED_KEYS if results[k] is None}
     assert not missing, (missing, results.get("postgres_missing"))

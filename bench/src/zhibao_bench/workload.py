@@ -132,7 +132,9 @@ def truth_of(events: list[dict[str, Any]], received: datetime) -> Truth:
     """What ``events`` add to the rollups when intake receives them at ``received``.
 
     Every case and isolation start is taken to be about a person not seen before
-    (the workloads make it so).
+    (the workloads make it so). Lateness is judged against ``received``'s local
+    day: a phase that runs across local midnight (16:00 UTC) would see a few
+    events counted late that the truth does not expect.
     """
     received_day = local_day(received)
     truth: Truth = Counter()
