@@ -1,8 +1,8 @@
 """Filling the events stream to a million events, straight into JetStream as the operator.
 
-Intake would refuse the oldest of a 400-day history (its horizon is checked
-when an event arrives); the consumers take what is on the stream, as a
-rebuild replays it. Events go as intake publishes batches: bundles of one
+Quicker than POSTing them, and not held to intake's 400-day horizon (checked
+when an event arrives; the consumers take what is on the stream, as a
+rebuild replays it). Events go as intake publishes batches: bundles of one
 district's events, attributed and with the person pseudonymised. The same
 events (same seeds) fill the plain baseline's table.
 """
