@@ -1,4 +1,5 @@
-"""schemathesis against the aggregator's and alerts' OpenAPI specs: no 5xx, schema-conformant."""
+"""schemathesis against the aggregator's, alerts' and response's OpenAPI specs: no 5xx,
+schema-conformant."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str
         "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
         "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
         "ZHIBAO_ALERTS_PORT": str(free_port()),
+        "ZHIBAO_RESPONSE_PORT": str(free_port()),
         "ZHIBAO_LOG_LEVEL": "WARNING",
     }
     token = TokenStore.in_data_dir(data).create(scopes=["6401"], role=Role.OPERATE)[1]
@@ -30,13 +32,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str
         env=env,
         data_dir=data,
         nats_url=env["ZHIBAO_NATS_URL"],
-        names=("aggregator", "alerts"),
+        names=("aggregator", "alerts", "response"),
         quiet=True,
     ) as running:
         yield running, token
 
 
-@pytest.mark.parametrize("service", ["aggregator", "alerts"])
+@pytest.mark.parametrize("service", ["aggregator", "alerts", "response"])
 def test_service_honours_its_openapi_spec(stack: tuple[Stack, str], service: str) -> None:
     running, token = stack
     checked = check_openapi_conformance(

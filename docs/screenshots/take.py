@@ -132,6 +132,7 @@ def running_demo(data_dir: Path, alerts_port: int) -> Iterator[Demo]:
         "ZHIBAO_INTAKE_PORT": str(free_port()),
         "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
         "ZHIBAO_ALERTS_PORT": str(alerts_port),
+        "ZHIBAO_RESPONSE_PORT": str(free_port()),
         # The aggregator's alert panel proxies to ZHIBAO_ALERTS_URL, which `zhibao up`
         # does not derive from ZHIBAO_ALERTS_PORT (it would reach the default port 8103).
         "ZHIBAO_ALERTS_URL": f"http://127.0.0.1:{alerts_port}",

@@ -17,4 +17,5 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "ZHIBAO_INTAKE_PORT": str(free_port()),
         "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
         "ZHIBAO_ALERTS_PORT": str(free_port()),
+        "ZHIBAO_RESPONSE_PORT": str(free_port()),
     }

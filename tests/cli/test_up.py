@@ -80,6 +80,9 @@ def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
         day = datetime.fromisoformat(event["time"]).astimezone(SHANGHAI).date().isoformat()
         operator = next(line.split()[-1] for line in saved if "operate token" in line)
         assert wait_for_district_screenings(aggregator, operator, day, 1) == 1
+        response = f"http://127.0.0.1:{env['ZHIBAO_RESPONSE_PORT']}"
+        assert response in banner
+        assert httpx.get(f"{response}/readyz").status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
         nats_port = int(env["ZHIBAO_NATS_URL"].rsplit(":", 1)[1])

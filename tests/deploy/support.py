@@ -28,6 +28,7 @@ NATS_USERS = {
     "intake": "NATS_INTAKE_PASSWORD",
     "aggregator": "NATS_AGGREGATOR_PASSWORD",
     "alerts": "NATS_ALERTS_PASSWORD",
+    "response": "NATS_RESPONSE_PASSWORD",
     "dashboard": "NATS_DASHBOARD_PASSWORD",
     "community": "NATS_COMMUNITY_PASSWORD",
     "ops": "NATS_OPS_PASSWORD",

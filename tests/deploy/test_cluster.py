@@ -14,6 +14,7 @@ from nats.js.api import StreamConfig
 
 from tests.deploy.cluster import LoopbackCluster
 from tests.deploy.support import password
+from zhibao_shared.bus_access import inbox_prefix
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -38,6 +39,7 @@ async def test_r3_stream_keeps_accepting_and_answering_after_a_node_is_killed(
     nc = await nats.connect(
         cluster.client_urls("intake", password("intake")),
         tls=tls,
+        inbox_prefix=inbox_prefix("intake"),  # the intake user's replies come back here
         dont_randomize=True,  # connected to node 1, the one that is killed
         reconnect_time_wait=0.2,
         max_reconnect_attempts=-1,

@@ -11,8 +11,8 @@ from tests.deploy.support import DEPLOY, REPO
 from zhibao_cli.main import app
 
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
-SERVICES = {"intake", "aggregator", "alerts"}
-PORTS = {"intake": 8101, "aggregator": 8102, "alerts": 8103}
+SERVICES = {"intake", "aggregator", "alerts", "response"}
+PORTS = {"intake": 8101, "aggregator": 8102, "alerts": 8103, "response": 8104}
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -38,7 +38,7 @@ def test_the_service_argument_names_real_cli_commands() -> None:
         assert result.exit_code == 0, result.output
         assert f"HTTP :{port}" in result.output  # the service itself, on the port probed
     assert runner.invoke(app, ["no-such-service", "--help"]).exit_code != 0
-    for service in ("aggregator", "alerts"):  # the migration job's commands
+    for service in ("aggregator", "alerts", "response"):  # the migration job's commands
         assert runner.invoke(app, [service, "migrate", "--help"]).exit_code == 0
 
 

@@ -41,7 +41,7 @@ from zhibao_client.simulator.truth import GroundTruth
 
 STATES = ("firing", "acknowledged", "resolved", "silenced")
 OPEN = ("firing", "acknowledged", "silenced")
-REPORT_DUE = timedelta(hours=33)  # rules.yaml: report_due_hours
+REPORT_DUE = timedelta(hours=33)  # ZHIBAO_DAILY_REPORT_DEADLINE's default
 CHECK_DUE = timedelta(hours=24)  # rules.yaml: missed_check_hours
 #: Near the 24 h boundary the watchdog's last pass and this oracle may see different sides.
 MARGIN = timedelta(minutes=10)

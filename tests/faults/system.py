@@ -149,6 +149,7 @@ def environment(data_dir: Path, oncall: Path, postgres: LocalPostgres | None) ->
         "ZHIBAO_INTAKE_PORT": str(free_port()),
         "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
         "ZHIBAO_ALERTS_PORT": str(free_port()),
+        "ZHIBAO_RESPONSE_PORT": str(free_port()),
         "ZHIBAO_LOG_LEVEL": "WARNING",
         "ZHIBAO_RATE_LIMIT_EVENTS_PER_S": "1000000",
         "ZHIBAO_RATE_LIMIT_BURST": "1000000",

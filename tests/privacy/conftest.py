@@ -161,6 +161,7 @@ def privacy_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privacy
             "ZHIBAO_INTAKE_PORT": str(free_port()),
             "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
             "ZHIBAO_ALERTS_PORT": str(alerts_port),
+            "ZHIBAO_RESPONSE_PORT": str(free_port()),
             "ZHIBAO_ALERTS_URL": f"http://127.0.0.1:{alerts_port}",
             "ZHIBAO_ALERTS_ONCALL_PATH": str(oncall),
             "ZHIBAO_AGGREGATOR_PUBLISH_INTERVAL_S": "0.2",

@@ -3,8 +3,8 @@
 A client subscribed as the operator to ``>`` records each message (subject,
 payload, headers, reply subject) while events are posted over HTTP, submitted
 over NATS request-reply, a confirmed case raises an alert, rollups are
-published and the operator injects one undecodable message, which both
-consumers park as dead letters.
+published, a task is issued through the response service and the operator
+injects one undecodable message, which both consumers park as dead letters.
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def stack_env(root: Path) -> dict[str, str]:
         "ZHIBAO_INTAKE_PORT": str(free_port()),
         "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
         "ZHIBAO_ALERTS_PORT": str(alerts_port),
+        "ZHIBAO_RESPONSE_PORT": str(free_port()),
         "ZHIBAO_ALERTS_URL": f"http://127.0.0.1:{alerts_port}",
         "ZHIBAO_ALERTS_ONCALL_PATH": str(oncall),
         "ZHIBAO_AGGREGATOR_PUBLISH_INTERVAL_S": "0.2",
@@ -142,6 +143,22 @@ async def _inject_poison(url: str) -> None:
         await client.drain()
 
 
+def issue_task(stack: Stack, operator: str) -> None:
+    """A task pushed down to a community through the response service."""
+    task = {
+        "unit": COMMUNITY_A,
+        "kind": "verify_contact",
+        "due": "2030-01-01T12:00:00+08:00",
+        "person": {"id_number": resident_id(seq=321)},
+    }
+    answer = httpx.post(
+        f"{stack.url('response')}/v1/tasks",
+        json=[task],
+        headers={"authorization": f"Bearer {operator}"},
+    )
+    assert answer.status_code == 201, answer.text
+
+
 def drive(stack: Stack, token: str) -> None:
     """Events over HTTP (alone and as a batch), a confirmed case, NATS submissions, poison."""
     bearer = f"Bearer {token}"
@@ -166,6 +183,7 @@ def recorded_run(root: Path) -> Iterator[BusRun]:
     data = Path(env["ZHIBAO_DATA_DIR"])
     tokens = TokenStore.in_data_dir(data)
     token = tokens.create(scopes=["640106"], role=Role.REPORT, name="asyncapi test")[1]
+    operator = tokens.create(scopes=["640106"], role=Role.OPERATE, name="asyncapi tasks")[1]
     stack = Stack(env=env, data_dir=data, nats_url=env["ZHIBAO_NATS_URL"], quiet=True)
     try:
         with stack:
@@ -173,7 +191,9 @@ def recorded_run(root: Path) -> Iterator[BusRun]:
             tap.start()
             try:
                 drive(stack, token)
-                for prefix in ("zhibao.rollups.", "zhibao.alerts.", "zhibao.audit."):
+                issue_task(stack, operator)
+                prefixes = ("zhibao.rollups.", "zhibao.alerts.", "zhibao.audit.", "zhibao.tasks.")
+                for prefix in prefixes:
                     wait_until(prefix, partial(tap.seen, prefix))
                 wait_until("both dead letters", lambda: _dead_letters(tap) == 2)
                 yield BusRun(stack, list(tap.messages))

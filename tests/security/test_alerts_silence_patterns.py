@@ -90,10 +90,17 @@ def test_a_catastrophic_silence_pattern_cannot_stall_the_service(
         assert silence(hostile_glob).status_code == 201
 
         with Prober(alerts.url) as prober:
-            publish(alerts.nats_url, [confirmed(community=c) for c in COMMUNITIES])
+            # one person per community: a person is paged once, wherever reported again
             publish(
                 alerts.nats_url,
-                [published("case", _case("asymptomatic"), community=c) for c in COMMUNITIES],
+                [confirmed(f"{n:032x}", community=c) for n, c in enumerate(COMMUNITIES)],
+            )
+            publish(
+                alerts.nats_url,
+                [
+                    published("case", _case(n, "asymptomatic"), community=c)
+                    for n, c in enumerate(COMMUNITIES)
+                ],
             )
 
             def raised() -> int:
@@ -108,5 +115,5 @@ def test_a_catastrophic_silence_pattern_cannot_stall_the_service(
         assert {a["state"] for a in states["alerts"]} == {"firing"}, "neither silence matched"
 
 
-def _case(classification: str) -> dict[str, object]:
-    return {"person": {"pid": "b" * 32}, "classification": classification}
+def _case(n: int, classification: str) -> dict[str, object]:
+    return {"person": {"pid": f"b{n:031x}"}, "classification": classification}

@@ -40,6 +40,7 @@ DOCUMENT = bus_document()
 EXAMPLES = {
     "district": "640106",
     "community": "640106001001",
+    "unit": "640106001001",
     "code": "640106001",
     "subject": "zhibao.events.640106.bundle",
 }

@@ -62,6 +62,7 @@ def _env(data: Path) -> dict[str, str]:
         "ZHIBAO_INTAKE_PORT": str(free_port()),
         "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
         "ZHIBAO_ALERTS_PORT": str(free_port()),
+        "ZHIBAO_RESPONSE_PORT": str(free_port()),
     }
 
 

@@ -56,23 +56,24 @@ def test_two_intakes_on_one_postgres_store_both_refuse_a_revoked_token(
     }
     operator = {**first, "ZHIBAO_DATA_DIR": str(tmp_path / "operator")}
     nats_url = first["ZHIBAO_NATS_URL"]
-    with (
-        Stack(first, Path(first["ZHIBAO_DATA_DIR"]), nats_url, ("intake",), quiet=True) as one,
-        Stack(
+    with Stack(first, Path(first["ZHIBAO_DATA_DIR"]), nats_url, ("intake",), quiet=True) as one:
+        # the second instance joins the first one's (authenticated) bus as intake
+        second["ZHIBAO_NATS_URL"] = one.user_url("intake")
+        two = Stack(
             second,
             Path(second["ZHIBAO_DATA_DIR"]),
-            nats_url,
+            second["ZHIBAO_NATS_URL"],
             ("intake",),
             start_nats=False,
             quiet=True,
-        ) as two,
-    ):
-        intakes = [one.url("intake"), two.url("intake")]
-        secret = create_token(operator, "--scope", "640106", "--name", "gate-9")
-        assert [post(url, secret) for url in intakes] == [202, 202]
-        revoked = zhibao(operator, "token", "revoke", token_id(secret))
-        assert revoked.returncode == 0, revoked.stderr
-        assert statuses_once_settled(intakes, secret, CACHE_TTL_S + 10) == [401, 401]
+        )
+        with two:
+            intakes = [one.url("intake"), two.url("intake")]
+            secret = create_token(operator, "--scope", "640106", "--name", "gate-9")
+            assert [post(url, secret) for url in intakes] == [202, 202]
+            revoked = zhibao(operator, "token", "revoke", token_id(secret))
+            assert revoked.returncode == 0, revoked.stderr
+            assert statuses_once_settled(intakes, secret, CACHE_TTL_S + 10) == [401, 401]
     for data in ("one/data", "two/data", "operator"):
         assert not (tmp_path / data / "tokens.db").exists(), f"{data} has a token file"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -46,3 +49,18 @@ async def test_the_broker_connects_past_a_dead_server_in_the_list(
         assert connection.connected_url.port == nats_server.port
     finally:
         await stop_broker(broker)
+
+
+def test_starting_a_server_leaves_the_folder_around_its_store_as_it_was(tmp_path: Path) -> None:
+    """The configuration file is owner-only, but the folder it is written to keeps its
+    permissions (a store directly under /tmp must not make /tmp private)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    server = NatsServer(store_dir=shared / "jetstream")
+    server.start()
+    try:
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+        assert stat.S_IMODE(server.config_path.stat().st_mode) == 0o600
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ from zhibao_cli import bus, tokens, up
 from zhibao_cli.asyncapi import asyncapi
 from zhibao_client.cli import import_sheet, send, simulate
 from zhibao_intake.cli import app as intake_app
+from zhibao_response.cli import app as response_app
 
 app = typer.Typer(
     help="Zhibao (直报): district-wide information direct reporting.",
@@ -30,3 +31,4 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(intake_app, name="intake")
 app.add_typer(aggregator_app, name="aggregator")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(response_app, name="response")

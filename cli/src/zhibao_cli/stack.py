@@ -56,6 +56,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("intake", "ZHIBAO_INTAKE_PORT", 8101, has_migrations=False),
     ServiceSpec("aggregator", "ZHIBAO_AGGREGATOR_PORT", 8102, has_migrations=True),
     ServiceSpec("alerts", "ZHIBAO_ALERTS_PORT", 8103, has_migrations=True),
+    ServiceSpec("response", "ZHIBAO_RESPONSE_PORT", 8104, has_migrations=True),
 )
 
 

@@ -7,7 +7,6 @@ stops the services first (each drains), then nats-server.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import typer
 from zhibao_cli.demo import DEMO_SECONDS_PER_DAY, Demo
 from zhibao_cli.stack import Stack, StackError, stack_from_environment
 from zhibao_shared.natsserver import NatsServerError
+from zhibao_shared.private_files import write_private
 from zhibao_shared.settings import ZhibaoSettings
 from zhibao_shared.tokens import Role, TokenStore
 
@@ -51,13 +51,11 @@ def _first_tokens(stack: Stack) -> Path | None:
     finally:
         store.close()
     path = stack.data_dir / FIRST_RUN_TOKENS_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # also when the file was left from an earlier data directory
-    with os.fdopen(fd, "w") as out:
-        out.write(
-            f"  report token (city {FIRST_RUN_SCOPE}):  {reporter}\n"
-            f"  operate token (city {FIRST_RUN_SCOPE}): {operator}\n"
-        )
+    write_private(
+        path,
+        f"  report token (city {FIRST_RUN_SCOPE}):  {reporter}\n"
+        f"  operate token (city {FIRST_RUN_SCOPE}): {operator}\n",
+    )
     return path
 
 

@@ -42,6 +42,7 @@ from zhibao_shared.events import (
     EventType,
 )
 from zhibao_shared.hierarchy import Level
+from zhibao_shared.task_events import TaskEvent, TaskMessage
 
 ASYNCAPI_VERSION = "3.0.0"
 #: Alert severities (zhibao_alerts.domain.config.Severity; a test keeps them equal).
@@ -176,6 +177,24 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         stream=subjects.AUDIT_STREAM,
     ),
     ChannelSpec(
+        "tasks",
+        "zhibao.tasks.{district}.{unit}.{event}",
+        "Tasks pushed down to communities",
+        "Published by the response service when a task is issued, changes state "
+        "(accepted, done, unreachable, refused, transferred, cancelled) or passes its due "
+        "time still open (once). Carries the task's id, unit, kind, due time, state and "
+        "the person's pseudonym only: personal details stay in the response service. In "
+        "stream ZHIBAO_TASKS (90 days), written from the service's outbox; Nats-Msg-Id "
+        "is the message's identity, so a resend within the duplicate window is dropped.",
+        ("taskMessage",),
+        {
+            "district": DISTRICT,
+            "unit": _param("The unit the task is assigned to (6, 9 or 12 digits)"),
+            "event": _param("What happened", [e.value for e in TaskEvent]),
+        },
+        stream=subjects.TASKS_STREAM,
+    ),
+    ChannelSpec(
         _SUBMIT,
         subjects.INTAKE_SUBMIT,
         "Submit events (request-reply ingress)",
@@ -222,6 +241,9 @@ def _messages() -> dict[str, dict[str, Any]]:
         ),
         "rollup": _message("RollupMessage", "application/json"),
         "alertNotification": _message("AlertNotification", "application/json"),
+        "taskMessage": _message(
+            "TaskMessage", "application/json", _headers(msg_id, ("Nats-Msg-Id",))
+        ),
         "deadLetter": _message(
             "DeadLetterPayload", "application/octet-stream", _headers(dead, tuple(dead)[:4])
         ),
@@ -278,7 +300,14 @@ def _schemas(submission_result: type[BaseModel]) -> dict[str, Any]:
     template = SCHEMAS + "{model}"
     _merge(out, PUBLISHED_EVENT.json_schema(ref_template=template), "PublishedEvent")
     _merge(out, REPORTED_EVENT.json_schema(ref_template=template), "ReportedEvent")
-    for model in (RollupMessage, AlertNotification, AuditRecord, SubmitProblem, submission_result):
+    for model in (
+        RollupMessage,
+        AlertNotification,
+        TaskMessage,
+        AuditRecord,
+        SubmitProblem,
+        submission_result,
+    ):
         _merge(out, _model(model), model.__name__)
     out["EventBundle"] = _array("PublishedEvent", "A CloudEvents JSON batch")
     out["ReportedSubmission"] = {"oneOf": [_ref("ReportedEvent"), _array("ReportedEvent", "")]}
@@ -426,8 +455,8 @@ def _info(users: tuple[BusUser, ...]) -> dict[str, Any]:
         "title": "Zhibao bus",
         "version": "1.0.0",
         "description": (
-            "The NATS subjects of Zhibao (直报): accepted events, rollups, alerts, dead "
-            "letters, the audit trail and the request-reply ingress. Operations list, per "
+            "The NATS subjects of Zhibao (直报): accepted events, rollups, alerts, tasks, "
+            "dead letters, the audit trail and the request-reply ingress. Operations list, per "
             "channel, the bus users allowed to publish (send) and subscribe (receive) as "
             "nats-server enforces them. Every other subject a service uses is the "
             "JetStream API ($JS.API.>, $JS.ACK.>) and inbox replies (_INBOX.>)."

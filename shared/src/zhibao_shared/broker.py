@@ -22,6 +22,8 @@ from zhibao_shared.subjects import (
     DEAD_LETTER_STREAM,
     EVENTS_ALL,
     EVENTS_STREAM,
+    TASKS_ALL,
+    TASKS_STREAM,
 )
 
 log = structlog.get_logger(__name__)
@@ -107,6 +109,26 @@ def audit_stream_config(settings: ZhibaoSettings) -> StreamConfig:
     )
 
 
+#: How long task messages are kept, and at most how many bytes of them (oldest dropped).
+TASKS_MAX_AGE_DAYS = 90
+TASKS_MAX_BYTES = 1024**3
+
+
+def tasks_stream_config(settings: ZhibaoSettings) -> StreamConfig:
+    """The response service's task messages (issued, changed, overdue), kept for consumers
+    (the alerts service raising ``task_overdue``, rollups of tasks) that were away."""
+    return StreamConfig(
+        name=TASKS_STREAM,
+        subjects=[TASKS_ALL],
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=settings.stream_replicas,
+        max_bytes=TASKS_MAX_BYTES,
+        max_age=TASKS_MAX_AGE_DAYS * DAY_S,
+        duplicate_window=settings.dedup_window_s,
+    )
+
+
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Declare a stream if missing; bring an existing one's settings up to date.
 
@@ -147,6 +169,7 @@ async def provision_streams(js: JetStreamContext, settings: ZhibaoSettings) -> N
         events_stream_config(settings),
         dead_letter_stream_config(settings),
         audit_stream_config(settings),
+        tasks_stream_config(settings),
     ):
         await ensure_stream(js, config)
 

@@ -18,11 +18,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from zhibao_shared.subjects import AUDIT_STREAM, DEAD_LETTER_STREAM, EVENTS_STREAM, INTAKE_SUBMIT
+from zhibao_shared.subjects import (
+    AUDIT_STREAM,
+    DEAD_LETTER_STREAM,
+    EVENTS_STREAM,
+    INTAKE_SUBMIT,
+    TASKS_ALL,
+    TASKS_STREAM,
+)
 
 OPERATOR = "ops"
 #: Service users, in the order ``zhibao up`` renders them.
-SERVICE_USERS = ("intake", "aggregator", "alerts", "dashboard")
+SERVICE_USERS = ("intake", "aggregator", "alerts", "response", "dashboard")
 #: The ingress user of community systems that speak NATS (request-reply to intake).
 INGRESS_USER = "community"
 ALL_USERS = (*SERVICE_USERS, INGRESS_USER, OPERATOR)
@@ -122,6 +129,12 @@ def bus_users(
                 *_consuming(alerts_durables),
             ),
             subscribe=(f"{inbox_prefix('alerts')}.>",),
+        ),
+        BusUser(
+            "response",
+            "publishes task events (issued, changed, overdue) to its stream; reads nothing",
+            publish=(TASKS_ALL, info, *_stream_declaring((TASKS_STREAM,))),
+            subscribe=(f"{inbox_prefix('response')}.>",),
         ),
         BusUser(
             "dashboard",

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from zhibao_shared.bus_access import ALL_USERS
-from zhibao_shared.private_files import write_private
+from zhibao_shared.private_files import private_dir, write_private
 
 CREDENTIALS_FILE = "credentials.json"
 
@@ -33,7 +33,7 @@ class BusCredentials:
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> BusCredentials:
         """The credentials kept in ``data_dir``, generated (and kept) on first use."""
-        path = bus_dir(data_dir) / CREDENTIALS_FILE
+        path = private_dir(bus_dir(data_dir)) / CREDENTIALS_FILE
         stored: dict[str, str] = {}
         if path.exists():
             stored = json.loads(path.read_text(encoding="utf-8"))

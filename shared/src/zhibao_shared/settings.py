@@ -7,16 +7,25 @@ instantiates them (the composition root reads configuration, nothing else).
 from __future__ import annotations
 
 import os
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zhibao_shared.events import FEVER_THRESHOLD_C
 
 _PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "password", "test", "example"}
 MIN_SECRET_LENGTH = 32
+#: When a community's daily report is due, after the start of its day: next day 09:00.
+DAILY_REPORT_DEADLINE = timedelta(days=1, hours=9)
+
+
+def report_due_at(day: date, timezone: str, deadline: timedelta) -> datetime:
+    """When the daily reports of ``day`` are due: ``deadline`` after its local midnight."""
+    return datetime.combine(day, time(), ZoneInfo(timezone)) + deadline
 
 
 def default_data_dir() -> Path:
@@ -73,7 +82,7 @@ def refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
 class ZhibaoSettings(BaseSettings):
     """What every Zhibao process needs: where NATS is, where data lives, how to log."""
 
-    model_config = SettingsConfigDict(env_prefix="ZHIBAO_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ZHIBAO_", extra="ignore", populate_by_name=True)
 
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
@@ -126,12 +135,27 @@ class ZhibaoSettings(BaseSettings):
         description="The audit stream's size limit; when full it refuses new records (never "
         "drops old ones); the shipped Prometheus rule warns at 80%",
     )
+    daily_report_deadline: timedelta = Field(
+        default=DAILY_REPORT_DEADLINE,
+        gt=timedelta(0),
+        validation_alias=AliasChoices(
+            "ZHIBAO_DAILY_REPORT_DEADLINE",
+            "ZHIBAO_REPORT_DUE_AFTER",  # deprecated: the aggregator's former name
+        ),
+        description="A community's daily report is due this long after the start of its "
+        "day (district time): the dashboard's overdue count and the alerts service's "
+        "missing-report alert. ISO 8601, e.g. P1DT9H (next day 09:00, the default)",
+    )
 
     @field_validator("nats_url")
     @classmethod
     def _servers(cls, value: str) -> str:
         nats_servers(value)
         return value
+
+    def report_due_at(self, day: date) -> datetime:
+        """When the daily reports of ``day`` are due (the one definition for every service)."""
+        return report_due_at(day, self.timezone, self.daily_report_deadline)
 
     @field_validator("log_level")
     @classmethod

@@ -17,6 +17,9 @@ AUDIT_STREAM = "ZHIBAO_AUDIT"
 AUDIT_ALL = "zhibao.audit.>"
 DEAD_LETTER_STREAM = "ZHIBAO_DEADLETTER"
 DEAD_LETTER_ALL = "zhibao.deadletter.>"
+#: Tasks pushed down to communities (the response service's messages about them).
+TASKS_STREAM = "ZHIBAO_TASKS"
+TASKS_ALL = "zhibao.tasks.>"
 #: Request-reply subject for systems that already speak NATS (same answer as HTTP).
 INTAKE_SUBMIT = "zhibao.intake.submit"
 #: Queue group shared by intake instances answering INTAKE_SUBMIT.
@@ -56,3 +59,8 @@ def dead_letter_subject(service: str, subject: str) -> str:
 def audit_subject(service: str, action: str) -> str:
     """Where a service appends an audit record (who did what, for which unit)."""
     return f"zhibao.audit.{service}.{action}"
+
+
+def task_subject(unit: str, event: str) -> str:
+    """Subject a task's event (issued, changed, overdue) is published on."""
+    return f"zhibao.tasks.{district_of(unit)}.{unit}.{event}"

@@ -76,7 +76,9 @@ def consumer_spec(settings: AggregatorSettings) -> ConsumerSpec:
 def rules(settings: AggregatorSettings) -> Rules:
     """The domain parameters from settings."""
     return Rules(
-        Calendar.named(settings.timezone), settings.fever_threshold_c, settings.report_due_after
+        Calendar.named(settings.timezone),
+        settings.fever_threshold_c,
+        settings.daily_report_deadline,
     )
 
 
@@ -92,7 +94,7 @@ def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
         load_registry(settings.registry_path),
         Calendar.named(settings.timezone),
         risk_rule(settings),
-        settings.report_due_after,
+        settings.daily_report_deadline,
     )
 
 

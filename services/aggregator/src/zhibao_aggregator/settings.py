@@ -57,11 +57,6 @@ class AggregatorSettings(ServiceSettings):
         description="Seconds between checks that a live stream's token is still valid; "
         "a revoked or expired token's stream ends",
     )
-    report_due_after: timedelta = Field(
-        default=timedelta(days=1, hours=9),
-        description="A daily report is on time when received this long after the start "
-        "of its day (district time); default next day 09:00. ISO 8601, e.g. P1DT9H",
-    )
     risk_window_days: int = Field(default=14, gt=0)
     risk_medium_at: int = Field(default=1, gt=0, description="New confirmed in window → medium")
     risk_high_at: int = Field(default=10, gt=0, description="New confirmed in window → high")
@@ -103,6 +98,12 @@ class AggregatorSettings(ServiceSettings):
         if self.risk_high_at < self.risk_medium_at:
             raise ValueError("risk_high_at must be at least risk_medium_at")
         return self
+
+    @property
+    def report_due_after(self) -> timedelta:
+        """Deprecated name of the shared ``daily_report_deadline``
+        (``ZHIBAO_REPORT_DUE_AFTER`` is still read as ``ZHIBAO_DAILY_REPORT_DEADLINE``)."""
+        return self.daily_report_deadline
 
     def database_url(self) -> str:
         """The configured database URL or the embedded SQLite default."""

@@ -18,6 +18,7 @@ from zhibao_alerts.busy import DatabaseBusy, busy_response, short_busy_timeout
 from zhibao_alerts.config_files import Watched
 from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.domain.config import OnCall, Rules
+from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.redaction import mask_text
 from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.http_api import build_router
@@ -77,6 +78,7 @@ class Alerts:
             self.oncall.current,
             load_registry(self.settings.registry_path),
             self.settings.aggregator_url,
+            PageHorizon(self.settings.alerts_page_horizon_hours),
         )
 
     async def publish(self, subject: str, body: bytes) -> None:
@@ -116,6 +118,8 @@ class Alerts:
             self.settings.timezone,
             utc_now,
             caught_up=self._caught_up,
+            on_alert=self._alert_committed,
+            report_deadline=self.settings.daily_report_deadline,
         )
         self.tasks += [
             asyncio.create_task(self.consumer.run()),
@@ -149,7 +153,11 @@ class Alerts:
         while True:
             await asyncio.sleep(self.settings.alerts_reload_s)
             self.rules.reload_if_changed()
-            self.oncall.reload_if_changed()
+            if self.oncall.reload_if_changed() and self.dispatcher is not None:
+                try:  # new escalation policies: every open alert's next action is recomputed
+                    await self.dispatcher.reschedule()
+                except Exception as exc:
+                    log.warning("reschedule_failed", error=mask_text(repr(exc)))
 
     async def readiness(self) -> dict[str, bool]:
         """Ready when NATS is connected and the consumer runs on a stream that exists."""
@@ -181,7 +189,12 @@ def build(settings: AlertsSettings) -> Alerts:
         engine=engine,
         api_engine=short_busy_timeout(make_engine(url)) if is_sqlite(url) else engine,
         broker=make_broker(settings, name="alerts"),
-        rules=Watched(Rules, settings.alerts_rules_path, "rules.yaml"),
+        rules=Watched(
+            Rules,
+            settings.alerts_rules_path,
+            "rules.yaml",
+            lambda rules: rules.deadline_conflict(settings.daily_report_deadline),
+        ),
         oncall=Watched(OnCall, settings.alerts_oncall_path, "oncall.yaml"),
         tokens=TokenStore.configured(settings),
     )

@@ -22,12 +22,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_alerts import metrics, store
-from zhibao_alerts.domain.config import Severity
-from zhibao_alerts.domain.escalation import due_step, reminder_due
+from zhibao_alerts.domain.config import Policy, Severity
+from zhibao_alerts.domain.escalation import due_step, next_action, reminder_due
 from zhibao_alerts.domain.redaction import mask_text
 from zhibao_alerts.mail import send_email
 from zhibao_alerts.payloads import merge
-from zhibao_alerts.raising import Routing, notifications_for_step, window_passed
+from zhibao_alerts.raising import Routing, notifications_for_step, window_ends, window_passed
 from zhibao_alerts.robots import dingtalk_url, feishu_body, robot_error
 from zhibao_alerts.tables import alerts, notifications
 
@@ -37,6 +37,14 @@ log = structlog.get_logger(__name__)
 _URGENCY = {severity.value: rank for rank, severity in enumerate(Severity)}
 
 PublishNats = Callable[[str, bytes], Awaitable[None]]
+
+#: The longest an idle dispatcher sleeps (what no wake() announces: another instance's
+#: alerts, changes made through the API) and how often the open-alerts gauge is refreshed
+#: when nothing changed.
+IDLE_S = 2.0
+GAUGE_S = timedelta(seconds=30)
+#: The shortest pause between passes (a failing database is not hammered).
+MIN_PAUSE_S = 0.2
 
 
 class Dispatcher:
@@ -70,6 +78,7 @@ class Dispatcher:
         self._in_flight: set[int] = set()
         self._taking = asyncio.Lock()
         self._second_pass: asyncio.Task[None] | None = None
+        self._gauged: datetime | None = None
 
     def wake(self) -> None:
         """Deliver now rather than at the next interval (a new alert was committed).
@@ -88,72 +97,142 @@ class Dispatcher:
         except Exception as exc:
             log.warning("dispatcher_delivery_failed", error=mask_text(repr(exc)))
 
-    async def run(self, interval_s: float = 0.2) -> None:
-        """Tick every ``interval_s`` and whenever woken, until cancelled."""
+    async def run(self, interval_s: float = IDLE_S) -> None:
+        """Pass whenever woken, else at the next due time (at least ``MIN_PAUSE_S`` and
+        at most ``interval_s`` apart), until cancelled.
+
+        An idle service reads two indexed minima per pass, however many alerts are open.
+        """
         try:
             while True:
                 try:
                     await self.tick()
+                    wait = await self.seconds_until_due(interval_s)
                 except Exception as exc:
                     log.warning("dispatcher_tick_failed", error=mask_text(repr(exc)))
-                await self._pause(interval_s)
+                    wait = MIN_PAUSE_S
+                await self._pause(max(MIN_PAUSE_S, min(interval_s, wait)))
         finally:
             if self._second_pass is not None:
                 with suppress(Exception, asyncio.CancelledError):
                     await self._second_pass
             await self._http.aclose()
 
-    async def _pause(self, interval_s: float) -> None:
+    async def _pause(self, wait_s: float) -> None:
         # A wake() during the tick just done is kept: the next tick then follows at once.
         with suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), interval_s)
+            await asyncio.wait_for(self._woken.wait(), wait_s)
         self._woken.clear()
+
+    async def seconds_until_due(self, idle_s: float) -> float:
+        """Seconds until the next pending notification or alert action is due
+        (``idle_s`` when nothing is scheduled)."""
+        async with self._engine.connect() as conn:
+            sending = await conn.scalar(
+                select(func.min(notifications.c.next_attempt_at)).where(
+                    notifications.c.status == "pending"
+                )
+            )
+            acting = await conn.scalar(select(func.min(alerts.c.next_action_at)))
+        due: list[datetime] = [at for at in (sending, acting) if at is not None]
+        if not due:
+            return idle_s
+        return float((min(due) - self._clock()).total_seconds())
 
     async def tick(self) -> int:
         """One pass: deliver, escalate and expire, deliver; returns notifications sent.
 
-        What is already due goes out before the pass over every open alert, so a
-        new alert's first page does not wait for the escalation timers.
+        What is already due goes out before the escalation pass, so a new alert's first
+        page does not wait for the escalation timers.
         """
         sent = await self.deliver()
-        await self.escalate()
-        return sent + await self.deliver()
+        if await self.escalate():
+            sent += await self.deliver()
+        return sent
 
-    async def escalate(self) -> None:
-        """Advance unacknowledged alerts along their policy; remind; expire windows."""
+    async def reschedule(self) -> None:
+        """Every open alert is looked at on the next pass (the escalation policies changed)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                alerts.update()
+                .where(alerts.c.state.in_(("firing", "acknowledged")))
+                .values(next_action_at=self._clock())
+            )
+        self.wake()
+
+    async def escalate(self) -> int:
+        """Advance the alerts whose next action is due along their policy; remind; expire
+        windows. Returns how many alerts were looked at (0 on an idle pass).
+
+        Only alerts with ``next_action_at`` due are read (an indexed range): each gets
+        its next due time recomputed, so an alert waiting for its next step costs
+        nothing until then.
+        """
         now = self._clock()
         routing = self._routing()
         async with self._engine.begin() as conn:
-            query = select(alerts).where(alerts.c.state.in_(("firing", "acknowledged")))
-            for alert in (await conn.execute(query)).all():
-                if await self._expire(conn, alert, now) or alert.state != "firing":
-                    continue
-                policy = routing.oncall.escalation[alert.severity]
-                step = due_step(policy, alert.fired_at, now)
-                if step > alert.escalation_step:
-                    await store.enqueue(conn, _steps_up_to(alert, step, routing, now))
-                    await store.update_alert(
-                        conn, alert.id, escalation_step=step, last_notified_at=now
-                    )
-                    passed = policy.steps[alert.escalation_step + 1 : step + 1]
-                    await store.note(
-                        conn, alert.id, now, "escalated", detail=", ".join(s.level for s in passed)
-                    )
-                elif reminder_due(policy, alert.last_notified_at, now):
-                    reason = f"reminder-{now:%Y%m%dT%H%M}"
-                    await store.enqueue(
-                        conn,
-                        notifications_for_step(alert, alert.escalation_step, reason, routing, now),
-                    )
-                    await store.update_alert(conn, alert.id, last_notified_at=now)
-                    await store.note(conn, alert.id, now, "reminded")
-            await self._gauge(conn)
+            query = select(alerts).where(alerts.c.next_action_at <= now)
+            due = (await conn.execute(query)).all()
+            for alert in due:
+                await self._act(conn, alert, routing, now)
+            await self._gauge(conn, changed=bool(due))
+        return len(due)
+
+    async def _act(
+        self, conn: AsyncConnection, alert: Any, routing: Routing, now: datetime
+    ) -> None:
+        """Escalate, remind or expire one due alert, then schedule its next action."""
+        if alert.state not in ("firing", "acknowledged"):
+            await store.update_alert(conn, alert.id, next_action_at=None)
+            return
+        if await self._expire(conn, alert, now):
+            return
+        policy = routing.oncall.escalation[alert.severity]
+        step, notified = alert.escalation_step, alert.last_notified_at
+        if alert.state == "firing":
+            step, notified = await self._advance(conn, alert, policy, routing, now)
+        scheduled = next_action(
+            policy,
+            firing=alert.state == "firing",
+            step=step,
+            fired_at=alert.fired_at,
+            last_notified=notified,
+            repeat_minutes=alert.repeat_minutes,
+            window_ends=window_ends(alert.rule, alert.day, self._zone),
+        )
+        await store.update_alert(conn, alert.id, next_action_at=scheduled)
+
+    async def _advance(
+        self, conn: AsyncConnection, alert: Any, policy: Policy, routing: Routing, now: datetime
+    ) -> tuple[int, datetime | None]:
+        """Escalate a firing alert to its due step or remind; returns its (step, last
+        notified) afterwards."""
+        step = due_step(policy, alert.fired_at, now)
+        if step > alert.escalation_step:
+            await store.enqueue(conn, _steps_up_to(alert, step, routing, now))
+            await store.update_alert(conn, alert.id, escalation_step=step, last_notified_at=now)
+            passed = policy.steps[alert.escalation_step + 1 : step + 1]
+            await store.note(
+                conn, alert.id, now, "escalated", detail=", ".join(s.level for s in passed)
+            )
+            return step, now
+        if reminder_due(policy, alert.last_notified_at, now, alert.repeat_minutes):
+            reason = f"reminder-{now:%Y%m%dT%H%M}"
+            await store.enqueue(
+                conn, notifications_for_step(alert, alert.escalation_step, reason, routing, now)
+            )
+            await store.update_alert(conn, alert.id, last_notified_at=now)
+            await store.note(conn, alert.id, now, "reminded")
+            return alert.escalation_step, now
+        return alert.escalation_step, alert.last_notified_at
 
     async def _expire(self, conn: AsyncConnection, alert: Any, now: datetime) -> bool:
         """A windowed alert (cluster, EARS) resolves itself once its day is over."""
         if not window_passed(alert.rule, alert.day, now, self._zone):
             return False
-        await store.update_alert(conn, alert.id, state="resolved", resolved_at=now)
+        await store.update_alert(
+            conn, alert.id, state="resolved", resolved_at=now, next_action_at=None
+        )
         await store.note(
             conn,
             alert.id,
@@ -164,8 +243,12 @@ class Dispatcher:
         )
         return True
 
-    @staticmethod
-    async def _gauge(conn: AsyncConnection) -> None:
+    async def _gauge(self, conn: AsyncConnection, *, changed: bool) -> None:
+        """Refresh the open-alerts gauge after a change, else at most every GAUGE_S."""
+        at = self._clock()
+        if not changed and self._gauged is not None and at - self._gauged < GAUGE_S:
+            return
+        self._gauged = at
         rows = await conn.execute(
             select(alerts.c.rule, alerts.c.state, func.count())
             .where(alerts.c.state.in_(store.OPEN_STATES))

@@ -14,7 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_alerts import store
 from zhibao_alerts.domain import clusters, triggers
 from zhibao_alerts.domain.config import Rules
-from zhibao_alerts.raising import Raised, Routing, raise_alerts
+from zhibao_alerts.raising import (
+    Raised,
+    Received,
+    Routing,
+    raise_alerts,
+    received_by_community_day,
+)
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     FEVER_THRESHOLD_C,
@@ -154,13 +160,19 @@ class ApplyEvents:
             effects = self._gather(sorted(events.values(), key=lambda e: e.time), rules)
             firsts = self._new_first_days(effects.first_days)
             await store.note_first_days(conn, firsts)
-            opened = await self._apply(conn, effects, rules, self._routing())
+            received = received_by_community_day(events.values(), self._zone)
+            opened = await self._apply(conn, effects, rules, self._routing(), received)
         self._first_days.update(firsts)
         if opened and self._on_alert is not None:
             self._on_alert()
 
     async def _apply(
-        self, conn: AsyncConnection, effects: _Effects, rules: Rules, routing: Routing
+        self,
+        conn: AsyncConnection,
+        effects: _Effects,
+        rules: Rules,
+        routing: Routing,
+        received: Received,
     ) -> list[int]:
         now = self._clock()
         await store.note_activity(conn, effects.latest)
@@ -172,7 +184,7 @@ class ApplyEvents:
         raised = await self._new_cases(conn, effects)
         raised += await self._clusters(conn, effects, rules)
         raised += await self._aberrations(conn, set(counts), rules)
-        return await raise_alerts(conn, raised, routing, now, self._zone)
+        return await raise_alerts(conn, raised, routing, now, self._zone, received)
 
     def _gather(self, events: list[PublishedEvent], rules: Rules) -> _Effects:
         """The batch's effects, its events taken in event time."""

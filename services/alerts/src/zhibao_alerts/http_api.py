@@ -23,7 +23,7 @@ from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role, Token
 
-STATES = ("firing", "acknowledged", "silenced", "resolved")
+STATES = ("firing", "acknowledged", "silenced", "resolved", "expired")
 AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Alert id")]
 
 

@@ -33,3 +33,9 @@ TIME_TO_ACKNOWLEDGE = Histogram(
     ["severity"],
     buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
 )
+CONFIG_REFUSED = Gauge(
+    "zhibao_alerts_config_refused",
+    "1 while the last change of this configuration file was refused (the previous one is "
+    "in force), else 0",
+    ["file"],
+)

@@ -7,18 +7,21 @@ committed together with the events that caused them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.config import OnCall
+from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.silences import silenced_by
 from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
+from zhibao_shared.events import PublishedEvent
 from zhibao_shared.hierarchy import CODE_LENGTH, Registry
 from zhibao_shared.subjects import alert_subject
 
@@ -30,6 +33,8 @@ class Routing:
     oncall: OnCall
     registry: Registry
     aggregator_url: str
+    #: alerts raised from events of days older than this are recorded, not paged
+    horizon: PageHorizon | None = None
 
 
 def unit_at(unit: str, level: Any) -> str:
@@ -75,6 +80,11 @@ def notifications_for_step(
     ]
 
 
+#: Rules raised from events (as against the watchdog's, which judge the present).
+EVENT_RULES = ("immediate_", "fever_cluster", "ears_")
+#: An alert from history, beyond the paging horizon: recorded, never paged.
+EXPIRED = "expired"
+
 #: Rules whose alerts belong to a window (a day) and resolve themselves once it has passed.
 WINDOWED_RULES = ("fever_cluster", "ears_")
 
@@ -86,21 +96,30 @@ def window_passed(rule: str, day: date, now: datetime, zone: tzinfo) -> bool:
     return rule.startswith(WINDOWED_RULES) and local > day + timedelta(days=1)
 
 
+def window_ends(rule: str, day: date, zone: tzinfo) -> datetime | None:
+    """When :func:`window_passed` becomes true for an alert (None: not a windowed rule):
+    the start of the local day after the day of grace."""
+    if not rule.startswith(WINDOWED_RULES):
+        return None
+    return datetime.combine(day + timedelta(days=2), time(), zone)
+
+
 #: A trigger to raise and, for an EARS alarm, the upper bound it exceeded.
 Raised = tuple[Trigger, float | None]
 
 
-async def raise_alert(
-    conn: AsyncConnection,
-    trigger: Trigger,
-    routing: Routing,
-    now: datetime,
-    zone: tzinfo,
-    upper_bound: float | None = None,
-) -> int | None:
-    """Open a new alert for the trigger (returns its id) or count it on the open one (None)."""
-    opened = await raise_alerts(conn, [(trigger, upper_bound)], routing, now, zone)
-    return opened[0] if opened else None
+#: When intake received the newest event of each (community, day) of a batch.
+Received = Mapping[tuple[str, date], datetime]
+
+
+def received_by_community_day(events: Iterable[PublishedEvent], zone: ZoneInfo) -> Received:
+    """The newest ``receivedat`` of the events of each community and (district) day."""
+    newest: dict[tuple[str, date], datetime] = {}
+    for event in events:
+        key = (event.subject, event.time.astimezone(zone).date())
+        if key not in newest or event.receivedat > newest[key]:
+            newest[key] = event.receivedat
+    return newest
 
 
 async def raise_alerts(
@@ -109,6 +128,7 @@ async def raise_alerts(
     routing: Routing,
     now: datetime,
     zone: tzinfo,
+    received: Received | None = None,
 ) -> list[int]:
     """Raise triggers in order: each opens a new alert or counts on the open one with its
     dedup key; returns the ids of the alerts opened.
@@ -117,7 +137,8 @@ async def raise_alerts(
     updated together at the end. A windowed condition (cluster, EARS) whose window
     has already passed — late data, or a backlog applied after the day — counts on
     that window's alert even though it resolved itself: the window was paged once
-    and is not paged again.
+    and is not paged again. ``received`` tells when the batch's events reached intake:
+    an alert all of whose events are older than the paging horizon is not paged.
     """
     known: dict[str, list[Any]] = defaultdict(list)
     for row in await store.alerts_with_keys(conn, {t.dedup_key for t, _ in raised}):
@@ -127,7 +148,8 @@ async def raise_alerts(
     for trigger, upper_bound in raised:
         alert_id = _counts_on(known[trigger.dedup_key], trigger, now, zone)
         if alert_id is None:
-            alert_id = await _open(conn, trigger, routing, now, upper_bound)
+            historical = _beyond_horizon(trigger, routing, now, received or {})
+            alert_id = await _open(conn, trigger, routing, now, upper_bound, historical)
             known[trigger.dedup_key].append(_Opened(alert_id, "firing"))
             opened.append(alert_id)
         else:
@@ -150,7 +172,7 @@ def _counts_on(
     """The alert a trigger counts on, among those with its key (oldest first): the open
     one, else for a window that has passed the latest; None when it opens a new alert."""
     for alert in same_key:
-        if alert.state in store.OPEN_STATES:
+        if alert.state in store.OPEN_STATES or alert.state == EXPIRED:
             return int(alert.id)
     if same_key and window_passed(trigger.rule, trigger.day, now, zone):
         return int(same_key[-1].id)
@@ -179,8 +201,10 @@ async def _open(
     routing: Routing,
     now: datetime,
     upper_bound: float | None,
+    historical: bool = False,
 ) -> int:
-    """Store a new alert and queue its notifications (or silence it)."""
+    """Store a new alert and queue its notifications (or silence it, or record it as
+    expired when it comes from history, beyond the paging horizon)."""
     alert_id = await store.insert_alert(
         conn,
         {
@@ -189,7 +213,7 @@ async def _open(
             "unit": trigger.unit,
             "window": trigger.window,
             "severity": trigger.severity.value,
-            "state": "firing",
+            "state": EXPIRED if historical else "firing",
             "summary_zh": trigger.summary_zh,
             "summary_en": trigger.summary_en,
             "day": trigger.day,
@@ -198,8 +222,14 @@ async def _open(
             "fired_at": now,
             "escalation_step": 0,
             "last_notified_at": now,
+            "next_action_at": None if historical else now,
         },
     )
+    if historical:
+        hours = routing.horizon.hours if routing.horizon else 0
+        detail = f"from events received more than {hours:g} h ago: recorded, not paged"
+        await store.note(conn, alert_id, now, EXPIRED, actor="system", detail=detail)
+        return alert_id
     await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)
     metrics.ALERTS_RAISED.labels(trigger.rule, trigger.severity.value).inc()
     alert = await store.get_alert(conn, alert_id)
@@ -214,6 +244,20 @@ async def _open(
         due = now + timedelta(seconds=routing.oncall.group_wait_seconds)
     await store.enqueue(conn, [{**row, "next_attempt_at": due} for row in rows])
     return alert_id
+
+
+def _beyond_horizon(trigger: Trigger, routing: Routing, now: datetime, received: Received) -> bool:
+    """An event-driven alert whose events (those of its unit and day in the batch) all
+    reached intake longer ago than the paging horizon."""
+    horizon = routing.horizon
+    if horizon is None or not trigger.rule.startswith(EVENT_RULES):
+        return False
+    times = [
+        at
+        for (community, day), at in received.items()
+        if day == trigger.day and community.startswith(trigger.unit)
+    ]
+    return bool(times) and horizon.passed(max(times), now)
 
 
 async def matching_silence(

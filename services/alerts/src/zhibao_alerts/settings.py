@@ -30,6 +30,13 @@ class AlertsSettings(ServiceSettings):
         le=60,
         description="An API write retries this long while SQLite is locked, then answers 503",
     )
+    alerts_page_horizon_hours: float = Field(
+        default=24,
+        ge=0,
+        description="An alert raised from events (case, cluster, EARS) that intake received "
+        "more than this many hours ago is recorded as expired and not paged: a fresh "
+        "database reading the stream's history pages only what is still actionable",
+    )
     aggregator_url: str = "http://127.0.0.1:8102"
 
     def database_url(self) -> str:

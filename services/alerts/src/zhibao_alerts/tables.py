@@ -42,6 +42,13 @@ alerts = Table(
     Column("resolved_at", UtcDateTime()),
     Column("escalation_step", Integer, nullable=False),
     Column("last_notified_at", UtcDateTime()),
+    # when the dispatcher next has something to do for the alert (escalate, remind, let
+    # its window pass); null when nothing: an idle service reads only the due ones
+    Column("next_action_at", UtcDateTime(), index=True),
+    # the reminder interval of this alert when not its severity's (a silent community)
+    Column("repeat_minutes", Float),
+    # the watchdog reads the open alerts of its own rules only
+    Index("ix_alerts_rule_state", "rule", "state"),
 )
 
 timeline = Table(
@@ -130,6 +137,15 @@ community_activity = Table(
     metadata,
     Column("community", String(12), primary_key=True),
     Column("last_event_at", UtcDateTime(), nullable=False),
+)
+
+#: Since when the watchdog has watched each community of the registry: a community that
+#: never sent anything counts as silent from then (not from the beginning of time).
+community_watch = Table(
+    "community_watch",
+    metadata,
+    Column("community", String(12), primary_key=True),
+    Column("since", UtcDateTime(), nullable=False),
 )
 
 #: Silences: alerts whose labels match every matcher are not notified while active.

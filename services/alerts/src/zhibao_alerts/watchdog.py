@@ -8,23 +8,36 @@ whose condition has cleared (the report arrived, the check was done).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_alerts import store
 from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.domain.triggers import Trigger
-from zhibao_alerts.raising import Routing, matching_silence, notifications_for_step, raise_alert
-from zhibao_alerts.tables import alerts, community_activity, daily_reports, isolations
+from zhibao_alerts.raising import Routing, matching_silence, notifications_for_step, raise_alerts
+from zhibao_alerts.tables import (
+    alerts,
+    community_activity,
+    community_watch,
+    daily_reports,
+    isolations,
+    silences,
+)
 from zhibao_shared.hierarchy import Level
+from zhibao_shared.settings import DAILY_REPORT_DEADLINE, report_due_at
 
 log = structlog.get_logger(__name__)
 
-WATCHED_RULES = ("missing_daily_report", "no_events", "missed_isolation_check")
+WATCHED_RULES = ("missing_daily_report", "no_events", "missed_isolation_check", "silent_community")
+#: The window of a silent community that never sent anything.
+NEVER = "never"
+#: How far back a pass looks for silences that started or ended (clock skew, commits
+#: racing the pass).
+SILENCE_SLACK = timedelta(minutes=1)
 #: The missed-check alert of a community is one alert while any check stays overdue.
 OVERDUE = "overdue"
 
@@ -40,9 +53,19 @@ class Watchdog:
         timezone: str,
         clock: Callable[[], datetime],
         caught_up: Callable[[], Awaitable[bool]] | None = None,
+        on_alert: Callable[[], None] | None = None,
+        report_deadline: timedelta = DAILY_REPORT_DEADLINE,
     ) -> None:
+        self._timezone = timezone
+        self._report_deadline = report_deadline
         self._engine = engine
         self._caught_up = caught_up
+        self._on_alert = on_alert
+        #: the last pass that matched alerts against silences, and the newest silence
+        #: then: alerts are matched again only when a silence was made, started or ended
+        #: since, not every pass
+        self._matched_at: datetime | None = None
+        self._newest_silence = 0
         self._rules = rules
         self._routing = routing
         self._zone = ZoneInfo(timezone)
@@ -66,11 +89,43 @@ class Watchdog:
             ]
             if rules.silence.no_events_hours is not None:
                 holding += await self._no_events(conn, rules, now)
-            for trigger in holding:
-                await raise_alert(conn, trigger, routing, now, self._zone)
+            silent = await self._silent_communities(conn, rules, routing, now)
+            opened = await raise_alerts(
+                conn, [(t, None) for t in holding], routing, now, self._zone
+            )
+            quiet = await raise_alerts(conn, [(t, None) for t in silent], routing, now, self._zone)
+            await self._repeat_every(conn, quiet, rules.silence.silent_repeat_hours)
+            opened += quiet
+            holding += silent
             await self._clear(conn, {t.dedup_key for t in holding}, now)
-            await self._silence(conn, routing, now)
-            await self._unsilence(conn, routing, now)
+            changed = await self._match_silences(conn, routing, now)
+        if (opened or changed) and self._on_alert is not None:
+            self._on_alert()
+
+    async def _match_silences(self, conn: AsyncConnection, routing: Routing, now: datetime) -> bool:
+        """Silence and unsilence alerts when a silence was made, started or ended since
+        the last pass; True when notifications were queued."""
+        newest = await conn.scalar(select(func.max(silences.c.id))) or 0
+        if self._matched_at is not None and newest == self._newest_silence:
+            # the API stamps with its own clock: look back a little for its edits
+            since = self._matched_at - SILENCE_SLACK
+            changed = await conn.scalar(
+                select(func.count())
+                .select_from(silences)
+                .where(
+                    or_(
+                        silences.c.starts_at.between(since, now),
+                        silences.c.ends_at.between(since, now),
+                    )
+                )
+            )
+            if not changed:
+                self._matched_at = now
+                return False
+        await self._silence(conn, routing, now)
+        unsilenced = await self._unsilence(conn, routing, now)
+        self._matched_at, self._newest_silence = now, newest
+        return unsilenced
 
     async def _active_communities(
         self, conn: AsyncConnection, rules: Rules, now: datetime
@@ -84,10 +139,8 @@ class Watchdog:
     async def _missing_reports(
         self, conn: AsyncConnection, rules: Rules, routing: Routing, now: datetime
     ) -> list[Trigger]:
-        local = now.astimezone(self._zone)
-        due = timedelta(hours=rules.silence.report_due_hours)
-        day = local.date() - timedelta(days=1)
-        while datetime.combine(day, time(), self._zone) + due > local:
+        day = now.astimezone(self._zone).date()  # a deadline may fall on the day itself
+        while report_due_at(day, self._timezone, self._report_deadline) > now:
             day -= timedelta(days=1)
         active = await self._active_communities(conn, rules, now)
         reported = set(
@@ -110,6 +163,68 @@ class Watchdog:
             )
             for code in sorted(set(active) & communities - reported)
         ]
+
+    async def _silent_communities(
+        self, conn: AsyncConnection, rules: Rules, routing: Routing, now: datetime
+    ) -> list[Trigger]:
+        """Communities of the registry silent for longer than ``active_days``: nothing
+        since their last event, or since they were first watched when they never sent
+        anything (a new deployment does not page every community at once).
+
+        The window is the last event's time (``never``): one alert while the community
+        stays silent, cleared when it speaks.
+        """
+        communities = {u.code for u in routing.registry.at_level(Level.COMMUNITY)}
+        last = {
+            r.community: r.last_event_at
+            for r in await conn.execute(select(community_activity))
+            if r.community in communities
+        }
+        since = await self._watched_since(conn, communities, now)
+        quiet = timedelta(days=rules.silence.active_days)
+        silent = {
+            code: last.get(code)
+            for code in communities
+            if now - max(since[code], last.get(code) or since[code]) >= quiet
+        }
+        days = rules.silence.active_days
+        return [
+            Trigger(
+                rule="silent_community",
+                unit=code,
+                window=at.isoformat() if at else NEVER,
+                severity=rules.silence.severity,
+                summary_zh=f"社区 {code} 已超过 {days} 天无任何上报"
+                if at
+                else f"社区 {code} 从未上报",
+                summary_en=f"Community {code} has sent nothing for over {days} days"
+                if at
+                else f"Community {code} has never sent anything",
+                day=now.astimezone(self._zone).date(),
+            )
+            for code, at in sorted(silent.items())
+        ]
+
+    @staticmethod
+    async def _watched_since(
+        conn: AsyncConnection, communities: set[str], now: datetime
+    ) -> dict[str, datetime]:
+        """Since when each community is watched (those seen for the first time: now)."""
+        known = {r.community: r.since for r in await conn.execute(select(community_watch))}
+        new = sorted(communities - set(known))
+        if new:
+            await conn.execute(
+                insert(community_watch), [{"community": c, "since": now} for c in new]
+            )
+        return {**known, **{c: now for c in new}}
+
+    @staticmethod
+    async def _repeat_every(conn: AsyncConnection, alert_ids: list[int], hours: float) -> None:
+        """These alerts are reminded every ``hours`` rather than at their severity's pace."""
+        if alert_ids:
+            await conn.execute(
+                alerts.update().where(alerts.c.id.in_(alert_ids)).values(repeat_minutes=hours * 60)
+            )
 
     async def _no_events(self, conn: AsyncConnection, rules: Rules, now: datetime) -> list[Trigger]:
         """Communities in a declared response period that have sent nothing for N hours.
@@ -172,9 +287,11 @@ class Watchdog:
                 await store.note(conn, alert.id, now, "silenced", detail=f"silence {silence}")
 
     @staticmethod
-    async def _unsilence(conn: AsyncConnection, routing: Routing, now: datetime) -> None:
-        """Alerts whose silence has ended fire again (and are notified now, from step 0)."""
+    async def _unsilence(conn: AsyncConnection, routing: Routing, now: datetime) -> bool:
+        """Alerts whose silence has ended fire again (and are notified now, from step 0);
+        True when any did."""
         rows = (await conn.execute(select(alerts).where(alerts.c.state == "silenced"))).all()
+        fired = False
         for alert in rows:
             if await matching_silence(conn, alert, routing, now) is None:
                 notified = await store.alert_notifications(conn, alert.id)
@@ -186,18 +303,12 @@ class Watchdog:
                     fired_at=now,
                     last_notified_at=now,
                     escalation_step=0,
+                    next_action_at=now,
                 )
                 await store.note(conn, alert.id, now, "unsilenced", actor="system")
                 await store.enqueue(conn, notifications_for_step(alert, 0, reason, routing, now))
-
-    @staticmethod
-    async def _still_unreported(conn: AsyncConnection, community: str, day: date) -> bool:
-        found = await conn.scalar(
-            select(func.count())
-            .select_from(daily_reports)
-            .where(daily_reports.c.community == community, daily_reports.c.day == day)
-        )
-        return not found
+                fired = True
+        return fired
 
     async def _clear(self, conn: AsyncConnection, holding: set[str], now: datetime) -> None:
         """Resolve open time-based alerts whose condition no longer holds.
@@ -205,21 +316,38 @@ class Watchdog:
         A missing daily report clears only when that day's report arrives (a later
         deadline passing does not make an earlier day reported).
         """
-        rows = await conn.execute(
-            select(
-                alerts.c.id, alerts.c.dedup_key, alerts.c.rule, alerts.c.unit, alerts.c.day
-            ).where(alerts.c.state.in_(store.OPEN_STATES), alerts.c.rule.in_(WATCHED_RULES))
+        rows = (
+            await conn.execute(
+                select(
+                    alerts.c.id, alerts.c.dedup_key, alerts.c.rule, alerts.c.unit, alerts.c.day
+                ).where(alerts.c.state.in_(store.OPEN_STATES), alerts.c.rule.in_(WATCHED_RULES))
+            )
+        ).all()
+        cleared = [row for row in rows if row.dedup_key not in holding]
+        reported = await self._reported(
+            conn, {(r.unit, r.day) for r in cleared if r.rule == "missing_daily_report"}
         )
-        for alert_id, key, rule, unit, day in rows.all():
-            if rule == "missing_daily_report" and await self._still_unreported(conn, unit, day):
+        for row in cleared:
+            if row.rule == "missing_daily_report" and (row.unit, row.day) not in reported:
                 continue
-            if key not in holding:
-                await store.update_alert(conn, alert_id, state="resolved", resolved_at=now)
-                await store.note(
-                    conn,
-                    alert_id,
-                    now,
-                    "resolved",
-                    actor="system",
-                    detail="the condition has cleared",
-                )
+            await store.update_alert(
+                conn, row.id, state="resolved", resolved_at=now, next_action_at=None
+            )
+            await store.note(
+                conn, row.id, now, "resolved", actor="system", detail="the condition has cleared"
+            )
+
+    @staticmethod
+    async def _reported(
+        conn: AsyncConnection, wanted: set[tuple[str, date]]
+    ) -> set[tuple[str, date]]:
+        """Which of these (community, day) have a daily report, in one query."""
+        if not wanted:
+            return set()
+        rows = await conn.execute(
+            select(daily_reports.c.community, daily_reports.c.day).where(
+                daily_reports.c.community.in_({c for c, _ in wanted}),
+                daily_reports.c.day.in_({d for _, d in wanted}),
+            )
+        )
+        return {(c, d) for c, d in rows} & wanted

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -38,6 +36,7 @@ from zhibao_shared.broker import (
 )
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.pseudonym import pseudonym_key as shared_pseudonym_key
 from zhibao_shared.settings import redacted
 from zhibao_shared.stream_usage import watch_streams
 from zhibao_shared.subjects import AUDIT_STREAM, DEAD_LETTER_STREAM, EVENTS_STREAM
@@ -45,22 +44,13 @@ from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
 
-KEY_FILE = "pseudonym.key"
 #: Seconds between readings of the streams' fill (zhibao_stream_* gauges).
 USAGE_POLL_S = 15.0
 
 
 def pseudonym_key(settings: IntakeSettings) -> bytes:
     """The configured key, or one generated once into the data directory (mode 0600)."""
-    if settings.pseudonym_key is not None:
-        return settings.pseudonym_key.get_secret_value().encode()
-    path = settings.data_dir / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip().encode()
+    return shared_pseudonym_key(settings.pseudonym_key, settings.data_dir)
 
 
 @dataclass

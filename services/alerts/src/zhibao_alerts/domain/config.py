@@ -8,11 +8,30 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_validator,
+)
 
 from zhibao_alerts.domain.ears import BASELINE_DAYS, EarsParams
+from zhibao_shared.events import Classification, IsolationAction
 from zhibao_shared.hierarchy import Level
+
+#: The EARS methods, spelled as in the literature (``c2`` is refused, not crashed on).
+EarsMethod = Literal["C1", "C2", "C3"]
+#: The daily counts the EARS rule can watch.
+EarsMetric = Literal["fevers", "suspected"]
+#: What can alert at once: a case classification or an isolation action.
+IMMEDIATE_KINDS = frozenset(
+    [*(c.value for c in Classification), *(a.value for a in IsolationAction)]
+)
 
 
 class Severity(StrEnum):
@@ -38,8 +57,8 @@ class ClusterRule(_Strict):
 class AberrationRule(_Strict):
     """EARS on each unit's daily counts."""
 
-    methods: tuple[str, ...] = ("C1", "C2", "C3")
-    metrics: tuple[str, ...] = ("fevers", "suspected")
+    methods: tuple[EarsMethod, ...] = ("C1", "C2", "C3")
+    metrics: tuple[EarsMetric, ...] = ("fevers", "suspected")
     levels: tuple[Level, ...] = (Level.COMMUNITY, Level.STREET, Level.DISTRICT)
     threshold: float = 3.0
     c3_threshold: float = 2.0
@@ -65,26 +84,35 @@ class ResponsePeriod(_Strict):
     start: AwareDatetime
     end: AwareDatetime | None = Field(default=None, description="Open-ended when null")
     units: tuple[str, ...] = Field(
-        default=("64",), description="Code prefixes the declaration covers"
+        default=(),
+        description="Code prefixes the declaration covers; none: every unit of the registry",
     )
 
     def covers(self, community: str, at: datetime) -> bool:
         """True when ``community`` is under the declaration and ``at`` is within it."""
         within = self.start <= at and (self.end is None or at < self.end)
-        return within and any(community.startswith(prefix) for prefix in self.units)
+        under = not self.units or any(community.startswith(prefix) for prefix in self.units)
+        return within and under
 
 
 class SilenceRule(_Strict):
     """A community that has gone silent: no daily report by the deadline, or no events."""
 
-    report_due_hours: float = Field(
-        default=33,
+    report_due_hours: float | None = Field(
+        default=None,
         gt=0,
-        description="Hours after the start of a day (district time) by which "
-        "its daily report is due: 33 = next day 09:00",
+        description="Deprecated: the deadline is ZHIBAO_DAILY_REPORT_DEADLINE, shared with "
+        "the dashboard; a value here must equal it (in hours) or the file is refused",
     )
     active_days: int = Field(
-        default=7, gt=0, description="Only communities that sent anything in this many days"
+        default=7,
+        gt=0,
+        description="The missing-report rule watches communities that sent anything in this "
+        "many days; a community silent longer (or that never sent anything) is alerted as "
+        "silent_community instead",
+    )
+    silent_repeat_hours: float = Field(
+        default=24, gt=0, description="How often a silent community's alert is repeated"
     )
     no_events_hours: float | None = Field(
         default=None,
@@ -129,6 +157,26 @@ class Rules(_Strict):
     aberration: AberrationRule = AberrationRule()
     silence: SilenceRule = SilenceRule()
     isolation: IsolationRule = IsolationRule()
+
+    def deadline_conflict(self, deadline: timedelta) -> str | None:
+        """Why these rules disagree with the shared daily-report deadline, if they do."""
+        hours = self.silence.report_due_hours
+        if hours is None or timedelta(hours=hours) == deadline:
+            return None
+        shared = deadline / timedelta(hours=1)
+        return (
+            f"silence.report_due_hours: {hours:g} disagrees with ZHIBAO_DAILY_REPORT_DEADLINE "
+            f"({shared:g} h, the dashboard's deadline too); remove it from the rules file"
+        )
+
+    @field_validator("immediate")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        unknown = sorted(set(value) - IMMEDIATE_KINDS)
+        if unknown:
+            known = ", ".join(sorted(IMMEDIATE_KINDS))
+            raise ValueError(f"unknown classification or action {unknown} (known: {known})")
+        return value
 
 
 class Robot(_Strict):

@@ -1,0 +1,198 @@
+"""Composition root: the only place the response service reads configuration and wires parts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zhibao_response.config_files import WatchedPlaybook
+from zhibao_response.http_api import ResponseApi, build_router, busy
+from zhibao_response.levels import LevelDesk
+from zhibao_response.metrics import DETAILS_PURGED, TASKS_OVERDUE
+from zhibao_response.outbox import OutboxPublisher
+from zhibao_response.sealing import Sealer
+from zhibao_response.settings import ResponseSettings
+from zhibao_response.store import TaskStore
+from zhibao_response.task_service import TaskDesk
+from zhibao_shared.broker import (
+    bus_connected,
+    declare_stream,
+    make_broker,
+    retry_forever,
+    stop_broker,
+    tasks_stream_config,
+)
+from zhibao_shared.db import has_table, make_engine, run_migrations
+from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.pseudonym import Pseudonymiser, owner_only_secret, pseudonym_key
+from zhibao_shared.settings import redacted
+from zhibao_shared.tokens import TokenStore
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+KEY_FILE = "response.key"
+MSG_ID = "Nats-Msg-Id"
+PUBLISH_TIMEOUT_S = 5.0
+
+
+def utc_now() -> datetime:
+    """The service clock (tests inject their own)."""
+    return datetime.now(UTC)
+
+
+async def migrate(settings: ResponseSettings) -> None:
+    """Alembic upgrade head."""
+    await run_migrations(settings.database_url(), "zhibao_response")
+
+
+def details_key(settings: ResponseSettings) -> str:
+    """The key sealing personal details: configured, or generated once (owner-only)."""
+    if settings.response_key is not None:
+        return settings.response_key.get_secret_value()
+    return owner_only_secret(settings.data_dir / KEY_FILE)
+
+
+@dataclass
+class Response:
+    """The wired response service."""
+
+    settings: ResponseSettings
+    engine: AsyncEngine
+    broker: NatsBroker
+    store: TaskStore
+    playbook: WatchedPlaybook
+    tokens: TokenStore
+    outbox: OutboxPublisher
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def publish(self, subject: str, body: bytes, msg_id: str) -> None:
+        """Store one task message in the tasks stream (returns once it is stored)."""
+        js = self.broker.config.broker_config.connection_state.stream
+        await js.publish(subject, body, timeout=PUBLISH_TIMEOUT_S, headers={MSG_ID: msg_id})
+
+    async def connect(self) -> None:
+        """Connect to NATS, declare the tasks stream, then publish the outbox and check."""
+        await self.broker.start()
+        js = self.broker.config.broker_config.connection_state.stream
+        await declare_stream(js, tasks_stream_config(self.settings))
+        self.tasks += [
+            asyncio.create_task(self.outbox.run()),
+            asyncio.create_task(self._checks()),
+        ]
+        log.info("response_connected", nats=redacted(self.settings.nats_url))
+
+    async def check_once(self) -> None:
+        """Announce overdue tasks; delete the personal details that have expired."""
+        overdue = 0
+        while announced := await self.store.mark_overdue():
+            overdue += announced
+        TASKS_OVERDUE.inc(overdue)
+        after = timedelta(days=self.settings.response_purge_after_days)
+        DETAILS_PURGED.inc(await self.store.purge(after))
+        if overdue:
+            self.outbox.wake()
+
+    async def _checks(self) -> None:
+        while True:
+            self.playbook.reload_if_changed()
+            try:
+                await self.check_once()
+            except Exception as exc:
+                log.warning("periodic_check_failed", error=type(exc).__name__)
+            await asyncio.sleep(
+                min(self.settings.response_check_interval_s, self.settings.response_reload_s)
+            )
+
+    async def readiness(self) -> dict[str, bool]:
+        """Ready when NATS is connected (task messages can go out)."""
+        return {"nats": bus_connected(self.broker)}
+
+    async def close(self) -> None:
+        """Stop the loops, publish what is pending if the bus is there, disconnect."""
+        for task in self.tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        if bus_connected(self.broker):
+            with suppress(Exception):
+                await asyncio.wait_for(self.outbox.flush(), self.settings.shutdown_grace_s)
+        await stop_broker(self.broker)
+        await self.engine.dispose()
+        self.tokens.close()
+
+
+def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now) -> FastAPI:
+    """The response ASGI app; connects to NATS in the background on startup."""
+    settings = settings or ResponseSettings()
+    configure_logging(settings, service="response")
+    engine = make_engine(settings.database_url())
+    store = TaskStore(engine, clock)
+    registry = load_registry(settings.registry_path)
+    playbook = WatchedPlaybook(settings.response_playbook_path)
+    broker = make_broker(settings, name="response")
+    service = Response(
+        settings=settings,
+        engine=engine,
+        broker=broker,
+        store=store,
+        playbook=playbook,
+        tokens=TokenStore.configured(settings),
+        outbox=OutboxPublisher(store, lambda s, b, i: service.publish(s, b, i)),
+    )
+    desk = TaskDesk(
+        Sealer(details_key(settings)),
+        Pseudonymiser(pseudonym_key(settings.pseudonym_key, settings.data_dir)),
+    )
+    api = ResponseApi(
+        store=store,
+        desk=desk,
+        levels=LevelDesk(store, registry, lambda: playbook.current, clock),
+        playbook=playbook,
+        registry=registry,
+        clock=clock,
+        max_tasks=settings.response_max_tasks,
+        max_body_bytes=settings.response_max_body_bytes,
+        on_change=service.outbox.wake,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not await has_table(settings.database_url(), "tasks"):
+            raise RuntimeError("no response schema: run `zhibao response migrate` first")
+        connecting = asyncio.create_task(
+            retry_forever(
+                service.connect,
+                on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc)),
+            )
+        )
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with suppress(asyncio.CancelledError):
+                await connecting
+            await service.close()
+
+    app = FastAPI(
+        title="Zhibao response",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Tasks pushed down to communities, and graded response levels.",
+    )
+    app.state.response = service
+    app.include_router(build_router(api, TokenAuth(service.tokens)))
+    app.add_exception_handler(OperationalError, busy)
+    app.add_exception_handler(InterfaceError, busy)
+    app.include_router(probes_router(service.readiness))
+    return app

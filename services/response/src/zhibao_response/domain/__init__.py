@@ -1,0 +1,1 @@
+"""The response service's rules, free of I/O."""

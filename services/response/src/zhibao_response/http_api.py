@@ -1,0 +1,330 @@
+"""The response service's HTTP API (thin: checks who may do what, then delegates)."""
+
+# No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Row
+
+from zhibao_response.config_files import WatchedPlaybook
+from zhibao_response.domain.playbook import ResponseLevel
+from zhibao_response.domain.tasks import InvalidTransition, check_transition, validate_batch
+from zhibao_response.levels import LevelDesk
+from zhibao_response.metrics import LEVELS_DECLARED, TASKS_CHANGED, TASKS_ISSUED
+from zhibao_response.store import Actor, Conflict, TaskStore
+from zhibao_response.task_service import TaskDesk
+from zhibao_shared.hierarchy import Registry
+from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.http_errors import unprocessable
+from zhibao_shared.task_events import TaskState
+from zhibao_shared.tokens import Role, Token
+
+TASK_ID = r"^[0-9a-f]{32}$"
+UNIT = r"^\d{6}(\d{3}(\d{3})?)?$"
+_LABEL = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class StateChange(BaseModel):
+    """A community's change of a task's state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: TaskState = Field(description="accepted, done, unreachable, refused or transferred")
+    to: str | None = Field(
+        default=None, pattern=r"^\d{12}$", description="For transferred: the community it moves to"
+    )
+
+
+class Assignment(BaseModel):
+    """Who in the community does the task."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    worker: str | None = Field(
+        min_length=1, max_length=64, description="A grid worker's name or grid; null unassigns"
+    )
+
+
+class LevelDeclaration(BaseModel):
+    """A response level declared (or lifted, with level ``none``) for a unit."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    unit: str = Field(pattern=r"^\d{6}(\d{3}(\d{3})?)?$")
+    level: ResponseLevel
+    reason: str = Field(min_length=1, max_length=500)
+    compounds: list[_LABEL] = Field(
+        default_factory=list, max_length=200, description="Compounds named (a community's)"
+    )
+
+
+async def busy(_request: Request, _exc: Exception) -> JSONResponse:
+    """The database is locked or unreachable: 503, try again shortly (never a 500)."""
+    return JSONResponse(
+        {"detail": "the database is busy; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
+def actor(token: Token) -> Actor:
+    """Who acts: the token's name and id."""
+    return Actor(token.name, token.id)
+
+
+class ResponseApi:
+    """The routes' collaborators."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        desk: TaskDesk,
+        levels: LevelDesk,
+        playbook: WatchedPlaybook,
+        registry: Registry,
+        clock: Callable[[], datetime],
+        max_tasks: int,
+        max_body_bytes: int,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.desk = desk
+        self.levels = levels
+        self.playbook = playbook
+        self.registry = registry
+        self.clock = clock
+        self.max_tasks = max_tasks
+        self.max_body_bytes = max_body_bytes
+        self.on_change = on_change
+
+    async def read_tasks(self, request: Request) -> Any:
+        """The request's JSON body, refused clearly when too large or not JSON."""
+        too_large = HTTPException(413, f"the body is larger than {self.max_body_bytes} bytes")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():  # never more than the limit in memory
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise too_large
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise HTTPException(400, "the body is not JSON") from None
+        except RecursionError:
+            raise HTTPException(400, "the body is nested too deeply") from None
+
+    async def task_for(self, task_id: str, token: Token, *, issuer_may: bool) -> Row[Any]:
+        """The task, or 404; 403 unless the token covers its unit (or issued it)."""
+        task = await self.store.get(task_id)
+        if task is None:
+            raise HTTPException(404, "no such task")
+        if token.covers(task.unit) or (issuer_may and token.id == task.issuer_token):
+            return task
+        raise HTTPException(403, f"this token may not see unit {task.unit}")
+
+
+def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
+    """The ``/v1`` routes."""
+    router = APIRouter(
+        prefix="/v1",
+        responses={
+            401: {"description": "No or unknown token"},
+            403: {"description": "The token's role or units do not allow this"},
+        },
+    )
+    operate = auth.require(Role.OPERATE)
+    read = auth.require(Role.READ)
+
+    @router.post(
+        "/tasks",
+        status_code=201,
+        summary="Issue tasks (all or none)",
+        responses={
+            400: {"description": "The body is not JSON"},
+            403: {"description": "A task's unit lies outside the token's scope"},
+            413: {"description": "Too many tasks or too large a body"},
+            422: {"description": "Problems per task: index, field, rule (values not echoed)"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}}
+                },
+                "required": True,
+            }
+        },
+    )
+    async def issue(request: Request, token: Annotated[Token, Depends(operate)]) -> JSONResponse:
+        body = await api.read_tasks(request)
+        if isinstance(body, list) and len(body) > api.max_tasks:
+            raise HTTPException(413, f"at most {api.max_tasks} tasks per request")
+        tasks, problems = validate_batch(body, api.registry)
+        if problems:
+            raise HTTPException(
+                422,
+                {
+                    "message": f"{len(problems)} problem(s); no task was issued",
+                    "problems": [p.as_dict() for p in problems[:1000]],
+                },
+            )
+        outside = sorted({t.unit for t in tasks if not token.covers(t.unit)})
+        if outside:
+            raise HTTPException(
+                403, f"this token may not issue tasks for {', '.join(outside[:20])}"
+            )
+        new = api.desk.prepare_all(tasks)
+        await api.store.issue(new, actor(token))
+        TASKS_ISSUED.labels("api").inc(len(new))
+        api.on_change()
+        return JSONResponse({"issued": len(new), "ids": [t.id for t in new]}, status_code=201)
+
+    @router.get("/tasks", summary="A unit's tasks (and those of the units below it)")
+    async def list_tasks(
+        token: Annotated[Token, Depends(read)],
+        unit: Annotated[str, Query(pattern=r"^\d{6}(\d{3}(\d{3})?)?$")],
+        state: TaskState | None = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        auth.ensure_scope(token, unit)
+        rows = await api.store.list_tasks(unit, state, limit, offset)
+        now = api.clock()
+        return {"unit": unit, "tasks": [api.desk.view(r, token, now) for r in rows]}
+
+    @router.get(
+        "/tasks/{task_id}",
+        summary="One task with its history",
+        responses={404: {"description": "No such task"}},
+    )
+    async def get_task(
+        task_id: Annotated[str, Path(pattern=TASK_ID)], token: Annotated[Token, Depends(read)]
+    ) -> dict[str, Any]:
+        task = await api.task_for(task_id, token, issuer_may=True)
+        history = await api.store.history(task_id)
+        view = api.desk.view(task, token, api.clock())
+        view["history"] = [
+            {
+                "at": h.at.isoformat(),
+                "action": h.action,
+                "state": h.state,
+                "unit": h.unit,
+                "from_unit": h.from_unit,
+                "worker": h.worker,
+                "by": h.actor,
+            }
+            for h in history
+        ]
+        return view
+
+    @router.post(
+        "/tasks/{task_id}/state",
+        summary="Accept, complete, or transfer a task",
+        responses={
+            404: {"description": "No such task"},
+            409: {"description": "Not allowed from the task's state, or changed meanwhile"},
+        },
+    )
+    async def change_state(
+        task_id: Annotated[str, Path(pattern=TASK_ID)],
+        change: StateChange,
+        token: Annotated[Token, Depends(operate)],
+    ) -> dict[str, Any]:
+        task = await api.task_for(task_id, token, issuer_may=False)
+        try:
+            check_transition(TaskState(task.state), change.state)
+        except InvalidTransition as exc:
+            raise HTTPException(409, str(exc)) from None
+        if change.state is TaskState.TRANSFERRED:
+            if change.to is None or not api.registry.is_community(change.to):
+                raise unprocessable(("body", "to"), "a transfer names a community of the registry")
+            if change.to == task.unit:
+                raise unprocessable(("body", "to"), "the task is already with that community")
+        elif change.to is not None:
+            raise unprocessable(("body", "to"), "only a transfer names a community")
+        try:
+            await api.store.change(task, change.state, actor(token), change.to)
+        except Conflict:
+            raise HTTPException(409, "the task changed meanwhile; read it again") from None
+        TASKS_CHANGED.labels(change.state.value).inc()
+        api.on_change()
+        updated = await api.store.get(task_id)
+        assert updated is not None
+        return api.desk.view(updated, token, api.clock())
+
+    @router.post(
+        "/tasks/{task_id}/assign",
+        summary="Assign an open task to a grid worker",
+        responses={
+            404: {"description": "No such task"},
+            409: {"description": "The task is closed, or changed meanwhile"},
+        },
+    )
+    async def assign(
+        task_id: Annotated[str, Path(pattern=TASK_ID)],
+        assignment: Assignment,
+        token: Annotated[Token, Depends(operate)],
+    ) -> dict[str, Any]:
+        task = await api.task_for(task_id, token, issuer_may=False)
+        try:
+            await api.store.assign(task, assignment.worker, actor(token))
+        except Conflict:
+            raise HTTPException(409, "the task is closed or changed meanwhile") from None
+        updated = await api.store.get(task_id)
+        assert updated is not None
+        return api.desk.view(updated, token, api.clock())
+
+    @router.post(
+        "/levels",
+        status_code=201,
+        summary="Declare (or lift) a unit's response level",
+        responses={409: {"description": "Another declaration for the unit came at the same time"}},
+    )
+    async def declare(
+        declaration: LevelDeclaration, token: Annotated[Token, Depends(operate)]
+    ) -> dict[str, Any]:
+        auth.ensure_scope(token, declaration.unit)
+        if declaration.unit not in api.registry:
+            raise unprocessable(("body", "unit"), "not a unit of the registry")
+        compounds = tuple(dict.fromkeys(declaration.compounds))
+        if compounds and not api.registry.is_community(declaration.unit):
+            raise unprocessable(("body", "compounds"), "only a community's compounds can be named")
+        try:
+            answer = await api.levels.declare(
+                declaration.unit, declaration.level, declaration.reason, compounds, actor(token)
+            )
+        except Conflict:
+            raise HTTPException(409, "another declaration for this unit came first") from None
+        LEVELS_DECLARED.labels(declaration.level.value).inc()
+        api.on_change()
+        return answer
+
+    @router.get(
+        "/levels/{code}",
+        summary="A unit's response level, its measures' progress and every declaration",
+        responses={404: {"description": "No such unit in the registry"}},
+        dependencies=[Depends(auth.unit_scope(Role.READ))],
+    )
+    async def level_status(code: Annotated[str, Path(pattern=UNIT)]) -> dict[str, Any]:
+        if code not in api.registry:
+            raise HTTPException(404, f"no unit {code} in the registry")
+        return await api.levels.status(code)
+
+    @router.get("/playbook", summary="The playbook in force (and why a new file was refused)")
+    async def playbook(_token: Annotated[Token, Depends(read)]) -> dict[str, Any]:
+        return {
+            "playbook": api.playbook.current.model_dump(mode="json"),
+            "last_error": api.playbook.last_error,
+        }
+
+    return router

@@ -1,0 +1,399 @@
+"""The task store: tasks, their history, declarations and the bus outbox, in one database.
+
+Every change is written with its history row and the bus message announcing it
+in one transaction, so nothing is announced that did not happen and nothing
+happens unannounced (the outbox loop publishes what is written).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from zhibao_response.domain.tasks import OPEN_STATES, closes
+from zhibao_response.tables import declarations, outbox, task_history, tasks
+from zhibao_shared.subjects import task_subject
+from zhibao_shared.task_events import TaskEvent, TaskState, task_message
+
+Clock = Callable[[], datetime]
+_OPEN = [state.value for state in OPEN_STATES]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted: a token's name and id (never its secret)."""
+
+    name: str
+    token: str
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A task ready to store: validated, its person pseudonymised and details sealed."""
+
+    id: str
+    unit: str
+    kind: str
+    due: datetime
+    compound: str | None = None
+    pid: str | None = None
+    sealed: bytes | None = None
+    declaration_id: str | None = None
+    measure: int | None = None
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A declared response level, as stored."""
+
+    id: str
+    unit: str
+    level: str
+    reason: str
+    compounds: tuple[str, ...]
+    measures: list[dict[str, Any]]
+    declared_by: str
+    declared_at: datetime
+
+
+class Conflict(RuntimeError):
+    """The task changed meanwhile (its state or unit is not what the caller saw)."""
+
+
+def _message(
+    event: TaskEvent, row: Any, state: TaskState, at: datetime, from_unit: str | None = None
+) -> dict[str, Any]:
+    body = task_message(
+        event,
+        task=row["id"],
+        unit=row["unit"],
+        kind=row["kind"],
+        due=row["due"],
+        state=state,
+        pid=row["pid"],
+        at=at,
+        from_unit=from_unit,
+    )
+    return {
+        "msg_id": uuid.uuid4().hex,
+        "subject": task_subject(row["unit"], event.value),
+        "body": body.model_dump_json().encode(),
+    }
+
+
+def _history(
+    task: Any, action: TaskState | str, state: TaskState, actor: Actor, at: datetime, **more: Any
+) -> dict[str, Any]:
+    return {
+        "task_id": task["id"],
+        "at": at,
+        "action": str(action),
+        "state": state.value,
+        "unit": task["unit"],
+        "from_unit": more.get("from_unit"),
+        "worker": more.get("worker"),
+        "actor": actor.name,
+        "actor_token": actor.token,
+    }
+
+
+class TaskStore:
+    """Reads and writes tasks; every write in one transaction with its history and message."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def issue(self, new: Sequence[NewTask], actor: Actor) -> None:
+        """Store new tasks (all or none), their history and their ``issued`` messages."""
+        async with self._engine.begin() as conn:
+            await self._issue(conn, new, actor, self._clock())
+
+    async def _issue(
+        self, conn: AsyncConnection, new: Sequence[NewTask], actor: Actor, now: datetime
+    ) -> None:
+        if not new:
+            return
+        rows = [
+            {
+                "id": t.id,
+                "unit": t.unit,
+                "kind": t.kind,
+                "due": t.due,
+                "state": TaskState.ISSUED.value,
+                "compound": t.compound,
+                "pid": t.pid,
+                "sealed": t.sealed,
+                "issuer_token": actor.token,
+                "issuer_name": actor.name,
+                "issued_at": now,
+                "updated_at": now,
+                "declaration_id": t.declaration_id,
+                "measure": t.measure,
+            }
+            for t in new
+        ]
+        await conn.execute(insert(tasks), rows)
+        issued = TaskState.ISSUED
+        await conn.execute(
+            insert(task_history), [_history(r, issued, issued, actor, now) for r in rows]
+        )
+        await conn.execute(
+            insert(outbox), [_message(TaskEvent.ISSUED, r, issued, now) for r in rows]
+        )
+
+    async def get(self, task_id: str) -> Row[Any] | None:
+        """One task, or None."""
+        async with self._engine.connect() as conn:
+            result = await conn.execute(select(tasks).where(tasks.c.id == task_id))
+            return result.first()
+
+    async def history(self, task_id: str) -> list[Row[Any]]:
+        """A task's changes, oldest first."""
+        query = (
+            select(task_history)
+            .where(task_history.c.task_id == task_id)
+            .order_by(task_history.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def list_tasks(
+        self, unit: str, state: TaskState | None, limit: int, offset: int
+    ) -> list[Row[Any]]:
+        """Tasks of ``unit`` and the units below it, soonest due first."""
+        query = select(tasks).where(tasks.c.unit.startswith(unit, autoescape=True))
+        if state is not None:
+            query = query.where(tasks.c.state == state.value)
+        query = query.order_by(tasks.c.due, tasks.c.id).limit(limit).offset(offset)
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def change(
+        self,
+        task: Row[Any],
+        wanted: TaskState,
+        actor: Actor,
+        to_unit: str | None = None,
+    ) -> None:
+        """Move ``task`` (as the caller read it) to ``wanted``; :class:`Conflict` if it changed.
+
+        A transfer re-issues the task to ``to_unit`` (a new community, no worker yet),
+        keeping its id and history.
+        """
+        now = self._clock()
+        row = dict(task._mapping)
+        values: dict[str, Any] = {"updated_at": now}
+        new_state = wanted
+        if wanted is TaskState.TRANSFERRED:
+            assert to_unit is not None
+            new_state = TaskState.ISSUED
+            values |= {"unit": to_unit, "worker": None, "overdue_at": None}
+        elif closes(wanted):
+            values["closed_at"] = now
+        values["state"] = new_state.value
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.id == row["id"],
+                    tasks.c.state == row["state"],
+                    tasks.c.unit == row["unit"],
+                )
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                raise Conflict(row["id"])
+            from_unit = row["unit"] if to_unit else None
+            after = row | values
+            await conn.execute(
+                insert(task_history).values(
+                    _history(after, wanted, new_state, actor, now, from_unit=from_unit)
+                )
+            )
+            message = _message(TaskEvent.CHANGED, after, wanted, now, from_unit)
+            await conn.execute(insert(outbox).values(message))
+
+    async def assign(self, task: Row[Any], worker: str | None, actor: Actor) -> None:
+        """Assign an open task to a grid worker (None: unassign)."""
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.id == task.id,
+                    tasks.c.unit == task.unit,
+                    tasks.c.state.in_(_OPEN),
+                )
+                .values(worker=worker, updated_at=now)
+            )
+            if result.rowcount != 1:
+                raise Conflict(task.id)
+            state = TaskState(task.state)
+            row = dict(task._mapping)
+            await conn.execute(
+                insert(task_history).values(
+                    _history(row, "assigned", state, actor, now, worker=worker)
+                )
+            )
+
+    async def mark_overdue(self, limit: int = 1000) -> int:
+        """Announce open tasks past due (once each); how many were announced."""
+        now = self._clock()
+        query = (
+            select(tasks)
+            .where(tasks.c.state.in_(_OPEN), tasks.c.due < now, tasks.c.overdue_at.is_(None))
+            .order_by(tasks.c.due)
+            .limit(limit)
+        )
+        async with self._engine.begin() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            if not rows:
+                return 0
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_([r["id"] for r in rows]), tasks.c.overdue_at.is_(None))
+                .values(overdue_at=now)
+            )
+            messages = [_message(TaskEvent.OVERDUE, r, TaskState(r["state"]), now) for r in rows]
+            await conn.execute(insert(outbox), messages)
+        return len(rows)
+
+    async def purge(self, after: timedelta) -> int:
+        """Delete the personal details of tasks closed at least ``after`` ago; how many."""
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(tasks)
+                .where(tasks.c.closed_at <= now - after, tasks.c.sealed.is_not(None))
+                .values(sealed=None, purged_at=now)
+            )
+        return int(result.rowcount)
+
+    async def declare(
+        self,
+        declaration: Declaration,
+        planned: Sequence[NewTask],
+        actor: Actor,
+    ) -> list[str]:
+        """Record a declaration: close the open tasks of the unit's previous one, issue the
+        new one's; the ids of the tasks closed. :class:`Conflict` when another declaration
+        for the unit was recorded meanwhile."""
+        try:
+            return await self._declare(declaration, planned, actor)
+        except IntegrityError:
+            raise Conflict(declaration.unit) from None
+
+    async def _declare(
+        self, declaration: Declaration, planned: Sequence[NewTask], actor: Actor
+    ) -> list[str]:
+        now = declaration.declared_at
+        async with self._engine.begin() as conn:
+            previous = await self._current(conn, declaration.unit)
+            closed = await self._cancel_open(conn, previous.id, actor, now) if previous else []
+            await conn.execute(
+                insert(declarations).values(
+                    id=declaration.id,
+                    unit=declaration.unit,
+                    number=previous.number + 1 if previous else 1,
+                    level=declaration.level,
+                    reason=declaration.reason,
+                    compounds=json.dumps(list(declaration.compounds), ensure_ascii=False),
+                    measures=json.dumps(declaration.measures, ensure_ascii=False),
+                    declared_by=actor.name,
+                    declared_token=actor.token,
+                    declared_at=now,
+                )
+            )
+            await self._issue(conn, planned, actor, now)
+        return closed
+
+    async def _cancel_open(
+        self, conn: AsyncConnection, declaration_id: str, actor: Actor, now: datetime
+    ) -> list[str]:
+        query = select(tasks).where(
+            tasks.c.declaration_id == declaration_id, tasks.c.state.in_(_OPEN)
+        )
+        rows = [dict(r._mapping) for r in await conn.execute(query)]
+        if not rows:
+            return []
+        cancelled = TaskState.CANCELLED
+        await conn.execute(
+            update(tasks)
+            .where(tasks.c.id.in_([r["id"] for r in rows]))
+            .values(state=cancelled.value, closed_at=now, updated_at=now)
+        )
+        await conn.execute(
+            insert(task_history),
+            [_history(r, cancelled, cancelled, actor, now) for r in rows],
+        )
+        await conn.execute(
+            insert(outbox), [_message(TaskEvent.CHANGED, r, cancelled, now) for r in rows]
+        )
+        return [r["id"] for r in rows]
+
+    @staticmethod
+    async def _current(conn: AsyncConnection, unit: str) -> Row[Any] | None:
+        query = (
+            select(declarations)
+            .where(declarations.c.unit == unit)
+            .order_by(declarations.c.number.desc())
+            .limit(1)
+        )
+        return (await conn.execute(query)).first()
+
+    async def declarations(self, unit: str) -> list[Declaration]:
+        """A unit's declarations, latest first."""
+        query = (
+            select(declarations)
+            .where(declarations.c.unit == unit)
+            .order_by(declarations.c.number.desc())
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Declaration(
+                r.id,
+                r.unit,
+                r.level,
+                r.reason,
+                tuple(json.loads(r.compounds)),
+                json.loads(r.measures),
+                r.declared_by,
+                r.declared_at,
+            )
+            for r in rows
+        ]
+
+    async def declared_tasks(self, declaration_id: str) -> Sequence[Any]:
+        """The tasks a declaration issued (measure, state, due, closed_at)."""
+        query = select(tasks.c.measure, tasks.c.state, tasks.c.due, tasks.c.closed_at).where(
+            tasks.c.declaration_id == declaration_id
+        )
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).all()
+
+    async def pending_messages(self, limit: int) -> list[Row[Any]]:
+        """The oldest messages not yet published."""
+        query = select(outbox).order_by(outbox.c.id).limit(limit)
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def published(self, ids: Iterable[int]) -> None:
+        """Forget messages that were published."""
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+
+    async def counts(self) -> dict[str, int]:
+        """Tasks per state (for the metrics)."""
+        query = select(tasks.c.state, func.count()).group_by(tasks.c.state)
+        async with self._engine.connect() as conn:
+            return {state: int(n) for state, n in (await conn.execute(query)).all()}

@@ -1,0 +1,98 @@
+"""The response service's tables (SQLAlchemy Core; Alembic migrations create them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from zhibao_shared.db import UtcDateTime
+
+metadata = MetaData()
+#: an autoincrementing key (SQLite autoincrements INTEGER PRIMARY KEY only)
+_SERIAL = BigInteger().with_variant(Integer, "sqlite")
+
+declarations = Table(
+    "declarations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("unit", String(12), nullable=False),
+    #: 1, 2, 3, ... per unit: the latest is the unit's level (two at once: one is refused)
+    Column("number", Integer, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("reason", Text, nullable=False),
+    #: JSON list of the compounds named (labels, no personal data)
+    Column("compounds", Text, nullable=False),
+    #: JSON list of the measures as the playbook stated them when declared
+    Column("measures", Text, nullable=False),
+    Column("declared_by", String, nullable=False),
+    Column("declared_token", String, nullable=False),
+    Column("declared_at", UtcDateTime, nullable=False),
+    UniqueConstraint("unit", "number", name="uq_declarations_unit_number"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("unit", String(12), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("due", UtcDateTime, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("compound", String(64)),
+    Column("worker", String(64)),
+    #: the person's pseudonym (what the bus carries)
+    Column("pid", String(32)),
+    #: person, contact and note, AES-GCM sealed; NULL once purged or when none was given
+    Column("sealed", LargeBinary),
+    Column("issuer_token", String, nullable=False),
+    Column("issuer_name", String, nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime),
+    Column("overdue_at", UtcDateTime),
+    Column("purged_at", UtcDateTime),
+    Column("declaration_id", String(32), ForeignKey("declarations.id")),
+    Column("measure", Integer),
+    Index("ix_tasks_unit_state", "unit", "state"),
+    Index("ix_tasks_state_due", "state", "due"),
+    Index("ix_tasks_closed_at", "closed_at"),
+    Index("ix_tasks_declaration", "declaration_id"),
+)
+
+task_history = Table(
+    "task_history",
+    metadata,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    Column("task_id", String(32), ForeignKey("tasks.id"), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("action", String(12), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("unit", String(12), nullable=False),
+    Column("from_unit", String(12)),
+    Column("worker", String(64)),
+    Column("actor", String, nullable=False),
+    Column("actor_token", String, nullable=False),
+    Index("ix_task_history_task", "task_id", "id"),
+)
+
+#: Bus messages written with the change they announce, published (then deleted) by a loop.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    #: Nats-Msg-Id: a resend after a crash is dropped by JetStream's duplicate window
+    Column("msg_id", String(32), nullable=False),
+    Column("subject", String, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)

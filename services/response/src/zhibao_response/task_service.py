@@ -1,0 +1,88 @@
+"""Issuing and showing tasks: pseudonymise the person, seal the details, decide who sees them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from zhibao_response.domain.tasks import TaskIn, is_open, scopes_exactly
+from zhibao_response.sealing import Sealer
+from zhibao_response.store import NewTask
+from zhibao_shared.pseudonym import Pseudonymiser
+from zhibao_shared.task_events import TaskState
+from zhibao_shared.tokens import Token
+
+
+def new_task_id() -> str:
+    """A random task id (128 bits, hex)."""
+    return uuid.uuid4().hex
+
+
+class TaskDesk:
+    """Turns validated tasks into storable ones and stored ones into what a token may see."""
+
+    def __init__(self, sealer: Sealer, pseudonymiser: Pseudonymiser) -> None:
+        self._sealer = sealer
+        self._pseudonymiser = pseudonymiser
+
+    def prepare(self, task: TaskIn) -> NewTask:
+        """A task to store: its person pseudonymised, its personal details sealed."""
+        task_id = new_task_id()
+        details: dict[str, Any] = {}
+        pid = None
+        if task.person is not None:
+            pid = self._pseudonymiser.pseudonym(task.person, task.unit).pid
+            details["person"] = task.person.model_dump()
+        if task.contact is not None:
+            details["contact"] = task.contact.model_dump(exclude_none=True)
+        if task.note is not None:
+            details["note"] = task.note
+        sealed = self._sealer.seal(task_id, details) if details else None
+        return NewTask(task_id, task.unit, task.kind, task.due, task.compound, pid, sealed)
+
+    def prepare_all(self, tasks: Sequence[TaskIn]) -> list[NewTask]:
+        """:meth:`prepare` for each task, in order."""
+        return [self.prepare(task) for task in tasks]
+
+    @staticmethod
+    def may_see_details(token: Token, task: Row[Any]) -> bool:
+        """The assigned community's own token, or the token that issued the task."""
+        return token.id == task.issuer_token or scopes_exactly(token.scopes, task.unit)
+
+    def view(self, task: Row[Any], token: Token, now: datetime) -> dict[str, Any]:
+        """A task as ``token`` may see it: personal details only for those allowed."""
+        state = TaskState(task.state)
+        out: dict[str, Any] = {
+            "id": task.id,
+            "unit": task.unit,
+            "kind": task.kind,
+            "due": task.due.isoformat(),
+            "state": state.value,
+            "overdue": is_open(state) and now > task.due,
+            "compound": task.compound,
+            "worker": task.worker,
+            "issued_by": task.issuer_name,
+            "issued_at": task.issued_at.isoformat(),
+            "updated_at": task.updated_at.isoformat(),
+            "closed_at": task.closed_at.isoformat() if task.closed_at else None,
+            "declaration": task.declaration_id,
+            "person_pid": task.pid,
+        }
+        out |= self._details(task, token)
+        return out
+
+    def _details(self, task: Row[Any], token: Token) -> dict[str, Any]:
+        if task.purged_at is not None:
+            return {"details": "purged"}
+        if task.sealed is None:
+            return {"details": "none"}
+        if not self.may_see_details(token, task):
+            return {"details": "withheld"}
+        opened = self._sealer.open(task.id, task.sealed)
+        if opened is None:
+            return {"details": "unreadable"}
+        return {"details": "shown", **opened}

@@ -1,0 +1,96 @@
+"""What the response service says on the bus about its tasks (``zhibao.tasks.>``).
+
+A task's personal details (the person's ID number, name, phone, address and the
+task's note) stay in the response service's encrypted store: a message carries
+the task's id, unit, kind, due time, state and the person's pseudonym only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from zhibao_shared.events import Pseudonym
+
+TASK_ID = r"^[0-9a-f]{32}$"
+UNIT_CODE = r"^\d{6}(\d{3}(\d{3})?)?$"
+TASK_KIND = r"^[a-z][a-z0-9_]{1,39}$"
+
+
+class TaskState(StrEnum):
+    """Where a task stands. ``cancelled``: closed because its response level was lifted."""
+
+    ISSUED = "issued"
+    ACCEPTED = "accepted"
+    DONE = "done"
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"
+    TRANSFERRED = "transferred"
+    CANCELLED = "cancelled"
+
+
+class TaskEvent(StrEnum):
+    """The last token of a task subject: what happened to the task."""
+
+    ISSUED = "issued"
+    CHANGED = "changed"
+    OVERDUE = "overdue"
+
+
+class TaskMessage(BaseModel):
+    """One task event, published on ``zhibao.tasks.<district>.<unit>.<event>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["task_issued", "task_changed", "task_overdue"]
+    task: str = Field(pattern=TASK_ID, description="The task's id (as POST /v1/tasks answered)")
+    unit: str = Field(pattern=UNIT_CODE, description="The unit the task is assigned to now")
+    from_unit: str | None = Field(
+        default=None, pattern=UNIT_CODE, description="On a transfer: the unit it came from"
+    )
+    kind: str = Field(pattern=TASK_KIND, description="verify_contact, disinfect, ...")
+    due: AwareDatetime = Field(description="When the task must be done")
+    state: TaskState = Field(
+        description="The change made (for task_changed; a transferred task is then issued "
+        "to its new unit) or the task's state (task_issued, task_overdue)"
+    )
+    person: Pseudonym | None = Field(
+        default=None, description="The person's pseudonym (the same key as intake's)"
+    )
+    at: datetime = Field(description="When it happened")
+
+
+_EVENT_NAMES: dict[TaskEvent, Literal["task_issued", "task_changed", "task_overdue"]] = {
+    TaskEvent.ISSUED: "task_issued",
+    TaskEvent.CHANGED: "task_changed",
+    TaskEvent.OVERDUE: "task_overdue",
+}
+
+
+def task_message(
+    event: TaskEvent,
+    *,
+    task: str,
+    unit: str,
+    kind: str,
+    due: datetime,
+    state: TaskState,
+    pid: str | None,
+    at: datetime,
+    from_unit: str | None = None,
+) -> TaskMessage:
+    """A task message (the only way the response service builds one)."""
+    return TaskMessage(
+        event=_EVENT_NAMES[event],
+        task=task,
+        unit=unit,
+        from_unit=from_unit,
+        kind=kind,
+        due=due,
+        state=state,
+        person=Pseudonym(pid=pid) if pid else None,
+        at=at,
+    )

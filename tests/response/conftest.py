@@ -1,0 +1,201 @@
+"""Response service fixtures: the app in-process on a driven clock, a real nats-server
+(the bus tapped), SQLite or PostgreSQL, and tokens at several levels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import nats.errors
+import pytest
+from asgi_lifespan import LifespanManager
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
+from zhibao_response.bootstrap import create_app
+from zhibao_response.settings import ResponseSettings
+from zhibao_shared.db import run_migrations, sqlite_url
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.tokens import Role, TokenStore
+
+DISTRICT = "640106"
+STREET = "640106001"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Tap:
+    """Every task message seen on the bus."""
+
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+
+    async def record(self, msg: Msg) -> None:
+        self.messages.append((msg.subject, msg.data))
+
+    def bodies(self, event: str | None = None) -> list[dict[str, Any]]:
+        """The decoded messages (of one event: issued, changed, overdue)."""
+        return [
+            json.loads(data)
+            for subject, data in list(self.messages)
+            if event is None or subject.endswith(f".{event}")
+        ]
+
+    async def wait_for(
+        self, what: str, condition: Callable[[], bool], timeout_s: float = 20
+    ) -> None:
+        """Poll until ``condition`` holds."""
+        for _ in range(int(timeout_s / 0.05)):
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"gave up waiting for {what}")
+
+
+@dataclass
+class Harness:
+    """The running service, its clock, the bus tap and tokens."""
+
+    client: httpx.AsyncClient
+    clock: Clock
+    tap: Tap
+    tokens: dict[str, str]
+    settings: ResponseSettings
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.tokens[who]}"}
+
+    async def issue(self, tasks: list[dict[str, Any]], who: str = "district") -> httpx.Response:
+        return await self.client.post("/v1/tasks", json=tasks, headers=self.auth(who))
+
+    async def tasks(self, unit: str, who: str, **params: str) -> list[dict[str, Any]]:
+        answer = await self.client.get(
+            "/v1/tasks", params={"unit": unit, **params}, headers=self.auth(who)
+        )
+        assert answer.status_code == 200, answer.text
+        tasks: list[dict[str, Any]] = answer.json()["tasks"]
+        return tasks
+
+    async def task(self, task_id: str, who: str) -> dict[str, Any]:
+        answer = await self.client.get(f"/v1/tasks/{task_id}", headers=self.auth(who))
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    async def eventually(
+        self,
+        what: str,
+        read: Callable[[], Awaitable[dict[str, Any]]],
+        condition: Callable[[dict[str, Any]], bool],
+    ) -> dict[str, Any]:
+        """``read()`` again until its answer meets ``condition`` (the loops run every 50 ms)."""
+        for _ in range(400):
+            answer = await read()
+            if condition(answer):
+                return answer
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"gave up waiting for {what}")
+
+    async def change(self, task_id: str, who: str, **body: str) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/tasks/{task_id}/state", json=body, headers=self.auth(who)
+        )
+
+
+def a_task(
+    unit: str = COMMUNITY_A, *, due_in_h: float = 24, now: datetime | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A valid task with personal details."""
+    due = (now or datetime.now(UTC)) + timedelta(hours=due_in_h)
+    return {
+        "unit": unit,
+        "kind": "verify_companion",
+        "due": due.isoformat(),
+        "person": {"id_number": resident_id(seq=456)},
+        "contact": {"name": "张秀兰", "phone": "13912345678", "address": "枫林湾 3-2-501"},
+        "note": "时空伴随, 核查14天行程",
+        **extra,
+    }
+
+
+TOKENS = {
+    "district": ([DISTRICT], Role.OPERATE),
+    "community_a": ([COMMUNITY_A], Role.OPERATE),
+    "community_b": ([COMMUNITY_B], Role.OPERATE),
+    "street_reader": ([STREET], Role.READ),
+    "other_district": (["640104"], Role.OPERATE),
+    "reporter_a": ([COMMUNITY_A], Role.REPORT),
+}
+
+
+@pytest.fixture(params=["sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The service's database URL (SQLite unless a test asks for PostgreSQL too)."""
+    return sqlite_url(tmp_path, "response")
+
+
+async def start(
+    tmp_path: Path, nats_url: str, database: str, **overrides: Any
+) -> AsyncIterator[Harness]:
+    """The service running in-process until the caller is done."""
+    data_dir = tmp_path / "data"
+    settings = ResponseSettings(
+        data_dir=data_dir,
+        nats_url=nats_url,
+        response_database_url=database,
+        response_check_interval_s=0.05,
+        response_reload_s=0.05,
+        log_json=True,
+        **overrides,
+    )
+    await run_migrations(database, "zhibao_response")
+    store = TokenStore.in_data_dir(data_dir)
+    tokens = {
+        name: store.create(scopes=scopes, role=role, name=name)[1]
+        for name, (scopes, role) in TOKENS.items()
+    }
+    store.close()
+    clock = Clock()
+    tap = Tap()
+    bus: Client = await nats.connect(nats_url)
+    await bus.subscribe("zhibao.tasks.>", cb=tap.record)
+    app = create_app(settings, clock=clock)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://response") as client:
+            harness = Harness(client, clock, tap, tokens, settings)
+            for _ in range(200):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            yield harness
+    try:
+        await bus.drain()
+    except nats.errors.Error:  # the test restarted the server: still reconnecting
+        await bus.close()
+
+
+@pytest.fixture
+async def service(tmp_path: Path, nats_server: NatsServer, database: str) -> AsyncIterator[Harness]:
+    """The response service on ``database`` with the shipped playbook."""
+    async for harness in start(tmp_path, nats_server.url, database):
+        yield harness

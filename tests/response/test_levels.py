@@ -1,0 +1,224 @@
+"""Graded response: a declared level issues its playbook's measures as tasks; lifting closes
+them; the command centre sees each measure done, late, missing or pending."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.response.conftest import DISTRICT, STREET, Harness, start
+from tests.support.events import COMMUNITY_A
+from zhibao_response.config_files import PlaybookError, parse_playbook
+from zhibao_shared.db import sqlite_url
+from zhibao_shared.natsserver import NatsServer
+
+pytestmark = pytest.mark.integration
+
+PLAYBOOK = """
+levels:
+  red:
+    - {kind: close_gates, applies_to: compounds, deadline_hours: 2}
+    - {kind: testing_round, applies_to: unit, deadline_hours: 24}
+  orange:
+    - {kind: notify_residents, applies_to: unit, deadline_hours: 6}
+  yellow:
+    - {kind: gate_checks, applies_to: children, deadline_hours: 24}
+  blue: []
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url(tmp_path, "response")
+
+
+@pytest.fixture
+def playbook(tmp_path: Path) -> Path:
+    path = tmp_path / "playbook.yaml"
+    path.write_text(PLAYBOOK, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+async def service(
+    tmp_path: Path, nats_server: NatsServer, database: str, playbook: Path
+) -> AsyncIterator[Harness]:
+    async for harness in start(
+        tmp_path, nats_server.url, database, response_playbook_path=playbook
+    ):
+        yield harness
+
+
+def rewrite(path: Path, text: str, mtime: float) -> None:
+    """Replace the playbook file, with a modification time of its own."""
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, (mtime, mtime))
+
+
+def test_a_playbook_must_list_every_level_and_valid_measures() -> None:
+    with pytest.raises(PlaybookError, match="levels missing: orange, yellow, blue"):
+        parse_playbook("levels:\n  red: []\n", "p.yaml")
+    with pytest.raises(PlaybookError, match=r"levels\.red\.0\.deadline_hours"):
+        parse_playbook("levels:\n  red:\n    - {kind: a_b, applies_to: unit}\n", "p.yaml")
+    with pytest.raises(PlaybookError, match="not valid YAML"):
+        parse_playbook("levels: [", "p.yaml")
+    with pytest.raises(PlaybookError, match="lifted"):
+        parse_playbook(
+            PLAYBOOK + "  none:\n    - {kind: a_b, applies_to: unit, deadline_hours: 1}\n", "p"
+        )
+
+
+async def declare(service: Harness, who: str = "district", **body: Any) -> dict[str, Any]:
+    answer = await service.client.post("/v1/levels", json=body, headers=service.auth(who))
+    assert answer.status_code == 201, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def status(service: Harness, unit: str, who: str = "district") -> dict[str, Any]:
+    answer = await service.client.get(f"/v1/levels/{unit}", headers=service.auth(who))
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def test_declaring_red_issues_the_measures_and_shows_their_progress(
+    service: Harness,
+) -> None:
+    declared = await declare(
+        service,
+        unit=COMMUNITY_A,
+        level="red",
+        reason="confirmed case",
+        compounds=["枫林湾", "阅海湾"],
+    )
+    assert (declared["level"], declared["grade"], declared["declared_by"]) == (
+        "red",
+        "I",
+        "district",
+    )
+    assert len(declared["tasks_issued"]) == 3  # two compounds' gates, one testing round
+    tasks = await service.tasks(COMMUNITY_A, "community_a")
+    assert sorted((t["kind"], t["compound"]) for t in tasks) == [
+        ("close_gates", "枫林湾"),
+        ("close_gates", "阅海湾"),
+        ("testing_round", None),
+    ]
+    gates = [t["id"] for t in tasks if t["kind"] == "close_gates"]
+    testing = next(t["id"] for t in tasks if t["kind"] == "testing_round")
+    assert [m["status"] for m in (await status(service, COMMUNITY_A))["measures"]] == [
+        "pending",
+        "pending",
+    ]
+    assert (await service.change(gates[0], "community_a", state="done")).status_code == 200
+    service.clock.advance(hours=3)  # the gates' deadline has passed, one still open
+    measures = (await status(service, COMMUNITY_A, "street_reader"))["measures"]
+    assert [(m["kind"], m["status"], m["done"], m["missing"]) for m in measures] == [
+        ("close_gates", "missing", 1, 1),
+        ("testing_round", "pending", 0, 0),
+    ]
+    assert (await service.change(gates[1], "community_a", state="done")).status_code == 200
+    assert (await service.change(testing, "community_a", state="done")).status_code == 200
+    measures = (await status(service, COMMUNITY_A))["measures"]
+    assert [(m["status"], m["late"]) for m in measures] == [("late", 1), ("done", 0)]
+
+
+async def test_lifting_a_level_closes_its_open_tasks_and_keeps_the_history(
+    service: Harness,
+) -> None:
+    await declare(service, unit=COMMUNITY_A, level="red", reason="case", compounds=["枫林湾"])
+    first = await service.tasks(COMMUNITY_A, "community_a")
+    done = first[0]["id"]
+    assert (await service.change(done, "community_a", state="done")).status_code == 200
+    service.clock.advance(hours=1)
+    lowered = await declare(service, unit=COMMUNITY_A, level="orange", reason="7 days clear")
+    assert lowered["tasks_closed"] == [first[1]["id"]]
+    assert len(lowered["tasks_issued"]) == 1
+    service.clock.advance(hours=1)
+    lifted = await declare(service, unit=COMMUNITY_A, level="none", reason="14 days clear")
+    assert lifted["tasks_issued"] == [] and len(lifted["tasks_closed"]) == 1
+    states = sorted(t["state"] for t in await service.tasks(COMMUNITY_A, "community_a"))
+    assert states == ["cancelled", "cancelled", "done"]
+    shown = await status(service, COMMUNITY_A)
+    assert (shown["level"], shown["grade"], shown["measures"]) == ("none", None, [])
+    assert [h["level"] for h in shown["history"]] == ["none", "orange", "red"]
+    assert [h["reason"] for h in shown["history"]][-1] == "case"
+    await service.tap.wait_for(
+        "the cancellations",
+        lambda: [m["state"] for m in service.tap.bodies("changed")].count("cancelled") == 2,
+    )
+
+
+async def test_the_latest_declaration_counts_even_within_the_same_second(
+    service: Harness,
+) -> None:
+    for level in ("blue", "yellow", "orange", "none", "red"):
+        await declare(service, unit=COMMUNITY_A, level=level, reason=level)
+    shown = await status(service, COMMUNITY_A)
+    assert shown["level"] == "red"
+    assert [h["level"] for h in shown["history"]] == ["red", "none", "orange", "yellow", "blue"]
+    open_tasks = await service.tasks(COMMUNITY_A, "community_a", state="issued")
+    assert [t["kind"] for t in open_tasks] == ["testing_round"]  # red's; the rest closed
+
+
+async def test_children_and_scope(service: Harness) -> None:
+    declared = await declare(service, unit=STREET, level="yellow", reason="cluster")
+    children = {t["unit"] for t in await service.tasks(STREET, "district")}
+    assert len(declared["tasks_issued"]) == len(children) > 1
+    assert all(unit.startswith(STREET) and len(unit) == 12 for unit in children)
+    refused = await service.client.post(
+        "/v1/levels",
+        json={"unit": DISTRICT, "level": "red", "reason": "x"},
+        headers=service.auth("community_a"),
+    )
+    assert refused.status_code == 403
+    compounds_on_street = await service.client.post(
+        "/v1/levels",
+        json={"unit": STREET, "level": "red", "reason": "x", "compounds": ["a"]},
+        headers=service.auth("district"),
+    )
+    assert compounds_on_street.status_code == 422
+    unknown = await service.client.post(
+        "/v1/levels",
+        json={"unit": "640106999", "level": "red", "reason": "x"},
+        headers=service.auth("district"),
+    )
+    assert unknown.status_code == 422
+    assert (
+        await service.client.get(f"/v1/levels/{DISTRICT}", headers=service.auth("community_a"))
+    ).status_code == 403
+
+
+async def test_a_bad_playbook_is_refused_and_the_previous_one_kept(
+    service: Harness, playbook: Path
+) -> None:
+    rewrite(playbook, "levels:\n  red:\n    - {kind: close_gates, applies_to: moon}\n", 1)
+    shown: dict[str, Any] = {}
+    for _ in range(200):
+        shown = (await service.client.get("/v1/playbook", headers=service.auth("district"))).json()
+        if shown["last_error"]:
+            break
+        await asyncio.sleep(0.05)
+    assert "applies_to" in shown["last_error"] and "deadline_hours" in shown["last_error"]
+    declared = await declare(service, unit=COMMUNITY_A, level="orange", reason="r")
+    assert len(declared["tasks_issued"]) == 1  # the previous playbook's measure
+    leaflets = "blue:\n    - {kind: leaflets, applies_to: unit, deadline_hours: 1}"
+    rewrite(playbook, PLAYBOOK.replace("blue: []", leaflets), 2)
+    for _ in range(200):
+        shown = (await service.client.get("/v1/playbook", headers=service.auth("district"))).json()
+        if shown["last_error"] is None:
+            break
+        await asyncio.sleep(0.05)
+    assert shown["playbook"]["levels"]["blue"][0]["kind"] == "leaflets"
+    declared = await declare(service, unit=COMMUNITY_A, level="blue", reason="r")
+    [task] = [t for t in await service.tasks(COMMUNITY_A, "community_a") if t["kind"] == "leaflets"]
+    assert task["id"] in declared["tasks_issued"]

@@ -1,0 +1,308 @@
+"""Tasks pushed down to communities: issued all-or-nothing, details private, states tracked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import nats.js.errors
+import pytest
+
+from tests.response.conftest import DISTRICT, STREET, Harness, a_task
+from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
+from zhibao_shared.db import make_engine
+from zhibao_shared.events import ResidentIdPerson
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.pseudonym import Pseudonymiser, pseudonym_key
+from zhibao_shared.subjects import TASKS_STREAM
+
+pytestmark = pytest.mark.integration
+PERSONAL = ("张秀兰", "13912345678", "枫林湾 3-2-501", "时空伴随", resident_id(seq=456))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    from zhibao_shared.db import sqlite_url
+
+    return sqlite_url(tmp_path, "response")
+
+
+async def test_issued_tasks_reach_the_bus_with_a_pseudonym_only(
+    service: Harness, database: str
+) -> None:
+    answer = await service.issue([a_task(), a_task(COMMUNITY_B, person={"ref": "A-17"})])
+    assert answer.status_code == 201, answer.text
+    ids = answer.json()["ids"]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    await service.tap.wait_for("two issued messages", lambda: len(service.tap.bodies()) == 2)
+    issued = {m["task"]: m for m in service.tap.bodies("issued")}
+    assert set(issued) == set(ids)
+    key = pseudonym_key(None, service.settings.data_dir)
+    expected = Pseudonymiser(key).pseudonym(
+        ResidentIdPerson(id_number=resident_id(seq=456)), COMMUNITY_A
+    )
+    first = issued[ids[0]]
+    assert first["person"] == {"pid": expected.pid}
+    assert first["unit"] == COMMUNITY_A and first["kind"] == "verify_companion"
+    assert set(first) == {
+        "event",
+        "task",
+        "unit",
+        "from_unit",
+        "kind",
+        "due",
+        "state",
+        "person",
+        "at",
+    }
+    everything = b"".join(data for _, data in service.tap.messages).decode()
+    assert not [value for value in PERSONAL if value in everything]
+    # at rest: the stored row holds none of the personal values in the clear
+    engine = make_engine(database)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql("SELECT * FROM tasks")).all()
+    finally:
+        await engine.dispose()
+    stored = repr(rows).encode() + b"".join(
+        bytes(v) for row in rows for v in row if isinstance(v, bytes | memoryview)
+    )
+    assert not [v for v in PERSONAL if v.encode() in stored]
+
+
+async def test_the_community_and_the_issuer_see_the_details_others_do_not(
+    service: Harness,
+) -> None:
+    [task_id] = (await service.issue([a_task()])).json()["ids"]
+    mine = await service.task(task_id, "community_a")
+    assert mine["details"] == "shown"
+    assert mine["contact"]["phone"] == "13912345678"
+    assert mine["person"] == {"id_number": resident_id(seq=456)}
+    assert (await service.task(task_id, "district"))["details"] == "shown"  # the issuer
+    street = await service.tasks(STREET, "street_reader")
+    assert [t["details"] for t in street] == ["withheld"]
+    assert "contact" not in street[0]
+    outsider = await service.client.get(f"/v1/tasks/{task_id}", headers=service.auth("community_b"))
+    assert outsider.status_code == 403
+
+
+async def test_a_batch_with_bad_tasks_issues_nothing_and_names_each_problem(
+    service: Harness,
+) -> None:
+    bad_id = a_task(person={"id_number": resident_id(seq=456)[:-1] + "0"})
+    naive_due = a_task(due="2030-01-01T08:00:00")
+    unknown = a_task("640106999999")
+    no_kind = a_task()
+    del no_kind["kind"]
+    bad_phone = a_task(contact={"phone": "call me maybe"})
+    body = [a_task(), bad_id, naive_due, unknown, no_kind, bad_phone]
+    answer = await service.issue(body)
+    assert answer.status_code == 422
+    problems = answer.json()["detail"]["problems"]
+    found = {(p["index"], p["field"]) for p in problems}
+    assert found == {
+        (1, "person.id_number"),
+        (2, "due"),
+        (4, "kind"),
+        (5, "contact.phone"),
+    }
+    assert all(p["rule"] for p in problems)
+    assert resident_id(seq=456)[:-1] not in answer.text
+    assert "call me maybe" not in answer.text
+    # a batch that passes the field checks but names an unknown community
+    answer = await service.issue([a_task(), unknown])
+    assert answer.status_code == 422
+    assert answer.json()["detail"]["problems"] == [
+        {
+            "index": 1,
+            "field": "unit",
+            "rule": "unknown_community",
+            "message": "not a community of the registry",
+        }
+    ]
+    assert await service.tasks(DISTRICT, "district") == []
+    assert service.tap.messages == []
+    for raw in (b"{", b"[" * 100_000, b"\xff"):
+        answer = await service.client.post(
+            "/v1/tasks", content=raw, headers=service.auth("district")
+        )
+        assert answer.status_code == 400
+
+
+async def test_only_an_operate_token_covering_every_unit_may_issue(service: Harness) -> None:
+    assert (await service.issue([a_task()], "other_district")).status_code == 403
+    assert (await service.issue([a_task()], "street_reader")).status_code == 403
+    assert (await service.issue([a_task(), a_task(COMMUNITY_B)], "community_a")).status_code == 403
+    assert (await service.client.post("/v1/tasks", json=[a_task()])).status_code == 401
+    assert await service.tasks(DISTRICT, "district") == []
+    listing = await service.client.get(
+        "/v1/tasks", params={"unit": COMMUNITY_B}, headers=service.auth("community_a")
+    )
+    assert listing.status_code == 403
+
+
+async def test_a_task_moves_through_its_states_with_its_history(service: Harness) -> None:
+    [task_id] = (await service.issue([a_task()])).json()["ids"]
+    assigned = await service.client.post(
+        f"/v1/tasks/{task_id}/assign",
+        json={"worker": "网格员 李明"},
+        headers=service.auth("community_a"),
+    )
+    assert assigned.status_code == 200 and assigned.json()["worker"] == "网格员 李明"
+    assert (await service.change(task_id, "community_a", state="accepted")).status_code == 200
+    refused = await service.change(task_id, "community_a", state="issued")
+    assert refused.status_code == 409
+    service.clock.advance(hours=1)
+    done = await service.change(task_id, "community_a", state="done")
+    assert done.status_code == 200 and done.json()["state"] == "done"
+    assert (await service.change(task_id, "community_a", state="refused")).status_code == 409
+    task = await service.task(task_id, "district")
+    history = [(h["action"], h["state"], h["by"]) for h in task["history"]]
+    assert history == [
+        ("issued", "issued", "district"),
+        ("assigned", "issued", "community_a"),
+        ("accepted", "accepted", "community_a"),
+        ("done", "done", "community_a"),
+    ]
+    assert task["history"][-1]["at"] == service.clock.now.isoformat()
+    assert await service.tasks(COMMUNITY_A, "community_a", state="done") != []
+    assert await service.tasks(COMMUNITY_A, "community_a", state="issued") == []
+    await service.tap.wait_for("changes", lambda: len(service.tap.bodies("changed")) == 2)
+    assert [m["state"] for m in service.tap.bodies("changed")] == ["accepted", "done"]
+
+
+async def test_a_transferred_task_moves_to_the_named_community(service: Harness) -> None:
+    [task_id] = (await service.issue([a_task()])).json()["ids"]
+    wrong = await service.change(task_id, "community_a", state="transferred")
+    assert wrong.status_code == 422
+    moved = await service.change(task_id, "community_a", state="transferred", to=COMMUNITY_B)
+    assert moved.status_code == 200, moved.text
+    assert await service.tasks(COMMUNITY_A, "community_a") == []
+    [there] = await service.tasks(COMMUNITY_B, "community_b")
+    assert there["id"] == task_id and there["state"] == "issued"
+    assert there["details"] == "shown"  # the community it is assigned to now
+    mine = await service.client.get(f"/v1/tasks/{task_id}", headers=service.auth("community_a"))
+    assert mine.status_code == 403
+    history = (await service.task(task_id, "community_b"))["history"]
+    assert [(h["action"], h["unit"], h["from_unit"]) for h in history] == [
+        ("issued", COMMUNITY_A, None),
+        ("transferred", COMMUNITY_B, COMMUNITY_A),
+    ]
+    await service.tap.wait_for("the transfer", lambda: bool(service.tap.bodies("changed")))
+    [message] = service.tap.bodies("changed")
+    assert (message["state"], message["unit"], message["from_unit"]) == (
+        "transferred",
+        COMMUNITY_B,
+        COMMUNITY_A,
+    )
+    subjects = [s for s, _ in service.tap.messages if s.endswith(".changed")]
+    assert subjects == [f"zhibao.tasks.{DISTRICT}.{COMMUNITY_B}.changed"]
+    assert (await service.change(task_id, "community_b", state="done")).status_code == 200
+
+
+async def test_an_overdue_task_is_announced_once(service: Harness) -> None:
+    now = service.clock.now
+    [late, fine] = (
+        await service.issue([a_task(due_in_h=1, now=now), a_task(due_in_h=5, now=now)])
+    ).json()["ids"]
+    service.clock.advance(hours=2)
+    await service.tap.wait_for("an overdue message", lambda: bool(service.tap.bodies("overdue")))
+    service.clock.advance(minutes=1)
+    [announced] = service.tap.bodies("overdue")
+    assert announced["task"] == late and announced["event"] == "task_overdue"
+    assert set(announced) >= {"task", "unit", "kind", "due", "person"}
+    [shown] = [t for t in await service.tasks(COMMUNITY_A, "community_a") if t["id"] == late]
+    assert shown["overdue"] is True
+    # done before its due time: never announced
+    assert (await service.change(fine, "community_a", state="done")).status_code == 200
+    service.clock.advance(hours=10)
+    await service.tap.wait_for("the done message", lambda: bool(service.tap.bodies("changed")))
+    assert [m["task"] for m in service.tap.bodies("overdue")] == [late]
+
+
+async def test_personal_details_are_deleted_days_after_the_task_closes(service: Harness) -> None:
+    [closed, still_open] = (await service.issue([a_task(), a_task()])).json()["ids"]
+    assert (await service.change(closed, "community_a", state="unreachable")).status_code == 200
+    service.clock.advance(days=29)
+    assert (await service.task(closed, "community_a"))["details"] == "shown"
+    service.clock.advance(days=1, seconds=1)
+    purged = await service.eventually(
+        "the purge",
+        lambda: service.task(closed, "community_a"),
+        lambda task: task["details"] == "purged",
+    )
+    assert purged["details"] == "purged" and "contact" not in purged
+    assert purged["state"] == "unreachable" and purged["history"]
+    assert (await service.task(still_open, "community_a"))["details"] == "shown"
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_ten_thousand_tasks_in_one_request(service: Harness) -> None:
+    body = [a_task(COMMUNITY_A if i % 2 else COMMUNITY_B) for i in range(10_000)]
+    answer = await service.issue(body)
+    assert answer.status_code == 201
+    assert len(set(answer.json()["ids"])) == 10_000
+    listed = await service.tasks(DISTRICT, "district", limit="5000", offset="5000")
+    assert len(listed) == 5000
+    await service.tap.wait_for(
+        "every issued message", lambda: len(service.tap.messages) == 10_000, timeout_s=120
+    )
+    too_many = await service.issue([a_task()] * 10_001)
+    assert too_many.status_code == 413
+    huge = b"[" + b" " * service.settings.response_max_body_bytes + b"]"
+    too_large = await service.client.post(
+        "/v1/tasks", content=huge, headers=service.auth("district")
+    )
+    assert too_large.status_code == 413
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length
+        for _ in range(40):
+            yield b" " * (1024 * 1024)
+
+    unbounded = await service.client.post(
+        "/v1/tasks", content=chunked(), headers=service.auth("district")
+    )
+    assert unbounded.status_code == 413
+    metrics = (await service.client.get("/metrics")).text
+    assert 'zhibao_response_tasks_issued_total{source="api"}' in metrics
+
+
+async def stored_tasks(url: str) -> set[str]:
+    """The task ids of the ``issued`` messages kept in the tasks stream."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(TASKS_STREAM)
+        messages = [
+            await js.get_msg(TASKS_STREAM, seq) for seq in range(1, info.state.last_seq + 1)
+        ]
+    except nats.js.errors.NotFoundError:
+        return set()
+    finally:
+        await client.close()
+    return {
+        json.loads(m.data or b"{}")["task"]
+        for m in messages
+        if (m.subject or "").endswith(".issued")
+    }
+
+
+async def test_tasks_issued_while_nats_is_down_reach_the_stream_after(
+    service: Harness, nats_server: NatsServer
+) -> None:
+    nats_server.stop()
+    answer = await service.issue([a_task(), a_task()])
+    assert answer.status_code == 201  # stored; its messages wait in the outbox
+    nats_server.start()
+    for _ in range(600):
+        if await stored_tasks(nats_server.url) == set(answer.json()["ids"]):
+            break
+        await asyncio.sleep(0.1)
+    assert await stored_tasks(nats_server.url) == set(answer.json()["ids"])
