@@ -71,7 +71,9 @@ def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path
     # every phase ran every service, and every service's CPU per event was read
     assert set(batched["peak_rss_mb"]) == SERVICE_NAMES
     assert set(results["cpu_us_per_event"]) == {*SERVICE_NAMES, "nats-server"}
-    assert all(v > 0 for v in results["cpu_us_per_event"].values())
+    cpu = results["cpu_us_per_event"]
+    assert all(cpu[name] > 0 for name in ("intake", "aggregator", "alerts", "nats-server")), cpu
+    assert all(v >= 0 for v in cpu.values())  # a service that reads no events may spend ~0
     assert batched["post_statuses"] == {202: sizes.events // sizes.batch_size}
     # exactness: every phase, every level, every figure, and the rebuild equals live
     for check in (
