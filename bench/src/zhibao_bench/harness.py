@@ -10,19 +10,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import nats
 import psutil
 
-from zhibao_cli.stack import Stack
+from zhibao_bench.exactness import series
+from zhibao_cli.stack import SERVICES, Stack
 from zhibao_shared.natsserver import free_port
 from zhibao_shared.subjects import EVENTS_STREAM
 from zhibao_shared.tokens import Role, TokenStore
 
 CITY = "6401"
+#: Every service, as ``zhibao up`` runs them.
+ALL_SERVICES = tuple(spec.name for spec in SERVICES)
 DISTRICT = "640106"
 
 
@@ -57,6 +60,23 @@ class RssSampler:
             time.sleep(self.interval_s)
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used; 0 once it has gone."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def nats_server_pid() -> dict[str, int]:
+    """The nats-server this process started (the benchmark runs one stack at a time)."""
+    for child in psutil.Process().children():
+        if "nats-server" in child.name():
+            return {"nats-server": child.pid}
+    return {}
+
+
 @dataclass
 class Running:
     """A started stack plus tokens to talk to it."""
@@ -64,7 +84,10 @@ class Running:
     stack: Stack
     report_token: str
     read_token: str
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(timeout=10, headers={"authorization": f"Bearer {self.read_token}"})
 
     def url(self, name: str) -> str:
         """Base URL of a service."""
@@ -77,27 +100,36 @@ class Running:
     def counted(self, metric: str = "events", unit: str = CITY) -> int:
         """The unit's total of a metric over the last three days (what the rollups show)."""
         today = datetime.now(UTC).date()
-        response = self.http.get(
-            f"{self.url('aggregator')}/v1/units/{unit}/series",
-            params={
-                "metric": metric,
-                "from": str(today - timedelta(days=2)),
-                "to": str(today + timedelta(days=1)),
-            },
-            headers={"authorization": f"Bearer {self.read_token}"},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return sum(int(p["value"]) for p in response.json()["points"])
+        return self.total(metric, unit, today - timedelta(days=2), today + timedelta(days=1))
+
+    def total(self, metric: str, unit: str, first: date, last: date) -> int:
+        """The sum of a unit's daily figures from ``first`` to ``last`` (the read API)."""
+        points = series(self.http, self.url("aggregator"), unit, metric, first, last)
+        return sum(points.values())
 
     def wait_counted(self, expected: int, timeout_s: float, metric: str = "events") -> float:
         """Block until the rollup shows ``expected``; return the time.perf_counter() then."""
+        today = datetime.now(UTC).date()
+        return self.wait_visible(expected, today - timedelta(days=2), today, timeout_s, metric)
+
+    def wait_visible(
+        self, expected: int, first: date, last: date, timeout_s: float, metric: str = "events"
+    ) -> float:
+        """Block until the city's rollups from ``first`` to ``last`` add up to ``expected``;
+        return the time.perf_counter() then (polled every 100 ms)."""
+        last += timedelta(days=1)  # the city's local day may be ahead of UTC's
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.counted(metric) >= expected:
+            if self.total(metric, CITY, first, last) >= expected:
                 return time.perf_counter()
-            time.sleep(0.05)
-        raise TimeoutError(f"rollup shows {self.counted(metric)} of {expected} {metric}")
+            time.sleep(0.1)
+        shown = self.total(metric, CITY, first, last)
+        raise TimeoutError(f"rollups show {shown} of {expected} {metric}")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each service and by nats-server."""
+        pids = {**self.pids(), **nats_server_pid()}
+        return {name: process_cpu_s(pid) for name, pid in pids.items()}
 
     def wait_settled(self, timeout_s: float) -> float:
         """Block until every consumer of the events stream has acked all; return the wait in s.
@@ -130,19 +162,19 @@ async def _settled(url: str, timeout_s: float) -> None:
 
 @contextmanager
 def running_stack(
-    names: tuple[str, ...], database_url: str | None = None, extra_env: dict[str, str] | None = None
+    names: tuple[str, ...] = ALL_SERVICES,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Running]:
-    """Start nats-server and the named services in a fresh data directory."""
+    """Start nats-server and the named services (all, as ``zhibao up`` does, by default)
+    in a fresh data directory."""
     with tempfile.TemporaryDirectory(prefix="zhibao-bench-") as tmp:
         data = Path(tmp)
         env = {
             **os.environ,
             "ZHIBAO_DATA_DIR": str(data),
             "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
-            "ZHIBAO_INTAKE_PORT": str(free_port()),
-            "ZHIBAO_AGGREGATOR_PORT": str(free_port()),
-            "ZHIBAO_ALERTS_PORT": str(free_port()),
-            "ZHIBAO_RESPONSE_PORT": str(free_port()),
+            **{spec.port_variable: str(free_port()) for spec in SERVICES},
             "ZHIBAO_LOG_LEVEL": "WARNING",
             "ZHIBAO_RATE_LIMIT_EVENTS_PER_S": "10000000",
             "ZHIBAO_RATE_LIMIT_BURST": "10000000",

@@ -1,72 +1,85 @@
-"""``zhibao bench``: the reference limit and the whole pipeline, in one run.
+"""``zhibao bench``: the reference limit, the whole system and a plain baseline, in one run.
 
 Phases (see bench/RESULTS.md for what they mean and the history of results):
 1. reference: nats-py alone; 2. end to end, batched (SQLite, then PostgreSQL);
 3. end to end, single events; 4. latency under mixed load (see mixed.py);
-5. rollup reads at 200k and 1M events; 6. rebuild; 7. peak resident memory.
-Counts are checked exactly at every phase: ``lost`` and ``double_counted``
-must be 0.
+5. rollup reads at 200k and 1M events over a 400-day history; 6. rebuild,
+compared with the live counters; 7. peak resident memory; 8. the alerts
+service idle with 1,000 open alerts; 9. the plain baseline (baseline.py).
+Every Zhibao phase runs every service as ``zhibao up`` does, and every
+phase checks its figures exactly at every level: ``lost``,
+``double_counted`` and ``figures_wrong`` must be 0.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nats
-
-from zhibao_bench.harness import CITY, DISTRICT, RssSampler, Running, running_stack
-from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_process
+from zhibao_bench.baseline import phase_plain
+from zhibao_bench.harness import running_stack
+from zhibao_bench.idle import phase_alerts_idle
 from zhibao_bench.mixed import MixedConfig, phase_mixed
-from zhibao_bench.reference import measure_reference
+from zhibao_bench.phases import (
+    Sizes,
+    phase_batched,
+    phase_batched_postgres,
+    phase_reference,
+    phase_single,
+)
 from zhibao_bench.workload import build_workload
-from zhibao_shared.events import CONTENT_TYPE_BATCH, bundle_payload, event_identity
-from zhibao_shared.natsserver import NatsServer, free_port
+from zhibao_shared.natsserver import free_port
 from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
-from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
-
-PIPELINE = ("intake", "aggregator")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """How big each phase is."""
 
-    events: int = 200_000
-    batch_size: int = 100
-    single_events: int = 40_000
-    read_requests: int = 2_000
-    million: int = 1_000_000
-    connections: int = 8
-    single_connections: int = 64
-    postgres: bool = True
+    sizes: Sizes = field(
+        default_factory=lambda: Sizes(
+            events=200_000,
+            batch_size=100,
+            single_events=40_000,
+            read_requests=2_000,
+            million=1_000_000,
+            connections=8,
+            single_connections=64,
+            history_days=400,
+        )
+    )
     mixed: MixedConfig = field(default_factory=MixedConfig)
+    idle_alerts: int = 1_000
+    idle_seconds: float = 20.0
     output: Path = Path("bench/results.json")
 
     @classmethod
     def smoke(cls, output: Path) -> BenchConfig:
-        """A few thousand events: checks the benchmark works and counts are exact."""
-        return cls(
+        """Every phase on a few thousand events: checks the benchmark works and counts
+        are exact (a 30-day history keeps the exactness checks to one request each)."""
+        sizes = Sizes(
             events=3_000,
-            single_events=1_000,
-            read_requests=200,
+            batch_size=100,
+            single_events=600,
+            read_requests=80,
             million=6_000,
             connections=4,
             single_connections=8,
+            history_days=30,
+        )
+        return cls(
+            sizes=sizes,
             mixed=MixedConfig(rate=100, seconds=6, connections=4, reads_per_s=5),
+            idle_alerts=40,
+            idle_seconds=2.0,
             output=output,
         )
 
@@ -91,72 +104,9 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def phase_reference(config: BenchConfig, payload: bytes) -> dict[str, Any]:
-    """(1) nats-py publishing (acked) and a pull consumer fetching and acking."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(Path(tmp))
-        server.start()
-        try:
-            result = asyncio.run(
-                measure_reference(server.url, max(config.events // 2, 2000), payload)
-            )
-        finally:
-            server.stop()
-    return {
-        "reference_events_per_s": round(result.events_per_s),
-        "reference_publish_per_s": round(result.publish_per_s),
-        "reference_consume_per_s": round(result.consume_per_s),
-    }
-
-
-def _posts(run: Running, events: list[dict[str, Any]], size: int) -> list[bytes]:
-    url = run.url("intake")
-    return [
-        encode_post(
-            url,
-            "/v1/events",
-            json.dumps(events[i : i + size]).encode(),
-            run.report_token,
-            CONTENT_TYPE_BATCH,
-        )
-        for i in range(0, len(events), size)
-    ]
-
-
-def _exactness(run: Running, expected_events: int, expected_fevers: int) -> dict[str, int]:
-    counted = run.counted("events")
-    fevers = run.counted("fevers")
-    return {
-        "lost": max(0, expected_events - counted) + max(0, expected_fevers - fevers),
-        "double_counted": max(0, counted - expected_events) + max(0, fevers - expected_fevers),
-    }
-
-
-def phase_batched(config: BenchConfig, database_url: str | None) -> tuple[dict[str, Any], Running]:
-    """(2) batched end to end; returns figures (and keeps nothing running)."""
-    workload = build_workload(config.events, tag="batched")
-    with running_stack(PIPELINE, database_url) as run, RssSampler(run.pids()) as rss:
-        requests = _posts(run, workload.events, config.batch_size)
-        started = time.perf_counter()
-        load = run_in_process(run.url("intake"), requests, connections=config.connections)
-        done = run.wait_counted(config.events, timeout_s=600)
-        figures = {
-            "events_per_s": round(config.events / (done - started)),
-            "post_statuses": load.statuses,
-            "client_cpu_share": round(load.cpu_share, 3),
-            **_exactness(run, config.events, workload.fevers),
-        }
-        reads = phase_reads(config, run)
-        figures |= {f"{k}_200k": v for k, v in reads.items()}
-        figures |= phase_million(config, run)
-        figures["rebuild_events_per_s"] = phase_rebuild(run)
-    figures["peak_rss_mb"] = {k: round(v) for k, v in rss.peaks_mb.items()}
-    return figures, run
-
-
 @contextmanager
-def local_postgres() -> Iterator[str | None]:
-    """An asyncpg URL of a fresh local PostgreSQL, or None when its binaries are missing."""
+def local_postgres() -> Iterator[tuple[str, int] | None]:
+    """A fresh local PostgreSQL: (superuser DSN, postmaster pid); None without binaries."""
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         yield None
@@ -165,181 +115,112 @@ def local_postgres() -> Iterator[str | None]:
         server = LocalPostgres(bin_dir, free_port(), Path(root))
         server.start()
         try:
-            base = server.admin_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-            yield base
+            postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+            yield server.admin_dsn, postmaster
         finally:
             server.stop()
 
 
-def phase_batched_postgres(config: BenchConfig) -> dict[str, Any]:
-    """(2) the batched run again with the aggregator writing to PostgreSQL."""
-    with local_postgres() as url:
-        if url is None:
-            return {"e2e_events_per_s_postgres": None, "postgres": "no PostgreSQL binaries"}
-        workload = build_workload(config.events, seed=11, tag="pg")
-        with running_stack(PIPELINE, url) as run, RssSampler(run.pids()) as rss:
-            requests = _posts(run, workload.events, config.batch_size)
-            started = time.perf_counter()
-            run_in_process(run.url("intake"), requests, connections=config.connections)
-            done = run.wait_counted(config.events, timeout_s=900)
-            exact = _exactness(run, config.events, workload.fevers)
-        return {
-            "e2e_events_per_s_postgres": round(config.events / (done - started)),
-            "postgres_lost": exact["lost"],
-            "postgres_double_counted": exact["double_counted"],
-            "postgres_peak_rss_mb": {k: round(v) for k, v in rss.peaks_mb.items()},
-        }
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
 
 
-def phase_single(config: BenchConfig) -> dict[str, Any]:
-    """(3) one event per POST over many connections, as gate devices send them."""
-    workload = build_workload(config.single_events, seed=7, tag="single")
-    with running_stack(PIPELINE) as run:
-        requests = _posts(run, workload.events, 1)
-        started = time.perf_counter()
-        load = run_in_process(run.url("intake"), requests, connections=config.single_connections)
-        run.wait_counted(config.single_events, timeout_s=600)
-        return {
-            "single_event_per_s": round(config.single_events / load.wall_s),
-            "single_event_p50_post_ms": round(percentile(load.latencies_ms, 50), 2),
-            "single_event_p99_post_ms": round(percentile(load.latencies_ms, 99), 2),
-            "single_client_cpu_share": round(load.cpu_share, 3),
-            "single_end_to_end_s": round(time.perf_counter() - started, 2),
-            "single_post_statuses": load.statuses,
-        }
+def _exactness(results: dict[str, Any]) -> dict[str, int]:
+    """The sum of every phase's exactness check."""
+    checks = [
+        results["batched"]["exactness_200k"],
+        results["batched"]["exactness_1m"],
+        results["single"]["exactness"],
+        results["mixed"]["mixed_exactness"],
+    ]
+    if results.get("postgres"):
+        checks.append(results["postgres"]["exactness"])
+    out = {
+        k: sum(c[k] for c in checks)
+        for k in ("lost", "double_counted", "figures_wrong", "figures_checked")
+    }
+    out["rebuild_counters_differing"] = results["batched"]["rebuild_counters_differing"]
+    return out
 
 
-def phase_reads(config: BenchConfig, run: Running) -> dict[str, float]:
-    """(5) p50/p99 of rollup reads at district and city level, once every consumer is idle."""
-    settled_s = run.wait_settled(timeout_s=1800)
-    url = run.url("aggregator")
-    paths = [f"/v1/units/{DISTRICT}/rollup", f"/v1/units/{CITY}/rollup"]
-    requests = [encode_get(url, paths[i % 2], run.read_token) for i in range(config.read_requests)]
-    load = run_in_process(url, requests, connections=1)
+def _headline(results: dict[str, Any]) -> dict[str, Any]:
+    """The issue's keys, from the phases' figures."""
+    batched, single, plain = results["batched"], results["single"], results.get("plain")
+    plain_rate = plain["batched"]["events_per_s"] if plain else None
+    peaks: dict[str, int] = {}
+    measured = [batched["peak_rss_mb"], results["mixed"]["mixed_peak_rss_mb"]]
+    if results.get("postgres"):
+        measured.append(results["postgres"]["peak_rss_mb"])
+    for phase in measured:
+        for name, mb in phase.items():
+            peaks[name] = max(peaks.get(name, 0), mb)
     return {
-        "p50_read_ms": round(percentile(load.latencies_ms, 50), 2),
-        "p99_read_ms": round(percentile(load.latencies_ms, 99), 2),
-        "settle_s": round(settled_s, 1),
+        "visible_events_per_s": batched["visible_events_per_s"],
+        "post_events_per_s": batched["post_events_per_s"],
+        "ratio_visible": _ratio(batched["visible_events_per_s"], results["reference_events_per_s"]),
+        "plain_events_per_s": plain_rate,
+        "ratio_plain": _ratio(batched["visible_events_per_s"], plain_rate),
+        "visible_events_per_s_postgres": (results.get("postgres") or {}).get(
+            "visible_events_per_s"
+        ),
+        "cpu_us_per_event": batched["cpu_us_per_event"],
+        "alerts_idle_cpu_pct": results["idle"]["alerts_idle_cpu_pct"],
+        "single_event_per_s": single["visible_events_per_s"],
+        "single_post_per_s": single["post_events_per_s"],
+        "single_event_p99_post_ms": single["p99_post_ms"],
+        "plain_single_event_per_s": plain["single"]["events_per_s"] if plain else None,
+        "ratio_single_plain": _ratio(
+            single["visible_events_per_s"], plain["single"]["events_per_s"] if plain else None
+        ),
+        "p99_read_ms_200k": batched["reads_200k"]["p99_read_ms"],
+        "p99_read_ms_1m": batched["reads_1m"]["p99_read_ms"],
+        "plain_p99_read_ms_200k": plain["reads_200k"]["p99_read_ms"] if plain else None,
+        "plain_p99_read_ms_1m": plain["reads_1m"]["p99_read_ms"] if plain else None,
+        "mixed_achieved_per_s": results["mixed"]["mixed_achieved_per_s"],
+        "p99_rollup_ms": results["mixed"]["p99_rollup_ms"],
+        "p99_alert_ms": results["mixed"]["p99_alert_ms"],
+        "rebuild_events_per_s": batched["rebuild_events_per_s"],
+        "rebuild_ratio_live": _ratio(
+            batched["rebuild_events_per_s"], batched["visible_events_per_s"]
+        ),
+        "peak_rss_mb": peaks,
+        **_exactness(results),
     }
-
-
-async def _publish_direct(url: str, count: int, offset: int, per_message: int) -> None:
-    """Publish as intake does for batches: bundles of ``per_message`` events of one district."""
-    client = await nats.connect(url)
-    try:
-        js = client.jetstream(publish_async_max_pending=20_000)
-        workload = build_workload(count, seed=offset, tag="direct")
-        pending = []
-        for start in range(0, len(workload.events), per_message):
-            run = [_published(event) for event in workload.events[start : start + per_message]]
-            identities = json.dumps(
-                [event_identity(e["subject"], e["source"], e["id"]) for e in run]
-            ).encode()
-            pending.append(
-                await js.publish_async(
-                    bundle_subject(DISTRICT),
-                    bundle_payload([json.dumps(e).encode() for e in run]),
-                    stream=EVENTS_STREAM,
-                    headers={"Nats-Msg-Id": f"bundle {hashlib.sha256(identities).hexdigest()}"},
-                )
-            )
-            if len(pending) >= 1_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await client.close()
-
-
-def _published(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as intake publishes it (attributed, person pseudonymised)."""
-    event = {**event, "reporter": "bench", "receivedat": datetime.now(UTC).isoformat()}
-    if "person" in event["data"]:
-        pid = f"{hash(event['id']) & (2**128 - 1):032x}"
-        event["data"] = {**event["data"], "person": {"pid": pid}}
-    return event
-
-
-def phase_million(config: BenchConfig, run: Running) -> dict[str, Any]:
-    """(5, continued) fill the stream up to ``million`` events straight into JetStream."""
-    already = run.counted("events")
-    extra = max(0, config.million - already)
-    asyncio.run(_publish_direct(run.stack.bus_url, extra, 99, config.batch_size))
-    run.wait_counted(already + extra, timeout_s=1800)
-    reads = phase_reads(config, run)
-    return {
-        "p50_read_ms_1m": reads["p50_read_ms"],
-        "p99_read_ms_1m": reads["p99_read_ms"],
-        "settle_s_1m": reads["settle_s"],
-        "events_at_1m": already + extra,
-    }
-
-
-def phase_rebuild(run: Running) -> int:
-    """(6) ``zhibao aggregator rebuild`` of the whole stream into an empty database."""
-    expected = run.counted("events")
-    target = run.stack.data_dir / "rebuild.db"
-    env = {
-        **run.stack.env,
-        "ZHIBAO_AGGREGATOR_DATABASE_URL": f"sqlite+aiosqlite:///{target}",
-        # a rebuild deletes the aggregator's consumer: the operator's action
-        "ZHIBAO_NATS_URL": run.stack.bus_url,
-    }
-    command = [sys.executable, "-m", "zhibao_cli", "aggregator"]
-    subprocess.run([*command, "migrate"], env=env, check=True, capture_output=True)  # noqa: S603
-    started = time.perf_counter()
-    subprocess.run([*command, "rebuild"], env=env, check=True, capture_output=True)  # noqa: S603
-    return round(expected / (time.perf_counter() - started))
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
     """Run every phase and write the JSON results."""
+    sizes = config.sizes
     sample = build_workload(1).events[0]
     payload = json.dumps({**sample, "reporter": "bench", "receivedat": sample["time"]}).encode()
     results: dict[str, Any] = {
         "machine": _machine(),
         "config": {
-            "events": config.events,
-            "batch_size": config.batch_size,
-            "single_events": config.single_events,
-            "connections": config.connections,
-            "mixed_rate": config.mixed.rate,
-            "mixed_seconds": config.mixed.seconds,
-            "mixed_connections": config.mixed.connections,
+            **asdict(sizes),
+            "mixed": asdict(config.mixed),
+            "idle_alerts": config.idle_alerts,
+            "idle_seconds": config.idle_seconds,
         },
     }
-    results |= phase_reference(config, payload)
-    batched, _ = phase_batched(config, None)
-    results |= {
-        "e2e_events_per_s": batched["events_per_s"],
-        "ratio": round(batched["events_per_s"] / results["reference_events_per_s"], 3),
-        "batched": batched,
-    }
-    results |= {
-        k: batched[k]
-        for k in (
-            "p99_read_ms_200k",
-            "p99_read_ms_1m",
-            "rebuild_events_per_s",
-            "peak_rss_mb",
-            "lost",
-            "double_counted",
-        )
-    }
-    if config.postgres:
-        results |= phase_batched_postgres(config)
-        results["lost"] += results.get("postgres_lost") or 0
-        results["double_counted"] += results.get("postgres_double_counted") or 0
-    results |= phase_single(config)
-    mixed = phase_mixed(config.mixed)
-    results |= mixed
-    results["lost"] += mixed["mixed_lost"]
-    results["double_counted"] += mixed["mixed_double_counted"]
-    for name, peak in mixed["mixed_peak_rss_mb"].items():
-        results["peak_rss_mb"][name] = max(results["peak_rss_mb"].get(name, 0), peak)
-    results["events"] = config.events
+    results |= phase_reference(sizes.events, payload)
+    results["batched"] = phase_batched(sizes)
+    with local_postgres() as postgres:
+        if postgres is None:
+            results["postgres"] = results["plain"] = None
+            results["postgres_missing"] = "no PostgreSQL binaries: no PostgreSQL phase, no plain"
+        else:
+            dsn, postmaster = postgres
+            url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+            results["postgres"] = phase_batched_postgres(sizes, url)
+            results["plain"] = phase_plain(sizes, dsn, postmaster)
+    with running_stack() as run:  # the alerts service at rest after the single events
+        results["single"] = phase_single(sizes, run)
+        results["idle"] = phase_alerts_idle(run, config.idle_alerts, config.idle_seconds)
+    results["mixed"] = phase_mixed(config.mixed)
+    results |= _headline(results)
+    results["events"] = sizes.events
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["date"] = results["machine"]["date"]
     config.output.parent.mkdir(parents=True, exist_ok=True)
-    config.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    config.output.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     return results

@@ -1,0 +1,85 @@
+"""The alerts service at rest with many open alerts: its CPU while nothing arrives.
+
+Confirmed cases of distinct persons are posted through intake (one alert
+each: a case alert is one per person and day); once the alerts service shows
+them all open and every consumer has caught up, the alerts process's CPU
+time is read over a stretch of idleness. What it spends then is the cost of
+its timers (escalation, reminders, expiry) over the open alerts.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from zhibao_bench.harness import Running, process_cpu_s
+from zhibao_bench.loadclient import run_in_process
+from zhibao_bench.phases import posts
+from zhibao_bench.workload import communities, resident_id
+
+#: People numbered apart from every other workload's.
+PEOPLE_FROM = 25_000_000
+#: The rule a confirmed case raises (one alert per person and day).
+CASE_RULE = "immediate_confirmed"
+
+
+def confirmed_cases(count: int, tag: str) -> list[dict[str, Any]]:
+    """``count`` confirmed cases, each a different person, spread over every community."""
+    codes = communities()
+    when = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
+    return [
+        {
+            "specversion": "1.0",
+            "id": f"{tag}-case-{i}",
+            "source": f"/{codes[i % len(codes)]}/clinic",
+            "subject": codes[i % len(codes)],
+            "time": when,
+            "type": "zhibao.case.v1",
+            "data": {
+                "person": {"id_number": resident_id(PEOPLE_FROM + i)},
+                "classification": "confirmed",
+            },
+        }
+        for i in range(count)
+    ]
+
+
+def open_alerts(run: Running, rule: str = "") -> int:
+    """Alerts firing, acknowledged or silenced (of one rule, if named), from the alerts
+    service's metrics."""
+    text = httpx.get(f"{run.url('alerts')}/metrics", timeout=10).text
+    wanted = f'rule="{rule}"' if rule else ""
+    return round(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("zhibao_alerts_open{") and wanted in line
+        )
+    )
+
+
+def phase_alerts_idle(run: Running, alerts: int, idle_s: float) -> dict[str, Any]:
+    """(8) open ``alerts`` alerts, then the alerts process's CPU over ``idle_s`` seconds."""
+    requests = posts(run.url("intake"), run.report_token, confirmed_cases(alerts, "idle"), 100)
+    load = run_in_process(run.url("intake"), requests, connections=4)
+    deadline = time.monotonic() + 600
+    while (opened := open_alerts(run, CASE_RULE)) < alerts and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run.wait_settled(timeout_s=600)
+    time.sleep(min(2.0, idle_s))  # the first pages of the new alerts go out
+    pid = run.stack.pid("alerts")
+    if pid is None:
+        raise RuntimeError("the alerts service is not running")
+    before, started = process_cpu_s(pid), time.perf_counter()
+    time.sleep(idle_s)
+    used, elapsed = process_cpu_s(pid) - before, time.perf_counter() - started
+    return {
+        "alerts_idle_cpu_pct": round(100 * used / elapsed, 2),
+        "alerts_idle_open": open_alerts(run),
+        "alerts_idle_open_cases": opened,
+        "alerts_idle_seconds": round(elapsed, 1),
+        "alerts_idle_post_statuses": load.statuses,
+    }
