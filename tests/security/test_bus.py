@@ -164,8 +164,10 @@ async def test_no_anonymous_access_and_no_guessing(system: System) -> None:
 
 
 async def test_credentials_are_readable_by_their_owner_only(system: System) -> None:
-    """The generated passwords and the server's configuration are owner-only files."""
+    """The generated passwords and the server's configuration are owner-only files, in a
+    data directory (event store, databases, logs, keys) only its owner can enter."""
     folder = bus_dir(system.data_dir)
+    assert stat.S_IMODE(system.data_dir.stat().st_mode) == 0o700, "the event store, databases"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for path in (folder / CREDENTIALS_FILE, folder / "nats-server.conf"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

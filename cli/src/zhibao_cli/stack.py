@@ -23,6 +23,7 @@ import httpx
 from zhibao_shared.bus_access import OPERATOR, accounts_block, bus_users, quote_password
 from zhibao_shared.bus_credentials import BusCredentials, bus_dir
 from zhibao_shared.natsserver import NatsServer, die_with_parent, wait_for_port
+from zhibao_shared.private_files import private_dir
 from zhibao_shared.settings import ZhibaoSettings
 
 HOST = "127.0.0.1"
@@ -116,7 +117,11 @@ class Stack:
             self._configure_nats()
 
     def _configure_nats(self) -> None:
-        """Its own nats-server: one user per service, the operator, no anonymous access."""
+        """Its own nats-server: one user per service, the operator, no anonymous access.
+
+        The data directory (event store, databases, logs, keys) is its owner's alone.
+        """
+        private_dir(self.data_dir)
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.credentials = BusCredentials.in_data_dir(self.data_dir)
