@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 
 import nats.errors
 import nats.js.errors
@@ -188,6 +189,23 @@ async def retry_forever(
         except Exception as exc:
             on_failure(exc)
             await asyncio.sleep(delay_s)
+
+
+@asynccontextmanager
+async def connecting_in_background(connect: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Within the block, ``connect`` is retried in the background until it succeeds (a
+    service answers /healthz while NATS is still starting); cancelled on the way out."""
+    task = asyncio.create_task(
+        retry_forever(
+            connect, on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc))
+        )
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 def bus_connected(broker: NatsBroker) -> bool:

@@ -27,10 +27,10 @@ from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.broker import (
     bus_connected,
+    connecting_in_background,
     declare_stream,
     events_stream_config,
     make_broker,
-    retry_forever,
     stop_broker,
 )
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
@@ -221,18 +221,10 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not await has_table(settings.database_url(), "alerts"):
             raise RuntimeError("no alerts schema: run `zhibao alerts migrate` first")
-        connecting = asyncio.create_task(
-            retry_forever(
-                service.connect,
-                on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc)),
-            )
-        )
         try:
-            yield
+            async with connecting_in_background(service.connect):
+                yield
         finally:
-            connecting.cancel()
-            with suppress(asyncio.CancelledError):
-                await connecting
             await service.close()
 
     app = FastAPI(

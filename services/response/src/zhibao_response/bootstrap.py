@@ -25,9 +25,9 @@ from zhibao_response.store import TaskStore
 from zhibao_response.task_service import TaskDesk
 from zhibao_shared.broker import (
     bus_connected,
+    connecting_in_background,
     declare_stream,
     make_broker,
-    retry_forever,
     stop_broker,
     tasks_stream_config,
 )
@@ -170,18 +170,10 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not await has_table(settings.database_url(), "tasks"):
             raise RuntimeError("no response schema: run `zhibao response migrate` first")
-        connecting = asyncio.create_task(
-            retry_forever(
-                service.connect,
-                on_failure=lambda exc: log.warning("nats_connect_failed", error=str(exc)),
-            )
-        )
         try:
-            yield
+            async with connecting_in_background(service.connect):
+                yield
         finally:
-            connecting.cancel()
-            with suppress(asyncio.CancelledError):
-                await connecting
             await service.close()
 
     app = FastAPI(
