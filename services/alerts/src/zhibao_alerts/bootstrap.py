@@ -24,6 +24,8 @@ from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.http_api import build_router
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
+from zhibao_alerts.task_consumer import TaskConsumer, TaskConsumerSpec, task_filters
+from zhibao_alerts.task_handler import ApplyTaskMessages
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.broker import (
     bus_connected,
@@ -32,7 +34,9 @@ from zhibao_shared.broker import (
     events_stream_config,
     make_broker,
     stop_broker,
+    tasks_stream_config,
 )
+from zhibao_shared.bus_access import tasks_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import has_table, is_sqlite, make_engine, run_migrations
 from zhibao_shared.hierarchy import load_registry
@@ -45,6 +49,7 @@ from zhibao_shared.tokens import TokenStore
 log = structlog.get_logger(__name__)
 
 WATCHDOG_INTERVAL_S = 5.0
+Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
@@ -73,6 +78,18 @@ def consumer_spec(settings: AlertsSettings) -> ConsumerSpec:
     )
 
 
+def task_consumer_spec(settings: AlertsSettings) -> TaskConsumerSpec:
+    """The alerts service's durable consumer of task messages, partitioned like its events
+    consumer (``ZHIBAO_ALERTS_DISTRICTS``)."""
+    return TaskConsumerSpec(
+        durable=tasks_durable(settings.alerts_durable),
+        filter_subjects=task_filters(settings.alerts_districts),
+        batch_size=settings.alerts_tasks_batch_size,
+        fetch_timeout_s=settings.alerts_tasks_fetch_s,
+        ack_wait_s=settings.alerts_ack_wait_s,
+    )
+
+
 @dataclass
 class Alerts:
     """The wired alerts service."""
@@ -85,6 +102,7 @@ class Alerts:
     rules: Watched[Rules]
     oncall: Watched[OnCall]
     tokens: TokenStore
+    clock: Clock = utc_now
     consumer: BatchConsumer | None = None
     dispatcher: Dispatcher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -102,17 +120,32 @@ class Alerts:
         """Publish an alert notification on NATS."""
         await self.broker.publish(body, subject)
 
+    def subscribe_tasks(self) -> None:
+        """Register the task messages' consumer (it starts with the broker)."""
+        apply = ApplyTaskMessages(
+            self.engine,
+            lambda: self.rules.current,
+            self.routing,
+            self.settings.timezone,
+            self.clock,
+            on_alert=self._alert_committed,
+        )
+        TaskConsumer(task_consumer_spec(self.settings), apply).subscribe(self.broker)
+
     async def connect(self) -> None:
-        """Connect, declare the stream and consumer, start consuming and dispatching."""
-        await self.broker.start()
+        """Connect, declare the streams and consumers, start consuming and dispatching."""
+        await self.broker.connect()
         js = self.broker.config.broker_config.connection_state.stream
         await declare_stream(js, events_stream_config(self.settings))
+        # the task consumer needs its stream, which the response service may not have made yet
+        await declare_stream(js, tasks_stream_config(self.settings))
+        await self.broker.start()
         handler = ApplyEvents(
             self.engine,
             lambda: self.rules.current,
             self.routing,
             self.settings.timezone,
-            utc_now,
+            self.clock,
             self.settings.fever_threshold_c,
             on_alert=self._alert_committed,
         )
@@ -120,14 +153,14 @@ class Alerts:
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
         dispatcher = self.dispatcher = Dispatcher(
-            self.engine, self.routing, self.publish, utc_now, timezone=self.settings.timezone
+            self.engine, self.routing, self.publish, self.clock, timezone=self.settings.timezone
         )
         watchdog = Watchdog(
             self.engine,
             lambda: self.rules.current,
             self.routing,
             self.settings.timezone,
-            utc_now,
+            self.clock,
             caught_up=self._caught_up,
             on_alert=self._alert_committed,
             report_deadline=self.settings.daily_report_deadline,
@@ -191,11 +224,11 @@ class Alerts:
         self.tokens.close()
 
 
-def build(settings: AlertsSettings) -> Alerts:
+def build(settings: AlertsSettings, clock: Clock = utc_now) -> Alerts:
     """Wire the service from settings (config files are validated here: bad ones stop it)."""
     url = settings.database_url()
     engine = make_engine(url)
-    return Alerts(
+    service = Alerts(
         settings=settings,
         engine=engine,
         api_engine=short_busy_timeout(make_engine(url)) if is_sqlite(url) else engine,
@@ -208,14 +241,17 @@ def build(settings: AlertsSettings) -> Alerts:
         ),
         oncall=Watched(OnCall, settings.alerts_oncall_path, "oncall.yaml"),
         tokens=TokenStore.configured(settings),
+        clock=clock,
     )
+    service.subscribe_tasks()
+    return service
 
 
-def create_app(settings: AlertsSettings | None = None) -> FastAPI:
-    """The alerts ASGI app."""
+def create_app(settings: AlertsSettings | None = None, clock: Clock = utc_now) -> FastAPI:
+    """The alerts ASGI app (tests drive ``clock``)."""
     settings = settings or AlertsSettings()
     configure_logging(settings, service="alerts")
-    service = build(settings)
+    service = build(settings, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -238,7 +274,7 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
         build_router(
             service.api_engine,
             TokenAuth(service.tokens),
-            utc_now,
+            clock,
             service.routing,
             settings.alerts_lock_wait_s,
         )
