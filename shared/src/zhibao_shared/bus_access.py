@@ -126,8 +126,7 @@ def bus_users(
         ),
         BusUser(
             "alerts",
-            "reads events and task messages (overdue, closed) through its durable consumers; "
-            "publishes alerts and its dead letters",
+            "reads events and task messages (own durables); publishes alerts and its dead letters",
             publish=(
                 "zhibao.alerts.>",
                 "zhibao.deadletter.alerts.>",
