@@ -32,7 +32,7 @@ class AlertsSettings(ServiceSettings):
         default=200, gt=0, le=5000, description="Task messages applied per transaction"
     )
     alerts_tasks_fetch_s: float = Field(
-        default=0.5,
+        default=1.0,
         gt=0,
         le=30,
         description="How long a fetch of task messages waits to fill a batch (the latency "

@@ -55,7 +55,7 @@ class TaskConsumerSpec:
     durable: str
     filter_subjects: tuple[str, ...]
     batch_size: int = 200
-    fetch_timeout_s: float = 0.5
+    fetch_timeout_s: float = 1.0
     ack_wait_s: float = 30.0
     nak_delay_s: float = 1.0
 

@@ -139,7 +139,9 @@ def fold(known: dict[tuple[str, str], TaskRecord], notes: Sequence[TaskNote]) ->
     for note in sorted(notes, key=lambda n: (n.at, n.outcome is not None)):
         key = (note.task, note.unit)
         after[key] = (after.get(key) or record_of(note)).after(note)
-    stored, raised, closed = [], [], []
+    stored: list[TaskRecord] = []
+    raised: list[TaskRecord] = []
+    closed: list[tuple[TaskRecord, int]] = []
     for key, now in after.items():
         before = known.get(key)
         if now == before:
