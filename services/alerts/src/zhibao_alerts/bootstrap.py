@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -104,6 +105,7 @@ class Alerts:
     tokens: TokenStore
     clock: Clock = utc_now
     consumer: BatchConsumer | None = None
+    task_consumer: TaskConsumer | None = None
     dispatcher: Dispatcher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -120,8 +122,10 @@ class Alerts:
         """Publish an alert notification on NATS."""
         await self.broker.publish(body, subject)
 
-    def subscribe_tasks(self) -> None:
-        """Register the task messages' consumer (it starts with the broker)."""
+    async def _start_task_consumer(self, js: JetStreamContext) -> TaskConsumer:
+        """The task messages' consumer, started (its stream declared if the response
+        service has not made it yet)."""
+        await declare_stream(js, tasks_stream_config(self.settings))
         apply = ApplyTaskMessages(
             self.engine,
             lambda: self.rules.current,
@@ -130,16 +134,15 @@ class Alerts:
             self.clock,
             on_alert=self._alert_committed,
         )
-        TaskConsumer(task_consumer_spec(self.settings), apply).subscribe(self.broker)
+        consumer = TaskConsumer(js, task_consumer_spec(self.settings), apply)
+        await consumer.start()
+        return consumer
 
     async def connect(self) -> None:
         """Connect, declare the streams and consumers, start consuming and dispatching."""
-        await self.broker.connect()
+        await self.broker.start()
         js = self.broker.config.broker_config.connection_state.stream
         await declare_stream(js, events_stream_config(self.settings))
-        # the task consumer needs its stream, which the response service may not have made yet
-        await declare_stream(js, tasks_stream_config(self.settings))
-        await self.broker.start()
         handler = ApplyEvents(
             self.engine,
             lambda: self.rules.current,
@@ -152,6 +155,7 @@ class Alerts:
         spec = consumer_spec(self.settings)
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
+        self.task_consumer = await self._start_task_consumer(js)
         dispatcher = self.dispatcher = Dispatcher(
             self.engine, self.routing, self.publish, self.clock, timezone=self.settings.timezone
         )
@@ -167,6 +171,7 @@ class Alerts:
         )
         self.tasks += [
             asyncio.create_task(self.consumer.run()),
+            asyncio.create_task(self.task_consumer.run()),
             asyncio.create_task(dispatcher.run()),
             asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watchdog.tick)),
             asyncio.create_task(self._watch_config()),
@@ -204,16 +209,19 @@ class Alerts:
                     log.warning("reschedule_failed", error=mask_text(repr(exc)))
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected and the consumer runs on a stream that exists."""
+        """Ready when NATS is connected and the consumers run on streams that exist."""
         connected = bus_connected(self.broker)
-        consumer = self.consumer
+        consumer, tasks = self.consumer, self.task_consumer
         present = connected and consumer is not None and await consumer.present()
-        return {"nats": connected, "consumer": present}
+        reading_tasks = connected and tasks is not None and await tasks.present()
+        return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}
 
     async def close(self) -> None:
         """Drain: stop consuming after the batch in hand, stop the loops, disconnect."""
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.task_consumer is not None:
+            await self.task_consumer.stop()
         for task in self.tasks:
             task.cancel()
             with suppress(asyncio.CancelledError):
@@ -228,7 +236,7 @@ def build(settings: AlertsSettings, clock: Clock = utc_now) -> Alerts:
     """Wire the service from settings (config files are validated here: bad ones stop it)."""
     url = settings.database_url()
     engine = make_engine(url)
-    service = Alerts(
+    return Alerts(
         settings=settings,
         engine=engine,
         api_engine=short_busy_timeout(make_engine(url)) if is_sqlite(url) else engine,
@@ -243,8 +251,6 @@ def build(settings: AlertsSettings, clock: Clock = utc_now) -> Alerts:
         tokens=TokenStore.configured(settings),
         clock=clock,
     )
-    service.subscribe_tasks()
-    return service
 
 
 def create_app(settings: AlertsSettings | None = None, clock: Clock = utc_now) -> FastAPI:

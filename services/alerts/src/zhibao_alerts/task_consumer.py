@@ -2,28 +2,31 @@
 
 A durable pull consumer of its own on ``ZHIBAO_TASKS`` (the events consumer and its
 per-event cost are untouched), reading only ``overdue`` and ``changed`` messages of the
-service's districts (``ZHIBAO_ALERTS_DISTRICTS``), in batches: one transaction each,
-acknowledged after it committed (``AckPolicy.NACK_ON_ERROR``; a failed batch comes back
-after a pause). A message that is not a task message can never become one: it is
-parked on the dead-letter stream and terminated instead of coming back for ever.
+service's districts (``ZHIBAO_ALERTS_DISTRICTS``), in batches: one transaction each.
+Nack on error: a batch is acknowledged only after its transaction committed, and a
+batch whose handler failed is nak'd with a delay and comes back whole (the records make
+applying it twice harmless). A message that is not a task message can never become one:
+it is parked on the dead-letter stream and terminated instead of coming back for ever.
+
+Why nats-py's pull subscription rather than a FastStream subscriber: FastStream's batch
+pull loop lets nats-py's plain ``TimeoutError`` (a partial batch whose deadline ran out)
+escape, dropping the messages already fetched until their ack wait expires (30 s late
+alerts); the events consumer (``zhibao_shared.consumer``) reads the same way.
 """
 
-# No `from __future__ import annotations`: FastStream resolves the handler's annotations.
+from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Annotated, Any
 
+import nats.errors
+import nats.js.errors
 import structlog
-from faststream import Context
-from faststream.exceptions import NackMessage
-from faststream.message import StreamMessage
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.message import NatsBatchMessage
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy as ServerAckPolicy
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from zhibao_alerts.domain.redaction import mask_text
@@ -55,6 +58,7 @@ class TaskConsumerSpec:
     durable: str
     filter_subjects: tuple[str, ...]
     batch_size: int = 200
+    #: How long one fetch waits to fill a batch: an idle consumer asks this often.
     fetch_timeout_s: float = 1.0
     ack_wait_s: float = 30.0
     nak_delay_s: float = 1.0
@@ -66,68 +70,94 @@ class TaskConsumerSpec:
             durable_name=self.durable,
             name=self.durable,
             deliver_policy=DeliverPolicy.ALL,
-            ack_policy=ServerAckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             max_ack_pending=max(1000, self.batch_size * 4),
             filter_subjects=list(self.filter_subjects),
         )
 
 
-async def _undecoded(_message: StreamMessage[Any]) -> None:
-    """The handler reads the raw messages itself (a bad one is parked, not retried)."""
-    return None
-
-
 class TaskConsumer:
-    """Decodes batches of task messages and hands them to ``apply``."""
+    """Fetches batches of task messages, decodes them and hands them to ``apply``."""
 
-    def __init__(self, spec: TaskConsumerSpec, apply: ApplyTasks) -> None:
+    def __init__(self, js: JetStreamContext, spec: TaskConsumerSpec, apply: ApplyTasks) -> None:
         self.spec = spec
+        self._js = js
         self._apply = apply
-        self._broker: NatsBroker | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._stopping = asyncio.Event()
 
-    def subscribe(self, broker: NatsBroker) -> None:
-        """Register the subscriber (it starts with the broker, once the stream exists)."""
-        self._broker = broker
-        subscriber = broker.subscriber(
-            stream=JStream(TASKS_STREAM, declare=False),
-            durable=self.spec.durable,
-            config=self.spec.consumer_config(),
-            pull_sub=PullSub(
-                batch_size=self.spec.batch_size, timeout=self.spec.fetch_timeout_s, batch=True
-            ),
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=_undecoded,
-            title="alerts:tasks",
-            description="Overdue and closed tasks: raise and resolve task_overdue alerts",
+    async def start(self) -> None:
+        """Create (or update) the durable consumer and bind to it."""
+        await self._js.add_consumer(TASKS_STREAM, self.spec.consumer_config())
+        self._subscription = await self._js.pull_subscribe_bind(
+            durable=self.spec.durable, stream=TASKS_STREAM
         )
+        log.info("task_consumer_started", durable=self.spec.durable)
 
-        @subscriber
-        async def on_task_messages(
-            message: Annotated[NatsBatchMessage, Context("message")],
-        ) -> None:
-            await self.handle(message.raw_message)
+    async def run(self) -> None:
+        """Fetch and apply batches until :meth:`stop`, then unsubscribe."""
+        try:
+            while not self._stopping.is_set():
+                await self.step()
+        finally:
+            subscription, self._subscription = self._subscription, None
+            if subscription is not None:
+                with suppress(nats.errors.Error, OSError, TimeoutError):
+                    await subscription.unsubscribe()
+
+    async def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in hand."""
+        self._stopping.set()
+
+    async def present(self) -> bool:
+        """True while the durable consumer exists on the server."""
+        try:
+            await self._js.consumer_info(TASKS_STREAM, self.spec.durable, timeout=2.0)
+        except (nats.js.errors.NotFoundError, nats.errors.Error, TimeoutError):
+            return False
+        return True
+
+    async def step(self) -> bool:
+        """Fetch one batch and apply it; False when nothing was waiting."""
+        assert self._subscription is not None, "call start() first"
+        try:
+            batch = await self._subscription.fetch(
+                self.spec.batch_size, timeout=self.spec.fetch_timeout_s
+            )
+        except (nats.errors.TimeoutError, TimeoutError):
+            return False
+        except (nats.errors.Error, OSError) as exc:
+            log.warning("task_fetch_failed", error=mask_text(repr(exc)))
+            await asyncio.sleep(self.spec.nak_delay_s)
+            return False
+        await self.handle(batch)
+        return bool(batch)
 
     async def handle(self, batch: Sequence[Msg]) -> None:
-        """Apply a batch; a failure naks it after a pause (it comes back whole)."""
+        """Apply a batch, then ack it; on error nak it with a delay (it comes back)."""
         messages: list[TaskMessage] = []
+        kept: list[Msg] = []
         for msg in batch:
             try:
                 messages.append(TaskMessage.model_validate_json(msg.data))
+                kept.append(msg)
             except ValidationError as exc:
                 await self._dead_letter(msg, str(exc)[:500])
         try:
             await self._apply(messages)
         except Exception as exc:
-            log.warning("task_messages_failed", error=mask_text(repr(exc)), size=len(batch))
-            raise NackMessage(delay=self.spec.nak_delay_s) from exc
+            log.warning("task_messages_failed", error=mask_text(repr(exc)), size=len(kept))
+            for msg in kept:
+                await msg.nak(delay=self.spec.nak_delay_s)
+            return
+        for msg in kept:
+            await msg.ack()
 
     async def _dead_letter(self, msg: Msg, detail: str) -> None:
         """Park an undecodable message on the dead-letter stream and terminate it."""
-        assert self._broker is not None
-        js = self._broker.config.broker_config.connection_state.stream
         meta = msg.metadata
-        await js.publish(
+        await self._js.publish(
             dead_letter_subject("alerts", msg.subject),
             msg.data,
             headers={
