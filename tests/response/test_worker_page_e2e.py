@@ -71,7 +71,7 @@ def _eventually(what: str, condition: Callable[[], bool], timeout_s: float = 30)
 
 
 def _results_on_the_bus(system: WorkerSystem) -> list[tuple[str, bytes, dict[str, Any]]]:
-    found = []
+    found: list[tuple[str, bytes, dict[str, Any]]] = []
     for subject, payload, _headers in stored_messages(system.nats.url):
         document = json.loads(payload)
         for event in document if isinstance(document, list) else [document]:
