@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from tests.dashboard.conftest import ARTIFACTS, Served
 from tests.support.events import resident_id
@@ -52,7 +52,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 20_000
-PHONE = {"width": 360, "height": 740}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 DISTRICT = "640106"
 #: Each test works in a community of its own (the system is shared by a module's tests).
 _communities = itertools.cycle([u.code for u in load_registry().communities_under(DISTRICT)])
