@@ -208,7 +208,9 @@ def browser() -> Iterator[Browser]:
 
 def open_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
     """A fresh tab at a phone's size on ``url``, and the console errors it collects."""
-    context = browser.new_context(viewport=PHONE, locale="zh-CN", has_touch=True, is_mobile=True)
+    context = browser.new_context(
+        viewport=PHONE, locale="zh-CN", timezone_id="Asia/Shanghai", has_touch=True, is_mobile=True
+    )
     context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
     errors: list[str] = []
