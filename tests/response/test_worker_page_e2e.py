@@ -22,6 +22,7 @@ from tests.response.worker_system import (
     browser,
     contact,
     next_community,
+    off_the_loop,
     open_page,
     shot,
     sign_in,
@@ -72,7 +73,7 @@ def _eventually(what: str, condition: Callable[[], bool], timeout_s: float = 30)
 
 def _results_on_the_bus(system: WorkerSystem) -> list[tuple[str, bytes, dict[str, Any]]]:
     found: list[tuple[str, bytes, dict[str, Any]]] = []
-    for subject, payload, _headers in stored_messages(system.nats.url):
+    for subject, payload, _headers in off_the_loop(lambda: stored_messages(system.nats.url)):
         document = json.loads(payload)
         for event in document if isinstance(document, list) else [document]:
             if event["type"] == RESULT:

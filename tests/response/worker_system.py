@@ -9,11 +9,12 @@ import asyncio
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -41,6 +42,7 @@ from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.natsserver import NatsServer, free_port
 from zhibao_shared.tokens import Role, TokenStore
 
+T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -156,6 +158,13 @@ def contact(n: int) -> dict[str, Any]:
     }
 
 
+def off_the_loop(work: Callable[[], T]) -> T:
+    """``work()`` in a thread of its own: Playwright's sync API keeps an event loop running
+    in the test's thread, where ``asyncio.run`` is refused."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result()
+
+
 def start_system(root: Path, intake: FastAPI | None) -> WorkerSystem:
     """nats-server, the response service and intake (``intake``, or the real one)."""
     data = root / "data"
@@ -167,7 +176,7 @@ def start_system(root: Path, intake: FastAPI | None) -> WorkerSystem:
     response = ResponseSettings(
         response_port=free_port(), intake_url=intake_url, response_check_interval_s=0.2, **common
     )
-    asyncio.run(run_migrations(response.database_url(), "zhibao_response"))
+    off_the_loop(lambda: asyncio.run(run_migrations(response.database_url(), "zhibao_response")))
     tokens = TokenStore.in_data_dir(data)
     system = WorkerSystem(
         nats,
