@@ -283,3 +283,26 @@ def test_a_sheet_without_a_deadline_column_is_refused_before_anything(
     assert code == 1
     assert "row 1, column 完成时限: column missing" in output
     assert response.tasks("640106") == []
+
+
+def test_other_header_spellings_and_a_community_for_the_whole_sheet(
+    response: RunningResponse, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "street-list.csv",
+        [
+            ["赵一", "13700000001", f"{TOMORROW:%Y-%m-%d} 09:30", "消杀", "3号楼"],
+            ["钱二", "13700000002", f"{TOMORROW:%Y-%m-%d} 10:30", "配送", ""],
+        ],
+        header=["人员姓名", "手机号", "截止时间", "任务类型", "备注"],
+    )
+    code, output = run(*args(path, response), "--community", "枫林湾社区", "--dry-run")
+    assert code == 0, output
+    assert "2 rows valid" in output and "issued" not in output
+    assert response.tasks("640106") == []
+    code, output = run(*args(path, response), "--community", "枫林湾社区")
+    assert code == 0, output
+    tasks = response.tasks(COMMUNITY_A, "community_a")
+    assert sorted(t["kind"] for t in tasks) == ["deliver", "disinfect"]
+    assert {t["contact"]["phone"] for t in tasks} == {"13700000001", "13700000002"}
+    assert [t.get("note") for t in tasks] == ["3号楼", None]
