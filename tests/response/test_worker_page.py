@@ -214,8 +214,10 @@ def test_a_transfer_names_the_community_and_intake_s_refusals_are_shown_in_words
     card.get_by_role("button", name="提交结果").click()
     error = card.locator(".result-error")
     expect(error).to_contain_text("上报未被接受")
-    expect(error).to_contain_text("转往社区：not a community of the registry")
-    expect(error).to_contain_text("任务：the task is no longer open")
+    expect(error).to_contain_text(
+        "转往社区：转往社区的代码不在名册中，请核对。（not a community of the registry）"
+    )
+    expect(error).to_contain_text("任务：这项任务已经办结，不能再上报结果")
     first = stand_in.received[before][1]
     assert first["data"] == {
         "task": task_id,
@@ -225,6 +227,9 @@ def test_a_transfer_names_the_community_and_intake_s_refusals_are_shown_in_words
         "transfer_to": "640106002001",
     }
     shot(page, "worker-03-refused")
+    stand_in.refusals.append([FieldError(field="data.outcome", message="something new")])
+    card.get_by_role("button", name="提交结果").click()
+    expect(error).to_contain_text("核查结果：something new")
     # corrected and sent again: the same event id, so a resend is never counted twice
     card.get_by_role("button", name="提交结果").click()
     expect(card.locator(".reported")).to_be_visible()

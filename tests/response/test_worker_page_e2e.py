@@ -98,7 +98,7 @@ def test_a_visit_result_reaches_the_bus_and_closes_the_task_a_phone_only_one_is_
     card.get_by_role("button", name="提交结果").click()
     refusal = card.locator(".result-error")
     expect(refusal).to_contain_text("上报未被接受")
-    expect(refusal).not_to_contain_text("事件类型")  # refused for the phone call, not the type
+    expect(refusal).to_contain_text("核查方式：这类任务必须上门核查")
     shot(page, "worker-e2e-01-phone-refused")
     assert system.task(task_id)["state"] == "accepted"
 

@@ -31,6 +31,17 @@
     type: "事件类型",
   };
 
+  // Intake's reasons (English) for the refusals a worker can meet, said plainly; the
+  // original follows in brackets for whoever supports the worker.
+  const PLAIN = [
+    ["data.method", /visit/i, "这类任务必须上门核查，电话核查不能办结；请上门后再提交。"],
+    ["data.task", /closed|no longer open/i, "这项任务已经办结，不能再上报结果；请点“刷新”。"],
+    ["data.task", /no task|unknown|not known/i, "系统里暂时没有这项任务（可能刚下发），请稍后重试。"],
+    ["subject", /assigned|not to/i, "这项任务已不属于本社区（可能已转走）；请点“刷新”。"],
+    ["data.transfer_to", /with that community|already/i, "任务已在该社区，不能转给它自己。"],
+    ["data.transfer_to", /community|registry/i, "转往社区的代码不在名册中，请核对。"],
+    ["data.note", /resident|id number|身份证/i, "备注里不能写身份证号。"],
+  ];
   const $ = (selector, root) => (root || document).querySelector(selector);
   const state = { community: null, tasks: [] };
 
@@ -373,10 +384,15 @@
     }
     if (result.code === "forbidden") return ["这个上报令牌不能为本社区上报。"];
     if (result.code === "unknown_unit") return ["社区代码不在名册中。"];
-    const errors = (result.errors || []).map(
-      (e) => (FIELDS[e.field] ? FIELDS[e.field] + "：" : e.field ? e.field + "：" : "") + e.message
-    );
+    const errors = (result.errors || []).map(plainError);
     return errors.length ? errors : ["未知原因（" + answer.status + "）"];
+  }
+
+  function plainError(error) {
+    const label = FIELDS[error.field] || error.field;
+    const rule = PLAIN.find(([field, pattern]) => field === error.field && pattern.test(error.message));
+    const text = rule ? rule[2] + "（" + error.message + "）" : error.message;
+    return label ? label + "：" + text : text;
   }
 
   function showProblems(box, title, lines) {
