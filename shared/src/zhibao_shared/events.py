@@ -360,11 +360,11 @@ class ReportedTaskResultData(_TaskResultFields):
     note: (
         Annotated[
             str,
-            Field(min_length=1, max_length=MAX_TASK_NOTE, repr=False),
+            Field(min_length=1, max_length=MAX_TASK_NOTE),
             AfterValidator(_no_resident_id),
         ]
         | None
-    ) = None
+    ) = Field(default=None, repr=False)
 
 
 class PublishedTaskResultData(_TaskResultFields):
