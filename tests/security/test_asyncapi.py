@@ -199,3 +199,15 @@ def test_the_cli_prints_the_same_document() -> None:
     result = CliRunner().invoke(app, ["asyncapi"])
     assert result.exit_code == 0
     assert json.loads(result.stdout) == json.loads(json.dumps(DOCUMENT))
+
+
+def test_task_results_are_documented_without_a_clear_note() -> None:
+    schemas = DOCUMENT["components"]["schemas"]
+    events = DOCUMENT["channels"]["events"]["parameters"]["type"]["enum"]
+    assert "task_result" in events
+    published = schemas["PublishedTaskResultData"]["properties"]
+    assert {"task", "outcome", "method", "measures", "person", "kind", "sealed_note"} <= set(
+        published
+    )
+    assert "note" not in published
+    assert "note" in schemas["ReportedTaskResultData"]["properties"]

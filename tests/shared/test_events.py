@@ -10,12 +10,19 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support.events import case, resident_id, screening
+from tests.support.task_results import task_result
 from zhibao_shared.events import (
     MAX_EVENT_AGE,
     PUBLISHED_EVENT,
     REPORTED_EVENT,
     EventType,
+    IsolationKind,
     PublishedScreening,
+    PublishedTaskResult,
+    ReportedTaskResult,
+    TaskMeasure,
+    TaskMethod,
+    TaskOutcome,
     bundle_payload,
     parse_message,
 )
@@ -173,3 +180,61 @@ def test_an_old_event_on_the_bus_still_decodes_for_a_rebuild() -> None:
         REPORTED_EVENT.validate_python(event)  # intake refuses it today
     [decoded] = parse_message(json.dumps(event).encode())  # but it was stored back then
     assert decoded.time == long_ago
+
+
+TASK = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_task_result_is_accepted_with_its_measures() -> None:
+    document = task_result(
+        TASK, measures=["home_isolation", "tested"], until="2026-12-09", note="Called twice"
+    )
+    reported = REPORTED_EVENT.validate_python(document)
+    assert reported.type is EventType.TASK_RESULT
+    assert isinstance(reported, ReportedTaskResult)
+    assert reported.data.measures == [TaskMeasure.HOME_ISOLATION, TaskMeasure.TESTED]
+    assert reported.data.outcome is TaskOutcome.DONE
+    assert reported.data.method is TaskMethod.VISIT
+    assert reported.data.isolation is IsolationKind.HOME
+    assert EventType.TASK_RESULT.short == "task_result"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"task": "TASK-1"}, "task"),
+        ({"outcome": "maybe"}, "outcome"),
+        ({"method": "letter"}, "method"),
+        ({"measures": ["tested", "tested"]}, "measures"),
+        ({"measures": ["quarantine"]}, "measures"),
+        ({"outcome": "transferred"}, "transfer_to"),
+        ({"transfer_to": "640106002001"}, "transfer_to"),
+        ({"note": "x" * 501}, "note"),
+        ({"note": f"lives with {resident_id()}"}, "note"),
+    ],
+)
+def test_a_bad_task_result_is_refused(change: dict[str, Any], field: str) -> None:
+    document = task_result(TASK)
+    document["data"].update(change)
+    with pytest.raises(ValidationError) as info:
+        REPORTED_EVENT.validate_python(document)
+    assert field in str(info.value)
+
+
+def test_a_published_task_result_carries_person_kind_and_no_clear_note() -> None:
+    document = task_result(TASK, outcome="transferred", transfer_to="640106002001")
+    document["data"] |= {"person": {"pid": "ab" * 16}, "kind": "verify_contact"}
+    document |= {"reporter": "tok", "receivedat": datetime.now(UTC).isoformat()}
+    [event] = parse_message(bundle_payload([json.dumps(document).encode()]))
+    assert isinstance(event, PublishedTaskResult)
+    assert event.data.kind == "verify_contact"
+    assert event.data.transfer_to == "640106002001"
+    document["data"]["note"] = "a name"
+    with pytest.raises(ValidationError):
+        parse_message(json.dumps(document).encode())
+
+
+def test_a_task_result_without_a_note_may_say_null() -> None:
+    document = task_result(TASK, note=None)
+    reported = REPORTED_EVENT.validate_python(document)
+    assert isinstance(reported, ReportedTaskResult) and reported.data.note is None

@@ -97,7 +97,9 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         "subscribe to zhibao.events.<district>.> for one district (bundles included). "
         "Nats-Msg-Id is the event's identity (subject + source + id), so JetStream "
         "refuses a repeat within its duplicate window; consumers de-duplicate each event "
-        "by subject + source + id.",
+        "by subject + source + id. A task result (type task_result) carries the task's "
+        "person (pseudonym) and kind as intake knew them, and its note only sealed for the "
+        "response service (sealed_note), never in the clear.",
         ("publishedEvent",),
         {
             "district": DISTRICT,
@@ -156,7 +158,7 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         "service's name. Nats-Msg-Id is <durable>:<stream>:<sequence>[:<bundle index>].",
         ("deadLetter",),
         {
-            "service": _param("The consumer that parked it", ["aggregator", "alerts"]),
+            "service": _param("The consumer that parked it", ["aggregator", "alerts", "response"]),
             "subject": _param("The original subject (several tokens)"),
         },
         tail="subject",

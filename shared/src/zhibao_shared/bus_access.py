@@ -89,6 +89,12 @@ def tasks_durable(alerts_durable: str) -> str:
     return f"{alerts_durable}-tasks"
 
 
+def _following(stream: str) -> tuple[str, ...]:
+    """Create ephemeral consumers of ``stream`` and answer their flow control: an ordered
+    push consumer replaying the stream to the user's own inbox (it reads, never acks)."""
+    return (f"{_JS}.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>")
+
+
 def bus_users(
     aggregator_durables: Sequence[str] = ("aggregator",),
     alerts_durables: Sequence[str] = ("alerts",),
@@ -102,12 +108,14 @@ def bus_users(
     return (
         BusUser(
             "intake",
-            "publishes accepted events and audit records; answers zhibao.intake.submit",
+            "publishes accepted events and audit records; answers zhibao.intake.submit; "
+            "follows the tasks stream (an ordered consumer of its own)",
             publish=(
                 "zhibao.events.>",
                 "zhibao.audit.>",
                 info,
-                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, AUDIT_STREAM)),
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, AUDIT_STREAM, TASKS_STREAM)),
+                *_following(TASKS_STREAM),
             ),
             subscribe=(INTAKE_SUBMIT, f"{inbox_prefix('intake')}.>"),
             responds=True,
@@ -139,8 +147,15 @@ def bus_users(
         ),
         BusUser(
             "response",
-            "publishes task events (issued, changed, overdue) to its stream; reads nothing",
-            publish=(TASKS_ALL, info, *_stream_declaring((TASKS_STREAM,))),
+            "publishes task events (issued, changed, overdue) to its stream; reads task results "
+            "through its durable consumer; publishes its dead letters",
+            publish=(
+                TASKS_ALL,
+                "zhibao.deadletter.response.>",
+                info,
+                *_stream_declaring((TASKS_STREAM, EVENTS_STREAM, DEAD_LETTER_STREAM)),
+                *_consuming(("response",)),
+            ),
             subscribe=(f"{inbox_prefix('response')}.>",),
         ),
         BusUser(

@@ -31,6 +31,7 @@ from pydantic import (
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from zhibao_shared.resident_id import contains_resident_id, normalize_resident_id
@@ -113,6 +114,7 @@ class EventType(StrEnum):
     CASE = "zhibao.case.v1"
     ISOLATION = "zhibao.isolation.v1"
     DAILY_REPORT = "zhibao.daily_report.v1"
+    TASK_RESULT = "zhibao.task_result.v1"
 
     @property
     def short(self) -> str:
@@ -171,6 +173,43 @@ class IsolationKind(StrEnum):
 
     HOME = "home"
     CENTRALIZED = "centralized"
+
+
+class TaskOutcome(StrEnum):
+    """What became of a task a community was given (the task's next state)."""
+
+    DONE = "done"
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"
+    TRANSFERRED = "transferred"
+
+
+class TaskMethod(StrEnum):
+    """How the community did the task: by phone or by a visit (上门)."""
+
+    PHONE = "phone"
+    VISIT = "visit"
+
+
+class TaskMeasure(StrEnum):
+    """Measures a task result reports as taken (the isolations start one)."""
+
+    HOME_ISOLATION = "home_isolation"
+    CENTRALISED_ISOLATION = "centralised_isolation"
+    TESTED = "tested"
+    HOSPITAL_REFERRAL = "hospital_referral"
+
+
+#: The isolation a task result's measure starts (see ``TaskResultData.isolation``).
+ISOLATION_MEASURES: dict[TaskMeasure, IsolationKind] = {
+    TaskMeasure.HOME_ISOLATION: IsolationKind.HOME,
+    TaskMeasure.CENTRALISED_ISOLATION: IsolationKind.CENTRALIZED,
+}
+#: A task's id as the response service answers it; a task's kind.
+TASK_ID_PATTERN = r"^[0-9a-f]{32}$"
+TASK_KIND_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+#: Longest note a task result may carry.
+MAX_TASK_NOTE = 500
 
 
 class _Strict(BaseModel):
@@ -274,6 +313,77 @@ class DailyReportData(_Strict):
     counts: DeclaredCounts | None = None
 
 
+def _unique_measures(value: list[TaskMeasure]) -> list[TaskMeasure]:
+    if len(set(value)) != len(value):
+        raise ValueError("each measure may be named once")
+    return value
+
+
+class _TaskResultFields(_Strict):
+    """What a community reports about a task it was given (all forms share these)."""
+
+    task: str = Field(pattern=TASK_ID_PATTERN, description="The task's id (POST /v1/tasks)")
+    outcome: TaskOutcome
+    method: TaskMethod
+    measures: Annotated[
+        list[TaskMeasure],
+        Field(default_factory=list, max_length=len(TaskMeasure)),
+        AfterValidator(_unique_measures),
+    ]
+    transfer_to: str | None = Field(
+        default=None,
+        pattern=r"^\d{12}$",
+        description="The community the task moves to (required iff outcome is transferred)",
+    )
+    until: Annotated[date | None, AfterValidator(_plausible_day)] = Field(
+        default=None, description="Planned end of an isolation the measures start"
+    )
+
+    @model_validator(mode="after")
+    def _transfer_names_a_community(self) -> _TaskResultFields:
+        transferred = self.outcome is TaskOutcome.TRANSFERRED
+        if transferred and self.transfer_to is None:
+            raise ValueError("a transferred task names the community it moves to (transfer_to)")
+        if not transferred and self.transfer_to is not None:
+            raise ValueError("only a transferred task names transfer_to")
+        return self
+
+    @property
+    def isolation(self) -> IsolationKind | None:
+        """The isolation the result starts (home before centralised if it names both)."""
+        return next((ISOLATION_MEASURES[m] for m in self.measures if m in ISOLATION_MEASURES), None)
+
+
+class ReportedTaskResultData(_TaskResultFields):
+    """A task result as submitted to intake: ``note`` is free text for the response service."""
+
+    note: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=MAX_TASK_NOTE),
+            AfterValidator(_no_resident_id),
+        ]
+        | None
+    ) = Field(default=None, repr=False)
+
+
+class PublishedTaskResultData(_TaskResultFields):
+    """A task result on the bus: intake adds the task's person and kind.
+
+    The note may name people, so it never travels in the clear: ``sealed_note`` is
+    the note encrypted for the response service (:mod:`zhibao_shared.note_sealing`).
+    """
+
+    person: Pseudonym | None = Field(default=None, description="The task's person, if any")
+    kind: str = Field(pattern=TASK_KIND_PATTERN, description="The task's kind")
+    sealed_note: str | None = Field(
+        default=None,
+        max_length=4096,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The note, AES-GCM sealed for the response service (base64url)",
+    )
+
+
 def event_identity(community: str, source: str, event_id: str) -> str:
     """An event's identity: who it is reported for (the community), then CloudEvents'
     ``source`` + ``id``.
@@ -368,6 +478,20 @@ class DailyReportEvent(_Envelope):
     data: DailyReportData
 
 
+class ReportedTaskResult(_Envelope):
+    """``zhibao.task_result.v1`` as a community submits it."""
+
+    type: Literal[EventType.TASK_RESULT]
+    data: ReportedTaskResultData
+
+
+class PublishedTaskResult(_Envelope, _Attribution):
+    """A task result as it travels on the bus."""
+
+    type: Literal[EventType.TASK_RESULT]
+    data: PublishedTaskResultData
+
+
 class PublishedScreeningData(ScreeningData[Pseudonym]):
     """Screening data on the bus."""
 
@@ -433,11 +557,15 @@ class ReportedIsolation(IsolationEvent[ReportedPerson]):
 
 
 ReportedEvent = Annotated[
-    ReportedScreening | ReportedCase | ReportedIsolation | DailyReportEvent,
+    ReportedScreening | ReportedCase | ReportedIsolation | DailyReportEvent | ReportedTaskResult,
     Field(discriminator="type"),
 ]
 PublishedEvent = Annotated[
-    PublishedScreening | PublishedCase | PublishedIsolation | PublishedDailyReport,
+    PublishedScreening
+    | PublishedCase
+    | PublishedIsolation
+    | PublishedDailyReport
+    | PublishedTaskResult,
     Field(discriminator="type"),
 ]
 

@@ -60,6 +60,11 @@ class TaskMessage(BaseModel):
     person: Pseudonym | None = Field(
         default=None, description="The person's pseudonym (the same key as intake's)"
     )
+    requires_visit: bool = Field(
+        default=False,
+        description="The task's kind requires a visit: a phone-only result may not close it "
+        "(ZHIBAO_RESPONSE_VISIT_REQUIRED_KINDS)",
+    )
     at: datetime = Field(description="When it happened")
 
 
@@ -81,6 +86,7 @@ def task_message(
     pid: str | None,
     at: datetime,
     from_unit: str | None = None,
+    requires_visit: bool = False,
 ) -> TaskMessage:
     """A task message (the only way the response service builds one)."""
     return TaskMessage(
@@ -92,5 +98,6 @@ def task_message(
         due=due,
         state=state,
         person=Pseudonym(pid=pid) if pid else None,
+        requires_visit=requires_visit,
         at=at,
     )

@@ -26,6 +26,7 @@ from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     FEVER_THRESHOLD_C,
     Classification,
+    EventType,
     PublishedCase,
     PublishedDailyReport,
     PublishedEvent,
@@ -37,6 +38,8 @@ from zhibao_shared.hierarchy import CODE_LENGTH
 #: The code lengths of every level: a unit's first day is kept at each.
 _UNIT_LENGTHS = sorted(set(CODE_LENGTH.values()))
 
+#: Event types no rule looks at (a task result is the response service's business).
+IGNORED_TYPES = frozenset({EventType.TASK_RESULT})
 #: EARS needs a 7-day baseline, a 2-day lag and 3 days for C3.
 SERIES_DAYS = 14
 
@@ -172,6 +175,8 @@ class ApplyEvents:
             events: dict[str, PublishedEvent] = {}
             for delivery in batch:  # an event delivered twice in one batch is applied once
                 key = delivery.event.dedup_key
+                if delivery.event.type in IGNORED_TYPES:
+                    continue
                 if key in fresh and key not in events:
                     events[key] = delivery.event
             rules = self._rules()

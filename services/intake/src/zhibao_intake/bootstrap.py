@@ -23,7 +23,8 @@ from zhibao_intake.http_api import add_event_schemas, build_router
 from zhibao_intake.nats_api import build_nats_router
 from zhibao_intake.publisher import JetStreamPublisher
 from zhibao_intake.settings import IntakeSettings
-from zhibao_intake.submission import SubmissionService
+from zhibao_intake.submission import SubmissionService, TaskResults
+from zhibao_intake.task_projection import TaskProjection
 from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
@@ -33,8 +34,10 @@ from zhibao_shared.broker import (
     make_broker,
     retry_forever,
     stop_broker,
+    tasks_stream_config,
 )
 from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.pseudonym import pseudonym_key as shared_pseudonym_key
 from zhibao_shared.settings import redacted
@@ -62,6 +65,7 @@ class Intake:
     tokens: TokenStore
     gateway: Gateway
     audit: AuditTrail
+    projection: TaskProjection = field(default_factory=TaskProjection)
     streams_ready: asyncio.Event = field(default_factory=asyncio.Event)
     watching: asyncio.Task[None] | None = None
 
@@ -72,6 +76,8 @@ class Intake:
         await declare_stream(js, events_stream_config(self.settings))
         await declare_stream(js, dead_letter_stream_config(self.settings))
         await declare_stream(js, audit_stream_config(self.settings))
+        await declare_stream(js, tasks_stream_config(self.settings))
+        await self.projection.start(js)
         self.streams_ready.set()
         self.watching = asyncio.create_task(
             watch_streams(js, (EVENTS_STREAM, AUDIT_STREAM, DEAD_LETTER_STREAM), USAGE_POLL_S)
@@ -79,8 +85,13 @@ class Intake:
         log.info("intake_connected", nats=redacted(self.settings.nats_url))
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected and the event stream is declared."""
-        return {"nats": bus_connected(self.broker), "stream": self.streams_ready.is_set()}
+        """Ready when NATS is connected, the event stream is declared and the tasks stream
+        (as it was at start) has been read."""
+        return {
+            "nats": bus_connected(self.broker),
+            "stream": self.streams_ready.is_set(),
+            "tasks": self.projection.ready,
+        }
 
 
 def build(settings: IntakeSettings) -> Intake:
@@ -94,7 +105,10 @@ def build(settings: IntakeSettings) -> Intake:
         settings.intake_bundle_events,
         RecentlyStored(settings.intake_recent_identities),
     )
-    service = SubmissionService(registry, Pseudonymiser(pseudonym_key(settings)), publisher)
+    key = pseudonym_key(settings)
+    projection = TaskProjection()
+    results = TaskResults(projection, NoteSealer(key), settings.intake_task_catch_up_s)
+    service = SubmissionService(registry, Pseudonymiser(key), publisher, results)
     limiter = RateLimiter(
         settings.rate_limit_events_per_s, settings.rate_limit_burst, clock=time.monotonic
     )
@@ -104,7 +118,7 @@ def build(settings: IntakeSettings) -> Intake:
     )
     gateway = Gateway(tokens, service, limiter, audit, limits)
     broker.include_router(build_nats_router(gateway))
-    return Intake(settings, broker, tokens, gateway, audit)
+    return Intake(settings, broker, tokens, gateway, audit, projection)
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -131,6 +145,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+            await intake.projection.stop()
             await stop_broker(intake.broker)
             intake.tokens.close()
             log.info("intake_stopped")

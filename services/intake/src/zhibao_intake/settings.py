@@ -48,6 +48,16 @@ class IntakeSettings(ServiceSettings):
             "of this many seconds (per channel, address, status and reason, with a count)"
         ),
     )
+    intake_task_catch_up_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description=(
+            "How long a task result naming a task intake does not know waits for the tasks "
+            "stream; still unknown then: refused (never issued) or, when the stream could not "
+            "be read that fast, answered unavailable (503, retry)"
+        ),
+    )
     intake_fast_path: bool = Field(
         default=True,
         description="Answer POST /v1/events at the ASGI layer (same answers, less CPU)",

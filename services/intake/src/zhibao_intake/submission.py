@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
 
 from zhibao_intake import metrics
-from zhibao_intake.domain.admission import Admitted, Reporter, admit
+from zhibao_intake.domain.admission import NO_TASKS, Admitted, Reporter, ResultChecks, admit
 from zhibao_intake.domain.outcome import ItemResult, RejectionCode, Status, SubmissionResult
 from zhibao_intake.domain.pseudonym import Pseudonymiser
+from zhibao_intake.domain.task_results import TaskBook
 from zhibao_intake.publisher import BusUnavailable, PublishOutcome
-from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE
+from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE, EventType
 from zhibao_shared.hierarchy import Registry
+from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.tokens import Token
 
 log = structlog.get_logger(__name__)
@@ -77,18 +80,68 @@ def decode_items(body: bytes, content_type: str | None, max_items: int) -> list[
     return items
 
 
+class TaskFeed(TaskBook, Protocol):
+    """The tasks intake knows of, and a way to bring that knowledge up to date."""
+
+    @property
+    def ready(self) -> bool:
+        """True once the tasks stream as it was at start has been read."""
+        ...
+
+    async def catch_up(self, within_s: float) -> bool:
+        """Read what the tasks stream holds now; False when that took too long."""
+        ...
+
+
+@dataclass(frozen=True)
+class TaskResults:
+    """What intake needs to judge task results: the tasks, the note sealer, and how long
+    a result for a task not known yet waits for the tasks stream."""
+
+    tasks: TaskFeed
+    notes: NoteSealer
+    catch_up_s: float
+
+
+def _task_named(item: Any) -> str | None:
+    """The task a submitted task result names (before validation), else None."""
+    if not isinstance(item, dict) or item.get("type") != EventType.TASK_RESULT.value:
+        return None
+    data = item.get("data")
+    task = data.get("task") if isinstance(data, dict) else None
+    return task if isinstance(task, str) else None
+
+
 class SubmissionService:
     """Admits and publishes submitted events."""
 
     def __init__(
-        self, registry: Registry, pseudonymiser: Pseudonymiser, publisher: Publisher
+        self,
+        registry: Registry,
+        pseudonymiser: Pseudonymiser,
+        publisher: Publisher,
+        task_results: TaskResults | None = None,
     ) -> None:
         self._registry = registry
         self._pseudonymiser = pseudonymiser
         self._publisher = publisher
+        self._task_results = task_results
+
+    async def _result_checks(self, items: Sequence[Any]) -> ResultChecks:
+        """How task results are judged; a result for a task not known (or known before the
+        projection was ready) first waits for the tasks stream as it is now."""
+        config = self._task_results
+        if config is None:
+            return NO_TASKS
+        tasks = config.tasks
+        named = [task for task in map(_task_named, items) if task is not None]
+        stale = named and (not tasks.ready or any(tasks.known(t) is None for t in named))
+        synced = await tasks.catch_up(config.catch_up_s) if stale else True
+        return ResultChecks(tasks, synced, config.notes)
 
     async def submit(self, items: Sequence[Any], token: Token) -> SubmissionResult:
         """Admit each item and publish the admitted ones; per-item results in order."""
+        checks = await self._result_checks(items)
         reporter = Reporter(token=token, received_at=datetime.now(UTC))
         admissions = [
             admit(
@@ -97,6 +150,7 @@ class SubmissionService:
                 reporter=reporter,
                 registry=self._registry,
                 pseudonymiser=self._pseudonymiser,
+                results=checks,
             )
             for i, item in enumerate(items)
         ]

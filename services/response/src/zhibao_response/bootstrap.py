@@ -19,6 +19,12 @@ from zhibao_response.http_api import ResponseApi, build_router, busy
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import DETAILS_PURGED, TASKS_OVERDUE
 from zhibao_response.outbox import OutboxPublisher
+from zhibao_response.results import (
+    ApplyResults,
+    ReporterNames,
+    TaskResultConsumer,
+    consumer_spec,
+)
 from zhibao_response.sealing import Sealer
 from zhibao_response.settings import ResponseSettings
 from zhibao_response.store import TaskStore
@@ -28,13 +34,16 @@ from zhibao_shared.broker import (
     bus_connected,
     connecting_in_background,
     declare_stream,
+    events_stream_config,
     make_broker,
     stop_broker,
     tasks_stream_config,
 )
+from zhibao_shared.consumer import BatchConsumer
 from zhibao_shared.db import has_table, make_engine, run_migrations
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.pseudonym import Pseudonymiser, owner_only_secret, pseudonym_key
 from zhibao_shared.settings import redacted
@@ -75,6 +84,8 @@ class Response:
     playbook: WatchedPlaybook
     tokens: TokenStore
     outbox: OutboxPublisher
+    results: ApplyResults
+    consumer: BatchConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def publish(self, subject: str, body: bytes, msg_id: str) -> None:
@@ -87,9 +98,14 @@ class Response:
         await self.broker.start()
         js = self.broker.config.broker_config.connection_state.stream
         await declare_stream(js, tasks_stream_config(self.settings))
+        await declare_stream(js, events_stream_config(self.settings))
+        consumer = TaskResultConsumer(js, consumer_spec(), self.results, self.settings)
+        await consumer.start()
+        self.consumer = consumer
         self.tasks += [
             asyncio.create_task(self.outbox.run()),
             asyncio.create_task(self._checks()),
+            asyncio.create_task(consumer.run()),
         ]
         log.info("response_connected", nats=redacted(self.settings.nats_url))
 
@@ -116,11 +132,13 @@ class Response:
             )
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected (task messages can go out)."""
-        return {"nats": bus_connected(self.broker)}
+        """Ready when NATS is connected (task messages can go out) and results are read."""
+        return {"nats": bus_connected(self.broker), "results": self.consumer is not None}
 
     async def close(self) -> None:
         """Stop the loops, publish what is pending if the bus is there, disconnect."""
+        if self.consumer is not None:
+            await self.consumer.stop()
         for task in self.tasks:
             task.cancel()
             with suppress(asyncio.CancelledError):
@@ -138,23 +156,27 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     settings = settings or ResponseSettings()
     configure_logging(settings, service="response")
     engine = make_engine(settings.database_url())
-    store = TaskStore(engine, clock)
+    store = TaskStore(engine, clock, settings.visit_required_kinds())
     registry = load_registry(settings.registry_path)
     playbook = WatchedPlaybook(settings.response_playbook_path)
     broker = make_broker(settings, name="response")
+    tokens = TokenStore.configured(settings)
+    sealer = Sealer(details_key(settings))
+    person_key = pseudonym_key(settings.pseudonym_key, settings.data_dir)
+    outbox = OutboxPublisher(store, lambda s, b, i: service.publish(s, b, i))
     service = Response(
         settings=settings,
         engine=engine,
         broker=broker,
         store=store,
         playbook=playbook,
-        tokens=TokenStore.configured(settings),
-        outbox=OutboxPublisher(store, lambda s, b, i: service.publish(s, b, i)),
+        tokens=tokens,
+        outbox=outbox,
+        results=ApplyResults(
+            store, NoteSealer(person_key), sealer, ReporterNames(tokens), outbox.wake
+        ),
     )
-    desk = TaskDesk(
-        Sealer(details_key(settings)),
-        Pseudonymiser(pseudonym_key(settings.pseudonym_key, settings.data_dir)),
-    )
+    desk = TaskDesk(sealer, Pseudonymiser(person_key))
     api = ResponseApi(
         store=store,
         desk=desk,

@@ -212,6 +212,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
     ) -> dict[str, Any]:
         task = await api.task_for(task_id, token, issuer_may=True)
         history = await api.store.history(task_id)
+        results = await api.store.results_of(h.id for h in history)
         view = api.desk.view(task, token, api.clock())
         view["history"] = [
             {
@@ -222,6 +223,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
                 "from_unit": h.from_unit,
                 "worker": h.worker,
                 "by": h.actor,
+                "result": api.desk.result_view(results.get(h.id), task, token),
             }
             for h in history
         ]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
 from zhibao_shared.settings import ServiceSettings, refuse_placeholder, sqlite_url
+from zhibao_shared.task_events import TASK_KIND
+
+
+def _kind_list(value: str) -> list[str]:
+    return [kind.strip() for kind in value.split(",") if kind.strip()]
 
 
 class ResponseSettings(ServiceSettings):
@@ -47,6 +53,24 @@ class ResponseSettings(ServiceSettings):
         default="http://127.0.0.1:8101",
         description="Intake's address: the worker page's task results are forwarded there",
     )
+
+    response_visit_required_kinds: str = Field(
+        default="verify_companion",
+        description="Task kinds (comma-separated) a phone-only result may not close: "
+        "they need a visit",
+    )
+
+    @field_validator("response_visit_required_kinds")
+    @classmethod
+    def _kinds(cls, value: str) -> str:
+        for kind in _kind_list(value):
+            if not re.fullmatch(TASK_KIND, kind):
+                raise ValueError(f"{kind!r} is not a task kind (lowercase letters, digits, _)")
+        return value
+
+    def visit_required_kinds(self) -> frozenset[str]:
+        """The kinds of ZHIBAO_RESPONSE_VISIT_REQUIRED_KINDS."""
+        return frozenset(_kind_list(self.response_visit_required_kinds))
 
     @field_validator("response_key", "pseudonym_key")
     @classmethod

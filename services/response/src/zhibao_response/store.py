@@ -18,8 +18,9 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zhibao_response.domain.results import TaskResult, applicable
 from zhibao_response.domain.tasks import OPEN_STATES, closes
-from zhibao_response.tables import declarations, outbox, task_history, tasks
+from zhibao_response.tables import declarations, outbox, task_history, task_results, tasks
 from zhibao_shared.subjects import task_subject
 from zhibao_shared.task_events import TaskEvent, TaskState, task_message
 
@@ -69,7 +70,13 @@ class Conflict(RuntimeError):
 
 
 def _message(
-    event: TaskEvent, row: Any, state: TaskState, at: datetime, from_unit: str | None = None
+    event: TaskEvent,
+    row: Any,
+    state: TaskState,
+    at: datetime,
+    from_unit: str | None = None,
+    *,
+    requires_visit: bool = False,
 ) -> dict[str, Any]:
     body = task_message(
         event,
@@ -81,6 +88,7 @@ def _message(
         pid=row["pid"],
         at=at,
         from_unit=from_unit,
+        requires_visit=requires_visit,
     )
     return {
         "msg_id": uuid.uuid4().hex,
@@ -108,9 +116,24 @@ def _history(
 class TaskStore:
     """Reads and writes tasks; every write in one transaction with its history and message."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock, visit_kinds: frozenset[str] = frozenset()
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._visit_kinds = visit_kinds
+
+    def _announce(
+        self,
+        event: TaskEvent,
+        row: Any,
+        state: TaskState,
+        at: datetime,
+        from_unit: str | None = None,
+    ) -> dict[str, Any]:
+        """The outbox row of a task message (says whether the task's kind needs a visit)."""
+        visit = row["kind"] in self._visit_kinds
+        return _message(event, row, state, at, from_unit, requires_visit=visit)
 
     async def issue(self, new: Sequence[NewTask], actor: Actor) -> None:
         """Store new tasks (all or none), their history and their ``issued`` messages."""
@@ -147,7 +170,7 @@ class TaskStore:
             insert(task_history), [_history(r, issued, issued, actor, now) for r in rows]
         )
         await conn.execute(
-            insert(outbox), [_message(TaskEvent.ISSUED, r, issued, now) for r in rows]
+            insert(outbox), [self._announce(TaskEvent.ISSUED, r, issued, now) for r in rows]
         )
 
     async def get(self, task_id: str) -> Row[Any] | None:
@@ -189,8 +212,19 @@ class TaskStore:
         A transfer re-issues the task to ``to_unit`` (a new community, no worker yet),
         keeping its id and history.
         """
-        now = self._clock()
-        row = dict(task._mapping)
+        async with self._engine.begin() as conn:
+            await self._change(conn, dict(task._mapping), wanted, actor, to_unit, self._clock())
+
+    async def _change(
+        self,
+        conn: AsyncConnection,
+        row: dict[str, Any],
+        wanted: TaskState,
+        actor: Actor,
+        to_unit: str | None,
+        now: datetime,
+    ) -> int:
+        """:meth:`change` in the caller's transaction; the id of the history row written."""
         values: dict[str, Any] = {"updated_at": now}
         new_state = wanted
         if wanted is TaskState.TRANSFERRED:
@@ -200,27 +234,99 @@ class TaskStore:
         elif closes(wanted):
             values["closed_at"] = now
         values["state"] = new_state.value
+        result = await conn.execute(
+            update(tasks)
+            .where(
+                tasks.c.id == row["id"],
+                tasks.c.state == row["state"],
+                tasks.c.unit == row["unit"],
+            )
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise Conflict(row["id"])
+        from_unit = row["unit"] if to_unit else None
+        after = row | values
+        written = await conn.execute(
+            insert(task_history)
+            .values(_history(after, wanted, new_state, actor, now, from_unit=from_unit))
+            .returning(task_history.c.id)
+        )
+        message = self._announce(TaskEvent.CHANGED, after, wanted, now, from_unit)
+        await conn.execute(insert(outbox).values(message))
+        return int(written.scalar_one())
+
+    async def apply_results(self, results: Sequence[TaskResult]) -> int:
+        """Apply task results in one transaction (see :mod:`zhibao_response.results`);
+        how many changed a task's state. A result applied before changes nothing."""
+        now = self._clock()
+        changed = 0
         async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(tasks)
-                .where(
-                    tasks.c.id == row["id"],
-                    tasks.c.state == row["state"],
-                    tasks.c.unit == row["unit"],
-                )
-                .values(**values)
+            done = await self._known_results(conn, [r.key for r in results])
+            for result in results:
+                if result.key in done:
+                    continue
+                done.add(result.key)
+                changed += await self._apply_result(conn, result, now)
+        return changed
+
+    @staticmethod
+    async def _known_results(conn: AsyncConnection, keys: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(keys), 500):
+            query = select(task_results.c.dedup_key).where(
+                task_results.c.dedup_key.in_(keys[start : start + 500])
             )
-            if result.rowcount != 1:
-                raise Conflict(row["id"])
-            from_unit = row["unit"] if to_unit else None
-            after = row | values
-            await conn.execute(
-                insert(task_history).values(
-                    _history(after, wanted, new_state, actor, now, from_unit=from_unit)
-                )
+            known.update((await conn.execute(query)).scalars())
+        return known
+
+    async def _apply_result(self, conn: AsyncConnection, result: TaskResult, now: datetime) -> int:
+        """Change the task as the result says, or record the result alone when the task
+        is no longer open with the reporting community (closed, or moved on meanwhile)."""
+        found = (await conn.execute(select(tasks).where(tasks.c.id == result.task))).first()
+        row = dict(found._mapping) if found is not None else None
+        history_id: int | None = None
+        actor = Actor(result.actor.name, result.actor.token)
+        applies = row is not None and applicable(
+            TaskState(row["state"]),
+            row["unit"],
+            result.reporter_unit,
+            result.wanted,
+            result.to_unit,
+        )
+        if row is not None and applies:
+            history_id = await self._change(conn, row, result.wanted, actor, result.to_unit, now)
+        elif row is not None:
+            state = TaskState(row["state"])
+            written = await conn.execute(
+                insert(task_history)
+                .values(_history(row, "result", state, actor, now))
+                .returning(task_history.c.id)
             )
-            message = _message(TaskEvent.CHANGED, after, wanted, now, from_unit)
-            await conn.execute(insert(outbox).values(message))
+            history_id = int(written.scalar_one())
+        await conn.execute(
+            insert(task_results).values(
+                dedup_key=result.key,
+                task_id=result.task,
+                history_id=history_id,
+                stream_sequence=result.stream_sequence,
+                outcome=result.outcome,
+                method=result.method,
+                measures=json.dumps(list(result.measures)),
+                note=result.sealed_note,
+                applied=applies,
+            )
+        )
+        return int(applies)
+
+    async def results_of(self, history_ids: Iterable[int]) -> dict[int, Row[Any]]:
+        """The task results behind history rows, by history id."""
+        ids = list(history_ids)
+        if not ids:
+            return {}
+        query = select(task_results).where(task_results.c.history_id.in_(ids))
+        async with self._engine.connect() as conn:
+            return {r.history_id: r for r in (await conn.execute(query)).all()}
 
     async def assign(self, task: Row[Any], worker: str | None, actor: Actor) -> None:
         """Assign an open task to a grid worker (None: unassign)."""
@@ -263,7 +369,9 @@ class TaskStore:
                 .where(tasks.c.id.in_([r["id"] for r in rows]), tasks.c.overdue_at.is_(None))
                 .values(overdue_at=now)
             )
-            messages = [_message(TaskEvent.OVERDUE, r, TaskState(r["state"]), now) for r in rows]
+            messages = [
+                self._announce(TaskEvent.OVERDUE, r, TaskState(r["state"]), now) for r in rows
+            ]
             await conn.execute(insert(outbox), messages)
         return len(rows)
 
@@ -275,6 +383,12 @@ class TaskStore:
                 update(tasks)
                 .where(tasks.c.closed_at <= now - after, tasks.c.sealed.is_not(None))
                 .values(sealed=None, purged_at=now)
+            )
+            closed = select(tasks.c.id).where(tasks.c.closed_at <= now - after)
+            await conn.execute(
+                update(task_results)
+                .where(task_results.c.task_id.in_(closed), task_results.c.note.is_not(None))
+                .values(note=None)
             )
         return int(result.rowcount)
 
@@ -336,7 +450,7 @@ class TaskStore:
             [_history(r, cancelled, cancelled, actor, now) for r in rows],
         )
         await conn.execute(
-            insert(outbox), [_message(TaskEvent.CHANGED, r, cancelled, now) for r in rows]
+            insert(outbox), [self._announce(TaskEvent.CHANGED, r, cancelled, now) for r in rows]
         )
         return [r["id"] for r in rows]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -95,4 +96,26 @@ outbox = Table(
     Column("msg_id", String(32), nullable=False),
     Column("subject", String, nullable=False),
     Column("body", LargeBinary, nullable=False),
+)
+
+#: Task results applied from the events stream (one row per result event, its identity the
+#: key): a redelivered or replayed result is recognised and changes nothing twice.
+task_results = Table(
+    "task_results",
+    metadata,
+    Column("dedup_key", String(400), primary_key=True),
+    Column("task_id", String(32), nullable=False),
+    #: the history row the result wrote (its state change, or the record of a late result)
+    Column("history_id", BigInteger().with_variant(Integer, "sqlite")),
+    Column("stream_sequence", BigInteger, nullable=False),
+    Column("outcome", String(12), nullable=False),
+    Column("method", String(8), nullable=False),
+    #: JSON list of the measures reported
+    Column("measures", Text, nullable=False),
+    #: the note, AES-GCM sealed like the task's details; NULL when none (or purged)
+    Column("note", LargeBinary),
+    #: False: recorded only (the task was closed or had moved on when the result came)
+    Column("applied", Boolean, nullable=False),
+    Index("ix_task_results_history", "history_id"),
+    Index("ix_task_results_task", "task_id"),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -74,6 +75,28 @@ class TaskDesk:
         }
         out |= self._details(task, token)
         return out
+
+    def result_view(
+        self, result: Row[Any] | None, task: Row[Any], token: Token
+    ) -> dict[str, Any] | None:
+        """A task result behind a history row: its note only for those who see details."""
+        if result is None:
+            return None
+        out: dict[str, Any] = {
+            "outcome": result.outcome,
+            "method": result.method,
+            "measures": json.loads(result.measures),
+            "applied": result.applied,
+        }
+        opened = None
+        if result.note is None:
+            status = "none"
+        elif not self.may_see_details(token, task):
+            status = "withheld"
+        else:
+            opened = self._sealer.open(task.id, result.note)
+            status = "unreadable" if opened is None else "shown"
+        return out | {"note": (opened or {}).get("note"), "note_status": status}
 
     def _details(self, task: Row[Any], token: Token) -> dict[str, Any]:
         if task.purged_at is not None:

@@ -34,7 +34,9 @@ from zhibao_shared.events import (
     IsolationAction,
     PublishedCase,
     PublishedDailyReport,
+    PublishedEvent,
     PublishedIsolation,
+    PublishedTaskResult,
 )
 
 _CHUNK = 500
@@ -77,7 +79,7 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     events = [d.event for d in fresh]
     change = c.arrivals(events, rules.calendar, rules.fever_c)
     change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
-    isolations = [e for e in events if isinstance(e, PublishedIsolation)]
+    isolations = [e for e in events if _about_isolation(e)]
     change.update(await _isolations(conn, isolations, rules))
     reports = [e for e in events if isinstance(e, PublishedDailyReport)]
     change.update(await _reports(conn, reports, rules))
@@ -103,8 +105,10 @@ def _lock_names(batch: Sequence[Delivery]) -> set[str]:
     names: set[str] = set()
     for delivery in batch:
         event = delivery.event
-        if isinstance(event, PublishedCase | PublishedIsolation):
-            names.add(f"person {event.data.person.pid}")
+        if isinstance(event, _PersonEvent) and (
+            isinstance(event, PublishedCase) or _about_isolation(event)
+        ):
+            names.add(f"person {_pid(event)}")
         elif isinstance(event, PublishedDailyReport):
             names.add(f"report {event.subject} {event.data.date.isoformat()}")
     return names
@@ -128,10 +132,33 @@ async def _fresh(conn: AsyncConnection, batch: Sequence[Delivery]) -> list[Deliv
     return fresh
 
 
-def _by_pid(events: Iterable[PublishedCase | PublishedIsolation]) -> dict[str, list[Any]]:
+_PersonEvent = PublishedCase | PublishedIsolation | PublishedTaskResult
+
+
+def _about_isolation(event: PublishedEvent) -> bool:
+    """An isolation event, or a task result starting an isolation of the task's person
+    (counted exactly like a start reported directly)."""
+    if isinstance(event, PublishedTaskResult):
+        return event.data.person is not None and event.data.isolation is not None
+    return isinstance(event, PublishedIsolation)
+
+
+def _pid(event: _PersonEvent) -> str:
+    person = event.data.person
+    assert person is not None
+    return person.pid
+
+
+def _isolation_action(event: PublishedIsolation | PublishedTaskResult) -> IsolationAction:
+    if isinstance(event, PublishedTaskResult):
+        return IsolationAction.START
+    return event.data.action
+
+
+def _by_pid(events: Iterable[_PersonEvent]) -> dict[str, list[Any]]:
     grouped: dict[str, list[Any]] = defaultdict(list)
     for event in events:
-        grouped[event.data.person.pid].append(event)
+        grouped[_pid(event)].append(event)
     return grouped
 
 
@@ -184,9 +211,7 @@ async def _cases(
     return change
 
 
-async def _isolations(
-    conn: AsyncConnection, events: list[PublishedIsolation], rules: Rules
-) -> c.Contribution:
+async def _isolations(conn: AsyncConnection, events: list[Any], rules: Rules) -> c.Contribution:
     grouped = _by_pid(events)
     history = await _history(conn, isolation_facts, list(grouped))
     change: c.Contribution = Counter()
@@ -198,7 +223,7 @@ async def _isolations(
             )
             for r in history.get(pid, [])
         ]
-        added = [c.IsolationFact(e.time, e.dedup_key, e.subject, e.data.action) for e in new]
+        added = [c.IsolationFact(e.time, e.dedup_key, e.subject, _isolation_action(e)) for e in new]
         change.update(
             c.difference(
                 c.isolation_history(old + added, rules.calendar),

@@ -14,14 +14,17 @@ from pydantic_core import to_json
 
 from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
 from zhibao_intake.domain.pseudonym import Pseudonymiser
+from zhibao_intake.domain.task_results import KnownTask, TaskBook, judge, unknown_task
 from zhibao_shared.events import (
     MAX_ID_LENGTH,
     MAX_SOURCE_LENGTH,
     REPORTED_EVENT,
     EventType,
+    ReportedTaskResult,
     event_identity,
 )
 from zhibao_shared.hierarchy import Registry, district_of
+from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.resident_id import mask_resident_ids
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
@@ -107,6 +110,20 @@ def _rejected(index: int, item: Any, code: RejectionCode, errors: list[FieldErro
     )
 
 
+@dataclass(frozen=True)
+class ResultChecks:
+    """What judging task results needs: the tasks known, whether that knowledge was just
+    brought up to date with the tasks stream, and the sealer of notes."""
+
+    tasks: TaskBook | None
+    synced: bool
+    notes: NoteSealer | None
+
+
+#: No task projection: every task result is answered unavailable.
+NO_TASKS = ResultChecks(None, False, None)
+
+
 def admit(
     index: int,
     item: Any,
@@ -114,6 +131,7 @@ def admit(
     reporter: Reporter,
     registry: Registry,
     pseudonymiser: Pseudonymiser,
+    results: ResultChecks = NO_TASKS,
 ) -> Admitted | ItemResult:
     """Admit one submitted item, or say precisely why not."""
     if not isinstance(item, dict):
@@ -130,6 +148,13 @@ def admit(
     if not reporter.token.covers(community):
         error = FieldError(field="subject", message=f"this token may not report for {community}")
         return _rejected(index, item, RejectionCode.FORBIDDEN, [error])
+    if isinstance(reported, ReportedTaskResult):
+        task = _task_of(index, item, reported, registry, results)
+        if isinstance(task, ItemResult):
+            return task
+        payload = _task_result_payload(reported, task, reporter, results.notes)
+    else:
+        payload = _deidentified_payload(reported, reporter, pseudonymiser)
     return Admitted(
         index=index,
         id=reported.id,
@@ -138,8 +163,60 @@ def admit(
         type=reported.type,
         district=district_of(community),
         bus_subject=event_subject(community, reported.type.short),
-        payload=_deidentified_payload(reported, reporter, pseudonymiser),
+        payload=payload,
     )
+
+
+def _task_of(
+    index: int,
+    item: Any,
+    reported: ReportedTaskResult,
+    registry: Registry,
+    results: ResultChecks,
+) -> KnownTask | ItemResult:
+    """The task a result is about, or the answer refusing (or deferring) the result."""
+    task_id = reported.data.task
+    task = results.tasks.known(task_id) if results.tasks is not None else None
+    if task is None and not results.synced:
+        error = FieldError(
+            field="data.task",
+            message=f"task {task_id} is not known here yet (issued a moment ago?); "
+            "send the event again after Retry-After",
+        )
+        return ItemResult(
+            index=index,
+            id=echoed(item, "id", MAX_ID_LENGTH),
+            source=echoed(item, "source", MAX_SOURCE_LENGTH),
+            status=Status.UNAVAILABLE,
+            code=RejectionCode.TASK_NOT_YET_KNOWN,
+            errors=[error],
+        )
+    refusal = (
+        unknown_task(task_id)
+        if task is None
+        else judge(reported.data, reported.subject, task, registry)
+    )
+    if refusal is not None:
+        return _rejected(index, item, refusal.code, [refusal.error])
+    assert task is not None
+    return task
+
+
+def _task_result_payload(
+    reported: ReportedTaskResult, task: KnownTask, reporter: Reporter, notes: NoteSealer | None
+) -> bytes:
+    """The published form: the task's person and kind added, the note sealed for the
+    response service (never on the bus in the clear)."""
+    document = reported.model_dump(mode="json", exclude_none=True)
+    data = document["data"]
+    note = data.pop("note", None)
+    if note is not None and notes is not None:
+        data["sealed_note"] = notes.seal(reported.data.task, note)
+    data["person"] = {"pid": task.pid} if task.pid else None
+    data["kind"] = task.kind
+    document["reporter"] = reporter.token.id
+    document["receivedat"] = reporter.received_at.isoformat()
+    return to_json(document)
 
 
 def _deidentified_payload(reported: Any, reporter: Reporter, pseudonymiser: Pseudonymiser) -> bytes:

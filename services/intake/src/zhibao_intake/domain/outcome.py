@@ -23,6 +23,14 @@ class RejectionCode(StrEnum):
     UNKNOWN_UNIT = "unknown_unit"
     FORBIDDEN = "forbidden"
     NOT_AN_OBJECT = "not_an_object"
+    #: task results (see README, "Task results"): the task was never issued,
+    UNKNOWN_TASK = "unknown_task"
+    #: is assigned to another community, is closed, or needs a visit to be closed
+    TASK_NOT_ASSIGNED = "task_not_assigned"
+    TASK_CLOSED = "task_closed"
+    VISIT_REQUIRED = "visit_required"
+    #: the task is not known yet (issued a moment ago): the event is answered unavailable
+    TASK_NOT_YET_KNOWN = "task_not_yet_known"
 
 
 class FieldError(BaseModel):

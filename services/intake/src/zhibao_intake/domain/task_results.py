@@ -1,0 +1,93 @@
+"""Whether a task result may be admitted: its task as intake last knew it.
+
+Pure: no I/O. Intake keeps a projection of the tasks stream (the response
+service's announcements, :mod:`zhibao_intake.task_projection`); a result is
+judged against the task's entry there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from zhibao_intake.domain.outcome import FieldError, RejectionCode
+from zhibao_shared.events import ReportedTaskResultData, TaskMethod, TaskOutcome
+from zhibao_shared.hierarchy import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class KnownTask:
+    """A task as the tasks stream last announced it."""
+
+    unit: str
+    kind: str
+    open: bool
+    requires_visit: bool
+    pid: str | None
+
+
+class TaskBook(Protocol):
+    """The tasks intake knows of."""
+
+    def known(self, task: str) -> KnownTask | None:
+        """The task's entry, or None when the tasks stream has not announced it (yet)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a task result is refused: the code and the field-level reason."""
+
+    code: RejectionCode
+    error: FieldError
+
+
+def unknown_task(task: str) -> Refusal:
+    """The refusal of a result whose task the tasks stream never announced."""
+    return Refusal(
+        RejectionCode.UNKNOWN_TASK,
+        FieldError(field="data.task", message=f"no task {task} was issued"),
+    )
+
+
+def judge(
+    data: ReportedTaskResultData, community: str, task: KnownTask, registry: Registry
+) -> Refusal | None:
+    """None when ``community`` may report ``data`` about ``task``, else why not."""
+    if task.unit != community:
+        return Refusal(
+            RejectionCode.TASK_NOT_ASSIGNED,
+            FieldError(
+                field="subject",
+                message=f"task {data.task} is assigned to {task.unit}, not to {community}",
+            ),
+        )
+    if not task.open:
+        return Refusal(
+            RejectionCode.TASK_CLOSED,
+            FieldError(field="data.task", message=f"task {data.task} is closed already"),
+        )
+    if task.requires_visit and data.outcome is TaskOutcome.DONE and data.method is TaskMethod.PHONE:
+        return Refusal(
+            RejectionCode.VISIT_REQUIRED,
+            FieldError(
+                field="data.method",
+                message=f"a {task.kind} task needs a visit: a phone call cannot close it",
+            ),
+        )
+    return _transfer_problem(data, community, registry)
+
+
+def _transfer_problem(
+    data: ReportedTaskResultData, community: str, registry: Registry
+) -> Refusal | None:
+    target = data.transfer_to
+    if target is None:
+        return None
+    if not registry.is_community(target):
+        error = FieldError(field="data.transfer_to", message=f"{target} is not a known community")
+        return Refusal(RejectionCode.UNKNOWN_UNIT, error)
+    if target == community:
+        error = FieldError(field="data.transfer_to", message="the task is with that community")
+        return Refusal(RejectionCode.INVALID, error)
+    return None

@@ -1,0 +1,88 @@
+"""Task results reported through intake: what each asks of its task, and whether it may.
+
+A result is applied when its task is still open with the community that reported
+it and its outcome is a change that community may make; otherwise (the task was
+closed meanwhile, or moved to another community) it is only recorded in the task's
+history. Intake refuses results for unknown or closed tasks up front; this is the
+second line for what changed between intake's look and the result's arrival.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from zhibao_response.domain.tasks import InvalidTransition, check_transition
+from zhibao_shared.events import PublishedTaskResult, TaskOutcome
+from zhibao_shared.task_events import TaskState
+
+#: The state each outcome moves a task to.
+OUTCOME_STATES: dict[TaskOutcome, TaskState] = {
+    TaskOutcome.DONE: TaskState.DONE,
+    TaskOutcome.UNREACHABLE: TaskState.UNREACHABLE,
+    TaskOutcome.REFUSED: TaskState.REFUSED,
+    TaskOutcome.TRANSFERRED: TaskState.TRANSFERRED,
+}
+#: A bus message holding a task result contains this (a cheap test before decoding it).
+TASK_RESULT_MARK = b'"zhibao.task_result.v1"'
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Who reported a result: the token's name (as known here) and id."""
+
+    name: str
+    token: str
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task result to apply, its note already sealed for the store."""
+
+    key: str
+    stream_sequence: int
+    task: str
+    reporter_unit: str
+    outcome: str
+    wanted: TaskState
+    to_unit: str | None
+    method: str
+    measures: Sequence[str]
+    sealed_note: bytes | None
+    actor: Reporter
+
+
+def result_of(
+    event: PublishedTaskResult,
+    stream_sequence: int,
+    actor: Reporter,
+    sealed_note: bytes | None,
+) -> TaskResult:
+    """The result an event reports."""
+    data = event.data
+    return TaskResult(
+        key=event.dedup_key,
+        stream_sequence=stream_sequence,
+        task=data.task,
+        reporter_unit=event.subject,
+        outcome=data.outcome.value,
+        wanted=OUTCOME_STATES[data.outcome],
+        to_unit=data.transfer_to,
+        method=data.method.value,
+        measures=tuple(m.value for m in data.measures),
+        sealed_note=sealed_note,
+        actor=actor,
+    )
+
+
+def applicable(
+    state: TaskState, unit: str, reporter_unit: str, wanted: TaskState, to_unit: str | None
+) -> bool:
+    """True when a result reported by ``reporter_unit`` may move the task to ``wanted``."""
+    if unit != reporter_unit or to_unit == unit:
+        return False
+    try:
+        check_transition(state, wanted)
+    except InvalidTransition:
+        return False
+    return True
