@@ -68,19 +68,24 @@ def _stream_declaring(streams: Iterable[str]) -> tuple[str, ...]:
     )
 
 
-def _consuming(durables: Sequence[str]) -> tuple[str, ...]:
+def _consuming(durables: Sequence[str], stream: str = EVENTS_STREAM) -> tuple[str, ...]:
     """Create (or bind to), inspect, pull from and acknowledge the named durables only."""
     subjects: list[str] = []
     for name in durables:
         subjects += [
-            f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.{name}.>",
-            f"{_JS}.CONSUMER.DURABLE.CREATE.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.INFO.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{name}",
-            f"$JS.ACK.{EVENTS_STREAM}.{name}.>",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{name}",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{name}.>",
+            f"{_JS}.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+            f"{_JS}.CONSUMER.INFO.{stream}.{name}",
+            f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{name}",
+            f"$JS.ACK.{stream}.{name}.>",
         ]
     return tuple(subjects)
+
+
+def tasks_durable(aggregator_durable: str) -> str:
+    """The aggregator's consumer of task messages, named after its events consumer."""
+    return f"{aggregator_durable}-tasks"
 
 
 def bus_users(
@@ -108,13 +113,15 @@ def bus_users(
         ),
         BusUser(
             "aggregator",
-            "reads events through its durable consumer; publishes rollups and its dead letters",
+            "reads events and task messages through its durable consumers; publishes rollups "
+            "and its dead letters",
             publish=(
                 "zhibao.rollups.>",
                 "zhibao.deadletter.aggregator.>",
                 info,
-                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM)),
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM)),
                 *_consuming(aggregator_durables),
+                *_consuming([tasks_durable(d) for d in aggregator_durables], TASKS_STREAM),
             ),
             subscribe=(f"{inbox_prefix('aggregator')}.>",),
         ),
