@@ -104,15 +104,7 @@ class RollupReader:
                     "name": known.name if known else street,
                     "name_en": known.name_en if known else "",
                     "overdue": len(tasks),
-                    "tasks": [
-                        {
-                            "task": task.task,
-                            "community": task.community,
-                            "kind": task.kind,
-                            "due": task.due.isoformat(),
-                        }
-                        for task in tasks[:OVERDUE_LISTED]
-                    ],
+                    "tasks": [self._overdue_json(task) for task in tasks[:OVERDUE_LISTED]],
                 }
             )
         return {
@@ -121,6 +113,16 @@ class RollupReader:
             "as_of": bounds.reference.isoformat(),
             "overdue": len(found),
             "streets": streets,
+        }
+
+    def _overdue_json(self, task: task_queries.OverdueTask) -> dict[str, Any]:
+        community = self.registry.get(task.community)
+        return {
+            "task": task.task,
+            "community": task.community,
+            "community_name": community.name if community else task.community,
+            "kind": task.kind,
+            "due": task.due.isoformat(),
         }
 
     def _reports_not_yet_due(self, day: date) -> datetime | None:
