@@ -135,8 +135,8 @@ class Aggregator:
         handler = ApplyBatch(self.engine, rules(self.settings), self.publisher.mark)
         consumer = BatchConsumer(js, consumer_spec(self.settings), handler, self.settings)
         await consumer.start()
-        self.consumer = consumer
         await self._consume_task_messages(js)
+        self.consumer = consumer
         self.tasks += [
             asyncio.create_task(consumer.run()),
             asyncio.create_task(self.publisher.run()),
