@@ -77,10 +77,12 @@ class RollupReader:
             snaps = await queries.snapshots(conn, expected, day, self.risk.window_days)
             tasks = await task_queries.task_figures(conn, codes, self.day_bounds(day))
         not_yet_due = self._reports_not_yet_due(day)
-        return {
-            code: {**figures(day, snap, self.risk, not_yet_due), **tasks[code]}
-            for code, snap in snaps.items()
-        }
+        out: dict[str, Figures] = {}
+        for code, snap in snaps.items():
+            found: Figures = dict(figures(day, snap, self.risk, not_yet_due))
+            found.update(tasks[code])
+            out[code] = found
+        return out
 
     def day_bounds(self, day: date) -> DayBounds:
         """When ``day`` starts and ends (district time), and its task figures' reference."""
