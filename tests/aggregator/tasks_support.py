@@ -24,6 +24,8 @@ from zhibao_shared.task_events import TaskEvent, TaskMessage, TaskState, task_me
 from zhibao_shared.tokens import Role, TokenStore
 
 KIND = "verify_companion"
+#: The pseudonym every test task carries (it must never reach a page or a rollup).
+PID = "e" * 32
 
 
 def message(
@@ -43,7 +45,7 @@ def message(
         kind=KIND,
         due=due,
         state=state,
-        pid="p" * 32,
+        pid=PID,
         at=at,
         from_unit=from_unit,
     )

@@ -127,6 +127,8 @@ async def test_task_figures_at_every_level_from_repeated_shuffled_messages(
         data_dir=tmp_path / "data",
         nats_url=nats_server.url,
         aggregator_database_url=database,
+        # nothing may wait for a redelivery: a batch fetched must be applied at once
+        aggregator_ack_wait_s=300,
         _env_file=None,
     )
     now = datetime.now(UTC)

@@ -28,7 +28,8 @@ FIGURES = ("tasks_open", "tasks_overdue", "tasks_done", "tasks_unreachable")
 EXPECTED = {
     COMMUNITY_A: (1, 1, 1, 0, 3.0),
     COMMUNITY_B: (1, 0, 0, 0, None),
-    STREET: (2, 1, 1, 0, 3.0),
+    STREET: (1, 1, 1, 0, 3.0),
+    COMMUNITY_B[:9]: (1, 0, 0, 0, None),  # B lies in the neighbouring street
     DISTRICT: (2, 1, 1, 0, 3.0),
     CITY: (2, 1, 1, 0, 3.0),
 }

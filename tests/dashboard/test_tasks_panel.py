@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.aggregator.tasks_support import message, publish_tasks, task_id
+from tests.aggregator.tasks_support import PID, message, publish_tasks, task_id
 from tests.dashboard.conftest import ARTIFACTS, System
 from tests.dashboard.seed import COMMUNITY_A, COMMUNITY_B, NEIGHBOUR_COMMUNITY, STREET
 from zhibao_shared.task_events import TaskEvent, TaskMessage, TaskState
@@ -95,7 +95,7 @@ def test_the_tasks_panel_lists_overdue_tasks_per_street_and_updates_live(
         neighbour = page.locator(f"#overdue-streets [data-street='{NEIGHBOUR_STREET}']")
         expect(neighbour.locator(f"tr[data-task='{task_id(4)}']")).to_have_count(1)
         text = page.locator("#tasks-panel").inner_text()
-        assert "p" * 32 not in text, "no pseudonym on the page"
+        assert PID not in text, "no pseudonym on the page"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.locator("#tasks-panel").screenshot(path=str(ARTIFACTS / "dashboard-tasks.png"))
         assert errors == [], f"errors in the browser: {errors}"

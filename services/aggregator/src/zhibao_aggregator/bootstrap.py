@@ -152,7 +152,7 @@ class Aggregator:
                 self.engine, Calendar.named(self.settings.timezone), self.publisher.mark
             )
             self.task_subscriber = task_consumer.subscribe(self.broker, self.settings, apply)
-        await self.task_subscriber.start()
+        await task_consumer.start(self.task_subscriber)
 
     async def _poll_lag(self) -> None:
         while True:

@@ -16,7 +16,7 @@ only (``zhibao.tasks.<district>.>``), like the events consumer.
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -131,6 +131,37 @@ def subscribe(broker: NatsBroker, settings: AggregatorSettings, apply: ApplyTask
         await apply(body)
 
     return subscriber
+
+
+async def start(subscriber: Any) -> None:
+    """Start the subscriber (after its stream exists), its fetches made safe to time out."""
+    await subscriber.start()
+    subscription = subscriber.subscription
+    if subscription is not None and not getattr(subscription, "_zhibao_wrapped", False):
+        subscription.fetch = _timing_out_as_nats(subscription.fetch)
+        subscription._zhibao_wrapped = True
+
+
+def _timing_out_as_nats(fetch: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``fetch`` raising nats' ``TimeoutError`` where it raised a bare one.
+
+    nats-py's fetch of a batch may time out with a bare ``asyncio.TimeoutError``
+    (nats-py 2.16) where FastStream's batch pull loop catches only
+    ``nats.errors.TimeoutError`` (faststream 0.7.8): the loop then dies and the
+    messages it had fetched come back only after the ack wait, seconds later. A
+    partial batch is the usual case (a few task changes at a time), so each would
+    be late. As nats' error, the loop handles the batch it has.
+    """
+
+    async def fetching(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fetch(*args, **kwargs)
+        except nats.errors.TimeoutError:
+            raise
+        except TimeoutError as exc:
+            raise nats.errors.TimeoutError from exc
+
+    return fetching
 
 
 async def drop_consumer(js: JetStreamContext, settings: AggregatorSettings) -> None:
