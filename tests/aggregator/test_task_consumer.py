@@ -9,7 +9,7 @@ from zhibao_aggregator.task_consumer import _timing_out_as_nats
 
 
 async def test_a_bare_timeout_of_a_fetch_is_raised_as_nats_timeout() -> None:
-    async def fetch(batch: int, timeout: float) -> list[bytes]:
+    async def fetch(batch: int, **_options: float) -> list[bytes]:
         raise TimeoutError  # what nats-py 2.16 raises when a partial batch's deadline passes
 
     with pytest.raises(nats.errors.TimeoutError):
@@ -17,7 +17,7 @@ async def test_a_bare_timeout_of_a_fetch_is_raised_as_nats_timeout() -> None:
 
 
 async def test_messages_fetched_pass_through() -> None:
-    async def fetch(batch: int, timeout: float) -> list[bytes]:
+    async def fetch(batch: int, **_options: float) -> list[bytes]:
         return [b"m"] * batch
 
     assert await _timing_out_as_nats(fetch)(2, timeout=1) == [b"m", b"m"]
