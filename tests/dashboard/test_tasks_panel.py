@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,11 +57,17 @@ def _figure(metric: str) -> str:
     return f"#task-kpis [data-task-figure={metric}] .value"
 
 
+def _publish(system: System, messages: list[TaskMessage]) -> None:
+    """Publish from a thread of its own (Playwright's loop runs in this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, publish_tasks(system.nats.url, messages)).result(timeout=30)
+
+
 def test_the_tasks_panel_lists_overdue_tasks_per_street_and_updates_live(
-    browser: Browser, system: System
+    system: System, browser: Browser
 ) -> None:
     now = datetime.now(UTC)
-    asyncio.run(publish_tasks(system.nats.url, _tasks(now)))
+    _publish(system, _tasks(now))
     token = system.token(DISTRICT, role=Role.READ, name="task panel test")
     context = browser.new_context(viewport={"width": 1440, "height": 1200}, locale="zh-CN")
     context.set_default_timeout(TIMEOUT_MS)
@@ -90,7 +97,7 @@ def test_the_tasks_panel_lists_overdue_tasks_per_street_and_updates_live(
             now - timedelta(hours=1),
             now - timedelta(minutes=30),
         )
-        asyncio.run(publish_tasks(system.nats.url, [late]))
+        _publish(system, [late])
         expect(page.locator(_figure("tasks_overdue"))).to_have_text("2")
         neighbour = page.locator(f"#overdue-streets [data-street='{NEIGHBOUR_STREET}']")
         expect(neighbour.locator(f"tr[data-task='{task_id(4)}']")).to_have_count(1)

@@ -113,8 +113,7 @@ def bus_users(
         ),
         BusUser(
             "aggregator",
-            "reads events and task messages through its durable consumers; publishes rollups "
-            "and its dead letters",
+            "reads events and task messages (its durables); publishes rollups, dead letters",
             publish=(
                 "zhibao.rollups.>",
                 "zhibao.deadletter.aggregator.>",

@@ -506,7 +506,7 @@
 
   function streetOverdue(street) {
     const rows = street.tasks.map((task) => el("tr", { "data-task": task.task },
-      el("td", { class: "task-id", title: task.task }, task.task.slice(0, 12)),
+      el("td", { class: "task-id" }, task.task),
       el("td", { "data-community": task.community }, unitName(task.community)),
       el("td", { "data-kind": task.kind }, t(task.kind)),
       el("td", {}, localTime(task.due))));
