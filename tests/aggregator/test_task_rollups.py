@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nats
 import openpyxl
 import pytest
 
@@ -29,6 +30,7 @@ from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.db import sqlite_url
 from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.subjects import TASKS_STREAM
 from zhibao_shared.task_events import TaskEvent, TaskMessage, TaskState
 
 pytestmark = pytest.mark.integration
@@ -234,3 +236,25 @@ async def test_rebuild_gives_the_live_task_figures(nats_server: NatsServer, tmp_
     assert {k: v for k, v in overdue_after.items() if k != "as_of"} == {
         k: v for k, v in overdue_before.items() if k != "as_of"
     }
+
+
+async def test_an_instance_limited_to_other_districts_reads_none_of_these_tasks(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    limited = AggregatorSettings(
+        data_dir=tmp_path / "data",
+        nats_url=nats_server.url,
+        aggregator_districts=["640105"],
+        _env_file=None,
+    )
+    now = datetime.now(UTC)
+    await publish_tasks(nats_server.url, scenario(now))
+    async with aggregator(limited) as running:
+        client = await nats.connect(nats_server.url)
+        try:
+            info = await client.jetstream().consumer_info(TASKS_STREAM, "aggregator-tasks")
+        finally:
+            await client.close()
+        assert info.config.filter_subjects == ["zhibao.tasks.640105.>"]
+        assert (info.num_pending, info.delivered.stream_seq) == (0, 0), "nothing of 640106"
+        assert _tasks(await running.rollup(CITY, _day(limited, now))) == (0, 0, 0, 0, None)
