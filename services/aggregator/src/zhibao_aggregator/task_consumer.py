@@ -112,7 +112,11 @@ class ApplyTaskMessages:
         return result
 
 
-def subscribe(broker: NatsBroker, settings: AggregatorSettings, apply: ApplyTaskMessages) -> Any:
+#: What the subscriber calls with each batch's message bodies (an :class:`ApplyTaskMessages`).
+Apply = Callable[[Sequence[object]], Awaitable[object]]
+
+
+def subscribe(broker: NatsBroker, settings: AggregatorSettings, apply: Apply) -> Any:
     """Register the FastStream subscriber on ``broker`` (start it once the stream exists)."""
     subscriber = broker.subscriber(
         TASKS_ALL,
