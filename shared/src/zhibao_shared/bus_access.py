@@ -83,9 +83,11 @@ def _consuming(durables: Sequence[str], stream: str = EVENTS_STREAM) -> tuple[st
     return tuple(subjects)
 
 
-def tasks_durable(aggregator_durable: str) -> str:
-    """The aggregator's consumer of task messages, named after its events consumer."""
-    return f"{aggregator_durable}-tasks"
+def tasks_durable(events_durable: str) -> str:
+    """A service's durable consumer of the tasks stream, named after its events consumer
+    (``aggregator`` reads tasks as ``aggregator-tasks``; a partition ``alerts-640106`` as
+    ``alerts-640106-tasks``)."""
+    return f"{events_durable}-tasks"
 
 
 def bus_users(
@@ -113,7 +115,7 @@ def bus_users(
         ),
         BusUser(
             "aggregator",
-            "reads events and task messages (its durables); publishes rollups, dead letters",
+            "reads events and task messages (own durables); publishes rollups and its dead letters",
             publish=(
                 "zhibao.rollups.>",
                 "zhibao.deadletter.aggregator.>",
@@ -126,13 +128,14 @@ def bus_users(
         ),
         BusUser(
             "alerts",
-            "reads events through its durable consumer; publishes alerts and its dead letters",
+            "reads events and task messages (own durables); publishes alerts and its dead letters",
             publish=(
                 "zhibao.alerts.>",
                 "zhibao.deadletter.alerts.>",
                 info,
-                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM)),
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM)),
                 *_consuming(alerts_durables),
+                *_consuming([tasks_durable(d) for d in alerts_durables], TASKS_STREAM),
             ),
             subscribe=(f"{inbox_prefix('alerts')}.>",),
         ),

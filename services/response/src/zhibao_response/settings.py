@@ -43,6 +43,11 @@ class ResponseSettings(ServiceSettings):
         description="Overdue tasks and expired details are looked for this often",
     )
 
+    intake_url: str = Field(
+        default="http://127.0.0.1:8101",
+        description="Intake's address: the worker page's task results are forwarded there",
+    )
+
     @field_validator("response_key", "pseudonym_key")
     @classmethod
     def _not_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
