@@ -258,3 +258,19 @@ async def test_an_instance_limited_to_other_districts_reads_none_of_these_tasks(
         assert info.config.filter_subjects == ["zhibao.tasks.640105.>"]
         assert (info.num_pending, info.delivered.stream_seq) == (0, 0), "nothing of 640106"
         assert _tasks(await running.rollup(CITY, _day(limited, now))) == (0, 0, 0, 0, None)
+
+
+async def test_not_ready_without_its_task_consumer(nats_server: NatsServer, tmp_path: Path) -> None:
+    settings = AggregatorSettings(
+        data_dir=tmp_path / "data", nats_url=nats_server.url, _env_file=None
+    )
+    async with aggregator(settings) as running:
+        client = await nats.connect(nats_server.url)
+        try:
+            await client.jetstream().delete_consumer(TASKS_STREAM, "aggregator-tasks")
+        finally:
+            await client.close()
+        answer = await eventually(
+            "not ready", lambda: running.get("/readyz"), lambda r: r.status_code == 503
+        )
+        assert "tasks_consumer" in answer.text

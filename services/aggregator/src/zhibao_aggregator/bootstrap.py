@@ -162,11 +162,14 @@ class Aggregator:
             await asyncio.sleep(LAG_POLL_S)
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected and the consumer runs on a stream that exists."""
+        """Ready when NATS is connected and the consumers run on streams that exist."""
         connected = bus_connected(self.broker)
         consumer = self.consumer
         present = connected and consumer is not None and await consumer.present()
-        return {"nats": connected, "consumer": present}
+        reading_tasks = present and await task_consumer.present(
+            self.broker.config.broker_config.connection_state.stream, self.settings
+        )
+        return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}
 
     async def close(self) -> None:
         """Drain: finish the batch in hand (ack it), stop publishing, disconnect."""

@@ -203,6 +203,15 @@ async def replay(
     return replayed
 
 
+async def present(js: JetStreamContext, settings: AggregatorSettings) -> bool:
+    """True while the tasks stream and this consumer exist (an operator may delete them)."""
+    try:
+        await js.consumer_info(TASKS_STREAM, durable(settings), timeout=2.0)
+    except (nats.js.errors.NotFoundError, nats.errors.Error, TimeoutError):
+        return False
+    return True
+
+
 async def _pending(js: JetStreamContext, settings: AggregatorSettings) -> int:
     info = await js.consumer_info(TASKS_STREAM, durable(settings))
     return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
