@@ -51,12 +51,14 @@ from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.settings import nats_servers, redacted
-from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, district_events
+from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, TASKS_STREAM, district_events
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
 
 LAG_POLL_S = 5.0
+#: Seconds between attempts to start the task consumer while the tasks stream is missing.
+TASKS_RETRY_S = 5.0
 
 
 def load_settings() -> AggregatorSettings:
@@ -135,18 +137,29 @@ class Aggregator:
         handler = ApplyBatch(self.engine, rules(self.settings), self.publisher.mark)
         consumer = BatchConsumer(js, consumer_spec(self.settings), handler, self.settings)
         await consumer.start()
-        await self._consume_task_messages(js)
         self.consumer = consumer
         self.tasks += [
             asyncio.create_task(consumer.run()),
             asyncio.create_task(self.publisher.run()),
             asyncio.create_task(self._poll_lag()),
+            asyncio.create_task(
+                retry_forever(
+                    lambda: self._consume_task_messages(js),
+                    on_failure=lambda exc: log.info("task_consumer_waiting", error=str(exc)),
+                    delay_s=TASKS_RETRY_S,
+                )
+            ),
         ]
         log.info("aggregator_connected", nats=redacted(self.settings.nats_url))
 
     async def _consume_task_messages(self, js: JetStreamContext) -> None:
-        """The task messages' consumer (its own durable; the events' hot path is untouched)."""
+        """The task messages' consumer (its own durable; the events' hot path is untouched).
+
+        Started beside the events, retried until the tasks stream exists: a deployment
+        without the response service (or room for its stream) still counts its events.
+        """
         await declare_stream(js, tasks_stream_config(self.settings))
+        await js.stream_info(TASKS_STREAM)  # raises while there is none
         if self.task_subscriber is None:
             apply = ApplyTaskMessages(
                 self.engine, Calendar.named(self.settings.timezone), self.publisher.mark
@@ -166,7 +179,7 @@ class Aggregator:
         connected = bus_connected(self.broker)
         consumer = self.consumer
         present = connected and consumer is not None and await consumer.present()
-        reading_tasks = present and await task_consumer.present(
+        reading_tasks = present and await task_consumer.reading(
             self.broker.config.broker_config.connection_state.stream, self.settings
         )
         return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}

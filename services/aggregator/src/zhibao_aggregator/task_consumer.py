@@ -183,7 +183,12 @@ async def replay(
     """Apply the whole task stream through a fresh durable consumer; messages replayed.
 
     The service then continues on the same consumer from where the replay ended.
+    Without a tasks stream there is nothing to replay.
     """
+    try:
+        await js.stream_info(TASKS_STREAM)
+    except nats.js.errors.NotFoundError:
+        return 0
     await js.add_consumer(TASKS_STREAM, consumer_config(settings))
     subscription = await js.pull_subscribe_bind(durable=durable(settings), stream=TASKS_STREAM)
     replayed = 0
@@ -203,13 +208,24 @@ async def replay(
     return replayed
 
 
-async def present(js: JetStreamContext, settings: AggregatorSettings) -> bool:
-    """True while the tasks stream and this consumer exist (an operator may delete them)."""
+async def reading(js: JetStreamContext, settings: AggregatorSettings) -> bool:
+    """False while the tasks stream exists without this consumer (an operator deleted it,
+    or it is not started yet); True when it reads, or when there is no tasks stream at
+    all (a deployment without the response service has no tasks to read)."""
     try:
         await js.consumer_info(TASKS_STREAM, durable(settings), timeout=2.0)
-    except (nats.js.errors.NotFoundError, nats.errors.Error, TimeoutError):
+        return True
+    except nats.js.errors.NotFoundError:
+        pass
+    except (nats.errors.Error, TimeoutError):
         return False
-    return True
+    try:
+        await js.stream_info(TASKS_STREAM)
+    except nats.js.errors.NotFoundError:
+        return True
+    except (nats.errors.Error, TimeoutError):
+        return False
+    return False
 
 
 async def _pending(js: JetStreamContext, settings: AggregatorSettings) -> int:
