@@ -83,10 +83,11 @@ def _consuming(durables: Sequence[str], stream: str = EVENTS_STREAM) -> tuple[st
     return tuple(subjects)
 
 
-def tasks_durable(alerts_durable: str) -> str:
-    """The alerts service's durable consumer of the tasks stream, named after its events
-    consumer (a partition ``alerts-640106`` reads tasks as ``alerts-640106-tasks``)."""
-    return f"{alerts_durable}-tasks"
+def tasks_durable(events_durable: str) -> str:
+    """A service's durable consumer of the tasks stream, named after its events consumer
+    (``aggregator`` reads tasks as ``aggregator-tasks``; a partition ``alerts-640106`` as
+    ``alerts-640106-tasks``)."""
+    return f"{events_durable}-tasks"
 
 
 def _following(stream: str) -> tuple[str, ...]:
@@ -122,13 +123,14 @@ def bus_users(
         ),
         BusUser(
             "aggregator",
-            "reads events through its durable consumer; publishes rollups and its dead letters",
+            "reads events and task messages (own durables); publishes rollups and its dead letters",
             publish=(
                 "zhibao.rollups.>",
                 "zhibao.deadletter.aggregator.>",
                 info,
-                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM)),
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM)),
                 *_consuming(aggregator_durables),
+                *_consuming([tasks_durable(d) for d in aggregator_durables], TASKS_STREAM),
             ),
             subscribe=(f"{inbox_prefix('aggregator')}.>",),
         ),

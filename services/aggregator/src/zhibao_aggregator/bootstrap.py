@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats
 import nats.js.errors
@@ -18,6 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zhibao_aggregator import task_consumer
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
@@ -31,7 +33,9 @@ from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
+from zhibao_aggregator.storage.task_tables import task_facts
 from zhibao_aggregator.storage.writer import Rules
+from zhibao_aggregator.task_consumer import ApplyTaskMessages
 from zhibao_shared.broker import (
     bus_connected,
     declare_stream,
@@ -39,6 +43,7 @@ from zhibao_shared.broker import (
     make_broker,
     retry_forever,
     stop_broker,
+    tasks_stream_config,
 )
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import make_engine
@@ -46,12 +51,14 @@ from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.settings import nats_servers, redacted
-from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, district_events
+from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, TASKS_STREAM, district_events
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
 
 LAG_POLL_S = 5.0
+#: Seconds between attempts to start the task consumer while the tasks stream is missing.
+TASKS_RETRY_S = 5.0
 
 
 def load_settings() -> AggregatorSettings:
@@ -120,6 +127,7 @@ class Aggregator:
     tokens: TokenStore
     consumer: BatchConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    task_subscriber: Any = None
 
     async def connect(self) -> None:
         """Connect to NATS, declare the stream and the durable consumer, start consuming."""
@@ -134,8 +142,30 @@ class Aggregator:
             asyncio.create_task(consumer.run()),
             asyncio.create_task(self.publisher.run()),
             asyncio.create_task(self._poll_lag()),
+            asyncio.create_task(
+                retry_forever(
+                    lambda: self._consume_task_messages(js),
+                    on_failure=lambda exc: log.info("task_consumer_waiting", error=str(exc)),
+                    delay_s=TASKS_RETRY_S,
+                )
+            ),
         ]
         log.info("aggregator_connected", nats=redacted(self.settings.nats_url))
+
+    async def _consume_task_messages(self, js: JetStreamContext) -> None:
+        """The task messages' consumer (its own durable; the events' hot path is untouched).
+
+        Started beside the events, retried until the tasks stream exists: a deployment
+        without the response service (or room for its stream) still counts its events.
+        """
+        await declare_stream(js, tasks_stream_config(self.settings))
+        await js.stream_info(TASKS_STREAM)  # raises while there is none
+        if self.task_subscriber is None:
+            apply = ApplyTaskMessages(
+                self.engine, Calendar.named(self.settings.timezone), self.publisher.mark
+            )
+            self.task_subscriber = task_consumer.subscribe(self.broker, self.settings, apply)
+        await task_consumer.start(self.task_subscriber)
 
     async def _poll_lag(self) -> None:
         while True:
@@ -145,11 +175,14 @@ class Aggregator:
             await asyncio.sleep(LAG_POLL_S)
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected and the consumer runs on a stream that exists."""
+        """Ready when NATS is connected and the consumers run on streams that exist."""
         connected = bus_connected(self.broker)
         consumer = self.consumer
         present = connected and consumer is not None and await consumer.present()
-        return {"nats": connected, "consumer": present}
+        reading_tasks = present and await task_consumer.reading(
+            self.broker.config.broker_config.connection_state.stream, self.settings
+        )
+        return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}
 
     async def close(self) -> None:
         """Drain: finish the batch in hand (ack it), stop publishing, disconnect."""
@@ -269,8 +302,9 @@ async def _empty_database(
     """Check the database may be wiped, run ``before_wipe``, then wipe (one transaction)."""
     async with engine.begin() as conn:
         count = await conn.scalar(select(func.count()).select_from(applied_events))
+        count = count or await conn.scalar(select(func.count()).select_from(task_facts))
         if count and not force:
-            raise NotEmpty(f"the database holds {count} applied events; use --force to wipe it")
+            raise NotEmpty(f"the database holds {count} applied messages; use --force to wipe it")
         await before_wipe()
         for table in reversed(metadata.sorted_tables):
             if table is not public_releases:  # released figures stay as published
@@ -278,9 +312,10 @@ async def _empty_database(
 
 
 async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
-    """Replay the stream from its start into an empty database; returns events applied.
+    """Replay the streams from their start into an empty database; returns events applied.
 
-    The durable consumer is recreated at the stream's start, so the service
+    The events and the task messages are replayed (the task rollups too). The
+    durable consumers are recreated at their stream's start, so the service
     continues from where the rebuild ended. Run it while the service is stopped.
     """
     url = settings.database_url()
@@ -290,14 +325,21 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
     try:
         js = client.jetstream()
         await declare_stream(js, events_stream_config(settings))
-        await _empty_database(
-            engine, force=force, before_wipe=lambda: _drop_consumer(js, settings.aggregator_durable)
-        )
+        await declare_stream(js, tasks_stream_config(settings))
+
+        async def drop_consumers() -> None:
+            await _drop_consumer(js, settings.aggregator_durable)
+            await task_consumer.drop_consumer(js, settings)
+
+        await _empty_database(engine, force=force, before_wipe=drop_consumers)
         counted: list[int] = []
         handler = ApplyBatch(engine, rules(settings), _counting(counted))
         consumer = BatchConsumer(js, consumer_spec(settings), handler, settings)
         await consumer.start()
         await consumer.run_until_caught_up()
+        calendar = Calendar.named(settings.timezone)
+        apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
+        await task_consumer.replay(js, settings, apply_tasks)
         return consumer.stats.events
     finally:
         await client.close()

@@ -113,6 +113,13 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
     async def completeness(code: str, date: DateQuery = None) -> dict[str, Any]:
         return await reader.completeness(code, day_or_today(date))
 
+    @router.get(
+        "/{code}/tasks/overdue",
+        summary="Overdue tasks under a unit, per street (ids, communities, kinds, due times)",
+    )
+    async def overdue_tasks(code: str, date: DateQuery = None) -> dict[str, Any]:
+        return await reader.overdue_tasks(code, day_or_today(date))
+
     async def report_rows(code: str, day: date) -> list[report.Row]:
         own = reader.unit(code)
         rows = [(u.code, u.name, f) for u, f in await reader.children(code, day)]

@@ -21,3 +21,11 @@ COMMIT_SECONDS = Histogram(
 ROLLUPS_PUBLISHED = Counter(
     "zhibao_aggregator_rollups_published_total", "Rollups published to NATS", ["level"]
 )
+TASK_MESSAGES_APPLIED = Counter(
+    "zhibao_aggregator_task_messages_applied_total",
+    "Task messages applied to the task rollups (redeliveries not counted)",
+)
+TASK_MESSAGES_SKIPPED = Counter(
+    "zhibao_aggregator_task_messages_skipped_total",
+    "Messages on the task subjects that were not task messages (logged, dropped)",
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.rollup import RiskRule, figures
-from zhibao_aggregator.storage import queries
-from zhibao_shared.hierarchy import Registry, Unit
+from zhibao_aggregator.domain.tasks import DayBounds
+from zhibao_aggregator.storage import queries, task_queries
+from zhibao_shared.hierarchy import CODE_LENGTH, Level, Registry, Unit
 
 SERIES_METRICS = frozenset((*m.FLOWS, *m.STOCKS))
-Figures = dict[str, int | str | None]
+#: At most this many overdue tasks are listed per street (the count is always complete).
+OVERDUE_LISTED = 100
+Figures = dict[str, int | float | str | None]
 
 
 class UnknownUnit(LookupError):
@@ -66,14 +69,63 @@ class RollupReader:
         return (await self.figures_of([code], day))[code]
 
     async def figures_of(self, codes: list[str], day: date) -> dict[str, Figures]:
-        """All metrics of several units on a day, in one query."""
+        """All metrics of several units on a day: one query of counters, one of tasks."""
         expected = {
             code: len(self.registry.communities_under(self.unit(code).code)) for code in codes
         }
         async with self.engine.connect() as conn:
             snaps = await queries.snapshots(conn, expected, day, self.risk.window_days)
+            tasks = await task_queries.task_figures(conn, codes, self.day_bounds(day))
         not_yet_due = self._reports_not_yet_due(day)
-        return {code: figures(day, snap, self.risk, not_yet_due) for code, snap in snaps.items()}
+        out: dict[str, Figures] = {}
+        for code, snap in snaps.items():
+            found: Figures = dict(figures(day, snap, self.risk, not_yet_due))
+            found.update(tasks[code])
+            out[code] = found
+        return out
+
+    def day_bounds(self, day: date) -> DayBounds:
+        """When ``day`` starts and ends (district time), and its task figures' reference."""
+        start = self.calendar.start_of(day)
+        end = self.calendar.start_of(day + timedelta(days=1))
+        return DayBounds.of(start, end, datetime.now(UTC))
+
+    async def overdue_tasks(self, code: str, day: date) -> dict[str, Any]:
+        """The unit's overdue tasks on ``day`` per street (ids, communities, kinds, due times)."""
+        unit = self.unit(code)
+        bounds = self.day_bounds(day)
+        async with self.engine.connect() as conn:
+            found = await task_queries.overdue_tasks(conn, code, bounds)
+        grouped = task_queries.by_street(found, CODE_LENGTH[Level.STREET])
+        streets = []
+        for street, tasks in sorted(grouped.items()):
+            known = self.registry.get(street)
+            streets.append(
+                {
+                    "code": street,
+                    "name": known.name if known else street,
+                    "name_en": known.name_en if known else "",
+                    "overdue": len(tasks),
+                    "tasks": [self._overdue_json(task) for task in tasks[:OVERDUE_LISTED]],
+                }
+            )
+        return {
+            "unit": unit.code,
+            "date": day.isoformat(),
+            "as_of": bounds.reference.isoformat(),
+            "overdue": len(found),
+            "streets": streets,
+        }
+
+    def _overdue_json(self, task: task_queries.OverdueTask) -> dict[str, Any]:
+        community = self.registry.get(task.community)
+        return {
+            "task": task.task,
+            "community": task.community,
+            "community_name": community.name if community else task.community,
+            "kind": task.kind,
+            "due": task.due.isoformat(),
+        }
 
     def _reports_not_yet_due(self, day: date) -> datetime | None:
         """The deadline of ``day``'s reports while it is still ahead, else None."""

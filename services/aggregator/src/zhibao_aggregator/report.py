@@ -29,6 +29,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("reports_overdue", "逾期未报 overdue reports"),
     ("days_since_last_new_confirmed", "无新增天数 days since last new confirmed"),
     ("risk_level", "风险等级 risk level"),
+    ("tasks_open", "未完成任务 tasks open"),
+    ("tasks_overdue", "超时任务 tasks overdue"),
+    ("tasks_done", "完成任务 tasks done"),
+    ("tasks_unreachable", "无法联系 tasks unreachable"),
+    ("median_hours_to_done", "完成用时中位数(小时) median hours to done"),
 )
 HEADER = ("代码 code", "名称 name", *(title for _, title in COLUMNS))
 

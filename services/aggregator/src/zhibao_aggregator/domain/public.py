@@ -60,7 +60,7 @@ MEDIUM_OR_HIGH = "medium_or_high"
 #: Published risk level when a suppressed count leaves every level possible.
 UNDISCLOSED = "undisclosed"
 
-Figures = Mapping[str, int | str | None]
+Figures = Mapping[str, int | float | str | None]
 
 
 @dataclass(frozen=True)

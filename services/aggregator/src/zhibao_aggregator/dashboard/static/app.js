@@ -187,9 +187,11 @@
     if (!current(generation)) return;
     renderCrumbs();
     renderKpis();
+    renderTasks();
     renderChildren();
     markUpdated();
-    await Promise.all([loadSparklines(generation), loadCharts(generation), loadAlerts(generation)]);
+    await Promise.all([loadSparklines(generation), loadCharts(generation), loadAlerts(generation),
+      loadOverdue(generation)]);
   }
 
   function ancestors(code) {
@@ -465,6 +467,58 @@
     }
   }
 
+  /* ---------- tasks pushed down to communities ---------- */
+
+  const TASK_FIGURES = [
+    ["tasks_open", "tasksOpen"], ["tasks_overdue", "tasksOverdue"], ["tasks_done", "tasksDone"],
+    ["tasks_unreachable", "tasksUnreachable"], ["median_hours_to_done", "medianHoursToDone"],
+  ];
+
+  function renderTasks() {
+    const f = S.figures;
+    $("task-kpis").replaceChildren(...TASK_FIGURES.map(([metric, key]) => el("div", {
+      class: `kpi${metric === "tasks_overdue" && f[metric] > 0 ? " warn" : ""}`,
+      "data-task-figure": metric,
+    }, el("div", { class: "label" }, t(key)), el("div", { class: "value" }, fmt(f[metric])))));
+  }
+
+  /* Overdue tasks per street: ids, communities, kinds and due times (no personal data). */
+  async function loadOverdue(generation) {
+    const wanted = generation === undefined ? S.generation : generation;
+    let found;
+    try {
+      found = await api(`/v1/units/${S.unit}/tasks/overdue?date=${S.day}`);
+    } catch (error) {
+      return;
+    }
+    if (!current(wanted)) return;
+    found.streets.forEach((s) => {
+      remember({ code: s.code, name: s.name, name_en: s.name_en });
+      s.tasks.forEach((task) => {
+        if (!S.names[task.community]) {
+          remember({ code: task.community, name: task.community_name, name_en: "" });
+        }
+      });
+    });
+    $("no-overdue").hidden = found.streets.length > 0;
+    $("overdue-streets").replaceChildren(...found.streets.map(streetOverdue));
+  }
+
+  function streetOverdue(street) {
+    const rows = street.tasks.map((task) => el("tr", { "data-task": task.task },
+      el("td", { class: "task-id" }, task.task),
+      el("td", { "data-community": task.community }, unitName(task.community)),
+      el("td", { "data-kind": task.kind }, t(task.kind)),
+      el("td", {}, localTime(task.due))));
+    const more = street.overdue - street.tasks.length;
+    return el("section", { class: "street-overdue", "data-street": street.code },
+      el("h4", {}, `${unitName(street.code)} · `,
+        el("span", { class: "count" }, String(street.overdue))),
+      el("table", {}, el("thead", {}, el("tr", {}, ...["task", "community", "kind", "due"].map(
+        (key) => el("th", {}, t(key))))), el("tbody", {}, ...rows)),
+      more > 0 ? el("p", { class: "muted" }, `${t("more")} ${more}`) : "");
+  }
+
   /* ---------- live updates (server-sent events) ---------- */
 
   function connectLive() {
@@ -491,6 +545,8 @@
     if (message.unit === S.unit) {
       S.figures = message.figures;
       renderKpis();
+      renderTasks();
+      later("overdue", loadOverdue, 300);
       updateChartsToday(message.figures);
     } else {
       const child = S.children.find((c) => c.code === message.unit);
