@@ -36,7 +36,10 @@ class History:
 
 @st.composite
 def histories(
-    draw: st.DrawFn, days: int = 4, leaf: st.SearchStrategy[int] | None = None
+    draw: st.DrawFn,
+    days: int = 4,
+    leaf: st.SearchStrategy[int] | None = None,
+    rules: ReleaseRules = RULES,
 ) -> History:
     """A two-level tree (root ``r``, up to 3 streets of up to 3 communities) over some days."""
     counts = st.one_of(st.integers(0, 3), st.integers(0, 9)) if leaf is None else leaf
@@ -69,7 +72,7 @@ def histories(
             }
             for u in history.units()
         }
-        made = make_release(FIRST_DAY + timedelta(days=n), figures, groups, state, RULES)
+        made = make_release(FIRST_DAY + timedelta(days=n), figures, groups, state, rules)
         releases.append(made)
         state = made.state
     return history

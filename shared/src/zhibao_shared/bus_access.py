@@ -68,19 +68,29 @@ def _stream_declaring(streams: Iterable[str]) -> tuple[str, ...]:
     )
 
 
-def _consuming(durables: Sequence[str]) -> tuple[str, ...]:
+def _consuming(durables: Sequence[str], stream: str = EVENTS_STREAM) -> tuple[str, ...]:
     """Create (or bind to), inspect, pull from and acknowledge the named durables only."""
     subjects: list[str] = []
     for name in durables:
         subjects += [
-            f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.{name}.>",
-            f"{_JS}.CONSUMER.DURABLE.CREATE.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.INFO.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{name}",
-            f"$JS.ACK.{EVENTS_STREAM}.{name}.>",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{name}",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{name}.>",
+            f"{_JS}.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+            f"{_JS}.CONSUMER.INFO.{stream}.{name}",
+            f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{name}",
+            f"$JS.ACK.{stream}.{name}.>",
         ]
     return tuple(subjects)
+
+
+#: The aggregator's consumer of declared levels and epidemic points on the tasks stream
+#: is named after its events consumer: ``<durable>-levels``.
+LEVELS_CONSUMER_SUFFIX = "-levels"
+
+
+def levels_durable(aggregator_durable: str) -> str:
+    """The name of an aggregator's durable consumer of level and point messages."""
+    return f"{aggregator_durable}{LEVELS_CONSUMER_SUFFIX}"
 
 
 def bus_users(
@@ -108,13 +118,17 @@ def bus_users(
         ),
         BusUser(
             "aggregator",
-            "reads events through its durable consumer; publishes rollups and its dead letters",
+            "reads events, and declared levels and points, through its durable consumers; "
+            "publishes rollups and its dead letters",
             publish=(
                 "zhibao.rollups.>",
                 "zhibao.deadletter.aggregator.>",
                 info,
                 *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM)),
                 *_consuming(aggregator_durables),
+                # declared levels and epidemic points (the response service's messages)
+                *_stream_declaring((TASKS_STREAM,)),
+                *_consuming([levels_durable(d) for d in aggregator_durables], TASKS_STREAM),
             ),
             subscribe=(f"{inbox_prefix('aggregator')}.>",),
         ),
@@ -132,7 +146,8 @@ def bus_users(
         ),
         BusUser(
             "response",
-            "publishes task events (issued, changed, overdue) to its stream; reads nothing",
+            "publishes task events (issued, changed, overdue), declared levels and epidemic "
+            "points to its stream; reads nothing",
             publish=(TASKS_ALL, info, *_stream_declaring((TASKS_STREAM,))),
             subscribe=(f"{inbox_prefix('response')}.>",),
         ),

@@ -19,6 +19,9 @@ from zhibao_response.http_api import ResponseApi, build_router, busy
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import DETAILS_PURGED, TASKS_OVERDUE
 from zhibao_response.outbox import OutboxPublisher
+from zhibao_response.point_store import PointStore
+from zhibao_response.points import PointDesk
+from zhibao_response.points_api import build_points_router
 from zhibao_response.sealing import Sealer
 from zhibao_response.settings import ResponseSettings
 from zhibao_response.store import TaskStore
@@ -184,6 +187,17 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     )
     app.state.response = service
     app.include_router(build_router(api, TokenAuth(service.tokens)))
+    point_store = PointStore(engine, store)
+    app.include_router(
+        build_points_router(
+            PointDesk(point_store, registry, clock),
+            point_store,
+            registry,
+            TokenAuth(service.tokens),
+            clock,
+            service.outbox.wake,
+        )
+    )
     app.add_exception_handler(OperationalError, busy)
     app.add_exception_handler(InterfaceError, busy)
     app.include_router(probes_router(service.readiness))

@@ -32,6 +32,7 @@ from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     Classification,
     IsolationAction,
+    IsolationKind,
     PublishedCase,
     PublishedDailyReport,
     PublishedIsolation,
@@ -172,12 +173,14 @@ async def _cases(
         rows += [
             {
                 "pid": pid,
-                "dedup_key": f.key,
-                "time": f.time.astimezone(UTC),
-                "community": f.community,
-                "classification": f.classification.value,
+                "dedup_key": e.dedup_key,
+                "time": e.time.astimezone(UTC),
+                "community": e.subject,
+                "classification": e.data.classification.value,
+                "compound": e.data.compound,
+                "building": e.data.building,
             }
-            for f in added
+            for e in new
         ]
     if rows:
         await conn.execute(case_facts.insert(), rows)
@@ -194,11 +197,21 @@ async def _isolations(
     for pid, new in grouped.items():
         old = [
             c.IsolationFact(
-                as_utc(r["time"]), r["dedup_key"], r["community"], IsolationAction(r["action"])
+                as_utc(r["time"]),
+                r["dedup_key"],
+                r["community"],
+                IsolationAction(r["action"]),
+                r["kind"] or IsolationKind.HOME.value,
+                r["until"],
             )
             for r in history.get(pid, [])
         ]
-        added = [c.IsolationFact(e.time, e.dedup_key, e.subject, e.data.action) for e in new]
+        added = [
+            c.IsolationFact(
+                e.time, e.dedup_key, e.subject, e.data.action, e.data.kind.value, e.data.until
+            )
+            for e in new
+        ]
         change.update(
             c.difference(
                 c.isolation_history(old + added, rules.calendar),
@@ -212,6 +225,8 @@ async def _isolations(
                 "time": f.time.astimezone(UTC),
                 "community": f.community,
                 "action": f.action.value,
+                "kind": f.kind,
+                "until": f.until,
             }
             for f in added
         ]

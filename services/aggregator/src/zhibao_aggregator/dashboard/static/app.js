@@ -226,6 +226,8 @@
       ["currentConfirmed", f.current_confirmed], ["inIsolation", f.in_isolation],
       ["cumulativeConfirmed", f.cumulative_confirmed],
       ["daysSince", f.days_since_last_new_confirmed], ["reportsMissing", f.reports_overdue],
+      ["pointsActive", f.points_active], ["pointsOverdue", f.points_overdue_for_lifting],
+      ["pointCases", f.point_cases_after_declaration], ["isolationsOverdue", f.isolations_overdue],
     ];
     const box = $("kpis");
     box.replaceChildren(...items.map(([key, value]) => el("div", { class: "kpi", "data-kpi": key },
@@ -234,6 +236,22 @@
       el("div", { class: "label" }, `${t("risk")} / ${t("reporting")}`),
       el("div", { class: "value" }, badge(`risk-${f.risk_level}`, t(f.risk_level)), " ",
         badge(`rep-${status}`, t(status) + detail))));
+    box.append(el("div", { class: "kpi", "data-kpi": "response" },
+      el("div", { class: "label" }, t("responseLevel")),
+      el("div", { class: "value" }, levelBadge(f), ...suggestionBadge(f))));
+  }
+
+  function levelBadge(f) {
+    const level = f.declared_level || "none";
+    return badge(`level-${level}`, t(`level_${level}`));
+  }
+
+  /* A declared level's suggestion (raise or lower): a hint, never a declaration. */
+  function suggestionBadge(f) {
+    if (!f.level_suggestion) return [];
+    return [" ", el("span", { class: `badge suggest suggest-${f.level_suggestion}`,
+      "data-suggestion": f.level_suggestion, title: t("suggestHint") },
+    t(`suggest_${f.level_suggestion}`))];
   }
 
   function rowCells(f) {
@@ -244,6 +262,7 @@
     ].map(([metric, v]) => el("td", { class: "num", "data-metric": metric }, fmt(v))).concat([
       el("td", { "data-metric": "risk_level" }, badge(`risk-${f.risk_level}`, t(f.risk_level))),
       el("td", { "data-metric": "reporting" }, badge(`rep-${status}`, t(status) + detail)),
+      el("td", { "data-metric": "response" }, levelBadge(f), ...suggestionBadge(f)),
     ]);
   }
 

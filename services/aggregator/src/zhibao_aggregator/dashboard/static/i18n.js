@@ -23,6 +23,11 @@ window.ZB_TEXTS = {
     earsBound: "EARS 上限（告警日）", fired: "触发", escalated: "升级", reminded: "提醒",
     occurrences: "次", noneYet: "—", actionFailed: "操作失败",
     earsNote: "EARS 上限取自预警服务的告警记录（仅在告警日绘制）。",
+    pointsActive: "疫点", pointsOverdue: "逾期未解除疫点", pointCases: "疫点内新增病例",
+    isolationsOverdue: "逾期未解除隔离", responseLevel: "响应级别",
+    level_red: "红色 (I级)", level_orange: "橙色 (II级)", level_yellow: "黄色 (III级)",
+    level_blue: "蓝色 (IV级)", level_none: "未启动", suggest_raise: "建议提级",
+    suggest_lower: "建议降级", suggestHint: "按风险分级规则计算的建议，由指挥部决定",
   },
   en: {
     title: "Direct Reporting Command Centre", offline: "offline", online: "live",
@@ -49,5 +54,11 @@ window.ZB_TEXTS = {
     fired: "fired", escalated: "escalated", reminded: "reminded", occurrences: "×",
     noneYet: "—", actionFailed: "Action failed",
     earsNote: "EARS upper bounds come from the alerts service's alert records (drawn on alarm days).",
+    pointsActive: "Epidemic points", pointsOverdue: "Points overdue for lifting",
+    pointCases: "Cases in points after declaration", isolationsOverdue: "Isolations overdue",
+    responseLevel: "Response level", level_red: "red (I)", level_orange: "orange (II)",
+    level_yellow: "yellow (III)", level_blue: "blue (IV)", level_none: "none",
+    suggest_raise: "suggest raising", suggest_lower: "suggest lowering",
+    suggestHint: "Computed from the risk zoning rule; the command centre decides",
   },
 };
