@@ -123,7 +123,7 @@ async def _figures(engine: AsyncEngine, settings: AggregatorSettings) -> dict[st
             params={"from": str(day(-3)), "to": str(day(8))},
         )
         assert releases.status_code == 200, releases.text
-        overdue = {}
+        overdue: dict[int, int] = {}
         for offset in (-3, -2, -1, 0):
             rollup = await client.get(
                 f"/v1/units/{COMMUNITY}/rollup", params={"date": str(day(offset))}

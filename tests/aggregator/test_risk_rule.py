@@ -62,7 +62,7 @@ async def levels_on(
     async with engine.begin() as conn:
         await apply_batch(conn, [Delivery(e, "s", 1, 1) for e in events], rules(settings))
     read = reader(settings, engine)
-    out = {}
+    out: dict[str, Any] = {}
     for code in (COMMUNITY, STREET, DISTRICT):
         figures = await read.figures(code, day)
         out[code] = figures["risk_level"]
