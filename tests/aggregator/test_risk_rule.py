@@ -152,6 +152,6 @@ def test_settings_refuse_an_unknown_rule_and_a_cluster_of_one() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="risk_rule"):
-        AggregatorSettings(risk_rule="county_2022", _env_file=None)  # type: ignore[arg-type]
+        AggregatorSettings(risk_rule="county_2022", _env_file=None)
     with pytest.raises(ValidationError, match="risk_cluster_min_cases"):
         AggregatorSettings(risk_cluster_min_cases=1, _env_file=None)

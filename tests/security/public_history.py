@@ -11,7 +11,8 @@ from zhibao_aggregator.domain.public import Release, ReleaseRules, UnitState, ma
 from zhibao_aggregator.domain.rollup import RiskRule
 
 FIRST_DAY = date(2020, 2, 1)
-RULES = ReleaseRules(5, RiskRule(window_days=3, medium_at=1, high_at=10))
+RISK = RiskRule(window_days=3, medium_at=1, high_at=10)
+RULES = ReleaseRules(5, RISK)
 
 
 @dataclass(frozen=True)

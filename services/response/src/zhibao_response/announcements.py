@@ -36,7 +36,7 @@ def level_announcement(
     message = LevelMessage(
         declaration=declaration,
         unit=unit,
-        level=None if level == LIFTED else level,  # type: ignore[arg-type]
+        level=None if level == LIFTED else level,
         number=number,
         declared_at=declared_at,
         declared_by=by,

@@ -106,7 +106,7 @@ class PointStore:
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).all())
 
-    async def point_tasks(self, point_ids: Sequence[str]) -> list[Row[Any]]:
+    async def point_tasks(self, point_ids: Sequence[str]) -> Sequence[Any]:
         """The tasks of these points (point, measure, id, state, due, closed_at)."""
         if not point_ids:
             return []
@@ -123,4 +123,4 @@ class PointStore:
             .where(point_tasks.c.point_id.in_(list(point_ids)))
         )
         async with self._engine.connect() as conn:
-            return list((await conn.execute(query)).all())
+            return (await conn.execute(query)).all()

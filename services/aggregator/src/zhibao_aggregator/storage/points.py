@@ -25,7 +25,7 @@ async def store_points(conn: AsyncConnection, messages: list[PointMessage]) -> N
         return
     rows: dict[str, dict[str, object]] = {}
     for m in messages:
-        row = {
+        row: dict[str, object] = {
             "point": m.point,
             "unit": m.unit,
             "compound": m.compound,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from alembic import op
 
-from zhibao_response.point_tables import POINT_TABLES, metadata
+from zhibao_response.point_tables import POINT_TABLES
+from zhibao_response.tables import metadata
 
 revision = "0002"
 down_revision = "0001"
