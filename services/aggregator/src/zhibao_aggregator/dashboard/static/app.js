@@ -189,7 +189,8 @@
     renderKpis();
     renderChildren();
     markUpdated();
-    await Promise.all([loadSparklines(generation), loadCharts(generation), loadAlerts(generation)]);
+    await Promise.all([loadSparklines(generation), loadCharts(generation), loadAlerts(generation),
+      loadPoints(generation)]);
   }
 
   function ancestors(code) {
@@ -244,6 +245,26 @@
   function levelBadge(f) {
     const level = f.declared_level || "none";
     return badge(`level-${level}`, t(`level_${level}`));
+  }
+
+  /* ---------- epidemic points (疫点) under the unit ---------- */
+
+  async function loadPoints(generation) {
+    let found = [];
+    try {
+      found = (await api(`/v1/units/${S.unit}/points?date=${S.day}`)).points;
+    } catch (error) {
+      found = [];
+    }
+    if (!current(generation)) return;
+    const shown = found.filter((p) => p.active);
+    $("point-list").replaceChildren(...shown.map((p) => el("li", {
+      "data-point": p.point, class: p.overdue_for_lifting ? "overdue" : "",
+    }, `${unitName(p.unit)} ${[p.compound, p.building].filter(Boolean).join(" ")} · `,
+    `${t("plannedLifting")} ${p.planned_lifting}`,
+    p.overdue_for_lifting ? [" ", badge("rep-missing", t("pointOverdue"))] : [],
+    p.cases_after_declaration ? ` · ${t("pointCases")} ${p.cases_after_declaration}` : "")));
+    $("no-points").hidden = shown.length > 0;
   }
 
   /* A declared level's suggestion (raise or lower): a hint, never a declaration. */
@@ -511,6 +532,7 @@
       S.figures = message.figures;
       renderKpis();
       updateChartsToday(message.figures);
+      later("points", () => loadPoints(S.generation), 500);
     } else {
       const child = S.children.find((c) => c.code === message.unit);
       if (child) child.figures = message.figures;

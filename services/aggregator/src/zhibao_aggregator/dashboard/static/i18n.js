@@ -28,6 +28,7 @@ window.ZB_TEXTS = {
     level_red: "红色 (I级)", level_orange: "橙色 (II级)", level_yellow: "黄色 (III级)",
     level_blue: "蓝色 (IV级)", level_none: "未启动", suggest_raise: "建议提级",
     suggest_lower: "建议降级", suggestHint: "按风险分级规则计算的建议，由指挥部决定",
+    plannedLifting: "计划解除", pointOverdue: "逾期未解除", noPoints: "无在管疫点",
   },
   en: {
     title: "Direct Reporting Command Centre", offline: "offline", online: "live",
@@ -60,5 +61,7 @@ window.ZB_TEXTS = {
     level_yellow: "yellow (III)", level_blue: "blue (IV)", level_none: "none",
     suggest_raise: "suggest raising", suggest_lower: "suggest lowering",
     suggestHint: "Computed from the risk zoning rule; the command centre decides",
+    plannedLifting: "planned lifting", pointOverdue: "overdue for lifting",
+    noPoints: "No active epidemic points",
   },
 };
