@@ -97,10 +97,24 @@ async def response(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Har
         yield harness
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def aggregator_database(request: pytest.FixtureRequest) -> str | None:
+    """The aggregator's database: SQLite in its data dir, or a fresh PostgreSQL one."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return None
+
+
 @pytest.fixture
-async def aggregator(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Aggregator]:
+async def aggregator(
+    tmp_path: Path, nats_server: NatsServer, aggregator_database: str | None
+) -> AsyncIterator[Aggregator]:
     settings = AggregatorSettings(
-        data_dir=tmp_path / "aggregator", nats_url=nats_server.url, _env_file=None
+        data_dir=tmp_path / "aggregator",
+        nats_url=nats_server.url,
+        aggregator_database_url=aggregator_database,
+        _env_file=None,
     )
     await migrate(settings.database_url())
     engine = make_engine(settings.database_url())

@@ -4,7 +4,9 @@ the old "new cases in 14 days" rule as a configuration."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.bootstrap import reader, risk_rule, rules
 from zhibao_aggregator.domain.risk import NationalRule2020, RiskInputs, RiskLevel, RiskRule
+from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.writer import apply_batch
 from zhibao_shared.consumer import Delivery
+from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.events import PublishedCase
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -70,6 +74,24 @@ async def levels_on(
     return out
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite, or a fresh PostgreSQL database (the cluster query runs on both)."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url(tmp_path, "risk")
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated database."""
+    await migrate(database_url)
+    made = make_engine(database_url)
+    yield made
+    await made.dispose()
+
+
 def test_the_default_rule_is_the_national_rule_of_2020() -> None:
     rule = risk_rule(AggregatorSettings(_env_file=None))
     assert rule == NationalRule2020(window_days=14, cumulative_above=50, cluster_min_cases=2)
@@ -82,20 +104,20 @@ def test_the_default_rule_is_the_national_rule_of_2020() -> None:
 
 @pytest.mark.parametrize(("earlier", "level"), [(48, "medium"), (49, "high")])
 async def test_high_takes_more_than_50_cumulative_and_a_cluster(
-    sqlite_engine: AsyncEngine, settings: AggregatorSettings, earlier: int, level: str
+    engine: AsyncEngine, settings: AggregatorSettings, earlier: int, level: str
 ) -> None:
     """Two persons confirmed in one compound this week, after ``earlier`` cases a month ago
     (each in a compound of its own): 50 cumulative is medium, 51 is high."""
     month_ago = TODAY - timedelta(days=30)
     events = [confirmed(month_ago, compound=f"小区{n}") for n in range(earlier)]
     events += [confirmed(TODAY - timedelta(days=d), compound="枫林湾一期") for d in (1, 3)]
-    found = await levels_on(sqlite_engine, settings, events, TODAY)
+    found = await levels_on(engine, settings, events, TODAY)
     assert found[COMMUNITY] == found[STREET] == found[DISTRICT] == level
     assert found[f"{DISTRICT} clusters"] == 1
 
 
 async def test_without_a_cluster_more_than_50_stays_medium(
-    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+    engine: AsyncEngine, settings: AggregatorSettings
 ) -> None:
     """60 cases, but no two in one place within 14 days: different compounds, the same
     compound label in another community, a pair 20 days apart, cases without a place."""
@@ -107,17 +129,17 @@ async def test_without_a_cluster_more_than_50_stays_medium(
         confirmed(TODAY - timedelta(days=1), compound="未来城"),
         confirmed(TODAY - timedelta(days=1)),
     ]
-    found = await levels_on(sqlite_engine, settings, events, TODAY)
+    found = await levels_on(engine, settings, events, TODAY)
     assert found[DISTRICT] == "medium"
     assert found[f"{DISTRICT} clusters"] == 0
 
 
 async def test_a_building_without_a_compound_is_a_place_too(
-    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+    engine: AsyncEngine, settings: AggregatorSettings
 ) -> None:
     events = [confirmed(TODAY - timedelta(days=30), compound=f"小区{n}") for n in range(50)]
     events += [confirmed(TODAY - timedelta(days=d), building="3号楼") for d in (0, 5)]
-    found = await levels_on(sqlite_engine, settings, events, TODAY)
+    found = await levels_on(engine, settings, events, TODAY)
     assert found[DISTRICT] == "high"
     assert found[f"{COMMUNITY} clusters"] == 1
 
