@@ -289,7 +289,10 @@ def _figures(
     past = [d for d in confirmed_days if d <= day]
     out["days_since_last_new_confirmed"] = (day - max(past)).days if past else None
     in_window = sum(1 for d in confirmed_days if day - timedelta(days=14) < d <= day)
-    out["risk_level"] = "high" if in_window >= 10 else "medium" if in_window >= 1 else "low"
+    # The national rule of 2020 (the default): the generated cases name no compound or
+    # building, so there is never a cluster and the level is never high.
+    cumulative = sum(1 for d in confirmed_days if d <= day)
+    out["risk_level"] = "low" if in_window == 0 or cumulative == 0 else "medium"
     out["in_isolation"] = sum(
         1 for h in isolation.values() if (w := _isolation_state(h, day)[0]) and w.startswith(unit)
     )

@@ -11,7 +11,8 @@ from zhibao_aggregator.domain.public import Release, ReleaseRules, UnitState, ma
 from zhibao_aggregator.domain.rollup import RiskRule
 
 FIRST_DAY = date(2020, 2, 1)
-RULES = ReleaseRules(5, RiskRule(window_days=3, medium_at=1, high_at=10))
+RISK = RiskRule(window_days=3, medium_at=1, high_at=10)
+RULES = ReleaseRules(5, RISK)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,10 @@ class History:
 
 @st.composite
 def histories(
-    draw: st.DrawFn, days: int = 4, leaf: st.SearchStrategy[int] | None = None
+    draw: st.DrawFn,
+    days: int = 4,
+    leaf: st.SearchStrategy[int] | None = None,
+    rules: ReleaseRules = RULES,
 ) -> History:
     """A two-level tree (root ``r``, up to 3 streets of up to 3 communities) over some days."""
     counts = st.one_of(st.integers(0, 3), st.integers(0, 9)) if leaf is None else leaf
@@ -69,7 +73,7 @@ def histories(
             }
             for u in history.units()
         }
-        made = make_release(FIRST_DAY + timedelta(days=n), figures, groups, state, RULES)
+        made = make_release(FIRST_DAY + timedelta(days=n), figures, groups, state, rules)
         releases.append(made)
         state = made.state
     return history

@@ -14,7 +14,7 @@ import itertools
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.security.public_history import RULES, History, histories
+from tests.security.public_history import RISK, RULES, History, histories
 from zhibao_aggregator.domain.public import MEDIUM_OR_HIGH, NEW_CONFIRMED, UNDISCLOSED
 from zhibao_aggregator.domain.rollup import RiskLevel
 
@@ -36,7 +36,7 @@ def _world_level(history: History, world: dict[str, int], unit: str) -> str:
     last = len(history.new) - 1
     first = max(0, last - RULES.risk.window_days + 1)
     earlier = sum(history.total(history.new[d], unit) for d in range(first, last))
-    return RULES.risk.level(earlier + history.total(world, unit)).value
+    return RISK.level(earlier + history.total(world, unit)).value
 
 
 def _worlds(history: History) -> list[tuple[dict[str, int], bool]]:
@@ -87,7 +87,7 @@ def test_the_level_is_true_and_exact_when_nothing_in_its_window_is_hidden(
     for day, release in enumerate(history.releases):
         first = max(0, day - RULES.risk.window_days + 1)
         for unit in history.units():
-            truth = RULES.risk.level(
+            truth = RISK.level(
                 sum(history.total(history.new[d], unit) for d in range(first, day + 1))
             ).value
             shown = release.units[unit]["risk_level"]

@@ -96,6 +96,16 @@ def _following(stream: str) -> tuple[str, ...]:
     return (f"{_JS}.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>")
 
 
+#: The aggregator's consumer of declared levels and epidemic points on the tasks stream
+#: is named after its events consumer: ``<durable>-levels``.
+LEVELS_CONSUMER_SUFFIX = "-levels"
+
+
+def levels_durable(aggregator_durable: str) -> str:
+    """The name of an aggregator's durable consumer of level and point messages."""
+    return f"{aggregator_durable}{LEVELS_CONSUMER_SUFFIX}"
+
+
 def bus_users(
     aggregator_durables: Sequence[str] = ("aggregator",),
     alerts_durables: Sequence[str] = ("alerts",),
@@ -123,7 +133,8 @@ def bus_users(
         ),
         BusUser(
             "aggregator",
-            "reads events and task messages (own durables); publishes rollups and its dead letters",
+            "reads events, task messages, declared levels and points (own durables); "
+            "publishes rollups and its dead letters",
             publish=(
                 "zhibao.rollups.>",
                 "zhibao.deadletter.aggregator.>",
@@ -131,6 +142,8 @@ def bus_users(
                 *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM)),
                 *_consuming(aggregator_durables),
                 *_consuming([tasks_durable(d) for d in aggregator_durables], TASKS_STREAM),
+                # declared levels and epidemic points (the response service's messages)
+                *_consuming([levels_durable(d) for d in aggregator_durables], TASKS_STREAM),
             ),
             subscribe=(f"{inbox_prefix('aggregator')}.>",),
         ),
@@ -149,7 +162,8 @@ def bus_users(
         ),
         BusUser(
             "response",
-            "publishes task events (issued, changed, overdue) to its stream; reads task results "
+            "publishes task events (issued, changed, overdue), declared levels and epidemic "
+            "points to its stream; reads task results "
             "through its durable consumer; publishes its dead letters",
             publish=(
                 TASKS_ALL,

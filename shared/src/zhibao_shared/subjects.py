@@ -9,6 +9,8 @@ so district partitioning holds for bundles too.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from zhibao_shared.hierarchy import district_of
 
 EVENTS_STREAM = "ZHIBAO_EVENTS"
@@ -59,6 +61,22 @@ def dead_letter_subject(service: str, subject: str) -> str:
 def audit_subject(service: str, action: str) -> str:
     """Where a service appends an audit record (who did what, for which unit)."""
     return f"zhibao.audit.{service}.{action}"
+
+
+def task_event_filters(districts: Sequence[str], events: Iterable[str]) -> list[str]:
+    """Subject filters for the task messages ``events`` (issued, changed, overdue) of
+    ``districts`` (all districts when empty). The tasks stream also carries the response
+    service's declared levels and epidemic points, which a task consumer must not get."""
+    return [
+        f"zhibao.tasks.{district}.*.{event}"
+        for district in (districts or ("*",))
+        for event in events
+    ]
+
+
+def is_task_event(subject: str, events: Iterable[str]) -> bool:
+    """True when ``subject`` carries one of the task messages ``events``."""
+    return subject.rsplit(".", 1)[-1] in set(events)
 
 
 def task_subject(unit: str, event: str) -> str:

@@ -23,7 +23,7 @@ from zhibao_aggregator import task_consumer
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
-from zhibao_aggregator.domain.rollup import RiskRule
+from zhibao_aggregator.domain.risk import NationalRule2020, RiskRule, ZoningRule
 from zhibao_aggregator.handler import ApplyBatch, Changed
 from zhibao_aggregator.http_api import add_error_handlers, build_public_router, build_router
 from zhibao_aggregator.migrate import migrate, schema_ready
@@ -31,6 +31,7 @@ from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.reader import RollupReader
+from zhibao_aggregator.response_feed import FeedSpec, ResponseFeed
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
 from zhibao_aggregator.storage.task_tables import task_facts
@@ -45,11 +46,13 @@ from zhibao_shared.broker import (
     stop_broker,
     tasks_stream_config,
 )
+from zhibao_shared.bus_access import levels_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import make_engine
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.response_events import response_filters
 from zhibao_shared.settings import nats_servers, redacted
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, TASKS_STREAM, district_events
 from zhibao_shared.tokens import TokenStore
@@ -89,9 +92,29 @@ def rules(settings: AggregatorSettings) -> Rules:
     )
 
 
-def risk_rule(settings: AggregatorSettings) -> RiskRule:
+def response_feed(
+    settings: AggregatorSettings,
+    js: JetStreamContext,
+    engine: AsyncEngine,
+    on_committed: Changed = lambda _changed: None,
+) -> ResponseFeed:
+    """The consumer of declared levels and epidemic points (``<durable>-levels``)."""
+    spec = FeedSpec(
+        durable=levels_durable(settings.aggregator_durable),
+        filter_subjects=response_filters(settings.aggregator_districts),
+        max_deliver=settings.aggregator_max_deliver,
+        ack_wait_s=settings.aggregator_ack_wait_s,
+    )
+    return ResponseFeed(js, spec, engine, Calendar.named(settings.timezone), on_committed)
+
+
+def risk_rule(settings: AggregatorSettings) -> ZoningRule:
     """The risk zoning rule from settings."""
-    return RiskRule(settings.risk_window_days, settings.risk_medium_at, settings.risk_high_at)
+    if settings.risk_rule == "new_cases":
+        return RiskRule(settings.risk_window_days, settings.risk_medium_at, settings.risk_high_at)
+    return NationalRule2020(
+        settings.risk_window_days, settings.risk_cumulative_above, settings.risk_cluster_min_cases
+    )
 
 
 def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
@@ -102,6 +125,7 @@ def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
         Calendar.named(settings.timezone),
         risk_rule(settings),
         settings.daily_report_deadline,
+        settings.point_lift_after_days,
     )
 
 
@@ -126,6 +150,7 @@ class Aggregator:
     publisher: RollupPublisher
     tokens: TokenStore
     consumer: BatchConsumer | None = None
+    feed: ResponseFeed | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     task_subscriber: Any = None
 
@@ -138,8 +163,13 @@ class Aggregator:
         consumer = BatchConsumer(js, consumer_spec(self.settings), handler, self.settings)
         await consumer.start()
         self.consumer = consumer
+        feed = response_feed(self.settings, js, self.engine, self.publisher.mark)
+        await declare_stream(js, tasks_stream_config(self.settings))
+        await feed.start()
+        self.feed = feed
         self.tasks += [
             asyncio.create_task(consumer.run()),
+            asyncio.create_task(feed.run()),
             asyncio.create_task(self.publisher.run()),
             asyncio.create_task(self._poll_lag()),
             asyncio.create_task(
@@ -188,6 +218,8 @@ class Aggregator:
         """Drain: finish the batch in hand (ack it), stop publishing, disconnect."""
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.feed is not None:
+            await self.feed.stop()
         if self.tasks:
             with suppress(Exception):
                 await asyncio.wait_for(self.tasks[0], self.settings.shutdown_grace_s)
@@ -317,6 +349,8 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
     The events and the task messages are replayed (the task rollups too). The
     durable consumers are recreated at their stream's start, so the service
     continues from where the rebuild ended. Run it while the service is stopped.
+    Declared levels and epidemic points are replayed from the tasks stream the same
+    way (its own durable consumer, recreated), as far back as that stream keeps them.
     """
     url = settings.database_url()
     await migrate(url)
@@ -330,6 +364,7 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
         async def drop_consumers() -> None:
             await _drop_consumer(js, settings.aggregator_durable)
             await task_consumer.drop_consumer(js, settings)
+            await _drop_consumer(js, levels_durable(settings.aggregator_durable), TASKS_STREAM)
 
         await _empty_database(engine, force=force, before_wipe=drop_consumers)
         counted: list[int] = []
@@ -340,6 +375,9 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
         calendar = Calendar.named(settings.timezone)
         apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
         await task_consumer.replay(js, settings, apply_tasks)
+        feed = response_feed(settings, js, engine)
+        await feed.start()
+        await feed.run_until_caught_up()
         return consumer.stats.events
     finally:
         await client.close()
@@ -354,10 +392,10 @@ class NeedsOperator(RuntimeError):
     """The bus refused an operator's action to this service's user."""
 
 
-async def _drop_consumer(js: JetStreamContext, durable: str) -> None:
-    """Delete the durable consumer; only the bus operator may (the rebuild is theirs)."""
+async def _drop_consumer(js: JetStreamContext, durable: str, stream: str = EVENTS_STREAM) -> None:
+    """Delete a durable consumer; only the bus operator may (the rebuild is theirs)."""
     try:
-        await js.delete_consumer(EVENTS_STREAM, durable)
+        await js.delete_consumer(stream, durable)
     except nats.js.errors.NotFoundError:
         return
     except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:

@@ -109,6 +109,29 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
             "points": [{"date": d.isoformat(), "value": v} for d, v in points.items()],
         }
 
+    @router.get("/{code}/points", summary="Epidemic points under the unit and their lifting")
+    async def points(code: str, date: DateQuery = None) -> dict[str, Any]:
+        day = day_or_today(date)
+        return {"unit": code, "date": day.isoformat(), "points": await reader.points(code, day)}
+
+    @router.get(
+        "/{code}/isolation-releases",
+        summary="Persons in isolation by planned release day and kind; overdue isolations",
+    )
+    async def isolation_releases(
+        code: str,
+        first: Annotated[date | None, Query(alias="from", description="Today by default")] = None,
+        last: Annotated[date | None, Query(alias="to", description="From + 13 days")] = None,
+    ) -> dict[str, Any]:
+        today = reader.calendar.today(datetime.now(UTC))
+        first = today if first is None else readable(first, "from", today)
+        last = first + timedelta(days=13) if last is None else readable(last, "to", today)
+        if last < first or last - first > timedelta(days=MAX_SERIES_DAYS):
+            raise unprocessable(
+                ("query", "to"), f"need from <= to, at most {MAX_SERIES_DAYS} days apart"
+            )
+        return await reader.isolation_releases(code, first, last)
+
     @router.get("/{code}/completeness", summary="Communities that reported, late or not at all")
     async def completeness(code: str, date: DateQuery = None) -> dict[str, Any]:
         return await reader.completeness(code, day_or_today(date))

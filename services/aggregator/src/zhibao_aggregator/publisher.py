@@ -38,11 +38,14 @@ class RollupPublisher:
         self._wake = asyncio.Event()
 
     def mark(self, changed: Iterable[tuple[str, date]]) -> None:
-        """Note changed (unit, day) pairs; days older than the recent window are not pushed
-        (corrections to old days are read over HTTP)."""
+        """Note changed (unit, day) pairs; days older than the recent window, and future
+        days, are not pushed (corrections to old days are read over HTTP)."""
         today = self._reader.calendar.today(datetime.now(UTC))
+        # future days (planned isolation ends) are not pushed either: read them over HTTP
         fresh = {
-            (u, d) for u, d in changed if d >= today - self._recent and u in self._reader.registry
+            (u, d)
+            for u, d in changed
+            if today - self._recent <= d <= today and u in self._reader.registry
         }
         if fresh:
             self._dirty |= fresh

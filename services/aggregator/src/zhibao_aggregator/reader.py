@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_aggregator.domain import metrics as m
+from zhibao_aggregator.domain import points as pt
 from zhibao_aggregator.domain.calendar import Calendar
-from zhibao_aggregator.domain.rollup import RiskRule, figures
+from zhibao_aggregator.domain.risk import NationalRule2020, ZoningRule
+from zhibao_aggregator.domain.rollup import CounterSnapshot, UnitContext, figures
 from zhibao_aggregator.domain.tasks import DayBounds
-from zhibao_aggregator.storage import queries, task_queries
+from zhibao_aggregator.storage import levels, places, points, queries, task_queries
 from zhibao_shared.hierarchy import CODE_LENGTH, Level, Registry, Unit
 
-SERIES_METRICS = frozenset((*m.FLOWS, *m.STOCKS))
+SERIES_METRICS = frozenset((*m.FLOWS, *m.STOCKS, *m.RELEASES_DUE))
 #: At most this many overdue tasks are listed per street (the count is always complete).
 OVERDUE_LISTED = 100
 Figures = dict[str, int | float | str | None]
@@ -44,8 +46,9 @@ class RollupReader:
     engine: AsyncEngine
     registry: Registry
     calendar: Calendar
-    risk: RiskRule
+    risk: ZoningRule
     report_due_after: Any
+    point_lift_days: int = 14
 
     def unit(self, code: str) -> Unit:
         """The unit, or :class:`UnknownUnit`."""
@@ -73,13 +76,19 @@ class RollupReader:
         expected = {
             code: len(self.registry.communities_under(self.unit(code).code)) for code in codes
         }
+        end_of_day = self.calendar.start_of(day + timedelta(days=1))
         async with self.engine.connect() as conn:
             snaps = await queries.snapshots(conn, expected, day, self.risk.window_days)
+            snaps = await self._with_clusters(conn, snaps, day)
+            declared = await levels.declared_levels(conn, codes, end_of_day)
+            statuses = await self._point_statuses(conn, "", day)
             tasks = await task_queries.task_figures(conn, codes, self.day_bounds(day))
         not_yet_due = self._reports_not_yet_due(day)
         out: dict[str, Figures] = {}
         for code, snap in snaps.items():
-            found: Figures = dict(figures(day, snap, self.risk, not_yet_due))
+            placed = [s for s in statuses if s.point.unit.startswith(code)]
+            context = UnitContext(declared.get(code), pt.point_figures(placed))
+            found: Figures = dict(figures(day, snap, self.risk, not_yet_due, context))
             found.update(tasks[code])
             out[code] = found
         return out
@@ -125,6 +134,57 @@ class RollupReader:
             "community_name": community.name if community else task.community,
             "kind": task.kind,
             "due": task.due.isoformat(),
+        }
+
+    async def _point_statuses(
+        self, conn: AsyncConnection, prefix: str, day: date
+    ) -> list[pt.PointStatus]:
+        """The points under ``prefix`` at the end of ``day`` (two small reads when any)."""
+        found = await points.all_points(conn, prefix)
+        if not found:
+            return []
+        cases = await points.placed_cases(conn, sorted({p.unit for p in found}))
+        return [pt.status(p, cases, day, self.calendar, self.point_lift_days) for p in found]
+
+    async def points(self, code: str, day: date) -> list[dict[str, object]]:
+        """Every epidemic point under the unit as it stands at the end of ``day``."""
+        self.unit(code)
+        async with self.engine.connect() as conn:
+            return [pt.as_json(s) for s in await self._point_statuses(conn, code, day)]
+
+    async def isolation_releases(self, code: str, first: date, last: date) -> dict[str, Any]:
+        """Per day, the persons now in isolation planned to be released that day, by kind;
+        and how many are overdue (planned end passed, no end event) today."""
+        self.unit(code)
+        today = self.calendar.today(datetime.now(UTC))
+        async with self.engine.connect() as conn:
+            by_kind = {
+                kind: await queries.series(conn, code, m.release_due_metric(kind), first, last)
+                for kind in m.ISOLATION_KINDS
+            }
+            overdue = await queries.series(conn, code, m.ISOLATIONS_OVERDUE, today, today)
+        days: list[dict[str, Any]] = []
+        for day in sorted(next(iter(by_kind.values()))):
+            counts = {kind: series[day] for kind, series in by_kind.items()}
+            days.append({"date": day.isoformat(), **counts, "total": sum(counts.values())})
+        return {"unit": code, "isolations_overdue": overdue[today], "days": days}
+
+    async def _with_clusters(
+        self, conn: AsyncConnection, snaps: dict[str, CounterSnapshot], day: date
+    ) -> dict[str, CounterSnapshot]:
+        """Snapshots marked with their cluster (read only when the rule needs it and some
+        unit has new cases in the window)."""
+        rule = self.risk
+        if not isinstance(rule, NationalRule2020) or not any(
+            s.confirmed_in_window for s in snaps.values()
+        ):
+            return snaps
+        first = day - timedelta(days=self.risk.window_days - 1)
+        start, end = self.calendar.start_of(first), self.calendar.start_of(day + timedelta(days=1))
+        found = await places.cluster_communities(conn, start, end, rule.cluster_min_cases)
+        return {
+            code: replace(snap, clusters_in_window=places.clusters_in(code, found))
+            for code, snap in snaps.items()
         }
 
     def _reports_not_yet_due(self, day: date) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -57,9 +58,39 @@ class AggregatorSettings(ServiceSettings):
         description="Seconds between checks that a live stream's token is still valid; "
         "a revoked or expired token's stream ends",
     )
-    risk_window_days: int = Field(default=14, gt=0)
-    risk_medium_at: int = Field(default=1, gt=0, description="New confirmed in window → medium")
-    risk_high_at: int = Field(default=10, gt=0, description="New confirmed in window → high")
+    risk_rule: Literal["national_2020", "new_cases"] = Field(
+        default="national_2020",
+        description="Risk zoning rule: national_2020 (the State Council rule for counties of "
+        "17 Feb 2020: cumulative confirmed and clusters) or new_cases (new confirmed in the "
+        "window against ZHIBAO_RISK_MEDIUM_AT / ZHIBAO_RISK_HIGH_AT)",
+    )
+    risk_window_days: int = Field(default=14, gt=0, le=90)
+    risk_medium_at: int = Field(
+        default=1, gt=0, description="new_cases rule: new confirmed in window → medium"
+    )
+    risk_high_at: int = Field(
+        default=10, gt=0, description="new_cases rule: new confirmed in window → high"
+    )
+    risk_cumulative_above: int = Field(
+        default=50,
+        ge=0,
+        description="national_2020 rule: more cumulative confirmed than this (and a cluster "
+        "in the window) → high",
+    )
+    risk_cluster_min_cases: int = Field(
+        default=2,
+        ge=2,
+        le=1000,
+        description="national_2020 rule: persons confirmed in the window in one compound (or "
+        "building) that make a cluster",
+    )
+    point_lift_after_days: int = Field(
+        default=14,
+        gt=0,
+        le=90,
+        description="An epidemic point's planned lifting: this many days after the later of "
+        "its start and the last case there",
+    )
     small_cell_threshold: int = Field(
         default=5,
         ge=1,

@@ -36,8 +36,8 @@ from zhibao_aggregator.metrics import TASK_MESSAGES_APPLIED, TASK_MESSAGES_SKIPP
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.task_writer import TasksApplied, apply_task_messages
 from zhibao_shared.bus_access import inbox_prefix, tasks_durable
-from zhibao_shared.subjects import TASKS_ALL, TASKS_STREAM
-from zhibao_shared.task_events import TaskMessage
+from zhibao_shared.subjects import TASKS_ALL, TASKS_STREAM, task_event_filters
+from zhibao_shared.task_events import TaskEvent, TaskMessage
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +54,7 @@ def durable(settings: AggregatorSettings) -> str:
 
 def filter_subjects(settings: AggregatorSettings) -> list[str]:
     """The districts' task subjects (all tasks when no districts are configured)."""
-    return [f"zhibao.tasks.{d}.>" for d in settings.aggregator_districts] or [TASKS_ALL]
+    return task_event_filters(settings.aggregator_districts, TaskEvent)
 
 
 def consumer_config(settings: AggregatorSettings) -> ConsumerConfig:

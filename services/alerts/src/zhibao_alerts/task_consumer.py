@@ -31,7 +31,12 @@ from pydantic import ValidationError
 
 from zhibao_alerts.domain.redaction import mask_text
 from zhibao_shared.consumer import DEAD_REASON_HEADER, ORIGINAL_SUBJECT_HEADER
-from zhibao_shared.subjects import DEAD_LETTER_STREAM, TASKS_STREAM, dead_letter_subject
+from zhibao_shared.subjects import (
+    DEAD_LETTER_STREAM,
+    TASKS_STREAM,
+    dead_letter_subject,
+    task_event_filters,
+)
 from zhibao_shared.task_events import TaskEvent, TaskMessage
 
 log = structlog.get_logger(__name__)
@@ -44,11 +49,7 @@ ApplyTasks = Callable[[Sequence[TaskMessage]], Awaitable[None]]
 
 def task_filters(districts: Sequence[str]) -> tuple[str, ...]:
     """Subject filters: the overdue and changed messages of these districts (all: none)."""
-    return tuple(
-        f"zhibao.tasks.{district}.*.{event.value}"
-        for district in (districts or ("*",))
-        for event in READ_EVENTS
-    )
+    return tuple(task_event_filters(districts, READ_EVENTS))
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from zhibao_intake.domain.task_results import KnownTask
-from zhibao_shared.subjects import TASKS_ALL, TASKS_STREAM
-from zhibao_shared.task_events import TaskMessage, TaskState
+from zhibao_shared.subjects import TASKS_ALL, TASKS_STREAM, is_task_event
+from zhibao_shared.task_events import TaskEvent, TaskMessage, TaskState
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +86,11 @@ class TaskProjection:
         log.info("task_projection_started", replaying=last)
 
     async def _on_message(self, msg: Msg) -> None:
-        self.apply(msg.metadata.sequence.stream, msg.data)
+        sequence = msg.metadata.sequence.stream
+        if is_task_event(msg.subject, TaskEvent):
+            self.apply(sequence, msg.data)
+        else:  # a declared level or an epidemic point: not a task
+            self._sequence = max(self._sequence, sequence)
 
     async def _last_sequence(self) -> int:
         assert self._js is not None

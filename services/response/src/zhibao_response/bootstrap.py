@@ -19,6 +19,9 @@ from zhibao_response.http_api import ResponseApi, build_router, busy
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import DETAILS_PURGED, TASKS_OVERDUE
 from zhibao_response.outbox import OutboxPublisher
+from zhibao_response.point_store import PointStore
+from zhibao_response.points import PointDesk
+from zhibao_response.points_api import build_points_router
 from zhibao_response.results import (
     ApplyResults,
     ReporterNames,
@@ -209,6 +212,17 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     app.include_router(build_router(api, TokenAuth(service.tokens)))
     app.include_router(
         WorkerPage(TokenAuth(service.tokens), registry, settings.intake_url).router()
+    )
+    point_store = PointStore(engine, store)
+    app.include_router(
+        build_points_router(
+            PointDesk(point_store, registry, clock),
+            point_store,
+            registry,
+            TokenAuth(service.tokens),
+            clock,
+            service.outbox.wake,
+        )
     )
     app.add_exception_handler(OperationalError, busy)
     app.add_exception_handler(InterfaceError, busy)

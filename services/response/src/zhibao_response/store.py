@@ -18,6 +18,7 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zhibao_response.announcements import level_announcement
 from zhibao_response.domain.results import TaskResult, applicable
 from zhibao_response.domain.tasks import OPEN_STATES, closes
 from zhibao_response.tables import declarations, outbox, task_history, task_results, tasks
@@ -413,11 +414,12 @@ class TaskStore:
         async with self._engine.begin() as conn:
             previous = await self._current(conn, declaration.unit)
             closed = await self._cancel_open(conn, previous.id, actor, now) if previous else []
+            number = previous.number + 1 if previous else 1
             await conn.execute(
                 insert(declarations).values(
                     id=declaration.id,
                     unit=declaration.unit,
-                    number=previous.number + 1 if previous else 1,
+                    number=number,
                     level=declaration.level,
                     reason=declaration.reason,
                     compounds=json.dumps(list(declaration.compounds), ensure_ascii=False),
@@ -427,8 +429,27 @@ class TaskStore:
                     declared_at=now,
                 )
             )
+            announced = level_announcement(
+                declaration.id, declaration.unit, declaration.level, number, now, actor.name
+            )
+            await conn.execute(insert(outbox).values(announced))
             await self._issue(conn, planned, actor, now)
         return closed
+
+    async def issue_within(
+        self, conn: AsyncConnection, new: Sequence[NewTask], actor: Actor, now: datetime
+    ) -> None:
+        """:meth:`issue` inside the caller's transaction (a point issues its measures so)."""
+        await self._issue(conn, new, actor, now)
+
+    async def cancel_within(
+        self, conn: AsyncConnection, task_ids: Sequence[str], actor: Actor, now: datetime
+    ) -> list[str]:
+        """Cancel the still open tasks among ``task_ids`` in the caller's transaction (with
+        history and messages); the ids cancelled."""
+        query = select(tasks).where(tasks.c.id.in_(list(task_ids)), tasks.c.state.in_(_OPEN))
+        rows = [dict(r._mapping) for r in await conn.execute(query)]
+        return await self._cancel_rows(conn, rows, actor, now)
 
     async def _cancel_open(
         self, conn: AsyncConnection, declaration_id: str, actor: Actor, now: datetime
@@ -437,6 +458,11 @@ class TaskStore:
             tasks.c.declaration_id == declaration_id, tasks.c.state.in_(_OPEN)
         )
         rows = [dict(r._mapping) for r in await conn.execute(query)]
+        return await self._cancel_rows(conn, rows, actor, now)
+
+    async def _cancel_rows(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], actor: Actor, now: datetime
+    ) -> list[str]:
         if not rows:
             return []
         cancelled = TaskState.CANCELLED

@@ -39,12 +39,14 @@ class CaseFact:
 
 @dataclass(frozen=True, order=True)
 class IsolationFact:
-    """One isolation action about a person."""
+    """One isolation action about a person (``kind`` and ``until``: as the event gave them)."""
 
     time: datetime
     key: str
     community: str
     action: IsolationAction
+    kind: str = "home"
+    until: date | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -116,11 +118,14 @@ def isolation_history(facts: Iterable[IsolationFact], calendar: Calendar) -> Con
     the community of the start. ``isolation_checked_due`` counts a person
     once per day when checked on a day after their isolation started, so
     ``in isolation at the start of the day - checked_due`` = checks missed.
+    The planned end of each isolation (its ``until``) gives
+    :func:`isolation_ends`' counters.
     """
     out: Contribution = Counter()
     open_at: tuple[str, date] | None = None
     checked_days: set[date] = set()
-    for fact in sorted(facts):
+    ordered = sorted(facts)
+    for fact in ordered:
         day = calendar.day(fact.time)
         where = fact.community
         if fact.action is IsolationAction.START and open_at is None:
@@ -138,6 +143,62 @@ def isolation_history(facts: Iterable[IsolationFact], calendar: Calendar) -> Con
                 out[(open_at[0], day, m.ISOLATION_CHECKED_DUE)] += 1
         elif fact.action is IsolationAction.BREACH:
             out[(where, day, m.ISOLATION_BREACHES)] += 1
+    out.update(isolation_ends(ordered, calendar))
+    return out
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One isolation from its start to its end (None: still open)."""
+
+    community: str
+    kind: str
+    start: date
+    until: date | None
+    end: date | None
+
+
+def episodes(facts: Iterable[IsolationFact], calendar: Calendar) -> list[Episode]:
+    """A person's isolations; the planned end is the last ``until`` given while open."""
+    out: list[Episode] = []
+    current: Episode | None = None
+    for fact in sorted(facts):
+        day = calendar.day(fact.time)
+        if current is None:
+            if fact.action is IsolationAction.START:
+                current = Episode(fact.community, fact.kind, day, fact.until, None)
+            continue
+        if fact.action is IsolationAction.END:
+            out.append(Episode(current.community, current.kind, current.start, current.until, day))
+            current = None
+        elif fact.until is not None:
+            current = Episode(current.community, current.kind, current.start, fact.until, None)
+    if current is not None:
+        out.append(current)
+    return out
+
+
+def isolation_ends(facts: Iterable[IsolationFact], calendar: Calendar) -> Contribution:
+    """Planned ends of a person's isolations (without ``until``, an isolation has none).
+
+    * ``isolation_release_due_<kind>`` on day U: the person is still in isolation
+      (no end event) and planned to be released on U (a snapshot of now, not a flow).
+    * ``isolations_overdue`` (stock): in isolation at the end of a day after U, from
+      the day after U (or the start, if later) until the end event's day.
+    """
+    out: Contribution = Counter()
+    for episode in episodes(facts, calendar):
+        if episode.until is None:
+            continue
+        where = episode.community
+        if episode.end is None:
+            out[(where, episode.until, m.release_due_metric(episode.kind))] += 1
+        overdue_from = max(episode.start, episode.until + timedelta(days=1))
+        if episode.end is None:
+            out[(where, overdue_from, m.ISOLATIONS_OVERDUE)] += 1
+        elif episode.end > overdue_from:
+            out[(where, overdue_from, m.ISOLATIONS_OVERDUE)] += 1
+            out[(where, episode.end, m.ISOLATIONS_OVERDUE)] -= 1
     return out
 
 

@@ -12,7 +12,7 @@ Two kinds of counter are stored, both as per-day values:
 
 from __future__ import annotations
 
-from zhibao_shared.events import Classification, Site
+from zhibao_shared.events import Classification, IsolationKind, Site
 
 SCREENINGS = "screenings"
 FEVERS = "fevers"
@@ -47,6 +47,18 @@ ISOLATION_CHECKS = "isolation_checks"
 #: Persons in isolation since before the day who were checked that day.
 ISOLATION_CHECKED_DUE = "isolation_checked_due"
 ISOLATION_BREACHES = "isolation_breaches"
+#: Persons still in isolation at the end of the day although their planned end had passed.
+ISOLATIONS_OVERDUE = "isolations_overdue"
+ISOLATION_KINDS: tuple[str, ...] = tuple(kind.value for kind in IsolationKind)
+
+
+def release_due_metric(kind: str) -> str:
+    """Persons now in ``kind`` isolation planned to be released that day (a snapshot of
+    the current isolations by planned end day, not a flow)."""
+    return f"isolation_release_due_{kind}"
+
+
+RELEASES_DUE: tuple[str, ...] = tuple(release_due_metric(kind) for kind in ISOLATION_KINDS)
 
 REPORTS_RECEIVED = "reports_received"
 REPORTS_ON_TIME = "reports_on_time"
@@ -56,7 +68,11 @@ REPORTS_ZERO = "reports_zero"
 EVENTS = "events"
 LATE_EVENTS = "late_events"
 
-STOCKS: tuple[str, ...] = (*(current_metric(c) for c in CURRENT_CLASSES), IN_ISOLATION)
+STOCKS: tuple[str, ...] = (
+    *(current_metric(c) for c in CURRENT_CLASSES),
+    IN_ISOLATION,
+    ISOLATIONS_OVERDUE,
+)
 #: Flows whose running total up to a day is reported as a cumulative figure.
 CUMULATIVE_OF: dict[str, str] = {
     "cumulative_confirmed": NEW_CONFIRMED,

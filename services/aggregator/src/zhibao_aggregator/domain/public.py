@@ -33,7 +33,7 @@ from datetime import date
 from typing import Any
 
 from zhibao_aggregator.domain import metrics as m
-from zhibao_aggregator.domain.rollup import RiskLevel, RiskRule
+from zhibao_aggregator.domain.risk import MEDIUM_OR_HIGH, UNDISCLOSED, ZoningRule
 from zhibao_aggregator.domain.suppression import CountTable, suppress
 from zhibao_shared.events import Classification
 
@@ -55,10 +55,7 @@ CURRENT = "current_confirmed"
 STOCKS: tuple[str, ...] = (CUMULATIVE, CURRENT)
 PUBLIC_COUNTS: tuple[str, ...] = (*EVENT_DAY_COUNTS, *REPORTED_COUNTS, *STOCKS)
 
-#: Published risk level when a suppressed count leaves medium and high both possible.
-MEDIUM_OR_HIGH = "medium_or_high"
-#: Published risk level when a suppressed count leaves every level possible.
-UNDISCLOSED = "undisclosed"
+__all__ = ["MEDIUM_OR_HIGH", "UNDISCLOSED", "Release", "ReleaseRules", "UnitState"]
 
 Figures = Mapping[str, int | float | str | None]
 
@@ -114,7 +111,7 @@ class ReleaseRules:
     """How releases are made: the small-cell threshold and the risk rule."""
 
     threshold: int
-    risk: RiskRule
+    risk: ZoningRule
 
 
 def _int(figures: Figures, metric: str) -> int:
@@ -138,19 +135,13 @@ def _counts(
     return counts, closed
 
 
-def public_level(window: tuple[int | None, ...], rule: RiskRule) -> str:
-    """The risk level the published new counts of the window allow (``None``: suppressed).
-
-    A suppressed count is at least 1, so the window holds at least the shown
-    counts plus one per suppressed one; the level is shown exactly when every
-    value the suppressed counts could take gives the same level.
-    """
-    least = sum(v if v is not None else 1 for v in window)
-    exact = all(v is not None for v in window)
-    level = rule.level(least)
-    if exact or level is RiskLevel.HIGH:
-        return level.value
-    return MEDIUM_OR_HIGH if level is RiskLevel.MEDIUM else UNDISCLOSED
+def public_level(
+    window: tuple[int | None, ...], rule: ZoningRule, cumulative: int | None = None
+) -> str:
+    """The risk level the published figures allow: the window's published new counts
+    (``None``: suppressed) and the published cumulative (``None``: not shown); see each
+    rule's ``public_level``."""
+    return rule.public_level(window, cumulative)
 
 
 def make_release(
@@ -193,7 +184,7 @@ def make_release(
             last_new = date.fromisoformat(str(own["last_new_confirmed"]))
         window = (*old.window, shown[NEW_CONFIRMED]["value"])[-rules.risk.window_days :]
         shown["days_without_new_case"] = (day - last_new).days if last_new else None
-        shown["risk_level"] = public_level(window, rules.risk)
+        shown["risk_level"] = public_level(window, rules.risk, shown[CUMULATIVE]["value"])
         units[unit] = shown
         state[unit] = UnitState(counts[CUMULATIVE][unit], closed[unit], clean, last_new, window)
     return Release(day, units, state)

@@ -1,44 +1,15 @@
-"""A unit's figures for one day, assembled from its counters, and the risk rule."""
+"""A unit's figures for one day, assembled from its counters (the risk rules: ``risk``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 
 from zhibao_aggregator.domain import metrics as m
+from zhibao_aggregator.domain.risk import RiskInputs, RiskLevel, RiskRule, ZoningRule
+from zhibao_aggregator.domain.suggestions import suggest
 
-
-class RiskLevel(StrEnum):
-    """Risk zoning (分区分级)."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-
-@dataclass(frozen=True)
-class RiskRule:
-    """Risk from the new confirmed cases of the last ``window_days`` days (the day included).
-
-    low: fewer than ``medium_at`` (by default: none); medium: at least
-    ``medium_at``; high: at least ``high_at``. Modelled on the 2020 national
-    zoning rule (low = no new confirmed case for 14 days), with the case
-    thresholds configurable (``ZHIBAO_RISK_WINDOW_DAYS``,
-    ``ZHIBAO_RISK_MEDIUM_AT``, ``ZHIBAO_RISK_HIGH_AT``).
-    """
-
-    window_days: int = 14
-    medium_at: int = 1
-    high_at: int = 10
-
-    def level(self, confirmed_in_window: int) -> RiskLevel:
-        """The risk level for a number of new confirmed cases in the window."""
-        if confirmed_in_window >= self.high_at:
-            return RiskLevel.HIGH
-        if confirmed_in_window >= self.medium_at:
-            return RiskLevel.MEDIUM
-        return RiskLevel.LOW
+__all__ = ["CounterSnapshot", "RiskLevel", "RiskRule", "UnitContext", "figures"]
 
 
 @dataclass(frozen=True)
@@ -51,10 +22,25 @@ class CounterSnapshot:
     last_new_confirmed: date | None
     confirmed_in_window: int
     communities_expected: int
+    #: Places with a cluster in the risk window (read only when the rule needs them).
+    clusters_in_window: int = 0
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """What the rollup adds from outside the counters: the level declared for the unit
+    (``None``: none) and its epidemic points' figures."""
+
+    declared_level: str | None = None
+    points: dict[str, int] | None = None
 
 
 def figures(
-    day: date, snap: CounterSnapshot, rule: RiskRule, reports_due: datetime | None = None
+    day: date,
+    snap: CounterSnapshot,
+    rule: ZoningRule,
+    reports_due: datetime | None = None,
+    context: UnitContext | None = None,
 ) -> dict[str, int | str | None]:
     """All metrics of a unit for a day, as a flat mapping (JSON and report rows).
 
@@ -77,5 +63,18 @@ def figures(
     out["last_new_confirmed"] = last.isoformat() if last else None
     out["days_since_last_new_confirmed"] = (day - last).days if last else None
     out["confirmed_in_risk_window"] = snap.confirmed_in_window
-    out["risk_level"] = rule.level(snap.confirmed_in_window).value
+    inputs = RiskInputs(
+        snap.confirmed_in_window, snap.sums.get(m.NEW_CONFIRMED, 0), snap.clusters_in_window > 0
+    )
+    risk = rule.assess(inputs)
+    out["risk_level"] = risk.value
+    out["risk_rule"] = rule.name
+    out["clusters_in_risk_window"] = snap.clusters_in_window
+    for metric in m.RELEASES_DUE:
+        out[metric] = snap.flows.get(metric, 0)
+    context = context or UnitContext()
+    out["declared_level"] = context.declared_level
+    suggestion = suggest(risk, context.declared_level, snap.confirmed_in_window)
+    out["level_suggestion"] = suggestion.value if suggestion else None
+    out |= context.points or {}
     return out

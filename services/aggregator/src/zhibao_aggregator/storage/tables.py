@@ -47,6 +47,9 @@ case_facts = Table(
     Column("time", DateTime(timezone=True), nullable=False),
     Column("community", String(12), nullable=False),
     Column("classification", String(16), nullable=False),
+    #: Where the case was reported (labels; clusters and epidemic points match on them).
+    Column("compound", String(64)),
+    Column("building", String(64)),
 )
 
 #: Each person's isolation history (keyed by pseudonym).
@@ -58,6 +61,9 @@ isolation_facts = Table(
     Column("time", DateTime(timezone=True), nullable=False),
     Column("community", String(12), nullable=False),
     Column("action", String(8), nullable=False),
+    #: home or centralized, and the planned end the event gave (NULL: none given).
+    Column("kind", String(12)),
+    Column("until", Date),
 )
 
 #: Daily reports (日报) per community and reported date.
@@ -81,5 +87,37 @@ public_releases = Table(
     Column("body", Text, nullable=False),
 )
 
+#: Response levels declared per unit (from the response service's messages, latest number
+#: in force; ``level`` NULL: lifted).
+level_declarations = Table(
+    "level_declarations",
+    metadata,
+    Column("declaration", String(32), primary_key=True),
+    Column("unit", String(12), nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("level", String(8)),
+    Column("declared_at", DateTime(timezone=True), nullable=False),
+    Column("declared_by", String(200), nullable=False),
+)
+
+#: Epidemic points (疫点) declared by the response service.
+epidemic_points = Table(
+    "epidemic_points",
+    metadata,
+    Column("point", String(32), primary_key=True),
+    Column("unit", String(12), nullable=False),
+    Column("compound", String(64)),
+    Column("building", String(64)),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("declared_at", DateTime(timezone=True), nullable=False),
+    Column("declared_by", String(200), nullable=False),
+    Column("lifted_at", DateTime(timezone=True)),
+    Column("lifted_by", String(200)),
+)
+
 Index("ix_counters_unit_day", counters.c.unit, counters.c.day)
+Index("ix_case_facts_time", case_facts.c.classification, case_facts.c.time)
+Index("ix_case_facts_place", case_facts.c.community, case_facts.c.compound)
+Index("ix_level_declarations_unit", level_declarations.c.unit, level_declarations.c.number)
+Index("ix_epidemic_points_unit", epidemic_points.c.unit)
 Index("ix_daily_reports_day", daily_reports.c.day, daily_reports.c.community)

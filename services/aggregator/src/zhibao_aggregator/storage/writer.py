@@ -32,6 +32,7 @@ from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     Classification,
     IsolationAction,
+    IsolationKind,
     PublishedCase,
     PublishedDailyReport,
     PublishedEvent,
@@ -149,10 +150,18 @@ def _pid(event: _PersonEvent) -> str:
     return person.pid
 
 
-def _isolation_action(event: PublishedIsolation | PublishedTaskResult) -> IsolationAction:
+def _isolation_fact(event: PublishedIsolation | PublishedTaskResult) -> c.IsolationFact:
+    """An isolation event as a fact; a task result's isolation measure is a start."""
     if isinstance(event, PublishedTaskResult):
-        return IsolationAction.START
-    return event.data.action
+        kind = event.data.isolation or IsolationKind.HOME
+        start = IsolationAction.START
+        return c.IsolationFact(
+            event.time, event.dedup_key, event.subject, start, kind.value, event.data.until
+        )
+    data = event.data
+    return c.IsolationFact(
+        event.time, event.dedup_key, event.subject, data.action, data.kind.value, data.until
+    )
 
 
 def _by_pid(events: Iterable[_PersonEvent]) -> dict[str, list[Any]]:
@@ -199,12 +208,14 @@ async def _cases(
         rows += [
             {
                 "pid": pid,
-                "dedup_key": f.key,
-                "time": f.time.astimezone(UTC),
-                "community": f.community,
-                "classification": f.classification.value,
+                "dedup_key": e.dedup_key,
+                "time": e.time.astimezone(UTC),
+                "community": e.subject,
+                "classification": e.data.classification.value,
+                "compound": e.data.compound,
+                "building": e.data.building,
             }
-            for f in added
+            for e in new
         ]
     if rows:
         await conn.execute(case_facts.insert(), rows)
@@ -219,11 +230,16 @@ async def _isolations(conn: AsyncConnection, events: list[Any], rules: Rules) ->
     for pid, new in grouped.items():
         old = [
             c.IsolationFact(
-                as_utc(r["time"]), r["dedup_key"], r["community"], IsolationAction(r["action"])
+                as_utc(r["time"]),
+                r["dedup_key"],
+                r["community"],
+                IsolationAction(r["action"]),
+                r["kind"] or IsolationKind.HOME.value,
+                r["until"],
             )
             for r in history.get(pid, [])
         ]
-        added = [c.IsolationFact(e.time, e.dedup_key, e.subject, _isolation_action(e)) for e in new]
+        added = [_isolation_fact(e) for e in new]
         change.update(
             c.difference(
                 c.isolation_history(old + added, rules.calendar),
@@ -237,6 +253,8 @@ async def _isolations(conn: AsyncConnection, events: list[Any], rules: Rules) ->
                 "time": f.time.astimezone(UTC),
                 "community": f.community,
                 "action": f.action.value,
+                "kind": f.kind,
+                "until": f.until,
             }
             for f in added
         ]

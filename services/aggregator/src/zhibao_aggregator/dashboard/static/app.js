@@ -191,7 +191,7 @@
     renderChildren();
     markUpdated();
     await Promise.all([loadSparklines(generation), loadCharts(generation), loadAlerts(generation),
-      loadOverdue(generation)]);
+      loadOverdue(generation), loadPoints(generation)]);
   }
 
   function ancestors(code) {
@@ -228,6 +228,8 @@
       ["currentConfirmed", f.current_confirmed], ["inIsolation", f.in_isolation],
       ["cumulativeConfirmed", f.cumulative_confirmed],
       ["daysSince", f.days_since_last_new_confirmed], ["reportsMissing", f.reports_overdue],
+      ["pointsActive", f.points_active], ["pointsOverdue", f.points_overdue_for_lifting],
+      ["pointCases", f.point_cases_after_declaration], ["isolationsOverdue", f.isolations_overdue],
     ];
     const box = $("kpis");
     box.replaceChildren(...items.map(([key, value]) => el("div", { class: "kpi", "data-kpi": key },
@@ -236,6 +238,42 @@
       el("div", { class: "label" }, `${t("risk")} / ${t("reporting")}`),
       el("div", { class: "value" }, badge(`risk-${f.risk_level}`, t(f.risk_level)), " ",
         badge(`rep-${status}`, t(status) + detail))));
+    box.append(el("div", { class: "kpi", "data-kpi": "response" },
+      el("div", { class: "label" }, t("responseLevel")),
+      el("div", { class: "value" }, levelBadge(f), ...suggestionBadge(f))));
+  }
+
+  function levelBadge(f) {
+    const level = f.declared_level || "none";
+    return badge(`level-${level}`, t(`level_${level}`));
+  }
+
+  /* ---------- epidemic points (疫点) under the unit ---------- */
+
+  async function loadPoints(generation) {
+    let found = [];
+    try {
+      found = (await api(`/v1/units/${S.unit}/points?date=${S.day}`)).points;
+    } catch (error) {
+      found = [];
+    }
+    if (!current(generation)) return;
+    const shown = found.filter((p) => p.active);
+    $("point-list").replaceChildren(...shown.map((p) => el("li", {
+      "data-point": p.point, class: p.overdue_for_lifting ? "overdue" : "",
+    }, `${unitName(p.unit)} ${[p.compound, p.building].filter(Boolean).join(" ")} · `,
+    `${t("plannedLifting")} ${p.planned_lifting}`,
+    p.overdue_for_lifting ? [" ", badge("rep-missing", t("pointOverdue"))] : [],
+    p.cases_after_declaration ? ` · ${t("pointCases")} ${p.cases_after_declaration}` : "")));
+    $("no-points").hidden = shown.length > 0;
+  }
+
+  /* A declared level's suggestion (raise or lower): a hint, never a declaration. */
+  function suggestionBadge(f) {
+    if (!f.level_suggestion) return [];
+    return [" ", el("span", { class: `badge suggest suggest-${f.level_suggestion}`,
+      "data-suggestion": f.level_suggestion, title: t("suggestHint") },
+    t(`suggest_${f.level_suggestion}`))];
   }
 
   function rowCells(f) {
@@ -246,6 +284,7 @@
     ].map(([metric, v]) => el("td", { class: "num", "data-metric": metric }, fmt(v))).concat([
       el("td", { "data-metric": "risk_level" }, badge(`risk-${f.risk_level}`, t(f.risk_level))),
       el("td", { "data-metric": "reporting" }, badge(`rep-${status}`, t(status) + detail)),
+      el("td", { "data-metric": "response" }, levelBadge(f), ...suggestionBadge(f)),
     ]);
   }
 
@@ -548,6 +587,7 @@
       renderTasks();
       later("overdue", loadOverdue, 300);
       updateChartsToday(message.figures);
+      later("points", () => loadPoints(S.generation), 500);
     } else {
       const child = S.children.find((c) => c.code === message.unit);
       if (child) child.figures = message.figures;

@@ -1,0 +1,53 @@
+"""Declared response levels: stored from the response service's messages, read per unit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zhibao_aggregator.storage.tables import level_declarations
+from zhibao_shared.response_events import LevelMessage
+
+_CHUNK = 500
+
+
+async def store_levels(conn: AsyncConnection, messages: list[LevelMessage]) -> None:
+    """Store declarations not stored yet (a redelivered one changes nothing)."""
+    if not messages:
+        return
+    rows = {
+        m.declaration: {
+            "declaration": m.declaration,
+            "unit": m.unit,
+            "number": m.number,
+            "level": m.level,
+            "declared_at": m.declared_at.astimezone(UTC),
+            "declared_by": m.declared_by,
+        }
+        for m in messages
+    }
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(level_declarations).on_conflict_do_nothing(
+        index_elements=[level_declarations.c.declaration]
+    )
+    await conn.execute(statement, sorted(rows.values(), key=lambda r: str(r["declaration"])))
+
+
+async def declared_levels(
+    conn: AsyncConnection, units: list[str], before: datetime
+) -> dict[str, str | None]:
+    """Each unit's level in force at ``before`` (the declaration with the highest number
+    made before it); units without one are absent."""
+    t = level_declarations.c
+    found: dict[str, tuple[int, str | None]] = {}
+    for start in range(0, len(units), _CHUNK):
+        query = select(t.unit, t.number, t.level).where(
+            t.unit.in_(units[start : start + _CHUNK]), t.declared_at < before.astimezone(UTC)
+        )
+        for unit, number, level in (await conn.execute(query)).all():
+            if unit not in found or number > found[unit][0]:
+                found[unit] = (int(number), level)
+    return {unit: level for unit, (_n, level) in found.items()}

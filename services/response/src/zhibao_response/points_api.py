@@ -1,0 +1,150 @@
+"""The epidemic points' routes: ``/v1/points`` (thin: who may, then the desk)."""
+
+# No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from zhibao_response.domain.playbook import Measure
+from zhibao_response.point_store import PointStore
+from zhibao_response.points import PointDesk
+from zhibao_response.store import Actor, Conflict
+from zhibao_shared.hierarchy import Registry
+from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.http_errors import unprocessable
+from zhibao_shared.resident_id import contains_resident_id
+from zhibao_shared.tokens import Role, Token
+
+POINT_ID = r"^[0-9a-f]{32}$"
+_LABEL = Field(default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+#: Free text: anything but NUL (which PostgreSQL cannot store).
+NO_NUL = r"^[^\x00]*$"
+#: How far from now a point's start may lie.
+START_RANGE = timedelta(days=60)
+
+
+class PointDeclaration(BaseModel):
+    """An epidemic point declared by a command centre."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    unit: str = Field(pattern=r"^\d{12}$", description="The community the point lies in")
+    compound: str | None = _LABEL
+    building: str | None = _LABEL
+    start: AwareDatetime | None = Field(default=None, description="Now when not given")
+    measures: list[Measure] = Field(
+        default_factory=list, max_length=50, description="Issued as tasks, like a playbook's"
+    )
+    reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
+
+    @field_validator("compound", "building")
+    @classmethod
+    def _no_resident_id(cls, value: str | None) -> str | None:
+        if value is not None and contains_resident_id(value):
+            raise ValueError("must not contain a resident ID number")
+        return value
+
+    @model_validator(mode="after")
+    def _a_place(self) -> "PointDeclaration":
+        if self.compound is None and self.building is None:
+            raise ValueError("a point names a compound, a building or both")
+        return self
+
+
+class PointLifting(BaseModel):
+    """Why a point is lifted."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
+
+
+def above(token: Token, unit: str) -> bool:
+    """True when one of the token's scopes lies strictly above ``unit`` (a command centre)."""
+    return any(unit.startswith(scope) and len(scope) < len(unit) for scope in token.scopes)
+
+
+def build_points_router(
+    desk: PointDesk,
+    store: PointStore,
+    registry: Registry,
+    auth: TokenAuth,
+    clock: Callable[[], datetime],
+    on_change: Callable[[], None],
+) -> APIRouter:
+    """``/v1/points``."""
+    router = APIRouter(
+        prefix="/v1/points",
+        tags=["points"],
+        responses={
+            401: {"description": "No or unknown token"},
+            403: {"description": "The token's role or units do not allow this"},
+        },
+    )
+    operate = auth.require(Role.OPERATE)
+    read = auth.require(Role.READ)
+
+    def ensure_above(token: Token, unit: str) -> None:
+        if not above(token, unit):
+            raise HTTPException(
+                403, f"epidemic points of {unit} are declared by a command centre above it"
+            )
+
+    @router.post("", status_code=201, summary="Declare an epidemic point (疫点)")
+    async def declare(
+        body: PointDeclaration, token: Annotated[Token, Depends(operate)]
+    ) -> dict[str, Any]:
+        ensure_above(token, body.unit)
+        if not registry.is_community(body.unit):
+            raise unprocessable(("body", "unit"), "not a community of the registry")
+        now = clock()
+        if body.start is not None and abs(body.start - now) > START_RANGE:
+            raise unprocessable(("body", "start"), f"must lie within {START_RANGE.days} days")
+        answer = await desk.declare(
+            body.unit,
+            body.compound,
+            body.building,
+            body.start,
+            tuple(body.measures),
+            body.reason,
+            Actor(token.name, token.id),
+        )
+        on_change()
+        return answer
+
+    @router.get("", summary="The epidemic points of a unit and the units below it")
+    async def listed(
+        token: Annotated[Token, Depends(read)],
+        unit: Annotated[str, Query(pattern=r"^\d{6}(\d{3}(\d{3})?)?$")],
+    ) -> dict[str, Any]:
+        auth.ensure_scope(token, unit)
+        return {"unit": unit, "points": await desk.listed(unit)}
+
+    @router.post(
+        "/{point_id}/lift",
+        summary="Lift an epidemic point (closes its open tasks)",
+        responses={404: {"description": "No such point"}, 409: {"description": "Lifted"}},
+    )
+    async def lift(
+        point_id: Annotated[str, Path(pattern=POINT_ID)],
+        body: PointLifting,
+        token: Annotated[Token, Depends(operate)],
+    ) -> dict[str, Any]:
+        point = await store.get(point_id)
+        if point is None or not token.covers(point.unit):
+            raise HTTPException(404, "no such point")
+        ensure_above(token, point.unit)
+        if point.lifted_at is not None:
+            raise HTTPException(409, "the point is already lifted")
+        try:
+            answer = await desk.lift(point, body.reason, Actor(token.name, token.id))
+        except Conflict:
+            raise HTTPException(409, "the point is already lifted") from None
+        on_change()
+        return answer
+
+    return router

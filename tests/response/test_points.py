@@ -1,0 +1,130 @@
+"""Epidemic points (疫点): declared by a command centre with measures issued as tasks,
+listed with their progress, lifted (closing the open tasks), announced without personal
+data; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.response.conftest import STREET, Harness, start
+from tests.support.events import COMMUNITY_A, resident_id
+from zhibao_shared.db import sqlite_url
+from zhibao_shared.natsserver import NatsServer
+
+pytestmark = pytest.mark.integration
+
+MEASURES = [
+    {"kind": "disinfect", "applies_to": "compounds", "deadline_hours": 24},
+    {"kind": "testing_round", "applies_to": "unit", "deadline_hours": 12},
+]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url(tmp_path, "response")
+
+
+@pytest.fixture
+async def service(tmp_path: Path, nats_server: NatsServer, database: str) -> AsyncIterator[Harness]:
+    async for harness in start(tmp_path, nats_server.url, database):
+        yield harness
+
+
+async def declare(service: Harness, who: str = "district", **body: Any) -> Any:
+    return await service.client.post(
+        "/v1/points",
+        json={"unit": COMMUNITY_A, "reason": "确诊病例住所", **body},
+        headers=service.auth(who),
+    )
+
+
+async def test_a_point_issues_its_measures_and_lifting_closes_the_open_ones(
+    service: Harness,
+) -> None:
+    answer = await declare(service, compound="枫林湾一期", building="3号楼", measures=MEASURES)
+    assert answer.status_code == 201, answer.text
+    point = answer.json()
+    assert (point["unit"], point["compound"], point["building"]) == (
+        COMMUNITY_A,
+        "枫林湾一期",
+        "3号楼",
+    )
+    assert point["declared_by"] == "district" and point["lifted"] is False
+    tasks = await service.tasks(COMMUNITY_A, "community_a")
+    assert sorted((t["kind"], t["compound"]) for t in tasks) == [
+        ("disinfect", "枫林湾一期"),
+        ("testing_round", None),
+    ]
+    testing = next(t["id"] for t in tasks if t["kind"] == "testing_round")
+    assert (await service.change(testing, "community_a", state="done")).status_code == 200
+
+    listed = await service.client.get(
+        "/v1/points", params={"unit": STREET}, headers=service.auth("street_reader")
+    )
+    assert listed.status_code == 200
+    [shown] = listed.json()["points"]
+    assert [(m["kind"], m["status"]) for m in shown["measures"]] == [
+        ("disinfect", "pending"),
+        ("testing_round", "done"),
+    ]
+
+    lift = f"/v1/points/{point['id']}/lift"
+    lifted = await service.client.post(
+        lift, json={"reason": "14天无新增病例"}, headers=service.auth("district")
+    )
+    assert lifted.status_code == 200, lifted.text
+    disinfect = next(t["id"] for t in tasks if t["kind"] == "disinfect")
+    assert lifted.json()["tasks_closed"] == [disinfect], "the done task stays done"
+    assert (await service.task(disinfect, "community_a"))["state"] == "cancelled"
+    again = await service.client.post(lift, json={"reason": "x"}, headers=service.auth("district"))
+    assert again.status_code == 409
+
+    await service.tap.wait_for("two point messages", lambda: len(service.tap.bodies("point")) == 2)
+    declared, lifted_message = service.tap.bodies("point")
+    assert declared["event"] == "point_declared" and lifted_message["event"] == "point_lifted"
+    assert set(lifted_message) == {
+        "event",
+        "point",
+        "unit",
+        "compound",
+        "building",
+        "start",
+        "declared_at",
+        "declared_by",
+        "lifted_at",
+        "lifted_by",
+    }, "labels, times and token names only: no reason text, nobody's personal data"
+
+
+async def test_who_may_declare_and_what_is_refused(service: Harness) -> None:
+    assert (await declare(service, "community_a", compound="枫林湾")).status_code == 403
+    assert (await declare(service, "street_reader", compound="枫林湾")).status_code == 403
+    assert (await declare(service, "other_district", compound="枫林湾")).status_code == 403
+    assert (await declare(service)).status_code == 422, "no compound, no building"
+    assert (await declare(service, compound=resident_id())).status_code == 422
+    assert (await declare(service, compound="a", reason="x\x00y")).status_code == 422
+    far = (service.clock() - timedelta(days=90)).isoformat()
+    assert (await declare(service, compound="a", start=far)).status_code == 422
+    naive = service.clock().replace(tzinfo=None).isoformat()
+    assert (await declare(service, compound="a", start=naive)).status_code == 422
+    street = {"unit": STREET, "compound": "a", "reason": "x"}
+    answer = await service.client.post("/v1/points", json=street, headers=service.auth("district"))
+    assert answer.status_code == 422, "a point lies in a community"
+
+    made = (await declare(service, building="5号楼")).json()
+    lift = f"/v1/points/{made['id']}/lift"
+    other = await service.client.post(
+        lift, json={"reason": "x"}, headers=service.auth("other_district")
+    )
+    assert other.status_code == 404
+    own = await service.client.post(lift, json={"reason": "x"}, headers=service.auth("community_a"))
+    assert own.status_code == 403
