@@ -39,6 +39,10 @@ REQUIRED_KEYS = {
     "mixed_achieved_per_s",
     "rebuild_events_per_s",
     "peak_rss_mb",
+    "backfill_visible_events_per_s",
+    "tasks_issue_s",
+    "tasks_done_visible_s",
+    "tasks_results_per_s",
     "lost",
     "double_counted",
     "figures_wrong",
@@ -111,6 +115,13 @@ def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path
     assert mixed["mixed_publish_interval_s"] == "default"
     assert mixed["mixed_live_status"] == 200
     assert set(mixed["mixed_read_statuses"]) == {200}
+    # the response loop: every task issued, every result accepted, all done in the rollups
+    tasks = results["tasks"]
+    assert tasks["tasks"] == config.tasks
+    assert tasks["tasks_result_statuses"] == {202: config.tasks // sizes.batch_size}
+    assert tasks["tasks_lost"] == tasks["tasks_double_counted"] == 0
+    assert tasks["tasks_figures_wrong"] == 0
+    assert tasks["tasks_communities_checked"] > 0
     # the alerts service was measured at rest with every alert open
     idle = results["idle"]
     assert idle["alerts_idle_open_cases"] == config.idle_alerts

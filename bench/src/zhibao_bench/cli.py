@@ -33,6 +33,12 @@ ROWS = (
     ("rebuild_events_per_s", "(6) rebuild, events/s"),
     ("rebuild_ratio_live", "(6) rebuild / batched visible"),
     ("rebuild_counters_differing", "(6) rebuilt counters differing from the live ones"),
+    ("tasks_issue_s", "(10) tasks: all issued in one request, s"),
+    (
+        "tasks_done_visible_s",
+        "(10) tasks: results through intake until all done in rollups, s",
+    ),
+    ("tasks_results_per_s", "(10) tasks: results visible as done, per s"),
     ("peak_rss_mb", "(7) peak resident memory, MB"),
     ("alerts_idle_cpu_pct", "(8) alerts idle with open alerts, % of a core"),
     ("lost", "events lost"),

@@ -35,6 +35,7 @@ from zhibao_bench.phases import (
     phase_reference,
     phase_single,
 )
+from zhibao_bench.tasks_phase import phase_tasks
 from zhibao_bench.workload import build_workload
 from zhibao_shared.natsserver import free_port
 from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
@@ -57,6 +58,8 @@ class BenchConfig:
         )
     )
     mixed: MixedConfig = field(default_factory=MixedConfig)
+    #: Tasks issued in one request, then answered through intake (the response loop).
+    tasks: int = 10_000
     idle_alerts: int = 1_000
     idle_seconds: float = 20.0
     output: Path = Path("bench/results.json")
@@ -78,6 +81,7 @@ class BenchConfig:
         return cls(
             sizes=sizes,
             mixed=MixedConfig(rate=100, seconds=6, connections=4, reads_per_s=5),
+            tasks=200,
             idle_alerts=40,
             idle_seconds=2.0,
             output=output,
@@ -139,6 +143,10 @@ def _exactness(results: dict[str, Any]) -> dict[str, int]:
         k: sum(c[k] for c in checks)
         for k in ("lost", "double_counted", "figures_wrong", "figures_checked")
     }
+    tasks = results["tasks"]
+    out["lost"] += tasks["tasks_lost"]
+    out["double_counted"] += tasks["tasks_double_counted"]
+    out["figures_wrong"] += tasks["tasks_figures_wrong"]
     out["rebuild_counters_differing"] = results["batched"]["rebuild_counters_differing"]
     return out
 
@@ -184,6 +192,9 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "rebuild_ratio_live": _ratio(
             batched["rebuild_events_per_s"], batched["visible_events_per_s"]
         ),
+        "tasks_issue_s": results["tasks"]["tasks_issue_s"],
+        "tasks_done_visible_s": results["tasks"]["tasks_done_visible_s"],
+        "tasks_results_per_s": results["tasks"]["tasks_results_per_s"],
         "peak_rss_mb": peaks,
         **_exactness(results),
     }
@@ -217,6 +228,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     with running_stack() as run:  # the alerts service at rest after the single events
         results["single"] = phase_single(sizes, run)
         results["idle"] = phase_alerts_idle(run, config.idle_alerts, config.idle_seconds)
+    with running_stack() as run:
+        results["tasks"] = phase_tasks(run, config.tasks, sizes.batch_size)
     results["mixed"] = phase_mixed(config.mixed)
     results |= _headline(results)
     results["events"] = sizes.events
