@@ -130,5 +130,5 @@ def banner_lines(demo: Demo) -> list[str]:
         f"  ({url}/v1/levels/{community}), a day's companion-verification tasks are pushed",
         f"  down to the communities ({url}/v1/tasks?unit={demo.scope}) and their results come",
         "  back through intake as zhibao.task_result.v1 events. Some stay open: follow one",
-        "  from the command centre to its community and back (README, Demo).",
+        "  from the command centre to its community and back (README: Simulator).",
     ]

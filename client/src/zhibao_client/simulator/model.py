@@ -56,7 +56,7 @@ _NEW_CASES = ("confirmed", "asymptomatic")
 class Fact:
     """What the model decided an event is (the ground truth's view of it)."""
 
-    kind: str  # screening, case, isolation, report
+    kind: str  # screening, case, isolation, report (loop: a response-loop step)
     community: str
     site: str = ""
     fever: bool = False
@@ -417,8 +417,7 @@ class Simulation:
         if isinstance(step, ReportResult) and self._silent(self._by_code[step.community], index):
             return
         self._steps += 1
-        fact = Fact("loop", getattr(step, "unit", "") or getattr(step, "community", ""))
-        planned = _Planned(when, _STEP_SEQ + self._steps, {}, fact, step)
+        planned = _Planned(when, _STEP_SEQ + self._steps, {}, Fact("loop", ""), step)
         self._later.setdefault(index, []).append(planned)
 
     def _tally_step(self, step: LoopStep) -> None:
