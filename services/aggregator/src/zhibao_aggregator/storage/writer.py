@@ -105,7 +105,9 @@ def _lock_names(batch: Sequence[Delivery]) -> set[str]:
     names: set[str] = set()
     for delivery in batch:
         event = delivery.event
-        if isinstance(event, PublishedCase) or _about_isolation(event):
+        if isinstance(event, _PersonEvent) and (
+            isinstance(event, PublishedCase) or _about_isolation(event)
+        ):
             names.add(f"person {_pid(event)}")
         elif isinstance(event, PublishedDailyReport):
             names.add(f"report {event.subject} {event.data.date.isoformat()}")
