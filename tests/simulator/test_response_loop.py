@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from zhibao_cli.demo import Demo, banner_lines
 from zhibao_cli.stack import Stack
 from zhibao_client.cli import app
 from zhibao_client.client import ZhibaoClient
@@ -151,3 +153,30 @@ def test_simulate_runs_the_loop_when_given_a_command_centre_token(
     issued = int(found.group(1).replace(",", ""))
     assert issued > 100 and int(found.group(2).replace(",", "")) > 0
     assert "levels declared: red" in result.output
+
+
+def test_the_demo_declares_pushes_tasks_down_and_leaves_some_to_follow(system: System) -> None:
+    demo = Demo(
+        system.stack.url("intake"),
+        system.stack.data_dir,
+        system.stack.url("response"),
+        seconds_per_day=0,
+    )
+    demo.issue_tokens()
+    lines = "\n".join(banner_lines(demo))
+    assert f"{system.stack.url('response')}/v1/levels/640106001002" in lines
+    demo.start()
+    try:
+        assert demo.wait(400), "the demo's simulation did not finish"
+        level = system.level("640106001002")
+        assert level["level"] == "red" and level["declared_by"] == "demo-dashboard"
+        companions = [
+            t
+            for t in system.tasks().values()
+            if t["kind"] == "verify_companion" and t["issued_by"] == "demo-dashboard"
+        ]
+        assert len(companions) > 2000
+        states = Counter(t["state"] for t in companions)
+        assert states["done"] > len(companions) / 2 and states["issued"] > 0, states
+    finally:
+        demo.stop()

@@ -67,6 +67,13 @@ class Demo:
         self._thread = threading.Thread(target=self._run, name="zhibao-demo", daemon=True)
         self._thread.start()
 
+    def wait(self, timeout_s: float) -> bool:
+        """Wait until the simulation has been posted; False if it still runs after
+        ``timeout_s`` seconds."""
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+        return self._thread is not None and not self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop posting (unsent events stay in the demo spool) and revoke the tokens."""
         self._stop.set()
