@@ -126,7 +126,7 @@ def test_every_task_ends_in_the_response_service_as_the_truth_says(system: Syste
     assert "cancelled" in {t.state for t in truth.tasks.values() if t.declared}
 
     wanted = {centre.ids[key]: expected_state(truth, key) for key in truth.tasks}
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     seen: dict[str, tuple[str, str, bool]] = {}
     while time.monotonic() < deadline:
         seen = {i: (t["state"], t["unit"], t["overdue"]) for i, t in system.tasks().items()}
