@@ -60,8 +60,10 @@ async def test_issued_tasks_reach_the_bus_with_a_pseudonym_only(
         "due",
         "state",
         "person",
+        "requires_visit",
         "at",
     }
+    assert first["requires_visit"] is True  # verify_companion: the default visit-only kind
     everything = b"".join(data for _, data in service.tap.messages).decode()
     assert not [value for value in PERSONAL if value in everything]
     # at rest: the stored row holds none of the personal values in the clear

@@ -232,3 +232,9 @@ def test_a_published_task_result_carries_person_kind_and_no_clear_note() -> None
     document["data"]["note"] = "a name"
     with pytest.raises(ValidationError):
         parse_message(json.dumps(document).encode())
+
+
+def test_a_task_result_without_a_note_may_say_null() -> None:
+    document = task_result(TASK, note=None)
+    reported = REPORTED_EVENT.validate_python(document)
+    assert isinstance(reported, ReportedTaskResult) and reported.data.note is None

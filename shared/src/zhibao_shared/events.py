@@ -357,11 +357,14 @@ class _TaskResultFields(_Strict):
 class ReportedTaskResultData(_TaskResultFields):
     """A task result as submitted to intake: ``note`` is free text for the response service."""
 
-    note: Annotated[
-        str | None,
-        Field(min_length=1, max_length=MAX_TASK_NOTE, repr=False),
-        AfterValidator(_no_resident_id),
-    ] = None
+    note: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=MAX_TASK_NOTE),
+            AfterValidator(_no_resident_id),
+        ]
+        | None
+    ) = Field(default=None, repr=False)
 
 
 class PublishedTaskResultData(_TaskResultFields):
