@@ -105,7 +105,7 @@ class Demo:
                     client,
                     seconds_per_day=self.seconds_per_day,
                     on_progress=ProgressLine(),
-                    drain_wait_s=10.0,
+                    drain_wait_s=60.0,  # the results come last: let them reach intake
                     stop=self._stop,
                     centre=centre,
                 )
