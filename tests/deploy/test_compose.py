@@ -20,7 +20,9 @@ import yaml
 from tests.deploy.support import DEPLOY, defined_metrics, used_metrics
 
 COMPOSE = DEPLOY / "compose.yaml"
-SERVICES = ("intake", "aggregator", "alerts")
+SERVICES = ("intake", "aggregator", "alerts", "response")
+#: The services with a database of their own (PostgreSQL, migrated by the one-shot job).
+WITH_DATABASE = ("aggregator", "alerts", "response")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$\$")
 
 
@@ -114,7 +116,7 @@ def test_schema_check_catches_a_broken_file() -> None:
     assert list(validator.iter_errors(broken))
 
 
-def test_three_service_images_from_the_one_dockerfile() -> None:
+def test_four_service_images_from_the_one_dockerfile() -> None:
     """Each service is built from deploy/docker/Dockerfile with its own SERVICE and image."""
     services = rendered()["services"]
     images = set()
@@ -125,18 +127,20 @@ def test_three_service_images_from_the_one_dockerfile() -> None:
         )
         assert build["args"]["SERVICE"] == name
         images.add(services[name]["image"].split(":")[0])
-    assert len(images) == 3
+    assert len(images) == len(SERVICES)
 
 
 def test_services_run_after_a_successful_migration() -> None:
-    """The one-shot job migrates both databases; the services wait for it to succeed."""
+    """The one-shot job migrates every service's database; the services wait for it."""
     services = rendered()["services"]
     migrate = services["migrate"]
     command = " ".join(migrate["command"])
-    assert "zhibao aggregator migrate" in command and "zhibao alerts migrate" in command
+    for name in WITH_DATABASE:
+        assert f"zhibao {name} migrate" in command
+        assert migrate["environment"][f"ZHIBAO_{name.upper()}_DATABASE_URL"]
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("aggregator", "alerts"):
+    for name in WITH_DATABASE:
         condition = services[name]["depends_on"]["migrate"]["condition"]
         assert condition == "service_completed_successfully"
         url = services[name]["environment"][f"ZHIBAO_{name.upper()}_DATABASE_URL"]
@@ -202,3 +206,34 @@ def test_grafana_is_provisioned_with_the_dashboard() -> None:
         m.split(":")[1]: m.split(":")[0] for m in rendered()["services"]["grafana"]["volumes"]
     }
     assert mounts[provider["options"]["path"]] == "./grafana/dashboards"
+
+
+def test_the_response_service_has_its_database_keys_and_settings() -> None:
+    """Its own PostgreSQL role and database (made on the volume's first start), the key
+    sealing personal details, intake's pseudonym key (the same variable), its NATS user,
+    and only settings the service knows."""
+    from zhibao_response.settings import ResponseSettings
+
+    compose = rendered()
+    response = compose["services"]["response"]
+    env = response["environment"]
+    raw = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert "${ZHIBAO_RESPONSE_KEY:?" in raw["response"]["environment"]["ZHIBAO_RESPONSE_KEY"]
+    assert raw["response"]["environment"]["ZHIBAO_PSEUDONYM_KEY"].startswith(
+        "${ZHIBAO_PSEUDONYM_KEY:?"
+    )
+    assert (
+        env["ZHIBAO_PSEUDONYM_KEY"]
+        == compose["services"]["intake"]["environment"]["ZHIBAO_PSEUDONYM_KEY"]
+    )
+    known = {f"ZHIBAO_{name.upper()}" for name in ResponseSettings.model_fields}
+    assert {k for k in env if k.startswith("ZHIBAO_")} <= known
+    assert response["ports"] == ["127.0.0.1:8104:8104"]
+    assert {"bus", "db", "front"} <= set(response["networks"])
+    postgres = compose["services"]["postgres"]
+    assert postgres["environment"]["RESPONSE_DB_PASSWORD"]
+    assert "-d response" in " ".join(postgres["healthcheck"]["test"])
+    init = (DEPLOY / "postgres" / "init" / "10-zhibao.sh").read_text()
+    assert "CREATE DATABASE response OWNER response;" in init
+    assert 'response_pw="$RESPONSE_DB_PASSWORD"' in init
+    assert "response" in compose["services"]["prometheus"]["depends_on"]

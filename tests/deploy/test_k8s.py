@@ -13,7 +13,7 @@ from tests.deploy.support import DEPLOY
 from zhibao_cli.main import app
 
 BASE = DEPLOY / "k8s" / "base"
-PORTS = {"intake": 8101, "aggregator": 8102, "alerts": 8103}
+PORTS = {"intake": 8101, "aggregator": 8102, "alerts": 8103, "response": 8104}
 
 
 def documents(kustomization: Path) -> list[dict[str, Any]]:
@@ -80,7 +80,7 @@ def test_deployment_probes_and_resources(service: str) -> None:
 
 
 def test_the_migration_job_runs_existing_commands() -> None:
-    """The Job runs both services' migrate commands, which exist in the CLI."""
+    """The Job runs every service's migrate command, which exists in the CLI."""
     job = by_kind("Job")["zhibao-migrate"]
     [container] = job["spec"]["template"]["spec"]["containers"]
     script = container["command"][-1]
@@ -88,9 +88,14 @@ def test_the_migration_job_runs_existing_commands() -> None:
         words = part.split()
         assert words[0] == "zhibao"
         cli_command(words[1:])
-    assert "zhibao aggregator migrate" in script and "zhibao alerts migrate" in script
+    for service in ("aggregator", "alerts", "response"):
+        assert f"zhibao {service} migrate" in script
     env = {e["name"] for e in container["env"]}
-    assert {"ZHIBAO_AGGREGATOR_DATABASE_URL", "ZHIBAO_ALERTS_DATABASE_URL"} <= env
+    assert {
+        "ZHIBAO_AGGREGATOR_DATABASE_URL",
+        "ZHIBAO_ALERTS_DATABASE_URL",
+        "ZHIBAO_RESPONSE_DATABASE_URL",
+    } <= env
 
 
 def test_secrets_are_referenced_not_shipped() -> None:
@@ -124,3 +129,22 @@ def test_the_example_overlay_builds_on_the_base() -> None:
         if (ref := e.get("valueFrom"))
     }
     assert referenced == example_keys
+
+
+def test_the_response_deployment_gets_its_secrets_and_known_settings() -> None:
+    """Its NATS user, database, sealing key and intake's pseudonym key from the Secret;
+    every ZHIBAO_ variable it sets is a setting of the response service."""
+    from zhibao_response.settings import ResponseSettings
+
+    [container] = by_kind("Deployment")["response"]["spec"]["template"]["spec"]["containers"]
+    secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
+        for e in container["env"]
+        if "valueFrom" in e
+    }
+    assert secrets["ZHIBAO_NATS_URL"] == "nats-url-response"
+    assert secrets["ZHIBAO_RESPONSE_DATABASE_URL"] == "response-database-url"
+    assert secrets["ZHIBAO_RESPONSE_KEY"] == "response-key"
+    assert secrets["ZHIBAO_PSEUDONYM_KEY"] == "pseudonym-key"  # intake's: one pseudonym
+    known = {f"ZHIBAO_{name.upper()}" for name in ResponseSettings.model_fields}
+    assert {e["name"] for e in container["env"]} <= known

@@ -14,7 +14,7 @@ from tests.deploy.support import DEPLOY, defined_metrics, used_metrics
 
 PROMETHEUS = DEPLOY / "prometheus"
 #: The port each service serves /metrics on (the aggregator's is its own, off the public one).
-SERVICE_PORTS = {"intake": 8101, "aggregator": 9102, "alerts": 8103}
+SERVICE_PORTS = {"intake": 8101, "aggregator": 9102, "alerts": 8103, "response": 8104}
 
 
 def _install_promtool() -> None:
@@ -115,6 +115,7 @@ def test_rules_cover_what_the_issue_asks() -> None:
         "zhibao_intake_events_unavailable_total",
         "zhibao_consumer_lag",
         "zhibao_alerts_notifications_failed_total",
+        "zhibao_response_outbox_pending",
     ):
         assert metric in exprs, metric
 
@@ -125,3 +126,12 @@ def test_rules_use_only_metrics_the_services_define() -> None:
     used = used_metrics(text)
     assert used, "no zhibao_ metric in the rules"
     assert used <= defined_metrics(), sorted(used - defined_metrics())
+
+
+def test_every_service_is_watched_for_being_down() -> None:
+    """ZhibaoServiceDown covers every scrape job of a Zhibao service."""
+    rules = yaml.safe_load((PROMETHEUS / "rules" / "zhibao.yml").read_text())
+    alerting = [rule for group in rules["groups"] for rule in group["rules"]]
+    [down] = [rule for rule in alerting if rule.get("alert") == "ZhibaoServiceDown"]
+    for service in SERVICE_PORTS:
+        assert service in down["expr"].split('"')[1].split("|")

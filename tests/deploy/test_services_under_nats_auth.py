@@ -5,7 +5,8 @@ cannot be declared, a consumer that cannot fetch). Here intake, aggregator and
 alerts run as processes, each as its own NATS user against a nats-server with the
 shipped accounts.conf (the command-centre page's live feed as the read-only
 dashboard user), and a reported case reaches the rollups, the live page and an
-alert with no permission violation anywhere.
+alert with no permission violation anywhere; and a task the response service
+announces overdue reaches the alerts service's tasks consumer the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -122,6 +124,61 @@ def test_a_case_flows_through_services_each_with_its_own_nats_user(
             found = body if isinstance(body, list) else body.get("alerts") or body.get("items", [])
             time.sleep(0.2)
         assert found, "no alert raised for a confirmed case"
+    finally:
+        for service in services:
+            service.stop()
+    violations = [line for line in nats_log.read_text().splitlines() if "Violation" in line]
+    assert violations == []
+
+
+def test_an_overdue_task_reaches_alerts_each_service_with_its_own_nats_user(
+    nats_with_accounts: tuple[int, Path], tmp_path: Path
+) -> None:
+    """The response service (user ``response``) announces a task past due; the alerts
+    service (user ``alerts``) reads it through its tasks consumer and raises
+    task_overdue; neither hits a permission violation."""
+    port, nats_log = nats_with_accounts
+    env = {
+        "ZHIBAO_DATA_DIR": str(tmp_path / "data"),
+        "ZHIBAO_PSEUDONYM_KEY": "deploy-test-pseudonym-key-0123456789abcdef",
+        "ZHIBAO_LOG_JSON": "true",
+        "ZHIBAO_RESPONSE_CHECK_INTERVAL_S": "0.2",
+        "ZHIBAO_ALERTS_TASKS_FETCH_S": "0.1",
+    }
+    zhibao("alerts", "migrate", env=env)
+    zhibao("response", "migrate", env=env)
+    services = [
+        ServiceProcess(
+            name, {**env, "ZHIBAO_NATS_URL": user_url(name, port)}, tmp_path / f"{name}.log"
+        )
+        for name in ("response", "alerts")
+    ]
+    response, alerts = services
+    try:
+        for service in services:
+            service.start()
+        operate = token(env, "640106", "operate")
+        headers = {"Authorization": f"Bearer {operate}"}
+        due = datetime.now(UTC) - timedelta(minutes=1)
+        issued = httpx.post(
+            f"{response.url}/v1/tasks",
+            json=[{"unit": COMMUNITY, "kind": "disinfect", "due": due.isoformat()}],
+            headers=headers,
+            timeout=10,
+        )
+        assert issued.status_code == 201, issued.text
+        [task_id] = issued.json()["ids"]
+        deadline = time.monotonic() + 30
+        raised: list[dict[str, object]] = []
+        while not raised and time.monotonic() < deadline:
+            answer = httpx.get(
+                f"{alerts.url}/v1/alerts", params={"unit": COMMUNITY}, headers=headers, timeout=5
+            )
+            assert answer.status_code == 200, answer.text
+            raised = [a for a in answer.json()["alerts"] if a["rule"] == "task_overdue"]
+            time.sleep(0.2)
+        assert raised, "no task_overdue alert for a task past due"
+        assert task_id in str(raised[0]["summary_en"])
     finally:
         for service in services:
             service.stop()

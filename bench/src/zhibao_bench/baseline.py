@@ -99,7 +99,7 @@ def phase_plain(sizes: Sizes, admin_dsn: str, postmaster: int) -> dict[str, Any]
     """The plain baseline: batched, reads at 200k and 1M, then single events."""
     out: dict[str, Any] = {}
     with plain_service(admin_dsn, "plain_batched") as (url, token, pid, dsn):
-        workload = build_workload(sizes.events, tag="batched", days=sizes.history_days)
+        workload = build_workload(sizes.events, tag="batched", days=sizes.live_days)
         requests = posts(url, token, workload.events, sizes.batch_size)
         before = process_cpu_s(pid), postgres_cpu_s(postmaster)
         load = run_in_process(url, requests, connections=sizes.connections)

@@ -29,6 +29,7 @@ ROWS = (
     ("plain_p99_read_ms_200k", "(9) plain baseline read p99 ms at 200k, worst level"),
     ("p99_read_ms_1m", "(5) rollup read p99 ms at 1M events, worst level"),
     ("plain_p99_read_ms_1m", "(9) plain baseline read p99 ms at 1M, worst level"),
+    ("backfill_visible_events_per_s", "(5) 400-day history published to the stream, visible, ev/s"),
     ("rebuild_events_per_s", "(6) rebuild, events/s"),
     ("rebuild_ratio_live", "(6) rebuild / batched visible"),
     ("rebuild_counters_differing", "(6) rebuilt counters differing from the live ones"),

@@ -179,6 +179,7 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "mixed_achieved_per_s": results["mixed"]["mixed_achieved_per_s"],
         "p99_rollup_ms": results["mixed"]["p99_rollup_ms"],
         "p99_alert_ms": results["mixed"]["p99_alert_ms"],
+        "backfill_visible_events_per_s": batched["backfill_visible_events_per_s"],
         "rebuild_events_per_s": batched["rebuild_events_per_s"],
         "rebuild_ratio_live": _ratio(
             batched["rebuild_events_per_s"], batched["visible_events_per_s"]

@@ -108,6 +108,8 @@ class Stack:
         alerts_port = self.env.get("ZHIBAO_ALERTS_PORT", "8103")
         self.env.setdefault("ZHIBAO_AGGREGATOR_URL", f"http://{HOST}:{aggregator_port}")
         self.env.setdefault("ZHIBAO_ALERTS_URL", f"http://{HOST}:{alerts_port}")
+        intake_port = self.env.get("ZHIBAO_INTAKE_PORT", "8101")  # the worker page's results
+        self.env.setdefault("ZHIBAO_INTAKE_URL", f"http://{HOST}:{intake_port}")
         specs = {s.name: s for s in SERVICES}
         for name in self.names:
             spec = specs[name]

@@ -68,6 +68,8 @@ def _banner(stack: Stack, tokens: Path | None, demo: Demo | None) -> str:
     if demo is not None:
         dashboard += f"#token={demo.dashboard_token}"
     lines.append(f"  command centre:    {dashboard}")
+    if "response" in stack.services:
+        lines.append(f"  community worker:  {stack.url('response')}/worker")
     lines.append(f"  data directory:    {stack.data_dir}")
     if tokens:
         lines += ["", f"First run: tokens were created and saved (owner-only) in {tokens}"]

@@ -68,19 +68,25 @@ def _stream_declaring(streams: Iterable[str]) -> tuple[str, ...]:
     )
 
 
-def _consuming(durables: Sequence[str]) -> tuple[str, ...]:
+def _consuming(durables: Sequence[str], stream: str = EVENTS_STREAM) -> tuple[str, ...]:
     """Create (or bind to), inspect, pull from and acknowledge the named durables only."""
     subjects: list[str] = []
     for name in durables:
         subjects += [
-            f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.{name}.>",
-            f"{_JS}.CONSUMER.DURABLE.CREATE.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.INFO.{EVENTS_STREAM}.{name}",
-            f"{_JS}.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{name}",
-            f"$JS.ACK.{EVENTS_STREAM}.{name}.>",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{name}",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{name}.>",
+            f"{_JS}.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+            f"{_JS}.CONSUMER.INFO.{stream}.{name}",
+            f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{name}",
+            f"$JS.ACK.{stream}.{name}.>",
         ]
     return tuple(subjects)
+
+
+def tasks_durable(alerts_durable: str) -> str:
+    """The alerts service's durable consumer of the tasks stream, named after its events
+    consumer (a partition ``alerts-640106`` reads tasks as ``alerts-640106-tasks``)."""
+    return f"{alerts_durable}-tasks"
 
 
 def _following(stream: str) -> tuple[str, ...]:
@@ -128,13 +134,14 @@ def bus_users(
         ),
         BusUser(
             "alerts",
-            "reads events through its durable consumer; publishes alerts and its dead letters",
+            "reads events and task messages (own durables); publishes alerts and its dead letters",
             publish=(
                 "zhibao.alerts.>",
                 "zhibao.deadletter.alerts.>",
                 info,
-                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM)),
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM)),
                 *_consuming(alerts_durables),
+                *_consuming([tasks_durable(d) for d in alerts_durables], TASKS_STREAM),
             ),
             subscribe=(f"{inbox_prefix('alerts')}.>",),
         ),

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +25,8 @@ from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.http_api import build_router
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
+from zhibao_alerts.task_consumer import TaskConsumer, TaskConsumerSpec, task_filters
+from zhibao_alerts.task_handler import ApplyTaskMessages
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.broker import (
     bus_connected,
@@ -32,7 +35,9 @@ from zhibao_shared.broker import (
     events_stream_config,
     make_broker,
     stop_broker,
+    tasks_stream_config,
 )
+from zhibao_shared.bus_access import tasks_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import has_table, is_sqlite, make_engine, run_migrations
 from zhibao_shared.hierarchy import load_registry
@@ -45,6 +50,7 @@ from zhibao_shared.tokens import TokenStore
 log = structlog.get_logger(__name__)
 
 WATCHDOG_INTERVAL_S = 5.0
+Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
@@ -73,6 +79,18 @@ def consumer_spec(settings: AlertsSettings) -> ConsumerSpec:
     )
 
 
+def task_consumer_spec(settings: AlertsSettings) -> TaskConsumerSpec:
+    """The alerts service's durable consumer of task messages, partitioned like its events
+    consumer (``ZHIBAO_ALERTS_DISTRICTS``)."""
+    return TaskConsumerSpec(
+        durable=tasks_durable(settings.alerts_durable),
+        filter_subjects=task_filters(settings.alerts_districts),
+        batch_size=settings.alerts_tasks_batch_size,
+        fetch_timeout_s=settings.alerts_tasks_fetch_s,
+        ack_wait_s=settings.alerts_ack_wait_s,
+    )
+
+
 @dataclass
 class Alerts:
     """The wired alerts service."""
@@ -85,7 +103,9 @@ class Alerts:
     rules: Watched[Rules]
     oncall: Watched[OnCall]
     tokens: TokenStore
+    clock: Clock = utc_now
     consumer: BatchConsumer | None = None
+    task_consumer: TaskConsumer | None = None
     dispatcher: Dispatcher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -102,8 +122,24 @@ class Alerts:
         """Publish an alert notification on NATS."""
         await self.broker.publish(body, subject)
 
+    async def _start_task_consumer(self, js: JetStreamContext) -> TaskConsumer:
+        """The task messages' consumer, started (its stream declared if the response
+        service has not made it yet)."""
+        await declare_stream(js, tasks_stream_config(self.settings))
+        apply = ApplyTaskMessages(
+            self.engine,
+            lambda: self.rules.current,
+            self.routing,
+            self.settings.timezone,
+            self.clock,
+            on_alert=self._alert_committed,
+        )
+        consumer = TaskConsumer(js, task_consumer_spec(self.settings), apply)
+        await consumer.start()
+        return consumer
+
     async def connect(self) -> None:
-        """Connect, declare the stream and consumer, start consuming and dispatching."""
+        """Connect, declare the streams and consumers, start consuming and dispatching."""
         await self.broker.start()
         js = self.broker.config.broker_config.connection_state.stream
         await declare_stream(js, events_stream_config(self.settings))
@@ -112,28 +148,30 @@ class Alerts:
             lambda: self.rules.current,
             self.routing,
             self.settings.timezone,
-            utc_now,
+            self.clock,
             self.settings.fever_threshold_c,
             on_alert=self._alert_committed,
         )
         spec = consumer_spec(self.settings)
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
+        self.task_consumer = await self._start_task_consumer(js)
         dispatcher = self.dispatcher = Dispatcher(
-            self.engine, self.routing, self.publish, utc_now, timezone=self.settings.timezone
+            self.engine, self.routing, self.publish, self.clock, timezone=self.settings.timezone
         )
         watchdog = Watchdog(
             self.engine,
             lambda: self.rules.current,
             self.routing,
             self.settings.timezone,
-            utc_now,
+            self.clock,
             caught_up=self._caught_up,
             on_alert=self._alert_committed,
             report_deadline=self.settings.daily_report_deadline,
         )
         self.tasks += [
             asyncio.create_task(self.consumer.run()),
+            asyncio.create_task(self.task_consumer.run()),
             asyncio.create_task(dispatcher.run()),
             asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watchdog.tick)),
             asyncio.create_task(self._watch_config()),
@@ -171,16 +209,19 @@ class Alerts:
                     log.warning("reschedule_failed", error=mask_text(repr(exc)))
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected and the consumer runs on a stream that exists."""
+        """Ready when NATS is connected and the consumers run on streams that exist."""
         connected = bus_connected(self.broker)
-        consumer = self.consumer
+        consumer, tasks = self.consumer, self.task_consumer
         present = connected and consumer is not None and await consumer.present()
-        return {"nats": connected, "consumer": present}
+        reading_tasks = connected and tasks is not None and await tasks.present()
+        return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}
 
     async def close(self) -> None:
         """Drain: stop consuming after the batch in hand, stop the loops, disconnect."""
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.task_consumer is not None:
+            await self.task_consumer.stop()
         for task in self.tasks:
             task.cancel()
             with suppress(asyncio.CancelledError):
@@ -191,7 +232,7 @@ class Alerts:
         self.tokens.close()
 
 
-def build(settings: AlertsSettings) -> Alerts:
+def build(settings: AlertsSettings, clock: Clock = utc_now) -> Alerts:
     """Wire the service from settings (config files are validated here: bad ones stop it)."""
     url = settings.database_url()
     engine = make_engine(url)
@@ -208,14 +249,15 @@ def build(settings: AlertsSettings) -> Alerts:
         ),
         oncall=Watched(OnCall, settings.alerts_oncall_path, "oncall.yaml"),
         tokens=TokenStore.configured(settings),
+        clock=clock,
     )
 
 
-def create_app(settings: AlertsSettings | None = None) -> FastAPI:
-    """The alerts ASGI app."""
+def create_app(settings: AlertsSettings | None = None, clock: Clock = utc_now) -> FastAPI:
+    """The alerts ASGI app (tests drive ``clock``)."""
     settings = settings or AlertsSettings()
     configure_logging(settings, service="alerts")
-    service = build(settings)
+    service = build(settings, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -238,7 +280,7 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
         build_router(
             service.api_engine,
             TokenAuth(service.tokens),
-            utc_now,
+            clock,
             service.routing,
             settings.alerts_lock_wait_s,
         )

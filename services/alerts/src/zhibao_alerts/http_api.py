@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zhibao_alerts import metrics, store
+from zhibao_alerts import metrics, store, task_store
 from zhibao_alerts.busy import retrying
 from zhibao_alerts.domain.redaction import mask_target, mask_text, target_id
 from zhibao_alerts.domain.silences import MAX_MATCHERS, Matcher, stored_matchers
+from zhibao_alerts.domain.task_overdue import RULE as TASK_OVERDUE
 from zhibao_alerts.payloads import rollup_link
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import alerts, notifications, silences
@@ -23,7 +24,9 @@ from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role, Token
 
-STATES = ("firing", "acknowledged", "silenced", "resolved", "expired")
+STATES = ("firing", "acknowledged", "silenced", "recorded", "resolved", "expired")
+#: The most tasks a task_overdue alert's detail lists (soonest due first).
+TASKS_SHOWN = 1000
 AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Alert id")]
 
 
@@ -161,6 +164,11 @@ def build_router(
         async with engine.connect() as conn:
             events = await store.alert_timeline(conn, alert_id)
             sent = await store.alert_notifications(conn, alert_id)
+            tasks = (
+                {"tasks": await task_store.members(conn, alert_id, TASKS_SHOWN)}
+                if row.rule == TASK_OVERDUE
+                else {}
+            )
         return {
             **_alert(row, routing()),
             "timeline": [
@@ -168,6 +176,7 @@ def build_router(
                 for e in events
             ],
             "notifications": [{**_delivery(n), "reason": n.reason} for n in sent],
+            **tasks,
         }
 
     async def transition(alert_id: int, token: Token, action: str) -> dict[str, Any]:

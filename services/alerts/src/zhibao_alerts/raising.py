@@ -81,10 +81,13 @@ def notifications_for_step(
     ]
 
 
-#: Rules raised from events (as against the watchdog's, which judge the present).
-EVENT_RULES = ("immediate_", "fever_cluster", "ears_")
+#: Rules raised from messages (events, or the response service's overdue tasks), as
+#: against the watchdog's, which judge the present.
+EVENT_RULES = ("immediate_", "fever_cluster", "ears_", "task_overdue")
 #: An alert from history, beyond the paging horizon: recorded, never paged.
 EXPIRED = "expired"
+#: An alert whose rule pages nobody (``task_overdue.page: false``): open, never paged.
+RECORDED = store.RECORDED
 
 #: Rules whose alerts belong to a window (a day) and resolve themselves once it has passed.
 WINDOWED_RULES = ("fever_cluster", "ears_")
@@ -216,7 +219,7 @@ async def _open(
             "unit": trigger.unit,
             "window": trigger.window,
             "severity": trigger.severity.value,
-            "state": EXPIRED if historical else "firing",
+            "state": EXPIRED if historical else ("firing" if trigger.pages else RECORDED),
             "summary_zh": trigger.summary_zh,
             "summary_en": trigger.summary_en,
             "day": trigger.day,
@@ -225,13 +228,18 @@ async def _open(
             "fired_at": now,
             "escalation_step": 0,
             "last_notified_at": now,
-            "next_action_at": None if historical else now,
+            "next_action_at": None if historical or not trigger.pages else now,
         },
     )
     if historical:
         hours = routing.horizon.hours if routing.horizon else 0
         detail = f"from events received more than {hours:g} h ago: recorded, not paged"
         await store.note(conn, alert_id, now, EXPIRED, actor="system", detail=detail)
+        return alert_id
+    if not trigger.pages:
+        detail = f"{trigger.summary_en} (the rules page nobody for it: recorded)"
+        await store.note(conn, alert_id, now, RECORDED, actor="system", detail=detail)
+        metrics.ALERTS_RAISED.labels(trigger.rule, trigger.severity.value).inc()
         return alert_id
     await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)
     metrics.ALERTS_RAISED.labels(trigger.rule, trigger.severity.value).inc()

@@ -28,6 +28,16 @@ class AlertsSettings(ServiceSettings):
         gt=0,
         description="Unacked events (e.g. of a killed instance) are redelivered after this",
     )
+    alerts_tasks_batch_size: int = Field(
+        default=200, gt=0, le=5000, description="Task messages applied per transaction"
+    )
+    alerts_tasks_fetch_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="How long a fetch of task messages waits to fill a batch (the latency "
+        "of a task_overdue alert; an idle consumer asks this often)",
+    )
     alerts_reload_s: float = Field(default=2.0, gt=0, description="Config files polled this often")
     alerts_lock_wait_s: float = Field(
         default=3.0,

@@ -43,7 +43,9 @@ from zhibao_alerts.tables import (
 )
 from zhibao_shared.db import UtcDateTime
 
-OPEN_STATES = ("firing", "acknowledged", "silenced")
+#: Open, but paging nobody: its rule says so (``task_overdue.page: false``).
+RECORDED = "recorded"
+OPEN_STATES = ("firing", "acknowledged", "silenced", RECORDED)
 
 
 async def new_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:

@@ -192,3 +192,25 @@ case_persons = Table(
     Column("rule", String(64), primary_key=True),
     Column("pid", String(32), primary_key=True),
 )
+
+#: Tasks the response service announced overdue (and those closed after their due time),
+#: per (task, unit): a transferred task is overdue again, separately, in its new unit.
+#: No personal data: the task's id, unit, kind and times only.
+task_alerts = Table(
+    "task_alerts",
+    metadata,
+    Column("task", String(32), primary_key=True),
+    Column("unit", String(12), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("due", UtcDateTime(), nullable=False),
+    #: when it was announced overdue (the message's time); null: only its closing is known
+    Column("overdue_at", UtcDateTime()),
+    #: when it was closed or moved away; overdue while null or earlier than overdue_at
+    Column("closed_at", UtcDateTime()),
+    #: done, unreachable, refused, cancelled or transferred
+    Column("outcome", String(16)),
+    #: for a transfer: the unit it went to
+    Column("to_unit", String(12)),
+    #: the task_overdue alert it counts in
+    Column("alert_id", Integer, index=True),
+)

@@ -29,6 +29,7 @@ from zhibao_response.sealing import Sealer
 from zhibao_response.settings import ResponseSettings
 from zhibao_response.store import TaskStore
 from zhibao_response.task_service import TaskDesk
+from zhibao_response.worker_page import WorkerPage
 from zhibao_shared.broker import (
     bus_connected,
     connecting_in_background,
@@ -206,6 +207,9 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     )
     app.state.response = service
     app.include_router(build_router(api, TokenAuth(service.tokens)))
+    app.include_router(
+        WorkerPage(TokenAuth(service.tokens), registry, settings.intake_url).router()
+    )
     app.add_exception_handler(OperationalError, busy)
     app.add_exception_handler(InterfaceError, busy)
     app.include_router(probes_router(service.readiness))

@@ -49,6 +49,11 @@ class ResponseSettings(ServiceSettings):
         description="Overdue tasks and expired details are looked for this often",
     )
 
+    intake_url: str = Field(
+        default="http://127.0.0.1:8101",
+        description="Intake's address: the worker page's task results are forwarded there",
+    )
+
     response_visit_required_kinds: str = Field(
         default="verify_companion",
         description="Task kinds (comma-separated) a phone-only result may not close: "

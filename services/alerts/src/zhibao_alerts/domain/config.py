@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -17,12 +17,14 @@ from pydantic import (
     Field,
     HttpUrl,
     SecretStr,
+    StringConstraints,
     field_validator,
 )
 
 from zhibao_alerts.domain.ears import BASELINE_DAYS, EarsParams
 from zhibao_shared.events import Classification, IsolationAction
 from zhibao_shared.hierarchy import Level
+from zhibao_shared.task_events import TASK_KIND
 
 #: The EARS methods, spelled as in the literature (``c2`` is refused, not crashed on).
 EarsMethod = Literal["C1", "C2", "C3"]
@@ -141,6 +143,41 @@ class IsolationRule(_Strict):
     severity: Severity = Severity.WARNING
 
 
+class TaskKindRule(_Strict):
+    """How overdue tasks of one kind alert, where it differs from ``task_overdue``'s."""
+
+    severity: Severity | None = None
+    page: bool | None = Field(default=None, description="false: recorded, nobody paged")
+
+
+#: A task kind as the response service spells it (``verify_companion``).
+TaskKind = Annotated[str, StringConstraints(pattern=TASK_KIND)]
+
+
+class TaskOverdueRule(_Strict):
+    """A task pushed down to a community still open after its due time."""
+
+    severity: Severity = Severity.WARNING
+    page: bool = Field(
+        default=True,
+        description="false: the alert is recorded (state `recorded`, listed, acknowledgeable) "
+        "but nobody is paged and it does not escalate",
+    )
+    kinds: dict[TaskKind, TaskKindRule] = Field(
+        default_factory=dict, description="Per task kind: its own severity or paging"
+    )
+
+    def severity_for(self, kind: str) -> Severity:
+        """The severity of an overdue task of ``kind``."""
+        own = self.kinds.get(kind)
+        return own.severity if own is not None and own.severity is not None else self.severity
+
+    def pages_for(self, kind: str) -> bool:
+        """Whether an overdue task of ``kind`` pages anyone."""
+        own = self.kinds.get(kind)
+        return own.page if own is not None and own.page is not None else self.page
+
+
 class Rules(_Strict):
     """The warning rules."""
 
@@ -157,6 +194,7 @@ class Rules(_Strict):
     aberration: AberrationRule = AberrationRule()
     silence: SilenceRule = SilenceRule()
     isolation: IsolationRule = IsolationRule()
+    task_overdue: TaskOverdueRule = TaskOverdueRule()
 
     def deadline_conflict(self, deadline: timedelta) -> str | None:
         """Why these rules disagree with the shared daily-report deadline, if they do."""

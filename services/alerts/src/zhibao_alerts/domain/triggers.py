@@ -39,6 +39,8 @@ class Trigger:
     summary_zh: str
     summary_en: str
     day: date
+    #: False: the alert is recorded, nobody is paged and it does not escalate
+    pages: bool = True
 
     @property
     def dedup_key(self) -> str:
