@@ -137,5 +137,6 @@ def banner_lines(demo: Demo) -> list[str]:
         f"  ({url}/v1/levels/{community}), a day's companion-verification tasks are pushed",
         f"  down to the communities ({url}/v1/tasks?unit={demo.scope}) and their results come",
         "  back through intake as zhibao.task_result.v1 events. Some stay open: follow one",
-        "  from the command centre to its community and back (README: Simulator).",
+        "  from the command centre to its community (the community worker page above, with",
+        "  the community's own tokens) and back: README, 'Follow a task in the demo'.",
     ]
