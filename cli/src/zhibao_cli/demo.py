@@ -3,7 +3,12 @@
 Two weeks of the sample district's reporting, with a building outbreak, are
 posted through the real intake API with a real report token, paced at a few
 seconds per simulated day: the dashboard fills within seconds and the alert
-rules fire within a minute. The demo's tokens are revoked when it stops.
+rules fire within a minute. The response loop runs too, with the page's operate
+token as the command centre's: a red level for the outbreak community (its
+playbook's tasks), a day of companion-verification tasks pushed down to the
+communities and their results reported back through intake, some still open
+(and some overdue) at the end for the user to follow. The demo's tokens are
+revoked when it stops.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
+
 from zhibao_client.cli import ProgressLine
 from zhibao_client.client import RequestRefused, ZhibaoClient
-from zhibao_client.simulator import Simulation, SimulationConfig, run
+from zhibao_client.simulator import CommandCentre, Simulation, SimulationConfig, run
 from zhibao_shared.tokens import Role, TokenStore
 
 DEMO_DAYS = 14
@@ -30,6 +37,7 @@ class Demo:
 
     intake_url: str
     data_dir: Path
+    response_url: str = ""  # the command centre's side of the loop (none without it)
     seconds_per_day: float = DEMO_SECONDS_PER_DAY
     seed: int = 1
     #: The simulated district: the page opens on it, the simulator reports for it.
@@ -59,6 +67,13 @@ class Demo:
         self._thread = threading.Thread(target=self._run, name="zhibao-demo", daemon=True)
         self._thread.start()
 
+    def wait(self, timeout_s: float) -> bool:
+        """Wait until the simulation has been posted; False if it still runs after
+        ``timeout_s`` seconds."""
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+        return self._thread is not None and not self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop posting (unsent events stay in the demo spool) and revoke the tokens."""
         self._stop.set()
@@ -78,20 +93,50 @@ class Demo:
             scale=DEMO_SCALE,
             outbreak=True,
             until=datetime.now().astimezone(),
+            loop=bool(self.response_url),
         )
         spool = self.data_dir / "demo.spool"
+        simulation = Simulation(config)
+        centre = CommandCentre(self.response_url, self.dashboard_token, simulation.truth)
         try:
             with ZhibaoClient(self.intake_url, self.report_token, spool, batch_size=200) as client:
                 progress = run(
-                    Simulation(config).events(),
+                    simulation.timeline(),
                     client,
                     seconds_per_day=self.seconds_per_day,
                     on_progress=ProgressLine(),
-                    drain_wait_s=10.0,
+                    drain_wait_s=60.0,  # the results come last: let them reach intake
                     stop=self._stop,
+                    centre=centre,
                 )
         except RequestRefused as refused:
-            print(f"\ndemo: intake refused the simulator: {refused}", file=sys.stderr)
+            print(f"\ndemo: a service refused the simulator: {refused}", file=sys.stderr)
             return
+        except httpx.HTTPError as exc:
+            print(f"\ndemo: the response service is unreachable: {exc}", file=sys.stderr)
+            return
+        finally:
+            centre.close()
         if not self._stop.is_set():
             print(f"\ndemo: done. {progress.line()}", file=sys.stderr, flush=True)
+
+
+def banner_lines(demo: Demo) -> list[str]:
+    """What the banner tells a new user about the demo, the response loop included."""
+    lines = [
+        "",
+        "Demo: two simulated weeks with an outbreak are being posted through intake;",
+        "open the command centre link above (it signs you in) and watch alerts fire.",
+    ]
+    if not demo.response_url:
+        return lines
+    community, url = SimulationConfig().outbreak_community, demo.response_url
+    return [
+        *lines,
+        f"The response loop: a red level is declared for community {community}",
+        f"  ({url}/v1/levels/{community}), a day's companion-verification tasks are pushed",
+        f"  down to the communities ({url}/v1/tasks?unit={demo.scope}) and their results come",
+        "  back through intake as zhibao.task_result.v1 events. Some stay open: follow one",
+        "  from the command centre to its community (the community worker page above, with",
+        "  the community's own tokens) and back: README, 'Follow a task in the demo'.",
+    ]

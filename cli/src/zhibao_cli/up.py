@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from zhibao_cli.demo import DEMO_SECONDS_PER_DAY, Demo
+from zhibao_cli.demo import DEMO_SECONDS_PER_DAY, Demo, banner_lines
 from zhibao_cli.stack import Stack, StackError, stack_from_environment
 from zhibao_shared.natsserver import NatsServerError
 from zhibao_shared.private_files import write_private
@@ -77,8 +77,7 @@ def _banner(stack: Stack, tokens: Path | None, demo: Demo | None) -> str:
             lines += ["(shown on a terminal only; `zhibao token --help`):"]
             lines.append(tokens.read_text().rstrip())
     if demo is not None:
-        lines += ["", "Demo: two simulated weeks with an outbreak are being posted through intake;"]
-        lines += ["open the command centre link above (it signs you in) and watch alerts fire."]
+        lines += banner_lines(demo)
     lines += ["", "Ctrl-C stops everything.", ""]
     return "\n".join(lines)
 
@@ -100,7 +99,10 @@ def up(
         stack.start()
         first = _first_tokens(stack)
         if demo:
-            feeder = Demo(stack.url("intake"), stack.data_dir, seconds_per_day=seconds_per_day)
+            response = stack.url("response") if "response" in stack.services else ""
+            feeder = Demo(
+                stack.url("intake"), stack.data_dir, response, seconds_per_day=seconds_per_day
+            )
             feeder.issue_tokens()
         typer.echo(_banner(stack, first, feeder))
         if feeder is not None:

@@ -12,18 +12,27 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
 from zhibao_client.client import RequestRefused, SubmitReport, ZhibaoClient
 from zhibao_client.eventfile import EventFileError, parse_events
 from zhibao_client.importer import ImportRefused, build_events
-from zhibao_client.simulator import Progress, Simulation, SimulationConfig, deliver, run
+from zhibao_client.simulator import (
+    CommandCentre,
+    Progress,
+    Simulation,
+    SimulationConfig,
+    deliver,
+    run,
+)
 
 Url = Annotated[str, typer.Option(envvar="ZHIBAO_INTAKE_URL", help="Intake's address")]
 Token = Annotated[str, typer.Option(envvar="ZHIBAO_TOKEN", help="A report token")]
 SpoolPath = Annotated[Path, typer.Option(help="The spool file where unsent events wait")]
 Wait = Annotated[float, typer.Option(help="Seconds to keep retrying while intake is away")]
 DEFAULT_URL = "http://127.0.0.1:8101"
+DEFAULT_RESPONSE_URL = "http://127.0.0.1:8104"
 
 
 def _need_token(token: str) -> None:
@@ -111,6 +120,20 @@ def simulate(
         float, typer.Option(help="Fraction of the real volume (1.0 ≈ 340k/day)")
     ] = 0.005,
     outbreak: Annotated[bool, typer.Option(help="Inject a building outbreak")] = False,
+    outbreak_day: Annotated[
+        int | None, typer.Option(min=0, help="Day index of the outbreak (default: days-5)")
+    ] = None,
+    response_url: Annotated[
+        str, typer.Option(envvar="ZHIBAO_RESPONSE_URL", help="The response service's address")
+    ] = DEFAULT_RESPONSE_URL,
+    operate_token: Annotated[
+        str,
+        typer.Option(
+            envvar="ZHIBAO_OPERATE_TOKEN",
+            help="A command centre's operate token (district scope): with --outbreak, "
+            "runs the response loop (a level, companion tasks, their results)",
+        ),
+    ] = "",
     speed: Annotated[
         float,
         typer.Option(
@@ -126,7 +149,8 @@ def simulate(
         Path | None, typer.Option(help="Write the events as JSON lines here instead of posting")
     ] = None,
 ) -> None:
-    """Simulate the sample district's reporting (screenings, cases, isolation, daily reports)."""
+    """Simulate the sample district's reporting (screenings, cases, isolation, daily reports)
+    and, given a command centre's token, its response (a level, tasks, results)."""
     first: date | None = start.date() if start else None
     config = SimulationConfig(
         seed=seed,
@@ -134,24 +158,34 @@ def simulate(
         start=first,
         scale=scale,
         outbreak=outbreak,
+        outbreak_day=outbreak_day,
+        loop=outbreak and bool(operate_token) and output is None,
         until=datetime.now().astimezone(),
     )
     simulation = Simulation(config)
-    events = deliver(
-        simulation.events(), seed=seed, duplicate_rate=duplicates, reorder_window=reorder
+    items = deliver(
+        simulation.timeline(), seed=seed, duplicate_rate=duplicates, reorder_window=reorder
     )
     if output is not None:
         with output.open("w", encoding="utf-8") as sink:
-            for event in events:
+            for event in items:
                 sink.write(json.dumps(event, ensure_ascii=False) + "\n")
     else:
         _need_token(token)
+        centre = CommandCentre(response_url, operate_token, simulation.truth)
         try:
             with ZhibaoClient(url, token, spool, batch_size=200) as client:
-                progress = run(events, client, seconds_per_day=speed, on_progress=ProgressLine())
+                progress = run(
+                    items, client, seconds_per_day=speed, on_progress=ProgressLine(), centre=centre
+                )
         except RequestRefused as refused:
             typer.echo(f"\n{refused}; unsent events stay in {spool}", err=True)
             raise typer.Exit(2) from None
+        except httpx.HTTPError as exc:
+            typer.echo(f"\nthe response service at {response_url}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        finally:
+            centre.close()
         typer.echo("", err=True)
         _summary(simulation, progress)
         if progress.rejected or progress.spooled:
@@ -191,6 +225,15 @@ def _summary(simulation: Simulation, progress: Progress | None) -> None:
         )
         for rejection in progress.rejected[:10]:
             typer.echo(f"  rejected {rejection.describe()}", err=True)
+    if truth.levels:
+        levels = ", ".join(f"{level} ({at:%Y-%m-%d %H:%M})" for at, _u, level in truth.levels)
+        typer.echo(f"levels declared: {levels} for {truth.levels[0][1]}")
+        f = truth.task_figures(datetime.now().astimezone())
+        typer.echo(
+            f"tasks: issued {f.issued:,}, done {f.done:,} ({f.done_late:,} late), "
+            f"unreachable {f.unreachable:,}, transferred {f.transferred:,}, "
+            f"cancelled by lifting {f.cancelled:,}, open {f.open:,} ({f.overdue:,} overdue)"
+        )
 
 
 app = typer.Typer(help="Zhibao community client.", no_args_is_help=True)

@@ -10,21 +10,37 @@ As a library::
     simulation.truth.at("640106001002", day).fevers   # ground truth per community and day
 
 ``run(events, client, seconds_per_day=…)`` posts them through intake (``zhibao simulate``).
+
+With ``SimulationConfig(outbreak=True, loop=True)``, ``simulation.timeline()`` also
+yields the response loop's steps (a level declared and lifted, companion tasks
+pushed down, their results); ``run(…, centre=CommandCentre(response_url, operate_token,
+simulation.truth))`` carries them out against the response service, and
+``simulation.truth.tasks`` / ``task_figures(at)`` say how every task should end.
 """
 
+from zhibao_client.simulator.command_centre import CommandCentre
 from zhibao_client.simulator.config import SimulationConfig
 from zhibao_client.simulator.delivery import deliver
 from zhibao_client.simulator.model import Simulation
 from zhibao_client.simulator.runner import Progress, run
-from zhibao_client.simulator.truth import DayTotals, ExpectedAlert, GroundTruth
+from zhibao_client.simulator.truth import (
+    DayTotals,
+    ExpectedAlert,
+    ExpectedTask,
+    GroundTruth,
+    TaskFigures,
+)
 
 __all__ = [
+    "CommandCentre",
     "DayTotals",
     "ExpectedAlert",
+    "ExpectedTask",
     "GroundTruth",
     "Progress",
     "Simulation",
     "SimulationConfig",
+    "TaskFigures",
     "deliver",
     "run",
 ]

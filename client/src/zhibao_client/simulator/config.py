@@ -43,6 +43,19 @@ class SimulationConfig:
     outbreak_day: int | None = None  # day index; default: 5 days before the end
     until: datetime | None = None  # nothing later than this is generated (e.g. now)
     timezone: str = "Asia/Shanghai"
+    # The response loop (needs ``outbreak``): the command centre declares a level for the
+    # outbreak community, pushes companion-verification tasks down one day, communities
+    # report the results back through intake, the level is lifted after a quiet spell.
+    loop: bool = False
+    level: str = "red"  # the level declared the evening the outbreak's first cases are confirmed
+    companions_per_resident: float = 1.0  # times the district's population and ``scale``
+    companion_deadline_hours: int = 24
+    late_task_share: float = 0.15  # of the tasks done: done after their deadline
+    unreachable_share: float = 0.05
+    transferred_share: float = 0.03  # the person lives elsewhere: moved to another community
+    unfinished_share: float = 0.02  # no result within the run
+    declared_open_share: float = 0.2  # of the level's own tasks: still open when it is lifted
+    quiet_days_to_lift: int = 14  # lifted after this many whole days without a new case
 
     @property
     def zone(self) -> ZoneInfo:
@@ -62,3 +75,8 @@ class SimulationConfig:
         if self.outbreak_day is not None:
             return self.outbreak_day
         return max(0, self.days - 5)
+
+    @property
+    def companion_day(self) -> int:
+        """The day index on which the companion-verification tasks arrive."""
+        return self.outbreak_start + 3

@@ -24,18 +24,39 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from zhibao_client.simulator.config import SimulationConfig
+from zhibao_client.simulator.loop import (
+    DECLARED_DECISIONS,
+    LIFTED,
+    DeclareLevel,
+    IssueTasks,
+    LoopStep,
+    ReportResult,
+    companion_tasks,
+    decide,
+    declared_decisions,
+    transfer_target,
+)
 from zhibao_client.simulator.people import Community
-from zhibao_client.simulator.truth import FEVER_C, DayTotals, ExpectedAlert, GroundTruth
+from zhibao_client.simulator.truth import (
+    FEVER_C,
+    DayTotals,
+    ExpectedAlert,
+    ExpectedTask,
+    GroundTruth,
+)
 from zhibao_shared.hierarchy import Registry, load_registry
 
 REPORT_DEADLINE = time(9, 0)  # the next day
+#: Loop steps sort after the events of the same moment (and never shift their ids).
+_STEP_SEQ = 10**12
+_NEW_CASES = ("confirmed", "asymptomatic")
 
 
 @dataclass(frozen=True)
 class Fact:
     """What the model decided an event is (the ground truth's view of it)."""
 
-    kind: str  # screening, case, isolation, report
+    kind: str  # screening, case, isolation, report (loop: a response-loop step)
     community: str
     site: str = ""
     fever: bool = False
@@ -52,6 +73,7 @@ class _Planned:
     seq: int
     event: dict[str, Any] = field(compare=False)
     fact: Fact = field(compare=False)
+    step: LoopStep | None = field(default=None, compare=False)
 
 
 class Simulation:
@@ -75,11 +97,23 @@ class Simulation:
         self._later: dict[int, list[_Planned]] = {}
         self._seq = 0
         self._isolated: dict[str, list[tuple[int, int]]] = {}  # community → (from, to) day index
+        # the response loop draws from its own generator: the traffic is the same without it
+        self._loop_rng = random.Random(f"loop-{config.seed}")
+        self._steps = 0
+        self._case_days: set[int] = set()  # days with a new case in the outbreak community
+        self._declared_day: int | None = None
+        self._lifted = False
 
     # ---- public -----------------------------------------------------------------------------
 
     def events(self) -> Iterator[dict[str, Any]]:
-        """Every reported event in time order (ties by planning order)."""
+        """Every reported event in time order (ties by planning order); no loop steps."""
+        for item in self.timeline():
+            if isinstance(item, dict):
+                yield item
+
+    def timeline(self) -> Iterator[dict[str, Any] | LoopStep]:
+        """The events and, with ``config.loop``, the response loop's steps, in time order."""
         for index in range(self.config.days + 1):
             if index < self.config.days:
                 self._plan_day(index)
@@ -87,7 +121,7 @@ class Simulation:
                 if self.config.until is not None and planned.when > self.config.until:
                     continue
                 self._tally(planned)
-                yield planned.event
+                yield planned.event if planned.step is None else planned.step
 
     def ground_truth(self) -> GroundTruth:
         """Run the whole model once and return its truth (a fresh run: no side effects)."""
@@ -105,6 +139,8 @@ class Simulation:
     def _plan_day(self, index: int) -> None:
         if self.config.outbreak and index == self.config.outbreak_start:
             self._plan_outbreak(index)
+        if self._quiet_for_lifting(index):
+            self._lift(index)
         for community in self.communities:
             if self._silent(community, index):
                 self.truth.expected_alerts.append(
@@ -205,6 +241,8 @@ class Simulation:
             "compound": compound,
             "building": building,
         }
+        if community.code == self.config.outbreak_community and kind in _NEW_CASES:
+            self._case_days.add(self._index(when))
         fact = Fact("case", community.code, classification=kind)
         self._emit(
             when, f"/{community.code}/health-centre", "zhibao.case.v1", community, data, fact
@@ -315,12 +353,90 @@ class Simulation:
             for person in people:
                 self._confirm(community, person, self._at(index + offset, 11), "confirmed")
         self._breach(community, sick[11], index + 3)
+        if self.config.loop:
+            self._declare(community, compound, self._at(index + 2, 18))
+            self._push_companions(self._at(self.config.companion_day, 8))
 
     def _breach(self, community: Community, person: int, index: int) -> None:
         when = self._at(index, 15)
         self._isolate(community, person, when - timedelta(hours=6), "home")
         self._isolation(community, person, when, "breach", "home", self.day(index + 14).isoformat())
         self._expect("immediate_breach", community, when, "door opened")
+
+    # ---- the response loop -------------------------------------------------------------------
+
+    def _declare(self, community: Community, compound: str, when: datetime) -> None:
+        reason = "building outbreak: confirmed cases"
+        level = self.config.level
+        self._step(when, DeclareLevel(when, community.code, level, reason, (compound,)))
+        self._declared_day = self._index(when)
+        for ordinal, decision in enumerate(declared_decisions(self._loop_rng, self.config)):
+            if decision.outcome is not None:
+                moment = when + timedelta(hours=decision.hours)
+                result = ReportResult(
+                    moment, f"declared-{ordinal}", community.code, "done", "visit"
+                )
+                self._step(moment, result)
+
+    def _quiet_for_lifting(self, index: int) -> bool:
+        if self._declared_day is None or self._lifted or index <= self._declared_day:
+            return False
+        last = max({self._declared_day} | {d for d in self._case_days if d <= index})
+        return index - last > self.config.quiet_days_to_lift
+
+    def _lift(self, index: int) -> None:
+        self._lifted = True
+        when = self._at(index, 10)
+        reason = f"{self.config.quiet_days_to_lift} days without a new case"
+        self._step(when, DeclareLevel(when, self.config.outbreak_community, LIFTED, reason))
+
+    def _push_companions(self, when: datetime) -> None:
+        cfg, rng = self.config, self._loop_rng
+        plans = companion_tasks(rng, cfg, self.communities, when)
+        if not plans:
+            return
+        self._step(when, IssueTasks(when, tuple(plans)))
+        for plan in plans:
+            decision = decide(rng, cfg, cfg.companion_deadline_hours)
+            target = transfer_target(rng, self.communities, plan.unit)
+            if decision.outcome is None or (
+                decision.outcome == "transferred" and target == plan.unit
+            ):
+                continue  # no result (a lone community has nowhere to transfer to)
+            moment = when + timedelta(hours=decision.hours)
+            to = target if decision.outcome == "transferred" else None
+            result = ReportResult(
+                moment, plan.key, plan.unit, decision.outcome, decision.method, to
+            )
+            self._step(moment, result)
+
+    def _step(self, when: datetime, step: LoopStep) -> None:
+        index = self._index(when)
+        if index >= self.config.days:
+            return
+        if isinstance(step, ReportResult) and self._silent(self._by_code[step.community], index):
+            return
+        self._steps += 1
+        planned = _Planned(when, _STEP_SEQ + self._steps, {}, Fact("loop", ""), step)
+        self._later.setdefault(index, []).append(planned)
+
+    def _tally_step(self, step: LoopStep) -> None:
+        tasks = self.truth.tasks
+        if isinstance(step, DeclareLevel):
+            self.truth.levels.append((step.when, step.unit, step.level))
+            if step.level == LIFTED:
+                for task in tasks.values():
+                    if task.declared and task.open:
+                        task.state = "cancelled"
+                return
+            for ordinal in range(DECLARED_DECISIONS):
+                key = f"declared-{ordinal}"
+                tasks[key] = ExpectedTask(key, "playbook", step.unit, None, declared=True)
+        elif isinstance(step, IssueTasks):
+            for plan in step.tasks:
+                tasks[plan.key] = ExpectedTask(plan.key, plan.kind, plan.unit, plan.due)
+        elif step.key in tasks:
+            _apply(tasks[step.key], step)
 
     def _expect(self, rule: str, community: Community, when: datetime, reason: str) -> None:
         """Note an alert the traffic should cause, if its event is within the run."""
@@ -363,6 +479,9 @@ class Simulation:
         self._later.setdefault(index, []).append(_Planned(when, self._seq, event, fact))
 
     def _tally(self, planned: _Planned) -> None:
+        if planned.step is not None:
+            self._tally_step(planned.step)
+            return
         fact = planned.fact
         self.truth.at(fact.community, self._local(planned.when)).events += 1
         if fact.kind == "report" and fact.report_day is not None:
@@ -384,6 +503,17 @@ class Simulation:
 
     def _index(self, when: datetime) -> int:
         return (self._local(when) - self._first).days
+
+
+def _apply(task: ExpectedTask, result: ReportResult) -> None:
+    """A task as a community's result leaves it."""
+    if not task.open:
+        return
+    if result.outcome == "transferred" and result.transfer_to is not None:
+        task.unit, task.transferred = result.transfer_to, True
+        return
+    task.state = result.outcome
+    task.late = task.due is not None and result.when > task.due
 
 
 def _count(totals: DayTotals, fact: Fact) -> None:

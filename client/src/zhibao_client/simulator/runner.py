@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from zhibao_client.client import Rejection, ZhibaoClient
+from zhibao_client.simulator.command_centre import CommandCentre
+from zhibao_client.simulator.loop import DeclareLevel, IssueTasks, LoopStep, ReportResult
 
 
 @dataclass
@@ -24,14 +26,17 @@ class Progress:
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     spooled: int = 0
+    levels: int = 0  # declarations (and liftings) the command centre made
+    tasks_issued: int = 0
 
     def line(self) -> str:
         """One line: the simulated day, events sent by type, and intake's answers."""
         kinds = " ".join(f"{k.split('.')[1]} {n:,}" for k, n in sorted(self.by_type.items()))
+        loop = f" | levels {self.levels} tasks {self.tasks_issued:,}" if self.levels else ""
         return (
             f"{self.day} | sent {self.sent:,} ({kinds}) | accepted {self.accepted:,} "
             f"duplicates {self.duplicates:,} rejected {len(self.rejected):,} "
-            f"spooled {self.spooled:,}"
+            f"spooled {self.spooled:,}{loop}"
         )
 
 
@@ -54,7 +59,7 @@ class Pacer:
 
 
 def run(
-    events: Iterable[dict[str, Any]],
+    events: Iterable[dict[str, Any] | LoopStep],
     client: ZhibaoClient,
     *,
     seconds_per_day: float = 0.0,
@@ -62,30 +67,63 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     drain_wait_s: float = 60.0,
     stop: threading.Event | None = None,
+    centre: CommandCentre | None = None,
 ) -> Progress:
     """Send every event through ``client`` (spooled first, so none is lost) and report.
 
     Events are batched; with ``seconds_per_day`` > 0 each waits until its
     simulated time is due. At the end the spool is drained for up to
     ``drain_wait_s`` seconds. Setting ``stop`` ends the run early: what was
-    handed to the client stays in its spool for the next run.
+    handed to the client stays in its spool for the next run. Response-loop
+    steps (``Simulation.timeline()``) are carried out by ``centre`` (skipped
+    without one): what is pending is sent first, a result becomes an event.
     """
     progress = Progress()
     pacer = Pacer(seconds_per_day)
     stop = stop or threading.Event()
     pending: list[dict[str, Any]] = []
-    for event in events:
-        moment = datetime.fromisoformat(event["time"])
+    for item in events:
+        moment = item.when if not isinstance(item, dict) else datetime.fromisoformat(item["time"])
         wait = pacer.wait_s(moment)
         if pending and (wait > 0 or len(pending) >= batch_size):
             _flush(client, pending, progress, on_progress)
         if stop.wait(wait) if wait > 0 else stop.is_set():
             return progress
         progress.day = moment.date().isoformat()
-        pending.append(event)
+        if isinstance(item, dict):
+            pending.append(item)
+        elif centre is not None:
+            event = _act(item, centre, client, pending, progress, on_progress, drain_wait_s)
+            if event is not None:
+                pending.append(event)
     _flush(client, pending, progress, on_progress)
     _record(progress, client.drain_until_empty(max_wait_s=drain_wait_s), on_progress)
     return progress
+
+
+def _act(
+    step: LoopStep,
+    centre: CommandCentre,
+    client: ZhibaoClient,
+    pending: list[dict[str, Any]],
+    progress: Progress,
+    on_progress: Callable[[Progress], None] | None,
+    drain_wait_s: float,
+) -> dict[str, Any] | None:
+    """Carry out one loop step; a result's event is returned for sending with the rest."""
+    if isinstance(step, ReportResult):
+        return centre.result_event(step)
+    _flush(client, pending, progress, on_progress)
+    if isinstance(step, DeclareLevel):
+
+        def deliver_pending() -> None:
+            _record(progress, client.drain_until_empty(max_wait_s=drain_wait_s), on_progress)
+
+        centre.declare(step, before=deliver_pending)
+        progress.levels = centre.levels
+    elif isinstance(step, IssueTasks):
+        progress.tasks_issued += centre.issue(step)
+    return None
 
 
 def _flush(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 FEVER_C = 37.3
 
@@ -39,13 +39,78 @@ class ExpectedAlert:
     reason: str
 
 
+#: Task states that are still open (a transferred task is re-issued to its new community).
+OPEN_TASK_STATES = ("issued", "accepted")
+
+
+@dataclass
+class ExpectedTask:
+    """A task of the response loop as the simulation leaves it (the service's view of it)."""
+
+    key: str
+    kind: str
+    unit: str  # its community now (the new one after a transfer)
+    due: datetime | None  # None for a level's tasks: the service sets their deadline
+    declared: bool = False  # issued by a level's playbook (closed when the level is lifted)
+    state: str = "issued"  # issued, done, unreachable, cancelled
+    late: bool = False  # done after its deadline
+    transferred: bool = False
+
+    @property
+    def open(self) -> bool:
+        """Still to be done."""
+        return self.state in OPEN_TASK_STATES
+
+    def overdue(self, at: datetime) -> bool:
+        """Open and past its deadline at ``at`` (a level's tasks: unknown, False)."""
+        return self.open and self.due is not None and at > self.due
+
+
+@dataclass(frozen=True)
+class TaskFigures:
+    """The response loop's figures at one moment."""
+
+    issued: int
+    open: int
+    overdue: int
+    done: int
+    done_late: int
+    unreachable: int
+    transferred: int
+    cancelled: int
+
+
 @dataclass
 class GroundTruth:
-    """Per community and day totals, plus the alerts the model meant to cause."""
+    """Per community and day totals, plus the alerts the model meant to cause and the
+    response loop's levels and tasks."""
 
     days: dict[tuple[str, date], DayTotals] = field(default_factory=dict)
     expected_alerts: list[ExpectedAlert] = field(default_factory=list)
     duplicates_delivered: int = 0
+    #: (time, unit, level) of each declaration, ``none`` lifting it.
+    levels: list[tuple[datetime, str, str]] = field(default_factory=list)
+    tasks: dict[str, ExpectedTask] = field(default_factory=dict)
+
+    def keep_declared(self, issued: int) -> None:
+        """The service's playbook issued ``issued`` tasks: forget the model's other ordinals."""
+        for key in [k for k, t in self.tasks.items() if t.declared]:
+            if int(key.rsplit("-", 1)[1]) >= issued:
+                del self.tasks[key]
+
+    def task_figures(self, at: datetime, kind: str | None = None) -> TaskFigures:
+        """Figures over the tasks (of one kind), ``overdue`` as of ``at``."""
+        tasks = [t for t in self.tasks.values() if kind is None or t.kind == kind]
+        return TaskFigures(
+            issued=len(tasks),
+            open=sum(t.open for t in tasks),
+            overdue=sum(t.overdue(at) for t in tasks),
+            done=sum(t.state == "done" for t in tasks),
+            done_late=sum(t.late for t in tasks),
+            unreachable=sum(t.state == "unreachable" for t in tasks),
+            transferred=sum(t.transferred for t in tasks),
+            cancelled=sum(t.state == "cancelled" for t in tasks),
+        )
 
     def at(self, community: str, day: date) -> DayTotals:
         """The totals of one community and day (created empty on first use)."""

@@ -1,0 +1,187 @@
+"""The simulator's response loop against the real system: the command centre declares a
+level, pushes companion tasks down, communities report results through intake, the level
+is lifted; every task ends in the response service as the simulator's truth says.
+
+nats-server (with one bus user per service), intake and the response service run as
+processes, as ``zhibao up`` runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from zhibao_cli.demo import Demo, banner_lines
+from zhibao_cli.stack import Stack
+from zhibao_client.cli import app
+from zhibao_client.client import ZhibaoClient
+from zhibao_client.simulator import CommandCentre, Simulation, SimulationConfig, deliver, run
+from zhibao_client.simulator.truth import GroundTruth
+from zhibao_shared.natsserver import free_port
+from zhibao_shared.tokens import Role, TokenStore
+
+pytestmark = pytest.mark.integration
+
+# 22 days from 1 March, the outbreak on day 2: its cases end by day 6, and seed 3 has no
+# later case in the community, so the level is lifted on day 21 (14 quiet days).
+CONFIG = SimulationConfig(
+    seed=3,
+    days=22,
+    start=date(2026, 3, 1),
+    scale=0.0003,
+    outbreak=True,
+    outbreak_day=2,
+    loop=True,
+    until=datetime.now().astimezone(),
+)
+DISTRICT = "640106"
+
+
+class System:
+    """The running processes and the two tokens (a district's reporter, its command centre)."""
+
+    def __init__(self, stack: Stack, report: str, operate: str, root: Path) -> None:
+        self.stack, self.report, self.operate, self.root = stack, report, operate, root
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        """Every task of the district, by id."""
+        answer = httpx.get(
+            f"{self.stack.url('response')}/v1/tasks",
+            params={"unit": DISTRICT, "limit": 5000},
+            headers={"authorization": f"Bearer {self.operate}"},
+        )
+        assert answer.status_code == 200, answer.text
+        return {t["id"]: t for t in answer.json()["tasks"]}
+
+    def level(self, unit: str) -> dict[str, Any]:
+        answer = httpx.get(
+            f"{self.stack.url('response')}/v1/levels/{unit}",
+            headers={"authorization": f"Bearer {self.operate}"},
+        )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    root = tmp_path_factory.mktemp("sim-loop")
+    data = root / "data"
+    env = {
+        **os.environ,
+        "ZHIBAO_DATA_DIR": str(data),
+        "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "ZHIBAO_INTAKE_PORT": str(free_port()),
+        "ZHIBAO_RESPONSE_PORT": str(free_port()),
+        "ZHIBAO_PSEUDONYM_KEY": secrets.token_urlsafe(48),
+    }
+    store = TokenStore.in_data_dir(data)
+    _r, report = store.create(scopes=[DISTRICT], role=Role.REPORT, name="sim-reporter")
+    _o, operate = store.create(scopes=[DISTRICT], role=Role.OPERATE, name="sim-centre")
+    store.close()
+    stack = Stack(
+        env=env,
+        data_dir=data,
+        nats_url=env["ZHIBAO_NATS_URL"],
+        names=("intake", "response"),
+        log_dir=root / "logs",
+    )
+    with stack:
+        yield System(stack, report, operate, root)
+
+
+def expected_state(truth: GroundTruth, key: str) -> tuple[str, str, bool]:
+    task = truth.tasks[key]
+    return task.state, task.unit, task.overdue(datetime.now().astimezone())
+
+
+def test_every_task_ends_in_the_response_service_as_the_truth_says(system: System) -> None:
+    simulation = Simulation(CONFIG)
+    centre = CommandCentre(system.stack.url("response"), system.operate, simulation.truth)
+    spool = system.root / "loop.spool"
+    items = deliver(simulation.timeline(), seed=3, duplicate_rate=0.05, reorder_window=20)
+    with ZhibaoClient(system.stack.url("intake"), system.report, spool) as client:
+        progress = run(items, client, centre=centre)
+    centre.close()
+    assert not progress.rejected, [r.describe() for r in progress.rejected[:5]]
+    assert progress.spooled == 0
+    truth = simulation.truth
+    assert [level for _at, _unit, level in truth.levels] == ["red", "none"], "declared, lifted"
+    figures = truth.task_figures(datetime.now().astimezone(), "verify_companion")
+    assert figures.issued == progress.tasks_issued
+    assert figures.done > figures.done_late > 0 and figures.unreachable > 0
+    assert figures.transferred > 0 and figures.overdue > 0
+    assert {t.state for t in truth.tasks.values() if t.declared} <= {"done", "cancelled"}
+    assert "cancelled" in {t.state for t in truth.tasks.values() if t.declared}
+
+    wanted = {centre.ids[key]: expected_state(truth, key) for key in truth.tasks}
+    deadline = time.monotonic() + 120
+    seen: dict[str, tuple[str, str, bool]] = {}
+    while time.monotonic() < deadline:
+        seen = {i: (t["state"], t["unit"], t["overdue"]) for i, t in system.tasks().items()}
+        if seen == wanted:
+            break
+        time.sleep(0.5)
+    assert seen == wanted
+    level = system.level(CONFIG.outbreak_community)
+    assert level["level"] == "none"
+    assert [d["level"] for d in level["history"]] == ["none", "red"]
+
+
+def test_simulate_runs_the_loop_when_given_a_command_centre_token(
+    system: System, tmp_path: Path
+) -> None:
+    args = ["simulate", "--days", "6", "--start", "2026-05-01", "--scale", "0.0002"]
+    args += ["--outbreak", "--outbreak-day", "1", "--seed", "8"]
+    args += ["--url", system.stack.url("intake"), "--token", system.report]
+    args += ["--response-url", system.stack.url("response"), "--operate-token", system.operate]
+    result = CliRunner().invoke(app, [*args, "--spool", str(tmp_path / "sim.spool")])
+    assert result.exit_code == 0, result.output
+    found = re.search(r"tasks: issued ([\d,]+), done ([\d,]+)", result.output)
+    assert found, result.output
+    issued = int(found.group(1).replace(",", ""))
+    assert issued > 100 and int(found.group(2).replace(",", "")) > 0
+    assert "levels declared: red" in result.output
+
+
+def test_the_demo_declares_pushes_tasks_down_and_leaves_some_to_follow(system: System) -> None:
+    demo = Demo(
+        system.stack.url("intake"),
+        system.stack.data_dir,
+        system.stack.url("response"),
+        seconds_per_day=0,
+    )
+    demo.issue_tokens()
+    lines = "\n".join(banner_lines(demo))
+    assert f"{system.stack.url('response')}/v1/levels/640106001002" in lines
+    demo.start()
+    try:
+        assert demo.wait(400), "the demo's simulation did not finish"
+        level = system.level("640106001002")
+        assert level["level"] == "red" and level["declared_by"] == "demo-dashboard"
+        states: Counter[str] = Counter()
+        deadline = time.monotonic() + 120  # the results reach the service after intake
+        while time.monotonic() < deadline:
+            states = Counter(
+                t["state"]
+                for t in system.tasks().values()
+                if t["kind"] == "verify_companion" and t["issued_by"] == "demo-dashboard"
+            )
+            if states["done"] > states.total() / 2:
+                break
+            time.sleep(0.5)
+        assert states.total() > 2000
+        assert states["done"] > states.total() / 2 and states["issued"] > 0, states
+    finally:
+        demo.stop()
