@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from zhibao_bench.main import BenchConfig, run_bench
 from zhibao_bench.reads import LEVELS
 from zhibao_cli.stack import SERVICES
@@ -59,6 +61,9 @@ def _exact(check: dict[str, int]) -> None:
     assert check["figures_wrong"] == check["lost"] == check["double_counted"] == 0, check
 
 
+# every phase starts its own stack of services (the response loop's too): more than the
+# suite's default 300 s guard against hangs on a busy two-core machine
+@pytest.mark.timeout(900)
 def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     config = BenchConfig.smoke(output)

@@ -64,6 +64,17 @@ class System:
         assert answer.status_code == 200, answer.text
         return {t["id"]: t for t in answer.json()["tasks"]}
 
+    def points(self, unit: str) -> list[dict[str, Any]]:
+        """The epidemic points of a unit."""
+        answer = httpx.get(
+            f"{self.stack.url('response')}/v1/points",
+            params={"unit": unit},
+            headers={"authorization": f"Bearer {self.operate}"},
+        )
+        assert answer.status_code == 200, answer.text
+        points: list[dict[str, Any]] = answer.json()["points"]
+        return points
+
     def level(self, unit: str) -> dict[str, Any]:
         answer = httpx.get(
             f"{self.stack.url('response')}/v1/levels/{unit}",
@@ -137,6 +148,13 @@ def test_every_task_ends_in_the_response_service_as_the_truth_says(system: Syste
     level = system.level(CONFIG.outbreak_community)
     assert level["level"] == "none"
     assert [d["level"] for d in level["history"]] == ["none", "red"]
+    # the epidemic point at the outbreak compound: declared with the level, lifted on schedule
+    assert [action for *_, action in truth.points] == ["declared", "lifted"]
+    (_at, _unit, compound, _), (lifted_at, *_rest) = truth.points
+    last_case = max(d for d in simulation.case_days())
+    assert (lifted_at.date() - simulation.day(last_case)).days == CONFIG.quiet_days_to_lift
+    [point] = system.points(CONFIG.outbreak_community)
+    assert (point["compound"], point["lifted"]) == (compound, True)
 
 
 def test_simulate_runs_the_loop_when_given_a_command_centre_token(

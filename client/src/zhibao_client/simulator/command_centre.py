@@ -13,16 +13,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from zhibao_client.client import RequestRefused
-from zhibao_client.simulator.loop import LIFTED, DeclareLevel, IssueTasks, ReportResult
+from zhibao_client.simulator.loop import (
+    LIFTED,
+    DeclareLevel,
+    DeclarePoint,
+    IssueTasks,
+    LiftPoint,
+    ReportResult,
+)
 from zhibao_client.simulator.truth import GroundTruth
 
 #: Tasks per ``POST /v1/tasks`` (the service takes 10,000 by default).
 TASKS_PER_REQUEST = 5000
+#: A point's ``start`` the response service accepts lies within 60 days of now; an
+#: older simulated start is left to the service (now).
+POINT_START_RANGE = timedelta(days=59)
 _OPEN = ("issued", "accepted")
 
 
@@ -44,6 +55,7 @@ class CommandCentre:
         self._http = httpx.Client(timeout=timeout_s, headers={"authorization": f"Bearer {token}"})
         self.ids: dict[str, str] = {}
         self.levels = 0
+        self.points: dict[tuple[str, str], str] = {}  # (community, compound) → point id
         self._reported: dict[str, list[str]] = {}  # unit → its level's tasks reported on
 
     def declare(self, step: DeclareLevel, before: Callable[[], None] = lambda: None) -> None:
@@ -63,6 +75,20 @@ class CommandCentre:
         if step.level != LIFTED:
             self._truth.keep_declared(len(issued))
             self.ids |= {f"declared-{n}": task for n, task in enumerate(issued)}
+
+    def declare_point(self, step: DeclarePoint) -> None:
+        """Declare an epidemic point at the step's compound, from the step's time."""
+        body: dict[str, Any] = {"unit": step.unit, "compound": step.compound, "reason": step.reason}
+        if abs(datetime.now(UTC) - step.when) < POINT_START_RANGE:
+            body["start"] = step.when.isoformat()
+        answer = self._post("/v1/points", body, 201)
+        self.points[(step.unit, step.compound)] = answer["id"]
+
+    def lift_point(self, step: LiftPoint) -> None:
+        """Lift the point declared at the step's compound (if the run declared one)."""
+        point = self.points.get((step.unit, step.compound))
+        if point is not None:
+            self._post(f"/v1/points/{point}/lift", {"reason": step.reason}, 200)
 
     def issue(self, step: IssueTasks) -> int:
         """Push the tasks down (5,000 a request); how many were issued."""

@@ -73,6 +73,26 @@ class DeclareLevel:
 
 
 @dataclass(frozen=True)
+class DeclarePoint:
+    """The command centre declares an epidemic point (疫点) at a compound, from ``when``."""
+
+    when: datetime
+    unit: str
+    compound: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LiftPoint:
+    """The command centre lifts the epidemic point at a community's compound."""
+
+    when: datetime
+    unit: str
+    compound: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class IssueTasks:
     """The command centre pushes tasks down (one request per 5,000)."""
 
@@ -109,7 +129,7 @@ class ReportResult:
         }
 
 
-LoopStep = DeclareLevel | IssueTasks | ReportResult
+LoopStep = DeclareLevel | DeclarePoint | LiftPoint | IssueTasks | ReportResult
 
 
 def decide(rng: random.Random, config: SimulationConfig, deadline_hours: float) -> Decision:

@@ -28,7 +28,9 @@ from zhibao_client.simulator.loop import (
     DECLARED_DECISIONS,
     LIFTED,
     DeclareLevel,
+    DeclarePoint,
     IssueTasks,
+    LiftPoint,
     LoopStep,
     ReportResult,
     companion_tasks,
@@ -103,6 +105,8 @@ class Simulation:
         self._case_days: set[int] = set()  # days with a new case in the outbreak community
         self._declared_day: int | None = None
         self._lifted = False
+        self._point: tuple[str, str] | None = None  # the epidemic point (community, compound)
+        self._point_lifted = False
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -130,6 +134,10 @@ class Simulation:
             pass
         return fresh.truth
 
+    def case_days(self) -> list[int]:
+        """The days (indexes) with a new case in the outbreak community, as generated so far."""
+        return sorted(self._case_days)
+
     def day(self, index: int) -> date:
         """The local date of a day index."""
         return self._first + timedelta(days=index)
@@ -139,6 +147,8 @@ class Simulation:
     def _plan_day(self, index: int) -> None:
         if self.config.outbreak and index == self.config.outbreak_start:
             self._plan_outbreak(index)
+        if self._point_due(index):
+            self._lift_point(index)
         if self._quiet_for_lifting(index):
             self._lift(index)
         for community in self.communities:
@@ -369,6 +379,8 @@ class Simulation:
         reason = "building outbreak: confirmed cases"
         level = self.config.level
         self._step(when, DeclareLevel(when, community.code, level, reason, (compound,)))
+        self._step(when, DeclarePoint(when, community.code, compound, "confirmed cases"))
+        self._point = (community.code, compound)
         self._declared_day = self._index(when)
         for ordinal, decision in enumerate(declared_decisions(self._loop_rng, self.config)):
             if decision.outcome is not None:
@@ -383,6 +395,20 @@ class Simulation:
             return False
         last = max({self._declared_day} | {d for d in self._case_days if d <= index})
         return index - last > self.config.quiet_days_to_lift
+
+    def _point_due(self, index: int) -> bool:
+        """The point's planned lifting day: ``quiet_days_to_lift`` after its last case."""
+        if self._point is None or self._point_lifted or self._declared_day is None:
+            return False
+        last = max({self._declared_day} | {d for d in self._case_days if d <= index})
+        return index - last >= self.config.quiet_days_to_lift
+
+    def _lift_point(self, index: int) -> None:
+        assert self._point is not None
+        self._point_lifted = True
+        when = self._at(index, 9)
+        reason = f"{self.config.quiet_days_to_lift} days after the last case: lifted on schedule"
+        self._step(when, LiftPoint(when, *self._point, reason))
 
     def _lift(self, index: int) -> None:
         self._lifted = True
@@ -422,6 +448,10 @@ class Simulation:
 
     def _tally_step(self, step: LoopStep) -> None:
         tasks = self.truth.tasks
+        if isinstance(step, DeclarePoint | LiftPoint):
+            action = "declared" if isinstance(step, DeclarePoint) else "lifted"
+            self.truth.points.append((step.when, step.unit, step.compound, action))
+            return
         if isinstance(step, DeclareLevel):
             self.truth.levels.append((step.when, step.unit, step.level))
             if step.level == LIFTED:

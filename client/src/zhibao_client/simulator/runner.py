@@ -12,7 +12,14 @@ from typing import Any
 
 from zhibao_client.client import Rejection, ZhibaoClient
 from zhibao_client.simulator.command_centre import CommandCentre
-from zhibao_client.simulator.loop import DeclareLevel, IssueTasks, LoopStep, ReportResult
+from zhibao_client.simulator.loop import (
+    DeclareLevel,
+    DeclarePoint,
+    IssueTasks,
+    LiftPoint,
+    LoopStep,
+    ReportResult,
+)
 
 
 @dataclass
@@ -121,6 +128,10 @@ def _act(
 
         centre.declare(step, before=deliver_pending)
         progress.levels = centre.levels
+    elif isinstance(step, DeclarePoint):
+        centre.declare_point(step)
+    elif isinstance(step, LiftPoint):
+        centre.lift_point(step)
     elif isinstance(step, IssueTasks):
         progress.tasks_issued += centre.issue(step)
     return None

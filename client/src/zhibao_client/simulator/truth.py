@@ -90,6 +90,8 @@ class GroundTruth:
     duplicates_delivered: int = 0
     #: (time, unit, level) of each declaration, ``none`` lifting it.
     levels: list[tuple[datetime, str, str]] = field(default_factory=list)
+    #: epidemic points declared and lifted: (when, community, compound, "declared"/"lifted")
+    points: list[tuple[datetime, str, str, str]] = field(default_factory=list)
     tasks: dict[str, ExpectedTask] = field(default_factory=dict)
 
     def keep_declared(self, issued: int) -> None:
