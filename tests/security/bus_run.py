@@ -3,8 +3,9 @@
 A client subscribed as the operator to ``>`` records each message (subject,
 payload, headers, reply subject) while events are posted over HTTP, submitted
 over NATS request-reply, a confirmed case raises an alert, rollups are
-published, a task is issued through the response service and the operator
-injects one undecodable message, which both consumers park as dead letters.
+published, a task is issued through the response service, a response level and an
+epidemic point are declared and lifted there, and the operator injects one
+undecodable message, which both consumers park as dead letters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -84,6 +86,11 @@ class BusTap:
     def seen(self, prefix: str) -> bool:
         """True once a message whose subject starts with ``prefix`` was recorded."""
         return any(m.subject.startswith(prefix) for m in list(self.messages))
+
+    def distinct(self, suffix: str) -> int:
+        """How many different payloads were recorded on subjects ending with ``suffix``
+        (a stream's consumers get its messages again, on the same subjects)."""
+        return len({m.data for m in list(self.messages) if m.subject.endswith(suffix)})
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,26 @@ def issue_task(stack: Stack, operator: str) -> None:
     assert answer.status_code == 201, answer.text
 
 
+def _operate(stack: Stack, operator: str, path: str, body: dict[str, str]) -> Any:
+    """POST ``body`` to the response service as the command centre; its answer's JSON."""
+    answer = httpx.post(
+        f"{stack.url('response')}{path}", json=body, headers={"authorization": f"Bearer {operator}"}
+    )
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()
+
+
+def declare_and_lift(stack: Stack, operator: str) -> None:
+    """A response level declared and lifted, an epidemic point declared and lifted: two
+    level messages (one with a level, one lifted: null) and two point messages."""
+    for level in ("blue", "none"):
+        body = {"unit": COMMUNITY_A, "level": level, "reason": "asyncapi test"}
+        _operate(stack, operator, "/v1/levels", body)
+    body = {"unit": COMMUNITY_A, "compound": "枫林湾一期", "reason": "确诊病例住所"}
+    point = _operate(stack, operator, "/v1/points", body)
+    _operate(stack, operator, f"/v1/points/{point['id']}/lift", {"reason": "14天无新增病例"})
+
+
 def drive(stack: Stack, token: str) -> None:
     """Events over HTTP (alone and as a batch), a confirmed case, NATS submissions, poison."""
     bearer = f"Bearer {token}"
@@ -192,10 +219,13 @@ def recorded_run(root: Path) -> Iterator[BusRun]:
             try:
                 drive(stack, token)
                 issue_task(stack, operator)
+                declare_and_lift(stack, operator)
                 prefixes = ("zhibao.rollups.", "zhibao.alerts.", "zhibao.audit.", "zhibao.tasks.")
                 for prefix in prefixes:
                     wait_until(prefix, partial(tap.seen, prefix))
                 wait_until("both dead letters", lambda: _dead_letters(tap) == 2)
+                wait_until("both level messages", lambda: tap.distinct(".level") == 2)
+                wait_until("both point messages", lambda: tap.distinct(".point") == 2)
                 yield BusRun(stack, list(tap.messages))
             finally:
                 tap.stop()

@@ -54,8 +54,8 @@ def bus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BusRun]:
 
 
 def channel_of(subject: str) -> list[ChannelSpec]:
-    """The document's channels whose address matches ``subject``."""
-    return [spec for spec in CHANNELS if matches(spec.pattern(), subject)]
+    """The document's channels whose address (and enumerated parameters) ``subject`` fits."""
+    return [spec for spec in CHANNELS if spec.carries(subject)]
 
 
 def validator(schema: dict[str, Any]) -> Draft202012Validator:
@@ -211,3 +211,27 @@ def test_task_results_are_documented_without_a_clear_note() -> None:
     )
     assert "note" not in published
     assert "note" in schemas["ReportedTaskResultData"]["properties"]
+
+
+def test_levels_and_points_are_channels_of_the_tasks_stream_read_by_the_aggregator() -> None:
+    subjects = {
+        "zhibao.tasks.640106.640106001.level": "levels",
+        "zhibao.tasks.640106.640106001001.point": "points",
+        "zhibao.tasks.640106.640106001001.issued": "tasks",
+    }
+    assert {s: [c.key for c in channel_of(s)] for s in subjects} == {
+        s: [key] for s, key in subjects.items()
+    }
+    for key in ("levels", "points"):
+        receive = DOCUMENT["operations"][f"receive_{key}"]
+        assert receive["x-zhibao-stream-readers"] == {
+            "stream": "ZHIBAO_TASKS",
+            "users": ["aggregator", "ops"],
+            "durables": {"aggregator": ["aggregator-levels"]},
+        }
+        assert list(DOCUMENT["operations"][f"send_{key}"]["x-zhibao-bus-users"]) == [
+            "response",
+            "ops",
+        ]
+    readers = DOCUMENT["operations"]["receive_tasks"]["x-zhibao-stream-readers"]
+    assert readers["durables"] == {"aggregator": ["aggregator-tasks"], "alerts": ["alerts-tasks"]}

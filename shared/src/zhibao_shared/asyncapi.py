@@ -13,8 +13,12 @@ and a ``receive`` operation naming those allowed to subscribe (extension
 ``x-zhibao-bus-users``: user -> the parts of the channel's subjects it may use,
 by NATS wildcard matching of its permissions), and, for subjects kept in a
 JetStream stream, the users reading it through durable consumers
-(``x-zhibao-stream-readers``). ``tests/security/test_asyncapi.py`` holds the
-document to what the running system publishes and what nats-server enforces.
+(``x-zhibao-stream-readers``; where a stream holds several channels, the durables
+reading this one). A subject belongs to the channel whose address it fits, each
+enumerated parameter taking one of its values (:meth:`ChannelSpec.carries`): the
+tasks stream's task messages, declared levels and epidemic points are three channels.
+``tests/security/test_asyncapi.py`` holds the document to what the running system
+publishes and what nats-server enforces.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from zhibao_shared import subjects
-from zhibao_shared.bus_access import BusUser, bus_users
+from zhibao_shared.bus_access import LEVELS_CONSUMER_SUFFIX, BusUser, bus_users, tasks_durable
 from zhibao_shared.bus_messages import AlertNotification, AuditRecord, RollupMessage, SubmitProblem
-from zhibao_shared.bus_permissions import may_pull, names, publishable, subscribable
+from zhibao_shared.bus_permissions import matches, may_pull, names, publishable, subscribable
 from zhibao_shared.consumer import (
     BUNDLE_INDEX_HEADER,
     DEAD_REASON_HEADER,
@@ -42,6 +46,7 @@ from zhibao_shared.events import (
     EventType,
 )
 from zhibao_shared.hierarchy import Level
+from zhibao_shared.response_events import LevelMessage, PointMessage
 from zhibao_shared.task_events import TaskEvent, TaskMessage
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -50,6 +55,8 @@ SEVERITIES = ("critical", "warning", "info")
 SCHEMAS = "#/components/schemas/"
 _SUBMIT = "intakeSubmit"
 _SUBMIT_REPLY = "intakeSubmitReply"
+#: The durables of the tasks stream reading task messages end with this (``aggregator-tasks``).
+TASKS_CONSUMER_SUFFIX = tasks_durable("")
 
 
 @dataclass(frozen=True)
@@ -66,12 +73,29 @@ class ChannelSpec:
     tail: str | None = None
     #: The JetStream stream keeping the channel's messages, if any.
     stream: str | None = None
+    #: Where the stream holds other channels too: the suffix of the names of the
+    #: durable consumers reading this channel (None: every reader of the stream).
+    consumers: str | None = None
 
     def pattern(self) -> str:
         """The address as a NATS subject filter (``*`` per parameter)."""
         tokens = self.address.split(".")
         out = [self._wildcard(t) if t.startswith("{") else t for t in tokens]
         return ".".join(out)
+
+    def carries(self, subject: str) -> bool:
+        """True when the concrete ``subject`` is one of this channel's: it matches the
+        address and each enumerated parameter takes one of its values."""
+        if not matches(self.pattern(), subject):
+            return False
+        parts = subject.split(".")
+        for index, token in enumerate(self.address.split(".")):
+            name = token.strip("{}")
+            if token.startswith("{") and name != self.tail:
+                allowed = self.parameters.get(name, {}).get("enum")
+                if allowed is not None and parts[index] not in allowed:
+                    return False
+        return True
 
     def _wildcard(self, token: str) -> str:
         return ">" if token.strip("{}") == self.tail else "*"
@@ -187,7 +211,10 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         "time still open (once). Carries the task's id, unit, kind, due time, state and "
         "the person's pseudonym only: personal details stay in the response service. In "
         "stream ZHIBAO_TASKS (90 days), written from the service's outbox; Nats-Msg-Id "
-        "is the message's identity, so a resend within the duplicate window is dropped.",
+        "is the message's identity, so a resend within the duplicate window is dropped. "
+        "The stream also holds declared levels and epidemic points (channels levels and "
+        "points): a task consumer filters on the events below "
+        "(zhibao.tasks.<district>.*.<event>, one filter per event).",
         ("taskMessage",),
         {
             "district": DISTRICT,
@@ -195,6 +222,42 @@ CHANNELS: tuple[ChannelSpec, ...] = (
             "event": _param("What happened", [e.value for e in TaskEvent]),
         },
         stream=subjects.TASKS_STREAM,
+        consumers=TASKS_CONSUMER_SUFFIX,
+    ),
+    ChannelSpec(
+        "levels",
+        "zhibao.tasks.{district}.{unit}.level",
+        "Response levels declared",
+        "Published by the response service on every declaration of a unit's response "
+        "level (POST /v1/levels): red, orange, yellow or blue (grades I to IV), or null "
+        "when the level is lifted. A full snapshot of the declaration (never changed "
+        "afterwards), numbered per unit: the highest number is in force. Units, times and "
+        "the declaring token's name only: the reason stays in the response service. In "
+        "stream ZHIBAO_TASKS beside the task messages, written from the service's outbox; "
+        "Nats-Msg-Id is the message's identity. Store it keyed by its declaration.",
+        ("levelMessage",),
+        {
+            "district": DISTRICT,
+            "unit": _param("The unit the level is declared for (6, 9 or 12 digits)"),
+        },
+        stream=subjects.TASKS_STREAM,
+        consumers=LEVELS_CONSUMER_SUFFIX,
+    ),
+    ChannelSpec(
+        "points",
+        "zhibao.tasks.{district}.{community}.point",
+        "Epidemic points declared and lifted",
+        "Published by the response service when an epidemic point (疫点: a compound "
+        "and/or a building of a community) is declared (POST /v1/points, event "
+        "point_declared) or lifted (point_lifted, with lifted_at and lifted_by). Each "
+        "message is the point as it stands: store it keyed by its point id. Labels, "
+        "times and token names only: no reason text, nobody's personal data. In stream "
+        "ZHIBAO_TASKS beside the task messages, written from the service's outbox; "
+        "Nats-Msg-Id is the message's identity.",
+        ("pointMessage",),
+        {"district": DISTRICT, "community": COMMUNITY},
+        stream=subjects.TASKS_STREAM,
+        consumers=LEVELS_CONSUMER_SUFFIX,
     ),
     ChannelSpec(
         _SUBMIT,
@@ -245,6 +308,12 @@ def _messages() -> dict[str, dict[str, Any]]:
         "alertNotification": _message("AlertNotification", "application/json"),
         "taskMessage": _message(
             "TaskMessage", "application/json", _headers(msg_id, ("Nats-Msg-Id",))
+        ),
+        "levelMessage": _message(
+            "LevelMessage", "application/json", _headers(msg_id, ("Nats-Msg-Id",))
+        ),
+        "pointMessage": _message(
+            "PointMessage", "application/json", _headers(msg_id, ("Nats-Msg-Id",))
         ),
         "deadLetter": _message(
             "DeadLetterPayload", "application/octet-stream", _headers(dead, tuple(dead)[:4])
@@ -306,6 +375,8 @@ def _schemas(submission_result: type[BaseModel]) -> dict[str, Any]:
         RollupMessage,
         AlertNotification,
         TaskMessage,
+        LevelMessage,
+        PointMessage,
         AuditRecord,
         SubmitProblem,
         submission_result,
@@ -389,12 +460,31 @@ def _operations(users: tuple[BusUser, ...]) -> dict[str, Any]:
         send = _operation("send", spec, _permitted(users, pattern, send=True))
         receive = _operation("receive", spec, _permitted(users, pattern, send=False))
         if spec.stream is not None:
-            readers = names(u for u in users if may_pull(u, spec.stream))
-            receive["x-zhibao-stream-readers"] = {"stream": spec.stream, "users": readers}
+            receive["x-zhibao-stream-readers"] = _readers(spec, spec.stream, users)
         operations[f"send_{spec.key}"] = send
         operations[f"receive_{spec.key}"] = receive
     _add_reply(operations, users)
     return operations
+
+
+def _readers(spec: ChannelSpec, stream: str, users: tuple[BusUser, ...]) -> dict[str, Any]:
+    """Who reads the channel from its stream through durable consumers (and which)."""
+    if spec.consumers is None:
+        return {"stream": stream, "users": names(u for u in users if may_pull(u, stream))}
+    durables = {u.name: _durables(u, stream, spec.consumers) for u in users}
+    readers = [u for u in users if u.publish is None or durables[u.name]]
+    return {
+        "stream": stream,
+        "users": names(readers),
+        "durables": {name: found for name, found in durables.items() if found},
+    }
+
+
+def _durables(user: BusUser, stream: str, suffix: str) -> list[str]:
+    """The durables of ``stream`` whose names end with ``suffix`` that ``user`` may pull."""
+    prefix = f"$JS.API.CONSUMER.MSG.NEXT.{stream}."
+    allowed = user.publish or ()
+    return [a.removeprefix(prefix) for a in allowed if a.startswith(prefix) and a.endswith(suffix)]
 
 
 def _add_reply(operations: dict[str, Any], users: tuple[BusUser, ...]) -> None:
@@ -458,7 +548,8 @@ def _info(users: tuple[BusUser, ...]) -> dict[str, Any]:
         "version": "1.0.0",
         "description": (
             "The NATS subjects of Zhibao (直报): accepted events, rollups, alerts, tasks, "
-            "dead letters, the audit trail and the request-reply ingress. Operations list, per "
+            "declared response levels, epidemic points, dead letters, the audit trail and "
+            "the request-reply ingress. Operations list, per "
             "channel, the bus users allowed to publish (send) and subscribe (receive) as "
             "nats-server enforces them. Every other subject a service uses is the "
             "JetStream API ($JS.API.>, $JS.ACK.>) and inbox replies (_INBOX.>)."
