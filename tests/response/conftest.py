@@ -179,7 +179,9 @@ async def start(
     bus: Client = await nats.connect(nats_url)
     await bus.subscribe("zhibao.tasks.>", cb=tap.record)
     app = create_app(settings, clock=clock)
-    async with LifespanManager(app) as manager:
+    # shutdown drains the outbox for up to ZHIBAO_SHUTDOWN_GRACE_S (15 s): asgi-lifespan's
+    # default 5 s cut a slow drain short (once in a CI run, on PostgreSQL)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://response") as client:
             harness = Harness(client, clock, tap, tokens, settings)
