@@ -175,6 +175,10 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
 #: The scorecard's default period: the last QUALITY_DEFAULT_DAYS days up to ``to``.
 QUALITY_DEFAULT_DAYS = 7
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FromQuery = Annotated[
+    date | None, Query(alias="from", description="First day (district time); to - 6 days")
+]
+ToQuery = Annotated[date | None, Query(alias="to", description="Last day (district time); today")]
 
 
 def build_quality_router(quality: QualityReader, auth: TokenAuth) -> APIRouter:
@@ -190,8 +194,6 @@ def build_quality_router(quality: QualityReader, auth: TokenAuth) -> APIRouter:
             404: {"description": "Unknown unit"},
         },
     )
-    first_query = Query(alias="from", description="First day (district time); to - 6 days")
-    last_query = Query(alias="to", description="Last day (district time); today")
 
     def period(first: date | None, last: date | None) -> tuple[date, date]:
         today = quality.calendar.today(datetime.now(UTC))
@@ -208,16 +210,16 @@ def build_quality_router(quality: QualityReader, auth: TokenAuth) -> APIRouter:
     @router.get("/{code}/quality", summary="Data-quality and timeliness scorecard of a unit")
     async def scorecard(
         code: str,
-        first: Annotated[date | None, first_query] = None,
-        last: Annotated[date | None, last_query] = None,
+        first: FromQuery = None,
+        last: ToQuery = None,
     ) -> dict[str, Any]:
         return await quality.scorecard(code, *period(first, last))
 
     @router.get("/{code}/quality.csv", summary="The scorecard as CSV (the unit and its children)")
     async def scorecard_csv(
         code: str,
-        first: Annotated[date | None, first_query] = None,
-        last: Annotated[date | None, last_query] = None,
+        first: FromQuery = None,
+        last: ToQuery = None,
     ) -> Response:
         first, last = period(first, last)
         body = report.quality_as_csv(await quality.scorecard(code, first, last))
@@ -231,8 +233,8 @@ def build_quality_router(quality: QualityReader, auth: TokenAuth) -> APIRouter:
     @router.get("/{code}/quality.xlsx", summary="The scorecard as Excel")
     async def scorecard_xlsx(
         code: str,
-        first: Annotated[date | None, first_query] = None,
-        last: Annotated[date | None, last_query] = None,
+        first: FromQuery = None,
+        last: ToQuery = None,
     ) -> Response:
         first, last = period(first, last)
         body = report.quality_as_xlsx(await quality.scorecard(code, first, last))
