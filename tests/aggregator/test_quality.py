@@ -1,7 +1,8 @@
 """The data-quality and timeliness scorecard (``/v1/units/{code}/quality``) from a real
 stream into SQLite and PostgreSQL: late, missing and never-sent closes, case reports past the
 class-A limit, zero reports contradicted by the day's fevers, declared counts that differ
-from the community's own events, the street's rollup, CSV/XLSX and the token's scope."""
+from the community's own events, the street's rollup, CSV/XLSX and the token's scope; a
+rebuild from the stream gives the same scorecard."""
 
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.harness import consume
-from zhibao_aggregator.bootstrap import quality_reader
+from zhibao_aggregator.bootstrap import quality_reader, rebuild
 from zhibao_aggregator.http_api import add_error_handlers, build_quality_router
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.quality_reader import QualityReader
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.broker import ensure_stream, events_stream_config
-from zhibao_shared.db import make_engine
+from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.events import PublishedEvent, parse_published, published_payload
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.natsserver import NatsServer
@@ -208,7 +209,7 @@ def child(card: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 async def test_the_scorecard_judges_closes_case_lags_and_consistency_and_rolls_up(
-    database: tuple[AggregatorSettings, AsyncEngine], nats_server: NatsServer
+    database: tuple[AggregatorSettings, AsyncEngine], nats_server: NatsServer, tmp_path: Path
 ) -> None:
     settings, engine = database
     quality = quality_reader(settings, engine)
@@ -262,6 +263,16 @@ async def test_the_scorecard_judges_closes_case_lags_and_consistency_and_rolls_u
 
     expected_a = 100 * (40 * 2 / 3 + 15 * (1 - a["late_share"]) + 10 + 5 + 20 * 0.5 + 10) / 100
     assert a["score"] == round(expected_a, 1), "the README's formula with default weights"
+
+    rebuilt = settings.model_copy(
+        update={"aggregator_database_url": sqlite_url(tmp_path / "rebuilt", "aggregator")}
+    )
+    await rebuild(rebuilt)
+    engine = make_engine(rebuilt.database_url())
+    try:
+        assert await scorecard(quality_reader(rebuilt, engine), rebuilt) == card
+    finally:
+        await engine.dispose()
 
 
 async def test_rejections_by_reason_come_from_the_rejection_source(

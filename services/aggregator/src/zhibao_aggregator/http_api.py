@@ -199,7 +199,8 @@ def build_quality_router(quality: QualityReader, auth: TokenAuth) -> APIRouter:
         today = quality.calendar.today(datetime.now(UTC))
         last = today if last is None else readable(last, "to", today)
         if first is None:
-            first = last - timedelta(days=QUALITY_DEFAULT_DAYS - 1)
+            earliest = readable_days(today)[0]
+            first = max(earliest, last - timedelta(days=QUALITY_DEFAULT_DAYS - 1))
         first = readable(first, "from", today)
         if last < first or last - first > timedelta(days=MAX_SERIES_DAYS):
             raise unprocessable(
