@@ -49,22 +49,25 @@ def lag_bucket(lag: timedelta) -> str:
     return m.CASE_LAG_OVER
 
 
+def case_lag_metrics(event: PublishedCase, limit: timedelta) -> tuple[str, ...]:
+    """What a case event counts by itself in the scorecard (each +1 on its ``time``'s day):
+    a case report of a reportable class, again when received within ``limit``, and its lag
+    bucket. A ``receivedat`` before ``time`` (a device clock ahead) counts as no lag."""
+    if event.data.classification not in REPORTABLE:
+        return ()
+    lag = max(timedelta(0), event.receivedat - event.time)
+    in_limit = (m.CASE_REPORTS_IN_LIMIT,) if lag <= limit else ()
+    return (m.CASE_REPORTS, *in_limit, lag_bucket(lag))
+
+
 def case_lags(
     events: Iterable[PublishedCase], calendar: Calendar, limit: timedelta
 ) -> Contribution:
-    """Case reports of a reportable class, on the day of their ``time`` (the classification):
-    counted, counted again when received within ``limit``, and put in a lag bucket. A
-    ``receivedat`` before ``time`` (a device clock ahead) counts as no lag."""
+    """:func:`case_lag_metrics` of a batch's case events, on the day of their ``time``."""
     out: Contribution = Counter()
     for event in events:
-        if event.data.classification not in REPORTABLE:
-            continue
-        key = (event.subject, calendar.day(event.time))
-        lag = max(timedelta(0), event.receivedat - event.time)
-        out[(*key, m.CASE_REPORTS)] += 1
-        if lag <= limit:
-            out[(*key, m.CASE_REPORTS_IN_LIMIT)] += 1
-        out[(*key, lag_bucket(lag))] += 1
+        for metric in case_lag_metrics(event, limit):
+            out[(event.subject, calendar.day(event.time), metric)] += 1
     return out
 
 
