@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.generator import generate
 from tests.aggregator.harness import consume, publish
-from zhibao_aggregator.bootstrap import reader, rules
-from zhibao_aggregator.http_api import add_error_handlers, build_router
+from zhibao_aggregator.bootstrap import quality_reader, reader, rules
+from zhibao_aggregator.http_api import add_error_handlers, build_quality_router, build_router
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.writer import apply_batch
 from zhibao_shared.broker import ensure_stream, events_stream_config
@@ -54,6 +54,7 @@ async def _client(
     app = FastAPI()
     add_error_handlers(app)
     app.include_router(build_router(reader(settings, engine), TokenAuth(tokens)))
+    app.include_router(build_quality_router(quality_reader(settings, engine), TokenAuth(tokens)))
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://t",
@@ -128,6 +129,9 @@ READ_ENDPOINTS = (
     "/v1/units/{code}/completeness",
     "/v1/units/{code}/report.csv",
     "/v1/units/{code}/report.xlsx",
+    "/v1/units/{code}/quality",
+    "/v1/units/{code}/quality.csv",
+    "/v1/units/{code}/quality.xlsx",
 )
 
 

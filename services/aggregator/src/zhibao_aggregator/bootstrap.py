@@ -23,13 +23,20 @@ from zhibao_aggregator import task_consumer
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
+from zhibao_aggregator.domain.quality import Weights
 from zhibao_aggregator.domain.risk import NationalRule2020, RiskRule, ZoningRule
 from zhibao_aggregator.handler import ApplyBatch, Changed
-from zhibao_aggregator.http_api import add_error_handlers, build_public_router, build_router
+from zhibao_aggregator.http_api import (
+    add_error_handlers,
+    build_public_router,
+    build_quality_router,
+    build_router,
+)
 from zhibao_aggregator.migrate import migrate, schema_ready
 from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
+from zhibao_aggregator.quality_reader import QualityReader, no_rejections
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
@@ -90,6 +97,21 @@ def rules(settings: AggregatorSettings) -> Rules:
         Calendar.named(settings.timezone),
         settings.fever_threshold_c,
         settings.daily_report_deadline,
+        settings.case_report_limit,
+    )
+
+
+def quality_reader(settings: AggregatorSettings, engine: AsyncEngine) -> QualityReader:
+    """The scorecard's read side. Rejections: none known until the audit projection is
+    wired in as its :class:`RejectionCounts` source."""
+    return QualityReader(
+        engine,
+        load_registry(settings.registry_path),
+        Calendar.named(settings.timezone),
+        settings.daily_report_deadline,
+        settings.case_report_limit,
+        Weights(**settings.quality_weights()),
+        no_rejections,
     )
 
 
@@ -321,6 +343,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.state.dashboard = dashboard
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
+    app.include_router(build_quality_router(quality_reader(settings, aggregator.engine), auth))
     summaries = public_summaries(settings, aggregator.reader)
     app.include_router(build_public_router(summaries))
     app.include_router(build_public_page(summaries))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from zhibao_aggregator import report
 from zhibao_aggregator.public_summary import NotPublic, NotReleased, PublicSummaries
+from zhibao_aggregator.quality_reader import QualityReader
 from zhibao_aggregator.reader import SERIES_METRICS, RollupReader, UnknownUnit
 from zhibao_shared.events import readable_days
 from zhibao_shared.http_auth import TokenAuth
@@ -166,6 +167,83 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
             body,
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f'attachment; filename="{code}-{day}.xlsx"'},
+        )
+
+    return router
+
+
+#: The scorecard's default period: the last QUALITY_DEFAULT_DAYS days up to ``to``.
+QUALITY_DEFAULT_DAYS = 7
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FromQuery = Annotated[
+    date | None, Query(alias="from", description="First day (district time); to - 6 days")
+]
+ToQuery = Annotated[date | None, Query(alias="to", description="Last day (district time); today")]
+
+
+def build_quality_router(quality: QualityReader, auth: TokenAuth) -> APIRouter:
+    """``/v1/units/{code}/quality[.csv|.xlsx]``: the data-quality and timeliness scorecard
+    (read tokens whose scope covers the unit, like every unit route)."""
+    router = APIRouter(
+        prefix="/v1/units",
+        tags=["quality"],
+        dependencies=[Depends(auth.unit_scope(Role.READ))],
+        responses={
+            401: {"description": "No or unknown token"},
+            403: {"description": "The token does not cover this unit"},
+            404: {"description": "Unknown unit"},
+        },
+    )
+
+    def period(first: date | None, last: date | None) -> tuple[date, date]:
+        today = quality.calendar.today(datetime.now(UTC))
+        last = today if last is None else readable(last, "to", today)
+        if first is None:
+            earliest = readable_days(today)[0]
+            first = max(earliest, last - timedelta(days=QUALITY_DEFAULT_DAYS - 1))
+        first = readable(first, "from", today)
+        if last < first or last - first > timedelta(days=MAX_SERIES_DAYS):
+            raise unprocessable(
+                ("query", "to"), f"need from <= to, at most {MAX_SERIES_DAYS} days apart"
+            )
+        return first, last
+
+    @router.get("/{code}/quality", summary="Data-quality and timeliness scorecard of a unit")
+    async def scorecard(
+        code: str,
+        first: FromQuery = None,
+        last: ToQuery = None,
+    ) -> dict[str, Any]:
+        return await quality.scorecard(code, *period(first, last))
+
+    @router.get("/{code}/quality.csv", summary="The scorecard as CSV (the unit and its children)")
+    async def scorecard_csv(
+        code: str,
+        first: FromQuery = None,
+        last: ToQuery = None,
+    ) -> Response:
+        first, last = period(first, last)
+        body = report.quality_as_csv(await quality.scorecard(code, first, last))
+        name = f"{code}-quality-{first}-{last}.csv"
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @router.get("/{code}/quality.xlsx", summary="The scorecard as Excel")
+    async def scorecard_xlsx(
+        code: str,
+        first: FromQuery = None,
+        last: ToQuery = None,
+    ) -> Response:
+        first, last = period(first, last)
+        body = report.quality_as_xlsx(await quality.scorecard(code, first, last))
+        name = f"{code}-quality-{first}-{last}.xlsx"
+        return Response(
+            body,
+            media_type=XLSX_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     return router

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from typing import Any
 
 from zhibao_aggregator.reader import Figures
 
@@ -65,6 +66,67 @@ def as_xlsx(rows: Sequence[Row], title: str) -> bytes:
     assert sheet is not None
     sheet.title = title[:31]
     for line in table(rows):
+        sheet.append(line)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+QUALITY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("score", "综合得分 score"),
+    ("communities", "社区数 communities"),
+    ("closes_expected", "应报日报 closes expected"),
+    ("closes_on_time", "按时日报 closes on time"),
+    ("on_time_rate", "按时率 on-time rate"),
+    ("closes_late", "迟报 late closes"),
+    ("closes_missing", "未报 missing closes"),
+    ("days_since_last_event", "距上次上报(天) days since last event"),
+    ("never_reported", "从未上报社区 communities never reported"),
+    ("events", "事件数 events"),
+    ("late_share", "迟到事件占比 late share"),
+    ("corrected_share", "更正占比 corrected share"),
+    ("rejected", "拒收 rejected"),
+    ("rejected_share", "拒收占比 rejected share"),
+    ("case_reports", "病例报告 case reports"),
+    ("case_in_limit_share", "时限内报告占比 case reports within limit"),
+    ("case_lag_median_h", "报告时滞中位数(小时) median case lag h"),
+    ("case_lag_p90_h", "报告时滞P90(小时) p90 case lag h"),
+    ("zero_contradicted", "矛盾零报告 contradicted zero reports"),
+    ("counts_differing", "申报数不符 declared counts differing"),
+)
+
+
+def quality_table(card: dict[str, Any]) -> list[list[object]]:
+    """The scorecard as rows: the children, then the unit itself (the period in the header)."""
+    period = f"{card['from']}..{card['to']}"
+    out: list[list[object]] = [
+        ["代码 code", "名称 name", "期间 period", *(title for _, title in QUALITY_COLUMNS)]
+    ]
+    for entry in [*card["children"], card["unit"]]:
+        figures = entry["quality"]
+        out.append(
+            [entry["code"], entry["name"], period, *(figures[key] for key, _ in QUALITY_COLUMNS)]
+        )
+    return out
+
+
+def quality_as_csv(card: dict[str, Any]) -> str:
+    """The scorecard as CSV (UTF-8 with BOM)."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    csv.writer(buffer).writerows(quality_table(card))
+    return buffer.getvalue()
+
+
+def quality_as_xlsx(card: dict[str, Any]) -> bytes:
+    """The scorecard as an Excel workbook."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = f"{card['unit']['code']} quality"[:31]
+    for line in quality_table(card):
         sheet.append(line)
     buffer = io.BytesIO()
     book.save(buffer)

@@ -10,6 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from zhibao_shared.hierarchy import Level
 from zhibao_shared.settings import ServiceSettings, nats_servers, sqlite_url
 
+_WEIGHT = "Weight of this component in the quality scorecard's composite score (README)"
+
 
 class AggregatorSettings(ServiceSettings):
     """What the aggregator needs beyond the common settings."""
@@ -110,6 +112,28 @@ class AggregatorSettings(ServiceSettings):
         "street or community)",
     )
 
+    quality_case_class: Literal["A", "B"] = Field(
+        default="A",
+        description="The statutory class the reported disease is managed as: A (class A and "
+        "diseases managed as class A; COVID-19 is) or B; sets the case-report limit",
+    )
+    quality_class_a_limit: timedelta = Field(
+        default=timedelta(hours=2),
+        gt=timedelta(0),
+        description="Case-report limit of class A (ISO 8601): from classification to receipt",
+    )
+    quality_class_b_limit: timedelta = Field(
+        default=timedelta(hours=24),
+        gt=timedelta(0),
+        description="Case-report limit of class B (ISO 8601): from classification to receipt",
+    )
+    quality_weight_on_time: float = Field(default=40.0, ge=0, description=_WEIGHT)
+    quality_weight_timely_events: float = Field(default=15.0, ge=0, description=_WEIGHT)
+    quality_weight_accepted: float = Field(default=10.0, ge=0, description=_WEIGHT)
+    quality_weight_uncorrected: float = Field(default=5.0, ge=0, description=_WEIGHT)
+    quality_weight_case_lag: float = Field(default=20.0, ge=0, description=_WEIGHT)
+    quality_weight_consistency: float = Field(default=10.0, ge=0, description=_WEIGHT)
+
     @field_validator("dashboard_nats_url")
     @classmethod
     def _servers_listed(cls, value: str | None) -> str | None:
@@ -129,6 +153,28 @@ class AggregatorSettings(ServiceSettings):
         if self.risk_high_at < self.risk_medium_at:
             raise ValueError("risk_high_at must be at least risk_medium_at")
         return self
+
+    @model_validator(mode="after")
+    def _some_quality_weight(self) -> AggregatorSettings:
+        if not any(value > 0 for value in self.quality_weights().values()):
+            raise ValueError("at least one ZHIBAO_QUALITY_WEIGHT_* must be positive")
+        return self
+
+    def quality_weights(self) -> dict[str, float]:
+        """The scorecard's weights by component."""
+        prefix = "quality_weight_"
+        return {
+            name.removeprefix(prefix): float(getattr(self, name))
+            for name in type(self).model_fields
+            if name.startswith(prefix)
+        }
+
+    @property
+    def case_report_limit(self) -> timedelta:
+        """The statutory case-report limit of the configured class."""
+        if self.quality_case_class == "A":
+            return self.quality_class_a_limit
+        return self.quality_class_b_limit
 
     @property
     def report_due_after(self) -> timedelta:

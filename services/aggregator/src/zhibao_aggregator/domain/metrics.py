@@ -99,3 +99,18 @@ FLOWS: tuple[str, ...] = (
     REPORTS_LATE,
     REPORTS_ZERO,
 )
+
+#: Case reports of a reportable class (suspected, confirmed, asymptomatic), counted on the
+#: day of their ``time``; with how many reached intake within the statutory limit and a
+#: histogram of their lag (``case_lag_le_<minutes>``). Quality counters, not rollup figures.
+CASE_REPORTS = "case_reports"
+CASE_REPORTS_IN_LIMIT = "case_reports_in_limit"
+#: Upper bounds (minutes) of the lag histogram's buckets; the last bucket is open.
+CASE_LAG_BOUNDS_MIN: tuple[int, ...] = (
+    15, 30, 60, 90, 120, 180, 240, 360, 480, 720, 1080, 1440, 2160, 2880, 4320, 10080,
+)  # fmt: skip
+CASE_LAG_OVER = "case_lag_over"
+CASE_LAG_BUCKETS: tuple[str, ...] = (
+    *(f"case_lag_le_{bound}" for bound in CASE_LAG_BOUNDS_MIN),
+    CASE_LAG_OVER,
+)

@@ -75,6 +75,12 @@ daily_reports = Table(
     Column("dedup_key", String(400), primary_key=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("zero", Boolean, nullable=False),
+    #: The counts the close declared (``DeclaredCounts``; NULL: not declared).
+    Column("declared_screenings", BigInteger),
+    Column("declared_fevers", BigInteger),
+    Column("declared_new_suspected", BigInteger),
+    Column("declared_new_confirmed", BigInteger),
+    Column("declared_in_isolation", BigInteger),
 )
 
 #: Public releases (one per day, frozen once made): the published figures and the

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import contributions as c
+from zhibao_aggregator.domain import quality as q
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.storage.tables import (
     applied_events,
@@ -50,6 +51,8 @@ class Rules:
     calendar: Calendar
     fever_c: float = 37.3
     report_due_after: timedelta = timedelta(days=1, hours=9)
+    #: The statutory limit from a case's classification (``time``) to its receipt.
+    case_report_limit: timedelta = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,9 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     fresh = await _fresh(conn, batch)
     events = [d.event for d in fresh]
     change = c.arrivals(events, rules.calendar, rules.fever_c)
-    change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
+    cases = [e for e in events if isinstance(e, PublishedCase)]
+    change.update(await _cases(conn, cases, rules))
+    change.update(q.case_lags(cases, rules.calendar, rules.case_report_limit))
     isolations = [e for e in events if _about_isolation(e)]
     change.update(await _isolations(conn, isolations, rules))
     reports = [e for e in events if isinstance(e, PublishedDailyReport)]
@@ -284,7 +289,7 @@ async def _reports(
         for r in rows.mappings():
             fact = c.ReportFact(as_utc(r["received_at"]), r["dedup_key"], r["zero"])
             existing[(r["community"], r["day"])].append(fact)
-    rows_out = []
+    rows_out: list[dict[str, Any]] = []
     for (community, day), new in grouped.items():
         old = existing.get((community, day), [])
         added = [c.ReportFact(e.receivedat, e.dedup_key, e.data.zero) for e in new]
@@ -302,11 +307,21 @@ async def _reports(
                 "dedup_key": f.key,
                 "received_at": f.received_at.astimezone(UTC),
                 "zero": f.zero,
+                **_declared(e),
             }
-            for f in added
+            for e, f in zip(new, added, strict=True)
         ]
     await conn.execute(daily_reports.insert(), rows_out)
     return change
+
+
+def _declared(event: PublishedDailyReport) -> dict[str, int | None]:
+    """The counts a daily close declared, as ``declared_<figure>`` columns (NULL: not declared)."""
+    counts = event.data.counts
+    return {
+        f"declared_{name}": getattr(counts, name) if counts is not None else None
+        for name in q.DECLARABLE
+    }
 
 
 async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, date, str]]) -> None:

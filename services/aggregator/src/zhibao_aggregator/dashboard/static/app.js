@@ -191,7 +191,7 @@
     renderChildren();
     markUpdated();
     await Promise.all([loadSparklines(generation), loadCharts(generation), loadAlerts(generation),
-      loadOverdue(generation), loadPoints(generation)]);
+      loadOverdue(generation), loadPoints(generation), loadQuality(generation)]);
   }
 
   function ancestors(code) {
@@ -558,6 +558,52 @@
       more > 0 ? el("p", { class: "muted" }, `${t("more")} ${more}`) : "");
   }
 
+  /* ---------- data quality: the children ranked by their scorecard, worst first ---------- */
+
+  const QUALITY_DAYS = 7;
+  const QUALITY_FIGURES = [
+    ["score", (v) => fmt(v)], ["on_time_rate", percent], ["closes_late", fmt],
+    ["closes_missing", fmt], ["days_since_last_event", (v) => (v === "never" ? t("never") : fmt(v))],
+    ["late_share", percent], ["case_in_limit_share", percent], ["case_lag_median_h", fmt],
+    ["zero_contradicted", fmt], ["counts_differing", fmt],
+  ];
+
+  function percent(value) {
+    return value === null || value === undefined ? t("noneYet") : `${Math.round(value * 100)}%`;
+  }
+
+  /* Worst first; a unit without a score (nothing was due) goes last. */
+  function byScore(a, b) {
+    const x = a.quality.score, y = b.quality.score;
+    if (x === null && y === null) return a.code.localeCompare(b.code);
+    if (x === null) return 1;
+    if (y === null) return -1;
+    return x - y || a.code.localeCompare(b.code);
+  }
+
+  async function loadQuality(generation) {
+    const wanted = generation === undefined ? S.generation : generation;
+    const first = addDays(S.day, -(QUALITY_DAYS - 1));
+    let card;
+    try {
+      card = await api(`/v1/units/${S.unit}/quality?from=${first}&to=${S.day}`);
+    } catch (error) {
+      card = null;
+    }
+    if (!current(wanted)) return;
+    const panel = $("quality-panel");
+    panel.hidden = !card || card.children.length === 0;
+    if (panel.hidden) return;
+    $("quality-period").textContent = `${card.from} – ${card.to}`;
+    const rows = card.children.slice().sort(byScore).map((c) => el("tr", {
+      "data-code": c.code, class: c.quality.score !== null && c.quality.score < 60 ? "poor" : "",
+      onclick: () => navigate(c.code),
+    }, el("td", {}, unitName(c.code)), QUALITY_FIGURES.map(([key, show]) => el("td", {
+      class: "num", "data-figure": key,
+    }, show(c.quality[key])))));
+    document.querySelector("#quality tbody").replaceChildren(...rows);
+  }
+
   /* ---------- live updates (server-sent events) ---------- */
 
   function connectLive() {
@@ -593,6 +639,7 @@
       if (child) child.figures = message.figures;
       updateRow(message.unit, message.figures);
     }
+    later("quality", () => loadQuality(S.generation), 2000);
     markUpdated();
   }
 

@@ -35,6 +35,9 @@ window.ZB_TEXTS = {
     level_blue: "蓝色 (IV级)", level_none: "未启动", suggest_raise: "建议提级",
     suggest_lower: "建议降级", suggestHint: "按风险分级规则计算的建议，由指挥部决定",
     plannedLifting: "计划解除", pointOverdue: "逾期未解除", noPoints: "无在管疫点",
+    quality: "数据质量排名（最差在前）", qScore: "综合得分", qOnTime: "日报按时率", qLate: "迟报",
+    qMissing: "未报", qSilent: "距上次上报(天)", qLateShare: "迟到事件", qCaseInLimit: "病例时限内",
+    qCaseLag: "时滞中位数(小时)", qZero: "矛盾零报告", qDiffering: "申报数不符", never: "从未上报",
   },
   en: {
     title: "Direct Reporting Command Centre", offline: "offline", online: "live",
@@ -76,5 +79,9 @@ window.ZB_TEXTS = {
     suggestHint: "Computed from the risk zoning rule; the command centre decides",
     plannedLifting: "planned lifting", pointOverdue: "overdue for lifting",
     noPoints: "No active epidemic points",
+    quality: "Data quality, worst first", qScore: "Score", qOnTime: "Closes on time",
+    qLate: "Late closes", qMissing: "Missing closes", qSilent: "Days since last event",
+    qLateShare: "Late events", qCaseInLimit: "Cases within limit", qCaseLag: "Median case lag (h)",
+    qZero: "Contradicted zero reports", qDiffering: "Declared counts differing", never: "never",
   },
 };

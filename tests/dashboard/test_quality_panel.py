@@ -1,0 +1,82 @@
+"""The command-centre page's data-quality panel in Chromium: a street's communities ranked
+by their scorecard's score, worst first, with the main figures (late and missing closes,
+days since the last event, "never" for a community that never reported)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.dashboard.conftest import ARTIFACTS, System
+from tests.dashboard.seed import COMMUNITY_A, COMMUNITY_B, STREET, _event, screening
+from zhibao_shared.tokens import Role
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+TIMEOUT_MS = 20_000
+COMMUNITIES_IN_STREET = 10
+
+if shutil.which(CHROMIUM) is None:  # pragma: no cover - the suite installs it
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless Chromium (Debian's, never a downloaded one)."""
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _late_closes_and_a_screening(now: datetime) -> list[dict[str, object]]:
+    """A closes days -3 and -2 now (both past their deadline) and screens someone today."""
+    today = now.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    days = (str(today - timedelta(days=n)) for n in (3, 2))
+    closes = [_event(COMMUNITY_A, "daily_report", {"date": d, "zero": False}, now) for d in days]
+    return [*closes, screening(COMMUNITY_A, 36.5, now, "1")]
+
+
+def test_the_quality_panel_ranks_a_streets_communities_worst_first(
+    system: System, browser: Browser
+) -> None:
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    system.post(_late_closes_and_a_screening(now), system.token(STREET, role=Role.REPORT))
+    token = system.token(STREET, role=Role.READ, name="quality panel test")
+    context = browser.new_context(viewport={"width": 1440, "height": 1400}, locale="zh-CN")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{system.aggregator_url}/#token={token}")
+        panel = page.locator("#quality-panel")
+        expect(panel).to_be_visible()
+        rows = panel.locator("tbody tr")
+        expect(rows).to_have_count(COMMUNITIES_IN_STREET)
+        best = rows.last
+        expect(best).to_have_attribute("data-code", COMMUNITY_A)
+        expect(best.locator("[data-figure=closes_late]")).to_have_text("2")
+        expect(best.locator("[data-figure=days_since_last_event]")).to_have_text("0")
+        silent = panel.locator(f"tr[data-code='{COMMUNITY_B}']")
+        expect(silent.locator("[data-figure=days_since_last_event]")).to_have_text("从未上报")
+        scores = [float(s) for s in panel.locator("[data-figure=score]").all_inner_texts()]
+        assert scores == sorted(scores), "worst first"
+        assert scores[0] == 0 and scores[-1] > 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        panel.screenshot(path=str(ARTIFACTS / "dashboard-quality.png"))
+
+        page.locator("#lang").click()
+        expect(silent.locator("[data-figure=days_since_last_event]")).to_have_text("never")
+        assert errors == [], f"errors in the browser: {errors}"
+    finally:
+        context.close()
