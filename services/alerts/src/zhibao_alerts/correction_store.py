@@ -89,7 +89,7 @@ async def update_records(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) 
         return
     await conn.execute(
         update(event_records)
-        .where(event_records.c.dedup_key == bindparam("b_dedup_key"))
+        .where(event_records.c.dedup_key == bindparam("b_key"))
         .values(
             day=bindparam("b_day", type_=Date),
             pid=bindparam("b_pid"),
