@@ -134,6 +134,19 @@ async def test_a_confirmed_case_retracted_after_acknowledgement_stays_resolved_w
     assert [a.state for a in await world.alerts()] == ["resolved", "firing"]
 
 
+async def test_a_case_retracted_before_its_page_went_out_is_not_paged(
+    db: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(db, clock, webhook)
+    case = confirmed(pid="e" * 32)
+    await world.send(case)
+    await world.send(correction(case))
+    assert await world.dispatcher.tick() == 0
+    assert webhook.bodies("/community") == []
+    [alert] = await world.alerts()
+    assert alert.state == "resolved"
+
+
 async def test_a_case_with_another_report_of_the_person_left_stays_open(
     db: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:

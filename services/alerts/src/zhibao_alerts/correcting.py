@@ -270,7 +270,8 @@ def _facts(record: Recorded, judge: Judge) -> Any:
 async def withdraw(conn: AsyncConnection, alert: Any, decision: Decision, now: datetime) -> None:
     """An alert whose evidence a correction withdrew: a timeline entry saying so (by the
     correction's reporter, with its reason), and resolved with that reason unless it is
-    already. Never deleted: an acknowledged alert stays, with its timeline."""
+    already; its notifications not sent yet are withdrawn. Never deleted: an
+    acknowledged alert stays, with its timeline."""
     detail = withdrawn_detail(decision)
     actor = decision.reporter
     await store.note(conn, alert.id, now, "evidence_withdrawn", actor=actor, detail=detail)
@@ -279,6 +280,7 @@ async def withdraw(conn: AsyncConnection, alert: Any, decision: Decision, now: d
             conn, alert.id, state="resolved", resolved_at=now, next_action_at=None
         )
         await store.note(conn, alert.id, now, "resolved", actor="system", detail=detail)
+        await correction_store.withdraw_unsent(conn, alert.id, detail)
 
 
 async def amend(

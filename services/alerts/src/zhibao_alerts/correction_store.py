@@ -23,6 +23,7 @@ from zhibao_alerts.tables import (
     fevers,
     held_corrections,
     isolations,
+    notifications,
     person_days,
 )
 from zhibao_shared.db import UtcDateTime
@@ -338,3 +339,16 @@ async def set_daily_reports(
             await conn.execute(
                 insert(daily_reports), [{"community": c, "day": d} for c, d in sorted(new)]
             )
+
+
+#: The outbox state of a notification not sent because its alert's evidence was withdrawn.
+WITHDRAWN = "withdrawn"
+
+
+async def withdraw_unsent(conn: AsyncConnection, alert_id: int, reason: str) -> None:
+    """An alert's notifications not sent yet are not sent at all (its evidence is gone)."""
+    await conn.execute(
+        update(notifications)
+        .where(notifications.c.alert_id == alert_id, notifications.c.status == "pending")
+        .values(status=WITHDRAWN, last_error=reason[:500])
+    )

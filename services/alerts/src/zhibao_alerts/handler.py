@@ -48,14 +48,15 @@ SERIES_DAYS = 14
 
 
 def _lock_names(batch: Sequence[Delivery]) -> set[str]:
-    """The persons and fever places a batch reads and extends."""
+    """The persons, fever places and communities (their events and corrections) a batch
+    reads and extends."""
     names: set[str] = set()
     for delivery in batch:
         event = delivery.event
-        if isinstance(event, PublishedCorrection):  # its event, applied or held, one at a time
-            names.add(f"event {event.corrected_key}")
+        # an event and its correction one at a time, whichever is applied or held first
+        names.add(f"events of {event.subject}")
+        if isinstance(event, PublishedCorrection):
             continue
-        names.add(f"event {event.dedup_key}")
         person = getattr(event.data, "person", None)
         if person is not None:
             names.add(f"person {person.pid}")
