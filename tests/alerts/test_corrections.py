@@ -19,7 +19,7 @@ from tests.alerts.test_event_time import ONE_DAY, isolation, sick
 from tests.alerts.test_lifecycle import NO_ABERRATION, World
 from tests.alerts.test_time_rules import at_shanghai, rows, watchdog
 from tests.support.webhook import Receiver
-from zhibao_alerts.tables import alerts, daily_counts, timeline
+from zhibao_alerts.tables import alerts, daily_counts, daily_reports, timeline
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 
 REASON = "测温枪故障，复测 36.6 °C (thermometer fault)"
@@ -280,3 +280,17 @@ async def test_a_correction_naming_another_type_is_ignored(
     await world.send(correction(fevers[0], excluded, kind="zhibao.case.v1"))
     assert [a.state for a in await world.alerts()] == ["firing"]
     assert await fevers_counted(db) == 3
+
+
+async def test_a_daily_report_replaced_with_another_day_closes_that_day_instead(
+    db: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(db, clock, webhook)
+    today = at_shanghai(0, 12, clock).date()
+    report = published("daily_report", {"date": str(today), "zero": True})
+    await world.send(report)
+    yesterday = {"date": str(today - timedelta(days=1)), "zero": True}
+    await world.send(correction(report, yesterday, reason="closed the wrong day"))
+    async with db.connect() as conn:
+        closed = set((await conn.execute(select(daily_reports.c.day))).scalars())
+    assert closed == {today - timedelta(days=1)}, "the replacement's day is closed, no longer today"
