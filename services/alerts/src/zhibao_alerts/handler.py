@@ -254,7 +254,11 @@ class ApplyEvents:
         raised += await correcting.rejudge_ears(conn, verdicts, decisions, rules, now)
         await correcting.recompute_isolations(conn, correcting.isolated_persons(found))
         await correcting.recompute_reports(conn, found)
-        return await raise_alerts(conn, raised, routing, now, self._zone, received)
+        # the corrected events reached intake with their corrections (history or news)
+        evidence = {**received}
+        for key, at in received_by_community_day(corrected, self._zone).items():
+            evidence[key] = max(at, evidence.get(key, at))
+        return await raise_alerts(conn, raised, routing, now, self._zone, evidence)
 
     def _gather(self, events: list[PublishedEvent], rules: Rules) -> _Effects:
         """The batch's effects, its events taken in event time."""
