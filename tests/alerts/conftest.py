@@ -85,3 +85,38 @@ def fever(building: str = "3", temperature: float = 38.2, **kw: Any) -> Publishe
         },
         **kw,
     )
+
+
+def correction(
+    original: PublishedEvent,
+    data: dict[str, Any] | None = None,
+    *,
+    reason: str = "reported in error",
+    when: datetime | None = None,
+    event_id: str | None = None,
+    reporter: str = "grid-worker-token",
+    kind: str | None = None,
+) -> PublishedEvent:
+    """A correction of ``original`` as intake publishes it: a retraction, or with ``data``
+    a replacement of its data (as data of type ``kind``, when given: not the original's)."""
+    at = when or datetime.now(UTC) - timedelta(minutes=1)
+    body: dict[str, Any] = {
+        "corrects": {"source": original.source, "id": original.id},
+        "action": "retract" if data is None else "replace",
+        "reason": reason,
+    }
+    if data is not None:
+        body |= {"type": kind or original.type, "data": data}
+    return PUBLISHED_EVENT.validate_python(
+        {
+            "specversion": "1.0",
+            "id": event_id or f"c-{next(_ids)}",
+            "source": f"/{original.subject}/corrections",
+            "type": "zhibao.correction.v1",
+            "subject": original.subject,
+            "time": at.isoformat(),
+            "data": body,
+            "reporter": reporter,
+            "receivedat": at.isoformat(),
+        }
+    )

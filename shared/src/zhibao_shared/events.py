@@ -23,6 +23,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -33,6 +34,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from zhibao_shared.resident_id import contains_resident_id, normalize_resident_id
 
@@ -115,6 +117,7 @@ class EventType(StrEnum):
     ISOLATION = "zhibao.isolation.v1"
     DAILY_REPORT = "zhibao.daily_report.v1"
     TASK_RESULT = "zhibao.task_result.v1"
+    CORRECTION = "zhibao.correction.v1"
 
     @property
     def short(self) -> str:
@@ -556,8 +559,230 @@ class ReportedIsolation(IsolationEvent[ReportedPerson]):
     data: ReportedIsolationData
 
 
+# --- Corrections -------------------------------------------------------------------------
+
+
+class CorrectionAction(StrEnum):
+    """What a correction does to the event it names."""
+
+    #: The event counts as absent (it was reported in error).
+    RETRACT = "retract"
+    #: The event counts with the correction's ``data`` (same identity, subject and time).
+    REPLACE = "replace"
+
+
+#: The event types a correction may name (task results and corrections are not correctable).
+CORRECTABLE_TYPES: frozenset[EventType] = frozenset(
+    {EventType.SCREENING, EventType.CASE, EventType.ISOLATION, EventType.DAILY_REPORT}
+)
+#: Longest reason a correction may give.
+MAX_CORRECTION_REASON = 500
+_CorrectableType = Literal[
+    EventType.SCREENING, EventType.CASE, EventType.ISOLATION, EventType.DAILY_REPORT
+]
+_Reason = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_CORRECTION_REASON, description="Why the event is corrected"),
+    AfterValidator(_no_resident_id),
+]
+
+
+class CorrectedEvent(_Strict):
+    """The event a correction names: its ``source`` and ``id``. Its community is the
+    correction's ``subject``, so its identity is ``event_identity(subject, source, id)``."""
+
+    source: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_SOURCE_LENGTH, pattern=r"^[^\s\x00-\x1f\x7f]+$"),
+        AfterValidator(_no_resident_id),
+    ]
+    id: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE),
+        AfterValidator(_no_resident_id),
+    ]
+
+
+class _CorrectionFields(_Strict):
+    corrects: CorrectedEvent
+    reason: _Reason
+
+
+class Retraction(_CorrectionFields):
+    """``action: retract``: the named event counts as absent. Carries no ``data``."""
+
+    action: Literal[CorrectionAction.RETRACT]
+    type: _CorrectableType | None = Field(
+        default=None, description="The corrected event's type (optional for a retraction)"
+    )
+    data: None = None
+
+
+class _Replacement(_CorrectionFields):
+    action: Literal[CorrectionAction.REPLACE]
+
+
+class ReportedScreeningReplacement(_Replacement):
+    """A screening's corrected data, as submitted."""
+
+    type: Literal[EventType.SCREENING]
+    data: ReportedScreeningData
+
+
+class ReportedCaseReplacement(_Replacement):
+    """A case report's corrected data, as submitted."""
+
+    type: Literal[EventType.CASE]
+    data: ReportedCaseData
+
+
+class ReportedIsolationReplacement(_Replacement):
+    """An isolation event's corrected data, as submitted."""
+
+    type: Literal[EventType.ISOLATION]
+    data: ReportedIsolationData
+
+
+class DailyReportReplacement(_Replacement):
+    """A daily report's corrected data (the same reported and published)."""
+
+    type: Literal[EventType.DAILY_REPORT]
+    data: DailyReportData
+
+
+class PublishedScreeningReplacement(_Replacement):
+    """A screening's corrected data on the bus."""
+
+    type: Literal[EventType.SCREENING]
+    data: PublishedScreeningData
+
+
+class PublishedCaseReplacement(_Replacement):
+    """A case report's corrected data on the bus."""
+
+    type: Literal[EventType.CASE]
+    data: PublishedCaseData
+
+
+class PublishedIsolationReplacement(_Replacement):
+    """An isolation event's corrected data on the bus."""
+
+    type: Literal[EventType.ISOLATION]
+    data: PublishedIsolationData
+
+
+_RETRACT_TAG = "correction.retract"  # a dot: intake leaves union tags out of field paths
+_CORRECTABLE_VALUES = frozenset(t.value for t in CORRECTABLE_TYPES)
+
+
+def _correction_form(value: Any) -> str | None:
+    """The variant of a correction's data: ``correction.retract`` or the replaced type."""
+    if isinstance(value, dict):
+        action, kind = value.get("action"), value.get("type")
+    else:
+        action, kind = getattr(value, "action", None), getattr(value, "type", None)
+    if action == CorrectionAction.RETRACT:
+        return _RETRACT_TAG
+    if action == CorrectionAction.REPLACE and kind in _CORRECTABLE_VALUES:
+        return str(kind)
+    return None
+
+
+def _correction_shape(value: Any) -> Any:
+    """Refuse the malformed shapes with a specific error before the variant is chosen."""
+    if not isinstance(value, dict):
+        return value
+    action, kind = value.get("action"), value.get("type")
+    if kind is not None and kind not in _CORRECTABLE_VALUES:
+        raise PydanticCustomError(
+            "correction_not_correctable",
+            "type names an event type that cannot be corrected: only screening, case, "
+            "isolation and daily report events are correctable (not task results, "
+            "not corrections)",
+        )
+    if action == CorrectionAction.RETRACT and value.get("data") is not None:
+        raise PydanticCustomError(
+            "correction_retract_with_data",
+            "a retraction carries no data (it withdraws the event); send action replace "
+            "to correct the event's data",
+        )
+    if action == CorrectionAction.REPLACE and kind is None:
+        raise PydanticCustomError(
+            "correction_replace_without_type",
+            "a replacement names the corrected event's type (data.type)",
+        )
+    if action == CorrectionAction.REPLACE and value.get("data") is None:
+        raise PydanticCustomError(
+            "correction_replace_without_data",
+            "a replacement carries the corrected event's data (data.data)",
+        )
+    return value
+
+
+_CORRECTION_FORM = Discriminator(
+    _correction_form,
+    custom_error_type="correction_action",
+    custom_error_message='action must be "retract" or "replace"',
+)
+
+ReportedCorrectionData = Annotated[
+    Annotated[Retraction, Tag(_RETRACT_TAG)]
+    | Annotated[ReportedScreeningReplacement, Tag(EventType.SCREENING.value)]
+    | Annotated[ReportedCaseReplacement, Tag(EventType.CASE.value)]
+    | Annotated[ReportedIsolationReplacement, Tag(EventType.ISOLATION.value)]
+    | Annotated[DailyReportReplacement, Tag(EventType.DAILY_REPORT.value)],
+    _CORRECTION_FORM,
+    BeforeValidator(_correction_shape),
+]
+PublishedCorrectionData = Annotated[
+    Annotated[Retraction, Tag(_RETRACT_TAG)]
+    | Annotated[PublishedScreeningReplacement, Tag(EventType.SCREENING.value)]
+    | Annotated[PublishedCaseReplacement, Tag(EventType.CASE.value)]
+    | Annotated[PublishedIsolationReplacement, Tag(EventType.ISOLATION.value)]
+    | Annotated[DailyReportReplacement, Tag(EventType.DAILY_REPORT.value)],
+    _CORRECTION_FORM,
+    BeforeValidator(_correction_shape),
+]
+
+
+class _CorrectionEnvelope(_Envelope):
+    """``zhibao.correction.v1``: ``subject`` is the corrected event's community; ``id``
+    and ``source`` are the correction's own identity; ``time`` is when it was made."""
+
+    type: Literal[EventType.CORRECTION]
+    data: _CorrectionFields
+
+    @property
+    def corrected_key(self) -> str:
+        """The corrected event's identity (see :func:`event_identity`)."""
+        ref = self.data.corrects
+        return event_identity(self.subject, ref.source, ref.id)
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        """Several corrections of one event apply in this order; the last decides."""
+        return (self.time, self.dedup_key)
+
+
+class ReportedCorrection(_CorrectionEnvelope):
+    """A correction as a community system submits it."""
+
+    data: ReportedCorrectionData
+
+
+class PublishedCorrection(_CorrectionEnvelope, _Attribution):
+    """A correction as it travels on the bus (replacement persons pseudonymised)."""
+
+    data: PublishedCorrectionData
+
+
 ReportedEvent = Annotated[
-    ReportedScreening | ReportedCase | ReportedIsolation | DailyReportEvent | ReportedTaskResult,
+    ReportedScreening
+    | ReportedCase
+    | ReportedIsolation
+    | DailyReportEvent
+    | ReportedTaskResult
+    | ReportedCorrection,
     Field(discriminator="type"),
 ]
 PublishedEvent = Annotated[
@@ -565,7 +790,8 @@ PublishedEvent = Annotated[
     | PublishedCase
     | PublishedIsolation
     | PublishedDailyReport
-    | PublishedTaskResult,
+    | PublishedTaskResult
+    | PublishedCorrection,
     Field(discriminator="type"),
 ]
 

@@ -11,9 +11,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zhibao_alerts import store
+from zhibao_alerts import correcting, store
 from zhibao_alerts.domain import clusters, triggers
+from zhibao_alerts.domain.clusters import place_of
 from zhibao_alerts.domain.config import Rules
+from zhibao_alerts.domain.corrections import Decision, Judge
+from zhibao_alerts.domain.ears import EarsPoint
 from zhibao_alerts.raising import (
     Raised,
     Received,
@@ -25,9 +28,9 @@ from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     FEVER_THRESHOLD_C,
-    Classification,
     EventType,
     PublishedCase,
+    PublishedCorrection,
     PublishedDailyReport,
     PublishedEvent,
     PublishedIsolation,
@@ -44,19 +47,16 @@ IGNORED_TYPES = frozenset({EventType.TASK_RESULT})
 SERIES_DAYS = 14
 
 
-def place_of(event: PublishedScreening) -> str | None:
-    """The compound/building a screening happened at, if it says."""
-    data = event.data
-    if data.building:
-        return f"{data.compound or '-'}/{data.building}"
-    return data.compound
-
-
 def _lock_names(batch: Sequence[Delivery]) -> set[str]:
-    """The persons and fever places a batch reads and extends."""
+    """The persons, fever places and communities (their events and corrections) a batch
+    reads and extends."""
     names: set[str] = set()
     for delivery in batch:
         event = delivery.event
+        # an event and its correction one at a time, whichever is applied or held first
+        names.add(f"events of {event.subject}")
+        if isinstance(event, PublishedCorrection):
+            continue
         person = getattr(event.data, "person", None)
         if person is not None:
             names.add(f"person {person.pid}")
@@ -89,9 +89,7 @@ class _Effects:
 
     def track(self, event: PublishedEvent, day: date) -> None:
         """State the time-based rules (watchdog) and EARS's history look at."""
-        self.latest[event.subject] = max(self.latest.get(event.subject, event.time), event.time)
-        if day < self.first_days.get(event.subject, date.max):
-            self.first_days[event.subject] = day
+        self.track_time(event, day)
         if isinstance(event, PublishedIsolation):
             self.isolations.append(
                 store.IsolationNote(
@@ -100,6 +98,12 @@ class _Effects:
             )
         elif isinstance(event, PublishedDailyReport):
             self.reports.add((event.subject, event.data.date))
+
+    def track_time(self, event: PublishedEvent, day: date) -> None:
+        """Only that the community sent something, and on which day."""
+        self.latest[event.subject] = max(self.latest.get(event.subject, event.time), event.time)
+        if day < self.first_days.get(event.subject, date.max):
+            self.first_days[event.subject] = day
 
     def fever(self, event: PublishedScreening) -> None:
         """A fever at a place (screenings that say where)."""
@@ -166,8 +170,9 @@ class ApplyEvents:
         self._first_days: dict[str, date] = {}
 
     async def __call__(self, batch: Sequence[Delivery]) -> None:
-        """Apply every new event of the batch, then evaluate the windowed rules once;
-        once committed, tell ``on_alert`` if alerts were opened."""
+        """Apply every new event of the batch, then evaluate the windowed rules once, then
+        the batch's corrections of events applied already; once committed, tell
+        ``on_alert`` if alerts were opened."""
         async with self._engine.begin() as conn:
             # several instances may share the database: one at a time per person and place
             await lock_names(conn, _lock_names(batch))
@@ -180,11 +185,17 @@ class ApplyEvents:
                 if key in fresh and key not in events:
                     events[key] = delivery.event
             rules = self._rules()
-            effects = self._gather(sorted(events.values(), key=lambda e: e.time), rules)
+            judge = Judge(self._zone, self._fever_threshold_c, rules)
+            prepared = await correcting.prepare(conn, list(events.values()), judge, self._clock())
+            effects = self._gather(sorted(prepared.counted, key=lambda e: e.time), rules)
+            for event in prepared.absent:  # retracted before it arrived: it was sent, though
+                effects.track_time(event, judge.day(event))
             firsts = self._new_first_days(effects.first_days)
             await store.note_first_days(conn, firsts)
             received = received_by_community_day(events.values(), self._zone)
-            opened = await self._apply(conn, effects, rules, self._routing(), received)
+            routing = self._routing()
+            opened = await self._apply(conn, effects, rules, routing, received)
+            opened += await self._correct(conn, prepared.later, judge, routing, received)
         self._first_days.update(firsts)
         if opened and self._on_alert is not None:
             self._on_alert()
@@ -208,6 +219,46 @@ class ApplyEvents:
         raised += await self._clusters(conn, effects, rules)
         raised += await self._aberrations(conn, set(counts), rules)
         return await raise_alerts(conn, raised, routing, now, self._zone, received)
+
+    async def _correct(
+        self,
+        conn: AsyncConnection,
+        later: Sequence[Decision],
+        judge: Judge,
+        routing: Routing,
+        received: Received,
+    ) -> list[int]:
+        """Apply corrections of recorded events: take back what each event contributed,
+        apply it as corrected, and judge again the alerts its evidence raised."""
+        found = await correcting.changes(conn, later, judge)
+        if not found:
+            return []
+        rules, now = judge.rules, self._clock()
+        lengths = [CODE_LENGTH[level] for level in rules.aberration.levels]
+        undone = await correcting.undo(conn, found, judge, lengths)
+        corrected = [c.after for c in found if c.after is not None]
+        effects = self._gather(sorted(corrected, key=lambda e: e.time), rules)
+        await store.add_fevers(conn, effects.fevers)
+        await store.note_daily_reports(conn, effects.reports)
+        counts = await self._daily_counts(conn, effects, rules)
+        for series, n in undone.deltas.items():
+            counts[series] += n
+        await store.add_counts(conn, {s: n for s, n in counts.items() if n})
+        raised = await self._new_cases(conn, effects)
+        raised += await self._clusters(conn, effects, rules)
+        await correcting.withdraw_immediate(conn, found, judge, now)
+        await correcting.rejudge_clusters(conn, undone.windows, rules, now)
+        changed = {s for s, n in counts.items() if n and s[1] in rules.aberration.metrics}
+        verdicts = await self._ears(conn, changed, rules)
+        decisions = correcting.series_decisions(found, lengths)
+        raised += await correcting.rejudge_ears(conn, verdicts, decisions, rules, now)
+        await correcting.recompute_isolations(conn, correcting.isolated_persons(found))
+        await correcting.recompute_reports(conn, found)
+        # the corrected events reached intake with their corrections (history or news)
+        evidence = {**received}
+        for key, at in received_by_community_day(corrected, self._zone).items():
+            evidence[key] = max(at, evidence.get(key, at))
+        return await raise_alerts(conn, raised, routing, now, self._zone, evidence)
 
     def _gather(self, events: list[PublishedEvent], rules: Rules) -> _Effects:
         """The batch's effects, its events taken in event time."""
@@ -268,12 +319,7 @@ class ApplyEvents:
         return kept
 
     def _counted_metric(self, event: PublishedEvent) -> str | None:
-        if isinstance(event, PublishedScreening):
-            return "fevers" if event.data.temperature_c >= self._fever_threshold_c else None
-        if isinstance(event, PublishedCase):
-            suspected = event.data.classification is Classification.SUSPECTED
-            return "suspected" if suspected else None
-        return None
+        return triggers.counted_metric(event, self._fever_threshold_c)
 
     async def _clusters(
         self, conn: AsyncConnection, effects: _Effects, rules: Rules
@@ -303,20 +349,31 @@ class ApplyEvents:
         conn: AsyncConnection, touched: set[tuple[str, str, date]], rules: Rules
     ) -> list[Raised]:
         touched = {(u, m, d) for u, m, d in touched if m in rules.aberration.metrics}
+        verdicts = await ApplyEvents._ears(conn, touched, rules)
+        return [
+            (trigger, point.upper_bound)
+            for series in sorted(verdicts)
+            for trigger, point in verdicts[series]
+        ]
+
+    @staticmethod
+    async def _ears(
+        conn: AsyncConnection, touched: set[tuple[str, str, date]], rules: Rules
+    ) -> dict[tuple[str, str, date], list[tuple[triggers.Trigger, EarsPoint]]]:
+        """The EARS alarms of each (unit, metric, day) series' day (none: no alarm)."""
         if not touched:
-            return []
+            return {}
         span = timedelta(days=SERIES_DAYS - 1)
         first = min(d for _, _, d in touched) - span
         last = max(d for _, _, d in touched)
         stored = await store.daily_values(conn, {(u, m) for u, m, _ in touched}, first, last)
         firsts = await store.first_days(conn, {u for u, _, _ in touched})
-        raised: list[Raised] = []
+        verdicts: dict[tuple[str, str, date], list[tuple[triggers.Trigger, EarsPoint]]] = {}
         for unit, metric, day in sorted(touched):
             days = [day - timedelta(days=n) for n in range(SERIES_DAYS - 1, -1, -1)]
             first = firsts.get(unit, day)
             values: list[float | None] = [
                 float(stored.get((unit, metric, d), 0)) if d >= first else None for d in days
             ]
-            for trigger, point in triggers.aberrations(unit, metric, days, values, rules):
-                raised.append((trigger, point.upper_bound))
-        return raised
+            verdicts[(unit, metric, day)] = triggers.aberrations(unit, metric, days, values, rules)
+        return verdicts

@@ -39,3 +39,17 @@ CONFIG_REFUSED = Gauge(
     "in force), else 0",
     ["file"],
 )
+CORRECTIONS_APPLIED = Counter(
+    "zhibao_alerts_corrections_applied_total",
+    "Corrections that decided their event (retract or replace; a later one decides)",
+    ["action"],
+)
+CORRECTIONS_IGNORED = Counter(
+    "zhibao_alerts_corrections_ignored_total",
+    "Corrections ignored (type_mismatch: they name another type than their event's)",
+    ["reason"],
+)
+CORRECTIONS_HELD = Counter(
+    "zhibao_alerts_corrections_held_total",
+    "Corrections that arrived before their event (held until it arrives)",
+)

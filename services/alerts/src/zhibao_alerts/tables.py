@@ -214,3 +214,40 @@ task_alerts = Table(
     #: the task_overdue alert it counts in
     Column("alert_id", Integer, index=True),
 )
+
+#: The events the alerts service applied, as they count now (issue 16: corrections): a
+#: correction re-judges its event from here. ``data`` is the event's (pseudonymised)
+#: data as last decided, null when it counts towards nothing (a normal screening, or a
+#: retracted event); ``decided_at``/``decided_by`` are the (time, identity) of the
+#: correction that decided it, null while none has.
+event_records = Table(
+    "event_records",
+    metadata,
+    Column("dedup_key", String(400), primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("community", String(12), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    #: the local day it counts on (a daily report: the day it closes)
+    Column("day", Date, nullable=False),
+    #: the person it names, when it names one (as last decided)
+    Column("pid", String(32), index=True),
+    Column("data", Text),
+    Column("decided_at", UtcDateTime()),
+    Column("decided_by", String(400)),
+    Index("ix_event_records_community_day", "community", "type", "day"),
+)
+
+#: Corrections whose event has not arrived yet: applied when it does, then deleted.
+held_corrections = Table(
+    "held_corrections",
+    metadata,
+    Column("dedup_key", String(400), primary_key=True),
+    Column("corrects", String(400), nullable=False, index=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("type", String(40)),
+    Column("data", Text),
+    Column("reason", Text, nullable=False),
+    Column("reporter", String(64), nullable=False),
+    Column("receivedat", UtcDateTime(), nullable=False),
+)

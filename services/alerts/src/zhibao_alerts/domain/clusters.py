@@ -17,6 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
+from zhibao_shared.events import PublishedScreening
+
+
+def place_of(event: PublishedScreening) -> str | None:
+    """The compound/building a screening happened at, if it says."""
+    data = event.data
+    if data.building:
+        return f"{data.compound or '-'}/{data.building}"
+    return data.compound
+
 
 @dataclass(frozen=True)
 class Fever:

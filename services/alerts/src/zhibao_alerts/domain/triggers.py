@@ -7,7 +7,13 @@ from datetime import date
 
 from zhibao_alerts.domain.config import Rules, Severity
 from zhibao_alerts.domain.ears import EarsPoint, Series, last_day
-from zhibao_shared.events import PublishedCase, PublishedEvent, PublishedIsolation
+from zhibao_shared.events import (
+    Classification,
+    PublishedCase,
+    PublishedEvent,
+    PublishedIsolation,
+    PublishedScreening,
+)
 
 _CLASS_ZH = {
     "confirmed": "确诊病例",
@@ -77,6 +83,21 @@ def immediate(event: PublishedEvent, rules: Rules, day: date) -> Trigger | None:
     )
 
 
+def counted_metric(event: PublishedEvent, fever_threshold_c: float) -> str | None:
+    """The daily series (EARS) an event counts in: a fever, a suspected case, or none."""
+    if isinstance(event, PublishedScreening):
+        return "fevers" if event.data.temperature_c >= fever_threshold_c else None
+    if isinstance(event, PublishedCase):
+        suspected = event.data.classification is Classification.SUSPECTED
+        return "suspected" if suspected else None
+    return None
+
+
+def ears_rule(method: str, metric: str) -> str:
+    """The rule of an EARS method's alarms on a metric (``ears_c1_fevers``)."""
+    return f"ears_{method.lower()}_{metric}"
+
+
 def cluster(community: str, place: str, fevers: int, rules: Rules, day: date) -> Trigger:
     """``fevers`` persons in one compound/building within the window (the cluster size
     reached): the alert of ``day``, the local day of the cluster's first fever."""
@@ -106,7 +127,7 @@ def aberrations(
         found.append(
             (
                 Trigger(
-                    rule=f"ears_{method.lower()}_{metric}",
+                    rule=ears_rule(method, metric),
                     unit=unit,
                     window=day.isoformat(),
                     severity=rules.aberration.severity,

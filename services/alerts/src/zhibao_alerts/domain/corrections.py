@@ -1,0 +1,237 @@
+"""Corrections of events as the alerts service judges them (pure).
+
+A correction (``zhibao.correction.v1``) retracts an earlier event or replaces its
+``data``; a replacement keeps the event's identity, subject and time. Several
+corrections of one event apply in the order of their (time, identity) and the last
+decides, so applying them is independent of the order they arrive in: a correction
+that sorts before the one that decided already changes nothing. A correction naming
+another type than its event's is ignored.
+
+What an event contributes to the alerts is summed up in its :class:`Facts`: a
+correction whose event's facts stay the same (a fever of 38.5 °C replaced by one of
+38.9 °C) changes nothing but the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from zhibao_alerts.domain import triggers
+from zhibao_alerts.domain.clusters import place_of
+from zhibao_alerts.domain.config import Rules
+from zhibao_shared.events import (
+    PUBLISHED_EVENT,
+    STORED,
+    CorrectionAction,
+    PublishedCorrection,
+    PublishedDailyReport,
+    PublishedEvent,
+    PublishedIsolation,
+    PublishedScreening,
+)
+
+#: The (time, identity) of a correction: the later one decides.
+Order = tuple[datetime, str]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one correction decides about its event."""
+
+    #: the correction's own identity
+    key: str
+    #: the corrected event's identity
+    corrects: str
+    at: datetime
+    action: str
+    #: the corrected event's type, when the correction names it
+    type: str | None
+    #: the replacement data (JSON form) of a replace
+    data: dict[str, Any] | None
+    reason: str
+    reporter: str
+    receivedat: datetime
+
+    @property
+    def order(self) -> Order:
+        """Its place among the corrections of its event."""
+        return (self.at, self.key)
+
+    @property
+    def retracts(self) -> bool:
+        """True for a retraction: the event counts as absent."""
+        return self.action == CorrectionAction.RETRACT.value
+
+    def fits(self, event_type: str) -> bool:
+        """False when it names another type than its event's (it is then ignored)."""
+        return self.type is None or self.type == event_type
+
+
+def decision_of(correction: PublishedCorrection) -> Decision:
+    """The decision a correction on the bus carries."""
+    data = correction.data
+    replacement = getattr(data, "data", None)
+    return Decision(
+        key=correction.dedup_key,
+        corrects=correction.corrected_key,
+        at=correction.time,
+        action=data.action.value,
+        type=data.type.value if data.type is not None else None,
+        data=replacement.model_dump(mode="json", exclude_none=True) if replacement else None,
+        reason=data.reason,
+        reporter=correction.reporter,
+        receivedat=correction.receivedat,
+    )
+
+
+def deciding(
+    decisions: Iterable[Decision], event_type: str, decided: Order | None
+) -> tuple[Decision | None, list[Decision]]:
+    """The decision that now decides an event of ``event_type`` whose last decision was
+    ``decided`` (None: none of ``decisions`` comes after it), and the decisions ignored
+    because they name another type."""
+    fitting = [d for d in decisions if d.fits(event_type)]
+    ignored = [d for d in decisions if not d.fits(event_type)]
+    last = max(fitting, key=lambda d: d.order, default=None)
+    if last is None or (decided is not None and last.order <= decided):
+        return None, ignored
+    return last, ignored
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An applied event as it counts now (its record)."""
+
+    key: str
+    type: str
+    community: str
+    at: datetime
+    #: its data as last decided; None when it counts towards nothing
+    data: dict[str, Any] | None
+
+
+def rebuild(
+    record: Recorded, data: dict[str, Any], reporter: str, receivedat: datetime
+) -> PublishedEvent:
+    """The event of ``record`` with ``data`` (identity, subject and time kept)."""
+    _community, source, event_id = record.key.split(" ", 2)
+    return PUBLISHED_EVENT.validate_python(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": source,
+            "type": record.type,
+            "subject": record.community,
+            "time": record.at,
+            "data": data,
+            "reporter": reporter,
+            "receivedat": receivedat,
+        },
+        context=STORED,
+    )
+
+
+def as_counted(record: Recorded) -> PublishedEvent | None:
+    """The event of a record as it counts now (None: it counts towards nothing)."""
+    if record.data is None:
+        return None
+    return rebuild(record, record.data, "-", record.at)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What an event contributes to the alerts service's state."""
+
+    community: str
+    #: the local day of its time
+    day: date
+    pid: str | None = None
+    #: the daily series it counts in (fevers, suspected)
+    metric: str | None = None
+    #: where a fever was (a cluster's place)
+    place: str | None = None
+    #: the dedup key of the immediate alert it raises
+    trigger: str | None = None
+    #: an isolation's action (the person's isolation follows it)
+    isolation: str | None = None
+    #: the day a daily report closes
+    report_day: date | None = None
+
+    @property
+    def counts(self) -> bool:
+        """True when it contributes anything."""
+        return any(
+            v is not None
+            for v in (self.metric, self.place, self.trigger, self.isolation, self.report_day)
+        )
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Judges events as the handler does: the service's zone, threshold and rules."""
+
+    zone: ZoneInfo
+    fever_threshold_c: float
+    rules: Rules
+
+    def day(self, event: PublishedEvent) -> date:
+        """The local day an event counts on (a daily report: the day it closes)."""
+        if isinstance(event, PublishedDailyReport):
+            return event.data.date
+        return event.time.astimezone(self.zone).date()
+
+    def facts(self, event: PublishedEvent | None, community: str, day: date) -> Facts:
+        """What ``event`` contributes (nothing when None: absent, or retracted)."""
+        if event is None:
+            return Facts(community, day)
+        local = event.time.astimezone(self.zone).date()
+        metric = triggers.counted_metric(event, self.fever_threshold_c)
+        trigger = triggers.immediate(event, self.rules, local)
+        person = getattr(event.data, "person", None)
+        return Facts(
+            community=event.subject,
+            day=local,
+            pid=person.pid if person is not None else None,
+            metric=metric,
+            place=place_of(event)
+            if metric == "fevers" and isinstance(event, PublishedScreening)
+            else None,
+            trigger=trigger.dedup_key if trigger is not None else None,
+            isolation=event.data.action.value if isinstance(event, PublishedIsolation) else None,
+            report_day=event.data.date if isinstance(event, PublishedDailyReport) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """A correction that changes what its event contributes."""
+
+    record: Recorded
+    decision: Decision
+    before: PublishedEvent | None
+    after: PublishedEvent | None
+    was: Facts
+    now: Facts
+
+
+def series_keys(facts: Facts, lengths: Sequence[int]) -> list[tuple[str, str, date]]:
+    """The (unit, metric, day) series an event counts in, at each level's code length."""
+    if facts.metric is None:
+        return []
+    return [(facts.community[:n], facts.metric, facts.day) for n in lengths]
+
+
+def withdrawn_detail(decision: Decision) -> str:
+    """A timeline entry's detail: the evidence withdrawn, by whom and why."""
+    what = "retracted" if decision.retracts else "replaced"
+    return f"its evidence was {what} by a correction: {decision.reason}"
+
+
+def corrected_detail(decision: Decision, summary_en: str) -> str:
+    """A timeline entry's detail: the evidence changed, the alert holds with new figures."""
+    what = "retracted" if decision.retracts else "replaced"
+    return f"some of its evidence was {what} ({decision.reason}); now: {summary_en}"
