@@ -6,6 +6,7 @@ configuration it had (see ``zhibao_alerts.config_files``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -224,6 +225,13 @@ class Robot(_Strict):
 
     url: HttpUrl
     secret: SecretStr | None = None
+    per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=600,
+        description="Messages this robot accepts a minute; default: the file's "
+        "robot_messages_per_minute",
+    )
 
 
 class Person(_Strict):
@@ -390,6 +398,14 @@ class OnCall(_Strict):
         default="Asia/Shanghai",
         description="The time zone of the rotations' handover times and start days",
     )
+    robot_messages_per_minute: int = Field(
+        default=20,
+        ge=1,
+        le=600,
+        description="Messages a chat robot (DingTalk, WeCom, Feishu) is sent a minute at "
+        "most; its due alerts are packed into few messages, and what does not fit into "
+        "this minute waits for the next",
+    )
     group_wait_seconds: float = Field(
         default=0,
         ge=0,
@@ -400,11 +416,23 @@ class OnCall(_Strict):
 
     def secret_for(self, channel: str, url: str) -> str | None:
         """The signing secret of the robot at ``url`` (looked up when sending, never stored)."""
+        robot = self._robot(channel, url, lambda r: r.secret is not None)
+        return robot.secret.get_secret_value() if robot and robot.secret else None
+
+    def robot_limit(self, channel: str, url: str) -> int:
+        """Messages a minute the robot at ``url`` is sent at most."""
+        robot = self._robot(channel, url, lambda r: r.per_minute is not None)
+        if robot is not None and robot.per_minute is not None:
+            return robot.per_minute
+        return self.robot_messages_per_minute
+
+    def _robot(self, channel: str, url: str, wanted: Callable[[Robot], bool]) -> Robot | None:
+        """The first robot at ``url`` on ``channel`` (among everybody's) that is ``wanted``."""
         for rotation in self.rotations:
             for person in rotation.people:
                 robot = getattr(person, channel, None)
-                if isinstance(robot, Robot) and str(robot.url) == url and robot.secret:
-                    return robot.secret.get_secret_value()
+                if isinstance(robot, Robot) and str(robot.url) == url and wanted(robot):
+                    return robot
         return None
 
     @field_validator("timezone")
