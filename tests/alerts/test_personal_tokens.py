@@ -1,0 +1,98 @@
+"""Acting on alerts takes a personal token (ZHIBAO_ALERTS_REQUIRE_PERSONAL_TOKENS), in the
+running app: a shared system token is refused 403 naming the rule for every action and
+may still read; with the rule off it may act, and the timeline names the token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.alerts.conftest import COMMUNITY
+from tests.alerts.task_support import RunningAlerts, running_alerts
+from tests.support.webhook import Receiver
+from zhibao_alerts import store
+from zhibao_shared.db import make_engine, sqlite_url
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.tokens import Role, TokenStore
+
+RULE = "ZHIBAO_ALERTS_REQUIRE_PERSONAL_TOKENS"
+SILENCE = {
+    "matchers": [{"name": "community", "value": COMMUNITY}],
+    "duration_minutes": 30,
+    "comment": "handled on site",
+}
+
+
+@asynccontextmanager
+async def alerts_with_one_alert(
+    tmp_path: Path, nats_url: str, receiver: Receiver, **overrides: Any
+) -> AsyncIterator[tuple[RunningAlerts, int, str]]:
+    """The app, one firing alert of the community, and a shared (system) operate token."""
+    data = tmp_path / "alerts-data"
+    async with running_alerts(tmp_path, nats_url, receiver, data_dir=data, **overrides) as app:
+        tokens = TokenStore.in_data_dir(data)
+        shared = tokens.create(scopes=["640106"], role=Role.OPERATE, name="district system")[1]
+        tokens.close()
+        engine = make_engine(sqlite_url(data, "alerts"))
+        async with engine.begin() as conn:
+            alert_id = await store.insert_alert(conn, _alert(app))
+        await engine.dispose()
+        yield app, alert_id, shared
+
+
+def _alert(app: RunningAlerts) -> dict[str, Any]:
+    now = app.clock()
+    return {
+        "dedup_key": f"immediate_confirmed:{COMMUNITY}:test",
+        "rule": "immediate_confirmed",
+        "unit": COMMUNITY,
+        "window": "test",
+        "severity": "critical",
+        "state": "firing",
+        "summary_zh": "确诊病例",
+        "summary_en": "a confirmed case",
+        "day": now.date(),
+        "occurrences": 1,
+        "fired_at": now,
+        "escalation_step": 0,
+        "last_notified_at": now,
+    }
+
+
+async def test_a_shared_token_may_read_but_not_act(
+    tmp_path: Path, nats_server: NatsServer, webhook: Receiver
+) -> None:
+    async with alerts_with_one_alert(tmp_path, nats_server.url, webhook) as (app, alert_id, shared):
+        client, headers = app.client, app.auth(shared)
+        assert (await client.get(f"/v1/alerts/{alert_id}", headers=headers)).status_code == 200
+        actions = [
+            ("acknowledge an alert", client.post(f"/v1/alerts/{alert_id}/ack", headers=headers)),
+            ("resolve an alert", client.post(f"/v1/alerts/{alert_id}/resolve", headers=headers)),
+            ("create a silence", client.post("/v1/silences", json=SILENCE, headers=headers)),
+            ("expire a silence", client.delete("/v1/silences/1", headers=headers)),
+        ]
+        for what, request in actions:
+            answer = await request
+            assert answer.status_code == 403, (what, answer.text)
+            assert what in answer.json()["detail"] and RULE in answer.json()["detail"]
+        assert (await app.detail(alert_id))["state"] == "firing"
+
+
+async def test_with_the_rule_off_a_shared_token_acts_and_the_timeline_names_it(
+    tmp_path: Path, nats_server: NatsServer, webhook: Receiver
+) -> None:
+    async with alerts_with_one_alert(
+        tmp_path, nats_server.url, webhook, alerts_require_personal_tokens=False
+    ) as (app, alert_id, shared):
+        ack = await app.client.post(f"/v1/alerts/{alert_id}/ack", headers=app.auth(shared))
+        assert ack.status_code == 200, ack.text
+        detail = await app.detail(alert_id)
+        assert (detail["acknowledged_by"], detail["acknowledged_by_person"]) == (
+            "district system",
+            None,
+        )
+        [acknowledged] = [e for e in detail["timeline"] if e["action"] == "acknowledged"]
+        assert acknowledged["detail"] == "acknowledged by token district system"
+        assert acknowledged["person"] is None
