@@ -376,9 +376,8 @@ class Dispatcher:
         that wait for their robot's next room (id: when)."""
         groups: dict[tuple[str, ...], list[Any]] = defaultdict(list)
         for row in due:
-            robot = row.channel in ROBOT_CHANNELS
-            key = (row.channel, row.target) if robot else (row.channel, row.target, row.unit)
-            groups[key if robot else (*key, row.rule)].append(row)
+            key = (row.channel, row.target)
+            groups[key if row.channel in ROBOT_CHANNELS else (*key, row.unit, row.rule)].append(row)
         messages: list[Message] = []
         paced: dict[int, datetime] = {}
         for (channel, target, *_), rows in groups.items():
