@@ -27,7 +27,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str
         "ZHIBAO_RESPONSE_PORT": str(free_port()),
         "ZHIBAO_LOG_LEVEL": "WARNING",
     }
-    token = TokenStore.in_data_dir(data).create(scopes=["6401"], role=Role.OPERATE)[1]
+    # a personal token: acknowledging and silencing refuse shared ones before validating
+    token = TokenStore.in_data_dir(data).create(
+        scopes=["6401"], role=Role.OPERATE, person="张伟 (值班员)"
+    )[1]
     with Stack(
         env=env,
         data_dir=data,

@@ -35,11 +35,18 @@ class RunningAlerts:
         """The embedded database (``ZHIBAO_DATA_DIR/alerts.db``)."""
         return self.data_dir / "alerts.db"
 
-    def token(self, scope: str, role: Role = Role.OPERATE, name: str = "duty") -> tuple[str, str]:
-        """A new token for ``scope``: (its id, its secret)."""
+    def token(
+        self,
+        scope: str,
+        role: Role = Role.OPERATE,
+        name: str = "duty",
+        person: str | None = "张伟 (值班员)",
+    ) -> tuple[str, str]:
+        """A new token for ``scope``: (its id, its secret); a personal one unless
+        ``person`` is None (acknowledging and silencing take a personal token)."""
         store = TokenStore.in_data_dir(self.data_dir)
         try:
-            token, secret = store.create(scopes=[scope], role=role, name=name)
+            token, secret = store.create(scopes=[scope], role=role, name=name, person=person)
         finally:
             store.close()
         return token.id, secret

@@ -176,7 +176,9 @@ async def running_alerts(
     )
     await migrate(settings)
     store = TokenStore.in_data_dir(data)
-    token = store.create(scopes=["6401"], role=Role.OPERATE, name="city duty")[1]
+    token = store.create(
+        scopes=["6401"], role=Role.OPERATE, name="city duty", person="陈静 (市指挥中心值班员)"
+    )[1]
     store.close()
     clock = clock or Clock()
     bus = await nats.connect(nats_url)

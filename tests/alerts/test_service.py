@@ -27,6 +27,9 @@ from zhibao_shared.natsserver import NatsServer, free_port
 from zhibao_shared.subjects import EVENTS_STREAM, event_subject
 from zhibao_shared.tokens import Role, TokenStore
 
+#: The person of the street's duty officer's personal token.
+DUTY = "刘洋 (街道值班员)"
+
 
 @pytest.fixture
 def alerts_url(nats_server: NatsServer, webhook: Receiver, tmp_path: Path) -> Iterator[str]:
@@ -95,8 +98,11 @@ def test_a_confirmed_case_pages_once_and_can_be_acknowledged(
     alerts_url: str, nats_server: NatsServer, webhook: Receiver, tmp_path: Path
 ) -> None:
     tokens = TokenStore.in_data_dir(tmp_path / "data")
-    street = tokens.create(scopes=[COMMUNITY[:9]], role=Role.OPERATE, name="street duty")[1]
-    neighbour = tokens.create(scopes=["640106002"], role=Role.OPERATE)[1]
+    street = tokens.create(
+        scopes=[COMMUNITY[:9]], role=Role.OPERATE, name="street duty", person=DUTY
+    )[1]
+    neighbour = tokens.create(scopes=["640106002"], role=Role.OPERATE, person=DUTY)[1]
+    shared = tokens.create(scopes=[COMMUNITY[:9]], role=Role.OPERATE, name="street system")[1]
     asyncio.run(_publish_twice(nats_server.url))
 
     def pages() -> int:
@@ -117,6 +123,12 @@ def test_a_confirmed_case_pages_once_and_can_be_acknowledged(
     alert_id = listed[0]["id"]
     assert get("/v1/alerts", neighbour).json()["alerts"] == []
     assert get(f"/v1/alerts/{alert_id}", neighbour).status_code == 403
+    refused = httpx.post(
+        f"{alerts_url}/v1/alerts/{alert_id}/ack", headers={"authorization": f"Bearer {shared}"}
+    )
+    assert refused.status_code == 403
+    assert "ZHIBAO_ALERTS_REQUIRE_PERSONAL_TOKENS" in refused.json()["detail"]
+    assert "personal token" in refused.json()["detail"]
     ack = httpx.post(
         f"{alerts_url}/v1/alerts/{alert_id}/ack", headers={"authorization": f"Bearer {street}"}
     )
@@ -124,6 +136,9 @@ def test_a_confirmed_case_pages_once_and_can_be_acknowledged(
     detail = get(f"/v1/alerts/{alert_id}", street).json()
     assert [e["action"] for e in detail["timeline"]] == ["fired", "acknowledged"]
     assert detail["timeline"][1]["actor"] == "street duty"
+    assert detail["timeline"][1]["person"] == DUTY
+    assert detail["timeline"][1]["detail"] == f"acknowledged by {DUTY} (token street duty)"
+    assert (detail["acknowledged_by"], detail["acknowledged_by_person"]) == ("street duty", DUTY)
     assert {n["status"] for n in detail["notifications"]} == {"sent"}
     assert [u["code"] for u in detail["path"]] == ["6401", "640106", COMMUNITY[:9], COMMUNITY]
     assert detail["rollup_url"].endswith(f"/v1/units/{COMMUNITY}/rollup?date={detail['day']}")
@@ -134,6 +149,21 @@ def test_a_confirmed_case_pages_once_and_can_be_acknowledged(
         f"{alerts_url}/v1/alerts/{alert_id}/ack", headers={"authorization": f"Bearer {street}"}
     )
     assert again.status_code == 409
+    assert (
+        httpx.post(
+            f"{alerts_url}/v1/alerts/{alert_id}/resolve",
+            headers={"authorization": f"Bearer {shared}"},
+        ).status_code
+        == 403
+    ), "resolving takes a personal token too"
+    resolved = httpx.post(
+        f"{alerts_url}/v1/alerts/{alert_id}/resolve",
+        headers={"authorization": f"Bearer {street}"},
+    )
+    assert resolved.json()["state"] == "resolved"
+    detail = get(f"/v1/alerts/{alert_id}", street).json()
+    assert (detail["resolved_by"], detail["resolved_by_person"]) == ("street duty", DUTY)
+    assert detail["timeline"][-1]["detail"] == f"resolved by {DUTY} (token street duty)"
 
 
 def test_a_bad_rules_file_is_refused_and_the_old_rules_stay(tmp_path: Path) -> None:
@@ -160,7 +190,9 @@ def test_a_silence_holds_notifications_until_it_is_expired(
     alerts_url: str, nats_server: NatsServer, webhook: Receiver, tmp_path: Path
 ) -> None:
     tokens = TokenStore.in_data_dir(tmp_path / "data")
-    street = tokens.create(scopes=[COMMUNITY[:9]], role=Role.OPERATE, name="street duty")[1]
+    street = tokens.create(
+        scopes=[COMMUNITY[:9]], role=Role.OPERATE, name="street duty", person=DUTY
+    )[1]
     headers = {"authorization": f"Bearer {street}"}
     body = {
         "matchers": [{"name": "community", "value": COMMUNITY}],
@@ -202,6 +234,10 @@ def test_a_silence_holds_notifications_until_it_is_expired(
     assert (
         httpx.delete(f"{alerts_url}/v1/silences/{silence_id}", headers=headers).status_code == 200
     )
+    [silence] = httpx.get(
+        f"{alerts_url}/v1/silences", params={"include_expired": True}, headers=headers
+    ).json()["silences"]
+    assert (silence["created_by_person"], silence["expired_by_person"]) == (DUTY, DUTY)
     _wait_for(lambda: states() == ["firing"], timeout_s=20)
     _wait_for(
         lambda: any(

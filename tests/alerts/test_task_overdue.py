@@ -104,7 +104,9 @@ async def test_unacknowledged_it_reaches_the_street_then_is_acknowledged_and_res
         assert [e["action"] for e in detail["timeline"]][-1] == "escalated"
 
         store = TokenStore.in_data_dir(tmp_path / "alerts-data")
-        street = store.create(scopes=[STREET], role=Role.OPERATE, name="street duty")[1]
+        street = store.create(
+            scopes=[STREET], role=Role.OPERATE, name="street duty", person="刘洋 (街道值班员)"
+        )[1]
         store.close()
         ack = await service.client.post(f"/v1/alerts/{alert_id}/ack", headers=service.auth(street))
         assert ack.status_code == 200 and ack.json()["state"] == "acknowledged"

@@ -38,3 +38,32 @@ def test_create_list_revoke(data_dir: Path) -> None:
 def test_create_refuses_a_bad_scope(data_dir: Path) -> None:
     result = CliRunner().invoke(app, ["token", "create", "--scope", "everything"])
     assert result.exit_code != 0
+
+
+def test_a_personal_token_is_created_and_listed_with_its_person(data_dir: Path) -> None:
+    runner = CliRunner()
+    created = runner.invoke(
+        app,
+        [
+            *("token", "create", "--scope", "640106001001", "--role", "operate"),
+            *("--name", "cloud-seal-secretary", "--person", "王芳 (社区书记)"),
+        ],
+    )
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip().splitlines()[-1]
+    token = TokenStore(data_dir / "tokens.db").authenticate(secret)
+    assert token is not None and token.person == "王芳 (社区书记)"
+    shared = runner.invoke(app, ["token", "create", "--scope", "640106", "--role", "operate"])
+    assert shared.exit_code == 0, shared.output
+    header, *rows = runner.invoke(app, ["token", "list"]).stdout.splitlines()
+    assert header.split()[-1] == "PERSON"
+    mine = next(row for row in rows if row.startswith(token.id))
+    assert mine.endswith("王芳 (社区书记)")
+    assert [row.split()[-1] for row in rows if not row.startswith(token.id)] == ["-"]
+
+
+def test_create_refuses_a_person_that_is_not_a_name(data_dir: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["token", "create", "--scope", "640106", "--person", "王" * 81]
+    )
+    assert result.exit_code == 2 and "person" in result.output

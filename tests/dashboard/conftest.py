@@ -68,9 +68,9 @@ class System:
     alerts_url: str
     served: list[Served] = field(default_factory=list)
 
-    def token(self, *scopes: str, role: Role, name: str = "") -> str:
-        """A new token's secret."""
-        return self.tokens.create(scopes=scopes, role=role, name=name)[1]
+    def token(self, *scopes: str, role: Role, name: str = "", person: str | None = None) -> str:
+        """A new token's secret (``person``: a personal token, which acknowledging takes)."""
+        return self.tokens.create(scopes=scopes, role=role, name=name, person=person)[1]
 
     def post(self, events: list[dict[str, Any]], token: str) -> httpx.Response:
         """Post events through intake (a batch), asserting they were all stored."""

@@ -76,7 +76,7 @@ def test_the_page_and_its_assets_are_served_from_one_origin(system: System) -> N
 
 
 def test_who_am_i_and_the_alert_proxy_forward_the_callers_token(system: System) -> None:
-    street = system.token(STREET, role=Role.OPERATE, name="street duty")
+    street = system.token(STREET, role=Role.OPERATE, name="street duty", person="刘洋 (街道值班员)")
     headers = {"authorization": f"Bearer {street}"}
     me = httpx.get(f"{system.aggregator_url}/v1/dashboard/me", headers=headers).json()
     assert me["role"] == "operate"

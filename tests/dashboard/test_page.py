@@ -195,7 +195,9 @@ def test_a_new_event_updates_the_page_without_reloading(seeded: System, page: Pa
 
 
 def test_acknowledging_and_resolving_an_alert_changes_its_state(seeded: System, page: Page) -> None:
-    _login(page, seeded.token(STREET, role=Role.OPERATE, name="街道值班员"))
+    duty = "刘洋 (街道值班员)"  # acknowledging takes a personal token
+    operator = seeded.token(STREET, role=Role.OPERATE, name="街道值班员", person=duty)
+    _login(page, operator)
     page.click(f"#row-{COMMUNITY_A}")
     expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")
     alert = page.locator("#alert-list > li", has_text="确诊病例")

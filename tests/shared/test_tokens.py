@@ -63,7 +63,9 @@ def test_a_token_file_from_before_expiry_keeps_working(tmp_path: Path) -> None:
         )
     store = TokenStore(path)
     token = store.authenticate("zb_abcd1234_secret")
-    assert token is not None and token.expires_at is None
+    assert token is not None and token.expires_at is None and token.person is None
+    personal, secret = store.create(scopes=["640106"], role=Role.OPERATE, person="王芳 (社区书记)")
+    assert store.authenticate(secret) == personal
     store.close()
 
 
@@ -79,3 +81,47 @@ def test_an_expired_token_is_refused_but_still_listed(tmp_path: Path) -> None:
     )
     assert store.authenticate(secret) == later and store.still_active(later.id)
     assert store.revoke(later.id) and not store.still_active(later.id)
+
+
+def test_a_personal_token_names_its_person_everywhere_it_is_read(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.db")
+    token, secret = store.create(
+        scopes=["640106001001"], role=Role.OPERATE, name="cloud-seal", person=" 王芳  (社区书记) "
+    )
+    assert token.person == "王芳 (社区书记)"
+    found = TokenStore(tmp_path / "tokens.db").authenticate(secret)
+    assert found is not None and found.person == "王芳 (社区书记)"
+    assert [t.person for t in store.list()] == ["王芳 (社区书记)"]
+    shared, _ = store.create(scopes=["640106"], role=Role.OPERATE, person="  ")
+    assert shared.person is None
+
+
+@pytest.mark.parametrize("person", ["王芳\n(社区书记)\x00", "王" * 81])
+def test_a_person_that_is_not_a_short_name_is_refused(tmp_path: Path, person: str) -> None:
+    with pytest.raises(ValueError, match="person"):
+        TokenStore(tmp_path / "t.db").create(scopes=["6401"], role=Role.OPERATE, person=person)
+
+
+async def test_a_shared_postgres_store_from_before_persons_is_upgraded_in_place(
+    postgres_url: str,
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from zhibao_shared.tokens import store_url
+
+    old = create_engine(store_url(postgres_url))
+    with old.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE tokens (id VARCHAR PRIMARY KEY, digest VARCHAR NOT NULL UNIQUE, "
+                "name VARCHAR NOT NULL, role VARCHAR NOT NULL, scopes VARCHAR NOT NULL, "
+                "created_at VARCHAR NOT NULL, revoked_at VARCHAR, expires_at VARCHAR)"
+            )
+        )
+    old.dispose()
+    store = TokenStore.from_url(postgres_url)
+    try:
+        token, secret = store.create(scopes=["6401"], role=Role.OPERATE, person="李强 (社区主任)")
+        assert store.authenticate(secret) == token and token.person == "李强 (社区主任)"
+    finally:
+        store.close()

@@ -29,6 +29,8 @@ from zhibao_shared.tokens import Role, TokenStore
 DEMO_DAYS = 14
 DEMO_SECONDS_PER_DAY = 3.0
 DEMO_SCALE = 0.005
+#: Whom the demo page's acknowledgements are recorded as.
+DEMO_PERSON = "演示值班员 (demo)"
 
 
 @dataclass
@@ -56,7 +58,11 @@ class Demo:
                 scopes=[self.scope], role=Role.REPORT, name="demo-simulator"
             )
             operator, self.dashboard_token = store.create(
-                scopes=[self.scope], role=Role.OPERATE, name="demo-dashboard"
+                scopes=[self.scope],
+                role=Role.OPERATE,
+                name="demo-dashboard",
+                # acknowledging takes a personal token: the demo's is the visitor's
+                person=DEMO_PERSON,
             )
             self._token_ids = [reporter.id, operator.id]
         finally:

@@ -57,6 +57,13 @@ def create(
         str | None,
         typer.Option(help="Expiry: a duration (90m, 12h, 30d, 2w) or an RFC 3339 time"),
     ] = None,
+    person: Annotated[
+        str | None,
+        typer.Option(
+            help="The person who uses it, name and role (e.g. '王芳 (社区书记)'): a personal "
+            "token, whose acknowledgements, resolutions and silences are recorded as theirs"
+        ),
+    ] = None,
 ) -> None:
     """Create a token; the secret is printed once, as the last line."""
     settings = ZhibaoSettings()
@@ -73,18 +80,25 @@ def create(
         raise typer.BadParameter(str(exc), param_hint="--expires") from None
     store = TokenStore.configured(settings)
     try:
-        token, secret = store.create(scopes=scope, role=role, name=name, expires_at=expires_at)
+        token, secret = store.create(
+            scopes=scope, role=role, name=name, expires_at=expires_at, person=person
+        )
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        hint = "--person" if "person" in str(exc) else None
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
     finally:
         store.close()
     typer.echo(
         f"created token {token.id} ({token.name}): role={token.role} "
-        f"scopes={','.join(token.scopes)} expires={_expiry(token)}",
+        f"scopes={','.join(token.scopes)} expires={_expiry(token)} person={_person(token)}",
         err=True,
     )
     typer.echo("store it now; it cannot be shown again:", err=True)
     typer.echo(secret)
+
+
+def _person(token: Token) -> str:
+    return token.person or "-"
 
 
 def _expiry(token: Token) -> str:
@@ -99,7 +113,8 @@ def _state(token: Token, now: datetime) -> str:
 
 @app.command("list")
 def list_tokens() -> None:
-    """List tokens (never their secrets), with expiry and state; times in UTC."""
+    """List tokens (never their secrets), with expiry, state and person (``-``: a shared
+    token); times in UTC."""
     store = TokenStore.configured(ZhibaoSettings())
     try:
         tokens = store.list()
@@ -107,13 +122,14 @@ def list_tokens() -> None:
         store.close()
     now = datetime.now(UTC)
     typer.echo(
-        f"{'ID':<8}  {'ROLE':<8} {'SCOPES':<24} {'NAME':<20} {'CREATED':<17} {'EXPIRES':<17} STATE"
+        f"{'ID':<8}  {'ROLE':<8} {'SCOPES':<24} {'NAME':<20} {'CREATED':<17} {'EXPIRES':<17} "
+        f"{'STATE':<22} PERSON"
     )
     for token in tokens:
         typer.echo(
             f"{token.id:<8}  {token.role:<8} {','.join(token.scopes):<24} "
             f"{token.name:<20} {token.created_at:%Y-%m-%d %H:%M}Z {_expiry(token):<17} "
-            f"{_state(token, now)}"
+            f"{_state(token, now):<22} {_person(token)}"
         )
 
 

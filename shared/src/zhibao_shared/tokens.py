@@ -2,7 +2,10 @@
 
 Only SHA-256 digests of tokens are stored (tokens are 256-bit random, so a
 fast hash suffices). Tokens may carry an expiry; an expired token is refused
-like a revoked one.
+like a revoked one. A token may name the person who uses it (``person``, e.g.
+"王芳 (社区书记)"): a personal token, whose actions (an acknowledgement, a
+silence) are recorded as that person's; a token without one is a shared,
+system token.
 
 Where they are stored:
 
@@ -72,7 +75,11 @@ tokens_table = Table(
     Column("created_at", String, nullable=False),
     Column("revoked_at", String),
     Column("expires_at", String),
+    # the person a personal token belongs to ("王芳 (社区书记)"); null: a shared token
+    Column("person", String),
 )
+#: The longest person a token may name (a name and a role).
+PERSON_MAX = 80
 
 
 class Role(StrEnum):
@@ -98,6 +105,8 @@ class Token:
     created_at: datetime
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
+    #: the named person who uses it ("王芳 (社区书记)"); None for a shared system token
+    person: str | None = None
 
     def covers(self, code: str) -> bool:
         """True when ``code`` lies within one of the token's scopes (prefix match)."""
@@ -125,7 +134,24 @@ def _row_to_token(row: Any) -> Token:
         created_at=datetime.fromisoformat(row.created_at),
         revoked_at=_when(row.revoked_at),
         expires_at=_when(row.expires_at),
+        person=row.person,
     )
+
+
+def personal_name(person: str | None) -> str | None:
+    """A token's person, trimmed (None when blank); ValueError when it is not a name.
+
+    One line of at most ``PERSON_MAX`` characters: it is shown in alert timelines and
+    audit records.
+    """
+    if person is None or not person.strip():
+        return None
+    person = " ".join(person.split())
+    if len(person) > PERSON_MAX:
+        raise ValueError(f"a token's person is at most {PERSON_MAX} characters")
+    if not person.isprintable():
+        raise ValueError("a token's person must be printable text (a name and a role)")
+    return person
 
 
 def store_url(url: str) -> str:
@@ -211,10 +237,12 @@ class TokenStore:
             if not self._sqlite:
                 conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
             _metadata.create_all(conn)
-            # Files made before tokens could expire lack the column.
+            # Stores made before tokens could expire, or name a person, lack the columns:
+            # they are upgraded in place (both backends add a nullable column).
             columns = {c["name"] for c in inspect(conn).get_columns("tokens")}
-            if "expires_at" not in columns:
-                conn.execute(text("ALTER TABLE tokens ADD COLUMN expires_at TEXT"))
+            for column in ("expires_at", "person"):
+                if column not in columns:
+                    conn.execute(text(f"ALTER TABLE tokens ADD COLUMN {column} TEXT"))
 
     def close(self) -> None:
         """Close the database connections."""
@@ -227,17 +255,24 @@ class TokenStore:
         role: Role,
         name: str = "",
         expires_at: datetime | None = None,
+        person: str | None = None,
     ) -> tuple[Token, str]:
-        """Make a token; returns its record and the secret (shown once, never stored)."""
+        """Make a token; returns its record and the secret (shown once, never stored).
+
+        ``person`` makes it a personal token (see :func:`personal_name`).
+        """
         scope_list = tuple(sorted({s.strip() for s in scopes if s.strip()}))
         if not scope_list or not all(s.isdigit() for s in scope_list):
             raise ValueError("a token needs at least one scope: a unit code or code prefix")
         if expires_at is not None and expires_at.tzinfo is None:
             raise ValueError("a token's expiry needs a time zone")
+        person = personal_name(person)
         token_id = secrets.token_hex(4)
         secret = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
         expiry = expires_at.astimezone(UTC) if expires_at else None
-        token = Token(token_id, name or token_id, role, scope_list, datetime.now(UTC), None, expiry)
+        token = Token(
+            token_id, name or token_id, role, scope_list, datetime.now(UTC), None, expiry, person
+        )
         with self._lock, self._engine.begin() as conn:
             conn.execute(
                 tokens_table.insert().values(
@@ -248,6 +283,7 @@ class TokenStore:
                     scopes=",".join(scope_list),
                     created_at=token.created_at.isoformat(),
                     expires_at=expiry.isoformat() if expiry else None,
+                    person=person,
                 )
             )
             self._version = None

@@ -287,6 +287,7 @@ def create_app(settings: AlertsSettings | None = None, clock: Clock = utc_now) -
             clock,
             service.routing,
             settings.alerts_lock_wait_s,
+            settings.alerts_require_personal_tokens,
         )
     )
     app.add_exception_handler(DatabaseBusy, busy_response)

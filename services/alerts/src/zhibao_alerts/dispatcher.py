@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
@@ -25,8 +25,9 @@ from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.config import Policy, Severity
 from zhibao_alerts.domain.escalation import due_step, next_action, reminder_due
 from zhibao_alerts.domain.redaction import mask_text
+from zhibao_alerts.domain.robot_batches import MESSAGE_BYTES, ROBOT_CHANNELS, RateWindow, pack
 from zhibao_alerts.mail import send_email
-from zhibao_alerts.payloads import merge
+from zhibao_alerts.payloads import merge, message_text
 from zhibao_alerts.raising import Routing, notifications_for_step, window_ends, window_passed
 from zhibao_alerts.robots import dingtalk_url, feishu_body, robot_error
 from zhibao_alerts.tables import alerts, notifications
@@ -37,6 +38,15 @@ log = structlog.get_logger(__name__)
 _URGENCY = {severity.value: rank for rank, severity in enumerate(Severity)}
 
 PublishNats = Callable[[str, bytes], Awaitable[None]]
+
+
+class Message(NamedTuple):
+    """One request to a receiver, carrying one or more notifications (outbox rows)."""
+
+    channel: str
+    target: str
+    rows: list[Any]
+
 
 #: The longest an idle dispatcher sleeps (what no wake() announces: another instance's
 #: alerts, changes made through the API) and how often the open-alerts gauge is refreshed
@@ -82,6 +92,8 @@ class Dispatcher:
         self._taking = asyncio.Lock()
         self._second_pass: asyncio.Task[None] | None = None
         self._gauged: datetime | None = None
+        #: messages sent to each chat robot over the last minute (this instance's)
+        self._robots = RateWindow()
 
     def wake(self) -> None:
         """Deliver now rather than at the next interval (a new alert was committed).
@@ -338,28 +350,62 @@ class Dispatcher:
         return set((await conn.execute(claim)).scalars())
 
     async def _deliver(self, due: list[Any]) -> int:
-        groups: dict[tuple[str, str, str, str], list[Any]] = defaultdict(list)
-        for row in due:
-            groups[(row.channel, row.target, row.unit, row.rule)].append(row)
+        messages, paced = self._messages(due)
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def send(channel: str, target: str, rows: list[Any]) -> str | None:
+        async def send(message: Message) -> str | None:
+            channel, target, rows = message
             async with gate:
                 key = ",".join(str(r.id) for r in rows)
                 return await self._send(
                     channel, target, merge(channel, [r.payload for r in rows]), key
                 )
 
-        errors = await asyncio.gather(
-            *(send(channel, target, rows) for (channel, target, _, _), rows in groups.items())
-        )
+        errors = await asyncio.gather(*(send(message) for message in messages))
         outcomes = [
             (row, error)
-            for rows, error in zip(groups.values(), errors, strict=True)
-            for row in rows
+            for message, error in zip(messages, errors, strict=True)
+            for row in message.rows
         ]
-        await self._record(outcomes, self._clock())
+        await self._record(outcomes, self._clock(), paced)
         return sum(error is None for error in errors)
+
+    def _messages(self, due: list[Any]) -> tuple[list[Message], dict[int, datetime]]:
+        """What to send now: one message per receiver, unit and rule; for a chat robot,
+        whatever is due for it (see :meth:`_robot_messages`). Also the notifications
+        that wait for their robot's next room (id: when)."""
+        groups: dict[tuple[str, ...], list[Any]] = defaultdict(list)
+        for row in due:
+            key = (row.channel, row.target)
+            groups[key if row.channel in ROBOT_CHANNELS else (*key, row.unit, row.rule)].append(row)
+        messages: list[Message] = []
+        paced: dict[int, datetime] = {}
+        for (channel, target, *_), rows in groups.items():
+            if channel in ROBOT_CHANNELS:
+                now_sent, later = self._robot_messages(channel, target, rows)
+                messages += now_sent
+                paced |= later
+            else:
+                messages.append(Message(channel, target, rows))
+        return messages, paced
+
+    def _robot_messages(
+        self, channel: str, target: str, rows: list[Any]
+    ) -> tuple[list[Message], dict[int, datetime]]:
+        """A robot's due notifications (most urgent first) packed into messages within its
+        size limit, as many as its rate limit has room for this minute; the rest wait
+        until it has room again (id: when), none dropped."""
+        now, robot = self._clock(), f"{channel} {target}"
+        sizes = [len(message_text(channel, row.payload).encode()) for row in rows]
+        packed = [[rows[i] for i in part] for part in pack(sizes, MESSAGE_BYTES[channel])]
+        limit = self._routing().oncall.robot_limit(channel, target)
+        room = min(len(packed), self._robots.room(robot, limit, now))
+        self._robots.take(robot, room, now)
+        later = self._robots.next_room(robot, limit, now)
+        paced = {row.id: later for part in packed[room:] for row in part}
+        metrics.ROBOT_MESSAGES.labels(channel).inc(room)
+        metrics.NOTIFICATIONS_PACED.labels(channel).inc(len(paced))
+        return [Message(channel, target, part) for part in packed[:room]], paced
 
     async def _send(self, channel: str, target: str, payload: str, key: str) -> str | None:
         """Send one (grouped) notification; None on success, else the reason.
@@ -400,9 +446,16 @@ class Dispatcher:
             return target, feishu_body(payload, secret, int(now.timestamp()))
         return target, payload
 
-    async def _record(self, outcomes: list[tuple[Any, str | None]], now: datetime) -> None:
-        """Mark sent notifications sent and schedule the failed ones' retries."""
-        if not outcomes:
+    async def _record(
+        self,
+        outcomes: list[tuple[Any, str | None]],
+        now: datetime,
+        paced: dict[int, datetime] | None = None,
+    ) -> None:
+        """Mark sent notifications sent, schedule the failed ones' retries, and the paced
+        ones for when their robot has room (not an attempt: nothing was sent)."""
+        paced = paced or {}
+        if not outcomes and not paced:
             return
         async with self._engine.begin() as conn:
             for row, error in outcomes:
@@ -410,6 +463,12 @@ class Dispatcher:
                     notifications.update()
                     .where(notifications.c.id == row.id)
                     .values(**self._outcome(row, error, now))
+                )
+            for row_id, when in paced.items():
+                await conn.execute(
+                    notifications.update()
+                    .where(notifications.c.id == row_id)
+                    .values(next_attempt_at=when)
                 )
 
     def _outcome(self, row: Any, error: str | None, now: datetime) -> dict[str, Any]:

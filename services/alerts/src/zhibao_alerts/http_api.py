@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: FastAPI resolves the closures' annotations.
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -78,10 +78,12 @@ def _silence(row: Any) -> dict[str, Any]:
         "ends_at": row.ends_at.isoformat(),
         "created_by": row.created_by,
         "created_by_token": row.created_by_token,
+        "created_by_person": row.created_by_person,
         "comment": row.comment,
         "expired_at": row.expired_at.isoformat() if row.expired_at else None,
         "expired_by": row.expired_by,
         "expired_by_token": row.expired_by_token,
+        "expired_by_person": row.expired_by_person,
     }
 
 
@@ -99,17 +101,50 @@ def within(token: Token, units: list[str]) -> bool:
     return bool(units) and all(token.covers(u) for u in units)
 
 
+#: The setting that makes acting on alerts personal (named in the refusal).
+PERSONAL_RULE = "ZHIBAO_ALERTS_REQUIRE_PERSONAL_TOKENS"
+Dependency = Callable[..., Awaitable[Token]]
+
+
+def personal_operator(operator: Dependency, required: bool) -> Callable[[str], Dependency]:
+    """Dependencies for the actions a person answers for: an operate token, which must
+    name its person when ``required``; a shared system token is refused 403."""
+
+    def for_action(what: str) -> Dependency:
+        async def dependency(token: Annotated[Token, Depends(operator)]) -> Token:
+            if required and token.person is None:
+                raise HTTPException(
+                    403,
+                    f"to {what} takes a personal token ({PERSONAL_RULE} is on): token "
+                    f"{token.name!r} is a shared token that names no person; act with one "
+                    "made by `zhibao token create --role operate --person '<name> (<role>)'`",
+                )
+            return token
+
+        return dependency
+
+    return for_action
+
+
+def by_whom(token: Token) -> str:
+    """Who acted, as a timeline shows it: the person and the token, or the token alone."""
+    return f"{token.person} (token {token.name})" if token.person else f"token {token.name}"
+
+
 def build_router(
     engine: AsyncEngine,
     auth: TokenAuth,
     clock: Callable[[], datetime],
     routing: Callable[[], Routing],
     lock_wait_s: float = 3.0,
+    require_personal: bool = True,
 ) -> APIRouter:
     """Routes under ``/v1``; reading needs a read token, acting an operate token.
 
     Alerts are answered with their unit's hierarchy path and a link to its rollup.
     Writes are retried while SQLite is locked for up to ``lock_wait_s``, then 503.
+    With ``require_personal`` (ZHIBAO_ALERTS_REQUIRE_PERSONAL_TOKENS), acknowledging,
+    resolving and silencing need a personal token: a shared one is refused 403.
     """
     router = APIRouter(
         prefix="/v1",
@@ -124,6 +159,7 @@ def build_router(
     )
     reader = auth.require(Role.READ)
     operator = auth.require(Role.OPERATE)
+    personal = personal_operator(operator, require_personal)
 
     async def visible(alert_id: int, token: Token) -> Any:
         async with engine.connect() as conn:
@@ -172,7 +208,13 @@ def build_router(
         return {
             **_alert(row, routing()),
             "timeline": [
-                {"at": e.at.isoformat(), "action": e.action, "actor": e.actor, "detail": e.detail}
+                {
+                    "at": e.at.isoformat(),
+                    "action": e.action,
+                    "actor": e.actor,
+                    "person": e.person,
+                    "detail": e.detail,
+                }
                 for e in events
             ],
             "notifications": [{**_delivery(n), "reason": n.reason} for n in sent],
@@ -185,15 +227,33 @@ def build_router(
         if row.state == "resolved" or (action == "acknowledged" and row.state == action):
             raise HTTPException(409, f"alert {alert_id} is already {row.state}")
         values = (
-            {"state": "acknowledged", "acknowledged_at": now, "acknowledged_by": token.name}
+            {
+                "state": "acknowledged",
+                "acknowledged_at": now,
+                "acknowledged_by": token.name,
+                "acknowledged_by_person": token.person,
+            }
             if action == "acknowledged"
-            else {"state": "resolved", "resolved_at": now}
+            else {
+                "state": "resolved",
+                "resolved_at": now,
+                "resolved_by": token.name,
+                "resolved_by_person": token.person,
+            }
         )
 
         async def write() -> None:
             async with engine.begin() as conn:
                 await store.update_alert(conn, alert_id, **values)
-                await store.note(conn, alert_id, now, action, actor=token.name)
+                await store.note(
+                    conn,
+                    alert_id,
+                    now,
+                    action,
+                    actor=token.name,
+                    detail=f"{action} by {by_whom(token)}",
+                    person=token.person,
+                )
 
         await retrying(write, lock_wait_s)
         if action == "acknowledged":
@@ -203,19 +263,19 @@ def build_router(
 
     @router.post("/alerts/{alert_id}/ack", summary="Acknowledge: stops escalation")
     async def acknowledge(
-        alert_id: AlertId, token: Annotated[Token, Depends(operator)]
+        alert_id: AlertId, token: Annotated[Token, Depends(personal("acknowledge an alert"))]
     ) -> dict[str, Any]:
         return await transition(alert_id, token, "acknowledged")
 
     @router.post("/alerts/{alert_id}/resolve", summary="Resolve")
     async def resolve(
-        alert_id: AlertId, token: Annotated[Token, Depends(operator)]
+        alert_id: AlertId, token: Annotated[Token, Depends(personal("resolve an alert"))]
     ) -> dict[str, Any]:
         return await transition(alert_id, token, "resolved")
 
     @router.post("/silences", status_code=201, summary="Silence matching alerts until ends_at")
     async def create_silence(
-        request: SilenceRequest, token: Annotated[Token, Depends(operator)]
+        request: SilenceRequest, token: Annotated[Token, Depends(personal("create a silence"))]
     ) -> dict[str, Any]:
         units = [m.value for m in request.matchers if m.name in UNIT_LABELS and not m.is_glob]
         if not units:
@@ -235,6 +295,7 @@ def build_router(
             "ends_at": ends,
             "created_by": token.name,
             "created_by_token": token.id,
+            "created_by_person": token.person,
             "comment": request.comment,
         }
 
@@ -265,7 +326,7 @@ def build_router(
     @router.delete("/silences/{silence_id}", summary="Expire a silence now")
     async def expire_silence(
         silence_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
-        token: Annotated[Token, Depends(operator)],
+        token: Annotated[Token, Depends(personal("expire a silence"))],
     ) -> dict[str, Any]:
         async with engine.connect() as conn:
             row = (await conn.execute(select(silences).where(silences.c.id == silence_id))).first()
@@ -287,6 +348,7 @@ def build_router(
                         expired_at=now,
                         expired_by=token.name,
                         expired_by_token=token.id,
+                        expired_by_person=token.person,
                     )
                 )
                 return int(found.rowcount)

@@ -17,6 +17,16 @@ NOTIFICATIONS_GAVE_UP = Counter(
     "Notifications abandoned after the cap",
     ["channel"],
 )
+ROBOT_MESSAGES = Counter(
+    "zhibao_alerts_robot_messages_total",
+    "Messages sent to chat robots (each carries one or more alerts' notifications)",
+    ["channel"],
+)
+NOTIFICATIONS_PACED = Counter(
+    "zhibao_alerts_notifications_paced_total",
+    "Notifications held for the next minute: their robot had had its messages a minute",
+    ["channel"],
+)
 NOTIFICATION_LATENCY = Histogram(
     "zhibao_alerts_notification_latency_seconds",
     "From a notification being queued to its receiver accepting it (retries included)",

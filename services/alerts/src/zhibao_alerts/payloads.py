@@ -94,8 +94,19 @@ def robot_body(channel: str, alert: Row[Any], aggregator_url: str) -> dict[str, 
     return {"msg_type": "text", "content": {"text": text}}
 
 
+def message_text(channel: str, payload: str) -> str:
+    """The text of a chat robot's message body (what the robot's size limit counts)."""
+    body = json.loads(payload)
+    if channel == "dingtalk":
+        return str(body["markdown"]["text"])
+    if channel == "wecom":
+        return str(body["markdown"]["content"])
+    return str(body["content"]["text"])
+
+
 def merge(channel: str, payloads: list[str]) -> str:
-    """One notification for several alerts of the same unit and rule (grouping)."""
+    """One notification for several alerts: of the same unit and rule (grouping), or,
+    for a chat robot, everything due for it that fits into one message."""
     if len(payloads) == 1:
         return payloads[0]
     bodies = [json.loads(p) for p in payloads]
@@ -103,6 +114,7 @@ def merge(channel: str, payloads: list[str]) -> str:
     if channel in ("webhook", "nats"):
         first["alerts"] = [a for b in bodies for a in b["alerts"]]
     elif channel == "dingtalk":
+        first["markdown"]["title"] = f"{len(bodies)} 条预警 alerts: {first['markdown']['title']}"
         first["markdown"]["text"] = "\n\n---\n\n".join(b["markdown"]["text"] for b in bodies)
     elif channel == "wecom":
         first["markdown"]["content"] = "\n\n".join(b["markdown"]["content"] for b in bodies)

@@ -59,8 +59,7 @@ def notifications_for_step(
     rows: list[tuple[str, str]] = []
     policy = routing.oncall.escalation[alert.severity]
     level = policy.steps[min(step, len(policy.steps) - 1)].level
-    person = routing.oncall.person_for(unit_at(alert.unit, level), now)
-    if person is not None:
+    for person in routing.oncall.people_for(unit_at(alert.unit, level), now):
         rows += person.channels()
     if step == 0 and (reason == "fired" or reason.startswith("unsilenced")):
         rows += [("webhook", str(url)) for url in routing.oncall.webhooks]

@@ -52,6 +52,12 @@ class AlertsSettings(ServiceSettings):
         "more than this many hours ago is recorded as expired and not paged: a fresh "
         "database reading the stream's history pages only what is still actionable",
     )
+    alerts_require_personal_tokens: bool = Field(
+        default=True,
+        description="Acknowledging, resolving and silencing need a personal token (one "
+        "made with `zhibao token create --person`), so that a person, not a shared "
+        "system token, answers for them; a shared token is refused 403",
+    )
     aggregator_url: str = "http://127.0.0.1:8102"
 
     def database_url(self) -> str:

@@ -304,10 +304,13 @@ async def note(
     action: str,
     actor: str | None = None,
     detail: str | None = None,
+    person: str | None = None,
 ) -> None:
-    """Append to an alert's timeline."""
+    """Append to an alert's timeline (``person``: the person who acted, when one did)."""
     await conn.execute(
-        insert(timeline).values(alert_id=alert_id, at=at, action=action, actor=actor, detail=detail)
+        insert(timeline).values(
+            alert_id=alert_id, at=at, action=action, actor=actor, detail=detail, person=person
+        )
     )
 
 

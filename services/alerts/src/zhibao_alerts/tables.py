@@ -1,4 +1,5 @@
-"""The alerts schema (changed only through Alembic migrations). No personal data."""
+"""The alerts schema (changed only through Alembic migrations). No residents' personal data:
+the persons named here are staff who acted with personal tokens ("王芳 (社区书记)")."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from sqlalchemy import (
 )
 
 from zhibao_shared.db import UtcDateTime
+from zhibao_shared.tokens import PERSON_MAX
 
 metadata = MetaData()
+#: A person as a personal token names them (zhibao_shared.tokens.PERSON_MAX characters).
+PERSON_LENGTH = PERSON_MAX
 
 alerts = Table(
     "alerts",
@@ -39,7 +43,12 @@ alerts = Table(
     Column("fired_at", UtcDateTime(), nullable=False),
     Column("acknowledged_at", UtcDateTime()),
     Column("acknowledged_by", String(64)),
+    # the person of the personal token that acknowledged / resolved it (null: a shared one)
+    Column("acknowledged_by_person", String(PERSON_LENGTH)),
     Column("resolved_at", UtcDateTime()),
+    # the token name that resolved it (null: resolved by the system, e.g. its window passed)
+    Column("resolved_by", String(64)),
+    Column("resolved_by_person", String(PERSON_LENGTH)),
     Column("escalation_step", Integer, nullable=False),
     Column("last_notified_at", UtcDateTime()),
     # when the dispatcher next has something to do for the alert (escalate, remind, let
@@ -60,6 +69,8 @@ timeline = Table(
     Column("action", String(32), nullable=False),
     Column("actor", String(64)),
     Column("detail", Text),
+    # the person who acted (a personal token's), when a person did
+    Column("person", String(PERSON_LENGTH)),
 )
 
 #: The outbox: a notification is recorded as sent only when its receiver answered 2xx.
@@ -164,6 +175,8 @@ silences = Table(
     Column("expired_at", UtcDateTime()),
     Column("expired_by", String(64)),
     Column("expired_by_token", String(64)),
+    Column("created_by_person", String(PERSON_LENGTH)),
+    Column("expired_by_person", String(PERSON_LENGTH)),
 )
 
 #: The first local day each unit (community, street, district, city) sent anything:

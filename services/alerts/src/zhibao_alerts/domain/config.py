@@ -6,9 +6,11 @@ configuration it had (see ``zhibao_alerts.config_files``).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -19,6 +21,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from zhibao_alerts.domain.ears import BASELINE_DAYS, EarsParams
@@ -222,17 +225,30 @@ class Robot(_Strict):
 
     url: HttpUrl
     secret: SecretStr | None = None
+    per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=600,
+        description="Messages this robot accepts a minute; default: the file's "
+        "robot_messages_per_minute",
+    )
 
 
 class Person(_Strict):
     """Someone on call (staff, never residents) and how to reach them."""
 
     name: str
+    role: str | None = Field(default=None, description="e.g. 社区书记, 网格员")
     webhook: HttpUrl | None = Field(default=None, description="Alertmanager v4 JSON")
     dingtalk: Robot | None = Field(default=None, description="DingTalk custom robot")
     wecom: Robot | None = Field(default=None, description="WeCom group robot")
     feishu: Robot | None = Field(default=None, description="Feishu bot")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+
+    @property
+    def label(self) -> str:
+        """The person as a personal token names them: "王芳 (社区书记)"."""
+        return f"{self.name} ({self.role})" if self.role else self.name
 
     def channels(self) -> list[tuple[str, str]]:
         """(channel, target URL) pairs this person is reached on."""
@@ -246,19 +262,78 @@ class Person(_Strict):
         return found
 
 
+#: Days of a shift.
+SHIFT_DAYS = {"daily": 1, "weekly": 7}
+
+
 class Rotation(_Strict):
-    """Who is on call for a unit (code prefix), taking shifts in turn."""
+    """Who is on call for a unit (code prefix).
+
+    ``daily`` or ``weekly``: the people take shifts in turn, handing over at the
+    ``handover`` time of day (local time, the on-call file's ``timezone``), the first
+    shift starting at ``start``. ``always``: every one of them is on call at every
+    moment (the "cloud seal" bound to the grid worker's, the secretary's and the
+    director's phones around the clock). A unit may have several rotations: all of
+    them are paged together.
+    """
 
     unit: str = Field(pattern=r"^\d{4,12}$")
-    shift: str = Field(default="daily", pattern=r"^(daily|weekly)$")
-    start: AwareDatetime
+    shift: Literal["daily", "weekly", "always"] = "daily"
+    start: AwareDatetime | date | None = Field(
+        default=None,
+        description="When the first person's first shift begins: a time with its offset, "
+        "or a (local) day, whose shift begins at the handover time; required for daily "
+        "and weekly shifts",
+    )
+    handover: time | None = Field(
+        default=None,
+        description="Local time of day the shift changes hands (08:00); default: the "
+        "local time of ``start`` (midnight when ``start`` is a day)",
+    )
     people: tuple[Person, ...] = Field(min_length=1)
 
-    def on_call(self, at: datetime) -> Person:
-        """The person on shift at ``at``."""
-        length = timedelta(days=1 if self.shift == "daily" else 7)
-        shifts = max(0, int((at - self.start) / length))
-        return self.people[shifts % len(self.people)]
+    @model_validator(mode="after")
+    def _start_for_turns(self) -> Rotation:
+        if self.shift != "always" and self.start is None:
+            raise ValueError(f"a {self.shift} rotation needs a start (its first shift)")
+        if self.handover is not None and self.handover.tzinfo is not None:
+            raise ValueError("handover is a local time of day (08:00), without an offset")
+        return self
+
+    def on_call(self, at: datetime, zone: ZoneInfo) -> tuple[Person, ...]:
+        """Who is on call at ``at``: the person on shift, or everybody (``always``)."""
+        if self.shift == "always":
+            return self.people
+        return (self.people[self.shift_number(at, zone) % len(self.people)],)
+
+    def shift_number(self, at: datetime, zone: ZoneInfo) -> int:
+        """How many handovers have happened by ``at`` (0 before the first shift ends).
+
+        The handover is at the same local time every day, in ``zone``, whatever the
+        offset of that day (summer time included).
+        """
+        first = self._first_shift(zone)
+        if at < first:
+            return 0
+        handover = self._handover(zone)
+        day = at.astimezone(zone).date()
+        if at < datetime.combine(day, handover, zone):
+            day -= timedelta(days=1)  # before today's handover: yesterday's shift
+        days = (day - first.astimezone(zone).date()).days
+        return max(0, days) // SHIFT_DAYS[self.shift]
+
+    def _first_shift(self, zone: ZoneInfo) -> datetime:
+        if isinstance(self.start, datetime):
+            return self.start
+        assert self.start is not None  # checked by the validator for daily/weekly
+        return datetime.combine(self.start, self._handover(zone), zone)
+
+    def _handover(self, zone: ZoneInfo) -> time:
+        if self.handover is not None:
+            return self.handover
+        if isinstance(self.start, datetime):
+            return self.start.astimezone(zone).time().replace(tzinfo=None)
+        return time()
 
 
 class Step(_Strict):
@@ -319,6 +394,18 @@ class OnCall(_Strict):
     webhooks: tuple[HttpUrl, ...] = Field(
         default=(), description="Alertmanager-format receivers notified of every alert"
     )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="The time zone of the rotations' handover times and start days",
+    )
+    robot_messages_per_minute: int = Field(
+        default=20,
+        ge=1,
+        le=600,
+        description="Messages a chat robot (DingTalk, WeCom, Feishu) is sent a minute at "
+        "most; its due alerts are packed into few messages, and what does not fit into "
+        "this minute waits for the next",
+    )
     group_wait_seconds: float = Field(
         default=0,
         ge=0,
@@ -329,24 +416,53 @@ class OnCall(_Strict):
 
     def secret_for(self, channel: str, url: str) -> str | None:
         """The signing secret of the robot at ``url`` (looked up when sending, never stored)."""
+        robot = self._robot(channel, url, lambda r: r.secret is not None)
+        return robot.secret.get_secret_value() if robot and robot.secret else None
+
+    def robot_limit(self, channel: str, url: str) -> int:
+        """Messages a minute the robot at ``url`` is sent at most."""
+        robot = self._robot(channel, url, lambda r: r.per_minute is not None)
+        if robot is not None and robot.per_minute is not None:
+            return robot.per_minute
+        return self.robot_messages_per_minute
+
+    def _robot(self, channel: str, url: str, wanted: Callable[[Robot], bool]) -> Robot | None:
+        """The first robot at ``url`` on ``channel`` (among everybody's) that is ``wanted``."""
         for rotation in self.rotations:
             for person in rotation.people:
                 robot = getattr(person, channel, None)
-                if isinstance(robot, Robot) and str(robot.url) == url and robot.secret:
-                    return robot.secret.get_secret_value()
+                if isinstance(robot, Robot) and str(robot.url) == url and wanted(robot):
+                    return robot
         return None
 
-    def person_for(self, unit: str, at: datetime) -> Person | None:
-        """The on-call person for ``unit``: its own rotation's, else the nearest ancestor's.
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value
+
+    def people_for(self, unit: str, at: datetime) -> tuple[Person, ...]:
+        """Everybody on call for ``unit`` at ``at``: those of its own rotations, else of
+        the nearest ancestor's; each person once, in the order of the file.
 
         A community without a rota of its own is covered by its street's duty
         officer rather than by nobody.
         """
+        zone = ZoneInfo(self.timezone)
         for code in _self_and_ancestors(unit):
             matching = [r for r in self.rotations if r.unit == code]
             if matching:
-                return matching[0].on_call(at)
-        return None
+                found = (person for r in matching for person in r.on_call(at, zone))
+                return tuple(dict.fromkeys(found))
+        return ()
+
+    def person_for(self, unit: str, at: datetime) -> Person | None:
+        """The first of :meth:`people_for` (None when nobody covers ``unit``)."""
+        people = self.people_for(unit, at)
+        return people[0] if people else None
 
 
 def _self_and_ancestors(unit: str) -> list[str]:
