@@ -110,13 +110,13 @@ async def test_with_the_rule_off_a_shared_token_acts_and_the_timeline_names_it(
 async def test_a_database_from_before_persons_gains_the_columns_and_keeps_its_rows(
     tmp_path: Path,
 ) -> None:
-    """Migration 0011 on a database without the person columns (its own downgrade makes
+    """Migration 0012 on a database without the person columns (its own downgrade makes
     one): the acknowledged alert and the silence stay, their persons unknown (null)."""
     engine = make_engine(sqlite_url(tmp_path, "alerts"))
     try:
         async with engine.begin() as conn:
             await conn.run_sync(lambda sync: command.upgrade(_alembic(sync), "head"))
-            await conn.run_sync(lambda sync: command.downgrade(_alembic(sync), "0010"))
+            await conn.run_sync(lambda sync: command.downgrade(_alembic(sync), "0011"))
             assert "acknowledged_by_person" not in await _columns(conn, "alerts")
             await conn.execute(text(OLD_ALERT), {"at": datetime.now(UTC).isoformat()})
             await conn.run_sync(lambda sync: command.upgrade(_alembic(sync), "head"))

@@ -16,8 +16,8 @@ from alembic import op
 
 from zhibao_alerts.tables import PERSON_LENGTH
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
