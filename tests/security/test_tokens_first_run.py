@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import re
 import signal
 import stat
@@ -16,6 +17,8 @@ import pytest
 from tests.cli.environment import stack_env
 from tests.security.tokens_support import bearer
 from tests.support.events import COMMUNITY_A, screening
+from zhibao_shared.settings import ZhibaoSettings
+from zhibao_shared.tokens import Role, TokenStore
 
 pytestmark = pytest.mark.integration
 SECRET = re.compile(r"zb_[0-9a-f]{8}_[A-Za-z0-9_-]{20,}")
@@ -68,3 +71,10 @@ def test_first_run_tokens_go_to_an_owner_only_file_not_to_redirected_output(
         written += log.read_text(errors="replace")
     assert not SECRET.search(written), "a token secret was written to the output or a log"
     assert all(secret not in written for secret in tokens.values())
+    store = TokenStore.configured(ZhibaoSettings(data_dir=data))
+    try:
+        persons = {token.role: token.person for token in store.list()}
+    finally:
+        store.close()
+    # acknowledging takes a personal token: the operator's names the local account
+    assert persons[Role.OPERATE] == f"{getpass.getuser()} (operator)"

@@ -7,6 +7,7 @@ stops the services first (each drains), then nats-server.
 
 from __future__ import annotations
 
+import getpass
 import signal
 import subprocess
 import sys
@@ -36,6 +37,19 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
+def _installer() -> str:
+    """The person the first-run operate token is for: whoever started the system here.
+
+    Acknowledging an alert takes a personal token; on a first run the only person
+    known is the local account that ran ``zhibao up``.
+    """
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (e.g. a bare container)
+        user = "local"
+    return f"{user} (operator)"
+
+
 def _first_tokens(stack: Stack) -> Path | None:
     """On a first run, create two tokens and save them to an owner-only file (never a log)."""
     store = TokenStore.configured(ZhibaoSettings(data_dir=stack.data_dir))
@@ -43,7 +57,10 @@ def _first_tokens(stack: Stack) -> Path | None:
         if store.list():
             return None
         _t, operator = store.create(
-            scopes=[FIRST_RUN_SCOPE], role=Role.OPERATE, name="first-run-operator"
+            scopes=[FIRST_RUN_SCOPE],
+            role=Role.OPERATE,
+            name="first-run-operator",
+            person=_installer(),
         )
         _t, reporter = store.create(
             scopes=[FIRST_RUN_SCOPE], role=Role.REPORT, name="first-run-reporter"
