@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -108,6 +109,12 @@ class AggregatorSettings(ServiceSettings):
         default=Level.DISTRICT,
         description="The lowest level with a token-less public summary (city, district, "
         "street or community)",
+    )
+
+    aggregator_templates_dir: Path | None = Field(
+        default=None,
+        description="Directory of report template files (<id>.yaml); when unset, the "
+        "templates shipped with the sample registry if that is the registry in use, else none",
     )
 
     @field_validator("dashboard_nats_url")
