@@ -291,7 +291,7 @@ def _isolation(row: RowContext) -> list[Draft]:
     end = row.parsed("end", lambda v: parse_moment(v, row.zone), _NOT_A_DATE)
     if end is not None:
         latest = max((d.time for d in drafts), default=begin)
-        if end < begin:
+        if start is not None and end < start:
             row.fail("end", "lies before the isolation's start")
         at = max(end, latest + timedelta(minutes=1))
         drafts.append(Draft(ISOLATION, at, {**base, "action": "end"}, "end"))
