@@ -113,9 +113,16 @@ def as_xlsx(table: FilledTable) -> bytes:
             sheet.cell(row, column).font = Font(bold=True)
     for column in range(1, width + 1):
         sheet.cell(2, column).alignment = Alignment(wrap_text=True, vertical="center")
-        heading = table.headings[column - 1]
-        sheet.column_dimensions[get_column_letter(column)].width = max(10, 2 * len(heading) + 2)
+        cells = [table.headings[column - 1], *(line[column - 1] for line in lines(table)[2:])]
+        widest = max(_display_width(cell) for cell in cells)
+        sheet.column_dimensions[get_column_letter(column)].width = min(max(8, widest + 2), 30)
     sheet.freeze_panes = "A3"
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _display_width(value: Value) -> int:
+    """Columns a cell needs: a Chinese character takes two."""
+    text = "" if value is None else str(value)
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
