@@ -245,7 +245,15 @@ def test_a_sheet_of_no_known_kind_or_the_wrong_kind_names_the_missing_columns(
     other = sheet(tmp_path / "other.xlsx", "名单", ["姓名", "电话"], [["张三", "138"]])
     code, output = run("import", str(other), "--community", COMMUNITY_A, "--dry-run")
     assert code == 1
-    for column in ("体温", "分类", "隔离方式", "开始隔离日期", "日期", "是否零报告"):
+    for column in ("体温", "分类", "诊断时间", "隔离方式", "开始隔离日期", "日期", "是否零报告"):
         assert f"column {column}: column missing" in output
     result = build_events(path, COMMUNITY_A)
     assert result.kind == "isolation" and result.rows == 3 and len(result.events) == 12
+    screening = sheet(
+        tmp_path / "screening.xlsx",
+        "入户筛查",
+        ["身份证号", "人员类别", "体温", "检测时间"],
+        [[resident_id(seq=61), "流动人口", 36.6, f"{TODAY} 07:30"]],
+    )
+    found = build_events(screening, COMMUNITY_A)
+    assert found.kind == "screening" and found.ignored_columns == ["人员类别"]

@@ -178,7 +178,7 @@ CASE_KIND = SheetKind(
         **_PERSON,
         **_PLACE,
         **dict.fromkeys(
-            ["分类", "病例分类", "病例类型", "人员类型", "人员类别", "诊断结果", "类别"],
+            ["分类", "病例分类", "病例类型", "病例类别", "诊断分类", "诊断结果"],
             "classification",
         ),
         **dict.fromkeys(
@@ -204,8 +204,9 @@ CASE_KIND = SheetKind(
         "compound": "小区",
         "building": "楼栋",
     },
-    identifying=("classification",),
-    required_any=(("time",),),
+    # a screening sheet's 人员类别 (常住/流动) is not a classification: the diagnosis time
+    # must be there too
+    identifying=("classification", "time"),
     build=_case,
     paths={
         **_PERSON_PATHS,
