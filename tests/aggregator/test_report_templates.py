@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from zhibao_aggregator.domain.templates import FIGURES
 from zhibao_aggregator.http_api import add_error_handlers, build_router
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_aggregator.storage.templates import report_templates
 from zhibao_aggregator.template_files import TemplateFileError
 from zhibao_aggregator.templates_api import build_templates_router, build_unit_templates_router
 from zhibao_aggregator.templates_catalogue import TemplateCatalogue
@@ -361,3 +363,26 @@ def test_the_sample_templates_fill_for_the_levels_they_name() -> None:
     assert sorted(found) == ["district-isolation", "district-weekly", "street-daily"]
     assert found["street-daily"].for_level is Level.STREET
     assert found["district-isolation"].unit == DISTRICT
+
+
+async def test_a_stored_template_this_version_no_longer_accepts_is_left_out_not_a_500(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    stale = {**ISOLATION_TABLE, "id": "stale", "unit": DISTRICT}
+    stale["columns"] = [{"figure": "renamed_figure", "heading": "旧指标"}]
+    async with sqlite_engine.begin() as conn:
+        await conn.execute(
+            report_templates.insert().values(
+                id="stale",
+                unit=DISTRICT,
+                body=json.dumps(stale),
+                created_at=datetime.now(UTC),
+                created_by="t",
+            )
+        )
+    async with service(sqlite_engine, settings).client(DISTRICT) as client:
+        listed = await client.get("/v1/templates")
+        assert listed.status_code == 200
+        assert "stale" not in [t["id"] for t in listed.json()["templates"]]
+        missing = await client.get(f"/v1/units/{STREET}/templates/stale.xlsx")
+        assert missing.status_code == 404

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import structlog
+from pydantic import ValidationError
 from sqlalchemy import Column, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain.templates import ReportTemplate
 from zhibao_aggregator.storage.tables import metadata
 from zhibao_shared.db import UtcDateTime
+
+log = structlog.get_logger(__name__)
 
 report_templates = Table(
     "report_templates",
@@ -43,8 +47,9 @@ async def store_template(
 async def stored_templates(conn: AsyncConnection) -> list[tuple[ReportTemplate, datetime, str]]:
     """Every stored template with when and by which token it was created, by id."""
     t = report_templates.c
-    rows = await conn.execute(select(t.body, t.created_at, t.created_by).order_by(t.id))
-    return [(ReportTemplate.model_validate_json(b), at, by) for b, at, by in rows.all()]
+    rows = await conn.execute(select(t.id, t.body, t.created_at, t.created_by).order_by(t.id))
+    found = [(_parsed(i, body), at, by) for i, body, at, by in rows.all()]
+    return [(template, at, by) for template, at, by in found if template is not None]
 
 
 async def stored_template(conn: AsyncConnection, template_id: str) -> ReportTemplate | None:
@@ -52,4 +57,14 @@ async def stored_template(conn: AsyncConnection, template_id: str) -> ReportTemp
     body = await conn.scalar(
         select(report_templates.c.body).where(report_templates.c.id == template_id)
     )
-    return None if body is None else ReportTemplate.model_validate_json(body)
+    return None if body is None else _parsed(template_id, body)
+
+
+def _parsed(template_id: str, body: str) -> ReportTemplate | None:
+    """A stored template, or None (logged) if this version no longer accepts it (e.g. a
+    figure that was renamed): one stale template must not break the others."""
+    try:
+        return ReportTemplate.model_validate_json(body)
+    except ValidationError as exc:
+        log.warning("stored_template_invalid", template=template_id, errors=exc.error_count())
+        return None
