@@ -80,6 +80,18 @@ def test_up_serves_events_and_stops_on_sigterm(tmp_path: Path) -> None:
         day = datetime.fromisoformat(event["time"]).astimezone(SHANGHAI).date().isoformat()
         operator = next(line.split()[-1] for line in saved if "operate token" in line)
         assert wait_for_district_screenings(aggregator, operator, day, 1) == 1
+        # the sample's report templates, filled by the street the screening was sent for
+        auth = {"authorization": f"Bearer {operator}"}
+        listed = httpx.get(f"{aggregator}/v1/templates", headers=auth).json()["templates"]
+        assert [t["id"] for t in listed] == [
+            "district-isolation",
+            "district-weekly",
+            "street-daily",
+        ]
+        daily = f"{aggregator}/v1/units/{COMMUNITY_A[:9]}/templates/street-daily.csv?date={day}"
+        table = httpx.get(daily, headers=auth).text.splitlines()
+        assert table[0].startswith("\ufeff黄河东路街道疫情防控日报表")
+        assert table[-1].startswith("全街道合计,1,")  # the screening, in the totals
         response = f"http://127.0.0.1:{env['ZHIBAO_RESPONSE_PORT']}"
         assert response in banner
         assert httpx.get(f"{response}/readyz").status_code == 200

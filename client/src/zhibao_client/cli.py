@@ -18,6 +18,7 @@ import typer
 from zhibao_client.client import RequestRefused, SubmitReport, ZhibaoClient
 from zhibao_client.eventfile import EventFileError, parse_events
 from zhibao_client.importer import ImportRefused, build_events
+from zhibao_client.sheet_kinds import KIND_NAMES
 from zhibao_client.simulator import (
     CommandCentre,
     Progress,
@@ -82,17 +83,31 @@ def send(
 
 
 def import_sheet(
-    sheet: Annotated[Path, typer.Argument(help="A screening sheet: .xlsx or .csv")],
+    sheet: Annotated[
+        Path,
+        typer.Argument(
+            help="A screening sheet, isolation roster, case list or daily closes: .xlsx or .csv"
+        ),
+    ],
     community: Annotated[str, typer.Option(help="The 12-digit community code")],
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help=f"The sheet's kind ({', '.join(KIND_NAMES)}); recognised from its headers "
+            "when absent"
+        ),
+    ] = None,
     url: Url = DEFAULT_URL,
     token: Token = "",
     spool: SpoolPath = Path("zhibao-spool.db"),
     dry_run: Annotated[bool, typer.Option(help="Validate only, send nothing")] = False,
     wait: Wait = 60,
 ) -> None:
-    """Turn a door-to-door screening sheet into events; any bad row means nothing is sent."""
+    """Turn a community's sheet into events; any bad row means nothing is sent."""
+    if kind is not None and kind not in KIND_NAMES:
+        raise typer.BadParameter(f"one of {', '.join(KIND_NAMES)}", param_hint="--kind")
     try:
-        result = build_events(sheet, community)
+        result = build_events(sheet, community, kind=kind)
     except ImportRefused as refused:
         for error in refused.errors:
             typer.echo(str(error), err=True)
@@ -100,7 +115,7 @@ def import_sheet(
         raise typer.Exit(1) from None
     if result.ignored_columns:
         typer.echo(f"columns not read: {', '.join(result.ignored_columns)}", err=True)
-    typer.echo(f"{len(result.events)} rows valid")
+    typer.echo(f"{result.rows} rows valid ({result.kind}: {len(result.events)} events)")
     if dry_run:
         return
     _need_token(token)

@@ -1,102 +1,85 @@
-"""Importing a community's door-to-door screening sheet (Excel or CSV, Chinese headers).
+"""Importing the sheets a community keeps (Excel or CSV, Chinese headers): door-to-door
+screenings, isolation rosters, case lists and daily closes (:mod:`zhibao_client.sheet_kinds`).
 
-Every row is validated with the shared event contract first; if any row is
-wrong, each problem is reported by row number and (Chinese) column and nothing
-is sent. Names (姓名) and other personal columns are never read, and resident
-ID numbers never appear in messages.
+The kind is recognised from the header row (or named with ``kind``). Every row is
+validated with the shared event contract first; if any row is wrong, each problem is
+reported by row number and (Chinese) column and nothing is sent. Names (姓名) and other
+personal columns are never read, and resident ID numbers never appear in messages.
 
-Event ids are derived from the row's content (never from the ID number: an
-event id travels in the clear) plus its occurrence among identical rows, so
-importing the same sheet again — also after re-saving it, inserting rows or
-correcting another row — sends duplicates only for the rows already sent.
+Event ids are derived from the row's content (never from the ID number: an event id
+travels in the clear) plus its occurrence among identical rows, so importing the same
+sheet again — also after re-saving it, inserting rows or correcting another row — sends
+duplicates only for the rows already sent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from zhibao_client.sheet import (
-    CANONICAL,
-    COLUMNS,
-    cell_text,
-    normalise_header,
-    parse_symptoms,
-    parse_temperature,
-    parse_time,
-    parse_yes_no,
-)
+from zhibao_client.import_rows import Draft, ImportRefused, RowContext, RowError, SheetKind
+from zhibao_client.sheet import cell_text, header_text, normalise_header
+from zhibao_client.sheet_kinds import KIND_NAMES, KINDS
 from zhibao_shared.events import REPORTED_EVENT
 
-REQUIRED = ("temperature_c",)
+__all__ = ["ImportRefused", "RowError", "SheetImport", "build_events"]
+
 _HEADER_SEARCH_ROWS = 10  # title rows above the header are common
-
-
-@dataclass(frozen=True)
-class RowError:
-    """One problem: the sheet's row number (as Excel shows it), the column and what is wrong."""
-
-    row: int
-    column: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"row {self.row}, column {self.column}: {self.message}"
-
-
-class ImportRefused(ValueError):
-    """The sheet has errors; nothing was sent."""
-
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__(f"{len(errors)} problem(s) in the sheet; nothing was sent")
-        self.errors = errors
 
 
 @dataclass
 class SheetImport:
-    """The validated events of a sheet and the columns that were not read."""
+    """The validated events of a sheet, its kind, its data rows and the columns not read."""
 
     events: list[dict[str, Any]]
     ignored_columns: list[str] = field(default_factory=list)
+    kind: str = "screening"
+    rows: int = 0
 
 
 @dataclass(frozen=True)
 class _Layout:
+    kind: SheetKind
     header_row: int  # 1-based
     fields: dict[int, str]  # column index → field
     names: dict[str, str]  # field → the sheet's own header text
     ignored: list[str]
 
 
-def build_events(path: Path, community: str, timezone: str = "Asia/Shanghai") -> SheetImport:
-    """Validated ``zhibao.screening.v1`` events, or :class:`ImportRefused` with every problem."""
+def build_events(
+    path: Path, community: str, timezone: str = "Asia/Shanghai", kind: str | None = None
+) -> SheetImport:
+    """Validated events of a sheet, or :class:`ImportRefused` with every problem.
+
+    ``kind`` (screening, isolation, case, daily_report) skips recognising the sheet.
+    """
     rows = [list(r) for r in _read(path)]
-    layout = _layout(rows)
+    layout = _layout(rows, kind)
     zone = ZoneInfo(timezone)
     errors: list[RowError] = []
     events: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
+    counted = 0
     for number, row in enumerate(rows[layout.header_row :], start=layout.header_row + 1):
         if not any(cell_text(row[i]) for i in layout.fields if i < len(row)):
             continue
-        event, row_errors = _row_event(row, layout, number, community, zone)
+        counted += 1
+        row_events, row_errors = _row_events(row, layout, number, community, zone)
         errors += row_errors
-        if event is not None:
+        for event in row_events:
             occurrence = seen.get(event["id"], 0)
             seen[event["id"]] = occurrence + 1
             event["id"] = f"{event['id']}-{occurrence}"
             events.append(event)
     if errors:
         raise ImportRefused(errors)
-    return SheetImport(events, layout.ignored)
+    return SheetImport(events, layout.ignored, layout.kind.name, counted)
 
 
 def _read(path: Path) -> list[list[Any]]:
@@ -108,107 +91,101 @@ def _read(path: Path) -> list[list[Any]]:
     return rows
 
 
-def _layout(rows: list[list[Any]]) -> _Layout:
+def _layout(rows: list[list[Any]], kind: str | None) -> _Layout:
+    kinds = [k for k in KINDS if kind is None or k.name == kind]
+    if not kinds:
+        raise ImportRefused([RowError(1, "(sheet)", f"unknown kind {kind!r}; one of {KIND_NAMES}")])
     for index, row in enumerate(rows[:_HEADER_SEARCH_ROWS]):
-        headers = [cell_text(h) for h in row]
-        fields = {
-            i: COLUMNS[normalise_header(h)]
-            for i, h in enumerate(headers)
-            if normalise_header(h) in COLUMNS
-        }
-        if not set(REQUIRED) <= set(fields.values()):
-            continue
-        names = {f: headers[i] for i, f in reversed(list(fields.items()))}
-        ignored = [h for i, h in enumerate(headers) if h and i not in fields]
-        if "time" not in names and "date" not in names:
-            raise ImportRefused([RowError(index + 1, "检测时间", "column missing")])
-        return _Layout(index + 1, fields, names, ignored)
-    raise ImportRefused(
-        [RowError(1, CANONICAL[f], "column missing (no header row found)") for f in REQUIRED]
-    )
+        headers = [header_text(h) for h in row]
+        for candidate in kinds:
+            found = _fields(candidate, headers)
+            if set(candidate.identifying) <= set(found.values()):
+                return _checked(candidate, index + 1, headers, found)
+    wanted = [
+        RowError(1, k.canonical[f], f"column missing for a {k.label} (no header row found)")
+        for k in kinds
+        for f in k.identifying
+    ]
+    raise ImportRefused(wanted)
 
 
-def _row_event(
+def _fields(kind: SheetKind, headers: list[str]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for i, header in enumerate(headers):
+        found = kind.field_of(normalise_header(header)) if header else None
+        if found is not None:
+            out[i] = found
+    return out
+
+
+def _checked(
+    kind: SheetKind, header_row: int, headers: list[str], found: dict[int, str]
+) -> _Layout:
+    names = {f: headers[i] for i, f in reversed(list(found.items()))}
+    for group in kind.required_any:
+        if not any(f in names for f in group):
+            raise ImportRefused([RowError(header_row, kind.canonical[group[0]], "column missing")])
+    ignored = [h for i, h in enumerate(headers) if h and i not in found]
+    return _Layout(kind, header_row, found, names, ignored)
+
+
+def _row_events(
     row: list[Any], layout: _Layout, number: int, community: str, zone: ZoneInfo
-) -> tuple[dict[str, Any] | None, list[RowError]]:
+) -> tuple[list[dict[str, Any]], list[RowError]]:
     values = {f: row[i] for i, f in layout.fields.items() if i < len(row) and cell_text(row[i])}
-    column = {f: layout.names.get(f, CANONICAL[f]) for f in CANONICAL}
-    errors: list[RowError] = []
-    data: dict[str, Any] = {"site": "door_to_door"}
-    when = None
-    try:
-        when = parse_time(values.get("time"), values.get("date"), zone).isoformat()
-    except (TypeError, ValueError):
-        name = column["time"] if "time" in layout.names else column["date"]
-        errors.append(RowError(number, name, "not a date and time, e.g. 2026-11-25 08:30"))
-    parsers: dict[str, tuple[Callable[[Any], Any], str | None]] = {
-        "temperature_c": (parse_temperature, "not a temperature in °C, e.g. 36.8"),
-        "symptoms": (parse_symptoms, None),
-        "travel_from_risk_area": (parse_yes_no, None),
-    }
-    for name, (parse, fixed) in parsers.items():
-        if name not in values:
-            continue
-        try:
-            data[name] = parse(values[name])
-        except ValueError as exc:
-            errors.append(RowError(number, column[name], fixed or str(exc)))
-    if "temperature_c" not in values:
-        errors.append(RowError(number, column["temperature_c"], "missing"))
-    for name in ("compound", "building", "grid"):
-        if name in values:
-            data[name] = cell_text(values[name])
-    if "id_number" in values:
-        data["person"] = {"id_number": cell_text(values["id_number"])}
-    placeholder = datetime.now(zone).isoformat()  # lets the contract check the other cells
-    event, contract_errors = _validated(number, community, when or placeholder, data, column)
-    reported = {e.column for e in errors}
-    errors += [e for e in contract_errors if e.column not in reported]
-    return (None, errors) if errors else (event, [])
+    names = {**layout.kind.canonical, **layout.names}
+    context = RowContext(number, values, names, zone, frozenset(layout.names))
+    drafts = layout.kind.build(context)
+    reported = {e.column for e in context.errors}
+    events: list[dict[str, Any]] = []
+    contract: list[RowError] = []
+    for draft in drafts:
+        event, problems = _validated(number, community, draft, layout.kind, context)
+        contract += [p for p in problems if p.column not in reported and p not in contract]
+        if event is not None:
+            events.append(event)
+    errors = context.errors + contract
+    return ([], errors) if errors else (events, [])
 
 
 def _validated(
-    number: int, community: str, when: str, data: dict[str, Any], column: dict[str, str]
+    number: int, community: str, draft: Draft, kind: SheetKind, row: RowContext
 ) -> tuple[dict[str, Any] | None, list[RowError]]:
+    when = draft.time.isoformat()
     event: dict[str, Any] = {
         "specversion": "1.0",
-        "id": _content_id(community, when, data),
+        "id": _content_id(community, draft.type, when if kind.time_in_id else "", draft.data),
         "source": f"/{community}/import",
-        "type": "zhibao.screening.v1",
+        "type": draft.type,
         "subject": community,
         "time": when,
-        "data": data,
+        "data": draft.data,
     }
     try:
         model = REPORTED_EVENT.validate_python(event)
     except ValidationError as exc:
-        return None, [_row_error(number, e, column) for e in exc.errors(include_input=False)]
+        errors = exc.errors(include_input=False)
+        return None, [_row_error(number, e, kind, draft, row) for e in errors]
     return model.model_dump(mode="json", exclude_none=True), []
 
 
-def _content_id(community: str, when: str, data: dict[str, Any]) -> str:
+def _content_id(community: str, event_type: str, when: str, data: dict[str, Any]) -> str:
     """A stable id from what the row says, without the person (ids travel in the clear)."""
     content = {k: v for k, v in data.items() if k != "person"}
-    text = json.dumps([community, when, content], sort_keys=True, ensure_ascii=False)
+    parts: list[Any] = [community, when, content]
+    if event_type != "zhibao.screening.v1":  # screening ids stay as they were
+        parts.insert(1, event_type)
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return "import-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-_FIELD_OF_PATH = {
-    "data.person": "id_number",
-    "data.temperature_c": "temperature_c",
-    "data.building": "building",
-    "data.compound": "compound",
-    "data.grid": "grid",
-    "data.symptoms": "symptoms",
-    "time": "time",
-    "subject": "",
-}
-
-
-def _row_error(number: int, error: Any, column: dict[str, str]) -> RowError:
+def _row_error(number: int, error: Any, kind: SheetKind, draft: Draft, row: RowContext) -> RowError:
     path = ".".join(str(p) for p in error["loc"] if "." not in str(p))
-    field_name = next((f for p, f in _FIELD_OF_PATH.items() if path.startswith(p)), None)
+    paths = {**kind.paths, "time": draft.time_field}
+    if draft.time_field.startswith("check:"):
+        paths["data.temperature_c"] = draft.time_field
+    field_name = next((f for p, f in paths.items() if path.startswith(p)), None)
     if field_name == "":
         return RowError(number, "(community)", "--community must be a 12-digit community code")
-    name = column.get(field_name, path) if field_name else path
+    name = row.column(field_name) if field_name else path
     return RowError(number, name, str(error["msg"]).removeprefix("Value error, "))

@@ -1,4 +1,4 @@
-"""Reading a screening sheet (xlsx or CSV) and understanding its Chinese headers and cells.
+"""Reading a community's sheet (xlsx or CSV) and understanding its Chinese headers and cells.
 
 Only the columns listed in :data:`COLUMNS` are ever read; every other column
 (姓名, 联系电话, 住址 …) is skipped without looking at its cells.
@@ -198,3 +198,35 @@ def parse_yes_no(value: Any) -> bool:
     if text in NO or not text:
         return False
     raise ValueError("must be 是 or 否")
+
+
+def header_text(value: Any) -> str:
+    """A header cell as text: a date cell (a dated daily-check column) as YYYY-MM-DD."""
+    if isinstance(value, datetime | date):
+        return f"{value:%Y-%m-%d}"
+    return cell_text(value)
+
+
+def parse_date(value: Any) -> date:
+    """A day from a date cell or text (2026-11-25, 2026/11/25, 2026年11月25日, 2026.11.25)."""
+    return _as_date(value)
+
+
+def parse_moment(value: Any, zone: ZoneInfo) -> datetime:
+    """A moment from a date-time cell or text; a bare date is the start of that day."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, time(0), zone)
+    try:
+        return parse_time(value, None, zone)
+    except ValueError:
+        return datetime.combine(_as_date(value), time(0), zone)
+
+
+def parse_count(value: Any) -> int:
+    """A non-negative whole number (3, '3', 3.0); ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("not a count")
+    number = float(value) if isinstance(value, int | float) else float(cell_text(value))
+    if number < 0 or number != int(number):
+        raise ValueError("must be a whole number, 0 or more")
+    return int(number)

@@ -25,6 +25,7 @@ from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
 from zhibao_aggregator.domain.quality import Weights
 from zhibao_aggregator.domain.risk import NationalRule2020, RiskRule, ZoningRule
+from zhibao_aggregator.domain.templates import ReportTemplate
 from zhibao_aggregator.handler import ApplyBatch, Changed
 from zhibao_aggregator.http_api import (
     add_error_handlers,
@@ -42,8 +43,12 @@ from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
 from zhibao_aggregator.storage.task_tables import task_facts
+from zhibao_aggregator.storage.templates import report_templates
 from zhibao_aggregator.storage.writer import Rules
 from zhibao_aggregator.task_consumer import ApplyTaskMessages
+from zhibao_aggregator.template_files import load_templates, sample_dir
+from zhibao_aggregator.templates_api import build_templates_router, build_unit_templates_router
+from zhibao_aggregator.templates_catalogue import TemplateCatalogue
 from zhibao_shared.broker import (
     bus_connected,
     declare_stream,
@@ -56,7 +61,7 @@ from zhibao_shared.broker import (
 from zhibao_shared.bus_access import levels_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import make_engine
-from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.hierarchy import Registry, load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.response_events import response_filters
@@ -154,6 +159,15 @@ def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
         settings.daily_report_deadline,
         settings.point_lift_after_days,
     )
+
+
+def template_files(settings: AggregatorSettings, registry: Registry) -> dict[str, ReportTemplate]:
+    """The report template files (:class:`TemplateFileError` names every bad file and field);
+    the sample's templates with the sample registry unless a directory is configured."""
+    directory = settings.aggregator_templates_dir
+    if directory is None and settings.registry_path is None:
+        directory = sample_dir()
+    return {} if directory is None else load_templates(directory, registry)
 
 
 def public_summaries(settings: AggregatorSettings, read_side: RollupReader) -> PublicSummaries:
@@ -344,6 +358,11 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
     app.include_router(build_quality_router(quality_reader(settings, aggregator.engine), auth))
+    catalogue = TemplateCatalogue(
+        aggregator.engine, template_files(settings, aggregator.reader.registry)
+    )
+    app.include_router(build_templates_router(catalogue, aggregator.reader, auth))
+    app.include_router(build_unit_templates_router(catalogue, aggregator.reader, auth))
     summaries = public_summaries(settings, aggregator.reader)
     app.include_router(build_public_router(summaries))
     app.include_router(build_public_page(summaries))
@@ -367,7 +386,8 @@ async def _empty_database(
             raise NotEmpty(f"the database holds {count} applied messages; use --force to wipe it")
         await before_wipe()
         for table in reversed(metadata.sorted_tables):
-            if table is not public_releases:  # released figures stay as published
+            # released figures stay as published; templates are not derived from the stream
+            if table not in (public_releases, report_templates):
                 await conn.execute(delete(table))
 
 

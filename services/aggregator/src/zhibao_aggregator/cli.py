@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -22,10 +24,16 @@ def run(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from zhibao_aggregator.bootstrap import create_app
+    from zhibao_aggregator.template_files import TemplateFileError
     from zhibao_shared.serving import serve
 
     settings = AggregatorSettings()
-    serve(create_app(settings), settings, settings.aggregator_port)
+    try:
+        app = create_app(settings)
+    except TemplateFileError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    serve(app, settings, settings.aggregator_port)
 
 
 @app.command()
@@ -37,6 +45,31 @@ def migrate() -> None:
     configure_logging(settings, service="aggregator")
     asyncio.run(run_migrations(settings.database_url()))
     typer.echo("aggregator database is at the latest schema")
+
+
+@app.command("check-templates")
+def check_templates(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="A template directory; ZHIBAO_AGGREGATOR_TEMPLATES_DIR by default"),
+    ] = None,
+) -> None:
+    """Validate report template files (every problem named by file and field)."""
+    from zhibao_aggregator.bootstrap import template_files
+    from zhibao_aggregator.template_files import TemplateFileError
+    from zhibao_shared.hierarchy import load_registry
+
+    settings = AggregatorSettings()
+    if directory is not None:
+        settings = settings.model_copy(update={"aggregator_templates_dir": directory})
+    try:
+        found = template_files(settings, load_registry(settings.registry_path))
+    except TemplateFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    for template_id, template in sorted(found.items()):
+        typer.echo(f"{template_id}: {template.title} ({len(template.columns)} columns)")
+    typer.echo(f"{len(found)} template(s) valid")
 
 
 @app.command("rebuild")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -133,6 +134,11 @@ class AggregatorSettings(ServiceSettings):
     quality_weight_uncorrected: float = Field(default=5.0, ge=0, description=_WEIGHT)
     quality_weight_case_lag: float = Field(default=20.0, ge=0, description=_WEIGHT)
     quality_weight_consistency: float = Field(default=10.0, ge=0, description=_WEIGHT)
+    aggregator_templates_dir: Path | None = Field(
+        default=None,
+        description="Directory of report template files (<id>.yaml); when unset, the "
+        "templates shipped with the sample registry if that is the registry in use, else none",
+    )
 
     @field_validator("dashboard_nats_url")
     @classmethod
