@@ -22,8 +22,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import contributions as c
-from zhibao_aggregator.domain import corrections as k
+from zhibao_aggregator.domain import corrections as correcting
 from zhibao_aggregator.domain import metrics as m
+from zhibao_aggregator.domain.corrections import Footprint
 from zhibao_aggregator.metrics import CORRECTIONS_HELD, CORRECTIONS_IGNORED
 from zhibao_aggregator.storage.facts import (
     CHUNK,
@@ -171,8 +172,8 @@ async def _correct(
     if applied.effect is None:  # applied before footprints were kept: rebuild to correct
         _ignore(fixes, "no_footprint")
         return Counter()
-    original = k.Footprint.decode(applied.effect)
-    decision = k.decide(original, applied.corrected_by, fixes)
+    original = Footprint.decode(applied.effect)
+    decision = correcting.decide(original, applied.corrected_by, fixes)
     _ignore(decision.ignored, "type_mismatch" if original.correctable else "not_correctable")
     community = key.split(" ", 1)[0]
     change: c.Contribution = Counter()
@@ -181,15 +182,15 @@ async def _correct(
     decider = decision.decider
     if decider is None:
         return change
-    after = k.corrected(original, decider, rules.calendar, rules.fever_c)
-    change.update(k.counted(community, [original], -1))
-    change.update(k.counted(community, [after]))
+    after = correcting.corrected(original, decider, rules.calendar, rules.fever_c)
+    change.update(correcting.counted(community, [original], -1))
+    change.update(correcting.counted(community, [after]))
     new_data = None if isinstance(decider.data, Retraction) else decider.data.data
     change.update(await _refile(conn, key, community, original, after, new_data, rules))
     await conn.execute(
         update(applied_events)
         .where(applied_events.c.dedup_key == key)
-        .values(effect=after.encode(), corrected_by=k.order_key(decider))
+        .values(effect=after.encode(), corrected_by=correcting.order_key(decider))
     )
     return change
 
@@ -198,8 +199,8 @@ async def _refile(
     conn: AsyncConnection,
     key: str,
     community: str,
-    before: k.Footprint,
-    after: k.Footprint,
+    before: Footprint,
+    after: Footprint,
     data: Any,
     rules: Rules,
 ) -> c.Contribution:
@@ -213,7 +214,7 @@ async def _refile(
     return Counter()
 
 
-def _pids(before: k.Footprint, after: k.Footprint) -> tuple[str | None, str | None]:
+def _pids(before: Footprint, after: Footprint) -> tuple[str | None, str | None]:
     old = before.ref if before.metrics and before.ref else None
     new = after.ref if after.metrics and after.ref else None
     return old, new
@@ -223,8 +224,8 @@ async def _refile_case(
     conn: AsyncConnection,
     key: str,
     community: str,
-    before: k.Footprint,
-    after: k.Footprint,
+    before: Footprint,
+    after: Footprint,
     data: PublishedCaseData | None,
     rules: Rules,
 ) -> c.Contribution:
@@ -257,8 +258,8 @@ async def _refile_isolation(
     conn: AsyncConnection,
     key: str,
     community: str,
-    before: k.Footprint,
-    after: k.Footprint,
+    before: Footprint,
+    after: Footprint,
     data: PublishedIsolationData | None,
     rules: Rules,
 ) -> c.Contribution:
@@ -295,8 +296,8 @@ async def _refile_report(
     conn: AsyncConnection,
     key: str,
     community: str,
-    before: k.Footprint,
-    after: k.Footprint,
+    before: Footprint,
+    after: Footprint,
     data: DailyReportData | None,
     rules: Rules,
 ) -> c.Contribution:

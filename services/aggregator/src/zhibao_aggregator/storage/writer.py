@@ -19,8 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import contributions as c
-from zhibao_aggregator.domain import corrections as k
 from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.corrections import footprint
 from zhibao_aggregator.storage.corrections import (
     CORRECTION_EFFECT,
     apply_corrections,
@@ -93,7 +93,7 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     events = [d.event for d in fresh]
     originals = [e for e in events if not isinstance(e, PublishedCorrection)]
     fixes = [e for e in events if isinstance(e, PublishedCorrection)]
-    prints = [k.footprint(e, rules.calendar, rules.fever_c) for e in originals]
+    prints = [footprint(e, rules.calendar, rules.fever_c) for e in originals]
     change: c.Contribution = Counter()
     for event, mark in zip(originals, prints, strict=True):
         for metric in mark.metrics:
