@@ -99,3 +99,19 @@ class FlakyAfterCommit:
         if self.left > 0:
             self.left -= 1
             raise ConnectionResetError("ack path lost after commit (test)")
+
+
+async def publish_each(
+    url: str, events: Sequence[PublishedEvent], settings: AggregatorSettings, again: str = ""
+) -> None:
+    """Publish events one message each, in this order, as intake would (``again``: a suffix
+    of the message ids, to store events the stream already holds once more)."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        for event in events:
+            subject, payload, headers = _message([(event, event.dedup_key + again)])
+            await js.publish(subject, payload, headers=headers, stream=EVENTS_STREAM)
+    finally:
+        await client.close()

@@ -55,3 +55,33 @@ def case(
     event["type"] = "zhibao.case.v1"
     event["data"] = {"person": person, "classification": classification}
     return event
+
+
+def correction(
+    original: dict[str, Any],
+    action: str = "retract",
+    *,
+    data: dict[str, Any] | None = None,
+    reason: str = "entered in error",
+    event_id: str | None = None,
+    when: datetime | None = None,
+) -> dict[str, Any]:
+    """A valid ``zhibao.correction.v1`` of ``original`` (a reported event's dict): a
+    retraction, or with ``data`` a replacement of the original's type."""
+    body: dict[str, Any] = {
+        "corrects": {"source": original["source"], "id": original["id"]},
+        "action": action,
+        "reason": reason,
+    }
+    if data is not None:
+        body |= {"type": original["type"], "data": data}
+    community = original["subject"]
+    return {
+        "specversion": "1.0",
+        "id": event_id or f"corr-{next(_ids)}",
+        "source": f"/{community}/corrections",
+        "type": "zhibao.correction.v1",
+        "subject": community,
+        "time": (when or datetime.now(UTC) - timedelta(seconds=30)).isoformat(),
+        "data": body,
+    }

@@ -29,3 +29,13 @@ TASK_MESSAGES_SKIPPED = Counter(
     "zhibao_aggregator_task_messages_skipped_total",
     "Messages on the task subjects that were not task messages (logged, dropped)",
 )
+CORRECTIONS_HELD = Counter(
+    "zhibao_aggregator_corrections_held_total",
+    "Corrections that arrived before the event they correct (held until it arrives)",
+)
+CORRECTIONS_IGNORED = Counter(
+    "zhibao_aggregator_corrections_ignored_total",
+    "Corrections ignored: a type other than the event's, an event that is not correctable, "
+    "or one applied before footprints were kept",
+    ["reason"],
+)

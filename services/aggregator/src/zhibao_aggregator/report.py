@@ -28,6 +28,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("reports_late", "迟报 late reports"),
     ("reports_missing", "未报 missing reports"),
     ("reports_overdue", "逾期未报 overdue reports"),
+    ("corrections", "更正 corrections"),
     ("days_since_last_new_confirmed", "无新增天数 days since last new confirmed"),
     ("risk_level", "风险等级 risk level"),
     ("tasks_open", "未完成任务 tasks open"),

@@ -19,8 +19,6 @@ from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_shared.events import (
     Classification,
     IsolationAction,
-    PublishedEvent,
-    PublishedScreening,
 )
 
 #: (community code, day, metric) → change.
@@ -56,31 +54,6 @@ class ReportFact:
     received_at: datetime
     key: str
     zero: bool
-
-
-def arrivals(events: Iterable[PublishedEvent], calendar: Calendar, fever_c: float) -> Contribution:
-    """What events count by themselves, accumulated over a batch.
-
-    Every event counts on its own day, late ones (reaching intake on a later
-    local day) also as late. A screening also counts once as a screening and
-    under its site; fevers at or above ``fever_c`` and travel flags as such.
-    """
-    out: Contribution = Counter()
-    for event in events:
-        day = calendar.day(event.time)
-        where = event.subject
-        out[(where, day, m.EVENTS)] += 1
-        if calendar.day(event.receivedat) > day:
-            out[(where, day, m.LATE_EVENTS)] += 1
-        if isinstance(event, PublishedScreening):
-            data = event.data
-            out[(where, day, m.SCREENINGS)] += 1
-            out[(where, day, m.SITE_METRICS[data.site])] += 1
-            if data.temperature_c >= fever_c:
-                out[(where, day, m.FEVERS)] += 1
-            if data.travel_from_risk_area:
-                out[(where, day, m.TRAVEL_FLAGGED)] += 1
-    return out
 
 
 def case_history(facts: Iterable[CaseFact], calendar: Calendar) -> Contribution:

@@ -67,6 +67,8 @@ REPORTS_ZERO = "reports_zero"
 
 EVENTS = "events"
 LATE_EVENTS = "late_events"
+#: Corrections applied to the unit's events, counted on the corrected event's day.
+CORRECTIONS = "corrections"
 
 STOCKS: tuple[str, ...] = (
     *(current_metric(c) for c in CURRENT_CLASSES),
@@ -98,6 +100,7 @@ FLOWS: tuple[str, ...] = (
     REPORTS_ON_TIME,
     REPORTS_LATE,
     REPORTS_ZERO,
+    CORRECTIONS,
 )
 
 #: Case reports of a reportable class (suspected, confirmed, asymptomatic), counted on the

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain.calendar import Calendar
@@ -53,9 +53,17 @@ def case_lag_metrics(event: PublishedCase, limit: timedelta) -> tuple[str, ...]:
     """What a case event counts by itself in the scorecard (each +1 on its ``time``'s day):
     a case report of a reportable class, again when received within ``limit``, and its lag
     bucket. A ``receivedat`` before ``time`` (a device clock ahead) counts as no lag."""
-    if event.data.classification not in REPORTABLE:
+    return lag_metrics(event.data.classification, event.time, event.receivedat, limit)
+
+
+def lag_metrics(
+    classification: Classification, time: datetime, received: datetime, limit: timedelta
+) -> tuple[str, ...]:
+    """:func:`case_lag_metrics` from the parts of a case event (a replaced case keeps its
+    ``time`` and receipt and may change its classification)."""
+    if classification not in REPORTABLE:
         return ()
-    lag = max(timedelta(0), event.receivedat - event.time)
+    lag = max(timedelta(0), received - time)
     in_limit = (m.CASE_REPORTS_IN_LIMIT,) if lag <= limit else ()
     return (m.CASE_REPORTS, *in_limit, lag_bucket(lag))
 

@@ -36,6 +36,20 @@ applied_events = Table(
     metadata,
     Column("dedup_key", String(400), primary_key=True),
     Column("stream_sequence", BigInteger, nullable=False),
+    #: What the event counts by itself now (``domain.corrections.Footprint``), so a
+    #: correction takes back exactly that; ``correction`` for a correction itself.
+    Column("effect", Text),
+    #: The order key of the correction that decided the event last (NULL: none yet).
+    Column("corrected_by", String(450)),
+)
+
+#: Corrections whose original has not been applied yet, applied when it arrives.
+held_corrections = Table(
+    "held_corrections",
+    metadata,
+    Column("dedup_key", String(400), primary_key=True),
+    Column("corrected_key", String(400), nullable=False),
+    Column("payload", Text, nullable=False),
 )
 
 #: Each person's classification history (keyed by pseudonym).
@@ -122,6 +136,7 @@ epidemic_points = Table(
 )
 
 Index("ix_counters_unit_day", counters.c.unit, counters.c.day)
+Index("ix_held_corrections_corrected", held_corrections.c.corrected_key)
 Index("ix_case_facts_time", case_facts.c.classification, case_facts.c.time)
 Index("ix_case_facts_place", case_facts.c.community, case_facts.c.compound)
 Index("ix_level_declarations_unit", level_declarations.c.unit, level_declarations.c.number)

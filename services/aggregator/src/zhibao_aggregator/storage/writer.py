@@ -11,16 +11,32 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import contributions as c
-from zhibao_aggregator.domain import quality as q
 from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.corrections import footprint
+from zhibao_aggregator.storage.corrections import (
+    CORRECTION_EFFECT,
+    apply_corrections,
+    correction_lock,
+)
+from zhibao_aggregator.storage.facts import (
+    CHUNK,
+    case_fact,
+    case_row,
+    histories,
+    isolation_fact,
+    isolation_row,
+    report_facts,
+    report_row,
+)
+from zhibao_aggregator.storage.facts import as_utc as as_utc
 from zhibao_aggregator.storage.tables import (
     applied_events,
     case_facts,
@@ -31,17 +47,16 @@ from zhibao_aggregator.storage.tables import (
 from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
-    Classification,
+    CORRECTABLE_TYPES,
     IsolationAction,
     IsolationKind,
     PublishedCase,
+    PublishedCorrection,
     PublishedDailyReport,
     PublishedEvent,
     PublishedIsolation,
     PublishedTaskResult,
 )
-
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -65,11 +80,6 @@ class Applied:
     by_type: dict[str, int]
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Datetimes are stored in UTC; SQLite gives them back naive, so make them aware."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: Rules) -> Applied:
     """Apply the not-yet-applied events of a batch; the caller owns the transaction.
 
@@ -77,31 +87,46 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     update, district partitions sharing one PostgreSQL): each first locks the persons
     and community-days its batch touches, so a person's history is read and extended by
     one transaction at a time, and an event another instance applied meanwhile is seen.
+    Each event's footprint (what it counts by itself) is stored with its dedup key, so a
+    correction can take back exactly that; corrections are applied after the events.
     """
     await lock_names(conn, _lock_names(batch))
     fresh = await _fresh(conn, batch)
     events = [d.event for d in fresh]
-    change = c.arrivals(events, rules.calendar, rules.fever_c)
-    cases = [e for e in events if isinstance(e, PublishedCase)]
-    change.update(await _cases(conn, cases, rules))
-    change.update(q.case_lags(cases, rules.calendar, rules.case_report_limit))
+    originals = [e for e in events if not isinstance(e, PublishedCorrection)]
+    fixes = [e for e in events if isinstance(e, PublishedCorrection)]
+    prints = [
+        footprint(e, rules.calendar, rules.fever_c, rules.case_report_limit) for e in originals
+    ]
+    change: c.Contribution = Counter()
+    for event, mark in zip(originals, prints, strict=True):
+        for metric in mark.metrics:
+            change[(event.subject, mark.day, metric)] += 1
+    change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
     isolations = [e for e in events if _about_isolation(e)]
     change.update(await _isolations(conn, isolations, rules))
     reports = [e for e in events if isinstance(e, PublishedDailyReport)]
     change.update(await _reports(conn, reports, rules))
-    rolled = c.roll_up(change)
-    await _add_to_counters(conn, rolled)
     if fresh:
+        effects = {e.dedup_key: mark.encode() for e, mark in zip(originals, prints, strict=True)}
         await conn.execute(
             applied_events.insert(),
             sorted(
                 (
-                    {"dedup_key": d.event.dedup_key, "stream_sequence": d.stream_sequence}
+                    {
+                        "dedup_key": d.event.dedup_key,
+                        "stream_sequence": d.stream_sequence,
+                        "effect": effects.get(d.event.dedup_key, CORRECTION_EFFECT),
+                    }
                     for d in fresh
                 ),
                 key=lambda row: str(row["dedup_key"]),
             ),
         )
+    corrected = [e.dedup_key for e, mark in zip(originals, prints, strict=True) if mark.correctable]
+    change.update(await apply_corrections(conn, fixes, corrected, rules))
+    rolled = c.roll_up(change)
+    await _add_to_counters(conn, rolled)
     changed = frozenset((unit, day) for unit, day, _ in rolled)
     by_type = dict(Counter(e.type.short for e in events))
     return Applied(len(fresh), len(batch) - len(fresh), changed, by_type)
@@ -111,6 +136,10 @@ def _lock_names(batch: Sequence[Delivery]) -> set[str]:
     names: set[str] = set()
     for delivery in batch:
         event = delivery.event
+        if event.type in CORRECTABLE_TYPES or isinstance(event, PublishedCorrection):
+            # An event and its correction meet under this name: one holds the correction
+            # or applies it, never both miss each other.
+            names.add(correction_lock(event.subject))
         if isinstance(event, _PersonEvent) and (
             isinstance(event, PublishedCase) or _about_isolation(event)
         ):
@@ -123,8 +152,8 @@ def _lock_names(batch: Sequence[Delivery]) -> set[str]:
 async def _fresh(conn: AsyncConnection, batch: Sequence[Delivery]) -> list[Delivery]:
     keys = list({d.event.dedup_key for d in batch})
     known: set[str] = set()
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
         rows = await conn.execute(
             select(applied_events.c.dedup_key).where(applied_events.c.dedup_key.in_(chunk))
         )
@@ -176,52 +205,22 @@ def _by_pid(events: Iterable[_PersonEvent]) -> dict[str, list[Any]]:
     return grouped
 
 
-async def _history(conn: AsyncConnection, table: Any, pids: list[str]) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = defaultdict(list)
-    for start in range(0, len(pids), _CHUNK):
-        rows = await conn.execute(
-            select(table).where(table.c.pid.in_(pids[start : start + _CHUNK]))
-        )
-        for row in rows.mappings():
-            found[row["pid"]].append(row)
-    return found
-
-
 async def _cases(
     conn: AsyncConnection, events: list[PublishedCase], rules: Rules
 ) -> c.Contribution:
     grouped = _by_pid(events)
-    history = await _history(conn, case_facts, list(grouped))
+    history = await histories(conn, case_facts, list(grouped))
     change: c.Contribution = Counter()
     rows = []
     for pid, new in grouped.items():
-        old = [
-            c.CaseFact(
-                as_utc(r["time"]),
-                r["dedup_key"],
-                r["community"],
-                Classification(r["classification"]),
-            )
-            for r in history.get(pid, [])
-        ]
+        old = [case_fact(r) for r in history.get(pid, [])]
         added = [c.CaseFact(e.time, e.dedup_key, e.subject, e.data.classification) for e in new]
         change.update(
             c.difference(
                 c.case_history(old + added, rules.calendar), c.case_history(old, rules.calendar)
             )
         )
-        rows += [
-            {
-                "pid": pid,
-                "dedup_key": e.dedup_key,
-                "time": e.time.astimezone(UTC),
-                "community": e.subject,
-                "classification": e.data.classification.value,
-                "compound": e.data.compound,
-                "building": e.data.building,
-            }
-            for e in new
-        ]
+        rows += [case_row(pid, e.dedup_key, e.time, e.subject, e.data) for e in new]
     if rows:
         await conn.execute(case_facts.insert(), rows)
     return change
@@ -229,21 +228,11 @@ async def _cases(
 
 async def _isolations(conn: AsyncConnection, events: list[Any], rules: Rules) -> c.Contribution:
     grouped = _by_pid(events)
-    history = await _history(conn, isolation_facts, list(grouped))
+    history = await histories(conn, isolation_facts, list(grouped))
     change: c.Contribution = Counter()
     rows = []
     for pid, new in grouped.items():
-        old = [
-            c.IsolationFact(
-                as_utc(r["time"]),
-                r["dedup_key"],
-                r["community"],
-                IsolationAction(r["action"]),
-                r["kind"] or IsolationKind.HOME.value,
-                r["until"],
-            )
-            for r in history.get(pid, [])
-        ]
+        old = [isolation_fact(r) for r in history.get(pid, [])]
         added = [_isolation_fact(e) for e in new]
         change.update(
             c.difference(
@@ -251,18 +240,7 @@ async def _isolations(conn: AsyncConnection, events: list[Any], rules: Rules) ->
                 c.isolation_history(old, rules.calendar),
             )
         )
-        rows += [
-            {
-                "pid": pid,
-                "dedup_key": f.key,
-                "time": f.time.astimezone(UTC),
-                "community": f.community,
-                "action": f.action.value,
-                "kind": f.kind,
-                "until": f.until,
-            }
-            for f in added
-        ]
+        rows += [isolation_row(pid, f) for f in added]
     if rows:
         await conn.execute(isolation_facts.insert(), rows)
     return change
@@ -277,19 +255,8 @@ async def _reports(
     change: c.Contribution = Counter()
     if not grouped:
         return change
-    existing: dict[tuple[str, date], list[c.ReportFact]] = defaultdict(list)
-    keys = list(grouped)
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        rows = await conn.execute(
-            select(daily_reports).where(
-                tuple_(daily_reports.c.community, daily_reports.c.day).in_(chunk)
-            )
-        )
-        for r in rows.mappings():
-            fact = c.ReportFact(as_utc(r["received_at"]), r["dedup_key"], r["zero"])
-            existing[(r["community"], r["day"])].append(fact)
-    rows_out: list[dict[str, Any]] = []
+    existing = await report_facts(conn, list(grouped))
+    rows_out = []
     for (community, day), new in grouped.items():
         old = existing.get((community, day), [])
         added = [c.ReportFact(e.receivedat, e.dedup_key, e.data.zero) for e in new]
@@ -301,27 +268,10 @@ async def _reports(
             )
         )
         rows_out += [
-            {
-                "community": community,
-                "day": day,
-                "dedup_key": f.key,
-                "received_at": f.received_at.astimezone(UTC),
-                "zero": f.zero,
-                **_declared(e),
-            }
-            for e, f in zip(new, added, strict=True)
+            report_row(community, day, f, e.data.counts) for e, f in zip(new, added, strict=True)
         ]
     await conn.execute(daily_reports.insert(), rows_out)
     return change
-
-
-def _declared(event: PublishedDailyReport) -> dict[str, int | None]:
-    """The counts a daily close declared, as ``declared_<figure>`` columns (NULL: not declared)."""
-    counts = event.data.counts
-    return {
-        f"declared_{name}": getattr(counts, name) if counts is not None else None
-        for name in q.DECLARABLE
-    }
 
 
 async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, date, str]]) -> None:
@@ -338,5 +288,5 @@ async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, dat
         index_elements=[counters.c.unit, counters.c.metric, counters.c.day],
         set_={"value": counters.c.value + statement.excluded.value},
     )
-    for start in range(0, len(rows), _CHUNK):
-        await conn.execute(upsert, rows[start : start + _CHUNK])
+    for start in range(0, len(rows), CHUNK):
+        await conn.execute(upsert, rows[start : start + CHUNK])

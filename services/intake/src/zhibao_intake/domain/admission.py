@@ -20,6 +20,7 @@ from zhibao_shared.events import (
     MAX_SOURCE_LENGTH,
     REPORTED_EVENT,
     EventType,
+    ReportedCorrection,
     ReportedTaskResult,
     event_identity,
 )
@@ -64,11 +65,16 @@ _MAX_PATH_PART = 64
 def _field_path(loc: tuple[int | str, ...]) -> str:
     # Drop union tags pydantic inserts (event type values, person forms). The name of
     # an unknown field is submitted text: resident IDs in it are masked.
+    # A tag repeated by the field after it (a person form) is one part; a correction's
+    # replacement ``data`` follows its type's tag, so data.data.<field> stays whole.
     parts: list[str] = []
+    previous = None
     for part in loc:
         text = str(part)
-        if "." in text or (parts and parts[-1] == text):
+        if "." in text or text == previous:
+            previous = text
             continue
+        previous = text
         parts.append(mask_resident_ids(text)[:_MAX_PATH_PART])
     return ".".join(parts) or "type"
 
@@ -90,6 +96,37 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
         FieldError(field=_field_path(e["loc"]), message=_message(e))
         for e in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
+
+
+#: The code of a correction refused for the error pydantic names (see the contract).
+_CORRECTION_CODES = {
+    "correction_not_correctable": RejectionCode.NOT_CORRECTABLE,
+    "correction_retract_with_data": RejectionCode.CORRECTION_FORM,
+    "correction_replace_without_type": RejectionCode.CORRECTION_FORM,
+    "correction_replace_without_data": RejectionCode.CORRECTION_FORM,
+    "correction_action": RejectionCode.CORRECTION_FORM,
+}
+
+
+def _correction_code(error: Any) -> RejectionCode | None:
+    """The specific code of an error in a correction's ``data``, if it has one."""
+    loc = error["loc"]
+    if loc[:2] != (EventType.CORRECTION.value, "data"):
+        return None
+    if error["type"] in _CORRECTION_CODES:
+        return _CORRECTION_CODES[error["type"]]
+    if len(loc) == 4 and loc[3] == "reason":
+        return RejectionCode.CORRECTION_REASON
+    if len(loc) > 4 and loc[3] == "data":
+        return RejectionCode.CORRECTION_DATA
+    return None
+
+
+def _rejection_code(exc: ValidationError) -> RejectionCode:
+    """``invalid``, or for a correction the first specific code its errors name."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    codes = (_correction_code(e) for e in errors)
+    return next((code for code in codes if code is not None), RejectionCode.INVALID)
 
 
 def echoed(item: Any, key: str, limit: int) -> str | None:
@@ -140,7 +177,7 @@ def admit(
     try:
         reported = REPORTED_EVENT.validate_python(item)
     except ValidationError as exc:
-        return _rejected(index, item, RejectionCode.INVALID, field_errors(exc))
+        return _rejected(index, item, _rejection_code(exc), field_errors(exc))
     community = reported.subject
     if not registry.is_community(community):
         error = FieldError(field="subject", message=f"{community} is not a known community code")
@@ -227,9 +264,12 @@ def _deidentified_payload(reported: Any, reporter: Reporter, pseudonymiser: Pseu
     what intake publishes).
     """
     document = reported.model_dump(mode="json", exclude_none=True)
-    person = getattr(reported.data, "person", None)
+    data, body = reported.data, document["data"]
+    if isinstance(reported, ReportedCorrection):  # a replacement's persons as the original's
+        data, body = reported.data.data, body.get("data")
+    person = getattr(data, "person", None)
     if person is not None:
-        document["data"]["person"] = {"pid": pseudonymiser.pseudonym(person, reported.subject).pid}
+        body["person"] = {"pid": pseudonymiser.pseudonym(person, reported.subject).pid}
     document["reporter"] = reporter.token.id
     document["receivedat"] = reporter.received_at.isoformat()
     return to_json(document)  # pydantic-core's encoder: the same compact UTF-8, ~3x faster

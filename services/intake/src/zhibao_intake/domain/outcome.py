@@ -31,6 +31,14 @@ class RejectionCode(StrEnum):
     VISIT_REQUIRED = "visit_required"
     #: the task is not known yet (issued a moment ago): the event is answered unavailable
     TASK_NOT_YET_KNOWN = "task_not_yet_known"
+    #: corrections (see README, "Corrections"): the named type cannot be corrected,
+    NOT_CORRECTABLE = "not_correctable"
+    #: the action does not fit what is sent (replace without type/data, retract with data),
+    CORRECTION_FORM = "correction_form"
+    #: the replacement data is not valid as the named type's data,
+    CORRECTION_DATA = "correction_data"
+    #: the reason is missing, too long or names a resident ID
+    CORRECTION_REASON = "correction_reason"
 
 
 class FieldError(BaseModel):
