@@ -24,9 +24,8 @@ from zhibao_shared.events import Classification, PublishedCase
 REPORTABLE = frozenset(
     (Classification.SUSPECTED, Classification.CONFIRMED, Classification.ASYMPTOMATIC)
 )
-#: The counter the corrections helper maintains (corrections applied, on the corrected
-#: event's day). Read by name: until it is written, every unit has 0 corrections.
-CORRECTIONS = "corrections"
+#: Corrections applied, counted on the corrected event's day.
+CORRECTIONS = m.CORRECTIONS
 #: The figures a daily close may declare (``DeclaredCounts``), compared with the counters.
 DECLARABLE: tuple[str, ...] = (
     m.SCREENINGS,
