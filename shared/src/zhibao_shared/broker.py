@@ -219,9 +219,25 @@ def payload_room(broker: NatsBroker) -> int:
     return int(broker.connection.max_payload) - HEADER_ROOM
 
 
-async def stop_broker(broker: NatsBroker) -> None:
-    """Stop a broker, draining subscriptions; a connection already lost is not an error."""
+#: How long a stopping service lets NATS drain its subscriptions before closing.
+DRAIN_BOUND_S = 5.0
+
+
+async def stop_broker(broker: NatsBroker, within_s: float = DRAIN_BOUND_S) -> None:
+    """Stop a broker, draining subscriptions; a connection already lost is not an error.
+
+    The drain is bounded: nats-py waits up to 30 s for a drain (a pull request in
+    flight on a slow server can hold it that long), longer than a shutdown may take.
+    Past ``within_s`` the connection is closed without draining; nothing is lost, as
+    every consumer acks only after its commit, so what was in hand comes back.
+    """
+    state = broker.config.broker_config.connection_state
     try:
-        await broker.stop()
+        await asyncio.wait_for(broker.stop(), within_s)
+    except TimeoutError:
+        log.warning("nats_drain_timed_out", seconds=within_s)
+        with suppress(Exception):  # closing what is already half gone may fail any way
+            await state.connection.close()
+        state.disconnect()
     except (nats.errors.Error, OSError):
-        broker.config.broker_config.connection_state.disconnect()
+        state.disconnect()

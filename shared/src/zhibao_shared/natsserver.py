@@ -85,6 +85,11 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (tests freeze it to play a hung server)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def config_path(self) -> Path:
         """Where the server's configuration file is written (beside its store by default)."""
         return self.config_file or self.store_dir.parent / f"nats-server-{self.port}.conf"
