@@ -87,6 +87,7 @@ class AuditedEvent(_Described):
     source: str | None = None
     subject: str | None = Field(default=None, description="The community (masked if refused)")
     type: str | None = None
+    time: str | None = Field(default=None, description="The event's time, as submitted")
 
 
 class AuditRecord(_Described):
@@ -100,6 +101,9 @@ class AuditRecord(_Described):
     remote: str | None = Field(description="The caller's address (HTTP), else null")
     token: str | None = Field(description="Id of the caller's token, null if none was valid")
     token_name: str | None
+    person: str | None = Field(
+        default=None, description="The person a personal token belongs to, when known"
+    )
     status: int = Field(description="The HTTP-equivalent status answered")
     events: list[AuditedEvent] | None = Field(
         default=None, description="Per submitted event, in submission order (when admitted)"

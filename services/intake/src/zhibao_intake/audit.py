@@ -54,6 +54,7 @@ def audit_record(
         "remote": caller.remote,
         "token": caller.token.id if caller.token else None,
         "token_name": caller.token.name if caller.token else None,
+        "person": _person(caller.token),
         "status": status,
     }
     if results is not None and items is not None:
@@ -61,6 +62,12 @@ def audit_record(
             _event_line(result, item) for result, item in zip(results, items, strict=True)
         ]
     return record
+
+
+def _person(token: Token | None) -> str | None:
+    """The person a personal token belongs to, when tokens carry one."""
+    person = getattr(token, "person", None)
+    return person if isinstance(person, str) else None
 
 
 def tally_records(window: ClosedWindow) -> list[dict[str, Any]]:
@@ -90,6 +97,8 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
         # were validated, so there is nothing to mask.
         line |= {k: result[k] for k in ("id", "source")}
         line |= {k: item[k] for k in ("subject", "type")}
+        if isinstance(item.get("time"), str):
+            line["time"] = item["time"]
         return line
     # A refused event's fields are as submitted: anything shaped like a resident ID
     # (an ID number as event id, or as CloudEvents subject) is masked.
@@ -97,7 +106,7 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
         if key in result:
             line[key] = mask_resident_ids(result[key])
     if isinstance(item, dict):
-        for key in ("subject", "type"):
+        for key in ("subject", "type", "time"):
             if isinstance(item.get(key), str):
                 line[key] = mask_resident_ids(item[key])[:64]
     return line
