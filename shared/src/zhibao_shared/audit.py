@@ -2,7 +2,8 @@
 
 Records are JSON lines in stream ZHIBAO_AUDIT, on ``zhibao.audit.<service>.<group>``
 (intake's submissions on ``zhibao.audit.intake.submissions``; an action such as
-``alert.acknowledged`` of the alerts service on ``zhibao.audit.alerts.alert``). The
+``alert.acknowledged`` of the alerts service on ``zhibao.audit.alerts.alerts``: the
+action's first word in the plural). The
 stream refuses deletes and purges; only its age and size limits retire records.
 
 An *action record* says who did what to which unit, once the action is done::
@@ -72,10 +73,11 @@ def action_record(
 
 
 def group_of(record: Mapping[str, Any]) -> str:
-    """The subject's last token for a record: its action's first word, else submissions."""
+    """The subject's last token for a record: its action's first word in the plural
+    (``alert.acknowledged`` -> ``alerts``), else ``submissions``."""
     action = record.get("action")
     if isinstance(action, str) and action:
-        return action.partition(".")[0]
+        return f"{action.partition('.')[0]}s"
     return SUBMISSIONS
 
 
