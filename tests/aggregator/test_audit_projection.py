@@ -83,11 +83,11 @@ SUBMISSIONS = [
         _at(DAY_1, 9),
         [
             _event(1, A, "accepted"),
-            _event(2, A, "rejected", "invalid_data"),
-            _event(3, B, "rejected", "invalid_data"),
+            _event(2, A, "rejected", "invalid"),
+            _event(3, B, "rejected", "invalid"),
         ],
     ),
-    _submission(_at(DAY_1, 23), [_event(4, A, "rejected", "invalid_data")]),
+    _submission(_at(DAY_1, 23), [_event(4, A, "rejected", "invalid")]),
     _submission(
         _at(DAY_2, 0), [_event(5, A, "rejected", "unknown_unit"), _event(6, B, "duplicate")]
     ),
@@ -195,9 +195,9 @@ async def test_rejected_events_per_community_day_and_reason(
         street_a_day_1 = await rejected_events(conn, A[:9], DAY_1, DAY_1)
         nothing = await rejected_events(conn, "640106", DAY_2 + timedelta(days=1), DAY_2)
     assert district == [
-        RejectedCount(A, DAY_1, "invalid_data", 2),
+        RejectedCount(A, DAY_1, "invalid", 2),
         RejectedCount(A, DAY_2, "unknown_unit", 1),
-        RejectedCount(B, DAY_1, "invalid_data", 1),
+        RejectedCount(B, DAY_1, "invalid", 1),
     ]
-    assert street_a_day_1 == [RejectedCount(A, DAY_1, "invalid_data", 2)]
+    assert street_a_day_1 == [RejectedCount(A, DAY_1, "invalid", 2)]
     assert nothing == []

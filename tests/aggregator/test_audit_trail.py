@@ -149,7 +149,7 @@ def test_an_accepted_and_a_rejected_event_say_who_what_when_and_where(trail: Tra
     assert accepted["at"] >= accepted["event_time"][:19]
     rejected = _eventually(trail, "district", {"event_id": trail.rejected["id"]})
     assert rejected["outcome"] == "rejected"
-    assert rejected["code"]
+    assert rejected["code"] == "invalid"
     assert rejected["unit"] == COMMUNITY_A
     assert rejected["token"] == accepted["token"]
     only = trail.records("district", outcome="rejected", type=SCREENING)
