@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.security.bus_run import issue_task, stack_env, wait_until
+from tests.security.bus_run import declare_and_lift, issue_task, stack_env, wait_until
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, case, resident_id, screening
 from zhibao_cli.stack import Stack
 from zhibao_shared.tokens import Role, TokenStore
@@ -169,6 +169,33 @@ def test_an_acknowledgement_a_task_issue_and_a_new_token_are_recorded(trail: Tra
     made = _eventually(trail, "street_a", {"type": "token.created", "target": trail.made_token})
     assert made["unit"] == STREET_A
     assert made["detail"]["name"] == "new gate"
+
+
+def test_silences_resolutions_levels_and_points_are_recorded(trail: Trail) -> None:
+    headers = {"authorization": f"Bearer {trail.tokens['street_a']}"}
+    alerts = trail.stack.url("alerts")
+    matchers = [{"name": "community", "value": COMMUNITY_A}]
+    body = {"matchers": matchers, "duration_minutes": 60, "comment": "drill"}
+    made = httpx.post(f"{alerts}/v1/silences", json=body, headers=headers, timeout=10)
+    assert made.status_code == 201, made.text
+    silence = str(made.json()["id"])
+    expired = httpx.delete(f"{alerts}/v1/silences/{silence}", headers=headers, timeout=10)
+    assert expired.status_code == 200, expired.text
+    resolved = httpx.post(f"{alerts}/v1/alerts/{trail.alert_id}/resolve", headers=headers)
+    assert resolved.status_code == 200, resolved.text
+    declare_and_lift(trail.stack, trail.tokens["district"])
+    for action, target in (
+        ("silence.created", silence),
+        ("silence.expired", silence),
+        ("alert.resolved", str(trail.alert_id)),
+    ):
+        found = _eventually(trail, "street_a", {"type": action, "target": target})
+        assert found["token_name"] == "street A on call"
+        assert found["unit"] == COMMUNITY_A
+    for action in ("level.declared", "level.lifted", "point.declared", "point.lifted"):
+        found = _eventually(trail, "street_a", {"type": action})
+        assert (found["token_name"], found["unit"]) == ("district centre", COMMUNITY_A)
+        assert found["service"] == "response"
 
 
 def test_a_street_never_sees_another_streets_records(trail: Trail) -> None:

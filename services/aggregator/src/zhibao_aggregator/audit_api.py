@@ -9,7 +9,7 @@ record with the filters to the trail.
 import base64
 import binascii
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -27,6 +27,8 @@ MAX_LIMIT = 500
 Outcome = Literal["accepted", "duplicate", "rejected", "unavailable", "refused", "done"]
 _SORT_KEY = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\|[a-z]+\|\d{20}\|\d{6}\|\d{6}$")
 _DAY = re.compile(r"^\d{4}-\d\d-\d\d$")
+#: Anything but NUL (which PostgreSQL cannot compare with).
+_NO_NUL = r"^[^\x00]*$"
 
 
 def encode_cursor(sort_key: str) -> str:
@@ -50,21 +52,18 @@ def moment(text: str | None, name: str, calendar: Calendar, *, end: bool) -> dat
     an RFC 3339 time with its offset."""
     if text is None:
         return None
-    if _DAY.match(text):
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise unprocessable(("query", name), "not a valid day") from None
-        return calendar.start_of(day + timedelta(days=1) if end else day)
     try:
+        if _DAY.match(text):
+            day = date.fromisoformat(text)
+            return calendar.start_of(day + timedelta(days=1) if end else day).astimezone(UTC)
         at = datetime.fromisoformat(text)
-    except ValueError:
+        if at.tzinfo is None:
+            raise unprocessable(("query", name), "a time needs its offset, e.g. +08:00 or Z")
+        return at.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise unprocessable(
             ("query", name), "a day (YYYY-MM-DD) or a time with its offset (RFC 3339)"
         ) from None
-    if at.tzinfo is None:
-        raise unprocessable(("query", name), "a time needs its offset, e.g. +08:00 or Z")
-    return at
 
 
 def _masked(text: str | None) -> str | None:
@@ -98,12 +97,16 @@ def build_audit_router(
             str | None, Query(pattern=r"^\d{4,12}$", description="A unit and below")
         ] = None,
         reporter: Annotated[
-            str | None, Query(min_length=1, max_length=200, description="A token's id or name")
+            str | None,
+            Query(
+                min_length=1, max_length=200, pattern=_NO_NUL, description="A token's id or name"
+            ),
         ] = None,
         kind: Annotated[
             str | None,
             Query(
                 alias="type",
+                pattern=_NO_NUL,
                 min_length=1,
                 max_length=200,
                 description="An event type (zhibao.screening.v1) or an action (task.issued)",
