@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zhibao_aggregator.audit_feed import AuditFeed, AuditFeedSpec
+from zhibao_aggregator.audit_feed import AuditFeed
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.storage.audit import RejectedCount, TrailQuery, read_trail, rejected_events
@@ -25,6 +25,8 @@ from zhibao_shared.audit import AuditTrail
 from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
 from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.stream_feed import FeedSpec
+from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM
 from zhibao_shared.tokens import Role, TokenStore
 
 pytestmark = pytest.mark.integration
@@ -128,7 +130,8 @@ async def _project(url: str, engine: AsyncEngine, tokens: TokenStore, durable: s
     """One aggregator partition's projection, run until it has read everything."""
     client = await nats.connect(url)
     try:
-        feed = AuditFeed(client.jetstream(), AuditFeedSpec(durable), engine, Calendar(ZONE), tokens)
+        spec = FeedSpec("aggregator", AUDIT_STREAM, durable, (AUDIT_ALL,))
+        feed = AuditFeed(client.jetstream(), spec, engine, Calendar(ZONE), tokens)
         await feed.start()
         await feed.run_until_caught_up()
         await feed.copy_tokens()

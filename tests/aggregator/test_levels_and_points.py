@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.harness import consume
 from tests.response.conftest import Harness, start
-from zhibao_aggregator.bootstrap import reader, rebuild, response_feed
+from zhibao_aggregator.bootstrap import levels_feed, reader, rebuild
 from zhibao_aggregator.http_api import add_error_handlers, build_router
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
@@ -68,7 +68,7 @@ class Aggregator:
         client = await nats.connect(self.url)
         try:
             await ensure_stream(client.jetstream(), events_stream_config(self.settings))
-            feed = response_feed(self.settings, client.jetstream(), self.engine)
+            feed = levels_feed(self.settings, client.jetstream(), self.engine)
             await feed.start()
             await feed.run_until_caught_up()
         finally:

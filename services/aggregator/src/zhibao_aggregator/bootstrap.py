@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator import task_consumer
 from zhibao_aggregator.audit_api import build_audit_router
-from zhibao_aggregator.audit_feed import AuditFeed, AuditFeedSpec
+from zhibao_aggregator.audit_feed import AuditFeed
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
@@ -33,7 +33,7 @@ from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.reader import RollupReader
-from zhibao_aggregator.response_feed import FeedSpec, ResponseFeed
+from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
 from zhibao_aggregator.storage.task_tables import task_facts
@@ -58,7 +58,15 @@ from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.response_events import response_filters
 from zhibao_shared.settings import nats_servers, redacted
-from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, TASKS_STREAM, district_events
+from zhibao_shared.stream_feed import FeedSpec, StreamFeed
+from zhibao_shared.subjects import (
+    AUDIT_ALL,
+    AUDIT_STREAM,
+    EVENTS_ALL,
+    EVENTS_STREAM,
+    TASKS_STREAM,
+    district_events,
+)
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
@@ -98,28 +106,35 @@ def rules(settings: AggregatorSettings) -> Rules:
     )
 
 
-def response_feed(
+def levels_feed(
     settings: AggregatorSettings,
     js: JetStreamContext,
     engine: AsyncEngine,
     on_committed: Changed = lambda _changed: None,
-) -> ResponseFeed:
+) -> StreamFeed[Message]:
     """The consumer of declared levels and epidemic points (``<durable>-levels``)."""
     spec = FeedSpec(
+        service="aggregator",
+        stream=TASKS_STREAM,
         durable=levels_durable(settings.aggregator_durable),
         filter_subjects=response_filters(settings.aggregator_districts),
+        # Levels and points are rare: an idle consumer asks twice a second.
+        fetch_timeout_s=0.5,
         max_deliver=settings.aggregator_max_deliver,
         ack_wait_s=settings.aggregator_ack_wait_s,
     )
-    return ResponseFeed(js, spec, engine, Calendar.named(settings.timezone), on_committed)
+    return response_feed(js, spec, engine, Calendar.named(settings.timezone), on_committed)
 
 
 def audit_feed(
     settings: AggregatorSettings, js: JetStreamContext, engine: AsyncEngine, tokens: TokenStore
 ) -> AuditFeed:
     """The audit trail's projection (``<durable>-audit``, and the token store's actions)."""
-    spec = AuditFeedSpec(
+    spec = FeedSpec(
+        service="aggregator",
+        stream=AUDIT_STREAM,
         durable=audit_durable(settings.aggregator_durable),
+        filter_subjects=(AUDIT_ALL,),
         max_deliver=settings.aggregator_max_deliver,
         ack_wait_s=settings.aggregator_ack_wait_s,
     )
@@ -169,7 +184,7 @@ class Aggregator:
     tokens: TokenStore
     audit: AuditTrail
     consumer: BatchConsumer | None = None
-    feed: ResponseFeed | None = None
+    feed: StreamFeed[Message] | None = None
     audit_feed: AuditFeed | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     task_subscriber: Any = None
@@ -183,7 +198,7 @@ class Aggregator:
         consumer = BatchConsumer(js, consumer_spec(self.settings), handler, self.settings)
         await consumer.start()
         self.consumer = consumer
-        feed = response_feed(self.settings, js, self.engine, self.publisher.mark)
+        feed = levels_feed(self.settings, js, self.engine, self.publisher.mark)
         await declare_stream(js, tasks_stream_config(self.settings))
         await feed.start()
         self.feed = feed
@@ -408,7 +423,7 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
         calendar = Calendar.named(settings.timezone)
         apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
         await task_consumer.replay(js, settings, apply_tasks)
-        feed = response_feed(settings, js, engine)
+        feed = levels_feed(settings, js, engine)
         await feed.start()
         await feed.run_until_caught_up()
         return consumer.stats.events

@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zhibao_alerts import task_consumer as task_feed
 from zhibao_alerts.busy import DatabaseBusy, busy_response, short_busy_timeout
 from zhibao_alerts.config_files import Watched
 from zhibao_alerts.dispatcher import Dispatcher
@@ -25,7 +26,6 @@ from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.http_api import build_router
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
-from zhibao_alerts.task_consumer import TaskConsumer, TaskConsumerSpec, task_filters
 from zhibao_alerts.task_handler import ApplyTaskMessages
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.audit import AuditTrail
@@ -46,7 +46,9 @@ from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.settings import redacted
-from zhibao_shared.subjects import EVENTS_ALL, district_events
+from zhibao_shared.stream_feed import FeedSpec, StreamFeed
+from zhibao_shared.subjects import EVENTS_ALL, TASKS_STREAM, district_events
+from zhibao_shared.task_events import TaskMessage
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
@@ -83,12 +85,14 @@ def consumer_spec(settings: AlertsSettings) -> ConsumerSpec:
     )
 
 
-def task_consumer_spec(settings: AlertsSettings) -> TaskConsumerSpec:
+def task_consumer_spec(settings: AlertsSettings) -> FeedSpec:
     """The alerts service's durable consumer of task messages, partitioned like its events
     consumer (``ZHIBAO_ALERTS_DISTRICTS``)."""
-    return TaskConsumerSpec(
+    return FeedSpec(
+        service="alerts",
+        stream=TASKS_STREAM,
         durable=tasks_durable(settings.alerts_durable),
-        filter_subjects=task_filters(settings.alerts_districts),
+        filter_subjects=task_feed.task_filters(settings.alerts_districts),
         batch_size=settings.alerts_tasks_batch_size,
         fetch_timeout_s=settings.alerts_tasks_fetch_s,
         ack_wait_s=settings.alerts_ack_wait_s,
@@ -110,7 +114,7 @@ class Alerts:
     audit: AuditTrail
     clock: Clock = utc_now
     consumer: BatchConsumer | None = None
-    task_consumer: TaskConsumer | None = None
+    task_consumer: StreamFeed[TaskMessage] | None = None
     dispatcher: Dispatcher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -127,7 +131,7 @@ class Alerts:
         """Publish an alert notification on NATS."""
         await self.broker.publish(body, subject)
 
-    async def _start_task_consumer(self, js: JetStreamContext) -> TaskConsumer:
+    async def _start_task_consumer(self, js: JetStreamContext) -> StreamFeed[TaskMessage]:
         """The task messages' consumer, started (its stream declared if the response
         service has not made it yet)."""
         await declare_stream(js, tasks_stream_config(self.settings))
@@ -139,7 +143,7 @@ class Alerts:
             self.clock,
             on_alert=self._alert_committed,
         )
-        consumer = TaskConsumer(js, task_consumer_spec(self.settings), apply)
+        consumer = StreamFeed(js, task_consumer_spec(self.settings), task_feed.decode, apply)
         await consumer.start()
         return consumer
 

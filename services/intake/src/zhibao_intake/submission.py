@@ -18,7 +18,7 @@ from zhibao_intake import metrics
 from zhibao_intake.domain.admission import NO_TASKS, Admitted, Reporter, ResultChecks, admit
 from zhibao_intake.domain.outcome import ItemResult, RejectionCode, Status, SubmissionResult
 from zhibao_intake.domain.pseudonym import Pseudonymiser
-from zhibao_intake.domain.task_results import TaskBook
+from zhibao_intake.domain.task_results import TaskBook, stale_for
 from zhibao_intake.publisher import BusUnavailable, PublishOutcome
 from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE, EventType
 from zhibao_shared.hierarchy import Registry
@@ -103,13 +103,14 @@ class TaskResults:
     catch_up_s: float
 
 
-def _task_named(item: Any) -> str | None:
-    """The task a submitted task result names (before validation), else None."""
+def _task_named(item: Any) -> tuple[str, str] | None:
+    """The task a submitted task result names and the community reporting it (before
+    validation), else None."""
     if not isinstance(item, dict) or item.get("type") != EventType.TASK_RESULT.value:
         return None
-    data = item.get("data")
+    data, community = item.get("data"), item.get("subject")
     task = data.get("task") if isinstance(data, dict) else None
-    return task if isinstance(task, str) else None
+    return (task, community) if isinstance(task, str) and isinstance(community, str) else None
 
 
 class SubmissionService:
@@ -128,14 +129,15 @@ class SubmissionService:
         self._task_results = task_results
 
     async def _result_checks(self, items: Sequence[Any]) -> ResultChecks:
-        """How task results are judged; a result for a task not known (or known before the
-        projection was ready) first waits for the tasks stream as it is now."""
+        """How task results are judged; a result for a task not known, or known to be with
+        another community (or known before the projection was ready), first waits for the
+        tasks stream as it is now."""
         config = self._task_results
         if config is None:
             return NO_TASKS
         tasks = config.tasks
         named = [task for task in map(_task_named, items) if task is not None]
-        stale = named and (not tasks.ready or any(tasks.known(t) is None for t in named))
+        stale = named and (not tasks.ready or stale_for(tasks, named))
         synced = await tasks.catch_up(config.catch_up_s) if stale else True
         return ResultChecks(tasks, synced, config.notes)
 

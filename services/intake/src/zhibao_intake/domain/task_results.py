@@ -7,6 +7,7 @@ judged against the task's entry there.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +41,21 @@ class Refusal:
 
     code: RejectionCode
     error: FieldError
+
+
+def stale_for(book: TaskBook, named: Iterable[tuple[str, str]]) -> bool:
+    """True when a result naming ``(task, community)`` may be judged on an outdated entry.
+
+    A task not known yet may have been issued a moment ago; a task known to be with
+    another community may have been transferred to this one a moment ago (the result
+    of the new community races the transfer's announcement). Either way, the tasks
+    stream as it is now must be read before the result is judged.
+    """
+    for task, community in named:
+        entry = book.known(task)
+        if entry is None or entry.unit != community:
+            return True
+    return False
 
 
 def unknown_task(task: str) -> Refusal:
