@@ -7,7 +7,7 @@ import typer
 from zhibao_aggregator.cli import app as aggregator_app
 from zhibao_alerts.cli import app as alerts_app
 from zhibao_bench.cli import bench
-from zhibao_cli import bus, tasks, tokens, up
+from zhibao_cli import audit, bus, tasks, tokens, up
 from zhibao_cli.asyncapi import asyncapi
 from zhibao_client.cli import import_sheet, send, simulate
 from zhibao_intake.cli import app as intake_app
@@ -27,6 +27,7 @@ app.command("bench")(bench)
 app.command("send")(send)
 app.command("import")(import_sheet)
 app.command("simulate")(simulate)
+app.command("audit")(audit.audit)
 app.add_typer(tokens.app, name="token")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(intake_app, name="intake")

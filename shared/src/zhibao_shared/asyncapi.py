@@ -30,7 +30,14 @@ from pydantic import BaseModel
 
 from zhibao_shared import subjects
 from zhibao_shared.bus_access import LEVELS_CONSUMER_SUFFIX, BusUser, bus_users, tasks_durable
-from zhibao_shared.bus_messages import AlertNotification, AuditRecord, RollupMessage, SubmitProblem
+from zhibao_shared.bus_messages import (
+    ActionRecord,
+    AlertNotification,
+    AuditRecord,
+    RefusalTallyRecord,
+    RollupMessage,
+    SubmitProblem,
+)
 from zhibao_shared.bus_permissions import matches, may_pull, names, publishable, subscribable
 from zhibao_shared.consumer import (
     BUNDLE_INDEX_HEADER,
@@ -57,6 +64,9 @@ _SUBMIT = "intakeSubmit"
 _SUBMIT_REPLY = "intakeSubmitReply"
 #: The durables of the tasks stream reading task messages end with this (``aggregator-tasks``).
 TASKS_CONSUMER_SUFFIX = tasks_durable("")
+#: The services appending to the audit trail, and the groups (subjects' last token).
+AUDIT_SERVICES = ("intake", "alerts", "response", "aggregator")
+AUDIT_GROUPS = ("submissions", "alerts", "silences", "tasks", "levels", "points", "audits")
 
 
 @dataclass(frozen=True)
@@ -192,13 +202,20 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         "audit",
         "zhibao.audit.{service}.{action}",
         "Audit trail",
-        "Who submitted what (token, channel, per event id, source, community, type and "
-        "outcome), in stream ZHIBAO_AUDIT, which refuses deletes and purges. Records "
-        "carry no personal data.",
+        "Who did what, in stream ZHIBAO_AUDIT, which refuses deletes and purges: intake's "
+        "submissions (token, channel, per event id, source, community, type and outcome; "
+        "refusals without a valid token as counts per window) and the services' actions "
+        "(an action record: acting token and person, action in the past tense, unit, "
+        "target, a short detail). Records carry no personal data. The aggregator projects "
+        "the trail into its read model (GET /v1/audit).",
         ("auditRecords",),
         {
-            "service": _param("The service writing the trail", ["intake"]),
-            "action": _param("What was audited", ["submissions"]),
+            "service": _param("The service writing the trail", list(AUDIT_SERVICES)),
+            "action": _param(
+                "What was audited: intake's submissions, or an action's first word in "
+                "the plural (alerts, silences, tasks, levels, points, audits)",
+                list(AUDIT_GROUPS),
+            ),
         },
         stream=subjects.AUDIT_STREAM,
     ),
@@ -318,7 +335,7 @@ def _messages() -> dict[str, dict[str, Any]]:
         "deadLetter": _message(
             "DeadLetterPayload", "application/octet-stream", _headers(dead, tuple(dead)[:4])
         ),
-        "auditRecords": _message("AuditRecord", "application/jsonl"),
+        "auditRecords": _message("AuditLine", "application/jsonl"),
         "reportedSubmission": _message("ReportedSubmission", "application/json", _headers(auth)),
         "submissionAnswer": _message("SubmissionAnswer", "application/json"),
     }
@@ -378,10 +395,17 @@ def _schemas(submission_result: type[BaseModel]) -> dict[str, Any]:
         LevelMessage,
         PointMessage,
         AuditRecord,
+        RefusalTallyRecord,
+        ActionRecord,
         SubmitProblem,
         submission_result,
     ):
         _merge(out, _model(model), model.__name__)
+    out["AuditLine"] = {
+        "description": "One line of the audit trail: a submission, a tally of refusals "
+        "or an action",
+        "oneOf": [_ref("AuditRecord"), _ref("RefusalTallyRecord"), _ref("ActionRecord")],
+    }
     out["EventBundle"] = _array("PublishedEvent", "A CloudEvents JSON batch")
     out["ReportedSubmission"] = {"oneOf": [_ref("ReportedEvent"), _array("ReportedEvent", "")]}
     out["DeadLetterPayload"] = {

@@ -106,6 +106,22 @@ def levels_durable(aggregator_durable: str) -> str:
     return f"{aggregator_durable}{LEVELS_CONSUMER_SUFFIX}"
 
 
+#: The aggregator's consumer of the audit trail is named after its events consumer:
+#: ``<durable>-audit``.
+AUDIT_CONSUMER_SUFFIX = "-audit"
+
+
+def audit_durable(aggregator_durable: str) -> str:
+    """The name of an aggregator's durable consumer of the audit stream."""
+    return f"{aggregator_durable}{AUDIT_CONSUMER_SUFFIX}"
+
+
+def audit_subjects(service: str) -> str:
+    """Where a service may append audit records: its own subjects only (no service can
+    write a record in another's name)."""
+    return f"zhibao.audit.{service}.>"
+
+
 def bus_users(
     aggregator_durables: Sequence[str] = ("aggregator",),
     alerts_durables: Sequence[str] = ("alerts",),
@@ -123,7 +139,7 @@ def bus_users(
             "follows the tasks stream (an ordered consumer of its own)",
             publish=(
                 "zhibao.events.>",
-                "zhibao.audit.>",
+                audit_subjects("intake"),
                 info,
                 *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, AUDIT_STREAM, TASKS_STREAM)),
                 *_following(TASKS_STREAM),
@@ -133,28 +149,33 @@ def bus_users(
         ),
         BusUser(
             "aggregator",
-            "reads events, task messages, declared levels and points (own durables); "
-            "publishes rollups and its dead letters",
+            "reads events, task messages, declared levels and points, and the audit trail "
+            "(own durables); publishes rollups, its dead letters and its audit records",
             publish=(
                 "zhibao.rollups.>",
                 "zhibao.deadletter.aggregator.>",
+                audit_subjects("aggregator"),
                 info,
-                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM)),
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM, AUDIT_STREAM)),
                 *_consuming(aggregator_durables),
                 *_consuming([tasks_durable(d) for d in aggregator_durables], TASKS_STREAM),
                 # declared levels and epidemic points (the response service's messages)
                 *_consuming([levels_durable(d) for d in aggregator_durables], TASKS_STREAM),
+                # the audit trail, projected into its read model
+                *_consuming([audit_durable(d) for d in aggregator_durables], AUDIT_STREAM),
             ),
             subscribe=(f"{inbox_prefix('aggregator')}.>",),
         ),
         BusUser(
             "alerts",
-            "reads events and task messages (own durables); publishes alerts and its dead letters",
+            "reads events and task messages (own durables); publishes alerts, its dead letters "
+            "and its audit records",
             publish=(
                 "zhibao.alerts.>",
                 "zhibao.deadletter.alerts.>",
+                audit_subjects("alerts"),
                 info,
-                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM)),
+                *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM, AUDIT_STREAM)),
                 *_consuming(alerts_durables),
                 *_consuming([tasks_durable(d) for d in alerts_durables], TASKS_STREAM),
             ),
@@ -164,12 +185,13 @@ def bus_users(
             "response",
             "publishes task events (issued, changed, overdue), declared levels and epidemic "
             "points to its stream; reads task results "
-            "through its durable consumer; publishes its dead letters",
+            "through its durable consumer; publishes its dead letters and its audit records",
             publish=(
                 TASKS_ALL,
                 "zhibao.deadletter.response.>",
+                audit_subjects("response"),
                 info,
-                *_stream_declaring((TASKS_STREAM, EVENTS_STREAM, DEAD_LETTER_STREAM)),
+                *_stream_declaring((TASKS_STREAM, EVENTS_STREAM, DEAD_LETTER_STREAM, AUDIT_STREAM)),
                 *_consuming(("response",)),
             ),
             subscribe=(f"{inbox_prefix('response')}.>",),

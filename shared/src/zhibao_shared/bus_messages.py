@@ -1,6 +1,6 @@
 """Messages the services build as plain JSON objects, described as models.
 
-The aggregator's rollups, the alerts service's notifications and intake's
+The aggregator's rollups, the alerts service's notifications and the services'
 audit records are assembled as dicts where they are published; these models
 state their shape for the AsyncAPI document (:mod:`zhibao_shared.asyncapi`)
 without taking part in building them, so the bytes on the bus are unchanged.
@@ -87,6 +87,7 @@ class AuditedEvent(_Described):
     source: str | None = None
     subject: str | None = Field(default=None, description="The community (masked if refused)")
     type: str | None = None
+    time: str | None = Field(default=None, description="The event's time, as submitted")
 
 
 class AuditRecord(_Described):
@@ -100,10 +101,46 @@ class AuditRecord(_Described):
     remote: str | None = Field(description="The caller's address (HTTP), else null")
     token: str | None = Field(description="Id of the caller's token, null if none was valid")
     token_name: str | None
+    person: str | None = Field(
+        default=None, description="The person a personal token belongs to, when known"
+    )
     status: int = Field(description="The HTTP-equivalent status answered")
     events: list[AuditedEvent] | None = Field(
         default=None, description="Per submitted event, in submission order (when admitted)"
     )
+
+
+class RefusalTallyRecord(_Described):
+    """Refusals of callers without a valid token in one window, counted (not one by one)."""
+
+    at: str = Field(description="The window's end (ISO 8601, UTC)")
+    from_: str = Field(alias="from", description="The window's start")
+    channel: Literal["http", "nats"]
+    remote: str | None
+    token: None
+    token_name: None
+    status: int = Field(description="The HTTP-equivalent status answered (401, 403, ...)")
+    reason: str
+    count: int = Field(ge=1)
+
+
+class ActionRecord(_Described):
+    """An action a service did for someone: who, what, for which unit; no personal data."""
+
+    at: str = Field(description="When it was done (ISO 8601, UTC)")
+    service: str = Field(description="The service that did it")
+    action: str = Field(
+        pattern=r"^[a-z_]+\.[a-z_]+$",
+        description="What was done, in the past tense: alert.acknowledged, alert.resolved, "
+        "silence.created, silence.expired, task.issued, task.assigned, task.transferred, "
+        "level.declared, level.lifted, point.declared, point.lifted, audit.read, ...",
+    )
+    token: str | None = Field(description="Id of the acting token")
+    token_name: str | None
+    person: str | None = Field(description="The acting person, when known")
+    unit: str | None = Field(description="The unit (12-digit or shorter code) concerned")
+    target: str | None = Field(description="The alert, task, silence, point or token acted on")
+    detail: dict[str, object] = Field(description="A short detail (no personal data)")
 
 
 class SubmitProblem(_Described):

@@ -35,6 +35,7 @@ import structlog
 from sqlalchemy import (
     Column,
     Engine,
+    Integer,
     MetaData,
     String,
     Table,
@@ -80,6 +81,20 @@ tokens_table = Table(
 )
 #: The longest person a token may name (a name and a role).
 PERSON_MAX = 80
+#: Every creation and revocation, appended in the same transaction as the change (never
+#: updated or deleted): the token part of the audit trail, written whether or not the bus
+#: is reachable (``zhibao token`` runs before anything else does).
+token_actions = Table(
+    "token_actions",
+    _metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", String, nullable=False),
+    Column("action", String, nullable=False),
+    Column("token", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("scopes", String, nullable=False),
+)
 
 
 class Role(StrEnum):
@@ -115,6 +130,30 @@ class Token:
     def expired(self, at: datetime) -> bool:
         """True when the token has an expiry and ``at`` is at or past it."""
         return self.expires_at is not None and at >= self.expires_at
+
+
+@dataclass(frozen=True)
+class TokenAction:
+    """One creation or revocation of a token, as the store recorded it."""
+
+    seq: int
+    at: datetime
+    action: str
+    token: str
+    name: str
+    role: str
+    scopes: tuple[str, ...]
+
+
+def _action_row(action: str, token: Token, at: datetime) -> dict[str, str]:
+    return {
+        "at": at.isoformat(),
+        "action": action,
+        "token": token.id,
+        "name": token.name,
+        "role": token.role.value,
+        "scopes": ",".join(token.scopes),
+    }
 
 
 def _digest(secret: str) -> str:
@@ -270,9 +309,8 @@ class TokenStore:
         token_id = secrets.token_hex(4)
         secret = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
         expiry = expires_at.astimezone(UTC) if expires_at else None
-        token = Token(
-            token_id, name or token_id, role, scope_list, datetime.now(UTC), None, expiry, person
-        )
+        now = datetime.now(UTC)
+        token = Token(token_id, name or token_id, role, scope_list, now, None, expiry, person)
         with self._lock, self._engine.begin() as conn:
             conn.execute(
                 tokens_table.insert().values(
@@ -286,6 +324,7 @@ class TokenStore:
                     person=person,
                 )
             )
+            conn.execute(token_actions.insert().values(_action_row("token.created", token, now)))
             self._version = None
         return token, secret
 
@@ -297,14 +336,44 @@ class TokenStore:
 
     def revoke(self, token_id: str) -> bool:
         """Revoke a token by id; False when no active token has that id."""
+        now = datetime.now(UTC)
         with self._lock, self._engine.begin() as conn:
             result = conn.execute(
                 update(tokens_table)
                 .where(tokens_table.c.id == token_id, tokens_table.c.revoked_at.is_(None))
-                .values(revoked_at=datetime.now(UTC).isoformat())
+                .values(revoked_at=now.isoformat())
             )
+            if result.rowcount == 1:
+                row = conn.execute(select(tokens_table).where(tokens_table.c.id == token_id)).one()
+                conn.execute(
+                    token_actions.insert().values(
+                        _action_row("token.revoked", _row_to_token(row), now)
+                    )
+                )
             self._version = None
         return result.rowcount == 1
+
+    def actions(self, after: int = 0, limit: int = 1000) -> tuple[TokenAction, ...]:
+        """Recorded creations and revocations with a sequence number above ``after``."""
+        query = (
+            select(token_actions)
+            .where(token_actions.c.seq > after)
+            .order_by(token_actions.c.seq)
+            .limit(limit)
+        )
+        with self._lock, self._engine.connect() as conn:
+            return tuple(
+                TokenAction(
+                    r.seq,
+                    datetime.fromisoformat(r.at),
+                    r.action,
+                    r.token,
+                    r.name,
+                    r.role,
+                    tuple(r.scopes.split(",")),
+                )
+                for r in conn.execute(query)
+            )
 
     def authenticate(self, secret: str) -> Token | None:
         """The active (not revoked, not expired) token with this secret, or None."""

@@ -20,6 +20,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator import task_consumer
+from zhibao_aggregator.audit_api import build_audit_router
+from zhibao_aggregator.audit_feed import AuditFeed
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
@@ -37,7 +39,7 @@ from zhibao_aggregator.migrate import migrate, schema_ready
 from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
-from zhibao_aggregator.quality_reader import QualityReader, no_rejections
+from zhibao_aggregator.quality_reader import AuditRejections, QualityReader
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
@@ -49,7 +51,9 @@ from zhibao_aggregator.task_consumer import ApplyTaskMessages
 from zhibao_aggregator.template_files import load_templates, sample_dir
 from zhibao_aggregator.templates_api import build_templates_router, build_unit_templates_router
 from zhibao_aggregator.templates_catalogue import TemplateCatalogue
+from zhibao_shared.audit import AuditTrail
 from zhibao_shared.broker import (
+    audit_stream_config,
     bus_connected,
     declare_stream,
     events_stream_config,
@@ -58,7 +62,7 @@ from zhibao_shared.broker import (
     stop_broker,
     tasks_stream_config,
 )
-from zhibao_shared.bus_access import levels_durable
+from zhibao_shared.bus_access import audit_durable, levels_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import make_engine
 from zhibao_shared.hierarchy import Registry, load_registry
@@ -67,12 +71,21 @@ from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.response_events import response_filters
 from zhibao_shared.settings import nats_servers, redacted
 from zhibao_shared.stream_feed import FeedSpec, StreamFeed
-from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM, TASKS_STREAM, district_events
+from zhibao_shared.subjects import (
+    AUDIT_ALL,
+    AUDIT_STREAM,
+    EVENTS_ALL,
+    EVENTS_STREAM,
+    TASKS_STREAM,
+    district_events,
+)
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
 
 LAG_POLL_S = 5.0
+#: Seconds to wait for the audit stream to store a batch of records.
+AUDIT_PUBLISH_TIMEOUT_S = 5.0
 #: Seconds between attempts to start the task consumer while the tasks stream is missing.
 TASKS_RETRY_S = 5.0
 
@@ -107,8 +120,7 @@ def rules(settings: AggregatorSettings) -> Rules:
 
 
 def quality_reader(settings: AggregatorSettings, engine: AsyncEngine) -> QualityReader:
-    """The scorecard's read side. Rejections: none known until the audit projection is
-    wired in as its :class:`RejectionCounts` source."""
+    """The scorecard's read side; rejections come from the audit trail's read model."""
     return QualityReader(
         engine,
         load_registry(settings.registry_path),
@@ -116,7 +128,7 @@ def quality_reader(settings: AggregatorSettings, engine: AsyncEngine) -> Quality
         settings.daily_report_deadline,
         settings.case_report_limit,
         Weights(**settings.quality_weights()),
-        no_rejections,
+        AuditRejections(engine),
     )
 
 
@@ -138,6 +150,21 @@ def levels_feed(
         ack_wait_s=settings.aggregator_ack_wait_s,
     )
     return response_feed(js, spec, engine, Calendar.named(settings.timezone), on_committed)
+
+
+def audit_feed(
+    settings: AggregatorSettings, js: JetStreamContext, engine: AsyncEngine, tokens: TokenStore
+) -> AuditFeed:
+    """The audit trail's projection (``<durable>-audit``, and the token store's actions)."""
+    spec = FeedSpec(
+        service="aggregator",
+        stream=AUDIT_STREAM,
+        durable=audit_durable(settings.aggregator_durable),
+        filter_subjects=(AUDIT_ALL,),
+        max_deliver=settings.aggregator_max_deliver,
+        ack_wait_s=settings.aggregator_ack_wait_s,
+    )
+    return AuditFeed(js, spec, engine, Calendar.named(settings.timezone), tokens)
 
 
 def risk_rule(settings: AggregatorSettings) -> ZoningRule:
@@ -190,8 +217,10 @@ class Aggregator:
     reader: RollupReader
     publisher: RollupPublisher
     tokens: TokenStore
+    audit: AuditTrail
     consumer: BatchConsumer | None = None
     feed: StreamFeed[Message] | None = None
+    audit_feed: AuditFeed | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     task_subscriber: Any = None
 
@@ -208,7 +237,13 @@ class Aggregator:
         await declare_stream(js, tasks_stream_config(self.settings))
         await feed.start()
         self.feed = feed
+        trail = audit_feed(self.settings, js, self.engine, self.tokens)
+        await declare_stream(js, audit_stream_config(self.settings))
+        await trail.start()
+        self.audit_feed = trail
         self.tasks += [
+            asyncio.create_task(trail.run()),
+            asyncio.create_task(trail.copy_tokens_forever()),
             asyncio.create_task(consumer.run()),
             asyncio.create_task(feed.run()),
             asyncio.create_task(self.publisher.run()),
@@ -255,17 +290,20 @@ class Aggregator:
         )
         return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}
 
-    async def close(self) -> None:
-        """Drain: finish the batch in hand (ack it), stop publishing, disconnect."""
+    async def close(self, auditing: asyncio.Task[None] | None = None) -> None:
+        """Drain: finish the batch in hand (ack it), stop publishing (the audit trail
+        flushes what it holds), disconnect."""
         if self.consumer is not None:
             await self.consumer.stop()
         if self.feed is not None:
             await self.feed.stop()
+        if self.audit_feed is not None:
+            await self.audit_feed.stop()
         if self.tasks:
             with suppress(Exception):
                 await asyncio.wait_for(self.tasks[0], self.settings.shutdown_grace_s)
         log.info("aggregator_consumer_drained")
-        for task in self.tasks[1:]:
+        for task in [*self.tasks[1:], *([auditing] if auditing else [])]:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
@@ -286,7 +324,8 @@ def build(settings: AggregatorSettings) -> Aggregator:
 
     publisher = RollupPublisher(read_side, publish, settings.aggregator_publish_interval_s)
     tokens = TokenStore.configured(settings)
-    return Aggregator(settings, engine, broker, read_side, publisher, tokens)
+    audit = AuditTrail(broker, AUDIT_PUBLISH_TIMEOUT_S, "aggregator")
+    return Aggregator(settings, engine, broker, read_side, publisher, tokens, audit)
 
 
 def operations_router(aggregator: Aggregator) -> APIRouter:
@@ -331,6 +370,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not await schema_ready(settings.database_url()):
             raise RuntimeError("no aggregator schema: run `zhibao aggregator migrate` first")
+        auditing = asyncio.create_task(aggregator.audit.run())
         connecting = asyncio.create_task(
             retry_forever(
                 aggregator.connect,
@@ -345,7 +385,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await connecting
             await dashboard.close()
-            await aggregator.close()
+            await aggregator.close(auditing)
 
     app = FastAPI(
         title="Zhibao aggregator",
@@ -363,6 +403,8 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     )
     app.include_router(build_templates_router(catalogue, aggregator.reader, auth))
     app.include_router(build_unit_templates_router(catalogue, aggregator.reader, auth))
+    calendar = Calendar.named(settings.timezone)
+    app.include_router(build_audit_router(aggregator.engine, auth, aggregator.audit, calendar))
     summaries = public_summaries(settings, aggregator.reader)
     app.include_router(build_public_router(summaries))
     app.include_router(build_public_page(summaries))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -14,6 +14,7 @@ from zhibao_aggregator.domain import quality as q
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.reader import UnknownUnit
 from zhibao_aggregator.storage import quality as store
+from zhibao_aggregator.storage.audit import rejected_events
 from zhibao_shared.hierarchy import Level, Registry, Unit
 
 
@@ -30,11 +31,36 @@ class RejectionCounts(Protocol):
         ...
 
 
-async def no_rejections(
-    communities: Sequence[str], first: date, last: date
-) -> Mapping[tuple[str, str], int]:
-    """The source used until the audit projection is wired in: nothing known rejected."""
-    return {}
+def _shared_prefix(codes: set[str]) -> str:
+    """The longest code prefix all ``codes`` share (their nearest common unit, or less)."""
+    low, high = min(codes), max(codes)
+    size = 0
+    while size < len(low) and low[size] == high[size]:
+        size += 1
+    return low[:size]
+
+
+@dataclass(frozen=True)
+class AuditRejections:
+    """Rejections as the audit trail's read model has them (:mod:`..storage.audit`):
+    events intake refused, per community and reason, received in the period."""
+
+    engine: AsyncEngine
+
+    async def __call__(
+        self, communities: Sequence[str], first: date, last: date
+    ) -> Mapping[tuple[str, str], int]:
+        """The counts of ``communities`` (absent: none rejected)."""
+        wanted = set(communities)
+        if not wanted:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await rejected_events(conn, _shared_prefix(wanted), first, last)
+        counts: Counter[tuple[str, str]] = Counter()
+        for row in rows:
+            if row.community in wanted:
+                counts[(row.community, row.reason)] += row.count
+        return counts
 
 
 @dataclass(frozen=True)
@@ -75,8 +101,8 @@ class QualityReader:
     calendar: Calendar
     report_due_after: timedelta
     case_report_limit: timedelta
-    weights: q.Weights = field(default_factory=q.Weights)
-    rejections: RejectionCounts = no_rejections
+    weights: q.Weights
+    rejections: RejectionCounts
 
     def due_through(self, last: date, now: datetime | None = None) -> date:
         """The last day up to ``last`` whose daily close was due by ``now``."""

@@ -28,7 +28,9 @@ from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.task_handler import ApplyTaskMessages
 from zhibao_alerts.watchdog import Watchdog
+from zhibao_shared.audit import AuditTrail
 from zhibao_shared.broker import (
+    audit_stream_config,
     bus_connected,
     connecting_in_background,
     declare_stream,
@@ -52,6 +54,8 @@ from zhibao_shared.tokens import TokenStore
 log = structlog.get_logger(__name__)
 
 WATCHDOG_INTERVAL_S = 5.0
+#: Seconds to wait for the audit stream to store a batch of records.
+PUBLISH_TIMEOUT_S = 5.0
 Clock = Callable[[], datetime]
 
 
@@ -107,6 +111,7 @@ class Alerts:
     rules: Watched[Rules]
     oncall: Watched[OnCall]
     tokens: TokenStore
+    audit: AuditTrail
     clock: Clock = utc_now
     consumer: BatchConsumer | None = None
     task_consumer: StreamFeed[TaskMessage] | None = None
@@ -147,6 +152,7 @@ class Alerts:
         await self.broker.start()
         js = self.broker.config.broker_config.connection_state.stream
         await declare_stream(js, events_stream_config(self.settings))
+        await declare_stream(js, audit_stream_config(self.settings))
         handler = ApplyEvents(
             self.engine,
             lambda: self.rules.current,
@@ -220,13 +226,14 @@ class Alerts:
         reading_tasks = connected and tasks is not None and await tasks.present()
         return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}
 
-    async def close(self) -> None:
-        """Drain: stop consuming after the batch in hand, stop the loops, disconnect."""
+    async def close(self, auditing: asyncio.Task[None] | None = None) -> None:
+        """Drain: stop consuming after the batch in hand, stop the loops (the audit
+        trail's last, so it flushes what it holds), disconnect."""
         if self.consumer is not None:
             await self.consumer.stop()
         if self.task_consumer is not None:
             await self.task_consumer.stop()
-        for task in self.tasks:
+        for task in [*self.tasks, *([auditing] if auditing else [])]:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
@@ -240,11 +247,12 @@ def build(settings: AlertsSettings, clock: Clock = utc_now) -> Alerts:
     """Wire the service from settings (config files are validated here: bad ones stop it)."""
     url = settings.database_url()
     engine = make_engine(url)
+    broker = make_broker(settings, name="alerts")
     return Alerts(
         settings=settings,
         engine=engine,
         api_engine=short_busy_timeout(make_engine(url)) if is_sqlite(url) else engine,
-        broker=make_broker(settings, name="alerts"),
+        broker=broker,
         rules=Watched(
             Rules,
             settings.alerts_rules_path,
@@ -253,6 +261,7 @@ def build(settings: AlertsSettings, clock: Clock = utc_now) -> Alerts:
         ),
         oncall=Watched(OnCall, settings.alerts_oncall_path, "oncall.yaml"),
         tokens=TokenStore.configured(settings),
+        audit=AuditTrail(broker, PUBLISH_TIMEOUT_S, "alerts"),
         clock=clock,
     )
 
@@ -267,11 +276,12 @@ def create_app(settings: AlertsSettings | None = None, clock: Clock = utc_now) -
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not await has_table(settings.database_url(), "alerts"):
             raise RuntimeError("no alerts schema: run `zhibao alerts migrate` first")
+        auditing = asyncio.create_task(service.audit.run())
         try:
             async with connecting_in_background(service.connect):
                 yield
         finally:
-            await service.close()
+            await service.close(auditing)
 
     app = FastAPI(
         title="Zhibao alerts",
@@ -288,6 +298,7 @@ def create_app(settings: AlertsSettings | None = None, clock: Clock = utc_now) -
             service.routing,
             settings.alerts_lock_wait_s,
             settings.alerts_require_personal_tokens,
+            audit=service.audit,
         )
     )
     app.add_exception_handler(DatabaseBusy, busy_response)

@@ -20,6 +20,7 @@ from zhibao_alerts.domain.task_overdue import RULE as TASK_OVERDUE
 from zhibao_alerts.payloads import rollup_link
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import alerts, notifications, silences
+from zhibao_shared.audit import AuditTrail
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role, Token
@@ -138,8 +139,13 @@ def build_router(
     routing: Callable[[], Routing],
     lock_wait_s: float = 3.0,
     require_personal: bool = True,
+    *,
+    audit: AuditTrail,
 ) -> APIRouter:
     """Routes under ``/v1``; reading needs a read token, acting an operate token.
+
+    Each operator action (acknowledge, resolve, silence, expire a silence) is
+    appended to the audit trail once it is done.
 
     Alerts are answered with their unit's hierarchy path and a link to its rollup.
     Writes are retried while SQLite is locked for up to ``lock_wait_s``, then 503.
@@ -256,6 +262,7 @@ def build_router(
                 )
 
         await retrying(write, lock_wait_s)
+        audit.record(f"alert.{action}", token, unit=row.unit, target=str(alert_id))
         if action == "acknowledged":
             waited = max(0.0, (now - row.fired_at).total_seconds())
             metrics.TIME_TO_ACKNOWLEDGE.labels(row.severity).observe(waited)
@@ -307,6 +314,13 @@ def build_router(
                 return int(result.scalar_one())
 
         silence_id = await retrying(write, lock_wait_s)
+        audit.record(
+            "silence.created",
+            token,
+            unit=units[0],
+            target=str(silence_id),
+            detail={"units": units, "ends_at": ends.isoformat()},
+        )
         return {"id": silence_id, "ends_at": ends.isoformat()}
 
     @router.get("/silences", summary="Silences within the token's units (in force, or all)")
@@ -355,6 +369,7 @@ def build_router(
 
         if await retrying(write, lock_wait_s) == 0:
             raise HTTPException(409, f"silence {silence_id} has already ended")
+        audit.record("silence.expired", token, unit=silence_units(row)[0], target=str(silence_id))
         return {"id": silence_id, "expired": True, "expired_at": now.isoformat()}
 
     @router.get("/notifications", summary="Deliveries by status (failures are listed here)")

@@ -1,9 +1,9 @@
-"""The accountability trail: every submission attributed, in an append-only stream.
+"""Intake's records in the accountability trail: every submission attributed.
 
 Each record says who (token id and name, or an unauthenticated caller's
 address), when, over which channel, and per event: id, source, community,
-type and outcome. Records carry no personal data. The ZHIBAO_AUDIT stream
-refuses deletes and purges; only its age and size limits retire records.
+type and outcome. Records carry no personal data. They are appended to the
+ZHIBAO_AUDIT stream by the trail every service uses (:mod:`zhibao_shared.audit`).
 
 Refusals of callers without a valid token are not recorded one by one (anyone
 can cause them): they are counted per window (see
@@ -13,26 +13,19 @@ per channel, address, status and reason, with ``count``.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from faststream.nats import NatsBroker
-from nats.errors import Error as NatsError
 
 from zhibao_intake.domain.outcome import Status
 from zhibao_intake.domain.refusal_tally import ClosedWindow, RefusalKey, RefusalTally
-from zhibao_shared.broker import bus_connected, payload_room
+from zhibao_shared.audit import AuditTrail as SharedTrail
+from zhibao_shared.events import EventType
 from zhibao_shared.resident_id import mask_resident_ids
-from zhibao_shared.subjects import AUDIT_STREAM, audit_subject
 from zhibao_shared.tokens import Token
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +55,7 @@ def audit_record(
         "remote": caller.remote,
         "token": caller.token.id if caller.token else None,
         "token_name": caller.token.name if caller.token else None,
+        "person": _person(caller.token),
         "status": status,
     }
     if results is not None and items is not None:
@@ -69,6 +63,12 @@ def audit_record(
             _event_line(result, item) for result, item in zip(results, items, strict=True)
         ]
     return record
+
+
+def _person(token: Token | None) -> str | None:
+    """The person a personal token belongs to, when tokens carry one."""
+    person = getattr(token, "person", None)
+    return person if isinstance(person, str) else None
 
 
 def tally_records(window: ClosedWindow) -> list[dict[str, Any]]:
@@ -98,6 +98,10 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
         # were validated, so there is nothing to mask.
         line |= {k: result[k] for k in ("id", "source")}
         line |= {k: item[k] for k in ("subject", "type")}
+        if isinstance(item.get("time"), str):
+            line["time"] = item["time"]
+        if item["type"] == EventType.CORRECTION.value:
+            line["correction"] = _correction(item["data"])
         return line
     # A refused event's fields are as submitted: anything shaped like a resident ID
     # (an ID number as event id, or as CloudEvents subject) is masked.
@@ -105,24 +109,22 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
         if key in result:
             line[key] = mask_resident_ids(result[key])
     if isinstance(item, dict):
-        for key in ("subject", "type"):
+        for key in ("subject", "type", "time"):
             if isinstance(item.get(key), str):
                 line[key] = mask_resident_ids(item[key])[:64]
     return line
 
 
-class AuditTrail:
-    """Appends audit records to JetStream in small batches (JSON lines, few messages a flush).
+def _correction(data: dict[str, Any]) -> dict[str, Any]:
+    """What an admitted correction changes and why (its reason passed the resident-ID
+    check; the replacement's data is left out, it may name a person)."""
+    return {k: data[k] for k in ("corrects", "action", "reason", "type") if k in data}
 
-    Records are buffered for at most ``flush_interval_s`` (or ``batch_size``
-    records) so the trail costs a publish per batch, not per request. Each
-    record is encoded once, when appended; a flush packs the lines into
-    messages that fit the server's maximum payload (a record of a large batch
-    submission is kilobytes). When NATS is down the buffer is kept (up to
-    ``max_buffer`` records) and retried; beyond that, and for a record too
-    large for any message, records go to the structured log so nothing is
-    silently dropped.
-    """
+
+class AuditTrail(SharedTrail):
+    """Intake's trail: the shared one (:class:`zhibao_shared.audit.AuditTrail`) on
+    ``zhibao.audit.intake.submissions``, which also tallies refusals of callers without
+    a valid token per window."""
 
     def __init__(
         self,
@@ -134,13 +136,14 @@ class AuditTrail:
         max_buffer: int = 50_000,
         refusal_window_s: float = 60.0,
     ) -> None:
-        self._broker = broker
-        self._timeout_s = timeout_s
-        self._interval_s = flush_interval_s
-        self._batch_size = batch_size
-        self._max_buffer = max_buffer
-        self._buffer: list[bytes] = []
-        self._wake = asyncio.Event()
+        super().__init__(
+            broker,
+            timeout_s,
+            "intake",
+            flush_interval_s=flush_interval_s,
+            batch_size=batch_size,
+            max_buffer=max_buffer,
+        )
         self._tally = RefusalTally(refusal_window_s)
 
     def count_refusal(self, caller: Caller, status: int, reason: str) -> None:
@@ -148,68 +151,10 @@ class AuditTrail:
         key = RefusalKey(caller.channel, caller.remote, status, reason)
         self._append_window(self._tally.add(key, time.time()))
 
+    def before_flush(self, now: float | None) -> None:
+        """Append the tallies of the windows that closed (all of them at the end)."""
+        self._append_window(self._tally.close(now))
+
     def _append_window(self, window: ClosedWindow | None) -> None:
         for record in tally_records(window) if window is not None else []:
             self.append(record)
-
-    def append(self, record: dict[str, Any]) -> None:
-        """Queue one record (never blocks or raises: auditing must not fail a submission)."""
-        if len(self._buffer) >= self._max_buffer:
-            log.warning("audit_buffer_full", **record)
-            return
-        self._buffer.append(json.dumps(record, ensure_ascii=False).encode())
-        if len(self._buffer) >= self._batch_size:
-            self._wake.set()
-
-    async def run(self) -> None:
-        """Flush periodically until cancelled; then flush what is left."""
-        try:
-            while True:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._interval_s)
-                self._wake.clear()
-                self._append_window(self._tally.close(time.time()))
-                await self.flush()
-        finally:
-            self._append_window(self._tally.close(None))
-            await self.flush()
-
-    async def flush(self) -> bool:
-        """Publish buffered records as JSON-lines messages; False if some stay buffered."""
-        if not self._buffer:
-            return True
-        if not bus_connected(self._broker):
-            return False
-        lines, self._buffer = self._buffer, []
-        for start, end in _messages(lines, payload_room(self._broker)):
-            if end - start == 1 and len(lines[start]) > payload_room(self._broker):
-                log.warning("audit_record_too_large", record=lines[start].decode())
-                continue
-            try:
-                await self._publish(b"\n".join(lines[start:end]))
-            except (NatsError, TimeoutError, OSError) as exc:
-                log.warning("audit_publish_failed", error=str(exc), records=len(lines) - start)
-                self._buffer = lines[start:] + self._buffer
-                return False
-        return True
-
-    async def _publish(self, payload: bytes) -> None:
-        await self._broker.publish(
-            payload,
-            audit_subject("intake", "submissions"),
-            stream=AUDIT_STREAM,
-            timeout=self._timeout_s,
-        )
-
-
-def _messages(lines: list[bytes], room: int) -> list[tuple[int, int]]:
-    """Consecutive runs of lines (start, end) whose JSON-lines message fits ``room`` bytes."""
-    runs: list[tuple[int, int]] = []
-    start, size = 0, 0
-    for end, line in enumerate(lines):
-        if end > start and size + 1 + len(line) > room:
-            runs.append((start, end))
-            start, size = end, 0
-        size += len(line) + (1 if end > start else 0)
-    runs.append((start, len(lines)))
-    return runs

@@ -33,7 +33,9 @@ from zhibao_response.settings import ResponseSettings
 from zhibao_response.store import TaskStore
 from zhibao_response.task_service import TaskDesk
 from zhibao_response.worker_page import WorkerPage
+from zhibao_shared.audit import AuditTrail
 from zhibao_shared.broker import (
+    audit_stream_config,
     bus_connected,
     connecting_in_background,
     declare_stream,
@@ -88,6 +90,7 @@ class Response:
     tokens: TokenStore
     outbox: OutboxPublisher
     results: ApplyResults
+    audit: AuditTrail
     consumer: BatchConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -102,6 +105,7 @@ class Response:
         js = self.broker.config.broker_config.connection_state.stream
         await declare_stream(js, tasks_stream_config(self.settings))
         await declare_stream(js, events_stream_config(self.settings))
+        await declare_stream(js, audit_stream_config(self.settings))
         consumer = TaskResultConsumer(js, consumer_spec(), self.results, self.settings)
         await consumer.start()
         self.consumer = consumer
@@ -138,11 +142,12 @@ class Response:
         """Ready when NATS is connected (task messages can go out) and results are read."""
         return {"nats": bus_connected(self.broker), "results": self.consumer is not None}
 
-    async def close(self) -> None:
-        """Stop the loops, publish what is pending if the bus is there, disconnect."""
+    async def close(self, auditing: asyncio.Task[None] | None = None) -> None:
+        """Stop the loops (the audit trail's last: it flushes what it holds), publish what
+        is pending if the bus is there, disconnect."""
         if self.consumer is not None:
             await self.consumer.stop()
-        for task in self.tasks:
+        for task in [*self.tasks, *([auditing] if auditing else [])]:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
@@ -178,6 +183,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
         results=ApplyResults(
             store, NoteSealer(person_key), sealer, ReporterNames(tokens), outbox.wake
         ),
+        audit=AuditTrail(broker, PUBLISH_TIMEOUT_S, "response"),
     )
     desk = TaskDesk(sealer, Pseudonymiser(person_key))
     api = ResponseApi(
@@ -190,17 +196,19 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
         max_tasks=settings.response_max_tasks,
         max_body_bytes=settings.response_max_body_bytes,
         on_change=service.outbox.wake,
+        audit=service.audit,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not await has_table(settings.database_url(), "tasks"):
             raise RuntimeError("no response schema: run `zhibao response migrate` first")
+        auditing = asyncio.create_task(service.audit.run())
         try:
             async with connecting_in_background(service.connect):
                 yield
         finally:
-            await service.close()
+            await service.close(auditing)
 
     app = FastAPI(
         title="Zhibao response",
@@ -222,6 +230,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
             TokenAuth(service.tokens),
             clock,
             service.outbox.wake,
+            service.audit,
         )
     )
     app.add_exception_handler(OperationalError, busy)

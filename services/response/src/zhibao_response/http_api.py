@@ -19,6 +19,7 @@ from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import LEVELS_DECLARED, TASKS_CHANGED, TASKS_ISSUED
 from zhibao_response.store import Actor, Conflict, TaskStore
 from zhibao_response.task_service import TaskDesk
+from zhibao_shared.audit import AuditTrail
 from zhibao_shared.hierarchy import Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
@@ -92,6 +93,7 @@ class ResponseApi:
         max_tasks: int,
         max_body_bytes: int,
         on_change: Callable[[], None],
+        audit: AuditTrail,
     ) -> None:
         self.store = store
         self.desk = desk
@@ -102,6 +104,8 @@ class ResponseApi:
         self.max_tasks = max_tasks
         self.max_body_bytes = max_body_bytes
         self.on_change = on_change
+        #: Each action done here is appended to the audit trail.
+        self.audit = audit
 
     async def read_tasks(self, request: Request) -> Any:
         """The request's JSON body, refused clearly when too large or not JSON."""
@@ -186,6 +190,10 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         new = api.desk.prepare_all(tasks)
         await api.store.issue(new, actor(token))
         TASKS_ISSUED.labels("api").inc(len(new))
+        for t in new:
+            api.audit.record(
+                "task.issued", token, unit=t.unit, target=t.id, detail={"kind": t.kind}
+            )
         api.on_change()
         return JSONResponse({"issued": len(new), "ids": [t.id for t in new]}, status_code=201)
 
@@ -259,6 +267,13 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         except Conflict:
             raise HTTPException(409, "the task changed meanwhile; read it again") from None
         TASKS_CHANGED.labels(change.state.value).inc()
+        api.audit.record(
+            f"task.{change.state.value}",
+            token,
+            unit=task.unit,
+            target=task_id,
+            detail={"to": change.to} if change.to else None,
+        )
         api.on_change()
         updated = await api.store.get(task_id)
         assert updated is not None
@@ -282,6 +297,13 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
             await api.store.assign(task, assignment.worker, actor(token))
         except Conflict:
             raise HTTPException(409, "the task is closed or changed meanwhile") from None
+        api.audit.record(
+            "task.assigned",
+            token,
+            unit=task.unit,
+            target=task_id,
+            detail={"assigned": assignment.worker is not None},
+        )
         updated = await api.store.get(task_id)
         assert updated is not None
         return api.desk.view(updated, token, api.clock())
@@ -308,6 +330,13 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         except Conflict:
             raise HTTPException(409, "another declaration for this unit came first") from None
         LEVELS_DECLARED.labels(declaration.level.value).inc()
+        api.audit.record(
+            "level.lifted" if declaration.level is ResponseLevel.NONE else "level.declared",
+            token,
+            unit=declaration.unit,
+            target=answer["declaration"],
+            detail={"level": declaration.level.value, "tasks_issued": len(answer["tasks_issued"])},
+        )
         api.on_change()
         return answer
 

@@ -13,6 +13,7 @@ from zhibao_response.domain.playbook import Measure
 from zhibao_response.point_store import PointStore
 from zhibao_response.points import PointDesk
 from zhibao_response.store import Actor, Conflict
+from zhibao_shared.audit import AuditTrail
 from zhibao_shared.hierarchy import Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
@@ -75,8 +76,9 @@ def build_points_router(
     auth: TokenAuth,
     clock: Callable[[], datetime],
     on_change: Callable[[], None],
+    audit: AuditTrail,
 ) -> APIRouter:
-    """``/v1/points``."""
+    """``/v1/points``; declaring and lifting are appended to the audit trail."""
     router = APIRouter(
         prefix="/v1/points",
         tags=["points"],
@@ -113,6 +115,13 @@ def build_points_router(
             body.reason,
             Actor(token.name, token.id),
         )
+        audit.record(
+            "point.declared",
+            token,
+            unit=body.unit,
+            target=answer["id"],
+            detail={"tasks_issued": len(answer["tasks_issued"])},
+        )
         on_change()
         return answer
 
@@ -144,6 +153,13 @@ def build_points_router(
             answer = await desk.lift(point, body.reason, Actor(token.name, token.id))
         except Conflict:
             raise HTTPException(409, "the point is already lifted") from None
+        audit.record(
+            "point.lifted",
+            token,
+            unit=point.unit,
+            target=point_id,
+            detail={"tasks_closed": len(answer["tasks_closed"])},
+        )
         on_change()
         return answer
 

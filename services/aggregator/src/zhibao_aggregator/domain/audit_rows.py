@@ -1,0 +1,216 @@
+"""The audit trail as rows of the read model (pure: no I/O).
+
+A message of stream ZHIBAO_AUDIT holds one or more records as JSON lines. Each
+record becomes rows keyed by where it came from, so a redelivered message (or
+one read by several aggregator partitions sharing a database) maps to the same
+keys and is stored once:
+
+* an intake submission: one row per submitted event (``item`` = its index), with
+  the event's identity, type, outcome and rejection code; a submission refused as
+  a whole (413, 429, wrong role) one row with outcome ``refused``;
+* a tally of refusals without a valid token: one row (``kind`` tally, no unit);
+* an action record: one row.
+
+Token creations and revocations come from the token store's own table
+(:func:`token_action_rows`): one row per scope of the token, so each unit's
+operators see the tokens made for their units.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_shared.tokens import TokenAction
+
+#: Where a row came from: the audit stream, or the token store's action table.
+STREAM = "stream"
+TOKENS = "tokens"
+#: The most characters kept of a free-text field (ids, names, codes).
+_TEXT = 200
+_UNIT_LENGTHS = (4, 6, 9, 12)
+
+Row = dict[str, Any]
+
+
+def sort_key(at: datetime, origin: str, seq: int, line: int, item: int) -> str:
+    """A key ordering rows by time, then by origin and position (unique per row);
+    keyset pagination walks it from the newest down."""
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return f"{stamp}|{origin}|{seq:020d}|{line:06d}|{item:06d}"
+
+
+def trail_rows(seq: int, data: bytes, calendar: Calendar) -> list[Row]:
+    """The rows of one message of the audit stream (its stream sequence ``seq``).
+
+    Lines that are not JSON objects with a readable ``at`` are skipped: the trail is
+    written by the services, so such a line is a defect, not a record.
+    """
+    rows: list[Row] = []
+    for line, text in enumerate(data.splitlines()):
+        record = _record(text)
+        if record is None:
+            continue
+        at = _moment(record.get("at"))
+        if at is None:
+            continue
+        for item, fields in enumerate(_items(record)):
+            rows.append(_row(STREAM, seq, line, item, at, calendar.day(at)) | fields)
+    return rows
+
+
+def token_action_rows(action: TokenAction, calendar: Calendar) -> list[Row]:
+    """One row per scope of a created or revoked token."""
+    at = action.at.astimezone(UTC)
+    detail = {"name": action.name, "role": action.role, "scopes": list(action.scopes)}
+    return [
+        _row(TOKENS, action.seq, 0, item, at, calendar.day(at))
+        | _empty()
+        | {
+            "kind": "action",
+            "service": "tokens",
+            "type": action.action,
+            "outcome": "done",
+            "unit": scope,
+            "target": action.token,
+            "detail": json.dumps(detail, ensure_ascii=False),
+        }
+        for item, scope in enumerate(action.scopes)
+    ]
+
+
+def _record(text: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _row(origin: str, seq: int, line: int, item: int, at: datetime, day: date) -> Row:
+    return {
+        "origin": origin,
+        "seq": seq,
+        "line": line,
+        "item": item,
+        "sort_key": sort_key(at, origin, seq, line, item),
+        "at": at.astimezone(UTC),
+        "day": day,
+    }
+
+
+def _empty() -> Row:
+    """Every optional column, unset."""
+    return dict.fromkeys(
+        (
+            "token",
+            "token_name",
+            "person",
+            "unit",
+            "event_id",
+            "event_source",
+            "event_time",
+            "code",
+            "status",
+            "channel",
+            "target",
+            "detail",
+        )
+    )
+
+
+def _items(record: Mapping[str, Any]) -> list[Row]:
+    """The per-row fields of one record (several for a submission of several events)."""
+    who = _empty() | {
+        "token": _text(record.get("token")),
+        "token_name": _text(record.get("token_name")),
+        "person": _text(record.get("person")),
+    }
+    if isinstance(record.get("action"), str):
+        return [who | _action(record)]
+    status = record.get("status") if isinstance(record.get("status"), int) else None
+    submission = who | {
+        "service": "intake",
+        "status": status,
+        "channel": _text(record.get("channel")),
+    }
+    if "count" in record:
+        return [submission | _tally(record)]
+    events = record.get("events")
+    if not isinstance(events, list) or not events:
+        return [submission | {"kind": "submission", "type": None, "outcome": "refused"}]
+    return [submission | _event(event) for event in events if isinstance(event, dict)]
+
+
+def _action(record: Mapping[str, Any]) -> Row:
+    detail = record.get("detail")
+    return {
+        "kind": "action",
+        "service": _text(record.get("service")),
+        "type": _text(record.get("action")),
+        "outcome": "done",
+        "unit": _unit(record.get("unit")),
+        "target": _text(record.get("target")),
+        "detail": json.dumps(detail if isinstance(detail, dict) else {}, ensure_ascii=False),
+    }
+
+
+def _tally(record: Mapping[str, Any]) -> Row:
+    detail = {k: record.get(k) for k in ("from", "remote", "reason", "count")}
+    return {
+        "kind": "tally",
+        "type": None,
+        "outcome": "refused",
+        "code": _text(record.get("reason")),
+        "detail": json.dumps(detail, ensure_ascii=False),
+    }
+
+
+def _event(event: Mapping[str, Any]) -> Row:
+    return {
+        "kind": "event",
+        "type": _text(event.get("type")),
+        "outcome": _text(event.get("status")),
+        "code": _text(event.get("code")),
+        "unit": _unit(event.get("subject")),
+        "event_id": _text(event.get("id")),
+        "event_source": _text(event.get("source")),
+        "event_time": _moment(event.get("time")),
+        **_correction(event.get("correction")),
+    }
+
+
+def _correction(correction: Any) -> Row:
+    """A correction's line keeps what it corrects, how and why, as its ``detail``."""
+    if not isinstance(correction, dict):
+        return {}
+    return {"detail": json.dumps(correction, ensure_ascii=False)}
+
+
+def _text(value: Any) -> str | None:
+    return value[:_TEXT] if isinstance(value, str) else None
+
+
+def _unit(value: Any) -> str | None:
+    """A unit code, or None for anything else (a masked or malformed subject)."""
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) in _UNIT_LENGTHS
+    ):
+        return value
+    return None

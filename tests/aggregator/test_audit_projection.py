@@ -1,0 +1,206 @@
+"""The audit trail's projection on SQLite and PostgreSQL: each record stored once however
+often it is delivered or by however many partitions sharing the database; pages cover
+every row once; rejected events counted per community, day and reason."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import nats
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zhibao_aggregator.audit_feed import AuditFeed
+from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.migrate import migrate
+from zhibao_aggregator.storage.audit import RejectedCount, TrailQuery, read_trail, rejected_events
+from zhibao_aggregator.storage.audit_tables import audit_trail
+from zhibao_intake.settings import IntakeSettings
+from zhibao_shared.audit import AuditTrail
+from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
+from zhibao_shared.db import make_engine, sqlite_url
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.stream_feed import FeedSpec
+from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM
+from zhibao_shared.tokens import Role, TokenStore
+
+pytestmark = pytest.mark.integration
+
+ZONE = ZoneInfo("Asia/Shanghai")
+A, B = "640106001001", "640106002001"
+DAY_1, DAY_2 = date(2026, 11, 30), date(2026, 12, 1)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url(tmp_path, "aggregator")
+
+
+@pytest.fixture
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    """The migrated database."""
+    await migrate(database)
+    engine = make_engine(database)
+    yield engine
+    await engine.dispose()
+
+
+def _at(day: date, hour: int) -> str:
+    """A moment of a day in the district's time zone, as intake writes it (UTC)."""
+    return datetime(day.year, day.month, day.day, hour, tzinfo=ZONE).astimezone(UTC).isoformat()
+
+
+def _event(n: int, community: str, status: str, code: str | None = None) -> dict[str, Any]:
+    line = {"status": status, "id": f"ev-{n}", "source": f"/{community}/gate"}
+    line |= {"subject": community, "type": "zhibao.screening.v1"}
+    line |= {"time": _at(DAY_1, 7)}
+    return line | ({"code": code} if code else {})
+
+
+def _submission(at: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A record of intake's shape: who, when, and a line per event."""
+    return {
+        "at": at,
+        "channel": "http",
+        "remote": "10.0.0.7",
+        "token": "t1",
+        "token_name": "gate 3",
+        "person": None,
+        "status": 207,
+        "events": events,
+    }
+
+
+SUBMISSIONS = [
+    _submission(
+        _at(DAY_1, 9),
+        [
+            _event(1, A, "accepted"),
+            _event(2, A, "rejected", "invalid"),
+            _event(3, B, "rejected", "invalid"),
+        ],
+    ),
+    _submission(_at(DAY_1, 23), [_event(4, A, "rejected", "invalid")]),
+    _submission(
+        _at(DAY_2, 0), [_event(5, A, "rejected", "unknown_unit"), _event(6, B, "duplicate")]
+    ),
+]
+TALLY = {
+    "at": _at(DAY_1, 10),
+    "from": _at(DAY_1, 9),
+    "channel": "http",
+    "remote": "10.0.0.9",
+    "token": None,
+    "token_name": None,
+    "status": 401,
+    "reason": "no token",
+    "count": 40,
+}
+
+
+async def _publish_trail(url: str, data_dir: Path, tokens: TokenStore) -> None:
+    """Intake's records and an alerts action, appended as the services append them."""
+    settings = IntakeSettings(nats_url=url, data_dir=data_dir)
+    broker = make_broker(settings, name="audit-test")
+    await broker.connect()
+    try:
+        await ensure_stream(broker.connection.jetstream(), audit_stream_config(settings))
+        intake = AuditTrail(broker, 5.0, "intake")
+        for record in [*SUBMISSIONS, TALLY]:
+            intake.append(record)
+        assert await intake.flush()
+        token, _secret = tokens.create(scopes=[A[:9]], role=Role.OPERATE, name="on call")
+        alerts = AuditTrail(broker, 5.0, "alerts")
+        alerts.record("alert.acknowledged", token, unit=A, target="7")
+        assert await alerts.flush()
+    finally:
+        await stop_broker(broker)
+
+
+async def _project(url: str, engine: AsyncEngine, tokens: TokenStore, durable: str) -> None:
+    """One aggregator partition's projection, run until it has read everything."""
+    client = await nats.connect(url)
+    try:
+        spec = FeedSpec("aggregator", AUDIT_STREAM, durable, (AUDIT_ALL,))
+        feed = AuditFeed(client.jetstream(), spec, engine, Calendar(ZONE), tokens)
+        await feed.start()
+        await feed.run_until_caught_up()
+        await feed.copy_tokens()
+        await feed.copy_tokens()
+    finally:
+        await client.close()
+
+
+async def _rows(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(audit_trail)) or 0)
+
+
+async def test_partitions_and_redeliveries_store_each_record_once(
+    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    tokens = TokenStore.in_data_dir(tmp_path / "tokens")
+    try:
+        await _publish_trail(nats_server.url, tmp_path, tokens)
+        made, _ = tokens.create(scopes=[A, B], role=Role.REPORT, name="two gates")
+        assert tokens.revoke(made.id)
+        await _project(nats_server.url, engine, tokens, "aggregator-640106-audit")
+        # 6 event lines + 1 tally + 1 action; tokens: on call (1 scope) and two gates
+        # (2 scopes) created, two gates revoked (2 scopes)
+        expected = 6 + 1 + 1 + 1 + 2 + 2
+        assert await _rows(engine) == expected
+        await _project(nats_server.url, engine, tokens, "aggregator-640104-audit")
+        await _project(nats_server.url, engine, tokens, "aggregator-640106-audit-again")
+        assert await _rows(engine) == expected
+
+        async with engine.connect() as conn:
+            street_a, _ = await read_trail(conn, TrailQuery(scopes=(A[:9],)), None, 100)
+            everything, _ = await read_trail(conn, TrailQuery(scopes=("6401",)), None, 100)
+            pages: list[dict[str, Any]] = []
+            after: str | None = None
+            while True:
+                page, after = await read_trail(conn, TrailQuery(scopes=("6401",)), after, 2)
+                pages += page
+                if after is None:
+                    break
+    finally:
+        tokens.close()
+    assert {r["unit"] for r in street_a} == {A, A[:9]}, "street A sees its units only"
+    assert len(everything) == expected - 1, "the tally has no unit: no scoped reader sees it"
+    assert pages == everything
+    assert [r["at"] for r in everything] == sorted((r["at"] for r in everything), reverse=True)
+    revoked = [r for r in everything if r["type"] == "token.revoked"]
+    assert {r["unit"] for r in revoked} == {A, B}
+    assert {r["target"] for r in revoked} == {made.id}
+
+
+async def test_rejected_events_per_community_day_and_reason(
+    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    tokens = TokenStore.in_data_dir(tmp_path / "tokens")
+    try:
+        await _publish_trail(nats_server.url, tmp_path, tokens)
+        await _project(nats_server.url, engine, tokens, "aggregator-audit")
+        await _project(nats_server.url, engine, tokens, "aggregator-audit-again")
+    finally:
+        tokens.close()
+    async with engine.connect() as conn:
+        district = await rejected_events(conn, "640106", DAY_1, DAY_2)
+        street_a_day_1 = await rejected_events(conn, A[:9], DAY_1, DAY_1)
+        nothing = await rejected_events(conn, "640106", DAY_2 + timedelta(days=1), DAY_2)
+    assert district == [
+        RejectedCount(A, DAY_1, "invalid", 2),
+        RejectedCount(A, DAY_2, "unknown_unit", 1),
+        RejectedCount(B, DAY_1, "invalid", 1),
+    ]
+    assert street_a_day_1 == [RejectedCount(A, DAY_1, "invalid", 2)]
+    assert nothing == []
