@@ -102,6 +102,24 @@ def _acknowledge_an_alert(stack: Stack, token: str) -> int:
     return found[0]
 
 
+def _create_template(stack: Stack, token: str) -> None:
+    template = {
+        "id": "street-isolation",
+        "title": "{unit}居家隔离日报（{date}）",
+        "rows": "community",
+        "for": "street",
+        "period": "today",
+        "columns": [{"figure": "in_isolation", "heading": "居家隔离人数"}],
+    }
+    answer = httpx.post(
+        f"{stack.url('aggregator')}/v1/templates",
+        json=template,
+        headers={"authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+
+
 def _system(root: Path) -> Iterator[Trail]:
     env = stack_env(root)
     data = Path(env["ZHIBAO_DATA_DIR"])
@@ -129,6 +147,7 @@ def _system(root: Path) -> Iterator[Trail]:
             assert _post(stack, tokens["reporter"], [fix]).status_code == 202
             alert_id = _acknowledge_an_alert(stack, tokens["street_a"])
             issue_task(stack, tokens["district"])
+            _create_template(stack, tokens["district"])
             made = store.create(scopes=[STREET_A], role=Role.REPORT, name="new gate")[0].id
             yield Trail(stack, env, tokens, accepted, rejected, other, alert_id, made)
     finally:
@@ -215,6 +234,9 @@ def test_an_acknowledgement_a_task_issue_and_a_new_token_are_recorded(trail: Tra
     assert issued["token_name"] == "district centre"
     assert issued["unit"] == COMMUNITY_A
     assert issued["detail"] == {"kind": "verify_contact"}
+    template = _eventually(trail, "district", {"type": "template.created"})
+    assert template["target"] == "street-isolation" and template["unit"] == DISTRICT
+    assert template["person"] == "李明 (区值班)"
     made = _eventually(trail, "street_a", {"type": "token.created", "target": trail.made_token})
     assert made["unit"] == STREET_A
     assert made["detail"]["name"] == "new gate"

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from faststream.nats import NatsBroker
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +34,7 @@ from zhibao_aggregator.storage.templates import report_templates
 from zhibao_aggregator.template_files import TemplateFileError
 from zhibao_aggregator.templates_api import build_templates_router, build_unit_templates_router
 from zhibao_aggregator.templates_catalogue import TemplateCatalogue
+from zhibao_shared.audit import AuditTrail
 from zhibao_shared.db import make_engine
 from zhibao_shared.hierarchy import Level, load_registry
 from zhibao_shared.http_auth import TokenAuth
@@ -68,7 +70,9 @@ def service(engine: AsyncEngine, settings: AggregatorSettings) -> Service:
     app = FastAPI()
     add_error_handlers(app)
     app.include_router(build_router(read_side, auth))
-    app.include_router(build_templates_router(catalogue, read_side, auth))
+    # not started: the records of created templates stay in its buffer
+    audit = AuditTrail(NatsBroker("nats://127.0.0.1:1"), 1.0, "aggregator")
+    app.include_router(build_templates_router(catalogue, read_side, auth, audit))
     app.include_router(build_unit_templates_router(catalogue, read_side, auth))
     return Service(app, tokens)
 

@@ -66,7 +66,16 @@ _SUBMIT_REPLY = "intakeSubmitReply"
 TASKS_CONSUMER_SUFFIX = tasks_durable("")
 #: The services appending to the audit trail, and the groups (subjects' last token).
 AUDIT_SERVICES = ("intake", "alerts", "response", "aggregator")
-AUDIT_GROUPS = ("submissions", "alerts", "silences", "tasks", "levels", "points", "audits")
+AUDIT_GROUPS = (
+    "submissions",
+    "alerts",
+    "silences",
+    "tasks",
+    "levels",
+    "points",
+    "templates",
+    "audits",
+)
 
 
 @dataclass(frozen=True)
@@ -213,7 +222,7 @@ CHANNELS: tuple[ChannelSpec, ...] = (
             "service": _param("The service writing the trail", list(AUDIT_SERVICES)),
             "action": _param(
                 "What was audited: intake's submissions, or an action's first word in "
-                "the plural (alerts, silences, tasks, levels, points, audits)",
+                "the plural (alerts, silences, tasks, levels, points, templates, audits)",
                 list(AUDIT_GROUPS),
             ),
         },

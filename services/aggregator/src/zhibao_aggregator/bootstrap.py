@@ -401,7 +401,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     catalogue = TemplateCatalogue(
         aggregator.engine, template_files(settings, aggregator.reader.registry)
     )
-    app.include_router(build_templates_router(catalogue, aggregator.reader, auth))
+    app.include_router(build_templates_router(catalogue, aggregator.reader, auth, aggregator.audit))
     app.include_router(build_unit_templates_router(catalogue, aggregator.reader, auth))
     calendar = Calendar.named(settings.timezone)
     app.include_router(build_audit_router(aggregator.engine, auth, aggregator.audit, calendar))

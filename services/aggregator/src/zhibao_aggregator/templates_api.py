@@ -20,6 +20,7 @@ from zhibao_aggregator.domain.templates import (
 from zhibao_aggregator.http_api import readable
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.templates_catalogue import Entry, TemplateCatalogue, TemplateExists
+from zhibao_shared.audit import AuditTrail
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role, Token
@@ -42,10 +43,10 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 
 def build_templates_router(
-    catalogue: TemplateCatalogue, reader: RollupReader, auth: TokenAuth
+    catalogue: TemplateCatalogue, reader: RollupReader, auth: TokenAuth, audit: AuditTrail
 ) -> APIRouter:
     """``/v1/templates``: read tokens list the templates their scope meets; operate tokens
-    create templates for a unit they cover."""
+    create templates for a unit they cover (each creation goes to the audit trail)."""
     router = APIRouter(prefix="/v1/templates", tags=["templates"], responses=_AUTH_RESPONSES)
     reader_token = auth.require(Role.READ)
     operator_token = auth.require(Role.OPERATE)
@@ -92,6 +93,7 @@ def build_templates_router(
             at = await catalogue.create(template, token.id)
         except TemplateExists:
             raise HTTPException(409, f"a template {template.id} exists already") from None
+        audit.record("template.created", token, unit=template.unit, target=template.id)
         return entry_json(Entry(template, "api", at, token.id))
 
     return router
