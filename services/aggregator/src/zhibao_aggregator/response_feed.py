@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.storage import levels, points
 from zhibao_shared.consumer import DEAD_REASON_HEADER, ORIGINAL_SUBJECT_HEADER
+from zhibao_shared.hierarchy import lineage
 from zhibao_shared.response_events import LevelMessage, PointMessage, parse_response_message
 from zhibao_shared.subjects import DEAD_LETTER_STREAM, TASKS_STREAM, dead_letter_subject
 
@@ -80,7 +81,7 @@ def touched(messages: Sequence[Message], calendar: Calendar) -> frozenset[tuple[
         if isinstance(message, LevelMessage):
             units.add(message.unit)
         else:
-            units |= {message.unit[:n] for n in (4, 6, 9, 12)}
+            units |= set(lineage(message.unit))
     return frozenset((unit, today) for unit in units)
 
 
