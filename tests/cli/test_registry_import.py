@@ -113,7 +113,7 @@ def test_bad_csv_rows_are_reported_by_row_and_nothing_is_written(tmp_path: Path)
 
 
 def test_an_xlsx_table_with_codes_typed_as_numbers(tmp_path: Path) -> None:
-    rows: list[list[object]] = [HEADER]
+    rows: list[list[object]] = [list(HEADER)]
     rows += [[int(c), u or None, n] for c, u, n in GOOD]
     rows.append([64010600200, None, "少一位街道"])
     table = _write_xlsx(tmp_path / "codes.xlsx", rows)
