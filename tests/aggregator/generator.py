@@ -269,12 +269,12 @@ def _stocks(
                     stocks.confirmed_in_window.update(up(fact[2]))
                 for unit in up(fact[2]):
                     stocks.last_confirmed[unit] = max(d, stocks.last_confirmed.get(unit, d))
-    for h in isolation.values():
-        if where := _isolation_state(h, day)[0]:
+    for steps in isolation.values():
+        if where := _isolation_state(steps, day)[0]:
             stocks.in_isolation.update(up(where))
-        if where := _isolation_state(h, day - timedelta(days=1))[0]:
+        if where := _isolation_state(steps, day - timedelta(days=1))[0]:
             stocks.isolated_yesterday.update(up(where))
-        if where := _checked_due_community(h, day):
+        if where := _checked_due_community(steps, day):
             stocks.checked.update(up(where))
     return stocks
 
