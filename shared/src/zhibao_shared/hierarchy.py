@@ -35,7 +35,7 @@ CODE_LENGTHS: tuple[int, ...] = tuple(CODE_LENGTH.values())
 LEVEL_OF_LENGTH: dict[int, Level] = {length: level for level, length in CODE_LENGTH.items()}
 #: a unit code of any level (a prefix of its communities' codes)
 UNIT_CODE = r"^\d{2}(\d{2}(\d{2}(\d{3}(\d{3})?)?)?)?$"
-#: a unit code or a longer code prefix (a token scope, a query parameter)
+#: a code prefix of 2 to 12 digits (a query parameter naming a unit, known or not)
 CODE_PREFIX = r"^\d{2,12}$"
 
 
