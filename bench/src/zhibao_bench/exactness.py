@@ -24,7 +24,7 @@ from zhibao_shared.hierarchy import lineage
 
 #: The longest series the aggregator answers in one request.
 SERIES_DAYS = 400
-TOP = "64"  # the province: every unit lies below it
+TOP = "64"  # the province (harness.PROVINCE): every unit lies below it
 
 
 def rolled_up(truth: Truth) -> Counter[tuple[str, date, str]]:
