@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -169,9 +169,8 @@ def truth(scenario: Scenario) -> dict[tuple[str, date], Figures]:
     flows: dict[tuple[str, date], dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def add(community: str, day: date, metric: str, n: int = 1) -> None:
-        for code in units:
-            if community.startswith(code):
-                flows[(code, day)][metric] += n
+        for code in _registered_prefixes(community, registry):
+            flows[(code, day)][metric] += n
 
     cases: dict[str, list[CaseFact]] = defaultdict(list)
     isolation: dict[str, list[IsolationFact]] = defaultdict(list)
@@ -215,11 +214,69 @@ def truth(scenario: Scenario) -> dict[tuple[str, date], Figures]:
         add(community, day, "reports_received")
         midnight = datetime.combine(day, datetime.min.time(), tzinfo=ZONE)
         add(community, day, "reports_on_time" if first[0] <= midnight + DUE else "reports_late")
-    return {
-        (u, d): _figures(u, d, flows, cases, isolation, registry)
-        for u in units
-        for d in scenario.days
-    }
+    firsts = [_first_by_class(h) for h in cases.values()]
+    out: dict[tuple[str, date], Figures] = {}
+    for d in scenario.days:
+        stocks = _stocks(d, cases, firsts, isolation, registry)
+        for u in units:
+            out[(u, d)] = _figures(u, d, flows, stocks, registry)
+    return out
+
+
+def _registered_prefixes(community: str, registry: Registry) -> list[str]:
+    """Every registered unit whose code starts ``community`` (the naive rule: any prefix)."""
+    return [community[:n] for n in range(1, len(community) + 1) if community[:n] in registry]
+
+
+@dataclass
+class _Stocks:
+    """One day's states per unit, each person counted in every unit above its community."""
+
+    current: dict[C, Counter[str]]
+    firsts_until_day: dict[C, Counter[str]]
+    confirmed_in_window: Counter[str]
+    last_confirmed: dict[str, date]
+    in_isolation: Counter[str]
+    isolated_yesterday: Counter[str]
+    checked: Counter[str]
+
+
+def _stocks(
+    day: date,
+    cases: dict[str, list[CaseFact]],
+    firsts: list[dict[C, CaseFact]],
+    isolation: dict[str, list[IsolationFact]],
+    registry: Registry,
+) -> _Stocks:
+    def up(community: str) -> list[str]:
+        return _registered_prefixes(community, registry)
+
+    stocks = _Stocks(
+        defaultdict(Counter), defaultdict(Counter), Counter(), {}, Counter(), Counter(), Counter()
+    )
+    for h in cases.values():
+        last = [f for f in h if day_of(f[0]) <= day]
+        if last:
+            stocks.current[last[-1][3]].update(up(last[-1][2]))
+    for first in firsts:
+        for cls, fact in first.items():
+            d = day_of(fact[0])
+            if d > day:
+                continue
+            stocks.firsts_until_day[cls].update(up(fact[2]))
+            if cls is C.CONFIRMED:
+                if day - timedelta(days=14) < d:
+                    stocks.confirmed_in_window.update(up(fact[2]))
+                for unit in up(fact[2]):
+                    stocks.last_confirmed[unit] = max(d, stocks.last_confirmed.get(unit, d))
+    for steps in isolation.values():
+        if where := _isolation_state(steps, day)[0]:
+            stocks.in_isolation.update(up(where))
+        if where := _isolation_state(steps, day - timedelta(days=1))[0]:
+            stocks.isolated_yesterday.update(up(where))
+        if where := _checked_due_community(steps, day):
+            stocks.checked.update(up(where))
+    return stocks
 
 
 def _isolation_state(
@@ -260,53 +317,25 @@ def _figures(
     unit: str,
     day: date,
     flows: dict[tuple[str, date], dict[str, int]],
-    cases: dict[str, list[CaseFact]],
-    isolation: dict[str, list[IsolationFact]],
+    stocks: _Stocks,
     registry: Registry,
 ) -> Figures:
     out: Figures = dict(flows.get((unit, day), {}))
     for cls in (C.SUSPECTED, C.CONFIRMED, C.ASYMPTOMATIC, C.CLOSE_CONTACT):
-        out[f"current_{cls.value}"] = sum(
-            1
-            for h in cases.values()
-            if (last := [f for f in h if day_of(f[0]) <= day])
-            and last[-1][3] is cls
-            and last[-1][2].startswith(unit)
-        )
-    firsts = [_first_by_class(h) for h in cases.values()]
-    confirmed_days = [
-        day_of(f[C.CONFIRMED][0])
-        for f in firsts
-        if C.CONFIRMED in f and f[C.CONFIRMED][2].startswith(unit)
-    ]
-    out["cumulative_confirmed"] = sum(1 for d in confirmed_days if d <= day)
-    for cls, name in ((C.RECOVERED, "cumulative_recovered"), (C.DECEASED, "cumulative_deceased")):
-        out[name] = sum(
-            1
-            for f in firsts
-            if cls in f and f[cls][2].startswith(unit) and day_of(f[cls][0]) <= day
-        )
-    past = [d for d in confirmed_days if d <= day]
-    out["days_since_last_new_confirmed"] = (day - max(past)).days if past else None
-    in_window = sum(1 for d in confirmed_days if day - timedelta(days=14) < d <= day)
+        out[f"current_{cls.value}"] = stocks.current[cls][unit]
+    cumulative = stocks.firsts_until_day[C.CONFIRMED][unit]
+    out["cumulative_confirmed"] = cumulative
+    out["cumulative_recovered"] = stocks.firsts_until_day[C.RECOVERED][unit]
+    out["cumulative_deceased"] = stocks.firsts_until_day[C.DECEASED][unit]
+    last = stocks.last_confirmed.get(unit)
+    out["days_since_last_new_confirmed"] = (day - last).days if last else None
+    in_window = stocks.confirmed_in_window[unit]
     # The national rule of 2020 (the default): the generated cases name no compound or
     # building, so there is never a cluster and the level is never high.
-    cumulative = sum(1 for d in confirmed_days if d <= day)
     out["risk_level"] = "low" if in_window == 0 or cumulative == 0 else "medium"
-    out["in_isolation"] = sum(
-        1 for h in isolation.values() if (w := _isolation_state(h, day)[0]) and w.startswith(unit)
-    )
-    yesterday = sum(
-        1
-        for h in isolation.values()
-        if (w := _isolation_state(h, day - timedelta(days=1))[0]) and w.startswith(unit)
-    )
-    checked = sum(
-        1
-        for h in isolation.values()
-        if (w := _checked_due_community(h, day)) and w.startswith(unit)
-    )
-    out["isolation_checks_missed"] = max(0, yesterday - checked)
+    out["in_isolation"] = stocks.in_isolation[unit]
+    missed = stocks.isolated_yesterday[unit] - stocks.checked[unit]
+    out["isolation_checks_missed"] = max(0, missed)
     expected = len(registry.communities_under(unit))
     out["reports_missing"] = expected - int(out.get("reports_received", 0))  # type: ignore[call-overload]
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import nats
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +18,7 @@ from zhibao_aggregator.storage.writer import apply_batch
 from zhibao_shared.broker import ensure_stream, events_stream_config
 from zhibao_shared.consumer import BatchConsumer, Delivery
 from zhibao_shared.events import published_payload
+from zhibao_shared.hierarchy import Level, Registry, lineage, load_registry
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.subjects import EVENTS_STREAM
 
@@ -46,6 +48,39 @@ async def test_a_busy_unit_is_published_once_per_interval_with_its_latest_figure
     district = next(body for subject, body in sent if subject.endswith("640106"))
     assert district["figures"]["new_confirmed"] == 5  # type: ignore[index]
     assert district["date"] == str(day)
+
+
+async def test_a_registry_that_starts_at_the_city_still_publishes_its_rollups(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings, tmp_path: Path
+) -> None:
+    """The rollups of the province above a city-only registry are kept but not published:
+    the units the registry lists are, in the same flush (the province's must not stop them)."""
+    city_only = [u for u in load_registry() if u.level is not Level.PROVINCE]
+    city_only = [
+        u.model_copy(update={"parent": None}) if u.code == "6401" else u for u in city_only
+    ]
+    path = tmp_path / "city.yaml"
+    path.write_text(Registry(city_only).to_yaml(), "utf-8")
+    configured = settings.model_copy(update={"registry_path": path})
+    sent: list[str] = []
+
+    async def publish(subject: str, _body: bytes) -> None:
+        sent.append(subject)
+
+    read_side = reader(configured, sqlite_engine)
+    publisher = RollupPublisher(read_side, publish, interval_s=0.2)
+    event = _confirmed("c" * 32, "e-city")
+    async with sqlite_engine.begin() as conn:
+        await apply_batch(conn, [Delivery(event, "s", 1, 1)], rules(configured))
+    day = event.time.astimezone(read_side.calendar.zone).date()
+    publisher.mark([(unit, day) for unit in lineage(COMMUNITY)])
+    await publisher.flush()
+    assert sorted(sent) == [
+        "zhibao.rollups.city.6401",
+        "zhibao.rollups.community.640106001001",
+        "zhibao.rollups.district.640106",
+        "zhibao.rollups.street.640106001",
+    ]
 
 
 async def test_an_instance_limited_to_a_district_sees_only_that_district(

@@ -318,3 +318,33 @@ async def test_a_dispatcher_that_was_down_pages_every_level_it_missed(
     await dispatcher.tick()
     pages = {name: len(webhook.bodies(f"/{name}")) for name in levels.values()}
     assert pages == {"community": 1, "street": 1, "district": 1, "city": 1}
+
+
+async def test_the_province_is_a_level_of_routing_and_escalation(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """A rota on the province (64) covers every unit without its own; an escalation step may
+    name the province; alerts carry the province label."""
+    steps = [{"level": "community", "after_minutes": 0}, {"level": "province", "after_minutes": 10}]
+    rota = OnCall.model_validate(
+        {
+            "rotations": [
+                {
+                    "unit": "64",
+                    "start": "2026-01-01T00:00:00+08:00",
+                    "people": [{"name": "province duty", "webhook": f"{webhook.url}/province"}],
+                }
+            ],
+            "escalation": {"critical": {"steps": steps}},
+        }
+    )
+    world = World(engine, clock, webhook, rota=rota)
+    await world.send(confirmed())
+    await world.dispatcher.tick()
+    first = webhook.bodies("/province")
+    assert len(first) == 1, "no rota of the community's own: the province's covers it"
+    labels = first[0]["alerts"][0]["labels"]
+    assert (labels["province"], labels["city"], labels["community"]) == ("64", "6401", COMMUNITY)
+    clock.advance(minutes=11)
+    await world.dispatcher.tick()
+    assert len(webhook.bodies("/province")) == 2, "the province step pages the province"

@@ -140,7 +140,8 @@ def test_a_confirmed_case_pages_once_and_can_be_acknowledged(
     assert detail["timeline"][1]["detail"] == f"acknowledged by {DUTY} (token street duty)"
     assert (detail["acknowledged_by"], detail["acknowledged_by_person"]) == ("street duty", DUTY)
     assert {n["status"] for n in detail["notifications"]} == {"sent"}
-    assert [u["code"] for u in detail["path"]] == ["6401", "640106", COMMUNITY[:9], COMMUNITY]
+    path = [u["code"] for u in detail["path"]]
+    assert path == ["64", "6401", "640106", COMMUNITY[:9], COMMUNITY]
     assert detail["rollup_url"].endswith(f"/v1/units/{COMMUNITY}/rollup?date={detail['day']}")
     exposed = httpx.get(f"{alerts_url}/metrics").text
     assert 'zhibao_alerts_time_to_acknowledge_seconds_count{severity="critical"}' in exposed

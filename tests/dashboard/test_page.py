@@ -215,3 +215,25 @@ def test_acknowledging_and_resolving_an_alert_changes_its_state(seeded: System, 
     alert.locator("button[data-action=resolve]").click()
     expect(alert).to_have_count(0)  # resolved alerts leave the open list
     assert SECRET_ID not in page.content()
+
+
+def test_a_province_token_opens_the_page_at_the_province(seeded: System, page: Page) -> None:
+    reader = seeded.token("64", role=Role.READ, name="自治区指挥部")
+    district = httpx.get(
+        f"{seeded.aggregator_url}/v1/units/640106/rollup",
+        headers={"authorization": f"Bearer {reader}"},
+    ).json()["figures"]
+    _login(page, reader)
+    expect(page.locator("#crumbs strong")).to_have_text("宁夏回族自治区")
+    expect(_cell(page, "6401", "screenings")).to_have_text(str(district["screenings"]))
+    expect(page.locator("[data-kpi=fevers] .value")).to_have_text(str(district["fevers"]))
+    _shot(page, "08-province")
+
+    page.click("#row-6401")
+    expect(page.locator("#crumbs strong")).to_have_text("银川市")
+    expect(page.locator("#row-640104")).to_have_count(1)  # the city's six districts
+    expect(page.locator("#row-640181")).to_have_count(1)
+    page.click("#row-640106")
+    expect(page.locator("#crumbs strong")).to_have_text("金凤区")
+    expect(page.locator("#crumbs a[data-code='64']")).to_have_text("宁夏回族自治区")
+    expect(page.locator("#crumbs a[data-code='6401']")).to_have_text("银川市")

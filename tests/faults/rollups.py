@@ -16,7 +16,7 @@ import httpx
 from zhibao_client.simulator.truth import DayTotals, GroundTruth
 from zhibao_shared.hierarchy import load_registry
 
-CITY = "6401"
+TOP = "64"  # the province: its rollup, then the children of every unit above a community
 SITES = ("gate", "building", "self_report")
 #: Aggregator figure → how to read it from the ground truth of one community and day.
 METRICS = (
@@ -68,16 +68,16 @@ def expected_rollups(truth: GroundTruth) -> Counter[Key]:
 
 
 def served_rollups(aggregator: str, token: str, days: list[date]) -> dict[Key, int]:
-    """The compared figures of every unit (city, district, streets, communities) and day."""
+    """The compared figures of every unit (province down to communities) and day."""
     registry = load_registry()
     parents = [u.code for u in registry if u.level.value != "community"]
     served: dict[Key, int] = {}
     headers = {"authorization": f"Bearer {token}"}
     with httpx.Client(base_url=aggregator, headers=headers, timeout=30) as http:
         for day in days:
-            city = http.get(f"/v1/units/{CITY}/rollup", params={"date": str(day)})
-            city.raise_for_status()
-            _keep(served, CITY, day, city.json()["figures"])
+            top = http.get(f"/v1/units/{TOP}/rollup", params={"date": str(day)})
+            top.raise_for_status()
+            _keep(served, TOP, day, top.json()["figures"])
             for parent in parents:
                 answer = http.get(f"/v1/units/{parent}/children", params={"date": str(day)})
                 answer.raise_for_status()

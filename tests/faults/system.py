@@ -32,6 +32,7 @@ from zhibao_shared.subjects import EVENTS_STREAM
 from zhibao_shared.tokens import Role, TokenStore
 
 CITY = "6401"
+PROVINCE = "64"
 #: Seconds after which JetStream redelivers what a killed aggregator had fetched.
 AGGREGATOR_ACK_WAIT_S = 5
 #: A service's start-up is CPU-bound (imports): generous on a busy 2-core machine.
@@ -170,7 +171,7 @@ def start_system(root: Path, receiver: PagingReceiver, use_postgres: bool) -> Sy
     env = environment(data_dir, write_oncall(root / "oncall.yaml", receiver.url), postgres)
     tokens = TokenStore.in_data_dir(data_dir)
     report = tokens.create(scopes=[CITY], role=Role.REPORT, name="faults-report")[1]
-    operate = tokens.create(scopes=[CITY], role=Role.OPERATE, name="faults-operate")[1]
+    operate = tokens.create(scopes=[PROVINCE], role=Role.OPERATE, name="faults-operate")[1]
     tokens.close()
     stack = Stack(env=env, data_dir=data_dir, nats_url=env["ZHIBAO_NATS_URL"], quiet=True)
     try:

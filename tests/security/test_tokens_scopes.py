@@ -16,7 +16,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     return stack_env(tmp_path)
 
 
-@pytest.mark.parametrize("scope", ["6", "64", "640106999"])
+@pytest.mark.parametrize("scope", ["6", "65", "640106999"])
 def test_a_scope_naming_no_unit_is_refused_by_name(env: dict[str, str], scope: str) -> None:
     refused = zhibao(env, "token", "create", "--scope", scope, "--role", "read")
     assert refused.returncode == 2
@@ -27,6 +27,7 @@ def test_a_scope_naming_no_unit_is_refused_by_name(env: dict[str, str], scope: s
 
 def test_unit_codes_of_every_level_are_accepted(env: dict[str, str]) -> None:
     levels = {
+        "province": "64",
         "city": "6401",
         "district": "640106",
         "street": "640106001",

@@ -20,19 +20,19 @@ from typing import Any
 import httpx
 
 from zhibao_bench.workload import METRICS, STOCKS, Truth, communities
+from zhibao_shared.hierarchy import lineage
 
 #: The longest series the aggregator answers in one request.
 SERIES_DAYS = 400
-UNIT_PREFIXES = (12, 9, 6, 4)
-CITY = "6401"
+TOP = "64"  # the province (harness.PROVINCE): every unit lies below it
 
 
 def rolled_up(truth: Truth) -> Counter[tuple[str, date, str]]:
     """The truth at every level: each community's counts added to its ancestors'."""
     out: Counter[tuple[str, date, str]] = Counter()
     for (community, day, metric), value in truth.items():
-        for length in UNIT_PREFIXES:
-            out[(community[:length], day, metric)] += value
+        for unit in lineage(community):
+            out[(unit, day, metric)] += value
     return out
 
 
@@ -72,7 +72,7 @@ def series(
 
 def all_units() -> list[str]:
     """Every unit code: the communities and each of their ancestors."""
-    return sorted({c[:length] for c in communities() for length in UNIT_PREFIXES})
+    return sorted({unit for c in communities() for unit in lineage(c)})
 
 
 Shown = dict[tuple[str, str], dict[date, int]]
@@ -120,15 +120,15 @@ def _by_series(http: httpx.Client, url: str, units: list[str], first: date, last
 
 
 def _by_day(http: httpx.Client, url: str, first: date, last: date) -> Shown:
-    """Each day: the city's rollup, then the children of every unit above a community."""
+    """Each day: the province's rollup, then the children of every unit above a community."""
     shown: Shown = {}
     day = first
     while day <= last:
         params = {"date": str(day)}
-        response = http.get(f"{url}/v1/units/{CITY}/rollup", params=params)
+        response = http.get(f"{url}/v1/units/{TOP}/rollup", params=params)
         response.raise_for_status()
-        found = {CITY: response.json()["figures"]}
-        parents = [CITY]
+        found = {TOP: response.json()["figures"]}
+        parents = [TOP]
         while parents:
             below = []
             for parent in parents:

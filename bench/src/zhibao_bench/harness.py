@@ -24,6 +24,7 @@ from zhibao_shared.subjects import EVENTS_STREAM
 from zhibao_shared.tokens import Role, TokenStore
 
 CITY = "6401"
+PROVINCE = "64"  # the top of the sample registry: the read token covers every level
 #: Every service, as ``zhibao up`` runs them.
 ALL_SERVICES = tuple(spec.name for spec in SERVICES)
 DISTRICT = "640106"
@@ -184,7 +185,7 @@ def running_stack(
             env["ZHIBAO_AGGREGATOR_DATABASE_URL"] = database_url
         tokens = TokenStore.in_data_dir(data)
         report = tokens.create(scopes=[CITY], role=Role.REPORT, name="bench-report")[1]
-        read = tokens.create(scopes=[CITY], role=Role.OPERATE, name="bench-read")[1]
+        read = tokens.create(scopes=[PROVINCE], role=Role.OPERATE, name="bench-read")[1]
         tokens.close()
         stack = Stack(
             env=env, data_dir=data, nats_url=env["ZHIBAO_NATS_URL"], names=names, quiet=True

@@ -11,19 +11,15 @@ from typing import Any
 
 from zhibao_bench.loadclient import encode_get, percentile, run_in_process
 from zhibao_bench.workload import communities
+from zhibao_shared.hierarchy import Level, unit_at
 
-LEVELS = ("community", "street", "district", "city")
+LEVELS = tuple(level.value for level in reversed(Level))
 
 
 def units_by_level() -> dict[str, list[str]]:
-    """Every unit code of each level (codes nest by prefix: 12, 9, 6 and 4 digits)."""
+    """Every unit code of each level (codes nest by prefix: 12, 9, 6, 4 and 2 digits)."""
     codes = communities()
-    return {
-        "community": codes,
-        "street": sorted({c[:9] for c in codes}),
-        "district": sorted({c[:6] for c in codes}),
-        "city": sorted({c[:4] for c in codes}),
-    }
+    return {level.value: sorted({unit_at(c, level) for c in codes}) for level in reversed(Level)}
 
 
 def measure_reads(url: str, token: str, requests: int) -> dict[str, Any]:

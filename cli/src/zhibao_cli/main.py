@@ -7,7 +7,7 @@ import typer
 from zhibao_aggregator.cli import app as aggregator_app
 from zhibao_alerts.cli import app as alerts_app
 from zhibao_bench.cli import bench
-from zhibao_cli import audit, bus, tasks, tokens, up
+from zhibao_cli import audit, bus, registry, tasks, tokens, up
 from zhibao_cli.asyncapi import asyncapi
 from zhibao_client.cli import import_sheet, send, simulate
 from zhibao_intake.cli import app as intake_app
@@ -30,6 +30,7 @@ app.command("simulate")(simulate)
 app.command("audit")(audit.audit)
 app.add_typer(tokens.app, name="token")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(registry.app, name="registry")
 app.add_typer(intake_app, name="intake")
 app.add_typer(aggregator_app, name="aggregator")
 app.add_typer(alerts_app, name="alerts")

@@ -71,7 +71,7 @@ def create(
     if unknown:
         raise typer.BadParameter(
             f"no unit {', '.join(unknown)} in the registry; a scope is the code of a "
-            "community, street, district or city (see ZHIBAO_REGISTRY_PATH)",
+            "community, street, district, city or province (see ZHIBAO_REGISTRY_PATH)",
             param_hint="--scope",
         )
     try:

@@ -15,9 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from zhibao_shared.hierarchy import Level
-
-UNIT_CODE = r"^\d{4}(\d{2}(\d{3}(\d{3})?)?)?$"
+from zhibao_shared.hierarchy import UNIT_CODE, Level
 
 
 class _Described(BaseModel):
@@ -27,7 +25,7 @@ class _Described(BaseModel):
 class RollupMessage(_Described):
     """A unit's figures for a day, published when they change (coalesced)."""
 
-    unit: str = Field(pattern=UNIT_CODE, description="Code of the unit (4, 6, 9 or 12 digits)")
+    unit: str = Field(pattern=UNIT_CODE, description="Code of the unit (2, 4, 6, 9 or 12 digits)")
     level: Level
     date: dt.date = Field(description="The day, in the district's time zone")
     figures: dict[str, int | str | None] = Field(

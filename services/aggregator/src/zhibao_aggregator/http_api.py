@@ -15,6 +15,7 @@ from zhibao_aggregator.public_summary import NotPublic, NotReleased, PublicSumma
 from zhibao_aggregator.quality_reader import QualityReader
 from zhibao_aggregator.reader import SERIES_METRICS, RollupReader, UnknownUnit
 from zhibao_shared.events import readable_days
+from zhibao_shared.hierarchy import CODE_PREFIX
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role
@@ -293,7 +294,7 @@ def build_public_router(summaries: PublicSummaries) -> APIRouter:
         },
     )
     async def public_summary(
-        code: Annotated[str, PathParam(pattern=r"^\d{4,12}$")], date: ReleaseDateQuery = None
+        code: Annotated[str, PathParam(pattern=CODE_PREFIX)], date: ReleaseDateQuery = None
     ) -> dict[str, Any]:
         if date is not None:
             date = readable(date, "date", summaries.reader.calendar.today(datetime.now(UTC)))

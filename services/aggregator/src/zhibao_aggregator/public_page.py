@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from zhibao_aggregator.domain.public import MEDIUM_OR_HIGH, UNDISCLOSED
 from zhibao_aggregator.public_summary import PublicSummaries
-from zhibao_shared.hierarchy import Level
+from zhibao_shared.hierarchy import CODE_PREFIX, Level
 
 STYLE = (
     "body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:1.5rem;color:#1a1a1a}"
@@ -108,7 +108,7 @@ def build_public_page(summaries: PublicSummaries) -> APIRouter:
         },
     )
     async def page(
-        code: Annotated[str, PathParam(pattern=r"^\d{4,12}$")],
+        code: Annotated[str, PathParam(pattern=CODE_PREFIX)],
         date: Annotated[date | None, Query(description="Day of a past release")] = None,
     ) -> HTMLResponse:
         summary = await summaries.summary(code, date)

@@ -74,7 +74,7 @@ class RollupReader:
     async def figures_of(self, codes: list[str], day: date) -> dict[str, Figures]:
         """All metrics of several units on a day: one query of counters, one of tasks."""
         expected = {
-            code: len(self.registry.communities_under(self.unit(code).code)) for code in codes
+            code: self.registry.count_communities_under(self.unit(code).code) for code in codes
         }
         end_of_day = self.calendar.start_of(day + timedelta(days=1))
         async with self.engine.connect() as conn:

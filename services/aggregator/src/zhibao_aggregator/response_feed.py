@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.storage import levels, points
+from zhibao_shared.hierarchy import lineage
 from zhibao_shared.response_events import LevelMessage, PointMessage, parse_response_message
 from zhibao_shared.stream_feed import FeedSpec, StreamFeed
 
@@ -45,7 +46,7 @@ def touched(messages: Sequence[Message], calendar: Calendar) -> frozenset[tuple[
         if isinstance(message, LevelMessage):
             units.add(message.unit)
         else:
-            units |= {message.unit[:n] for n in (4, 6, 9, 12)}
+            units |= set(lineage(message.unit))
     return frozenset((unit, today) for unit in units)
 
 

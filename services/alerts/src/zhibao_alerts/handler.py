@@ -36,10 +36,9 @@ from zhibao_shared.events import (
     PublishedIsolation,
     PublishedScreening,
 )
-from zhibao_shared.hierarchy import CODE_LENGTH
+from zhibao_shared.hierarchy import CODE_LENGTH, lineage
 
 #: The code lengths of every level: a unit's first day is kept at each.
-_UNIT_LENGTHS = sorted(set(CODE_LENGTH.values()))
 
 #: Event types no rule looks at (a task result is the response service's business).
 IGNORED_TYPES = frozenset({EventType.TASK_RESULT})
@@ -281,8 +280,7 @@ class ApplyEvents:
         make earlier than known to this instance (the store keeps the earliest anyway)."""
         units: dict[str, date] = {}
         for community, day in communities.items():
-            for length in _UNIT_LENGTHS:
-                unit = community[:length]
+            for unit in lineage(community):
                 if day < min(units.get(unit, date.max), self._first_days.get(unit, date.max)):
                     units[unit] = day
         return units

@@ -21,6 +21,7 @@ from zhibao_alerts.payloads import rollup_link
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import alerts, notifications, silences
 from zhibao_shared.audit import AuditTrail
+from zhibao_shared.hierarchy import CODE_PREFIX, Level
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.tokens import Role, Token
@@ -31,7 +32,7 @@ TASKS_SHOWN = 1000
 AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Alert id")]
 
 
-UNIT_LABELS = {"unit", "community", "street", "district", "city"}
+UNIT_LABELS = {"unit", *(level.value for level in Level)}
 
 
 class SilenceRequest(BaseModel):
@@ -178,7 +179,7 @@ def build_router(
     @router.get("/alerts", summary="Alerts for a unit and below")
     async def list_alerts(
         token: Annotated[Token, Depends(reader)],
-        unit: Annotated[str | None, Query(pattern=r"^\d{4,12}$")] = None,
+        unit: Annotated[str | None, Query(pattern=CODE_PREFIX)] = None,
         state: Annotated[list[str] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
 from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.events import PublishedEvent
-from zhibao_shared.hierarchy import CODE_LENGTH, Registry
+from zhibao_shared.hierarchy import Registry, unit_at
 from zhibao_shared.subjects import alert_subject
 
 
@@ -36,11 +36,6 @@ class Routing:
     aggregator_url: str
     #: alerts raised from events of days older than this are recorded, not paged
     horizon: PageHorizon | None = None
-
-
-def unit_at(unit: str, level: Any) -> str:
-    """The ancestor of ``unit`` at ``level`` (its code prefix)."""
-    return unit[: CODE_LENGTH[level]]
 
 
 def notifications_for_step(

@@ -27,14 +27,13 @@ from typing import Any, Protocol
 import nats
 import structlog
 
-from zhibao_shared.hierarchy import CODE_LENGTH
+from zhibao_shared.hierarchy import child_length
 from zhibao_shared.settings import nats_servers
 
 log = structlog.get_logger(__name__)
 
 ROLLUPS = "zhibao.rollups.>"
 ALERTS = "zhibao.alerts.>"
-_LENGTHS = sorted(CODE_LENGTH.values())
 
 Deliver = Callable[[str, bytes], None]
 
@@ -50,12 +49,6 @@ class LiveItem:
 
 RESYNC = LiveItem("resync")
 CLOSED = LiveItem("closed")
-
-
-def child_length(code: str) -> int | None:
-    """The code length of the level below ``code``'s (None below communities)."""
-    longer = [n for n in _LENGTHS if n > len(code)]
-    return longer[0] if longer else None
 
 
 def _alert_item(alert: dict[str, Any], body: dict[str, Any]) -> LiveItem | None:

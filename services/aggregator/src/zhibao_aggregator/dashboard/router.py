@@ -29,7 +29,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from zhibao_aggregator.dashboard.hub import LiveHub, NatsSource, Watch, stream
-from zhibao_shared.hierarchy import Registry
+from zhibao_shared.hierarchy import CODE_LENGTHS, CODE_PREFIX, Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.tokens import Role, Token
 
@@ -122,12 +122,13 @@ def build_dashboard_router(dashboard: Dashboard) -> APIRouter:
             "role": token.role.value,
             "units": [_unit_json(dashboard.registry, s) for s in token.scopes],
             "alerts": dashboard.alerts_url is not None,
+            "code_lengths": list(CODE_LENGTHS),
         }
 
     @router.get("/v1/live")
     async def live(
         token: Annotated[Token, Depends(dashboard.auth.require_for_stream(Role.READ))],
-        unit: Annotated[str | None, Query(pattern=r"^\d{4,12}$")] = None,
+        unit: Annotated[str | None, Query(pattern=CODE_PREFIX)] = None,
     ) -> StreamingResponse:
         if unit is not None:
             dashboard.auth.ensure_scope(token, unit)

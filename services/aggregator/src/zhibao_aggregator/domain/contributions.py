@@ -20,6 +20,7 @@ from zhibao_shared.events import (
     Classification,
     IsolationAction,
 )
+from zhibao_shared.hierarchy import ancestors
 
 #: (community code, day, metric) → change.
 Contribution = Counter[tuple[str, date, str]]
@@ -195,12 +196,9 @@ def daily_report(
     return out
 
 
-UNIT_PREFIXES = (12, 9, 6, 4)
-
-
 def units_of(community: str) -> tuple[str, ...]:
-    """The community and its street, district and city codes (codes nest by prefix)."""
-    return tuple(community[:length] for length in UNIT_PREFIXES)
+    """The community and every unit above it up to the province (codes nest by prefix)."""
+    return ancestors(community)
 
 
 def roll_up(contribution: Contribution) -> Counter[tuple[str, date, str]]:

@@ -21,11 +21,10 @@ from zhibao_aggregator.domain.tasks import Span, TaskFact, spans
 from zhibao_aggregator.storage.task_tables import task_facts, task_spans
 from zhibao_aggregator.storage.writer import as_utc
 from zhibao_shared.advisory_locks import lock_names
-from zhibao_shared.hierarchy import CODE_LENGTH
+from zhibao_shared.hierarchy import lineage
 from zhibao_shared.task_events import TaskMessage, TaskState
 
 _CHUNK = 500
-_LENGTHS = sorted(CODE_LENGTH.values())
 FactKey = tuple[str, str, str, str]
 
 
@@ -58,7 +57,7 @@ def _key(fact: TaskFact) -> FactKey:
 
 def units_of(code: str) -> tuple[str, ...]:
     """A unit and the units above it (codes nest by prefix)."""
-    return tuple(code[:n] for n in _LENGTHS if n <= len(code))
+    return lineage(code)
 
 
 async def apply_task_messages(

@@ -26,7 +26,7 @@ from pydantic import (
 
 from zhibao_alerts.domain.ears import BASELINE_DAYS, EarsParams
 from zhibao_shared.events import Classification, IsolationAction
-from zhibao_shared.hierarchy import Level
+from zhibao_shared.hierarchy import CODE_PREFIX, Level, ancestors
 from zhibao_shared.task_events import TASK_KIND
 
 #: The EARS methods, spelled as in the literature (``c2`` is refused, not crashed on).
@@ -277,7 +277,7 @@ class Rotation(_Strict):
     them are paged together.
     """
 
-    unit: str = Field(pattern=r"^\d{4,12}$")
+    unit: str = Field(pattern=CODE_PREFIX)
     shift: Literal["daily", "weekly", "always"] = "daily"
     start: AwareDatetime | date | None = Field(
         default=None,
@@ -467,4 +467,4 @@ class OnCall(_Strict):
 
 def _self_and_ancestors(unit: str) -> list[str]:
     """``unit`` and the codes above it, nearest first (codes nest by prefix)."""
-    return [unit[:length] for length in (12, 9, 6, 4) if length <= len(unit)]
+    return list(ancestors(unit))

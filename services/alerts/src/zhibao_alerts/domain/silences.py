@@ -13,8 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from zhibao_shared.hierarchy import Level
+
 #: Labels an alert carries (see ``payloads.labels``): only these can be matched.
-LABELS = ("alertname", "severity", "unit", "community", "street", "district", "city")
+LABELS = ("alertname", "severity", "unit", *(level.value for level in reversed(Level)))
 MAX_VALUE = 100
 MAX_MATCHERS = 10
 

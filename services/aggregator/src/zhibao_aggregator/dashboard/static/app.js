@@ -8,7 +8,7 @@
   const LANG_KEY = "zhibao.lang";
   const CHART_DAYS = 30;
   const SPARK_DAYS = 14;
-  const CODE_LENGTHS = [4, 6, 9, 12];
+  const CODE_LENGTHS = [2, 4, 6, 9, 12]; /* the levels' code lengths until /me tells them */
 
   /* A link such as http://127.0.0.1:8102/#token=… (printed by `zhibao up --demo`) signs in:
    * the fragment never reaches a server; it is stored like a typed token and removed. */
@@ -196,7 +196,8 @@
 
   function ancestors(code) {
     const home = S.me.units.find((u) => code.startsWith(u.code));
-    return CODE_LENGTHS.filter((n) => n >= home.code.length && n <= code.length).map((n) =>
+    const lengths = S.me.code_lengths || CODE_LENGTHS;
+    return lengths.filter((n) => n >= home.code.length && n <= code.length).map((n) =>
       code.slice(0, n));
   }
 
