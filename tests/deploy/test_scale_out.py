@@ -382,6 +382,10 @@ def wait_caught_up(
     raise AssertionError(f"the aggregators did not catch up in {WAIT_S} s; last seen {last}")
 
 
+#: The replicated streams' size limit in the loopback cluster.
+STREAM_BYTES = 512 * 1024**2
+
+
 def test_two_partitioned_aggregators_count_exactly_through_a_killed_node(
     cluster: LoopbackCluster, dev_certs: Path, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -397,6 +401,10 @@ def test_two_partitioned_aggregators_count_exactly_through_a_killed_node(
         "ZHIBAO_TIMEZONE": TIMEZONE,
         "ZHIBAO_FEVER_THRESHOLD_C": str(FEVER_C),
         "ZHIBAO_STREAM_REPLICAS": "3",
+        # three nodes on one disk reserve every replicated stream's limit three times:
+        # 10 GiB defaults for events and the audit trail do not always fit a CI machine
+        "ZHIBAO_EVENTS_MAX_BYTES": str(STREAM_BYTES),
+        "ZHIBAO_AUDIT_MAX_BYTES": str(STREAM_BYTES),
         "ZHIBAO_PSEUDONYM_KEY": "scale-out-test-pseudonym-key-0123456789abcdef",
         "ZHIBAO_LOG_JSON": "true",
         "SSL_CERT_FILE": str(ca),  # as deploy/ does: Python's ssl trusts the cluster's CA
