@@ -27,3 +27,21 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url(tmp_path, "aggregator")
+
+
+@pytest.fixture
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    """The migrated database of either backend."""
+    await migrate(database)
+    made = make_engine(database)
+    yield made
+    await made.dispose()

@@ -4,7 +4,6 @@ every row once; rejected events counted per community, day and reason."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.audit_feed import AuditFeed
 from zhibao_aggregator.domain.calendar import Calendar
-from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.storage.audit import RejectedCount, TrailQuery, read_trail, rejected_events
 from zhibao_aggregator.storage.audit_tables import audit_trail
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.audit import AuditTrail
 from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
-from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.stream_feed import FeedSpec
 from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM
@@ -34,24 +31,6 @@ pytestmark = pytest.mark.integration
 ZONE = ZoneInfo("Asia/Shanghai")
 A, B = "640106001001", "640106002001"
 DAY_1, DAY_2 = date(2026, 11, 30), date(2026, 12, 1)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "aggregator")
-
-
-@pytest.fixture
-async def engine(database: str) -> AsyncIterator[AsyncEngine]:
-    """The migrated database."""
-    await migrate(database)
-    engine = make_engine(database)
-    yield engine
-    await engine.dispose()
 
 
 def _at(day: date, hour: int) -> str:

@@ -4,7 +4,7 @@ exactly once and whatever the arrival order (real nats-server; SQLite and Postgr
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.aggregator.generator import ZONE
 from tests.aggregator.harness import consume, publish_each, read_all
 from zhibao_aggregator.bootstrap import reader, rebuild
-from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.events import PUBLISHED_EVENT, STORED, PublishedEvent
@@ -27,24 +26,6 @@ COMMUNITY = "640106001001"
 UNITS = (COMMUNITY, "640106001", "640106", "6401")
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 _ids = itertools.count(1)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "aggregator")
-
-
-@pytest.fixture
-async def engine(database: str) -> AsyncIterator[AsyncEngine]:
-    """The migrated database."""
-    await migrate(database)
-    made = make_engine(database)
-    yield made
-    await made.dispose()
 
 
 @pytest.fixture

@@ -3,21 +3,16 @@ it was then, and what closed that day (applied in any order, twice)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.tasks_support import message, task_id
 from zhibao_aggregator.bootstrap import reader
 from zhibao_aggregator.domain.calendar import Calendar
-from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.task_writer import apply_task_messages
-from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.task_events import TaskEvent, TaskState
 
 A, B, STREET = "640106001001", "640106001002", "640106001"
@@ -68,24 +63,6 @@ EXPECTED = {
     (B, 3): (0, 0, 1, 0, 47.0),
     (STREET, 3): (0, 0, 1, 0, 47.0),
 }
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "aggregator")
-
-
-@pytest.fixture
-async def engine(database: str) -> AsyncIterator[AsyncEngine]:
-    """The migrated database."""
-    await migrate(database)
-    made = make_engine(database)
-    yield made
-    await made.dispose()
 
 
 async def test_past_days_in_any_order_and_twice(
