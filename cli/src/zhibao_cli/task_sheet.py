@@ -282,7 +282,7 @@ def _deadline(value: Any, zone: ZoneInfo) -> datetime:
 
 
 class CommunityNames:
-    """Communities by 12-digit code or by name (枫林湾社区, or 枫林湾 without 社区)."""
+    """Communities by 12-digit code or by name (丰登社区, or 丰登 without 社区)."""
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
