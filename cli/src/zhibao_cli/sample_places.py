@@ -100,12 +100,12 @@ def _plans(registry: Registry) -> dict[str, _Plan]:
         households = community.households or 0
         village = community.code[9] == "2"
         per_compound = rng.uniform(120, 260) if village else rng.uniform(450, 900)
-        grids = max(1, round(households / rng.uniform(380, 560)))
-        while grids > 1 and households / grids < 300:
-            grids -= 1
-        while households / grids > 700:
-            grids += 1
-        plans[community.code] = _Plan(max(1, round(households / per_compound)), grids)
+        count = max(1, round(households / rng.uniform(380, 560)))
+        while count > 1 and households / count < 300:
+            count -= 1
+        while households / count > 700:
+            count += 1
+        plans[community.code] = _Plan(max(1, round(households / per_compound)), count)
     return plans
 
 

@@ -292,6 +292,10 @@ class CommunityNames:
                 if name:
                     self._by_name.setdefault(_folded(name), []).append(unit.code)
 
+    def is_community(self, code: str) -> bool:
+        """True when ``code`` is a community of the registry."""
+        return self._registry.is_community(code)
+
     def resolve(self, text: str | None) -> str:
         """The community's code; ValueError saying why when there is none or several."""
         if not text:
