@@ -266,6 +266,15 @@ def test_jinfeng_has_the_seeds_compounds_and_grids() -> None:
     assert sum(1 for g in grids if (g.households or 0) > 500) > 300, "most above the standard"
 
 
+def test_a_villages_compounds_are_its_groups_and_its_buildings_rows_of_houses() -> None:
+    places = load_places()
+    village = "640104201201"
+    assert [c.name for c in places.compounds(village)][:2] == ["一组", "二组"]
+    assert places.match(village, compound="1组", building="2").building == f"{village}-C001-B002"
+    assert places.get(f"{village}-C001-B002") == places.buildings(f"{village}-C001")[1]
+    assert places.buildings(f"{village}-C001")[1].name == "2排"
+
+
 def test_elsewhere_a_grid_worker_serves_a_plausible_number_of_households() -> None:
     registry, places = load_registry(), load_places()
     for community in registry.at_level(Level.COMMUNITY):

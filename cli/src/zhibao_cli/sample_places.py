@@ -113,7 +113,7 @@ def _compound_names(
     rng: random.Random, community: str, count: int
 ) -> list[tuple[str, tuple[str, ...]]]:
     if community[9] == "2":  # a village's compounds are its groups (村民小组)
-        return [(_group_name(n), ()) for n in range(1, count + 1)]
+        return [(_group_name(n), _group_aliases(n)) for n in range(1, count + 1)]
     names: list[tuple[str, tuple[str, ...]]] = []
     if community in PILOTS:
         names.append(PILOTS[community])
@@ -130,6 +130,10 @@ def _group_name(number: int) -> str:
     if number <= 10:
         return f"{_GROUPS[number - 1]}组"
     return f"{number}组"
+
+
+def _group_aliases(number: int) -> tuple[str, ...]:
+    return (f"{number}组",) if number <= 10 else ()
 
 
 def _building_sizes(rng: random.Random, households: int, village: bool) -> list[int]:

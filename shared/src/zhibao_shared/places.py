@@ -143,7 +143,7 @@ class UnknownPlace(ValueError):
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4}
 _DIGITS |= {"五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _NUMERAL = r"[0-9]+|[零〇一二两三四五六七八九十百]+"
-_BUILDING_NUMBER = re.compile(rf"^第?#?({_NUMERAL})(?:#楼|#|号楼|号|栋楼|栋|幢|座|楼)?$")
+_BUILDING_NUMBER = re.compile(rf"^第?#?({_NUMERAL})(?:#楼|#|号楼|号|栋楼|栋|幢|座|楼|排)?$")
 _GRID_NUMBER = re.compile(rf"^(?:第?({_NUMERAL})号?(?:网格|格)?|网格({_NUMERAL})号?)$")
 _COMPOUND_SUFFIX = "小区"
 
@@ -184,7 +184,7 @@ def compound_key(label: str) -> str:
 @lru_cache(maxsize=65536)
 def building_key(label: str) -> str:
     """How a building label is compared: ``#<n>`` for a numbered building (3号楼, 3栋,
-    三号楼, #3 …), else the normalised label."""
+    三号楼, #3, 3排 …), else the normalised label."""
     key = normalise(label)
     found = _BUILDING_NUMBER.match(key)
     number = chinese_number(found.group(1)) if found else None
