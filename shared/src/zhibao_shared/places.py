@@ -127,9 +127,6 @@ class PlaceMatch(NamedTuple):
     grid: str | None = None
 
 
-NO_MATCH = PlaceMatch()
-
-
 class PlacesError(ValueError):
     """The places are inconsistent (duplicate ids or labels, orphan buildings)."""
 
