@@ -125,3 +125,50 @@ async def test_an_expired_silence_lets_the_alert_fire(
     clock.advance(minutes=31)
     await dog.tick()
     assert [r[2] for r in await open_rules(engine)][-1] == "firing"
+
+
+async def test_a_condition_that_holds_is_one_alert_that_takes_its_new_figures(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """Passes while nothing changes do not count again; a second person overdue does,
+    and the alert says so."""
+    real_now = clock.now
+    clock.now = real_now - timedelta(hours=23)
+    world = World(engine, clock, webhook)
+    dog = watchdog(engine, clock)
+    today = real_now.astimezone(SHANGHAI).date()
+    starts = [
+        published(
+            "isolation",
+            {"person": {"pid": pid * 32}, "action": "start", "kind": "home"},
+            when=when,
+        )
+        for pid, when in (("a", clock.now - timedelta(hours=2)), ("b", clock.now))
+    ]
+    reports = [
+        published(
+            "daily_report", {"date": str(today - timedelta(days=n)), "zero": True}, when=clock.now
+        )
+        for n in range(4)
+    ]
+    await world.send(*starts, *reports)
+
+    async def overdue() -> list[tuple[str, int, str]]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(alerts.c.state, alerts.c.occurrences, alerts.c.summary_en).where(
+                    alerts.c.rule == "missed_isolation_check"
+                )
+            )
+            return [tuple(r) for r in rows]
+
+    clock.now = real_now  # a's check is 25 h overdue, b's 23 h: not yet
+    for _ in range(3):
+        await dog.tick()
+    one = "1 isolated in 640106001001: no check for 24 h"
+    assert await overdue() == [("firing", 1, one)]
+    clock.now = real_now + timedelta(hours=2)
+    await dog.tick()
+    await dog.tick()
+    two = "2 isolated in 640106001001: no check for 24 h"
+    assert await overdue() == [("firing", 2, two)]

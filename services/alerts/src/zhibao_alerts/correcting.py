@@ -131,6 +131,17 @@ def _record_new(
 ) -> dict[str, Any]:
     """A new event as the corrections that came before it decide it: noted in
     ``prepared``; returns its record."""
+    if not decisions and judge.counts_nothing(event):  # most screenings: no fever
+        prepared.counted.append(event)
+        person = getattr(event.data, "person", None)
+        return correction_store.uncounted_values(
+            event.dedup_key,
+            event.type.value,
+            event.subject,
+            event.time,
+            judge.day(event),
+            person.pid if person is not None else None,
+        )
     decision, ignored = deciding(decisions, event.type.value, None)
     _ignore(ignored, event.type.value)
     bare = Recorded(event.dedup_key, event.type.value, event.subject, event.time, None)

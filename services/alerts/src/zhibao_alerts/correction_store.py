@@ -59,6 +59,24 @@ def record_values(
     }
 
 
+def uncounted_values(
+    key: str, event_type: str, community: str, at: datetime, day: date, pid: str | None
+) -> dict[str, Any]:
+    """The ``event_records`` row of a new event that counts towards nothing and that no
+    correction decided (what :func:`record_values` gives for it, without the records)."""
+    return {
+        "dedup_key": key,
+        "type": event_type,
+        "community": community,
+        "at": at,
+        "day": day,
+        "pid": pid,
+        "data": None,
+        "decided_at": None,
+        "decided_by": None,
+    }
+
+
 async def add_records(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Record applied events (rows of :func:`record_values`)."""
     if rows:

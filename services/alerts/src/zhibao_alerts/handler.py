@@ -167,11 +167,15 @@ class ApplyEvents:
         self._on_alert = on_alert
         #: units' first days as committed: a batch writes only the units it moves earlier
         self._first_days: dict[str, date] = {}
+        #: communities' latest event times as committed (by this instance, at least)
+        self._activity: dict[str, datetime] = {}
+        self._noted: dict[str, datetime] = {}
 
     async def __call__(self, batch: Sequence[Delivery]) -> None:
         """Apply every new event of the batch, then evaluate the windowed rules once, then
         the batch's corrections of events applied already; once committed, tell
         ``on_alert`` if alerts were opened."""
+        self._noted = {}
         async with self._engine.begin() as conn:
             # several instances may share the database: one at a time per person and place
             await lock_names(conn, _lock_names(batch))
@@ -196,6 +200,7 @@ class ApplyEvents:
             opened = await self._apply(conn, effects, rules, routing, received)
             opened += await self._correct(conn, prepared.later, judge, routing, received)
         self._first_days.update(firsts)
+        self._activity.update(self._noted)
         if opened and self._on_alert is not None:
             self._on_alert()
 
@@ -208,7 +213,7 @@ class ApplyEvents:
         received: Received,
     ) -> list[int]:
         now = self._clock()
-        await store.note_activity(conn, effects.latest)
+        self._noted = await store.note_activity(conn, effects.latest, self._activity)
         await store.note_isolations(conn, effects.isolations)
         await store.note_daily_reports(conn, effects.reports)
         await store.add_fevers(conn, effects.fevers)

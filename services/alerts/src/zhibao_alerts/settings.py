@@ -22,7 +22,13 @@ class AlertsSettings(ServiceSettings):
         description="Only consume these district codes (partitioning; partitions share one "
         "PostgreSQL database); all when empty",
     )
-    alerts_batch_size: int = Field(default=200, gt=0, le=5000)
+    alerts_batch_size: int = Field(
+        default=1000,
+        gt=0,
+        le=5000,
+        description="Events applied per transaction: a batch's rules (EARS per series, "
+        "the place windows, the ledger) cost about the same for 200 events as for 1,000",
+    )
     alerts_ack_wait_s: float = Field(
         default=30.0,
         gt=0,

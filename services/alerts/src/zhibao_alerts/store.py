@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -385,16 +385,25 @@ async def alert_notifications(conn: AsyncConnection, alert_id: int) -> list[Row[
     return list((await conn.execute(query)).all())
 
 
-async def note_activity(conn: AsyncConnection, latest: dict[str, datetime]) -> None:
-    """Remember the latest time each community sent anything (one read, then bulk writes)."""
-    if not latest:
-        return
-    rows = await conn.execute(
-        select(community_activity.c.community, community_activity.c.last_event_at).where(
-            community_activity.c.community.in_(list(latest))
+async def note_activity(
+    conn: AsyncConnection, latest: Mapping[str, datetime], known: Mapping[str, datetime]
+) -> dict[str, datetime]:
+    """Remember the latest time each community sent anything; returns the times stored
+    now for the batch's communities.
+
+    ``known`` holds times this instance knows are stored (a lower bound: another
+    instance may have stored later ones): only communities it lacks are read, and only
+    times later than it are written, each by an update that never moves a time back.
+    """
+    unknown = [c for c in latest if c not in known]
+    current = {c: known[c] for c in latest if c in known}
+    if unknown:
+        rows = await conn.execute(
+            select(community_activity.c.community, community_activity.c.last_event_at).where(
+                community_activity.c.community.in_(unknown)
+            )
         )
-    )
-    current: dict[str, datetime] = {community: at for community, at in rows}
+        current |= {community: at for community, at in rows}
     new = [{"community": c, "last_event_at": at} for c, at in latest.items() if c not in current]
     later = [
         {"b_community": c, "b_at": at}
@@ -404,12 +413,17 @@ async def note_activity(conn: AsyncConnection, latest: dict[str, datetime]) -> N
     if new:
         await conn.execute(insert(community_activity), new)
     if later:
+        at = bindparam("b_at", type_=UtcDateTime())
         await conn.execute(
             update(community_activity)
-            .where(community_activity.c.community == bindparam("b_community"))
-            .values(last_event_at=bindparam("b_at", type_=UtcDateTime())),
+            .where(
+                community_activity.c.community == bindparam("b_community"),
+                community_activity.c.last_event_at < at,
+            )
+            .values(last_event_at=at),
             later,
         )
+    return {c: max(at, current.get(c, at)) for c, at in latest.items()}
 
 
 @dataclass(frozen=True)

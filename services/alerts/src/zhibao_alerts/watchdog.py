@@ -7,8 +7,9 @@ whose condition has cleared (the report arrived, the check was done).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -90,14 +91,17 @@ class Watchdog:
             if rules.silence.no_events_hours is not None:
                 holding += await self._no_events(conn, rules, now)
             silent = await self._silent_communities(conn, rules, routing, now)
+            watched = await self._open_watched(conn)
             opened = await raise_alerts(
-                conn, [(t, None) for t in holding], routing, now, self._zone
+                conn, [(t, None) for t in _news(holding, watched)], routing, now, self._zone
             )
-            quiet = await raise_alerts(conn, [(t, None) for t in silent], routing, now, self._zone)
+            quiet = await raise_alerts(
+                conn, [(t, None) for t in _news(silent, watched)], routing, now, self._zone
+            )
             await self._repeat_every(conn, quiet, rules.silence.silent_repeat_hours)
             opened += quiet
             holding += silent
-            await self._clear(conn, {t.dedup_key for t in holding}, now)
+            await self._clear(conn, watched, {t.dedup_key for t in holding}, now)
             changed = await self._match_silences(conn, routing, now)
         if (opened or changed) and self._on_alert is not None:
             self._on_alert()
@@ -310,20 +314,34 @@ class Watchdog:
                 fired = True
         return fired
 
-    async def _clear(self, conn: AsyncConnection, holding: set[str], now: datetime) -> None:
-        """Resolve open time-based alerts whose condition no longer holds.
+    @staticmethod
+    async def _open_watched(conn: AsyncConnection) -> list[Any]:
+        """The open alerts of the time-based rules (with their summaries)."""
+        return list(
+            (
+                await conn.execute(
+                    select(
+                        alerts.c.id,
+                        alerts.c.dedup_key,
+                        alerts.c.rule,
+                        alerts.c.unit,
+                        alerts.c.day,
+                        alerts.c.summary_zh,
+                        alerts.c.summary_en,
+                    ).where(alerts.c.state.in_(store.OPEN_STATES), alerts.c.rule.in_(WATCHED_RULES))
+                )
+            ).all()
+        )
+
+    async def _clear(
+        self, conn: AsyncConnection, watched: Sequence[Any], holding: set[str], now: datetime
+    ) -> None:
+        """Resolve open time-based alerts (``watched``) whose condition no longer holds.
 
         A missing daily report clears only when that day's report arrives (a later
         deadline passing does not make an earlier day reported).
         """
-        rows = (
-            await conn.execute(
-                select(
-                    alerts.c.id, alerts.c.dedup_key, alerts.c.rule, alerts.c.unit, alerts.c.day
-                ).where(alerts.c.state.in_(store.OPEN_STATES), alerts.c.rule.in_(WATCHED_RULES))
-            )
-        ).all()
-        cleared = [row for row in rows if row.dedup_key not in holding]
+        cleared = [row for row in watched if row.dedup_key not in holding]
         reported = await self._reported(
             conn, {(r.unit, r.day) for r in cleared if r.rule == "missing_daily_report"}
         )
@@ -351,3 +369,11 @@ class Watchdog:
             )
         )
         return {(c, d) for c, d in rows} & wanted
+
+
+def _news(holding: Sequence[Trigger], watched: Sequence[Any]) -> list[Trigger]:
+    """The conditions that are not already an open alert saying the same: a condition
+    that goes on holding is not raised again on every pass (its alert is open, and a
+    pass is not an occurrence), one whose figures changed (the number overdue) is."""
+    said = {row.dedup_key: (row.summary_zh, row.summary_en) for row in watched}
+    return [t for t in holding if said.get(t.dedup_key) != (t.summary_zh, t.summary_en)]

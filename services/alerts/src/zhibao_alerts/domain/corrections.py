@@ -184,6 +184,14 @@ class Judge:
             return event.data.date
         return event.time.astimezone(self.zone).date()
 
+    def counts_nothing(self, event: PublishedEvent) -> bool:
+        """True when :meth:`facts` of ``event`` would not count (a screening below the
+        fever threshold), told without working them out: most events are such."""
+        return (
+            isinstance(event, PublishedScreening)
+            and event.data.temperature_c < self.fever_threshold_c
+        )
+
     def facts(self, event: PublishedEvent | None, community: str, day: date) -> Facts:
         """What ``event`` contributes (nothing when None: absent, or retracted)."""
         if event is None:

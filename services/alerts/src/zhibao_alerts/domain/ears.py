@@ -139,4 +139,11 @@ DAYS_NEEDED = {
 def last_day(method: str, series: Series, params: EarsParams) -> EarsPoint:
     """The result of ``method`` for the last day of ``series`` only (the same point as
     ``METHODS[method](series, params)[-1]``, without computing the earlier days)."""
-    return METHODS[method](series[-DAYS_NEEDED[method] :], params)[-1]
+    return _last_day(method, tuple(series[-DAYS_NEEDED[method] :]), params)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _last_day(method: str, series: tuple[float | None, ...], params: EarsParams) -> EarsPoint:
+    # a batch judges every series it touched at every level, and most are alike (a quiet
+    # baseline, a count of one or two): the same days give the same (immutable) point
+    return METHODS[method](series, params)[-1]
