@@ -22,6 +22,8 @@ def rollup_link(aggregator_url: str, unit: str, day: str) -> str:
 def labels(alert: Row[Any], registry: Registry) -> dict[str, str]:
     """Alertmanager labels: rule, severity and the unit's hierarchy path by level."""
     result = {"alertname": alert.rule, "severity": alert.severity, "unit": alert.unit}
+    if alert.grid:
+        result["grid"] = alert.grid
     if alert.unit in registry:
         for unit in registry.path(alert.unit):
             result[unit.level.value] = unit.code

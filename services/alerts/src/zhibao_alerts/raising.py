@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_alerts import metrics, store
-from zhibao_alerts.domain.config import OnCall
+from zhibao_alerts.domain.config import GRID_STEP, OnCall
 from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.silences import silenced_by
 from zhibao_alerts.domain.triggers import Trigger
@@ -52,10 +52,14 @@ def notifications_for_step(
         },
     }
     rows: list[tuple[str, str]] = []
-    policy = routing.oncall.escalation[alert.severity]
+    grid = alert.grid
+    policy = routing.oncall.policy_for(alert.severity, grid)
     level = policy.steps[min(step, len(policy.steps) - 1)].level
-    for person in routing.oncall.people_for(unit_at(alert.unit, level), now):
-        rows += person.channels()
+    if level == GRID_STEP:
+        rows += routing.oncall.grid_channels(grid) if grid else []
+    else:
+        for person in routing.oncall.people_for(unit_at(alert.unit, level), now):
+            rows += person.channels()
     if step == 0 and (reason == "fired" or reason.startswith("unsilenced")):
         rows += [("webhook", str(url)) for url in routing.oncall.webhooks]
         rows.append(("nats", alert_subject(alert.severity, alert.unit[:6])))
@@ -223,6 +227,7 @@ async def _open(
             "escalation_step": 0,
             "last_notified_at": now,
             "next_action_at": None if historical or not trigger.pages else now,
+            "grid": trigger.grid,
         },
     )
     if historical:

@@ -47,6 +47,8 @@ class Trigger:
     day: date
     #: False: the alert is recorded, nobody is paged and it does not escalate
     pages: bool = True
+    #: the registered grid of the place it is about (its worker is paged first), if any
+    grid: str | None = None
 
     @property
     def dedup_key(self) -> str:
