@@ -19,6 +19,7 @@ from zhibao_alerts.tables import alerts, notifications
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import FEVER_THRESHOLD_C, PublishedEvent
 from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.places import Places
 
 
 def oncall(receiver: Receiver) -> OnCall:
@@ -58,9 +59,13 @@ class World:
         rules: Rules = NO_ABERRATION,
         rota: OnCall | None = None,
         fever_threshold_c: float = FEVER_THRESHOLD_C,
+        places: Places | None = None,
     ) -> None:
         self.engine = engine
-        routing = Routing(rota or oncall(receiver), load_registry(), "http://aggregator")
+        routing = Routing(
+            rota or oncall(receiver), load_registry(), "http://aggregator", places=places
+        )
+        self.routing = routing
 
         async def no_nats(_subject: str, _body: bytes) -> None:
             return None

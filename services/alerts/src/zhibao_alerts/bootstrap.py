@@ -45,6 +45,7 @@ from zhibao_shared.db import has_table, is_sqlite, make_engine, run_migrations
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.places import load_places
 from zhibao_shared.settings import redacted
 from zhibao_shared.stream_feed import FeedSpec, StreamFeed
 from zhibao_shared.subjects import EVENTS_ALL, TASKS_STREAM, district_events
@@ -125,6 +126,7 @@ class Alerts:
             load_registry(self.settings.registry_path),
             self.settings.aggregator_url,
             PageHorizon(self.settings.alerts_page_horizon_hours),
+            load_places(self.settings.places_path),
         )
 
     async def publish(self, subject: str, body: bytes) -> None:

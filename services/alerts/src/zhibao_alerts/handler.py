@@ -17,6 +17,7 @@ from zhibao_alerts.domain.clusters import place_of
 from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.domain.corrections import Decision, Judge
 from zhibao_alerts.domain.ears import EarsPoint
+from zhibao_alerts.place_names import grid_of, place_name
 from zhibao_alerts.raising import (
     Raised,
     Received,
@@ -333,10 +334,19 @@ class ApplyEvents:
         new = {f["dedup_key"] for f in effects.fevers}
         raised: list[Raised] = []
         marks: dict[str, date] = {}
+        places = self._routing().places
         for (community, place), fevers in stored.items():
             for found in clusters.clusters(fevers, new, window, rules.cluster.min_fevers):
                 day = found.alert_day(self._zone, rules.cluster.min_fevers)
-                trigger = triggers.cluster(community, place, found.persons, rules, day)
+                trigger = triggers.cluster(
+                    community,
+                    place,
+                    found.persons,
+                    rules,
+                    day,
+                    name=place_name(places, place),
+                    grid=grid_of(places, place),
+                )
                 raised.append((trigger, None))
                 marks.update({f.key: day for f in found.fevers if f.cluster_day is None})
         await store.mark_clusters(conn, marks)

@@ -24,6 +24,7 @@ from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
 from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.events import PublishedEvent
 from zhibao_shared.hierarchy import Registry, unit_at
+from zhibao_shared.places import Places
 from zhibao_shared.subjects import alert_subject
 
 
@@ -36,6 +37,8 @@ class Routing:
     aggregator_url: str
     #: alerts raised from events of days older than this are recorded, not paged
     horizon: PageHorizon | None = None
+    #: the registered places (names, grids and their workers)
+    places: Places | None = None
 
 
 def notifications_for_step(

@@ -1,0 +1,257 @@
+"""Reads and writes of key persons and epidemic points, on the caller's transaction.
+
+Every function costs a fixed number of statements whatever the number of persons it is
+given: rows are read in one query, folded in memory and written back set-wise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zhibao_alerts.domain.care import Person, Point, Where
+from zhibao_alerts.tables import epidemic_points, isolations, key_persons
+from zhibao_shared.db import UtcDateTime
+
+_PLACE = ("compound_id", "building_id", "grid_id", "compound", "building")
+
+
+@dataclass(frozen=True)
+class PersonNote:
+    """What one event says about a person: a registration or removal (``action``), or
+    only where they live (a need)."""
+
+    pid: str
+    community: str
+    at: datetime
+    where: Where
+    category: str | None = None
+    #: register, remove, or None (a need: the place only)
+    action: str | None = None
+
+
+def _person(row: dict[str, Any]) -> Person:
+    where = Where(*(row[name] for name in _PLACE))
+    return Person(
+        row["pid"],
+        row["community"],
+        row["category"],
+        bool(row["registered"]),
+        where,
+        row["last_contact_at"],
+    )
+
+
+async def _rows(conn: AsyncConnection, pids: Iterable[str]) -> dict[str, Any]:
+    wanted = sorted(set(pids))
+    if not wanted:
+        return {}
+    found = await conn.execute(select(key_persons).where(key_persons.c.pid.in_(wanted)))
+    return {row.pid: row._asdict() for row in found}
+
+
+def _fold(row: dict[str, Any] | None, note: PersonNote) -> dict[str, Any]:
+    """A person's row once ``note`` is applied: the latest registration (event time)
+    decides the register, the latest report of the place decides the place."""
+    row = dict(row) if row is not None else _new_row(note)
+    if note.action is not None and (
+        row["registered_at"] is None or note.at >= row["registered_at"]
+    ):
+        row["registered"] = int(note.action == "register")
+        row["registered_at"] = note.at
+        row["category"] = note.category or row["category"]
+        row["community"] = note.community
+    if row["place_at"] is None or note.at >= row["place_at"]:
+        row.update({name: getattr(note.where, name) for name in _PLACE})
+        row["place_at"] = note.at
+    return row
+
+
+def _new_row(note: PersonNote) -> dict[str, Any]:
+    return {
+        "pid": note.pid,
+        "community": note.community,
+        "category": None,
+        "registered": 0,
+        "registered_at": None,
+        **dict.fromkeys(_PLACE),
+        "place_at": None,
+        "last_contact_at": None,
+        "due_at": None,
+        "alert_id": None,
+    }
+
+
+async def note_persons(conn: AsyncConnection, notes: Sequence[PersonNote]) -> None:
+    """Apply registrations, removals and places (in event time, whatever their order)."""
+    if not notes:
+        return
+    stored = await _rows(conn, (n.pid for n in notes))
+    after: dict[str, dict[str, Any]] = {}
+    for note in sorted(notes, key=lambda n: n.at):
+        after[note.pid] = _fold(after.get(note.pid) or stored.get(note.pid), note)
+    new = [row for pid, row in after.items() if pid not in stored]
+    changed = [row for pid, row in after.items() if pid in stored]
+    if new:
+        await conn.execute(insert(key_persons), new)
+    if changed:
+        columns = ("community", "category", "registered", *_PLACE)
+        await conn.execute(
+            update(key_persons)
+            .where(key_persons.c.pid == bindparam("b_pid"))
+            .values(
+                **{name: bindparam(f"b_{name}") for name in columns},
+                registered_at=bindparam("b_registered_at", type_=UtcDateTime()),
+                place_at=bindparam("b_place_at", type_=UtcDateTime()),
+            ),
+            [
+                {f"b_{k}": v for k, v in row.items() if k not in ("due_at", "alert_id")}
+                for row in changed
+            ],
+        )
+
+
+async def note_contacts(conn: AsyncConnection, contacts: dict[str, datetime]) -> set[str]:
+    """Record contacts with known persons (event time); returns those whose last contact
+    moved later (a contact older than the last known one changes nothing)."""
+    if not contacts:
+        return set()
+    rows = await conn.execute(
+        select(key_persons.c.pid, key_persons.c.last_contact_at).where(
+            key_persons.c.pid.in_(sorted(contacts))
+        )
+    )
+    later = {pid: contacts[pid] for pid, last in rows if last is None or contacts[pid] > last}
+    if later:
+        await conn.execute(
+            update(key_persons)
+            .where(key_persons.c.pid == bindparam("b_pid"))
+            .values(last_contact_at=bindparam("b_at", type_=UtcDateTime())),
+            [{"b_pid": pid, "b_at": at} for pid, at in later.items()],
+        )
+    return set(later)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A person as stored, with what their watch depends on."""
+
+    person: Person
+    alert_id: int | None
+    due_at: datetime | None
+    isolated_since: datetime | None
+    points: tuple[Point, ...]
+
+
+async def load(conn: AsyncConnection, pids: Iterable[str]) -> list[Watched]:
+    """The persons ``pids`` (those known), with their isolation and their community's
+    epidemic points in force (three queries)."""
+    rows = await _rows(conn, pids)
+    if not rows:
+        return []
+    isolated = {
+        pid: since
+        for pid, since in await conn.execute(
+            select(isolations.c.pid, isolations.c.status_at).where(
+                isolations.c.pid.in_(sorted(rows)), isolations.c.active == 1
+            )
+        )
+    }
+    points = await points_in(conn, {row["community"] for row in rows.values()})
+    return [
+        Watched(
+            _person(row),
+            row["alert_id"],
+            row["due_at"],
+            isolated.get(pid),
+            points.get(row["community"], ()),
+        )
+        for pid, row in rows.items()
+    ]
+
+
+async def points_in(
+    conn: AsyncConnection, communities: Iterable[str]
+) -> dict[str, tuple[Point, ...]]:
+    """The epidemic points in force in each of ``communities``."""
+    wanted = sorted(set(communities))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(epidemic_points).where(
+            epidemic_points.c.community.in_(wanted), epidemic_points.c.lifted_at.is_(None)
+        )
+    )
+    found: dict[str, list[Point]] = {}
+    for row in rows:
+        where = Where(row.compound_id, row.building_id, None, row.compound, row.building)
+        found.setdefault(row.community, []).append(Point(where, row.start))
+    return {community: tuple(points) for community, points in found.items()}
+
+
+async def persons_in(conn: AsyncConnection, communities: Iterable[str]) -> list[str]:
+    """The pseudonyms of the registered persons of ``communities``."""
+    wanted = sorted(set(communities))
+    if not wanted:
+        return []
+    rows = await conn.execute(
+        select(key_persons.c.pid).where(
+            key_persons.c.community.in_(wanted), key_persons.c.registered == 1
+        )
+    )
+    return list(rows.scalars())
+
+
+async def schedule(
+    conn: AsyncConnection, due: dict[str, tuple[datetime | None, int | None]]
+) -> None:
+    """Set each person's due time and open alert (pid: (due_at, alert_id))."""
+    if due:
+        await conn.execute(
+            update(key_persons)
+            .where(key_persons.c.pid == bindparam("b_pid"))
+            .values(due_at=bindparam("b_due", type_=UtcDateTime()), alert_id=bindparam("b_alert")),
+            [{"b_pid": pid, "b_due": at, "b_alert": alert} for pid, (at, alert) in due.items()],
+        )
+
+
+async def due(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    """The persons whose silence has lasted too long by ``now``, the longest first (an
+    indexed range: nothing is read while nobody is due)."""
+    rows = await conn.execute(
+        select(key_persons.c.pid)
+        .where(and_(key_persons.c.due_at.is_not(None), key_persons.c.due_at <= now))
+        .order_by(key_persons.c.due_at)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def store_points(conn: AsyncConnection, points: Sequence[dict[str, Any]]) -> None:
+    """Insert or replace epidemic points (each message is the point's full snapshot)."""
+    if not points:
+        return
+    ids = [p["point"] for p in points]
+    known = set(
+        (
+            await conn.execute(
+                select(epidemic_points.c.point).where(epidemic_points.c.point.in_(ids))
+            )
+        ).scalars()
+    )
+    new = [p for p in points if p["point"] not in known]
+    if new:
+        await conn.execute(insert(epidemic_points), new)
+    lifted = [p for p in points if p["point"] in known and p["lifted_at"] is not None]
+    if lifted:
+        await conn.execute(
+            update(epidemic_points)
+            .where(epidemic_points.c.point == bindparam("b_point"))
+            .values(lifted_at=bindparam("b_lifted", type_=UtcDateTime())),
+            [{"b_point": p["point"], "b_lifted": p["lifted_at"]} for p in lifted],
+        )
