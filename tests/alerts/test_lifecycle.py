@@ -13,6 +13,7 @@ from tests.support.webhook import Receiver
 from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.domain.config import OnCall, Rules
 from zhibao_alerts.handler import ApplyEvents
+from zhibao_alerts.keypersons import KeyPersons
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.tables import alerts, notifications
@@ -60,6 +61,7 @@ class World:
         rota: OnCall | None = None,
         fever_threshold_c: float = FEVER_THRESHOLD_C,
         places: Places | None = None,
+        care: KeyPersons | None = None,
     ) -> None:
         self.engine = engine
         routing = Routing(
@@ -79,6 +81,7 @@ class World:
             clock,
             fever_threshold_c,
             on_alert=self.dispatcher.wake,
+            care=care,
         )
         self.receiver = receiver
 

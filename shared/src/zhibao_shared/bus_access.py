@@ -90,6 +90,12 @@ def tasks_durable(events_durable: str) -> str:
     return f"{events_durable}-tasks"
 
 
+def care_durable(events_durable: str) -> str:
+    """The alerts service's durable consumer of what key persons' watch reads on the
+    tasks stream (tasks done, epidemic points): ``<durable>-care``."""
+    return f"{events_durable}-care"
+
+
 def _following(stream: str) -> tuple[str, ...]:
     """Create ephemeral consumers of ``stream`` and answer their flow control: an ordered
     push consumer replaying the stream to the user's own inbox (it reads, never acks)."""
@@ -178,6 +184,8 @@ def bus_users(
                 *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM, AUDIT_STREAM)),
                 *_consuming(alerts_durables),
                 *_consuming([tasks_durable(d) for d in alerts_durables], TASKS_STREAM),
+                # tasks done and epidemic points, for key persons' watch
+                *_consuming([care_durable(d) for d in alerts_durables], TASKS_STREAM),
             ),
             subscribe=(f"{inbox_prefix('alerts')}.>",),
         ),

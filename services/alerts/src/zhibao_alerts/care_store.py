@@ -255,3 +255,16 @@ async def store_points(conn: AsyncConnection, points: Sequence[dict[str, Any]]) 
             .values(lifted_at=bindparam("b_lifted", type_=UtcDateTime())),
             [{"b_point": p["point"], "b_lifted": p["lifted_at"]} for p in lifted],
         )
+
+
+async def grids_of(conn: AsyncConnection, pids: Iterable[str]) -> dict[str, str]:
+    """The registered grid each of these persons lives in (those known to have one)."""
+    wanted = sorted(set(pids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(key_persons.c.pid, key_persons.c.grid_id).where(
+            key_persons.c.pid.in_(wanted), key_persons.c.grid_id.is_not(None)
+        )
+    )
+    return {pid: grid for pid, grid in rows}

@@ -17,6 +17,7 @@ from zhibao_alerts.domain.clusters import place_of
 from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.domain.corrections import Decision, Judge
 from zhibao_alerts.domain.ears import EarsPoint
+from zhibao_alerts.keypersons import KeyPersons
 from zhibao_alerts.place_names import grid_of, place_name
 from zhibao_alerts.raising import (
     Raised,
@@ -158,8 +159,11 @@ class ApplyEvents:
         clock: Callable[[], datetime],
         fever_threshold_c: float = FEVER_THRESHOLD_C,
         on_alert: Callable[[], None] | None = None,
+        care: KeyPersons | None = None,
     ) -> None:
         self._engine = engine
+        #: key persons' watch (registrations, places, contacts), when kept
+        self._care = care
         self._fever_threshold_c = fever_threshold_c
         self._rules = rules
         self._routing = routing
@@ -195,6 +199,8 @@ class ApplyEvents:
             received = received_by_community_day(events.values(), self._zone)
             routing = self._routing()
             opened = await self._apply(conn, effects, rules, routing, received)
+            if self._care is not None:
+                await self._care.note_events(conn, prepared.counted)
             opened += await self._correct(conn, prepared.later, judge, routing, received)
         self._first_days.update(firsts)
         if opened and self._on_alert is not None:

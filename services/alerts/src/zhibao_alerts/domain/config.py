@@ -169,16 +169,34 @@ class TaskOverdueRule(_Strict):
     kinds: dict[TaskKind, TaskKindRule] = Field(
         default_factory=dict, description="Per task kind: its own severity or paging"
     )
+    urgent: dict[TaskKind, TaskKindRule] = Field(
+        default_factory=lambda: {"need_medical": TaskKindRule(severity=Severity.CRITICAL)},
+        description="Per need task kind: how its urgent needs' overdue tasks alert (an "
+        "urgent medical need not met within its limit is critical); kinds not listed "
+        "alert as their ordinary tasks",
+    )
 
-    def severity_for(self, kind: str) -> Severity:
-        """The severity of an overdue task of ``kind``."""
-        own = self.kinds.get(kind)
-        return own.severity if own is not None and own.severity is not None else self.severity
+    def _own(self, kind: str, urgent: bool) -> list[TaskKindRule]:
+        """The rules of ``kind`` that apply, the most specific first."""
+        found = [self.urgent[kind]] if urgent and kind in self.urgent else []
+        return found + ([self.kinds[kind]] if kind in self.kinds else [])
 
-    def pages_for(self, kind: str) -> bool:
+    def severity_for(self, kind: str, urgent: bool = False) -> Severity:
+        """The severity of an overdue task of ``kind`` (an urgent need's: ``urgent``)."""
+        own = [r.severity for r in self._own(kind, urgent) if r.severity is not None]
+        return own[0] if own else self.severity
+
+    def pages_for(self, kind: str, urgent: bool = False) -> bool:
         """Whether an overdue task of ``kind`` pages anyone."""
-        own = self.kinds.get(kind)
-        return own.page if own is not None and own.page is not None else self.page
+        own = [r.page for r in self._own(kind, urgent) if r.page is not None]
+        return own[0] if own else self.page
+
+
+class KeyPersonRule(_Strict):
+    """A key person in isolation or an epidemic point without contact for too long (the
+    hours are ZHIBAO_ALERTS_KEYPERSON_CONTACT_HOURS)."""
+
+    severity: Severity = Severity.WARNING
 
 
 class Rules(_Strict):
@@ -198,6 +216,7 @@ class Rules(_Strict):
     silence: SilenceRule = SilenceRule()
     isolation: IsolationRule = IsolationRule()
     task_overdue: TaskOverdueRule = TaskOverdueRule()
+    key_persons: KeyPersonRule = KeyPersonRule()
 
     def deadline_conflict(self, deadline: timedelta) -> str | None:
         """Why these rules disagree with the shared daily-report deadline, if they do."""
