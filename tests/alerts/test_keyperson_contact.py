@@ -23,11 +23,18 @@ from zhibao_alerts.care_feed import ApplyCareMessages
 from zhibao_alerts.keypersons import KeyPersons, KeyPersonWatch
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.tables import alerts
+from zhibao_alerts.task_handler import ApplyTaskMessages
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.events import PublishedEvent
 from zhibao_shared.places import load_places
 from zhibao_shared.response_events import PointMessage
-from zhibao_shared.task_events import TaskEvent, TaskState, task_message
+from zhibao_shared.task_events import (
+    TaskEvent,
+    TaskMessage,
+    TaskState,
+    Urgency,
+    task_message,
+)
 
 RULE = "keyperson_no_contact"
 P = "1" * 32
@@ -286,3 +293,73 @@ async def test_the_alert_is_recorded_in_the_alerts_table_with_its_grid(
     async with engine.connect() as conn:
         rows = (await conn.execute(select(alerts.c.dedup_key).where(alerts.c.rule == RULE))).all()
     assert [r.dedup_key.split(":")[2] for r in rows] == [P[:8]]
+
+
+async def test_an_urgent_medical_need_overdue_is_critical_and_reaches_the_grid_worker_first(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """The need's person lives in GRID: the grid worker is paged at once, the community
+    after 5 minutes, the street after 10 (the critical ladder); an ordinary need's overdue
+    task is a warning for the community, as before. Its task done resolves it."""
+    care = Care(engine, clock, webhook)
+    where = {"compound": "枫林湾", "building": "3号楼", "compound_id": COMPOUND}
+    where |= {"building_id": BUILDING, "grid_id": GRID}
+    asked = clock.now - timedelta(hours=3)
+    await care.world.send(
+        published(
+            "need",
+            {"person": {"pid": P}, "category": "medical", "urgency": "urgent", **where},
+            when=asked,
+        )
+    )
+    apply = ApplyTaskMessages(
+        engine,
+        lambda: NO_ABERRATION,
+        lambda: care.world.routing,
+        "Asia/Shanghai",
+        clock,
+        on_alert=care.world.dispatcher.wake,
+    )
+
+    def overdue(task: str, kind: str, pid: str, urgency: Urgency) -> TaskMessage:
+        return task_message(
+            TaskEvent.OVERDUE,
+            task=task,
+            unit=COMPOUND[:12],
+            kind=kind,
+            due=asked + timedelta(hours=2),
+            state=TaskState.ISSUED,
+            pid=pid,
+            at=clock.now,
+            urgency=urgency,
+        )
+
+    urgent = overdue("e" * 32, "need_medical", P, "urgent")
+    await apply([urgent, overdue("f" * 32, "need_food", "2" * 32, "normal")])
+    found = {a.window.split(":")[1]: a for a in await care.world.alerts()}
+    assert (found["need_medical"].severity, found["need_food"].severity) == ("critical", "warning")
+    assert found["need_medical"].grid == GRID and found["need_food"].grid is None
+    assert found["need_medical"].summary_zh.startswith("【紧急需求未满足】")
+    await care.world.dispatcher.tick()
+    assert paged(webhook, "/grid") == ["task_overdue"]
+    assert paged(webhook, "/community") == ["task_overdue"], "only the ordinary one, at once"
+    clock.advance(minutes=5)
+    await care.world.dispatcher.tick()
+    assert len(paged(webhook, "/community")) == 2 and paged(webhook, "/street") == []
+    clock.advance(minutes=5)
+    await care.world.dispatcher.tick()
+    assert paged(webhook, "/street") == ["task_overdue"]
+
+    done = task_message(
+        TaskEvent.CHANGED,
+        task=urgent.task,
+        unit=urgent.unit,
+        kind=urgent.kind,
+        due=urgent.due,
+        state=TaskState.DONE,
+        pid=P,
+        at=clock.now,
+    )
+    await apply([done])
+    found = {a.window.split(":")[1]: a for a in await care.world.alerts()}
+    assert found["need_medical"].state == "resolved" and found["need_food"].state == "firing"
