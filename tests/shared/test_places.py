@@ -165,7 +165,7 @@ def test_locate_resolves_an_id_and_completes_it_with_the_labels() -> None:
 
 def test_locate_refuses_unknown_and_other_community_ids() -> None:
     places = _places()
-    with pytest.raises(UnknownPlace, match="not a registered place"):
+    with pytest.raises(UnknownPlace, match="is not registered"):
         places.locate(COMMUNITY, place=f"{COMMUNITY}-C099")
     with pytest.raises(UnknownPlace, match=f"lies in community {OTHER}"):
         places.locate(COMMUNITY, place=f"{OTHER}-C001")

@@ -327,7 +327,9 @@ class Places:
             return self.match(community, compound, building, grid)
         found = self._by_id.get(place)
         if found is None:
-            raise UnknownPlace(f"place {place} is not a registered place")
+            raise UnknownPlace(
+                f"place {place} is not registered: no compound, building or grid has this id"
+            )
         if found.community != community:
             raise UnknownPlace(
                 f"place {place} lies in community {found.community}, not in the event's "
