@@ -122,6 +122,10 @@ def audit_durable(aggregator_durable: str) -> str:
     return f"{aggregator_durable}{AUDIT_CONSUMER_SUFFIX}"
 
 
+#: The response service's durable consumer of need events (each need becomes a task).
+NEEDS_DURABLE = "response-needs"
+
+
 def audit_subjects(service: str) -> str:
     """Where a service may append audit records: its own subjects only (no service can
     write a record in another's name)."""
@@ -192,15 +196,15 @@ def bus_users(
         BusUser(
             "response",
             "publishes task events (issued, changed, overdue), declared levels and epidemic "
-            "points to its stream; reads task results "
-            "through its durable consumer; publishes its dead letters and its audit records",
+            "points to its stream; reads task results and needs "
+            "through its durable consumers; publishes its dead letters and its audit records",
             publish=(
                 TASKS_ALL,
                 "zhibao.deadletter.response.>",
                 audit_subjects("response"),
                 info,
                 *_stream_declaring((TASKS_STREAM, EVENTS_STREAM, DEAD_LETTER_STREAM, AUDIT_STREAM)),
-                *_consuming(("response",)),
+                *_consuming(("response", NEEDS_DURABLE)),
             ),
             subscribe=(f"{inbox_prefix('response')}.>",),
         ),

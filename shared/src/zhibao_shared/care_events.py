@@ -20,8 +20,9 @@ registration made in error is undone by ``action: remove``, a need by its task's
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
-from typing import Annotated, Generic, Literal
+from typing import Generic, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -32,12 +33,10 @@ from zhibao_shared.events import (
     ReportedPerson,
     _Envelope,
     _Label,
+    _PlaceRef,
+    _RegisteredPlaces,
     _Strict,
 )
-
-#: A registered place's id (compound, grid or building; see ``zhibao_shared.places``).
-PLACE_ID = r"^\d{12}-(C\d{3}(-B\d{3})?|G\d{3})$"
-_PlaceId = Annotated[str, Field(pattern=PLACE_ID, max_length=26)]
 
 
 class KeyPersonCategory(StrEnum):
@@ -87,23 +86,23 @@ def need_category_of(kind: str) -> NeedCategory | None:
     return next((c for c in NeedCategory if c.value == rest), None)
 
 
+def need_task_id(need_identity: str) -> str:
+    """The id of the task a need becomes, from the need's identity (``dedup_key``): a
+    redelivered or resent need names the same task, so it never makes a second one."""
+    return hashlib.sha256(f"need {need_identity}".encode()).hexdigest()[:32]
+
+
 class PlaceFields(_Strict):
     """Where the person lives: a registered place's id and/or the labels as reported."""
 
-    place: _PlaceId | None = Field(
-        default=None, description="A registered building, compound or grid of the community"
-    )
+    place: _PlaceRef | None = None
     compound: _Label | None = None
     building: _Label | None = None
     grid: _Label | None = None
 
 
-class PublishedPlaceFields(PlaceFields):
+class PublishedPlaceFields(_RegisteredPlaces, PlaceFields):
     """The registered places intake resolved from ``place`` or by matching the labels."""
-
-    compound_id: _PlaceId | None = None
-    building_id: _PlaceId | None = None
-    grid_id: _PlaceId | None = None
 
 
 class KeyPersonData(PlaceFields, Generic[P]):
@@ -185,3 +184,8 @@ class PublishedNeed(NeedEvent[Pseudonym]):
     def task_kind(self) -> str:
         """The kind of the task the need becomes."""
         return NEED_TASK_KINDS[self.data.category]
+
+    @property
+    def task_id(self) -> str:
+        """The id of the task the need becomes (:func:`need_task_id`)."""
+        return need_task_id(self.dedup_key)
