@@ -27,7 +27,7 @@ from zhibao_alerts.task_handler import ApplyTaskMessages
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.events import PublishedEvent
 from zhibao_shared.places import load_places
-from zhibao_shared.response_events import PointMessage
+from zhibao_shared.response_events import DeclaredLevel, LevelMessage, PointMessage
 from zhibao_shared.task_events import (
     TaskEvent,
     TaskMessage,
@@ -80,6 +80,20 @@ class Care:
                 )
             ]
         )
+
+    async def level(
+        self, unit: str, level: DeclaredLevel | None, number: int, at: datetime
+    ) -> None:
+        """The response service's declaration of ``level`` for ``unit`` (None: lifted)."""
+        declared = LevelMessage(
+            declaration=f"{number:032x}",
+            unit=unit,
+            level=level,
+            number=number,
+            declared_at=at,
+            declared_by="city duty",
+        )
+        await self.messages([declared])
 
     async def done(self, pid: str, at: datetime) -> None:
         """A task about ``pid`` done (a need delivered, a visit), as the response service says."""
@@ -363,3 +377,26 @@ async def test_an_urgent_medical_need_overdue_is_critical_and_reaches_the_grid_w
     await apply([done])
     found = {a.window.split(":")[1]: a for a in await care.world.alerts()}
     assert found["need_medical"].state == "resolved" and found["need_food"].state == "firing"
+
+
+async def test_a_sealing_level_declared_above_the_community_watches_its_key_persons(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """Red (the rules' default sealed level) declared for the street: its communities'
+    key persons are watched from the declaration; a later declaration of yellow ends it."""
+    care = Care(engine, clock, webhook)
+    seen = clock.now - timedelta(days=3)
+    await care.world.send(key_person(P, seen), screened(P, seen))
+    await care.level(COMPOUND[:9], "yellow", 1, clock.now)
+    clock.advance(hours=30)
+    await care.watch.tick()
+    assert await care.alerts() == [], "yellow does not seal"
+    await care.level(COMPOUND[:9], "red", 2, clock.now)
+    clock.advance(hours=24, seconds=1)
+    await care.watch.tick()
+    [alert] = await care.alerts()
+    assert "所在单元封控中" in alert.summary_zh
+    await care.level(COMPOUND[:9], "red", 2, clock.now)  # redelivered: nothing changes
+    await care.level(COMPOUND[:9], "yellow", 3, clock.now)
+    [alert] = await care.alerts()
+    assert alert.state == "resolved"

@@ -21,25 +21,29 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zhibao_alerts import care_store
 from zhibao_alerts.keypersons import CareNotes, KeyPersons
 from zhibao_shared.places import Places
-from zhibao_shared.response_events import POINT_EVENT, PointMessage, parse_response_message
+from zhibao_shared.response_events import (
+    LEVEL_EVENT,
+    POINT_EVENT,
+    LevelMessage,
+    PointMessage,
+    parse_response_message,
+)
 from zhibao_shared.subjects import task_event_filters
 from zhibao_shared.task_events import TaskEvent, TaskMessage, TaskState
 
-Message = TaskMessage | PointMessage
+Message = TaskMessage | PointMessage | LevelMessage
 
 
 def care_filters(districts: Sequence[str]) -> tuple[str, ...]:
-    """Subject filters: the changed task messages and the points of these districts."""
-    return tuple(task_event_filters(districts, (TaskEvent.CHANGED, POINT_EVENT)))
+    """Subject filters: the changed task messages, the points and the declared levels of
+    these districts."""
+    return tuple(task_event_filters(districts, (TaskEvent.CHANGED, POINT_EVENT, LEVEL_EVENT)))
 
 
 def decode(msg: Msg) -> Message:
-    """A changed task message or a point (``ValueError`` when the message is neither)."""
-    if msg.subject.endswith(f".{POINT_EVENT}"):
-        point = parse_response_message(msg.subject, msg.data)
-        if not isinstance(point, PointMessage):
-            raise ValueError(f"not a point: {msg.subject}")
-        return point
+    """A changed task message, a point or a level (``ValueError`` when it is none)."""
+    if msg.subject.endswith((f".{POINT_EVENT}", f".{LEVEL_EVENT}")):
+        return parse_response_message(msg.subject, msg.data)
     return TaskMessage.model_validate_json(msg.data)
 
 
@@ -66,6 +70,16 @@ def point_row(point: PointMessage, places: Places | None) -> dict[str, Any]:
     }
 
 
+def level_row(level: LevelMessage) -> dict[str, Any]:
+    """A declaration as stored (the unit's level in force is its highest number)."""
+    return {
+        "unit": level.unit,
+        "number": level.number,
+        "level": level.level,
+        "declared_at": level.declared_at,
+    }
+
+
 class ApplyCareMessages:
     """The care consumer's batch handler."""
 
@@ -80,17 +94,22 @@ class ApplyCareMessages:
         """Store points and contacts; recompute the persons concerned."""
         notes = CareNotes()
         points: list[dict[str, Any]] = []
+        levels: list[dict[str, Any]] = []
         places = self._places()
         for message in messages:
             if isinstance(message, PointMessage):
                 points.append(point_row(message, places))
+            elif isinstance(message, LevelMessage):
+                levels.append(level_row(message))
             elif message.state is TaskState.DONE and message.person is not None:
                 notes.contact(message.person.pid, _aware(message.at))
-        if not points and not notes.touched:
+        if not points and not levels and not notes.touched:
             return
         async with self._engine.begin() as conn:
             await care_store.store_points(conn, points)
+            await care_store.store_levels(conn, levels)
             await self._persons.apply(conn, notes)
-            if points:
-                affected = await care_store.persons_in(conn, {p["community"] for p in points})
+            affected = await care_store.persons_in(conn, {p["community"] for p in points})
+            affected += await care_store.persons_under(conn, {v["unit"] for v in levels})
+            if affected:
                 await self._persons.refresh(conn, affected)

@@ -6,17 +6,18 @@ given: rows are read in one query, folded in memory and written back set-wise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_alerts.domain.care import Person, Point, Where
-from zhibao_alerts.tables import epidemic_points, isolations, key_persons
+from zhibao_alerts.tables import declared_levels, epidemic_points, isolations, key_persons
 from zhibao_shared.db import UtcDateTime
+from zhibao_shared.hierarchy import lineage
 
 _PLACE = ("compound_id", "building_id", "grid_id", "compound", "building")
 
@@ -146,11 +147,16 @@ class Watched:
     due_at: datetime | None
     isolated_since: datetime | None
     points: tuple[Point, ...]
+    #: since when a level the rules call sealed is in force above them (None: it is not)
+    sealed_since: datetime | None = None
 
 
-async def load(conn: AsyncConnection, pids: Iterable[str]) -> list[Watched]:
-    """The persons ``pids`` (those known), with their isolation and their community's
-    epidemic points in force (three queries)."""
+async def load(
+    conn: AsyncConnection, pids: Iterable[str], sealed_levels: Collection[str] = ()
+) -> list[Watched]:
+    """The persons ``pids`` (those known), with their isolation, their community's
+    epidemic points in force and whether a level in ``sealed_levels`` is in force on
+    their community or above (four queries)."""
     rows = await _rows(conn, pids)
     if not rows:
         return []
@@ -162,7 +168,9 @@ async def load(conn: AsyncConnection, pids: Iterable[str]) -> list[Watched]:
             )
         )
     }
-    points = await points_in(conn, {row["community"] for row in rows.values()})
+    communities = {row["community"] for row in rows.values()}
+    points = await points_in(conn, communities)
+    sealed = await sealed_since(conn, communities, sealed_levels)
     return [
         Watched(
             _person(row),
@@ -170,6 +178,7 @@ async def load(conn: AsyncConnection, pids: Iterable[str]) -> list[Watched]:
             row["due_at"],
             isolated.get(pid),
             points.get(row["community"], ()),
+            sealed.get(row["community"]),
         )
         for pid, row in rows.items()
     ]
@@ -268,3 +277,73 @@ async def grids_of(conn: AsyncConnection, pids: Iterable[str]) -> dict[str, str]
         )
     )
     return {pid: grid for pid, grid in rows}
+
+
+async def sealed_since(
+    conn: AsyncConnection, communities: Iterable[str], sealed_levels: Collection[str]
+) -> dict[str, datetime]:
+    """Since when each community is under a level in ``sealed_levels`` (declared on it or
+    on a unit above it); those that are not are left out."""
+    wanted = set(communities)
+    if not wanted or not sealed_levels:
+        return {}
+    units = {unit for community in wanted for unit in lineage(community)}
+    rows = await conn.execute(
+        select(declared_levels.c.unit, declared_levels.c.declared_at).where(
+            declared_levels.c.unit.in_(sorted(units)),
+            declared_levels.c.level.in_(sorted(sealed_levels)),
+        )
+    )
+    in_force = dict(rows.all())
+    found: dict[str, datetime] = {}
+    for community in wanted:
+        times = [in_force[unit] for unit in lineage(community) if unit in in_force]
+        if times:
+            found[community] = min(times)
+    return found
+
+
+async def store_levels(conn: AsyncConnection, levels: Sequence[dict[str, Any]]) -> None:
+    """Keep each unit's level in force: the declaration with the highest number (a
+    redelivered or older one changes nothing)."""
+    if not levels:
+        return
+    newest: dict[str, dict[str, Any]] = {}
+    for level in levels:
+        if level["number"] > newest.get(level["unit"], {"number": 0})["number"]:
+            newest[level["unit"]] = level
+    rows = await conn.execute(
+        select(declared_levels.c.unit, declared_levels.c.number).where(
+            declared_levels.c.unit.in_(sorted(newest))
+        )
+    )
+    known = dict(rows.all())
+    new = [row for unit, row in newest.items() if unit not in known]
+    later = [row for unit, row in newest.items() if unit in known and row["number"] > known[unit]]
+    if new:
+        await conn.execute(insert(declared_levels), new)
+    if later:
+        await conn.execute(
+            update(declared_levels)
+            .where(declared_levels.c.unit == bindparam("b_unit"))
+            .values(
+                number=bindparam("b_number"),
+                level=bindparam("b_level"),
+                declared_at=bindparam("b_declared_at", type_=UtcDateTime()),
+            ),
+            [{f"b_{k}": v for k, v in row.items()} for row in later],
+        )
+
+
+async def persons_under(conn: AsyncConnection, units: Iterable[str]) -> list[str]:
+    """The pseudonyms of the registered persons of the communities under ``units``."""
+    wanted = sorted(set(units))
+    if not wanted:
+        return []
+    rows = await conn.execute(
+        select(key_persons.c.pid).where(
+            or_(*(key_persons.c.community.startswith(unit) for unit in wanted)),
+            key_persons.c.registered == 1,
+        )
+    )
+    return list(rows.scalars())

@@ -106,6 +106,9 @@ class KeyPersons:
         self._zone = ZoneInfo(timezone)
         self._clock = clock
 
+    def _sealed_levels(self) -> tuple[str, ...]:
+        return self._rules().key_persons.sealed_levels
+
     async def note_events(self, conn: AsyncConnection, events: Sequence[PublishedEvent]) -> None:
         """Apply a batch of events (after the isolations they carry were stored)."""
         notes = notes_of(events, self._routing().places)
@@ -126,9 +129,11 @@ class KeyPersons:
         contacted since (``contacted``) or is no longer watched."""
         now = self._clock()
         schedule: dict[str, tuple[datetime | None, int | None]] = {}
-        for known in await care_store.load(conn, pids):
+        for known in await care_store.load(conn, pids, self._sealed_levels()):
             person = known.person
-            watch = care.watched_since(person, known.isolated_since, known.points)
+            watch = care.watched_since(
+                person, known.isolated_since, known.points, known.sealed_since
+            )
             alert = known.alert_id
             if alert is not None and (person.pid in contacted or watch is None):
                 why = "contacted" if person.pid in contacted else "no longer watched"
@@ -169,8 +174,10 @@ class KeyPersons:
         day = now.astimezone(self._zone).date()
         found: dict[str, NoContact] = {}
         schedule: dict[str, tuple[datetime | None, int | None]] = {}
-        for known in await care_store.load(conn, pids):
-            watch = care.watched_since(known.person, known.isolated_since, known.points)
+        for known in await care_store.load(conn, pids, rule.sealed_levels):
+            watch = care.watched_since(
+                known.person, known.isolated_since, known.points, known.sealed_since
+            )
             if watch is None or known.alert_id is not None:
                 schedule[known.person.pid] = (None, known.alert_id)  # nothing to wait for
                 continue

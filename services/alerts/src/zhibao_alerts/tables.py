@@ -313,3 +313,16 @@ epidemic_points = Table(
     Column("start", UtcDateTime(), nullable=False),
     Column("lifted_at", UtcDateTime()),
 )
+
+#: The response level in force per unit (the declaration with the highest number): a
+#: unit under a level the rules call sealed (``key_persons.sealed_levels``) watches its
+#: key persons as an epidemic point does.
+declared_levels = Table(
+    "declared_levels",
+    metadata,
+    Column("unit", String(12), primary_key=True),
+    Column("number", Integer, nullable=False),
+    #: red, orange, yellow, blue; null: lifted
+    Column("level", String(8)),
+    Column("declared_at", UtcDateTime(), nullable=False),
+)

@@ -33,8 +33,12 @@ _CATEGORY_ZH = {
     "dialysis": "透析患者",
     "child_unattended": "无人照护儿童",
 }
-_WHY_ZH = {"isolation": "隔离中", "point": "疫点封控中"}
-_WHY_EN = {"isolation": "in isolation", "point": "in an epidemic point"}
+_WHY_ZH = {"isolation": "隔离中", "point": "疫点封控中", "sealed": "所在单元封控中"}
+_WHY_EN = {
+    "isolation": "in isolation",
+    "point": "in an epidemic point",
+    "sealed": "in a unit under a sealing response level",
+}
 
 
 def same_label(a: str | None, b: str | None) -> bool:
@@ -95,15 +99,21 @@ class Person:
 
 
 def watched_since(
-    person: Person, isolated_since: datetime | None, points: Sequence[Point]
+    person: Person,
+    isolated_since: datetime | None,
+    points: Sequence[Point],
+    sealed_since: datetime | None = None,
 ) -> tuple[datetime, tuple[str, ...]] | None:
-    """Since when ``person`` is watched and why (``isolation``, ``point``); None when
-    they are not (off the register, or neither isolated nor in a point)."""
+    """Since when ``person`` is watched and why (``isolation``, ``point``, ``sealed``: a
+    level the rules call sealed is in force on their community or a unit above it); None
+    when they are not (off the register, or neither isolated, in a point nor sealed)."""
     if not person.registered:
         return None
     starts: dict[str, datetime] = {}
     if isolated_since is not None:
         starts["isolation"] = isolated_since
+    if sealed_since is not None:
+        starts["sealed"] = sealed_since
     covering = [p.start for p in points if p.covers(person.home)]
     if covering:
         starts["point"] = min(covering)

@@ -197,6 +197,12 @@ class KeyPersonRule(_Strict):
     hours are ZHIBAO_ALERTS_KEYPERSON_CONTACT_HOURS)."""
 
     severity: Severity = Severity.WARNING
+    sealed_levels: tuple[Literal["red", "orange", "yellow", "blue"], ...] = Field(
+        default=("red",),
+        description="Declared response levels under which a unit's key persons are "
+        "watched as in a sealed building (足不出户); empty: only isolation and epidemic "
+        "points",
+    )
 
 
 class Rules(_Strict):

@@ -1,6 +1,7 @@
 """Key persons and grids (issue 17): ``key_persons`` (who is watched for want of
 contact, and when they are due), ``epidemic_points`` (the response service's points, by
-registered place), and ``alerts.grid`` (the grid whose worker an alert reaches first).
+registered place), ``declared_levels`` (the level in force per unit), and
+``alerts.grid`` (the grid whose worker an alert reaches first).
 
 Existing alerts keep a null grid: they are about no registered place.
 
@@ -20,7 +21,7 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
-TABLES = ("key_persons", "epidemic_points")
+TABLES = ("key_persons", "epidemic_points", "declared_levels")
 
 
 def upgrade() -> None:
