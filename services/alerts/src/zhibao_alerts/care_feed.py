@@ -103,7 +103,7 @@ class ApplyCareMessages:
                 levels.append(level_row(message))
             elif message.state is TaskState.DONE and message.person is not None:
                 notes.contact(message.person.pid, _aware(message.at))
-        if not points and not levels and not notes.touched:
+        if not points and not levels and not notes.contacts:
             return
         async with self._engine.begin() as conn:
             await care_store.store_points(conn, points)

@@ -50,7 +50,8 @@ def where_of(data: PublishedKeyPerson | PublishedNeed, places: Places | None) ->
 @dataclass
 class CareNotes:
     """What a batch says about key persons: registrations and places, contacts (latest
-    event time per person), and the persons whose watch may have changed."""
+    event time per person), and the persons whose watch may have changed otherwise
+    (registered, removed, moved, isolated or released)."""
 
     persons: list[PersonNote] = field(default_factory=list)
     contacts: dict[str, datetime] = field(default_factory=dict)
@@ -59,7 +60,6 @@ class CareNotes:
     def contact(self, pid: str, at: datetime) -> None:
         """A contact with ``pid`` at ``at`` (event time)."""
         self.contacts[pid] = max(at, self.contacts.get(pid, at))
-        self.touched.add(pid)
 
 
 def notes_of(events: Iterable[PublishedEvent], places: Places | None) -> CareNotes:
@@ -115,12 +115,14 @@ class KeyPersons:
         await self.apply(conn, notes)
 
     async def apply(self, conn: AsyncConnection, notes: CareNotes) -> None:
-        """Store registrations, places and contacts; recompute the persons touched."""
-        if not notes.touched:
+        """Store registrations, places and contacts; recompute the persons touched and
+        those whose last contact moved (a screening of anybody else costs one query)."""
+        if not notes.touched and not notes.contacts:
             return
         await care_store.note_persons(conn, notes.persons)
         contacted = await care_store.note_contacts(conn, notes.contacts)
-        await self.refresh(conn, notes.touched, contacted)
+        if notes.touched or contacted:
+            await self.refresh(conn, notes.touched | contacted, contacted)
 
     async def refresh(
         self, conn: AsyncConnection, pids: Iterable[str], contacted: AbstractSet[str] = frozenset()
