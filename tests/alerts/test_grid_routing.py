@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.alerts.conftest import COMMUNITY, Clock, published
+from tests.alerts.conftest import COMMUNITY, Clock, correction, published
 from tests.alerts.test_lifecycle import World
 from tests.support.webhook import Receiver
 from zhibao_alerts.domain.config import OnCall
@@ -165,3 +165,14 @@ async def test_a_community_channel_reaches_the_worker_of_each_of_its_grids(
 def test_an_unusable_grid_configuration_is_refused(config: dict[str, Any], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         OnCall.model_validate(config)
+
+
+async def test_a_corrected_cluster_still_names_its_registered_place(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    world = World(engine, clock, webhook, rota=rota(webhook), places=load_places())
+    fevers = [fever(p * 32, "3号楼") for p in "abcd"]
+    await world.send(*fevers)
+    await world.send(correction(fevers[0]))
+    [alert] = await world.alerts()
+    assert "枫林湾 3号楼" in alert.summary_zh and "3 人发热" in alert.summary_zh

@@ -253,7 +253,7 @@ class ApplyEvents:
         raised = await self._new_cases(conn, effects)
         raised += await self._clusters(conn, effects, rules)
         await correcting.withdraw_immediate(conn, found, judge, now)
-        await correcting.rejudge_clusters(conn, undone.windows, rules, now)
+        await correcting.rejudge_clusters(conn, undone.windows, rules, now, routing.places)
         changed = {s for s, n in counts.items() if n and s[1] in rules.aberration.metrics}
         verdicts = await self._ears(conn, changed, rules)
         decisions = correcting.series_decisions(found, lengths)
