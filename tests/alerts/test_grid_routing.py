@@ -105,6 +105,10 @@ async def test_a_grid_alert_pages_the_grid_worker_then_the_community_then_the_st
     assert len(paged(webhook, "/grid")) == 1, "each level paged once (no reminder yet)"
     grid_page = webhook.bodies("/grid")[0]["alerts"][0]
     assert grid_page["labels"]["grid"] == GRID
+    worker = load_places().get(GRID)
+    assert worker is not None and worker.worker is not None
+    assert grid_page["annotations"]["grid_worker"] == worker.worker, "named by the registry"
+    assert grid_page["annotations"]["grid_name"] == worker.name
 
 
 async def test_a_grid_without_a_channel_pages_the_community_at_once(

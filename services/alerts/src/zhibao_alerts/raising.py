@@ -47,8 +47,12 @@ def notifications_for_step(
     """Outbox rows for one escalation step: that level's on-call, and for step 0 the
     catch-all webhooks and the NATS subject."""
     bodies = {
-        "webhook": encode(alertmanager(alert, routing.registry, routing.aggregator_url)),
-        "nats": encode(alertmanager(alert, routing.registry, routing.aggregator_url)),
+        "webhook": encode(
+            alertmanager(alert, routing.registry, routing.aggregator_url, places=routing.places)
+        ),
+        "nats": encode(
+            alertmanager(alert, routing.registry, routing.aggregator_url, places=routing.places)
+        ),
         **{
             channel: encode(robot_body(channel, alert, routing.aggregator_url))
             for channel in ("dingtalk", "wecom", "feishu", "email")
