@@ -400,3 +400,17 @@ async def test_a_sealing_level_declared_above_the_community_watches_its_key_pers
     await care.level(COMPOUND[:9], "yellow", 3, clock.now)
     [alert] = await care.alerts()
     assert alert.state == "resolved"
+
+
+async def test_a_need_without_a_place_keeps_the_registered_place(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    care = Care(engine, clock, webhook)
+    start = clock.now - timedelta(hours=2)
+    need = {"person": {"pid": P}, "category": "food", "urgency": "normal"}
+    await care.world.send(key_person(P, start), isolation(P, "start", start))
+    await care.world.send(published("need", need, when=clock.now - timedelta(hours=1)))
+    clock.advance(hours=23)
+    await care.watch.tick()
+    [alert] = await care.alerts()
+    assert alert.grid == GRID and "枫林湾 3号楼" in alert.summary_zh

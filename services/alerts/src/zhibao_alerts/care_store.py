@@ -58,7 +58,8 @@ async def _rows(conn: AsyncConnection, pids: Iterable[str]) -> dict[str, Any]:
 
 def _fold(row: dict[str, Any] | None, note: PersonNote) -> dict[str, Any]:
     """A person's row once ``note`` is applied: the latest registration (event time)
-    decides the register, the latest report of the place decides the place."""
+    decides the register, the latest report that says where decides the place (a need
+    reported without a place keeps the registered one)."""
     row = dict(row) if row is not None else _new_row(note)
     if note.action is not None and (
         row["registered_at"] is None or note.at >= row["registered_at"]
@@ -67,7 +68,8 @@ def _fold(row: dict[str, Any] | None, note: PersonNote) -> dict[str, Any]:
         row["registered_at"] = note.at
         row["category"] = note.category or row["category"]
         row["community"] = note.community
-    if row["place_at"] is None or note.at >= row["place_at"]:
+    says_where = any(getattr(note.where, name) for name in _PLACE)
+    if says_where and (row["place_at"] is None or note.at >= row["place_at"]):
         row.update({name: getattr(note.where, name) for name in _PLACE})
         row["place_at"] = note.at
     return row
