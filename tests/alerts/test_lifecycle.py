@@ -13,12 +13,14 @@ from tests.support.webhook import Receiver
 from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.domain.config import OnCall, Rules
 from zhibao_alerts.handler import ApplyEvents
+from zhibao_alerts.keypersons import KeyPersons
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.tables import alerts, notifications
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import FEVER_THRESHOLD_C, PublishedEvent
 from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.places import Places
 
 
 def oncall(receiver: Receiver) -> OnCall:
@@ -58,9 +60,14 @@ class World:
         rules: Rules = NO_ABERRATION,
         rota: OnCall | None = None,
         fever_threshold_c: float = FEVER_THRESHOLD_C,
+        places: Places | None = None,
+        care: KeyPersons | None = None,
     ) -> None:
         self.engine = engine
-        routing = Routing(rota or oncall(receiver), load_registry(), "http://aggregator")
+        routing = Routing(
+            rota or oncall(receiver), load_registry(), "http://aggregator", places=places
+        )
+        self.routing = routing
 
         async def no_nats(_subject: str, _body: bytes) -> None:
             return None
@@ -74,6 +81,7 @@ class World:
             clock,
             fever_threshold_c,
             on_alert=self.dispatcher.wake,
+            care=care,
         )
         self.receiver = receiver
 

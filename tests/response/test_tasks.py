@@ -61,8 +61,10 @@ async def test_issued_tasks_reach_the_bus_with_a_pseudonym_only(
         "state",
         "person",
         "requires_visit",
+        "urgency",
         "at",
     }
+    assert first["urgency"] is None  # only a need's task has one
     assert first["requires_visit"] is True  # verify_companion: the default visit-only kind
     everything = b"".join(data for _, data in service.tap.messages).decode()
     assert not [value for value in PERSONAL if value in everything]

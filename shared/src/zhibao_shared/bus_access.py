@@ -90,6 +90,12 @@ def tasks_durable(events_durable: str) -> str:
     return f"{events_durable}-tasks"
 
 
+def care_durable(events_durable: str) -> str:
+    """The alerts service's durable consumer of what key persons' watch reads on the
+    tasks stream (tasks done, epidemic points): ``<durable>-care``."""
+    return f"{events_durable}-care"
+
+
 def _following(stream: str) -> tuple[str, ...]:
     """Create ephemeral consumers of ``stream`` and answer their flow control: an ordered
     push consumer replaying the stream to the user's own inbox (it reads, never acks)."""
@@ -114,6 +120,10 @@ AUDIT_CONSUMER_SUFFIX = "-audit"
 def audit_durable(aggregator_durable: str) -> str:
     """The name of an aggregator's durable consumer of the audit stream."""
     return f"{aggregator_durable}{AUDIT_CONSUMER_SUFFIX}"
+
+
+#: The response service's durable consumer of need events (each need becomes a task).
+NEEDS_DURABLE = "response-needs"
 
 
 def audit_subjects(service: str) -> str:
@@ -178,21 +188,23 @@ def bus_users(
                 *_stream_declaring((EVENTS_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM, AUDIT_STREAM)),
                 *_consuming(alerts_durables),
                 *_consuming([tasks_durable(d) for d in alerts_durables], TASKS_STREAM),
+                # tasks done and epidemic points, for key persons' watch
+                *_consuming([care_durable(d) for d in alerts_durables], TASKS_STREAM),
             ),
             subscribe=(f"{inbox_prefix('alerts')}.>",),
         ),
         BusUser(
             "response",
             "publishes task events (issued, changed, overdue), declared levels and epidemic "
-            "points to its stream; reads task results "
-            "through its durable consumer; publishes its dead letters and its audit records",
+            "points to its stream; reads task results and needs "
+            "through its durable consumers; publishes its dead letters and its audit records",
             publish=(
                 TASKS_ALL,
                 "zhibao.deadletter.response.>",
                 audit_subjects("response"),
                 info,
                 *_stream_declaring((TASKS_STREAM, EVENTS_STREAM, DEAD_LETTER_STREAM, AUDIT_STREAM)),
-                *_consuming(("response",)),
+                *_consuming(("response", NEEDS_DURABLE)),
             ),
             subscribe=(f"{inbox_prefix('response')}.>",),
         ),

@@ -119,6 +119,8 @@ class EventType(StrEnum):
     DAILY_REPORT = "zhibao.daily_report.v1"
     TASK_RESULT = "zhibao.task_result.v1"
     CORRECTION = "zhibao.correction.v1"
+    KEY_PERSON = "zhibao.keyperson.v1"
+    NEED = "zhibao.need.v1"
 
     @property
     def short(self) -> str:
@@ -798,13 +800,24 @@ class PublishedCorrection(_CorrectionEnvelope, _Attribution):
     data: PublishedCorrectionData
 
 
+# The key-person and need events build on the classes above (zhibao_shared/__init__.py
+# imports this module first, so the cycle always resolves in this order).
+from zhibao_shared.care_events import (  # noqa: E402
+    PublishedKeyPerson,
+    PublishedNeed,
+    ReportedKeyPerson,
+    ReportedNeed,
+)
+
 ReportedEvent = Annotated[
     ReportedScreening
     | ReportedCase
     | ReportedIsolation
     | DailyReportEvent
     | ReportedTaskResult
-    | ReportedCorrection,
+    | ReportedCorrection
+    | ReportedKeyPerson
+    | ReportedNeed,
     Field(discriminator="type"),
 ]
 PublishedEvent = Annotated[
@@ -813,7 +826,9 @@ PublishedEvent = Annotated[
     | PublishedIsolation
     | PublishedDailyReport
     | PublishedTaskResult
-    | PublishedCorrection,
+    | PublishedCorrection
+    | PublishedKeyPerson
+    | PublishedNeed,
     Field(discriminator="type"),
 ]
 

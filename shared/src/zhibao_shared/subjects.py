@@ -38,6 +38,19 @@ def bundle_subject(district: str) -> str:
     return f"zhibao.events.{district}.bundle"
 
 
+def type_filters(type_short: str, districts: Sequence[str] = ()) -> tuple[str, ...]:
+    """Subject filters for one event type (e.g. ``need``, ``keyperson``) of ``districts``
+    (all when empty): the type's own subject and the districts' bundles, which may hold it."""
+    return tuple(
+        subject
+        for district in (districts or ("*",))
+        for subject in (
+            f"zhibao.events.{district}.*.{type_short}",
+            f"zhibao.events.{district}.bundle",
+        )
+    )
+
+
 def district_events(district: str) -> str:
     """Subject filter matching every event of one district."""
     return f"zhibao.events.{district}.>"

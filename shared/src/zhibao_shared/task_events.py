@@ -18,6 +18,8 @@ from zhibao_shared.events import Pseudonym
 TASK_ID = r"^[0-9a-f]{32}$"
 UNIT_CODE = r"^\d{6}(\d{3}(\d{3})?)?$"
 TASK_KIND = r"^[a-z][a-z0-9_]{1,39}$"
+#: How soon a need's task must be done (:class:`zhibao_shared.care_events.NeedUrgency`).
+Urgency = Literal["normal", "urgent"]
 
 
 class TaskState(StrEnum):
@@ -65,6 +67,10 @@ class TaskMessage(BaseModel):
         description="The task's kind requires a visit: a phone-only result may not close it "
         "(ZHIBAO_RESPONSE_VISIT_REQUIRED_KINDS)",
     )
+    urgency: Urgency | None = Field(
+        default=None,
+        description="A need's task (kind need_<category>): normal or urgent; null for others",
+    )
     at: datetime = Field(description="When it happened")
 
 
@@ -87,6 +93,7 @@ def task_message(
     at: datetime,
     from_unit: str | None = None,
     requires_visit: bool = False,
+    urgency: Urgency | None = None,
 ) -> TaskMessage:
     """A task message (the only way the response service builds one)."""
     return TaskMessage(
@@ -99,5 +106,6 @@ def task_message(
         state=state,
         person=Pseudonym(pid=pid) if pid else None,
         requires_visit=requires_visit,
+        urgency=urgency,
         at=at,
     )

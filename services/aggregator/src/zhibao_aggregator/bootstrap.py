@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zhibao_aggregator import task_consumer
 from zhibao_aggregator.audit_api import build_audit_router
 from zhibao_aggregator.audit_feed import AuditFeed
+from zhibao_aggregator.care_api import build_care_router
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
@@ -397,6 +398,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.state.dashboard = dashboard
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
+    app.include_router(build_care_router(aggregator.reader, auth))
     app.include_router(build_quality_router(quality_reader(settings, aggregator.engine), auth))
     catalogue = TemplateCatalogue(
         aggregator.engine, template_files(settings, aggregator.reader.registry)

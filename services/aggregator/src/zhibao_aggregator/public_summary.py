@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from zhibao_aggregator.domain.public import Release, ReleaseRules, UnitState, make_release
-from zhibao_aggregator.reader import RollupReader
+from zhibao_aggregator.reader import RollupReader, scalars
 from zhibao_aggregator.storage import releases
 from zhibao_shared.hierarchy import CODE_LENGTH, Level, Unit
 
@@ -76,7 +76,7 @@ class PublicSummaries:
 
     async def _make(self, day: date, previous: dict[str, Any] | None) -> dict[str, Any]:
         units, groups = self._public_tree()
-        figures = await self.reader.figures_of(units, day)
+        figures = {u: scalars(f) for u, f in (await self.reader.figures_of(units, day)).items()}
         state = None
         if previous is not None:
             state = {u: UnitState.from_json(s) for u, s in previous["state"].items()}

@@ -11,16 +11,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain import points as pt
 from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.care import KEY_PERSONS
 from zhibao_aggregator.domain.risk import NationalRule2020, ZoningRule
 from zhibao_aggregator.domain.rollup import CounterSnapshot, UnitContext, figures
 from zhibao_aggregator.domain.tasks import DayBounds
-from zhibao_aggregator.storage import levels, places, points, queries, task_queries
+from zhibao_aggregator.storage import care, levels, places, points, queries, task_queries
 from zhibao_shared.hierarchy import CODE_LENGTH, Level, Registry, Unit
 
 SERIES_METRICS = frozenset((*m.FLOWS, *m.STOCKS, *m.RELEASES_DUE))
 #: At most this many overdue tasks are listed per street (the count is always complete).
 OVERDUE_LISTED = 100
-Figures = dict[str, int | float | str | None]
+#: A rollup's figures; ``key_persons`` is the one mapping ({category: persons}).
+Figures = dict[str, int | float | str | dict[str, int] | None]
+
+
+Scalars = dict[str, int | float | str | None]
+
+
+def scalars(found: Figures) -> Scalars:
+    """The figures without the mappings (``key_persons``): what reports, templates and
+    public releases compute with."""
+    return {name: value for name, value in found.items() if not isinstance(value, dict)}
 
 
 class UnknownUnit(LookupError):
@@ -83,6 +94,7 @@ class RollupReader:
             declared = await levels.declared_levels(conn, codes, end_of_day)
             statuses = await self._point_statuses(conn, "", day)
             tasks = await task_queries.task_figures(conn, codes, self.day_bounds(day))
+            registered = await care.key_person_counts(conn, codes)
         not_yet_due = self._reports_not_yet_due(day)
         out: dict[str, Figures] = {}
         for code, snap in snaps.items():
@@ -90,8 +102,23 @@ class RollupReader:
             context = UnitContext(declared.get(code), pt.point_figures(placed))
             found: Figures = dict(figures(day, snap, self.risk, not_yet_due, context))
             found.update(tasks[code])
+            found[KEY_PERSONS] = registered[code]
             out[code] = found
         return out
+
+    async def key_persons(self, community: str) -> dict[str, Any]:
+        """A community's key-person register (the community's own tokens only)."""
+        unit = self.unit(community)
+        async with self.engine.connect() as conn:
+            rows = await care.register(conn, unit.code)
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.category] = counts.get(row.category, 0) + 1
+        return {
+            "unit": unit.code,
+            "key_persons": [row.as_json() for row in rows],
+            "counts": dict(sorted(counts.items())),
+        }
 
     def day_bounds(self, day: date) -> DayBounds:
         """When ``day`` starts and ends (district time), and its task figures' reference."""

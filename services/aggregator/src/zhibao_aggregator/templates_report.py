@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from zhibao_aggregator.domain.templates import FigureRow, ReportTemplate, Value, combine, title_of
-from zhibao_aggregator.reader import RollupReader
+from zhibao_aggregator.reader import RollupReader, scalars
 
 Cells = list[Value]
 
@@ -39,7 +39,8 @@ async def range_figures(
     days: list[dict[str, FigureRow]] = []
     day = first
     while day <= last:
-        days.append(dict(await reader.figures_of(codes, day)))
+        found = await reader.figures_of(codes, day)
+        days.append({code: scalars(figures) for code, figures in found.items()})
         day += timedelta(days=1)
     return {code: combine([found[code] for found in days]) for code in codes}
 

@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zhibao_alerts import care_feed
 from zhibao_alerts import task_consumer as task_feed
 from zhibao_alerts.busy import DatabaseBusy, busy_response, short_busy_timeout
 from zhibao_alerts.config_files import Watched
@@ -24,6 +25,7 @@ from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.redaction import mask_text
 from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.http_api import build_router
+from zhibao_alerts.keypersons import KeyPersons, KeyPersonWatch
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.task_handler import ApplyTaskMessages
@@ -39,12 +41,13 @@ from zhibao_shared.broker import (
     stop_broker,
     tasks_stream_config,
 )
-from zhibao_shared.bus_access import tasks_durable
+from zhibao_shared.bus_access import care_durable, tasks_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import has_table, is_sqlite, make_engine, run_migrations
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.places import load_places
 from zhibao_shared.settings import redacted
 from zhibao_shared.stream_feed import FeedSpec, StreamFeed
 from zhibao_shared.subjects import EVENTS_ALL, TASKS_STREAM, district_events
@@ -99,6 +102,20 @@ def task_consumer_spec(settings: AlertsSettings) -> FeedSpec:
     )
 
 
+def care_consumer_spec(settings: AlertsSettings) -> FeedSpec:
+    """The durable consumer of tasks done and epidemic points (key persons' watch),
+    partitioned like the events consumer."""
+    return FeedSpec(
+        service="alerts",
+        stream=TASKS_STREAM,
+        durable=care_durable(settings.alerts_durable),
+        filter_subjects=care_feed.care_filters(settings.alerts_districts),
+        batch_size=settings.alerts_tasks_batch_size,
+        fetch_timeout_s=settings.alerts_tasks_fetch_s,
+        ack_wait_s=settings.alerts_ack_wait_s,
+    )
+
+
 @dataclass
 class Alerts:
     """The wired alerts service."""
@@ -115,6 +132,7 @@ class Alerts:
     clock: Clock = utc_now
     consumer: BatchConsumer | None = None
     task_consumer: StreamFeed[TaskMessage] | None = None
+    care_consumer: StreamFeed[care_feed.Message] | None = None
     dispatcher: Dispatcher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -125,6 +143,7 @@ class Alerts:
             load_registry(self.settings.registry_path),
             self.settings.aggregator_url,
             PageHorizon(self.settings.alerts_page_horizon_hours),
+            load_places(self.settings.places_path),
         )
 
     async def publish(self, subject: str, body: bytes) -> None:
@@ -147,6 +166,28 @@ class Alerts:
         await consumer.start()
         return consumer
 
+    def key_persons(self) -> KeyPersons:
+        """Key persons' watch (ZHIBAO_ALERTS_KEYPERSON_CONTACT_HOURS)."""
+        return KeyPersons(
+            self.settings.alerts_keyperson_contact_hours,
+            lambda: self.rules.current,
+            self.routing,
+            self.settings.timezone,
+            self.clock,
+        )
+
+    async def _start_care(self, js: JetStreamContext, persons: KeyPersons) -> None:
+        """The care consumer (tasks done, points) and the periodic no-contact check."""
+        apply = care_feed.ApplyCareMessages(self.engine, persons, lambda: self.routing().places)
+        consumer = StreamFeed(js, care_consumer_spec(self.settings), care_feed.decode, apply)
+        await consumer.start()
+        self.care_consumer = consumer
+        watch = KeyPersonWatch(self.engine, persons, self._caught_up, self._alert_committed)
+        self.tasks += [
+            asyncio.create_task(consumer.run()),
+            asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watch.tick)),
+        ]
+
     async def connect(self) -> None:
         """Connect, declare the streams and consumers, start consuming and dispatching."""
         await self.broker.start()
@@ -161,11 +202,13 @@ class Alerts:
             self.clock,
             self.settings.fever_threshold_c,
             on_alert=self._alert_committed,
+            care=(persons := self.key_persons()),
         )
         spec = consumer_spec(self.settings)
         self.consumer = BatchConsumer(js, spec, handler, self.settings)
         await self.consumer.start()
         self.task_consumer = await self._start_task_consumer(js)
+        await self._start_care(js, persons)
         dispatcher = self.dispatcher = Dispatcher(
             self.engine, self.routing, self.publish, self.clock, timezone=self.settings.timezone
         )
@@ -233,6 +276,8 @@ class Alerts:
             await self.consumer.stop()
         if self.task_consumer is not None:
             await self.task_consumer.stop()
+        if self.care_consumer is not None:
+            await self.care_consumer.stop()
         for task in [*self.tasks, *([auditing] if auditing else [])]:
             task.cancel()
             with suppress(asyncio.CancelledError):

@@ -37,6 +37,7 @@ from zhibao_alerts.domain.corrections import (
     withdrawn_detail,
 )
 from zhibao_alerts.domain.ears import EarsPoint
+from zhibao_alerts.place_names import place_name
 from zhibao_alerts.raising import EXPIRED, Raised
 from zhibao_alerts.store import IsolationNote, _isolation_after
 from zhibao_shared.events import (
@@ -47,6 +48,7 @@ from zhibao_shared.events import (
     PublishedEvent,
     PublishedIsolation,
 )
+from zhibao_shared.places import Places
 
 log = structlog.get_logger(__name__)
 
@@ -350,9 +352,10 @@ async def rejudge_clusters(
     windows: Mapping[tuple[str, str, date], Decision],
     rules: Rules,
     now: datetime,
+    places: Places | None = None,
 ) -> None:
     """Cluster alerts that lost a fever: resolved when the fevers left no longer make a
-    cluster, else they say the new count."""
+    cluster, else they say the new count (naming a registered place by its name)."""
     if not windows:
         return
     members = await correction_store.cluster_members(conn, windows)
@@ -370,7 +373,8 @@ async def rejudge_clusters(
             continue
         persons = max(c.persons for c in found)
         community, place, day = window
-        trigger = triggers.cluster(community, place, persons, rules, day)
+        name = place_name(places, place)
+        trigger = triggers.cluster(community, place, persons, rules, day, name=name)
         await amend(conn, alert, trigger, decision, now)
 
 

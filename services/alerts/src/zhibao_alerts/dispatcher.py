@@ -216,7 +216,7 @@ class Dispatcher:
             return
         if await self._expire(conn, alert, now):
             return
-        policy = routing.oncall.escalation[alert.severity]
+        policy = routing.oncall.policy_for(alert.severity, alert.grid)
         step, notified = alert.escalation_step, alert.last_notified_at
         if alert.state == "firing":
             step, notified = await self._advance(conn, alert, policy, routing, now)

@@ -17,6 +17,8 @@ from zhibao_alerts.domain.clusters import place_of
 from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.domain.corrections import Decision, Judge
 from zhibao_alerts.domain.ears import EarsPoint
+from zhibao_alerts.keypersons import KeyPersons
+from zhibao_alerts.place_names import grid_of, place_name
 from zhibao_alerts.raising import (
     Raised,
     Received,
@@ -157,8 +159,11 @@ class ApplyEvents:
         clock: Callable[[], datetime],
         fever_threshold_c: float = FEVER_THRESHOLD_C,
         on_alert: Callable[[], None] | None = None,
+        care: KeyPersons | None = None,
     ) -> None:
         self._engine = engine
+        #: key persons' watch (registrations, places, contacts), when kept
+        self._care = care
         self._fever_threshold_c = fever_threshold_c
         self._rules = rules
         self._routing = routing
@@ -198,6 +203,8 @@ class ApplyEvents:
             received = received_by_community_day(events.values(), self._zone)
             routing = self._routing()
             opened = await self._apply(conn, effects, rules, routing, received)
+            if self._care is not None:
+                await self._care.note_events(conn, prepared.counted)
             opened += await self._correct(conn, prepared.later, judge, routing, received)
         self._first_days.update(firsts)
         self._activity.update(self._noted)
@@ -251,7 +258,7 @@ class ApplyEvents:
         raised = await self._new_cases(conn, effects)
         raised += await self._clusters(conn, effects, rules)
         await correcting.withdraw_immediate(conn, found, judge, now)
-        await correcting.rejudge_clusters(conn, undone.windows, rules, now)
+        await correcting.rejudge_clusters(conn, undone.windows, rules, now, routing.places)
         changed = {s for s, n in counts.items() if n and s[1] in rules.aberration.metrics}
         verdicts = await self._ears(conn, changed, rules)
         decisions = correcting.series_decisions(found, lengths)
@@ -338,10 +345,19 @@ class ApplyEvents:
         new = {f["dedup_key"] for f in effects.fevers}
         raised: list[Raised] = []
         marks: dict[str, date] = {}
+        places = self._routing().places
         for (community, place), fevers in stored.items():
             for found in clusters.clusters(fevers, new, window, rules.cluster.min_fevers):
                 day = found.alert_day(self._zone, rules.cluster.min_fevers)
-                trigger = triggers.cluster(community, place, found.persons, rules, day)
+                trigger = triggers.cluster(
+                    community,
+                    place,
+                    found.persons,
+                    rules,
+                    day,
+                    name=place_name(places, place),
+                    grid=grid_of(places, place),
+                )
                 raised.append((trigger, None))
                 marks.update({f.key: day for f in found.fevers if f.cluster_day is None})
         await store.mark_clusters(conn, marks)

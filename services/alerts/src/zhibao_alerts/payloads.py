@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 
 from zhibao_alerts.domain.chat_text import inert
 from zhibao_shared.hierarchy import Registry
+from zhibao_shared.places import Places
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -22,6 +23,8 @@ def rollup_link(aggregator_url: str, unit: str, day: str) -> str:
 def labels(alert: Row[Any], registry: Registry) -> dict[str, str]:
     """Alertmanager labels: rule, severity and the unit's hierarchy path by level."""
     result = {"alertname": alert.rule, "severity": alert.severity, "unit": alert.unit}
+    if alert.grid:
+        result["grid"] = alert.grid
     if alert.unit in registry:
         for unit in registry.path(alert.unit):
             result[unit.level.value] = unit.code
@@ -29,12 +32,23 @@ def labels(alert: Row[Any], registry: Registry) -> dict[str, str]:
 
 
 def alertmanager(
-    alert: Row[Any], registry: Registry, aggregator_url: str, status: str = "firing"
+    alert: Row[Any],
+    registry: Registry,
+    aggregator_url: str,
+    status: str = "firing",
+    places: Places | None = None,
 ) -> dict[str, Any]:
-    """An Alertmanager v4 webhook body for one alert (existing receivers accept it)."""
+    """An Alertmanager v4 webhook body for one alert (existing receivers accept it); an
+    alert about a place in a grid names the grid and its worker (staff) as the places
+    registry has them."""
     alert_labels = labels(alert, registry)
     path = " / ".join(u.name for u in registry.path(alert.unit)) if alert.unit in registry else ""
     annotations = {"summary": alert.summary_en, "summary_zh": alert.summary_zh, "hierarchy": path}
+    grid = places.get(alert.grid) if places is not None and alert.grid else None
+    if grid is not None:
+        annotations["grid_name"] = grid.name
+        if grid.worker:
+            annotations["grid_worker"] = grid.worker
     return {
         "version": "4",
         "groupKey": f'{{}}:{{alertname="{alert.rule}", unit="{alert.unit}"}}',

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_alerts import metrics, store
-from zhibao_alerts.domain.config import OnCall
+from zhibao_alerts.domain.config import GRID_STEP, OnCall
 from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.domain.silences import silenced_by
 from zhibao_alerts.domain.triggers import Trigger
@@ -24,6 +24,7 @@ from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
 from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.events import PublishedEvent
 from zhibao_shared.hierarchy import Registry, unit_at
+from zhibao_shared.places import Places
 from zhibao_shared.subjects import alert_subject
 
 
@@ -36,6 +37,8 @@ class Routing:
     aggregator_url: str
     #: alerts raised from events of days older than this are recorded, not paged
     horizon: PageHorizon | None = None
+    #: the registered places (names, grids and their workers)
+    places: Places | None = None
 
 
 def notifications_for_step(
@@ -44,18 +47,26 @@ def notifications_for_step(
     """Outbox rows for one escalation step: that level's on-call, and for step 0 the
     catch-all webhooks and the NATS subject."""
     bodies = {
-        "webhook": encode(alertmanager(alert, routing.registry, routing.aggregator_url)),
-        "nats": encode(alertmanager(alert, routing.registry, routing.aggregator_url)),
+        "webhook": encode(
+            alertmanager(alert, routing.registry, routing.aggregator_url, places=routing.places)
+        ),
+        "nats": encode(
+            alertmanager(alert, routing.registry, routing.aggregator_url, places=routing.places)
+        ),
         **{
             channel: encode(robot_body(channel, alert, routing.aggregator_url))
             for channel in ("dingtalk", "wecom", "feishu", "email")
         },
     }
     rows: list[tuple[str, str]] = []
-    policy = routing.oncall.escalation[alert.severity]
+    grid = alert.grid
+    policy = routing.oncall.policy_for(alert.severity, grid)
     level = policy.steps[min(step, len(policy.steps) - 1)].level
-    for person in routing.oncall.people_for(unit_at(alert.unit, level), now):
-        rows += person.channels()
+    if level == GRID_STEP:
+        rows += routing.oncall.grid_channels(grid) if grid else []
+    else:
+        for person in routing.oncall.people_for(unit_at(alert.unit, level), now):
+            rows += person.channels()
     if step == 0 and (reason == "fired" or reason.startswith("unsilenced")):
         rows += [("webhook", str(url)) for url in routing.oncall.webhooks]
         rows.append(("nats", alert_subject(alert.severity, alert.unit[:6])))
@@ -223,6 +234,7 @@ async def _open(
             "escalation_step": 0,
             "last_notified_at": now,
             "next_action_at": None if historical or not trigger.pages else now,
+            "grid": trigger.grid,
         },
     )
     if historical:

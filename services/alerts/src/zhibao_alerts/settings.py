@@ -64,6 +64,13 @@ class AlertsSettings(ServiceSettings):
         "made with `zhibao token create --person`), so that a person, not a shared "
         "system token, answers for them; a shared token is refused 403",
     )
+    alerts_keyperson_contact_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 14,
+        description="A key person in isolation, an epidemic point or a sealed building "
+        "without contact, check or delivery for this many hours (event time) is alerted on",
+    )
     aggregator_url: str = "http://127.0.0.1:8102"
 
     def database_url(self) -> str:

@@ -21,6 +21,8 @@ from zhibao_shared.db import UtcDateTime
 from zhibao_shared.tokens import PERSON_MAX
 
 metadata = MetaData()
+#: A registered place's id (``zhibao_shared.places``): ``<community12>-C<nnn>-B<nnn>``.
+PLACE_ID_LENGTH = 26
 #: A person as a personal token names them (zhibao_shared.tokens.PERSON_MAX characters).
 PERSON_LENGTH = PERSON_MAX
 
@@ -56,6 +58,9 @@ alerts = Table(
     Column("next_action_at", UtcDateTime(), index=True),
     # the reminder interval of this alert when not its severity's (a silent community)
     Column("repeat_minutes", Float),
+    # the registered grid (places registry id) of the place the alert is about, if it is
+    # about one: its worker is paged first
+    Column("grid", String(PLACE_ID_LENGTH)),
     # the watchdog reads the open alerts of its own rules only
     Index("ix_alerts_rule_state", "rule", "state"),
 )
@@ -263,4 +268,61 @@ held_corrections = Table(
     Column("reason", Text, nullable=False),
     Column("reporter", String(64), nullable=False),
     Column("receivedat", UtcDateTime(), nullable=False),
+)
+
+#: Key persons (重点人群) and the persons of needs, by pseudonym: their community,
+#: category, registered place and last contact. ``due_at`` is when the person will have
+#: been without contact for too long while in isolation, an epidemic point or a sealed
+#: building (null: not watched, or alerted already): the watch reads only the due ones.
+key_persons = Table(
+    "key_persons",
+    metadata,
+    Column("pid", String(32), primary_key=True),
+    Column("community", String(12), nullable=False, index=True),
+    #: elderly_alone, disabled, ...; null: known from a need only (not on the register)
+    Column("category", String(32)),
+    #: 1 while on the register; the latest register/remove (event time) decides
+    Column("registered", Integer, nullable=False),
+    Column("registered_at", UtcDateTime()),
+    Column("compound_id", String(PLACE_ID_LENGTH)),
+    Column("building_id", String(PLACE_ID_LENGTH)),
+    Column("grid_id", String(PLACE_ID_LENGTH)),
+    #: the labels as reported (a place not registered is matched on them)
+    Column("compound", String(64)),
+    Column("building", String(64)),
+    #: event time of the place's latest report
+    Column("place_at", UtcDateTime()),
+    #: event time of the latest contact, check or delivery
+    Column("last_contact_at", UtcDateTime()),
+    Column("due_at", UtcDateTime(), index=True),
+    #: the open no-contact alert, until the next contact resolves it
+    Column("alert_id", Integer),
+)
+
+#: Epidemic points (疫点) as the response service announces them (compound and/or
+#: building; registered ids where the labels match a registered place).
+epidemic_points = Table(
+    "epidemic_points",
+    metadata,
+    Column("point", String(32), primary_key=True),
+    Column("community", String(12), nullable=False, index=True),
+    Column("compound", String(64)),
+    Column("building", String(64)),
+    Column("compound_id", String(PLACE_ID_LENGTH)),
+    Column("building_id", String(PLACE_ID_LENGTH)),
+    Column("start", UtcDateTime(), nullable=False),
+    Column("lifted_at", UtcDateTime()),
+)
+
+#: The response level in force per unit (the declaration with the highest number): a
+#: unit under a level the rules call sealed (``key_persons.sealed_levels``) watches its
+#: key persons as an epidemic point does.
+declared_levels = Table(
+    "declared_levels",
+    metadata,
+    Column("unit", String(12), primary_key=True),
+    Column("number", Integer, nullable=False),
+    #: red, orange, yellow, blue; null: lifted
+    Column("level", String(8)),
+    Column("declared_at", UtcDateTime(), nullable=False),
 )

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zhibao_alerts import store, task_store
+from zhibao_alerts import care_store, store, task_store
 from zhibao_alerts.domain import task_overdue as overdue
 from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.domain.task_overdue import TaskRecord
@@ -24,8 +24,8 @@ from zhibao_shared.task_events import TaskMessage
 
 #: States an alert still follows its tasks in (resolved ones are left alone).
 _FOLLOWING = (*store.OPEN_STATES, EXPIRED)
-#: (unit, local due day, kind): one alert each.
-_Group = tuple[str, date, str]
+#: (unit, local due day, kind, urgent, grid): one alert each (the grid: an urgent need's).
+_Group = tuple[str, date, str, bool, str | None]
 
 
 class ApplyTaskMessages:
@@ -72,24 +72,28 @@ class ApplyTaskMessages:
         alerts opened and every alert that gained tasks."""
         if not raised:
             return [], set()
+        grids = await care_store.grids_of(conn, {r.person for r in raised if r.urgent and r.person})
         groups: dict[_Group, list[TaskRecord]] = defaultdict(list)
         for record in raised:
-            groups[(record.unit, overdue.alert_day(record, self._zone), record.kind)].append(record)
+            grid = grids.get(record.person) if record.urgent and record.person else None
+            day = overdue.alert_day(record, self._zone)
+            groups[(record.unit, day, record.kind, record.urgent, grid)].append(record)
         rule = self._rules().task_overdue
         triggers: list[Raised] = []
+        keys: dict[_Group, str] = {}
         received: dict[tuple[str, date], datetime] = {}
-        for (unit, day, kind), records in groups.items():
+        for group, records in groups.items():
+            unit, day, kind, urgent, grid = group
             tasks = [(r.task, r.due) for r in records]
-            found = overdue.trigger(unit, kind, day, tasks, rule, self._zone)
+            found = overdue.trigger(unit, kind, day, tasks, rule, self._zone, urgent, grid)
+            keys[group] = found.dedup_key
             triggers += [(found, None)] * len(records)  # an occurrence per task
             announced = max(r.overdue_at or now for r in records)
             received[(unit, day)] = max(announced, received.get((unit, day), announced))
         opened = await raise_alerts(conn, triggers, self._routing(), now, self._zone, received)
         alert_of = await self._alerts_of(conn, {t.dedup_key for t, _ in triggers})
         members = {
-            r.key: alert_of[overdue.dedup_key(unit, day, kind)]
-            for (unit, day, kind), records in groups.items()
-            for r in records
+            r.key: alert_of[keys[group]] for group, records in groups.items() for r in records
         }
         await task_store.join(conn, members)
         joined: dict[int, list[str]] = defaultdict(list)
@@ -146,6 +150,8 @@ class ApplyTaskMessages:
     async def _resummarise(
         self, conn: AsyncConnection, row: Any, tasks: list[tuple[str, datetime]]
     ) -> None:
-        kind = overdue.window_kind(row.window)
-        summary_zh, summary_en = overdue.summaries(row.unit, kind, row.day, tasks, self._zone)
+        kind, urgent = overdue.window_kind(row.window), overdue.window_urgent(row.window)
+        summary_zh, summary_en = overdue.summaries(
+            row.unit, kind, row.day, tasks, self._zone, urgent
+        )
         await store.update_alert(conn, row.id, summary_zh=summary_zh, summary_en=summary_en)

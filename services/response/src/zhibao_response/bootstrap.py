@@ -18,6 +18,7 @@ from zhibao_response.config_files import WatchedPlaybook
 from zhibao_response.http_api import ResponseApi, build_router, busy
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import DETAILS_PURGED, TASKS_OVERDUE
+from zhibao_response.needs import IssueNeeds, NeedConsumer, needs_consumer_spec
 from zhibao_response.outbox import OutboxPublisher
 from zhibao_response.point_store import PointStore
 from zhibao_response.points import PointDesk
@@ -90,8 +91,10 @@ class Response:
     tokens: TokenStore
     outbox: OutboxPublisher
     results: ApplyResults
+    needs: IssueNeeds
     audit: AuditTrail
     consumer: BatchConsumer | None = None
+    needs_consumer: BatchConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def publish(self, subject: str, body: bytes, msg_id: str) -> None:
@@ -109,10 +112,14 @@ class Response:
         consumer = TaskResultConsumer(js, consumer_spec(), self.results, self.settings)
         await consumer.start()
         self.consumer = consumer
+        needs = NeedConsumer(js, needs_consumer_spec(), self.needs, self.settings)
+        await needs.start()
+        self.needs_consumer = needs
         self.tasks += [
             asyncio.create_task(self.outbox.run()),
             asyncio.create_task(self._checks()),
             asyncio.create_task(consumer.run()),
+            asyncio.create_task(needs.run()),
         ]
         log.info("response_connected", nats=redacted(self.settings.nats_url))
 
@@ -139,14 +146,19 @@ class Response:
             )
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected (task messages can go out) and results are read."""
-        return {"nats": bus_connected(self.broker), "results": self.consumer is not None}
+        """Ready when NATS is connected (task messages can go out), results and needs read."""
+        return {
+            "nats": bus_connected(self.broker),
+            "results": self.consumer is not None,
+            "needs": self.needs_consumer is not None,
+        }
 
     async def close(self, auditing: asyncio.Task[None] | None = None) -> None:
         """Stop the loops (the audit trail's last: it flushes what it holds), publish what
         is pending if the bus is there, disconnect."""
-        if self.consumer is not None:
-            await self.consumer.stop()
+        for consumer in (self.consumer, self.needs_consumer):
+            if consumer is not None:
+                await consumer.stop()
         for task in [*self.tasks, *([auditing] if auditing else [])]:
             task.cancel()
             with suppress(asyncio.CancelledError):
@@ -172,6 +184,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     sealer = Sealer(details_key(settings))
     person_key = pseudonym_key(settings.pseudonym_key, settings.data_dir)
     outbox = OutboxPublisher(store, lambda s, b, i: service.publish(s, b, i))
+    names = ReporterNames(tokens)
     service = Response(
         settings=settings,
         engine=engine,
@@ -180,9 +193,8 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
         playbook=playbook,
         tokens=tokens,
         outbox=outbox,
-        results=ApplyResults(
-            store, NoteSealer(person_key), sealer, ReporterNames(tokens), outbox.wake
-        ),
+        results=ApplyResults(store, NoteSealer(person_key), sealer, names, outbox.wake),
+        needs=IssueNeeds(store, settings.need_limits(), names, outbox.wake),
         audit=AuditTrail(broker, PUBLISH_TIMEOUT_S, "response"),
     )
     desk = TaskDesk(sealer, Pseudonymiser(person_key))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from zhibao_response.domain.needs import DEFAULT_NEED_LIMITS, NeedLimits, parse_need_limits
 from zhibao_shared.settings import ServiceSettings, refuse_placeholder, sqlite_url
 from zhibao_shared.task_events import TASK_KIND
 
@@ -59,6 +60,23 @@ class ResponseSettings(ServiceSettings):
         description="Task kinds (comma-separated) a phone-only result may not close: "
         "they need a visit",
     )
+
+    response_need_limits: str = Field(
+        default=DEFAULT_NEED_LIMITS,
+        description="How many hours a need may wait before its task is overdue: "
+        "comma-separated <urgency>=<hours> or <urgency>.<category>=<hours> (the category's "
+        "own limit wins)",
+    )
+
+    @field_validator("response_need_limits")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        parse_need_limits(value)
+        return value
+
+    def need_limits(self) -> NeedLimits:
+        """The limits of ZHIBAO_RESPONSE_NEED_LIMITS."""
+        return parse_need_limits(self.response_need_limits)
 
     @field_validator("response_visit_required_kinds")
     @classmethod

@@ -50,6 +50,8 @@ class NewTask:
     sealed: bytes | None = None
     declaration_id: str | None = None
     measure: int | None = None
+    #: a need's task: normal or urgent (None for other tasks)
+    urgency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def _message(
         at=at,
         from_unit=from_unit,
         requires_visit=requires_visit,
+        urgency=row.get("urgency"),
     )
     return {
         "msg_id": uuid.uuid4().hex,
@@ -162,6 +165,7 @@ class TaskStore:
                 "updated_at": now,
                 "declaration_id": t.declaration_id,
                 "measure": t.measure,
+                "urgency": t.urgency,
             }
             for t in new
         ]
@@ -173,6 +177,22 @@ class TaskStore:
         await conn.execute(
             insert(outbox), [self._announce(TaskEvent.ISSUED, r, issued, now) for r in rows]
         )
+
+    async def issue_new(self, new: Sequence[NewTask], actor_of: Callable[[NewTask], Actor]) -> int:
+        """Issue those of ``new`` whose id is not known yet (a need's task is derived from
+        the need, so a redelivered need finds its task); how many were issued."""
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            ids = list({t.id for t in new})
+            query = select(tasks.c.id).where(tasks.c.id.in_(ids))
+            known = set((await conn.execute(query)).scalars())
+            fresh: dict[str, NewTask] = {}
+            for task in new:
+                if task.id not in known:
+                    fresh.setdefault(task.id, task)
+            for task in fresh.values():
+                await self._issue(conn, [task], actor_of(task), now)
+        return len(fresh)
 
     async def get(self, task_id: str) -> Row[Any] | None:
         """One task, or None."""

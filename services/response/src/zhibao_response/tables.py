@@ -65,6 +65,8 @@ tasks = Table(
     Column("purged_at", UtcDateTime),
     Column("declaration_id", String(32), ForeignKey("declarations.id")),
     Column("measure", Integer),
+    #: a need's task (kind need_<category>): normal or urgent; NULL for other tasks
+    Column("urgency", String(8)),
     Index("ix_tasks_unit_state", "unit", "state"),
     Index("ix_tasks_state_due", "state", "due"),
     Index("ix_tasks_closed_at", "closed_at"),

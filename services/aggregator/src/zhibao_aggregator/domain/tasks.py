@@ -19,6 +19,9 @@ Figures of a unit for a day D (district time), ``end`` the end of D:
 * ``tasks_done`` / ``tasks_unreachable``: tasks closed on D with that outcome;
 * ``median_hours_to_done``: median hours from issue to done of the tasks
   done on D (null when none).
+
+Needs are tasks of the kinds ``need_<category>``; ``needs_open``, ``needs_overdue``
+and ``needs_median_hours`` are the same figures over those tasks only.
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ TASKS_OVERDUE = "tasks_overdue"
 TASKS_UNREACHABLE = "tasks_unreachable"
 MEDIAN_HOURS_TO_DONE = "median_hours_to_done"
 COUNTS = (TASKS_OPEN, TASKS_DONE, TASKS_OVERDUE, TASKS_UNREACHABLE)
-FIGURES = (*COUNTS, MEDIAN_HOURS_TO_DONE)
+NEEDS_OPEN = "needs_open"
+NEEDS_OVERDUE = "needs_overdue"
+NEEDS_MEDIAN_HOURS = "needs_median_hours"
+NEED_FIGURES = (NEEDS_OPEN, NEEDS_OVERDUE, NEEDS_MEDIAN_HOURS)
+FIGURES = (*COUNTS, MEDIAN_HOURS_TO_DONE, *NEED_FIGURES)
+#: Every need's task kind starts so (``zhibao_shared.care_events.NEED_TASK_KINDS``).
+NEED_KIND_PREFIX = "need_"
 
 #: Order of facts with the same ``at``: issue first, then what keeps it open, then moves.
 _RANK = {"task_issued": 0, "task_overdue": 1}

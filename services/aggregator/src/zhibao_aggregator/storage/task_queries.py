@@ -64,6 +64,7 @@ async def task_figures(
         return {}
     s = task_spans.c
     open_end = _open_at_end(bounds)
+    need = s.kind.startswith(t.NEED_KIND_PREFIX, autoescape=True)
     rows = await conn.execute(
         select(
             s.unit,
@@ -71,6 +72,8 @@ async def task_figures(
             _count(and_(open_end, s.due < bounds.reference)),
             _count(_closed_as(TaskState.DONE, bounds)),
             _count(_closed_as(TaskState.UNREACHABLE, bounds)),
+            _count(and_(need, open_end)),
+            _count(and_(need, open_end, s.due < bounds.reference)),
         )
         .where(_under(codes), _relevant(bounds))
         .group_by(s.unit)
@@ -79,28 +82,36 @@ async def task_figures(
     hours = await _hours_to_done(conn, codes, bounds)
     out: dict[str, Figures] = {}
     for code in codes:
-        sums = [0, 0, 0, 0]
+        sums = [0] * 6
         for unit, values in per_community:
             if unit.startswith(code):
                 sums = [a + b for a, b in zip(sums, values, strict=True)]
-        durations = [h for unit, h in hours if unit.startswith(code)]
+        durations = [h for unit, _kind, h in hours if unit.startswith(code)]
+        needs = [h for unit, kind, h in hours if unit.startswith(code) and _is_need(kind)]
         out[code] = {
             t.TASKS_OPEN: sums[0],
             t.TASKS_OVERDUE: sums[1],
             t.TASKS_DONE: sums[2],
             t.TASKS_UNREACHABLE: sums[3],
             t.MEDIAN_HOURS_TO_DONE: t.median_hours(durations),
+            t.NEEDS_OPEN: sums[4],
+            t.NEEDS_OVERDUE: sums[5],
+            t.NEEDS_MEDIAN_HOURS: t.median_hours(needs),
         }
     return out
 
 
+def _is_need(kind: str) -> bool:
+    return kind.startswith(t.NEED_KIND_PREFIX)
+
+
 async def _hours_to_done(
     conn: AsyncConnection, codes: list[str], bounds: t.DayBounds
-) -> list[tuple[str, float]]:
-    """(community, hours from issue to done) of the tasks done during the day."""
+) -> list[tuple[str, str, float]]:
+    """(community, kind, hours from issue to done) of the tasks done during the day."""
     s = task_spans.c
     rows = await conn.execute(
-        select(s.unit, s.issued_at, s.closed_at).where(
+        select(s.unit, s.kind, s.issued_at, s.closed_at).where(
             _under(codes),
             s.outcome == TaskState.DONE.value,
             s.closed_at >= bounds.start,
@@ -108,7 +119,10 @@ async def _hours_to_done(
             s.issued_at.is_not(None),
         )
     )
-    return [(unit, (closed - issued).total_seconds() / 3600) for unit, issued, closed in rows]
+    return [
+        (unit, kind, (closed - issued).total_seconds() / 3600)
+        for unit, kind, issued, closed in rows
+    ]
 
 
 @dataclass(frozen=True)

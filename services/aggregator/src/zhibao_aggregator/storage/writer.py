@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from zhibao_aggregator.domain import contributions as c
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.corrections import footprint
+from zhibao_aggregator.storage.care import apply_care
 from zhibao_aggregator.storage.corrections import (
     CORRECTION_EFFECT,
     apply_corrections,
@@ -45,6 +46,7 @@ from zhibao_aggregator.storage.tables import (
     isolation_facts,
 )
 from zhibao_shared.advisory_locks import lock_names
+from zhibao_shared.care_events import PublishedKeyPerson
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
     CORRECTABLE_TYPES,
@@ -107,6 +109,7 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     change.update(await _isolations(conn, isolations, rules))
     reports = [e for e in events if isinstance(e, PublishedDailyReport)]
     change.update(await _reports(conn, reports, rules))
+    await apply_care(conn, originals)
     if fresh:
         effects = {e.dedup_key: mark.encode() for e, mark in zip(originals, prints, strict=True)}
         await conn.execute(
@@ -146,6 +149,8 @@ def _lock_names(batch: Sequence[Delivery]) -> set[str]:
             names.add(f"person {_pid(event)}")
         elif isinstance(event, PublishedDailyReport):
             names.add(f"report {event.subject} {event.data.date.isoformat()}")
+        elif isinstance(event, PublishedKeyPerson):  # a register row, read then written
+            names.add(f"person {event.data.person.pid}")
     return names
 
 

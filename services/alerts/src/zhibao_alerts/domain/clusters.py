@@ -21,8 +21,13 @@ from zhibao_shared.events import PublishedScreening
 
 
 def place_of(event: PublishedScreening) -> str | None:
-    """The compound/building a screening happened at, if it says."""
+    """The compound/building a screening happened at, if it says: the registered
+    building (else compound) intake matched it to, so that "3号楼" and "3栋" of one
+    building are one place; the labels as reported when no registered place fits."""
     data = event.data
+    registered = data.building_id or data.compound_id
+    if registered:
+        return registered
     if data.building:
         return f"{data.compound or '-'}/{data.building}"
     return data.compound

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -169,16 +169,40 @@ class TaskOverdueRule(_Strict):
     kinds: dict[TaskKind, TaskKindRule] = Field(
         default_factory=dict, description="Per task kind: its own severity or paging"
     )
+    urgent: dict[TaskKind, TaskKindRule] = Field(
+        default_factory=lambda: {"need_medical": TaskKindRule(severity=Severity.CRITICAL)},
+        description="Per need task kind: how its urgent needs' overdue tasks alert (an "
+        "urgent medical need not met within its limit is critical); kinds not listed "
+        "alert as their ordinary tasks",
+    )
 
-    def severity_for(self, kind: str) -> Severity:
-        """The severity of an overdue task of ``kind``."""
-        own = self.kinds.get(kind)
-        return own.severity if own is not None and own.severity is not None else self.severity
+    def _own(self, kind: str, urgent: bool) -> list[TaskKindRule]:
+        """The rules of ``kind`` that apply, the most specific first."""
+        found = [self.urgent[kind]] if urgent and kind in self.urgent else []
+        return found + ([self.kinds[kind]] if kind in self.kinds else [])
 
-    def pages_for(self, kind: str) -> bool:
+    def severity_for(self, kind: str, urgent: bool = False) -> Severity:
+        """The severity of an overdue task of ``kind`` (an urgent need's: ``urgent``)."""
+        own = [r.severity for r in self._own(kind, urgent) if r.severity is not None]
+        return own[0] if own else self.severity
+
+    def pages_for(self, kind: str, urgent: bool = False) -> bool:
         """Whether an overdue task of ``kind`` pages anyone."""
-        own = self.kinds.get(kind)
-        return own.page if own is not None and own.page is not None else self.page
+        own = [r.page for r in self._own(kind, urgent) if r.page is not None]
+        return own[0] if own else self.page
+
+
+class KeyPersonRule(_Strict):
+    """A key person in isolation or an epidemic point without contact for too long (the
+    hours are ZHIBAO_ALERTS_KEYPERSON_CONTACT_HOURS)."""
+
+    severity: Severity = Severity.WARNING
+    sealed_levels: tuple[Literal["red", "orange", "yellow", "blue"], ...] = Field(
+        default=("red",),
+        description="Declared response levels under which a unit's key persons are "
+        "watched as in a sealed building (足不出户); empty: only isolation and epidemic "
+        "points",
+    )
 
 
 class Rules(_Strict):
@@ -198,6 +222,7 @@ class Rules(_Strict):
     silence: SilenceRule = SilenceRule()
     isolation: IsolationRule = IsolationRule()
     task_overdue: TaskOverdueRule = TaskOverdueRule()
+    key_persons: KeyPersonRule = KeyPersonRule()
 
     def deadline_conflict(self, deadline: timedelta) -> str | None:
         """Why these rules disagree with the shared daily-report deadline, if they do."""
@@ -234,21 +259,14 @@ class Robot(_Strict):
     )
 
 
-class Person(_Strict):
-    """Someone on call (staff, never residents) and how to reach them."""
+class Reach(_Strict):
+    """How someone (staff, never residents) is reached: their channels."""
 
-    name: str
-    role: str | None = Field(default=None, description="e.g. 社区书记, 网格员")
     webhook: HttpUrl | None = Field(default=None, description="Alertmanager v4 JSON")
     dingtalk: Robot | None = Field(default=None, description="DingTalk custom robot")
     wecom: Robot | None = Field(default=None, description="WeCom group robot")
     feishu: Robot | None = Field(default=None, description="Feishu bot")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
-
-    @property
-    def label(self) -> str:
-        """The person as a personal token names them: "王芳 (社区书记)"."""
-        return f"{self.name} ({self.role})" if self.role else self.name
 
     def channels(self) -> list[tuple[str, str]]:
         """(channel, target URL) pairs this person is reached on."""
@@ -260,6 +278,42 @@ class Person(_Strict):
         if self.email:
             found.append(("email", self.email))
         return found
+
+
+class Person(Reach):
+    """Someone on call (staff, never residents) and how to reach them."""
+
+    name: str
+    role: str | None = Field(default=None, description="e.g. 社区书记, 网格员")
+
+    @property
+    def label(self) -> str:
+        """The person as a personal token names them: "王芳 (社区书记)"."""
+        return f"{self.name} ({self.role})" if self.role else self.name
+
+
+#: A registered grid's id (``zhibao_shared.places``): ``<community12>-G<nnn>``.
+GRID_ID = r"^\d{12}-G\d{3}$"
+
+
+class GridWorkerReach(Reach):
+    """How the worker of a grid is reached (who the worker is, the places registry says).
+
+    ``grid``: that grid's worker. ``community``: every grid worker of the community
+    (e.g. the community's grid-worker group robot), for its grids without an entry of
+    their own.
+    """
+
+    grid: str | None = Field(default=None, pattern=GRID_ID)
+    community: str | None = Field(default=None, pattern=r"^\d{12}$")
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> GridWorkerReach:
+        if (self.grid is None) == (self.community is None):
+            raise ValueError("a grid worker's channel names either a grid or a community")
+        if not self.channels():
+            raise ValueError("a grid worker's channel needs a webhook, robot or email")
+        return self
 
 
 #: Days of a shift.
@@ -339,38 +393,73 @@ class Rotation(_Strict):
 class Step(_Strict):
     """Notify a level's on-call this long after the alert fired, if still unacknowledged."""
 
-    level: Level
+    level: Level | Literal["grid"] = Field(
+        description="A level of the hierarchy, or `grid`: the worker of the alert's grid "
+        "(the first step only)"
+    )
     after_minutes: float = Field(ge=0)
 
 
+#: The step that pages the worker of an alert's grid.
+GRID_STEP: Final = "grid"
+
+
 class Policy(_Strict):
-    """Escalation for one severity: steps up the hierarchy and reminder interval."""
+    """Escalation for one severity: steps up the hierarchy and reminder interval.
+
+    A policy may start with a ``grid`` step: an alert about a place in a grid whose
+    worker can be reached pages that worker first and the following steps after their
+    delays. Any other alert skips the grid step, and every later step comes as many
+    minutes earlier as the first of them followed it (the ladder of an alert without a
+    grid is that of a policy without the grid step).
+    """
 
     steps: tuple[Step, ...] = Field(min_length=1)
     repeat_minutes: float = Field(default=30, gt=0)
 
+    @model_validator(mode="after")
+    def _grid_first(self) -> Policy:
+        grids = [i for i, step in enumerate(self.steps) if step.level == GRID_STEP]
+        if grids and grids != [0]:
+            raise ValueError("only the first step may be the grid worker's (level: grid)")
+        if grids and len(self.steps) == 1:
+            raise ValueError("a grid step is followed by the community's (or a higher) step")
+        return self
+
+    def ladder(self, grid_reached: bool) -> Policy:
+        """The steps an alert follows: all of them when its grid worker is reached, else
+        those after the grid step, moved earlier by the first one's delay."""
+        if grid_reached or self.steps[0].level != GRID_STEP:
+            return self
+        lead = self.steps[1].after_minutes
+        steps = tuple(
+            Step(level=s.level, after_minutes=max(0.0, s.after_minutes - lead))
+            for s in self.steps[1:]
+        )
+        return Policy(steps=steps, repeat_minutes=self.repeat_minutes)
+
+
+#: Minutes the grid worker has (by default) before the community's on-call is paged too.
+GRID_LEAD_MINUTES = {Severity.CRITICAL: 5.0, Severity.WARNING: 15.0, Severity.INFO: 60.0}
+
 
 def _default_policies() -> dict[Severity, Policy]:
     ladder = (Level.COMMUNITY, Level.STREET, Level.DISTRICT, Level.CITY)
-    return {
-        Severity.CRITICAL: Policy(
-            steps=tuple(
-                Step(level=lv, after_minutes=m)
-                for lv, m in zip(ladder, (0, 5, 15, 30), strict=True)
-            ),
-            repeat_minutes=10,
-        ),
-        Severity.WARNING: Policy(
-            steps=tuple(
-                Step(level=lv, after_minutes=m)
-                for lv, m in zip(ladder, (0, 30, 120, 480), strict=True)
-            ),
-            repeat_minutes=60,
-        ),
-        Severity.INFO: Policy(
-            steps=(Step(level=Level.COMMUNITY, after_minutes=0),), repeat_minutes=1440
-        ),
+    delays = {
+        Severity.CRITICAL: ((0, 5, 15, 30), 10),
+        Severity.WARNING: ((0, 30, 120, 480), 60),
+        Severity.INFO: ((0,), 1440),
     }
+    policies: dict[Severity, Policy] = {}
+    for severity, (minutes, repeat) in delays.items():
+        lead = GRID_LEAD_MINUTES[severity]
+        steps = [Step(level=GRID_STEP, after_minutes=0)]
+        steps += [
+            Step(level=lv, after_minutes=m + lead)
+            for lv, m in zip(ladder[: len(minutes)], minutes, strict=True)
+        ]
+        policies[severity] = Policy(steps=tuple(steps), repeat_minutes=repeat)
+    return policies
 
 
 class Smtp(_Strict):
@@ -393,6 +482,11 @@ class OnCall(_Strict):
     escalation: dict[Severity, Policy] = Field(default_factory=_default_policies)
     webhooks: tuple[HttpUrl, ...] = Field(
         default=(), description="Alertmanager-format receivers notified of every alert"
+    )
+    grid_workers: tuple[GridWorkerReach, ...] = Field(
+        default=(),
+        description="How grid workers are reached: per grid, or per community for its "
+        "grids without an entry of their own (who the worker is, the places registry says)",
     )
     timezone: str = Field(
         default="Asia/Shanghai",
@@ -428,12 +522,25 @@ class OnCall(_Strict):
 
     def _robot(self, channel: str, url: str, wanted: Callable[[Robot], bool]) -> Robot | None:
         """The first robot at ``url`` on ``channel`` (among everybody's) that is ``wanted``."""
-        for rotation in self.rotations:
-            for person in rotation.people:
-                robot = getattr(person, channel, None)
-                if isinstance(robot, Robot) and str(robot.url) == url and wanted(robot):
-                    return robot
+        reaches: list[Reach] = [p for rotation in self.rotations for p in rotation.people]
+        for reach in [*reaches, *self.grid_workers]:
+            robot = getattr(reach, channel, None)
+            if isinstance(robot, Robot) and str(robot.url) == url and wanted(robot):
+                return robot
         return None
+
+    def grid_channels(self, grid: str) -> list[tuple[str, str]]:
+        """(channel, target) pairs the worker of ``grid`` is reached on: the grid's own
+        entries, else its community's; none when neither is configured."""
+        own = [r for r in self.grid_workers if r.grid == grid]
+        chosen = own or [r for r in self.grid_workers if r.community == grid[:12]]
+        return list(dict.fromkeys(pair for reach in chosen for pair in reach.channels()))
+
+    def policy_for(self, severity: str, grid: str | None) -> Policy:
+        """The escalation an alert of ``severity`` follows; ``grid``: the grid its place
+        lies in (the grid worker first when they can be reached)."""
+        policy = self.escalation[Severity(severity)]
+        return policy.ladder(grid is not None and bool(self.grid_channels(grid)))
 
     @field_validator("timezone")
     @classmethod

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from zhibao_shared.hierarchy import Level
 
 #: Labels an alert carries (see ``payloads.labels``): only these can be matched.
-LABELS = ("alertname", "severity", "unit", *(level.value for level in reversed(Level)))
+LABELS = ("alertname", "severity", "unit", *(level.value for level in reversed(Level)), "grid")
 MAX_VALUE = 100
 MAX_MATCHERS = 10
 

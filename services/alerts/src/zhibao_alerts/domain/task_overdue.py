@@ -51,6 +51,10 @@ class TaskNote:
     #: None: the task became overdue; else how it was closed there
     outcome: str | None = None
     to_unit: str | None = None
+    #: a need's task marked urgent (``urgency: urgent``)
+    urgent: bool = False
+    #: the task's person (pseudonym): where they live routes an urgent need's alert
+    person: str | None = None
 
 
 def _aware(at: datetime) -> datetime:
@@ -62,7 +66,11 @@ def note_of(message: TaskMessage) -> TaskNote | None:
     issue, an acceptance, or a task closed before it was due (it never was overdue)."""
     at = _aware(message.at)
     if message.event == "task_overdue":
-        return TaskNote(message.task, message.unit, message.kind, message.due, at)
+        person = message.person.pid if message.person is not None else None
+        urgent = message.urgency == "urgent"
+        return TaskNote(
+            message.task, message.unit, message.kind, message.due, at, urgent=urgent, person=person
+        )
     if message.event != "task_changed" or message.state not in CLOSING:
         return None
     unit, to_unit = message.unit, None
@@ -88,6 +96,9 @@ class TaskRecord:
     outcome: str | None = None
     to_unit: str | None = None
     alert_id: int | None = None
+    #: from the overdue message (not stored: only raising the alert needs them)
+    urgent: bool = False
+    person: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -108,7 +119,9 @@ class TaskRecord:
             closed_since = self.closed_at is not None and self.closed_at >= note.at
             if self.overdue or closed_since:
                 return self
-            return replace(self, overdue_at=note.at, alert_id=None)
+            return replace(
+                self, overdue_at=note.at, alert_id=None, urgent=note.urgent, person=note.person
+            )
         if self.closed_at is not None and self.closed_at >= note.at:
             return self
         if self.overdue_at is not None and note.at < self.overdue_at:
@@ -162,9 +175,16 @@ def alert_day(record: TaskRecord, zone: tzinfo) -> date:
     return record.due.astimezone(zone).date()
 
 
-def window(day: date, kind: str) -> str:
-    """The alert's window: the due day and the kind."""
-    return f"{day.isoformat()}:{kind}"
+#: The mark of an urgent need's alert in its window.
+URGENT = "urgent"
+
+
+def window(day: date, kind: str, urgent: bool = False, grid: str | None = None) -> str:
+    """The alert's window: the due day and the kind; an urgent need's also ``urgent``
+    and the grid of its persons (one alert per grid, routed to its worker)."""
+    if not urgent:
+        return f"{day.isoformat()}:{kind}"
+    return f"{day.isoformat()}:{kind}:{URGENT}" + (f":{grid}" if grid else "")
 
 
 def dedup_key(unit: str, day: date, kind: str) -> str:
@@ -174,7 +194,12 @@ def dedup_key(unit: str, day: date, kind: str) -> str:
 
 def window_kind(alert_window: str) -> str:
     """The kind in an alert's window."""
-    return alert_window.partition(":")[2]
+    return alert_window.split(":")[1]
+
+
+def window_urgent(alert_window: str) -> bool:
+    """Whether an alert's window is an urgent need's."""
+    return alert_window.split(":")[2:3] == [URGENT]
 
 
 def _ids(tasks: Sequence[str]) -> str:
@@ -183,22 +208,29 @@ def _ids(tasks: Sequence[str]) -> str:
 
 
 def summaries(
-    unit: str, kind: str, day: date, open_tasks: Sequence[tuple[str, datetime]], zone: tzinfo
+    unit: str,
+    kind: str,
+    day: date,
+    open_tasks: Sequence[tuple[str, datetime]],
+    zone: tzinfo,
+    urgent: bool = False,
 ) -> tuple[str, str]:
     """What the alert says (Chinese, English): the task, its kind and due time when it is
-    one, else how many, the day and the first ids. Ids, kinds and times only."""
+    one, else how many, the day and the first ids. Ids, kinds and times only; an urgent
+    need's says so first."""
+    zh, en = ("【紧急需求未满足】", "Urgent need not met: ") if urgent else ("", "")
     if len(open_tasks) == 1:
         task, due = open_tasks[0]
         when = due.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         return (
-            f"{unit} 有任务逾期未完成：{task}（{kind}，截止 {when}）",
-            f"Task {task} ({kind}, due {when}) is overdue in {unit}",
+            f"{zh}{unit} 有任务逾期未完成：{task}（{kind}，截止 {when}）",
+            f"{en}Task {task} ({kind}, due {when}) is overdue in {unit}",
         )
     ordered = [task for task, _ in sorted(open_tasks, key=lambda t: (t[1], t[0]))]
     count = len(ordered)
     return (
-        f"{unit} 有 {count} 项 {kind} 任务逾期未完成（{day} 截止）：{_ids(ordered)}",
-        f"{count} {kind} tasks due {day} are overdue in {unit}: {_ids(ordered)}",
+        f"{zh}{unit} 有 {count} 项 {kind} 任务逾期未完成（{day} 截止）：{_ids(ordered)}",
+        f"{en}{count} {kind} tasks due {day} are overdue in {unit}: {_ids(ordered)}",
     )
 
 
@@ -209,18 +241,22 @@ def trigger(
     open_tasks: Sequence[tuple[str, datetime]],
     rule: TaskOverdueRule,
     zone: tzinfo,
+    urgent: bool = False,
+    grid: str | None = None,
 ) -> Trigger:
-    """The ``task_overdue`` condition of a unit, due day and kind."""
-    summary_zh, summary_en = summaries(unit, kind, day, open_tasks, zone)
+    """The ``task_overdue`` condition of a unit, due day and kind (an urgent need's: of
+    its grid too, routed to the grid's worker first)."""
+    summary_zh, summary_en = summaries(unit, kind, day, open_tasks, zone, urgent)
     return Trigger(
         rule=RULE,
         unit=unit,
-        window=window(day, kind),
-        severity=rule.severity_for(kind),
+        window=window(day, kind, urgent, grid),
+        severity=rule.severity_for(kind, urgent),
         summary_zh=summary_zh,
         summary_en=summary_en,
         day=day,
-        pages=rule.pages_for(kind),
+        pages=rule.pages_for(kind, urgent),
+        grid=grid if urgent else None,
     )
 
 

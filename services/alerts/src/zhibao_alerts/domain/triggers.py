@@ -47,6 +47,8 @@ class Trigger:
     day: date
     #: False: the alert is recorded, nobody is paged and it does not escalate
     pages: bool = True
+    #: the registered grid of the place it is about (its worker is paged first), if any
+    grid: str | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -98,18 +100,31 @@ def ears_rule(method: str, metric: str) -> str:
     return f"ears_{method.lower()}_{metric}"
 
 
-def cluster(community: str, place: str, fevers: int, rules: Rules, day: date) -> Trigger:
+def cluster(
+    community: str,
+    place: str,
+    fevers: int,
+    rules: Rules,
+    day: date,
+    *,
+    name: str | None = None,
+    grid: str | None = None,
+) -> Trigger:
     """``fevers`` persons in one compound/building within the window (the cluster size
-    reached): the alert of ``day``, the local day of the cluster's first fever."""
+    reached): the alert of ``day``, the local day of the cluster's first fever.
+    ``name``: how the text names the place (a registered place's name; default the
+    place's key); ``grid``: the registered grid it lies in (its worker is paged first)."""
     hours = rules.cluster.window_hours
+    shown = name or place
     return Trigger(
         rule="fever_cluster",
         unit=community,
         window=f"{place}:{day.isoformat()}",
         severity=rules.cluster.severity,
-        summary_zh=f"社区 {community} 的 {place} 在 {hours:g} 小时内有 {fevers} 人发热",
-        summary_en=f"{fevers} fevers within {hours:g} h at {place} in community {community}",
+        summary_zh=f"社区 {community} 的 {shown} 在 {hours:g} 小时内有 {fevers} 人发热",
+        summary_en=f"{fevers} fevers within {hours:g} h at {shown} in community {community}",
         day=day,
+        grid=grid,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from zhibao_intake.domain.outcome import FieldError
+from zhibao_shared.care_events import PlaceFields
 from zhibao_shared.events import CaseData, ReportedCorrection, ScreeningData
 from zhibao_shared.places import Places, UnknownPlace
 
@@ -26,10 +27,10 @@ def registered_places(reported: Any, places: Places) -> dict[str, str] | FieldEr
     data, field = reported.data, "data.place"
     if isinstance(reported, ReportedCorrection):
         data, field = reported.data.data, "data.data.place"
-    if not isinstance(data, ScreeningData | CaseData):
+    if not isinstance(data, ScreeningData | CaseData | PlaceFields):  # key persons, needs
         return {}
     place, compound, building = data.place, data.compound, data.building
-    grid = data.grid if isinstance(data, ScreeningData) else None
+    grid = data.grid if isinstance(data, ScreeningData | PlaceFields) else None
     if place is None and compound is None and building is None and grid is None:
         return {}
     try:

@@ -1,0 +1,152 @@
+"""Writing and reading the key-person register and the needs' persons.
+
+The writer runs inside the events batch's transaction (after its dedup check: each
+event here is new); the readers answer the register and the rollups' counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zhibao_aggregator.domain import care
+from zhibao_aggregator.storage.care_tables import key_persons, need_tasks
+from zhibao_aggregator.storage.task_tables import task_spans
+from zhibao_shared.care_events import PublishedKeyPerson, PublishedNeed
+from zhibao_shared.events import PublishedEvent
+
+k = key_persons.c
+
+
+async def apply_care(conn: AsyncConnection, events: Sequence[PublishedEvent]) -> None:
+    """The batch's key-person actions, needs and contacts (in that order: a person
+    registered in the batch gets the batch's contacts)."""
+    actions = [care.registration(e) for e in events if isinstance(e, PublishedKeyPerson)]
+    for action in sorted(actions, key=lambda a: a.order):
+        await _apply_registration(conn, action)
+    needs = [e for e in events if isinstance(e, PublishedNeed)]
+    if needs:
+        await conn.execute(insert(need_tasks), [_need_row(e) for e in needs])
+    for pid, at in care.contacts(events).items():
+        await conn.execute(
+            update(key_persons)
+            .where(k.pid == pid, k.registered.is_(True))
+            .where((k.last_contact.is_(None)) | (k.last_contact < at))
+            .values(last_contact=at)
+        )
+
+
+async def _apply_registration(conn: AsyncConnection, action: care.Registration) -> None:
+    where = and_(
+        k.community == action.community, k.pid == action.pid, k.category == action.category
+    )
+    found = (await conn.execute(select(key_persons).where(where))).first()
+    if found is not None and (found.changed_at, found.changed_key) >= action.order:
+        return  # a later action decided the row already
+    since = None
+    if action.registered:  # a registration renewed keeps its start
+        since = found.since if found is not None and found.registered else action.at
+    values: dict[str, Any] = {
+        "registered": action.registered,
+        **action.places,
+        "since": since,
+        "changed_at": action.at,
+        "changed_key": action.key,
+    }
+    if found is None:
+        keys = {"community": action.community, "pid": action.pid, "category": action.category}
+        await conn.execute(insert(key_persons).values(**keys, **values))
+    else:
+        if not action.registered:
+            values = {n: v for n, v in values.items() if n not in care.PLACE_FIELDS}
+        await conn.execute(update(key_persons).where(where).values(**values))
+
+
+def _need_row(event: PublishedNeed) -> dict[str, Any]:
+    return {
+        "task": event.task_id,
+        "community": event.subject,
+        "pid": event.data.person.pid,
+        "category": event.data.category.value,
+        "urgency": event.data.urgency.value,
+        "raised_at": event.time,
+    }
+
+
+async def key_person_counts(conn: AsyncConnection, codes: list[str]) -> dict[str, dict[str, int]]:
+    """The current register's persons per category under each unit of ``codes``."""
+    if not codes:
+        return {}
+    roots = sorted(set(codes), key=len)
+    under = [k.community.startswith(code, autoescape=True) for code in roots]
+    rows = await conn.execute(
+        select(k.community, k.category, func.count())
+        .where(k.registered.is_(True), or_(*under))
+        .group_by(k.community, k.category)
+    )
+    return care.counts_under(((c, cat, int(n)) for c, cat, n in rows.all()), codes)
+
+
+@dataclass(frozen=True)
+class KeyPerson:
+    """One row of a community's register as its own tokens see it."""
+
+    pid: str
+    category: str
+    compound_id: str | None
+    building_id: str | None
+    grid_id: str | None
+    compound: str | None
+    building: str | None
+    grid: str | None
+    since: datetime | None
+    last_contact: datetime | None
+    open_needs: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as the API shows it."""
+        out = asdict(self)
+        for name in ("since", "last_contact"):
+            value = out[name]
+            out[name] = value.isoformat() if value is not None else None
+        return out
+
+
+async def register(conn: AsyncConnection, community: str) -> list[KeyPerson]:
+    """The community's current register, with each person's open needs (tasks of their
+    needs that are not closed, wherever they were transferred)."""
+    open_span = exists().where(
+        task_spans.c.task == need_tasks.c.task, task_spans.c.closed_at.is_(None)
+    )
+    needs = await conn.execute(
+        select(need_tasks.c.pid, func.count())
+        .where(need_tasks.c.community == community, open_span)
+        .group_by(need_tasks.c.pid)
+    )
+    open_needs = {pid: int(n) for pid, n in needs.all()}
+    rows = await conn.execute(
+        select(key_persons)
+        .where(k.community == community, k.registered.is_(True))
+        .order_by(k.category, k.since, k.pid)
+    )
+    return [
+        KeyPerson(
+            r.pid,
+            r.category,
+            r.compound_id,
+            r.building_id,
+            r.grid_id,
+            r.compound,
+            r.building,
+            r.grid,
+            r.since,
+            r.last_contact,
+            open_needs.get(r.pid, 0),
+        )
+        for r in rows.all()
+    ]
