@@ -23,6 +23,7 @@ from zhibao_aggregator import task_consumer
 from zhibao_aggregator.audit_api import build_audit_router
 from zhibao_aggregator.audit_feed import AuditFeed
 from zhibao_aggregator.dashboard import Dashboard
+from zhibao_aggregator.dashboard.overview_api import build_overview_router
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
 from zhibao_aggregator.domain.quality import Weights
@@ -397,6 +398,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.state.dashboard = dashboard
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
+    app.include_router(build_overview_router(aggregator.reader, auth))
     app.include_router(build_quality_router(quality_reader(settings, aggregator.engine), auth))
     catalogue = TemplateCatalogue(
         aggregator.engine, template_files(settings, aggregator.reader.registry)
