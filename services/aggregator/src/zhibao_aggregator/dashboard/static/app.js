@@ -29,7 +29,7 @@
   /* Load and update times of the overview, read by the tests and `zhibao bench`:
    * load_ms from the navigation's start to the overview first drawn; each update from
    * a live rollup's arrival to the overview redrawn with it (performance.now() ms). */
-  const TIMINGS = { load_ms: null, updates: [] };
+  const TIMINGS = { load_ms: null, updates: [], units: 0 };
   window.zhibaoTimings = TIMINGS;
 
   const $ = (id) => document.getElementById(id);
@@ -384,6 +384,7 @@
     }
     S.afterDraw.push(() => {
       if (TIMINGS.load_ms === null) TIMINGS.load_ms = performance.now();
+      TIMINGS.units = S.overview.length;
       document.getElementById("overview").dataset.drawn = S.unit;
       if (done) done();
     });
