@@ -409,7 +409,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.include_router(build_audit_router(aggregator.engine, auth, aggregator.audit, calendar))
     summaries = public_summaries(settings, aggregator.reader)
     app.include_router(build_public_router(summaries))
-    app.include_router(build_public_page(summaries))
+    app.include_router(build_public_page(summaries, settings.public_home))
     app.include_router(dashboard.router())
     app.include_router(operations_router(aggregator))
     return app
