@@ -222,6 +222,7 @@ def run_page_only(config: BenchConfig) -> dict[str, Any]:
     results.pop("page_skipped", None)
     results |= page_keys(results["page"])
     results["page"]["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["page"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     return results

@@ -50,8 +50,9 @@ TIMEOUT_MS = 60_000
 VIEWPORT = {"width": 1440, "height": 1000}
 #: Every this many communities one has a confirmed case (medium risk), the rest are low.
 CASE_EVERY = 37
-#: The page refreshes its overview at most once a second: rounds are spaced wider.
-ROUND_GAP_S = 1.5
+#: The page refreshes its overview at most once a second (and queues one more refresh
+#: behind a running one): rounds are spaced so that one never waits for the last.
+ROUND_GAP_S = 3.0
 DRAWN = "() => window.zhibaoTimings && window.zhibaoTimings.load_ms !== null"
 
 
