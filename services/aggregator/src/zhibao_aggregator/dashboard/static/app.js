@@ -740,6 +740,7 @@
     const received = performance.now();
     setLive(true);
     if (message.date !== S.day) return;
+    refreshOverview(received); /* its request first: the redraws below overlap with it */
     if (message.unit === S.unit) {
       S.figures = message.figures;
       renderKpis();
@@ -754,7 +755,6 @@
       updateRow(message.unit, message.figures);
     }
     later("quality", () => loadQuality(S.generation), 2000);
-    refreshOverview(received);
     markUpdated();
   }
 
