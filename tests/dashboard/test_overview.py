@@ -9,11 +9,15 @@ must be there; their size is the benchmark's business, not this test's.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -30,6 +34,7 @@ from zhibao_bench.page_timing import (
     whole_city_events,
 )
 from zhibao_shared.hierarchy import Level, Registry, load_registry
+from zhibao_shared.subjects import rollup_subject
 from zhibao_shared.tokens import Role
 
 pytestmark = pytest.mark.integration
@@ -221,3 +226,64 @@ def test_load_and_update_times_are_measured_with_the_whole_city(
     reader = city.token(CITY, role=Role.READ)
     units = {u["code"]: u for u in _overview(city, CITY, reader).json()["units"]}
     assert units[community]["figures"]["screenings"] == 3 + 2  # both updates counted
+
+
+async def _send(url: str, subject: str, body: dict[str, Any]) -> None:
+    client = await nats.connect(url)
+    try:
+        await client.publish(subject, json.dumps(body).encode())
+        await client.flush()
+    finally:
+        await client.close()
+
+
+def _publish(url: str, subject: str, body: dict[str, Any]) -> None:
+    """Publish on NATS from a thread of its own (Playwright's loop runs in this one)."""
+    thread = threading.Thread(target=lambda: asyncio.run(_send(url, subject, body)))
+    thread.start()
+    thread.join(timeout=30)
+
+
+def test_needs_key_persons_and_grid_workload_show_once_the_rollup_has_them(
+    city: System, page: Page
+) -> None:
+    """The rollup message of the contract (issue 17: needs_*, key_persons, grid_workload)
+    arrives as the aggregator publishes rollups; before, the panel is not there."""
+    load_ms(page)
+    expect(page.locator("#live")).to_have_class("live on")
+    expect(page.locator("#needs-panel")).to_be_hidden()
+    reader = city.token(CITY, role=Role.READ)
+    rollup = httpx.get(
+        f"{city.aggregator_url}/v1/units/{CITY}/rollup",
+        headers={"authorization": f"Bearer {reader}"},
+    ).json()
+    workload = {
+        "grids": 40,
+        "workers": 38,
+        "households": 22_000,
+        "households_per_worker": 579,
+        "grids_over_standard": 11,
+        "standard": [300, 500],
+        "workers_needed": [44, 74],
+    }
+    figures = {
+        **rollup["figures"],
+        "needs_open": 4,
+        "needs_overdue": 1,
+        "needs_median_hours": 3.5,
+        "key_persons": {"elderly_alone": 12, "dialysis": 2},
+        "grid_workload": workload,
+    }
+    message = {"unit": CITY, "level": "city", "date": rollup["date"], "figures": figures}
+    _publish(city.nats.url, rollup_subject("city", CITY), message)
+
+    panel = page.locator("#needs-panel")
+    expect(panel).to_be_visible()
+    expect(panel.locator("[data-need-figure=needs_open] .value")).to_have_text("4")
+    expect(panel.locator("[data-need-figure=needs_overdue]")).to_have_class("kpi warn")
+    expect(panel.locator("[data-need-figure=needs_median_hours] .value")).to_have_text("3.5")
+    expect(panel.locator("[data-need-figure=key_persons] .value")).to_have_text("14")
+    expect(panel.locator("[data-key-person=elderly_alone]")).to_have_text("独居老人 12")
+    expect(panel.locator("[data-need-figure=grid_workload] .value")).to_have_text("579")
+    expect(panel.locator("[data-need-figure=grid_workload]")).to_have_class("kpi warn")
+    _shot(page, "10-needs-panel")

@@ -422,14 +422,20 @@
 
   const NEED_FIGURES = [
     ["needs_open", "needsOpen"], ["needs_overdue", "needsOverdue"],
-    ["needs_median_hours", "needsMedianHours"], ["grid_workload", "gridWorkload"],
+    ["needs_median_hours", "needsMedianHours"],
   ];
 
-  function shown(value) {
-    if (value !== null && typeof value === "object") {
-      return Object.entries(value).map(([k, v]) => `${t(k)} ${fmt(v)}`).join(" · ") || "0";
-    }
-    return fmt(value);
+  /* grid_workload: {grids, workers, households, households_per_worker, grids_over_standard,
+   * standard: [300, 500], workers_needed}; null where no grids are registered. */
+  function workloadTile(w) {
+    const busy = w && w.standard && w.households_per_worker > w.standard[1];
+    const detail = w ? [`${t("grids")} ${fmt(w.grids)}`, `${t("gridWorkers")} ${fmt(w.workers)}`,
+      `${t("gridsOver")} ${fmt(w.grids_over_standard)}`,
+      w.standard ? `${t("standard")} ${w.standard.join("–")}` : ""].filter(Boolean).join(" · ") : "";
+    return el("div", { class: `kpi${busy ? " warn" : ""}`, "data-need-figure": "grid_workload" },
+      el("div", { class: "label" }, t("gridWorkload")),
+      el("div", { class: "value" }, fmt(w ? w.households_per_worker : null)),
+      detail ? el("div", { class: "label" }, detail) : "");
   }
 
   function renderNeeds() {
@@ -437,7 +443,8 @@
     const present = NEED_FIGURES.filter(([key]) => key in f);
     const tiles = present.map(([key, text]) => el("div", {
       class: `kpi${key === "needs_overdue" && f[key] > 0 ? " warn" : ""}`, "data-need-figure": key,
-    }, el("div", { class: "label" }, t(text)), el("div", { class: "value" }, shown(f[key]))));
+    }, el("div", { class: "label" }, t(text)), el("div", { class: "value" }, fmt(f[key]))));
+    if ("grid_workload" in f) tiles.push(workloadTile(f.grid_workload));
     const persons = f.key_persons && typeof f.key_persons === "object" ? f.key_persons : null;
     if (persons) {
       const total = Object.values(persons).reduce((a, b) => a + (Number(b) || 0), 0);
