@@ -34,7 +34,7 @@ from zhibao_shared.events import CONTENT_TYPE_BATCH
 from zhibao_shared.hierarchy import Level, Registry
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,7 +47,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 60_000
-VIEWPORT = {"width": 1440, "height": 1000}
+VIEWPORT: ViewportSize = {"width": 1440, "height": 1000}
 #: Every this many communities one has a confirmed case (medium risk), the rest are low.
 CASE_EVERY = 37
 #: The page refreshes its overview at most once a second (and queues one more refresh
@@ -128,7 +128,7 @@ def post(intake_url: str, token: str, events: list[dict[str, Any]], size: int = 
 
 def open_page(browser: Browser, base_url: str, token: str) -> Page:
     """A fresh context (nothing cached) signed in through the link's fragment."""
-    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")  # type: ignore[arg-type]
+    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.goto(f"{base_url}/#token={token}")
