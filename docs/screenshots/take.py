@@ -9,6 +9,8 @@ data directory, waits until the simulator has posted its two weeks (stderr line
 ``demo: done.``) and the alert rules have fired, then opens the signed-in link
 printed in the banner in Debian's Chromium (headless, 1440×900) and saves:
 
+* ``00-city.png``: the city (银川市) at a glance: the overview treemap of every
+  district, street and community, coloured by risk;
 * ``01-district.png``: the district (金凤区) overview, in Chinese;
 * ``02-street.png``: the outbreak street (黄河东路街道) drilled down;
 * ``03-alerts.png``: the outbreak community's alert panel, firing alerts and one
@@ -212,7 +214,9 @@ def wait_for_unit(page: Page, name: str) -> None:
           const chart = window.echarts
             && echarts.getInstanceByDom(document.getElementById('chart-fevers'));
           const drawn = chart && chart.getOption().series[0].data.length > 0;
-          return drawn && rows.length === sparks.length;
+          const map = document.getElementById('overview');
+          const mapped = map && map.dataset.drawn === location.hash.slice(1);
+          return drawn && mapped && rows.length === sparks.length;
         }"""
     )
     page.wait_for_timeout(800)  # the row highlight of live updates fades
@@ -238,6 +242,7 @@ def take(page: Page, demo: Demo) -> None:
     """Drive the page through the four views and save a screenshot of each."""
     page.goto(demo.link)
     wait_for_unit(page, "银川市")  # the demo's token covers the city
+    shot(page, "00-city")
     click_row(page, DISTRICT)
     wait_for_unit(page, "金凤区")
     shot(page, "01-district")

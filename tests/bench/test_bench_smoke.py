@@ -45,6 +45,8 @@ REQUIRED_KEYS = {
     "tasks_issue_s",
     "tasks_done_visible_s",
     "tasks_results_per_s",
+    "page_load_ms",
+    "page_update_ms",
     "lost",
     "double_counted",
     "figures_wrong",

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zhibao_bench.main import BenchConfig, run_bench
+from zhibao_bench.main import BenchConfig, run_bench, run_page_only
 
 ROWS = (
     ("reference_events_per_s", "(1) reference: nats-py publish_async + pull consumer, events/s"),
@@ -40,6 +40,9 @@ ROWS = (
     ),
     ("tasks_results_per_s", "(10) tasks: results visible as done, per s"),
     ("peak_rss_mb", "(7) peak resident memory, MB"),
+    ("page_load_ms", "(11) page, whole city: navigation -> overview drawn, ms"),
+    ("page_update_ms", "(11) page, whole city: live rollup -> overview redrawn, ms"),
+    ("page_update_e2e_ms", "(11) page, whole city: POST -> overview redrawn, ms"),
     ("alerts_idle_cpu_pct", "(8) alerts idle with open alerts, % of a core"),
     ("lost", "events lost"),
     ("double_counted", "events double counted"),
@@ -60,8 +63,18 @@ def bench(
     output: Annotated[Path, typer.Option(help="Where to write the JSON")] = Path(
         "bench/results.json"
     ),
+    page_only: Annotated[
+        bool,
+        typer.Option(help="Only the page's load and update times, merged into --output"),
+    ] = False,
 ) -> None:
     """Measure the machine's reference limit and the whole pipeline against it."""
+    if page_only:
+        page = run_page_only(BenchConfig(output=output))["page"]
+        rows = [f"{label:<64} {page.get(key)}" for key, label in ROWS if key.startswith("page_")]
+        typer.echo(page.get("page_skipped") or "\n".join(rows))
+        typer.echo(f"\nwritten to {output}")
+        return
     if smoke:
         config = BenchConfig.smoke(output)
     else:

@@ -5,7 +5,8 @@ Phases (see bench/RESULTS.md for what they mean and the history of results):
 3. end to end, single events; 4. latency under mixed load (see mixed.py);
 5. rollup reads at 200k and 1M events over a 400-day history; 6. rebuild,
 compared with the live counters; 7. peak resident memory; 8. the alerts
-service idle with 1,000 open alerts; 9. the plain baseline (baseline.py).
+service idle with 1,000 open alerts; 9. the plain baseline (baseline.py);
+11. the command centre's page with the whole city in Chromium (page_phase.py).
 Every Zhibao phase runs every service as ``zhibao up`` does, and every
 phase checks its figures exactly at every level: ``lost``,
 ``double_counted`` and ``figures_wrong`` must be 0.
@@ -28,6 +29,7 @@ from zhibao_bench.baseline import phase_plain
 from zhibao_bench.harness import running_stack
 from zhibao_bench.idle import phase_alerts_idle
 from zhibao_bench.mixed import MixedConfig, phase_mixed
+from zhibao_bench.page_phase import phase_page
 from zhibao_bench.phases import (
     Sizes,
     phase_batched,
@@ -62,6 +64,8 @@ class BenchConfig:
     tasks: int = 10_000
     idle_alerts: int = 1_000
     idle_seconds: float = 20.0
+    #: Page loads and live updates timed in Chromium (medians are reported).
+    page_rounds: int = 5
     output: Path = Path("bench/results.json")
 
     @classmethod
@@ -84,6 +88,7 @@ class BenchConfig:
             tasks=200,
             idle_alerts=40,
             idle_seconds=2.0,
+            page_rounds=2,
             output=output,
         )
 
@@ -196,8 +201,31 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "tasks_done_visible_s": results["tasks"]["tasks_done_visible_s"],
         "tasks_results_per_s": results["tasks"]["tasks_results_per_s"],
         "peak_rss_mb": peaks,
+        **page_keys(results["page"]),
         **_exactness(results),
     }
+
+
+def page_keys(page: dict[str, Any]) -> dict[str, Any]:
+    """The page's headline keys (None, with the reason beside them, when it was skipped)."""
+    keys = ("page_load_ms", "page_update_ms", "page_update_e2e_ms")
+    return {k: page.get(k) for k in keys} | (
+        {"page_skipped": page["page_skipped"]} if "page_skipped" in page else {}
+    )
+
+
+def run_page_only(config: BenchConfig) -> dict[str, Any]:
+    """Only phase 11, its keys merged into the results already at ``config.output``."""
+    output = config.output
+    results: dict[str, Any] = json.loads(output.read_text()) if output.exists() else {}
+    results["page"] = phase_page(config.page_rounds)
+    results.pop("page_skipped", None)
+    results |= page_keys(results["page"])
+    results["page"]["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["page"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+    return results
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
@@ -231,6 +259,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     with running_stack() as run:
         results["tasks"] = phase_tasks(run, config.tasks, sizes.batch_size)
     results["mixed"] = phase_mixed(config.mixed)
+    results["page"] = phase_page(config.page_rounds)
     results |= _headline(results)
     results["events"] = sizes.events
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]

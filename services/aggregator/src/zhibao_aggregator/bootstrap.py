@@ -24,6 +24,7 @@ from zhibao_aggregator.audit_api import build_audit_router
 from zhibao_aggregator.audit_feed import AuditFeed
 from zhibao_aggregator.care_api import build_care_router
 from zhibao_aggregator.dashboard import Dashboard
+from zhibao_aggregator.dashboard.overview_api import build_overview_router
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.public import ReleaseRules
 from zhibao_aggregator.domain.quality import Weights
@@ -399,6 +400,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
     app.include_router(build_care_router(aggregator.reader, auth))
+    app.include_router(build_overview_router(aggregator.reader, auth))
     app.include_router(build_quality_router(quality_reader(settings, aggregator.engine), auth))
     catalogue = TemplateCatalogue(
         aggregator.engine, template_files(settings, aggregator.reader.registry)
@@ -409,7 +411,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.include_router(build_audit_router(aggregator.engine, auth, aggregator.audit, calendar))
     summaries = public_summaries(settings, aggregator.reader)
     app.include_router(build_public_router(summaries))
-    app.include_router(build_public_page(summaries))
+    app.include_router(build_public_page(summaries, settings.public_home))
     app.include_router(dashboard.router())
     app.include_router(operations_router(aggregator))
     return app

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from zhibao_aggregator.domain.public import MEDIUM_OR_HIGH, UNDISCLOSED
 from zhibao_aggregator.public_summary import PublicSummaries
-from zhibao_shared.hierarchy import CODE_PREFIX, Level
+from zhibao_shared.hierarchy import CODE_PREFIX, Level, Registry
 
 STYLE = (
     "body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:1.5rem;color:#1a1a1a}"
@@ -90,14 +90,28 @@ published. 新增 = newly reported since the previous release.</p>
 </body></html>"""
 
 
-def build_public_page(summaries: PublicSummaries) -> APIRouter:
-    """``/public`` (the first city) and ``/public/{code}``: the bulletin page."""
+def home_unit(registry: Registry, configured: str | None = None) -> str:
+    """Where ``/public`` starts: the configured unit, else the top unit below the province
+    (the city; the first district of a registry without a city)."""
+    if configured is not None:
+        if configured not in registry:
+            raise ValueError(f"the public page's home {configured} is not in the registry")
+        return configured
+    for level in Level:
+        units = registry.at_level(level)
+        if units and level is not Level.PROVINCE:
+            return units[0].code
+    raise ValueError("the registry holds no unit below the province")
+
+
+def build_public_page(summaries: PublicSummaries, home: str | None = None) -> APIRouter:
+    """``/public`` (the city, or ``home``) and ``/public/{code}``: the bulletin page."""
     router = APIRouter(tags=["public"])
+    start = home_unit(summaries.reader.registry, home)
 
     @router.get("/public", include_in_schema=False)
-    async def first_city() -> RedirectResponse:
-        city = summaries.reader.registry.at_level(Level.CITY)[0]
-        return RedirectResponse(f"/public/{city.code}")
+    async def first_page() -> RedirectResponse:
+        return RedirectResponse(f"/public/{start}")
 
     @router.get(
         "/public/{code}",

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from zhibao_shared.hierarchy import Level
+from zhibao_shared.hierarchy import UNIT_CODE, Level
 from zhibao_shared.settings import ServiceSettings, nats_servers, sqlite_url
 
 _WEIGHT = "Weight of this component in the quality scorecard's composite score (README)"
@@ -111,6 +111,13 @@ class AggregatorSettings(ServiceSettings):
         default=Level.DISTRICT,
         description="The lowest level with a token-less public summary (city, district, "
         "street or community)",
+    )
+
+    public_home: str | None = Field(
+        default=None,
+        pattern=UNIT_CODE,
+        description="The unit the public page /public starts at; the top unit below the "
+        "province (the city) when unset",
     )
 
     quality_case_class: Literal["A", "B"] = Field(

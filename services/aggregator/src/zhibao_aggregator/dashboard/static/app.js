@@ -24,7 +24,13 @@
     me: null, unit: "", day: "", names: {}, figures: null, children: [],
     series: {}, earsAlerts: [], alerts: [], openTimelines: new Set(),
     source: null, charts: {}, timers: {}, generation: 0,
+    overview: [], colourBy: "risk", afterDraw: [], overviewWired: false,
   };
+  /* Load and update times of the overview, read by the tests and `zhibao bench`:
+   * load_ms from the navigation's start to the overview first drawn; each update from
+   * a live rollup's arrival to the overview redrawn with it (performance.now() ms). */
+  const TIMINGS = { load_ms: null, updates: [], units: 0 };
+  window.zhibaoTimings = TIMINGS;
 
   const $ = (id) => document.getElementById(id);
   const t = (key) => (window.ZB_TEXTS[S.lang] || {})[key] || key;
@@ -171,10 +177,11 @@
   async function loadAll() {
     const generation = ++S.generation;
     const q = S.day ? `?date=${S.day}` : "";
-    const [described, rollup, children] = await Promise.all([
+    const [described, rollup, children, overview] = await Promise.all([
       api(`/v1/units/${S.unit}`),
       api(`/v1/units/${S.unit}/rollup${q}`),
       api(`/v1/units/${S.unit}/children${q}`),
+      api(`/v1/units/${S.unit}/overview${q}`),
     ]);
     if (!current(generation)) return;
     remember(described.unit);
@@ -183,12 +190,16 @@
     $("day").value = S.day;
     S.figures = rollup.figures;
     S.children = children.children;
+    S.overview = overview.units;
+    S.overview.forEach(remember);
     await ensureAncestorNames();
     if (!current(generation)) return;
     renderCrumbs();
     renderKpis();
     renderTasks();
+    renderNeeds();
     renderChildren();
+    drawOverview();
     markUpdated();
     await Promise.all([loadSparklines(generation), loadCharts(generation), loadAlerts(generation),
       loadOverdue(generation), loadPoints(generation), loadQuality(generation)]);
@@ -337,6 +348,113 @@
       const cell = document.querySelector(`#row-${c.code} td.spark`);
       if (cell) cell.replaceChildren(sparkline(points));
     }));
+  }
+
+  /* ---------- the overview treemap (全域总览) ---------- */
+
+  function childOf(code) {
+    const lengths = S.me.code_lengths || CODE_LENGTHS;
+    const next = lengths.find((n) => n > S.unit.length);
+    return next && code.length >= next ? code.slice(0, next) : code;
+  }
+
+  /* One click goes one level down: to the shown unit's child that holds the clicked unit. */
+  function onOverviewClick(info) {
+    const code = info.data && info.data.code;
+    if (code && code !== S.unit && code.startsWith(S.unit)) navigate(childOf(code));
+  }
+
+  function renderLegend() {
+    const colours = S.colourBy === "level" ? window.ZBOverview.LEVEL : window.ZBOverview.RISK;
+    const key = (k) => (S.colourBy === "level" ? `level_${k}` : k);
+    $("overview-legend").replaceChildren(...Object.entries(colours).map(([k, colour]) =>
+      el("span", { "data-legend": k }, el("i", { style: `background:${colour}` }), t(key(k)))));
+  }
+
+  /* Draws the overview; calls ``done`` once ECharts has finished rendering it. */
+  function drawOverview(done) {
+    const view = chart("overview");
+    $("overview-name").textContent = unitName(S.unit);
+    renderLegend();
+    if (!view) return;
+    if (!S.overviewWired) {
+      view.on("click", onOverviewClick);
+      view.on("finished", () => (S.afterDraw.splice(0)).forEach((fn) => fn()));
+      S.overviewWired = true;
+    }
+    S.afterDraw.push(() => {
+      if (TIMINGS.load_ms === null) TIMINGS.load_ms = performance.now();
+      TIMINGS.units = S.overview.length;
+      document.getElementById("overview").dataset.drawn = S.unit;
+      if (done) done();
+    });
+    view.setOption(window.ZBOverview.option(S.overview, S.unit, S.colourBy, t,
+      (u) => (S.lang === "en" && u.name_en ? u.name_en : u.name)), true);
+  }
+
+  /* Live rollups refresh the overview with one request, at most one in flight and one
+   * waiting, at most one a second (hundreds of units may change at once). */
+  const OVERVIEW_MIN_MS = 1000;
+  const refresh = { running: false, again: false, waiting: [], last: 0 };
+
+  function refreshOverview(received) {
+    if (received !== undefined) refresh.waiting.push(received);
+    if (refresh.running) { refresh.again = true; return; }
+    const wait = refresh.last + OVERVIEW_MIN_MS - performance.now();
+    if (wait > 0) { later("overview", () => refreshOverview(), wait); return; }
+    refresh.running = true;
+    refresh.again = false;
+    refresh.last = performance.now();
+    const covered = refresh.waiting.splice(0);
+    const generation = S.generation;
+    api(`/v1/units/${S.unit}/overview?date=${S.day}`).then((answer) => {
+      if (!current(generation)) return;
+      S.overview = answer.units;
+      drawOverview(() => covered.forEach((at) => TIMINGS.updates.push(
+        { received: at, drawn: performance.now(), ms: performance.now() - at, wall: Date.now() })));
+    }).catch(() => {}).finally(() => {
+      refresh.running = false;
+      if (refresh.again) refreshOverview();
+    });
+  }
+
+  /* ---------- needs and key persons (figures present once the response loop has them) ---------- */
+
+  const NEED_FIGURES = [
+    ["needs_open", "needsOpen"], ["needs_overdue", "needsOverdue"],
+    ["needs_median_hours", "needsMedianHours"],
+  ];
+
+  /* grid_workload: {grids, workers, households, households_per_worker, grids_over_standard,
+   * standard: [300, 500], workers_needed}; null where no grids are registered. */
+  function workloadTile(w) {
+    const busy = w && w.standard && w.households_per_worker > w.standard[1];
+    const detail = w ? [`${t("grids")} ${fmt(w.grids)}`, `${t("gridWorkers")} ${fmt(w.workers)}`,
+      `${t("gridsOver")} ${fmt(w.grids_over_standard)}`,
+      w.standard ? `${t("standard")} ${w.standard.join("–")}` : ""].filter(Boolean).join(" · ") : "";
+    return el("div", { class: `kpi${busy ? " warn" : ""}`, "data-need-figure": "grid_workload" },
+      el("div", { class: "label" }, t("gridWorkload")),
+      el("div", { class: "value" }, fmt(w ? w.households_per_worker : null)),
+      detail ? el("div", { class: "label" }, detail) : "");
+  }
+
+  function renderNeeds() {
+    const f = S.figures;
+    const present = NEED_FIGURES.filter(([key]) => key in f);
+    const tiles = present.map(([key, text]) => el("div", {
+      class: `kpi${key === "needs_overdue" && f[key] > 0 ? " warn" : ""}`, "data-need-figure": key,
+    }, el("div", { class: "label" }, t(text)), el("div", { class: "value" }, fmt(f[key]))));
+    if ("grid_workload" in f) tiles.push(workloadTile(f.grid_workload));
+    const persons = f.key_persons && typeof f.key_persons === "object" ? f.key_persons : null;
+    if (persons) {
+      const total = Object.values(persons).reduce((a, b) => a + (Number(b) || 0), 0);
+      tiles.push(el("div", { class: "kpi", "data-need-figure": "key_persons" },
+        el("div", { class: "label" }, t("keyPersons")), el("div", { class: "value" }, String(total))));
+    }
+    $("needs-kpis").replaceChildren(...tiles);
+    $("key-persons").replaceChildren(...Object.entries(persons || {}).map(([k, v]) =>
+      el("span", { class: "chip", "data-key-person": k }, `${t(`kp_${k}`)} ${fmt(v)}`)));
+    $("needs-panel").hidden = tiles.length === 0;
   }
 
   /* ---------- charts ---------- */
@@ -626,12 +744,15 @@
   }
 
   function applyRollup(message) {
+    const received = performance.now();
     setLive(true);
     if (message.date !== S.day) return;
+    refreshOverview(received); /* its request first: the redraws below overlap with it */
     if (message.unit === S.unit) {
       S.figures = message.figures;
       renderKpis();
       renderTasks();
+      renderNeeds();
       later("overdue", loadOverdue, 300);
       updateChartsToday(message.figures);
       later("points", () => loadPoints(S.generation), 500);
@@ -661,6 +782,10 @@
       localStorage.setItem(TOKEN_KEY, S.token);
       $("token-input").value = "";
       start();
+    });
+    $("colour-by").addEventListener("change", () => {
+      S.colourBy = $("colour-by").value;
+      if (S.me) drawOverview();
     });
     $("day").addEventListener("change", () => { S.day = $("day").value; if (S.me) loadAll(); });
     window.addEventListener("resize", () => Object.values(S.charts).forEach((c) => c.resize()));

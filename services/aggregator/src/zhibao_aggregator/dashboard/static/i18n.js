@@ -85,3 +85,25 @@ window.ZB_TEXTS = {
     qZero: "Contradicted zero reports", qDiffering: "Declared counts differing", never: "never",
   },
 };
+
+/* The overview treemap, needs and key persons (重点人群). */
+Object.assign(window.ZB_TEXTS.zh, {
+  overview: "全域总览", colourBy: "着色", population: "人口",
+  overviewHelp: "面积按人口，颜色按风险等级或响应级别；点击单位进入下级，用上方路径返回。",
+  needs: "居民需求与重点人群", needsOpen: "未满足需求", needsOverdue: "超时需求",
+  needsMedianHours: "满足用时中位数(小时)", gridWorkload: "网格员负担(户/人)",
+  grids: "网格", gridWorkers: "网格员", gridsOver: "超标网格", standard: "标准",
+  keyPersons: "重点人群", kp_elderly_alone: "独居老人", kp_disabled: "残疾人",
+  kp_chronic_medicine: "慢病用药", kp_pregnant: "孕产妇", kp_dialysis: "透析患者",
+  kp_child_unattended: "无人监护儿童",
+});
+Object.assign(window.ZB_TEXTS.en, {
+  overview: "Overview", colourBy: "Colour by", population: "Population",
+  overviewHelp: "Area by population, colour by risk or response level; click a unit to go down a level, use the path above to go back up.",
+  needs: "Needs and key persons", needsOpen: "Open needs", needsOverdue: "Needs overdue",
+  needsMedianHours: "Median hours to fulfil", gridWorkload: "Grid workload (households/worker)",
+  grids: "grids", gridWorkers: "workers", gridsOver: "over standard", standard: "standard",
+  keyPersons: "Key persons", kp_elderly_alone: "elderly living alone", kp_disabled: "disabled",
+  kp_chronic_medicine: "chronic medicine", kp_pregnant: "pregnant", kp_dialysis: "dialysis",
+  kp_child_unattended: "children unattended",
+});
