@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import contributions as c
+from zhibao_aggregator.domain import place_figures as pf
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.corrections import footprint
 from zhibao_aggregator.storage.corrections import (
@@ -37,6 +38,7 @@ from zhibao_aggregator.storage.facts import (
     report_row,
 )
 from zhibao_aggregator.storage.facts import as_utc as as_utc
+from zhibao_aggregator.storage.place_counters import add_place_counters, case_places
 from zhibao_aggregator.storage.tables import (
     applied_events,
     case_facts,
@@ -51,6 +53,7 @@ from zhibao_shared.events import (
     IsolationAction,
     IsolationKind,
     PublishedCase,
+    PublishedCaseData,
     PublishedCorrection,
     PublishedDailyReport,
     PublishedEvent,
@@ -102,6 +105,7 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     for event, mark in zip(originals, prints, strict=True):
         for metric in mark.metrics:
             change[(event.subject, mark.day, metric)] += 1
+        change.update(pf.placed(event.subject, mark.day, mark.metrics, mark.places))
     change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
     isolations = [e for e in events if _about_isolation(e)]
     change.update(await _isolations(conn, isolations, rules))
@@ -125,8 +129,10 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
         )
     corrected = [e.dedup_key for e, mark in zip(originals, prints, strict=True) if mark.correctable]
     change.update(await apply_corrections(conn, fixes, corrected, rules))
+    change, at_places = pf.split(change)
     rolled = c.roll_up(change)
     await _add_to_counters(conn, rolled)
+    await add_place_counters(conn, at_places)
     changed = frozenset((unit, day) for unit, day, _ in rolled)
     by_type = dict(Counter(e.type.short for e in events))
     return Applied(len(fresh), len(batch) - len(fresh), changed, by_type)
@@ -220,10 +226,31 @@ async def _cases(
                 c.case_history(old + added, rules.calendar), c.case_history(old, rules.calendar)
             )
         )
+        placed_old = [case_places(r) for r in history.get(pid, [])]
+        placed_new = [_case_places(e.time, e.dedup_key, e.data) for e in new]
+        change.update(_place_difference(placed_old, placed_new, rules))
         rows += [case_row(pid, e.dedup_key, e.time, e.subject, e.data) for e in new]
     if rows:
         await conn.execute(case_facts.insert(), rows)
     return change
+
+
+def _case_places(time: datetime, key: str, data: PublishedCaseData) -> pf.CasePlaces:
+    return pf.CasePlaces(
+        time, key, data.classification, data.compound_id, data.building_id, data.grid_id
+    )
+
+
+def _place_difference(
+    old: list[pf.CasePlaces], added: list[pf.CasePlaces], rules: Rules
+) -> c.Contribution:
+    """What a person's new reports change at their registered places."""
+    if not any(f.compound or f.building or f.grid for f in old + added):
+        return Counter()
+    return c.difference(
+        pf.case_places_history(old + added, rules.calendar),
+        pf.case_places_history(old, rules.calendar),
+    )
 
 
 async def _isolations(conn: AsyncConnection, events: list[Any], rules: Rules) -> c.Contribution:
