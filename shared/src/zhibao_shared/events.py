@@ -36,6 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from zhibao_shared.places import BUILDING_ID, COMPOUND_ID, GRID_ID, PLACE_ID
 from zhibao_shared.resident_id import contains_resident_id, normalize_resident_id
 
 SPEC_VERSION = "1.0"
@@ -265,6 +266,25 @@ ReportedPerson = Annotated[
 P = TypeVar("P")
 
 
+_PlaceRef = Annotated[
+    str,
+    Field(
+        pattern=PLACE_ID,
+        description="A registered building, compound or grid of the event's community "
+        "(its id, e.g. 640106001001-C001-B003); the labels may still name it in words",
+    ),
+]
+
+
+class _RegisteredPlaces(_Strict):
+    """The registered places intake found for an event (from ``place`` or the labels);
+    None where the event names no registered place (it then counts as unregistered)."""
+
+    compound_id: str | None = Field(default=None, pattern=COMPOUND_ID)
+    building_id: str | None = Field(default=None, pattern=BUILDING_ID)
+    grid_id: str | None = Field(default=None, pattern=GRID_ID)
+
+
 class ScreeningData(_Strict, Generic[P]):
     """A temperature/symptom screening at a gate, door or by self-report."""
 
@@ -273,6 +293,7 @@ class ScreeningData(_Strict, Generic[P]):
     compound: _Label | None = None
     building: _Label | None = None
     grid: _Label | None = None
+    place: _PlaceRef | None = None
     symptoms: list[Symptom] = Field(default_factory=list, max_length=len(Symptom))
     travel_from_risk_area: bool = False
     person: P | None = None
@@ -286,6 +307,7 @@ class CaseData(_Strict, Generic[P]):
     onset_date: Annotated[date | None, AfterValidator(_plausible_day)] = None
     compound: _Label | None = None
     building: _Label | None = None
+    place: _PlaceRef | None = None
 
 
 class IsolationData(_Strict, Generic[P]):
@@ -495,12 +517,12 @@ class PublishedTaskResult(_Envelope, _Attribution):
     data: PublishedTaskResultData
 
 
-class PublishedScreeningData(ScreeningData[Pseudonym]):
-    """Screening data on the bus."""
+class PublishedScreeningData(_RegisteredPlaces, ScreeningData[Pseudonym]):
+    """Screening data on the bus, with the registered places it names."""
 
 
-class PublishedCaseData(CaseData[Pseudonym]):
-    """Case data on the bus."""
+class PublishedCaseData(_RegisteredPlaces, CaseData[Pseudonym]):
+    """Case data on the bus, with the registered places it names."""
 
 
 class PublishedIsolationData(IsolationData[Pseudonym]):

@@ -92,6 +92,11 @@ class ZhibaoSettings(BaseSettings):
     registry_path: Path | None = Field(
         default=None, description="Hierarchy registry YAML; the shipped Jinfeng sample when unset"
     )
+    places_path: Path | None = Field(
+        default=None,
+        description="Registered places below the community (compounds, grids, buildings; "
+        "JSON lines, see zhibao registry import-places); the shipped sample when unset",
+    )
     tokens_database_url: str | None = Field(
         default=None,
         description="Shared token store (PostgreSQL) for every instance; "
