@@ -36,14 +36,14 @@ from zhibao_aggregator.http_api import (
     build_router,
 )
 from zhibao_aggregator.migrate import migrate, schema_ready
+from zhibao_aggregator.place_reader import PlaceReader
+from zhibao_aggregator.places_api import build_places_router
 from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.quality_reader import AuditRejections, QualityReader
-from zhibao_aggregator.place_reader import PlaceReader
-from zhibao_aggregator.places_api import build_places_router
 from zhibao_aggregator.reader import RollupReader
-from zhibao_aggregator.registered_places import grid_workload, registered_places
+from zhibao_aggregator.registered_places import grid_workload
 from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
@@ -71,6 +71,7 @@ from zhibao_shared.db import make_engine
 from zhibao_shared.hierarchy import Registry, load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.places import load_places
 from zhibao_shared.response_events import response_filters
 from zhibao_shared.settings import nats_servers, redacted
 from zhibao_shared.stream_feed import FeedSpec, StreamFeed
@@ -182,7 +183,7 @@ def risk_rule(settings: AggregatorSettings) -> ZoningRule:
 def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
     """The read side (with the places registry and the grid workload it gives)."""
     registry = load_registry(settings.registry_path)
-    places = registered_places(settings.places_path)
+    places = load_places(settings.places_path)
     return RollupReader(
         engine,
         registry,

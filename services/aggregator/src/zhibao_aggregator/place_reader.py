@@ -66,7 +66,5 @@ class PlaceReader:
             "kind": kind.value,
             "unregistered": own_flows.get(pf.UNREGISTERED, 0),
             "grid_workload": self.rollups.grid_workload(code),
-            "places": [
-                {**place_json(p), "figures": pf.figures(*values[p.id])} for p in listed
-            ],
+            "places": [{**place_json(p), "figures": pf.figures(*values[p.id])} for p in listed],
         }

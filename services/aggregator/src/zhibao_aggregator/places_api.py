@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -42,7 +42,7 @@ def build_places_router(places: PlaceReader, auth: TokenAuth) -> APIRouter:
         code: str, kind: KindQuery = PlaceKind.COMPOUND, date: DateQuery = None
     ) -> dict[str, Any]:
         today = places.rollups.calendar.today(datetime.now(UTC))
-        day: date = today if date is None else readable(date, "date", today)
+        day = today if date is None else readable(date, "date", today)
         try:
             return await places.places(code, kind, day)
         except NotACommunity:

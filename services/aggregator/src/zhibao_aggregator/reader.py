@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain import points as pt
 from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.point_places import resolve
 from zhibao_aggregator.domain.risk import NationalRule2020, ZoningRule
 from zhibao_aggregator.domain.rollup import CounterSnapshot, UnitContext, figures
-from zhibao_aggregator.domain.point_places import resolve
 from zhibao_aggregator.domain.tasks import DayBounds
 from zhibao_aggregator.domain.workload import GridWorkload
 from zhibao_aggregator.storage import levels, places, points, queries, task_queries

@@ -51,7 +51,10 @@ class GridWorkload:
             "grids_over_standard": self.grids_over_standard,
             "standard": list(STANDARD),
             # How many workers the standard asks for (seed 004: "应配备网格员516—860名").
-            "workers_needed": [-(-self.households // STANDARD[1]), -(-self.households // STANDARD[0])],
+            "workers_needed": [
+                -(-self.households // STANDARD[1]),
+                -(-self.households // STANDARD[0]),
+            ],
         }
 
 

@@ -31,9 +31,7 @@ async def cluster_communities(
             _c.classification == Classification.CONFIRMED.value,
             _c.time >= start.astimezone(UTC),  # stored in UTC (SQLite drops the offset)
             _c.time < end.astimezone(UTC),
-            (_c.compound_id.is_not(None))
-            | (_c.compound.is_not(None))
-            | (_c.building.is_not(None)),
+            (_c.compound_id.is_not(None)) | (_c.compound.is_not(None)) | (_c.building.is_not(None)),
         )
         .group_by(_c.community, PLACE)
         .having(func.count(func.distinct(_c.pid)) >= min_cases)
