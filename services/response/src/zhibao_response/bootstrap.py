@@ -50,6 +50,7 @@ from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.places import load_places
 from zhibao_shared.pseudonym import Pseudonymiser, owner_only_secret, pseudonym_key
 from zhibao_shared.settings import redacted
 from zhibao_shared.tokens import TokenStore
@@ -231,6 +232,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
             clock,
             service.outbox.wake,
             service.audit,
+            load_places(settings.places_path),
         )
     )
     app.add_exception_handler(OperationalError, busy)
