@@ -233,7 +233,7 @@ def truth(
     unregistered: Counter[tuple[str, date]] = Counter()
     reports: dict[str, list[tuple[datetime, str, C, Any]]] = defaultdict(list)
     for event in events:
-        data = event.data
+        data: Any = event.data
         day = day_of(event.time)
         named = data.compound or data.building or getattr(data, "grid", None)
         if named and not _places_of(data):

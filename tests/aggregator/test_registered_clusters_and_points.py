@@ -104,7 +104,7 @@ async def test_registered_places_cluster_and_fall_in_points(
     assert community["clusters_in_risk_window"] == 1, "3栋 and 3号楼 of 枫林湾 are one place"
     assert other["clusters_in_risk_window"] == 1, "unregistered labels still cluster"
     cases = {
-        p["point"][-1]: p["cases_after_declaration"]
+        str(p["point"])[-1]: p["cases_after_declaration"]
         for code in (COMMUNITY, OTHER)
         for p in await read.points(code, TODAY)
     }
