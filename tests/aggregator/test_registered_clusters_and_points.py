@@ -109,4 +109,10 @@ async def test_registered_places_cluster_and_fall_in_points(
         for p in await read.points(code, TODAY)
     }
     assert cases == {"1": 2, "2": 2, "3": 0, "4": 2, "5": 2, "6": 0}
+    registered = {
+        str(p["point"])[-1]: (p["compound_id"], p["building_id"])
+        for p in await read.points(COMMUNITY, TODAY)
+    }
+    assert registered["2"] == (FENGLIN, f"{FENGLIN}-B003"), "labels matched to the registry"
+    assert registered["6"] == (None, None), "a building the registry does not know"
     assert community["point_cases_after_declaration"] == 2 + 2 + 0 + 2 + 0

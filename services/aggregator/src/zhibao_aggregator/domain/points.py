@@ -116,6 +116,8 @@ def as_json(s: PointStatus) -> dict[str, object]:
         "unit": p.unit,
         "compound": p.compound,
         "building": p.building,
+        "compound_id": p.compound_id,
+        "building_id": p.building_id,
         "start": p.start.isoformat(),
         "declared_at": p.declared_at.isoformat(),
         "declared_by": p.declared_by,
