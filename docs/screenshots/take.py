@@ -48,7 +48,7 @@ TIMEOUT_MS = 20_000
 CITY = "6401"
 DISTRICT = "640106"  # 金凤区
 STREET = "640106001"  # 黄河东路街道, the street of the outbreak
-COMMUNITY = "640106001002"  # 未来城社区, the outbreak community
+COMMUNITY = "640106001002"  # 悦湖社区 (compound 未来城), the outbreak community
 
 STARTUP_TIMEOUT_S = 120.0
 DEMO_TIMEOUT_S = 300.0
@@ -248,7 +248,7 @@ def take(page: Page, demo: Demo) -> None:
     shot(page, "02-street")
 
     click_row(page, COMMUNITY)
-    expect(page.locator("#crumbs strong")).to_have_text("未来城社区")
+    expect(page.locator("#crumbs strong")).to_have_text("悦湖社区")
     firing: Locator = page.locator("#alert-list > li[data-state=firing]")
     expect(firing.first).to_be_visible()
     alert = firing.first

@@ -121,7 +121,7 @@ def test_a_csv_list_issues_one_task_per_row_with_the_details_for_the_community(
                 "枫林湾 5-1-202",
                 "",
                 f"{TOMORROW:%Y/%m/%d}",
-                "枫林湾社区",
+                "丰登社区",
             ],
             [3, "王芳", "", "13800001111", "", "电话核实", f"{TOMORROW:%Y年%m月%d日}", "金凤社区"],
         ],
@@ -169,7 +169,7 @@ def test_bad_rows_are_named_by_row_and_column_and_nothing_is_issued(
         [
             [1, "张三", good, "13912345678", "枫林湾 1-1-101", "", due, COMMUNITY_A],
             [2, "李四", wrong_check, "13912345679", "枫林湾 1-1-102", "", due, COMMUNITY_A],
-            [3, "王五", resident_id(seq=23), "call me maybe", "枫林湾 1-1-103", "", due, "枫林湾"],
+            [3, "王五", resident_id(seq=23), "call me maybe", "枫林湾 1-1-103", "", due, "丰登"],
             [4, "赵六", resident_id(seq=24), "13912345670", "", "", due, "不存在社区"],
             [
                 5,
@@ -296,11 +296,11 @@ def test_other_header_spellings_and_a_community_for_the_whole_sheet(
         ],
         header=["人员姓名", "手机号", "截止时间", "任务类型", "备注"],
     )
-    code, output = run(*args(path, response), "--community", "枫林湾社区", "--dry-run")
+    code, output = run(*args(path, response), "--community", "丰登社区", "--dry-run")
     assert code == 0, output
     assert "2 rows valid" in output and "issued" not in output
     assert response.tasks("640106") == []
-    code, output = run(*args(path, response), "--community", "枫林湾社区")
+    code, output = run(*args(path, response), "--community", "丰登社区")
     assert code == 0, output
     tasks = response.tasks(COMMUNITY_A, "community_a")
     assert sorted(t["kind"] for t in tasks) == ["deliver", "disinfect"]

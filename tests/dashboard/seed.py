@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from tests.support.events import resident_id
 
 STREET = "640106001"  # 黄河东路街道
-COMMUNITY_A = "640106001001"  # 枫林湾社区
-COMMUNITY_B = "640106001002"  # 未来城社区
+COMMUNITY_A = "640106001001"  # 丰登社区 (its first compound: 枫林湾)
+COMMUNITY_B = "640106001002"  # 悦湖社区 (its first compound: 未来城)
 NEIGHBOUR_STREET = "640106002"  # 北京中路街道
 NEIGHBOUR_COMMUNITY = "640106002001"
 #: A resident ID that is reported and must never be shown anywhere.

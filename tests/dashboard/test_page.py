@@ -150,7 +150,7 @@ def test_the_page_shows_the_seeded_numbers_and_drills_down(seeded: System, page:
     _shot(page, "02-street")
 
     page.click(f"#row-{COMMUNITY_A}")
-    expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")
+    expect(page.locator("#crumbs strong")).to_have_text("丰登社区")
     expect(page.locator("[data-kpi=fevers] .value")).to_have_text("6")
     # The EARS upper bound is drawn on the fever chart where the alarm fired (today).
     page.wait_for_function(
@@ -199,7 +199,7 @@ def test_acknowledging_and_resolving_an_alert_changes_its_state(seeded: System, 
     operator = seeded.token(STREET, role=Role.OPERATE, name="街道值班员", person=duty)
     _login(page, operator)
     page.click(f"#row-{COMMUNITY_A}")
-    expect(page.locator("#crumbs strong")).to_have_text("枫林湾社区")
+    expect(page.locator("#crumbs strong")).to_have_text("丰登社区")
     alert = page.locator("#alert-list > li", has_text="确诊病例")
     expect(alert).to_have_attribute("data-state", "firing")
     expect(alert.locator(".state")).to_have_text("告警中")

@@ -83,7 +83,7 @@ def test_the_tasks_panel_lists_overdue_tasks_per_street_and_updates_live(
         expect(page.locator(_figure("median_hours_to_done"))).to_have_text("2")
         street = page.locator(f"#overdue-streets [data-street='{STREET}']")
         row = street.locator(f"tr[data-task='{task_id(1)}']")
-        expect(row.locator("[data-community]")).to_have_text("枫林湾社区")
+        expect(row.locator("[data-community]")).to_have_text("丰登社区")
         expect(row.locator("[data-kind]")).to_have_text("时空伴随者核查")
         expect(street.locator(".count")).to_have_text("1")
         expect(page.locator("#overdue-streets tr[data-task]")).to_have_count(1)

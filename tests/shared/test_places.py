@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from zhibao_cli.sample_city import yinchuan
+from zhibao_cli.sample_places import PLACES_HEADER, sample_places
 from zhibao_shared.events import (
     PublishedCaseData,
     PublishedScreeningData,
     ReportedCaseData,
     ReportedScreeningData,
 )
-from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.hierarchy import Level, load_registry
 from zhibao_shared.places import (
     Place,
     PlaceKind,
@@ -165,7 +168,7 @@ def test_locate_resolves_an_id_and_completes_it_with_the_labels() -> None:
 
 def test_locate_refuses_unknown_and_other_community_ids() -> None:
     places = _places()
-    with pytest.raises(UnknownPlace, match="not a registered place"):
+    with pytest.raises(UnknownPlace, match="is not registered"):
         places.locate(COMMUNITY, place=f"{COMMUNITY}-C099")
     with pytest.raises(UnknownPlace, match=f"lies in community {OTHER}"):
         places.locate(COMMUNITY, place=f"{OTHER}-C001")
@@ -229,6 +232,57 @@ def test_the_shipped_sample_has_the_seeds_pilot_compounds() -> None:
     assert places.match("640106001001", compound="枫林湾小区", building="3栋").building == (
         "640106001001-C001-B003"
     )
+
+
+def test_the_shipped_file_is_the_generators_output() -> None:
+    shipped = resources.files("zhibao_shared.data").joinpath("yinchuan-places.jsonl")
+    text = shipped.read_text("utf-8")
+    assert text == sample_places(yinchuan()).to_lines(PLACES_HEADER)
+    # load_places() trusts the shipped file (builds places when asked): the same places
+    assert list(load_places()) == list(Places.from_lines(text))
+
+
+def test_every_community_of_the_sample_has_compounds_grids_and_buildings() -> None:
+    registry, places = load_registry(), load_places()
+    for community in registry.at_level(Level.COMMUNITY):
+        compounds, grids = places.compounds(community.code), places.grids(community.code)
+        assert compounds and grids, community.code
+        assert sum(c.households or 0 for c in compounds) == community.households
+        assert sum(g.households or 0 for g in grids) == community.households
+        assert sum(g.population or 0 for g in grids) == community.population
+        for compound in compounds:
+            buildings = places.buildings(compound.id)
+            assert buildings, compound.id
+            assert sum(b.households or 0 for b in buildings) == compound.households
+            assert all(b.grid in {g.id for g in grids} for b in buildings)
+        assert all(g.worker and g.worker.startswith("网格员 ") for g in grids)
+
+
+def test_jinfeng_has_the_seeds_compounds_and_grids() -> None:
+    registry, places = load_registry(), load_places()
+    jinfeng = [c.code for c in registry.communities_under("640106")]
+    grids = [g for code in jinfeng for g in places.grids(code)]
+    assert sum(len(places.compounds(code)) for code in jinfeng) == 449
+    assert len(grids) == 400
+    per_worker = sum(g.households or 0 for g in grids) / len(grids)
+    assert 690 <= per_worker <= 700, "279,000 households for 400 grid workers"
+    assert sum(1 for g in grids if (g.households or 0) > 500) > 300, "most above the standard"
+
+
+def test_a_villages_compounds_are_its_groups_and_its_buildings_rows_of_houses() -> None:
+    places = load_places()
+    village = "640104201201"
+    assert [c.name for c in places.compounds(village)][:2] == ["一组", "二组"]
+    assert places.match(village, compound="1组", building="2").building == f"{village}-C001-B002"
+    assert places.get(f"{village}-C001-B002") == places.buildings(f"{village}-C001")[1]
+    assert places.buildings(f"{village}-C001")[1].name == "2排"
+
+
+def test_elsewhere_a_grid_worker_serves_a_plausible_number_of_households() -> None:
+    registry, places = load_registry(), load_places()
+    for community in registry.at_level(Level.COMMUNITY):
+        grids = places.grids(community.code)
+        assert 250 <= (community.households or 0) / len(grids) <= 900, community.code
 
 
 def test_places_outside_the_registry_are_refused() -> None:

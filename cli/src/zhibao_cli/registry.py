@@ -8,10 +8,16 @@ from typing import Annotated
 
 import typer
 
-from zhibao_cli.division_codes import Imported, read_table, registry_of
-from zhibao_shared.hierarchy import Registry, RegistryError
+from zhibao_cli.division_codes import Imported, read_csv, read_table, read_xlsx, registry_of
+from zhibao_cli.place_table import read_places
+from zhibao_shared.hierarchy import Registry, RegistryError, load_registry
+from zhibao_shared.places import Places, PlacesError
+from zhibao_shared.settings import ZhibaoSettings
 
-app = typer.Typer(help="The hierarchy registry (province, city, district, street, community).")
+app = typer.Typer(
+    help="The hierarchy registry (province, city, district, street, community) and the "
+    "places below the community (compounds, grids, buildings)."
+)
 
 HEADER = "Imported by `zhibao registry import` from {source} (统计用区划代码 table)."
 
@@ -64,3 +70,56 @@ def import_table(
     took = time.perf_counter() - started
     typer.echo(f"{output}: {_summary(imported)} (loads in {took:.2f} s)")
     typer.echo(f"use it with: export ZHIBAO_REGISTRY_PATH={output.resolve()}")
+
+
+PLACES_HEADER = "Imported by `zhibao registry import-places` from {source}."
+
+
+@app.command("import-places")
+def import_places(
+    table: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="Places table: CSV or XLSX with a header"),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            envvar="ZHIBAO_PLACES_PATH",
+            help="Places file to write (the services read ZHIBAO_PLACES_PATH); the places it "
+            "already lists keep their ids",
+        ),
+    ],
+) -> None:
+    """Convert a table of compounds, grids and buildings into a places file.
+
+    Columns (header row, Chinese or English): 编号/id, 社区/community, 类型/kind
+    (小区, 网格, 楼栋), 名称/name, 别名/aliases, 所属小区/compound, 所属网格/grid,
+    网格员/worker, 户数/households, 人口/population. See the README, "Places below the
+    community".
+    """
+    registry = load_registry(ZhibaoSettings().registry_path)
+    previous = _previous_places(output)
+    rows = read_xlsx(table) if table.suffix.lower() in {".xlsx", ".xlsm"} else read_csv(table)
+    imported = read_places(rows, registry, previous)
+    for number, reason in imported.bad_rows:
+        typer.echo(f"row {number}: {reason}" if number else reason, err=True)
+    if imported.places is None:
+        typer.echo(f"{len(imported.bad_rows)} bad row(s): nothing written", err=True)
+        raise typer.Exit(1)
+    output.write_text(imported.places.to_lines(PLACES_HEADER.format(source=table.name)), "utf-8")
+    counts = ", ".join(f"{n} {kind.value}" for kind, n in imported.counts().items())
+    typer.echo(f"{output}: {counts}")
+    typer.echo(f"use it with: export ZHIBAO_PLACES_PATH={output.resolve()}")
+
+
+def _previous_places(output: Path) -> Places | None:
+    """The places the output file lists now (their ids are kept), if it exists."""
+    if not output.exists():
+        return None
+    try:
+        return Places.from_lines(output.read_text("utf-8"), str(output))
+    except PlacesError as error:
+        typer.echo(f"{output} is not a places file ({error}); not overwritten", err=True)
+        raise typer.Exit(1) from error

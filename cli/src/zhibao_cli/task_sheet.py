@@ -282,7 +282,7 @@ def _deadline(value: Any, zone: ZoneInfo) -> datetime:
 
 
 class CommunityNames:
-    """Communities by 12-digit code or by name (枫林湾社区, or 枫林湾 without 社区)."""
+    """Communities by 12-digit code or by name (丰登社区, or 丰登 without 社区)."""
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
@@ -291,6 +291,10 @@ class CommunityNames:
             for name in {unit.name, unit.name.removesuffix("社区"), unit.name_en}:
                 if name:
                     self._by_name.setdefault(_folded(name), []).append(unit.code)
+
+    def is_community(self, code: str) -> bool:
+        """True when ``code`` is a community of the registry."""
+        return self._registry.is_community(code)
 
     def resolve(self, text: str | None) -> str:
         """The community's code; ValueError saying why when there is none or several."""

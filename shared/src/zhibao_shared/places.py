@@ -127,9 +127,6 @@ class PlaceMatch(NamedTuple):
     grid: str | None = None
 
 
-NO_MATCH = PlaceMatch()
-
-
 class PlacesError(ValueError):
     """The places are inconsistent (duplicate ids or labels, orphan buildings)."""
 
@@ -143,7 +140,7 @@ class UnknownPlace(ValueError):
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4}
 _DIGITS |= {"五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _NUMERAL = r"[0-9]+|[零〇一二两三四五六七八九十百]+"
-_BUILDING_NUMBER = re.compile(rf"^第?#?({_NUMERAL})(?:#楼|#|号楼|号|栋楼|栋|幢|座|楼)?$")
+_BUILDING_NUMBER = re.compile(rf"^第?#?({_NUMERAL})(?:#楼|#|号楼|号|栋楼|栋|幢|座|楼|排)?$")
 _GRID_NUMBER = re.compile(rf"^(?:第?({_NUMERAL})号?(?:网格|格)?|网格({_NUMERAL})号?)$")
 _COMPOUND_SUFFIX = "小区"
 
@@ -184,7 +181,7 @@ def compound_key(label: str) -> str:
 @lru_cache(maxsize=65536)
 def building_key(label: str) -> str:
     """How a building label is compared: ``#<n>`` for a numbered building (3号楼, 3栋,
-    三号楼, #3 …), else the normalised label."""
+    三号楼, #3, 3排 …), else the normalised label."""
     key = normalise(label)
     found = _BUILDING_NUMBER.match(key)
     number = chinese_number(found.group(1)) if found else None
@@ -204,89 +201,120 @@ def grid_key(label: str) -> str:
 
 # --- the registry -----------------------------------------------------------------------
 
+#: What indexing needs of a place: id, name, aliases and (a building's) grid.
+_Entry = tuple[str, str, tuple[str, ...], str | None]
+_KEYS: dict[PlaceKind, Callable[[str], str]] = {
+    PlaceKind.COMPOUND: compound_key,
+    PlaceKind.GRID: grid_key,
+    PlaceKind.BUILDING: building_key,
+}
+
 
 class Places:
-    """All registered places, indexed once so that every lookup and match is O(1)."""
+    """All registered places, indexed once so that every lookup and match is O(1).
+
+    Matching works on the indexes alone; :class:`Place` objects of a trusted file (the
+    shipped sample) are only built when asked for, so loading a whole city is quick.
+    """
 
     def __init__(self, places: Iterable[Place]) -> None:
-        self._by_id: dict[str, Place] = {}
-        self._compounds: dict[str, list[Place]] = {}
-        self._grids: dict[str, list[Place]] = {}
-        self._buildings: dict[str, list[Place]] = {}
+        self._places: dict[str, Place | dict[str, Any]] = {}
+        listed = list(places)
+        for place in listed:
+            self._add(place.id, place)
+        self._build([(p.id, p.name, p.aliases, p.grid) for p in listed])
+
+    @classmethod
+    def _trusted(cls, rows: list[dict[str, Any]]) -> Places:
+        """Places from rows known to be valid (the shipped sample, checked by its tests)."""
+        places = cls.__new__(cls)
+        places._places = {}
+        for row in rows:
+            places._add(row["id"], row)
+        places._build(
+            [(r["id"], r["name"], tuple(r.get("aliases", ())), r.get("grid")) for r in rows]
+        )
+        return places
+
+    def _add(self, place_id: str, place: Place | dict[str, Any]) -> None:
+        if place_id in self._places:
+            raise PlacesError(f"place {place_id} is listed twice")
+        self._places[place_id] = place
+
+    def _build(self, entries: list[_Entry]) -> None:
+        self._by_kind: dict[PlaceKind, dict[str, list[str]]] = {kind: {} for kind in PlaceKind}
+        self._grid_of: dict[str, str] = {}
         self._labels: dict[tuple[str, str, str], str] = {}
-        for place in places:
-            self._add(place)
-        for place in self._by_id.values():
-            self._index(place)
+        for place_id, name, aliases, grid in entries:
+            kind = kind_of(place_id)
+            assert kind is not None  # the id's pattern was checked
+            scope = place_id[:17] if kind is PlaceKind.BUILDING else place_id[:12]
+            if kind is PlaceKind.BUILDING:
+                self._check_building(place_id, grid)
+                if grid is not None:
+                    self._grid_of[place_id] = grid
+            self._by_kind[kind].setdefault(scope, []).append(place_id)
+            self._label(kind, place_id, scope, (name, *aliases))
 
-    def _add(self, place: Place) -> None:
-        if place.id in self._by_id:
-            raise PlacesError(f"place {place.id} is listed twice")
-        self._by_id[place.id] = place
+    def _check_building(self, place_id: str, grid: str | None) -> None:
+        if place_id[:17] not in self._places:
+            raise PlacesError(f"building {place_id}: its compound {place_id[:17]} is not listed")
+        if grid is not None and grid not in self._places:
+            raise PlacesError(f"building {place_id}: its grid {grid} is not listed")
 
-    def _index(self, place: Place) -> None:
-        if place.kind is PlaceKind.COMPOUND:
-            self._compounds.setdefault(place.community, []).append(place)
-            self._label(place, place.community, compound_key)
-        elif place.kind is PlaceKind.GRID:
-            self._grids.setdefault(place.community, []).append(place)
-            self._label(place, place.community, grid_key)
-        else:
-            self._check_building(place)
-            self._buildings.setdefault(place.id[:17], []).append(place)
-            self._label(place, place.id[:17], building_key)
-
-    def _check_building(self, place: Place) -> None:
-        compound = self._by_id.get(place.id[:17])
-        if compound is None:
-            raise PlacesError(f"building {place.id}: its compound {place.id[:17]} is not listed")
-        if place.grid is not None and place.grid not in self._by_id:
-            raise PlacesError(f"building {place.id}: its grid {place.grid} is not listed")
-
-    def _label(self, place: Place, scope: str, key: Callable[[str], str]) -> None:
-        for label in {key(label) for label in (place.name, *place.aliases)}:
-            entry = (place.kind.value, scope, label)
-            other = self._labels.setdefault(entry, place.id)
-            if other != place.id:
+    def _label(self, kind: PlaceKind, place_id: str, scope: str, labels: tuple[str, ...]) -> None:
+        key = _KEYS[kind]
+        for label in {key(label) for label in labels}:
+            other = self._labels.setdefault((kind.value, scope, label), place_id)
+            if other != place_id:
                 raise PlacesError(
-                    f"{place.kind} {place.id} and {other} both answer to the label "
-                    f"{label!r} in {scope}"
+                    f"{kind} {place_id} and {other} both answer to the label {label!r} in {scope}"
                 )
 
     def __contains__(self, place_id: object) -> bool:
-        return place_id in self._by_id
+        return place_id in self._places
 
     def __iter__(self) -> Iterator[Place]:
-        return iter(self._by_id.values())
+        return (self._made(place_id) for place_id in list(self._places))
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._places)
+
+    def _made(self, place_id: str) -> Place:
+        found = self._places[place_id]
+        if isinstance(found, Place):
+            return found
+        place = Place.model_construct(**_derived(found))
+        self._places[place_id] = place
+        return place
 
     def get(self, place_id: str) -> Place | None:
         """The place with this id, or None."""
-        return self._by_id.get(place_id)
+        return self._made(place_id) if place_id in self._places else None
 
     def compounds(self, community: str) -> list[Place]:
         """The compounds of a community, in file order."""
-        return list(self._compounds.get(community, ()))
+        return self._list(PlaceKind.COMPOUND, community)
 
     def grids(self, community: str) -> list[Place]:
         """The grids of a community, in file order."""
-        return list(self._grids.get(community, ()))
+        return self._list(PlaceKind.GRID, community)
 
     def buildings(self, compound_id: str) -> list[Place]:
         """The buildings of a compound, in file order."""
-        return list(self._buildings.get(compound_id, ()))
+        return self._list(PlaceKind.BUILDING, compound_id)
+
+    def _list(self, kind: PlaceKind, scope: str) -> list[Place]:
+        return [self._made(place_id) for place_id in self._by_kind[kind].get(scope, ())]
 
     def grid_of(self, building_id: str) -> Place | None:
         """The grid a building lies in (None: unknown building or no grid registered)."""
-        building = self._by_id.get(building_id)
-        grid = building.grid if building is not None else None
-        return self._by_id.get(grid) if grid is not None else None
+        grid = self._grid_of.get(building_id)
+        return self._made(grid) if grid is not None else None
 
     def communities(self) -> set[str]:
         """The communities with registered places."""
-        return {place.community for place in self._by_id.values()}
+        return {place_id[:12] for place_id in self._places}
 
     def match(
         self,
@@ -304,11 +332,14 @@ class Places:
         compound and grid.
         """
         compound_id = self._compound_id(community, compound)
-        building_place = self._building_place(community, compound, compound_id, building)
-        if building_place is not None:
-            return PlaceMatch(building_place.compound, building_place.id, building_place.grid)
-        grid_id = self._grid_id(community, grid)
-        return PlaceMatch(compound_id, None, grid_id)
+        if building is not None:
+            if compound is None:
+                only = self._by_kind[PlaceKind.COMPOUND].get(community, ())
+                compound_id = only[0] if len(only) == 1 else None
+            building_id = self._building_in(compound_id, building)
+            if building_id is not None:
+                return PlaceMatch(building_id[:17], building_id, self._grid_of.get(building_id))
+        return PlaceMatch(compound_id, None, self._grid_id(community, grid))
 
     def locate(
         self,
@@ -325,22 +356,24 @@ class Places:
         """
         if place is None:
             return self.match(community, compound, building, grid)
-        found = self._by_id.get(place)
-        if found is None:
-            raise UnknownPlace(f"place {place} is not a registered place")
-        if found.community != community:
+        if place not in self._places:
             raise UnknownPlace(
-                f"place {place} lies in community {found.community}, not in the event's "
+                f"place {place} is not registered: no compound, building or grid has this id"
+            )
+        if place[:12] != community:
+            raise UnknownPlace(
+                f"place {place} lies in community {place[:12]}, not in the event's "
                 f"community {community}"
             )
-        if found.kind is PlaceKind.BUILDING:
-            return PlaceMatch(found.compound, found.id, found.grid)
-        if found.kind is PlaceKind.GRID:
-            return self.match(community, compound, building, None)._replace(grid=found.id)
-        named = self._building_in(found.id, building)
+        kind = kind_of(place)
+        if kind is PlaceKind.BUILDING:
+            return PlaceMatch(place[:17], place, self._grid_of.get(place))
+        if kind is PlaceKind.GRID:
+            return self.match(community, compound, building, None)._replace(grid=place)
+        named = self._building_in(place, building)
         if named is not None:
-            return PlaceMatch(found.id, named.id, named.grid)
-        return PlaceMatch(found.id, None, self._grid_id(community, grid))
+            return PlaceMatch(place, named, self._grid_of.get(named))
+        return PlaceMatch(place, None, self._grid_id(community, grid))
 
     def _compound_id(self, community: str, label: str | None) -> str | None:
         if label is None:
@@ -352,21 +385,10 @@ class Places:
             return None
         return self._labels.get(("grid", community, grid_key(label)))
 
-    def _building_place(
-        self, community: str, label: str | None, compound_id: str | None, building: str | None
-    ) -> Place | None:
-        if building is None:
-            return None
-        if label is None:
-            only = self._compounds.get(community, ())
-            compound_id = only[0].id if len(only) == 1 else None
-        return self._building_in(compound_id, building) if compound_id else None
-
-    def _building_in(self, compound_id: str | None, label: str | None) -> Place | None:
+    def _building_in(self, compound_id: str | None, label: str | None) -> str | None:
         if compound_id is None or label is None:
             return None
-        found = self._labels.get(("building", compound_id, building_key(label)))
-        return self._by_id[found] if found is not None else None
+        return self._labels.get(("building", compound_id, building_key(label)))
 
     def verify(self, registry: Registry) -> None:
         """Refuse places whose community is not a community of ``registry``."""
@@ -376,14 +398,28 @@ class Places:
 
     @classmethod
     def from_lines(cls, text: str, origin: str = "places") -> Places:
-        """Parse a places file (JSON lines after ``#`` comment lines)."""
+        """Parse a places file (JSON lines after ``#`` comment lines), validating each place."""
         return cls(_parse_lines(text, origin))
 
     def to_lines(self, header: str = "") -> str:
         """The places file: comment lines, then one place a line (JSON)."""
         lines = [f"# {line}".rstrip() for line in header.splitlines()]
-        lines += [place_line(place) for place in self._by_id.values()]
+        lines += [place_line(place) for place in self]
         return "\n".join(lines) + "\n"
+
+
+def _derived(row: dict[str, Any]) -> dict[str, Any]:
+    """A trusted row with what its id says (kind, community, a building's compound)."""
+    place_id = row["id"]
+    kind = kind_of(place_id)
+    fields = dict(row, kind=kind, community=place_id[:12], aliases=tuple(row.get("aliases", ())))
+    if kind is PlaceKind.BUILDING:
+        fields["compound"] = place_id[:17]
+    return fields
+
+
+def _rows(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line and not line.startswith("#")]
 
 
 def _parse_lines(text: str, origin: str) -> Iterator[Place]:
@@ -421,7 +457,7 @@ def place_line(place: Place) -> str:
 def load_places(path: Path | None = None) -> Places:
     """Load a places file once per process; the shipped sample (all of Yinchuan) when no
     path is given."""
-    if path is None:
+    if path is None:  # trusted: tests/shared/test_places.py checks it is the generator's output
         resource = resources.files("zhibao_shared.data").joinpath(SAMPLE_PLACES)
-        return Places.from_lines(resource.read_text("utf-8"), SAMPLE_PLACES)
+        return Places._trusted(_rows(resource.read_text("utf-8")))
     return Places.from_lines(path.read_text("utf-8"), str(path))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-#: The sample district's largest community (未来城, 35,340 residents): the default outbreak site.
+#: The default outbreak site: 悦湖社区, whose first compound is the seed's pilot site 未来城.
 DEFAULT_OUTBREAK_COMMUNITY = "640106001002"
 #: The community that stops reporting in the last days (silence alerts).
 DEFAULT_SILENT_COMMUNITY = "640106005009"

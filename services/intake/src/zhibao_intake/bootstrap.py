@@ -39,6 +39,7 @@ from zhibao_shared.broker import (
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.places import load_places
 from zhibao_shared.pseudonym import pseudonym_key as shared_pseudonym_key
 from zhibao_shared.settings import redacted
 from zhibao_shared.stream_usage import watch_streams
@@ -108,7 +109,8 @@ def build(settings: IntakeSettings) -> Intake:
     key = pseudonym_key(settings)
     projection = TaskProjection()
     results = TaskResults(projection, NoteSealer(key), settings.intake_task_catch_up_s)
-    service = SubmissionService(registry, Pseudonymiser(key), publisher, results)
+    places = load_places(settings.places_path)
+    service = SubmissionService(registry, Pseudonymiser(key), publisher, results, places)
     limiter = RateLimiter(
         settings.rate_limit_events_per_s, settings.rate_limit_burst, clock=time.monotonic
     )

@@ -15,7 +15,14 @@ from typing import Any, Protocol
 import structlog
 
 from zhibao_intake import metrics
-from zhibao_intake.domain.admission import NO_TASKS, Admitted, Reporter, ResultChecks, admit
+from zhibao_intake.domain.admission import (
+    NO_PLACES,
+    NO_TASKS,
+    Admitted,
+    Reporter,
+    ResultChecks,
+    admit,
+)
 from zhibao_intake.domain.outcome import ItemResult, RejectionCode, Status, SubmissionResult
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.task_results import TaskBook, stale_for
@@ -23,6 +30,7 @@ from zhibao_intake.publisher import BusUnavailable, PublishOutcome
 from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE, EventType
 from zhibao_shared.hierarchy import Registry
 from zhibao_shared.note_sealing import NoteSealer
+from zhibao_shared.places import Places
 from zhibao_shared.tokens import Token
 
 log = structlog.get_logger(__name__)
@@ -122,8 +130,10 @@ class SubmissionService:
         pseudonymiser: Pseudonymiser,
         publisher: Publisher,
         task_results: TaskResults | None = None,
+        places: Places = NO_PLACES,
     ) -> None:
         self._registry = registry
+        self._places = places
         self._pseudonymiser = pseudonymiser
         self._publisher = publisher
         self._task_results = task_results
@@ -153,6 +163,7 @@ class SubmissionService:
                 registry=self._registry,
                 pseudonymiser=self._pseudonymiser,
                 results=checks,
+                places=self._places,
             )
             for i, item in enumerate(items)
         ]

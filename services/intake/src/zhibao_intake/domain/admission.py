@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from zhibao_intake.domain.outcome import FieldError, ItemResult, RejectionCode, Status
+from zhibao_intake.domain.places import registered_places
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.task_results import KnownTask, TaskBook, judge, unknown_task
 from zhibao_shared.events import (
@@ -26,6 +27,7 @@ from zhibao_shared.events import (
 )
 from zhibao_shared.hierarchy import Registry, district_of
 from zhibao_shared.note_sealing import NoteSealer
+from zhibao_shared.places import Places
 from zhibao_shared.resident_id import mask_resident_ids
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
@@ -159,6 +161,8 @@ class ResultChecks:
 
 #: No task projection: every task result is answered unavailable.
 NO_TASKS = ResultChecks(None, False, None)
+#: No registered places: labels stay unmatched, every ``data.place`` is unknown.
+NO_PLACES = Places([])
 
 
 def admit(
@@ -169,6 +173,7 @@ def admit(
     registry: Registry,
     pseudonymiser: Pseudonymiser,
     results: ResultChecks = NO_TASKS,
+    places: Places = NO_PLACES,
 ) -> Admitted | ItemResult:
     """Admit one submitted item, or say precisely why not."""
     if not isinstance(item, dict):
@@ -191,7 +196,10 @@ def admit(
             return task
         payload = _task_result_payload(reported, task, reporter, results.notes)
     else:
-        payload = _deidentified_payload(reported, reporter, pseudonymiser)
+        found = registered_places(reported, places)
+        if isinstance(found, FieldError):
+            return _rejected(index, item, RejectionCode.UNKNOWN_PLACE, [found])
+        payload = _deidentified_payload(reported, reporter, pseudonymiser, found)
     return Admitted(
         index=index,
         id=reported.id,
@@ -256,12 +264,14 @@ def _task_result_payload(
     return to_json(document)
 
 
-def _deidentified_payload(reported: Any, reporter: Reporter, pseudonymiser: Pseudonymiser) -> bytes:
+def _deidentified_payload(
+    reported: Any, reporter: Reporter, pseudonymiser: Pseudonymiser, place_ids: dict[str, str]
+) -> bytes:
     """The published form (see ``zhibao_shared.events.PublishedEvent``) as JSON bytes.
 
     Built from the validated reported event with the person replaced by a
-    pseudonym; it is not validated a second time (the contract tests parse
-    what intake publishes).
+    pseudonym and the registered places' ids added; it is not validated a second
+    time (the contract tests parse what intake publishes).
     """
     document = reported.model_dump(mode="json", exclude_none=True)
     data, body = reported.data, document["data"]
@@ -270,6 +280,8 @@ def _deidentified_payload(reported: Any, reporter: Reporter, pseudonymiser: Pseu
     person = getattr(data, "person", None)
     if person is not None:
         body["person"] = {"pid": pseudonymiser.pseudonym(person, reported.subject).pid}
+    if place_ids:
+        body.update(place_ids)
     document["reporter"] = reporter.token.id
     document["receivedat"] = reporter.received_at.isoformat()
     return to_json(document)  # pydantic-core's encoder: the same compact UTF-8, ~3x faster

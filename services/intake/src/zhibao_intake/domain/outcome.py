@@ -23,6 +23,8 @@ class RejectionCode(StrEnum):
     UNKNOWN_UNIT = "unknown_unit"
     FORBIDDEN = "forbidden"
     NOT_AN_OBJECT = "not_an_object"
+    #: ``data.place`` names no registered place of the event's community
+    UNKNOWN_PLACE = "unknown_place"
     #: task results (see README, "Task results"): the task was never issued,
     UNKNOWN_TASK = "unknown_task"
     #: is assigned to another community, is closed, or needs a visit to be closed
