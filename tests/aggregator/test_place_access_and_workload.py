@@ -106,15 +106,15 @@ async def test_grid_workload_per_community_and_street(
         "standard": [300, 500],
         "workers_needed": [3, 4],
     }
-    # 王芳 and 李强 in one community, 赵敏 serving both grids of the other.
-    assert street["workers"] == 3
+    # 王芳 and 李强 in one community; the other's two grids each have a worker named 赵敏.
+    assert street["workers"] == 4
     assert street["households"] == 1650
-    assert street["households_per_worker"] == 550.0
+    assert street["households_per_worker"] == 412.5
     assert street["grids_over_standard"] == 1
     assert street["workers_needed"] == [4, 6]
     by_code = {child["code"]: child["grid_workload"] for child in children}
     assert by_code[COMMUNITY] == community
-    assert by_code[OTHER]["households_per_worker"] == 580.0
+    assert by_code[OTHER]["households_per_worker"] == 290.0
     assert by_code[OTHER]["grids_over_standard"] == 0
     assert places["grid_workload"] == by_code[OTHER]
     without = [code for code, found in by_code.items() if found is None]

@@ -59,10 +59,11 @@ class GridWorkload:
 
 
 def of_community(grids: Iterable[Place]) -> GridWorkload:
-    """A community's workload from its grids (a worker named on two grids counts once)."""
+    """A community's workload from its grids: each grid's worker is one post (display
+    names are not identities: two workers may share one)."""
     listed = list(grids)
     households = sum(g.households or 0 for g in listed)
-    workers = len({g.worker for g in listed if g.worker})
+    workers = sum(1 for g in listed if g.worker)
     over = sum(1 for g in listed if (g.households or 0) > STANDARD[1])
     return GridWorkload(len(listed), workers, households, over)
 
