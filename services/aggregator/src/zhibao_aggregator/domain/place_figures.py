@@ -118,6 +118,23 @@ def case_places_history(facts: Iterable[CasePlaces], calendar: Calendar) -> c.Co
     return out
 
 
+def case_places_of(time: datetime, key: str, data: PublishedCaseData) -> CasePlaces:
+    """A case report's data as a report at its registered places."""
+    return CasePlaces(
+        time, key, data.classification, data.compound_id, data.building_id, data.grid_id
+    )
+
+
+def case_places_change(
+    old: list[CasePlaces], new: list[CasePlaces], calendar: Calendar
+) -> c.Contribution:
+    """What changing a person's reports from ``old`` to ``new`` changes at their places
+    (nothing to compute when none of them was at a registered place)."""
+    if not any(f.compound or f.building or f.grid for f in old + new):
+        return Counter()
+    return c.difference(case_places_history(new, calendar), case_places_history(old, calendar))
+
+
 def _where(place: str | None) -> str:
     return _NOWHERE if place is None else place_key(place)
 

@@ -274,24 +274,10 @@ def _refiled_places(
     old = {p: [case_places(r) for r in found.get(p, [])] for p in pids}
     new = {p: [f for f in facts if f.key != key] for p, facts in old.items()}
     if new_pid is not None and data is not None:
-        new[new_pid].append(
-            pf.CasePlaces(
-                before.time,
-                key,
-                data.classification,
-                data.compound_id,
-                data.building_id,
-                data.grid_id,
-            )
-        )
+        new[new_pid].append(pf.case_places_of(before.time, key, data))
     change: c.Contribution = Counter()
     for p in pids:
-        change.update(
-            c.difference(
-                pf.case_places_history(new[p], rules.calendar),
-                pf.case_places_history(old[p], rules.calendar),
-            )
-        )
+        change.update(pf.case_places_change(old[p], new[p], rules.calendar))
     return change
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -53,7 +53,6 @@ from zhibao_shared.events import (
     IsolationAction,
     IsolationKind,
     PublishedCase,
-    PublishedCaseData,
     PublishedCorrection,
     PublishedDailyReport,
     PublishedEvent,
@@ -105,7 +104,8 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     for event, mark in zip(originals, prints, strict=True):
         for metric in mark.metrics:
             change[(event.subject, mark.day, metric)] += 1
-        change.update(pf.placed(event.subject, mark.day, mark.metrics, mark.places))
+        if mark.places:
+            change.update(pf.placed(event.subject, mark.day, mark.metrics, mark.places))
     change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
     isolations = [e for e in events if _about_isolation(e)]
     change.update(await _isolations(conn, isolations, rules))
@@ -226,31 +226,13 @@ async def _cases(
                 c.case_history(old + added, rules.calendar), c.case_history(old, rules.calendar)
             )
         )
-        placed_old = [case_places(r) for r in history.get(pid, [])]
-        placed_new = [_case_places(e.time, e.dedup_key, e.data) for e in new]
-        change.update(_place_difference(placed_old, placed_new, rules))
+        placed = [case_places(r) for r in history.get(pid, [])]
+        more = [pf.case_places_of(e.time, e.dedup_key, e.data) for e in new]
+        change.update(pf.case_places_change(placed, placed + more, rules.calendar))
         rows += [case_row(pid, e.dedup_key, e.time, e.subject, e.data) for e in new]
     if rows:
         await conn.execute(case_facts.insert(), rows)
     return change
-
-
-def _case_places(time: datetime, key: str, data: PublishedCaseData) -> pf.CasePlaces:
-    return pf.CasePlaces(
-        time, key, data.classification, data.compound_id, data.building_id, data.grid_id
-    )
-
-
-def _place_difference(
-    old: list[pf.CasePlaces], added: list[pf.CasePlaces], rules: Rules
-) -> c.Contribution:
-    """What a person's new reports change at their registered places."""
-    if not any(f.compound or f.building or f.grid for f in old + added):
-        return Counter()
-    return c.difference(
-        pf.case_places_history(old + added, rules.calendar),
-        pf.case_places_history(old, rules.calendar),
-    )
 
 
 async def _isolations(conn: AsyncConnection, events: list[Any], rules: Rules) -> c.Contribution:
