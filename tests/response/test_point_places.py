@@ -69,3 +69,21 @@ async def test_unknown_places_are_refused(
     [problem] = answer.json()["detail"]
     assert problem["type"] == "unknown_place"
     assert problem["loc"] == ["body", field]
+
+
+async def test_level_declarations_name_registered_compounds_by_id(service: Harness) -> None:
+    body = {"unit": COMMUNITY_A, "level": "orange", "reason": "聚集性疫情"}
+    named = await service.client.post(
+        "/v1/levels",
+        json=body | {"compounds": [FENGLIN, "枫林湾二期"]},
+        headers=service.auth("district"),
+    )
+    assert named.status_code == 201, named.text
+    assert named.json()["compounds"] == [FENGLIN, "枫林湾二期"]
+    for wrong in (f"{COMMUNITY_A}-C009", JUAN, f"{FENGLIN}-B001"):
+        answer = await service.client.post(
+            "/v1/levels", json=body | {"compounds": [wrong]}, headers=service.auth("district")
+        )
+        assert answer.status_code == 422, answer.text
+        [problem] = answer.json()["detail"]
+        assert (problem["type"], problem["loc"]) == ("unknown_place", ["body", "compounds"])

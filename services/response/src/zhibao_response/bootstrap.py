@@ -167,6 +167,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     engine = make_engine(settings.database_url())
     store = TaskStore(engine, clock, settings.visit_required_kinds())
     registry = load_registry(settings.registry_path)
+    places = load_places(settings.places_path)
     playbook = WatchedPlaybook(settings.response_playbook_path)
     broker = make_broker(settings, name="response")
     tokens = TokenStore.configured(settings)
@@ -190,7 +191,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     api = ResponseApi(
         store=store,
         desk=desk,
-        levels=LevelDesk(store, registry, lambda: playbook.current, clock),
+        levels=LevelDesk(store, registry, lambda: playbook.current, clock, places),
         playbook=playbook,
         registry=registry,
         clock=clock,
@@ -232,7 +233,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
             clock,
             service.outbox.wake,
             service.audit,
-            load_places(settings.places_path),
+            places,
         )
     )
     app.add_exception_handler(OperationalError, busy)

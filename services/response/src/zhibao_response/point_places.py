@@ -1,6 +1,7 @@
-"""An epidemic point's place: a registered compound or building named by its id is
-checked against the places registry (and a building's compound filled in); labels are
-kept as declared (the aggregator matches them to registered places where they fit)."""
+"""The places a point or a level declaration names: a registered compound or building
+named by its id is checked against the places registry (a point's building brings its
+compound); labels are kept as declared (the aggregator matches them to registered
+places where they fit)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def _registered(places: Places, unit: str, field: str, value: str, kind: PlaceKi
     if place is None or place.community != unit or place.kind is not kind:
         raise unknown_place(field, f"{value} is not a registered {kind.value} of community {unit}")
     return place
+
+
+def level_compounds(places: Places, unit: str, compounds: tuple[str, ...]) -> None:
+    """Refuse a compound id that is not a registered compound of ``unit``."""
+    for compound in compounds:
+        if _PLACE_ID.match(compound):
+            _registered(places, unit, "compounds", compound, PlaceKind.COMPOUND)
 
 
 def point_place(
