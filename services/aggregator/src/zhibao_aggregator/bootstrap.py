@@ -38,11 +38,14 @@ from zhibao_aggregator.http_api import (
     build_router,
 )
 from zhibao_aggregator.migrate import migrate, schema_ready
+from zhibao_aggregator.place_reader import PlaceReader
+from zhibao_aggregator.places_api import build_places_router
 from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.quality_reader import AuditRejections, QualityReader
 from zhibao_aggregator.reader import RollupReader
+from zhibao_aggregator.registered_places import grid_workload
 from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
@@ -70,6 +73,7 @@ from zhibao_shared.db import make_engine
 from zhibao_shared.hierarchy import Registry, load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.places import load_places
 from zhibao_shared.response_events import response_filters
 from zhibao_shared.settings import nats_servers, redacted
 from zhibao_shared.stream_feed import FeedSpec, StreamFeed
@@ -179,14 +183,18 @@ def risk_rule(settings: AggregatorSettings) -> ZoningRule:
 
 
 def reader(settings: AggregatorSettings, engine: AsyncEngine) -> RollupReader:
-    """The read side."""
+    """The read side (with the places registry and the grid workload it gives)."""
+    registry = load_registry(settings.registry_path)
+    places = load_places(settings.places_path)
     return RollupReader(
         engine,
-        load_registry(settings.registry_path),
+        registry,
         Calendar.named(settings.timezone),
         risk_rule(settings),
         settings.daily_report_deadline,
         settings.point_lift_after_days,
+        places=places,
+        workload=grid_workload(places, registry),
     )
 
 
@@ -401,6 +409,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.include_router(build_router(aggregator.reader, auth))
     app.include_router(build_care_router(aggregator.reader, auth))
     app.include_router(build_overview_router(aggregator.reader, auth))
+    app.include_router(build_places_router(PlaceReader(aggregator.reader), auth))
     app.include_router(build_quality_router(quality_reader(settings, aggregator.engine), auth))
     catalogue = TemplateCatalogue(
         aggregator.engine, template_files(settings, aggregator.reader.registry)

@@ -75,7 +75,12 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
     @router.get("/{code}/rollup", summary="All metrics of a unit for a day")
     async def rollup(code: str, date: DateQuery = None) -> dict[str, Any]:
         day = day_or_today(date)
-        return {"unit": code, "date": day.isoformat(), "figures": await reader.figures(code, day)}
+        return {
+            "unit": code,
+            "date": day.isoformat(),
+            "figures": await reader.figures(code, day),
+            "grid_workload": reader.grid_workload(code),
+        }
 
     @router.get("/{code}/children", summary="All metrics of each child unit for a day")
     async def children(code: str, date: DateQuery = None) -> dict[str, Any]:
@@ -84,7 +89,15 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
         return {
             "unit": code,
             "date": day.isoformat(),
-            "children": [{"code": u.code, "name": u.name, "figures": f} for u, f in rows],
+            "children": [
+                {
+                    "code": u.code,
+                    "name": u.name,
+                    "figures": f,
+                    "grid_workload": reader.grid_workload(u.code),
+                }
+                for u, f in rows
+            ],
         }
 
     @router.get("/{code}/series", summary="A daily series of one metric")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -12,11 +12,14 @@ from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain import points as pt
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.care import KEY_PERSONS
+from zhibao_aggregator.domain.point_places import resolve
 from zhibao_aggregator.domain.risk import NationalRule2020, ZoningRule
 from zhibao_aggregator.domain.rollup import CounterSnapshot, UnitContext, figures
 from zhibao_aggregator.domain.tasks import DayBounds
+from zhibao_aggregator.domain.workload import GridWorkload
 from zhibao_aggregator.storage import care, levels, places, points, queries, task_queries
 from zhibao_shared.hierarchy import CODE_LENGTH, Level, Registry, Unit
+from zhibao_shared.places import Places
 
 SERIES_METRICS = frozenset((*m.FLOWS, *m.STOCKS, *m.RELEASES_DUE))
 #: At most this many overdue tasks are listed per street (the count is always complete).
@@ -60,6 +63,9 @@ class RollupReader:
     risk: ZoningRule
     report_due_after: Any
     point_lift_days: int = 14
+    #: The places registered below communities (None: none), and grid workload per unit.
+    places: Places | None = None
+    workload: dict[str, GridWorkload] = field(default_factory=dict)
 
     def unit(self, code: str) -> Unit:
         """The unit, or :class:`UnknownUnit`."""
@@ -67,6 +73,11 @@ class RollupReader:
         if unit is None:
             raise UnknownUnit(code)
         return unit
+
+    def grid_workload(self, code: str) -> dict[str, object] | None:
+        """The unit's grid workers' workload (None: no grids registered under it)."""
+        found = self.workload.get(code)
+        return found.as_json() if found is not None else None
 
     def describe(self, code: str) -> dict[str, Any]:
         """The unit with its parent and children."""
@@ -170,6 +181,8 @@ class RollupReader:
         found = await points.all_points(conn, prefix)
         if not found:
             return []
+        if self.places is not None:
+            found = [resolve(p, self.places) for p in found]
         cases = await points.placed_cases(conn, sorted({p.unit for p in found}))
         return [pt.status(p, cases, day, self.calendar, self.point_lift_days) for p in found]
 

@@ -51,6 +51,7 @@ from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.observability import configure_logging, probes_router
+from zhibao_shared.places import load_places
 from zhibao_shared.pseudonym import Pseudonymiser, owner_only_secret, pseudonym_key
 from zhibao_shared.settings import redacted
 from zhibao_shared.tokens import TokenStore
@@ -178,6 +179,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     engine = make_engine(settings.database_url())
     store = TaskStore(engine, clock, settings.visit_required_kinds())
     registry = load_registry(settings.registry_path)
+    places = load_places(settings.places_path)
     playbook = WatchedPlaybook(settings.response_playbook_path)
     broker = make_broker(settings, name="response")
     tokens = TokenStore.configured(settings)
@@ -201,7 +203,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
     api = ResponseApi(
         store=store,
         desk=desk,
-        levels=LevelDesk(store, registry, lambda: playbook.current, clock),
+        levels=LevelDesk(store, registry, lambda: playbook.current, clock, places),
         playbook=playbook,
         registry=registry,
         clock=clock,
@@ -243,6 +245,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
             clock,
             service.outbox.wake,
             service.audit,
+            places,
         )
     )
     app.add_exception_handler(OperationalError, busy)

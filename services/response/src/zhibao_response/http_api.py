@@ -17,6 +17,7 @@ from zhibao_response.domain.playbook import ResponseLevel
 from zhibao_response.domain.tasks import InvalidTransition, check_transition, validate_batch
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import LEVELS_DECLARED, TASKS_CHANGED, TASKS_ISSUED
+from zhibao_response.point_places import level_compounds
 from zhibao_response.store import Actor, Conflict, TaskStore
 from zhibao_response.task_service import TaskDesk
 from zhibao_shared.audit import AuditTrail
@@ -323,6 +324,8 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         compounds = tuple(dict.fromkeys(declaration.compounds))
         if compounds and not api.registry.is_community(declaration.unit):
             raise unprocessable(("body", "compounds"), "only a community's compounds can be named")
+        if api.levels.places is not None:
+            level_compounds(api.levels.places, declaration.unit, compounds)
         try:
             answer = await api.levels.declare(
                 declaration.unit, declaration.level, declaration.reason, compounds, actor(token)

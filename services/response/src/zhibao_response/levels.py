@@ -12,6 +12,7 @@ from zhibao_response.domain.progress import TaskFacts, progress
 from zhibao_response.store import Actor, Declaration, NewTask, TaskStore
 from zhibao_response.task_service import new_task_id
 from zhibao_shared.hierarchy import Registry
+from zhibao_shared.places import Places
 from zhibao_shared.task_events import TaskState
 
 
@@ -24,9 +25,12 @@ class LevelDesk:
         registry: Registry,
         playbook: Callable[[], Playbook],
         clock: Callable[[], datetime],
+        places: Places | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
+        #: The registered places a declaration's compounds may name by id (None: none).
+        self.places = places
         self._playbook = playbook
         self._clock = clock
 

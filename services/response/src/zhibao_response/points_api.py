@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from zhibao_response.domain.playbook import Measure
+from zhibao_response.point_places import point_place
 from zhibao_response.point_store import PointStore
 from zhibao_response.points import PointDesk
 from zhibao_response.store import Actor, Conflict
@@ -17,6 +18,7 @@ from zhibao_shared.audit import AuditTrail
 from zhibao_shared.hierarchy import Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
+from zhibao_shared.places import Places
 from zhibao_shared.resident_id import contains_resident_id
 from zhibao_shared.tokens import Role, Token
 
@@ -77,8 +79,10 @@ def build_points_router(
     clock: Callable[[], datetime],
     on_change: Callable[[], None],
     audit: AuditTrail,
+    places: Places | None = None,
 ) -> APIRouter:
-    """``/v1/points``; declaring and lifting are appended to the audit trail."""
+    """``/v1/points``; declaring and lifting are appended to the audit trail. A point may
+    name a registered compound or building by its id (``places``: the registry)."""
     router = APIRouter(
         prefix="/v1/points",
         tags=["points"],
@@ -106,10 +110,13 @@ def build_points_router(
         now = clock()
         if body.start is not None and abs(body.start - now) > START_RANGE:
             raise unprocessable(("body", "start"), f"must lie within {START_RANGE.days} days")
+        compound, building = body.compound, body.building
+        if places is not None:
+            compound, building = point_place(places, body.unit, compound, building)
         answer = await desk.declare(
             body.unit,
-            body.compound,
-            body.building,
+            compound,
+            building,
             body.start,
             tuple(body.measures),
             body.reason,

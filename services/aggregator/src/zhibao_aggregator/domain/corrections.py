@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_aggregator.domain.place_figures import event_places
 from zhibao_aggregator.domain.quality import lag_metrics
 from zhibao_shared.events import (
     CORRECTABLE_TYPES,
@@ -53,6 +54,8 @@ class Footprint:
     day: date  #: the local day of ``time`` (where its metrics are counted)
     metrics: tuple[str, ...]  #: each counted +1 on ``day``; empty once retracted
     ref: str = ""  #: the person's pid (cases, isolations) or the reported date
+    #: Where the metrics also count below the community (``place_figures.event_places``).
+    places: tuple[str, ...] = ()
 
     @property
     def correctable(self) -> bool:
@@ -69,13 +72,15 @@ class Footprint:
                 self.day.isoformat(),
                 ",".join(self.metrics),
                 self.ref,
+                ",".join(self.places),
             )
         )
 
     @classmethod
     def decode(cls, text: str) -> Footprint:
         """The footprint stored as ``text`` by :meth:`encode`."""
-        kind, time, received, day, metrics, ref = text.split(_SEP)
+        kind, time, received, day, metrics, ref, *rest = text.split(_SEP)
+        places = rest[0] if rest else ""  # footprints stored before places: none
         return cls(
             kind,
             datetime.fromisoformat(time),
@@ -83,6 +88,7 @@ class Footprint:
             date.fromisoformat(day),
             tuple(metrics.split(",")) if metrics else (),
             ref,
+            tuple(places.split(",")) if places else (),
         )
 
 
@@ -120,7 +126,13 @@ def footprint(
     if isinstance(event, PublishedCase):
         counted += lag_metrics(event.data.classification, event.time, event.receivedat, case_limit)
     return Footprint(
-        event.type.short, event.time, event.receivedat, day, tuple(counted), _ref(event)
+        event.type.short,
+        event.time,
+        event.receivedat,
+        day,
+        tuple(counted),
+        _ref(event),
+        event_places(event.data),
     )
 
 
@@ -197,4 +209,4 @@ def corrected(
     else:
         person = getattr(new, "person", None)
         ref = person.pid if person is not None else ""
-    return replace(original, metrics=tuple(counted), ref=ref)
+    return replace(original, metrics=tuple(counted), ref=ref, places=event_places(new))

@@ -3,7 +3,10 @@
 A point is a compound and/or a building of one community. A case (a person reported
 confirmed or asymptomatic) falls in the point when it was reported for that community
 with the point's compound (and, if the point names one, its building), or, for a point
-naming only a building, with that building.
+naming only a building, with that building. When the point is a registered place (named
+by its id, or by labels the places registry matches: ``compound_id``/``building_id``),
+a case intake matched to registered places falls in it by id, whatever its labels; a
+case at no registered place is compared by labels as before.
 
 * **planned lifting**: ``lift_days`` (14) days after the later of the point's start and
   the last case in it, so a new case there moves it;
@@ -35,6 +38,9 @@ class Point:
     declared_by: str
     lifted_at: datetime | None
     lifted_by: str | None
+    #: The registered compound (and building, if the point names one) it lies at.
+    compound_id: str | None = None
+    building_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class PlacedCase:
     building: str | None
     pid: str
     time: datetime
+    #: The registered places intake matched the report to (None: none).
+    compound_id: str | None = None
+    building_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,10 @@ def falls_in(case: PlacedCase, point: Point) -> bool:
     """True when the case was reported at the point's place."""
     if case.community != point.unit:
         return False
+    if point.compound_id is not None and case.compound_id is not None:
+        if point.building_id is not None:
+            return case.building_id == point.building_id
+        return case.compound_id == point.compound_id
     if point.compound is not None:
         same = case.compound == point.compound
         return same and (point.building is None or case.building == point.building)
@@ -103,6 +116,8 @@ def as_json(s: PointStatus) -> dict[str, object]:
         "unit": p.unit,
         "compound": p.compound,
         "building": p.building,
+        "compound_id": p.compound_id,
+        "building_id": p.building_id,
         "start": p.start.isoformat(),
         "declared_at": p.declared_at.isoformat(),
         "declared_by": p.declared_by,

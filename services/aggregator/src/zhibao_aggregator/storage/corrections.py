@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from zhibao_aggregator.domain import contributions as c
 from zhibao_aggregator.domain import corrections as correcting
 from zhibao_aggregator.domain import metrics as m
+from zhibao_aggregator.domain import place_figures as pf
 from zhibao_aggregator.domain.corrections import Footprint
 from zhibao_aggregator.metrics import CORRECTIONS_HELD, CORRECTIONS_IGNORED
 from zhibao_aggregator.storage.facts import (
@@ -36,6 +37,7 @@ from zhibao_aggregator.storage.facts import (
     report_facts,
     report_row,
 )
+from zhibao_aggregator.storage.place_counters import case_places
 from zhibao_aggregator.storage.tables import (
     applied_events,
     case_facts,
@@ -187,6 +189,8 @@ async def _correct(
     )
     change.update(correcting.counted(community, [original], -1))
     change.update(correcting.counted(community, [after]))
+    change.update(pf.placed(community, original.day, original.metrics, original.places, -1))
+    change.update(pf.placed(community, after.day, after.metrics, after.places))
     new_data = None if isinstance(decider.data, Retraction) else decider.data.data
     change.update(await _refile(conn, key, community, original, after, new_data, rules))
     await conn.execute(
@@ -253,6 +257,27 @@ async def _refile_case(
             c.case_history(new[p], rules.calendar), c.case_history(old[p], rules.calendar)
         )
         change.update(history)
+    change.update(_refiled_places(found, pids, key, before, new_pid, data, rules))
+    return change
+
+
+def _refiled_places(
+    found: dict[str, list[Any]],
+    pids: list[str],
+    key: str,
+    before: Footprint,
+    new_pid: str | None,
+    data: PublishedCaseData | None,
+    rules: Rules,
+) -> c.Contribution:
+    """What refiling a case report changes at its persons' registered places."""
+    old = {p: [case_places(r) for r in found.get(p, [])] for p in pids}
+    new = {p: [f for f in facts if f.key != key] for p, facts in old.items()}
+    if new_pid is not None and data is not None:
+        new[new_pid].append(pf.case_places_of(before.time, key, data))
+    change: c.Contribution = Counter()
+    for p in pids:
+        change.update(pf.case_places_change(old[p], new[p], rules.calendar))
     return change
 
 

@@ -117,4 +117,7 @@ def case_row(pid: str, key: str, time: datetime, community: str, data: Any) -> d
         "classification": data.classification.value,
         "compound": data.compound,
         "building": data.building,
+        "compound_id": data.compound_id,
+        "building_id": data.building_id,
+        "grid_id": data.grid_id,
     }

@@ -11,8 +11,10 @@ from zhibao_aggregator.storage.tables import case_facts
 from zhibao_shared.events import Classification
 
 _c = case_facts.c
-#: A case's place: its compound, or its building when reported without a compound.
+#: A case's place: the registered compound intake matched it to (a matched building
+#: implies its compound), else its compound label, else its building label.
 PLACE = case(
+    (_c.compound_id.is_not(None), literal("registered:") + cast(_c.compound_id, String)),
     (_c.compound.is_not(None), literal("compound:") + cast(_c.compound, String)),
     else_=literal("building:") + cast(_c.building, String),
 )
@@ -29,7 +31,7 @@ async def cluster_communities(
             _c.classification == Classification.CONFIRMED.value,
             _c.time >= start.astimezone(UTC),  # stored in UTC (SQLite drops the offset)
             _c.time < end.astimezone(UTC),
-            (_c.compound.is_not(None)) | (_c.building.is_not(None)),
+            (_c.compound_id.is_not(None)) | (_c.compound.is_not(None)) | (_c.building.is_not(None)),
         )
         .group_by(_c.community, PLACE)
         .having(func.count(func.distinct(_c.pid)) >= min_cases)

@@ -73,15 +73,23 @@ async def all_points(conn: AsyncConnection, prefix: str = "") -> list[Point]:
 
 
 async def placed_cases(conn: AsyncConnection, communities: list[str]) -> list[PlacedCase]:
-    """Infections reported with a compound or building in these communities."""
+    """Infections reported with a compound or building (labels or registered) in these
+    communities."""
     c = case_facts.c
     out: list[PlacedCase] = []
     for start in range(0, len(communities), _CHUNK):
-        query = select(c.community, c.compound, c.building, c.pid, c.time).where(
+        query = select(
+            c.community, c.compound, c.building, c.pid, c.time, c.compound_id, c.building_id
+        ).where(
             c.community.in_(communities[start : start + _CHUNK]),
             c.classification.in_(INFECTIONS),
-            (c.compound.is_not(None)) | (c.building.is_not(None)),
+            (c.compound.is_not(None)) | (c.building.is_not(None)) | (c.compound_id.is_not(None)),
         )
-        for community, compound, building, pid, time in (await conn.execute(query)).all():
-            out.append(PlacedCase(community, compound, building, pid, as_utc(time)))
+        for community, compound, building, pid, time, compound_id, building_id in (
+            await conn.execute(query)
+        ).all():
+            moment = as_utc(time)
+            out.append(
+                PlacedCase(community, compound, building, pid, moment, compound_id, building_id)
+            )
     return out

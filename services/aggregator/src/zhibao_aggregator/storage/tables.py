@@ -64,6 +64,10 @@ case_facts = Table(
     #: Where the case was reported (labels; clusters and epidemic points match on them).
     Column("compound", String(64)),
     Column("building", String(64)),
+    #: The registered places intake matched the report to (NULL: none).
+    Column("compound_id", String(32)),
+    Column("building_id", String(32)),
+    Column("grid_id", String(32)),
 )
 
 #: Each person's isolation history (keyed by pseudonym).
@@ -139,6 +143,7 @@ Index("ix_counters_unit_day", counters.c.unit, counters.c.day)
 Index("ix_held_corrections_corrected", held_corrections.c.corrected_key)
 Index("ix_case_facts_time", case_facts.c.classification, case_facts.c.time)
 Index("ix_case_facts_place", case_facts.c.community, case_facts.c.compound)
+Index("ix_case_facts_compound_id", case_facts.c.community, case_facts.c.compound_id)
 Index("ix_level_declarations_unit", level_declarations.c.unit, level_declarations.c.number)
 Index("ix_epidemic_points_unit", epidemic_points.c.unit)
 Index("ix_daily_reports_day", daily_reports.c.day, daily_reports.c.community)

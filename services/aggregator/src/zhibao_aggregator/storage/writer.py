@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import contributions as c
+from zhibao_aggregator.domain import place_figures as pf
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.corrections import footprint
 from zhibao_aggregator.storage.care import apply_care
@@ -38,6 +39,7 @@ from zhibao_aggregator.storage.facts import (
     report_row,
 )
 from zhibao_aggregator.storage.facts import as_utc as as_utc
+from zhibao_aggregator.storage.place_counters import add_place_counters, case_places
 from zhibao_aggregator.storage.tables import (
     applied_events,
     case_facts,
@@ -104,6 +106,8 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     for event, mark in zip(originals, prints, strict=True):
         for metric in mark.metrics:
             change[(event.subject, mark.day, metric)] += 1
+        if mark.places:
+            change.update(pf.placed(event.subject, mark.day, mark.metrics, mark.places))
     change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
     isolations = [e for e in events if _about_isolation(e)]
     change.update(await _isolations(conn, isolations, rules))
@@ -128,8 +132,10 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
         )
     corrected = [e.dedup_key for e, mark in zip(originals, prints, strict=True) if mark.correctable]
     change.update(await apply_corrections(conn, fixes, corrected, rules))
+    change, at_places = pf.split(change)
     rolled = c.roll_up(change)
     await _add_to_counters(conn, rolled)
+    await add_place_counters(conn, at_places)
     changed = frozenset((unit, day) for unit, day, _ in rolled)
     by_type = dict(Counter(e.type.short for e in events))
     return Applied(len(fresh), len(batch) - len(fresh), changed, by_type)
@@ -225,6 +231,9 @@ async def _cases(
                 c.case_history(old + added, rules.calendar), c.case_history(old, rules.calendar)
             )
         )
+        placed = [case_places(r) for r in history.get(pid, [])]
+        more = [pf.case_places_of(e.time, e.dedup_key, e.data) for e in new]
+        change.update(pf.case_places_change(placed, placed + more, rules.calendar))
         rows += [case_row(pid, e.dedup_key, e.time, e.subject, e.data) for e in new]
     if rows:
         await conn.execute(case_facts.insert(), rows)

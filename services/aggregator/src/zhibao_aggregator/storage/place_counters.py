@@ -1,0 +1,72 @@
+"""Writing and reading the counters per registered place (``place_counters``)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import RowMapping, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zhibao_aggregator.domain import place_figures as pf
+from zhibao_aggregator.storage.facts import CHUNK, as_utc
+from zhibao_aggregator.storage.place_tables import place_counters
+from zhibao_shared.events import Classification
+
+_t = place_counters.c
+
+
+def case_places(row: RowMapping | dict[str, Any]) -> pf.CasePlaces:
+    """A case_facts row as a report with its registered places."""
+    return pf.CasePlaces(
+        as_utc(row["time"]),
+        row["dedup_key"],
+        Classification(row["classification"]),
+        row["compound_id"],
+        row["building_id"],
+        row["grid_id"],
+    )
+
+
+async def add_place_counters(conn: AsyncConnection, change: Counter[tuple[str, date, str]]) -> None:
+    """Add the place changes (``place_figures.split``) to the counters, in the caller's
+    transaction, in a fixed order (row locks stay ordered between instances)."""
+    if not change:
+        return
+    rows = [
+        {"place": place, "day": day, "metric": metric, "value": value}
+        for (place, day, metric), value in sorted(change.items())
+    ]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(place_counters)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[_t.place, _t.metric, _t.day],
+        set_={"value": _t.value + statement.excluded.value},
+    )
+    for start in range(0, len(rows), CHUNK):
+        await conn.execute(upsert, rows[start : start + CHUNK])
+
+
+async def place_values(
+    conn: AsyncConnection, places: Sequence[str], day: date
+) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+    """Per place: its flows on ``day`` and its running sums (stocks, cumulative flows)
+    up to ``day``, from indexed reads of its counter rows."""
+    flows: dict[str, dict[str, int]] = defaultdict(dict)
+    sums: dict[str, dict[str, int]] = defaultdict(dict)
+    for start in range(0, len(places), CHUNK):
+        chunk = list(places[start : start + CHUNK])
+        today = select(_t.place, _t.metric, _t.value).where(_t.place.in_(chunk), _t.day == day)
+        for place, metric, value in (await conn.execute(today)).all():
+            flows[place][metric] = int(value)
+        summed = (
+            select(_t.place, _t.metric, func.sum(_t.value))
+            .where(_t.place.in_(chunk), _t.metric.in_(pf.SUMMED), _t.day <= day)
+            .group_by(_t.place, _t.metric)
+        )
+        for place, metric, value in (await conn.execute(summed)).all():
+            sums[place][metric] = int(value or 0)
+    return {place: (flows.get(place, {}), sums.get(place, {})) for place in places}
