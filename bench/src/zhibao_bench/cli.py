@@ -39,6 +39,7 @@ ROWS = (
         "(10) tasks: results through intake until all done in rollups, s",
     ),
     ("tasks_results_per_s", "(10) tasks: results visible as done, per s"),
+    ("per_unit_daily_work_us", "(11) per-day work per community, µs, by job"),
     ("peak_rss_mb", "(7) peak resident memory, MB"),
     ("alerts_idle_cpu_pct", "(8) alerts idle with open alerts, % of a core"),
     ("lost", "events lost"),

@@ -5,7 +5,9 @@ Phases (see bench/RESULTS.md for what they mean and the history of results):
 3. end to end, single events; 4. latency under mixed load (see mixed.py);
 5. rollup reads at 200k and 1M events over a 400-day history; 6. rebuild,
 compared with the live counters; 7. peak resident memory; 8. the alerts
-service idle with 1,000 open alerts; 9. the plain baseline (baseline.py).
+service idle with 1,000 open alerts; 9. the plain baseline (baseline.py);
+10. the task loop; 11. the per-day work that grows with the units, per unit and
+extrapolated to a province (per_unit.py; in-process, on the services' storage).
 Every Zhibao phase runs every service as ``zhibao up`` does, and every
 phase checks its figures exactly at every level: ``lost``,
 ``double_counted`` and ``figures_wrong`` must be 0.
@@ -28,6 +30,7 @@ from zhibao_bench.baseline import phase_plain
 from zhibao_bench.harness import running_stack
 from zhibao_bench.idle import phase_alerts_idle
 from zhibao_bench.mixed import MixedConfig, phase_mixed
+from zhibao_bench.per_unit import phase_per_unit
 from zhibao_bench.phases import (
     Sizes,
     phase_batched,
@@ -62,6 +65,8 @@ class BenchConfig:
     tasks: int = 10_000
     idle_alerts: int = 1_000
     idle_seconds: float = 20.0
+    #: Passes of each per-unit job (their median is taken).
+    per_unit_repeats: int = 5
     output: Path = Path("bench/results.json")
 
     @classmethod
@@ -84,6 +89,7 @@ class BenchConfig:
             tasks=200,
             idle_alerts=40,
             idle_seconds=2.0,
+            per_unit_repeats=2,
             output=output,
         )
 
@@ -195,6 +201,8 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "tasks_issue_s": results["tasks"]["tasks_issue_s"],
         "tasks_done_visible_s": results["tasks"]["tasks_done_visible_s"],
         "tasks_results_per_s": results["tasks"]["tasks_results_per_s"],
+        "per_unit_daily_work_us": results["per_unit"]["per_unit_daily_work_us"],
+        "province_extrapolation": results["per_unit"]["province_extrapolation"],
         "peak_rss_mb": peaks,
         **_exactness(results),
     }
@@ -212,6 +220,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             "mixed": asdict(config.mixed),
             "idle_alerts": config.idle_alerts,
             "idle_seconds": config.idle_seconds,
+            "per_unit_repeats": config.per_unit_repeats,
         },
     }
     results |= phase_reference(sizes.events, payload)
@@ -231,6 +240,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     with running_stack() as run:
         results["tasks"] = phase_tasks(run, config.tasks, sizes.batch_size)
     results["mixed"] = phase_mixed(config.mixed)
+    results["per_unit"] = phase_per_unit(config.per_unit_repeats)
     results |= _headline(results)
     results["events"] = sizes.events
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
