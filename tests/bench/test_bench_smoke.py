@@ -45,6 +45,8 @@ REQUIRED_KEYS = {
     "tasks_issue_s",
     "tasks_done_visible_s",
     "tasks_results_per_s",
+    "per_unit_daily_work_us",
+    "province_extrapolation",
     "lost",
     "double_counted",
     "figures_wrong",

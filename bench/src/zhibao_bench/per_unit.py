@@ -285,6 +285,6 @@ def phase_per_unit(repeats: int = 5, history_days: int = 14) -> dict[str, Any]:
         "units": {level.value: len(registry.at_level(level)) for level in Level},
         "repeats": repeats,
         "history_days": history_days,
-        "job_seconds": {job: round(s, 4) for job, s in seconds.items()},
+        "job_seconds": {job: round(s, 6) for job, s in seconds.items()},
         **extrapolate(seconds, communities),
     }
