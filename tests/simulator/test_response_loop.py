@@ -184,6 +184,8 @@ def test_simulate_runs_the_loop_when_given_a_command_centre_token(
     assert declared == ["640106001002", "640104006003"], result.output
 
 
+# the whole city's demo, unpaced: 29k events and two loops' 5k results on a shared 2-core box
+@pytest.mark.timeout(600)
 def test_the_demo_declares_pushes_tasks_down_and_leaves_some_to_follow(system: System) -> None:
     demo = Demo(
         system.stack.url("intake"),
