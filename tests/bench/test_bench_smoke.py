@@ -47,6 +47,8 @@ REQUIRED_KEYS = {
     "tasks_results_per_s",
     "page_load_ms",
     "page_update_ms",
+    "per_unit_daily_work_us",
+    "province_extrapolation",
     "lost",
     "double_counted",
     "figures_wrong",

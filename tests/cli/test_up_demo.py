@@ -42,14 +42,14 @@ def get(url: str, token: str, **params: Any) -> Any:
     return answer.json()
 
 
-def district_events(aggregator: str, token: str, expected: int, timeout_s: float = 60) -> int:
-    """Events counted for the district over the demo's two weeks, once they reach ``expected``."""
+def city_events(aggregator: str, token: str, expected: int, timeout_s: float = 60) -> int:
+    """Events counted for the city over the demo's two weeks, once they reach ``expected``."""
     today = datetime.now(SHANGHAI).date()
     params = {"metric": "events", "from": (today - timedelta(days=14)).isoformat()}
     counted = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and counted < expected:
-        series = get(f"{aggregator}/v1/units/640106/series", token, **params, to=today.isoformat())
+        series = get(f"{aggregator}/v1/units/6401/series", token, **params, to=today.isoformat())
         counted = sum(int(point["value"] or 0) for point in series["points"])
         time.sleep(0.5)
     return counted
@@ -75,13 +75,24 @@ def test_demo_feeds_the_system_and_its_link_signs_in(tmp_path: Path) -> None:
 
         accepted = demo_done(log, 360)
         assert accepted > 10_000
-        assert district_events(aggregator, token, accepted) == accepted
+        assert city_events(aggregator, token, accepted) == accepted
+        # the whole city reports: every district, each with its communities' daily closes
+        today = datetime.now(SHANGHAI).date()
+        yesterday = (today - timedelta(days=1)).isoformat()
+        districts = get(f"{aggregator}/v1/units/6401/children", token, date=yesterday)
+        assert len(districts["children"]) == 6
+        assert all(int(d["figures"]["events"] or 0) > 0 for d in districts["children"])
+        closes = get(f"{aggregator}/v1/units/6401/completeness", token, date=yesterday)
+        assert closes["expected"] == 323 and closes["reported"] >= 280, closes["missing"]
 
         alerts = f"http://127.0.0.1:{env['ZHIBAO_ALERTS_PORT']}"
         raised = get(f"{alerts}/v1/alerts", token, limit=500)
         items = raised if isinstance(raised, list) else raised["alerts"]
         rules = {alert["rule"] for alert in items}
         assert "immediate_confirmed" in rules, rules
+        for outbreak in ("640106001002", "640104006003"):  # Jinfeng's, then Xingqing's
+            found = get(f"{alerts}/v1/alerts", token, unit=outbreak, limit=500)["alerts"]
+            assert "immediate_confirmed" in {a["rule"] for a in found}, outbreak
         panel = get(f"{aggregator}/v1/alerts", token, unit="640106", limit=500)
         assert "immediate_confirmed" in {alert["rule"] for alert in panel["alerts"]}, "the panel"
 

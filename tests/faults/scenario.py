@@ -109,6 +109,9 @@ def simulate(scenario: Scenario) -> tuple[list[dict[str, Any]], GroundTruth]:
         seed=scenario.seed,
         days=scenario.days,
         scale=scenario.scale,
+        # Jinfeng and its one outbreak, as before the simulator's default became the city
+        area="640106",
+        second_outbreak_community=None,
         outbreak=True,
         # the day before the last: EARS needs days of the community's own data first
         outbreak_day=max(0, scenario.days - 2),

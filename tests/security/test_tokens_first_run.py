@@ -51,10 +51,19 @@ def test_first_run_tokens_go_to_an_owner_only_file_not_to_redirected_output(
         assert str(saved) in banner
         assert stat.S_IMODE(saved.stat().st_mode) == 0o600
         tokens = {
-            line.split()[0]: SECRET.search(line)[0]  # type: ignore[index]
+            " ".join(line.split()[:4]).rstrip(":"): SECRET.search(line)[0]  # type: ignore[index]
             for line in saved.read_text().splitlines()
         }
-        assert set(tokens) == {"report", "operate"}
+        # the sample city's tokens, and the province's command centre above it
+        assert set(tokens) == {
+            "report token (city 6401)",
+            "operate token (city 6401)",
+            "operate token (province 64)",
+        }
+        tokens["report"], tokens["operate"] = (
+            tokens["report token (city 6401)"],
+            tokens["operate token (city 6401)"],
+        )
         intake = f"http://127.0.0.1:{env['ZHIBAO_INTAKE_PORT']}"
         posted = httpx.post(
             f"{intake}/v1/events", json=screening(COMMUNITY_A), headers=bearer(tokens["report"])
@@ -63,6 +72,12 @@ def test_first_run_tokens_go_to_an_owner_only_file_not_to_redirected_output(
         aggregator = f"http://127.0.0.1:{env['ZHIBAO_AGGREGATOR_PORT']}"
         unit = httpx.get(f"{aggregator}/v1/units/6401", headers=bearer(tokens["operate"]))
         assert unit.status_code == 200, unit.text
+        province = "operate token (province 64)"
+        above = httpx.get(f"{aggregator}/v1/units/64", headers=bearer(tokens[province]))
+        assert above.status_code == 200, above.text
+        assert above.json()["unit"]["level"] == "province", above.text
+        outside = httpx.get(f"{aggregator}/v1/units/64", headers=bearer(tokens["operate"]))
+        assert outside.status_code == 403, "the city's token does not see the province"
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
@@ -73,8 +88,11 @@ def test_first_run_tokens_go_to_an_owner_only_file_not_to_redirected_output(
     assert all(secret not in written for secret in tokens.values())
     store = TokenStore.configured(ZhibaoSettings(data_dir=data))
     try:
-        persons = {token.role: token.person for token in store.list()}
+        persons = {token.name: (token.role, token.person) for token in store.list()}
     finally:
         store.close()
-    # acknowledging takes a personal token: the operator's names the local account
-    assert persons[Role.OPERATE] == f"{getpass.getuser()} (operator)"
+    # acknowledging takes a personal token: the operators' name the local account
+    operator = f"{getpass.getuser()} (operator)"
+    assert (
+        persons["first-run-operator"] == persons["first-run-province"] == (Role.OPERATE, operator)
+    )

@@ -19,11 +19,14 @@ from zhibao_client.simulator.loop import (
 )
 from zhibao_shared.events import REPORTED_EVENT
 
+# One district and its one outbreak (the whole city's two loops: the last test).
 CONFIG = SimulationConfig(
     seed=3,
     days=22,
     start=date(2026, 3, 1),
     scale=0.0003,
+    area="640106",
+    second_outbreak_community=None,
     outbreak=True,
     outbreak_day=2,
     loop=True,
@@ -100,3 +103,34 @@ def test_lifting_cancels_what_the_level_left_open_and_results_after_until_are_no
     assert all(s.when <= cut.until for s in found if cut.until is not None)
     figures = partial.truth.task_figures(LATER, COMPANION_KIND)
     assert figures.open > figures.done, "most companions were still to be verified at noon"
+
+
+def test_the_whole_city_runs_a_loop_per_outbreak_each_closing_only_its_own_tasks() -> None:
+    city = replace(CONFIG, area="6401", second_outbreak_community="640104006003", days=31)
+    found, simulation = steps(city)
+    (first, _), (second, _) = city.outbreak_sites
+    declarations = [(s.unit, s.level) for s in found if isinstance(s, DeclareLevel)]
+    assert declarations == [(first, "red"), (second, "red"), (first, "none"), (second, "none")]
+    points = [(unit, action) for _at, unit, _compound, action in simulation.truth.points]
+    assert sorted(points) == sorted((u, a) for u in (first, second) for a in ("declared", "lifted"))
+    first_push, second_push = [s for s in found if isinstance(s, IssueTasks)]
+    assert (second_push.when - first_push.when).days == city.second_outbreak_after
+    keys = [t.key for t in first_push.tasks + second_push.tasks]
+    assert len(set(keys)) == len(keys), "the two loops' tasks are told apart"
+    for push, site in ((first_push, first), (second_push, second)):
+        assert Counter(t.unit for t in push.tasks).most_common(1)[0][0] == site
+        assert len({t.unit[:6] for t in push.tasks}) == 6, "pushed down across the city"
+    declared = [t for t in simulation.truth.tasks.values() if t.declared]
+    assert {t.unit for t in declared} == {first, second}
+    for site in (first, second):
+        assert {t.state for t in declared if t.unit == site} == {"done", "cancelled"}
+    # the first level lifted before the second: the second's tasks were still open then
+    early = replace(
+        city, until=datetime.combine(first_push.when.date() + timedelta(16), time(12), city.zone)
+    )
+    _, partial = steps(early)
+    states: dict[str, set[str]] = {first: set(), second: set()}
+    for task in partial.truth.tasks.values():
+        if task.declared:
+            states[task.unit].add(task.state)
+    assert "cancelled" in states[first] and "cancelled" not in states[second]

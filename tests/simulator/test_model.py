@@ -1,4 +1,5 @@
-"""The simulator as a library: deterministic, its ground truth exact, the outbreak real."""
+"""The simulator as a library: deterministic, its ground truth exact, the outbreaks real,
+every community of the city reporting."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 from zhibao_client.simulator import Simulation, SimulationConfig, deliver
 from zhibao_client.simulator.truth import GroundTruth
 from zhibao_shared.events import REPORTED_EVENT
+from zhibao_shared.hierarchy import load_registry
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime.now(ZONE).date() - timedelta(days=20)
-SMALL: dict[str, Any] = {"days": 12, "start": START, "scale": 0.002}
+SMALL: dict[str, Any] = {"days": 12, "start": START, "scale": 0.0005}
 
 
 def generate(**overrides: Any) -> tuple[list[dict[str, Any]], GroundTruth]:
@@ -140,7 +142,7 @@ def test_the_outbreak_is_a_fever_cluster_in_one_building_then_confirmed_cases(
     breaches = [
         e for e in events if e["type"] == "zhibao.isolation.v1" and e["data"]["action"] == "breach"
     ]
-    assert [b["subject"] for b in breaches] == [community]
+    assert [b["subject"] for b in breaches] == [site for site, _day in config.outbreak_sites]
     _, calm = generate(seed=3)
     assert "fever_cluster" not in {a.rule for a in calm.expected_alerts}
 
@@ -162,3 +164,50 @@ def test_delivery_with_duplicates_and_reordering_keeps_every_event() -> None:
     assert len(keys) > len(events), "some were delivered twice"
     assert keys != [(e["source"], e["id"]) for e in events][: len(keys)], "order changed"
     assert delivered == list(deliver(events, seed=9, duplicate_rate=0.05, reorder_window=30))
+
+
+def test_every_community_of_the_city_closes_every_day_but_the_silent_one(
+    outbreak_run: tuple[list[dict[str, Any]], GroundTruth],
+) -> None:
+    events, truth = outbreak_run
+    city = load_registry().communities_under("6401")
+    assert len(city) == 323
+    reported = Counter(
+        (e["subject"], e["data"]["date"]) for e in events if e["type"] == "zhibao.daily_report.v1"
+    )
+    silent = SimulationConfig().silent_community
+    days = [START + timedelta(days=n) for n in range(12)]
+    for community in city:
+        for n, day in enumerate(days):
+            if community.code == silent and n == 9:
+                continue  # its last report may be late: after it fell silent, never sent
+            sends = community.code != silent or n < 9
+            assert reported[(community.code, day.isoformat())] == int(sends), (community, day)
+            assert truth.at(community.code, day).reported == sends
+    districts = {e["subject"][:6] for e in events if e["type"] == "zhibao.screening.v1"}
+    assert districts == {"640104", "640105", "640106", "640121", "640122", "640181"}
+
+
+def test_the_second_outbreak_is_in_another_district_days_later(
+    outbreak_run: tuple[list[dict[str, Any]], GroundTruth],
+) -> None:
+    events, truth = outbreak_run
+    config = SimulationConfig(**SMALL, outbreak=True)
+    (first, first_day), (second, second_day) = config.outbreak_sites
+    assert first[:6] == "640106" and second[:6] != first[:6]
+    assert second_day == first_day + config.second_outbreak_after
+    clusters = {a.unit: a.day for a in truth.expected_alerts if a.rule == "fever_cluster"}
+    assert clusters == {
+        first: START + timedelta(days=first_day),
+        second: START + timedelta(days=second_day),
+    }
+    confirmed = Counter(
+        e["subject"]
+        for e in events
+        if e["type"] == "zhibao.case.v1" and e["data"]["classification"] == "confirmed"
+    )
+    assert confirmed[first] >= 4 and confirmed[second] >= 4
+    alone, _ = generate(seed=3, outbreak=True, second_outbreak_community=None)
+    assert len(alone) < len(events)
+    district, _ = generate(seed=3, area="640106")
+    assert {e["subject"][:6] for e in district} == {"640106"}

@@ -33,7 +33,7 @@ def test_a_short_simulation_is_accepted_in_full_duplicates_and_all(
             "--url",
             intake.url,
             "--token",
-            intake.token("640106"),
+            intake.token("6401"),
             "--spool",
             str(tmp_path / "sim.spool"),
         ],
@@ -67,7 +67,7 @@ def test_a_paced_simulation_sends_day_by_day(intake: RunningIntake, tmp_path: Pa
     args = ["simulate", "--days", "2", "--start", "2026-03-01", "--scale", "0.0003"]
     args += ["--seconds-per-day", "0.5"]
     spool = str(tmp_path / "sim.spool")
-    token = intake.token("640106")
+    token = intake.token("6401")
     result = CliRunner().invoke(
         app, [*args, "--url", intake.url, "--token", token, "--spool", spool]
     )

@@ -6,7 +6,9 @@ Phases (see bench/RESULTS.md for what they mean and the history of results):
 5. rollup reads at 200k and 1M events over a 400-day history; 6. rebuild,
 compared with the live counters; 7. peak resident memory; 8. the alerts
 service idle with 1,000 open alerts; 9. the plain baseline (baseline.py);
-11. the command centre's page with the whole city in Chromium (page_phase.py).
+10. the task loop; 11. the per-day work that grows with the units, per unit and
+extrapolated to a province (per_unit.py; in-process, on the services' storage); 12. the
+command centre's page with the whole city in Chromium (page_phase.py).
 Every Zhibao phase runs every service as ``zhibao up`` does, and every
 phase checks its figures exactly at every level: ``lost``,
 ``double_counted`` and ``figures_wrong`` must be 0.
@@ -30,6 +32,7 @@ from zhibao_bench.harness import running_stack
 from zhibao_bench.idle import phase_alerts_idle
 from zhibao_bench.mixed import MixedConfig, phase_mixed
 from zhibao_bench.page_phase import phase_page
+from zhibao_bench.per_unit import phase_per_unit
 from zhibao_bench.phases import (
     Sizes,
     phase_batched,
@@ -64,6 +67,8 @@ class BenchConfig:
     tasks: int = 10_000
     idle_alerts: int = 1_000
     idle_seconds: float = 20.0
+    #: Passes of each per-unit job (their median is taken).
+    per_unit_repeats: int = 5
     #: Page loads and live updates timed in Chromium (medians are reported).
     page_rounds: int = 5
     output: Path = Path("bench/results.json")
@@ -88,6 +93,7 @@ class BenchConfig:
             tasks=200,
             idle_alerts=40,
             idle_seconds=2.0,
+            per_unit_repeats=2,
             page_rounds=2,
             output=output,
         )
@@ -200,6 +206,8 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "tasks_issue_s": results["tasks"]["tasks_issue_s"],
         "tasks_done_visible_s": results["tasks"]["tasks_done_visible_s"],
         "tasks_results_per_s": results["tasks"]["tasks_results_per_s"],
+        "per_unit_daily_work_us": results["per_unit"]["per_unit_daily_work_us"],
+        "province_extrapolation": results["per_unit"]["province_extrapolation"],
         "peak_rss_mb": peaks,
         **page_keys(results["page"]),
         **_exactness(results),
@@ -215,7 +223,7 @@ def page_keys(page: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_page_only(config: BenchConfig) -> dict[str, Any]:
-    """Only phase 11, its keys merged into the results already at ``config.output``."""
+    """Only phase 12, its keys merged into the results already at ``config.output``."""
     output = config.output
     results: dict[str, Any] = json.loads(output.read_text()) if output.exists() else {}
     results["page"] = phase_page(config.page_rounds)
@@ -240,6 +248,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             "mixed": asdict(config.mixed),
             "idle_alerts": config.idle_alerts,
             "idle_seconds": config.idle_seconds,
+            "per_unit_repeats": config.per_unit_repeats,
         },
     }
     results |= phase_reference(sizes.events, payload)
@@ -259,6 +268,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     with running_stack() as run:
         results["tasks"] = phase_tasks(run, config.tasks, sizes.batch_size)
     results["mixed"] = phase_mixed(config.mixed)
+    results["per_unit"] = phase_per_unit(config.per_unit_repeats)
     results["page"] = phase_page(config.page_rounds)
     results |= _headline(results)
     results["events"] = sizes.events

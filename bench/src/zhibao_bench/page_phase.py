@@ -1,4 +1,4 @@
-"""(11) The command centre's page with the whole city: load and update times in Chromium.
+"""(12) The command centre's page with the whole city: load and update times in Chromium.
 
 Every service runs as ``zhibao up`` runs them, with the shipped whole-city registry
 (Yinchuan: 382 units) and data in every community (:func:`whole_city_events`); the

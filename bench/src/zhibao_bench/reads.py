@@ -1,4 +1,4 @@
-"""Rollup read latency at every level: community, street, district and city.
+"""Rollup read latency at every level: community, street, district, city and province.
 
 Reads are today's rollup of a unit (what a command centre shows), cycling
 through every unit of each level, one request at a time so each latency is

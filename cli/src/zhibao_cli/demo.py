@@ -1,14 +1,16 @@
 """``zhibao up --demo``: the simulator feeds the running system so the page comes alive.
 
-Two weeks of the sample district's reporting, with a building outbreak, are
-posted through the real intake API with a real report token, paced at a few
-seconds per simulated day: the dashboard fills within seconds and the alert
-rules fire within a minute. The response loop runs too, with the page's operate
-token as the command centre's: a red level for the outbreak community (its
-playbook's tasks), a day of companion-verification tasks pushed down to the
-communities and their results reported back through intake, some still open
-(and some overdue) at the end for the user to follow. The demo's tokens are
-revoked when it stops.
+Two weeks of the whole sample city's reporting (every one of Yinchuan's 323
+communities and villages, ≈ 2,000 events a simulated day), with a building
+outbreak in Jinfeng and a second one in Xingqing three days later, are posted
+through the real intake API with a real report token, paced at a few seconds per
+simulated day: the dashboard fills within seconds and the alert rules fire within
+a minute. The response loop runs too, for each outbreak, with the page's operate
+token as the command centre's: a red level and an epidemic point for the outbreak
+community (its playbook's tasks), a day of companion-verification tasks pushed
+down to the communities and their results reported back through intake, some
+still open (and some overdue) at the end for the user to follow. The demo's
+tokens are revoked when it stops.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import httpx
 from zhibao_client.cli import ProgressLine
 from zhibao_client.client import RequestRefused, ZhibaoClient
 from zhibao_client.simulator import CommandCentre, Simulation, SimulationConfig, run
+from zhibao_client.simulator.config import DEFAULT_SCALE
 from zhibao_shared.tokens import Role, TokenStore
 
 DEMO_DAYS = 14
 DEMO_SECONDS_PER_DAY = 3.0
-DEMO_SCALE = 0.005
+#: ≈ 1,600 screenings a simulated day over the city: at 3 s a day, ≈ 700 events/s.
+DEMO_SCALE = DEFAULT_SCALE
 #: Whom the demo page's acknowledgements are recorded as.
 DEMO_PERSON = "演示值班员 (demo)"
 
@@ -42,8 +46,8 @@ class Demo:
     response_url: str = ""  # the command centre's side of the loop (none without it)
     seconds_per_day: float = DEMO_SECONDS_PER_DAY
     seed: int = 1
-    #: The simulated district: the page opens on it, the simulator reports for it.
-    scope: str = SimulationConfig().district
+    #: The simulated city: the page opens on it, the simulator reports for it.
+    scope: str = SimulationConfig().area
     report_token: str = ""
     dashboard_token: str = ""
     _token_ids: list[str] = field(default_factory=list)
@@ -131,18 +135,21 @@ def banner_lines(demo: Demo) -> list[str]:
     """What the banner tells a new user about the demo, the response loop included."""
     lines = [
         "",
-        "Demo: two simulated weeks with an outbreak are being posted through intake;",
+        "Demo: two simulated weeks of the whole city, with an outbreak in Jinfeng and a",
+        "second one in another district days later, are being posted through intake;",
         "open the command centre link above (it signs you in) and watch alerts fire.",
     ]
     if not demo.response_url:
         return lines
-    community, url = SimulationConfig().outbreak_community, demo.response_url
+    url = demo.response_url
+    sites = [code for code, _day in SimulationConfig(outbreak=True).outbreak_sites]
     return [
         *lines,
-        f"The response loop: a red level is declared for community {community}",
-        f"  ({url}/v1/levels/{community}), a day's companion-verification tasks are pushed",
-        f"  down to the communities ({url}/v1/tasks?unit={demo.scope}) and their results come",
-        "  back through intake as zhibao.task_result.v1 events. Some stay open: follow one",
-        "  from the command centre to its community (the community worker page above, with",
-        "  the community's own tokens) and back: README, 'Follow a task in the demo'.",
+        "The response loop: a red level is declared for each outbreak community",
+        *(f"  ({url}/v1/levels/{code})" for code in sites),
+        "  and a day's companion-verification tasks are pushed down to the communities",
+        f"  (Jinfeng's: {url}/v1/tasks?unit={sites[0][:6]}); their results come back",
+        "  through intake as zhibao.task_result.v1 events. Some stay open: follow one from",
+        "  the command centre to its community (the community worker page above, with the",
+        "  community's own tokens) and back: README, 'Follow a task in the demo'.",
     ]

@@ -20,11 +20,13 @@ import typer
 
 from zhibao_cli.demo import DEMO_SECONDS_PER_DAY, Demo, banner_lines
 from zhibao_cli.stack import Stack, StackError, stack_from_environment
+from zhibao_shared.hierarchy import Level, Registry, load_registry
 from zhibao_shared.natsserver import NatsServerError
 from zhibao_shared.private_files import write_private
 from zhibao_shared.settings import ZhibaoSettings
 from zhibao_shared.tokens import Role, TokenStore
 
+#: The sample city: the first-run tokens cover it (and the province above it, if any).
 FIRST_RUN_SCOPE = "6401"
 FIRST_RUN_TOKENS_FILE = "first-run-tokens.txt"
 
@@ -50,29 +52,46 @@ def _installer() -> str:
     return f"{user} (operator)"
 
 
+def first_run_scopes(registry: Registry) -> tuple[str, str | None]:
+    """The city the first-run tokens cover and the province above it (None when the
+    registry has no province): the sample city 6401 under 64, or a deployment's own
+    registry's first city."""
+    if FIRST_RUN_SCOPE in registry:
+        city = FIRST_RUN_SCOPE
+    else:
+        cities = registry.at_level(Level.CITY)
+        city = cities[0].code if cities else registry.top()[0].code
+    above = [u.code for u in registry.path(city) if u.level is Level.PROVINCE and u.code != city]
+    return city, above[0] if above else None
+
+
 def _first_tokens(stack: Stack) -> Path | None:
-    """On a first run, create two tokens and save them to an owner-only file (never a log)."""
-    store = TokenStore.configured(ZhibaoSettings(data_dir=stack.data_dir))
+    """On a first run, create the city's report and operate tokens (and the province's
+    operate token) and save them to an owner-only file (never a log)."""
+    settings = ZhibaoSettings(data_dir=stack.data_dir)
+    city, province = first_run_scopes(load_registry(settings.registry_path))
+    store = TokenStore.configured(settings)
     try:
         if store.list():
             return None
+        person = _installer()
         _t, operator = store.create(
-            scopes=[FIRST_RUN_SCOPE],
-            role=Role.OPERATE,
-            name="first-run-operator",
-            person=_installer(),
+            scopes=[city], role=Role.OPERATE, name="first-run-operator", person=person
         )
-        _t, reporter = store.create(
-            scopes=[FIRST_RUN_SCOPE], role=Role.REPORT, name="first-run-reporter"
-        )
+        _t, reporter = store.create(scopes=[city], role=Role.REPORT, name="first-run-reporter")
+        lines = [
+            f"  report token (city {city}):  {reporter}",
+            f"  operate token (city {city}): {operator}",
+        ]
+        if province is not None:
+            _t, centre = store.create(
+                scopes=[province], role=Role.OPERATE, name="first-run-province", person=person
+            )
+            lines.append(f"  operate token (province {province}): {centre}")
     finally:
         store.close()
     path = stack.data_dir / FIRST_RUN_TOKENS_FILE
-    write_private(
-        path,
-        f"  report token (city {FIRST_RUN_SCOPE}):  {reporter}\n"
-        f"  operate token (city {FIRST_RUN_SCOPE}): {operator}\n",
-    )
+    write_private(path, "".join(f"{line}\n" for line in lines))
     return path
 
 

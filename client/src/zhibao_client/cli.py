@@ -27,6 +27,7 @@ from zhibao_client.simulator import (
     deliver,
     run,
 )
+from zhibao_client.simulator.config import DEFAULT_AREA, DEFAULT_SCALE
 
 Url = Annotated[str, typer.Option(envvar="ZHIBAO_INTAKE_URL", help="Intake's address")]
 Token = Annotated[str, typer.Option(envvar="ZHIBAO_TOKEN", help="A report token")]
@@ -132,11 +133,18 @@ def simulate(
         typer.Option(formats=["%Y-%m-%d"], help="First day (default: today-days+1)"),
     ] = None,
     scale: Annotated[
-        float, typer.Option(help="Fraction of the real volume (1.0 ≈ 340k/day)")
-    ] = 0.005,
-    outbreak: Annotated[bool, typer.Option(help="Inject a building outbreak")] = False,
+        float, typer.Option(help="Fraction of the real volume (1.0 ≈ 1.6M screenings/day)")
+    ] = DEFAULT_SCALE,
+    area: Annotated[
+        str,
+        typer.Option(help="Simulate the communities under this unit (default: the whole city)"),
+    ] = DEFAULT_AREA,
+    outbreak: Annotated[
+        bool, typer.Option(help="Inject a building outbreak, and a second one days later")
+    ] = False,
     outbreak_day: Annotated[
-        int | None, typer.Option(min=0, help="Day index of the outbreak (default: days-5)")
+        int | None,
+        typer.Option(min=0, help="Day index of the first outbreak (default: days-8)"),
     ] = None,
     response_url: Annotated[
         str, typer.Option(envvar="ZHIBAO_RESPONSE_URL", help="The response service's address")
@@ -145,8 +153,8 @@ def simulate(
         str,
         typer.Option(
             envvar="ZHIBAO_OPERATE_TOKEN",
-            help="A command centre's operate token (district scope): with --outbreak, "
-            "runs the response loop (a level, companion tasks, their results)",
+            help="A command centre's operate token (city scope): with --outbreak, "
+            "runs the response loop (levels, companion tasks, their results)",
         ),
     ] = "",
     speed: Annotated[
@@ -164,14 +172,15 @@ def simulate(
         Path | None, typer.Option(help="Write the events as JSON lines here instead of posting")
     ] = None,
 ) -> None:
-    """Simulate the sample district's reporting (screenings, cases, isolation, daily reports)
-    and, given a command centre's token, its response (a level, tasks, results)."""
+    """Simulate the sample city's reporting (screenings, cases, isolation, daily reports)
+    and, given a command centre's token, its response (levels, tasks, results)."""
     first: date | None = start.date() if start else None
     config = SimulationConfig(
         seed=seed,
         days=days,
         start=first,
         scale=scale,
+        area=area,
         outbreak=outbreak,
         outbreak_day=outbreak_day,
         loop=outbreak and bool(operate_token) and output is None,
@@ -240,9 +249,12 @@ def _summary(simulation: Simulation, progress: Progress | None) -> None:
         )
         for rejection in progress.rejected[:10]:
             typer.echo(f"  rejected {rejection.describe()}", err=True)
+    for unit in dict.fromkeys(u for _at, u, _level in truth.levels):
+        levels = ", ".join(
+            f"{level} ({at:%Y-%m-%d %H:%M})" for at, u, level in truth.levels if u == unit
+        )
+        typer.echo(f"levels declared: {levels} for {unit}")
     if truth.levels:
-        levels = ", ".join(f"{level} ({at:%Y-%m-%d %H:%M})" for at, _u, level in truth.levels)
-        typer.echo(f"levels declared: {levels} for {truth.levels[0][1]}")
         f = truth.task_figures(datetime.now().astimezone())
         typer.echo(
             f"tasks: issued {f.issued:,}, done {f.done:,} ({f.done_late:,} late), "

@@ -73,8 +73,8 @@ class CommandCentre:
         self.levels += 1
         issued: list[str] = answer.get("tasks_issued", [])
         if step.level != LIFTED:
-            self._truth.keep_declared(len(issued))
-            self.ids |= {f"declared-{n}": task for n, task in enumerate(issued)}
+            self._truth.keep_declared(len(issued), step.unit)
+            self.ids |= {f"{step.tasks_key}-{n}": task for n, task in enumerate(issued)}
 
     def declare_point(self, step: DeclarePoint) -> None:
         """Declare an epidemic point at the step's compound, from the step's time."""
@@ -104,7 +104,8 @@ class CommandCentre:
         task = self.ids.get(step.key)
         if task is None:
             return None
-        if step.key.startswith("declared-"):
+        declared = self._truth.tasks.get(step.key)
+        if declared is not None and declared.declared:
             self._reported.setdefault(step.community, []).append(task)
         return step.event(task)
 

@@ -6,8 +6,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+#: What is simulated by default: every community of the sample city (银川市, 323 communities).
+DEFAULT_AREA = "6401"
 #: The default outbreak site: 悦湖社区, whose first compound is the seed's pilot site 未来城.
 DEFAULT_OUTBREAK_COMMUNITY = "640106001002"
+#: The second outbreak, in another district: 兴和社区 of Xingqing (20,585 residents).
+DEFAULT_SECOND_OUTBREAK_COMMUNITY = "640104006003"
+#: The default volume: ≈ 1,600 screenings a day over the city's 2.65 M residents (see
+#: ``SimulationConfig``), what the single-district demo sent before and ``zhibao up``
+#: absorbs on 2 cores with room to spare.
+DEFAULT_SCALE = 0.001
 #: The community that stops reporting in the last days (silence alerts).
 DEFAULT_SILENT_COMMUNITY = "640106005009"
 
@@ -16,17 +24,25 @@ DEFAULT_SILENT_COMMUNITY = "640106005009"
 class SimulationConfig:
     """What to simulate. Same config (and seed) → the same events, byte for byte.
 
-    ``scale`` shrinks the volume: at 1.0 each resident is screened
-    ``screenings_per_resident`` times a day (≈ 340,000 screenings a day for
-    the sample district); the default 0.005 gives ≈ 1,700.
+    ``scale`` shrinks the volume of every community alike: at 1.0 each resident is
+    screened ``screenings_per_resident`` times a day (≈ 1.6 million screenings a day
+    for the whole sample city, 340,000 for Jinfeng); the default 0.001 gives ≈ 1,600
+    a day for the city (from ≈ 0.5 in a village of 800 to ≈ 21 in a community of
+    35,000), and every community still closes every day with its daily report.
+
+    ``area`` is the unit whose communities are simulated: the city by default, a
+    district or a street for a smaller run (an outbreak site outside it is left out).
+    With ``outbreak``, a building outbreak starts in ``outbreak_community`` on
+    ``outbreak_start`` and a second one in ``second_outbreak_community`` (another
+    district) ``second_outbreak_after`` days later, each with its own response loop.
     """
 
     seed: int = 1
     days: int = 14
     start: date | None = None  # first simulated day; default: the last day is today
-    scale: float = 0.005
-    district: str = "640106"
-    communities: tuple[str, ...] | None = None  # restrict to these (default: the district's)
+    scale: float = DEFAULT_SCALE
+    area: str = DEFAULT_AREA
+    communities: tuple[str, ...] | None = None  # restrict to these (default: the area's)
     screenings_per_resident: float = 0.6
     fever_rate: float = 0.003
     travel_rate: float = 0.01
@@ -40,15 +56,17 @@ class SimulationConfig:
     silent_days: int = 2  # the silent community sends nothing on the last N days
     outbreak: bool = False
     outbreak_community: str = DEFAULT_OUTBREAK_COMMUNITY
-    outbreak_day: int | None = None  # day index; default: 5 days before the end
+    outbreak_day: int | None = None  # day index; default: both outbreaks' cases within the run
+    second_outbreak_community: str | None = DEFAULT_SECOND_OUTBREAK_COMMUNITY
+    second_outbreak_after: int = 3  # days after the first outbreak
     until: datetime | None = None  # nothing later than this is generated (e.g. now)
     timezone: str = "Asia/Shanghai"
-    # The response loop (needs ``outbreak``): the command centre declares a level for the
+    # The response loop (needs ``outbreak``): the command centre declares a level for each
     # outbreak community, pushes companion-verification tasks down one day, communities
     # report the results back through intake, the level is lifted after a quiet spell.
     loop: bool = False
     level: str = "red"  # the level declared the evening the outbreak's first cases are confirmed
-    companions_per_resident: float = 1.0  # times the district's population and ``scale``
+    companions_per_resident: float = 1.0  # per outbreak, times population × ``scale``
     companion_deadline_hours: int = 24
     late_task_share: float = 0.15  # of the tasks done: done after their deadline
     unreachable_share: float = 0.05
@@ -59,7 +77,7 @@ class SimulationConfig:
 
     @property
     def zone(self) -> ZoneInfo:
-        """The district's time zone (its day boundaries)."""
+        """The city's time zone (its day boundaries)."""
         return ZoneInfo(self.timezone)
 
     @property
@@ -71,12 +89,28 @@ class SimulationConfig:
 
     @property
     def outbreak_start(self) -> int:
-        """The day index on which the outbreak's first fevers appear."""
+        """The day index on which the (first) outbreak's first fevers appear: by default
+        5 days before the end, less the second outbreak's delay when there is one."""
         if self.outbreak_day is not None:
             return self.outbreak_day
-        return max(0, self.days - 5)
+        later = self.second_outbreak_after if self.second_outbreak_community else 0
+        return max(0, self.days - 5 - later)
+
+    @property
+    def outbreak_sites(self) -> tuple[tuple[str, int], ...]:
+        """Every outbreak as (community, day index of its first fevers), first one first."""
+        sites = [(self.outbreak_community, self.outbreak_start)]
+        second = self.second_outbreak_community
+        if second is not None and second != self.outbreak_community:
+            sites.append((second, self.outbreak_start + self.second_outbreak_after))
+        return tuple(sites)
 
     @property
     def companion_day(self) -> int:
-        """The day index on which the companion-verification tasks arrive."""
-        return self.outbreak_start + 3
+        """The day index on which the (first) outbreak's companion tasks arrive."""
+        return companion_day(self.outbreak_start)
+
+
+def companion_day(outbreak_start: int) -> int:
+    """The day index on which an outbreak's companion-verification tasks arrive."""
+    return outbreak_start + 3

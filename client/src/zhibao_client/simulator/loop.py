@@ -1,12 +1,13 @@
 """The response loop's steps and decisions (pure, seeded; no I/O).
 
-The command centre declares a level for the outbreak community (its playbook
+The command centre declares a level for each outbreak community (its playbook
 issues tasks), pushes companion-verification tasks down to several communities
 in one request, and lifts the level after a quiet spell. Each community decides
 per task whether, when and how it reports a result: most on time by a visit,
 some late, some unreachable or transferred by phone, a few not within the run.
-Tasks are named by a simulator key (``companion-17``, ``declared-0``); the
-response service's ids are only known at run time (:mod:`.command_centre`).
+Tasks are named by a simulator key (``companion-17``, ``declared-0``; a later
+outbreak's prefixed, ``outbreak2-companion-17``); the response service's ids are
+only known at run time (:mod:`.command_centre`).
 """
 
 from __future__ import annotations
@@ -63,13 +64,17 @@ class TaskPlan:
 
 @dataclass(frozen=True)
 class DeclareLevel:
-    """The command centre declares (or, with level ``none``, lifts) a unit's level."""
+    """The command centre declares (or, with level ``none``, lifts) a unit's level.
+
+    The playbook's tasks are known to the simulator as ``<tasks_key>-<n>``.
+    """
 
     when: datetime
     unit: str
     level: str
     reason: str
     compounds: tuple[str, ...] = ()
+    tasks_key: str = "declared"
 
 
 @dataclass(frozen=True)
@@ -168,9 +173,13 @@ def companion_tasks(
     config: SimulationConfig,
     communities: list[Community],
     issued: datetime,
+    outbreak: str | None = None,
+    prefix: str = "",
 ) -> list[TaskPlan]:
-    """The companions to verify, spread over the communities (most near the outbreak)."""
-    weights = [c.population * _nearness(c.code, config.outbreak_community) for c in communities]
+    """The companions to verify, spread over the communities (most near the outbreak:
+    ``outbreak``, by default the first one); keys ``<prefix>companion-<n>``."""
+    site = outbreak or config.outbreak_community
+    weights = [c.population * _nearness(c.code, site) for c in communities]
     due = issued + timedelta(hours=config.companion_deadline_hours)
     plans = []
     for n in range(companion_count(config, communities)):
@@ -185,7 +194,7 @@ def companion_tasks(
         }
         plans.append(
             TaskPlan(
-                f"companion-{n}",
+                f"{prefix}companion-{n}",
                 community.code,
                 COMPANION_KIND,
                 due,

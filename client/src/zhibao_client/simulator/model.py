@@ -1,13 +1,14 @@
-"""A deterministic model of the sample district's reporting traffic.
+"""A deterministic model of the sample city's reporting traffic.
 
 Per community and simulated day: screenings at gates, building doors and by
 self-report in proportion to the population (times ``scale``), a background
 fever rate, returnees from risk areas put in home isolation, occasional
 suspected cases (most excluded a day or two later, a few confirmed, whose
 close contacts go into isolation with daily checks, a few missed), and a daily
-report closing the day (a few late, one community that goes silent). With
-``outbreak``, a fever cluster in one building becomes confirmed cases over
-several days. Everything comes from one seeded random generator, consumed in
+report closing the day from every community (a few late, one community that
+goes silent). With ``outbreak``, a fever cluster in one building becomes
+confirmed cases over several days, in Jinfeng and, a few days later, in a
+second district. Everything comes from one seeded random generator, consumed in
 a fixed order: the same config gives the same events.
 
 ``Simulation(config).events()`` yields reported events (CloudEvents dicts) in
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from zhibao_client.simulator.config import SimulationConfig
+from zhibao_client.simulator.config import SimulationConfig, companion_day
 from zhibao_client.simulator.loop import (
     DECLARED_DECISIONS,
     LIFTED,
@@ -38,6 +39,7 @@ from zhibao_client.simulator.loop import (
     declared_decisions,
     transfer_target,
 )
+from zhibao_client.simulator.outbreak import Outbreak
 from zhibao_client.simulator.people import Community
 from zhibao_client.simulator.truth import (
     FEVER_C,
@@ -79,7 +81,7 @@ class _Planned:
 
 
 class Simulation:
-    """The district model. Iterate :meth:`events`; read :attr:`truth` afterwards."""
+    """The city model. Iterate :meth:`events`; read :attr:`truth` afterwards."""
 
     def __init__(self, config: SimulationConfig, registry: Registry | None = None) -> None:
         self.config = config
@@ -88,9 +90,7 @@ class Simulation:
         self._registry = registry
         wanted = config.communities
         units = [
-            u
-            for u in registry.communities_under(config.district)
-            if wanted is None or u.code in wanted
+            u for u in registry.communities_under(config.area) if wanted is None or u.code in wanted
         ]
         self.communities = [Community.of(i, u) for i, u in enumerate(units)]
         self._by_code = {c.code: c for c in self.communities}
@@ -102,11 +102,12 @@ class Simulation:
         # the response loop draws from its own generator: the traffic is the same without it
         self._loop_rng = random.Random(f"loop-{config.seed}")
         self._steps = 0
-        self._case_days: set[int] = set()  # days with a new case in the outbreak community
-        self._declared_day: int | None = None
-        self._lifted = False
-        self._point: tuple[str, str] | None = None  # the epidemic point (community, compound)
-        self._point_lifted = False
+        self._outbreaks = [
+            Outbreak.numbered(n, code, start)
+            for n, (code, start) in enumerate(config.outbreak_sites)
+            if config.outbreak and code in self._by_code
+        ]
+        self._outbreak_at = {o.community: o for o in self._outbreaks}
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -134,9 +135,16 @@ class Simulation:
             pass
         return fresh.truth
 
-    def case_days(self) -> list[int]:
-        """The days (indexes) with a new case in the outbreak community, as generated so far."""
-        return sorted(self._case_days)
+    def case_days(self, community: str | None = None) -> list[int]:
+        """The days (indexes) with a new case in an outbreak community (by default the
+        first outbreak's), as generated so far."""
+        outbreak = self._outbreak_at.get(community or self.config.outbreak_community)
+        return sorted(outbreak.case_days) if outbreak else []
+
+    @property
+    def outbreaks(self) -> list[str]:
+        """The communities with an outbreak in this run, first one first."""
+        return [o.community for o in self._outbreaks]
 
     def day(self, index: int) -> date:
         """The local date of a day index."""
@@ -145,12 +153,15 @@ class Simulation:
     # ---- one day ----------------------------------------------------------------------------
 
     def _plan_day(self, index: int) -> None:
-        if self.config.outbreak and index == self.config.outbreak_start:
-            self._plan_outbreak(index)
-        if self._point_due(index):
-            self._lift_point(index)
-        if self._quiet_for_lifting(index):
-            self._lift(index)
+        quiet = self.config.quiet_days_to_lift
+        for outbreak in self._outbreaks:
+            if index == outbreak.start:
+                self._plan_outbreak(outbreak, index)
+        for outbreak in self._outbreaks:
+            if outbreak.point_due(index, quiet):
+                self._lift_point(outbreak, index)
+            if outbreak.level_due(index, quiet):
+                self._lift(outbreak, index)
         for community in self.communities:
             if self._silent(community, index):
                 self.truth.expected_alerts.append(
@@ -251,8 +262,9 @@ class Simulation:
             "compound": compound,
             "building": building,
         }
-        if community.code == self.config.outbreak_community and kind in _NEW_CASES:
-            self._case_days.add(self._index(when))
+        outbreak = self._outbreak_at.get(community.code)
+        if outbreak is not None and kind in _NEW_CASES:
+            outbreak.case_days.add(self._index(when))
         fact = Fact("case", community.code, classification=kind)
         self._emit(
             when, f"/{community.code}/health-centre", "zhibao.case.v1", community, data, fact
@@ -332,10 +344,8 @@ class Simulation:
 
     # ---- the outbreak -----------------------------------------------------------------------
 
-    def _plan_outbreak(self, index: int) -> None:
-        community = self._by_code.get(self.config.outbreak_community)
-        if community is None:
-            return
+    def _plan_outbreak(self, outbreak: Outbreak, index: int) -> None:
+        community = self._by_code[outbreak.community]
         building = self._rng.randrange(community.buildings)
         residents = list(community.residents_of(building))
         sick = self._rng.sample(residents, min(len(residents), 12))
@@ -364,8 +374,8 @@ class Simulation:
                 self._confirm(community, person, self._at(index + offset, 11), "confirmed")
         self._breach(community, sick[11], index + 3)
         if self.config.loop:
-            self._declare(community, compound, self._at(index + 2, 18))
-            self._push_companions(self._at(self.config.companion_day, 8))
+            self._declare(outbreak, compound, self._at(index + 2, 18))
+            self._push_companions(outbreak, self._at(companion_day(outbreak.start), 8))
 
     def _breach(self, community: Community, person: int, index: int) -> None:
         when = self._at(index, 15)
@@ -375,50 +385,37 @@ class Simulation:
 
     # ---- the response loop -------------------------------------------------------------------
 
-    def _declare(self, community: Community, compound: str, when: datetime) -> None:
+    def _declare(self, outbreak: Outbreak, compound: str, when: datetime) -> None:
         reason = "building outbreak: confirmed cases"
-        level = self.config.level
-        self._step(when, DeclareLevel(when, community.code, level, reason, (compound,)))
-        self._step(when, DeclarePoint(when, community.code, compound, "confirmed cases"))
-        self._point = (community.code, compound)
-        self._declared_day = self._index(when)
+        unit, key = outbreak.community, outbreak.tasks_key
+        level = DeclareLevel(when, unit, self.config.level, reason, (compound,), key)
+        self._step(when, level)
+        self._step(when, DeclarePoint(when, unit, compound, "confirmed cases"))
+        outbreak.point = compound
+        outbreak.declared_day = self._index(when)
         for ordinal, decision in enumerate(declared_decisions(self._loop_rng, self.config)):
             if decision.outcome is not None:
                 moment = when + timedelta(hours=decision.hours)
-                result = ReportResult(
-                    moment, f"declared-{ordinal}", community.code, "done", "visit"
-                )
+                result = ReportResult(moment, f"{key}-{ordinal}", unit, "done", "visit")
                 self._step(moment, result)
 
-    def _quiet_for_lifting(self, index: int) -> bool:
-        if self._declared_day is None or self._lifted or index <= self._declared_day:
-            return False
-        last = max({self._declared_day} | {d for d in self._case_days if d <= index})
-        return index - last > self.config.quiet_days_to_lift
-
-    def _point_due(self, index: int) -> bool:
-        """The point's planned lifting day: ``quiet_days_to_lift`` after its last case."""
-        if self._point is None or self._point_lifted or self._declared_day is None:
-            return False
-        last = max({self._declared_day} | {d for d in self._case_days if d <= index})
-        return index - last >= self.config.quiet_days_to_lift
-
-    def _lift_point(self, index: int) -> None:
-        assert self._point is not None
-        self._point_lifted = True
+    def _lift_point(self, outbreak: Outbreak, index: int) -> None:
+        assert outbreak.point is not None
+        outbreak.point_lifted = True
         when = self._at(index, 9)
         reason = f"{self.config.quiet_days_to_lift} days after the last case: lifted on schedule"
-        self._step(when, LiftPoint(when, *self._point, reason))
+        self._step(when, LiftPoint(when, outbreak.community, outbreak.point, reason))
 
-    def _lift(self, index: int) -> None:
-        self._lifted = True
+    def _lift(self, outbreak: Outbreak, index: int) -> None:
+        outbreak.lifted = True
         when = self._at(index, 10)
         reason = f"{self.config.quiet_days_to_lift} days without a new case"
-        self._step(when, DeclareLevel(when, self.config.outbreak_community, LIFTED, reason))
+        self._step(when, DeclareLevel(when, outbreak.community, LIFTED, reason))
 
-    def _push_companions(self, when: datetime) -> None:
+    def _push_companions(self, outbreak: Outbreak, when: datetime) -> None:
         cfg, rng = self.config, self._loop_rng
-        plans = companion_tasks(rng, cfg, self.communities, when)
+        site, prefix = outbreak.community, outbreak.prefix
+        plans = companion_tasks(rng, cfg, self.communities, when, site, prefix)
         if not plans:
             return
         self._step(when, IssueTasks(when, tuple(plans)))
@@ -456,11 +453,11 @@ class Simulation:
             self.truth.levels.append((step.when, step.unit, step.level))
             if step.level == LIFTED:
                 for task in tasks.values():
-                    if task.declared and task.open:
+                    if task.declared and task.open and task.unit == step.unit:
                         task.state = "cancelled"
                 return
             for ordinal in range(DECLARED_DECISIONS):
-                key = f"declared-{ordinal}"
+                key = f"{step.tasks_key}-{ordinal}"
                 tasks[key] = ExpectedTask(key, "playbook", step.unit, None, declared=True)
         elif isinstance(step, IssueTasks):
             for plan in step.tasks:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from zhibao_client.client import Rejection, ZhibaoClient
+from zhibao_client.client import Rejection, SubmitReport, ZhibaoClient
 from zhibao_client.simulator.command_centre import CommandCentre
 from zhibao_client.simulator.loop import (
     DeclareLevel,
@@ -20,6 +20,13 @@ from zhibao_client.simulator.loop import (
     LoopStep,
     ReportResult,
 )
+
+#: The response service answers an issue before its outbox announces the tasks on the
+#: stream, and intake refuses a result for a task it has not seen announced as unknown.
+#: An unpaced run reports results moments after the issue: those are sent again, every
+#: ``RESULT_RETRY_S`` for up to ``RESULT_RETRIES`` times, before they count as refused.
+RESULT_RETRY_S = 0.2
+RESULT_RETRIES = 50
 
 
 @dataclass
@@ -104,7 +111,8 @@ def run(
             if event is not None:
                 pending.append(event)
     _flush(client, pending, progress, on_progress)
-    _record(progress, client.drain_until_empty(max_wait_s=drain_wait_s), on_progress)
+    drained = client.drain_until_empty(max_wait_s=drain_wait_s)
+    _record(progress, _resend_early_results(client, drained), on_progress)
     return progress
 
 
@@ -124,7 +132,8 @@ def _act(
     if isinstance(step, DeclareLevel):
 
         def deliver_pending() -> None:
-            _record(progress, client.drain_until_empty(max_wait_s=drain_wait_s), on_progress)
+            drained = client.drain_until_empty(max_wait_s=drain_wait_s)
+            _record(progress, _resend_early_results(client, drained), on_progress)
 
         centre.declare(step, before=deliver_pending)
         progress.levels = centre.levels
@@ -147,9 +156,31 @@ def _flush(
         return
     progress.sent += len(pending)
     progress.by_type.update(e["type"] for e in pending)
-    report = client.submit(pending)
+    report = _resend_early_results(client, client.submit(pending))
     pending.clear()
     _record(progress, report, on_progress)
+
+
+def _early_result(rejection: Rejection) -> bool:
+    event = rejection.event
+    return (
+        rejection.code == "unknown_task"
+        and isinstance(event, dict)
+        and event.get("type") == "zhibao.task_result.v1"
+    )
+
+
+def _resend_early_results(client: ZhibaoClient, report: SubmitReport) -> SubmitReport:
+    """``report`` with the results refused as of an unknown task sent again until the
+    task is known (or the retries are used up: then they stay refused)."""
+    for _attempt in range(RESULT_RETRIES):
+        early = [r.event for r in report.rejected if _early_result(r)]
+        if not early:
+            break
+        time.sleep(RESULT_RETRY_S)
+        report.rejected = [r for r in report.rejected if not _early_result(r)]
+        report.add(client.submit(early))
+    return report
 
 
 def _record(

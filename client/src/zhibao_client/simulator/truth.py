@@ -94,9 +94,10 @@ class GroundTruth:
     points: list[tuple[datetime, str, str, str]] = field(default_factory=list)
     tasks: dict[str, ExpectedTask] = field(default_factory=dict)
 
-    def keep_declared(self, issued: int) -> None:
-        """The service's playbook issued ``issued`` tasks: forget the model's other ordinals."""
-        for key in [k for k, t in self.tasks.items() if t.declared]:
+    def keep_declared(self, issued: int, unit: str) -> None:
+        """The service's playbook issued ``issued`` tasks for ``unit``'s level: forget the
+        model's other ordinals of that level."""
+        for key in [k for k, t in self.tasks.items() if t.declared and t.unit == unit]:
             if int(key.rsplit("-", 1)[1]) >= issued:
                 del self.tasks[key]
 
