@@ -7,17 +7,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from zhibao_alerts.config_files import Watched
-from zhibao_alerts.domain.config import OnCall, Severity
+from zhibao_alerts.domain.config import GRID_STEP, OnCall, Severity
 from zhibao_shared.hierarchy import Level, load_registry, unit_at
 
 AT = datetime(2026, 3, 4, 12, tzinfo=UTC)
 
 
 def paged(oncall: OnCall, community: str, severity: Severity) -> list[set[str]]:
-    """Who each escalation step pages for an alert of ``community`` (as raising.py asks)."""
+    """Who each unit step pages for an alert of ``community`` (as raising.py asks).
+
+    The grid step is left out: it pages the grid's worker from the places registry, and
+    only for alerts about a place in a grid.
+    """
     return [
         {p.name for p in oncall.people_for(unit_at(community, step.level), AT)}
         for step in oncall.escalation[severity].steps
+        if step.level != GRID_STEP
     ]
 
 
