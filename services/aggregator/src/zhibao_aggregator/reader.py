@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,12 +15,22 @@ from zhibao_aggregator.domain.risk import NationalRule2020, ZoningRule
 from zhibao_aggregator.domain.rollup import CounterSnapshot, UnitContext, figures
 from zhibao_aggregator.domain.tasks import DayBounds
 from zhibao_aggregator.storage import levels, places, points, queries, task_queries
+from zhibao_aggregator.storage.read_connections import ReadConnections
 from zhibao_shared.hierarchy import CODE_LENGTH, Level, Registry, Unit
 
 SERIES_METRICS = frozenset((*m.FLOWS, *m.STOCKS, *m.RELEASES_DUE))
 #: At most this many overdue tasks are listed per street (the count is always complete).
 OVERDUE_LISTED = 100
 Figures = dict[str, int | float | str | None]
+
+
+def _common_prefix(codes: list[str]) -> str:
+    """The longest prefix of every code (points under it are the only ones the codes use)."""
+    first, last = min(codes, default=""), max(codes, default="")
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
 
 
 class UnknownUnit(LookupError):
@@ -49,6 +59,10 @@ class RollupReader:
     risk: ZoningRule
     report_due_after: Any
     point_lift_days: int = 14
+    connections: ReadConnections = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connections = ReadConnections(self.engine)
 
     def unit(self, code: str) -> Unit:
         """The unit, or :class:`UnknownUnit`."""
@@ -77,11 +91,11 @@ class RollupReader:
             code: self.registry.count_communities_under(self.unit(code).code) for code in codes
         }
         end_of_day = self.calendar.start_of(day + timedelta(days=1))
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             snaps = await queries.snapshots(conn, expected, day, self.risk.window_days)
             snaps = await self._with_clusters(conn, snaps, day)
             declared = await levels.declared_levels(conn, codes, end_of_day)
-            statuses = await self._point_statuses(conn, "", day)
+            statuses = await self._point_statuses(conn, _common_prefix(codes), day)
             tasks = await task_queries.task_figures(conn, codes, self.day_bounds(day))
         not_yet_due = self._reports_not_yet_due(day)
         out: dict[str, Figures] = {}
@@ -103,7 +117,7 @@ class RollupReader:
         """The unit's overdue tasks on ``day`` per street (ids, communities, kinds, due times)."""
         unit = self.unit(code)
         bounds = self.day_bounds(day)
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             found = await task_queries.overdue_tasks(conn, code, bounds)
         grouped = task_queries.by_street(found, CODE_LENGTH[Level.STREET])
         streets = []
@@ -149,7 +163,7 @@ class RollupReader:
     async def points(self, code: str, day: date) -> list[dict[str, object]]:
         """Every epidemic point under the unit as it stands at the end of ``day``."""
         self.unit(code)
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             return [pt.as_json(s) for s in await self._point_statuses(conn, code, day)]
 
     async def isolation_releases(self, code: str, first: date, last: date) -> dict[str, Any]:
@@ -157,7 +171,7 @@ class RollupReader:
         and how many are overdue (planned end passed, no end event) today."""
         self.unit(code)
         today = self.calendar.today(datetime.now(UTC))
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             by_kind = {
                 kind: await queries.series(conn, code, m.release_due_metric(kind), first, last)
                 for kind in m.ISOLATION_KINDS
@@ -202,13 +216,13 @@ class RollupReader:
     async def series(self, code: str, metric: str, first: date, last: date) -> dict[date, int]:
         """A daily series of a stored metric."""
         self.unit(code)
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             return await queries.series(conn, code, metric, first, last)
 
     async def completeness(self, code: str, day: date) -> dict[str, Any]:
         """Which communities under the unit reported for ``day``, on time or late, and which not."""
         self.unit(code)
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             reports = await queries.reports_for(conn, code, day)
         rows = []
         for community in self.registry.communities_under(code):

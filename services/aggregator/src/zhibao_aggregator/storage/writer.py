@@ -12,13 +12,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import contributions as c
+from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.corrections import footprint
 from zhibao_aggregator.storage.corrections import (
@@ -40,6 +42,7 @@ from zhibao_aggregator.storage.facts import as_utc as as_utc
 from zhibao_aggregator.storage.tables import (
     applied_events,
     case_facts,
+    counter_totals,
     counters,
     daily_reports,
     isolation_facts,
@@ -275,6 +278,7 @@ async def _reports(
 
 
 async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, date, str]]) -> None:
+    """Add the changes to the per-day counters and the summed metrics' totals."""
     if not rolled:
         return
     # A fixed order keeps row locks ordered (no deadlocks between partitioned instances).
@@ -282,11 +286,32 @@ async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, dat
         {"unit": unit, "day": day, "metric": metric, "value": value}
         for (unit, day, metric), value in sorted(rolled.items())
     ]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(counters)
-    upsert = statement.on_conflict_do_update(
-        index_elements=[counters.c.unit, counters.c.metric, counters.c.day],
-        set_={"value": counters.c.value + statement.excluded.value},
-    )
+    totals: Counter[tuple[str, str]] = Counter()
+    for (unit, _day, metric), value in rolled.items():
+        if metric in _SUMMED:
+            totals[(unit, metric)] += value
     for start in range(0, len(rows), CHUNK):
-        await conn.execute(upsert, rows[start : start + CHUNK])
+        await conn.execute(_upsert(conn.dialect.name, counters), rows[start : start + CHUNK])
+    summed = [
+        {"unit": unit, "metric": metric, "value": value}
+        for (unit, metric), value in sorted(totals.items())
+        if value != 0
+    ]
+    for start in range(0, len(summed), CHUNK):
+        chunk = summed[start : start + CHUNK]
+        await conn.execute(_upsert(conn.dialect.name, counter_totals), chunk)
+
+
+_SUMMED = frozenset(m.SUMMED)
+
+
+@cache
+def _upsert(dialect_name: str, table: Table) -> Any:
+    """``INSERT ... ON CONFLICT (primary key) DO UPDATE SET value = value + excluded.value``
+    (built once per dialect and table)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={"value": table.c.value + statement.excluded.value},
+    )
