@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nats
@@ -43,6 +43,7 @@ from zhibao_aggregator.quality_reader import AuditRejections, QualityReader
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_aggregator.storage.replay import read_indexes_deferred, replay_engine
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
 from zhibao_aggregator.storage.task_tables import task_facts
 from zhibao_aggregator.storage.templates import report_templates
@@ -444,7 +445,7 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
     """
     url = settings.database_url()
     await migrate(url)
-    engine = make_engine(url)
+    engine = replay_engine(url)
     client = await nats.connect(nats_servers(settings.nats_url))
     try:
         js = client.jetstream()
@@ -459,15 +460,17 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
         await _empty_database(engine, force=force, before_wipe=drop_consumers)
         counted: list[int] = []
         handler = ApplyBatch(engine, rules(settings), _counting(counted))
-        consumer = BatchConsumer(js, consumer_spec(settings), handler, settings)
-        await consumer.start()
-        await consumer.run_until_caught_up()
-        calendar = Calendar.named(settings.timezone)
-        apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
-        await task_consumer.replay(js, settings, apply_tasks)
-        feed = levels_feed(settings, js, engine)
-        await feed.start()
-        await feed.run_until_caught_up()
+        spec = replace(consumer_spec(settings), batch_size=settings.aggregator_rebuild_batch_size)
+        consumer = BatchConsumer(js, spec, handler, settings)
+        async with read_indexes_deferred(engine):
+            await consumer.start()
+            await consumer.run_until_caught_up()
+            calendar = Calendar.named(settings.timezone)
+            apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
+            await task_consumer.replay(js, settings, apply_tasks)
+            feed = levels_feed(settings, js, engine)
+            await feed.start()
+            await feed.run_until_caught_up()
         return consumer.stats.events
     finally:
         await client.close()
