@@ -311,6 +311,9 @@ class Aggregator:
         await stop_broker(self.broker)
         log.info("aggregator_disconnected")
         await self.engine.dispose()
+        self.reader.connections.dispose()
+        if self.consumer is not None and isinstance(self.consumer.handler, ApplyBatch):
+            self.consumer.handler.close()
         log.info("aggregator_stopped")
 
 
@@ -471,6 +474,7 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
             feed = levels_feed(settings, js, engine)
             await feed.start()
             await feed.run_until_caught_up()
+        handler.close()
         return consumer.stats.events
     finally:
         await client.close()

@@ -27,6 +27,10 @@ class ApplyBatch:
         self._rules = rules
         self._on_committed = on_committed
 
+    def close(self) -> None:
+        """Close the handler's own (direct SQLite) connections."""
+        self._transactions.dispose()
+
     async def __call__(self, batch: Sequence[Delivery]) -> None:
         """Apply and commit ``batch`` (raises, so the consumer naks, if anything fails)."""
         started = time.perf_counter()
