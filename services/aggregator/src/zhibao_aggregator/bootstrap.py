@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nats
@@ -48,6 +48,7 @@ from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.registered_places import grid_workload
 from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_aggregator.storage.replay import read_indexes_deferred, replay_engine
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
 from zhibao_aggregator.storage.task_tables import task_facts
 from zhibao_aggregator.storage.templates import report_templates
@@ -320,6 +321,9 @@ class Aggregator:
         await stop_broker(self.broker)
         log.info("aggregator_disconnected")
         await self.engine.dispose()
+        self.reader.connections.dispose()
+        if self.consumer is not None and isinstance(self.consumer.handler, ApplyBatch):
+            self.consumer.handler.close()
         log.info("aggregator_stopped")
 
 
@@ -457,7 +461,7 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
     """
     url = settings.database_url()
     await migrate(url)
-    engine = make_engine(url)
+    engine = replay_engine(url)
     client = await nats.connect(nats_servers(settings.nats_url))
     try:
         js = client.jetstream()
@@ -472,15 +476,18 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
         await _empty_database(engine, force=force, before_wipe=drop_consumers)
         counted: list[int] = []
         handler = ApplyBatch(engine, rules(settings), _counting(counted))
-        consumer = BatchConsumer(js, consumer_spec(settings), handler, settings)
-        await consumer.start()
-        await consumer.run_until_caught_up()
-        calendar = Calendar.named(settings.timezone)
-        apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
-        await task_consumer.replay(js, settings, apply_tasks)
-        feed = levels_feed(settings, js, engine)
-        await feed.start()
-        await feed.run_until_caught_up()
+        spec = replace(consumer_spec(settings), batch_size=settings.aggregator_rebuild_batch_size)
+        consumer = BatchConsumer(js, spec, handler, settings)
+        async with read_indexes_deferred(engine):
+            await consumer.start()
+            await consumer.run_until_caught_up()
+            calendar = Calendar.named(settings.timezone)
+            apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
+            await task_consumer.replay(js, settings, apply_tasks)
+            feed = levels_feed(settings, js, engine)
+            await feed.start()
+            await feed.run_until_caught_up()
+        handler.close()
         return consumer.stats.events
     finally:
         await client.close()

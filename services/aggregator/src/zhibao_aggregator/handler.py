@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.metrics import COMMIT_SECONDS, DUPLICATES_SKIPPED, EVENTS_APPLIED
+from zhibao_aggregator.storage.direct import DirectTransactions
 from zhibao_aggregator.storage.writer import Applied, Rules, apply_batch
 from zhibao_shared.consumer import Delivery
 
@@ -22,15 +23,20 @@ class ApplyBatch:
     """Applies each batch in one transaction; returns only after the commit."""
 
     def __init__(self, engine: AsyncEngine, rules: Rules, on_committed: Changed) -> None:
-        self._engine = engine
+        self._transactions = DirectTransactions(engine)
         self._rules = rules
         self._on_committed = on_committed
+
+    def close(self) -> None:
+        """Close the handler's own (direct SQLite) connections."""
+        self._transactions.dispose()
 
     async def __call__(self, batch: Sequence[Delivery]) -> None:
         """Apply and commit ``batch`` (raises, so the consumer naks, if anything fails)."""
         started = time.perf_counter()
-        async with self._engine.begin() as conn:
-            result: Applied = await apply_batch(conn, batch, self._rules)
+        result: Applied = await self._transactions.run(
+            lambda conn: apply_batch(conn, batch, self._rules)
+        )
         COMMIT_SECONDS.observe(time.perf_counter() - started)
         for kind, count in result.by_type.items():
             EVENTS_APPLIED.labels(kind).inc(count)

@@ -18,6 +18,7 @@ from zhibao_aggregator.domain.rollup import CounterSnapshot, UnitContext, figure
 from zhibao_aggregator.domain.tasks import DayBounds
 from zhibao_aggregator.domain.workload import GridWorkload
 from zhibao_aggregator.storage import care, levels, places, points, queries, task_queries
+from zhibao_aggregator.storage.read_connections import ReadConnections
 from zhibao_shared.hierarchy import CODE_LENGTH, Level, Registry, Unit
 from zhibao_shared.places import Places
 
@@ -35,6 +36,15 @@ def scalars(found: Figures) -> Scalars:
     """The figures without the mappings (``key_persons``): what reports, templates and
     public releases compute with."""
     return {name: value for name, value in found.items() if not isinstance(value, dict)}
+
+
+def _common_prefix(codes: list[str]) -> str:
+    """The longest prefix of every code (points under it are the only ones the codes use)."""
+    first, last = min(codes, default=""), max(codes, default="")
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
 
 
 class UnknownUnit(LookupError):
@@ -66,6 +76,10 @@ class RollupReader:
     #: The places registered below communities (None: none), and grid workload per unit.
     places: Places | None = None
     workload: dict[str, GridWorkload] = field(default_factory=dict)
+    connections: ReadConnections = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connections = ReadConnections(self.engine)
 
     def unit(self, code: str) -> Unit:
         """The unit, or :class:`UnknownUnit`."""
@@ -99,11 +113,11 @@ class RollupReader:
             code: self.registry.count_communities_under(self.unit(code).code) for code in codes
         }
         end_of_day = self.calendar.start_of(day + timedelta(days=1))
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             snaps = await queries.snapshots(conn, expected, day, self.risk.window_days)
             snaps = await self._with_clusters(conn, snaps, day)
             declared = await levels.declared_levels(conn, codes, end_of_day)
-            statuses = await self._point_statuses(conn, "", day)
+            statuses = await self._point_statuses(conn, _common_prefix(codes), day)
             tasks = await task_queries.task_figures(conn, codes, self.day_bounds(day))
             registered = await care.key_person_counts(conn, codes)
         not_yet_due = self._reports_not_yet_due(day)
@@ -141,7 +155,7 @@ class RollupReader:
         """The unit's overdue tasks on ``day`` per street (ids, communities, kinds, due times)."""
         unit = self.unit(code)
         bounds = self.day_bounds(day)
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             found = await task_queries.overdue_tasks(conn, code, bounds)
         grouped = task_queries.by_street(found, CODE_LENGTH[Level.STREET])
         streets = []
@@ -189,7 +203,7 @@ class RollupReader:
     async def points(self, code: str, day: date) -> list[dict[str, object]]:
         """Every epidemic point under the unit as it stands at the end of ``day``."""
         self.unit(code)
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             return [pt.as_json(s) for s in await self._point_statuses(conn, code, day)]
 
     async def isolation_releases(self, code: str, first: date, last: date) -> dict[str, Any]:
@@ -197,7 +211,7 @@ class RollupReader:
         and how many are overdue (planned end passed, no end event) today."""
         self.unit(code)
         today = self.calendar.today(datetime.now(UTC))
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             by_kind = {
                 kind: await queries.series(conn, code, m.release_due_metric(kind), first, last)
                 for kind in m.ISOLATION_KINDS
@@ -242,13 +256,13 @@ class RollupReader:
     async def series(self, code: str, metric: str, first: date, last: date) -> dict[date, int]:
         """A daily series of a stored metric."""
         self.unit(code)
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             return await queries.series(conn, code, metric, first, last)
 
     async def completeness(self, code: str, day: date) -> dict[str, Any]:
         """Which communities under the unit reported for ``day``, on time or late, and which not."""
         self.unit(code)
-        async with self.engine.connect() as conn:
+        async with self.connections.connect() as conn:
             reports = await queries.reports_for(conn, code, day)
         rows = []
         for community in self.registry.communities_under(code):

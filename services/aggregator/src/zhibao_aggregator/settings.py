@@ -34,6 +34,13 @@ class AggregatorSettings(ServiceSettings):
     )
     aggregator_durable: str = Field(default="aggregator", pattern=r"^[A-Za-z0-9_-]+$")
     aggregator_batch_size: int = Field(default=500, gt=0, le=5000)
+    aggregator_rebuild_batch_size: int = Field(
+        default=5000,
+        gt=0,
+        le=20000,
+        description="Events per transaction of a rebuild (larger than live: nobody waits "
+        "for a rebuild's events to become visible one batch at a time)",
+    )
     aggregator_max_deliver: int = Field(default=5, ge=2)
     aggregator_ack_wait_s: float = Field(
         default=30.0,

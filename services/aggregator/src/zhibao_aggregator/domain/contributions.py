@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain.calendar import Calendar
@@ -196,8 +197,10 @@ def daily_report(
     return out
 
 
+@cache
 def units_of(community: str) -> tuple[str, ...]:
-    """The community and every unit above it up to the province (codes nest by prefix)."""
+    """The community and every unit above it up to the province (codes nest by prefix;
+    remembered: a batch asks for the same few thousand communities again and again)."""
     return ancestors(community)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,18 +37,27 @@ async def store_levels(conn: AsyncConnection, messages: list[LevelMessage]) -> N
     await conn.execute(statement, sorted(rows.values(), key=lambda r: str(r["declaration"])))
 
 
+def _levels_statement() -> Select[Any]:
+    t = level_declarations.c
+    return select(t.unit, t.number, t.level).where(
+        t.unit.in_(bindparam("units", expanding=True)),
+        t.declared_at < bindparam("before", type_=t.declared_at.type),
+    )
+
+
+#: Built once (a read binds the units and the moment).
+_LEVELS = _levels_statement()
+
+
 async def declared_levels(
     conn: AsyncConnection, units: list[str], before: datetime
 ) -> dict[str, str | None]:
     """Each unit's level in force at ``before`` (the declaration with the highest number
     made before it); units without one are absent."""
-    t = level_declarations.c
     found: dict[str, tuple[int, str | None]] = {}
     for start in range(0, len(units), _CHUNK):
-        query = select(t.unit, t.number, t.level).where(
-            t.unit.in_(units[start : start + _CHUNK]), t.declared_at < before.astimezone(UTC)
-        )
-        for unit, number, level in (await conn.execute(query)).all():
+        params = {"units": units[start : start + _CHUNK], "before": before.astimezone(UTC)}
+        for unit, number, level in (await conn.execute(_LEVELS, params)).all():
             if unit not in found or number > found[unit][0]:
                 found[unit] = (int(number), level)
     return {unit: level for unit, (_n, level) in found.items()}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -52,10 +53,18 @@ async def store_points(conn: AsyncConnection, messages: list[PointMessage]) -> N
     await conn.execute(upsert, [rows[k] for k in sorted(rows)])
 
 
+def _all_points_statement() -> Select[Any]:
+    t = epidemic_points.c
+    prefix = bindparam("prefix", type_=String)
+    return select(epidemic_points).where(t.unit.startswith(prefix)).order_by(t.start, t.point)
+
+
+#: Built once (a read binds the prefix): building the expression cost more than the lookup.
+_ALL_POINTS = _all_points_statement()
+
+
 async def all_points(conn: AsyncConnection, prefix: str = "") -> list[Point]:
     """Every point in units starting with ``prefix``."""
-    t = epidemic_points.c
-    query = select(epidemic_points).where(t.unit.startswith(prefix)).order_by(t.start, t.point)
     return [
         Point(
             r["point"],
@@ -68,7 +77,7 @@ async def all_points(conn: AsyncConnection, prefix: str = "") -> list[Point]:
             as_utc(r["lifted_at"]) if r["lifted_at"] is not None else None,
             r["lifted_by"],
         )
-        for r in (await conn.execute(query)).mappings()
+        for r in (await conn.execute(_ALL_POINTS, {"prefix": prefix})).mappings()
     ]
 
 

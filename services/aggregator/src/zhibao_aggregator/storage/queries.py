@@ -2,39 +2,64 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Select, bindparam, case, func, select
+from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
+    Date,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain.rollup import CounterSnapshot
-from zhibao_aggregator.storage.tables import counters, daily_reports
+from zhibao_aggregator.storage.tables import counter_totals, counters, daily_reports
 from zhibao_aggregator.storage.writer import as_utc
 
 
-def _snapshot_statement() -> Select[Any]:
-    c = counters.c
+def _snapshot_statement() -> CompoundSelect[Any]:
+    """Four indexed reads in one round trip, each tagged with its part:
+
+    * ``d``: every counter row of the units from ``day`` on (the day's flows, and the
+      rows after it that the totals hold but a figure of ``day`` must not);
+    * ``t``: the running totals of the summed metrics;
+    * ``w``: new confirmed cases in the risk window before ``day``;
+    * ``l``: the last day up to ``day`` with a new confirmed case.
+
+    Each is a primary-key or ``(unit, day)`` range: the work does not grow with the
+    length of the history (``l`` reads the days with new confirmed cases only).
+    """
+    c, t = counters.c, counter_totals.c
+    units: BindParameter[str] = bindparam("units", expanding=True)
     day = bindparam("day", type_=Date)
-    return (
-        select(
-            c.unit,
-            c.metric,
-            func.sum(case((c.day == day, c.value), else_=0)),
-            func.sum(c.value),
-            func.max(case((c.value > 0, c.day))),
-            func.sum(case((c.day > bindparam("window_start", type_=Date), c.value), else_=0)),
-            func.count(case((c.day == day, 1))),
-        )
-        .where(c.unit.in_(bindparam("units", expanding=True)), c.day <= day)
-        .group_by(c.unit, c.metric)
+    confirmed = and_(c.unit.in_(units), c.metric == m.NEW_CONFIRMED)
+    return union_all(
+        select(literal_column("'d'"), c.unit, c.metric, c.day, c.value).where(
+            c.unit.in_(units), c.day >= day
+        ),
+        select(literal_column("'t'"), t.unit, t.metric, null(), t.value).where(t.unit.in_(units)),
+        select(literal_column("'w'"), c.unit, c.metric, c.day, c.value).where(
+            confirmed, c.day > bindparam("window_start", type_=Date), c.day < day
+        ),
+        select(literal_column("'l'"), c.unit, c.metric, func.max(c.day), literal_column("0"))
+        .where(confirmed, c.day <= day, c.value > 0)
+        .group_by(c.unit, c.metric),
     )
 
 
 #: Built once: a read only binds parameters (the statement's compiled form is cached).
 _SNAPSHOT = _snapshot_statement()
-_UNITS_PER_QUERY = 500
+_UNITS_PER_QUERY = 250
 
 
 async def snapshots(
@@ -42,48 +67,56 @@ async def snapshots(
 ) -> dict[str, CounterSnapshot]:
     """Every listed unit's figures on one day (``expected``: unit -> communities under it).
 
-    One grouped pass over the units' counter rows up to ``day`` (primary-key
-    ranges: units x metrics x days, independent of how many events were
-    counted) yields per unit and metric the day's value, the running total,
-    the last day it was positive and its sum over the risk window.
+    One statement per chunk of units (see :func:`_snapshot_statement`): the day's
+    flows, the summed metrics as their totals less what came after the day, and
+    the new confirmed cases' last day and sum over the risk window.
     """
     units = list(expected)
-    by_unit: dict[str, list[Any]] = {unit: [] for unit in units}
+    parts: dict[str, _Parts] = {unit: _Parts() for unit in units}
     window_start = day - timedelta(days=window_days)
     for start in range(0, len(units), _UNITS_PER_QUERY):  # bound the bind parameters
         chunk = units[start : start + _UNITS_PER_QUERY]
         rows = await conn.execute(
             _SNAPSHOT, {"units": chunk, "day": day, "window_start": window_start}
         )
-        for row in rows.all():
-            by_unit[row[0]].append(row[1:])
-    return {unit: _snapshot(found, expected[unit]) for unit, found in by_unit.items()}
+        for part, unit, metric, found_day, value in rows.all():
+            parts[unit].add(part, metric, _as_date(found_day), int(value or 0), day)
+    return {unit: found.snapshot(expected[unit]) for unit, found in parts.items()}
 
 
-def _snapshot(rows: list[Any], expected: int) -> CounterSnapshot:
-    flows: dict[str, int] = {}
-    sums: dict[str, int] = {}
-    before = 0
+@dataclass
+class _Parts:
+    """What the snapshot statement returned for one unit."""
+
+    flows: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    later: Counter[str] = field(default_factory=Counter)
+    window: int = 0
     last: date | None = None
-    window = 0
-    for metric, today, total, last_positive, in_window, rows_today in rows:
-        if rows_today:
-            flows[metric] = int(today or 0)
-        if metric in m.SUMMED:
-            sums[metric] = int(total or 0)
-        if metric == m.IN_ISOLATION:
-            before = int(total or 0) - int(today or 0)
-        if metric == m.NEW_CONFIRMED:
-            last = _as_date(last_positive)
-            window = int(in_window or 0)
-    return CounterSnapshot(
-        flows=flows,
-        sums=sums,
-        in_isolation_day_before=before,
-        last_new_confirmed=last,
-        confirmed_in_window=window,
-        communities_expected=expected,
-    )
+
+    def add(self, part: str, metric: str, found: date | None, value: int, day: date) -> None:
+        if part == "t":
+            self.totals[metric] = value
+        elif part == "l":
+            self.last = found
+        elif part == "w":
+            self.window += value
+        elif found == day:
+            self.flows[metric] = value
+        else:
+            self.later[metric] += value
+
+    def snapshot(self, expected: int) -> CounterSnapshot:
+        sums = {metric: self.totals.get(metric, 0) - self.later[metric] for metric in m.SUMMED}
+        today = self.flows.get(m.IN_ISOLATION, 0)
+        return CounterSnapshot(
+            flows=self.flows,
+            sums=sums,
+            in_isolation_day_before=sums[m.IN_ISOLATION] - today,
+            last_new_confirmed=self.last,
+            confirmed_in_window=self.window + self.flows.get(m.NEW_CONFIRMED, 0),
+            communities_expected=expected,
+        )
 
 
 def _as_date(value: date | str | None) -> date | None:
@@ -95,12 +128,21 @@ def _as_date(value: date | str | None) -> date | None:
 async def _sums(
     conn: AsyncConnection, unit: str, day: date, names: tuple[str, ...]
 ) -> dict[str, int]:
-    rows = await conn.execute(
+    """Summed metrics up to ``day``: their totals less the rows after it."""
+    totals = await conn.execute(
+        select(counter_totals.c.metric, counter_totals.c.value).where(
+            counter_totals.c.unit == unit, counter_totals.c.metric.in_(names)
+        )
+    )
+    found = {metric: int(value) for metric, value in totals.all()}
+    later = await conn.execute(
         select(counters.c.metric, func.sum(counters.c.value))
-        .where(counters.c.unit == unit, counters.c.metric.in_(names), counters.c.day <= day)
+        .where(counters.c.unit == unit, counters.c.metric.in_(names), counters.c.day > day)
         .group_by(counters.c.metric)
     )
-    return {metric: int(total or 0) for metric, total in rows.all()}
+    for metric, value in later.all():
+        found[metric] = found.get(metric, 0) - int(value or 0)
+    return found
 
 
 async def series(

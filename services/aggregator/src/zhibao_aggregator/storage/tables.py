@@ -30,6 +30,18 @@ counters = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+#: Each unit's running total of every summed metric (``metrics.SUMMED``: stocks and the
+#: flows behind cumulative figures) over all its days, kept in the same transaction as
+#: ``counters``: a figure "up to day D" is the total less the few rows after D, so a read
+#: costs the same whatever the length of the history.
+counter_totals = Table(
+    "counter_totals",
+    metadata,
+    Column("unit", String(12), primary_key=True),
+    Column("metric", String(48), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 #: Dedup keys of applied events, written in the same transaction as their counter changes.
 applied_events = Table(
     "applied_events",
