@@ -17,12 +17,22 @@ from tests.support.events import COMMUNITY_A, screening
 from zhibao_response.domain.needs import DEFAULT_NEED_LIMITS, parse_need_limits
 from zhibao_response.settings import ResponseSettings
 from zhibao_shared.care_events import NeedCategory, NeedUrgency, need_task_id
+from zhibao_shared.db import sqlite_url
 from zhibao_shared.events import bundle_payload, event_identity
 from zhibao_shared.subjects import bundle_subject, event_subject
 
 pytestmark = pytest.mark.integration
 
 PID = "cd" * 16
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends (the task table's urgency column comes with migration 0004)."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url(tmp_path, "response")
 
 
 def on_bus(document: dict[str, Any]) -> bytes:
