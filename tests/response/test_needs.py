@@ -83,7 +83,7 @@ async def test_a_need_delivered_again_and_again_is_one_task(service: Harness) ->
     )
     raised = datetime.fromisoformat(urgent["time"])
     assert datetime.fromisoformat(medical["due"]) == raised + timedelta(hours=2)
-    assert medical["compound"] == "枫林湾"
+    assert (medical["compound"], medical["urgency"]) == ("枫林湾", "urgent")
     food = tasks[task_id_of(normal)]
     assert datetime.fromisoformat(food["due"]) == datetime.fromisoformat(
         normal["time"]
