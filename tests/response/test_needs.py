@@ -10,6 +10,10 @@ from typing import Any
 
 import nats
 import pytest
+import sqlalchemy as sa
+from alembic import op
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
 
 from tests.response.conftest import Harness
 from tests.support.care_events import need, published
@@ -17,12 +21,22 @@ from tests.support.events import COMMUNITY_A, screening
 from zhibao_response.domain.needs import DEFAULT_NEED_LIMITS, parse_need_limits
 from zhibao_response.settings import ResponseSettings
 from zhibao_shared.care_events import NeedCategory, NeedUrgency, need_task_id
+from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.events import bundle_payload, event_identity
 from zhibao_shared.subjects import bundle_subject, event_subject
 
 pytestmark = pytest.mark.integration
 
 PID = "cd" * 16
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends (the task table's urgency column comes with migration 0004)."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url(tmp_path, "response")
 
 
 def on_bus(document: dict[str, Any]) -> bytes:
@@ -73,7 +87,7 @@ async def test_a_need_delivered_again_and_again_is_one_task(service: Harness) ->
     )
     raised = datetime.fromisoformat(urgent["time"])
     assert datetime.fromisoformat(medical["due"]) == raised + timedelta(hours=2)
-    assert medical["compound"] == "枫林湾"
+    assert (medical["compound"], medical["urgency"]) == ("枫林湾", "urgent")
     food = tasks[task_id_of(normal)]
     assert datetime.fromisoformat(food["due"]) == datetime.fromisoformat(
         normal["time"]
@@ -143,3 +157,29 @@ def test_the_default_limits_are_those_of_the_contract() -> None:
 def test_bad_limits_are_refused_at_start(text: str, says: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=says):
         ResponseSettings(data_dir=tmp_path, response_need_limits=text)
+
+
+async def test_a_database_of_before_needs_gains_the_urgency_column(tmp_path: Path) -> None:
+    """Revision 0001 creates ``tasks`` as defined now; a database made before needs
+    existed has no ``urgency`` column until 0004_need_task_urgency adds it."""
+    url = sqlite_url(tmp_path, "response-old")
+    await run_migrations(url, "zhibao_response")
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_as_before_needs)
+        await run_migrations(url, "zhibao_response")
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda sync: [c["name"] for c in sa.inspect(sync).get_columns("tasks")]
+            )
+    finally:
+        await engine.dispose()
+    assert "urgency" in columns
+
+
+def _as_before_needs(sync: sa.Connection) -> None:
+    """Drop the column and go back to revision 0003, as an older database stands."""
+    with Operations.context(MigrationContext.configure(sync)), op.batch_alter_table("tasks") as b:
+        b.drop_column("urgency")
+    sync.execute(sa.text("UPDATE alembic_version SET version_num = '0003'"))

@@ -28,13 +28,15 @@ class RollupMessage(_Described):
     unit: str = Field(pattern=UNIT_CODE, description="Code of the unit (2, 4, 6, 9 or 12 digits)")
     level: Level
     date: dt.date = Field(description="The day, in the district's time zone")
-    figures: dict[str, int | str | None] = Field(
+    figures: dict[str, int | float | str | dict[str, int] | None] = Field(
         description=(
             "Every figure of the unit for the day, as GET /v1/units/{code}/rollup answers: "
             "counts (screenings, fevers, screenings_<site>, new_<class>, current_<class>, "
             "cumulative_confirmed, in_isolation, isolation_checks_missed, reports_expected, "
-            "reports_missing, ...), reports_due_at, last_new_confirmed (dates or null) "
-            "and risk_level"
+            "reports_missing, tasks_open, needs_open, needs_overdue, ...), medians "
+            "(median_hours_to_done, needs_median_hours), reports_due_at, last_new_confirmed "
+            "(dates or null), risk_level, and key_persons (the key-person register's "
+            "persons by category)"
         )
     )
 

@@ -4,7 +4,8 @@ Two event types, reported to intake and published on the bus like the others
 (:mod:`zhibao_shared.events` holds the envelope, the person forms and the unions):
 
 * ``zhibao.keyperson.v1`` registers a person of a key group in a community, or
-  removes them (``action``). The register is the latest action per person.
+  removes them (``action``). The register is the latest action per person and
+  category (a person may be in several groups).
 * ``zhibao.need.v1``: a person needs help (food, medicine, the medical green
   channel, psychological support, other), ``normal`` or ``urgent``. The response
   service turns each into one task, tracked to fulfilment by the task results.
@@ -51,7 +52,7 @@ class KeyPersonCategory(StrEnum):
 
 
 class KeyPersonAction(StrEnum):
-    """A registration (or a change of its category or place) or a removal."""
+    """A registration (again: a change of its place) or a removal, per category."""
 
     REGISTER = "register"
     REMOVE = "remove"

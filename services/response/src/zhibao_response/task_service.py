@@ -72,6 +72,7 @@ class TaskDesk:
             "closed_at": task.closed_at.isoformat() if task.closed_at else None,
             "declaration": task.declaration_id,
             "person_pid": task.pid,
+            "urgency": task.urgency,
         }
         out |= self._details(task, token)
         return out

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import care
 from zhibao_aggregator.storage.care_tables import key_persons, need_tasks
+from zhibao_aggregator.storage.facts import CHUNK
 from zhibao_aggregator.storage.task_tables import task_spans
 from zhibao_shared.care_events import PublishedKeyPerson, PublishedNeed
 from zhibao_shared.events import PublishedEvent
@@ -32,13 +33,25 @@ async def apply_care(conn: AsyncConnection, events: Sequence[PublishedEvent]) ->
     needs = [e for e in events if isinstance(e, PublishedNeed)]
     if needs:
         await conn.execute(insert(need_tasks), [_need_row(e) for e in needs])
-    for pid, at in care.contacts(events).items():
+    contacted = care.contacts(events)
+    registered = await _registered_among(conn, list(contacted)) if contacted else set()
+    for pid in sorted(registered):  # few: the hot path pays one indexed lookup per batch
+        at = contacted[pid]
         await conn.execute(
             update(key_persons)
             .where(k.pid == pid, k.registered.is_(True))
             .where((k.last_contact.is_(None)) | (k.last_contact < at))
             .values(last_contact=at)
         )
+
+
+async def _registered_among(conn: AsyncConnection, pids: list[str]) -> set[str]:
+    """Those of ``pids`` on a register."""
+    found: set[str] = set()
+    for start in range(0, len(pids), CHUNK):
+        query = select(k.pid).where(k.pid.in_(pids[start : start + CHUNK]), k.registered.is_(True))
+        found.update((await conn.execute(query)).scalars())
+    return found
 
 
 async def _apply_registration(conn: AsyncConnection, action: care.Registration) -> None:
