@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 
 from tests.aggregator.tasks_support import aggregator, eventually, publish_tasks
 from tests.support.care_events import key_person, need, published
+from tests.support.clock import latest_local_midday
 from tests.support.events import screening
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.settings import AggregatorSettings
@@ -141,7 +142,7 @@ async def test_register_counts_and_needs_at_every_level(
         aggregator_ack_wait_s=300,
         _env_file=None,
     )
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = latest_local_midday()  # the need done 1 h ago falls on today's local day
     needs = _needs(now)
     await _publish_events(nats_server.url, settings, [*_events(now), *needs.values()])
     await publish_tasks(nats_server.url, _tasks(needs, now))

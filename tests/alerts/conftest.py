@@ -7,19 +7,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.clock import latest_local_midday
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.events import PUBLISHED_EVENT, PublishedEvent
 
 COMMUNITY = "640106001001"
 _ids = itertools.count(1)
-
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class Clock:
@@ -37,11 +34,7 @@ class Clock:
     def to_local_midday(self) -> None:
         """Go back to the latest 12:00 in Asia/Shanghai, so that "today" minus a few hours
         is still the local day whatever the hour the test runs at."""
-        local = self.now.astimezone(SHANGHAI)
-        midday = local.replace(hour=12, minute=0, second=0)
-        if midday > local:
-            midday -= timedelta(days=1)
-        self.now = midday.astimezone(UTC)
+        self.now = latest_local_midday(self.now)
 
 
 @pytest.fixture
