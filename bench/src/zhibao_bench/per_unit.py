@@ -135,14 +135,20 @@ def _event(kind: str, community: str, when: datetime, data: dict[str, Any], n: s
     )
 
 
-def screenings(communities: list[str], day_start: datetime, tag: str) -> list[PublishedEvent]:
-    """Two screenings per community during a day (one with a fever every 7th)."""
+def screenings(
+    communities: list[str], day_start: datetime, tag: str, not_after: datetime | None = None
+) -> list[PublishedEvent]:
+    """Two screenings per community during a day (one with a fever every 7th), at 09:00
+    and 10:00, or minutes before ``not_after`` when that is earlier (events are never in
+    the future: run just after local midnight, today's morning has not come yet)."""
     events = []
     for i, code in enumerate(communities):
         for j in range(2):
             temperature = 38.1 if (i + j) % 7 == 0 else 36.5
             data = {"temperature_c": temperature, "site": "gate", "building": str(j + 1)}
             when = day_start + timedelta(hours=9 + j)
+            if not_after is not None:
+                when = min(when, not_after - timedelta(minutes=2 - j))
             events.append(_event("screening", code, when, data, f"{tag}-{i}-{j}"))
     return events
 
@@ -203,7 +209,9 @@ async def _measure(services: _Services, repeats: int) -> dict[str, float]:
     registry, communities = services.registry, services.communities
     top = registry.top()[0].code
     today = services.now.astimezone(LOCAL).date()
-    await services.apply(screenings(communities, _day_start(today), "today"))
+    await services.apply(
+        screenings(communities, _day_start(today), "today", not_after=services.now)
+    )
     read = aggregator_reader(services.aggregator_settings, services.aggregator)
     dog = Watchdog(
         services.alerts, lambda: services.rules, lambda: services.routing, ZONE, services.clock
