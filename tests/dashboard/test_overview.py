@@ -156,7 +156,7 @@ def test_one_request_lists_every_unit_under_the_city(city: System, registry: Reg
         figures = units[unit.code]["figures"]
         assert figures["screenings"] == 3
         assert figures["risk_level"] == ("medium" if unit.code in cases else "low")
-    assert "needs_open" not in units[CITY]["figures"]  # absent until a rollup has it
+    assert units[CITY]["figures"]["needs_open"] == 0  # no need reported in the city
 
     shallow = _overview(city, CITY, token, depth=1).json()["units"]
     assert [u["code"] for u in shallow] == [CITY, *(c.code for c in registry.children(CITY))]
@@ -183,7 +183,8 @@ def test_the_overview_shows_every_district_coloured_by_risk_and_drills_down(
     for node in tree:  # a district is medium when a community in it has a case
         risky = any(c.code in cases for c in registry.communities_under(node["code"]))
         assert node["colour"] == RISK_COLOURS["medium" if risky else "low"], node
-    expect(page.locator("#needs-panel")).to_be_hidden()  # no needs figures yet
+    needs_open = page.locator("#needs-panel [data-need-figure=needs_open] .value")
+    expect(needs_open).to_have_text("0")  # no need reported yet
     _shot(page, "09-overview-city")
 
     _click_unit(page, DISTRICT)
@@ -248,10 +249,10 @@ def test_needs_key_persons_and_grid_workload_show_once_the_rollup_has_them(
     city: System, page: Page
 ) -> None:
     """The rollup message of the contract (issue 17: needs_*, key_persons, grid_workload)
-    arrives as the aggregator publishes rollups; before, the panel is not there."""
+    arrives as the aggregator publishes rollups; the panel shows its figures."""
     load_ms(page)
     expect(page.locator("#live")).to_have_class("live on")
-    expect(page.locator("#needs-panel")).to_be_hidden()
+    expect(page.locator("#needs-panel [data-need-figure=needs_open] .value")).to_have_text("0")
     reader = city.token(CITY, role=Role.READ)
     rollup = httpx.get(
         f"{city.aggregator_url}/v1/units/{CITY}/rollup",
