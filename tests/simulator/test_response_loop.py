@@ -203,7 +203,9 @@ def test_the_demo_declares_pushes_tasks_down_and_leaves_some_to_follow(system: S
         for outbreak in ("640106001002", "640104006003"):  # Jinfeng's, then Xingqing's
             level = system.level(outbreak)
             assert level["level"] == "red" and level["declared_by"] == "demo-dashboard"
-            assert [p["lifted"] for p in system.points(outbreak)] == [False]
+            # the module's earlier runs declared points here too: the demo's own is still active
+            own = [p for p in system.points(outbreak) if p["declared_by"] == "demo-dashboard"]
+            assert [p["lifted"] for p in own] == [False]
         states: Counter[str] = Counter()
         deadline = time.monotonic() + 120  # the results reach the service after intake
         while time.monotonic() < deadline:
