@@ -31,3 +31,16 @@ def test_rate_limited_events_are_spooled_then_sent_after_retry_after(
     assert (drained.accepted, drained.spooled) == (200, 0)
     stored = [e["id"] for _s, e in stored_events(intake.nats.url)]
     assert sorted(stored) == sorted(e["id"] for e in events)
+
+
+def test_a_client_kept_at_the_rate_limit_waits_what_intake_asks_not_longer(
+    intake: RunningIntake, tmp_path: Path
+) -> None:
+    # Every refusal here is a 429 asking for one second: waiting out a growing backoff
+    # (it reached a minute after a few refusals) idles a client that may send again.
+    client = ZhibaoClient(intake.url, intake.token(COMMUNITY_A), tmp_path / "spool.db")
+    client.submit([screening() for _ in range(1000)])
+    waits = [client.drain().retry_after_s for _ in range(8)]
+    assert all(wait is not None and 0 < wait <= 1.0 for wait in waits), waits
+    drained = client.drain_until_empty(max_wait_s=30)
+    assert drained.spooled == 0

@@ -4,9 +4,12 @@ Every event is spooled (fsync'd) before it is sent and removed only after
 intake answered for it: ``accepted`` or ``duplicate`` (done) or ``rejected``
 (returned to the caller with intake's field errors, never retried). Anything
 else — connection errors, timeouts, 503, 429, other 5xx — leaves it spooled;
-the client then backs off exponentially with jitter (honouring
-``Retry-After``) and :meth:`ZhibaoClient.drain` sends it later, also from a
-new process using the same spool file. Resending is safe: intake answers
+the client then backs off exponentially with jitter (never shorter than
+``Retry-After``), except after a rate limit (429), whose ``Retry-After`` says
+exactly when the token may send again and is waited out as given; a drain that
+got answers before it was refused starts the backoff afresh.
+:meth:`ZhibaoClient.drain` sends it later, also from a new process using the
+same spool file. Resending is safe: intake answers
 ``duplicate`` for an event it already stored (same ``source`` + ``id``).
 """
 
@@ -88,8 +91,9 @@ class RequestRefused(RuntimeError):
 class _Unavailable(Exception):
     """Intake could not take the batch now (spool it, back off)."""
 
-    def __init__(self, retry_after_s: float | None = None) -> None:
+    def __init__(self, retry_after_s: float | None = None, *, rate_limited: bool = False) -> None:
         self.retry_after_s = retry_after_s
+        self.rate_limited = rate_limited
 
 
 class ZhibaoClient:
@@ -146,6 +150,7 @@ class ZhibaoClient:
     def drain(self) -> SubmitReport:
         """Send spooled events now, until the spool is empty or intake cannot take more."""
         report = SubmitReport()
+        started_with = self.pending
         try:
             while batch := self._spool.oldest(self._batch_size):
                 before = self.pending
@@ -153,7 +158,9 @@ class ZhibaoClient:
                 if self.pending >= before:  # intake answered for none of them
                     raise _Unavailable
         except _Unavailable as unavailable:
-            self._back_off(unavailable.retry_after_s)
+            if self.pending < started_with:  # intake was answering: not a run of failures
+                self._failures = 0
+            self._back_off(unavailable)
             report.retry_after_s = self.backoff_s
         else:
             self._failures = 0
@@ -172,7 +179,12 @@ class ZhibaoClient:
                 return total
             time.sleep(min(self.backoff_s, remaining))
 
-    def _back_off(self, retry_after_s: float | None) -> None:
+    def _back_off(self, unavailable: _Unavailable) -> None:
+        retry_after_s = unavailable.retry_after_s
+        if unavailable.rate_limited and retry_after_s is not None:
+            # the token's bucket refills on schedule: escalating would only idle the client
+            self._not_before = time.monotonic() + retry_after_s
+            return
         self._failures += 1
         ceiling = min(self._max_delay_s, self._base_delay_s * 2 ** (self._failures - 1))
         delay = ceiling * (0.5 + self._random.random() / 2)  # jitter: spread the retries
@@ -194,7 +206,7 @@ class ZhibaoClient:
             self._spool.attempted(keys)
             if status == 503:
                 self._settle(batch, response, report)  # some may be stored already
-            raise _Unavailable(_retry_after(response))
+            raise _Unavailable(_retry_after(response), rate_limited=status == 429)
         elif status in _SPLITTABLE:
             self._split(batch, response, report)
         else:
