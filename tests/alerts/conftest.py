@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +17,9 @@ from zhibao_shared.events import PUBLISHED_EVENT, PublishedEvent
 
 COMMUNITY = "640106001001"
 _ids = itertools.count(1)
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class Clock:
@@ -29,6 +33,15 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+    def to_local_midday(self) -> None:
+        """Go back to the latest 12:00 in Asia/Shanghai, so that "today" minus a few hours
+        is still the local day whatever the hour the test runs at."""
+        local = self.now.astimezone(SHANGHAI)
+        midday = local.replace(hour=12, minute=0, second=0)
+        if midday > local:
+            midday -= timedelta(days=1)
+        self.now = midday.astimezone(UTC)
 
 
 @pytest.fixture

@@ -198,6 +198,7 @@ async def test_a_jump_over_the_units_own_baseline_raises_an_ears_alarm(
             }
         ),
     )
+    clock.to_local_midday()  # the five fevers of "today" fall in today's local day
     today = clock.now
     # A week of one fever a day (different buildings), then five today.
     for days_ago in range(7, 0, -1):
