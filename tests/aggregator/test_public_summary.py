@@ -30,8 +30,10 @@ CASES = {STREET_1: 2, STREET_2: 7, STREET_3: 6}
 _seq = itertools.count(1)
 
 
-#: The seeded events happened two days ago: that day's figures are released by now.
-WHEN = datetime.now(UTC) - timedelta(days=2)
+#: The seeded events happened three days ago: that day's figures are released by now, and
+#: so is a later day's (day D is released at D+1 10:00 local; with two days ago, the latest
+#: release before 10:00 local was still the seeded day's).
+WHEN = datetime.now(UTC) - timedelta(days=3)
 DAY = WHEN.astimezone(ZoneInfo("Asia/Shanghai")).date()
 
 

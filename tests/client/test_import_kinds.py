@@ -25,6 +25,8 @@ from zhibao_client.importer import build_events
 from zhibao_shared.db import make_engine
 
 TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+#: A morning surely past (this morning is in the future just after local midnight).
+YESTERDAY = TODAY - timedelta(days=1)
 START = TODAY - timedelta(days=3)
 
 
@@ -202,7 +204,7 @@ def test_bad_rows_of_every_kind_are_reported_by_row_and_column_and_nothing_is_se
         "病例名单",
         ["身份证号", "分类", "诊断时间"],
         [
-            [resident_id(seq=51), "阳性", f"{TODAY} 08:00"],
+            [resident_id(seq=51), "阳性", f"{YESTERDAY} 08:00"],
             [wrong_check_digit(resident_id(seq=52)), "确诊", "昨天"],
             [None, "疑似", f"{TODAY + timedelta(days=3)} 08:00"],
         ],
@@ -253,7 +255,7 @@ def test_a_sheet_of_no_known_kind_or_the_wrong_kind_names_the_missing_columns(
         tmp_path / "screening.xlsx",
         "入户筛查",
         ["身份证号", "人员类别", "体温", "检测时间"],
-        [[resident_id(seq=61), "流动人口", 36.6, f"{TODAY} 07:30"]],
+        [[resident_id(seq=61), "流动人口", 36.6, f"{YESTERDAY} 07:30"]],
     )
     found = build_events(screening, COMMUNITY_A)
     assert found.kind == "screening" and found.ignored_columns == ["人员类别"]
