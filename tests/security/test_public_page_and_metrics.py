@@ -28,8 +28,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 @pytest.fixture
 def seeded(nats_server: NatsServer, tmp_path: Path) -> Iterator[RunningAggregator]:
-    """Two days ago: 2 cases in A (a small count), 7 in B, 6 in C; released by now."""
-    day = datetime.now(UTC).astimezone(ZONE).date() - timedelta(days=2)
+    """Three days ago: 2 cases in A (a small count), 7 in B, 6 in C; released by now."""
+    day = datetime.now(UTC).astimezone(ZONE).date() - timedelta(days=3)  # released by now,
+    # and a later day too (day D is released at D+1 10:00 local)
     with running_aggregator(
         nats_server, tmp_path, public_min_level="community", aggregator_metrics_port=free_port()
     ) as aggregator:
