@@ -4,9 +4,7 @@ the old "new cases in 14 days" rule as a configuration."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,11 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.bootstrap import reader, risk_rule, rules
 from zhibao_aggregator.domain.risk import NationalRule2020, RiskInputs, RiskLevel, RiskRule
-from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.writer import apply_batch
 from zhibao_shared.consumer import Delivery
-from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.events import PublishedCase
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -72,24 +68,6 @@ async def levels_on(
         out[code] = figures["risk_level"]
         out[f"{code} clusters"] = figures["clusters_in_risk_window"]
     return out
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLite, or a fresh PostgreSQL database (the cluster query runs on both)."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "risk")
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """A migrated database."""
-    await migrate(database_url)
-    made = make_engine(database_url)
-    yield made
-    await made.dispose()
 
 
 def test_the_default_rule_is_the_national_rule_of_2020() -> None:

@@ -49,15 +49,6 @@ TASK_FIGURES = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "aggregator")
-
-
 def scenario(now: datetime) -> list[TaskMessage]:
     """Eight tasks; every time lies before ``done`` (a minute ago), dues far from now.
 
