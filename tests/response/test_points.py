@@ -128,3 +128,14 @@ async def test_who_may_declare_and_what_is_refused(service: Harness) -> None:
     assert other.status_code == 404
     own = await service.client.post(lift, json={"reason": "x"}, headers=service.auth("community_a"))
     assert own.status_code == 403
+
+
+async def test_the_city_and_the_province_list_the_points_below_them(service: Harness) -> None:
+    """A point declared in a community is listed at the city and the province."""
+    declared = (await declare(service, compound="枫林湾一期", building="3号楼")).json()
+    for unit, who in (("6401", "city"), ("64", "province_reader")):
+        answer = await service.client.get(
+            "/v1/points", params={"unit": unit}, headers=service.auth(who)
+        )
+        assert answer.status_code == 200, answer.text
+        assert [p["id"] for p in answer.json()["points"]] == [declared["id"]]

@@ -310,3 +310,17 @@ async def test_tasks_issued_while_nats_is_down_reach_the_stream_after(
             break
         await asyncio.sleep(0.1)
     assert await stored_tasks(nats_server.url) == set(answer.json()["ids"])
+
+
+async def test_the_city_and_the_province_list_the_tasks_of_every_district(
+    service: Harness,
+) -> None:
+    """The city's and the province's command centres see the tasks below them."""
+    issued = (await service.issue([a_task(COMMUNITY_A), a_task(COMMUNITY_B)])).json()["ids"]
+    for unit, who in (("6401", "city"), ("64", "province_reader")):
+        listed = await service.tasks(unit, who)
+        assert sorted(t["id"] for t in listed) == sorted(issued)
+    outside = await service.client.get(
+        "/v1/tasks", params={"unit": "6402"}, headers=service.auth("city")
+    )
+    assert outside.status_code == 403

@@ -21,7 +21,7 @@ from zhibao_response.point_places import level_compounds
 from zhibao_response.store import Actor, Conflict, TaskStore
 from zhibao_response.task_service import TaskDesk
 from zhibao_shared.audit import AuditTrail
-from zhibao_shared.hierarchy import Registry
+from zhibao_shared.hierarchy import UNIT_CODE, Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.task_events import TaskState
@@ -201,7 +201,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
     @router.get("/tasks", summary="A unit's tasks (and those of the units below it)")
     async def list_tasks(
         token: Annotated[Token, Depends(read)],
-        unit: Annotated[str, Query(pattern=r"^\d{6}(\d{3}(\d{3})?)?$")],
+        unit: Annotated[str, Query(pattern=UNIT_CODE)],
         state: TaskState | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
         offset: Annotated[int, Query(ge=0)] = 0,

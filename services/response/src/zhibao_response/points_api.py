@@ -15,7 +15,7 @@ from zhibao_response.point_store import PointStore
 from zhibao_response.points import PointDesk
 from zhibao_response.store import Actor, Conflict
 from zhibao_shared.audit import AuditTrail
-from zhibao_shared.hierarchy import Registry
+from zhibao_shared.hierarchy import UNIT_CODE, Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.places import Places
@@ -135,7 +135,7 @@ def build_points_router(
     @router.get("", summary="The epidemic points of a unit and the units below it")
     async def listed(
         token: Annotated[Token, Depends(read)],
-        unit: Annotated[str, Query(pattern=r"^\d{6}(\d{3}(\d{3})?)?$")],
+        unit: Annotated[str, Query(pattern=UNIT_CODE)],
     ) -> dict[str, Any]:
         auth.ensure_scope(token, unit)
         return {"unit": unit, "points": await desk.listed(unit)}
