@@ -81,6 +81,7 @@ def published_events(count: int, days: float, seed: int = 7) -> Iterator[dict[st
             data = {
                 "temperature_c": round(rng.gauss(36.6, 0.35), 1),
                 "site": rng.choice(SITES),
+                "building": str(rng.randrange(1, 30)),  # a label, as the workload's
                 "travel_from_risk_area": i % 40 == 3,
             }
             event |= {"type": "zhibao.screening.v1", "data": data}

@@ -204,14 +204,32 @@ def units_of(community: str) -> tuple[str, ...]:
     return ancestors(community)
 
 
+@cache
+def parent_of(unit: str) -> str | None:
+    """The unit directly above ``unit`` (None at the top; remembered as :func:`units_of`)."""
+    chain = units_of(unit)
+    return chain[1] if len(chain) > 1 else None
+
+
 def roll_up(contribution: Contribution) -> Counter[tuple[str, date, str]]:
-    """Spread community-level changes to every level; zero changes are dropped."""
+    """Spread community-level changes to every level; zero changes are dropped.
+
+    One level at a time: each level's changes are summed into its parents' before going
+    up, so a batch's thousands of community changes make only a few hundred at the
+    street and a few at the city."""
     out: Counter[tuple[str, date, str]] = Counter()
-    for (community, day, metric), delta in contribution.items():
-        if delta == 0:
-            continue
-        for unit in units_of(community):
-            out[(unit, day, metric)] += delta
+    level: Counter[tuple[str, date, str]] = Counter(
+        {key: delta for key, delta in contribution.items() if delta}
+    )
+    while level:
+        up: Counter[tuple[str, date, str]] = Counter()
+        for (unit, day, metric), delta in level.items():
+            if delta:
+                out[(unit, day, metric)] += delta
+                parent = parent_of(unit)
+                if parent is not None:
+                    up[(parent, day, metric)] += delta
+        level = up
     return Counter({key: value for key, value in out.items() if value != 0})
 
 

@@ -8,10 +8,10 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import RowMapping, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import place_figures as pf
+from zhibao_aggregator.storage.bulk import Insert, adding, day_binder, insert_many
 from zhibao_aggregator.storage.facts import CHUNK, as_utc
 from zhibao_aggregator.storage.place_tables import place_counters
 from zhibao_shared.events import Classification
@@ -33,21 +33,16 @@ def case_places(row: RowMapping | dict[str, Any]) -> pf.CasePlaces:
 
 async def add_place_counters(conn: AsyncConnection, change: Counter[tuple[str, date, str]]) -> None:
     """Add the place changes (``place_figures.split``) to the counters, in the caller's
-    transaction, in a fixed order (row locks stay ordered between instances)."""
+    transaction (in a fixed order on PostgreSQL: row locks stay ordered between instances)."""
     if not change:
         return
-    rows = [
-        {"place": place, "day": day, "metric": metric, "value": value}
-        for (place, day, metric), value in sorted(change.items())
-    ]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(place_counters)
-    upsert = statement.on_conflict_do_update(
-        index_elements=[_t.place, _t.metric, _t.day],
-        set_={"value": _t.value + statement.excluded.value},
-    )
-    for start in range(0, len(rows), CHUNK):
-        await conn.execute(upsert, rows[start : start + CHUNK])
+    bind = day_binder(conn)
+    items = sorted(change.items()) if conn.dialect.name == "postgresql" else change.items()
+    rows = [(place, metric, bind(day), value) for (place, day, metric), value in items]
+    await insert_many(conn, _ADD, rows)
+
+
+_ADD = Insert(place_counters.name, ("place", "metric", "day", "value"), adding(place_counters))
 
 
 async def place_values(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import contributions as c
@@ -22,6 +22,7 @@ from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain import place_figures as pf
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.corrections import footprint
+from zhibao_aggregator.storage.bulk import Insert, adding, day_binder, insert_many
 from zhibao_aggregator.storage.care import apply_care
 from zhibao_aggregator.storage.corrections import (
     CORRECTION_EFFECT,
@@ -105,27 +106,29 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     prints = [
         footprint(e, rules.calendar, rules.fever_c, rules.case_report_limit) for e in originals
     ]
-    change: c.Contribution = Counter()
+    change: c.Contribution = Counter()  # at communities only: the events' own metrics
+    marked: c.Contribution = Counter()  # the rest, with place keys (split off below)
     for event, mark in zip(originals, prints, strict=True):
         for metric in mark.metrics:
             change[(event.subject, mark.day, metric)] += 1
         if mark.places:
-            change.update(pf.placed(event.subject, mark.day, mark.metrics, mark.places))
-    change.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
+            marked.update(pf.placed(event.subject, mark.day, mark.metrics, mark.places))
+    marked.update(await _cases(conn, [e for e in events if isinstance(e, PublishedCase)], rules))
     isolations = [e for e in events if _about_isolation(e)]
-    change.update(await _isolations(conn, isolations, rules))
+    marked.update(await _isolations(conn, isolations, rules))
     reports = [e for e in events if isinstance(e, PublishedDailyReport)]
-    change.update(await _reports(conn, reports, rules))
+    marked.update(await _reports(conn, reports, rules))
     await apply_care(conn, originals)
     if fresh:
         effects = {k: mark.encode() for k, mark in zip(original_keys, prints, strict=True)}
         applied = sorted(
             (key, d.stream_sequence, effects.get(key, CORRECTION_EFFECT)) for d, key in fresh
         )
-        await _insert_many(conn, _APPLIED, applied)
+        await insert_many(conn, _APPLIED, applied)
     corrected = [k for k, mark in zip(original_keys, prints, strict=True) if mark.correctable]
-    change.update(await apply_corrections(conn, fixes, corrected, rules))
-    change, at_places = pf.split(change)
+    marked.update(await apply_corrections(conn, fixes, corrected, rules))
+    at_communities, at_places = pf.split(marked)
+    change.update(at_communities)
     rolled = c.roll_up(change)
     await _add_to_counters(conn, rolled)
     await add_place_counters(conn, at_places)
@@ -288,59 +291,24 @@ async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, dat
     """Add the changes to the per-day counters and the summed metrics' totals."""
     if not rolled:
         return
-    postgres = conn.dialect.name == "postgresql"
     totals: Counter[tuple[str, str]] = Counter()
     for (unit, _day, metric), value in rolled.items():
         if metric in _SUMMED:
             totals[(unit, metric)] += value
-    # A fixed order keeps row locks ordered (no deadlocks between partitioned instances).
-    rows = [
-        (unit, metric, day if postgres else day.isoformat(), value)
-        for (unit, day, metric), value in sorted(rolled.items())
-    ]
-    await _insert_many(conn, _COUNTERS, rows)
-    summed = [(unit, metric, value) for (unit, metric), value in sorted(totals.items()) if value]
-    await _insert_many(conn, _TOTALS, summed)
+    bind = day_binder(conn)
+    rows = [(unit, metric, bind(day), value) for (unit, day, metric), value in rolled.items()]
+    summed = [(unit, metric, value) for (unit, metric), value in totals.items() if value]
+    if conn.dialect.name == "postgresql":
+        # A fixed order keeps row locks ordered (no deadlocks between partitioned instances).
+        rows.sort()
+        summed.sort()
+    await insert_many(conn, _COUNTERS, rows)
+    await insert_many(conn, _TOTALS, summed)
 
 
 _SUMMED = frozenset(m.SUMMED)
 
 
-@dataclass(frozen=True)
-class _Insert:
-    """An INSERT of plain values (strings, integers; dates as the driver takes them) run
-    as the driver's own executemany: SQLAlchemy's per-row parameter processing cost
-    more than the database's work (measured: ~30% of a live batch's CPU)."""
-
-    table: str
-    columns: tuple[str, ...]
-    #: ``ON CONFLICT`` clause, or "" for a plain insert.
-    conflict: str = ""
-
-    def sql(self, dialect_name: str) -> str:
-        """The statement in the driver's parameter style (``?`` or ``$n``)."""
-        if dialect_name == "postgresql":
-            marks = ", ".join(f"${n}" for n in range(1, len(self.columns) + 1))
-        else:
-            marks = ", ".join("?" for _ in self.columns)
-        columns = ", ".join(self.columns)
-        # Names from the schema's metadata, never from input; values are bound parameters.
-        insert = f"INSERT INTO {self.table} ({columns}) VALUES ({marks})"  # noqa: S608
-        return insert + self.conflict
-
-
-def _adding(table: Table) -> str:
-    keys = ", ".join(column.name for column in table.primary_key.columns)
-    return f" ON CONFLICT ({keys}) DO UPDATE SET value = {table.name}.value + excluded.value"
-
-
-_COUNTERS = _Insert(counters.name, ("unit", "metric", "day", "value"), _adding(counters))
-_TOTALS = _Insert(counter_totals.name, ("unit", "metric", "value"), _adding(counter_totals))
-_APPLIED = _Insert(applied_events.name, ("dedup_key", "stream_sequence", "effect"))
-
-
-async def _insert_many(conn: AsyncConnection, insert: _Insert, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` (tuples in ``insert.columns`` order), ``CHUNK`` rows a statement."""
-    sql = insert.sql(conn.dialect.name)
-    for start in range(0, len(rows), CHUNK):
-        await conn.exec_driver_sql(sql, rows[start : start + CHUNK])
+_COUNTERS = Insert(counters.name, ("unit", "metric", "day", "value"), adding(counters))
+_TOTALS = Insert(counter_totals.name, ("unit", "metric", "value"), adding(counter_totals))
+_APPLIED = Insert(applied_events.name, ("dedup_key", "stream_sequence", "effect"))
