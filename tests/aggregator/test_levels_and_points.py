@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ from zhibao_shared.tokens import Role, TokenStore
 pytestmark = pytest.mark.integration
 
 ZONE = ZoneInfo("Asia/Shanghai")
-COMMUNITY, STREET = "640106001001", "640106001"
+COMMUNITY, STREET, DISTRICT = "640106001001", "640106001", "640106"
+LINEAGE = ("6401", DISTRICT, STREET, COMMUNITY)
 TODAY = datetime.now(UTC).astimezone(ZONE).date()
 ROLLUP_KEYS = (
     "risk_level",
@@ -106,24 +108,34 @@ def aggregator_database(request: pytest.FixtureRequest) -> str | None:
     return None
 
 
-@pytest.fixture
-async def aggregator(
-    tmp_path: Path, nats_server: NatsServer, aggregator_database: str | None
+@asynccontextmanager
+async def running(
+    tmp_path: Path, url: str, database: str | None, districts: tuple[str, ...] = ()
 ) -> AsyncIterator[Aggregator]:
+    """An aggregator's side on ``database`` (of ``districts`` only, when given)."""
     settings = AggregatorSettings(
         data_dir=tmp_path / "aggregator",
-        nats_url=nats_server.url,
-        aggregator_database_url=aggregator_database,
+        nats_url=url,
+        aggregator_database_url=database,
+        aggregator_districts=list(districts),
         _env_file=None,
     )
     await migrate(settings.database_url())
     engine = make_engine(settings.database_url())
-    side = Aggregator(settings, engine, nats_server.url)
+    side = Aggregator(settings, engine, url)
     try:
         yield side
     finally:
         await side.http.aclose()
         await engine.dispose()
+
+
+@pytest.fixture
+async def aggregator(
+    tmp_path: Path, nats_server: NatsServer, aggregator_database: str | None
+) -> AsyncIterator[Aggregator]:
+    async with running(tmp_path, nats_server.url, aggregator_database) as side:
+        yield side
 
 
 async def report_cases(url: str, settings: AggregatorSettings, *places: dict[str, str]) -> None:
@@ -159,12 +171,14 @@ async def report_cases(url: str, settings: AggregatorSettings, *places: dict[str
         await client.close()
 
 
-async def declare_level(response: Harness, level: str) -> None:
+async def declare_level(
+    response: Harness, level: str, unit: str = COMMUNITY, who: str = "district"
+) -> None:
     sent = len(response.tap.bodies("level"))
     answer = await response.client.post(
         "/v1/levels",
-        json={"unit": COMMUNITY, "level": level, "reason": "研判"},
-        headers=response.auth("district"),
+        json={"unit": unit, "level": level, "reason": "研判"},
+        headers=response.auth(who),
     )
     assert answer.status_code == 201, answer.text
     await response.tap.wait_for(
@@ -224,6 +238,23 @@ async def test_declared_levels_reach_the_rollup_with_raise_and_lower_suggestions
     await aggregator.sync()
     rollup = await aggregator.rollup()
     assert (rollup["declared_level"], rollup["level_suggestion"]) == (None, "raise")
+
+
+async def test_a_level_declared_for_the_city_is_in_its_rollup_as_a_districts_is_in_its(
+    response: Harness, tmp_path: Path, nats_server: NatsServer, aggregator_database: str | None
+) -> None:
+    """Whole-city measures reach the rollups, also of a partition reading one district's
+    messages: the city's level is the city's ``declared_level``, as the district's is the
+    district's; the communities below show their own (none), under either."""
+    await declare_level(response, "red", "6401", "city")
+    await declare_level(response, "blue", DISTRICT, "district")
+    assert [m["unit"] for m in response.tap.bodies("level")] == ["6401", DISTRICT]
+    async with running(tmp_path, nats_server.url, aggregator_database, (DISTRICT,)) as side:
+        await side.sync()
+        rollups = {code: await side.rollup(code) for code in LINEAGE}
+    declared = {code: rollup["declared_level"] for code, rollup in rollups.items()}
+    assert declared == {"6401": "red", DISTRICT: "blue", STREET: None, COMMUNITY: None}
+    assert rollups["6401"]["level_suggestion"] == "lower", "red without a case in 14 days"
 
 
 async def test_points_planned_lifting_moves_with_a_case_and_overdue_points_are_counted(

@@ -15,15 +15,16 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.bootstrap import reader, risk_rule, rules
-from zhibao_aggregator.domain.public import ReleaseRules
+from zhibao_aggregator.domain.public import NEW_CONFIRMED, PUBLIC_COUNTS, ReleaseRules, make_release
 from zhibao_aggregator.http_api import add_error_handlers, build_public_router
+from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.writer import apply_batch
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import PUBLISHED_EVENT
 
-CITY, DISTRICT = "6401", "640106"
+PROVINCE, CITY, DISTRICT = "64", "6401", "640106"
 STREET_1, STREET_2, STREET_3 = "640106001", "640106002", "640106003"
 #: New confirmed cases today per street (first community of each): 2 is a small count.
 CASES = {STREET_1: 2, STREET_2: 7, STREET_3: 6}
@@ -85,6 +86,7 @@ async def public(
     app = FastAPI()
     add_error_handlers(app)
     app.include_router(build_public_router(summaries))
+    app.include_router(build_public_page(summaries))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         yield client
@@ -137,6 +139,51 @@ async def test_every_summary_shows_the_same_decision(public: httpx.AsyncClient) 
         assert own["figures"] == _row(district, street)["figures"]
     assert _row(city, DISTRICT)["figures"] == district["figures"]
     assert city["figures"]["new_confirmed"] == {"value": 15, "suppressed": False}
+
+
+async def test_the_province_is_released_as_the_sum_of_its_cities(
+    public: httpx.AsyncClient,
+) -> None:
+    on = {"date": str(DAY)}
+    answer = await public.get(f"/v1/public/units/{PROVINCE}/summary", params=on)
+    assert answer.status_code == 200, answer.text
+    province = answer.json()
+    city = (await public.get(f"/v1/public/units/{CITY}/summary", params=on)).json()
+    assert [row["code"] for row in province["children"]] == [CITY], "one city in the sample"
+    assert province["figures"] == city["figures"] == _row(province, CITY)["figures"]
+    assert province["figures"][NEW_CONFIRMED] == {"value": 15, "suppressed": False}
+    assert province["figures"]["fevers"]["suppressed"], "3 fevers: small at every level"
+    for count in PUBLIC_COUNTS:
+        districts = [row["figures"][count] for row in city["children"]]
+        if not any(shown["suppressed"] for shown in districts):
+            total = sum(shown["value"] for shown in districts)
+            assert province["figures"][count]["value"] == total, count
+    page = await public.get(f"/public/{PROVINCE}", params=on)
+    assert page.status_code == 200, page.text
+    assert "宁夏回族自治区" in page.text and f"/public/{CITY}'" in page.text
+
+
+def test_a_parent_new_to_the_releases_starts_from_its_children() -> None:
+    """A release chain started before the province was public: the province's first
+    release counts what its city newly reports, not its whole history."""
+    rules = ReleaseRules(5, risk_rule(AggregatorSettings()))
+    city: dict[str, tuple[str, ...]] = {"6401": ("640104", "640106")}
+
+    def figures(*units: str, a: int, b: int) -> dict[str, dict[str, int | str | None]]:
+        values = {"640104": a, "640106": b, "6401": a + b, "64": a + b}
+        return {
+            u: {"cumulative_confirmed": values[u], "current_confirmed": values[u]} for u in units
+        }
+
+    first = make_release(DAY, figures("6401", "640104", "640106", a=2, b=9), city, None, rules)
+    both = {**city, "64": ("6401",)}
+    units = figures("64", "6401", "640104", "640106", a=2, b=15)
+    second = make_release(DAY + timedelta(days=1), units, both, first.state, rules)
+    assert second.units["6401"][NEW_CONFIRMED] == {"value": 6, "suppressed": False}
+    assert second.units["64"][NEW_CONFIRMED] == second.units["6401"][NEW_CONFIRMED]
+    for stock in ("cumulative_confirmed", "current_confirmed"):
+        assert second.units["64"][stock] == {"value": 17, "suppressed": False}
+        assert second.units["640104"][stock]["suppressed"], "its 2 was hidden before"
 
 
 async def test_no_token_is_needed_and_communities_are_not_public(

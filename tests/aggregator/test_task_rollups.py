@@ -247,7 +247,9 @@ async def test_an_instance_limited_to_other_districts_reads_none_of_these_tasks(
         finally:
             await client.close()
         assert info.config.filter_subjects == [
-            f"zhibao.tasks.640105.*.{event}" for event in ("issued", "changed", "overdue")
+            f"zhibao.tasks.{place}.*.{event}"
+            for place in ("640105", "6401", "64")  # the city's and province's own tasks too
+            for event in ("issued", "changed", "overdue")
         ]
         assert (info.num_pending, info.delivered.stream_seq) == (0, 0), "nothing of 640106"
         assert _tasks(await running.rollup(CITY, _day(limited, now))) == (0, 0, 0, 0, None)

@@ -379,25 +379,26 @@ async def test_an_urgent_medical_need_overdue_is_critical_and_reaches_the_grid_w
     assert found["need_medical"].state == "resolved" and found["need_food"].state == "firing"
 
 
+@pytest.mark.parametrize("sealed", [COMPOUND[:9], "6401"], ids=["street", "city"])
 async def test_a_sealing_level_declared_above_the_community_watches_its_key_persons(
-    engine: AsyncEngine, clock: Clock, webhook: Receiver
+    engine: AsyncEngine, clock: Clock, webhook: Receiver, sealed: str
 ) -> None:
-    """Red (the rules' default sealed level) declared for the street: its communities'
-    key persons are watched from the declaration; a later declaration of yellow ends it."""
+    """Red (the rules' default sealed level) declared for the street, or the whole city: its
+    communities' key persons are watched from the declaration; a later yellow ends it."""
     care = Care(engine, clock, webhook)
     seen = clock.now - timedelta(days=3)
     await care.world.send(key_person(P, seen), screened(P, seen))
-    await care.level(COMPOUND[:9], "yellow", 1, clock.now)
+    await care.level(sealed, "yellow", 1, clock.now)
     clock.advance(hours=30)
     await care.watch.tick()
     assert await care.alerts() == [], "yellow does not seal"
-    await care.level(COMPOUND[:9], "red", 2, clock.now)
+    await care.level(sealed, "red", 2, clock.now)
     clock.advance(hours=24, seconds=1)
     await care.watch.tick()
     [alert] = await care.alerts()
     assert "所在单元封控中" in alert.summary_zh
-    await care.level(COMPOUND[:9], "red", 2, clock.now)  # redelivered: nothing changes
-    await care.level(COMPOUND[:9], "yellow", 3, clock.now)
+    await care.level(sealed, "red", 2, clock.now)  # redelivered: nothing changes
+    await care.level(sealed, "yellow", 3, clock.now)
     [alert] = await care.alerts()
     assert alert.state == "resolved"
 

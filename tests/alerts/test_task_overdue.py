@@ -157,8 +157,9 @@ async def test_only_the_districts_of_the_partition_are_read_and_bad_messages_are
         assert await service.alerts("640104") == []
         info = await js.consumer_info(TASKS_STREAM, "a-640106-tasks")
         assert info.config.filter_subjects == [
-            "zhibao.tasks.640106.*.overdue",
-            "zhibao.tasks.640106.*.changed",
+            f"zhibao.tasks.{place}.*.{event}"
+            for place in ("640106", "6401", "64")  # the city's and province's own tasks too
+            for event in ("overdue", "changed")
         ]
         assert info.num_pending == 0
         parked = await js.stream_info(DEAD_LETTER_STREAM)

@@ -4,6 +4,7 @@ them; the command centre sees each measure done, late, missing or pending."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -222,3 +223,50 @@ async def test_a_bad_playbook_is_refused_and_the_previous_one_kept(
     declared = await declare(service, unit=COMMUNITY_A, level="blue", reason="r")
     [task] = [t for t in await service.tasks(COMMUNITY_A, "community_a") if t["kind"] == "leaflets"]
     assert task["id"] in declared["tasks_issued"]
+
+
+async def test_the_city_declares_a_city_wide_level_as_a_district_declares_its_own(
+    service: Harness,
+) -> None:
+    """Whole-city measures (2020–22): the city's command centre declares for 6401; its
+    ``unit`` measures go to the city itself and ``children`` to its districts, as a
+    district's go to the district and its streets; the province reads it."""
+    red = await declare(service, "city", unit="6401", level="red", reason="全市封控")
+    assert len(red["tasks_issued"]) == 1, "the testing round; no compounds named"
+    [testing] = await service.tasks("6401", "city", state="issued")
+    assert (testing["unit"], testing["kind"]) == ("6401", "testing_round")
+    yellow = await declare(service, "city", unit="6401", level="yellow", reason="降级")
+    assert yellow["tasks_closed"] == [testing["id"]]
+    districts = {t["unit"] for t in await service.tasks("6401", "city", state="issued")}
+    assert districts == {"640104", "640105", "640106", "640121", "640122", "640181"}
+    shown = await status(service, "6401", "province_reader")
+    assert (shown["level"], [h["level"] for h in shown["history"]]) == ("yellow", ["yellow", "red"])
+    assert (await status(service, "64", "province_reader"))["level"] == "none"
+    assert (await status(service, DISTRICT))["level"] == "none", "only the city's own level"
+    await service.tap.wait_for(
+        "the city's level messages",
+        lambda: (
+            [s for s, _ in service.tap.messages if s == "zhibao.tasks.6401.6401.level"] != []
+            and len(service.tap.bodies("level")) == 2
+        ),
+    )
+    assert [(m["unit"], m["level"]) for m in service.tap.bodies("level")] == [
+        ("6401", "red"),
+        ("6401", "yellow"),
+    ]
+    assert ("zhibao.tasks.6401.6401.issued", testing["id"]) in [
+        (s, json.loads(d)["task"]) for s, d in service.tap.messages if s.endswith(".issued")
+    ]
+
+
+async def test_only_a_token_covering_the_city_declares_for_it(service: Harness) -> None:
+    for who, unit in (("district", "6401"), ("city", "64"), ("province_reader", "64")):
+        refused = await service.client.post(
+            "/v1/levels",
+            json={"unit": unit, "level": "red", "reason": "x"},
+            headers=service.auth(who),
+        )
+        assert refused.status_code == 403, (who, unit, refused.text)
+    assert (
+        await service.client.get("/v1/levels/6401", headers=service.auth("district"))
+    ).status_code == 403

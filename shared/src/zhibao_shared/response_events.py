@@ -2,8 +2,10 @@
 
 Published on the tasks stream beside the task messages
 (:mod:`zhibao_shared.task_events`): ``zhibao.tasks.<district>.<unit>.level`` on every
-declaration (lifting included) and ``zhibao.tasks.<district>.<community>.point`` when an
-epidemic point (疫点) is declared or lifted. No personal data: units, compound and
+declaration (lifting included; a unit above the district, the city or the province,
+stands in its own district place: ``zhibao.tasks.6401.6401.level``) and
+``zhibao.tasks.<district>.<community>.point`` when an epidemic point (疫点) is declared
+or lifted. No personal data: units, compound and
 building labels, times, and the declaring token's name.
 
 Each message is a full snapshot of what it is about (a declaration is never changed; a
@@ -17,11 +19,10 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from zhibao_shared.hierarchy import district_of
-from zhibao_shared.subjects import task_subject
+from zhibao_shared.hierarchy import UNIT_CODE
+from zhibao_shared.subjects import task_event_filters, task_subject
 
 ID = r"^[0-9a-f]{32}$"
-UNIT_CODE = r"^\d{6}(\d{3}(\d{3})?)?$"
 COMMUNITY_CODE = r"^\d{12}$"
 #: A response level as declared: the warning colours, grades I (red) to IV (blue).
 DeclaredLevel = Literal["red", "orange", "yellow", "blue"]
@@ -81,10 +82,9 @@ def point_subject(community: str) -> str:
 
 
 def response_filters(districts: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Subject filters matching level and point messages (of some districts, or all)."""
-    places = [district_of(d) for d in districts] or ["*"]
-    events = (LEVEL_EVENT, POINT_EVENT)
-    return tuple(f"zhibao.tasks.{place}.*.{event}" for place in places for event in events)
+    """Subject filters matching level and point messages (of some districts and the units
+    above them, or all)."""
+    return tuple(task_event_filters(districts, (LEVEL_EVENT, POINT_EVENT)))
 
 
 def parse_response_message(subject: str, raw: bytes) -> LevelMessage | PointMessage:

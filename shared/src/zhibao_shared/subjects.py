@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from zhibao_shared.hierarchy import district_of
+from zhibao_shared.hierarchy import ancestors, district_of
 
 EVENTS_STREAM = "ZHIBAO_EVENTS"
 EVENTS_ALL = "zhibao.events.>"
@@ -76,14 +76,22 @@ def audit_subject(service: str, action: str) -> str:
     return f"zhibao.audit.{service}.{action}"
 
 
+def task_places(districts: Sequence[str]) -> list[str]:
+    """The district places of task subjects a partition of ``districts`` reads: its
+    districts and the units above them (a city's or province's own messages stand in
+    their own code's place, ``zhibao.tasks.6401.6401.level``); ``*`` when empty."""
+    own = [district_of(d) for d in districts]
+    above = [code for d in own for code in ancestors(d)[1:]]
+    return list(dict.fromkeys(own + above)) or ["*"]
+
+
 def task_event_filters(districts: Sequence[str], events: Iterable[str]) -> list[str]:
-    """Subject filters for the task messages ``events`` (issued, changed, overdue) of
-    ``districts`` (all districts when empty). The tasks stream also carries the response
-    service's declared levels and epidemic points, which a task consumer must not get."""
+    """Subject filters for the messages ``events`` (issued, changed, overdue; level,
+    point) of ``districts`` and the units above them (all when empty). The tasks stream
+    also carries the response service's declared levels and epidemic points, which a
+    task consumer must not get."""
     return [
-        f"zhibao.tasks.{district}.*.{event}"
-        for district in (districts or ("*",))
-        for event in events
+        f"zhibao.tasks.{place}.*.{event}" for place in task_places(districts) for event in events
     ]
 
 
@@ -93,5 +101,6 @@ def is_task_event(subject: str, events: Iterable[str]) -> bool:
 
 
 def task_subject(unit: str, event: str) -> str:
-    """Subject a task's event (issued, changed, overdue) is published on."""
+    """Subject a task's event (issued, changed, overdue) is published on; a unit above
+    the district (the city, the province) is its own district place."""
     return f"zhibao.tasks.{district_of(unit)}.{unit}.{event}"

@@ -14,9 +14,9 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from zhibao_shared.events import Pseudonym
+from zhibao_shared.hierarchy import UNIT_CODE
 
 TASK_ID = r"^[0-9a-f]{32}$"
-UNIT_CODE = r"^\d{6}(\d{3}(\d{3})?)?$"
 TASK_KIND = r"^[a-z][a-z0-9_]{1,39}$"
 #: How soon a need's task must be done (:class:`zhibao_shared.care_events.NeedUrgency`).
 Urgency = Literal["normal", "urgent"]

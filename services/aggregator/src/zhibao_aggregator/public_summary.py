@@ -61,9 +61,10 @@ class PublicSummaries:
         return day
 
     def _public_tree(self) -> tuple[list[str], dict[str, tuple[str, ...]]]:
-        """Every public unit and how they nest (parent → public children)."""
+        """Every public unit and how they nest (parent → public children), from the top
+        unit(s) of the registry (the province) down."""
         registry = self.reader.registry
-        todo = [u.code for u in registry.at_level(Level.CITY)]
+        todo = [u.code for u in registry.top() if self.is_public(u)]
         units, groups = list(todo), {}
         while todo:
             parent = todo.pop()
@@ -136,12 +137,19 @@ class PublicSummaries:
         if not self.is_public(unit):
             raise NotPublic(code)
         made = await self.release(day or self.latest_released())
+        if code not in made["units"]:
+            # a release made before the unit was public (or registered) is kept as made
+            raise NotReleased(f"the release of {made['date']} has no figures for {code}")
 
         def entry(shown: Unit) -> dict[str, Any]:
             described = {k: getattr(shown, k) for k in ("code", "name", "name_en")}
             return {**described, "level": shown.level.value, "figures": made["units"][shown.code]}
 
-        children = [c for c in self.reader.registry.children(code) if self.is_public(c)]
+        children = [
+            c
+            for c in self.reader.registry.children(code)
+            if self.is_public(c) and c.code in made["units"]
+        ]
         return {
             **entry(unit),
             "date": made["date"],

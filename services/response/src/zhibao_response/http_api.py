@@ -28,7 +28,6 @@ from zhibao_shared.task_events import TaskState
 from zhibao_shared.tokens import Role, Token
 
 TASK_ID = r"^[0-9a-f]{32}$"
-UNIT = r"^\d{6}(\d{3}(\d{3})?)?$"
 _LABEL = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -58,7 +57,9 @@ class LevelDeclaration(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    unit: str = Field(pattern=r"^\d{6}(\d{3}(\d{3})?)?$")
+    unit: str = Field(
+        pattern=UNIT_CODE, description="Any unit: a community up to the city or the province"
+    )
     level: ResponseLevel
     reason: str = Field(min_length=1, max_length=500)
     compounds: list[_LABEL] = Field(
@@ -349,7 +350,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         responses={404: {"description": "No such unit in the registry"}},
         dependencies=[Depends(auth.unit_scope(Role.READ))],
     )
-    async def level_status(code: Annotated[str, Path(pattern=UNIT)]) -> dict[str, Any]:
+    async def level_status(code: Annotated[str, Path(pattern=UNIT_CODE)]) -> dict[str, Any]:
         if code not in api.registry:
             raise HTTPException(404, f"no unit {code} in the registry")
         return await api.levels.status(code)

@@ -157,7 +157,7 @@ def make_release(
     is newly reported in it, and days without a new case count from the last
     day with a new confirmed case.
     """
-    before = previous or {}
+    before = _carried_over(previous, groups) if previous is not None else {}
     counts, closed = _counts(figures, before)
     hidden = {
         c: suppress(CountTable(counts[c], groups), rules.threshold)
@@ -188,6 +188,40 @@ def make_release(
         units[unit] = shown
         state[unit] = UnitState(counts[CUMULATIVE][unit], closed[unit], clean, last_new, window)
     return Release(day, units, state)
+
+
+def _carried_over(
+    previous: Mapping[str, UnitState], groups: Mapping[str, tuple[str, ...]]
+) -> dict[str, UnitState]:
+    """The previous state, with that of a parent new to the chain (such as a province
+    added above the city) made from its children's, deepest first.
+
+    Starting it from nothing would count its whole history as newly reported, so
+    it would no longer be the sum of its children, which suppression relies on.
+    """
+    state = dict(previous)
+    for parent in sorted(groups, key=len, reverse=True):
+        children = [state.get(c) for c in groups[parent]]
+        if parent not in state and children and None not in children:
+            state[parent] = _sum_of([c for c in children if c is not None])
+    return state
+
+
+def _sum_of(children: list[UnitState]) -> UnitState:
+    """A parent's state from its children's: what their published figures add up to."""
+    days = min(len(c.window) for c in children)
+    window = tuple(
+        None if None in column else sum(v for v in column if v is not None)
+        for column in zip(*(c.window[len(c.window) - days :] for c in children), strict=True)
+    )
+    last = [c.last_new for c in children if c.last_new is not None]
+    return UnitState(
+        sum(c.cumulative for c in children),
+        sum(c.closed for c in children),
+        all(c.clean for c in children),
+        max(last, default=None),
+        window,
+    )
 
 
 def _shown(value: int, suppressed: bool) -> dict[str, Any]:
