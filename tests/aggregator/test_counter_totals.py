@@ -35,6 +35,7 @@ async def test_figures_counted_before_the_totals_existed_read_the_same_after_the
     expected = truth(scenario)
     assert any(f.get("current_suspected") for f in expected.values())  # stocks are in play
     async with engine.begin() as conn:  # as the database stood at 0010, totals not kept
+        await conn.execute(text("DROP TABLE key_person_totals"))  # (added after 0010)
         await conn.execute(text("DROP TABLE counter_totals"))
         await conn.execute(text("UPDATE alembic_version SET version_num = '0010_place_counters'"))
     await migrate(database)

@@ -7,7 +7,9 @@
 * A person's **last contact** is their latest screening, isolation check or task
   result (about the task's person) seen since they were on the register.
 * Rollups carry ``key_persons`` ({category: count} of the current register) at every
-  level; only the community's own tokens see the register's rows.
+  level, kept as running totals per unit and category (a row's change of registered
+  state adds +1 or -1 at its community and every unit above); only the community's
+  own tokens see the register's rows.
 * Needs are tasks (kind ``need_<category>``): ``needs_open``, ``needs_overdue`` and
   ``needs_median_hours`` are the task figures of those kinds
   (:mod:`zhibao_aggregator.domain.tasks`).
@@ -15,7 +17,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +30,7 @@ from zhibao_shared.events import (
     PublishedScreening,
     PublishedTaskResult,
 )
+from zhibao_shared.hierarchy import ancestors
 
 KEY_PERSONS = "key_persons"
 Order = tuple[datetime, str]
@@ -94,17 +98,31 @@ def may_see_register(scopes: Sequence[str], community: str) -> bool:
     return any(scope.startswith(community) for scope in scopes)
 
 
-def counts_under(
+def registered_change(before: bool, after: bool) -> int:
+    """What a row's new state adds to its units' registered persons: +1 from absent or
+    removed (``before`` False) to registered, -1 from registered to removed, else 0 (a
+    renewal, or a removal of a row not registered)."""
+    return int(after) - int(before)
+
+
+def totals_change(changes: Mapping[tuple[str, str], int]) -> Counter[tuple[str, str]]:
+    """``{(unit, category): delta}`` at every level from ``{(community, category): delta}``
+    (codes nest by prefix); zero changes are dropped."""
+    out: Counter[tuple[str, str]] = Counter()
+    for (community, category), delta in changes.items():
+        if delta:
+            for unit in ancestors(community):
+                out[(unit, category)] += delta
+    return Counter({key: value for key, value in out.items() if value != 0})
+
+
+def counts_of(
     rows: Iterable[tuple[str, str, int]], codes: Iterable[str]
 ) -> dict[str, dict[str, int]]:
-    """``{code: {category: persons}}`` from (community, category, persons) rows: each
-    unit counts the communities under it (codes nest by prefix)."""
-    found = list(rows)
-    out: dict[str, dict[str, int]] = {}
-    for code in codes:
-        sums: dict[str, int] = {}
-        for community, category, persons in found:
-            if community.startswith(code):
-                sums[category] = sums.get(category, 0) + persons
-        out[code] = dict(sorted(sums.items()))
-    return out
+    """``{code: {category: persons}}`` from (unit, category, persons) totals, categories
+    sorted and those with no person left out."""
+    found: dict[str, dict[str, int]] = {code: {} for code in codes}
+    for unit, category, persons in rows:
+        if persons and unit in found:
+            found[unit][category] = persons
+    return {code: dict(sorted(sums.items())) for code, sums in found.items()}

@@ -6,30 +6,35 @@ event here is new); the readers answer the register and the rollups' counts.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import care
-from zhibao_aggregator.storage.care_tables import key_persons, need_tasks
+from zhibao_aggregator.storage.bulk import Insert, adding, insert_many
+from zhibao_aggregator.storage.care_tables import key_person_totals, key_persons, need_tasks
 from zhibao_aggregator.storage.facts import CHUNK
 from zhibao_aggregator.storage.task_tables import task_spans
 from zhibao_shared.care_events import PublishedKeyPerson, PublishedNeed
 from zhibao_shared.events import PublishedEvent
 
 k = key_persons.c
+t = key_person_totals.c
 
 
 async def apply_care(conn: AsyncConnection, events: Sequence[PublishedEvent]) -> None:
     """The batch's key-person actions, needs and contacts (in that order: a person
     registered in the batch gets the batch's contacts)."""
     actions = [care.registration(e) for e in events if isinstance(e, PublishedKeyPerson)]
+    changes: Counter[tuple[str, str]] = Counter()
     for action in sorted(actions, key=lambda a: a.order):
-        await _apply_registration(conn, action)
+        changes[(action.community, action.category)] += await _apply_registration(conn, action)
+    await _add_to_totals(conn, care.totals_change(changes))
     needs = [e for e in events if isinstance(e, PublishedNeed)]
     if needs:
         await conn.execute(insert(need_tasks), [_need_row(e) for e in needs])
@@ -54,13 +59,15 @@ async def _registered_among(conn: AsyncConnection, pids: list[str]) -> set[str]:
     return found
 
 
-async def _apply_registration(conn: AsyncConnection, action: care.Registration) -> None:
+async def _apply_registration(conn: AsyncConnection, action: care.Registration) -> int:
+    """Apply one action to its register row; returns the change of the registered
+    persons it makes (+1, -1 or 0)."""
     where = and_(
         k.community == action.community, k.pid == action.pid, k.category == action.category
     )
     found = (await conn.execute(select(key_persons).where(where))).first()
     if found is not None and (found.changed_at, found.changed_key) >= action.order:
-        return  # a later action decided the row already
+        return 0  # a later action decided the row already
     since = None
     if action.registered:  # a registration renewed keeps its start
         since = found.since if found is not None and found.registered else action.at
@@ -78,6 +85,20 @@ async def _apply_registration(conn: AsyncConnection, action: care.Registration) 
         if not action.registered:
             values = {n: v for n, v in values.items() if n not in care.PLACE_FIELDS}
         await conn.execute(update(key_persons).where(where).values(**values))
+    was_registered = found is not None and bool(found.registered)
+    return care.registered_change(was_registered, action.registered)
+
+
+async def _add_to_totals(conn: AsyncConnection, change: Counter[tuple[str, str]]) -> None:
+    """Add the register's changes to the units' totals (upserts that add: instances
+    sharing a database never read-modify-write a total)."""
+    rows = [(unit, category, delta) for (unit, category), delta in change.items()]
+    if conn.dialect.name == "postgresql":
+        rows.sort()  # a fixed order keeps row locks ordered (no deadlocks between instances)
+    await insert_many(conn, _TOTALS, rows)
+
+
+_TOTALS = Insert(key_person_totals.name, ("unit", "category", "value"), adding(key_person_totals))
 
 
 def _need_row(event: PublishedNeed) -> dict[str, Any]:
@@ -92,17 +113,16 @@ def _need_row(event: PublishedNeed) -> dict[str, Any]:
 
 
 async def key_person_counts(conn: AsyncConnection, codes: list[str]) -> dict[str, dict[str, int]]:
-    """The current register's persons per category under each unit of ``codes``."""
-    if not codes:
-        return {}
-    roots = sorted(set(codes), key=len)
-    under = [k.community.startswith(code, autoescape=True) for code in roots]
-    rows = await conn.execute(
-        select(k.community, k.category, func.count())
-        .where(k.registered.is_(True), or_(*under))
-        .group_by(k.community, k.category)
-    )
-    return care.counts_under(((c, cat, int(n)) for c, cat, n in rows.all()), codes)
+    """The current register's persons per category under each unit of ``codes`` (their
+    totals: one lookup by key per unit, whatever the size of the register)."""
+    units = sorted(set(codes))
+    rows: list[tuple[str, str, int]] = []
+    for start in range(0, len(units), CHUNK):
+        found = await conn.execute(
+            select(t.unit, t.category, t.value).where(t.unit.in_(units[start : start + CHUNK]))
+        )
+        rows += [(unit, category, int(value)) for unit, category, value in found.all()]
+    return care.counts_of(rows, codes)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ labels as reported. No free text: the events carry none.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table
 
 from zhibao_aggregator.storage.tables import metadata
 from zhibao_shared.db import UtcDateTime
@@ -39,6 +39,17 @@ key_persons = Table(
 )
 Index("ix_key_persons_pid", key_persons.c.pid)
 
+#: Each unit's (every level's) registered persons per category, kept in the same
+#: transaction as ``key_persons`` (±1 when a row's registered state changes), so a
+#: rollup reads its counts by key instead of counting the register under the unit.
+key_person_totals = Table(
+    "key_person_totals",
+    metadata,
+    Column("unit", String(12), primary_key=True),
+    Column("category", String(20), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 #: Each need's task (its id derived from the need) with the need's person and kind.
 need_tasks = Table(
     "need_tasks",
@@ -52,4 +63,4 @@ need_tasks = Table(
 )
 Index("ix_need_tasks_community_pid", need_tasks.c.community, need_tasks.c.pid)
 
-CARE_TABLES = ("key_persons", "need_tasks")
+CARE_TABLES = ("key_persons", "key_person_totals", "need_tasks")
