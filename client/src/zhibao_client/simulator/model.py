@@ -195,9 +195,12 @@ class Simulation:
             self._plan_screenings(community, index)
             self._plan_suspected(community, index)
             self._plan_care(community, index)
+        tallies: dict[str, DayTotals] = {}
+        for planned in self._later.get(index, []):
+            _count(tallies.setdefault(planned.fact.community, DayTotals()), planned.fact)
         for community in self.communities:
             if not self._silent(community, index):
-                self._plan_report(community, index)
+                self._plan_report(community, index, tallies.get(community.code, DayTotals()))
 
     def _silent(self, community: Community, index: int) -> bool:
         cfg = self.config
@@ -338,11 +341,8 @@ class Simulation:
 
     # ---- daily reports ----------------------------------------------------------------------
 
-    def _plan_report(self, community: Community, index: int) -> None:
-        tally = DayTotals()
-        for planned in self._later.get(index, []):
-            if planned.fact.community == community.code:
-                _count(tally, planned.fact)
+    def _plan_report(self, community: Community, index: int, tally: DayTotals) -> None:
+        """The community's daily report of the day's ``tally`` (what was planned for it)."""
         in_isolation = sum(a <= index < b for a, b in self._isolated.get(community.code, []))
         late = self._rng.random() < self.config.late_report_rate
         when = (
