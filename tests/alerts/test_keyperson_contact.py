@@ -62,15 +62,22 @@ class Care:
     async def alerts(self) -> list[Any]:
         return [a for a in await self.world.alerts() if a.rule == RULE]
 
-    async def point(self, building: str, start: datetime, lifted: datetime | None = None) -> None:
-        """The response service's epidemic point at 枫林湾 ``building`` (labels)."""
+    async def point(
+        self,
+        building: str | None,
+        start: datetime,
+        lifted: datetime | None = None,
+        compound: str = "枫林湾",
+    ) -> None:
+        """The response service's epidemic point at ``compound`` ``building`` (as declared:
+        labels, or a registered place's id)."""
         await self.messages(
             [
                 PointMessage(
                     event="point_lifted" if lifted else "point_declared",
                     point="ab" * 16,
                     unit=COMPOUND[:12],
-                    compound="枫林湾",
+                    compound=compound,
                     building=building,
                     start=start,
                     declared_at=start,
@@ -114,18 +121,26 @@ class Care:
 
 
 def key_person(
-    pid: str, when: datetime, *, building: str = BUILDING, action: str = "register"
+    pid: str,
+    when: datetime,
+    *,
+    building: str = BUILDING,
+    action: str = "register",
+    labels: bool = True,
 ) -> PublishedEvent:
-    """An elderly person living alone at 枫林湾 ``building``, as intake publishes it."""
+    """An elderly person living alone at 枫林湾 ``building``, as intake publishes it
+    (without ``labels``: reported by the building's id alone)."""
     data: dict[str, Any] = {
         "person": {"pid": pid},
         "category": "elderly_alone",
         "action": action,
-        "compound": "枫林湾",
-        "building": "3号楼",
         "compound_id": COMPOUND,
         "building_id": building,
     }
+    if labels:
+        data |= {"compound": "枫林湾", "building": "3号楼"}
+    else:
+        data["place"] = building
     return published("keyperson", data, when=when)
 
 
@@ -218,6 +233,22 @@ async def test_an_epidemic_point_watches_the_persons_of_its_building_and_a_task_
     clock.advance(hours=48)
     await care.watch.tick()
     assert len(await care.alerts()) == 2, "no longer watched once the point is lifted"
+
+
+async def test_a_point_declared_by_its_compound_s_id_watches_the_persons_living_there(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """The response service takes a point's registered compound by its id (the simulator
+    declares its points so): the key persons of that compound, registered by their
+    building's id without labels, are watched as for a point declared in words."""
+    care = Care(engine, clock, webhook)
+    seen = clock.now - timedelta(days=3)
+    await care.world.send(key_person(P, seen, labels=False), screened(P, seen))
+    await care.point(None, clock.now, compound=COMPOUND)
+    clock.advance(hours=25)
+    await care.watch.tick()
+    [alert] = await care.alerts()
+    assert "疫点" in alert.summary_zh and alert.grid == GRID
 
 
 async def test_contacts_count_in_event_time_whatever_order_they_arrive_in(

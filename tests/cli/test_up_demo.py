@@ -55,6 +55,16 @@ def city_events(aggregator: str, token: str, expected: int, timeout_s: float = 6
     return counted
 
 
+def wait_for_needs(aggregator: str, token: str, timeout_s: float = 60) -> dict[str, Any]:
+    """The city's rollup figures, once they count open needs (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        figures: dict[str, Any] = get(f"{aggregator}/v1/units/6401/rollup", token)["figures"]
+        if figures["needs_open"] or time.monotonic() > deadline:
+            return figures
+        time.sleep(0.5)
+
+
 def test_demo_feeds_the_system_and_its_link_signs_in(tmp_path: Path) -> None:
     env = stack_env(tmp_path)
     log = tmp_path / "demo.log"
@@ -84,6 +94,10 @@ def test_demo_feeds_the_system_and_its_link_signs_in(tmp_path: Path) -> None:
         assert all(int(d["figures"]["events"] or 0) > 0 for d in districts["children"])
         closes = get(f"{aggregator}/v1/units/6401/completeness", token, date=yesterday)
         assert closes["expected"] == 323 and closes["reported"] >= 280, closes["missing"]
+        # residents who need help: the registers, and needs the response service made tasks
+        figures = wait_for_needs(aggregator, token)
+        assert sum(figures["key_persons"].values()) > 3000, figures["key_persons"]
+        assert figures["needs_open"] > 0, figures
 
         alerts = f"http://127.0.0.1:{env['ZHIBAO_ALERTS_PORT']}"
         raised = get(f"{alerts}/v1/alerts", token, limit=500)

@@ -14,6 +14,7 @@ from zhibao_client.simulator import Simulation, SimulationConfig, deliver
 from zhibao_client.simulator.truth import GroundTruth
 from zhibao_shared.events import REPORTED_EVENT
 from zhibao_shared.hierarchy import load_registry
+from zhibao_shared.places import PlaceMatch, load_places
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime.now(ZONE).date() - timedelta(days=20)
@@ -56,7 +57,30 @@ def test_events_come_in_time_order_and_satisfy_the_contract(
         "zhibao.case.v1",
         "zhibao.isolation.v1",
         "zhibao.daily_report.v1",
+        "zhibao.keyperson.v1",
+        "zhibao.need.v1",
     }
+
+
+def registered(event: dict[str, Any]) -> PlaceMatch:
+    """The registered places an event names, as intake resolves them."""
+    data = event["data"]
+    return load_places().locate(
+        event["subject"], data.get("place"), data.get("compound"), data.get("building")
+    )
+
+
+def test_residents_live_in_registered_places_named_by_id_or_now_and_then_by_labels(
+    outbreak_run: tuple[list[dict[str, Any]], GroundTruth],
+) -> None:
+    events, _ = outbreak_run
+    homes = [e for e in events if e["type"] in ("zhibao.screening.v1", "zhibao.case.v1")]
+    by_labels = [e for e in homes if "place" not in e["data"]]
+    assert 0 < len(by_labels) < 0.1 * len(homes)
+    for event in homes:
+        found = registered(event)
+        where = found.compound if event["data"].get("site") == "gate" else found.building
+        assert where is not None and where[:12] == event["subject"], event
 
 
 def test_the_ground_truth_equals_counting_the_events(
@@ -117,7 +141,7 @@ def test_the_outbreak_is_a_fever_cluster_in_one_building_then_confirmed_cases(
     config = SimulationConfig(**SMALL, outbreak=True)
     community, first_day = config.outbreak_community, START + timedelta(days=config.outbreak_start)
     fevers_by_building = Counter(
-        (e["data"].get("compound"), e["data"].get("building"))
+        registered(e).building
         for e in events
         if e["type"] == "zhibao.screening.v1"
         and e["subject"] == community
@@ -125,14 +149,14 @@ def test_the_outbreak_is_a_fever_cluster_in_one_building_then_confirmed_cases(
         and local_day(e) == first_day
     )
     (place, fevers), *_ = fevers_by_building.most_common()
-    assert fevers >= 3 and place[1] is not None, "three or more fevers in one building in a day"
+    assert fevers >= 3 and place is not None, "three or more fevers in one building in a day"
     confirmed_after = [
         e
         for e in events
         if e["type"] == "zhibao.case.v1"
         and e["subject"] == community
         and e["data"]["classification"] == "confirmed"
-        and (e["data"]["compound"], e["data"]["building"]) == place
+        and registered(e).building == place
         and local_day(e) > first_day
     ]
     assert len({local_day(e) for e in confirmed_after}) >= 2, "confirmed over several days"

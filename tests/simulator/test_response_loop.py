@@ -8,9 +8,7 @@ processes, as ``zhibao up`` runs them.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,14 +20,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.simulator.system import running
 from zhibao_cli.demo import Demo, banner_lines
 from zhibao_cli.stack import Stack
 from zhibao_client.cli import app
 from zhibao_client.client import ZhibaoClient
 from zhibao_client.simulator import CommandCentre, Simulation, SimulationConfig, deliver, run
 from zhibao_client.simulator.truth import GroundTruth
-from zhibao_shared.natsserver import free_port
-from zhibao_shared.tokens import Role, TokenStore
+from zhibao_shared.tokens import Role
 
 pytestmark = pytest.mark.integration
 
@@ -96,33 +94,20 @@ class System:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("sim-loop")
-    data = root / "data"
-    env = {
-        **os.environ,
-        "ZHIBAO_DATA_DIR": str(data),
-        "ZHIBAO_NATS_URL": f"nats://127.0.0.1:{free_port()}",
-        "ZHIBAO_INTAKE_PORT": str(free_port()),
-        "ZHIBAO_RESPONSE_PORT": str(free_port()),
-        "ZHIBAO_PSEUDONYM_KEY": secrets.token_urlsafe(48),
-    }
-    store = TokenStore.in_data_dir(data)
-    _r, report = store.create(scopes=[CITY], role=Role.REPORT, name="sim-reporter")
-    _o, operate = store.create(scopes=[CITY], role=Role.OPERATE, name="sim-centre")
-    store.close()
-    stack = Stack(
-        env=env,
-        data_dir=data,
-        nats_url=env["ZHIBAO_NATS_URL"],
-        names=("intake", "response"),
-        log_dir=root / "logs",
-    )
-    with stack:
-        yield System(stack, report, operate, root)
+    tokens = {"sim-reporter": ([CITY], Role.REPORT), "sim-centre": ([CITY], Role.OPERATE)}
+    with running(root, ("intake", "response"), tokens) as (stack, made):
+        yield System(stack, made["sim-reporter"], made["sim-centre"], root)
 
 
 def expected_state(truth: GroundTruth, key: str) -> tuple[str, str, bool]:
     task = truth.tasks[key]
     return task.state, task.unit, task.overdue(datetime.now().astimezone())
+
+
+def expected_need(truth: GroundTruth, task: str) -> tuple[str, str, bool]:
+    need = truth.needs[task]
+    state = "issued" if need.open else "done"
+    return state, need.community, need.overdue(datetime.now().astimezone())
 
 
 def test_every_task_ends_in_the_response_service_as_the_truth_says(system: System) -> None:
@@ -145,6 +130,9 @@ def test_every_task_ends_in_the_response_service_as_the_truth_says(system: Syste
     assert "cancelled" in {t.state for t in truth.tasks.values() if t.declared}
 
     wanted = {centre.ids[key]: expected_state(truth, key) for key in truth.tasks}
+    # the key persons' needs: their tasks (ids derived from the needs), met or still open
+    assert truth.needs and {n.task for n in truth.needs.values()}.isdisjoint(wanted)
+    wanted |= {task: expected_need(truth, task) for task in truth.needs}
     deadline = time.monotonic() + 120
     seen: dict[str, tuple[str, str, bool]] = {}
     while time.monotonic() < deadline:

@@ -45,6 +45,8 @@ def test_a_short_simulation_is_accepted_in_full_duplicates_and_all(
     assert number("sent", tally) > generated, "resent copies went through the client too"
     assert "rejected 0, still spooled 0" in result.output
     assert re.search(r"\d{4}-\d{2}-\d{2} \| sent [\d,]+ \(.*screening", result.output)
+    assert number("key persons:", result.output) > 3000, "every community's register"
+    assert number("needs: raised", result.output) > 0
     stored = [e["id"] for _s, e in stored_events(intake.nats.url)]
     assert len(stored) == len(set(stored)) == generated, "each event stored once"
 

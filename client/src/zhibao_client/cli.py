@@ -249,6 +249,14 @@ def _summary(simulation: Simulation, progress: Progress | None) -> None:
         )
         for rejection in progress.rejected[:10]:
             typer.echo(f"  rejected {rejection.describe()}", err=True)
+    registered = truth.key_persons()
+    needs = truth.need_figures(datetime.now().astimezone())
+    typer.echo(
+        f"key persons: {sum(registered.values()):,} on the registers "
+        f"({', '.join(f'{k} {n:,}' for k, n in registered.items())}); "
+        f"needs: raised {needs.raised:,}, met {needs.done:,} ({needs.done_late:,} late), "
+        f"open {needs.open:,} ({needs.overdue:,} overdue)"
+    )
     for unit in dict.fromkeys(u for _at, u, _level in truth.levels):
         levels = ", ".join(
             f"{level} ({at:%Y-%m-%d %H:%M})" for at, u, level in truth.levels if u == unit

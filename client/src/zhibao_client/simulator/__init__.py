@@ -16,6 +16,11 @@ yields the response loop's steps (a level declared and lifted, companion tasks
 pushed down, their results); ``run(…, centre=CommandCentre(response_url, operate_token,
 simulation.truth))`` carries them out against the response service, and
 ``simulation.truth.tasks`` / ``task_figures(at)`` say how every task should end.
+
+Every community reports its key-person register and its key persons raise needs
+(:mod:`.care`); ``simulation.truth.key_persons(unit)`` and ``need_figures(at, unit)``
+say what the rollups' ``key_persons``, ``needs_open`` and ``needs_overdue`` must show
+(with ``loop``, the needs met through their tasks' results).
 """
 
 from zhibao_client.simulator.command_centre import CommandCentre
@@ -26,8 +31,10 @@ from zhibao_client.simulator.runner import Progress, run
 from zhibao_client.simulator.truth import (
     DayTotals,
     ExpectedAlert,
+    ExpectedNeed,
     ExpectedTask,
     GroundTruth,
+    NeedFigures,
     TaskFigures,
 )
 
@@ -35,8 +42,10 @@ __all__ = [
     "CommandCentre",
     "DayTotals",
     "ExpectedAlert",
+    "ExpectedNeed",
     "ExpectedTask",
     "GroundTruth",
+    "NeedFigures",
     "Progress",
     "Simulation",
     "SimulationConfig",

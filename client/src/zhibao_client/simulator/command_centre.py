@@ -101,7 +101,7 @@ class CommandCentre:
 
     def result_event(self, step: ReportResult) -> dict[str, Any] | None:
         """The result's event, or None when the service never issued its task."""
-        task = self.ids.get(step.key)
+        task = step.task or self.ids.get(step.key)
         if task is None:
             return None
         declared = self._truth.tasks.get(step.key)

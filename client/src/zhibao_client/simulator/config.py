@@ -74,6 +74,21 @@ class SimulationConfig:
     unfinished_share: float = 0.02  # no result within the run
     declared_open_share: float = 0.2  # of the level's own tasks: still open when it is lifted
     quiet_days_to_lift: int = 14  # lifted after this many whole days without a new case
+    # Residents who need help: every community's key-person register (a share of its
+    # residents, whatever ``scale``) reported on the first day, a few joining or leaving
+    # later; their needs, most in an outbreak community while it is restricted (red), most
+    # of all in the sealed compound (the epidemic point). With ``loop`` the community
+    # fulfils them through task results, some late, a few not within the run.
+    key_person_scale: float = 0.002  # of the residents (a real register holds ≈ 3 %)
+    key_person_later_share: float = 0.05  # of the key persons: registered on a later day
+    key_person_removed_share: float = 0.03  # … removed from one group on a later day
+    need_rate: float = 0.01  # needs per key person and day
+    red_need_factor: float = 8.0  # … in an outbreak community while it is restricted
+    sealed_need_factor: float = 30.0  # … in the outbreak's sealed compound
+    urgent_share: float = 0.1  # of the needs (medical needs of dialysis patients: half)
+    late_need_share: float = 0.15  # of the needs met: after their limit
+    unmet_need_share: float = 0.05  # no result within the run
+    label_share: float = 0.05  # events naming the home by its labels instead of its id
 
     @property
     def zone(self) -> ZoneInfo:

@@ -115,12 +115,15 @@ class ReportResult:
     outcome: str
     method: str
     transfer_to: str | None = None
+    #: The service's id when known beforehand (a need's task: derived from the need).
+    task: str | None = None
+    measures: tuple[str, ...] = ("tested",)  # when done
 
     def event(self, task_id: str) -> dict[str, Any]:
         """The ``zhibao.task_result.v1`` CloudEvent for the task the service calls ``task_id``."""
         data: dict[str, Any] = {"task": task_id, "outcome": self.outcome, "method": self.method}
-        if self.outcome == "done":
-            data["measures"] = ["tested"]
+        if self.outcome == "done" and self.measures:
+            data["measures"] = list(self.measures)
         if self.transfer_to is not None:
             data["transfer_to"] = self.transfer_to
         return {
@@ -185,12 +188,11 @@ def companion_tasks(
     for n in range(companion_count(config, communities)):
         community = rng.choices(communities, weights)[0]
         person = rng.randrange(community.population)
-        compound, building = community.place(person)
         name = rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.choice((1, 2))))
         contact = {
             "name": name,
             "phone": f"13{rng.randrange(10**9):09d}",
-            "address": f"{compound} {building}号楼",
+            "address": community.address(person),
         }
         plans.append(
             TaskPlan(

@@ -8,8 +8,12 @@ close contacts go into isolation with daily checks, a few missed), and a daily
 report closing the day from every community (a few late, one community that
 goes silent). With ``outbreak``, a fever cluster in one building becomes
 confirmed cases over several days, in Jinfeng and, a few days later, in a
-second district. Everything comes from one seeded random generator, consumed in
-a fixed order: the same config gives the same events.
+second district. Residents live in the registered buildings of their community and
+events name them by their place ids (a few by their labels). Every community reports
+its key-person register, and key persons raise needs (most in an outbreak's
+restricted community). Everything comes from seeded random generators (one for the
+traffic, one each for the places' form, the register and needs, and the response
+loop), consumed in a fixed order: the same config gives the same events.
 
 ``Simulation(config).events()`` yields reported events (CloudEvents dicts) in
 time order and fills ``simulation.truth`` as it goes.
@@ -20,10 +24,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from zhibao_client.simulator.care import KeyPerson, limit_hours, need_fate, need_of, register
 from zhibao_client.simulator.config import SimulationConfig, companion_day
 from zhibao_client.simulator.loop import (
     DECLARED_DECISIONS,
@@ -45,10 +50,14 @@ from zhibao_client.simulator.truth import (
     FEVER_C,
     DayTotals,
     ExpectedAlert,
+    ExpectedNeed,
     ExpectedTask,
     GroundTruth,
 )
+from zhibao_shared.care_events import KeyPersonCategory, need_task_id
+from zhibao_shared.events import event_identity
 from zhibao_shared.hierarchy import Registry, load_registry
+from zhibao_shared.places import Places, load_places
 
 REPORT_DEADLINE = time(9, 0)  # the next day
 #: Loop steps sort after the events of the same moment (and never shift their ids).
@@ -60,15 +69,20 @@ _NEW_CASES = ("confirmed", "asymptomatic")
 class Fact:
     """What the model decided an event is (the ground truth's view of it)."""
 
-    kind: str  # screening, case, isolation, report (loop: a response-loop step)
+    kind: str  # screening, case, isolation, report, keyperson, need (loop: a loop step)
     community: str
     site: str = ""
     fever: bool = False
     travel: bool = False
     classification: str = ""
-    action: str = ""
+    action: str = ""  # isolation: start, check …; keyperson: register, remove
     report_day: date | None = None
     late: bool = False
+    person: str = ""  # keyperson: the ID number
+    category: str = ""  # keyperson: its group; need: what is needed
+    urgency: str = ""  # need
+    due: datetime | None = None  # need: raised + its limit
+    task: str = ""  # need: its task's id
 
 
 @dataclass(order=True)
@@ -83,16 +97,22 @@ class _Planned:
 class Simulation:
     """The city model. Iterate :meth:`events`; read :attr:`truth` afterwards."""
 
-    def __init__(self, config: SimulationConfig, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        config: SimulationConfig,
+        registry: Registry | None = None,
+        places: Places | None = None,
+    ) -> None:
         self.config = config
         self.truth = GroundTruth()
         registry = registry or load_registry()
         self._registry = registry
+        self._places = places if places is not None else load_places()
         wanted = config.communities
         units = [
             u for u in registry.communities_under(config.area) if wanted is None or u.code in wanted
         ]
-        self.communities = [Community.of(i, u) for i, u in enumerate(units)]
+        self.communities = [Community.of(i, u, self._places) for i, u in enumerate(units)]
         self._by_code = {c.code: c for c in self.communities}
         self._rng = random.Random(config.seed)
         self._first = config.first_day
@@ -101,6 +121,10 @@ class Simulation:
         self._isolated: dict[str, list[tuple[int, int]]] = {}  # community → (from, to) day index
         # the response loop draws from its own generator: the traffic is the same without it
         self._loop_rng = random.Random(f"loop-{config.seed}")
+        # so do the places' form (id or labels) and the register and its needs
+        self._place_rng = random.Random(f"places-{config.seed}")
+        self._care_rng = random.Random(f"care-{config.seed}")
+        self._key_persons = {c.code: register(self._care_rng, config, c) for c in self.communities}
         self._steps = 0
         self._outbreaks = [
             Outbreak.numbered(n, code, start)
@@ -130,7 +154,7 @@ class Simulation:
 
     def ground_truth(self) -> GroundTruth:
         """Run the whole model once and return its truth (a fresh run: no side effects)."""
-        fresh = Simulation(self.config, self._registry)
+        fresh = Simulation(self.config, self._registry, self._places)
         for _event in fresh.events():
             pass
         return fresh.truth
@@ -170,9 +194,13 @@ class Simulation:
                 continue
             self._plan_screenings(community, index)
             self._plan_suspected(community, index)
+            self._plan_care(community, index)
+        tallies: dict[str, DayTotals] = {}
+        for planned in self._later.get(index, []):
+            _count(tallies.setdefault(planned.fact.community, DayTotals()), planned.fact)
         for community in self.communities:
             if not self._silent(community, index):
-                self._plan_report(community, index)
+                self._plan_report(community, index, tallies.get(community.code, DayTotals()))
 
     def _silent(self, community: Community, index: int) -> bool:
         cfg = self.config
@@ -207,10 +235,11 @@ class Simulation:
         else:
             temperature = round(min(37.2, max(35.6, self._rng.gauss(36.5, 0.25))), 1)
         data: dict[str, Any] = {"temperature_c": temperature, "site": site}
-        if site == "gate":
+        if site == "gate":  # a gate of the resident's compound
+            data |= self._where(community, person, compound_only=True)
             source = f"/{community.code}/gate-{person % 3 + 1}"
         else:
-            data["compound"], data["building"] = community.place(person)
+            data |= self._where(community, person)
             source = f"/{community.code}/{'app' if site == 'self_report' else site}"
         if site in ("self_report", "household"):
             data["person"] = (
@@ -255,12 +284,10 @@ class Simulation:
         return self._rng.randrange(community.population)
 
     def _case(self, community: Community, person: int, when: datetime, kind: str) -> None:
-        compound, building = community.place(person)
         data = {
             "person": self._id(community, person),
             "classification": kind,
-            "compound": compound,
-            "building": building,
+            **self._where(community, person),
         }
         outbreak = self._outbreak_at.get(community.code)
         if outbreak is not None and kind in _NEW_CASES:
@@ -314,11 +341,8 @@ class Simulation:
 
     # ---- daily reports ----------------------------------------------------------------------
 
-    def _plan_report(self, community: Community, index: int) -> None:
-        tally = DayTotals()
-        for planned in self._later.get(index, []):
-            if planned.fact.community == community.code:
-                _count(tally, planned.fact)
+    def _plan_report(self, community: Community, index: int, tally: DayTotals) -> None:
+        """The community's daily report of the day's ``tally`` (what was planned for it)."""
         in_isolation = sum(a <= index < b for a, b in self._isolated.get(community.code, []))
         late = self._rng.random() < self.config.late_report_rate
         when = (
@@ -350,6 +374,9 @@ class Simulation:
         residents = list(community.residents_of(building))
         sick = self._rng.sample(residents, min(len(residents), 12))
         compound, label = community.place(sick[0])
+        home = community.home(sick[0])
+        outbreak.sealed = home.compound_id if home is not None else compound
+        outbreak.restricted_from = index + 2
         first_fevers = self._at(index, 20)
         self._expect("fever_cluster", community, first_fevers, f"{compound}/{label}")
         self._expect("ears_fevers", community, first_fevers, "outbreak fevers")
@@ -374,7 +401,7 @@ class Simulation:
                 self._confirm(community, person, self._at(index + offset, 11), "confirmed")
         self._breach(community, sick[11], index + 3)
         if self.config.loop:
-            self._declare(outbreak, compound, self._at(index + 2, 18))
+            self._declare(outbreak, outbreak.sealed, self._at(index + 2, 18))
             self._push_companions(outbreak, self._at(companion_day(outbreak.start), 8))
 
     def _breach(self, community: Community, person: int, index: int) -> None:
@@ -382,6 +409,89 @@ class Simulation:
         self._isolate(community, person, when - timedelta(hours=6), "home")
         self._isolation(community, person, when, "breach", "home", self.day(index + 14).isoformat())
         self._expect("immediate_breach", community, when, "door opened")
+
+    # ---- residents who need help -------------------------------------------------------------
+
+    def _plan_care(self, community: Community, index: int) -> None:
+        """The day's registrations and removals and the key persons' needs (one draw per
+        key person and day, whatever happens)."""
+        rng = self._care_rng
+        for key_person in self._key_persons[community.code]:
+            if index == key_person.since:
+                for group in key_person.groups:
+                    when = self._at(index, rng.uniform(8, 12))
+                    self._key_person(community, key_person.person, group.value, "register", when)
+            if index == key_person.removed:
+                when = self._at(index, rng.uniform(8, 12))
+                first = key_person.groups[0].value
+                self._key_person(community, key_person.person, first, "remove", when)
+            groups = key_person.groups_on(index)
+            if rng.random() < self._need_rate(community, key_person.person, index) and groups:
+                self._need(community, key_person, groups, index)
+
+    def _restriction(self, community: Community, person: int, index: int) -> str | None:
+        """``sealed`` (the outbreak's compound), ``red`` (its community) while the outbreak
+        restricts it, else None."""
+        outbreak = self._outbreak_at.get(community.code)
+        if outbreak is None or not outbreak.restricted(index, self.config.quiet_days_to_lift):
+            return None
+        home = community.home(person)
+        compound = home.compound_id if home is not None else community.place(person)[0]
+        return "sealed" if compound == outbreak.sealed else "red"
+
+    def _need_rate(self, community: Community, person: int, index: int) -> float:
+        cfg = self.config
+        factor = {None: 1.0, "red": cfg.red_need_factor, "sealed": cfg.sealed_need_factor}
+        return cfg.need_rate * factor[self._restriction(community, person, index)]
+
+    def _key_person(
+        self, community: Community, person: int, group: str, action: str, when: datetime
+    ) -> None:
+        data: dict[str, Any] = {
+            "person": self._id(community, person),
+            "category": group,
+            "action": action,
+        }
+        if action == "register":
+            data |= self._where(community, person)
+        id_number = community.id_number(person)
+        fact = Fact("keyperson", community.code, action=action, person=id_number, category=group)
+        source = f"/{community.code}/care-app"
+        self._emit(when, source, "zhibao.keyperson.v1", community, data, fact)
+
+    def _need(
+        self,
+        community: Community,
+        key_person: KeyPerson,
+        groups: tuple[KeyPersonCategory, ...],
+        index: int,
+    ) -> None:
+        rng = self._care_rng
+        sealed = self._restriction(community, key_person.person, index) == "sealed"
+        category, urgency = need_of(rng, self.config, rng.choice(groups), sealed)
+        when = self._at(index, rng.uniform(7, 21))
+        limit = limit_hours(category, urgency)
+        fate = need_fate(rng, self.config, limit)
+        data: dict[str, Any] = {
+            "person": self._id(community, key_person.person),
+            "category": category.value,
+            "urgency": urgency.value,
+            **self._where(community, key_person.person),
+        }
+        due = when + timedelta(hours=limit)
+        id_number = community.id_number(key_person.person)
+        fact = Fact("need", community.code, person=id_number, category=category.value)
+        fact = replace(fact, urgency=urgency.value, due=due)
+        source = f"/{community.code}/care-app"
+        planned = self._emit(when, source, "zhibao.need.v1", community, data, fact)
+        if planned is None:
+            return
+        task = need_task_id(event_identity(community.code, source, planned.event["id"]))
+        planned.fact = replace(fact, task=task)
+        if fate.outcome is not None and self.config.loop:
+            moment = when + timedelta(hours=fate.hours)
+            result = ReportResult(moment, task, community.code, "done", "visit", task=task)
+            self._step(moment, replace(result, measures=()))
 
     # ---- the response loop -------------------------------------------------------------------
 
@@ -464,6 +574,9 @@ class Simulation:
                 tasks[plan.key] = ExpectedTask(plan.key, plan.kind, plan.unit, plan.due)
         elif step.key in tasks:
             _apply(tasks[step.key], step)
+        elif step.key in self.truth.needs:
+            need = self.truth.needs[step.key]
+            need.done_at = need.done_at or step.when
 
     def _expect(self, rule: str, community: Community, when: datetime, reason: str) -> None:
         """Note an alert the traffic should cause, if its event is within the run."""
@@ -487,12 +600,12 @@ class Simulation:
         fact: Fact,
         *,
         allow_after: bool = False,
-    ) -> None:
+    ) -> _Planned | None:
         index = self._index(when)
         if index >= self.config.days + (1 if allow_after else 0):
-            return
+            return None
         if self._silent(community, min(index, self.config.days - 1)):
-            return
+            return None
         self._seq += 1
         event = {
             "specversion": "1.0",
@@ -503,7 +616,9 @@ class Simulation:
             "time": when.isoformat(),
             "data": data,
         }
-        self._later.setdefault(index, []).append(_Planned(when, self._seq, event, fact))
+        planned = _Planned(when, self._seq, event, fact)
+        self._later.setdefault(index, []).append(planned)
+        return planned
 
     def _tally(self, planned: _Planned) -> None:
         if planned.step is not None:
@@ -511,12 +626,39 @@ class Simulation:
             return
         fact = planned.fact
         self.truth.at(fact.community, self._local(planned.when)).events += 1
-        if fact.kind == "report" and fact.report_day is not None:
+        if fact.kind in ("keyperson", "need"):
+            self._tally_care(planned.when, fact)
+        elif fact.kind == "report" and fact.report_day is not None:
             totals = self.truth.at(fact.community, fact.report_day)
             totals.reported = True
             totals.reported_late = fact.late
         else:
             _count(self.truth.at(fact.community, self._local(planned.when)), fact)
+
+    def _tally_care(self, when: datetime, fact: Fact) -> None:
+        if fact.kind == "keyperson":
+            key = (fact.community, fact.person, fact.category)
+            self.truth.register[key] = fact.action == "register"
+            return
+        assert fact.due is not None
+        self.truth.needs[fact.task] = ExpectedNeed(
+            fact.task, fact.community, fact.person, fact.category, fact.urgency, when, fact.due
+        )
+
+    def _where(
+        self, community: Community, person: int, *, compound_only: bool = False
+    ) -> dict[str, str]:
+        """Where a resident lives as an event names it: the registered building's (or
+        compound's) id, for ``label_share`` of events the labels instead."""
+        home = community.home(person)
+        if home is None or self._place_rng.random() < self.config.label_share:
+            compound, building = community.place(person)
+            return (
+                {"compound": compound}
+                if compound_only
+                else {"compound": compound, "building": building}
+            )
+        return {"place": home.compound_id if compound_only else home.building_id}
 
     def _id(self, community: Community, person: int) -> dict[str, str]:
         return {"id_number": community.id_number(person)}

@@ -25,6 +25,8 @@ class Outbreak:
     lifted: bool = False
     point: str | None = None  # the compound declared an epidemic point
     point_lifted: bool = False
+    sealed: str | None = None  # the outbreak's compound (its id when registered)
+    restricted_from: int | None = None  # the day its first cases are confirmed
 
     @classmethod
     def numbered(cls, ordinal: int, community: str, start: int) -> Outbreak:
@@ -45,6 +47,16 @@ class Outbreak:
         if self.point is None or self.point_lifted or self.declared_day is None:
             return False
         return index - self._last_case(index) >= quiet_days
+
+    def restricted(self, index: int, quiet_days: int) -> bool:
+        """The community lives under the outbreak's restrictions on day ``index``: from
+        its first confirmed cases until more than ``quiet_days`` whole days without one
+        (when the loop lifts its level; with or without the loop)."""
+        start = self.restricted_from
+        if start is None or index < start:
+            return False
+        last = max({start} | {d for d in self.case_days if d <= index})
+        return index - last <= quiet_days
 
     def level_due(self, index: int, quiet_days: int) -> bool:
         """The level is lifted after more than ``quiet_days`` whole days without a case."""

@@ -66,6 +66,46 @@ class ExpectedTask:
         return self.open and self.due is not None and at > self.due
 
 
+@dataclass
+class ExpectedNeed:
+    """A need as the simulation leaves it: its task (the id the response service derives
+    from the need's identity), open or done."""
+
+    task: str
+    community: str
+    person: str  # the ID number
+    category: str
+    urgency: str
+    raised: datetime
+    due: datetime
+    done_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        """Not yet met."""
+        return self.done_at is None
+
+    @property
+    def late(self) -> bool:
+        """Met after its limit."""
+        return self.done_at is not None and self.done_at > self.due
+
+    def overdue(self, at: datetime) -> bool:
+        """Open and past its limit at ``at``."""
+        return self.open and at > self.due
+
+
+@dataclass(frozen=True)
+class NeedFigures:
+    """The needs' figures of a unit at one moment."""
+
+    raised: int
+    open: int
+    overdue: int
+    done: int
+    done_late: int
+
+
 @dataclass(frozen=True)
 class TaskFigures:
     """The response loop's figures at one moment."""
@@ -93,6 +133,40 @@ class GroundTruth:
     #: epidemic points declared and lifted: (when, community, compound, "declared"/"lifted")
     points: list[tuple[datetime, str, str, str]] = field(default_factory=list)
     tasks: dict[str, ExpectedTask] = field(default_factory=dict)
+    #: The key-person register: (community, ID number, category) → registered (False:
+    #: removed), as the latest action left it.
+    register: dict[tuple[str, str, str], bool] = field(default_factory=dict)
+    #: Every need raised, by its task's id.
+    needs: dict[str, ExpectedNeed] = field(default_factory=dict)
+
+    def key_persons(self, unit: str = "") -> dict[str, int]:
+        """``{category: persons}`` on the registers of the communities under ``unit`` (the
+        rollups' ``key_persons``)."""
+        counts: Counter[str] = Counter(
+            category
+            for (community, _person, category), registered in self.register.items()
+            if registered and community.startswith(unit)
+        )
+        return dict(sorted(counts.items()))
+
+    def registered(self, community: str) -> set[str]:
+        """The ID numbers on a community's register (in any group)."""
+        return {
+            person
+            for (unit, person, _category), registered in self.register.items()
+            if registered and unit == community
+        }
+
+    def need_figures(self, at: datetime, unit: str = "") -> NeedFigures:
+        """The needs of the communities under ``unit``, ``overdue`` as of ``at``."""
+        needs = [n for n in self.needs.values() if n.community.startswith(unit)]
+        return NeedFigures(
+            raised=len(needs),
+            open=sum(n.open for n in needs),
+            overdue=sum(n.overdue(at) for n in needs),
+            done=sum(not n.open for n in needs),
+            done_late=sum(n.late for n in needs),
+        )
 
     def keep_declared(self, issued: int, unit: str) -> None:
         """The service's playbook issued ``issued`` tasks for ``unit``'s level: forget the

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_alerts import care_store
 from zhibao_alerts.keypersons import CareNotes, KeyPersons
-from zhibao_shared.places import Places
+from zhibao_shared.places import PlaceMatch, Places, UnknownPlace, kind_of
 from zhibao_shared.response_events import (
     LEVEL_EVENT,
     POINT_EVENT,
@@ -51,13 +51,22 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def point_row(point: PointMessage, places: Places | None) -> dict[str, Any]:
-    """A point as stored: its labels, and the registered places they match."""
-    matched = (
-        places.match(point.unit, compound=point.compound, building=point.building)
-        if places is not None
-        else None
+def point_places(point: PointMessage, places: Places) -> PlaceMatch:
+    """The registered places a point names: a registered building's or compound's id (the
+    response service takes either), completed by the labels; else the labels matched."""
+    named = [v for v in (point.building, point.compound) if v and kind_of(v) is not None]
+    compound, building = (
+        None if v and kind_of(v) is not None else v for v in (point.compound, point.building)
     )
+    try:
+        return places.locate(point.unit, named[0] if named else None, compound, building)
+    except UnknownPlace:  # not (or no longer) registered: the labels as declared
+        return PlaceMatch()
+
+
+def point_row(point: PointMessage, places: Places | None) -> dict[str, Any]:
+    """A point as stored: its labels (or ids), and the registered places they name."""
+    matched = point_places(point, places) if places is not None else None
     return {
         "point": point.point,
         "community": point.unit,
