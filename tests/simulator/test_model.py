@@ -163,6 +163,9 @@ def test_the_outbreak_is_a_fever_cluster_in_one_building_then_confirmed_cases(
     rules = {a.rule for a in truth.expected_alerts}
     assert {"fever_cluster", "ears_fevers", "immediate_confirmed", "immediate_breach"} <= rules
     assert {"silence", "missed_check"} <= rules
+    # the cluster is expected where the alerts service keys it: the registered building
+    clusters = [a for a in truth.expected_alerts if a.rule == "fever_cluster"]
+    assert [a.reason for a in clusters if a.unit == community] == [place]
     breaches = [
         e for e in events if e["type"] == "zhibao.isolation.v1" and e["data"]["action"] == "breach"
     ]

@@ -378,7 +378,9 @@ class Simulation:
         outbreak.sealed = home.compound_id if home is not None else compound
         outbreak.restricted_from = index + 2
         first_fevers = self._at(index, 20)
-        self._expect("fever_cluster", community, first_fevers, f"{compound}/{label}")
+        # the alerts service keys a cluster by the registered building intake matched
+        cluster_place = home.building_id if home is not None else f"{compound}/{label}"
+        self._expect("fever_cluster", community, first_fevers, cluster_place)
         self._expect("ears_fevers", community, first_fevers, "outbreak fevers")
         fevers = {0: sick[:5], 1: sick[5:9], 2: sick[9:11]}
         for offset, people in fevers.items():
