@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import COMMUNITY, Clock, published
@@ -172,3 +174,49 @@ async def test_a_condition_that_holds_is_one_alert_that_takes_its_new_figures(
     await dog.tick()
     two = "2 isolated in 640106001001: no check for 24 h"
     assert await overdue() == [("firing", 2, two)]
+
+
+async def test_an_acknowledgement_made_while_a_silence_is_matched_stands(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog reads a firing alert, a person acknowledges it, then the watchdog
+    finds a new silence matching it: the acknowledgement stands (the watchdog used to
+    write 'silenced' over it: the acknowledged alert vanished from the acknowledged list,
+    seen in CI in tests/security/test_alerts_database_lock.py)."""
+    import json as _json
+
+    from zhibao_alerts import watchdog as watchdog_module
+    from zhibao_alerts.tables import silences
+
+    world = World(engine, clock, webhook)
+    await world.send(
+        published("case", {"person": {"pid": "e" * 32}, "classification": "confirmed"})
+    )
+    assert [r[2] for r in await open_rules(engine)] == ["firing"]
+    clock.advance(minutes=1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            silences.insert().values(
+                matchers=_json.dumps(
+                    [{"name": "community", "value": COMMUNITY, "is_regex": False}]
+                ),
+                starts_at=clock.now - timedelta(seconds=1),
+                ends_at=clock.now + timedelta(minutes=30),
+                created_by="t",
+                comment="c",
+            )
+        )
+    real_match = watchdog_module.matching_silence
+
+    async def acknowledged_meanwhile(conn: Any, alert: Any, *args: Any) -> Any:
+        async with engine.begin() as other:  # the person's request, on its own connection
+            await other.execute(
+                update(alerts).where(alerts.c.id == alert.id).values(state="acknowledged")
+            )
+        return await real_match(conn, alert, *args)
+
+    monkeypatch.setattr(watchdog_module, "matching_silence", acknowledged_meanwhile)
+    routing = Routing(oncall(Receiver("http://127.0.0.1:9")), load_registry(), "http://aggregator")
+    async with engine.begin() as conn:  # the silences step, as a tick with nothing else to do
+        await Watchdog._silence(conn, routing, clock.now)
+    assert [r[2] for r in await open_rules(engine)] == ["acknowledged"]

@@ -297,6 +297,20 @@ async def update_alert(conn: AsyncConnection, alert_id: int, **values: Any) -> N
     await conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
 
 
+async def move_alert(
+    conn: AsyncConnection, alert_id: int, expected_state: str, **values: Any
+) -> bool:
+    """Change fields of an alert only if it is still in ``expected_state`` (what the
+    caller read); False when someone changed it meanwhile (an acknowledgement, say),
+    which then stands."""
+    result = await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.state == expected_state)
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
 async def note(
     conn: AsyncConnection,
     alert_id: int,

@@ -286,8 +286,9 @@ class Watchdog:
         rows = (await conn.execute(select(alerts).where(alerts.c.state == "firing"))).all()
         for alert in rows:
             silence = await matching_silence(conn, alert, routing, now)
-            if silence is not None:
-                await store.update_alert(conn, alert.id, state="silenced")
+            if silence is not None and await store.move_alert(
+                conn, alert.id, "firing", state="silenced"
+            ):
                 await store.note(conn, alert.id, now, "silenced", detail=f"silence {silence}")
 
     @staticmethod
@@ -300,15 +301,18 @@ class Watchdog:
             if await matching_silence(conn, alert, routing, now) is None:
                 notified = await store.alert_notifications(conn, alert.id)
                 reason = f"unsilenced-{now:%Y%m%dT%H%M%S}" if notified else "fired"
-                await store.update_alert(
+                moved = await store.move_alert(
                     conn,
                     alert.id,
+                    "silenced",
                     state="firing",
                     fired_at=now,
                     last_notified_at=now,
                     escalation_step=0,
                     next_action_at=now,
                 )
+                if not moved:  # acknowledged or resolved meanwhile: that stands
+                    continue
                 await store.note(conn, alert.id, now, "unsilenced", actor="system")
                 await store.enqueue(conn, notifications_for_step(alert, 0, reason, routing, now))
                 fired = True
