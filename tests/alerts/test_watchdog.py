@@ -185,6 +185,7 @@ async def test_an_acknowledgement_made_while_a_silence_is_matched_stands(
     seen in CI in tests/security/test_alerts_database_lock.py)."""
     import json as _json
 
+    from zhibao_alerts import raising
     from zhibao_alerts import watchdog as watchdog_module
     from zhibao_alerts.tables import silences
 
@@ -206,7 +207,7 @@ async def test_an_acknowledgement_made_while_a_silence_is_matched_stands(
                 comment="c",
             )
         )
-    real_match = watchdog_module.matching_silence
+    real_match = raising.matching_silence
 
     async def acknowledged_meanwhile(conn: Any, alert: Any, *args: Any) -> Any:
         async with engine.begin() as other:  # the person's request, on its own connection
