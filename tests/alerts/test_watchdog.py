@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from tests.alerts.conftest import COMMUNITY, Clock, published
 from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
 from tests.support.webhook import Receiver
 from zhibao_alerts.raising import Routing
-from zhibao_alerts.tables import alerts
+from zhibao_alerts.tables import alerts, silences
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.hierarchy import load_registry
 
@@ -32,6 +33,20 @@ async def open_rules(engine: AsyncEngine) -> list[tuple[str, str, str]]:
             select(alerts.c.rule, alerts.c.unit, alerts.c.state).order_by(alerts.c.id)
         )
         return [tuple(r) for r in rows]
+
+
+async def silence_community(engine: AsyncEngine, started: datetime, clock: Clock) -> None:
+    """A silence of ``COMMUNITY`` from ``started`` until 30 minutes after the clock."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            silences.insert().values(
+                matchers=json.dumps([{"name": "community", "value": COMMUNITY, "is_regex": False}]),
+                starts_at=started,
+                ends_at=clock.now + timedelta(minutes=30),
+                created_by="t",
+                comment="c",
+            )
+        )
 
 
 async def test_an_active_community_without_its_daily_report_is_flagged_until_it_reports(
@@ -102,24 +117,9 @@ async def test_a_missed_isolation_check_alerts_and_clears_when_checked(
 async def test_an_expired_silence_lets_the_alert_fire(
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:
-    import json as _json
-
-    from zhibao_alerts.tables import silences
-
     world = World(engine, clock, webhook)
     dog = watchdog(engine, clock)
-    async with engine.begin() as conn:
-        await conn.execute(
-            silences.insert().values(
-                matchers=_json.dumps(
-                    [{"name": "community", "value": COMMUNITY, "is_regex": False}]
-                ),
-                starts_at=clock.now - timedelta(minutes=1),
-                ends_at=clock.now + timedelta(minutes=30),
-                created_by="t",
-                comment="c",
-            )
-        )
+    await silence_community(engine, started=clock.now - timedelta(minutes=1), clock=clock)
     await world.send(
         published("case", {"person": {"pid": "e" * 32}, "classification": "confirmed"})
     )
@@ -183,11 +183,8 @@ async def test_an_acknowledgement_made_while_a_silence_is_matched_stands(
     finds a new silence matching it: the acknowledgement stands (the watchdog used to
     write 'silenced' over it: the acknowledged alert vanished from the acknowledged list,
     seen in CI in tests/security/test_alerts_database_lock.py)."""
-    import json as _json
-
     from zhibao_alerts import raising
     from zhibao_alerts import watchdog as watchdog_module
-    from zhibao_alerts.tables import silences
 
     world = World(engine, clock, webhook)
     await world.send(
@@ -195,18 +192,7 @@ async def test_an_acknowledgement_made_while_a_silence_is_matched_stands(
     )
     assert [r[2] for r in await open_rules(engine)] == ["firing"]
     clock.advance(minutes=1)
-    async with engine.begin() as conn:
-        await conn.execute(
-            silences.insert().values(
-                matchers=_json.dumps(
-                    [{"name": "community", "value": COMMUNITY, "is_regex": False}]
-                ),
-                starts_at=clock.now - timedelta(seconds=1),
-                ends_at=clock.now + timedelta(minutes=30),
-                created_by="t",
-                comment="c",
-            )
-        )
+    await silence_community(engine, started=clock.now - timedelta(seconds=1), clock=clock)
     real_match = raising.matching_silence
 
     async def acknowledged_meanwhile(conn: Any, alert: Any, *args: Any) -> Any:
