@@ -3,7 +3,7 @@ after the migration that adds them, and a rebuild's deferred indexes always come
 
 from __future__ import annotations
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.generator import Scenario, compare, generate, truth
@@ -14,6 +14,7 @@ from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.replay import READ_INDEXES, read_indexes_deferred
 from zhibao_shared.consumer import Delivery
+from zhibao_shared.db import run_migrations
 
 
 async def _apply_scenario(engine: AsyncEngine, settings: AggregatorSettings) -> Scenario:
@@ -34,10 +35,8 @@ async def test_figures_counted_before_the_totals_existed_read_the_same_after_the
     before = await read_all(engine, settings, scenario.days)
     expected = truth(scenario)
     assert any(f.get("current_suspected") for f in expected.values())  # stocks are in play
-    async with engine.begin() as conn:  # as the database stood at 0010, totals not kept
-        await conn.execute(text("DROP TABLE key_person_totals"))  # (added after 0010)
-        await conn.execute(text("DROP TABLE counter_totals"))
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0010_place_counters'"))
+    # as the database stood at 0010, totals not kept
+    await run_migrations(database, "zhibao_aggregator", downgrade_to="0010_place_counters")
     await migrate(database)
     after = await read_all(engine, settings, scenario.days)
     assert after == before

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from tests.aggregator.generator import compare, generate, truth
 from tests.aggregator.harness import consume, publish, read_all
-from zhibao_aggregator.bootstrap import rebuild
+from zhibao_aggregator.bootstrap import create_app, rebuild
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.tables import applied_events
@@ -98,14 +99,23 @@ async def test_sigkill_mid_run_then_restart_is_still_exact(
     assert compare(actual, truth(scenario)) == []
 
 
-async def test_rebuild_from_the_stream_equals_live(nats_server: NatsServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("held_keys", [250_000, 7], ids=["held to the end", "written often"])
+async def test_rebuild_from_the_stream_equals_live(
+    nats_server: NatsServer, tmp_path: Path, held_keys: int
+) -> None:
     live = AggregatorSettings(data_dir=tmp_path / "live", nats_url=nats_server.url)
     scenario = generate(seed=11, screenings=600, persons=80, isolated=40)
     await publish(nats_server.url, scenario, live)
     await migrate(live.database_url())
     live_engine = make_engine(live.database_url())
     rebuilt_url = sqlite_url(tmp_path / "rebuilt", "aggregator")
-    rebuilt_settings = live.model_copy(update={"aggregator_database_url": rebuilt_url})
+    rebuilt_settings = live.model_copy(
+        update={
+            "aggregator_database_url": rebuilt_url,
+            "aggregator_rebuild_held_keys": held_keys,
+            "aggregator_rebuild_batch_size": 50,  # many batches, whatever is held across them
+        }
+    )
     rebuilt_engine = make_engine(rebuilt_url)
     try:
         await consume(nats_server.url, live_engine, live)
@@ -131,3 +141,38 @@ async def test_rebuild_refuses_a_database_with_data(
     await rebuild(settings)
     with pytest.raises(NotEmpty):
         await rebuild(settings)
+
+
+async def test_the_service_refuses_a_database_whose_rebuild_was_interrupted(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """A rebuild holds counts in memory: stopped midway, the events it applied are not
+    counted yet, so the service must not start on that database and continue."""
+    settings = AggregatorSettings(
+        data_dir=tmp_path / "d",
+        nats_url=nats_server.url,
+        aggregator_rebuild_batch_size=10,
+        aggregator_port=free_port(),
+    )
+    scenario = generate(seed=5, screenings=1500, persons=40, isolated=20)
+    await publish(nats_server.url, scenario, settings)
+    url = settings.database_url()
+    await migrate(url)
+    rebuilding = asyncio.create_task(rebuild(settings))
+    await _wait_applied(url, 100, timeout_s=60)
+    rebuilding.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await rebuilding
+    assert await _applied(url) < len(scenario.unique), "the rebuild finished before its stop"
+
+    with pytest.raises(RuntimeError, match="rebuild --force"):
+        async with create_app(settings).router.lifespan_context(FastAPI()):
+            pass
+    await rebuild(settings, force=True)
+    async with create_app(settings).router.lifespan_context(FastAPI()):
+        pass
+    engine = make_engine(url)
+    try:
+        assert compare(await read_all(engine, settings, scenario.days), truth(scenario)) == []
+    finally:
+        await engine.dispose()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.harness import consume, publish_each
@@ -29,7 +29,7 @@ from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.care_tables import key_person_totals, key_persons
 from zhibao_shared.care_events import KeyPersonAction, PublishedKeyPerson
 from zhibao_shared.consumer import Delivery
-from zhibao_shared.db import make_engine
+from zhibao_shared.db import make_engine, run_migrations
 from zhibao_shared.events import parse_published
 from zhibao_shared.hierarchy import ancestors
 from zhibao_shared.natsserver import NatsServer
@@ -201,9 +201,8 @@ async def test_the_migration_fills_the_totals_from_the_register(
     expected = _register_says(events)
     before = await _figures(engine, settings)
     assert before == _as_figures(expected)
-    async with engine.begin() as conn:  # as the database stood at 0011: a register, no totals
-        await conn.execute(text("DROP TABLE key_person_totals"))
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0011_counter_totals'"))
+    # as the database stood at 0011: a register, no totals
+    await run_migrations(database, "zhibao_aggregator", downgrade_to="0011_counter_totals")
     await migrate(database)
     assert await _totals(engine) == expected
     assert await _figures(engine, settings) == before

@@ -41,6 +41,7 @@ from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage import direct
 from zhibao_aggregator.storage.replay import read_indexes_deferred, replay_engine
+from zhibao_aggregator.storage.writer import HeldCounters
 from zhibao_bench.loadclient import percentile
 from zhibao_bench.reads import LEVELS, units_by_level
 from zhibao_bench.workload import SITES, communities
@@ -113,9 +114,13 @@ def _deliveries(payloads: list[bytes], first_sequence: int) -> list[Delivery]:
 
 
 async def load(
-    handler: Callable[[list[Delivery]], Awaitable[None]], payloads: list[bytes], batch: int
+    handler: Callable[[list[Delivery]], Awaitable[None]],
+    payloads: list[bytes],
+    batch: int,
+    finish: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, float]:
-    """Decode and apply ``payloads`` in handler calls of about ``batch`` events."""
+    """Decode and apply ``payloads`` in handler calls of about ``batch`` events (then
+    ``finish``, as a rebuild writes what it held)."""
     per_call = max(1, batch // BUNDLE)
     wall, cpu = time.perf_counter(), time.process_time()
     events = 0
@@ -123,6 +128,8 @@ async def load(
         deliveries = _deliveries(payloads[start : start + per_call], start)
         events += len(deliveries)
         await handler(deliveries)
+    if finish is not None:
+        await finish()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {
         "events": events,
@@ -186,21 +193,23 @@ async def main(args: argparse.Namespace) -> None:
     profile = cProfile.Profile()
     if not loaded:  # a database the harness filled before is read again as it is
         payloads = bundles(args.events, args.days)
-        handler = ApplyBatch(engine, rules(settings), lambda _changed: None)
+        held = HeldCounters(settings.aggregator_rebuild_held_keys) if args.replay else None
+        handler = ApplyBatch(engine, rules(settings), lambda _changed: None, held)
         if args.profile == "load":
             profile.enable()
         if args.replay:
             async with read_indexes_deferred(engine):
-                print("replay", await load(handler, payloads, args.batch))
+                print("replay", await load(handler, payloads, args.batch, handler.write_held))
         else:
             print("load", await load(handler, payloads, args.batch))
         profile.disable()
-    app, secret = read_app(settings, engine)
-    await reads(app, secret, 20)  # warm the statement caches
-    if args.profile == "reads":
-        profile.enable()
-    print("reads", await reads(app, secret, args.reads))
-    profile.disable()
+    if args.reads:
+        app, secret = read_app(settings, engine)
+        await reads(app, secret, 20)  # warm the statement caches
+        if args.profile == "reads":
+            profile.enable()
+        print("reads", await reads(app, secret, args.reads))
+        profile.disable()
     await engine.dispose()
     if args.profile:
         stats = pstats.Stats(profile)

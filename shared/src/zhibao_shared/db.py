@@ -67,19 +67,25 @@ def _alembic_config(package: str, connection: Connection) -> Config:
     return config
 
 
-async def run_migrations(url: str, package: str) -> None:
-    """Alembic ``upgrade head`` for a service whose scripts live in ``<package>/migrations``.
+async def run_migrations(url: str, package: str, *, downgrade_to: str | None = None) -> None:
+    """Alembic ``upgrade head`` for a service whose scripts live in ``<package>/migrations``
+    (``downgrade_to``: ``downgrade`` to that revision instead, as the database stood then).
 
     Run as an explicit step (``zhibao <service> migrate``), never at import or start-up.
     """
     from alembic import command
 
+    def run(sync: Connection) -> None:
+        config = _alembic_config(package, sync)
+        if downgrade_to is None:
+            command.upgrade(config, "head")
+        else:
+            command.downgrade(config, downgrade_to)
+
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(
-                lambda sync: command.upgrade(_alembic_config(package, sync), "head")
-            )
+            await conn.run_sync(run)
     finally:
         await engine.dispose()
 

@@ -48,11 +48,17 @@ from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.registered_places import grid_workload
 from zhibao_aggregator.response_feed import Message, response_feed
 from zhibao_aggregator.settings import AggregatorSettings
-from zhibao_aggregator.storage.replay import read_indexes_deferred, replay_engine
+from zhibao_aggregator.storage.replay import (
+    read_indexes_deferred,
+    rebuild_finished,
+    rebuild_started,
+    replay_engine,
+    unfinished_rebuild,
+)
 from zhibao_aggregator.storage.tables import applied_events, metadata, public_releases
 from zhibao_aggregator.storage.task_tables import task_facts
 from zhibao_aggregator.storage.templates import report_templates
-from zhibao_aggregator.storage.writer import Rules
+from zhibao_aggregator.storage.writer import HeldCounters, Rules
 from zhibao_aggregator.task_consumer import ApplyTaskMessages
 from zhibao_aggregator.template_files import load_templates, sample_dir
 from zhibao_aggregator.templates_api import build_templates_router, build_unit_templates_router
@@ -384,6 +390,11 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not await schema_ready(settings.database_url()):
             raise RuntimeError("no aggregator schema: run `zhibao aggregator migrate` first")
+        if (started := await unfinished_rebuild(settings.database_url())) is not None:
+            raise RuntimeError(
+                f"the rebuild started at {started} did not finish (its counters lag the "
+                "events it applied): run `zhibao aggregator rebuild --force`"
+            )
         auditing = asyncio.create_task(aggregator.audit.run())
         connecting = asyncio.create_task(
             retry_forever(
@@ -448,6 +459,7 @@ async def _empty_database(
             # released figures stay as published; templates are not derived from the stream
             if table not in (public_releases, report_templates):
                 await conn.execute(delete(table))
+        await rebuild_started(conn)
 
 
 async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
@@ -475,18 +487,21 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
 
         await _empty_database(engine, force=force, before_wipe=drop_consumers)
         counted: list[int] = []
-        handler = ApplyBatch(engine, rules(settings), _counting(counted))
+        held = HeldCounters(settings.aggregator_rebuild_held_keys)
+        handler = ApplyBatch(engine, rules(settings), _counting(counted), held)
         spec = replace(consumer_spec(settings), batch_size=settings.aggregator_rebuild_batch_size)
         consumer = BatchConsumer(js, spec, handler, settings)
         async with read_indexes_deferred(engine):
             await consumer.start()
             await consumer.run_until_caught_up()
+            await handler.write_held()
             calendar = Calendar.named(settings.timezone)
             apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
             await task_consumer.replay(js, settings, apply_tasks)
             feed = levels_feed(settings, js, engine)
             await feed.start()
             await feed.run_until_caught_up()
+        await rebuild_finished(engine)
         handler.close()
         return consumer.stats.events
     finally:

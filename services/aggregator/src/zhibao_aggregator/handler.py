@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.metrics import COMMIT_SECONDS, DUPLICATES_SKIPPED, EVENTS_APPLIED
 from zhibao_aggregator.storage.direct import DirectTransactions
-from zhibao_aggregator.storage.writer import Applied, Rules, apply_batch
+from zhibao_aggregator.storage.writer import Applied, HeldCounters, Rules, apply_batch
 from zhibao_shared.consumer import Delivery
 
 log = structlog.get_logger(__name__)
@@ -22,10 +22,22 @@ Changed = Callable[[frozenset[tuple[str, date]]], None]
 class ApplyBatch:
     """Applies each batch in one transaction; returns only after the commit."""
 
-    def __init__(self, engine: AsyncEngine, rules: Rules, on_committed: Changed) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        rules: Rules,
+        on_committed: Changed,
+        held: HeldCounters | None = None,
+    ) -> None:
         self._transactions = DirectTransactions(engine)
         self._rules = rules
         self._on_committed = on_committed
+        self._held = held
+
+    async def write_held(self) -> None:
+        """Write the counter changes held so far (a rebuild, at its end)."""
+        if self._held is not None:
+            await self._transactions.run(self._held.write)
 
     def close(self) -> None:
         """Close the handler's own (direct SQLite) connections."""
@@ -35,7 +47,7 @@ class ApplyBatch:
         """Apply and commit ``batch`` (raises, so the consumer naks, if anything fails)."""
         started = time.perf_counter()
         result: Applied = await self._transactions.run(
-            lambda conn: apply_batch(conn, batch, self._rules)
+            lambda conn: apply_batch(conn, batch, self._rules, self._held)
         )
         COMMIT_SECONDS.observe(time.perf_counter() - started)
         for kind, count in result.by_type.items():

@@ -41,6 +41,13 @@ class AggregatorSettings(ServiceSettings):
         description="Events per transaction of a rebuild (larger than live: nobody waits "
         "for a rebuild's events to become visible one batch at a time)",
     )
+    aggregator_rebuild_held_keys: int = Field(
+        default=250_000,
+        gt=0,
+        description="Counter changes (community and place keys) a rebuild holds in memory "
+        "before writing them (more: fewer writes of the same rows, more memory; about "
+        "200 bytes each)",
+    )
     aggregator_max_deliver: int = Field(default=5, ge=2)
     aggregator_ack_wait_s: float = Field(
         default=30.0,

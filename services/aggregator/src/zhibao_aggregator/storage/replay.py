@@ -12,21 +12,31 @@ is stopped), so it
   file unusable: the rebuild is run again (``--force``), as after any interrupted
   rebuild, since the stream still holds every event.
 
-Larger transactions (the rebuild's own batch size) do the rest: rows of one
-(unit, day, metric) from many events become one upsert.
+Larger transactions (the rebuild's own batch size) and counter changes held in
+memory across batches (``writer.HeldCounters``) do the rest: rows of one (unit, day,
+metric) from many events become one upsert. While it runs, the table
+``rebuild_in_progress`` holds a row (:func:`rebuild_started`, :func:`rebuild_finished`):
+an interrupted rebuild leaves it, and the service refuses to start
+(:func:`unfinished_rebuild`) until a rebuild with ``--force`` has finished.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Index, event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection, Index, delete, event, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zhibao_aggregator.storage.tables import case_facts, counters, daily_reports
-from zhibao_shared.db import is_sqlite, make_engine
+from zhibao_aggregator.storage.tables import (
+    case_facts,
+    counters,
+    daily_reports,
+    rebuild_in_progress,
+)
+from zhibao_shared.db import has_table, is_sqlite, make_engine
 
 #: Indexes only reads use (the writer looks rows up by primary key or by
 #: ``ix_held_corrections_corrected``, which stays).
@@ -77,3 +87,28 @@ def _drop(sync: Connection) -> None:
 def _create(sync: Connection) -> None:
     for index in READ_INDEXES:
         index.create(sync, checkfirst=True)
+
+
+async def rebuild_started(conn: AsyncConnection) -> None:
+    """Mark the database as being rebuilt (in the transaction that empties it)."""
+    await conn.execute(insert(rebuild_in_progress).values(started_at=datetime.now(UTC)))
+
+
+async def rebuild_finished(engine: AsyncEngine) -> None:
+    """Clear the mark: every held counter change is written, every index is back."""
+    async with engine.begin() as conn:
+        await conn.execute(delete(rebuild_in_progress))
+
+
+async def unfinished_rebuild(url: str) -> datetime | None:
+    """When the rebuild of the database at ``url`` that did not finish started (None:
+    there is none)."""
+    if not await has_table(url, rebuild_in_progress.name):  # not migrated yet: none ran
+        return None
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            started: datetime | None = await conn.scalar(select(rebuild_in_progress.c.started_at))
+            return started
+    finally:
+        await engine.dispose()

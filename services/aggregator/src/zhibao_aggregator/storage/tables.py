@@ -123,6 +123,15 @@ public_releases = Table(
     Column("body", Text, nullable=False),
 )
 
+#: One row while ``zhibao aggregator rebuild`` runs, deleted when it finishes: a rebuild
+#: holds counter changes in memory across batches, so an interrupted one leaves events
+#: recorded as applied whose counts were never written. The service refuses to start then.
+rebuild_in_progress = Table(
+    "rebuild_in_progress",
+    metadata,
+    Column("started_at", DateTime(timezone=True), primary_key=True),
+)
+
 #: Response levels declared per unit (from the response service's messages, latest number
 #: in force; ``level`` NULL: lifted).
 level_declarations = Table(

@@ -86,7 +86,42 @@ class Applied:
     by_type: dict[str, int]
 
 
-async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: Rules) -> Applied:
+class HeldCounters:
+    """Counter changes kept in memory across batches and written together.
+
+    For a rebuild: nobody reads the counters until it is done, and a (unit, day,
+    metric) that many batches change is written once instead of once per batch (at
+    every level, so the roll-up runs once too). At most ``limit`` community and place
+    keys are held; reaching it writes them in the transaction of the batch that did.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._units: c.Contribution = Counter()
+        self._places: c.Contribution = Counter()
+
+    def hold(self, units: c.Contribution, places: c.Contribution) -> None:
+        """Add a batch's community-level and place changes."""
+        self._units.update(units)
+        self._places.update(places)
+
+    @property
+    def full(self) -> bool:
+        """Whether the held keys reached the limit (write them now)."""
+        return len(self._units) + len(self._places) >= self._limit
+
+    async def write(self, conn: AsyncConnection) -> None:
+        """Write everything held, in the caller's transaction, and hold nothing."""
+        await _write_counters(conn, self._units, self._places)
+        self._units, self._places = Counter(), Counter()
+
+
+async def apply_batch(
+    conn: AsyncConnection,
+    batch: Sequence[Delivery],
+    rules: Rules,
+    held: HeldCounters | None = None,
+) -> Applied:
     """Apply the not-yet-applied events of a batch; the caller owns the transaction.
 
     Several aggregators may write one database at once (two instances during a rolling
@@ -95,6 +130,8 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     one transaction at a time, and an event another instance applied meanwhile is seen.
     Each event's footprint (what it counts by itself) is stored with its dedup key, so a
     correction can take back exactly that; corrections are applied after the events.
+    With ``held`` (a rebuild), the counter changes are held there instead of written,
+    and nothing is reported changed.
     """
     if conn.dialect.name == "postgresql":  # advisory locks (lock_names does nothing elsewhere)
         await lock_names(conn, _lock_names(batch))
@@ -129,10 +166,13 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Delivery], rules: R
     marked.update(await apply_corrections(conn, fixes, corrected, rules))
     at_communities, at_places = pf.split(marked)
     change.update(at_communities)
-    rolled = c.roll_up(change)
-    await _add_to_counters(conn, rolled)
-    await add_place_counters(conn, at_places)
-    changed = frozenset((unit, day) for unit, day, _ in rolled)
+    changed: frozenset[tuple[str, date]] = frozenset()
+    if held is None:
+        changed = await _write_counters(conn, change, at_places)
+    else:
+        held.hold(change, at_places)
+        if held.full:
+            await held.write(conn)
     by_type = dict(Counter(e.type.short for e in events))
     return Applied(len(fresh), len(batch) - len(fresh), changed, by_type)
 
@@ -285,6 +325,17 @@ async def _reports(
         ]
     await conn.execute(daily_reports.insert(), rows_out)
     return change
+
+
+async def _write_counters(
+    conn: AsyncConnection, change: c.Contribution, at_places: c.Contribution
+) -> frozenset[tuple[str, date]]:
+    """Add community-level changes at every level, and place changes; returns the
+    (unit, day) pairs changed."""
+    rolled = c.roll_up(change)
+    await _add_to_counters(conn, rolled)
+    await add_place_counters(conn, at_places)
+    return frozenset((unit, day) for unit, day, _ in rolled)
 
 
 async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, date, str]]) -> None:
