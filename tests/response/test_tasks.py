@@ -17,7 +17,7 @@ from zhibao_shared.db import make_engine
 from zhibao_shared.events import ResidentIdPerson
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.pseudonym import Pseudonymiser, pseudonym_key
-from zhibao_shared.subjects import TASKS_STREAM
+from zhibao_shared.subjects import TASKS_STREAM, task_subject
 
 pytestmark = pytest.mark.integration
 PERSONAL = ("张秀兰", "13912345678", "枫林湾 3-2-501", "时空伴随", resident_id(seq=456))
@@ -209,6 +209,33 @@ async def test_a_transferred_task_moves_to_the_named_community(service: Harness)
     subjects = [s for s, _ in service.tap.messages if s.endswith(".changed")]
     assert subjects == [f"zhibao.tasks.{DISTRICT}.{COMMUNITY_B}.changed"]
     assert (await service.change(task_id, "community_b", state="done")).status_code == 200
+
+
+async def test_a_task_and_its_changes_are_on_the_stream_before_they_are_answered(
+    service: Harness, nats_server: NatsServer
+) -> None:
+    """A community's result sent right after the answer must find the task on the stream
+    intake reads (answered before the outbox published, such a result was refused
+    ``unknown_task``)."""
+    bus = await nats.connect(nats_server.url)
+    js = bus.jetstream()
+
+    async def last_task(unit: str, event: str) -> str:
+        message = await js.get_last_msg(TASKS_STREAM, task_subject(unit, event))
+        task: str = json.loads(message.data or b"{}")["task"]
+        return task
+
+    try:
+        for _ in range(10):
+            [task_id] = (await service.issue([a_task()])).json()["ids"]
+            assert await last_task(COMMUNITY_A, "issued") == task_id
+            moved = await service.change(
+                task_id, "community_a", state="transferred", to=COMMUNITY_B
+            )
+            assert moved.status_code == 200, moved.text
+            assert await last_task(COMMUNITY_B, "changed") == task_id
+    finally:
+        await bus.close()
 
 
 async def test_an_overdue_task_is_announced_once(service: Harness) -> None:

@@ -209,7 +209,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
         clock=clock,
         max_tasks=settings.response_max_tasks,
         max_body_bytes=settings.response_max_body_bytes,
-        on_change=service.outbox.wake,
+        announce=service.outbox.announced,
         audit=service.audit,
     )
 

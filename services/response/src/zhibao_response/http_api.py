@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -94,7 +94,7 @@ class ResponseApi:
         clock: Callable[[], datetime],
         max_tasks: int,
         max_body_bytes: int,
-        on_change: Callable[[], None],
+        announce: Callable[[], Awaitable[object]],
         audit: AuditTrail,
     ) -> None:
         self.store = store
@@ -105,7 +105,8 @@ class ResponseApi:
         self.clock = clock
         self.max_tasks = max_tasks
         self.max_body_bytes = max_body_bytes
-        self.on_change = on_change
+        #: Waits until what was written is on the tasks stream (before answering).
+        self.announce = announce
         #: Each action done here is appended to the audit trail.
         self.audit = audit
 
@@ -196,7 +197,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
             api.audit.record(
                 "task.issued", token, unit=t.unit, target=t.id, detail={"kind": t.kind}
             )
-        api.on_change()
+        await api.announce()
         return JSONResponse({"issued": len(new), "ids": [t.id for t in new]}, status_code=201)
 
     @router.get("/tasks", summary="A unit's tasks (and those of the units below it)")
@@ -276,7 +277,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
             target=task_id,
             detail={"to": change.to} if change.to else None,
         )
-        api.on_change()
+        await api.announce()
         updated = await api.store.get(task_id)
         assert updated is not None
         return api.desk.view(updated, token, api.clock())
@@ -341,7 +342,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
             target=answer["declaration"],
             detail={"level": declaration.level.value, "tasks_issued": len(answer["tasks_issued"])},
         )
-        api.on_change()
+        await api.announce()
         return answer
 
     @router.get(

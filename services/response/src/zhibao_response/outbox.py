@@ -22,6 +22,10 @@ Publish = Callable[[str, bytes, str], Awaitable[None]]
 IDLE_S = 1.0
 #: Messages awaiting the stream's acknowledgement at once.
 _IN_FLIGHT = 100
+#: Seconds an answer waits for its messages to reach the stream. Longer means the bus
+#: is down: the answer goes out anyway (the messages follow when it is back), and intake
+#: asks a result's sender to retry while it cannot read the stream.
+ANNOUNCE_WAIT_S = 2.0
 
 
 class OutboxPublisher:
@@ -32,10 +36,30 @@ class OutboxPublisher:
         self._publish = publish
         self._batch = batch
         self._wake = asyncio.Event()
+        self._started = 0  # passes of the loop begun,
+        self._finished = 0  # and the last one that published everything it found
+        self._passes = asyncio.Condition()
 
     def wake(self) -> None:
         """Something was written: publish it now, not at the next idle tick."""
         self._wake.set()
+
+    async def announced(self, timeout_s: float = ANNOUNCE_WAIT_S) -> bool:
+        """Wake the loop and wait until everything written before this call is on the
+        stream (a pass begun after the call has finished); False after ``timeout_s``.
+
+        An answer that says a task exists is sent after this: a community's result sent
+        right after it must find the task on the stream intake reads.
+        """
+        target = self._started + 1  # a pass running now may have missed the new rows
+        self.wake()
+        try:
+            async with asyncio.timeout(timeout_s), self._passes:
+                await self._passes.wait_for(lambda: self._finished >= target)
+        except TimeoutError:
+            log.warning("task_messages_not_announced_yet", waited_s=timeout_s)
+            return False
+        return True
 
     async def flush(self) -> int:
         """Publish everything pending; how many messages went out."""
@@ -54,9 +78,15 @@ class OutboxPublisher:
         """Flush, then wait to be woken (or the idle tick); failures are retried."""
         while True:
             self._wake.clear()
+            self._started += 1
+            number = self._started
             try:
                 await self.flush()
             except Exception as exc:
                 log.warning("task_messages_not_published", error=type(exc).__name__)
+            else:
+                async with self._passes:
+                    self._finished = number
+                    self._passes.notify_all()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_S)
