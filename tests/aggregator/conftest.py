@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.postgres import both_backends
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.db import make_engine, sqlite_url
@@ -29,13 +30,7 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "aggregator")
+database = both_backends("aggregator")
 
 
 @pytest.fixture

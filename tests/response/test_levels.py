@@ -14,8 +14,8 @@ import pytest
 
 from tests.response.conftest import DISTRICT, STREET, Harness, start
 from tests.support.events import COMMUNITY_A
+from tests.support.postgres import both_backends
 from zhibao_response.config_files import PlaybookError, parse_playbook
-from zhibao_shared.db import sqlite_url
 from zhibao_shared.natsserver import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -33,13 +33,7 @@ levels:
 """
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "response")
+database = both_backends("response")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from tests.response.conftest import Harness
 from tests.support.care_events import need, published
 from tests.support.events import COMMUNITY_A, screening
+from tests.support.postgres import both_backends
 from zhibao_response.domain.needs import DEFAULT_NEED_LIMITS, parse_need_limits
 from zhibao_response.settings import ResponseSettings
 from zhibao_shared.care_events import NeedCategory, NeedUrgency, need_task_id
@@ -30,13 +31,7 @@ pytestmark = pytest.mark.integration
 PID = "cd" * 16
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends (the task table's urgency column comes with migration 0004)."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "response")
+database = both_backends("response")
 
 
 def on_bus(document: dict[str, Any]) -> bytes:

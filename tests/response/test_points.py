@@ -13,7 +13,7 @@ import pytest
 
 from tests.response.conftest import STREET, Harness, start
 from tests.support.events import COMMUNITY_A, resident_id
-from zhibao_shared.db import sqlite_url
+from tests.support.postgres import both_backends
 from zhibao_shared.natsserver import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -24,13 +24,7 @@ MEASURES = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return sqlite_url(tmp_path, "response")
+database = both_backends("response")
 
 
 @pytest.fixture

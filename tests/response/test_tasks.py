@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import nats
 import nats.js.errors
@@ -13,6 +12,7 @@ import pytest
 
 from tests.response.conftest import DISTRICT, STREET, Harness, a_task
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
+from tests.support.postgres import both_backends
 from zhibao_shared.db import make_engine
 from zhibao_shared.events import ResidentIdPerson
 from zhibao_shared.natsserver import NatsServer
@@ -23,15 +23,7 @@ pytestmark = pytest.mark.integration
 PERSONAL = ("张秀兰", "13912345678", "枫林湾 3-2-501", "时空伴随", resident_id(seq=456))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Both backends."""
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    from zhibao_shared.db import sqlite_url
-
-    return sqlite_url(tmp_path, "response")
+database = both_backends("response")
 
 
 async def test_issued_tasks_reach_the_bus_with_a_pseudonym_only(

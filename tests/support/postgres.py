@@ -11,12 +11,13 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
+from zhibao_shared.db import sqlite_url
 from zhibao_shared.natsserver import free_port
 from zhibao_shared.pgserver import LocalPostgres, postgres_bin_dir
 
@@ -70,3 +71,22 @@ async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+#: The backends of :func:`both_backends`.
+BACKENDS = ("sqlite", "postgres")
+
+
+def both_backends(service: str) -> Callable[..., str]:
+    """A ``database`` fixture running each test on a SQLite file of ``service`` and on a
+    fresh PostgreSQL database; assign it in a test module or conftest
+    (``database = both_backends("response")``)."""
+
+    @pytest.fixture(params=BACKENDS, name="database")
+    def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+        if request.param == "postgres":
+            url: str = request.getfixturevalue("postgres_url")
+            return url
+        return sqlite_url(tmp_path, service)
+
+    return database
