@@ -24,6 +24,7 @@ from tests.dashboard.seed import (
     history,
     screening,
 )
+from tests.support.browser import new_context
 from zhibao_shared.tokens import Role
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TIMEOUT_MS = 20_000
 
 if shutil.which(CHROMIUM) is None:  # pragma: no cover - the suite installs it
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
@@ -96,8 +96,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, seeded: System) -> Iterator[Page]:
     """A fresh page (own localStorage) at the dashboard's root."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context(browser, viewport={"width": 1440, "height": 1000}, locale="zh-CN")
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))

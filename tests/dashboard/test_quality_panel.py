@@ -14,13 +14,13 @@ from playwright.sync_api import Browser, expect, sync_playwright
 
 from tests.dashboard.conftest import ARTIFACTS, System
 from tests.dashboard.seed import COMMUNITY_A, COMMUNITY_B, STREET, _event, screening
+from tests.support.browser import new_context
 from zhibao_shared.tokens import Role
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
-TIMEOUT_MS = 20_000
 COMMUNITIES_IN_STREET = 10
 
 if shutil.which(CHROMIUM) is None:  # pragma: no cover - the suite installs it
@@ -52,8 +52,7 @@ def test_the_quality_panel_ranks_a_streets_communities_worst_first(
     now = datetime.now(UTC) - timedelta(minutes=1)
     system.post(_late_closes_and_a_screening(now), system.token(STREET, role=Role.REPORT))
     token = system.token(STREET, role=Role.READ, name="quality panel test")
-    context = browser.new_context(viewport={"width": 1440, "height": 1400}, locale="zh-CN")
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context(browser, viewport={"width": 1440, "height": 1400}, locale="zh-CN")
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

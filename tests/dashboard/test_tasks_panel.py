@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from tests.aggregator.tasks_support import PID, message, publish_tasks, task_id
 from tests.dashboard.conftest import ARTIFACTS, System
 from tests.dashboard.seed import COMMUNITY_A, COMMUNITY_B, NEIGHBOUR_COMMUNITY, STREET
+from tests.support.browser import new_context
 from zhibao_shared.task_events import TaskEvent, TaskMessage, TaskState
 from zhibao_shared.tokens import Role
 
@@ -22,7 +23,6 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
-TIMEOUT_MS = 20_000
 DISTRICT = "640106"
 NEIGHBOUR_STREET = NEIGHBOUR_COMMUNITY[:9]
 
@@ -69,8 +69,7 @@ def test_the_tasks_panel_lists_overdue_tasks_per_street_and_updates_live(
     now = datetime.now(UTC)
     _publish(system, _tasks(now))
     token = system.token(DISTRICT, role=Role.READ, name="task panel test")
-    context = browser.new_context(viewport={"width": 1440, "height": 1200}, locale="zh-CN")
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context(browser, viewport={"width": 1440, "height": 1200}, locale="zh-CN")
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from tests.dashboard.conftest import ARTIFACTS, Served
+from tests.support.browser import new_context
 from tests.support.events import resident_id
 from zhibao_cli.stack import wait_ready
 from zhibao_intake.bootstrap import create_app as intake_app
@@ -53,7 +54,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TIMEOUT_MS = 20_000
 PHONE: ViewportSize = {"width": 360, "height": 740}
 DISTRICT = "640106"
 #: Each test works in a community of its own (the system is shared by a module's tests).
@@ -217,10 +217,14 @@ def browser() -> Iterator[Browser]:
 
 def open_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
     """A fresh tab at a phone's size on ``url``, and the console errors it collects."""
-    context = browser.new_context(
-        viewport=PHONE, locale="zh-CN", timezone_id="Asia/Shanghai", has_touch=True, is_mobile=True
+    context = new_context(
+        browser,
+        viewport=PHONE,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        has_touch=True,
+        is_mobile=True,
     )
-    context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
