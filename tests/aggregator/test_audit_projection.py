@@ -21,6 +21,7 @@ from zhibao_aggregator.storage.audit_tables import audit_trail
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.audit import AuditTrail
 from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
+from zhibao_shared.events import MAX_ID_LENGTH, MAX_SOURCE_LENGTH
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.stream_feed import FeedSpec
 from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM
@@ -86,15 +87,21 @@ TALLY = {
 }
 
 
-async def _publish_trail(url: str, data_dir: Path, tokens: TokenStore) -> None:
-    """Intake's records and an alerts action, appended as the services append them."""
+async def _publish_trail(
+    url: str,
+    data_dir: Path,
+    tokens: TokenStore,
+    records: list[dict[str, Any]] | None = None,
+) -> None:
+    """Intake's records (by default SUBMISSIONS and TALLY) and an alerts action,
+    appended as the services append them."""
     settings = IntakeSettings(nats_url=url, data_dir=data_dir)
     broker = make_broker(settings, name="audit-test")
     await broker.connect()
     try:
         await ensure_stream(broker.connection.jetstream(), audit_stream_config(settings))
         intake = AuditTrail(broker, 5.0, "intake")
-        for record in [*SUBMISSIONS, TALLY]:
+        for record in [*SUBMISSIONS, TALLY] if records is None else records:
             intake.append(record)
         assert await intake.flush()
         token, _secret = tokens.create(scopes=[A[:9]], role=Role.OPERATE, name="on call")
@@ -183,3 +190,22 @@ async def test_rejected_events_per_community_day_and_reason(
     ]
     assert street_a_day_1 == [RejectedCount(A, DAY_1, "invalid", 2)]
     assert nothing == []
+
+
+async def test_an_accepted_event_s_longest_id_and_source_are_kept_whole(
+    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    source = "/" + "s" * (MAX_SOURCE_LENGTH - 1)
+    event = _event(7, A, "accepted") | {"id": "i" * MAX_ID_LENGTH, "source": source}
+    tokens = TokenStore.in_data_dir(tmp_path / "tokens")
+    try:
+        await _publish_trail(
+            nats_server.url, tmp_path, tokens, [_submission(_at(DAY_1, 9), [event])]
+        )
+        await _project(nats_server.url, engine, tokens, "aggregator-audit")
+    finally:
+        tokens.close()
+    async with engine.connect() as conn:
+        rows, _ = await read_trail(conn, TrailQuery(scopes=(A,)), None, 100)
+    stored = [r for r in rows if r["kind"] == "event"]
+    assert [(r["event_id"], r["event_source"]) for r in stored] == [(event["id"], source)]

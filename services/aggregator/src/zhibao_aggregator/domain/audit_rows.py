@@ -24,12 +24,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from zhibao_aggregator.domain.calendar import Calendar
+from zhibao_shared.events import MAX_SOURCE_LENGTH
 from zhibao_shared.tokens import TokenAction
 
 #: Where a row came from: the audit stream, or the token store's action table.
 STREAM = "stream"
 TOKENS = "tokens"
-#: The most characters kept of a free-text field (ids, names, codes).
+#: The most characters kept of a free-text field (ids, names, codes). An accepted
+#: event's identity is kept whole (the contract's id is shorter, its source longer).
 _TEXT = 200
 _UNIT_LENGTHS = (4, 6, 9, 12)
 
@@ -187,7 +189,7 @@ def _event(event: Mapping[str, Any]) -> Row:
         "code": _text(event.get("code")),
         "unit": _unit(event.get("subject")),
         "event_id": _text(event.get("id")),
-        "event_source": _text(event.get("source")),
+        "event_source": _text(event.get("source"), MAX_SOURCE_LENGTH),
         "event_time": _moment(event.get("time")),
         **_correction(event.get("correction")),
     }
@@ -200,8 +202,8 @@ def _correction(correction: Any) -> Row:
     return {"detail": json.dumps(correction, ensure_ascii=False)}
 
 
-def _text(value: Any) -> str | None:
-    return value[:_TEXT] if isinstance(value, str) else None
+def _text(value: Any, limit: int = _TEXT) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
 
 
 def _unit(value: Any) -> str | None:

@@ -20,6 +20,8 @@ from sqlalchemy import (
     Text,
 )
 
+from zhibao_shared.events import MAX_SOURCE_LENGTH
+
 audit_metadata = MetaData()
 
 #: One row per event line of an intake submission, per tally of refusals, per action.
@@ -56,7 +58,7 @@ audit_trail = Table(
     #: The unit concerned: an event's community, an action's unit (null when unknown).
     Column("unit", String(12)),
     Column("event_id", String(200)),
-    Column("event_source", String(200)),
+    Column("event_source", String(MAX_SOURCE_LENGTH)),
     Column("event_time", DateTime(timezone=True)),
     Column("target", String(200)),
     #: A short JSON object (no personal data).
