@@ -4,8 +4,10 @@ a unit's first data and repeated screenings of one person change nothing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import permutations
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import COMMUNITY, Clock, confirmed, published
@@ -72,6 +74,26 @@ async def test_three_fevers_make_one_cluster_whatever_order_they_arrive_in(
     await world.dispatcher.tick()
     paged = [b["groupLabels"]["alertname"] for b in webhook.bodies("/community")]
     assert paged == ["fever_cluster"]
+
+
+@pytest.mark.parametrize("order", list(permutations(range(3))), ids=str)
+async def test_three_fevers_raise_one_cluster_in_every_order_of_arrival(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver, order: tuple[int, ...]
+) -> None:
+    """Fevers 20, 10 and 1 hours before the first request, each in a request of its own
+    three hours after the one before: the cluster is raised once the third arrives."""
+    clock.now = at_shanghai(1, 12, clock)
+    world = World(engine, clock, webhook)
+    fevers = [
+        sick(f"{n + 1}" * 32, clock.now - timedelta(hours=h)) for n, h in enumerate((20, 10, 1))
+    ]
+    for arrived, index in enumerate(order):
+        assert await world.alerts() == [], f"no cluster from {arrived} fevers"
+        await world.send(fevers[index])
+        clock.advance(hours=3)
+    found = await world.alerts()
+    assert [a.rule for a in found] == ["fever_cluster"]
+    assert "有 3 人发热" in found[0].summary_zh
 
 
 async def test_a_cluster_resolves_itself_when_the_local_day_after_it_is_over(
