@@ -1,4 +1,5 @@
-"""Reading back what is in the events stream: raw messages, or the events they carry."""
+"""Reading back what is in the events stream (raw messages, or the events they carry) and
+how a stream is configured."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import nats
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from zhibao_shared.subjects import EVENTS_ALL, EVENTS_STREAM
 
@@ -47,3 +48,16 @@ def stored_events(url: str) -> list[tuple[str, dict[str, Any]]]:
         document = json.loads(payload)
         events += [(subject, e) for e in (document if isinstance(document, list) else [document])]
     return events
+
+
+def stream_config(url: str, stream: str) -> StreamConfig:
+    """A stream's configuration as the server holds it."""
+
+    async def read() -> StreamConfig:
+        client = await nats.connect(url)
+        try:
+            return (await client.jetstream().stream_info(stream)).config
+        finally:
+            await client.close()
+
+    return asyncio.run(read())

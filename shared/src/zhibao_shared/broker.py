@@ -110,22 +110,20 @@ def audit_stream_config(settings: ZhibaoSettings) -> StreamConfig:
     )
 
 
-#: How long task messages are kept, and at most how many bytes of them (oldest dropped).
-TASKS_MAX_AGE_DAYS = 90
-TASKS_MAX_BYTES = 1024**3
-
-
 def tasks_stream_config(settings: ZhibaoSettings) -> StreamConfig:
     """The response service's task messages (issued, changed, overdue), kept for consumers
-    (the alerts service raising ``task_overdue``, rollups of tasks) that were away."""
+    (the alerts service raising ``task_overdue``, rollups of tasks) that were away.
+
+    Bounded in age and bytes (``ZHIBAO_TASKS_MAX_AGE_DAYS``, ``ZHIBAO_TASKS_MAX_BYTES``),
+    the oldest dropped first."""
     return StreamConfig(
         name=TASKS_STREAM,
         subjects=[TASKS_ALL],
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
         num_replicas=settings.stream_replicas,
-        max_bytes=TASKS_MAX_BYTES,
-        max_age=TASKS_MAX_AGE_DAYS * DAY_S,
+        max_bytes=settings.tasks_max_bytes,
+        max_age=settings.tasks_max_age_days * DAY_S,
         duplicate_window=settings.dedup_window_s,
     )
 

@@ -129,6 +129,17 @@ class ZhibaoSettings(BaseSettings):
     )
     dead_letter_max_bytes: int = Field(default=1024**3, gt=0)
     dead_letter_max_age_days: float = Field(default=30, gt=0)
+    tasks_max_bytes: int = Field(
+        default=1024**3,
+        gt=0,
+        description="The task stream's size limit (the oldest task messages are dropped "
+        "first); the tasks themselves are kept in the response service's database",
+    )
+    tasks_max_age_days: float = Field(
+        default=90,
+        gt=0,
+        description="Task messages older than this leave the stream",
+    )
     audit_max_age_days: float = Field(
         default=400.0,
         gt=0,

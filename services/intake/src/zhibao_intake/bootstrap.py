@@ -43,13 +43,15 @@ from zhibao_shared.places import load_places
 from zhibao_shared.pseudonym import pseudonym_key as shared_pseudonym_key
 from zhibao_shared.settings import redacted
 from zhibao_shared.stream_usage import watch_streams
-from zhibao_shared.subjects import AUDIT_STREAM, DEAD_LETTER_STREAM, EVENTS_STREAM
+from zhibao_shared.subjects import AUDIT_STREAM, DEAD_LETTER_STREAM, EVENTS_STREAM, TASKS_STREAM
 from zhibao_shared.tokens import TokenStore
 
 log = structlog.get_logger(__name__)
 
 #: Seconds between readings of the streams' fill (zhibao_stream_* gauges).
 USAGE_POLL_S = 15.0
+#: The streams whose fill intake reports (``zhibao_stream_*``) for ``ZhibaoStreamFilling``.
+WATCHED_STREAMS = (EVENTS_STREAM, AUDIT_STREAM, DEAD_LETTER_STREAM, TASKS_STREAM)
 
 
 def pseudonym_key(settings: IntakeSettings) -> bytes:
@@ -80,9 +82,7 @@ class Intake:
         await declare_stream(js, tasks_stream_config(self.settings))
         await self.projection.start(js)
         self.streams_ready.set()
-        self.watching = asyncio.create_task(
-            watch_streams(js, (EVENTS_STREAM, AUDIT_STREAM, DEAD_LETTER_STREAM), USAGE_POLL_S)
-        )
+        self.watching = asyncio.create_task(watch_streams(js, WATCHED_STREAMS, USAGE_POLL_S))
         log.info("intake_connected", nats=redacted(self.settings.nats_url))
 
     async def readiness(self) -> dict[str, bool]:
