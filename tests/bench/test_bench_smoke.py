@@ -37,6 +37,7 @@ REQUIRED_KEYS = {
     "p99_alert_ms",
     "reference_events_per_s",
     "single_event_p99_post_ms",
+    "single_cpu_us_per_event",
     "visible_events_per_s_postgres",
     "mixed_achieved_per_s",
     "rebuild_events_per_s",
@@ -87,6 +88,9 @@ def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path
     cpu = results["cpu_us_per_event"]
     assert all(cpu[name] > 0 for name in ("intake", "aggregator", "alerts", "nats-server")), cpu
     assert all(v >= 0 for v in cpu.values())  # a service that reads no events may spend ~0
+    single_cpu = results["single_cpu_us_per_event"]
+    assert set(single_cpu) == {*SERVICE_NAMES, "nats-server"}
+    assert all(single_cpu[name] > 0 for name in ("intake", "aggregator", "alerts")), single_cpu
     assert batched["post_statuses"] == {202: sizes.events // sizes.batch_size}
     # exactness: every phase, every level, every figure, and the rebuild equals live
     for check in (

@@ -22,6 +22,7 @@ ROWS = (
     ("single_event_per_s", "(3) single events, visible, events/s"),
     ("plain_single_event_per_s", "(9) plain baseline, single events, events/s"),
     ("single_event_p99_post_ms", "(3) single events, POST p99 ms"),
+    ("single_cpu_us_per_event", "(3) single events, CPU microseconds per event, by process"),
     ("mixed_achieved_per_s", "(4) mixed load: single events achieved, events/s"),
     ("p99_rollup_ms", "(4) mixed load: POST -> rollup published, p99 ms"),
     ("p99_alert_ms", "(4) mixed load: POST of a confirmed case -> webhook, p99 ms"),

@@ -187,6 +187,7 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "single_event_per_s": single["visible_events_per_s"],
         "single_post_per_s": single["post_events_per_s"],
         "single_event_p99_post_ms": single["p99_post_ms"],
+        "single_cpu_us_per_event": single["cpu_us_per_event"],
         "plain_single_event_per_s": plain["single"]["events_per_s"] if plain else None,
         "ratio_single_plain": _ratio(
             single["visible_events_per_s"], plain["single"]["events_per_s"] if plain else None

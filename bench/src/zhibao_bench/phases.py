@@ -96,6 +96,11 @@ def _drive(
     return load, load.started, visible, cpu
 
 
+def _per_event(cpu: dict[str, float], events: int) -> dict[str, float]:
+    """Each process's CPU seconds as microseconds per event."""
+    return {name: round(seconds / events * 1e6, 1) for name, seconds in cpu.items()}
+
+
 def _rates(n: int, load: LoadResult, started: float, visible: float) -> dict[str, Any]:
     return {
         "visible_events_per_s": round(n / (visible - started)),
@@ -111,7 +116,7 @@ def phase_batched(sizes: Sizes) -> dict[str, Any]:
     with running_stack() as run, RssSampler(run.pids()) as rss:
         load, started, visible, cpu = _drive(run, workload, sizes.batch_size, sizes.connections)
         figures = _rates(sizes.events, load, started, visible)
-        figures["cpu_us_per_event"] = {k: round(v / sizes.events * 1e6, 1) for k, v in cpu.items()}
+        figures["cpu_us_per_event"] = _per_event(cpu, sizes.events)
         figures["exactness_200k"] = _check(run, workload.truth)
         figures["reads_200k"] = measure_reads(
             run.url("aggregator"), run.read_token, sizes.read_requests
@@ -172,7 +177,7 @@ def phase_batched_postgres(sizes: Sizes, database_url: str) -> dict[str, Any]:
     with running_stack(database_url=database_url) as run, RssSampler(run.pids()) as rss:
         load, started, visible, cpu = _drive(run, workload, sizes.batch_size, sizes.connections)
         figures = _rates(sizes.events, load, started, visible)
-        figures["cpu_us_per_event"] = {k: round(v / sizes.events * 1e6, 1) for k, v in cpu.items()}
+        figures["cpu_us_per_event"] = _per_event(cpu, sizes.events)
         figures["exactness"] = _check(run, workload.truth)
     figures["peak_rss_mb"] = {k: round(v) for k, v in rss.peaks_mb.items()}
     return figures
@@ -181,9 +186,11 @@ def phase_batched_postgres(sizes: Sizes, database_url: str) -> dict[str, Any]:
 def phase_single(sizes: Sizes, run: Running) -> dict[str, Any]:
     """(3) one event per POST over many connections, as gate devices send them."""
     workload = build_workload(sizes.single_events, seed=7, tag="single")
-    load, started, visible, _cpu = _drive(run, workload, 1, sizes.single_connections)
+    load, started, visible, cpu = _drive(run, workload, 1, sizes.single_connections)
     return {
         **_rates(sizes.single_events, load, started, visible),
+        "cpu_us_per_event": _per_event(cpu, sizes.single_events),
+        "client_cpu_us_per_event": round(load.cpu_s / sizes.single_events * 1e6, 1),
         "p50_post_ms": round(percentile(load.latencies_ms, 50), 2),
         "p99_post_ms": round(percentile(load.latencies_ms, 99), 2),
         "exactness": _check(run, workload.truth),
