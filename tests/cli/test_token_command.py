@@ -67,3 +67,12 @@ def test_create_refuses_a_person_that_is_not_a_name(data_dir: Path) -> None:
         app, ["token", "create", "--scope", "640106", "--person", "王" * 81]
     )
     assert result.exit_code == 2 and "person" in result.output
+
+
+def test_create_refuses_a_name_longer_than_a_declaration_can_carry(data_dir: Path) -> None:
+    runner = CliRunner()
+    scope = ("token", "create", "--scope", "640106", "--role", "operate")
+    refused = runner.invoke(app, [*scope, "--name", "值班" * 100 + "长"])
+    assert refused.exit_code == 2 and "--name" in refused.output and "200" in refused.output
+    longest = runner.invoke(app, [*scope, "--name", "值班" * 100])
+    assert longest.exit_code == 0, longest.output

@@ -84,7 +84,7 @@ def create(
             scopes=scope, role=role, name=name, expires_at=expires_at, person=person
         )
     except ValueError as exc:
-        hint = "--person" if "person" in str(exc) else None
+        hint = next((f"--{o}" for o in ("person", "name") if f"token's {o}" in str(exc)), None)
         raise typer.BadParameter(str(exc), param_hint=hint) from None
     finally:
         store.close()

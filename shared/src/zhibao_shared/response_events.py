@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from zhibao_shared.hierarchy import UNIT_CODE
 from zhibao_shared.subjects import task_event_filters, task_subject
+from zhibao_shared.tokens import NAME_MAX
 
 ID = r"^[0-9a-f]{32}$"
 COMMUNITY_CODE = r"^\d{12}$"
@@ -29,7 +30,7 @@ DeclaredLevel = Literal["red", "orange", "yellow", "blue"]
 LEVEL_EVENT = "level"
 POINT_EVENT = "point"
 _Label = Field(default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
-_Author = Field(min_length=1, max_length=200, description="The declaring token's name")
+_Author = Field(min_length=1, max_length=NAME_MAX, description="The declaring token's name")
 
 
 class _Message(BaseModel):
@@ -60,7 +61,7 @@ class PointMessage(_Message):
     declared_at: AwareDatetime
     declared_by: str = _Author
     lifted_at: AwareDatetime | None = None
-    lifted_by: str | None = Field(default=None, min_length=1, max_length=200)
+    lifted_by: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
 
     @model_validator(mode="after")
     def _consistent(self) -> PointMessage:

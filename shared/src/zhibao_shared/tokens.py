@@ -81,6 +81,9 @@ tokens_table = Table(
 )
 #: The longest person a token may name (a name and a role).
 PERSON_MAX = 80
+#: The longest token name: it is the author of level and point declarations (and of
+#: audit records), whose messages and columns hold 200 characters.
+NAME_MAX = 200
 #: Every creation and revocation, appended in the same transaction as the change (never
 #: updated or deleted): the token part of the audit trail, written whether or not the bus
 #: is reachable (``zhibao token`` runs before anything else does).
@@ -175,6 +178,16 @@ def _row_to_token(row: Any) -> Token:
         expires_at=_when(row.expires_at),
         person=row.person,
     )
+
+
+def token_name(name: str) -> str:
+    """A token's name, trimmed to one line; ValueError when it is too long or not text."""
+    name = " ".join(name.split())
+    if len(name) > NAME_MAX:
+        raise ValueError(f"a token's name is at most {NAME_MAX} characters")
+    if not name.isprintable():
+        raise ValueError("a token's name must be printable text (who or what uses it)")
+    return name
 
 
 def personal_name(person: str | None) -> str | None:
@@ -306,6 +319,7 @@ class TokenStore:
         if expires_at is not None and expires_at.tzinfo is None:
             raise ValueError("a token's expiry needs a time zone")
         person = personal_name(person)
+        name = token_name(name)
         token_id = secrets.token_hex(4)
         secret = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
         expiry = expires_at.astimezone(UTC) if expires_at else None
