@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import Clock, fever
-from tests.alerts.test_lifecycle import NO_ABERRATION, oncall
+from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
 from tests.support.webhook import Receiver
 from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.handler import ApplyEvents
@@ -38,3 +40,26 @@ async def test_a_second_cluster_within_group_wait_joins_the_first_notification(
     clock.advance(minutes=1)
     await dispatcher.tick()
     assert len(webhook.bodies("/community")) == 1, "nothing left to send separately"
+
+
+async def test_a_new_cluster_is_not_held_behind_a_page_of_its_group_being_sent(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """The first cluster's page is in flight (its receiver slow to answer) when a second
+    cluster of the same community opens: the second goes out at once, not when the
+    first page's two-minute lease runs out."""
+    world = World(engine, clock, webhook)
+    await world.send(*(fever(building="3") for _ in range(3)))
+    webhook.release.clear()
+    sending = asyncio.create_task(world.dispatcher.deliver())
+    assert await asyncio.to_thread(webhook.arrived.wait, 30), "the first page went out"
+    await world.send(*(fever(building="7") for _ in range(3)))
+    webhook.release.set()
+    await sending
+    await world.dispatcher.deliver()  # the next pass, at the same moment
+    places = [
+        a["annotations"]["summary"].split(" at ")[1].split(" in ")[0]
+        for body in webhook.bodies("/community")
+        for a in body["alerts"]
+    ]
+    assert places == ["枫林湾/3", "枫林湾/7"]

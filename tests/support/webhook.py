@@ -13,6 +13,12 @@ from typing import Any
 import pytest
 
 
+def _released() -> threading.Event:
+    released = threading.Event()
+    released.set()
+    return released
+
+
 @dataclass
 class Receiver:
     """Recorded deliveries by path; ``status`` is what it answers."""
@@ -22,6 +28,10 @@ class Receiver:
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     #: (path, Idempotency-Key) of every request, answered 2xx or not
     keys: list[tuple[str, str | None]] = field(default_factory=list)
+    #: Cleared, requests are held unanswered until it is set again (a slow receiver).
+    release: threading.Event = field(default_factory=_released)
+    #: Set when a request has arrived.
+    arrived: threading.Event = field(default_factory=threading.Event)
 
     def bodies(self, path: str = "/") -> list[dict[str, Any]]:
         """Bodies received on one path."""
@@ -38,6 +48,8 @@ def receiving() -> Iterator[Receiver]:
             length = int(self.headers.get("content-length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
             receiver.keys.append((self.path, self.headers.get("idempotency-key")))
+            receiver.arrived.set()
+            receiver.release.wait(timeout=60)
             if receiver.status < 300:
                 receiver.received.append((self.path, body))
             self.send_response(receiver.status)

@@ -256,9 +256,12 @@ async def _open(
         await store.note(conn, alert_id, now, "silenced", detail=f"silence {silence}")
         return alert_id
     rows = notifications_for_step(alert, 0, "fired", routing, now)
-    due = await store.group_due(conn, trigger.unit, trigger.rule)
-    if due is None:
-        due = now + timedelta(seconds=routing.oncall.group_wait_seconds)
+    # It joins its group's pending first notification, unless that one is due later
+    # than its own group wait (being sent under a lease, or held back by a rate limit).
+    due = now + timedelta(seconds=routing.oncall.group_wait_seconds)
+    group = await store.group_due(conn, trigger.unit, trigger.rule)
+    if group is not None and group < due:
+        due = group
     await store.enqueue(conn, [{**row, "next_attempt_at": due} for row in rows])
     return alert_id
 
