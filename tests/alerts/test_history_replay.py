@@ -1,6 +1,7 @@
 """A fresh alerts service reading a week of history pages only what is still actionable:
 the old days' alerts are recorded as expired, today's confirmed case is paged once, and
-so is a case of three days ago that intake has only just received (late data is news)."""
+so is a case of three days ago that intake has only just received (late data is news);
+the configured horizon decides how long after intake received it a case still pages."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tests.alerts.conftest import confirmed, fever
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.alerts.conftest import Clock, confirmed, fever
 from tests.alerts.service_process import publish, running_alerts, wait_for
+from tests.alerts.test_lifecycle import World
 from tests.support.webhook import Receiver
+from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_shared.events import PublishedEvent
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.tokens import Role
@@ -71,3 +77,18 @@ def test_a_fresh_service_replaying_a_week_pages_only_todays_case(
         assert [a for a in listed("firing") if a[0] != "missing_daily_report"] == sorted(
             [("immediate_confirmed", today), ("immediate_confirmed", late_day)]
         )
+
+
+@pytest.mark.parametrize(("hours", "paged"), [(24, False), (48, True)])
+async def test_the_configured_horizon_decides_whether_a_case_received_30_hours_ago_pages(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver, hours: float, paged: bool
+) -> None:
+    world = World(engine, clock, webhook, horizon=PageHorizon(hours))
+    received = clock.now - timedelta(hours=30)
+    case = confirmed(pid="c" * 32, when=received - timedelta(minutes=5))
+    await world.send(case.model_copy(update={"receivedat": received}))
+    await world.dispatcher.tick()
+    [alert] = await world.alerts()
+    assert alert.state == ("firing" if paged else "expired")
+    sent = [a["labels"]["alertname"] for b in webhook.bodies("/community") for a in b["alerts"]]
+    assert sent == (["immediate_confirmed"] if paged else [])

@@ -12,6 +12,7 @@ from tests.alerts.conftest import COMMUNITY, Clock, confirmed, fever
 from tests.support.webhook import Receiver
 from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.domain.config import OnCall, Rules
+from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.handler import ApplyEvents
 from zhibao_alerts.keypersons import KeyPersons
 from zhibao_alerts.raising import Routing
@@ -62,10 +63,15 @@ class World:
         fever_threshold_c: float = FEVER_THRESHOLD_C,
         places: Places | None = None,
         care: KeyPersons | None = None,
+        horizon: PageHorizon | None = None,
     ) -> None:
         self.engine = engine
         routing = Routing(
-            rota or oncall(receiver), load_registry(), "http://aggregator", places=places
+            rota or oncall(receiver),
+            load_registry(),
+            "http://aggregator",
+            places=places,
+            horizon=horizon,
         )
         self.routing = routing
 
