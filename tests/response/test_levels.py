@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from tests.response.conftest import DISTRICT, STREET, Harness, start
 from tests.support.events import COMMUNITY_A
 from tests.support.postgres import both_backends
 from zhibao_response.config_files import PlaybookError, parse_playbook
 from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.tokens import NAME_MAX, tokens_table
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +86,21 @@ async def status(service: Harness, unit: str, who: str = "district") -> dict[str
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
+
+
+async def test_a_token_named_before_names_were_limited_still_declares(
+    service: Harness,
+) -> None:
+    """A token whose name is longer than new tokens may have (made before the limit)
+    declares a level; the declaration's author is the name's first 200 characters."""
+    long_name = "金凤区疫情防控指挥部值班" * 20  # 240 characters
+    engine = create_engine(f"sqlite:///{service.settings.data_dir / 'tokens.db'}")
+    with engine.begin() as conn:  # as an older release stored it
+        renamed = tokens_table.update().where(tokens_table.c.name == "district")
+        conn.execute(renamed.values(name=long_name))
+    engine.dispose()
+    declared = await declare(service, unit=COMMUNITY_A, level="blue", reason="预防")
+    assert declared["declared_by"] == long_name[:NAME_MAX]
 
 
 async def test_declaring_red_issues_the_measures_and_shows_their_progress(

@@ -76,11 +76,6 @@ async def busy(_request: Request, _exc: Exception) -> JSONResponse:
     )
 
 
-def actor(token: Token) -> Actor:
-    """Who acts: the token's name and id."""
-    return Actor(token.name, token.id)
-
-
 class ResponseApi:
     """The routes' collaborators."""
 
@@ -191,7 +186,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
                 403, f"this token may not issue tasks for {', '.join(outside[:20])}"
             )
         new = api.desk.prepare_all(tasks)
-        await api.store.issue(new, actor(token))
+        await api.store.issue(new, Actor.of(token))
         TASKS_ISSUED.labels("api").inc(len(new))
         for t in new:
             api.audit.record(
@@ -266,7 +261,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         elif change.to is not None:
             raise unprocessable(("body", "to"), "only a transfer names a community")
         try:
-            await api.store.change(task, change.state, actor(token), change.to)
+            await api.store.change(task, change.state, Actor.of(token), change.to)
         except Conflict:
             raise HTTPException(409, "the task changed meanwhile; read it again") from None
         TASKS_CHANGED.labels(change.state.value).inc()
@@ -297,7 +292,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
     ) -> dict[str, Any]:
         task = await api.task_for(task_id, token, issuer_may=False)
         try:
-            await api.store.assign(task, assignment.worker, actor(token))
+            await api.store.assign(task, assignment.worker, Actor.of(token))
         except Conflict:
             raise HTTPException(409, "the task is closed or changed meanwhile") from None
         api.audit.record(
@@ -330,7 +325,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
             level_compounds(api.levels.places, declaration.unit, compounds)
         try:
             answer = await api.levels.declare(
-                declaration.unit, declaration.level, declaration.reason, compounds, actor(token)
+                declaration.unit, declaration.level, declaration.reason, compounds, Actor.of(token)
             )
         except Conflict:
             raise HTTPException(409, "another declaration for this unit came first") from None

@@ -120,7 +120,7 @@ def build_points_router(
             body.start,
             tuple(body.measures),
             body.reason,
-            Actor(token.name, token.id),
+            Actor.of(token),
         )
         audit.record(
             "point.declared",
@@ -157,7 +157,7 @@ def build_points_router(
         if point.lifted_at is not None:
             raise HTTPException(409, "the point is already lifted")
         try:
-            answer = await desk.lift(point, body.reason, Actor(token.name, token.id))
+            answer = await desk.lift(point, body.reason, Actor.of(token))
         except Conflict:
             raise HTTPException(409, "the point is already lifted") from None
         audit.record(

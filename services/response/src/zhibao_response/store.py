@@ -24,6 +24,7 @@ from zhibao_response.domain.tasks import OPEN_STATES, closes
 from zhibao_response.tables import declarations, outbox, task_history, task_results, tasks
 from zhibao_shared.subjects import task_subject
 from zhibao_shared.task_events import TaskEvent, TaskState, task_message
+from zhibao_shared.tokens import NAME_MAX, Token
 
 Clock = Callable[[], datetime]
 _OPEN = [state.value for state in OPEN_STATES]
@@ -35,6 +36,12 @@ class Actor:
 
     name: str
     token: str
+
+    @classmethod
+    def of(cls, token: Token) -> Actor:
+        """The token as an actor. A name longer than new tokens may have (made before the
+        limit) is cut to it: it is the author of level and point messages."""
+        return cls(token.name[:NAME_MAX], token.id)
 
 
 @dataclass(frozen=True)
