@@ -27,6 +27,7 @@ from tests.alerts.test_keyperson_contact import Care
 from tests.alerts.test_lifecycle import NO_ABERRATION, World
 from tests.support.webhook import Receiver
 from zhibao_alerts.tables import (
+    declared_levels,
     epidemic_points,
     event_records,
     held_corrections,
@@ -190,6 +191,8 @@ async def test_key_persons_needs_points_and_levels_with_the_longest_labels(
     )
     [point] = await _rows(db, select(epidemic_points))
     assert (point.point, point.compound, point.building) == ("ab" * 16, COMPOUND, BUILDING)
+    [level] = await _rows(db, select(declared_levels))
+    assert (level.unit, level.number, level.level) == (COMMUNITY, 1, "red")
 
 
 async def test_an_overdue_task_of_the_longest_kind_is_kept(

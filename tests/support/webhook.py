@@ -65,6 +65,7 @@ def receiving() -> Iterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.release.set()  # no request stays held past the test
         server.shutdown()
         server.server_close()
 
