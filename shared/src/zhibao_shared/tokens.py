@@ -180,14 +180,20 @@ def _row_to_token(row: Any) -> Token:
     )
 
 
+def _one_line(text: str, field: str, limit: int, meaning: str) -> str:
+    """``text`` with its whitespace collapsed to single spaces; ValueError naming the token's
+    ``field`` when it is longer than ``limit`` or not printable."""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        raise ValueError(f"a token's {field} is at most {limit} characters")
+    if not text.isprintable():
+        raise ValueError(f"a token's {field} must be printable text ({meaning})")
+    return text
+
+
 def token_name(name: str) -> str:
     """A token's name, trimmed to one line; ValueError when it is too long or not text."""
-    name = " ".join(name.split())
-    if len(name) > NAME_MAX:
-        raise ValueError(f"a token's name is at most {NAME_MAX} characters")
-    if not name.isprintable():
-        raise ValueError("a token's name must be printable text (who or what uses it)")
-    return name
+    return _one_line(name, "name", NAME_MAX, "who or what uses it")
 
 
 def personal_name(person: str | None) -> str | None:
@@ -198,12 +204,7 @@ def personal_name(person: str | None) -> str | None:
     """
     if person is None or not person.strip():
         return None
-    person = " ".join(person.split())
-    if len(person) > PERSON_MAX:
-        raise ValueError(f"a token's person is at most {PERSON_MAX} characters")
-    if not person.isprintable():
-        raise ValueError("a token's person must be printable text (a name and a role)")
-    return person
+    return _one_line(person, "person", PERSON_MAX, "a name and a role")
 
 
 def store_url(url: str) -> str:
