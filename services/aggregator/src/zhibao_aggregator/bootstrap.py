@@ -23,6 +23,7 @@ from zhibao_aggregator import task_consumer
 from zhibao_aggregator.audit_api import build_audit_router
 from zhibao_aggregator.audit_feed import AuditFeed
 from zhibao_aggregator.care_api import build_care_router
+from zhibao_aggregator.changes import Changed, ignore_changes
 from zhibao_aggregator.dashboard import Dashboard
 from zhibao_aggregator.dashboard.overview_api import build_overview_router
 from zhibao_aggregator.domain.calendar import Calendar
@@ -30,7 +31,7 @@ from zhibao_aggregator.domain.public import ReleaseRules
 from zhibao_aggregator.domain.quality import Weights
 from zhibao_aggregator.domain.risk import NationalRule2020, RiskRule, ZoningRule
 from zhibao_aggregator.domain.templates import ReportTemplate
-from zhibao_aggregator.handler import ApplyBatch, Changed
+from zhibao_aggregator.handler import ApplyBatch
 from zhibao_aggregator.http_api import (
     add_error_handlers,
     build_public_router,
@@ -149,7 +150,7 @@ def levels_feed(
     settings: AggregatorSettings,
     js: JetStreamContext,
     engine: AsyncEngine,
-    on_committed: Changed = lambda _changed: None,
+    on_committed: Changed = ignore_changes,
 ) -> StreamFeed[Message]:
     """The consumer of declared levels and epidemic points (``<durable>-levels``)."""
     spec = FeedSpec(
@@ -486,9 +487,8 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
             await _drop_consumer(js, levels_durable(settings.aggregator_durable), TASKS_STREAM)
 
         await _empty_database(engine, force=force, before_wipe=drop_consumers)
-        counted: list[int] = []
         held = HeldCounters(settings.aggregator_rebuild_held_keys)
-        handler = ApplyBatch(engine, rules(settings), _counting(counted), held)
+        handler = ApplyBatch(engine, rules(settings), ignore_changes, held)
         spec = replace(consumer_spec(settings), batch_size=settings.aggregator_rebuild_batch_size)
         consumer = BatchConsumer(js, spec, handler, settings)
         async with read_indexes_deferred(engine):
@@ -496,7 +496,7 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
             await consumer.run_until_caught_up()
             await handler.write_held()
             calendar = Calendar.named(settings.timezone)
-            apply_tasks = ApplyTaskMessages(engine, calendar, _counting(counted))
+            apply_tasks = ApplyTaskMessages(engine, calendar, ignore_changes)
             await task_consumer.replay(js, settings, apply_tasks)
             feed = levels_feed(settings, js, engine)
             await feed.start()
@@ -507,10 +507,6 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
     finally:
         await client.close()
         await engine.dispose()
-
-
-def _counting(sink: list[int]) -> Changed:
-    return lambda changed: sink.append(len(changed))
 
 
 class NeedsOperator(RuntimeError):

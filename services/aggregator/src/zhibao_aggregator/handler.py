@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Sequence
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zhibao_aggregator.changes import Changed
 from zhibao_aggregator.metrics import COMMIT_SECONDS, DUPLICATES_SKIPPED, EVENTS_APPLIED
 from zhibao_aggregator.storage.direct import DirectTransactions
 from zhibao_aggregator.storage.writer import Applied, HeldCounters, Rules, apply_batch
 from zhibao_shared.consumer import Delivery
 
 log = structlog.get_logger(__name__)
-
-Changed = Callable[[frozenset[tuple[str, date]]], None]
 
 
 class ApplyBatch:

@@ -13,7 +13,7 @@ like an event the events consumer gives up on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -21,13 +21,13 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zhibao_aggregator.changes import Changed, ignore_changes
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.storage import levels, points
 from zhibao_shared.hierarchy import lineage
 from zhibao_shared.response_events import LevelMessage, PointMessage, parse_response_message
 from zhibao_shared.stream_feed import FeedSpec, StreamFeed
 
-Changed = Callable[[frozenset[tuple[str, date]]], None]
 Message = LevelMessage | PointMessage
 
 
@@ -73,7 +73,7 @@ def response_feed(
     spec: FeedSpec,
     engine: AsyncEngine,
     calendar: Calendar,
-    on_committed: Changed = lambda _changed: None,
+    on_committed: Changed = ignore_changes,
 ) -> StreamFeed[Message]:
     """The durable pull consumer of level and point messages."""
     return StreamFeed(js, spec, decode, StoreResponse(engine, calendar, on_committed))

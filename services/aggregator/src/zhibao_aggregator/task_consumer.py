@@ -17,7 +17,7 @@ only (``zhibao.tasks.<district>.>``), like the events consumer.
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import nats.errors
@@ -31,6 +31,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zhibao_aggregator.changes import Changed
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.metrics import TASK_MESSAGES_APPLIED, TASK_MESSAGES_SKIPPED
 from zhibao_aggregator.settings import AggregatorSettings
@@ -41,7 +42,6 @@ from zhibao_shared.task_events import TaskEvent, TaskMessage
 
 log = structlog.get_logger(__name__)
 
-Changed = Callable[[frozenset[tuple[str, date]]], None]
 #: How long a batch is collected before it is applied: the latency a task change adds, and
 #: an idle consumer's one request per interval (the idle CPU the benchmark measures).
 BATCH_WAIT_S = 1.0
