@@ -14,18 +14,22 @@ from collections.abc import AsyncIterator, Sequence
 
 import nats
 import pytest
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.alerts.conftest import Clock, confirmed, published
+from tests.alerts.conftest import COMMUNITY, Clock, confirmed, published
 from tests.alerts.test_lifecycle import World
+from tests.alerts.test_watchdog import watchdog
 from tests.support.webhook import Receiver
 from zhibao_alerts.bootstrap import consumer_spec
 from zhibao_alerts.settings import AlertsSettings
+from zhibao_alerts.tables import community_watch
 from zhibao_shared.broker import ensure_stream, events_stream_config
 from zhibao_shared.consumer import BatchConsumer, Delivery
 from zhibao_shared.db import make_engine, run_migrations
 from zhibao_shared.events import PublishedEvent, published_payload
+from zhibao_shared.hierarchy import Level, load_registry
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.subjects import EVENTS_STREAM
 
@@ -125,3 +129,43 @@ async def test_an_alerts_partition_consumes_only_its_districts(nats_server: Nats
         "640106": ["zhibao.events.640106.640106001001.case"],
         "640104": ["zhibao.events.640104.640104001001.case"],
     }
+
+
+async def _waiting_on_a_lock(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        )
+    return bool(waiting)
+
+
+async def test_two_watchdogs_first_watching_a_community_at_once_both_complete_their_pass(
+    engines: tuple[AsyncEngine, AsyncEngine], clock: Clock
+) -> None:
+    """Both instances' watchdogs see a new deployment's communities for the first time in
+    the same moment: the pass that comes second must not fail on the rows the first one
+    stored (it did: a duplicate key in community_watch, the whole pass lost)."""
+    first, second = engines
+    other_since = clock.now
+    clock.advance(seconds=1)
+    async with first.begin() as other_pass:  # the other instance's pass, not committed yet
+        await other_pass.execute(
+            community_watch.insert().values(community=COMMUNITY, since=other_since)
+        )
+        this_pass = asyncio.create_task(watchdog(second, clock).tick())
+        for _ in range(200):  # until this pass waits for the other's row
+            if this_pass.done() or await _waiting_on_a_lock(first):
+                break
+            await asyncio.sleep(0.05)
+        assert not this_pass.done(), "this pass should wait for the other instance's commit"
+    await this_pass
+    communities = len(load_registry().at_level(Level.COMMUNITY))
+    async with second.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(community_watch)) == communities
+        since = await conn.scalar(
+            select(community_watch.c.since).where(community_watch.c.community == COMMUNITY)
+        )
+    assert since == other_since, "the instance that watched it first decides since when"

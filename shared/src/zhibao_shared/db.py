@@ -10,13 +10,22 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, DateTime, TypeDecorator, event, inspect
+from sqlalchemy import Connection, DateTime, Table, TypeDecorator, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from zhibao_shared.settings import sqlite_url
 
-__all__ = ["UtcDateTime", "has_table", "is_sqlite", "make_engine", "run_migrations", "sqlite_url"]
+__all__ = [
+    "UtcDateTime",
+    "conflict_insert",
+    "has_table",
+    "is_sqlite",
+    "make_engine",
+    "run_migrations",
+    "sqlite_url",
+]
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -25,6 +34,17 @@ if TYPE_CHECKING:
 def is_sqlite(url: str) -> bool:
     """True for SQLite URLs."""
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def conflict_insert(
+    conn: AsyncConnection | Connection, table: Table
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into ``table`` in the connection's dialect, so that it takes ``ON
+    CONFLICT`` clauses (``on_conflict_do_nothing``, ``on_conflict_do_update``) on
+    PostgreSQL and SQLite alike: a row another instance or a redelivery stored first."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_alerts import store
@@ -28,6 +28,7 @@ from zhibao_alerts.tables import (
     isolations,
     silences,
 )
+from zhibao_shared.db import conflict_insert
 from zhibao_shared.hierarchy import Level
 from zhibao_shared.settings import DAILY_REPORT_DEADLINE, report_due_at
 
@@ -217,8 +218,10 @@ class Watchdog:
         known = {r.community: r.since for r in await conn.execute(select(community_watch))}
         new = sorted(communities - set(known))
         if new:
+            # another instance's pass may watch the same communities first: its rows stand
             await conn.execute(
-                insert(community_watch), [{"community": c, "since": now} for c in new]
+                conflict_insert(conn, community_watch).on_conflict_do_nothing(),
+                [{"community": c, "since": now} for c in new],
             )
         return {**known, **{c: now for c in new}}
 

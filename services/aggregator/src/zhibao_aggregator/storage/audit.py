@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, false, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.storage.audit_tables import audit_trail
+from zhibao_shared.db import conflict_insert
 
 _CHUNK = 1000
 _KEY = ("origin", "seq", "line", "item")
@@ -43,8 +43,7 @@ async def store_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> N
     storing the same record) changes nothing."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(audit_trail).on_conflict_do_nothing(
+    statement = conflict_insert(conn, audit_trail).on_conflict_do_nothing(
         index_elements=[audit_trail.c[k] for k in _KEY]
     )
     ordered = sorted(rows, key=lambda r: tuple(r[k] for k in _KEY))

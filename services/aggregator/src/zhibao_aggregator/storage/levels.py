@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.storage.tables import level_declarations
+from zhibao_shared.db import conflict_insert
 from zhibao_shared.response_events import LevelMessage
 
 _CHUNK = 500
@@ -30,8 +30,7 @@ async def store_levels(conn: AsyncConnection, messages: list[LevelMessage]) -> N
         }
         for m in messages
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(level_declarations).on_conflict_do_nothing(
+    statement = conflict_insert(conn, level_declarations).on_conflict_do_nothing(
         index_elements=[level_declarations.c.declaration]
     )
     await conn.execute(statement, sorted(rows.values(), key=lambda r: str(r["declaration"])))

@@ -6,12 +6,12 @@ from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Select, String, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain.points import PlacedCase, Point
 from zhibao_aggregator.storage.tables import case_facts, epidemic_points
 from zhibao_aggregator.storage.writer import as_utc
+from zhibao_shared.db import conflict_insert
 from zhibao_shared.events import Classification
 from zhibao_shared.response_events import PointMessage
 
@@ -40,8 +40,7 @@ async def store_points(conn: AsyncConnection, messages: list[PointMessage]) -> N
         if row["lifted_at"] is None and m.point in rows:
             continue  # a lifting seen earlier in the batch stays
         rows[m.point] = row
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(epidemic_points)
+    statement = conflict_insert(conn, epidemic_points)
     t = epidemic_points.c
     upsert = statement.on_conflict_do_update(
         index_elements=[t.point],
