@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.harness import consume
 from tests.response.conftest import Harness, start
+from tests.support.clock import earlier_today
 from zhibao_aggregator.bootstrap import levels_feed, reader, rebuild
 from zhibao_aggregator.http_api import add_error_handlers, build_router
 from zhibao_aggregator.migrate import migrate
@@ -37,7 +38,6 @@ pytestmark = pytest.mark.integration
 ZONE = ZoneInfo("Asia/Shanghai")
 COMMUNITY, STREET, DISTRICT = "640106001001", "640106001", "640106"
 LINEAGE = ("6401", DISTRICT, STREET, COMMUNITY)
-TODAY = datetime.now(UTC).astimezone(ZONE).date()
 ROLLUP_KEYS = (
     "risk_level",
     "declared_level",
@@ -138,15 +138,16 @@ async def aggregator(
         yield side
 
 
-async def report_cases(url: str, settings: AggregatorSettings, *places: dict[str, str]) -> None:
-    """One new person confirmed a minute ago per place given, through the events stream."""
+async def report_cases(url: str, settings: AggregatorSettings, *places: dict[str, str]) -> date:
+    """One new person confirmed a minute ago (never before today's local midnight) per
+    place given, through the events stream; the local day of the cases."""
+    when = earlier_today(timedelta(minutes=1))
     client = await nats.connect(url)
     try:
         js = client.jetstream()
         await ensure_stream(js, events_stream_config(settings))
         for place in places:
             n = next(_ids)
-            when = datetime.now(UTC) - timedelta(minutes=1)
             event = PublishedCase.model_validate(
                 {
                     "specversion": "1.0",
@@ -169,6 +170,7 @@ async def report_cases(url: str, settings: AggregatorSettings, *places: dict[str
             )
     finally:
         await client.close()
+    return when.astimezone(ZONE).date()
 
 
 async def declare_level(
@@ -297,7 +299,7 @@ async def test_points_planned_lifting_moves_with_a_case_and_overdue_points_are_c
     assert (point["last_case_day"], point["cases_after_declaration"]) == (None, 0)
 
     # a case in the compound's other building does not count; one in building 3 does
-    await report_cases(
+    day = await report_cases(
         aggregator.url,
         aggregator.settings,
         {"compound": "枫林湾一期", "building": "5号楼"},
@@ -305,8 +307,8 @@ async def test_points_planned_lifting_moves_with_a_case_and_overdue_points_are_c
     )
     await aggregator.sync()
     [point] = await aggregator.points()
-    assert point["last_case_day"] == str(TODAY)
-    assert point["planned_lifting"] == str(TODAY + timedelta(days=14)), "moved by the case"
+    assert point["last_case_day"] == str(day)
+    assert point["planned_lifting"] == str(day + timedelta(days=14)), "moved by the case"
     assert point["cases_after_declaration"] == 1
 
     old = await declare_point(

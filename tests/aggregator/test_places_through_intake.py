@@ -7,16 +7,16 @@ persons at one place, and counts the label nobody registered as unregistered."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from tests.aggregator.harness import consume
 from tests.aggregator.places_support import COMMUNITY, FENGLIN, write_places
+from tests.support.clock import SHANGHAI, earlier_today
 from tests.support.events import case, screening
 from tests.support.intake import RunningIntake
 from zhibao_aggregator.bootstrap import reader
@@ -28,7 +28,6 @@ from zhibao_shared.places import PlaceKind
 
 pytestmark = pytest.mark.integration
 
-TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
 BUILDING = f"{FENGLIN}-B003"
 GRID = f"{COMMUNITY}-G002"
 
@@ -39,9 +38,10 @@ def intake_overrides(tmp_path: Path) -> dict[str, Any]:
     return {"places_path": write_places(tmp_path)}
 
 
-def confirmed(ref: str, **place: str) -> dict[str, Any]:
-    """A person reported confirmed at ``place`` (labels or ``place``)."""
+def confirmed(ref: str, when: datetime, **place: str) -> dict[str, Any]:
+    """A person reported confirmed at ``when``, at ``place`` (labels or ``place``)."""
     event = case(COMMUNITY, person={"ref": ref}, classification="confirmed")
+    event["time"] = when.isoformat()
     event["data"] |= place
     return event
 
@@ -49,12 +49,14 @@ def confirmed(ref: str, **place: str) -> dict[str, Any]:
 async def test_labels_matched_by_intake_count_at_the_registered_places(
     intake: RunningIntake, tmp_path: Path
 ) -> None:
+    when = earlier_today(timedelta(minutes=1))  # all on the local day read below
+    day = when.astimezone(SHANGHAI).date()
     events = [
-        screening(COMMUNITY, temperature=38.2, compound="枫林湾小区", building="3栋"),
-        screening(COMMUNITY, compound=" 枫林湾 ", building="三号楼"),
-        screening(COMMUNITY, compound="老旧小区", building="9栋"),
-        confirmed("r-1", compound="枫林湾", building="3栋"),
-        confirmed("r-2", place=BUILDING),
+        screening(COMMUNITY, temperature=38.2, compound="枫林湾小区", building="3栋", when=when),
+        screening(COMMUNITY, compound=" 枫林湾 ", building="三号楼", when=when),
+        screening(COMMUNITY, compound="老旧小区", building="9栋", when=when),
+        confirmed("r-1", when, compound="枫林湾", building="3栋"),
+        confirmed("r-2", when, place=BUILDING),
     ]
     async with httpx.AsyncClient(timeout=10) as http:
         answer = await http.post(
@@ -79,10 +81,10 @@ async def test_labels_matched_by_intake_count_at_the_registered_places(
         read = reader(settings, engine)
         places = PlaceReader(read)
         found = {
-            kind: await places.places(COMMUNITY, kind, TODAY)
+            kind: await places.places(COMMUNITY, kind, day)
             for kind in (PlaceKind.BUILDING, PlaceKind.COMPOUND, PlaceKind.GRID)
         }
-        rollup = await read.figures(COMMUNITY, TODAY)
+        rollup = await read.figures(COMMUNITY, day)
     finally:
         await engine.dispose()
     figures = {

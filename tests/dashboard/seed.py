@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tests.support.clock import earlier_today
 from tests.support.events import resident_id
 
 STREET = "640106001"  # 黄河东路街道
@@ -42,7 +43,7 @@ def history(now: datetime | None = None) -> list[dict[str, Any]]:
     """Ten quiet days (one fever a day in A) and today: 16 screenings in A of which 6
     fevers, 3 in B, 2 in the neighbouring street, a confirmed case in A (an alert), two
     people in isolation in A since three days, and B's zero report for today."""
-    now = now or datetime.now(UTC) - timedelta(minutes=2)
+    now = now or earlier_today(timedelta(minutes=2))  # today's, whatever the hour
     events = []
     for days_ago in range(10, 0, -1):
         day = now - timedelta(days=days_ago)

@@ -13,7 +13,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.dashboard.conftest import System
 from tests.dashboard.test_page import _shot, _wait_for
+from tests.support.clock import earlier_today
 from zhibao_bench.page_timing import (
     case_communities,
     chromium,
@@ -216,7 +217,7 @@ def test_load_and_update_times_are_measured_with_the_whole_city(
     community = registry.communities_under(DISTRICT)[0].code
 
     def send(_round: int) -> None:
-        now = datetime.now(UTC) - timedelta(seconds=5)
+        now = earlier_today(timedelta(seconds=5))  # counted in today's overview
         city.post([screening(community, 38.8, now)], reporter)
 
     timings = measure(browser, city.aggregator_url, city.token(CITY, role=Role.READ), send, 2)

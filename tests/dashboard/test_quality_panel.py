@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from tests.dashboard.conftest import ARTIFACTS, System
 from tests.dashboard.seed import COMMUNITY_A, COMMUNITY_B, STREET, _event, screening
 from tests.support.browser import new_context
+from tests.support.clock import earlier_today
 from zhibao_shared.tokens import Role
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def _late_closes_and_a_screening(now: datetime) -> list[dict[str, object]]:
 def test_the_quality_panel_ranks_a_streets_communities_worst_first(
     system: System, browser: Browser
 ) -> None:
-    now = datetime.now(UTC) - timedelta(minutes=1)
+    now = earlier_today(timedelta(minutes=1))  # "screens someone today"
     system.post(_late_closes_and_a_screening(now), system.token(STREET, role=Role.REPORT))
     token = system.token(STREET, role=Role.READ, name="quality panel test")
     context = new_context(browser, viewport={"width": 1440, "height": 1400}, locale="zh-CN")

@@ -16,6 +16,7 @@ from tests.aggregator.tasks_support import PID, message, publish_tasks, task_id
 from tests.dashboard.conftest import ARTIFACTS, System
 from tests.dashboard.seed import COMMUNITY_A, COMMUNITY_B, NEIGHBOUR_COMMUNITY, STREET
 from tests.support.browser import new_context
+from tests.support.clock import earlier_today
 from zhibao_shared.task_events import TaskEvent, TaskMessage, TaskState
 from zhibao_shared.tokens import Role
 
@@ -44,7 +45,7 @@ def browser() -> Iterator[Browser]:
 def _tasks(now: datetime) -> list[TaskMessage]:
     """Task 1 overdue in A, task 2 open in B, task 3 done in B after two hours."""
     issued, past, later = now - timedelta(hours=2), now - timedelta(hours=1), now + timedelta(1)
-    done = now - timedelta(seconds=5)
+    done = earlier_today(timedelta(seconds=5), now)  # done today, whatever the hour
     return [
         message(task_id(1), TaskEvent.ISSUED, TaskState.ISSUED, COMMUNITY_A, issued, past),
         message(task_id(2), TaskEvent.ISSUED, TaskState.ISSUED, COMMUNITY_B, issued, later),

@@ -49,6 +49,7 @@ from tests.privacy.residents import (
     mistyped,
     unzipped,
 )
+from tests.support.clock import earlier_today
 from tests.support.stream import stored_events
 from zhibao_shared.events import parse_message
 from zhibao_shared.subjects import AUDIT_STREAM, EVENTS_STREAM
@@ -62,7 +63,7 @@ _ids = itertools.count(1)
 
 
 def _event(kind: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    when = datetime.now(UTC) - timedelta(minutes=1)
+    when = earlier_today(timedelta(minutes=1))  # in today's rollup, whatever the hour
     return {
         "specversion": "1.0",
         "id": f"privacy-{kind}-{next(_ids)}",

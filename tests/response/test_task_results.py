@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ import pytest
 
 from tests.privacy.conftest import BusTap
 from tests.response.conftest import a_task
+from tests.support.clock import earlier_today
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
 from tests.support.task_results import task_result
 from zhibao_cli.stack import Stack
@@ -236,6 +238,8 @@ def test_an_isolation_a_result_starts_is_counted_once(system: System) -> None:
     before = system.figures()
     [task_id] = system.issue(a_task(person=person))
     started = task_result(task_id, measures=["home_isolation"], until="2026-12-20")
+    # today's rollup is read: half a minute ago, but never before today's local midnight
+    started["time"] = earlier_today(timedelta(seconds=30)).isoformat()
     assert system.report("worker_a", started).status_code == 202
     wait_until(
         "the isolation in the rollup",
@@ -244,6 +248,7 @@ def test_an_isolation_a_result_starts_is_counted_once(system: System) -> None:
     direct = task_result(task_id)  # the same person's isolation reported directly, later
     direct["type"] = "zhibao.isolation.v1"
     direct["data"] = {"person": person, "action": "start", "kind": "home"}
+    direct["time"] = datetime.now(UTC).isoformat()
     assert system.report("worker_a", direct).status_code == 202
     wait_until(
         "the direct report counted", lambda: system.figures()["events"] >= before["events"] + 2

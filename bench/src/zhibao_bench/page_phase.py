@@ -10,13 +10,14 @@ uses. Skipped, with the reason in ``page_skipped``, without Playwright or Chromi
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from zhibao_bench.harness import CITY, Running, running_stack
 from zhibao_bench.page_timing import (
     chromium,
     chromium_missing,
+    earlier_today,
     measure,
     post,
     screening,
@@ -59,7 +60,7 @@ def phase_page(rounds: int) -> dict[str, Any]:
         target = communities[len(communities) // 2].code
 
         def send(_round: int) -> None:
-            event = screening(target, 38.6, datetime.now(UTC) - timedelta(seconds=5))
+            event = screening(target, 38.6, earlier_today(timedelta(seconds=5)))
             post(run.url("intake"), run.report_token, [event])
 
         with chromium() as browser:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -54,6 +55,8 @@ CASE_EVERY = 37
 #: behind a running one): rounds are spaced so that one never waits for the last.
 ROUND_GAP_S = 3.0
 DRAWN = "() => window.zhibaoTimings && window.zhibaoTimings.load_ms !== null"
+#: The district's calendar: the page shows the figures of the local day there.
+ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def chromium_missing() -> str | None:
@@ -76,6 +79,15 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def earlier_today(ago: timedelta, now: datetime | None = None) -> datetime:
+    """``ago`` before ``now`` (default: the real now), but never before that local day's
+    midnight (Asia/Shanghai, 16:00 UTC): data at this time counts in today's figures, the
+    ones the page shows, even when posted minutes after local midnight."""
+    now = now or datetime.now(UTC)
+    midnight = now.astimezone(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(now - ago, midnight.astimezone(UTC))
 
 
 def _event(community: str, kind: str, data: dict[str, Any], when: datetime) -> dict[str, Any]:
@@ -103,8 +115,8 @@ def case_communities(registry: Registry) -> list[str]:
 
 def whole_city_events(registry: Registry, now: datetime | None = None) -> list[dict[str, Any]]:
     """Data in every community: three screenings (a fever in every fifth community) and a
-    confirmed case in every :data:`CASE_EVERY`-th, a minute or two ago."""
-    now = now or datetime.now(UTC) - timedelta(minutes=2)
+    confirmed case in every :data:`CASE_EVERY`-th, a minute or two ago (but today)."""
+    now = now or earlier_today(timedelta(minutes=2))
     events = []
     for n, unit in enumerate(registry.at_level(Level.COMMUNITY)):
         for k in range(3):
