@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.places_support import COMMUNITY, FENGLIN, OTHER, write_places
+from tests.support.clock import earlier_today
 from zhibao_aggregator.bootstrap import reader, rules
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.points import store_points
@@ -26,15 +27,14 @@ from zhibao_shared.events import PublishedCase
 from zhibao_shared.response_events import PointMessage
 
 ZONE = ZoneInfo("Asia/Shanghai")
-TODAY = datetime.now(UTC).astimezone(ZONE).date()
 MATCHED = {"compound_id": FENGLIN, "building_id": f"{FENGLIN}-B003", "grid_id": f"{COMMUNITY}-G002"}
 _ids = itertools.count(1)
 
 
 def confirmed(community: str, **place: str) -> PublishedCase:
-    """A new person reported confirmed a minute ago, at ``place`` (labels and ids)."""
+    """A new person reported confirmed a minute ago (but today), at ``place`` (labels and ids)."""
     n = next(_ids)
-    when = datetime.now(UTC) - timedelta(minutes=1)
+    when = earlier_today(timedelta(minutes=1))
     return PublishedCase.model_validate(
         {
             "specversion": "1.0",
@@ -76,16 +76,14 @@ async def test_registered_places_cluster_and_fall_in_points(
     settings = AggregatorSettings(
         data_dir=tmp_path / "data", places_path=write_places(tmp_path), _env_file=None
     )
-    await _apply(
-        engine,
-        settings,
-        [
-            confirmed(COMMUNITY, compound="枫林湾", building="3栋", **MATCHED),
-            confirmed(COMMUNITY, compound="枫林湾小区", building="3号楼", **MATCHED),
-            confirmed(OTHER, compound="老旧小区", building="9栋"),
-            confirmed(OTHER, compound="老旧小区", building="9栋"),
-        ],
-    )
+    reported = [
+        confirmed(COMMUNITY, compound="枫林湾", building="3栋", **MATCHED),
+        confirmed(COMMUNITY, compound="枫林湾小区", building="3号楼", **MATCHED),
+        confirmed(OTHER, compound="老旧小区", building="9栋"),
+        confirmed(OTHER, compound="老旧小区", building="9栋"),
+    ]
+    today = reported[-1].time.astimezone(ZONE).date()  # the day read: the cases' own
+    await _apply(engine, settings, reported)
     async with engine.begin() as conn:
         await store_points(
             conn,
@@ -99,19 +97,19 @@ async def test_registered_places_cluster_and_fall_in_points(
             ],
         )
     read = reader(settings, engine)
-    community = await read.figures(COMMUNITY, TODAY)
-    other = await read.figures(OTHER, TODAY)
+    community = await read.figures(COMMUNITY, today)
+    other = await read.figures(OTHER, today)
     assert community["clusters_in_risk_window"] == 1, "3栋 and 3号楼 of 枫林湾 are one place"
     assert other["clusters_in_risk_window"] == 1, "unregistered labels still cluster"
     cases = {
         str(p["point"])[-1]: p["cases_after_declaration"]
         for code in (COMMUNITY, OTHER)
-        for p in await read.points(code, TODAY)
+        for p in await read.points(code, today)
     }
     assert cases == {"1": 2, "2": 2, "3": 0, "4": 2, "5": 2, "6": 0}
     registered = {
         str(p["point"])[-1]: (p["compound_id"], p["building_id"])
-        for p in await read.points(COMMUNITY, TODAY)
+        for p in await read.points(COMMUNITY, today)
     }
     assert registered["2"] == (FENGLIN, f"{FENGLIN}-B003"), "labels matched to the registry"
     assert registered["6"] == (None, None), "a building the registry does not know"

@@ -4,13 +4,14 @@ the old "new cases in 14 days" rule as a configuration."""
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.clock import earlier_today
 from zhibao_aggregator.bootstrap import reader, risk_rule, rules
 from zhibao_aggregator.domain.risk import NationalRule2020, RiskInputs, RiskLevel, RiskRule
 from zhibao_aggregator.settings import AggregatorSettings
@@ -26,10 +27,11 @@ _ids = itertools.count(1)
 
 
 def _at(day: date) -> datetime:
-    """10:00 on ``day``; today: a minute ago (an event may not lie in the future)."""
-    if day >= TODAY:
-        return datetime.now(UTC) - timedelta(minutes=1)
-    return datetime.combine(day, datetime.min.time(), tzinfo=ZONE) + timedelta(hours=10)
+    """10:00 on ``day``; before 10:00 today, a minute ago but never before midnight (an
+    event may not lie in the future). Always on ``day``, even when TODAY, computed as the
+    module was collected, is the day before (a long run that crosses local midnight)."""
+    ten = datetime.combine(day, time(10), tzinfo=ZONE)
+    return ten if ten <= datetime.now(UTC) else earlier_today(timedelta(minutes=1))
 
 
 def confirmed(day: date, community: str = COMMUNITY, **place: str) -> PublishedCase:
