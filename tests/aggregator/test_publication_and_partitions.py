@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import nats
+import pytest
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.test_http_and_dead_letter import COMMUNITY, _confirmed
 from zhibao_aggregator.bootstrap import consumer_spec, reader, rules
-from zhibao_aggregator.publisher import RollupPublisher
+from zhibao_aggregator.publisher import RollupPublisher, pause_after
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.writer import apply_batch
 from zhibao_shared.broker import ensure_stream, events_stream_config
@@ -48,6 +50,19 @@ async def test_a_busy_unit_is_published_once_per_interval_with_its_latest_figure
     district = next(body for subject, body in sent if subject.endswith("640106"))
     assert district["figures"]["new_confirmed"] == 5  # type: ignore[index]
     assert district["date"] == str(day)
+
+
+def test_the_publisher_waits_longer_after_a_costly_flush_so_counting_keeps_the_cores() -> None:
+    """Under heavy load every unit is dirty at every flush: publishing takes at most its
+    share of the time (0.2: a 1 s flush is followed by 4 s of counting), and light load
+    keeps the configured interval."""
+    assert pause_after(0.01, interval_s=0.5, max_share=0.2) == 0.5
+    assert pause_after(1.0, interval_s=0.5, max_share=0.2) == pytest.approx(4.0)
+    assert pause_after(1.0, interval_s=0.5, max_share=1.0) == 0.5, "share 1: interval only"
+    assert AggregatorSettings(_env_file=None).aggregator_publish_max_share == 0.2
+    for refused in (0, 1.5):
+        with pytest.raises(ValidationError, match="aggregator_publish_max_share"):
+            AggregatorSettings(aggregator_publish_max_share=refused, _env_file=None)
 
 
 async def test_a_registry_that_starts_at_the_city_still_publishes_its_rollups(

@@ -343,7 +343,12 @@ def build(settings: AggregatorSettings) -> Aggregator:
     async def publish(subject: str, body: bytes) -> None:
         await broker.publish(body, subject)
 
-    publisher = RollupPublisher(read_side, publish, settings.aggregator_publish_interval_s)
+    publisher = RollupPublisher(
+        read_side,
+        publish,
+        settings.aggregator_publish_interval_s,
+        max_share=settings.aggregator_publish_max_share,
+    )
     tokens = TokenStore.configured(settings)
     audit = AuditTrail(broker, AUDIT_PUBLISH_TIMEOUT_S, "aggregator")
     return Aggregator(settings, engine, broker, read_side, publisher, tokens, audit)

@@ -3,12 +3,19 @@
 Committed batches mark (unit, day) pairs dirty; a background loop publishes
 each dirty pair's current figures at most once per interval, so a busy unit
 is published a few times a second at most, however many events arrive.
+
+Under heavy load every unit is dirty at every flush, and a flush of them all
+costs as much as counting many thousands of events. The loop therefore also
+waits in proportion to how long its last flush took (:func:`pause_after`), so
+publishing never takes more than a set share of the service's time: the
+rollups are then published less often, and counting keeps its pace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -28,11 +35,17 @@ class RollupPublisher:
     """Coalesces rollup changes and publishes them from a background loop."""
 
     def __init__(
-        self, reader: RollupReader, publish: Publish, interval_s: float, recent_days: int = 7
+        self,
+        reader: RollupReader,
+        publish: Publish,
+        interval_s: float,
+        recent_days: int = 7,
+        max_share: float = 1.0,
     ) -> None:
         self._reader = reader
         self._publish = publish
         self._interval_s = interval_s
+        self._max_share = max_share
         self._recent = timedelta(days=recent_days)
         self._dirty: set[tuple[str, date]] = set()
         self._wake = asyncio.Event()
@@ -56,8 +69,10 @@ class RollupPublisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            started = time.perf_counter()
             await self.flush()
-            await asyncio.sleep(self._interval_s)
+            took = time.perf_counter() - started
+            await asyncio.sleep(pause_after(took, self._interval_s, self._max_share))
 
     async def flush(self) -> None:
         """Publish every dirty rollup now: one query per day for all its dirty units."""
@@ -78,3 +93,9 @@ class RollupPublisher:
             body = {"unit": code, "level": level, "date": day.isoformat(), "figures": found[code]}
             await self._publish(rollup_subject(level, code), json.dumps(body).encode())
             ROLLUPS_PUBLISHED.labels(level).inc()
+
+
+def pause_after(flush_s: float, interval_s: float, max_share: float) -> float:
+    """How long to wait after a flush that took ``flush_s`` seconds: the interval, or
+    longer, so that flushing takes at most ``max_share`` of the loop's time."""
+    return max(interval_s, flush_s * (1 - max_share) / max_share)

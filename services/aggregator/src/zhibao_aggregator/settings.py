@@ -57,6 +57,15 @@ class AggregatorSettings(ServiceSettings):
     aggregator_publish_interval_s: float = Field(
         default=0.5, gt=0, description="A unit's rollup is published at most once per interval"
     )
+    aggregator_publish_max_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description=(
+            "The most of its time the rollup publisher may take: after a flush of t seconds it"
+            " waits at least t x (1 - share) / share, so heavy load slows the pushes, not counting"
+        ),
+    )
     alerts_url: str | None = Field(
         default="http://127.0.0.1:8103",
         description="The alerts service the dashboard's alert panel talks to; none hides it",
