@@ -126,6 +126,24 @@ async def _project(url: str, engine: AsyncEngine, tokens: TokenStore, durable: s
         await client.close()
 
 
+async def _event_rows(
+    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine, event: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The trail's event rows (community A's) after intake recorded one submission of
+    ``event`` at 09:00 of DAY_1 and the projection read it."""
+    tokens = TokenStore.in_data_dir(tmp_path / "tokens")
+    try:
+        await _publish_trail(
+            nats_server.url, tmp_path, tokens, [_submission(_at(DAY_1, 9), [event])]
+        )
+        await _project(nats_server.url, engine, tokens, "aggregator-audit")
+    finally:
+        tokens.close()
+    async with engine.connect() as conn:
+        rows, _ = await read_trail(conn, TrailQuery(scopes=(A,)), None, 100)
+    return [r for r in rows if r["kind"] == "event"]
+
+
 async def _rows(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int(await conn.scalar(select(func.count()).select_from(audit_trail)) or 0)
@@ -197,15 +215,17 @@ async def test_an_accepted_event_s_longest_id_and_source_are_kept_whole(
 ) -> None:
     source = "/" + "s" * (MAX_SOURCE_LENGTH - 1)
     event = _event(7, A, "accepted") | {"id": "i" * MAX_ID_LENGTH, "source": source}
-    tokens = TokenStore.in_data_dir(tmp_path / "tokens")
-    try:
-        await _publish_trail(
-            nats_server.url, tmp_path, tokens, [_submission(_at(DAY_1, 9), [event])]
-        )
-        await _project(nats_server.url, engine, tokens, "aggregator-audit")
-    finally:
-        tokens.close()
-    async with engine.connect() as conn:
-        rows, _ = await read_trail(conn, TrailQuery(scopes=(A,)), None, 100)
-    stored = [r for r in rows if r["kind"] == "event"]
+    stored = await _event_rows(nats_server, tmp_path, engine, event)
     assert [(r["event_id"], r["event_source"]) for r in stored] == [(event["id"], source)]
+
+
+async def test_an_event_s_time_in_its_own_offset_is_shown_as_the_same_moment(
+    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    """A community system may state times in local time (+08:00); the trail shows that
+    moment in UTC, not its local clock reading as if it were UTC."""
+    local = datetime(2026, 11, 30, 7, 30, tzinfo=ZONE)
+    event = _event(8, A, "accepted") | {"time": local.isoformat()}
+    (stored,) = await _event_rows(nats_server, tmp_path, engine, event)
+    assert stored["event_time"] == "2026-11-29T23:30:00+00:00"
+    assert stored["at"] == _at(DAY_1, 9)

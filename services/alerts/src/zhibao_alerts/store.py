@@ -41,11 +41,15 @@ from zhibao_alerts.tables import (
     timeline,
     unit_first_days,
 )
+from zhibao_shared.bulk import Insert, insert_many
 from zhibao_shared.db import UtcDateTime
 
 #: Open, but paging nobody: its rule says so (``task_overdue.page: false``).
 RECORDED = "recorded"
 OPEN_STATES = ("firing", "acknowledged", "silenced", RECORDED)
+
+
+_APPLIED = Insert(applied_events.name, ("dedup_key",))
 
 
 async def new_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
@@ -59,8 +63,7 @@ async def new_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
         ).scalars()
     )
     fresh = [k for k in unique if k not in seen]
-    if fresh:
-        await conn.execute(insert(applied_events), [{"dedup_key": k} for k in fresh])
+    await insert_many(conn, _APPLIED, [(k,) for k in fresh])
     return set(fresh)
 
 

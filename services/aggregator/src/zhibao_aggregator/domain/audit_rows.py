@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from zhibao_aggregator.domain.calendar import Calendar
@@ -41,8 +42,13 @@ Row = dict[str, Any]
 def sort_key(at: datetime, origin: str, seq: int, line: int, item: int) -> str:
     """A key ordering rows by time, then by origin and position (unique per row);
     keyset pagination walks it from the newest down."""
-    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return f"{stamp}|{origin}|{seq:020d}|{line:06d}|{item:06d}"
+    return f"{_stamp(at)}|{origin}|{seq:020d}|{line:06d}|{item:06d}"
+
+
+@lru_cache(maxsize=64)
+def _stamp(at: datetime) -> str:
+    # a submission's rows (one per event) share their record's moment: formatted once
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def trail_rows(seq: int, data: bytes, calendar: Calendar) -> list[Row]:
@@ -59,8 +65,9 @@ def trail_rows(seq: int, data: bytes, calendar: Calendar) -> list[Row]:
         at = _moment(record.get("at"))
         if at is None:
             continue
+        at, day = at.astimezone(UTC), calendar.day(at)
         for item, fields in enumerate(_items(record)):
-            rows.append(_row(STREAM, seq, line, item, at, calendar.day(at)) | fields)
+            rows.append(_row(STREAM, seq, line, item, at, day) | fields)
     return rows
 
 

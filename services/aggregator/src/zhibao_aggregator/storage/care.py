@@ -16,10 +16,10 @@ from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import care
-from zhibao_aggregator.storage.bulk import Insert, adding, insert_many
 from zhibao_aggregator.storage.care_tables import key_person_totals, key_persons, need_tasks
 from zhibao_aggregator.storage.facts import CHUNK
 from zhibao_aggregator.storage.task_tables import task_spans
+from zhibao_shared.bulk import Insert, adding, insert_many
 from zhibao_shared.care_events import PublishedKeyPerson, PublishedNeed
 from zhibao_shared.events import PublishedEvent
 

@@ -11,9 +11,9 @@ from sqlalchemy import RowMapping, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import place_figures as pf
-from zhibao_aggregator.storage.bulk import Insert, adding, day_binder, insert_many
 from zhibao_aggregator.storage.facts import CHUNK, as_utc
 from zhibao_aggregator.storage.place_tables import place_counters
+from zhibao_shared.bulk import Insert, adding, day_binder, insert_many
 from zhibao_shared.events import Classification
 
 _t = place_counters.c

@@ -22,7 +22,6 @@ from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain import place_figures as pf
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.domain.corrections import footprint
-from zhibao_aggregator.storage.bulk import Insert, adding, day_binder, insert_many
 from zhibao_aggregator.storage.care import apply_care
 from zhibao_aggregator.storage.corrections import (
     CORRECTION_EFFECT,
@@ -50,6 +49,7 @@ from zhibao_aggregator.storage.tables import (
     isolation_facts,
 )
 from zhibao_shared.advisory_locks import lock_names
+from zhibao_shared.bulk import Insert, adding, day_binder, insert_many
 from zhibao_shared.care_events import PublishedKeyPerson
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.events import (
