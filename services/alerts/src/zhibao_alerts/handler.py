@@ -68,6 +68,11 @@ def _lock_names(batch: Sequence[Delivery]) -> set[str]:
     return names
 
 
+def _recorded(events: dict[str, PublishedEvent]) -> set[str]:
+    """The keys that ``correcting.prepare`` records (every event but corrections)."""
+    return {k for k, e in events.items() if not isinstance(e, PublishedCorrection)}
+
+
 @dataclass
 class _Effects:
     """What a batch of new events changes, gathered before anything is written."""
@@ -195,6 +200,7 @@ class ApplyEvents:
             rules = self._rules()
             judge = Judge(self._zone, self._fever_threshold_c, rules)
             prepared = await correcting.prepare(conn, list(events.values()), judge, self._clock())
+            await store.mark_applied(conn, fresh - _recorded(events))
             effects = self._gather(sorted(prepared.counted, key=lambda e: e.time), rules)
             for event in prepared.absent:  # retracted before it arrived: it was sent, though
                 effects.track_time(event, judge.day(event))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.engine import Row
@@ -33,6 +34,7 @@ from zhibao_alerts.tables import (
     community_activity,
     daily_counts,
     daily_reports,
+    event_records,
     fevers,
     isolations,
     notifications,
@@ -53,18 +55,29 @@ _APPLIED = Insert(applied_events.name, ("dedup_key",))
 
 
 async def new_keys(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
-    """The keys not applied yet; marks them applied (same transaction as their effects)."""
+    """The keys not applied yet: neither recorded (``event_records``: every event a rule
+    looks at, see ``correcting.prepare``) nor marked applied (:func:`mark_applied`)."""
     unique = list(dict.fromkeys(keys))
+    if not unique:
+        return set()
+    applied, recorded = applied_events.c.dedup_key, event_records.c.dedup_key
     seen = set(
         (
             await conn.execute(
-                select(applied_events.c.dedup_key).where(applied_events.c.dedup_key.in_(unique))
+                union_all(
+                    select(applied).where(applied.in_(unique)),
+                    select(recorded).where(recorded.in_(unique)),
+                )
             )
         ).scalars()
     )
-    fresh = [k for k in unique if k not in seen]
-    await insert_many(conn, _APPLIED, [(k,) for k in fresh])
-    return set(fresh)
+    return {k for k in unique if k not in seen}
+
+
+async def mark_applied(conn: AsyncConnection, keys: Iterable[str]) -> None:
+    """Mark applied the new events that leave no record (corrections, events no rule looks
+    at), in the transaction of their effects; a recorded event is marked by its record."""
+    await insert_many(conn, _APPLIED, [(k,) for k in sorted(keys)])
 
 
 async def add_fevers(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

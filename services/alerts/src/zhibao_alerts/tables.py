@@ -97,6 +97,8 @@ notifications = Table(
     UniqueConstraint("alert_id", "reason", "channel", "target", name="uq_notification"),
 )
 
+#: New events that leave no ``event_records`` row (corrections, task results) are marked
+#: applied here; a record marks its event applied (``store.new_keys`` reads both).
 applied_events = Table(
     "applied_events",
     metadata,
