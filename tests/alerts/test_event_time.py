@@ -8,6 +8,7 @@ from itertools import permutations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import COMMUNITY, Clock, confirmed, published
@@ -15,7 +16,7 @@ from tests.alerts.test_lifecycle import NO_ABERRATION, World
 from tests.alerts.test_time_rules import SHANGHAI, at_shanghai, rows, watchdog
 from tests.support.webhook import Receiver
 from zhibao_alerts.domain.config import Rules
-from zhibao_alerts.tables import alerts
+from zhibao_alerts.tables import alerts, isolations
 from zhibao_shared.events import PublishedEvent
 
 
@@ -52,6 +53,22 @@ async def test_a_check_before_the_end_arriving_after_it_does_not_reopen_the_isol
     await world.send(isolation("2" * 32, "check", now - timedelta(hours=50)))
     await dog.tick()
     assert await rows(engine, "missed_isolation_check") == [], "both isolations ended"
+
+
+async def test_an_isolation_first_heard_of_by_its_end_keeps_its_last_check_not_the_end(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """Its district's partition may apply the end before the start and check that came
+    from another district: the last check is the check's time, in any order."""
+    world = World(engine, clock, webhook)
+    now, person = clock.now, "3" * 32
+    checked = now - timedelta(minutes=150)
+    await world.send(isolation(person, "end", now - timedelta(minutes=90)))
+    await world.send(isolation(person, "start", now - timedelta(hours=3)))
+    await world.send(isolation(person, "check", checked))
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(isolations).where(isolations.c.pid == person))).one()
+    assert (row.active, row.last_check_at) == (0, checked)
 
 
 async def test_three_fevers_make_one_cluster_whatever_order_they_arrive_in(

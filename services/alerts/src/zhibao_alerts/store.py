@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -466,6 +466,11 @@ class IsolationNote:
     at: datetime
 
 
+#: The last check of an isolation whose first event to arrive was its end (the column
+#: is required; every start or check, however old, is later).
+NO_CHECK_YET = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote]) -> None:
     """Track isolations in event time: the latest start or end decides whether one is
     open, whatever order they arrive in; start and check refresh the last check.
@@ -524,7 +529,8 @@ def _isolation_after(row: dict[str, Any] | None, note: IsolationNote) -> dict[st
     if row is None:
         row = {
             "community": note.community,
-            "last_check_at": note.at,
+            # an end is no check: an isolation first heard of by its end has none yet
+            "last_check_at": NO_CHECK_YET if note.action == "end" else note.at,
             "active": 1,
             "status_at": None,
         }
