@@ -28,6 +28,6 @@ async def lock_names(conn: AsyncConnection, names: Iterable[str]) -> None:
     """Hold a lock on each name until the transaction ends (PostgreSQL only)."""
     if conn.dialect.name != "postgresql":
         return
-    keys = sorted({lock_key(name) for name in names})
+    keys = sorted({lock_key(name) for name in set(names)})
     if keys:
         await conn.execute(_LOCK_ALL, {"keys": keys})

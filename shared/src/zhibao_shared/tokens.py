@@ -128,7 +128,7 @@ class Token:
 
     def covers(self, code: str) -> bool:
         """True when ``code`` lies within one of the token's scopes (prefix match)."""
-        return any(code.startswith(scope) for scope in self.scopes)
+        return code.startswith(self.scopes)
 
     def expired(self, at: datetime) -> bool:
         """True when the token has an expiry and ``at`` is at or past it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -48,24 +48,22 @@ IGNORED_TYPES = frozenset({EventType.TASK_RESULT})
 SERIES_DAYS = 14
 
 
-def _lock_names(batch: Sequence[Delivery]) -> set[str]:
+def _lock_names(batch: Sequence[Delivery]) -> Iterator[str]:
     """The persons, fever places and communities (their events and corrections) a batch
-    reads and extends."""
-    names: set[str] = set()
+    reads and extends; a generator, so that SQLite (no locks) never pays for it."""
     for delivery in batch:
         event = delivery.event
         # an event and its correction one at a time, whichever is applied or held first
-        names.add(f"events of {event.subject}")
+        yield f"events of {event.subject}"
         if isinstance(event, PublishedCorrection):
             continue
         person = getattr(event.data, "person", None)
         if person is not None:
-            names.add(f"person {person.pid}")
+            yield f"person {person.pid}"
         if isinstance(event, PublishedScreening):
             place = place_of(event)
             if place is not None:
-                names.add(f"place {event.subject} {place}")
-    return names
+                yield f"place {event.subject} {place}"
 
 
 def _recorded(events: dict[str, PublishedEvent]) -> set[str]:
