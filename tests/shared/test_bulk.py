@@ -4,13 +4,32 @@ rows written through SQLAlchemy's own types, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Column, Date, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    text,
+)
 
 from tests.support.postgres import both_backends
-from zhibao_shared.bulk import Insert, day_binder, ignoring, insert_many, moment_binder
+from zhibao_shared.bulk import (
+    Insert,
+    bind_rows,
+    day_binder,
+    ignoring,
+    insert_many,
+    moment_binder,
+)
 from zhibao_shared.db import UtcDateTime, make_engine
 
 pytestmark = pytest.mark.integration
@@ -57,4 +76,50 @@ async def test_driver_rows_read_back_as_sqlalchemy_rows_and_sort_with_them(datab
     assert [r.at for r in read[0::2]] == MOMENTS, "the same moments, aware, in UTC"
     assert all(r.at.utcoffset() == timedelta(0) for r in read)
     assert read[1].note is None, "ignoring(): a row already there is kept as it was"
+    assert [n for (n,) in by_time] == [6, 7, 0, 1, 2, 3, 4, 5], "in time, not in text"
+
+
+#: Moments and days among other columns, in no particular order, one of each nullable.
+mixed = Table(
+    "mixed",
+    MetaData(),
+    Column("note", String(20)),
+    Column("day", Date, nullable=False),
+    Column("n", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("checked", UtcDateTime()),
+)
+
+
+async def test_rows_bound_by_their_table_s_column_types_read_back_as_sqlalchemy_rows(
+    database: str,
+) -> None:
+    engine = make_engine(database)
+    given: list[dict[str, Any]] = [
+        {"day": at.date(), "at": at, "checked": at + timedelta(hours=n), "note": f"r{n}"}
+        if n % 2
+        else {"at": at, "day": at.date()}  # the note and the check missing: NULL
+        for n, at in enumerate(MOMENTS)
+    ]
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(mixed.metadata.create_all)
+            for n, row in enumerate(given):  # SQLAlchemy: even n; the driver: odd n
+                # a plain DateTime on SQLite keeps a clock reading's text, so given in UTC
+                await conn.execute(
+                    insert(mixed), {**row, "n": 2 * n, "at": row["at"].astimezone(UTC)}
+                )
+            bound = bind_rows(conn, mixed, [{**row, "n": 2 * n + 1} for n, row in enumerate(given)])
+            await insert_many(conn, Insert.of(mixed), bound)
+            read = (await conn.execute(select(mixed).order_by(mixed.c.n))).all()
+            by_time = (await conn.execute(select(mixed.c.n).order_by(mixed.c.at, mixed.c.n))).all()
+    finally:
+        await engine.dispose()
+    as_sqlalchemy = [tuple(r._mapping[k] for k in ("note", "day", "at", "checked")) for r in read]
+    assert as_sqlalchemy[1::2] == as_sqlalchemy[0::2]
+    assert [r.note for r in read[1::2]] == [None, "r1", None, "r3"], "a missing name is NULL"
+    assert [r.checked for r in read[3::4]] == [
+        MOMENTS[1] + timedelta(hours=1),
+        MOMENTS[3] + timedelta(hours=3),
+    ]
     assert [n for (n,) in by_time] == [6, 7, 0, 1, 2, 3, 4, 5], "in time, not in text"

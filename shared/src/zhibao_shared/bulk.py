@@ -10,12 +10,12 @@ exactly as SQLAlchemy's own types store them, so either can read what the other 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table
+from sqlalchemy import Date, DateTime, Table, TypeDecorator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _T = TypeVar("_T")
@@ -44,6 +44,12 @@ class Insert:
         insert = f"INSERT INTO {self.table} ({columns}) VALUES ({marks})"  # noqa: S608
         return insert + self.conflict
 
+    @classmethod
+    def of(cls, table: Table, conflict: str = "") -> Insert:
+        """An insert of every column of ``table``, in the table's order (as
+        :func:`bind_rows` binds them)."""
+        return cls(table.name, tuple(column.name for column in table.columns), conflict)
+
 
 def adding(table: Table) -> str:
     """The ``ON CONFLICT`` clause that adds ``value`` to an existing row of ``table``."""
@@ -62,6 +68,39 @@ async def insert_many(conn: AsyncConnection, insert: Insert, rows: list[tuple[An
     sql = insert.sql(conn.dialect.name)
     for start in range(0, len(rows), CHUNK):
         await conn.exec_driver_sql(sql, rows[start : start + CHUNK])
+
+
+def bind_rows(
+    conn: AsyncConnection, table: Table, rows: Iterable[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """``rows`` (by column name; a missing name is NULL) as tuples for
+    :meth:`Insert.of` ``(table)``, each moment and day bound as its column's type
+    stores it on ``conn``'s backend."""
+    names = [column.name for column in table.columns]
+    binders = _binders(conn, table)
+    bound: list[tuple[Any, ...]] = []
+    for row in rows:
+        value = [row.get(name) for name in names]
+        for n, bind in binders:
+            if value[n] is not None:
+                value[n] = bind(value[n])
+        bound.append(tuple(value))
+    return bound
+
+
+def _binders(conn: AsyncConnection, table: Table) -> list[tuple[int, Callable[[Any], Any]]]:
+    """The positions of ``table``'s moment and day columns, with their binders."""
+    moment, day = moment_binder(conn), day_binder(conn)
+    binders: list[tuple[int, Callable[[Any], Any]]] = []
+    for n, column in enumerate(table.columns):
+        kind = column.type
+        if isinstance(kind, TypeDecorator):
+            kind = kind.impl_instance
+        if isinstance(kind, DateTime):
+            binders.append((n, moment))
+        elif isinstance(kind, Date):
+            binders.append((n, day))
+    return binders
 
 
 def day_binder(conn: AsyncConnection) -> Callable[[date], date | str]:

@@ -26,7 +26,7 @@ from zhibao_alerts.tables import (
     notifications,
     person_days,
 )
-from zhibao_shared.bulk import Insert, day_binder, insert_many, moment_binder
+from zhibao_shared.bulk import Insert, bind_rows, insert_many
 from zhibao_shared.db import UtcDateTime
 
 
@@ -78,31 +78,14 @@ def uncounted_values(
     }
 
 
-_RECORD_COLUMNS = tuple(column.name for column in event_records.columns)
-_ADD_RECORDS = Insert(event_records.name, _RECORD_COLUMNS)
+_ADD_RECORDS = Insert.of(event_records)
 
 
 async def add_records(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Record applied events (rows of :func:`record_values`): one per event, so written
     as the driver's executemany."""
-    if not rows:
-        return
-    moment, day = moment_binder(conn), day_binder(conn)
-    values = [
-        (
-            row["dedup_key"],
-            row["type"],
-            row["community"],
-            moment(row["at"]),
-            day(row["day"]),
-            row["pid"],
-            row["data"],
-            None if row["decided_at"] is None else moment(row["decided_at"]),
-            row["decided_by"],
-        )
-        for row in rows
-    ]
-    await insert_many(conn, _ADD_RECORDS, values)
+    if rows:
+        await insert_many(conn, _ADD_RECORDS, bind_rows(conn, event_records, rows))
 
 
 async def records(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, RecordRow]:

@@ -12,7 +12,7 @@ from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.storage.audit_tables import audit_trail
-from zhibao_shared.bulk import Insert, day_binder, ignoring, insert_many, moment_binder
+from zhibao_shared.bulk import Insert, bind_rows, ignoring, insert_many
 
 _KEY = ("origin", "seq", "line", "item")
 #: Columns the API shows, in this order (the key columns stay internal).
@@ -37,29 +37,16 @@ SHOWN = (
 )
 
 
-#: Every column, in the order :func:`store_rows` binds them.
-_COLUMNS = tuple(column.name for column in audit_trail.columns)
-_MOMENTS = (_COLUMNS.index("at"), _COLUMNS.index("event_time"))
-_DAY = _COLUMNS.index("day")
-_STORE = Insert(audit_trail.name, _COLUMNS, ignoring(audit_trail))
+_STORE = Insert.of(audit_trail, ignoring(audit_trail))
 
 
 async def store_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Store rows not stored yet: a row already there (a redelivery, another partition
     storing the same record) changes nothing. Moments are stored in UTC on every backend
     (an event's own offset is not kept: it is shown in UTC like every other moment)."""
-    if not rows:
-        return
-    moment, day = moment_binder(conn), day_binder(conn)
-    values: list[tuple[Any, ...]] = []
-    for row in sorted(rows, key=lambda r: tuple(r[k] for k in _KEY)):
-        value: list[Any] = [row.get(name) for name in _COLUMNS]
-        for n in _MOMENTS:
-            if value[n] is not None:
-                value[n] = moment(value[n])
-        value[_DAY] = day(value[_DAY])
-        values.append(tuple(value))
-    await insert_many(conn, _STORE, values)
+    if rows:
+        ordered = sorted(rows, key=lambda r: tuple(r[k] for k in _KEY))
+        await insert_many(conn, _STORE, bind_rows(conn, audit_trail, ordered))
 
 
 @dataclass(frozen=True)
