@@ -7,6 +7,7 @@ looking at a clock.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,9 @@ def measure(engine: AsyncEngine) -> Work:
         return 0  # go on
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):  # a copy on a direct engine
+            dbapi_connection.set_progress_handler(step, STEP)  # (zhibao_shared.direct)
+            return
         aiosqlite = dbapi_connection._connection  # the handler runs on its own thread
 
         def install() -> None:

@@ -39,12 +39,12 @@ from zhibao_aggregator.handler import ApplyBatch
 from zhibao_aggregator.http_api import add_error_handlers, build_router
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
-from zhibao_aggregator.storage import direct
 from zhibao_aggregator.storage.replay import read_indexes_deferred, replay_engine
 from zhibao_aggregator.storage.writer import HeldCounters
 from zhibao_bench.loadclient import percentile
 from zhibao_bench.reads import LEVELS, units_by_level
 from zhibao_bench.workload import SITES, communities
+from zhibao_shared import direct
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.events import bundle_payload, parse_message
@@ -181,7 +181,7 @@ async def reads(app: FastAPI, secret: str, requests: int) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> None:
     """Load, read, report (and profile the part asked for)."""
-    if args.aiosqlite:  # compare: every statement through aiosqlite, as before storage.direct
+    if args.aiosqlite:  # compare: every statement through aiosqlite, as before zhibao_shared.direct
         direct.direct_engine = lambda _engine: None  # type: ignore[assignment]
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     root = Path(args.dir or tempfile.mkdtemp(prefix="zhibao-harness-"))

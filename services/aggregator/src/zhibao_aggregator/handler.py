@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.changes import Changed
 from zhibao_aggregator.metrics import COMMIT_SECONDS, DUPLICATES_SKIPPED, EVENTS_APPLIED
-from zhibao_aggregator.storage.direct import DirectTransactions
 from zhibao_aggregator.storage.writer import Applied, HeldCounters, Rules, apply_batch
 from zhibao_shared.consumer import Delivery
+from zhibao_shared.direct import DirectTransactions
 
 log = structlog.get_logger(__name__)
 

@@ -285,6 +285,8 @@ class Alerts:
         await stop_broker(self.broker)
         await self.engine.dispose()
         await self.api_engine.dispose()
+        if self.consumer is not None and isinstance(self.consumer.handler, ApplyEvents):
+            self.consumer.handler.close()
         self.tokens.close()
 
 

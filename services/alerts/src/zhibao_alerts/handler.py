@@ -28,6 +28,7 @@ from zhibao_alerts.raising import (
 )
 from zhibao_shared.advisory_locks import lock_names
 from zhibao_shared.consumer import Delivery
+from zhibao_shared.direct import DirectTransactions
 from zhibao_shared.events import (
     FEVER_THRESHOLD_C,
     EventType,
@@ -164,7 +165,7 @@ class ApplyEvents:
         on_alert: Callable[[], None] | None = None,
         care: KeyPersons | None = None,
     ) -> None:
-        self._engine = engine
+        self._transactions = DirectTransactions(engine)
         #: key persons' watch (registrations, places, contacts), when kept
         self._care = care
         self._fever_threshold_c = fever_threshold_c
@@ -184,36 +185,51 @@ class ApplyEvents:
         the batch's corrections of events applied already; once committed, tell
         ``on_alert`` if alerts were opened."""
         self._noted = {}
-        async with self._engine.begin() as conn:
-            # several instances may share the database: one at a time per person and place
-            await lock_names(conn, _lock_names(batch))
-            fresh = await store.new_keys(conn, [d.event.dedup_key for d in batch])
-            events: dict[str, PublishedEvent] = {}
-            for delivery in batch:  # an event delivered twice in one batch is applied once
-                key = delivery.event.dedup_key
-                if delivery.event.type in IGNORED_TYPES:
-                    continue
-                if key in fresh and key not in events:
-                    events[key] = delivery.event
-            rules = self._rules()
-            judge = Judge(self._zone, self._fever_threshold_c, rules)
-            prepared = await correcting.prepare(conn, list(events.values()), judge, self._clock())
-            await store.mark_applied(conn, fresh - _recorded(events))
-            effects = self._gather(sorted(prepared.counted, key=lambda e: e.time), rules)
-            for event in prepared.absent:  # retracted before it arrived: it was sent, though
-                effects.track_time(event, judge.day(event))
-            firsts = self._new_first_days(effects.first_days)
-            await store.note_first_days(conn, firsts)
-            received = received_by_community_day(events.values(), self._zone)
-            routing = self._routing()
-            opened = await self._apply(conn, effects, rules, routing, received)
-            if self._care is not None:
-                await self._care.note_events(conn, prepared.counted)
-            opened += await self._correct(conn, prepared.later, judge, routing, received)
+        opened, firsts = await self._transactions.run(
+            lambda conn: self._in_transaction(conn, batch)
+        )
         self._first_days.update(firsts)
         self._activity.update(self._noted)
         if opened and self._on_alert is not None:
             self._on_alert()
+
+    def close(self) -> None:
+        """Close the handler's own (direct SQLite) connections."""
+        self._transactions.dispose()
+
+    async def _in_transaction(
+        self, conn: AsyncConnection, batch: Sequence[Delivery]
+    ) -> tuple[list[int], dict[str, date]]:
+        """The batch's work in one transaction: the alerts opened, the units' new first days.
+
+        On SQLite this runs whole in a worker thread (:mod:`zhibao_shared.direct`): it must
+        await nothing but the connection."""
+        # several instances may share the database: one at a time per person and place
+        await lock_names(conn, _lock_names(batch))
+        fresh = await store.new_keys(conn, [d.event.dedup_key for d in batch])
+        events: dict[str, PublishedEvent] = {}
+        for delivery in batch:  # an event delivered twice in one batch is applied once
+            key = delivery.event.dedup_key
+            if delivery.event.type in IGNORED_TYPES:
+                continue
+            if key in fresh and key not in events:
+                events[key] = delivery.event
+        rules = self._rules()
+        judge = Judge(self._zone, self._fever_threshold_c, rules)
+        prepared = await correcting.prepare(conn, list(events.values()), judge, self._clock())
+        await store.mark_applied(conn, fresh - _recorded(events))
+        effects = self._gather(sorted(prepared.counted, key=lambda e: e.time), rules)
+        for event in prepared.absent:  # retracted before it arrived: it was sent, though
+            effects.track_time(event, judge.day(event))
+        firsts = self._new_first_days(effects.first_days)
+        await store.note_first_days(conn, firsts)
+        received = received_by_community_day(events.values(), self._zone)
+        routing = self._routing()
+        opened = await self._apply(conn, effects, rules, routing, received)
+        if self._care is not None:
+            await self._care.note_events(conn, prepared.counted)
+        opened += await self._correct(conn, prepared.later, judge, routing, received)
+        return opened, firsts
 
     async def _apply(
         self,

@@ -8,7 +8,7 @@ therefore run on the event loop's own thread over a plain ``sqlite3`` connection
 read is a few primary-key or index ranges (well under a millisecond), and in WAL mode a
 reader never waits for the writer. PostgreSQL keeps the async engine.
 
-See :mod:`zhibao_aggregator.storage.direct`.
+See :mod:`zhibao_shared.direct`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zhibao_aggregator.storage.direct import as_async, direct_engine
+from zhibao_shared.direct import as_async, direct_engine
 
 
 class ReadConnections:

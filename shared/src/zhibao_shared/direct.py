@@ -7,10 +7,11 @@ batch of the writer about sixty, and each wakes another thread (on a busy machin
 a third of a read's time in the profile of ``zhibao_bench.aggregator_harness``). So on
 SQLite
 
-* a read (:class:`~zhibao_aggregator.storage.read_connections.ReadConnections`) runs
+* the aggregator's rollup reads (``zhibao_aggregator.storage.read_connections``) run
   on the event loop's thread: a few index ranges, well under a millisecond;
-* a batch's transaction (:class:`DirectTransactions`) runs whole in a worker thread:
-  two hops per batch instead of ~60, and the loop stays free meanwhile.
+* a consumer batch's transaction (:class:`DirectTransactions`: the aggregator's and the
+  alerts service's) runs whole in a worker thread: two hops per batch instead of one
+  per call, and the loop stays free meanwhile.
 
 The storage functions stay ``async`` (PostgreSQL's asyncpg needs it): over
 :class:`Direct` their awaits never suspend, so :func:`complete` runs such a coroutine
