@@ -62,8 +62,11 @@ def test_reporters_text_cannot_inject_markdown_into_robot_messages(
 
         wait_for(lambda: clusters() == {"dingtalk", "wecom", "feishu"}, timeout_s=60)
     for channel, text in received():
+        # one link per alert: a robot's message merges whatever is due for it, so at some
+        # hours the cluster comes with another alert (yesterday's, e.g. a missing daily
+        # report after the 09:00 deadline), each with its own link
         links = re.findall(r"\]\(([^)]*)\)", text)
-        assert len(links) == 1 and links[0].startswith(AGGREGATOR), (channel, links)
+        assert links and all(link.startswith(AGGREGATOR) for link in links), (channel, links)
         assert "![" not in text and "evil.example" not in text, channel
         assert "<" not in text and ">" not in text, (channel, "no HTML, no <at>, no <font>")
         assert "**" not in text and "@" not in text, channel
