@@ -117,6 +117,7 @@ def consumer_spec(settings: AggregatorSettings) -> ConsumerSpec:
         durable=settings.aggregator_durable,
         filter_subjects=filters,
         batch_size=settings.aggregator_batch_size,
+        linger_s=settings.consumer_linger_s,
         max_deliver=settings.aggregator_max_deliver,
         ack_wait_s=settings.aggregator_ack_wait_s,
         transient=(OSError, TimeoutError, OperationalError, InterfaceError),

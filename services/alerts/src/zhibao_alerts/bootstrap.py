@@ -79,6 +79,7 @@ def consumer_spec(settings: AlertsSettings) -> ConsumerSpec:
         service="alerts",
         durable=settings.alerts_durable,
         batch_size=settings.alerts_batch_size,
+        linger_s=settings.consumer_linger_s,
         ack_wait_s=settings.alerts_ack_wait_s,
         filter_subjects=tuple(district_events(d) for d in settings.alerts_districts)
         or (EVENTS_ALL,),

@@ -110,10 +110,12 @@ class Response:
         await declare_stream(js, tasks_stream_config(self.settings))
         await declare_stream(js, events_stream_config(self.settings))
         await declare_stream(js, audit_stream_config(self.settings))
-        consumer = TaskResultConsumer(js, consumer_spec(), self.results, self.settings)
+        linger = self.settings.consumer_linger_s
+        spec = consumer_spec(linger_s=linger)
+        consumer = TaskResultConsumer(js, spec, self.results, self.settings)
         await consumer.start()
         self.consumer = consumer
-        needs = NeedConsumer(js, needs_consumer_spec(), self.needs, self.settings)
+        needs = NeedConsumer(js, needs_consumer_spec(linger_s=linger), self.needs, self.settings)
         await needs.start()
         self.needs_consumer = needs
         self.tasks += [

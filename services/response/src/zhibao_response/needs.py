@@ -23,6 +23,7 @@ from zhibao_shared.bus_access import NEEDS_DURABLE
 from zhibao_shared.care_events import PublishedNeed
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec, Delivery
 from zhibao_shared.events import EventType
+from zhibao_shared.settings import CONSUMER_LINGER_S
 from zhibao_shared.subjects import EVENTS_STREAM, type_filters
 
 NEED_MARK = f'"{EventType.NEED.value}"'.encode()
@@ -33,7 +34,7 @@ NEEDS_READ = Counter(
 )
 
 
-def needs_consumer_spec(batch_size: int = 200) -> ConsumerSpec:
+def needs_consumer_spec(batch_size: int = 200, linger_s: float = CONSUMER_LINGER_S) -> ConsumerSpec:
     """The response service's durable consumer of need events."""
     return ConsumerSpec(
         service="response",
@@ -41,6 +42,7 @@ def needs_consumer_spec(batch_size: int = 200) -> ConsumerSpec:
         filter_subjects=type_filters(EventType.NEED.short),
         stream=EVENTS_STREAM,
         batch_size=batch_size,
+        linger_s=linger_s,
         transient=(OSError, TimeoutError, OperationalError, InterfaceError),
     )
 

@@ -25,6 +25,7 @@ from zhibao_response.store import TaskStore
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec, Delivery
 from zhibao_shared.events import PublishedTaskResult
 from zhibao_shared.note_sealing import NoteSealer
+from zhibao_shared.settings import CONSUMER_LINGER_S
 from zhibao_shared.subjects import EVENTS_STREAM
 from zhibao_shared.tokens import TokenStore
 
@@ -39,7 +40,7 @@ DURABLE = "response"
 RESULT_SUBJECTS = ("zhibao.events.*.*.task_result", "zhibao.events.*.bundle")
 
 
-def consumer_spec(batch_size: int = 200) -> ConsumerSpec:
+def consumer_spec(batch_size: int = 200, linger_s: float = CONSUMER_LINGER_S) -> ConsumerSpec:
     """The response service's durable consumer of the events stream."""
     return ConsumerSpec(
         service="response",
@@ -47,6 +48,7 @@ def consumer_spec(batch_size: int = 200) -> ConsumerSpec:
         filter_subjects=RESULT_SUBJECTS,
         stream=EVENTS_STREAM,
         batch_size=batch_size,
+        linger_s=linger_s,
         transient=(OSError, TimeoutError, OperationalError, InterfaceError),
     )
 

@@ -1,0 +1,101 @@
+"""The events consumer lingers after a short batch, so events arriving meanwhile share one
+transaction (real nats-server: batching is the server's and the client's doing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import nats
+from nats.js import JetStreamContext
+
+from tests.aggregator.test_http_and_dead_letter import _confirmed
+from zhibao_shared.broker import ensure_stream, events_stream_config
+from zhibao_shared.consumer import BatchConsumer, ConsumerSpec, Delivery
+from zhibao_shared.events import published_payload
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.settings import ZhibaoSettings
+from zhibao_shared.subjects import EVENTS_STREAM
+
+SUBJECT = "zhibao.events.640106.640106001001.case"
+#: Far longer than the spread of the events sent while the consumer lingers.
+LINGER_S = 1.5
+
+
+async def _publish(js: JetStreamContext, n: int) -> None:
+    await js.publish(
+        SUBJECT,
+        published_payload(_confirmed(f"{n:032x}", f"x{n}")),
+        stream=EVENTS_STREAM,
+        headers={"Nats-Msg-Id": str(n)},
+    )
+
+
+async def _batches_after_a_first_event(nats_server: NatsServer, linger_s: float) -> list[int]:
+    """Sizes of the handler's batches: one event, then three sent 0.1 s apart."""
+    batches: list[int] = []
+    first, all_four = asyncio.Event(), asyncio.Event()
+
+    async def handler(batch: Sequence[Delivery]) -> None:
+        batches.append(len(batch))
+        first.set()
+        if sum(batches) >= 4:
+            all_four.set()
+
+    settings = ZhibaoSettings()
+    client = await nats.connect(nats_server.url)
+    spec = ConsumerSpec(service="linger-test", durable="linger-test", linger_s=linger_s)
+    consumer = BatchConsumer(client.jetstream(), spec, handler, settings)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        await consumer.start()
+        running = asyncio.create_task(consumer.run())
+        await asyncio.sleep(0.3)  # the consumer found nothing: it waits for one event
+        await _publish(js, 0)
+        await asyncio.wait_for(first.wait(), 20)
+        for n in (1, 2, 3):
+            await asyncio.sleep(0.1)
+            await _publish(js, n)
+        await asyncio.wait_for(all_four.wait(), 20)
+        await consumer.stop()
+        await asyncio.wait_for(running, 10)
+    finally:
+        await client.close()
+    return batches
+
+
+async def test_events_arriving_while_the_consumer_lingers_are_handled_in_one_batch(
+    nats_server: NatsServer,
+) -> None:
+    assert await _batches_after_a_first_event(nats_server, LINGER_S) == [1, 3]
+
+
+async def test_without_linger_each_event_is_handled_as_it_arrives(
+    nats_server: NatsServer,
+) -> None:
+    assert await _batches_after_a_first_event(nats_server, 0) == [1, 1, 1, 1]
+
+
+async def test_stop_does_not_wait_out_the_linger(nats_server: NatsServer) -> None:
+    """A consumer asked to stop while lingering returns at once (graceful shutdown)."""
+    handled = asyncio.Event()
+
+    async def handler(batch: Sequence[Delivery]) -> None:
+        handled.set()
+
+    settings = ZhibaoSettings()
+    client = await nats.connect(nats_server.url)
+    spec = ConsumerSpec(service="linger-test", durable="linger-stop", linger_s=600)
+    consumer = BatchConsumer(client.jetstream(), spec, handler, settings)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        await consumer.start()
+        running = asyncio.create_task(consumer.run())
+        await _publish(js, 0)
+        await asyncio.wait_for(handled.wait(), 20)
+        await consumer.stop()
+        await asyncio.wait_for(running, 20)
+    finally:
+        await client.close()
