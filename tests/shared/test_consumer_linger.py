@@ -4,14 +4,15 @@ transaction (real nats-server: batching is the server's and the client's doing).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import nats
 from nats.js import JetStreamContext
 
 from tests.aggregator.test_http_and_dead_letter import _confirmed
 from zhibao_shared.broker import ensure_stream, events_stream_config
-from zhibao_shared.consumer import BatchConsumer, ConsumerSpec, Delivery
+from zhibao_shared.consumer import BatchConsumer, BatchHandler, ConsumerSpec, Delivery
 from zhibao_shared.events import published_payload
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.settings import ZhibaoSettings
@@ -31,6 +32,27 @@ async def _publish(js: JetStreamContext, n: int) -> None:
     )
 
 
+@asynccontextmanager
+async def _consuming(
+    nats_server: NatsServer, linger_s: float, handler: BatchHandler
+) -> AsyncIterator[tuple[JetStreamContext, BatchConsumer]]:
+    """A running consumer with ``linger_s`` on a fresh events stream; stopped on exit."""
+    settings = ZhibaoSettings()
+    client = await nats.connect(nats_server.url)
+    js = client.jetstream()
+    spec = ConsumerSpec(service="linger-test", durable="linger-test", linger_s=linger_s)
+    consumer = BatchConsumer(js, spec, handler, settings)
+    try:
+        await ensure_stream(js, events_stream_config(settings))
+        await consumer.start()
+        running = asyncio.create_task(consumer.run())
+        yield js, consumer
+        await consumer.stop()
+        await asyncio.wait_for(running, 20)
+    finally:
+        await client.close()
+
+
 async def _batches_after_a_first_event(nats_server: NatsServer, linger_s: float) -> list[int]:
     """Sizes of the handler's batches: one event, then three sent 0.1 s apart."""
     batches: list[int] = []
@@ -42,15 +64,7 @@ async def _batches_after_a_first_event(nats_server: NatsServer, linger_s: float)
         if sum(batches) >= 4:
             all_four.set()
 
-    settings = ZhibaoSettings()
-    client = await nats.connect(nats_server.url)
-    spec = ConsumerSpec(service="linger-test", durable="linger-test", linger_s=linger_s)
-    consumer = BatchConsumer(client.jetstream(), spec, handler, settings)
-    try:
-        js = client.jetstream()
-        await ensure_stream(js, events_stream_config(settings))
-        await consumer.start()
-        running = asyncio.create_task(consumer.run())
+    async with _consuming(nats_server, linger_s, handler) as (js, _):
         await asyncio.sleep(0.3)  # the consumer found nothing: it waits for one event
         await _publish(js, 0)
         await asyncio.wait_for(first.wait(), 20)
@@ -58,10 +72,6 @@ async def _batches_after_a_first_event(nats_server: NatsServer, linger_s: float)
             await asyncio.sleep(0.1)
             await _publish(js, n)
         await asyncio.wait_for(all_four.wait(), 20)
-        await consumer.stop()
-        await asyncio.wait_for(running, 10)
-    finally:
-        await client.close()
     return batches
 
 
@@ -78,24 +88,14 @@ async def test_without_linger_each_event_is_handled_as_it_arrives(
 
 
 async def test_stop_does_not_wait_out_the_linger(nats_server: NatsServer) -> None:
-    """A consumer asked to stop while lingering returns at once (graceful shutdown)."""
+    """A consumer asked to stop while lingering returns at once (graceful shutdown):
+    leaving the block stops it and waits at most 20 s of a 600 s linger."""
     handled = asyncio.Event()
 
     async def handler(batch: Sequence[Delivery]) -> None:
         handled.set()
 
-    settings = ZhibaoSettings()
-    client = await nats.connect(nats_server.url)
-    spec = ConsumerSpec(service="linger-test", durable="linger-stop", linger_s=600)
-    consumer = BatchConsumer(client.jetstream(), spec, handler, settings)
-    try:
-        js = client.jetstream()
-        await ensure_stream(js, events_stream_config(settings))
-        await consumer.start()
-        running = asyncio.create_task(consumer.run())
+    async with _consuming(nats_server, 600, handler) as (js, consumer):
         await _publish(js, 0)
         await asyncio.wait_for(handled.wait(), 20)
-        await consumer.stop()
-        await asyncio.wait_for(running, 20)
-    finally:
-        await client.close()
+    assert consumer.stats.acked == 1
