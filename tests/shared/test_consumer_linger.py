@@ -34,13 +34,15 @@ async def _publish(js: JetStreamContext, n: int) -> None:
 
 @asynccontextmanager
 async def _consuming(
-    nats_server: NatsServer, linger_s: float, handler: BatchHandler
+    nats_server: NatsServer, linger_s: float, handler: BatchHandler, batch_size: int = 200
 ) -> AsyncIterator[tuple[JetStreamContext, BatchConsumer]]:
     """A running consumer with ``linger_s`` on a fresh events stream; stopped on exit."""
     settings = ZhibaoSettings()
     client = await nats.connect(nats_server.url)
     js = client.jetstream()
-    spec = ConsumerSpec(service="linger-test", durable="linger-test", linger_s=linger_s)
+    spec = ConsumerSpec(
+        service="linger-test", durable="linger-test", batch_size=batch_size, linger_s=linger_s
+    )
     consumer = BatchConsumer(js, spec, handler, settings)
     try:
         await ensure_stream(js, events_stream_config(settings))
@@ -85,6 +87,31 @@ async def test_without_linger_each_event_is_handled_as_it_arrives(
     nats_server: NatsServer,
 ) -> None:
     assert await _batches_after_a_first_event(nats_server, 0) == [1, 1, 1, 1]
+
+
+async def test_a_backlog_is_fetched_without_lingering(nats_server: NatsServer) -> None:
+    """Full batches (events waiting) follow one another at once, however long the linger:
+    six events waiting, batches of two, a 600 s linger: all handled within 20 s."""
+    batches: list[int] = []
+    all_six = asyncio.Event()
+
+    async def handler(batch: Sequence[Delivery]) -> None:
+        batches.append(len(batch))
+        if sum(batches) >= 6:
+            all_six.set()
+
+    settings = ZhibaoSettings()
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        for n in range(6):
+            await _publish(js, n)
+    finally:
+        await client.close()
+    async with _consuming(nats_server, 600, handler, batch_size=2):
+        await asyncio.wait_for(all_six.wait(), 20)
+    assert batches == [2, 2, 2]
 
 
 async def test_stop_does_not_wait_out_the_linger(nats_server: NatsServer) -> None:

@@ -326,6 +326,7 @@ class BatchConsumer:
             return False
         except nats.errors.Error as exc:
             log.warning("consumer_fetch_failed", error=str(exc))
+            self._short = False  # the pause below is wait enough
             await asyncio.sleep(self.spec.nak_delay_s)
             return False
         self._idle = not messages
