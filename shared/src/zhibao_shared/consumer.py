@@ -231,7 +231,8 @@ class BatchConsumer:
     _per_message: float = 1.0
     #: The last fetch found nothing: the next one waits for a single message.
     _idle: bool = False
-    #: The last fetch brought fewer messages than it asked for: linger before the next.
+    #: The last step's fetch brought fewer messages than it asked for (cleared by every
+    #: step, set only by a fetch that returned): linger before the next.
     _short: bool = False
 
     async def start(self) -> None:
@@ -313,7 +314,7 @@ class BatchConsumer:
     async def step(self) -> bool:
         """Fetch one batch and handle it; False when nothing was waiting."""
         assert self._subscription is not None, "call start() first"
-        after_idle = self._idle
+        after_idle, self._short = self._idle, False
         try:
             if after_idle:
                 wanted, timeout = 1, self.spec.idle_wait_s
@@ -322,11 +323,10 @@ class BatchConsumer:
                 timeout = self.spec.fetch_timeout_s
             messages = await self._subscription.fetch(wanted, timeout=timeout)
         except (nats.errors.TimeoutError, TimeoutError):
-            self._idle, self._short = True, False
+            self._idle = True
             return False
         except nats.errors.Error as exc:
             log.warning("consumer_fetch_failed", error=str(exc))
-            self._short = False  # the pause below is wait enough
             await asyncio.sleep(self.spec.nak_delay_s)
             return False
         self._idle = not messages
