@@ -25,13 +25,26 @@ from zhibao_shared.natsserver import NatsServer, free_port
 pytestmark = pytest.mark.integration
 
 
-def _service(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "zhibao_aggregator", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _service(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The aggregator as ``zhibao up`` runs it, its structured log written to ``log``."""
+    with log.open("wb") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "zhibao_aggregator"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
+def _terminate(service: subprocess.Popen[bytes], log: Path, within_s: float = 30) -> int:
+    """SIGTERM, then its exit status; a service that does not stop fails with its log."""
+    service.send_signal(signal.SIGTERM)
+    try:
+        return service.wait(within_s)
+    except subprocess.TimeoutExpired:
+        service.kill()
+        tail = log.read_text(errors="replace")[-4000:]
+        pytest.fail(f"the aggregator did not stop within {within_s} s of SIGTERM; log:\n{tail}")
 
 
 async def _applied(url: str) -> int:
@@ -73,7 +86,7 @@ async def test_sigkill_mid_run_then_restart_is_still_exact(
     assert await migrating.wait() == 0
     total = len(scenario.unique)
 
-    first = _service(env)
+    first = _service(env, tmp_path / "first.log")
     try:
         at_kill = await _wait_applied(db_url, 300, timeout_s=60)
         first.send_signal(signal.SIGKILL)
@@ -82,15 +95,15 @@ async def test_sigkill_mid_run_then_restart_is_still_exact(
         first.kill()
     assert at_kill < total, "the aggregator finished before it could be killed"
 
-    second = _service(env)
+    second_log = tmp_path / "second.log"
+    second = _service(env, second_log)
     try:
         await _wait_applied(db_url, total, timeout_s=90)
         await asyncio.sleep(0.5)  # any redelivered duplicates would land now
     finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(30)
+        status = _terminate(second, second_log)
     # uvicorn re-raises SIGTERM after its graceful shutdown: exiting by it is a clean stop.
-    assert second.returncode in (0, -signal.SIGTERM)
+    assert status in (0, -signal.SIGTERM)
     engine = make_engine(db_url)
     try:
         actual = await read_all(engine, settings, scenario.days)

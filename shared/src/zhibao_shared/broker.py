@@ -14,6 +14,7 @@ from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
+from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.bus_access import inbox_prefix
 from zhibao_shared.settings import ZhibaoSettings, nats_servers
 from zhibao_shared.subjects import (
@@ -201,9 +202,7 @@ async def connecting_in_background(connect: Callable[[], Awaitable[None]]) -> As
     try:
         yield
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])
 
 
 def bus_connected(broker: NatsBroker) -> bool:

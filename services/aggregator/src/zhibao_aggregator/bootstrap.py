@@ -65,6 +65,7 @@ from zhibao_aggregator.template_files import load_templates, sample_dir
 from zhibao_aggregator.templates_api import build_templates_router, build_unit_templates_router
 from zhibao_aggregator.templates_catalogue import TemplateCatalogue
 from zhibao_shared.audit import AuditTrail
+from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
@@ -322,10 +323,8 @@ class Aggregator:
             with suppress(Exception):
                 await asyncio.wait_for(self.tasks[0], self.settings.shutdown_grace_s)
         log.info("aggregator_consumer_drained")
-        for task in [*self.tasks[1:], *([auditing] if auditing else [])]:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self.tasks[1:])
+        await cancel_and_wait([auditing])
         await stop_broker(self.broker)
         log.info("aggregator_disconnected")
         await self.engine.dispose()
@@ -413,9 +412,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
             with metrics_server(settings):
                 yield
         finally:
-            connecting.cancel()
-            with suppress(asyncio.CancelledError):
-                await connecting
+            await cancel_and_wait([connecting])
             await dashboard.close()
             await aggregator.close(auditing)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,6 +31,7 @@ from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.task_handler import ApplyTaskMessages
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.audit import AuditTrail
+from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
@@ -279,10 +280,8 @@ class Alerts:
             await self.task_consumer.stop()
         if self.care_consumer is not None:
             await self.care_consumer.stop()
-        for task in [*self.tasks, *([auditing] if auditing else [])]:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self.tasks)
+        await cancel_and_wait([auditing])
         await stop_broker(self.broker)
         await self.engine.dispose()
         await self.api_engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import structlog
@@ -25,6 +25,7 @@ from zhibao_intake.publisher import JetStreamPublisher
 from zhibao_intake.settings import IntakeSettings
 from zhibao_intake.submission import SubmissionService, TaskResults
 from zhibao_intake.task_projection import TaskProjection
+from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
@@ -141,12 +142,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for task in (connecting, auditing, intake.watching):
-                if task is None:
-                    continue
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait([connecting, intake.watching])
+            await cancel_and_wait([auditing])
             await intake.projection.stop()
             await stop_broker(intake.broker)
             intake.tokens.close()

@@ -35,6 +35,7 @@ from zhibao_response.store import TaskStore
 from zhibao_response.task_service import TaskDesk
 from zhibao_response.worker_page import WorkerPage
 from zhibao_shared.audit import AuditTrail
+from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
@@ -162,10 +163,8 @@ class Response:
         for consumer in (self.consumer, self.needs_consumer):
             if consumer is not None:
                 await consumer.stop()
-        for task in [*self.tasks, *([auditing] if auditing else [])]:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self.tasks)
+        await cancel_and_wait([auditing])
         if bus_connected(self.broker):
             with suppress(Exception):
                 await asyncio.wait_for(self.outbox.flush(), self.settings.shutdown_grace_s)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import nats
 import structlog
 
+from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.hierarchy import child_length
 from zhibao_shared.settings import nats_servers
 
@@ -253,11 +254,8 @@ class LiveHub:
         """End every stream and the source."""
         for client in list(self._clients):
             client.offer(CLOSED)
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
 
 def sse(event: str, data: dict[str, Any], retry_ms: int | None = None) -> str:

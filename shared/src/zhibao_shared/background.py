@@ -1,0 +1,53 @@
+"""Stopping a service's background tasks, so that a stop always ends.
+
+Every service runs loops as asyncio tasks (consumers' helpers, publishers, the
+audit trail) and cancels them when it stops. ``task.cancel(); await task`` is
+not enough on Python 3.11: ``asyncio.wait_for`` swallows a cancellation that
+arrives in the same turn of the event loop as the future it waits for completes
+(CPython gh-86296, fixed in 3.12), and the loop around it then runs on. nats-py
+waits for every request's reply that way, and so do our own loops, so now and
+then a stopping service would hang on ``await task`` until it was killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+#: How long a stop waits for its tasks before it leaves them behind.
+CANCEL_BOUND_S = 5.0
+#: How long a cancelled task may take (its ``finally`` may still flush) before it is
+#: cancelled again: only one that swallowed the cancellation runs that long.
+RECANCEL_AFTER_S = 1.0
+
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[Any] | None], within_s: float = CANCEL_BOUND_S
+) -> None:
+    """Cancel ``tasks`` (None entries are skipped) and wait until they have finished.
+
+    A task still running ``RECANCEL_AFTER_S`` after a cancellation is cancelled
+    again; one still running after ``within_s`` is logged and left behind, so the
+    caller's shutdown goes on. Exceptions the tasks ended with are logged, not raised.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    running = {task for task in tasks if task is not None}
+    finished: set[asyncio.Task[Any]] = set()
+    while running:
+        for task in running:
+            task.cancel()
+        left_s = deadline - loop.time()
+        if left_s <= 0:
+            log.error("tasks_did_not_stop", tasks=sorted(task.get_name() for task in running))
+            break
+        done, running = await asyncio.wait(running, timeout=min(RECANCEL_AFTER_S, left_s))
+        finished |= done
+    for task in finished:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("task_failed", task=task.get_name(), error=repr(error))
