@@ -10,11 +10,17 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog.testing import capture_logs
 
 from tests.alerts.conftest import Clock, confirmed, fever
 from tests.alerts.test_lifecycle import World, oncall
 from tests.support.webhook import Receiver
+from zhibao_alerts.tables import alerts, notifications
+from zhibao_shared import background
+from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.consumer import Delivery
 
 
@@ -39,9 +45,46 @@ async def test_a_critical_alert_goes_out_in_the_first_pass_behind_a_backlog_of_w
     assert 0 < clusters < 250, "the warnings did not all fit one pass"
 
 
+def _not_confirmed(alert_name: str) -> bool:
+    return alert_name != "immediate_confirmed"
+
+
+async def test_a_stop_lets_the_pass_for_a_new_alert_record_what_it_sent(
+    engine: AsyncEngine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped while both passes wait on the receiver: however often the stop repeats its
+    cancellation, the second pass records the page it sent (else it goes out again)."""
+    monkeypatch.setattr(background, "RECANCEL_AFTER_S", 0.05)
+    with stalling_receiver(holds=lambda _name: True) as (url, arrived, release):
+        receiver = Receiver(url=url)
+        rota = oncall(receiver).model_copy(update={"group_wait_seconds": 0})
+        world = World(engine, clock, receiver, rota=rota)
+        running = asyncio.create_task(world.dispatcher.run())
+        await world.apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
+        await until(lambda: "fever_cluster" in arrived)
+        await world.apply([Delivery(confirmed(), "s", 3, 1)])  # wakes a second pass
+        await until(lambda: "immediate_confirmed" in arrived)
+
+        with capture_logs() as logs:
+            stopping = asyncio.create_task(cancel_and_wait([running]))
+            await until(lambda: any(e["event"] == "tasks_cancelled_again" for e in logs))
+            release.set()
+            await stopping
+    async with engine.connect() as conn:
+        status = await conn.scalar(
+            select(notifications.c.status)
+            .join(alerts, alerts.c.id == notifications.c.alert_id)
+            .where(alerts.c.rule == "immediate_confirmed")
+        )
+    assert status == "sent"
+
+
 @contextmanager
-def stalling_receiver() -> Iterator[tuple[str, list[str], threading.Event]]:
-    """A webhook that holds every page but a confirmed case until released.
+def stalling_receiver(
+    holds: Callable[[str], bool] = _not_confirmed,
+) -> Iterator[tuple[str, list[str], threading.Event]]:
+    """A webhook that holds the pages ``holds`` names (all but a confirmed case) until
+    released.
 
     Yields its URL, the alert names of the requests as they arrive, and the release.
     """
@@ -53,7 +96,7 @@ def stalling_receiver() -> Iterator[tuple[str, list[str], threading.Event]]:
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
             name = body["groupLabels"]["alertname"]
             arrived.append(name)
-            if name != "immediate_confirmed":
+            if holds(name):
                 release.wait(30)
             self.send_response(200)
             self.end_headers()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from structlog.testing import capture_logs
 
 from zhibao_intake.audit import AuditTrail
 from zhibao_intake.settings import IntakeSettings
+from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM
@@ -81,3 +83,16 @@ async def test_a_record_too_large_for_any_message_goes_to_the_log_and_the_rest_o
     assert [r["n"] for r in records] == [0, 2]
     [logged] = [entry for entry in logs if entry["event"] == "audit_record_too_large"]
     assert json.loads(logged["record"])["n"] == 1
+
+
+async def test_records_a_stopping_service_cannot_publish_go_to_the_log(tmp_path: Path) -> None:
+    settings = IntakeSettings(nats_url="nats://127.0.0.1:1", data_dir=tmp_path)
+    trail = AuditTrail(make_broker(settings, name="audit-test"), 5.0)  # never connected
+    for n in range(3):
+        trail.append(record(n, 1))
+    running = asyncio.create_task(trail.run())
+    await asyncio.sleep(0)
+    with capture_logs() as logs:
+        await cancel_and_wait([running])
+    kept = [json.loads(e["record"]) for e in logs if e["event"] == "audit_record_not_published"]
+    assert [r["n"] for r in kept] == [0, 1, 2]

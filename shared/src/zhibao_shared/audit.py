@@ -161,7 +161,12 @@ class AuditTrail:
                 await self.flush()
         finally:
             self.before_flush(None)
-            await self.flush()
+            try:
+                await self.flush()
+            finally:  # the bus is gone, or the stop did not wait: the log keeps them
+                for _, line in self._buffer:
+                    log.warning("audit_record_not_published", record=line.decode())
+                self._buffer = []
 
     async def flush(self) -> bool:
         """Publish buffered records as JSON-lines messages; False if some stay buffered."""
@@ -182,6 +187,9 @@ class AuditTrail:
                 log.warning("audit_publish_failed", error=str(exc), records=len(lines) - start)
                 self._buffer = lines[start:] + self._buffer
                 return False
+            except BaseException:  # cancelled mid-flush: what is unpublished stays held
+                self._buffer = lines[start:] + self._buffer
+                raise
         return True
 
     async def _publish(self, subject: str, payload: bytes) -> None:

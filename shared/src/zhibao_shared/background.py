@@ -32,22 +32,59 @@ async def cancel_and_wait(
     """Cancel ``tasks`` (None entries are skipped) and wait until they have finished.
 
     A task still running ``RECANCEL_AFTER_S`` after a cancellation is cancelled
-    again; one still running after ``within_s`` is logged and left behind, so the
-    caller's shutdown goes on. Exceptions the tasks ended with are logged, not raised.
+    again (logged: it dropped the cancellation, or its cleanup is slow); one still
+    running after ``within_s`` is logged and left behind, so the caller's shutdown
+    goes on. Exceptions the tasks ended with are logged, not raised.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
-    running = {task for task in tasks if task is not None}
-    finished: set[asyncio.Task[Any]] = set()
-    while running:
+    given = [task for task in tasks if task is not None]
+    running = set(given) - {asyncio.current_task()}
+    for task in running:
+        task.cancel()
+    try:
+        while running:
+            left_s = deadline - loop.time()
+            if left_s <= 0:
+                log.error("tasks_did_not_stop", tasks=_names(running))
+                return
+            _, running = await asyncio.wait(running, timeout=min(RECANCEL_AFTER_S, left_s))
+            if running:
+                log.warning("tasks_cancelled_again", tasks=_names(running))
+                for task in running:
+                    task.cancel()
+    finally:
         for task in running:
-            task.cancel()
-        left_s = deadline - loop.time()
-        if left_s <= 0:
-            log.error("tasks_did_not_stop", tasks=sorted(task.get_name() for task in running))
-            break
-        done, running = await asyncio.wait(running, timeout=min(RECANCEL_AFTER_S, left_s))
-        finished |= done
-    for task in finished:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.warning("task_failed", task=task.get_name(), error=repr(error))
+            task.add_done_callback(_log_failure)
+        for task in given:
+            if task.done():
+                _log_failure(task)
+
+
+def _names(tasks: Iterable[asyncio.Task[Any]]) -> list[str]:
+    """What each task runs (tasks are not named where they are created)."""
+    return sorted(_name(task) for task in tasks)
+
+
+def _name(task: asyncio.Task[Any]) -> str:
+    return str(getattr(task.get_coro(), "__qualname__", task.get_name()))
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """Log the exception a finished task ended with (which also marks it retrieved)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("task_failed", task=_name(task), error=repr(error))
+
+
+async def drain(tasks: Iterable[asyncio.Task[Any] | None], within_s: float) -> None:
+    """Let tasks that were asked to stop finish, for at most ``within_s``; then cancel.
+
+    For loops that end on their own once stopped (a consumer asked to ``stop()``
+    handles and acknowledges the batch in hand, then returns): cancelling them at
+    once would drop that batch mid-transaction, or commit it in its worker thread
+    without the acknowledgement, and its events would wait ``ack_wait`` for redelivery.
+    """
+    running = [task for task in tasks if task is not None]
+    if running:
+        await asyncio.wait(running, timeout=within_s)
+    await cancel_and_wait(running)

@@ -205,6 +205,28 @@ async def connecting_in_background(connect: Callable[[], Awaitable[None]]) -> As
         await cancel_and_wait([task])
 
 
+async def release_pull(subscription: JetStreamContext.PullSubscription) -> int:
+    """Unsubscribe a pull subscription, first handing back what no fetch took yet.
+
+    A fetch returns at its timeout while the server may still be sending the batch
+    it asked for; nats-py keeps those messages for the next fetch. A consumer that
+    stops has no next fetch: unacknowledged, they would wait ``ack_wait`` before
+    anyone got them again, so they are nak'd (redelivered at once). Returns how many.
+    """
+    # nats-py has no public way to take them: its fetch reads the same queue.
+    queue = subscription._sub._pending_queue
+    handed_back = 0
+    with suppress(nats.errors.Error, OSError, TimeoutError):
+        while not queue.empty():
+            msg = queue.get_nowait()
+            if msg.reply and not JetStreamContext.is_status_msg(msg):
+                await msg.nak()
+                handed_back += 1
+    with suppress(nats.errors.Error, OSError, TimeoutError):
+        await subscription.unsubscribe()
+    return handed_back
+
+
 def bus_connected(broker: NatsBroker) -> bool:
     """True while the broker has a live NATS connection (for readiness and fast 503s)."""
     state = broker.config.broker_config.connection_state

@@ -79,7 +79,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
-from zhibao_shared.broker import dead_letter_stream_config, declare_stream
+from zhibao_shared.broker import dead_letter_stream_config, declare_stream, release_pull
 from zhibao_shared.events import PublishedEvent, parse_message, parse_published, published_payload
 from zhibao_shared.settings import CONSUMER_LINGER_S, ZhibaoSettings
 from zhibao_shared.subjects import (
@@ -253,11 +253,11 @@ class BatchConsumer:
             await self.close()
 
     async def close(self) -> None:
-        """Drop the pull subscription (the durable consumer stays on the server)."""
+        """Drop the pull subscription (the durable consumer stays on the server); what
+        was delivered but not fetched yet is handed back for redelivery at once."""
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
-            with suppress(nats.errors.Error, OSError, TimeoutError):
-                await subscription.unsubscribe()
+            await release_pull(subscription)
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():

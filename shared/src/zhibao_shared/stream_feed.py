@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -39,6 +38,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from zhibao_shared.broker import release_pull
 from zhibao_shared.consumer import DEAD_REASON_HEADER, ORIGINAL_SUBJECT_HEADER
 from zhibao_shared.subjects import DEAD_LETTER_STREAM, dead_letter_subject
 
@@ -110,8 +110,7 @@ class StreamFeed(Generic[T]):
         finally:
             subscription, self._subscription = self._subscription, None
             if subscription is not None:
-                with suppress(nats.errors.Error, OSError, TimeoutError):
-                    await subscription.unsubscribe()
+                await release_pull(subscription)
 
     async def stop(self) -> None:
         """Ask :meth:`run` to return after the batch in hand."""

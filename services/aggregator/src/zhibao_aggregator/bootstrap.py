@@ -65,7 +65,7 @@ from zhibao_aggregator.template_files import load_templates, sample_dir
 from zhibao_aggregator.templates_api import build_templates_router, build_unit_templates_router
 from zhibao_aggregator.templates_catalogue import TemplateCatalogue
 from zhibao_shared.audit import AuditTrail
-from zhibao_shared.background import cancel_and_wait
+from zhibao_shared.background import cancel_and_wait, drain
 from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
@@ -241,6 +241,9 @@ class Aggregator:
     consumer: BatchConsumer | None = None
     feed: StreamFeed[Message] | None = None
     audit_feed: AuditFeed | None = None
+    #: The consumers' and feeds' loops: asked to stop, each finishes its batch in hand.
+    draining: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Loops that run until cancelled.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     task_subscriber: Any = None
 
@@ -261,11 +264,13 @@ class Aggregator:
         await declare_stream(js, audit_stream_config(self.settings))
         await trail.start()
         self.audit_feed = trail
-        self.tasks += [
-            asyncio.create_task(trail.run()),
-            asyncio.create_task(trail.copy_tokens_forever()),
+        self.draining += [
             asyncio.create_task(consumer.run()),
             asyncio.create_task(feed.run()),
+            asyncio.create_task(trail.run()),
+        ]
+        self.tasks += [
+            asyncio.create_task(trail.copy_tokens_forever()),
             asyncio.create_task(self.publisher.run()),
             asyncio.create_task(self._poll_lag()),
             asyncio.create_task(
@@ -319,11 +324,9 @@ class Aggregator:
             await self.feed.stop()
         if self.audit_feed is not None:
             await self.audit_feed.stop()
-        if self.tasks:
-            with suppress(Exception):
-                await asyncio.wait_for(self.tasks[0], self.settings.shutdown_grace_s)
+        await drain(self.draining, self.settings.shutdown_grace_s)
         log.info("aggregator_consumer_drained")
-        await cancel_and_wait(self.tasks[1:])
+        await cancel_and_wait(self.tasks)
         await cancel_and_wait([auditing])
         await stop_broker(self.broker)
         log.info("aggregator_disconnected")

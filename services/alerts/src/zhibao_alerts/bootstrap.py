@@ -31,7 +31,7 @@ from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.task_handler import ApplyTaskMessages
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.audit import AuditTrail
-from zhibao_shared.background import cancel_and_wait
+from zhibao_shared.background import cancel_and_wait, drain
 from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
@@ -136,6 +136,9 @@ class Alerts:
     task_consumer: StreamFeed[TaskMessage] | None = None
     care_consumer: StreamFeed[care_feed.Message] | None = None
     dispatcher: Dispatcher | None = None
+    #: The consumers' loops: asked to stop, each finishes its batch in hand.
+    draining: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Loops that run until cancelled.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def routing(self) -> Routing:
@@ -185,10 +188,8 @@ class Alerts:
         await consumer.start()
         self.care_consumer = consumer
         watch = KeyPersonWatch(self.engine, persons, self._caught_up, self._alert_committed)
-        self.tasks += [
-            asyncio.create_task(consumer.run()),
-            asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watch.tick)),
-        ]
+        self.draining.append(asyncio.create_task(consumer.run()))
+        self.tasks.append(asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watch.tick)))
 
     async def connect(self) -> None:
         """Connect, declare the streams and consumers, start consuming and dispatching."""
@@ -224,9 +225,11 @@ class Alerts:
             on_alert=self._alert_committed,
             report_deadline=self.settings.daily_report_deadline,
         )
-        self.tasks += [
+        self.draining += [
             asyncio.create_task(self.consumer.run()),
             asyncio.create_task(self.task_consumer.run()),
+        ]
+        self.tasks += [
             asyncio.create_task(dispatcher.run()),
             asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watchdog.tick)),
             asyncio.create_task(self._watch_config()),
@@ -280,6 +283,7 @@ class Alerts:
             await self.task_consumer.stop()
         if self.care_consumer is not None:
             await self.care_consumer.stop()
+        await drain(self.draining, self.settings.shutdown_grace_s)
         await cancel_and_wait(self.tasks)
         await cancel_and_wait([auditing])
         await stop_broker(self.broker)

@@ -128,10 +128,19 @@ class Dispatcher:
                     wait = MIN_PAUSE_S
                 await self._pause(max(MIN_PAUSE_S, min(interval_s, wait)))
         finally:
-            if self._second_pass is not None:
-                with suppress(Exception, asyncio.CancelledError):
-                    await self._second_pass
+            await self._finish_second_pass()
             await self._http.aclose()
+
+    async def _finish_second_pass(self) -> None:
+        """Let the pass for slow receivers record what it sent, however often the stop
+        repeats its cancellation (what it sent but did not record would go out again)."""
+        second = self._second_pass
+        while second is not None and not second.done():
+            with suppress(asyncio.CancelledError):
+                await asyncio.wait({second})
+        if second is not None and not second.cancelled():
+            with suppress(Exception):
+                second.result()
 
     async def _pause(self, wait_s: float) -> None:
         # A wake() during the tick just done is kept: the next tick then follows at once.

@@ -142,7 +142,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await cancel_and_wait([connecting, intake.watching])
+            await cancel_and_wait([connecting])  # it may start intake.watching until then
+            await cancel_and_wait([intake.watching])
             await cancel_and_wait([auditing])
             await intake.projection.stop()
             await stop_broker(intake.broker)

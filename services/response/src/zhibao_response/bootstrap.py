@@ -35,7 +35,7 @@ from zhibao_response.store import TaskStore
 from zhibao_response.task_service import TaskDesk
 from zhibao_response.worker_page import WorkerPage
 from zhibao_shared.audit import AuditTrail
-from zhibao_shared.background import cancel_and_wait
+from zhibao_shared.background import cancel_and_wait, drain
 from zhibao_shared.broker import (
     audit_stream_config,
     bus_connected,
@@ -97,6 +97,9 @@ class Response:
     audit: AuditTrail
     consumer: BatchConsumer | None = None
     needs_consumer: BatchConsumer | None = None
+    #: The consumers' loops: asked to stop, each finishes its batch in hand.
+    draining: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Loops that run until cancelled.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def publish(self, subject: str, body: bytes, msg_id: str) -> None:
@@ -119,11 +122,13 @@ class Response:
         needs = NeedConsumer(js, needs_consumer_spec(linger_s=linger), self.needs, self.settings)
         await needs.start()
         self.needs_consumer = needs
+        self.draining += [
+            asyncio.create_task(consumer.run()),
+            asyncio.create_task(needs.run()),
+        ]
         self.tasks += [
             asyncio.create_task(self.outbox.run()),
             asyncio.create_task(self._checks()),
-            asyncio.create_task(consumer.run()),
-            asyncio.create_task(needs.run()),
         ]
         log.info("response_connected", nats=redacted(self.settings.nats_url))
 
@@ -163,6 +168,7 @@ class Response:
         for consumer in (self.consumer, self.needs_consumer):
             if consumer is not None:
                 await consumer.stop()
+        await drain(self.draining, self.settings.shutdown_grace_s)
         await cancel_and_wait(self.tasks)
         await cancel_and_wait([auditing])
         if bus_connected(self.broker):
