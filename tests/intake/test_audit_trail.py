@@ -12,12 +12,17 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from structlog.testing import capture_logs
 
-from zhibao_intake.audit import AuditTrail
+from tests.intake.test_nats_request_reply import _request
+from tests.support.events import COMMUNITY_A, screening
+from zhibao_intake.audit import AuditTrail, Caller
+from zhibao_intake.bootstrap import create_app
+from zhibao_intake.gateway import Answer, Gateway
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.subjects import AUDIT_ALL, AUDIT_STREAM
+from zhibao_shared.tokens import Role, TokenStore
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +38,8 @@ async def read_trail(url: str) -> tuple[int, list[dict[str, Any]]]:
     try:
         js = client.jetstream()
         count = (await js.stream_info(AUDIT_STREAM)).state.messages
+        if count == 0:
+            return 0, []
         config = ConsumerConfig(ack_policy=AckPolicy.NONE)
         sub = await js.pull_subscribe(AUDIT_ALL, stream=AUDIT_STREAM, config=config)
         messages = await sub.fetch(count, timeout=5)
@@ -96,3 +103,37 @@ async def test_records_a_stopping_service_cannot_publish_go_to_the_log(tmp_path:
         await cancel_and_wait([running])
     kept = [json.loads(e["record"]) for e in logs if e["event"] == "audit_record_not_published"]
     assert [r["n"] for r in kept] == [0, 1, 2]
+
+
+async def test_a_nats_submission_answered_during_the_stop_is_in_the_trail(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    app = create_app(settings)
+    gateway: Gateway = app.state.intake.gateway
+    intake = app.state.intake
+    token = TokenStore.configured(settings).create(scopes=[COMMUNITY_A], role=Role.REPORT)[1]
+    entered, released = asyncio.Event(), asyncio.Event()
+    submit = gateway.submit
+
+    async def held(caller: Caller, body: bytes, content_type: str | None) -> Answer:
+        entered.set()
+        await released.wait()
+        return await submit(caller, body, content_type)
+
+    gateway.submit = held  # type: ignore[method-assign]
+    event = screening()
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    await intake.streams_ready.wait()
+    answering = asyncio.create_task(_request(nats_server.url, event, token))
+    await entered.wait()
+    stopping = asyncio.create_task(lifespan.__aexit__(None, None, None))
+    await asyncio.sleep(1.0)  # SIGTERM while the submission is being handled
+    released.set()
+    assert (await answering)["status"] == 202
+    await stopping
+
+    _messages, records = await read_trail(nats_server.url)
+    audited = [e["id"] for r in records for e in r.get("events", [])]
+    assert event["id"] in audited

@@ -205,6 +205,18 @@ async def connecting_in_background(connect: Callable[[], Awaitable[None]]) -> As
         await cancel_and_wait([task])
 
 
+async def stop_subscribers(broker: NatsBroker) -> None:
+    """Stop taking messages; handlers already running finish (within the broker's
+    graceful timeout, ``shutdown_grace_s``).
+
+    A service calls it before its audit trail's last flush, so that what those
+    handlers record is in that flush; ``stop_broker`` closes the connection later.
+    """
+    for subscriber in broker.subscribers:
+        with suppress(nats.errors.Error, OSError, TimeoutError):
+            await subscriber.stop()
+
+
 async def release_pull(subscription: JetStreamContext.PullSubscription) -> int:
     """Unsubscribe a pull subscription, first handing back what no fetch took yet.
 

@@ -35,6 +35,7 @@ from zhibao_shared.broker import (
     make_broker,
     retry_forever,
     stop_broker,
+    stop_subscribers,
     tasks_stream_config,
 )
 from zhibao_shared.hierarchy import load_registry
@@ -143,6 +144,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             yield
         finally:
             await cancel_and_wait([connecting])  # it may start intake.watching until then
+            await stop_subscribers(intake.broker)  # NATS submissions end before the last flush
             await cancel_and_wait([intake.watching])
             await cancel_and_wait([auditing])
             await intake.projection.stop()
