@@ -55,6 +55,7 @@ async def test_a_stop_lets_the_pass_for_a_new_alert_record_what_it_sent(
     """Stopped while both passes wait on the receiver: however often the stop repeats its
     cancellation, the second pass records the page it sent (else it goes out again)."""
     monkeypatch.setattr(background, "RECANCEL_AFTER_S", 0.05)
+    monkeypatch.setattr(background, "CANCEL_BOUND_S", 60.0)  # a slow machine still waits
     with stalling_receiver(holds=lambda _name: True) as (url, arrived, release):
         receiver = Receiver(url=url)
         rota = oncall(receiver).model_copy(update={"group_wait_seconds": 0})

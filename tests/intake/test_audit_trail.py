@@ -92,6 +92,34 @@ async def test_a_record_too_large_for_any_message_goes_to_the_log_and_the_rest_o
     assert json.loads(logged["record"])["n"] == 1
 
 
+async def test_a_flush_cancelled_after_its_message_was_stored_does_not_store_it_twice(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    broker = make_broker(settings, name="audit-test")
+    await broker.connect()
+    try:
+        await ensure_stream(broker.connection.jetstream(), audit_stream_config(settings))
+        trail = AuditTrail(broker, 5.0)
+        for n in range(3):
+            trail.append(record(n, 1))
+        publish = trail._publish
+
+        async def stored_then_stopped(subject: str, payload: bytes) -> None:
+            await publish(subject, payload)
+            raise asyncio.CancelledError  # the stop came while the ack was on its way
+
+        trail._publish = stored_then_stopped  # type: ignore[method-assign]
+        with pytest.raises(asyncio.CancelledError):
+            await trail.flush()
+        trail._publish = publish  # type: ignore[method-assign]
+        assert await trail.flush()
+    finally:
+        await stop_broker(broker)
+    _messages, records = await read_trail(nats_server.url)
+    assert [r["n"] for r in records] == [0, 1, 2]
+
+
 async def test_records_a_stopping_service_cannot_publish_go_to_the_log(tmp_path: Path) -> None:
     settings = IntakeSettings(nats_url="nats://127.0.0.1:1", data_dir=tmp_path)
     trail = AuditTrail(make_broker(settings, name="audit-test"), 5.0)  # never connected

@@ -187,8 +187,12 @@ class AuditTrail:
                 log.warning("audit_publish_failed", error=str(exc), records=len(lines) - start)
                 self._buffer = lines[start:] + self._buffer
                 return False
-            except BaseException:  # cancelled mid-flush: what is unpublished stays held
-                self._buffer = lines[start:] + self._buffer
+            except BaseException:
+                # Cancelled mid-flush. The message in flight was almost surely handed to
+                # the connection (a cancel lands while the stream's ack is awaited), and a
+                # second copy would stay in the audit stream for ever: only the messages
+                # after it stay held.
+                self._buffer = lines[end:] + self._buffer
                 raise
         return True
 

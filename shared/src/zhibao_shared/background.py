@@ -27,17 +27,17 @@ RECANCEL_AFTER_S = 1.0
 
 
 async def cancel_and_wait(
-    tasks: Iterable[asyncio.Task[Any] | None], within_s: float = CANCEL_BOUND_S
+    tasks: Iterable[asyncio.Task[Any] | None], within_s: float | None = None
 ) -> None:
     """Cancel ``tasks`` (None entries are skipped) and wait until they have finished.
 
     A task still running ``RECANCEL_AFTER_S`` after a cancellation is cancelled
     again (logged: it dropped the cancellation, or its cleanup is slow); one still
-    running after ``within_s`` is logged and left behind, so the caller's shutdown
-    goes on. Exceptions the tasks ended with are logged, not raised.
+    running after ``within_s`` (``CANCEL_BOUND_S``) is logged and left behind, so the
+    caller's shutdown goes on. Exceptions the tasks ended with are logged, not raised.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
+    deadline = loop.time() + (CANCEL_BOUND_S if within_s is None else within_s)
     given = [task for task in tasks if task is not None]
     running = set(given) - {asyncio.current_task()}
     for task in running:
