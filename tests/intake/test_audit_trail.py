@@ -10,14 +10,15 @@ from typing import Any
 import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
-from structlog.testing import capture_logs
 
 from tests.intake.test_nats_request_reply import _request
 from tests.support.events import COMMUNITY_A, screening
+from tests.support.logs import captured_logs
 from zhibao_intake.audit import AuditTrail, Caller
 from zhibao_intake.bootstrap import create_app
 from zhibao_intake.gateway import Answer, Gateway
 from zhibao_intake.settings import IntakeSettings
+from zhibao_shared import audit
 from zhibao_shared.background import cancel_and_wait
 from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
 from zhibao_shared.natsserver import NatsServer
@@ -70,7 +71,7 @@ async def test_records_beyond_one_message_are_all_published_in_order(
 
 
 async def test_a_record_too_large_for_any_message_goes_to_the_log_and_the_rest_on(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
     broker = make_broker(settings, name="audit-test")
@@ -81,8 +82,8 @@ async def test_a_record_too_large_for_any_message_goes_to_the_log_and_the_rest_o
         trail.append(record(0, 1))
         trail.append(record(1, 20_000))  # about 2 MB, over the 1 MB maximum payload
         trail.append(record(2, 1))
-        with capture_logs() as logs:
-            published = await trail.flush()
+        logs = captured_logs(audit, monkeypatch)
+        published = await trail.flush()
     finally:
         await stop_broker(broker)
     _messages, records = await read_trail(nats_server.url)
@@ -120,15 +121,17 @@ async def test_a_flush_cancelled_after_its_message_was_stored_does_not_store_it_
     assert [r["n"] for r in records] == [0, 1, 2]
 
 
-async def test_records_a_stopping_service_cannot_publish_go_to_the_log(tmp_path: Path) -> None:
+async def test_records_a_stopping_service_cannot_publish_go_to_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = IntakeSettings(nats_url="nats://127.0.0.1:1", data_dir=tmp_path)
     trail = AuditTrail(make_broker(settings, name="audit-test"), 5.0)  # never connected
     for n in range(3):
         trail.append(record(n, 1))
     running = asyncio.create_task(trail.run())
     await asyncio.sleep(0)
-    with capture_logs() as logs:
-        await cancel_and_wait([running])
+    logs = captured_logs(audit, monkeypatch)
+    await cancel_and_wait([running])
     kept = [json.loads(e["record"]) for e in logs if e["event"] == "audit_record_not_published"]
     assert [r["n"] for r in kept] == [0, 1, 2]
 
