@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,21 +51,27 @@ async def read_trail(url: str) -> tuple[int, list[dict[str, Any]]]:
         await client.close()
 
 
-async def test_records_beyond_one_message_are_all_published_in_order(
-    nats_server: NatsServer, tmp_path: Path
-) -> None:
-    """600 records of 100-event batches are ~6 MB: more than one message may carry."""
+@asynccontextmanager
+async def connected_trail(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[AuditTrail]:
+    """Intake's audit trail on a connected broker with the audit stream; stopped on exit."""
     settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
     broker = make_broker(settings, name="audit-test")
     await broker.connect()
     try:
         await ensure_stream(broker.connection.jetstream(), audit_stream_config(settings))
-        trail = AuditTrail(broker, 5.0)
+        yield AuditTrail(broker, 5.0)
+    finally:
+        await stop_broker(broker)
+
+
+async def test_records_beyond_one_message_are_all_published_in_order(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """600 records of 100-event batches are ~6 MB: more than one message may carry."""
+    async with connected_trail(nats_server, tmp_path) as trail:
         for n in range(600):
             trail.append(record(n, 100))
         published = await trail.flush()
-    finally:
-        await stop_broker(broker)
     messages, records = await read_trail(nats_server.url)
     assert published
     assert [r["n"] for r in records] == list(range(600))
@@ -73,19 +81,12 @@ async def test_records_beyond_one_message_are_all_published_in_order(
 async def test_a_record_too_large_for_any_message_goes_to_the_log_and_the_rest_on(
     nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
-    broker = make_broker(settings, name="audit-test")
-    await broker.connect()
-    try:
-        await ensure_stream(broker.connection.jetstream(), audit_stream_config(settings))
-        trail = AuditTrail(broker, 5.0)
+    async with connected_trail(nats_server, tmp_path) as trail:
         trail.append(record(0, 1))
         trail.append(record(1, 20_000))  # about 2 MB, over the 1 MB maximum payload
         trail.append(record(2, 1))
         logs = captured_logs(audit, monkeypatch)
         published = await trail.flush()
-    finally:
-        await stop_broker(broker)
     _messages, records = await read_trail(nats_server.url)
     assert published
     assert [r["n"] for r in records] == [0, 2]
@@ -96,12 +97,7 @@ async def test_a_record_too_large_for_any_message_goes_to_the_log_and_the_rest_o
 async def test_a_flush_cancelled_after_its_message_was_stored_does_not_store_it_twice(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
-    broker = make_broker(settings, name="audit-test")
-    await broker.connect()
-    try:
-        await ensure_stream(broker.connection.jetstream(), audit_stream_config(settings))
-        trail = AuditTrail(broker, 5.0)
+    async with connected_trail(nats_server, tmp_path) as trail:
         for n in range(3):
             trail.append(record(n, 1))
         publish = trail._publish
@@ -115,8 +111,6 @@ async def test_a_flush_cancelled_after_its_message_was_stored_does_not_store_it_
             await trail.flush()
         trail._publish = publish  # type: ignore[method-assign]
         assert await trail.flush()
-    finally:
-        await stop_broker(broker)
     _messages, records = await read_trail(nats_server.url)
     assert [r["n"] for r in records] == [0, 1, 2]
 
