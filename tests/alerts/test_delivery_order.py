@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.alerts.conftest import Clock, confirmed, fever
 from tests.alerts.test_lifecycle import World, oncall
 from tests.support.webhook import Receiver
+from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.tables import alerts, notifications
 from zhibao_shared import background
 from zhibao_shared.background import cancel_and_wait
@@ -143,3 +144,56 @@ async def test_a_new_critical_alert_is_paged_while_a_pass_waits_on_a_slow_receiv
         assert await stalled > 0, "the held pass completes once the receiver answers"
         await dispatcher.deliver()
     assert arrived.count("fever_cluster") == held, "no held page was sent twice"
+
+
+async def test_a_stop_records_the_page_under_way_and_hands_back_the_ones_not_started(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    """Stopped while a page waits on its webhook, with three more queued behind it (two
+    alerts, each paged by webhook and on NATS): the first is recorded as sent (not sent
+    again after the lease), the others were never sent and are due at once for the next
+    instance, which sends each of them once."""
+    with stalling_receiver(holds=lambda _name: True) as (url, arrived, release):
+        receiver = Receiver(url=url)
+        world = World(engine, clock, receiver, rota=oncall(receiver).model_copy(update=AT_ONCE))
+        one_at_a_time = _dispatcher(world, clock, concurrency=1)
+        await world.apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
+        await world.apply([Delivery(confirmed(), "s", 3, 1)])
+        running = asyncio.create_task(one_at_a_time.run())
+        await until(lambda: "immediate_confirmed" in arrived)
+
+        one_at_a_time.stop()
+        release.set()
+        await asyncio.wait_for(running, 10)
+        async with engine.connect() as conn:
+            outbox = (await conn.execute(_OUTBOX)).all()
+        sent = [(row.rule, row.attempts) for row in outbox if row.status == "sent"]
+        assert sent == [("immediate_confirmed", 1)], "the page under way is recorded"
+        held = [row for row in outbox if row.status != "sent"]
+        assert [(row.status, row.attempts) for row in held] == [("pending", 0)] * 3
+        assert all(row.next_attempt_at <= clock() for row in held), "due, not leased"
+
+        assert await _dispatcher(world, clock).deliver() == 3
+        async with engine.connect() as conn:
+            outbox = (await conn.execute(_OUTBOX)).all()
+    assert {(row.status, row.attempts) for row in outbox} == {("sent", 1)}
+    assert arrived == ["immediate_confirmed", "fever_cluster"], "each webhook page sent once"
+
+
+AT_ONCE = {"group_wait_seconds": 0}
+
+_OUTBOX = select(
+    alerts.c.rule,
+    notifications.c.status,
+    notifications.c.attempts,
+    notifications.c.next_attempt_at,
+).join(alerts, alerts.c.id == notifications.c.alert_id)
+
+
+def _dispatcher(world: World, clock: Clock, concurrency: int = 16) -> Dispatcher:
+    """Another dispatcher over the world's database and routing (a second instance)."""
+
+    async def no_nats(_subject: str, _body: bytes) -> None:
+        return None
+
+    return Dispatcher(world.engine, lambda: world.routing, no_nats, clock, concurrency=concurrency)

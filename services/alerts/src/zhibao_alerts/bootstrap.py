@@ -136,7 +136,8 @@ class Alerts:
     task_consumer: StreamFeed[TaskMessage] | None = None
     care_consumer: StreamFeed[care_feed.Message] | None = None
     dispatcher: Dispatcher | None = None
-    #: The consumers' loops: asked to stop, each finishes its batch in hand.
+    #: The consumers' and the dispatcher's loops: asked to stop, each finishes its batch
+    #: (or pass) in hand.
     draining: list[asyncio.Task[None]] = field(default_factory=list)
     #: Loops that run until cancelled.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -228,9 +229,9 @@ class Alerts:
         self.draining += [
             asyncio.create_task(self.consumer.run()),
             asyncio.create_task(self.task_consumer.run()),
+            asyncio.create_task(dispatcher.run()),
         ]
         self.tasks += [
-            asyncio.create_task(dispatcher.run()),
             asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watchdog.tick)),
             asyncio.create_task(self._watch_config()),
         ]
@@ -275,14 +276,17 @@ class Alerts:
         return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}
 
     async def close(self, auditing: asyncio.Task[None] | None = None) -> None:
-        """Drain: stop consuming after the batch in hand, stop the loops (the audit
-        trail's last, so it flushes what it holds), disconnect."""
+        """Drain: stop consuming after the batch in hand and paging after the sends under
+        way, stop the loops (the audit trail's last, so it flushes what it holds),
+        disconnect."""
         if self.consumer is not None:
             await self.consumer.stop()
         if self.task_consumer is not None:
             await self.task_consumer.stop()
         if self.care_consumer is not None:
             await self.care_consumer.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         await drain(self.draining, self.settings.shutdown_grace_s)
         await cancel_and_wait(self.tasks)
         await cancel_and_wait([auditing])

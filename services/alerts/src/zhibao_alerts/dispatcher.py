@@ -2,7 +2,8 @@
 
 Delivery is at least once and recorded: a notification is marked ``sent`` only
 when its receiver answered 2xx; failures are retried with exponential backoff
-(visible in the API and in metrics) until ``max_attempts``.
+(visible in the API and in metrics) until ``max_attempts``. A stop lets the sends
+under way finish and be recorded, and hands back what a pass had not started.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -38,6 +40,16 @@ log = structlog.get_logger(__name__)
 _URGENCY = {severity.value: rank for rank, severity in enumerate(Severity)}
 
 PublishNats = Callable[[str, bytes], Awaitable[None]]
+
+
+class Held(Enum):
+    """A message a pass took but did not send: the dispatcher was stopping."""
+
+    AT_STOP = "held at stop"
+
+
+#: What sending a message came to: None (accepted), the reason it failed, or held.
+Attempt = str | None | Held
 
 
 class Message(NamedTuple):
@@ -91,6 +103,7 @@ class Dispatcher:
         self._in_flight: set[int] = set()
         self._taking = asyncio.Lock()
         self._second_pass: asyncio.Task[None] | None = None
+        self._stopping = False
         self._gauged: datetime | None = None
         #: messages sent to each chat robot over the last minute (this instance's)
         self._robots = RateWindow()
@@ -103,8 +116,18 @@ class Dispatcher:
         queued behind it.
         """
         self._woken.set()
+        if self._stopping:
+            return
         if self._in_flight and (self._second_pass is None or self._second_pass.done()):
             self._second_pass = asyncio.create_task(self._deliver_logged())
+
+    def stop(self) -> None:
+        """End :meth:`run` after the pass under way: the sends already started finish
+        and are recorded (cancelled, what a receiver got would go out again after the
+        lease); the messages not started yet are handed back, due at once for the next
+        instance."""
+        self._stopping = True
+        self._woken.set()
 
     async def _deliver_logged(self) -> None:
         try:
@@ -114,12 +137,12 @@ class Dispatcher:
 
     async def run(self, interval_s: float = IDLE_S) -> None:
         """Pass whenever woken, else at the next due time (at least ``MIN_PAUSE_S`` and
-        at most ``interval_s`` apart), until cancelled.
+        at most ``interval_s`` apart), until stopped (:meth:`stop`) or cancelled.
 
         An idle service reads two indexed minima per pass, however many alerts are open.
         """
         try:
-            while True:
+            while not self._stopping:
                 try:
                     await self.tick()
                     wait = await self.seconds_until_due(interval_s)
@@ -170,7 +193,7 @@ class Dispatcher:
         page does not wait for the escalation timers.
         """
         sent = await self.deliver()
-        if await self.escalate():
+        if not self._stopping and await self.escalate():
             sent += await self.deliver()
         return sent
 
@@ -305,6 +328,8 @@ class Dispatcher:
         time, so one slow receiver does not hold up the others) and the outcomes
         are recorded in one transaction.
         """
+        if self._stopping:
+            return 0
         async with self._taking:  # two passes never take the same notification
             due = await self._due(limit)
             taken = {row.id for row in due}
@@ -362,22 +387,26 @@ class Dispatcher:
         messages, paced = self._messages(due)
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def send(message: Message) -> str | None:
+        async def send(message: Message) -> Attempt:
             channel, target, rows = message
             async with gate:
+                if self._stopping:
+                    return Held.AT_STOP
                 key = ",".join(str(r.id) for r in rows)
                 return await self._send(
                     channel, target, merge(channel, [r.payload for r in rows]), key
                 )
 
-        errors = await asyncio.gather(*(send(message) for message in messages))
-        outcomes = [
-            (row, error)
-            for message, error in zip(messages, errors, strict=True)
-            for row in message.rows
-        ]
-        await self._record(outcomes, self._clock(), paced)
-        return sum(error is None for error in errors)
+        attempts = await asyncio.gather(*(send(message) for message in messages))
+        now = self._clock()
+        outcomes: list[tuple[Any, str | None]] = []
+        for message, attempt in zip(messages, attempts, strict=True):
+            if attempt is Held.AT_STOP:
+                paced |= {row.id: now for row in message.rows}
+            else:
+                outcomes += [(row, attempt) for row in message.rows]
+        await self._record(outcomes, now, paced)
+        return sum(attempt is None for attempt in attempts)
 
     def _messages(self, due: list[Any]) -> tuple[list[Message], dict[int, datetime]]:
         """What to send now: one message per receiver, unit and rule; for a chat robot,
@@ -462,7 +491,8 @@ class Dispatcher:
         paced: dict[int, datetime] | None = None,
     ) -> None:
         """Mark sent notifications sent, schedule the failed ones' retries, and the paced
-        ones for when their robot has room (not an attempt: nothing was sent)."""
+        ones for when their robot has room or, held at a stop, for now (not an attempt:
+        nothing was sent)."""
         paced = paced or {}
         if not outcomes and not paced:
             return

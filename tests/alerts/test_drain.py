@@ -1,0 +1,81 @@
+"""A stopping alerts service finishes the page it is sending and records it: the
+instance after it does not page again once the lease runs out."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import nats
+import pytest
+from sqlalchemy import select
+
+from tests.alerts.conftest import COMMUNITY, confirmed
+from tests.support.webhook import Receiver
+from zhibao_alerts.bootstrap import build, migrate
+from zhibao_alerts.settings import AlertsSettings
+from zhibao_alerts.tables import alerts, notifications
+from zhibao_shared.broker import ensure_stream, events_stream_config
+from zhibao_shared.db import make_engine
+from zhibao_shared.events import published_payload
+from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.subjects import EVENTS_STREAM, event_subject
+
+pytestmark = pytest.mark.integration
+
+
+async def _publish_confirmed(url: str, settings: AlertsSettings) -> None:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(settings))
+        await js.publish(
+            event_subject(COMMUNITY, "case"), published_payload(confirmed()), stream=EVENTS_STREAM
+        )
+    finally:
+        await client.close()
+
+
+async def test_a_stop_while_a_page_is_being_sent_records_it(
+    nats_server: NatsServer, webhook: Receiver, tmp_path: Path
+) -> None:
+    oncall = tmp_path / "oncall.yaml"
+    oncall.write_text(f"webhooks: ['{webhook.url}/all']\n")
+    settings = AlertsSettings(
+        nats_url=nats_server.url, data_dir=tmp_path / "data", alerts_oncall_path=oncall
+    )
+    await migrate(settings)
+    await _publish_confirmed(nats_server.url, settings)
+    webhook.release.clear()  # the receiver holds the page until released
+    service = build(settings)
+    await service.connect()
+    assert await asyncio.to_thread(webhook.arrived.wait, 30), "the case was paged"
+
+    closing = asyncio.create_task(service.close())
+    feeds = [t for t in service.draining if not _runs(t, "Dispatcher.run")]
+    await asyncio.wait(feeds)  # the consumers have stopped: the stop goes on to the rest
+    await asyncio.sleep(0.2)
+    webhook.release.set()
+    await asyncio.wait_for(closing, 30)
+
+    engine = make_engine(settings.database_url())
+    try:
+        async with engine.connect() as conn:
+            outbox = (await conn.execute(_CASE_OUTBOX)).all()
+    finally:
+        await engine.dispose()
+    # the webhook's page and the alert's message on NATS, each recorded once sent
+    assert {tuple(row) for row in outbox} == {("sent", 1)}, "recorded, not paged again later"
+    assert len(outbox) == 2
+
+
+def _runs(task: asyncio.Task[None], qualname: str) -> bool:
+    return getattr(task.get_coro(), "__qualname__", "") == qualname
+
+
+#: The confirmed case's notifications (the watchdog may add a missing daily report's).
+_CASE_OUTBOX = (
+    select(notifications.c.status, notifications.c.attempts)
+    .join(alerts, alerts.c.id == notifications.c.alert_id)
+    .where(alerts.c.rule == "immediate_confirmed")
+)
