@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.alerts.conftest import Clock, confirmed, fever
 from tests.alerts.test_lifecycle import World, oncall
 from tests.support.webhook import Receiver
-from zhibao_alerts.dispatcher import Dispatcher
 from zhibao_alerts.tables import alerts, notifications
 from zhibao_shared import background
 from zhibao_shared.background import cancel_and_wait
@@ -156,7 +155,7 @@ async def test_a_stop_records_the_page_under_way_and_hands_back_the_ones_not_sta
     with stalling_receiver(holds=lambda _name: True) as (url, arrived, release):
         receiver = Receiver(url=url)
         world = World(engine, clock, receiver, rota=oncall(receiver).model_copy(update=AT_ONCE))
-        one_at_a_time = _dispatcher(world, clock, concurrency=1)
+        one_at_a_time = world.another_dispatcher(concurrency=1)
         await world.apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
         await world.apply([Delivery(confirmed(), "s", 3, 1)])
         running = asyncio.create_task(one_at_a_time.run())
@@ -173,7 +172,7 @@ async def test_a_stop_records_the_page_under_way_and_hands_back_the_ones_not_sta
         assert [(row.status, row.attempts) for row in held] == [("pending", 0)] * 3
         assert all(row.next_attempt_at <= clock() for row in held), "due, not leased"
 
-        assert await _dispatcher(world, clock).deliver() == 3
+        assert await world.another_dispatcher().deliver() == 3
         async with engine.connect() as conn:
             outbox = (await conn.execute(_OUTBOX)).all()
     assert {(row.status, row.attempts) for row in outbox} == {("sent", 1)}
@@ -188,12 +187,3 @@ _OUTBOX = select(
     notifications.c.attempts,
     notifications.c.next_attempt_at,
 ).join(alerts, alerts.c.id == notifications.c.alert_id)
-
-
-def _dispatcher(world: World, clock: Clock, concurrency: int = 16) -> Dispatcher:
-    """Another dispatcher over the world's database and routing (a second instance)."""
-
-    async def no_nats(_subject: str, _body: bytes) -> None:
-        return None
-
-    return Dispatcher(world.engine, lambda: world.routing, no_nats, clock, concurrency=concurrency)

@@ -74,11 +74,8 @@ class World:
             horizon=horizon,
         )
         self.routing = routing
-
-        async def no_nats(_subject: str, _body: bytes) -> None:
-            return None
-
-        self.dispatcher = Dispatcher(engine, lambda: routing, no_nats, clock)
+        self.clock = clock
+        self.dispatcher = self.another_dispatcher()
         self.apply = ApplyEvents(
             engine,
             lambda: rules,
@@ -90,6 +87,17 @@ class World:
             care=care,
         )
         self.receiver = receiver
+
+    def another_dispatcher(self, concurrency: int = 16) -> Dispatcher:
+        """A dispatcher over this world's database and routing (another instance's)."""
+
+        async def no_nats(_subject: str, _body: bytes) -> None:
+            return None
+
+        routing = self.routing
+        return Dispatcher(
+            self.engine, lambda: routing, no_nats, self.clock, concurrency=concurrency
+        )
 
     async def send(self, *events: PublishedEvent) -> None:
         await self.apply([Delivery(e, "s", i, 1) for i, e in enumerate(events)])

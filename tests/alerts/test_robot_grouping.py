@@ -8,6 +8,7 @@ next minute on the injected clock rather than being dropped.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from typing import Any
@@ -19,7 +20,13 @@ from tests.alerts.conftest import Clock, confirmed
 from tests.alerts.test_lifecycle import World
 from tests.support.webhook import Receiver
 from zhibao_alerts.domain.config import OnCall
-from zhibao_alerts.domain.robot_batches import MESSAGE_BYTES, RateWindow, pack
+from zhibao_alerts.domain.robot_batches import (
+    MESSAGE_BYTES,
+    ROBOT_CHANNELS,
+    WINDOW,
+    RateWindow,
+    pack,
+)
 from zhibao_alerts.tables import notifications
 from zhibao_shared.hierarchy import load_registry
 
@@ -140,3 +147,31 @@ def test_the_rate_window_slides() -> None:
     later = window.next_room("r", 2, now)
     assert (later - now).total_seconds() == 60
     assert window.room("r", 2, later) == 2
+
+
+async def test_robot_messages_held_at_a_stop_wait_a_rate_window(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """Stopped while its first message waits on the receiver, the dispatcher hands back
+    the robots' messages it had not started for after a whole rate window: the next
+    instance cannot know how many this one sent them within the minute."""
+    world = World(engine, clock, webhook, rota=district_robots(webhook))
+    one_at_a_time = world.another_dispatcher(concurrency=1)
+    await twenty_communities_report_a_confirmed_case(world)
+    webhook.release.clear()
+    running = asyncio.create_task(one_at_a_time.run())
+    assert await asyncio.to_thread(webhook.arrived.wait, 10)
+
+    one_at_a_time.stop()
+    webhook.release.set()
+    await asyncio.wait_for(running, 10)
+    async with engine.connect() as conn:
+        held = (
+            await conn.execute(
+                select(notifications.c.channel, notifications.c.next_attempt_at).where(
+                    notifications.c.status == "pending"
+                )
+            )
+        ).all()
+    by_robots = {at for channel, at in held if channel in ROBOT_CHANNELS}
+    assert by_robots == {clock() + WINDOW}, "every robot message not sent waits the window"

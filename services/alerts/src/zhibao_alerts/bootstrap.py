@@ -60,6 +60,9 @@ log = structlog.get_logger(__name__)
 WATCHDOG_INTERVAL_S = 5.0
 #: Seconds to wait for the audit stream to store a batch of records.
 PUBLISH_TIMEOUT_S = 5.0
+#: The least a stop leaves the dispatcher's sends under way (a webhook's timeout), even
+#: when the consumers' drain took the whole shutdown grace.
+PAGING_GRACE_MIN_S = 5.0
 Clock = Callable[[], datetime]
 
 
@@ -136,9 +139,10 @@ class Alerts:
     task_consumer: StreamFeed[TaskMessage] | None = None
     care_consumer: StreamFeed[care_feed.Message] | None = None
     dispatcher: Dispatcher | None = None
-    #: The consumers' and the dispatcher's loops: asked to stop, each finishes its batch
-    #: (or pass) in hand.
+    #: The consumers' loops: asked to stop, each finishes its batch in hand.
     draining: list[asyncio.Task[None]] = field(default_factory=list)
+    #: The dispatcher's loop: asked to stop, it finishes the sends under way.
+    paging: asyncio.Task[None] | None = None
     #: Loops that run until cancelled.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -229,8 +233,8 @@ class Alerts:
         self.draining += [
             asyncio.create_task(self.consumer.run()),
             asyncio.create_task(self.task_consumer.run()),
-            asyncio.create_task(dispatcher.run()),
         ]
+        self.paging = asyncio.create_task(dispatcher.run())
         self.tasks += [
             asyncio.create_task(self._every(WATCHDOG_INTERVAL_S, watchdog.tick)),
             asyncio.create_task(self._watch_config()),
@@ -275,19 +279,28 @@ class Alerts:
         reading_tasks = connected and tasks is not None and await tasks.present()
         return {"nats": connected, "consumer": present, "tasks_consumer": reading_tasks}
 
+    async def _stop_paging(self, deadline: float) -> None:
+        """Stop the dispatcher and let its sends under way finish, within what is left of
+        the grace until ``deadline`` (the loop's time) but at least ``PAGING_GRACE_MIN_S``."""
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        left = deadline - asyncio.get_running_loop().time()
+        await drain([self.paging], max(left, PAGING_GRACE_MIN_S))
+
     async def close(self, auditing: asyncio.Task[None] | None = None) -> None:
-        """Drain: stop consuming after the batch in hand and paging after the sends under
-        way, stop the loops (the audit trail's last, so it flushes what it holds),
+        """Drain: stop consuming after the batch in hand, then paging after the sends under
+        way (the alerts of the last batches are paged first), both within the shutdown
+        grace; stop the loops (the audit trail's last, so it flushes what it holds),
         disconnect."""
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_grace_s
         if self.consumer is not None:
             await self.consumer.stop()
         if self.task_consumer is not None:
             await self.task_consumer.stop()
         if self.care_consumer is not None:
             await self.care_consumer.stop()
-        if self.dispatcher is not None:
-            self.dispatcher.stop()
         await drain(self.draining, self.settings.shutdown_grace_s)
+        await self._stop_paging(deadline)
         await cancel_and_wait(self.tasks)
         await cancel_and_wait([auditing])
         await stop_broker(self.broker)

@@ -27,7 +27,13 @@ from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.config import Policy, Severity
 from zhibao_alerts.domain.escalation import due_step, next_action, reminder_due
 from zhibao_alerts.domain.redaction import mask_text
-from zhibao_alerts.domain.robot_batches import MESSAGE_BYTES, ROBOT_CHANNELS, RateWindow, pack
+from zhibao_alerts.domain.robot_batches import (
+    MESSAGE_BYTES,
+    ROBOT_CHANNELS,
+    WINDOW,
+    RateWindow,
+    pack,
+)
 from zhibao_alerts.mail import send_email
 from zhibao_alerts.payloads import merge, message_text
 from zhibao_alerts.raising import Routing, notifications_for_step, window_ends, window_passed
@@ -125,7 +131,7 @@ class Dispatcher:
         """End :meth:`run` after the pass under way: the sends already started finish
         and are recorded (cancelled, what a receiver got would go out again after the
         lease); the messages not started yet are handed back, due at once for the next
-        instance."""
+        instance (a chat robot's once its rate window has passed)."""
         self._stopping = True
         self._woken.set()
 
@@ -145,6 +151,8 @@ class Dispatcher:
             while not self._stopping:
                 try:
                     await self.tick()
+                    if self._stopping:
+                        break
                     wait = await self.seconds_until_due(interval_s)
                 except Exception as exc:
                     log.warning("dispatcher_tick_failed", error=mask_text(repr(exc)))
@@ -326,7 +334,7 @@ class Dispatcher:
         The most severe go first (a confirmed case is not queued behind a burst of
         warnings), the groups are sent concurrently (at most ``concurrency`` at a
         time, so one slow receiver does not hold up the others) and the outcomes
-        are recorded in one transaction.
+        are recorded in one transaction. A stopped dispatcher sends nothing.
         """
         if self._stopping:
             return 0
@@ -402,7 +410,7 @@ class Dispatcher:
         outcomes: list[tuple[Any, str | None]] = []
         for message, attempt in zip(messages, attempts, strict=True):
             if attempt is Held.AT_STOP:
-                paced |= {row.id: now for row in message.rows}
+                paced |= {row.id: _handed_back(message.channel, now) for row in message.rows}
             else:
                 outcomes += [(row, attempt) for row in message.rows]
         await self._record(outcomes, now, paced)
@@ -539,6 +547,12 @@ class Dispatcher:
             "last_error": error,
             "next_attempt_at": now + timedelta(seconds=backoff),
         }
+
+
+def _handed_back(channel: str, now: datetime) -> datetime:
+    """When a message held at a stop is due again: at once, or for a chat robot once a
+    whole rate window has passed (the next instance does not know what this one sent it)."""
+    return now + WINDOW if channel in ROBOT_CHANNELS else now
 
 
 def _steps_up_to(alert: Any, step: int, routing: Routing, now: datetime) -> list[dict[str, Any]]:
