@@ -499,8 +499,8 @@ class Dispatcher:
         paced: dict[int, datetime] | None = None,
     ) -> None:
         """Mark sent notifications sent, schedule the failed ones' retries, and the paced
-        ones for when their robot has room or, held at a stop, for now (not an attempt:
-        nothing was sent)."""
+        ones for when their robot has room or, held at a stop, for when
+        :func:`_handed_back` says (not an attempt: nothing was sent)."""
         paced = paced or {}
         if not outcomes and not paced:
             return
