@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any
+
+from pydantic_core import from_json
 
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_shared.events import MAX_SOURCE_LENGTH
@@ -45,10 +46,10 @@ def sort_key(at: datetime, origin: str, seq: int, line: int, item: int) -> str:
     return f"{_stamp(at)}|{origin}|{seq:020d}|{line:06d}|{item:06d}"
 
 
-@lru_cache(maxsize=64)
 def _stamp(at: datetime) -> str:
-    # a submission's rows (one per event) share their record's moment: formatted once
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    # isoformat is several times faster than strftime: its first 26 characters are
+    # strftime's "%Y-%m-%dT%H:%M:%S.%f" (the rest is the offset, +00:00 in UTC)
+    return at.astimezone(UTC).isoformat(timespec="microseconds")[:26]
 
 
 def trail_rows(seq: int, data: bytes, calendar: Calendar) -> list[Row]:
@@ -66,8 +67,21 @@ def trail_rows(seq: int, data: bytes, calendar: Calendar) -> list[Row]:
         if at is None:
             continue
         at, day = at.astimezone(UTC), calendar.day(at)
+        # a submission's rows (one per event) differ only in their item
+        prefix = sort_key(at, STREAM, seq, line, 0)[:-6]
         for item, fields in enumerate(_items(record)):
-            rows.append(_row(STREAM, seq, line, item, at, day) | fields)
+            rows.append(
+                {
+                    "origin": STREAM,
+                    "seq": seq,
+                    "line": line,
+                    "item": item,
+                    "sort_key": f"{prefix}{item:06d}",
+                    "at": at,
+                    "day": day,
+                    **fields,
+                }
+            )
     return rows
 
 
@@ -77,7 +91,7 @@ def token_action_rows(action: TokenAction, calendar: Calendar) -> list[Row]:
     detail = {"name": action.name, "role": action.role, "scopes": list(action.scopes)}
     return [
         _row(TOKENS, action.seq, 0, item, at, calendar.day(at))
-        | _empty()
+        | _EMPTY
         | {
             "kind": "action",
             "service": "tokens",
@@ -93,8 +107,8 @@ def token_action_rows(action: TokenAction, calendar: Calendar) -> list[Row]:
 
 def _record(text: bytes) -> dict[str, Any] | None:
     try:
-        record = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        record = from_json(text)  # pydantic-core's parser: ~3x faster than json.loads
+    except ValueError:  # not JSON, or not UTF-8
         return None
     return record if isinstance(record, dict) else None
 
@@ -121,29 +135,28 @@ def _row(origin: str, seq: int, line: int, item: int, at: datetime, day: date) -
     }
 
 
-def _empty() -> Row:
-    """Every optional column, unset."""
-    return dict.fromkeys(
-        (
-            "token",
-            "token_name",
-            "person",
-            "unit",
-            "event_id",
-            "event_source",
-            "event_time",
-            "code",
-            "status",
-            "channel",
-            "target",
-            "detail",
-        )
+#: Every optional column, unset (merged into new rows, never changed itself).
+_EMPTY: Row = dict.fromkeys(
+    (
+        "token",
+        "token_name",
+        "person",
+        "unit",
+        "event_id",
+        "event_source",
+        "event_time",
+        "code",
+        "status",
+        "channel",
+        "target",
+        "detail",
     )
+)
 
 
 def _items(record: Mapping[str, Any]) -> list[Row]:
     """The per-row fields of one record (several for a submission of several events)."""
-    who = _empty() | {
+    who = _EMPTY | {
         "token": _text(record.get("token")),
         "token_name": _text(record.get("token_name")),
         "person": _text(record.get("person")),
