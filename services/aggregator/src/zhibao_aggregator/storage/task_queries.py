@@ -68,6 +68,20 @@ def _roots(codes: Iterable[str]) -> list[str]:
     return roots
 
 
+def _codes_under(code: str) -> tuple[str, str]:
+    """The community codes under a unit ``code`` as a range [code, following code).
+
+    Unlike ``LIKE 'code%'``, a range is searched in the index of the spans' communities,
+    and SQLite prepares a statement again at every run when a LIKE pattern is a bound
+    parameter (0.2 ms for the day's figures, more than the query on an empty table).
+    Communities are 12 digits, at least as long as any unit's code, so the range holds
+    exactly the codes that start with ``code``.
+    """
+    if not code.isdigit() or set(code) == {"9"}:  # no unit's code is all nines
+        raise ValueError(f"not a unit code with units under it: {code!r}")
+    return code, str(int(code) + 1).zfill(len(code))
+
+
 def _under(codes: Iterable[str]) -> ColumnElement[bool]:
     return or_(*(task_spans.c.unit.startswith(code, autoescape=True) for code in _roots(codes)))
 
@@ -83,7 +97,10 @@ def _relevant(bounds: _Bounds) -> ColumnElement[bool]:
 
 
 def _count(condition: ColumnElement[bool]) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+    # constants written into the statement: every bound parameter costs each run
+    one: ColumnElement[int] = literal_column("1")
+    zero: ColumnElement[int] = literal_column("0")
+    return func.coalesce(func.sum(case((condition, one), else_=zero)), zero)
 
 
 def _closed_as(outcome: TaskState, bounds: _Bounds) -> ColumnElement[bool]:
@@ -102,7 +119,9 @@ async def task_figures(
     if not codes:
         return {}
     roots = _roots(codes)
-    params: dict[str, object] = {f"under{i}": f"{root}%" for i, root in enumerate(roots)}
+    params: dict[str, object] = {}
+    for i, root in enumerate(roots):
+        params[f"from{i}"], params[f"below{i}"] = _codes_under(root)
     params |= {"start": bounds.start, "end": bounds.end, "reference": bounds.reference}
     rows = (await conn.execute(_figures_statement(len(roots)), params)).all()
     per_community = [
@@ -142,10 +161,18 @@ def _is_need(kind: str) -> bool:
 def _figures_statement(roots: int) -> CompoundSelect[Any]:
     """Per community: open at the day's end, overdue, done and unreachable during it, and
     the needs open and overdue (part ``n``); and each task done during the day with its
-    kind, issue and done times (part ``h``). Units under any of ``roots`` prefixes
-    (``under0``...)."""
+    kind, issue and done times (part ``h``). Communities under any of ``roots`` units
+    (``from0`` <= community < ``below0``, ...: see :func:`_codes_under`)."""
     s = task_spans.c
-    under = or_(*(s.unit.like(bindparam(f"under{i}", type_=String)) for i in range(roots)))
+    under = or_(
+        *(
+            and_(
+                s.unit >= bindparam(f"from{i}", type_=String),
+                s.unit < bindparam(f"below{i}", type_=String),
+            )
+            for i in range(roots)
+        )
+    )
     start, end = bindparam("start", type_=UtcDateTime), bindparam("end", type_=UtcDateTime)
     bounds = _BoundParameters(start, end, bindparam("reference", type_=UtcDateTime))
     open_end = _open_at_end(bounds)
