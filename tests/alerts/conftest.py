@@ -8,12 +8,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.clock import latest_local_midday
+from zhibao_alerts.settings import AlertsSettings
+from zhibao_shared.broker import ensure_stream, events_stream_config
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
-from zhibao_shared.events import PUBLISHED_EVENT, PublishedEvent
+from zhibao_shared.events import PUBLISHED_EVENT, PublishedEvent, published_payload
+from zhibao_shared.subjects import EVENTS_STREAM, event_subject
 
 COMMUNITY = "640106001001"
 _ids = itertools.count(1)
@@ -126,3 +130,16 @@ def correction(
             "receivedat": at.isoformat(),
         }
     )
+
+
+async def publish_confirmed(url: str) -> None:
+    """Publish a confirmed case of ``COMMUNITY`` on the events stream (declared if need be)."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, events_stream_config(AlertsSettings()))
+        await js.publish(
+            event_subject(COMMUNITY, "case"), published_payload(confirmed()), stream=EVENTS_STREAM
+        )
+    finally:
+        await client.close()

@@ -6,34 +6,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import nats
 import pytest
 from sqlalchemy import select
 
-from tests.alerts.conftest import COMMUNITY, confirmed
+from tests.alerts.conftest import publish_confirmed
 from tests.support.webhook import Receiver
 from zhibao_alerts.bootstrap import build, migrate
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_alerts.tables import alerts, notifications
-from zhibao_shared.broker import ensure_stream, events_stream_config
 from zhibao_shared.db import make_engine
-from zhibao_shared.events import published_payload
 from zhibao_shared.natsserver import NatsServer
-from zhibao_shared.subjects import EVENTS_STREAM, event_subject
 
 pytestmark = pytest.mark.integration
-
-
-async def _publish_confirmed(url: str, settings: AlertsSettings) -> None:
-    client = await nats.connect(url)
-    try:
-        js = client.jetstream()
-        await ensure_stream(js, events_stream_config(settings))
-        await js.publish(
-            event_subject(COMMUNITY, "case"), published_payload(confirmed()), stream=EVENTS_STREAM
-        )
-    finally:
-        await client.close()
 
 
 async def test_a_stop_while_a_page_is_being_sent_records_it(
@@ -45,7 +29,7 @@ async def test_a_stop_while_a_page_is_being_sent_records_it(
         nats_url=nats_server.url, data_dir=tmp_path / "data", alerts_oncall_path=oncall
     )
     await migrate(settings)
-    await _publish_confirmed(nats_server.url, settings)
+    await publish_confirmed(nats_server.url)
     webhook.release.clear()  # the receiver holds the page until released
     service = build(settings)
     await service.connect()

@@ -15,7 +15,7 @@ import nats
 import pytest
 import uvicorn
 
-from tests.alerts.conftest import COMMUNITY, confirmed
+from tests.alerts.conftest import COMMUNITY, confirmed, publish_confirmed
 from tests.support.webhook import Receiver
 from zhibao_alerts.bootstrap import create_app, migrate
 from zhibao_alerts.config_files import ConfigError, Watched
@@ -251,24 +251,9 @@ async def _alert_on_nats(url: str) -> dict[str, object]:
     client = await nats.connect(url)
     try:
         subscription = await client.subscribe("zhibao.alerts.critical.640106")
-        await _publish_confirmed(url)
+        await publish_confirmed(url)
         message = await subscription.next_msg(timeout=15)
         return dict(json.loads(message.data))
-    finally:
-        await client.close()
-
-
-async def _publish_confirmed(url: str) -> None:
-    client = await nats.connect(url)
-    try:
-        js = client.jetstream()
-        await ensure_stream(js, events_stream_config(AlertsSettings()))
-        await js.publish(
-            event_subject(COMMUNITY, "case"),
-            published_payload(confirmed()),
-            stream=EVENTS_STREAM,
-            headers={"Nats-Msg-Id": "nats-channel"},
-        )
     finally:
         await client.close()
 
