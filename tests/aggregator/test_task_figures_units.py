@@ -5,23 +5,39 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.domain.tasks import DayBounds
-from zhibao_aggregator.storage.task_queries import task_figures
+from zhibao_aggregator.storage.task_queries import _codes_under, task_figures
 from zhibao_aggregator.storage.task_tables import task_spans
 
 #: Communities around unit boundaries: a street ending in 9 and its neighbours, a
-#: district ending in 9 and the next one.
+#: district ending in 9 and the next one, each with its highest and lowest codes.
 COMMUNITIES = (
     "640106008999",
     "640106009001",
     "640106009999",
     "640106010001",
     "640109001001",
-    "640110001001",
+    "640109999999",
+    "640110000001",
+    "640199999999",
+    "640200000001",
 )
+#: Open tasks under each unit, asked of the query one unit at a time.
+EXPECTED = {
+    "640106009": 2,
+    "640106008": 1,
+    "640106010": 1,
+    "640109": 2,
+    "640110": 1,
+    "6401": 8,
+    "640199": 1,
+    "640106": 4,
+    "640106009001": 1,
+}
 
 
 async def test_open_tasks_per_unit_at_codes_ending_in_nine(engine: AsyncEngine) -> None:
@@ -43,15 +59,16 @@ async def test_open_tasks_per_unit_at_codes_ending_in_nine(engine: AsyncEngine) 
     async with engine.begin() as conn:
         await conn.execute(insert(task_spans), rows)
     bounds = DayBounds.of(now - timedelta(hours=4), now + timedelta(hours=20), now)
-    units = ["640106009", "640106008", "640106010", "640109", "640106", "6401", "640106009001"]
+    found = {}
     async with engine.connect() as conn:
-        figures = await task_figures(conn, units, bounds)
-    assert {unit: figures[unit]["tasks_open"] for unit in units} == {
-        "640106009": 2,
-        "640106008": 1,
-        "640106010": 1,
-        "640109": 1,
-        "640106": 4,
-        "6401": 6,
-        "640106009001": 1,
-    }
+        for unit in EXPECTED:  # alone, so the query's own selection decides
+            found[unit] = (await task_figures(conn, [unit], bounds))[unit]["tasks_open"]
+    assert found == EXPECTED
+
+
+def test_a_unit_s_codes_are_a_range_up_to_the_next_code() -> None:
+    assert _codes_under("640106009") == ("640106009", "640106010")
+    assert _codes_under("640199") == ("640199", "640200")
+    assert _codes_under("64") == ("64", "65")
+    with pytest.raises(ValueError, match="not a unit code"):
+        _codes_under("99")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
+    Integer,
     String,
     and_,
     bindparam,
@@ -69,15 +70,16 @@ def _roots(codes: Iterable[str]) -> list[str]:
 
 
 def _codes_under(code: str) -> tuple[str, str]:
-    """The community codes under a unit ``code`` as a range [code, following code).
+    """The codes that start with a unit's ``code``, as a range [code, following code).
 
-    Unlike ``LIKE 'code%'``, a range is searched in the index of the spans' communities,
-    and SQLite prepares a statement again at every run when a LIKE pattern is a bound
+    Unlike ``LIKE 'code%'``, a range is searched in the index of the spans' units, and
+    SQLite prepares a statement again at every run when a LIKE pattern is a bound
     parameter (0.2 ms for the day's figures, more than the query on an empty table).
-    Communities are 12 digits, at least as long as any unit's code, so the range holds
-    exactly the codes that start with ``code``.
+    Every code that starts with ``code`` lies in the range; a shorter code may too (the
+    range of 640106999 holds 640107), so the caller keeps only the units under ``code``.
+    Unit codes are ASCII digits and never all nines (provinces are numbered 11 to 82).
     """
-    if not code.isdigit() or set(code) == {"9"}:  # no unit's code is all nines
+    if not (code.isascii() and code.isdigit()) or set(code) == {"9"}:
         raise ValueError(f"not a unit code with units under it: {code!r}")
     return code, str(int(code) + 1).zfill(len(code))
 
@@ -98,8 +100,8 @@ def _relevant(bounds: _Bounds) -> ColumnElement[bool]:
 
 def _count(condition: ColumnElement[bool]) -> Any:
     # constants written into the statement: every bound parameter costs each run
-    one: ColumnElement[int] = literal_column("1")
-    zero: ColumnElement[int] = literal_column("0")
+    one: ColumnElement[int] = literal_column("1", Integer)
+    zero: ColumnElement[int] = literal_column("0", Integer)
     return func.coalesce(func.sum(case((condition, one), else_=zero)), zero)
 
 
@@ -133,7 +135,7 @@ async def task_figures(
         if part == "h"
     ]
     out: dict[str, Figures] = {}
-    for code in codes:
+    for code in codes:  # the rows hold the units of every range: each code takes its own
         sums = [0] * 6
         for unit, values in per_community:
             if unit.startswith(code):
