@@ -2,9 +2,11 @@
 
 Confirmed cases of distinct persons are posted through intake (one alert
 each: a case alert is one per person and day); once the alerts service shows
-them all open and every consumer has caught up, the alerts process's CPU
-time is read over a stretch of idleness. What it spends then is the cost of
-its timers (escalation, reminders, expiry) over the open alerts.
+them all open, every consumer has caught up and the paging they set off has
+stopped (no notification sent, failed or held for a few seconds), the alerts
+process's CPU time is read over a stretch of idleness. What it spends then is
+the cost of its timers (escalation, reminders, expiry) over the open alerts;
+notifications that still go out in the stretch are reported beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from zhibao_bench.workload import communities, resident_id
 PEOPLE_FROM = 25_000_000
 #: The rule a confirmed case raises (one alert per person and day).
 CASE_RULE = "immediate_confirmed"
+#: Counters that move whenever the alerts service pages (or tries to).
+_DELIVERY_COUNTERS = (
+    "zhibao_alerts_notifications_sent_total{",
+    "zhibao_alerts_notifications_failed_total{",
+    "zhibao_alerts_notifications_gave_up_total{",
+    "zhibao_alerts_notifications_paced_total{",
+)
 
 
 def confirmed_cases(count: int, tag: str) -> list[dict[str, Any]]:
@@ -47,18 +56,41 @@ def confirmed_cases(count: int, tag: str) -> list[dict[str, Any]]:
     ]
 
 
-def open_alerts(run: Running, rule: str = "") -> int:
-    """Alerts firing, acknowledged or silenced (of one rule, if named), from the alerts
-    service's metrics."""
+def _metric_sum(run: Running, prefixes: tuple[str, ...], wanted: str = "") -> int:
+    """The sum of the alerts service's samples whose line starts with one of ``prefixes``
+    (and contains ``wanted``)."""
     text = httpx.get(f"{run.url('alerts')}/metrics", timeout=10).text
-    wanted = f'rule="{rule}"' if rule else ""
     return round(
         sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith("zhibao_alerts_open{") and wanted in line
+            if line.startswith(prefixes) and wanted in line
         )
     )
+
+
+def open_alerts(run: Running, rule: str = "") -> int:
+    """Alerts firing, acknowledged or silenced (of one rule, if named), from the alerts
+    service's metrics."""
+    return _metric_sum(run, ("zhibao_alerts_open{",), f'rule="{rule}"' if rule else "")
+
+
+def deliveries(run: Running) -> int:
+    """Notifications sent, failed, abandoned or held so far (they move while it pages)."""
+    return _metric_sum(run, _DELIVERY_COUNTERS)
+
+
+def wait_paging_stopped(run: Running, quiet_s: float, timeout_s: float) -> float:
+    """Block until :func:`deliveries` has not moved for ``quiet_s``; return the wait in s
+    (the timeout ends the wait, not the run: the stretch then reports what it paged)."""
+    started = time.monotonic()
+    last, since = deliveries(run), started
+    while time.monotonic() - since < quiet_s and time.monotonic() - started < timeout_s:
+        time.sleep(0.5)
+        now = deliveries(run)
+        if now != last:
+            last, since = now, time.monotonic()
+    return time.monotonic() - started
 
 
 def phase_alerts_idle(run: Running, alerts: int, idle_s: float) -> dict[str, Any]:
@@ -69,10 +101,11 @@ def phase_alerts_idle(run: Running, alerts: int, idle_s: float) -> dict[str, Any
     while (opened := open_alerts(run, CASE_RULE)) < alerts and time.monotonic() < deadline:
         time.sleep(0.5)
     run.wait_settled(timeout_s=600)
-    time.sleep(min(2.0, idle_s))  # the first pages of the new alerts go out
+    paging_s = wait_paging_stopped(run, quiet_s=min(3.0, idle_s), timeout_s=120)
     pid = run.stack.pid("alerts")
     if pid is None:
         raise RuntimeError("the alerts service is not running")
+    paged = deliveries(run)
     before, started = process_cpu_s(pid), time.perf_counter()
     time.sleep(idle_s)
     used, elapsed = process_cpu_s(pid) - before, time.perf_counter() - started
@@ -81,5 +114,7 @@ def phase_alerts_idle(run: Running, alerts: int, idle_s: float) -> dict[str, Any
         "alerts_idle_open": open_alerts(run),
         "alerts_idle_open_cases": opened,
         "alerts_idle_seconds": round(elapsed, 1),
+        "alerts_idle_paging_wait_s": round(paging_s, 1),
+        "alerts_idle_notifications": deliveries(run) - paged,
         "alerts_idle_post_statuses": load.statuses,
     }
