@@ -38,6 +38,7 @@ from zhibao_aggregator.bootstrap import reader, rules
 from zhibao_aggregator.handler import ApplyBatch
 from zhibao_aggregator.http_api import add_error_handlers, build_router
 from zhibao_aggregator.migrate import migrate
+from zhibao_aggregator.read_fastpath import AggregatorApp, FastRollup
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.replay import read_indexes_deferred, replay_engine
 from zhibao_aggregator.storage.writer import HeldCounters
@@ -139,13 +140,19 @@ async def load(
     }
 
 
-def read_app(settings: AggregatorSettings, engine: AsyncEngine) -> tuple[FastAPI, str]:
-    """The rollup routes with a city-wide read token (as the service mounts them)."""
+def read_app(
+    settings: AggregatorSettings, engine: AsyncEngine, *, fast: bool = True
+) -> tuple[FastAPI, str]:
+    """The rollup routes with a city-wide read token (as the service mounts them; without
+    the fast path of :mod:`zhibao_aggregator.read_fastpath` unless ``fast``)."""
     store = TokenStore(settings.data_dir / "tokens.db")
     _token, secret = store.create(scopes=["64"], role=Role.READ, name="harness")
-    app = FastAPI()
+    read_side, auth = reader(settings, engine), TokenAuth(store)
+    app = AggregatorApp()
     add_error_handlers(app)
-    app.include_router(build_router(reader(settings, engine), TokenAuth(store)))
+    app.include_router(build_router(read_side, auth))
+    if fast:
+        app.fast_rollup = FastRollup(read_side, auth)
     return app, secret
 
 
@@ -204,7 +211,7 @@ async def main(args: argparse.Namespace) -> None:
             print("load", await load(handler, payloads, args.batch))
         profile.disable()
     if args.reads:
-        app, secret = read_app(settings, engine)
+        app, secret = read_app(settings, engine, fast=not args.fastapi_route)
         await reads(app, secret, 20)  # warm the statement caches
         if args.profile == "reads":
             profile.enable()
@@ -225,6 +232,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=500, help="events per handler call")
     parser.add_argument("--reads", type=int, default=400)
     parser.add_argument("--aiosqlite", action="store_true", help="no direct SQLite connections")
+    parser.add_argument(
+        "--fastapi-route", action="store_true", help="reads through FastAPI, not the fast path"
+    )
     parser.add_argument(
         "--replay",
         action="store_true",

@@ -94,6 +94,15 @@ class TokenAuth:
 
         return dependency
 
+    def permits(self, authorization: str | None, role: Role, code: str) -> bool:
+        """True when a request with this ``Authorization`` header passes :meth:`unit_scope`
+        for ``code`` (for routes answered outside FastAPI's dependencies)."""
+        try:
+            token = self._check(bearer_secret(authorization), role)
+        except HTTPException:
+            return False
+        return token.covers(code)
+
     @staticmethod
     def ensure_scope(token: Token, code: str) -> None:
         """403 unless ``code`` lies within the token's units."""

@@ -45,6 +45,7 @@ from zhibao_aggregator.public_page import build_public_page
 from zhibao_aggregator.public_summary import PublicSummaries
 from zhibao_aggregator.publisher import RollupPublisher
 from zhibao_aggregator.quality_reader import AuditRejections, QualityReader
+from zhibao_aggregator.read_fastpath import AggregatorApp, FastRollup
 from zhibao_aggregator.reader import RollupReader
 from zhibao_aggregator.registered_places import grid_workload
 from zhibao_aggregator.response_feed import Message, response_feed
@@ -419,7 +420,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
             await dashboard.close()
             await aggregator.close(auditing)
 
-    app = FastAPI(
+    app = AggregatorApp(
         title="Zhibao aggregator",
         description="Exact community, street, district and city rollups from the event stream.",
         version="0.1.0",
@@ -429,6 +430,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     app.state.dashboard = dashboard
     add_error_handlers(app)
     app.include_router(build_router(aggregator.reader, auth))
+    app.fast_rollup = FastRollup(aggregator.reader, auth)
     app.include_router(build_care_router(aggregator.reader, auth))
     app.include_router(build_overview_router(aggregator.reader, auth))
     app.include_router(build_places_router(PlaceReader(aggregator.reader), auth))

@@ -34,6 +34,23 @@ def readable(day: date, name: str, today: date) -> date:
     return day
 
 
+def reading_day(reader: RollupReader, day: date | None) -> date:
+    """``day`` if readable (else a 422), or today in the district's calendar."""
+    today = reader.calendar.today(datetime.now(UTC))
+    return today if day is None else readable(day, "date", today)
+
+
+async def rollup_of(reader: RollupReader, code: str, day: date | None) -> dict[str, Any]:
+    """The answer of ``GET /v1/units/{code}/rollup`` (also given by :mod:`read_fastpath`)."""
+    found = reading_day(reader, day)
+    return {
+        "unit": code,
+        "date": found.isoformat(),
+        "figures": await reader.figures(code, found),
+        "grid_workload": reader.grid_workload(code),
+    }
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Unknown units (and units without a public summary there) answer 404 with the code named."""
 
@@ -65,8 +82,7 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
     )
 
     def day_or_today(day: date | None) -> date:
-        today = reader.calendar.today(datetime.now(UTC))
-        return today if day is None else readable(day, "date", today)
+        return reading_day(reader, day)
 
     @router.get("/{code}", summary="A unit, its parent and its children")
     async def unit(code: str) -> dict[str, Any]:
@@ -74,13 +90,7 @@ def build_router(reader: RollupReader, auth: TokenAuth) -> APIRouter:
 
     @router.get("/{code}/rollup", summary="All metrics of a unit for a day")
     async def rollup(code: str, date: DateQuery = None) -> dict[str, Any]:
-        day = day_or_today(date)
-        return {
-            "unit": code,
-            "date": day.isoformat(),
-            "figures": await reader.figures(code, day),
-            "grid_workload": reader.grid_workload(code),
-        }
+        return await rollup_of(reader, code, date)
 
     @router.get("/{code}/children", summary="All metrics of each child unit for a day")
     async def children(code: str, date: DateQuery = None) -> dict[str, Any]:
