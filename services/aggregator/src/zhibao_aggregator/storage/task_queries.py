@@ -98,11 +98,13 @@ def _relevant(bounds: _Bounds) -> ColumnElement[bool]:
     return and_(s.opened_at < bounds.end, or_(s.closed_at.is_(None), s.closed_at >= bounds.start))
 
 
+#: Constants written into the statements: every bound parameter costs each run.
+_ONE: ColumnElement[int] = literal_column("1", Integer)
+_ZERO: ColumnElement[int] = literal_column("0", Integer)
+
+
 def _count(condition: ColumnElement[bool]) -> Any:
-    # constants written into the statement: every bound parameter costs each run
-    one: ColumnElement[int] = literal_column("1", Integer)
-    zero: ColumnElement[int] = literal_column("0", Integer)
-    return func.coalesce(func.sum(case((condition, one), else_=zero)), zero)
+    return func.coalesce(func.sum(case((condition, _ONE), else_=_ZERO)), _ZERO)
 
 
 def _closed_as(outcome: TaskState, bounds: _Bounds) -> ColumnElement[bool]:
@@ -197,16 +199,15 @@ def _figures_statement(roots: int) -> CompoundSelect[Any]:
         .where(under, _relevant(bounds))
         .group_by(s.unit)
     )
-    zero: ColumnElement[int] = literal_column("0")
     done = select(
         literal_column("'h'"),
         s.unit,
-        zero,
-        zero,
-        zero,
-        zero,
-        zero,
-        zero,
+        _ZERO,
+        _ZERO,
+        _ZERO,
+        _ZERO,
+        _ZERO,
+        _ZERO,
         s.kind,
         s.issued_at,
         s.closed_at,
