@@ -33,12 +33,13 @@ def case_places(row: RowMapping | dict[str, Any]) -> pf.CasePlaces:
 
 async def add_place_counters(conn: AsyncConnection, change: Counter[tuple[str, date, str]]) -> None:
     """Add the place changes (``place_figures.split``) to the counters, in the caller's
-    transaction (in a fixed order on PostgreSQL: row locks stay ordered between instances)."""
+    transaction, in primary-key order (as ``writer._add_to_counters`` and for its reasons)."""
     if not change:
         return
     bind = day_binder(conn)
-    items = sorted(change.items()) if conn.dialect.name == "postgresql" else change.items()
-    rows = [(place, metric, bind(day), value) for (place, day, metric), value in items]
+    rows = sorted(
+        (place, metric, bind(day), value) for (place, day, metric), value in change.items()
+    )
     await insert_many(conn, _ADD, rows)
 
 

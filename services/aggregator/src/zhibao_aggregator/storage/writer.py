@@ -349,10 +349,11 @@ async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, dat
     bind = day_binder(conn)
     rows = [(unit, metric, bind(day), value) for (unit, day, metric), value in rolled.items()]
     summed = [(unit, metric, value) for (unit, metric), value in totals.items() if value]
-    if conn.dialect.name == "postgresql":
-        # A fixed order keeps row locks ordered (no deadlocks between partitioned instances).
-        rows.sort()
-        summed.sort()
+    # In primary-key order: on PostgreSQL row locks stay ordered (no deadlocks between
+    # partitioned instances); on SQLite the B-tree is written in order (a rebuild's held
+    # writes of ~250k rows took about a tenth less CPU per event).
+    rows.sort()
+    summed.sort()
     await insert_many(conn, _COUNTERS, rows)
     await insert_many(conn, _TOTALS, summed)
 
