@@ -8,9 +8,10 @@ check and the counters' lookup. As intake does for its hot route
 same body (:func:`~zhibao_aggregator.http_api.rollup_of`, serialised as FastAPI
 serialises it) and the same headers. The FastAPI route stays registered: it
 documents the endpoint in OpenAPI and takes every request the fast path does not
-answer. The fast path answers only a read that succeeds; anything else (no token
+answer. The fast path answers only a read that succeeds; every refusal (no token
 or one refused, an unknown unit, a date outside the readable range, any other
-query, any error) goes to FastAPI unchanged, so every error keeps one source.
+query) goes to FastAPI unchanged, so each keeps one source. An unexpected error
+answers 500 as FastAPI would and is raised for the server to log (not run again).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from pydantic import TypeAdapter
 from starlette.types import Receive, Scope, Send
 
 from zhibao_aggregator.http_api import rollup_of
-from zhibao_aggregator.reader import RollupReader
+from zhibao_aggregator.reader import RollupReader, UnknownUnit
+from zhibao_shared.asgi_answers import json_headers, respond, server_error
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.tokens import Role
 
@@ -59,9 +61,10 @@ def _unit_and_day(scope: Scope) -> tuple[str, date | None] | None:
 
 def _authorization(scope: Scope) -> str | None:
     """The first ``Authorization`` header (as Starlette's ``Headers.get``)."""
-    for name, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == b"authorization":
-            return str(value.decode("latin-1"))
+            return value.decode("latin-1")
     return None
 
 
@@ -80,11 +83,11 @@ class FastRollup:
         if parts is None:
             return None
         code, day = parts
-        if not self.auth.permits(_authorization(scope), Role.READ, code):
-            return None
         try:
-            return _BODY.dump_json(await rollup_of(self.reader, code, day))
-        except Exception:  # FastAPI answers it again, with its handlers and logs
+            if not self.auth.permits(_authorization(scope), Role.READ, code):
+                return None
+            return _BODY.dump_json(await rollup_of(self.reader, code, day), by_alias=True)
+        except (HTTPException, UnknownUnit):  # FastAPI answers it, with its handlers
             return None
 
 
@@ -95,13 +98,15 @@ class AggregatorApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_rollup
-        body = None if fast is None else await fast.answer(scope)
-        if body is None:
+        if fast is None:
             await super().__call__(scope, receive, send)
             return
-        headers = [
-            (b"content-length", str(len(body)).encode("latin-1")),
-            (b"content-type", b"application/json"),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        try:
+            body = await fast.answer(scope)
+        except Exception:
+            await server_error(send)
+            raise
+        if body is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await respond(send, 200, body, json_headers(body))

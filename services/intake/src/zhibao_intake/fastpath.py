@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from zhibao_intake.audit import Caller
 from zhibao_intake.gateway import Answer, Gateway
+from zhibao_shared.asgi_answers import respond, server_error
 
 PATH = "/v1/events"
 
@@ -107,22 +108,10 @@ class IntakeApp(FastAPI):
                     answer = await gateway.submit(caller, body, content_type)
             payload, headers = _render(answer)
             started = True
-            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-            await send({"type": "http.response.body", "body": payload})
+            await respond(send, answer.status, payload, headers)
         except ConnectionResetError:
             return
         except Exception:
-            if not started:  # as Starlette's ServerErrorMiddleware answers
-                text = b"Internal Server Error"
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-length", str(len(text)).encode()),
-                            (b"content-type", b"text/plain; charset=utf-8"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": text})
+            if not started:
+                await server_error(send)
             raise
