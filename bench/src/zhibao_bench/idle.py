@@ -3,10 +3,11 @@
 Confirmed cases of distinct persons are posted through intake (one alert
 each: a case alert is one per person and day); once the alerts service shows
 them all open, every consumer has caught up and the paging they set off has
-stopped (no notification sent, failed or held for a few seconds), the alerts
-process's CPU time is read over a stretch of idleness. What it spends then is
-the cost of its timers (escalation, reminders, expiry) over the open alerts;
-notifications that still go out in the stretch are reported beside it.
+paused (no notification sent, failed, abandoned or held for a few seconds), the
+alerts process's CPU time is read over a stretch of idleness. What it spends
+then is the cost of its timers (escalation, reminders, expiry) over the open
+alerts. A notification held for a robot's next minute or retried after a failure
+may still go out in the stretch: the stretch reports how many did.
 """
 
 from __future__ import annotations
