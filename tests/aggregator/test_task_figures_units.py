@@ -1,16 +1,18 @@
-"""A unit's task figures count the communities under it and no others, whatever its code
-ends in (the query takes the communities under a unit as a range of codes)."""
+"""A unit's task figures and overdue list hold the communities under it and no others,
+whatever its code ends in (the queries take the communities under a unit as a range of
+codes, searched in the index of the spans' units)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.domain.tasks import DayBounds
-from zhibao_aggregator.storage.task_queries import _codes_under, task_figures
+from zhibao_aggregator.storage.task_queries import _codes_under, overdue_tasks, task_figures
 from zhibao_aggregator.storage.task_tables import task_spans
 
 #: Communities around unit boundaries: a street ending in 9 and its neighbours, a
@@ -38,6 +40,61 @@ EXPECTED = {
     "640106": 4,
     "640106009001": 1,
 }
+
+
+def _spans(now: datetime, due: datetime) -> list[dict[str, object]]:
+    """One open task in each of COMMUNITIES, due at ``due``."""
+    return [
+        {
+            "task": f"t{n}",
+            "number": 0,
+            "unit": community,
+            "kind": "visit",
+            "due": due,
+            "opened_at": now - timedelta(hours=1),
+            "closed_at": None,
+            "outcome": None,
+            "issued_at": now - timedelta(hours=1),
+        }
+        for n, community in enumerate(COMMUNITIES)
+    ]
+
+
+async def test_overdue_tasks_per_unit_at_codes_ending_in_nine(engine: AsyncEngine) -> None:
+    now = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)
+    async with engine.begin() as conn:
+        await conn.execute(insert(task_spans), _spans(now, due=now - timedelta(hours=1)))
+    bounds = DayBounds.of(now - timedelta(hours=4), now + timedelta(hours=20), now)
+    async with engine.connect() as conn:
+        listed = {unit: await overdue_tasks(conn, unit, bounds) for unit in EXPECTED}
+    assert {unit: len(tasks) for unit, tasks in listed.items()} == EXPECTED
+    for unit, tasks in listed.items():
+        assert all(task.community.startswith(unit) for task in tasks), unit
+
+
+async def test_the_overdue_list_is_searched_in_the_unit_index(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """A street's overdue list does not read every task of the city (on SQLite, the
+    embedded default, a LIKE on a bound pattern scanned the whole table on each read)."""
+    now = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)
+    bounds = DayBounds.of(now - timedelta(hours=4), now + timedelta(hours=20), now)
+    executed: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        executed.append((statement, parameters))
+
+    event.listen(sqlite_engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with sqlite_engine.connect() as conn:
+            await overdue_tasks(conn, "640106009", bounds)
+    finally:
+        event.remove(sqlite_engine.sync_engine, "before_cursor_execute", record)
+    (statement, parameters), *_ = [e for e in executed if "task_spans" in e[0]]
+    async with sqlite_engine.connect() as conn:
+        plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        steps = [str(row[-1]) for row in plan]
+    assert any("ix_task_spans_unit (unit>? AND unit<?)" in step for step in steps), steps
 
 
 async def test_open_tasks_per_unit_at_codes_ending_in_nine(engine: AsyncEngine) -> None:

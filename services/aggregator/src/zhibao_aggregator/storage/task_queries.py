@@ -84,10 +84,6 @@ def _codes_under(code: str) -> tuple[str, str]:
     return code, str(int(code) + 1).zfill(len(code))
 
 
-def _under(codes: Iterable[str]) -> ColumnElement[bool]:
-    return or_(*(task_spans.c.unit.startswith(code, autoescape=True) for code in _roots(codes)))
-
-
 def _open_at_end(bounds: _Bounds) -> ColumnElement[bool]:
     s = task_spans.c
     return or_(s.closed_at.is_(None), s.closed_at >= bounds.end)
@@ -235,17 +231,23 @@ async def overdue_tasks(conn: AsyncConnection, code: str, bounds: t.DayBounds) -
     """Tasks under ``code`` open at the day's end and due before its reference, soonest due
     first."""
     s = task_spans.c
+    first, below = _codes_under(code)
     rows = await conn.execute(
         select(s.task, s.unit, s.kind, s.due)
         .where(
-            _under([code]),
+            s.unit >= first,
+            s.unit < below,
             s.opened_at < bounds.end,
             _open_at_end(bounds),
             s.due < bounds.reference,
         )
         .order_by(s.due, s.task)
     )
-    return [OverdueTask(task, unit, kind, due) for task, unit, kind, due in rows.all()]
+    return [
+        OverdueTask(task, unit, kind, due)
+        for task, unit, kind, due in rows.all()
+        if unit.startswith(code)  # the range may hold a shorter code (see _codes_under)
+    ]
 
 
 def by_street(tasks: Iterable[OverdueTask], street_length: int) -> dict[str, list[OverdueTask]]:
