@@ -1,11 +1,23 @@
-"""Answers sent straight over ASGI by the routes answered before FastAPI (the fast paths
-of intake's ``POST /v1/events`` and the aggregator's rollup read)."""
+"""What the routes answered before FastAPI (the fast paths of intake's ``POST /v1/events``
+and the aggregator's rollup read) share: reading request headers, sending answers."""
 
 from __future__ import annotations
 
-from starlette.types import Send
+from starlette.types import Scope, Send
 
 Headers = list[tuple[bytes, bytes]]
+
+
+def first_headers(scope: Scope, *names: bytes) -> list[str | None]:
+    """The first value of each header in ``names`` (lower-case), None where absent, as
+    Starlette's ``Headers.get`` reads them."""
+    found: list[str | None] = [None] * len(names)
+    for name, value in scope["headers"]:
+        if name in names:
+            at = names.index(name)
+            if found[at] is None:
+                found[at] = value.decode("latin-1")
+    return found
 
 
 async def respond(send: Send, status: int, body: bytes, headers: Headers) -> None:

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from zhibao_aggregator.http_api import rollup_of
 from zhibao_aggregator.reader import RollupReader, UnknownUnit
-from zhibao_shared.asgi_answers import json_headers, respond, server_error
+from zhibao_shared.asgi_answers import first_headers, json_headers, respond, server_error
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.tokens import Role
 
@@ -59,15 +59,6 @@ def _unit_and_day(scope: Scope) -> tuple[str, date | None] | None:
         return None
 
 
-def _authorization(scope: Scope) -> str | None:
-    """The first ``Authorization`` header (as Starlette's ``Headers.get``)."""
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    for name, value in headers:
-        if name == b"authorization":
-            return value.decode("latin-1")
-    return None
-
-
 @dataclass(frozen=True)
 class FastRollup:
     """Answers plain, permitted rollup reads; None for every other request."""
@@ -84,7 +75,8 @@ class FastRollup:
             return None
         code, day = parts
         try:
-            if not self.auth.permits(_authorization(scope), Role.READ, code):
+            (authorization,) = first_headers(scope, b"authorization")
+            if not self.auth.permits(authorization, Role.READ, code):
                 return None
             return _BODY.dump_json(await rollup_of(self.reader, code, day), by_alias=True)
         except (HTTPException, UnknownUnit):  # FastAPI answers it, with its handlers
@@ -97,15 +89,13 @@ class AggregatorApp(FastAPI):
     fast_rollup: FastRollup | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fast = self.fast_rollup
-        if fast is None:
-            await super().__call__(scope, receive, send)
-            return
-        try:
-            body = await fast.answer(scope)
-        except Exception:
-            await server_error(send)
-            raise
+        fast, body = self.fast_rollup, None
+        if fast is not None:
+            try:
+                body = await fast.answer(scope)
+            except Exception:
+                await server_error(send)
+                raise
         if body is None:
             await super().__call__(scope, receive, send)
         else:

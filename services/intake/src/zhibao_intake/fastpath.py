@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from zhibao_intake.audit import Caller
 from zhibao_intake.gateway import Answer, Gateway
-from zhibao_shared.asgi_answers import respond, server_error
+from zhibao_shared.asgi_answers import first_headers, respond, server_error
 
 PATH = "/v1/events"
 
@@ -79,18 +79,9 @@ class IntakeApp(FastAPI):
     async def _post_events(
         self, gateway: Gateway, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        authorization: str | None = None
-        content_type: str | None = None
-        length: str | None = None
-        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
-            if name == b"authorization":
-                if authorization is None:
-                    authorization = value.decode("latin-1")
-            elif name == b"content-type":
-                if content_type is None:
-                    content_type = value.decode("latin-1")
-            elif name == b"content-length" and length is None:
-                length = value.decode("latin-1")
+        authorization, content_type, length = first_headers(
+            scope, b"authorization", b"content-type", b"content-length"
+        )
         declared = int(length) if length is not None and length.isdigit() else None
         client = scope.get("client")
         caller = Caller("http", client[0] if client else None, None)
