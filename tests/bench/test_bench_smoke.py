@@ -140,3 +140,4 @@ def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path
     assert idle["alerts_idle_open_cases"] == config.idle_alerts
     assert idle["alerts_idle_open"] >= config.idle_alerts
     assert idle["alerts_idle_post_statuses"] == {202: 1}
+    assert idle["alerts_idle_pending_notifications"] == 0, "measured while it still paged"

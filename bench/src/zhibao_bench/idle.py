@@ -2,12 +2,13 @@
 
 Confirmed cases of distinct persons are posted through intake (one alert
 each: a case alert is one per person and day); once the alerts service shows
-them all open, every consumer has caught up and the paging they set off has
-paused (no notification sent, failed, abandoned or held for a few seconds), the
-alerts process's CPU time is read over a stretch of idleness. What it spends
-then is the cost of its timers (escalation, reminders, expiry) over the open
-alerts. A notification held for a robot's next minute or retried after a failure
-may still go out in the stretch: the stretch reports how many did.
+them all open, every consumer has caught up and the paging they set off is
+over (none pending, by the service's gauge, and no notification sent, failed,
+abandoned or held for a few seconds), the alerts process's CPU time is read over
+a stretch of idleness. What it spends then is the cost of its timers
+(escalation, reminders, expiry) over the open alerts. If the wait times out (a
+receiver failing, a robot's backlog), the stretch reports how many notifications
+were pending when it began and how many went out in it.
 """
 
 from __future__ import annotations
@@ -81,12 +82,20 @@ def deliveries(run: Running) -> int:
     return _metric_sum(run, _DELIVERY_COUNTERS)
 
 
+def pending_notifications(run: Running) -> int:
+    """Notifications not delivered yet, as the alerts service's gauge last saw them."""
+    return _metric_sum(run, ("zhibao_alerts_notifications_pending{",))
+
+
 def wait_paging_stopped(run: Running, quiet_s: float, timeout_s: float) -> float:
-    """Block until :func:`deliveries` has not moved for ``quiet_s``; return the wait in s
-    (the timeout ends the wait, not the run: the stretch then reports what it paged)."""
+    """Block until nothing is pending and :func:`deliveries` has not moved for ``quiet_s``;
+    return the wait in s (the timeout ends the wait, not the run: the stretch then reports
+    what was pending and what it paged)."""
     started = time.monotonic()
     last, since = deliveries(run), started
-    while time.monotonic() - since < quiet_s and time.monotonic() - started < timeout_s:
+    while time.monotonic() - started < timeout_s:
+        if time.monotonic() - since >= quiet_s and not pending_notifications(run):
+            break
         time.sleep(0.5)
         now = deliveries(run)
         if now != last:
@@ -106,7 +115,7 @@ def phase_alerts_idle(run: Running, alerts: int, idle_s: float) -> dict[str, Any
     pid = run.stack.pid("alerts")
     if pid is None:
         raise RuntimeError("the alerts service is not running")
-    paged = deliveries(run)
+    paged, pending = deliveries(run), pending_notifications(run)
     before, started = process_cpu_s(pid), time.perf_counter()
     time.sleep(idle_s)
     used, elapsed = process_cpu_s(pid) - before, time.perf_counter() - started
@@ -117,5 +126,6 @@ def phase_alerts_idle(run: Running, alerts: int, idle_s: float) -> dict[str, Any
         "alerts_idle_seconds": round(elapsed, 1),
         "alerts_idle_paging_wait_s": round(paging_s, 1),
         "alerts_idle_notifications": deliveries(run) - paged,
+        "alerts_idle_pending_notifications": pending,
         "alerts_idle_post_statuses": load.statuses,
     }

@@ -67,8 +67,8 @@ class Message(NamedTuple):
 
 
 #: The longest an idle dispatcher sleeps (what no wake() announces: another instance's
-#: alerts, changes made through the API) and how often the open-alerts gauge is refreshed
-#: when nothing changed.
+#: alerts, changes made through the API) and how often the gauges of open alerts and
+#: pending notifications are refreshed when nothing changed.
 IDLE_S = 2.0
 GAUGE_S = timedelta(seconds=30)
 #: How long a pass holds what it took (notifications being sent, alerts being
@@ -111,6 +111,8 @@ class Dispatcher:
         self._second_pass: asyncio.Task[None] | None = None
         self._stopping = False
         self._gauged: datetime | None = None
+        #: something was raised, sent, retried or escalated since the gauges were refreshed
+        self._changed = True
         #: messages sent to each chat robot over the last minute (this instance's)
         self._robots = RateWindow()
 
@@ -122,6 +124,7 @@ class Dispatcher:
         queued behind it.
         """
         self._woken.set()
+        self._changed = True
         if self._stopping:
             return
         if self._in_flight and (self._second_pass is None or self._second_pass.done()):
@@ -203,6 +206,7 @@ class Dispatcher:
         sent = await self.deliver()
         if not self._stopping and await self.escalate():
             sent += await self.deliver()
+        await self._gauge()
         return sent
 
     async def reschedule(self) -> None:
@@ -229,7 +233,7 @@ class Dispatcher:
             due = await self._claim_alerts(conn, now)
             for alert in due:
                 await self._act(conn, alert, routing, now)
-            await self._gauge(conn, changed=bool(due))
+        self._changed = self._changed or bool(due)
         return len(due)
 
     async def _claim_alerts(self, conn: AsyncConnection, now: datetime) -> list[Any]:
@@ -312,20 +316,42 @@ class Dispatcher:
         )
         return True
 
-    async def _gauge(self, conn: AsyncConnection, *, changed: bool) -> None:
-        """Refresh the open-alerts gauge after a change, else at most every GAUGE_S."""
+    async def _gauge(self) -> None:
+        """Refresh the gauges of open alerts and pending notifications after a pass that
+        changed anything, else at most every GAUGE_S."""
         at = self._clock()
-        if not changed and self._gauged is not None and at - self._gauged < GAUGE_S:
+        if not self._changed and self._gauged is not None and at - self._gauged < GAUGE_S:
             return
-        self._gauged = at
-        rows = await conn.execute(
-            select(alerts.c.rule, alerts.c.state, func.count())
-            .where(alerts.c.state.in_(store.OPEN_STATES))
-            .group_by(alerts.c.rule, alerts.c.state)
-        )
+        self._gauged, self._changed = at, False
+        async with self._engine.connect() as conn:
+            opened = (
+                await conn.execute(
+                    select(alerts.c.rule, alerts.c.state, func.count())
+                    .where(alerts.c.state.in_(store.OPEN_STATES))
+                    .group_by(alerts.c.rule, alerts.c.state)
+                )
+            ).all()
+            pending = (
+                await conn.execute(
+                    select(
+                        notifications.c.channel,
+                        func.count(),
+                        func.min(notifications.c.created_at),
+                    )
+                    .where(notifications.c.status == "pending")
+                    .group_by(notifications.c.channel)
+                )
+            ).all()
         metrics.ALERTS_OPEN.clear()
-        for rule, state, count in rows:
+        for rule, state, count in opened:
             metrics.ALERTS_OPEN.labels(rule, state).set(count)
+        metrics.NOTIFICATIONS_PENDING.clear()
+        metrics.OLDEST_PENDING.clear()
+        for channel, count, oldest in pending:
+            metrics.NOTIFICATIONS_PENDING.labels(channel).set(count)
+            if oldest is not None:
+                waited = (at - oldest).total_seconds()
+                metrics.OLDEST_PENDING.labels(channel).set(max(0.0, waited))
 
     async def deliver(self, limit: int = 200) -> int:
         """Send due notifications, grouped per receiver, unit and rule; returns how many
@@ -504,6 +530,7 @@ class Dispatcher:
         paced = paced or {}
         if not outcomes and not paced:
             return
+        self._changed = True
         async with self._engine.begin() as conn:
             for row, error in outcomes:
                 await conn.execute(

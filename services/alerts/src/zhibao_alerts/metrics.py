@@ -33,6 +33,17 @@ NOTIFICATION_LATENCY = Histogram(
     ["channel"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
+NOTIFICATIONS_PENDING = Gauge(
+    "zhibao_alerts_notifications_pending",
+    "Notifications not delivered yet: due, held for a robot's next minute, or waiting for "
+    "a retry (refreshed after a pass that changed anything, else every 30 s)",
+    ["channel"],
+)
+OLDEST_PENDING = Gauge(
+    "zhibao_alerts_notification_oldest_pending_seconds",
+    "How long the oldest notification not delivered yet has waited (no sample when none)",
+    ["channel"],
+)
 ALERTS_OPEN = Gauge(
     "zhibao_alerts_open", "Alerts firing, acknowledged or silenced", ["rule", "state"]
 )
