@@ -115,7 +115,8 @@ def test_rules_cover_what_the_issue_asks() -> None:
         "zhibao_intake_events_unavailable_total",
         "zhibao_consumer_lag",
         "zhibao_alerts_notifications_failed_total",
-        "zhibao_alerts_notification_oldest_pending_seconds",
+        "zhibao_alerts_notification_oldest_pending_timestamp_seconds",
+        "zhibao_alerts_dispatcher_last_pass_timestamp_seconds",
         "zhibao_response_outbox_pending",
     ):
         assert metric in exprs, metric

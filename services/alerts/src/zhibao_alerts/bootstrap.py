@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zhibao_alerts import care_feed
+from zhibao_alerts import care_feed, metrics
 from zhibao_alerts import task_consumer as task_feed
 from zhibao_alerts.busy import DatabaseBusy, busy_response, short_busy_timeout
 from zhibao_alerts.config_files import Watched
@@ -145,6 +145,11 @@ class Alerts:
     paging: asyncio.Task[None] | None = None
     #: Loops that run until cancelled.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # the dispatcher's heartbeat counts from the start until its first pass: one that
+        # never starts (NATS unreachable) shows as stalled, not as absent
+        metrics.LAST_PASS.set(self.clock().timestamp())
 
     def routing(self) -> Routing:
         """Current routing (on-call reloads take effect on the next use)."""

@@ -154,6 +154,7 @@ class Dispatcher:
             while not self._stopping:
                 try:
                     await self.tick()
+                    metrics.LAST_PASS.set(self._clock().timestamp())
                     if self._stopping:
                         break
                     wait = await self.seconds_until_due(interval_s)
@@ -319,10 +320,29 @@ class Dispatcher:
     async def _gauge(self) -> None:
         """Refresh the gauges of open alerts and pending notifications after a pass that
         changed anything, else at most every GAUGE_S."""
-        at = self._clock()
-        if not self._changed and self._gauged is not None and at - self._gauged < GAUGE_S:
+        at, changed = self._clock(), self._changed
+        if not changed and self._gauged is not None and at - self._gauged < GAUGE_S:
             return
-        self._gauged, self._changed = at, False
+        self._changed = False  # a change recorded while these read is refreshed next pass
+        try:
+            opened, pending = await self._gauged_figures()
+        except BaseException:
+            self._changed = self._changed or changed
+            raise
+        self._gauged = at
+        metrics.ALERTS_OPEN.clear()
+        for rule, state, count in opened:
+            metrics.ALERTS_OPEN.labels(rule, state).set(count)
+        metrics.NOTIFICATIONS_PENDING.clear()
+        metrics.OLDEST_PENDING.clear()
+        for channel, count, oldest in pending:
+            metrics.NOTIFICATIONS_PENDING.labels(channel).set(count)
+            metrics.OLDEST_PENDING.labels(channel).set(oldest.timestamp())
+
+    async def _gauged_figures(self) -> tuple[list[Any], list[Any]]:
+        """Open alerts per (rule, state); pending notifications per channel, with the time
+        the oldest was queued (rows from before that was kept: when it is due)."""
+        queued = func.coalesce(notifications.c.created_at, notifications.c.next_attempt_at)
         async with self._engine.connect() as conn:
             opened = (
                 await conn.execute(
@@ -333,25 +353,12 @@ class Dispatcher:
             ).all()
             pending = (
                 await conn.execute(
-                    select(
-                        notifications.c.channel,
-                        func.count(),
-                        func.min(notifications.c.created_at),
-                    )
+                    select(notifications.c.channel, func.count(), func.min(queued))
                     .where(notifications.c.status == "pending")
                     .group_by(notifications.c.channel)
                 )
             ).all()
-        metrics.ALERTS_OPEN.clear()
-        for rule, state, count in opened:
-            metrics.ALERTS_OPEN.labels(rule, state).set(count)
-        metrics.NOTIFICATIONS_PENDING.clear()
-        metrics.OLDEST_PENDING.clear()
-        for channel, count, oldest in pending:
-            metrics.NOTIFICATIONS_PENDING.labels(channel).set(count)
-            if oldest is not None:
-                waited = (at - oldest).total_seconds()
-                metrics.OLDEST_PENDING.labels(channel).set(max(0.0, waited))
+        return list(opened), list(pending)
 
     async def deliver(self, limit: int = 200) -> int:
         """Send due notifications, grouped per receiver, unit and rule; returns how many
@@ -530,7 +537,6 @@ class Dispatcher:
         paced = paced or {}
         if not outcomes and not paced:
             return
-        self._changed = True
         async with self._engine.begin() as conn:
             for row, error in outcomes:
                 await conn.execute(
@@ -544,6 +550,7 @@ class Dispatcher:
                     .where(notifications.c.id == row_id)
                     .values(next_attempt_at=when)
                 )
+        self._changed = True  # committed: the next refresh of the gauges sees it
 
     def _outcome(self, row: Any, error: str | None, now: datetime) -> dict[str, Any]:
         """The notification's new columns after one attempt (and its metrics)."""

@@ -33,16 +33,25 @@ NOTIFICATION_LATENCY = Histogram(
     ["channel"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
+# The gauges read from the database show the same figures on every instance: take the
+# max across instances, not the sum.
 NOTIFICATIONS_PENDING = Gauge(
     "zhibao_alerts_notifications_pending",
     "Notifications not delivered yet: due, held for a robot's next minute, or waiting for "
-    "a retry (refreshed after a pass that changed anything, else every 30 s)",
+    "a retry (no sample for a channel with none; refreshed after a pass that changed "
+    "anything, else every 30 s; the same on every instance)",
     ["channel"],
 )
 OLDEST_PENDING = Gauge(
-    "zhibao_alerts_notification_oldest_pending_seconds",
-    "How long the oldest notification not delivered yet has waited (no sample when none)",
+    "zhibao_alerts_notification_oldest_pending_timestamp_seconds",
+    "When the oldest notification not delivered yet was queued, Unix time (no sample for "
+    "a channel with none; a value that stops being refreshed keeps ageing)",
     ["channel"],
+)
+LAST_PASS = Gauge(
+    "zhibao_alerts_dispatcher_last_pass_timestamp_seconds",
+    "When this instance's dispatcher last completed a pass, Unix time (the service's start "
+    "until its first pass)",
 )
 ALERTS_OPEN = Gauge(
     "zhibao_alerts_open", "Alerts firing, acknowledged or silenced", ["rule", "state"]
