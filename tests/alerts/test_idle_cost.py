@@ -9,11 +9,12 @@ and the watchdog looked up the silences once per firing alert.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.alerts.conftest import Clock, confirmed, fever
+from tests.alerts.conftest import Clock, confirmed, fever, published
 from tests.alerts.db_work import Work, measure
 from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
 from tests.support.webhook import Receiver
@@ -39,6 +40,11 @@ async def _idle_work(tmp_path: Path, clusters: int, webhook: Receiver) -> Work:
         fevers = [fever(building=str(b)) for b in range(clusters) for _ in range(3)]
         for start in range(0, len(fevers), 300):
             await world.send(*fevers[start : start + 300])
+        # data from days back: the community is asked for the last day due, and misses it
+        days_back = clock.now - timedelta(days=3)
+        await world.send(
+            published("screening", {"temperature_c": 36.5, "site": "gate"}, when=days_back)
+        )
         routing = Routing(OnCall(), load_registry(), "http://aggregator")
         dog = Watchdog(engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock)
         await dog.tick()

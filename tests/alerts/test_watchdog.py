@@ -78,6 +78,25 @@ async def test_an_active_community_without_its_daily_report_is_flagged_until_it_
     assert await open_rules(engine) == [("missing_daily_report", COMMUNITY, "resolved")]
 
 
+async def test_a_community_is_not_asked_for_a_day_before_its_first_data(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """A new deployment: communities start sending at 10:00, after the previous day's
+    deadline (09:00). Nobody is paged for that day; the first day they sent on is asked."""
+    day = (clock.now.astimezone(SHANGHAI) - timedelta(days=2)).date()
+    clock.now = datetime(day.year, day.month, day.day, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    world = World(engine, clock, webhook)
+    dog = watchdog(engine, clock)
+    screening = {"temperature_c": 36.5, "site": "gate"}
+    await world.send(published("screening", screening, when=clock.now - timedelta(minutes=5)))
+    await dog.tick()
+    assert await open_rules(engine) == [], "paged for the day before it sent anything"
+
+    clock.advance(days=1)  # 10:00 the next day: the first day's deadline has passed
+    await dog.tick()
+    assert await open_rules(engine) == [("missing_daily_report", COMMUNITY, "firing")]
+
+
 async def test_a_missed_isolation_check_alerts_and_clears_when_checked(
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:

@@ -144,6 +144,12 @@ class Watchdog:
     async def _missing_reports(
         self, conn: AsyncConnection, rules: Rules, routing: Routing, now: datetime
     ) -> list[Trigger]:
+        """Active communities that have not closed the last day whose deadline passed.
+
+        A community is asked only for days from its first day of data on: on a new
+        deployment (or a community's first day on it) nobody is paged for the day before,
+        which nobody reported through Zhibao.
+        """
         day = now.astimezone(self._zone).date()  # a deadline may fall on the day itself
         while report_due_at(day, self._timezone, self._report_deadline) > now:
             day -= timedelta(days=1)
@@ -156,6 +162,8 @@ class Watchdog:
             ).scalars()
         )
         communities = {u.code for u in routing.registry.at_level(Level.COMMUNITY)}
+        missing = set(active) & communities - reported
+        began = await store.first_days(conn, missing)
         return [
             Trigger(
                 rule="missing_daily_report",
@@ -166,7 +174,8 @@ class Watchdog:
                 summary_en=f"Community {code} has not closed {day} (daily report overdue)",
                 day=day,
             )
-            for code in sorted(set(active) & communities - reported)
+            for code in sorted(missing)
+            if began.get(code, day) <= day  # unknown (data from before it was kept): asked
         ]
 
     async def _silent_communities(
