@@ -71,6 +71,8 @@ async def test_overdue_tasks_per_unit_at_codes_ending_in_nine(engine: AsyncEngin
     async with engine.connect() as conn:
         listed = {unit: await overdue_tasks(conn, unit, bounds) for unit in EXPECTED}
     assert {unit: len(tasks) for unit, tasks in listed.items()} == EXPECTED
+    for unit, tasks in listed.items():
+        assert all(task.community.startswith(unit) for task in tasks), unit
 
 
 async def test_the_overdue_list_is_searched_in_the_unit_index(

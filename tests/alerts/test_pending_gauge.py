@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from contextlib import suppress
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -99,6 +101,43 @@ async def test_the_dispatcher_s_heartbeat_is_each_pass_it_completes(
             await until(lambda: _last_pass() == clock.now.timestamp())
     finally:
         world.dispatcher.stop()
+        with suppress(asyncio.CancelledError):
+            await running
+
+
+async def test_a_failing_pass_does_not_beat_and_a_failing_refresh_does_not_fail_the_pass(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World(engine, clock, webhook)
+    dispatcher = world.dispatcher
+    webhook.status = 500
+    await world.send(confirmed())
+    await dispatcher.tick()
+    assert _pending("webhook") == 1
+    refresh = dispatcher._gauged_figures
+
+    async def unavailable() -> Any:
+        raise OSError("database unavailable")
+
+    monkeypatch.setattr(dispatcher, "_gauged_figures", unavailable)
+    await world.send(confirmed(pid="c" * 32))
+    await dispatcher.tick()  # delivered (refused), then the gauges could not be read
+    assert _pending("webhook") == 1
+    monkeypatch.setattr(dispatcher, "_gauged_figures", refresh)
+    clock.advance(seconds=1)  # a pass that changes nothing, within 30 s: as the last failed
+    await dispatcher.tick()
+    assert _pending("webhook") == 2
+
+    monkeypatch.setattr(dispatcher, "deliver", unavailable)
+    beat = _last_pass()
+    running = asyncio.create_task(dispatcher.run(interval_s=0.05))
+    try:
+        for _ in range(3):
+            clock.advance(seconds=7)
+            await asyncio.sleep(0.3)  # several passes' pauses: each pass fails
+        assert _last_pass() == beat, "a failing pass counted as a pass"
+    finally:
+        dispatcher.stop()
         with suppress(asyncio.CancelledError):
             await running
 

@@ -146,6 +146,7 @@ def test_a_confirmed_case_pages_once_and_can_be_acknowledged(
     exposed = httpx.get(f"{alerts_url}/metrics").text
     assert 'zhibao_alerts_time_to_acknowledge_seconds_count{severity="critical"}' in exposed
     assert 'zhibao_alerts_notification_latency_seconds_count{channel="webhook"}' in exposed
+    assert "\nzhibao_alerts_dispatcher_last_pass_timestamp_seconds " in exposed
     again = httpx.post(
         f"{alerts_url}/v1/alerts/{alert_id}/ack", headers={"authorization": f"Bearer {street}"}
     )

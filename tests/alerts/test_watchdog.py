@@ -8,14 +8,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import COMMUNITY, Clock, published
 from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
 from tests.support.webhook import Receiver
 from zhibao_alerts.raising import Routing
-from zhibao_alerts.tables import alerts, silences
+from zhibao_alerts.tables import alerts, silences, unit_first_days
 from zhibao_alerts.watchdog import Watchdog
 from zhibao_shared.hierarchy import load_registry
 
@@ -94,6 +94,21 @@ async def test_a_community_is_not_asked_for_a_day_before_its_first_data(
 
     clock.advance(days=1)  # 10:00 the next day: the first day's deadline has passed
     await dog.tick()
+    assert await open_rules(engine) == [("missing_daily_report", COMMUNITY, "firing")]
+
+
+async def test_a_community_whose_first_day_is_unknown_is_asked(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """Data from before first days were kept: asked as before, not let off."""
+    day = (clock.now.astimezone(SHANGHAI) - timedelta(days=2)).date()
+    clock.now = datetime(day.year, day.month, day.day, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    world = World(engine, clock, webhook)
+    screening = {"temperature_c": 36.5, "site": "gate"}
+    await world.send(published("screening", screening, when=clock.now - timedelta(minutes=5)))
+    async with engine.begin() as conn:
+        await conn.execute(delete(unit_first_days))
+    await watchdog(engine, clock).tick()
     assert await open_rules(engine) == [("missing_daily_report", COMMUNITY, "firing")]
 
 

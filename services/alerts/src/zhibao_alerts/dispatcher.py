@@ -326,6 +326,10 @@ class Dispatcher:
         self._changed = False  # a change recorded while these read is refreshed next pass
         try:
             opened, pending = await self._gauged_figures()
+        except Exception as exc:  # the pass itself went through: tried again next pass
+            self._changed = True
+            log.warning("dispatcher_gauges_failed", error=mask_text(repr(exc)))
+            return
         except BaseException:
             self._changed = self._changed or changed
             raise

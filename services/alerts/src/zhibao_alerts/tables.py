@@ -187,7 +187,8 @@ silences = Table(
 )
 
 #: The first local day each unit (community, street, district, city) sent anything:
-#: EARS treats the days before it as missing, not as zero.
+#: EARS treats the days before it as missing, not as zero, and the watchdog asks a
+#: community for no daily report of a day before it.
 unit_first_days = Table(
     "unit_first_days",
     metadata,
