@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from tests.support.webhook import Receiver
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import alerts, silences, unit_first_days
 from zhibao_alerts.watchdog import Watchdog
+from zhibao_shared.events import PublishedEvent
 from zhibao_shared.hierarchy import load_registry
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -25,6 +26,20 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def watchdog(engine: AsyncEngine, clock: Clock) -> Watchdog:
     routing = Routing(oncall(Receiver("http://127.0.0.1:9")), load_registry(), "http://aggregator")
     return Watchdog(engine, lambda: NO_ABERRATION, lambda: routing, "Asia/Shanghai", clock)
+
+
+def ten_local(clock: Clock, days_ago: int) -> date:
+    """Set the clock to 10:00 in Shanghai ``days_ago`` days back (the day before's report
+    was due at 09:00); returns that day."""
+    day = (clock.now.astimezone(SHANGHAI) - timedelta(days=days_ago)).date()
+    clock.now = datetime(day.year, day.month, day.day, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    return day
+
+
+def sent_just_now(clock: Clock) -> PublishedEvent:
+    """A screening from five minutes ago."""
+    screening = {"temperature_c": 36.5, "site": "gate"}
+    return published("screening", screening, when=clock.now - timedelta(minutes=5))
 
 
 async def open_rules(engine: AsyncEngine) -> list[tuple[str, str, str]]:
@@ -53,8 +68,7 @@ async def test_an_active_community_without_its_daily_report_is_flagged_until_it_
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:
     # 10:00 in Shanghai (on a day already past): the previous day's report was due at 09:00.
-    day = (clock.now.astimezone(SHANGHAI) - timedelta(days=1)).date()
-    clock.now = datetime(day.year, day.month, day.day, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    day = ten_local(clock, days_ago=1)
     world = World(engine, clock, webhook)
     dog = watchdog(engine, clock)
     yesterday = str(day - timedelta(days=1))
@@ -83,12 +97,10 @@ async def test_a_community_is_not_asked_for_a_day_before_its_first_data(
 ) -> None:
     """A new deployment: communities start sending at 10:00, after the previous day's
     deadline (09:00). Nobody is paged for that day; the first day they sent on is asked."""
-    day = (clock.now.astimezone(SHANGHAI) - timedelta(days=2)).date()
-    clock.now = datetime(day.year, day.month, day.day, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    ten_local(clock, days_ago=2)
     world = World(engine, clock, webhook)
     dog = watchdog(engine, clock)
-    screening = {"temperature_c": 36.5, "site": "gate"}
-    await world.send(published("screening", screening, when=clock.now - timedelta(minutes=5)))
+    await world.send(sent_just_now(clock))
     await dog.tick()
     assert await open_rules(engine) == [], "paged for the day before it sent anything"
 
@@ -101,11 +113,9 @@ async def test_a_community_whose_first_day_is_unknown_is_asked(
     engine: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:
     """Data from before first days were kept: asked as before, not let off."""
-    day = (clock.now.astimezone(SHANGHAI) - timedelta(days=2)).date()
-    clock.now = datetime(day.year, day.month, day.day, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    ten_local(clock, days_ago=2)
     world = World(engine, clock, webhook)
-    screening = {"temperature_c": 36.5, "site": "gate"}
-    await world.send(published("screening", screening, when=clock.now - timedelta(minutes=5)))
+    await world.send(sent_just_now(clock))
     async with engine.begin() as conn:
         await conn.execute(delete(unit_first_days))
     await watchdog(engine, clock).tick()
