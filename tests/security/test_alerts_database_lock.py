@@ -45,7 +45,8 @@ def test_writes_under_a_held_sqlite_lock_answer_503_then_succeed(
 ) -> None:
     with running_alerts(tmp_path, nats_server) as alerts:
         token_id, secret = alerts.token(STREET, name="street duty")
-        publish(alerts.nats_url, [confirmed(community=FIRST), confirmed(community=SECOND)])
+        second = confirmed(community=SECOND, pid="c" * 32)  # a case alert is one per person
+        publish(alerts.nats_url, [confirmed(community=FIRST), second])
         wait_for(lambda: len(_alert_ids(alerts, secret)) == 2)
         ids = _alert_ids(alerts, secret)
         body = {
