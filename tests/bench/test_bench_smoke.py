@@ -123,6 +123,7 @@ def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path
     # mixed load: every POST accepted, every rollup seen, every confirmed case paged
     mixed = results["mixed"]
     assert mixed["mixed_post_statuses"] == {202: 600}
+    assert mixed["mixed_history_events"] == sizes.million, "the load met a filled stream"
     assert mixed["mixed_rollup_never_seen"] == 0
     assert mixed["mixed_alerts_delivered"] == mixed["mixed_cases"] == 3
     assert mixed["mixed_publish_interval_s"] == "default"

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import nats
 
-from zhibao_bench.workload import Workload, build_workload
+from zhibao_bench.workload import Truth, Workload, build_workload
 from zhibao_shared.events import bundle_payload, event_identity
 from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
 
@@ -67,3 +68,13 @@ async def publish_direct(url: str, events: list[dict[str, Any]], per_message: in
         await asyncio.gather(*pending)
     finally:
         await client.close()
+
+
+def publish_history(url: str, count: int, days: float, per_message: int) -> Truth:
+    """Publish ``count`` events spread over the last ``days`` days (:func:`chunks`) in
+    bundles of ``per_message``; their truth."""
+    truth: Truth = Counter()
+    for workload in chunks(max(0, count), days):
+        asyncio.run(publish_direct(url, workload.events, per_message))
+        truth.update(workload.truth)
+    return truth

@@ -89,7 +89,14 @@ class BenchConfig:
         )
         return cls(
             sizes=sizes,
-            mixed=MixedConfig(rate=100, seconds=6, connections=4, reads_per_s=5),
+            mixed=MixedConfig(
+                rate=100,
+                seconds=6,
+                connections=4,
+                reads_per_s=5,
+                history_events=sizes.million,
+                history_days=sizes.history_days,
+            ),
             tasks=200,
             idle_alerts=40,
             idle_seconds=2.0,

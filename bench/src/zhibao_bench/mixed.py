@@ -1,5 +1,10 @@
 """(4) Latency under mixed load, observed from outside the services.
 
+The stack first takes a history (a million events over 400 days in every community,
+published straight to the stream as the batched phase's fill), and the load begins
+once every service has caught up with it and the alerts it raised have been paged:
+the load meets the tables of a system in use, not empty ones.
+
 Single events are offered at a fixed rate (open loop: latency counts from when
 each POST was due, so a client falling behind is not hidden) while rollups
 are read over HTTP at district and city level and one live dashboard stream
@@ -11,8 +16,9 @@ running here.
 * POST → rollup: the aggregator publishes changed rollups on
   ``zhibao.rollups.community.<code>``; a subscriber here timestamps each one.
   The k-th event POSTed for a community is visible once that community's
-  ``events`` figure for the day reaches k (rank matching: the figure counts
-  events, not identities; with ~50 communities reordering within one is rare).
+  ``events`` figure for the day reaches k more than the history held (rank
+  matching: the figure counts events, not identities; with ~50 communities
+  reordering within one is rare).
 * POST → webhook: the arrival of the ``immediate_confirmed`` notification for
   the case's community.
 
@@ -45,9 +51,11 @@ from zoneinfo import ZoneInfo
 import nats
 
 from zhibao_bench import exactness
-from zhibao_bench.harness import CITY, DISTRICT, RssSampler, running_stack
-from zhibao_bench.loadclient import encode_get, encode_post, percentile, run_in_process
-from zhibao_bench.workload import build_workload, resident_id, span, truth_of
+from zhibao_bench.fill import publish_history
+from zhibao_bench.harness import CITY, DISTRICT, RssSampler, Running, running_stack
+from zhibao_bench.idle import wait_paging_stopped
+from zhibao_bench.loadclient import LoadResult, encode_get, encode_post, percentile, run_in_process
+from zhibao_bench.workload import Truth, build_workload, resident_id, span, truth_of
 from zhibao_shared.events import CONTENT_TYPE_SINGLE
 from zhibao_shared.hierarchy import Level, load_registry
 
@@ -70,6 +78,12 @@ class MixedConfig:
     case_every_s: float = 2.0
     #: The aggregator's rollup publish interval; None leaves its default, as ``zhibao up``.
     publish_interval_s: float | None = None
+    #: Events on the stream before the load begins, spread over ``history_days`` and every
+    #: community (as the batched phase's fill), so the load meets the tables of a system in use.
+    history_events: int = 1_000_000
+    history_days: float = 400
+    #: Events per bundle of the history (as intake publishes a 100-event POST).
+    history_per_message: int = 100
 
 
 @dataclass
@@ -216,9 +230,14 @@ def _rollup_latencies(
     events: list[dict[str, Any]],
     due: list[float],
     seen: dict[tuple[str, str], list[tuple[float, int]]],
+    before: dict[tuple[str, str], int],
 ) -> tuple[list[float], int]:
-    """Milliseconds from each event's due POST to the rollup showing it; and how many never."""
+    """Milliseconds from each event's due POST to the rollup showing it; and how many never.
+
+    ``before``: each (community, day)'s events on the stream before the load (the history).
+    """
     ranks: dict[tuple[str, str], int] = defaultdict(int)
+    ranks.update(before)
     latencies: list[float] = []
     invisible = 0
     for event, sent in zip(events, due, strict=True):
@@ -233,8 +252,9 @@ def _rollup_latencies(
     return latencies, invisible
 
 
-def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
-    """(4) run the mixed load against every service; return its figures."""
+def _events(mixed: MixedConfig, tag: str) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """The events offered, with a confirmed case every ``case_every_s`` in a community of
+    its own; and the cases' positions and communities."""
     total = int(mixed.rate * mixed.seconds)
     workload = build_workload(total, seed=17, tag=tag)
     events = [e for e in workload.events if e["type"] != "zhibao.case.v1"]  # alerts: ours only
@@ -242,60 +262,98 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
     n_cases = min(len(communities), max(1, int(mixed.seconds / mixed.case_every_s)))
     cases = _cases(communities, n_cases, tag)
     step = max(1, len(events) // n_cases)
-    case_at: dict[int, str] = {}
     for j, case in enumerate(cases):  # spread the cases evenly through the run
-        position = min(len(events), j * step + step // 2)
-        events.insert(position, case)
+        events.insert(min(len(events), j * step + step // 2), case)
     events = events[:total]
-    for index, event in enumerate(events):
-        if event["type"] == "zhibao.case.v1" and event["data"]["classification"] == "confirmed":
-            case_at[index] = event["subject"]
+    case_at = {
+        index: event["subject"]
+        for index, event in enumerate(events)
+        if event["type"] == "zhibao.case.v1" and event["data"]["classification"] == "confirmed"
+    }
+    return events, case_at
+
+
+def _history(run: Running, mixed: MixedConfig) -> tuple[Truth, float]:
+    """Publish the history straight to the stream and wait until every service has taken
+    it and the alerts it raised have been paged; its truth and the seconds that took."""
+    started = time.perf_counter()
+    history = publish_history(
+        run.stack.bus_url, mixed.history_events, mixed.history_days, mixed.history_per_message
+    )
+    if history:
+        first, last = span(history)
+        run.wait_visible(mixed.history_events, first, last, timeout_s=3600)
+    run.wait_settled(timeout_s=3600)
+    wait_paging_stopped(run, quiet_s=3.0, timeout_s=120)
+    return history, time.perf_counter() - started
+
+
+def _offer(
+    run: Running, mixed: MixedConfig, events: list[dict[str, Any]]
+) -> tuple[LoadResult, LoadResult]:
+    """POST ``events`` at the offered rate while reading rollups at ``reads_per_s``."""
+    intake, aggregator = run.url("intake"), run.url("aggregator")
+    posts = [
+        encode_post(
+            intake, "/v1/events", json.dumps(e).encode(), run.report_token, CONTENT_TYPE_SINGLE
+        )
+        for e in events
+    ]
+    paths = [f"/v1/units/{DISTRICT}/rollup", f"/v1/units/{CITY}/rollup"]
+    n_reads = max(1, int(mixed.reads_per_s * mixed.seconds))
+    reads = [encode_get(aggregator, paths[i % 2], run.read_token) for i in range(n_reads)]
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(
+            run_in_process, aggregator, reads, connections=2, rate=mixed.reads_per_s
+        )
+        load = run_in_process(intake, posts, connections=mixed.connections, rate=mixed.rate)
+        return load, reading.result()
+
+
+def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
+    """(4) run the mixed load against every service, on a stream holding the history;
+    return its figures."""
+    events, case_at = _events(mixed, tag)
     with webhook_receiver() as receiver, _oncall(receiver.url) as oncall:
         env = {"ZHIBAO_ALERTS_ONCALL_PATH": str(oncall)}
         if mixed.publish_interval_s is not None:
             env["ZHIBAO_AGGREGATOR_PUBLISH_INTERVAL_S"] = str(mixed.publish_interval_s)
-        with (
-            running_stack(extra_env=env) as run,
-            RssSampler(run.pids()) as rss,
-            _RollupWatcher(run.stack.bus_url) as watcher,
-            _LiveStream(run.url("aggregator"), run.read_token) as live,
-        ):
-            intake, aggregator = run.url("intake"), run.url("aggregator")
-            posts = [
-                encode_post(
-                    intake,
-                    "/v1/events",
-                    json.dumps(e).encode(),
-                    run.report_token,
-                    CONTENT_TYPE_SINGLE,
+        with running_stack(extra_env=env) as run:
+            history, history_s = _history(run, mixed)
+            shown_before = run.counted("events")
+            with (
+                RssSampler(run.pids()) as rss,
+                _RollupWatcher(run.stack.bus_url) as watcher,
+                _LiveStream(run.url("aggregator"), run.read_token) as live,
+            ):
+                load, read_load = _offer(run, mixed, events)
+                backlog = max(0, shown_before + len(events) - run.counted("events"))
+                drained = run.wait_counted(shown_before + len(events), timeout_s=600)
+                drain_s = max(0.0, drained - load.finished)
+                _wait_for(lambda: _delivered(receiver, case_at) >= len(case_at), timeout_s=180)
+                truth = truth_of(events, datetime.now(UTC))
+                first, last = span(truth)
+                exact = exactness.check(
+                    run.url("aggregator"),
+                    run.read_token,
+                    exactness.merged([history, truth]),
+                    first,
+                    last,
                 )
-                for e in events
-            ]
-            paths = [f"/v1/units/{DISTRICT}/rollup", f"/v1/units/{CITY}/rollup"]
-            n_reads = max(1, int(mixed.reads_per_s * mixed.seconds))
-            reads = [encode_get(aggregator, paths[i % 2], run.read_token) for i in range(n_reads)]
-            with ThreadPoolExecutor(1) as pool:
-                reading = pool.submit(
-                    run_in_process, aggregator, reads, connections=2, rate=mixed.reads_per_s
-                )
-                load = run_in_process(intake, posts, connections=mixed.connections, rate=mixed.rate)
-                load_end = time.perf_counter()
-                backlog = max(0, len(events) - run.counted("events"))
-                read_load = reading.result()
-            drained = run.wait_counted(len(events), timeout_s=600)
-            drain_s = max(0.0, drained - load_end)
-            _wait_for(lambda: _delivered(receiver, case_at) >= len(case_at), timeout_s=180)
-            truth = truth_of(events, datetime.now(UTC))
-            first, last = span(truth)
-            exact = exactness.check(aggregator, run.read_token, truth, first, last)
-            time.sleep((mixed.publish_interval_s or 0.5) * 3 + 0.5)  # the last rollups published
-    rollup_ms, invisible = _rollup_latencies(events, load.send_times, watcher.seen)
+                time.sleep(
+                    (mixed.publish_interval_s or 0.5) * 3 + 0.5
+                )  # the last rollups published
+    before = {(c, d.isoformat()): n for (c, d, m), n in history.items() if m == "events"}
+    rollup_ms, invisible = _rollup_latencies(events, load.send_times, watcher.seen, before)
     alert_ms = _alert_latencies(case_at, load.send_times, receiver)
     accepted = load.statuses.get(202, 0)
     return {
         "mixed_offered_per_s": mixed.rate,
         "mixed_achieved_per_s": round(accepted / (load.finished - load.started)),
         "mixed_seconds": mixed.seconds,
+        "mixed_history_events": sum(before.values()),
+        "mixed_history_days": mixed.history_days,
+        "mixed_history_fill_s": round(history_s, 1),
         "mixed_post_statuses": load.statuses,
         "mixed_post_p50_ms": round(percentile(load.latencies_ms, 50), 2),
         "mixed_post_p99_ms": round(percentile(load.latencies_ms, 99), 2),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zhibao_bench import exactness
-from zhibao_bench.fill import chunks, publish_direct
+from zhibao_bench.fill import publish_history
 from zhibao_bench.harness import RssSampler, Running, running_stack
 from zhibao_bench.loadclient import LoadResult, encode_post, percentile, run_in_process
 from zhibao_bench.reads import measure_reads
@@ -140,11 +140,8 @@ def phase_batched(sizes: Sizes) -> dict[str, Any]:
 
 def fill(run: Running, sizes: Sizes) -> Truth:
     """(5) publish what takes the stream up to ``million`` events; their truth."""
-    truth = exactness.merged([])
-    for workload in chunks(max(0, sizes.million - sizes.events), sizes.history_days):
-        asyncio.run(publish_direct(run.stack.bus_url, workload.events, sizes.batch_size))
-        truth.update(workload.truth)
-    return truth
+    count = sizes.million - sizes.events
+    return publish_history(run.stack.bus_url, count, sizes.history_days, sizes.batch_size)
 
 
 def phase_rebuild(run: Running, events: int) -> dict[str, Any]:
