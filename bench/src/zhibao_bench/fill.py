@@ -1,10 +1,13 @@
-"""Filling the events stream to a million events, straight into JetStream as the operator.
+"""A history on the events stream, published straight into JetStream as the operator:
+the batched phase's fill up to a million events, the mixed phase's history before its load.
 
 Quicker than POSTing them, and not held to intake's 400-day horizon (checked
 when an event arrives; the consumers take what is on the stream, as a
-rebuild replays it). Events go as intake publishes batches: bundles of one
-district's events, attributed and with the person pseudonymised. The same
-events (same seeds) fill the plain baseline's table.
+rebuild replays it). Events go in bundles as intake publishes a batch,
+attributed and with the person pseudonymised; every bundle goes on one
+district's bundle subject (the services consume the whole stream, so the
+subject does not change what they count). The same events (same seeds) fill
+the plain baseline's table.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ running here.
   ``zhibao.rollups.community.<code>``; a subscriber here timestamps each one.
   The k-th event POSTed for a community is visible once that community's
   ``events`` figure for the day reaches k more than the history held (rank
-  matching: the figure counts events, not identities; with ~50 communities
-  reordering within one is rare).
+  matching: the figure counts events, not identities; spread over 323
+  communities, reordering within one is rare).
 * POST → webhook: the arrival of the ``immediate_confirmed`` notification for
   the case's community.
 
@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ import nats
 from zhibao_bench import exactness
 from zhibao_bench.fill import publish_history
 from zhibao_bench.harness import CITY, DISTRICT, RssSampler, Running, running_stack
-from zhibao_bench.idle import wait_paging_stopped
+from zhibao_bench.idle import pending_notifications, wait_paging_stopped
 from zhibao_bench.loadclient import LoadResult, encode_get, encode_post, percentile, run_in_process
 from zhibao_bench.workload import Truth, build_workload, resident_id, span, truth_of
 from zhibao_shared.events import CONTENT_TYPE_SINGLE
@@ -273,25 +273,62 @@ def _events(mixed: MixedConfig, tag: str) -> tuple[list[dict[str, Any]], dict[in
     return events, case_at
 
 
-def _history(run: Running, mixed: MixedConfig) -> tuple[Truth, float]:
+@dataclass(frozen=True)
+class _History:
+    """The history on the stream before the load, as the stack took it."""
+
+    truth: Truth
+    #: events the city's rollups showed over the history's days once it was taken
+    shown: int
+    #: from the first publish to every service caught up and the paging paused
+    settle_s: float
+    #: of which waiting for the paging of the alerts it raised (at most 120 s)
+    paging_wait_s: float
+    #: notifications still pending when the load began
+    pending: int
+
+
+def _history(run: Running, mixed: MixedConfig) -> _History:
     """Publish the history straight to the stream and wait until every service has taken
-    it and the alerts it raised have been paged; its truth and the seconds that took."""
+    it and the alerts it raised have been paged."""
     started = time.perf_counter()
-    history = publish_history(
+    truth = publish_history(
         run.stack.bus_url, mixed.history_events, mixed.history_days, mixed.history_per_message
     )
-    if history:
-        first, last = span(history)
+    shown = 0
+    if truth:
+        first, last = span(truth)
         run.wait_visible(mixed.history_events, first, last, timeout_s=3600)
+        shown = run.total("events", CITY, first, last + timedelta(days=1))
     run.wait_settled(timeout_s=3600)
-    wait_paging_stopped(run, quiet_s=3.0, timeout_s=120)
-    return history, time.perf_counter() - started
+    paging_s = wait_paging_stopped(run, quiet_s=3.0, timeout_s=120)
+    settle_s = time.perf_counter() - started
+    return _History(truth, shown, settle_s, paging_s, pending_notifications(run))
+
+
+def history_counts(truth: Truth) -> dict[tuple[str, str], int]:
+    """Each (community, local day in ISO form, as published rollups name it)'s events."""
+    return {(c, day.isoformat()): n for (c, day, metric), n in truth.items() if metric == "events"}
+
+
+def _window() -> tuple[date, date]:
+    """The load's days and the two before, fixed once: a count over a window that moved
+    at midnight (UTC) would lose a day of the history."""
+    today = datetime.now(UTC).date()
+    return today - timedelta(days=2), today
+
+
+def _shown(run: Running, window: tuple[date, date]) -> int:
+    """The city's events over ``window`` (a day more: its local day may be ahead of UTC's,
+    as :meth:`Running.wait_visible` counts)."""
+    return run.total("events", CITY, window[0], window[1] + timedelta(days=1))
 
 
 def _offer(
-    run: Running, mixed: MixedConfig, events: list[dict[str, Any]]
-) -> tuple[LoadResult, LoadResult]:
-    """POST ``events`` at the offered rate while reading rollups at ``reads_per_s``."""
+    run: Running, mixed: MixedConfig, events: list[dict[str, Any]], window: tuple[date, date]
+) -> tuple[LoadResult, LoadResult, int]:
+    """POST ``events`` at the offered rate while reading rollups at ``reads_per_s``; the
+    loads, and the events shown over ``window`` when the last POST was answered."""
     intake, aggregator = run.url("intake"), run.url("aggregator")
     posts = [
         encode_post(
@@ -307,7 +344,8 @@ def _offer(
             run_in_process, aggregator, reads, connections=2, rate=mixed.reads_per_s
         )
         load = run_in_process(intake, posts, connections=mixed.connections, rate=mixed.rate)
-        return load, reading.result()
+        shown = _shown(run, window)
+        return load, reading.result(), shown
 
 
 def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
@@ -319,31 +357,27 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
         if mixed.publish_interval_s is not None:
             env["ZHIBAO_AGGREGATOR_PUBLISH_INTERVAL_S"] = str(mixed.publish_interval_s)
         with running_stack(extra_env=env) as run:
-            history, history_s = _history(run, mixed)
-            shown_before = run.counted("events")
+            history = _history(run, mixed)
+            window = _window()
+            expected = _shown(run, window) + len(events)
             with (
                 RssSampler(run.pids()) as rss,
                 _RollupWatcher(run.stack.bus_url) as watcher,
                 _LiveStream(run.url("aggregator"), run.read_token) as live,
             ):
-                load, read_load = _offer(run, mixed, events)
-                backlog = max(0, shown_before + len(events) - run.counted("events"))
-                drained = run.wait_counted(shown_before + len(events), timeout_s=600)
-                drain_s = max(0.0, drained - load.finished)
+                load, read_load, shown_at_end = _offer(run, mixed, events, window)
+                drained = run.wait_visible(expected, *window, timeout_s=600)
                 _wait_for(lambda: _delivered(receiver, case_at) >= len(case_at), timeout_s=180)
                 truth = truth_of(events, datetime.now(UTC))
-                first, last = span(truth)
                 exact = exactness.check(
                     run.url("aggregator"),
                     run.read_token,
-                    exactness.merged([history, truth]),
-                    first,
-                    last,
+                    exactness.merged([history.truth, truth]),
+                    *span(truth),
                 )
-                time.sleep(
-                    (mixed.publish_interval_s or 0.5) * 3 + 0.5
-                )  # the last rollups published
-    before = {(c, d.isoformat()): n for (c, d, m), n in history.items() if m == "events"}
+                # the last rollups published
+                time.sleep((mixed.publish_interval_s or 0.5) * 3 + 0.5)
+    before = history_counts(history.truth)
     rollup_ms, invisible = _rollup_latencies(events, load.send_times, watcher.seen, before)
     alert_ms = _alert_latencies(case_at, load.send_times, receiver)
     accepted = load.statuses.get(202, 0)
@@ -351,9 +385,11 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
         "mixed_offered_per_s": mixed.rate,
         "mixed_achieved_per_s": round(accepted / (load.finished - load.started)),
         "mixed_seconds": mixed.seconds,
-        "mixed_history_events": sum(before.values()),
+        "mixed_history_events": history.shown,
         "mixed_history_days": mixed.history_days,
-        "mixed_history_fill_s": round(history_s, 1),
+        "mixed_history_settle_s": round(history.settle_s, 1),
+        "mixed_history_paging_wait_s": round(history.paging_wait_s, 1),
+        "mixed_history_pending_notifications": history.pending,
         "mixed_post_statuses": load.statuses,
         "mixed_post_p50_ms": round(percentile(load.latencies_ms, 50), 2),
         "mixed_post_p99_ms": round(percentile(load.latencies_ms, 99), 2),
@@ -362,8 +398,8 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
         # more than a second late (latencies count from when each was due).
         "mixed_client_late_over_1s": load.late_over_1s,
         "mixed_client_cpu_share": round(load.cpu_share, 3),
-        "mixed_backlog_at_end": backlog,
-        "mixed_drain_s": round(drain_s, 2),
+        "mixed_backlog_at_end": max(0, expected - shown_at_end),
+        "mixed_drain_s": round(max(0.0, drained - load.finished), 2),
         "p50_rollup_ms": round(percentile(rollup_ms, 50), 1),
         "p95_rollup_ms": round(percentile(rollup_ms, 95), 1),
         "p99_rollup_ms": round(percentile(rollup_ms, 99), 1),
