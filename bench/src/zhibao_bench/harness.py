@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -98,33 +98,27 @@ class Running:
         """Process ids of the services."""
         return {name: pid for name in self.stack.services if (pid := self.stack.pid(name))}
 
-    def counted(self, metric: str = "events", unit: str = CITY) -> int:
-        """The unit's total of a metric over the last three days (what the rollups show)."""
-        today = datetime.now(UTC).date()
-        return self.total(metric, unit, today - timedelta(days=2), today + timedelta(days=1))
-
     def total(self, metric: str, unit: str, first: date, last: date) -> int:
         """The sum of a unit's daily figures from ``first`` to ``last`` (the read API)."""
         points = series(self.http, self.url("aggregator"), unit, metric, first, last)
         return sum(points.values())
 
-    def wait_counted(self, expected: int, timeout_s: float, metric: str = "events") -> float:
-        """Block until the rollup shows ``expected``; return the time.perf_counter() then."""
-        today = datetime.now(UTC).date()
-        return self.wait_visible(expected, today - timedelta(days=2), today, timeout_s, metric)
+    def shown(self, first: date, last: date, metric: str = "events") -> int:
+        """The city's total of a metric from ``first`` to ``last`` (UTC days) as the rollups
+        show it: a day more, as the city's local day may be ahead of UTC's."""
+        return self.total(metric, CITY, first, last + timedelta(days=1))
 
     def wait_visible(
         self, expected: int, first: date, last: date, timeout_s: float, metric: str = "events"
     ) -> float:
         """Block until the city's rollups from ``first`` to ``last`` add up to ``expected``;
         return the time.perf_counter() then (polled every 100 ms)."""
-        last += timedelta(days=1)  # the city's local day may be ahead of UTC's
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.total(metric, CITY, first, last) >= expected:
+            if self.shown(first, last, metric) >= expected:
                 return time.perf_counter()
             time.sleep(0.1)
-        shown = self.total(metric, CITY, first, last)
+        shown = self.shown(first, last, metric)
         raise TimeoutError(f"rollups show {shown} of {expected} {metric}")
 
     def cpu_seconds(self) -> dict[str, float]:

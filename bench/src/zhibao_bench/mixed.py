@@ -299,7 +299,7 @@ def _history(run: Running, mixed: MixedConfig) -> _History:
     if truth:
         first, last = span(truth)
         run.wait_visible(mixed.history_events, first, last, timeout_s=3600)
-        shown = run.total("events", CITY, first, last + timedelta(days=1))
+        shown = run.shown(first, last)
     run.wait_settled(timeout_s=3600)
     paging_s = wait_paging_stopped(run, quiet_s=3.0, timeout_s=120)
     settle_s = time.perf_counter() - started
@@ -316,12 +316,6 @@ def _window() -> tuple[date, date]:
     at midnight (UTC) would lose a day of the history."""
     today = datetime.now(UTC).date()
     return today - timedelta(days=2), today
-
-
-def _shown(run: Running, window: tuple[date, date]) -> int:
-    """The city's events over ``window`` (a day more: its local day may be ahead of UTC's,
-    as :meth:`Running.wait_visible` counts)."""
-    return run.total("events", CITY, window[0], window[1] + timedelta(days=1))
 
 
 def _offer(
@@ -344,7 +338,7 @@ def _offer(
             run_in_process, aggregator, reads, connections=2, rate=mixed.reads_per_s
         )
         load = run_in_process(intake, posts, connections=mixed.connections, rate=mixed.rate)
-        shown = _shown(run, window)
+        shown = run.shown(*window)
         return load, reading.result(), shown
 
 
@@ -359,7 +353,7 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
         with running_stack(extra_env=env) as run:
             history = _history(run, mixed)
             window = _window()
-            expected = _shown(run, window) + len(events)
+            expected = run.shown(*window) + len(events)
             with (
                 RssSampler(run.pids()) as rss,
                 _RollupWatcher(run.stack.bus_url) as watcher,
