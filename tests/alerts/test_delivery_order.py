@@ -145,6 +145,39 @@ async def test_a_new_critical_alert_is_paged_while_a_pass_waits_on_a_slow_receiv
     assert arrived.count("fever_cluster") == held, "no held page was sent twice"
 
 
+async def test_a_new_critical_alert_is_paged_while_two_passes_wait_on_warnings(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    """A storm of warnings keeps the pass in hand and the second pass both sending: a
+    confirmed case raised then is paged at once, in a pass of its own."""
+    with stalling_receiver() as (url, arrived, release):
+        receiver = Receiver(url=url)
+        rota = oncall(receiver).model_copy(update={"group_wait_seconds": 0})
+        world = World(engine, clock, receiver, rota=rota)
+        apply, dispatcher = world.apply, world.dispatcher
+        await apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
+        stalled = asyncio.create_task(dispatcher.deliver())
+        await until(lambda: arrived.count("fever_cluster") == 1)
+        await apply([Delivery(fever(building="4"), "s", n, 1) for n in range(3, 6)])
+        await until(lambda: arrived.count("fever_cluster") == 2)  # the second pass's
+
+        await apply([Delivery(confirmed(), "s", 6, 1)])
+        await until(lambda: "immediate_confirmed" in arrived)
+
+        assert not stalled.done(), "both warnings' passes still wait on the receiver"
+        release.set()
+        await stalled
+        dispatcher.stop()
+        await dispatcher.run()  # lets the passes wake() started record what they sent
+    async with engine.connect() as conn:
+        outbox = (await conn.execute(_OUTBOX)).all()
+    assert {(row.rule, row.status) for row in outbox} == {
+        ("fever_cluster", "sent"),
+        ("immediate_confirmed", "sent"),
+    }
+    assert arrived.count("immediate_confirmed") == 1, "the case was paged once"
+
+
 async def test_a_stop_records_the_page_under_way_and_hands_back_the_ones_not_started(
     engine: AsyncEngine, clock: Clock
 ) -> None:

@@ -109,6 +109,9 @@ class Dispatcher:
         self._in_flight: set[int] = set()
         self._taking = asyncio.Lock()
         self._second_pass: asyncio.Task[None] | None = None
+        #: passes for critical alerts alone, started while both passes above are sending
+        self._critical_pass: asyncio.Task[None] | None = None
+        self._critical_wanted = False
         self._stopping = False
         self._gauged: datetime | None = None
         #: something was raised, sent, retried or escalated since the gauges were refreshed
@@ -121,14 +124,20 @@ class Dispatcher:
 
         When a pass is still sending (a burst of pages, a slow receiver), a second
         pass starts at once for what that pass did not take, so a new alert is not
-        queued behind it.
+        queued behind it. When that one is sending too (a storm of warnings), a pass
+        for critical alerts alone starts (or runs again once done), so a confirmed
+        case is never queued behind warnings.
         """
         self._woken.set()
         self._changed = True
-        if self._stopping:
+        if self._stopping or not self._in_flight:
             return
-        if self._in_flight and (self._second_pass is None or self._second_pass.done()):
+        if self._second_pass is None or self._second_pass.done():
             self._second_pass = asyncio.create_task(self._deliver_logged())
+            return
+        self._critical_wanted = True
+        if self._critical_pass is None or self._critical_pass.done():
+            self._critical_pass = asyncio.create_task(self._deliver_critical())
 
     def stop(self) -> None:
         """End :meth:`run` after the pass under way: the sends already started finish
@@ -138,11 +147,17 @@ class Dispatcher:
         self._stopping = True
         self._woken.set()
 
-    async def _deliver_logged(self) -> None:
+    async def _deliver_logged(self, critical_only: bool = False) -> None:
         try:
-            await self.deliver()
+            await self.deliver(critical_only=critical_only)
         except Exception as exc:
             log.warning("dispatcher_delivery_failed", error=mask_text(repr(exc)))
+
+    async def _deliver_critical(self) -> None:
+        """Critical alerts' passes, one more whenever wake() asked during the last."""
+        while self._critical_wanted and not self._stopping:
+            self._critical_wanted = False
+            await self._deliver_logged(critical_only=True)
 
     async def run(self, interval_s: float = IDLE_S) -> None:
         """Pass whenever woken, else at the next due time (at least ``MIN_PAUSE_S`` and
@@ -163,19 +178,9 @@ class Dispatcher:
                     wait = MIN_PAUSE_S
                 await self._pause(max(MIN_PAUSE_S, min(interval_s, wait)))
         finally:
-            await self._finish_second_pass()
+            for side in (self._second_pass, self._critical_pass):
+                await _finish_side_pass(side)
             await self._http.aclose()
-
-    async def _finish_second_pass(self) -> None:
-        """Let the pass for slow receivers record what it sent, however often the stop
-        repeats its cancellation (what it sent but did not record would go out again)."""
-        second = self._second_pass
-        while second is not None and not second.done():
-            with suppress(asyncio.CancelledError):
-                await asyncio.wait({second})
-        if second is not None and not second.cancelled():
-            with suppress(Exception):
-                second.result()
 
     async def _pause(self, wait_s: float) -> None:
         # A wake() during the tick just done is kept: the next tick then follows at once.
@@ -364,19 +369,20 @@ class Dispatcher:
             ).all()
         return list(opened), list(pending)
 
-    async def deliver(self, limit: int = 200) -> int:
+    async def deliver(self, limit: int = 200, *, critical_only: bool = False) -> int:
         """Send due notifications, grouped per receiver, unit and rule; returns how many
         notifications were accepted (a group counts once).
 
         The most severe go first (a confirmed case is not queued behind a burst of
         warnings), the groups are sent concurrently (at most ``concurrency`` at a
         time, so one slow receiver does not hold up the others) and the outcomes
-        are recorded in one transaction. A stopped dispatcher sends nothing.
+        are recorded in one transaction. ``critical_only``: only critical alerts'
+        notifications. A stopped dispatcher sends nothing.
         """
         if self._stopping:
             return 0
         async with self._taking:  # two passes never take the same notification
-            due = await self._due(limit)
+            due = await self._due(limit, critical_only)
             taken = {row.id for row in due}
             self._in_flight |= taken
         try:
@@ -384,7 +390,7 @@ class Dispatcher:
         finally:
             self._in_flight -= taken
 
-    async def _due(self, limit: int) -> list[Any]:
+    async def _due(self, limit: int, critical_only: bool = False) -> list[Any]:
         """Pending notifications due now and not being sent, the most urgent first."""
         urgency = case(_URGENCY, value=alerts.c.severity, else_=len(_URGENCY))
         query = (
@@ -399,6 +405,8 @@ class Dispatcher:
         )
         if self._in_flight:
             query = query.where(notifications.c.id.not_in(self._in_flight))
+        if critical_only:
+            query = query.where(alerts.c.severity == Severity.CRITICAL.value)
         async with self._engine.begin() as conn:
             rows = list((await conn.execute(query)).all())
             claimed = await self._claim_notifications(conn, [row.id for row in rows])
@@ -585,6 +593,17 @@ class Dispatcher:
             "last_error": error,
             "next_attempt_at": now + timedelta(seconds=backoff),
         }
+
+
+async def _finish_side_pass(side: asyncio.Task[None] | None) -> None:
+    """Let a pass started by wake() record what it sent, however often the stop repeats
+    its cancellation (what it sent but did not record would go out again)."""
+    while side is not None and not side.done():
+        with suppress(asyncio.CancelledError):
+            await asyncio.wait({side})
+    if side is not None and not side.cancelled():
+        with suppress(Exception):
+            side.result()
 
 
 def _handed_back(channel: str, now: datetime) -> datetime:
