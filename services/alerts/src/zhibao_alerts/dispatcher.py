@@ -48,6 +48,15 @@ _URGENCY = {severity.value: rank for rank, severity in enumerate(Severity)}
 PublishNats = Callable[[str, bytes], Awaitable[None]]
 
 
+class SidePass(Enum):
+    """A pass wake() starts while another is sending, by what it takes."""
+
+    #: what the passes under way did not take (a new alert, whatever its severity)
+    REST = "rest"
+    #: critical alerts' notifications only, while the other passes are sending
+    CRITICAL = "critical"
+
+
 class Held(Enum):
     """A message a pass took but did not send: the dispatcher was stopping."""
 
@@ -105,13 +114,12 @@ class Dispatcher:
         self._concurrency = concurrency
         self._http = httpx.AsyncClient(timeout=timeout_s)
         self._woken = asyncio.Event()
-        #: Notifications being sent now: a second pass leaves them alone.
+        #: Notifications being sent now: another pass leaves them alone.
         self._in_flight: set[int] = set()
         self._taking = asyncio.Lock()
-        self._second_pass: asyncio.Task[None] | None = None
-        #: passes for critical alerts alone, started while both passes above are sending
-        self._critical_pass: asyncio.Task[None] | None = None
-        self._critical_wanted = False
+        #: the passes wake() started, and those asked for again while they ran
+        self._side: dict[SidePass, asyncio.Task[None]] = {}
+        self._side_wanted: set[SidePass] = set()
         self._stopping = False
         self._gauged: datetime | None = None
         #: something was raised, sent, retried or escalated since the gauges were refreshed
@@ -125,19 +133,32 @@ class Dispatcher:
         When a pass is still sending (a burst of pages, a slow receiver), a second
         pass starts at once for what that pass did not take, so a new alert is not
         queued behind it. When that one is sending too (a storm of warnings), a pass
-        for critical alerts alone starts (or runs again once done), so a confirmed
-        case is never queued behind warnings.
+        for critical alerts alone starts (or runs once more after the one under way),
+        so a confirmed case is not queued behind warnings.
         """
         self._woken.set()
         self._changed = True
-        if self._stopping or not self._in_flight:
+        # a pass taking its notifications has not marked them in flight yet: busy too
+        if self._stopping or not (self._in_flight or self._taking.locked()):
             return
-        if self._second_pass is None or self._second_pass.done():
-            self._second_pass = asyncio.create_task(self._deliver_logged())
-            return
-        self._critical_wanted = True
-        if self._critical_pass is None or self._critical_pass.done():
-            self._critical_pass = asyncio.create_task(self._deliver_critical())
+        rest = self._side.get(SidePass.REST)
+        self._start(SidePass.REST if rest is None or rest.done() else SidePass.CRITICAL)
+
+    def _start(self, side: SidePass) -> None:
+        """Run a side pass now, or once more after the one under way."""
+        self._side_wanted.add(side)
+        running = self._side.get(side)
+        if running is None or running.done():
+            self._side[side] = asyncio.create_task(self._side_passes(side))
+
+    async def _side_passes(self, side: SidePass) -> None:
+        """A side pass, again while wake() asked for one during it, until stopped."""
+        while side in self._side_wanted and not self._stopping:
+            self._side_wanted.discard(side)
+            try:
+                await self.deliver(critical_only=side is SidePass.CRITICAL)
+            except Exception as exc:
+                log.warning("dispatcher_delivery_failed", error=mask_text(repr(exc)))
 
     def stop(self) -> None:
         """End :meth:`run` after the pass under way: the sends already started finish
@@ -146,18 +167,6 @@ class Dispatcher:
         instance (a chat robot's once its rate window has passed)."""
         self._stopping = True
         self._woken.set()
-
-    async def _deliver_logged(self, critical_only: bool = False) -> None:
-        try:
-            await self.deliver(critical_only=critical_only)
-        except Exception as exc:
-            log.warning("dispatcher_delivery_failed", error=mask_text(repr(exc)))
-
-    async def _deliver_critical(self) -> None:
-        """Critical alerts' passes, one more whenever wake() asked during the last."""
-        while self._critical_wanted and not self._stopping:
-            self._critical_wanted = False
-            await self._deliver_logged(critical_only=True)
 
     async def run(self, interval_s: float = IDLE_S) -> None:
         """Pass whenever woken, else at the next due time (at least ``MIN_PAUSE_S`` and
@@ -178,7 +187,8 @@ class Dispatcher:
                     wait = MIN_PAUSE_S
                 await self._pause(max(MIN_PAUSE_S, min(interval_s, wait)))
         finally:
-            for side in (self._second_pass, self._critical_pass):
+            self._stopping = True  # cancelled too: wake() starts no pass left unawaited
+            for side in list(self._side.values()):
                 await _finish_side_pass(side)
             await self._http.aclose()
 
@@ -382,7 +392,7 @@ class Dispatcher:
         if self._stopping:
             return 0
         async with self._taking:  # two passes never take the same notification
-            due = await self._due(limit, critical_only)
+            due = await self._due(limit, critical_only=critical_only)
             taken = {row.id for row in due}
             self._in_flight |= taken
         try:
@@ -390,7 +400,7 @@ class Dispatcher:
         finally:
             self._in_flight -= taken
 
-    async def _due(self, limit: int, critical_only: bool = False) -> list[Any]:
+    async def _due(self, limit: int, *, critical_only: bool = False) -> list[Any]:
         """Pending notifications due now and not being sent, the most urgent first."""
         urgency = case(_URGENCY, value=alerts.c.severity, else_=len(_URGENCY))
         query = (
