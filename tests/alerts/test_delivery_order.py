@@ -186,6 +186,18 @@ async def test_a_new_critical_alert_is_paged_while_two_passes_wait_on_warnings(
     assert sorted(arrived) == ["fever_cluster"] * 3 + ["immediate_confirmed"]
 
 
+async def test_a_new_alert_committed_while_a_pass_takes_its_notifications_is_not_left_behind(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """A pass between its query and marking what it took holds the taking lock: a case
+    committed then is not in what it took, and goes out in a pass of its own at once
+    rather than after everything the pass took."""
+    world = World(engine, clock, webhook, rota=oncall(webhook).model_copy(update=AT_ONCE))
+    async with world.dispatcher._taking:  # a pass taking its notifications
+        await world.apply([Delivery(confirmed(), "s", 1, 1)])
+    await until(lambda: _all_sent(engine, "immediate_confirmed"))
+
+
 async def _all_sent(engine: AsyncEngine, rule: str) -> bool:
     """Whether every notification of ``rule``'s alerts is recorded as sent."""
     async with engine.connect() as conn:
