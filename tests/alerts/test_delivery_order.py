@@ -124,16 +124,25 @@ async def until(condition: Callable[[], bool | Awaitable[bool]]) -> None:
     raise AssertionError("not within 10 s")
 
 
+def _paging(engine: AsyncEngine, clock: Clock, url: str) -> World:
+    """A world paging the webhook at ``url`` without a group wait."""
+    receiver = Receiver(url=url)
+    return World(engine, clock, receiver, rota=oncall(receiver).model_copy(update=AT_ONCE))
+
+
+async def _a_pass_held_on_a_warning(world: World) -> asyncio.Task[int]:
+    """A fever cluster raised and a pass sending it (held by a stalling receiver)."""
+    await world.apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
+    return asyncio.create_task(world.dispatcher.deliver())
+
+
 async def test_a_new_critical_alert_is_paged_while_a_pass_waits_on_a_slow_receiver(
     engine: AsyncEngine, clock: Clock
 ) -> None:
     with stalling_receiver() as (url, arrived, release):
-        receiver = Receiver(url=url)
-        rota = oncall(receiver).model_copy(update={"group_wait_seconds": 0})
-        world = World(engine, clock, receiver, rota=rota)
+        world = _paging(engine, clock, url)
         apply, dispatcher = world.apply, world.dispatcher
-        await apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
-        stalled = asyncio.create_task(dispatcher.deliver())
+        stalled = await _a_pass_held_on_a_warning(world)
         await until(lambda: "fever_cluster" in arrived)
 
         await apply([Delivery(confirmed(), "s", 3, 1)])
@@ -154,12 +163,9 @@ async def test_a_new_critical_alert_is_paged_while_two_passes_wait_on_warnings(
     confirmed case raised then is paged and recorded at once, in a pass that leaves the
     warning raised with it to the others."""
     with stalling_receiver() as (url, arrived, release):
-        receiver = Receiver(url=url)
-        rota = oncall(receiver).model_copy(update={"group_wait_seconds": 0})
-        world = World(engine, clock, receiver, rota=rota)
+        world = _paging(engine, clock, url)
         apply, dispatcher = world.apply, world.dispatcher
-        await apply([Delivery(fever(building="3"), "s", n, 1) for n in range(3)])
-        stalled = asyncio.create_task(dispatcher.deliver())
+        stalled = await _a_pass_held_on_a_warning(world)
         await until(lambda: arrived.count("fever_cluster") == 1)
         await apply([Delivery(fever(building="4"), "s", n, 1) for n in range(3, 6)])
         await until(lambda: arrived.count("fever_cluster") == 2)  # the second pass's
