@@ -605,13 +605,13 @@ class Dispatcher:
         }
 
 
-async def _finish_side_pass(side: asyncio.Task[None] | None) -> None:
+async def _finish_side_pass(side: asyncio.Task[None]) -> None:
     """Let a pass started by wake() record what it sent, however often the stop repeats
     its cancellation (what it sent but did not record would go out again)."""
-    while side is not None and not side.done():
+    while not side.done():
         with suppress(asyncio.CancelledError):
             await asyncio.wait({side})
-    if side is not None and not side.cancelled():
+    if not side.cancelled():
         with suppress(Exception):
             side.result()
 
