@@ -46,7 +46,8 @@ async def alerts_with_one_alert(
         tokens.close()
         engine = make_engine(sqlite_url(data, "alerts"))
         async with engine.begin() as conn:
-            alert_id = await store.insert_alert(conn, _alert(app))
+            alert = _alert(app)
+            alert_id = (await store.insert_alerts(conn, [alert]))[alert["dedup_key"]].id
         await engine.dispose()
         yield app, alert_id, shared
 

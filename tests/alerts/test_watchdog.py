@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.alerts.conftest import COMMUNITY, Clock, published
 from tests.alerts.test_lifecycle import NO_ABERRATION, World, oncall
 from tests.support.webhook import Receiver
+from zhibao_alerts import store
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import alerts, silences, unit_first_days
 from zhibao_alerts.watchdog import Watchdog
@@ -227,9 +228,6 @@ async def test_an_acknowledgement_made_while_a_silence_is_matched_stands(
     finds a new silence matching it: the acknowledgement stands (the watchdog used to
     write 'silenced' over it: the acknowledged alert vanished from the acknowledged list,
     seen in CI in tests/security/test_alerts_database_lock.py)."""
-    from zhibao_alerts import raising
-    from zhibao_alerts import watchdog as watchdog_module
-
     world = World(engine, clock, webhook)
     await world.send(
         published("case", {"person": {"pid": "e" * 32}, "classification": "confirmed"})
@@ -237,16 +235,14 @@ async def test_an_acknowledgement_made_while_a_silence_is_matched_stands(
     assert [r[2] for r in await open_rules(engine)] == ["firing"]
     clock.advance(minutes=1)
     await silence_community(engine, started=clock.now - timedelta(seconds=1), clock=clock)
-    real_match = raising.matching_silence
+    real_silences = store.active_silences
 
-    async def acknowledged_meanwhile(conn: Any, alert: Any, *args: Any) -> Any:
+    async def acknowledged_meanwhile(conn: Any, *args: Any) -> Any:
         async with engine.begin() as other:  # the person's request, on its own connection
-            await other.execute(
-                update(alerts).where(alerts.c.id == alert.id).values(state="acknowledged")
-            )
-        return await real_match(conn, alert, *args)
+            await other.execute(update(alerts).values(state="acknowledged"))
+        return await real_silences(conn, *args)
 
-    monkeypatch.setattr(watchdog_module, "matching_silence", acknowledged_meanwhile)
+    monkeypatch.setattr(store, "active_silences", acknowledged_meanwhile)
     routing = Routing(oncall(Receiver("http://127.0.0.1:9")), load_registry(), "http://aggregator")
     async with engine.begin() as conn:  # the silences step, as a tick with nothing else to do
         await Watchdog._silence(conn, routing, clock.now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.config import GRID_STEP, OnCall
 from zhibao_alerts.domain.horizon import PageHorizon
-from zhibao_alerts.domain.silences import silenced_by
+from zhibao_alerts.domain.silences import Matcher, silenced_by
 from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
 from zhibao_shared.advisory_locks import lock_names
@@ -117,6 +117,10 @@ def window_ends(rule: str, day: date, zone: tzinfo) -> datetime | None:
 Raised = tuple[Trigger, float | None]
 
 
+#: Silences in force, each as its id and matchers (:func:`zhibao_alerts.store.active_silences`).
+Silences = Sequence[tuple[int, list[Matcher]]]
+
+
 #: When intake received the newest event of each (community, day) of a batch.
 Received = Mapping[tuple[str, date], datetime]
 
@@ -142,12 +146,13 @@ async def raise_alerts(
     """Raise triggers in order: each opens a new alert or counts on the open one with its
     dedup key; returns the ids of the alerts opened.
 
-    The alerts of all the keys are read in one query and the counted ones are
-    updated together at the end. A windowed condition (cluster, EARS) whose window
-    has already passed — late data, or a backlog applied after the day — counts on
-    that window's alert even though it resolved itself: the window was paged once
-    and is not paged again. ``received`` tells when the batch's events reached intake:
-    an alert all of whose events are older than the paging horizon is not paged.
+    The alerts of all the keys are read in one query, the new ones opened together
+    (see :func:`_open`) and the counted ones updated together at the end. A windowed
+    condition (cluster, EARS) whose window has already passed — late data, or a backlog
+    applied after the day — counts on that window's alert even though it resolved
+    itself: the window was paged once and is not paged again. ``received`` tells when
+    the batch's events reached intake: an alert all of whose events are older than the
+    paging horizon is not paged.
     """
     keys = {t.dedup_key for t, _ in raised}
     await lock_names(conn, (f"alert {key}" for key in keys))  # one raiser per key at a time
@@ -155,26 +160,41 @@ async def raise_alerts(
     for row in await store.alerts_with_keys(conn, keys):
         known[row.dedup_key].append(row)
     counted: dict[int, dict[str, Any]] = {}
-    opened: list[int] = []
+    opening: dict[str, _Opening] = {}
     for trigger, upper_bound in raised:
+        if trigger.dedup_key in opening:  # counts on the alert it opens, once opened
+            opening[trigger.dedup_key].again.append((trigger, upper_bound))
+            continue
         alert_id = _counts_on(known[trigger.dedup_key], trigger, now, zone)
         if alert_id is None:
             historical = _beyond_horizon(trigger, routing, now, received or {})
-            alert_id = await _open(conn, trigger, routing, now, upper_bound, historical)
-            known[trigger.dedup_key].append(_Opened(alert_id, "firing"))
-            opened.append(alert_id)
+            opening[trigger.dedup_key] = _Opening(trigger, upper_bound, historical)
         else:
+            counted[alert_id] = _count_again(counted.get(alert_id), alert_id, trigger, upper_bound)
+    opened = await _open(conn, list(opening.values()), routing, now)
+    for alert_id, new in zip(opened, opening.values(), strict=True):
+        for trigger, upper_bound in new.again:
             counted[alert_id] = _count_again(counted.get(alert_id), alert_id, trigger, upper_bound)
     await store.count_again(conn, list(counted.values()))
     return opened
 
 
-@dataclass(frozen=True)
-class _Opened:
-    """An alert opened by this call, alongside those read from the store."""
+@dataclass
+class _Opening:
+    """A trigger that opens a new alert, and those of the call that count on it."""
 
-    id: int
-    state: str
+    trigger: Trigger
+    upper_bound: float | None
+    #: from events beyond the paging horizon: recorded as expired, never paged
+    historical: bool
+    again: list[Raised] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """The state the alert opens in."""
+        if self.historical:
+            return EXPIRED
+        return "firing" if self.trigger.pages else RECORDED
 
 
 def _counts_on(
@@ -207,63 +227,90 @@ def _count_again(
 
 
 async def _open(
-    conn: AsyncConnection,
-    trigger: Trigger,
-    routing: Routing,
-    now: datetime,
-    upper_bound: float | None,
-    historical: bool = False,
-) -> int:
-    """Store a new alert and queue its notifications (or silence it, or record it as
-    expired when it comes from history, beyond the paging horizon)."""
-    alert_id = await store.insert_alert(
-        conn,
-        {
-            "dedup_key": trigger.dedup_key,
-            "rule": trigger.rule,
-            "unit": trigger.unit,
-            "window": trigger.window,
-            "severity": trigger.severity.value,
-            "state": EXPIRED if historical else ("firing" if trigger.pages else RECORDED),
-            "summary_zh": trigger.summary_zh,
-            "summary_en": trigger.summary_en,
-            "day": trigger.day,
-            "occurrences": 1,
-            "upper_bound": upper_bound,
-            "fired_at": now,
-            "escalation_step": 0,
-            "last_notified_at": now,
-            "next_action_at": None if historical or not trigger.pages else now,
-            "grid": trigger.grid,
-        },
-    )
-    if historical:
+    conn: AsyncConnection, openings: Sequence[_Opening], routing: Routing, now: datetime
+) -> list[int]:
+    """Store the new alerts, each with its first note, and queue the notifications of
+    those that page (unless silenced); returns their ids, in the openings' order.
+
+    A storm opens dozens of alerts a batch, so each step is one statement for them all."""
+    stored = await store.insert_alerts(conn, [_alert_row(o, now) for o in openings])
+    alerts_ = [stored[o.trigger.dedup_key] for o in openings]
+    notes = [_first_note(o, stored[o.trigger.dedup_key].id, routing, now) for o in openings]
+    await store.add_notes(conn, notes)
+    for opening in openings:
+        if not opening.historical:
+            metrics.ALERTS_RAISED.labels(opening.trigger.rule, opening.trigger.severity.value).inc()
+    firing = [alert for alert in alerts_ if alert.state == "firing"]
+    if firing:
+        await _page(conn, firing, routing, now)
+    return [int(alert.id) for alert in alerts_]
+
+
+def _alert_row(opening: _Opening, now: datetime) -> dict[str, Any]:
+    """The stored fields of a new alert."""
+    trigger = opening.trigger
+    return {
+        "dedup_key": trigger.dedup_key,
+        "rule": trigger.rule,
+        "unit": trigger.unit,
+        "window": trigger.window,
+        "severity": trigger.severity.value,
+        "state": opening.state,
+        "summary_zh": trigger.summary_zh,
+        "summary_en": trigger.summary_en,
+        "day": trigger.day,
+        "occurrences": 1,
+        "upper_bound": opening.upper_bound,
+        "fired_at": now,
+        "escalation_step": 0,
+        "last_notified_at": now,
+        "next_action_at": now if opening.state == "firing" else None,
+        "grid": trigger.grid,
+    }
+
+
+def _first_note(
+    opening: _Opening, alert_id: int, routing: Routing, now: datetime
+) -> dict[str, Any]:
+    """The first entry of a new alert's timeline: fired, or recorded, or expired."""
+    note = {"alert_id": alert_id, "at": now, "action": opening.state, "person": None}
+    if opening.state == EXPIRED:
         hours = routing.horizon.hours if routing.horizon else 0
         detail = f"from events received more than {hours:g} h ago: recorded, not paged"
-        await store.note(conn, alert_id, now, EXPIRED, actor="system", detail=detail)
-        return alert_id
-    if not trigger.pages:
-        detail = f"{trigger.summary_en} (the rules page nobody for it: recorded)"
-        await store.note(conn, alert_id, now, RECORDED, actor="system", detail=detail)
-        metrics.ALERTS_RAISED.labels(trigger.rule, trigger.severity.value).inc()
-        return alert_id
-    await store.note(conn, alert_id, now, "fired", detail=trigger.summary_en)
-    metrics.ALERTS_RAISED.labels(trigger.rule, trigger.severity.value).inc()
-    alert = await store.get_alert(conn, alert_id)
-    silence = await matching_silence(conn, alert, routing, now)
-    if silence is not None:
-        await store.update_alert(conn, alert_id, state="silenced")
-        await store.note(conn, alert_id, now, "silenced", detail=f"silence {silence}")
-        return alert_id
-    rows = notifications_for_step(alert, 0, "fired", routing, now)
-    # It joins its group's pending first notification, unless that one is due later
-    # than its own group wait (being sent under a lease, or held back by a rate limit).
-    due = now + timedelta(seconds=routing.oncall.group_wait_seconds)
-    group = await store.group_due(conn, trigger.unit, trigger.rule)
-    if group is not None and group < due:
-        due = group
-    await store.enqueue(conn, [{**row, "next_attempt_at": due} for row in rows])
-    return alert_id
+        return {**note, "actor": "system", "detail": detail}
+    if opening.state == RECORDED:
+        detail = f"{opening.trigger.summary_en} (the rules page nobody for it: recorded)"
+        return {**note, "actor": "system", "detail": detail}
+    return {**note, "action": "fired", "actor": None, "detail": opening.trigger.summary_en}
+
+
+async def _page(
+    conn: AsyncConnection, firing: Sequence[Any], routing: Routing, now: datetime
+) -> None:
+    """Queue the first notifications of new firing alerts, or silence those a silence in
+    force matches.
+
+    Each joins its group's pending first notification, unless that one is due later than
+    its own group wait (being sent under a lease, or held back by a rate limit)."""
+    silences = await store.active_silences(conn, now)
+    paged: list[Any] = []
+    for alert in firing:
+        silence = silence_for(alert, silences, routing)
+        if silence is None:
+            paged.append(alert)
+            continue
+        await store.update_alert(conn, alert.id, state="silenced")
+        await store.note(conn, alert.id, now, "silenced", detail=f"silence {silence}")
+    wait = now + timedelta(seconds=routing.oncall.group_wait_seconds)
+    groups = await store.groups_due(conn, {(alert.unit, alert.rule) for alert in paged})
+    rows: list[dict[str, Any]] = []
+    for alert in paged:
+        due = min(wait, groups.get((alert.unit, alert.rule), wait))
+        rows += [
+            {**row, "next_attempt_at": due}
+            for row in notifications_for_step(alert, 0, "fired", routing, now)
+        ]
+    await store.enqueue(conn, rows)
 
 
 def _beyond_horizon(trigger: Trigger, routing: Routing, now: datetime, received: Received) -> bool:
@@ -280,12 +327,11 @@ def _beyond_horizon(trigger: Trigger, routing: Routing, now: datetime, received:
     return bool(times) and horizon.passed(max(times), now)
 
 
-async def matching_silence(
-    conn: AsyncConnection, alert: Any, routing: Routing, now: datetime
-) -> int | None:
-    """The id of a silence in force that matches the alert's labels, if any."""
+def silence_for(alert: Any, silences: Silences, routing: Routing) -> int | None:
+    """The id of the first of ``silences`` (those in force) that matches the alert's
+    labels, if any."""
     alert_labels = labels(alert, routing.registry)
-    for silence_id, matchers in await store.active_silences(conn, now):
+    for silence_id, matchers in silences:
         if silenced_by(matchers, alert_labels):
             return silence_id
     return None

@@ -302,10 +302,15 @@ async def count_again(conn: AsyncConnection, counted: Sequence[dict[str, Any]]) 
         await conn.execute(statement, rows)
 
 
-async def insert_alert(conn: AsyncConnection, values: dict[str, Any]) -> int:
-    """Store a new alert; returns its id."""
-    result = await conn.execute(insert(alerts).values(**values).returning(alerts.c.id))
-    return int(result.scalar_one())
+async def insert_alerts(
+    conn: AsyncConnection, rows: Sequence[dict[str, Any]]
+) -> dict[str, Row[Any]]:
+    """Store new alerts, their dedup keys distinct, in one statement; returns each stored
+    alert (every column, defaults filled in) by its dedup key."""
+    if not rows:
+        return {}
+    result = await conn.execute(insert(alerts).returning(*alerts.c), list(rows))
+    return {row.dedup_key: row for row in result.all()}
 
 
 async def update_alert(conn: AsyncConnection, alert_id: int, **values: Any) -> None:
@@ -344,6 +349,14 @@ async def note(
     )
 
 
+async def add_notes(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append to the timelines of several alerts in one statement; each row has
+    :func:`note`'s fields (``alert_id``, ``at``, ``action``, ``actor``, ``detail``,
+    ``person``)."""
+    if rows:
+        await conn.execute(insert(timeline), list(rows))
+
+
 async def enqueue(conn: AsyncConnection, rows: Iterable[dict[str, Any]]) -> int:
     """Put notifications in the outbox, skipping ones already there; returns how many."""
     rows = list(rows)
@@ -377,21 +390,28 @@ async def _queued(
     return {(a, r, c, t) for a, r, c, t in await conn.execute(query)}
 
 
-async def group_due(conn: AsyncConnection, unit: str, rule: str) -> datetime | None:
-    """When the pending, never-tried notifications of this unit and rule are due, if any
-    (a new alert of the same group joins them, as in Alertmanager's group_wait)."""
+async def groups_due(
+    conn: AsyncConnection, groups: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], datetime]:
+    """When the pending, never-tried notifications of each (unit, rule) are due, for the
+    groups that have any (a new alert of the group joins them, as in Alertmanager's
+    group_wait)."""
+    wanted = set(groups)
+    if not wanted:
+        return {}
     query = (
-        select(func.min(notifications.c.next_attempt_at))
+        select(alerts.c.unit, alerts.c.rule, func.min(notifications.c.next_attempt_at))
         .select_from(notifications.join(alerts, alerts.c.id == notifications.c.alert_id))
         .where(
-            alerts.c.unit == unit,
-            alerts.c.rule == rule,
+            alerts.c.unit.in_({unit for unit, _ in wanted}),
+            alerts.c.rule.in_({rule for _, rule in wanted}),
             notifications.c.status == "pending",
             notifications.c.attempts == 0,
         )
+        .group_by(alerts.c.unit, alerts.c.rule)
     )
-    due: datetime | None = await conn.scalar(query)
-    return due
+    rows = (await conn.execute(query)).all()
+    return {(unit, rule): due for unit, rule, due in rows if (unit, rule) in wanted}
 
 
 async def get_alert(conn: AsyncConnection, alert_id: int) -> Row[Any] | None:

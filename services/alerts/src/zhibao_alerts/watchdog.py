@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zhibao_alerts import store
 from zhibao_alerts.domain.config import Rules
 from zhibao_alerts.domain.triggers import Trigger
-from zhibao_alerts.raising import Routing, matching_silence, notifications_for_step, raise_alerts
+from zhibao_alerts.raising import Routing, notifications_for_step, raise_alerts, silence_for
 from zhibao_alerts.tables import (
     alerts,
     community_activity,
@@ -296,8 +296,9 @@ class Watchdog:
     async def _silence(conn: AsyncConnection, routing: Routing, now: datetime) -> None:
         """Firing alerts matched by a silence created since stop escalating and reminding."""
         rows = (await conn.execute(select(alerts).where(alerts.c.state == "firing"))).all()
+        in_force = await store.active_silences(conn, now)
         for alert in rows:
-            silence = await matching_silence(conn, alert, routing, now)
+            silence = silence_for(alert, in_force, routing)
             if silence is not None and await store.move_alert(
                 conn, alert.id, "firing", state="silenced"
             ):
@@ -308,9 +309,10 @@ class Watchdog:
         """Alerts whose silence has ended fire again (and are notified now, from step 0);
         True when any did."""
         rows = (await conn.execute(select(alerts).where(alerts.c.state == "silenced"))).all()
+        in_force = await store.active_silences(conn, now)
         fired = False
         for alert in rows:
-            if await matching_silence(conn, alert, routing, now) is None:
+            if silence_for(alert, in_force, routing) is None:
                 notified = await store.alert_notifications(conn, alert.id)
                 reason = f"unsilenced-{now:%Y%m%dT%H%M%S}" if notified else "fired"
                 moved = await store.move_alert(
