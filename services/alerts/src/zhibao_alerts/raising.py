@@ -46,18 +46,6 @@ def notifications_for_step(
 ) -> list[dict[str, Any]]:
     """Outbox rows for one escalation step: that level's on-call, and for step 0 the
     catch-all webhooks and the NATS subject."""
-    bodies = {
-        "webhook": encode(
-            alertmanager(alert, routing.registry, routing.aggregator_url, places=routing.places)
-        ),
-        "nats": encode(
-            alertmanager(alert, routing.registry, routing.aggregator_url, places=routing.places)
-        ),
-        **{
-            channel: encode(robot_body(channel, alert, routing.aggregator_url))
-            for channel in ("dingtalk", "wecom", "feishu", "email")
-        },
-    }
     rows: list[tuple[str, str]] = []
     grid = alert.grid
     policy = routing.oncall.policy_for(alert.severity, grid)
@@ -70,6 +58,7 @@ def notifications_for_step(
     if step == 0 and (reason == "fired" or reason.startswith("unsilenced")):
         rows += [("webhook", str(url)) for url in routing.oncall.webhooks]
         rows.append(("nats", alert_subject(alert.severity, alert.unit[:6])))
+    bodies = {channel: _body(channel, alert, routing) for channel in {c for c, _ in rows}}
     return [
         {
             "alert_id": alert.id,
@@ -84,6 +73,16 @@ def notifications_for_step(
         }
         for channel, target in rows
     ]
+
+
+def _body(channel: str, alert: Any, routing: Routing) -> str:
+    """The payload of a notification on ``channel``: Alertmanager's webhook format for
+    webhooks and NATS, a chat robot's or a mail's message for the others."""
+    if channel in ("webhook", "nats"):
+        return encode(
+            alertmanager(alert, routing.registry, routing.aggregator_url, places=routing.places)
+        )
+    return encode(robot_body(channel, alert, routing.aggregator_url))
 
 
 #: Rules raised from messages (events, or the response service's overdue tasks), as
