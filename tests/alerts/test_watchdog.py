@@ -235,15 +235,19 @@ async def test_an_acknowledgement_made_while_a_silence_is_matched_stands(
     assert [r[2] for r in await open_rules(engine)] == ["firing"]
     clock.advance(minutes=1)
     await silence_community(engine, started=clock.now - timedelta(seconds=1), clock=clock)
-    real_silences = store.active_silences
+    real_move = store.move_alert
+    moved: list[bool] = []
 
-    async def acknowledged_meanwhile(conn: Any, *args: Any) -> Any:
+    async def acknowledged_meanwhile(conn: Any, alert_id: int, *args: Any, **values: Any) -> bool:
         async with engine.begin() as other:  # the person's request, on its own connection
-            await other.execute(update(alerts).values(state="acknowledged"))
-        return await real_silences(conn, *args)
+            acknowledge = update(alerts).where(alerts.c.id == alert_id)
+            await other.execute(acknowledge.values(state="acknowledged"))
+        moved.append(await real_move(conn, alert_id, *args, **values))
+        return moved[-1]
 
-    monkeypatch.setattr(store, "active_silences", acknowledged_meanwhile)
+    monkeypatch.setattr(store, "move_alert", acknowledged_meanwhile)
     routing = Routing(oncall(Receiver("http://127.0.0.1:9")), load_registry(), "http://aggregator")
     async with engine.begin() as conn:  # the silences step, as a tick with nothing else to do
         await Watchdog._silence(conn, routing, clock.now)
+    assert moved == [False], "the watchdog, having read the alert firing, tried to silence it"
     assert [r[2] for r in await open_rules(engine)] == ["acknowledged"]

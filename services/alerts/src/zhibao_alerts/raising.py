@@ -58,14 +58,15 @@ def notifications_for_step(
     if step == 0 and (reason == "fired" or reason.startswith("unsilenced")):
         rows += [("webhook", str(url)) for url in routing.oncall.webhooks]
         rows.append(("nats", alert_subject(alert.severity, alert.unit[:6])))
-    bodies = {channel: _body(channel, alert, routing) for channel in {c for c, _ in rows}}
+    formats = {_FORMATS[channel] for channel, _ in rows}
+    bodies = {form: _body(form, alert, routing) for form in formats}
     return [
         {
             "alert_id": alert.id,
             "reason": reason,
             "channel": channel,
             "target": target,
-            "payload": bodies[channel],
+            "payload": bodies[_FORMATS[channel]],
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": now,
@@ -75,14 +76,22 @@ def notifications_for_step(
     ]
 
 
-def _body(channel: str, alert: Any, routing: Routing) -> str:
-    """The payload of a notification on ``channel``: Alertmanager's webhook format for
-    webhooks and NATS, a chat robot's or a mail's message for the others."""
-    if channel in ("webhook", "nats"):
+#: The payload format of each channel: Alertmanager's webhook format for webhooks and
+#: NATS, a chat robot's or a mail's message for the others.
+_FORMATS = {
+    "webhook": "alertmanager",
+    "nats": "alertmanager",
+    **{channel: channel for channel in ("dingtalk", "wecom", "feishu", "email")},
+}
+
+
+def _body(form: str, alert: Any, routing: Routing) -> str:
+    """The payload of a notification in one of the :data:`_FORMATS`."""
+    if form == "alertmanager":
         return encode(
             alertmanager(alert, routing.registry, routing.aggregator_url, places=routing.places)
         )
-    return encode(robot_body(channel, alert, routing.aggregator_url))
+    return encode(robot_body(form, alert, routing.aggregator_url))
 
 
 #: Rules raised from messages (events, or the response service's overdue tasks), as
@@ -233,16 +242,19 @@ async def _open(
 
     A storm opens dozens of alerts a batch, so each step is one statement for them all."""
     stored = await store.insert_alerts(conn, [_alert_row(o, now) for o in openings])
-    alerts_ = [stored[o.trigger.dedup_key] for o in openings]
-    notes = [_first_note(o, stored[o.trigger.dedup_key].id, routing, now) for o in openings]
-    await store.add_notes(conn, notes)
+    new_alerts = [stored[o.trigger.dedup_key] for o in openings]
+    await store.add_notes(
+        conn,
+        [_first_note(o, a.id, routing, now) for o, a in zip(openings, new_alerts, strict=True)],
+    )
     for opening in openings:
         if not opening.historical:
             metrics.ALERTS_RAISED.labels(opening.trigger.rule, opening.trigger.severity.value).inc()
-    firing = [alert for alert in alerts_ if alert.state == "firing"]
+    firing = [alert for alert in new_alerts if alert.state == "firing"]
     if firing:
-        await _page(conn, firing, routing, now)
-    return [int(alert.id) for alert in alerts_]
+        paged = await _silence_matched(conn, firing, routing, now)
+        await _enqueue_first(conn, paged, routing, now)
+    return [int(alert.id) for alert in new_alerts]
 
 
 def _alert_row(opening: _Opening, now: datetime) -> dict[str, Any]:
@@ -272,34 +284,42 @@ def _first_note(
     opening: _Opening, alert_id: int, routing: Routing, now: datetime
 ) -> dict[str, Any]:
     """The first entry of a new alert's timeline: fired, or recorded, or expired."""
-    note = {"alert_id": alert_id, "at": now, "action": opening.state, "person": None}
     if opening.state == EXPIRED:
         hours = routing.horizon.hours if routing.horizon else 0
         detail = f"from events received more than {hours:g} h ago: recorded, not paged"
-        return {**note, "actor": "system", "detail": detail}
+        return store.note_row(alert_id, now, EXPIRED, actor="system", detail=detail)
     if opening.state == RECORDED:
         detail = f"{opening.trigger.summary_en} (the rules page nobody for it: recorded)"
-        return {**note, "actor": "system", "detail": detail}
-    return {**note, "action": "fired", "actor": None, "detail": opening.trigger.summary_en}
+        return store.note_row(alert_id, now, RECORDED, actor="system", detail=detail)
+    return store.note_row(alert_id, now, "fired", detail=opening.trigger.summary_en)
 
 
-async def _page(
+async def _silence_matched(
     conn: AsyncConnection, firing: Sequence[Any], routing: Routing, now: datetime
+) -> list[Any]:
+    """Silence the new firing alerts a silence in force matches; returns the others."""
+    in_force = await store.active_silences(conn, now)
+    matched = {alert.id: silence_for(alert, in_force, routing) for alert in firing}
+    silenced = {alert_id: silence for alert_id, silence in matched.items() if silence is not None}
+    if silenced:
+        await store.set_state(conn, silenced, "silenced")
+        await store.add_notes(
+            conn,
+            [
+                store.note_row(alert_id, now, "silenced", detail=f"silence {silence}")
+                for alert_id, silence in silenced.items()
+            ],
+        )
+    return [alert for alert in firing if alert.id not in silenced]
+
+
+async def _enqueue_first(
+    conn: AsyncConnection, paged: Sequence[Any], routing: Routing, now: datetime
 ) -> None:
-    """Queue the first notifications of new firing alerts, or silence those a silence in
-    force matches.
+    """Queue the first notifications of new alerts.
 
     Each joins its group's pending first notification, unless that one is due later than
     its own group wait (being sent under a lease, or held back by a rate limit)."""
-    silences = await store.active_silences(conn, now)
-    paged: list[Any] = []
-    for alert in firing:
-        silence = silence_for(alert, silences, routing)
-        if silence is None:
-            paged.append(alert)
-            continue
-        await store.update_alert(conn, alert.id, state="silenced")
-        await store.note(conn, alert.id, now, "silenced", detail=f"silence {silence}")
     wait = now + timedelta(seconds=routing.oncall.group_wait_seconds)
     groups = await store.groups_due(conn, {(alert.unit, alert.rule) for alert in paged})
     rows: list[dict[str, Any]] = []

@@ -305,17 +305,26 @@ async def count_again(conn: AsyncConnection, counted: Sequence[dict[str, Any]]) 
 async def insert_alerts(
     conn: AsyncConnection, rows: Sequence[dict[str, Any]]
 ) -> dict[str, Row[Any]]:
-    """Store new alerts, their dedup keys distinct, in one statement; returns each stored
-    alert (every column, defaults filled in) by its dedup key."""
+    """Store new alerts, their dedup keys distinct, in as few statements as the driver
+    allows; returns each stored alert (every column, defaults filled in) by its dedup key
+    (SQLite cannot return the rows of one statement in the order of its parameters)."""
     if not rows:
         return {}
     result = await conn.execute(insert(alerts).returning(*alerts.c), list(rows))
-    return {row.dedup_key: row for row in result.all()}
+    stored = {row.dedup_key: row for row in result.all()}
+    if len(stored) != len(rows):
+        raise ValueError(f"{len(rows)} new alerts with {len(stored)} distinct dedup keys")
+    return stored
 
 
 async def update_alert(conn: AsyncConnection, alert_id: int, **values: Any) -> None:
     """Change fields of an alert."""
     await conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+
+async def set_state(conn: AsyncConnection, alert_ids: Iterable[int], state: str) -> None:
+    """Put alerts in ``state``."""
+    await conn.execute(update(alerts).where(alerts.c.id.in_(list(alert_ids))).values(state=state))
 
 
 async def move_alert(
@@ -342,17 +351,31 @@ async def note(
     person: str | None = None,
 ) -> None:
     """Append to an alert's timeline (``person``: the person who acted, when one did)."""
-    await conn.execute(
-        insert(timeline).values(
-            alert_id=alert_id, at=at, action=action, actor=actor, detail=detail, person=person
-        )
-    )
+    await add_notes(conn, [note_row(alert_id, at, action, actor, detail, person)])
+
+
+def note_row(
+    alert_id: int,
+    at: datetime,
+    action: str,
+    actor: str | None = None,
+    detail: str | None = None,
+    person: str | None = None,
+) -> dict[str, Any]:
+    """One entry of an alert's timeline, as :func:`add_notes` takes it."""
+    return {
+        "alert_id": alert_id,
+        "at": at,
+        "action": action,
+        "actor": actor,
+        "detail": detail,
+        "person": person,
+    }
 
 
 async def add_notes(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Append to the timelines of several alerts in one statement; each row has
-    :func:`note`'s fields (``alert_id``, ``at``, ``action``, ``actor``, ``detail``,
-    ``person``)."""
+    """Append to the timelines of several alerts in one statement (rows of
+    :func:`note_row`)."""
     if rows:
         await conn.execute(insert(timeline), list(rows))
 
