@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.alerts.conftest import COMMUNITY, Clock, published
+from tests.alerts.conftest import COMMUNITY, Clock, migrated, published
 from tests.alerts.test_lifecycle import World
 from tests.support.webhook import Receiver
-from zhibao_shared.db import make_engine, run_migrations
 from zhibao_shared.events import MAX_ID_LENGTH, MAX_SOURCE_LENGTH, PublishedEvent
 
 pytestmark = pytest.mark.integration
@@ -27,10 +26,8 @@ BUILDING = "楼" * LABEL
 
 @pytest.fixture
 async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    await run_migrations(postgres_url, "zhibao_alerts")
-    engine = make_engine(postgres_url)
-    yield engine
-    await engine.dispose()
+    async with migrated(postgres_url) as engine:
+        yield engine
 
 
 def longest_fever(n: int) -> PublishedEvent:

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.alerts.conftest import COMMUNITY, Clock, confirmed, correction, published
+from tests.alerts.conftest import COMMUNITY, Clock, confirmed, correction, migrated, published
 from tests.alerts.test_event_time import ONE_DAY, isolation, sick
 from tests.alerts.test_lifecycle import NO_ABERRATION, World
 from tests.alerts.test_time_rules import at_shanghai, rows, watchdog
 from tests.support.webhook import Receiver
 from zhibao_alerts.tables import alerts, daily_counts, daily_reports, timeline
-from zhibao_shared.db import make_engine, run_migrations, sqlite_url
+from zhibao_shared.db import sqlite_url
 
 REASON = "测温枪故障，复测 36.6 °C (thermometer fault)"
 
@@ -37,11 +37,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[AsyncEngine]:
     """The alerts schema, migrated."""
-    url = db_url
-    await run_migrations(url, "zhibao_alerts")
-    engine = make_engine(url)
-    yield engine
-    await engine.dispose()
+    async with migrated(db_url) as engine:
+        yield engine
 
 
 async def fevers_counted(engine: AsyncEngine, unit: str = COMMUNITY) -> int:

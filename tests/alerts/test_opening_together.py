@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.alerts.conftest import COMMUNITY, Clock, confirmed, fever
+from tests.alerts.conftest import COMMUNITY, Clock, confirmed, fever, migrated
 from tests.alerts.test_corrections import history
 from tests.alerts.test_lifecycle import World, oncall
 from tests.alerts.test_watchdog import silence_community
@@ -22,7 +22,6 @@ from zhibao_alerts.domain.config import Severity
 from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.raising import raise_alerts
 from zhibao_alerts.tables import alerts, notifications, silences
-from zhibao_shared.db import make_engine, run_migrations
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +33,8 @@ database = both_backends("alerts")
 @pytest.fixture
 async def engine(database: str) -> AsyncIterator[AsyncEngine]:
     """The alerts database on each backend, migrated."""
-    await run_migrations(database, "zhibao_alerts")
-    engine = make_engine(database)
-    yield engine
-    await engine.dispose()
+    async with migrated(database) as engine:
+        yield engine
 
 
 async def test_alerts_opened_by_one_batch_are_each_noted_silenced_and_paged_as_their_own(
