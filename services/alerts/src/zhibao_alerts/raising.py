@@ -329,7 +329,7 @@ async def _enqueue_first(
             {**row, "next_attempt_at": due}
             for row in notifications_for_step(alert, 0, "fired", routing, now)
         ]
-    await store.enqueue(conn, rows)
+    await store.add_notifications(conn, rows)  # new alerts: nothing of theirs is queued yet
 
 
 def _beyond_horizon(trigger: Trigger, routing: Routing, now: datetime, received: Received) -> bool:

@@ -383,7 +383,18 @@ async def add_notes(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> No
 async def enqueue(conn: AsyncConnection, rows: Iterable[dict[str, Any]]) -> int:
     """Put notifications in the outbox, skipping ones already there; returns how many."""
     rows = list(rows)
-    queued = await _queued(conn, rows)
+    return await add_notifications(conn, rows, await _queued(conn, rows))
+
+
+async def add_notifications(
+    conn: AsyncConnection,
+    rows: Iterable[dict[str, Any]],
+    queued: set[tuple[int, str, str, str]] | None = None,
+) -> int:
+    """Put notifications in the outbox, each (alert, reason, channel, target) once and
+    none of ``queued`` (those already there: none for alerts opened in this transaction,
+    so no need to look); returns how many."""
+    queued = set() if queued is None else queued
     new: list[dict[str, Any]] = []
     for row in rows:
         key = (row["alert_id"], row["reason"], row["channel"], row["target"])
