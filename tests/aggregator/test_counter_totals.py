@@ -45,7 +45,7 @@ async def test_figures_counted_before_the_totals_existed_read_the_same_after_the
 
 async def test_a_rebuild_that_fails_still_gets_its_read_indexes_back(engine: AsyncEngine) -> None:
     names = {str(index.name) for index in READ_INDEXES}
-    assert "ix_counters_unit_day" in names
+    assert "ix_counters_unit_metric_day" in names
 
     def indexes(sync: object) -> set[str]:
         inspector = inspect(sync)

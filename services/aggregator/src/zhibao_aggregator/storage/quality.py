@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain import quality as q
+from zhibao_aggregator.storage.by_metric import counters_by_metric
 from zhibao_aggregator.storage.tables import counters, daily_reports
 
 _CHUNK = 500
@@ -73,15 +74,16 @@ async def last_event_days(
     conn: AsyncConnection, units: Sequence[str], last: date
 ) -> dict[str, date]:
     """Per unit, the last day up to ``last`` with an event of any kind (absent: none)."""
+    one = counters_by_metric.c
     statement = (
-        select(_c.unit, func.max(_c.day))
+        select(one.unit, func.max(one.day))
         .where(
-            _c.unit.in_(bindparam("units", expanding=True)),
-            _c.metric == m.EVENTS,
-            _c.day <= last,
-            _c.value > 0,
+            one.unit.in_(bindparam("units", expanding=True)),
+            one.metric == m.EVENTS,
+            one.day <= last,
+            one.value > 0,
         )
-        .group_by(_c.unit)
+        .group_by(one.unit)
     )
     out: dict[str, date] = {}
     for chunk in _chunks(units):

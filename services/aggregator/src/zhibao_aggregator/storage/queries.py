@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain.rollup import CounterSnapshot
+from zhibao_aggregator.storage.by_metric import counters_by_metric
 from zhibao_aggregator.storage.tables import counter_totals, counters, daily_reports
 from zhibao_aggregator.storage.writer import as_utc
 
@@ -36,24 +37,26 @@ def _snapshot_statement() -> CompoundSelect[Any]:
     * ``w``: new confirmed cases in the risk window before ``day``;
     * ``l``: the last day up to ``day`` with a new confirmed case.
 
-    Each is a primary-key or ``(unit, day)`` range: the work does not grow with the
-    length of the history (``l`` reads the days with new confirmed cases only).
+    ``d`` is a range of the counters' key (unit, day, metric), ``t`` of the totals' key,
+    ``w`` and ``l`` of the ``(unit, metric, day)`` index (:mod:`.by_metric`): the work
+    does not grow with the length of the history (``l`` reads the days with new
+    confirmed cases only).
     """
-    c, t = counters.c, counter_totals.c
+    c, t, one = counters.c, counter_totals.c, counters_by_metric.c
     units: BindParameter[str] = bindparam("units", expanding=True)
     day = bindparam("day", type_=Date)
-    confirmed = and_(c.unit.in_(units), c.metric == m.NEW_CONFIRMED)
+    confirmed = and_(one.unit.in_(units), one.metric == m.NEW_CONFIRMED)
     return union_all(
         select(literal_column("'d'"), c.unit, c.metric, c.day, c.value).where(
             c.unit.in_(units), c.day >= day
         ),
         select(literal_column("'t'"), t.unit, t.metric, null(), t.value).where(t.unit.in_(units)),
-        select(literal_column("'w'"), c.unit, c.metric, c.day, c.value).where(
-            confirmed, c.day > bindparam("window_start", type_=Date), c.day < day
+        select(literal_column("'w'"), one.unit, one.metric, one.day, one.value).where(
+            confirmed, one.day > bindparam("window_start", type_=Date), one.day < day
         ),
-        select(literal_column("'l'"), c.unit, c.metric, func.max(c.day), literal_column("0"))
-        .where(confirmed, c.day <= day, c.value > 0)
-        .group_by(c.unit, c.metric),
+        select(literal_column("'l'"), one.unit, one.metric, func.max(one.day), literal_column("0"))
+        .where(confirmed, one.day <= day, one.value > 0)
+        .group_by(one.unit, one.metric),
     )
 
 
@@ -152,12 +155,10 @@ async def series(
     if metric in m.STOCKS:
         start = await _sums(conn, unit, first - timedelta(days=1), (metric,))
         level = start.get(metric, 0)
+    one = counters_by_metric.c
     rows = await conn.execute(
-        select(counters.c.day, counters.c.value).where(
-            counters.c.unit == unit,
-            counters.c.metric == metric,
-            counters.c.day >= first,
-            counters.c.day <= last,
+        select(one.day, one.value).where(
+            one.unit == unit, one.metric == metric, one.day >= first, one.day <= last
         )
     )
     values = {day: int(value) for day, value in rows.all()}

@@ -5,8 +5,8 @@ is stopped), so it
 
 * defers the secondary indexes that only reads use (:data:`READ_INDEXES`): they are
   dropped before the replay and built once after it, in one sorted pass, instead
-  of being updated row by row (the counters' ``(unit, day)`` index doubled the cost
-  of every counter upsert). The indexes the writer itself looks up stay;
+  of being updated row by row (the counters' ``(unit, metric, day)`` index is one
+  more B-tree for every new counter row). The indexes the writer itself looks up stay;
 * on SQLite, does not wait for the disk at every commit (``synchronous=OFF``) and
   keeps a larger page cache. A crash of the machine mid-rebuild can then leave the
   file unusable: the rebuild is run again (``--force``), as after any interrupted

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -21,13 +22,17 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: Maintained counters: one row per (unit, metric, day); the value is a flow or a stock delta.
+#: Keyed by (unit, day, metric) so that a unit's rows of one day lie together (a batch's
+#: upserts and a day's read touch a page or two a unit); on SQLite the key is the table.
 counters = Table(
     "counters",
     metadata,
-    Column("unit", String(12), primary_key=True),
-    Column("metric", String(48), primary_key=True),
-    Column("day", Date, primary_key=True),
+    Column("unit", String(12), nullable=False),
+    Column("metric", String(48), nullable=False),
+    Column("day", Date, nullable=False),
     Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("unit", "day", "metric", name="counters_pkey"),
+    sqlite_with_rowid=False,
 )
 
 #: Each unit's running total of every summed metric (``metrics.SUMMED``: stocks and the
@@ -160,7 +165,11 @@ epidemic_points = Table(
     Column("lifted_by", String(200)),
 )
 
-Index("ix_counters_unit_day", counters.c.unit, counters.c.day)
+#: One metric over a range of days (see ``storage.by_metric``); it changes only when a
+#: counter row is new, not when a value is added to.
+COUNTERS_BY_METRIC = Index(
+    "ix_counters_unit_metric_day", counters.c.unit, counters.c.metric, counters.c.day
+)
 Index("ix_held_corrections_corrected", held_corrections.c.corrected_key)
 Index("ix_case_facts_time", case_facts.c.classification, case_facts.c.time)
 Index("ix_case_facts_place", case_facts.c.community, case_facts.c.compound)

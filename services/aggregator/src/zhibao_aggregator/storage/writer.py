@@ -349,16 +349,22 @@ async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, dat
     bind = day_binder(conn)
     rows = [(unit, metric, bind(day), value) for (unit, day, metric), value in rolled.items()]
     summed = [(unit, metric, value) for (unit, metric), value in totals.items() if value]
-    # In primary-key order: on PostgreSQL row locks stay ordered (no deadlocks between
-    # partitioned instances); on SQLite the B-tree is written in order (a rebuild's held
-    # writes of ~250k rows took about a tenth less CPU per event).
-    rows.sort()
+    # In primary-key order (unit, day, metric): on PostgreSQL row locks stay ordered (no
+    # deadlocks between partitioned instances); on SQLite the B-tree is written in order
+    # (a rebuild's held writes of ~250k rows took about a tenth less CPU per event).
+    rows.sort(key=_counter_key)
     summed.sort()
     await insert_many(conn, _COUNTERS, rows)
     await insert_many(conn, _TOTALS, summed)
 
 
 _SUMMED = frozenset(m.SUMMED)
+
+
+def _counter_key(row: tuple[str, str, Any, int]) -> tuple[str, Any, str]:
+    """A counter row's (unit, metric, day, value) in the table's key order."""
+    unit, metric, day, _value = row
+    return unit, day, metric
 
 
 _COUNTERS = Insert(counters.name, ("unit", "metric", "day", "value"), adding(counters))
