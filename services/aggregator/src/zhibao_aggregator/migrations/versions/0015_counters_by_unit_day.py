@@ -28,24 +28,35 @@ _COLUMNS = ("unit", "metric", "day", "value")
 
 def upgrade() -> None:
     """Re-key the counters by (unit, day, metric); index (unit, metric, day)."""
-    op.drop_index("ix_counters_unit_day", table_name="counters")
-    if op.get_bind().dialect.name == "sqlite":
-        _copy_into_new_table(("unit", "day", "metric"), with_rowid=False)
-    else:
-        op.drop_constraint("counters_pkey", "counters", type_="primary")
-        op.create_primary_key("counters_pkey", "counters", ["unit", "day", "metric"])
-    op.create_index("ix_counters_unit_metric_day", "counters", ["unit", "metric", "day"])
+    _rekey(
+        ("unit", "day", "metric"),
+        dropped="ix_counters_unit_day",
+        index=("ix_counters_unit_metric_day", ["unit", "metric", "day"]),
+        with_rowid=False,
+    )
 
 
 def downgrade() -> None:
     """Key them by (unit, metric, day) again, with the (unit, day) index."""
-    op.drop_index("ix_counters_unit_metric_day", table_name="counters")
+    _rekey(
+        ("unit", "metric", "day"),
+        dropped="ix_counters_unit_metric_day",
+        index=("ix_counters_unit_day", ["unit", "day"]),
+        with_rowid=True,
+    )
+
+
+def _rekey(
+    key: tuple[str, ...], *, dropped: str, index: tuple[str, list[str]], with_rowid: bool
+) -> None:
+    """Give the counters ``key`` as primary key and ``index`` in place of ``dropped``."""
+    op.drop_index(dropped, table_name="counters")
     if op.get_bind().dialect.name == "sqlite":
-        _copy_into_new_table(("unit", "metric", "day"), with_rowid=True)
+        _copy_into_new_table(key, with_rowid=with_rowid)
     else:
         op.drop_constraint("counters_pkey", "counters", type_="primary")
-        op.create_primary_key("counters_pkey", "counters", ["unit", "metric", "day"])
-    op.create_index("ix_counters_unit_day", "counters", ["unit", "day"])
+        op.create_primary_key("counters_pkey", "counters", list(key))
+    op.create_index(index[0], "counters", index[1])
 
 
 def _copy_into_new_table(key: tuple[str, ...], *, with_rowid: bool) -> None:
