@@ -14,7 +14,7 @@ from zhibao_aggregator.bootstrap import rules
 from zhibao_aggregator.handler import ApplyBatch
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
-from zhibao_aggregator.storage.tables import counters
+from zhibao_aggregator.storage.tables import COUNTERS_BY_METRIC, counters
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.db import run_migrations
 
@@ -74,3 +74,17 @@ async def test_counters_counted_under_the_old_key_are_kept_re_keyed_and_back(
     await run_migrations(database, "zhibao_aggregator", downgrade_to=BEFORE)
     assert await _layout_of(engine) == (["unit", "metric", "day"], {"ix_counters_unit_day"}, True)
     assert await _rows(engine) == counted
+
+
+async def test_a_database_left_by_an_interrupted_rebuild_or_copy_still_migrates(
+    engine: AsyncEngine, database: str
+) -> None:
+    """An interrupted rebuild leaves its read indexes dropped, and its remedy (``rebuild
+    --force``) migrates first; on SQLite a stopped copy leaves its new table behind."""
+    await run_migrations(database, "zhibao_aggregator", downgrade_to=BEFORE)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP INDEX ix_counters_unit_day"))
+        if engine.dialect.name == "sqlite":
+            await conn.execute(text("CREATE TABLE counters_rekeyed (unit VARCHAR(12))"))
+    await migrate(database)
+    assert (await _layout_of(engine))[:2] == (["unit", "day", "metric"], {COUNTERS_BY_METRIC.name})

@@ -150,11 +150,12 @@ async def counted(
     declarable flows of the day and the people in isolation at its end (the stock's sum)."""
     out: dict[tuple[str, date], dict[str, int]] = {key: {} for key in days}
     flows = [name for name in q.DECLARABLE if name != m.IN_ISOLATION]
-    statement = select(_c.unit, _c.day, _c.metric, _c.value).where(
-        _c.unit.in_(bindparam("units", expanding=True)),
+    one = counters_by_metric.c
+    statement = select(one.unit, one.day, one.metric, one.value).where(
+        one.unit.in_(bindparam("units", expanding=True)),
         or_(
-            and_(_c.metric.in_(flows), _c.day >= first, _c.day <= last),
-            and_(_c.metric == m.IN_ISOLATION, _c.day <= last),
+            and_(one.metric.in_(flows), one.day >= first, one.day <= last),
+            and_(one.metric == m.IN_ISOLATION, one.day <= last),
         ),
     )
     stock: dict[str, list[tuple[date, int]]] = defaultdict(list)

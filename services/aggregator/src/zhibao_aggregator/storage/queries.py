@@ -138,10 +138,11 @@ async def _sums(
         )
     )
     found = {metric: int(value) for metric, value in totals.all()}
+    one = counters_by_metric.c
     later = await conn.execute(
-        select(counters.c.metric, func.sum(counters.c.value))
-        .where(counters.c.unit == unit, counters.c.metric.in_(names), counters.c.day > day)
-        .group_by(counters.c.metric)
+        select(one.metric, func.sum(one.value))
+        .where(one.unit == unit, one.metric.in_(names), one.day > day)
+        .group_by(one.metric)
     )
     for metric, value in later.all():
         found[metric] = found.get(metric, 0) - int(value or 0)

@@ -49,8 +49,12 @@ def downgrade() -> None:
 def _rekey(
     key: tuple[str, ...], *, dropped: str, index: tuple[str, list[str]], with_rowid: bool
 ) -> None:
-    """Give the counters ``key`` as primary key and ``index`` in place of ``dropped``."""
-    op.drop_index(dropped, table_name="counters")
+    """Give the counters ``key`` as primary key and ``index`` in place of ``dropped``.
+
+    ``dropped`` may be missing: an interrupted rebuild leaves the read indexes dropped,
+    and its remedy (``rebuild --force``) migrates first.
+    """
+    op.drop_index(dropped, table_name="counters", if_exists=True)
     if op.get_bind().dialect.name == "sqlite":
         _copy_into_new_table(key, with_rowid=with_rowid)
     else:
@@ -61,7 +65,9 @@ def _rekey(
 
 def _copy_into_new_table(key: tuple[str, ...], *, with_rowid: bool) -> None:
     """SQLite cannot change a table's primary key: copy the rows, in key order, into a
-    new table and put it in the old one's place."""
+    new table and put it in the old one's place. SQLite runs the DDL outside the copy's
+    transaction: a copy that was stopped left its table, which a second run replaces."""
+    op.drop_table("counters_rekeyed", if_exists=True)
     op.create_table(
         "counters_rekeyed",
         sa.Column("unit", sa.String(12), nullable=False),
