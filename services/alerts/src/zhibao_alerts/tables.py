@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from zhibao_shared.db import UtcDateTime
@@ -236,6 +237,9 @@ task_alerts = Table(
     Column("alert_id", Integer, index=True),
 )
 
+#: The records that count towards something (an index condition: see ``event_records``).
+COUNTING = text("data IS NOT NULL")
+
 #: The events the alerts service applied, as they count now (issue 16: corrections): a
 #: correction re-judges its event from here. ``data`` is the event's (pseudonymised)
 #: data as last decided, null when it counts towards nothing (a normal screening, or a
@@ -251,11 +255,22 @@ event_records = Table(
     #: the local day it counts on (a daily report: the day it closes)
     Column("day", Date, nullable=False),
     #: the person it names, when it names one (as last decided)
-    Column("pid", String(32), index=True),
+    Column("pid", String(32)),
     Column("data", Text),
     Column("decided_at", UtcDateTime()),
     Column("decided_by", String(400)),
-    Index("ix_event_records_community_day", "community", "type", "day"),
+    # Only records that count are ever looked up by person or by day (most screenings
+    # count towards nothing): the indexes leave the others out, so recording one writes
+    # its row and its key, not two index entries more.
+    Index("ix_event_records_pid", "pid", sqlite_where=COUNTING, postgresql_where=COUNTING),
+    Index(
+        "ix_event_records_community_day",
+        "community",
+        "type",
+        "day",
+        sqlite_where=COUNTING,
+        postgresql_where=COUNTING,
+    ),
 )
 
 #: Corrections whose event has not arrived yet: applied when it does, then deleted.

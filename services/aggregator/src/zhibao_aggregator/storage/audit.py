@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from zhibao_aggregator.storage.audit_tables import audit_trail
+from zhibao_aggregator.storage.audit_tables import REJECTED, audit_trail
 from zhibao_shared.bulk import Insert, bind_rows, ignoring, insert_many
 
 _KEY = ("origin", "seq", "line", "item")
@@ -141,12 +141,18 @@ async def rejected_events(
     whose community could not be read (a malformed or masked subject) are not counted.
     Every submission counts: an event rejected twice counts twice.
     """
+    rows = (await conn.execute(rejected_query(under, first, last))).all()
+    return [RejectedCount(unit, day, code or "unknown", int(n)) for unit, day, code, n in rows]
+
+
+def rejected_query(under: str, first: date, last: date) -> Select[Any]:
+    """The query of :func:`rejected_events` (it reads the rejected rows' own index)."""
     t = audit_trail.c
-    statement = (
+    return (
         select(t.unit, t.day, t.code, func.count())
         .where(
             t.kind == "event",
-            t.outcome == "rejected",
+            REJECTED,
             t.day >= first,
             t.day <= last,
             t.unit.startswith(under),
@@ -155,5 +161,3 @@ async def rejected_events(
         .group_by(t.unit, t.day, t.code)
         .order_by(t.unit, t.day, t.code)
     )
-    rows = (await conn.execute(statement)).all()
-    return [RejectedCount(unit, day, code or "unknown", int(n)) for unit, day, code, n in rows]
