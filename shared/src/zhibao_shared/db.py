@@ -6,16 +6,20 @@ module only makes engines the same way everywhere.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from sqlalchemy import Connection, DateTime, Table, TypeDecorator, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from zhibao_shared.settings import sqlite_url
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "UtcDateTime",
@@ -25,6 +29,7 @@ __all__ = [
     "make_engine",
     "run_migrations",
     "sqlite_url",
+    "unmigrated",
 ]
 
 if TYPE_CHECKING:
@@ -108,6 +113,57 @@ async def run_migrations(url: str, package: str, *, downgrade_to: str | None = N
             await conn.run_sync(run)
     finally:
         await engine.dispose()
+
+
+async def unmigrated(url: str, package: str, service: str) -> str | None:
+    """Why ``service`` must not start on the database at ``url`` (None: it may).
+
+    A service starts only on a schema at its migrations' head: code on a schema that
+    lacks a revision fails at the first statement that needs it (a missing index or
+    column), long after it reported ready. A database migrated by a newer version
+    (a revision this code does not know, as after rolling the code back) is let
+    through with a warning: migrations add to the schema, so the older code's
+    statements still find what they need.
+    """
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            state = await conn.run_sync(_schema_state, package)
+    finally:
+        await engine.dispose()
+    remedy = f"run `zhibao {service} migrate` first"
+    if not state.applied:
+        return f"no {service} schema: {remedy}"
+    if state.unknown:
+        log.warning("schema_newer_than_code", service=service, revisions=list(state.unknown))
+    elif state.missing:
+        lacking = ", ".join(reversed(state.missing))
+        return f"the {service} database lacks the migrations {lacking}: {remedy}"
+    return None
+
+
+@dataclass(frozen=True)
+class _SchemaState:
+    #: the database's current revisions (none: never migrated)
+    applied: tuple[str, ...]
+    #: revisions of the code the database lacks, newest first
+    missing: tuple[str, ...]
+    #: revisions of the database the code does not know
+    unknown: tuple[str, ...]
+
+
+def _schema_state(sync: Connection, package: str) -> _SchemaState:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(package, sync))
+    applied = tuple(MigrationContext.configure(sync).get_current_heads())
+    known = {s.revision for s in script.walk_revisions()}
+    unknown = tuple(revision for revision in applied if revision not in known)
+    if unknown:
+        return _SchemaState(applied, (), unknown)
+    missing = script.iterate_revisions("heads", applied or "base")
+    return _SchemaState(applied, tuple(s.revision for s in missing), ())
 
 
 async def has_table(url: str, table: str) -> bool:

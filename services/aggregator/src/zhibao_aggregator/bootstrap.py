@@ -38,7 +38,7 @@ from zhibao_aggregator.http_api import (
     build_quality_router,
     build_router,
 )
-from zhibao_aggregator.migrate import migrate, schema_ready
+from zhibao_aggregator.migrate import PACKAGE, migrate
 from zhibao_aggregator.place_reader import PlaceReader
 from zhibao_aggregator.places_api import build_places_router
 from zhibao_aggregator.public_page import build_public_page
@@ -79,7 +79,7 @@ from zhibao_shared.broker import (
 )
 from zhibao_shared.bus_access import audit_durable, levels_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
-from zhibao_shared.db import make_engine
+from zhibao_shared.db import make_engine, unmigrated
 from zhibao_shared.hierarchy import Registry, load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
@@ -398,8 +398,9 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not await schema_ready(settings.database_url()):
-            raise RuntimeError("no aggregator schema: run `zhibao aggregator migrate` first")
+        refusal = await unmigrated(settings.database_url(), PACKAGE, "aggregator")
+        if refusal is not None:
+            raise RuntimeError(refusal)
         if (started := await unfinished_rebuild(settings.database_url())) is not None:
             raise RuntimeError(
                 f"the rebuild started at {started} did not finish (its counters lag the "

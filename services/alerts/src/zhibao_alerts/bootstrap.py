@@ -44,7 +44,7 @@ from zhibao_shared.broker import (
 )
 from zhibao_shared.bus_access import care_durable, tasks_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
-from zhibao_shared.db import has_table, is_sqlite, make_engine, run_migrations
+from zhibao_shared.db import is_sqlite, make_engine, run_migrations, unmigrated
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
@@ -71,9 +71,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Where the migrations live (``<package>/migrations``).
+PACKAGE = "zhibao_alerts"
+
+
 async def migrate(settings: AlertsSettings) -> None:
     """Alembic upgrade head."""
-    await run_migrations(settings.database_url(), "zhibao_alerts")
+    await run_migrations(settings.database_url(), PACKAGE)
 
 
 def consumer_spec(settings: AlertsSettings) -> ConsumerSpec:
@@ -347,8 +351,9 @@ def create_app(settings: AlertsSettings | None = None, clock: Clock = utc_now) -
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not await has_table(settings.database_url(), "alerts"):
-            raise RuntimeError("no alerts schema: run `zhibao alerts migrate` first")
+        refusal = await unmigrated(settings.database_url(), PACKAGE, "alerts")
+        if refusal is not None:
+            raise RuntimeError(refusal)
         auditing = asyncio.create_task(service.audit.run())
         try:
             async with connecting_in_background(service.connect):

@@ -47,7 +47,7 @@ from zhibao_shared.broker import (
     tasks_stream_config,
 )
 from zhibao_shared.consumer import BatchConsumer
-from zhibao_shared.db import has_table, make_engine, run_migrations
+from zhibao_shared.db import make_engine, run_migrations, unmigrated
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.note_sealing import NoteSealer
@@ -69,9 +69,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Where the migrations live (``<package>/migrations``).
+PACKAGE = "zhibao_response"
+
+
 async def migrate(settings: ResponseSettings) -> None:
     """Alembic upgrade head."""
-    await run_migrations(settings.database_url(), "zhibao_response")
+    await run_migrations(settings.database_url(), PACKAGE)
 
 
 def details_key(settings: ResponseSettings) -> str:
@@ -222,8 +226,9 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not await has_table(settings.database_url(), "tasks"):
-            raise RuntimeError("no response schema: run `zhibao response migrate` first")
+        refusal = await unmigrated(settings.database_url(), PACKAGE, "response")
+        if refusal is not None:
+            raise RuntimeError(refusal)
         auditing = asyncio.create_task(service.audit.run())
         try:
             async with connecting_in_background(service.connect):
