@@ -1,6 +1,7 @@
 """The audit trail's projection on SQLite and PostgreSQL: each record stored once however
 often it is delivered or by however many partitions sharing the database; pages cover
-every row once; rejected events counted per community, day and reason."""
+every row once; rejected events counted per community, day and reason, through an index
+of the rejected rows alone (migration 0016: rows stored before it are counted after it)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,24 @@ from zoneinfo import ZoneInfo
 
 import nats
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.audit_feed import AuditFeed
 from zhibao_aggregator.domain.calendar import Calendar
-from zhibao_aggregator.storage.audit import RejectedCount, TrailQuery, read_trail, rejected_events
+from zhibao_aggregator.migrate import migrate
+from zhibao_aggregator.storage.audit import (
+    RejectedCount,
+    TrailQuery,
+    read_trail,
+    rejected_events,
+    rejected_query,
+)
 from zhibao_aggregator.storage.audit_tables import audit_trail
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.audit import AuditTrail
 from zhibao_shared.broker import audit_stream_config, ensure_stream, make_broker, stop_broker
+from zhibao_shared.db import run_migrations
 from zhibao_shared.events import MAX_ID_LENGTH, MAX_SOURCE_LENGTH
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.stream_feed import FeedSpec
@@ -229,3 +238,75 @@ async def test_an_event_s_time_in_its_own_offset_is_shown_as_the_same_moment(
     (stored,) = await _event_rows(nats_server, tmp_path, engine, event)
     assert stored["event_time"] == "2026-11-29T23:30:00+00:00"
     assert stored["at"] == _at(DAY_1, 9)
+
+
+#: The revision before the rejected rows had an index of their own.
+BEFORE_REJECTED_INDEX = "0015_counters_by_unit_day"
+REJECTED_INDEX = "ix_audit_trail_rejected"
+
+
+def _definition(sync: Connection) -> str:
+    """The index's definition as the database states it."""
+    if sync.dialect.name == "sqlite":
+        query = "SELECT sql FROM sqlite_master WHERE name = :name"
+    else:
+        query = "SELECT indexdef FROM pg_indexes WHERE indexname = :name"
+    return str(sync.execute(text(query), {"name": REJECTED_INDEX}).scalar_one()).upper()
+
+
+def _rejection_count_plan(sync: Connection) -> str:
+    """The plan of a rejection count (PostgreSQL told to avoid scanning the table whenever
+    an index can serve: the test table is tiny)."""
+    if sync.dialect.name == "sqlite":
+        explain = "EXPLAIN QUERY PLAN "
+    else:
+        sync.execute(text("SET LOCAL enable_seqscan = off"))
+        explain = "EXPLAIN "
+    query = rejected_query("640106", DAY_1, DAY_2)
+    compiled = query.compile(sync, compile_kwargs={"literal_binds": True})
+    rows = sync.execute(text(explain + str(compiled)))
+    return " ".join(str(part) for row in rows for part in row)
+
+
+async def test_rejections_stored_before_the_upgrade_are_counted_through_the_new_index(
+    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine, database: str
+) -> None:
+    await run_migrations(database, "zhibao_aggregator", downgrade_to=BEFORE_REJECTED_INDEX)
+    tokens = TokenStore.in_data_dir(tmp_path / "tokens")
+    try:
+        await _publish_trail(nats_server.url, tmp_path, tokens)
+        await _project(nats_server.url, engine, tokens, "aggregator-audit")
+        async with engine.connect() as conn:
+            definition = await conn.run_sync(_definition)
+        assert "WHERE" not in definition and "OUTCOME" in definition
+
+        await migrate(database)
+        later = _submission(
+            _at(DAY_2, 9), [_event(7, B, "rejected", "invalid"), _event(8, A, "accepted")]
+        )
+        await _publish_trail(nats_server.url, tmp_path, tokens, [later])
+        await _project(nats_server.url, engine, tokens, "aggregator-audit")
+    finally:
+        tokens.close()
+    async with engine.connect() as conn:
+        definition = await conn.run_sync(_definition)
+        plan = await conn.run_sync(_rejection_count_plan)
+        rejected_rows, _ = await read_trail(
+            conn, TrailQuery(("6401",), outcome="rejected"), None, 50
+        )
+        counted = await rejected_events(conn, "640106", DAY_1, DAY_2)
+        nothing = await rejected_events(conn, "640106", DAY_2 + timedelta(days=1), DAY_2)
+    assert "WHERE" in definition and "'REJECTED'" in definition, definition
+    assert REJECTED_INDEX in plan, plan
+    assert counted == [
+        RejectedCount(A, DAY_1, "invalid", 2),
+        RejectedCount(A, DAY_2, "unknown_unit", 1),
+        RejectedCount(B, DAY_1, "invalid", 1),
+        RejectedCount(B, DAY_2, "invalid", 1),
+    ]
+    assert nothing == []
+    assert sorted(r["event_id"] for r in rejected_rows) == ["ev-2", "ev-3", "ev-4", "ev-5", "ev-7"]
+
+    await run_migrations(database, "zhibao_aggregator", downgrade_to=BEFORE_REJECTED_INDEX)
+    async with engine.connect() as conn:
+        assert "WHERE" not in await conn.run_sync(_definition)

@@ -20,11 +20,13 @@ from zhibao_alerts.bootstrap import create_app as alerts_app
 from zhibao_alerts.settings import AlertsSettings
 from zhibao_response.bootstrap import create_app as response_app
 from zhibao_response.settings import ResponseSettings
-from zhibao_shared.db import make_engine, run_migrations, unmigrated
+from zhibao_shared.db import Unmigrated, make_engine, require_migrated, run_migrations
 
 
 @dataclass(frozen=True)
 class Service:
+    """A service with a database: its name, migrations' package, settings and app."""
+
     name: str
     package: str
     settings: Callable[[Path], Any]
@@ -77,22 +79,22 @@ async def test_a_database_a_migration_behind_is_refused_with_the_command_that_fi
     settings = service.settings(tmp_path / "data")
     url = settings.database_url()
     remedy = f"run `zhibao {service.name} migrate` first"
-    with pytest.raises(RuntimeError, match=f"no {service.name} schema: {remedy}"):
+    with pytest.raises(Unmigrated, match=f"no {service.name} schema: {remedy}"):
         await _starts(service, settings)
 
     await run_migrations(url, service.package)
     [head] = await _revisions(url)
-    assert await unmigrated(url, service.package, service.name) is None
+    await require_migrated(url, service.package, service.name)
 
     await run_migrations(url, service.package, downgrade_to="-1")
-    with pytest.raises(RuntimeError) as refused:
+    with pytest.raises(Unmigrated) as refused:
         await _starts(service, settings)
     message = str(refused.value)
     assert f"lacks the migrations {head}" in message
     assert remedy in message
 
     await run_migrations(url, service.package)
-    assert await unmigrated(url, service.package, service.name) is None
+    await require_migrated(url, service.package, service.name)
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=[s.name for s in SERVICES])
@@ -107,4 +109,4 @@ async def test_a_database_migrated_by_a_newer_version_is_let_through(
             await conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_later'"))
     finally:
         await engine.dispose()
-    assert await unmigrated(url, service.package, service.name) is None
+    await require_migrated(url, service.package, service.name)

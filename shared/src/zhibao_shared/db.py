@@ -22,14 +22,15 @@ from zhibao_shared.settings import sqlite_url
 log = structlog.get_logger(__name__)
 
 __all__ = [
+    "Unmigrated",
     "UtcDateTime",
     "conflict_insert",
     "has_table",
     "is_sqlite",
     "make_engine",
+    "require_migrated",
     "run_migrations",
     "sqlite_url",
-    "unmigrated",
 ]
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def _alembic_config(package: str, connection: Connection) -> Config:
 
 
 async def run_migrations(url: str, package: str, *, downgrade_to: str | None = None) -> None:
-    """Alembic ``upgrade head`` for a service whose scripts live in ``<package>/migrations``
+    """Alembic ``upgrade heads`` for a service whose scripts live in ``<package>/migrations``
     (``downgrade_to``: ``downgrade`` to that revision instead, as the database stood then).
 
     Run as an explicit step (``zhibao <service> migrate``), never at import or start-up.
@@ -103,7 +104,7 @@ async def run_migrations(url: str, package: str, *, downgrade_to: str | None = N
     def run(sync: Connection) -> None:
         config = _alembic_config(package, sync)
         if downgrade_to is None:
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")
         else:
             command.downgrade(config, downgrade_to)
 
@@ -115,15 +116,19 @@ async def run_migrations(url: str, package: str, *, downgrade_to: str | None = N
         await engine.dispose()
 
 
-async def unmigrated(url: str, package: str, service: str) -> str | None:
-    """Why ``service`` must not start on the database at ``url`` (None: it may).
+class Unmigrated(RuntimeError):
+    """A service's database is not at its migrations' head: the service does not start."""
 
-    A service starts only on a schema at its migrations' head: code on a schema that
-    lacks a revision fails at the first statement that needs it (a missing index or
-    column), long after it reported ready. A database migrated by a newer version
-    (a revision this code does not know, as after rolling the code back) is let
-    through with a warning: migrations add to the schema, so the older code's
-    statements still find what they need.
+
+async def require_migrated(url: str, package: str, service: str) -> None:
+    """Raise :class:`Unmigrated` unless the database at ``url`` is at the head of the
+    migrations in ``<package>/migrations``, naming what it lacks and the command.
+
+    A service starts only on a schema at its head: code on a schema that lacks a
+    revision fails at the first statement that needs it (a missing index or column),
+    long after it reported ready. A database migrated by a newer version (a revision
+    this code does not know, as after rolling the code back) is let through with a
+    warning: the operator chose to run the older code on it.
     """
     engine = make_engine(url)
     try:
@@ -133,20 +138,19 @@ async def unmigrated(url: str, package: str, service: str) -> str | None:
         await engine.dispose()
     remedy = f"run `zhibao {service} migrate` first"
     if not state.applied:
-        return f"no {service} schema: {remedy}"
+        raise Unmigrated(f"no {service} schema: {remedy}")
     if state.unknown:
         log.warning("schema_newer_than_code", service=service, revisions=list(state.unknown))
     elif state.missing:
-        lacking = ", ".join(reversed(state.missing))
-        return f"the {service} database lacks the migrations {lacking}: {remedy}"
-    return None
+        lacking = ", ".join(state.missing)
+        raise Unmigrated(f"the {service} database lacks the migrations {lacking}: {remedy}")
 
 
 @dataclass(frozen=True)
 class _SchemaState:
     #: the database's current revisions (none: never migrated)
     applied: tuple[str, ...]
-    #: revisions of the code the database lacks, newest first
+    #: revisions of the code the database lacks, oldest first
     missing: tuple[str, ...]
     #: revisions of the database the code does not know
     unknown: tuple[str, ...]
@@ -162,12 +166,20 @@ def _schema_state(sync: Connection, package: str) -> _SchemaState:
     unknown = tuple(revision for revision in applied if revision not in known)
     if unknown:
         return _SchemaState(applied, (), unknown)
-    missing = script.iterate_revisions("heads", applied or "base")
-    return _SchemaState(applied, tuple(s.revision for s in missing), ())
+
+    def down_from(tops: tuple[str, ...] | str) -> list[str]:
+        """These revisions and every one they build on, newest first."""
+        return [s.revision for s in script.iterate_revisions(tops, "base")]
+
+    # Every revision under the heads that is not under what was applied: on several
+    # branches (or below a merge) a range from the applied revisions would miss some.
+    done = set(down_from(applied)) if applied else set()
+    missing = [revision for revision in down_from("heads") if revision not in done]
+    return _SchemaState(applied, tuple(reversed(missing)), ())
 
 
 async def has_table(url: str, table: str) -> bool:
-    """True when ``table`` exists (services refuse to start before their migration ran)."""
+    """True when ``table`` exists."""
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:

@@ -79,7 +79,7 @@ from zhibao_shared.broker import (
 )
 from zhibao_shared.bus_access import audit_durable, levels_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
-from zhibao_shared.db import make_engine, unmigrated
+from zhibao_shared.db import make_engine, require_migrated
 from zhibao_shared.hierarchy import Registry, load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
@@ -398,9 +398,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        refusal = await unmigrated(settings.database_url(), PACKAGE, "aggregator")
-        if refusal is not None:
-            raise RuntimeError(refusal)
+        await require_migrated(settings.database_url(), PACKAGE, "aggregator")
         if (started := await unfinished_rebuild(settings.database_url())) is not None:
             raise RuntimeError(
                 f"the rebuild started at {started} did not finish (its counters lag the "

@@ -44,7 +44,7 @@ from zhibao_shared.broker import (
 )
 from zhibao_shared.bus_access import care_durable, tasks_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
-from zhibao_shared.db import is_sqlite, make_engine, run_migrations, unmigrated
+from zhibao_shared.db import is_sqlite, make_engine, require_migrated, run_migrations
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
@@ -351,9 +351,7 @@ def create_app(settings: AlertsSettings | None = None, clock: Clock = utc_now) -
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        refusal = await unmigrated(settings.database_url(), PACKAGE, "alerts")
-        if refusal is not None:
-            raise RuntimeError(refusal)
+        await require_migrated(settings.database_url(), PACKAGE, "alerts")
         auditing = asyncio.create_task(service.audit.run())
         try:
             async with connecting_in_background(service.connect):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from zhibao_alerts.domain.clusters import Fever
 from zhibao_alerts.domain.corrections import Decision, Order, Recorded
 from zhibao_alerts.tables import (
+    COUNTING,
     alerts,
     case_persons,
     daily_reports,
@@ -141,7 +142,7 @@ async def counted_of_persons(
         .where(
             event_records.c.pid.in_(wanted),
             event_records.c.type.in_(set(types)),
-            event_records.c.data.is_not(None),
+            COUNTING,
         )
         .order_by(event_records.c.at, event_records.c.dedup_key)
     )
@@ -159,7 +160,7 @@ async def counted_of_days(
         event_records.c.type == event_type,
         event_records.c.community.in_({c for c, _ in wanted}),
         event_records.c.day.in_({d for _, d in wanted}),
-        event_records.c.data.is_not(None),
+        COUNTING,
     )
     rows = (await conn.execute(query)).all()
     return [_recorded(row) for row in rows if (row.community, row.day) in wanted]

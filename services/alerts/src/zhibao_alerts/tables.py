@@ -15,7 +15,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    text,
 )
 
 from zhibao_shared.db import UtcDateTime
@@ -237,9 +236,6 @@ task_alerts = Table(
     Column("alert_id", Integer, index=True),
 )
 
-#: The records that count towards something (an index condition: see ``event_records``).
-COUNTING = text("data IS NOT NULL")
-
 #: The events the alerts service applied, as they count now (issue 16: corrections): a
 #: correction re-judges its event from here. ``data`` is the event's (pseudonymised)
 #: data as last decided, null when it counts towards nothing (a normal screening, or a
@@ -259,18 +255,20 @@ event_records = Table(
     Column("data", Text),
     Column("decided_at", UtcDateTime()),
     Column("decided_by", String(400)),
-    # Only records that count are ever looked up by person or by day (most screenings
-    # count towards nothing): the indexes leave the others out, so recording one writes
-    # its row and its key, not two index entries more.
-    Index("ix_event_records_pid", "pid", sqlite_where=COUNTING, postgresql_where=COUNTING),
-    Index(
-        "ix_event_records_community_day",
-        "community",
-        "type",
-        "day",
-        sqlite_where=COUNTING,
-        postgresql_where=COUNTING,
-    ),
+)
+#: The records that count towards something. Only those are ever looked up by person or
+#: by day (most records are screenings that count towards nothing, looked up by key
+#: alone): the two indexes hold only them, so recording any other event writes its row
+#: and its key, not two index entries more. A lookup states this condition to use them.
+COUNTING = event_records.c.data.is_not(None)
+Index("ix_event_records_pid", event_records.c.pid, sqlite_where=COUNTING, postgresql_where=COUNTING)
+Index(
+    "ix_event_records_community_day",
+    event_records.c.community,
+    event_records.c.type,
+    event_records.c.day,
+    sqlite_where=COUNTING,
+    postgresql_where=COUNTING,
 )
 
 #: Corrections whose event has not arrived yet: applied when it does, then deleted.

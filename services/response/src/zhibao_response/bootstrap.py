@@ -47,7 +47,7 @@ from zhibao_shared.broker import (
     tasks_stream_config,
 )
 from zhibao_shared.consumer import BatchConsumer
-from zhibao_shared.db import make_engine, run_migrations, unmigrated
+from zhibao_shared.db import make_engine, require_migrated, run_migrations
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.note_sealing import NoteSealer
@@ -226,9 +226,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        refusal = await unmigrated(settings.database_url(), PACKAGE, "response")
-        if refusal is not None:
-            raise RuntimeError(refusal)
+        await require_migrated(settings.database_url(), PACKAGE, "response")
         auditing = asyncio.create_task(service.audit.run())
         try:
             async with connecting_in_background(service.connect):

@@ -80,7 +80,9 @@ def _conditions(query: TrailQuery) -> list[Any]:
         conditions.append(or_(t.token == query.reporter, t.token_name == query.reporter))
     if query.type is not None:
         conditions.append(t.type == query.type)
-    if query.outcome is not None:
+    if query.outcome == "rejected":
+        conditions.append(REJECTED)  # in the words of the rejected rows' own index
+    elif query.outcome is not None:
         conditions.append(t.outcome == query.outcome)
     if query.since is not None:
         conditions.append(t.at >= query.since.astimezone(UTC))

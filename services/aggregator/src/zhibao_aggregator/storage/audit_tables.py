@@ -67,8 +67,8 @@ audit_trail = Table(
 )
 Index("ix_audit_trail_unit", audit_trail.c.unit, audit_trail.c.sort_key)
 
-#: The rows of rejected submissions. The rejection counts read only those, and nearly
-#: every row is an accepted event: the index over (day, unit) holds the rejected rows
+#: The rows of rejected events. The rejection counts read only those, and nearly every
+#: row is an accepted event: the index over (day, unit) holds the rejected rows
 #: alone, so storing an accepted event writes one index entry less. A query uses the
 #: index when it states this condition (with the literal, so that PostgreSQL's generic
 #: plans can use it too).

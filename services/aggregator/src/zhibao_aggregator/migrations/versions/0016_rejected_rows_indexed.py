@@ -6,6 +6,10 @@ range of days. Indexed over (outcome, day, unit), every accepted event wrote an 
 that no query reads; the index is now over (day, unit) of the rejected rows alone
 (``WHERE outcome = 'rejected'``).
 
+On PostgreSQL the index is built by a plain ``CREATE INDEX`` in the migration's
+transaction: writes to the table wait for the build (seconds for a few million rows),
+so instances of the previous version still running stall for that long, then go on.
+
 Revision ID: 0016_rejected_rows_indexed
 Revises: 0015_counters_by_unit_day
 """

@@ -6,6 +6,10 @@ person and by (community, type, day) ask for records that count. Indexing every 
 wrote two index entries more an event, at scattered places of indexes that grow by one
 entry an event; partial indexes (``WHERE data IS NOT NULL``) leave them out.
 
+On PostgreSQL the index is built by a plain ``CREATE INDEX`` in the migration's
+transaction: writes to the table wait for the build (seconds for a few million rows),
+so instances of the previous version still running stall for that long, then go on.
+
 Revision ID: 0015
 Revises: 0014
 """
