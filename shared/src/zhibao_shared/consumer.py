@@ -22,6 +22,10 @@ Guarantees:
   cannot be decoded, or still fails on the ``max_deliver``-th delivery, is
   parked (alone, with ``Zhibao-Bundle-Index``); the bundle's other events are
   applied and the bundle acked.
+* **Memory follows the batch size, not the backlog.** A fetch asks for as many
+  messages as hold about ``batch_size`` events, judged by the largest message
+  lately (before the first, by the largest bundle there can be), and a fetch's
+  events go to the handler ``batch_size`` at a time.
 * **Transient failures are not poison.** Exceptions listed in ``transient``
   (by default ``OSError`` and ``TimeoutError``; a service adds its database
   driver's connection errors) nak the batch with a delay but never send
@@ -80,7 +84,13 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from zhibao_shared.broker import dead_letter_stream_config, declare_stream, release_pull
-from zhibao_shared.events import PublishedEvent, parse_message, parse_published, published_payload
+from zhibao_shared.events import (
+    MAX_BUNDLE_EVENTS,
+    PublishedEvent,
+    parse_message,
+    parse_published,
+    published_payload,
+)
 from zhibao_shared.settings import CONSUMER_LINGER_S, ZhibaoSettings
 from zhibao_shared.subjects import (
     DEAD_LETTER_STREAM,
@@ -227,8 +237,13 @@ class BatchConsumer:
     stats: _Stats = field(default_factory=_Stats)
     _subscription: JetStreamContext.PullSubscription | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Events per message lately (bundles hold many): fetches are sized in events.
+    #: Events per message lately (bundles hold many): the lag in events.
     _per_message: float = 1.0
+    #: Events in the largest message lately, halving per fetch down to what is seen:
+    #: fetches are sized by it, so that a backlog of bundles is taken about
+    #: ``batch_size`` events at a time, not ``batch_size`` bundles. None before the
+    #: first message: that fetch assumes the largest bundle there can be.
+    _largest: float | None = None
     #: The last fetch found nothing: the next one waits for a single message.
     _idle: bool = False
     #: The last step's fetch brought fewer messages than it asked for (cleared by every
@@ -319,7 +334,7 @@ class BatchConsumer:
             if after_idle:
                 wanted, timeout = 1, self.spec.idle_wait_s
             else:
-                wanted = max(1, round(self.spec.batch_size / self._per_message))
+                wanted = max(1, round(self.spec.batch_size / (self._largest or MAX_BUNDLE_EVENTS)))
                 timeout = self.spec.fetch_timeout_s
             messages = await self._subscription.fetch(wanted, timeout=timeout)
         except (nats.errors.TimeoutError, TimeoutError):
@@ -346,6 +361,8 @@ class BatchConsumer:
                 decoded.append((msg, deliveries))
         events = sum(len(deliveries) for _, deliveries in decoded)
         self._per_message = 0.7 * self._per_message + 0.3 * max(1.0, events / len(messages))
+        largest = float(max((len(deliveries) for _, deliveries in decoded), default=1))
+        self._largest = largest if self._largest is None else max(largest, self._largest / 2)
         groups = _groups(decoded, self.spec.batch_size)
         for n, group in enumerate(groups):
             if self._stopping.is_set():  # draining: the rest comes back at once to whoever runs

@@ -859,6 +859,11 @@ def parse_message(raw: bytes) -> list[PublishedEvent]:
     return [PUBLISHED_EVENT.validate_json(raw, context=STORED)]
 
 
+#: Most events one bus message may hold (intake's ``intake_bundle_events`` is at most
+#: this): a consumer sizes its first fetch by it, before it has seen a message.
+MAX_BUNDLE_EVENTS = 1000
+
+
 def bundle_payload(payloads: Sequence[bytes]) -> bytes:
     """Several published events' JSON as one bus message (a CloudEvents JSON batch)."""
     return b"[" + b",".join(payloads) + b"]"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from zhibao_shared.events import MAX_BUNDLE_EVENTS
 from zhibao_shared.settings import ServiceSettings, refuse_placeholder
 
 
@@ -26,7 +27,7 @@ class IntakeSettings(ServiceSettings):
     intake_bundle_events: int = Field(
         default=200,
         ge=1,
-        le=1000,
+        le=MAX_BUNDLE_EVENTS,
         description=(
             "Most events of one district per bus message; 1 publishes every event on its own "
             "(then JetStream itself answers whether each event is a repeat)"
