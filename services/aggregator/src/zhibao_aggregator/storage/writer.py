@@ -93,17 +93,31 @@ class HeldCounters:
     metric) that many batches change is written once instead of once per batch (at
     every level, so the roll-up runs once too). At most ``limit`` community and place
     keys are held; reaching it writes them in the transaction of the batch that did.
+    A held key shares its unit (or place) and day with every other key of them: each
+    event's own copies would double the memory a key takes.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, run: int = 0) -> None:
         self._limit = limit
+        self._run = run or WRITE_RUN
         self._units: c.Contribution = Counter()
         self._places: c.Contribution = Counter()
+        self._shared: dict[Any, Any] = {}
 
     def hold(self, units: c.Contribution, places: c.Contribution) -> None:
         """Add a batch's community-level and place changes."""
-        self._units.update(units)
-        self._places.update(places)
+        self._add(self._units, units)
+        self._add(self._places, places)
+
+    def _add(self, held: c.Contribution, change: c.Contribution) -> None:
+        shared = self._shared
+        for key, delta in change.items():
+            before = held.get(key)
+            if before is not None:
+                held[key] = before + delta
+            else:
+                where, day, metric = key
+                held[(shared.setdefault(where, where), shared.setdefault(day, day), metric)] = delta
 
     @property
     def full(self) -> bool:
@@ -111,9 +125,36 @@ class HeldCounters:
         return len(self._units) + len(self._places) >= self._limit
 
     async def write(self, conn: AsyncConnection) -> None:
-        """Write everything held, in the caller's transaction, and hold nothing."""
-        await _write_counters(conn, self._units, self._places)
-        self._units, self._places = Counter(), Counter()
+        """Write everything held, in the caller's transaction, and hold nothing.
+
+        In runs of whole units (and places) of about ``run`` keys each (by default
+        :data:`WRITE_RUN`), in unit order: rolling up and the rows of one run are all
+        that is built at a time, and a run's streets and districts meet the next run's
+        in the database, where changes add up."""
+        units, places = _runs(self._units, self._run), _runs(self._places, self._run)
+        self._units, self._places, self._shared = Counter(), Counter(), {}
+        while units or places:  # each run let go of once written
+            run_units = units.pop(0) if units else Counter()
+            await _write_counters(conn, run_units, places.pop(0) if places else Counter())
+
+
+def _runs(held: c.Contribution, size: int) -> list[c.Contribution]:
+    """``held`` in runs of whole units (or places), about ``size`` keys each,
+    in unit order (grouped, not sorted key by key: a million keys sort in seconds)."""
+    by_unit: dict[str, c.Contribution] = defaultdict(Counter)
+    for key, delta in held.items():
+        by_unit[key[0]][key] = delta
+    held.clear()
+    runs: list[c.Contribution] = []
+    for unit in sorted(by_unit):
+        if not runs or len(runs[-1]) >= size:
+            runs.append(Counter())
+        runs[-1].update(by_unit.pop(unit))
+    return runs
+
+
+#: Held keys written at a time (see :meth:`HeldCounters.write`).
+WRITE_RUN = 100_000
 
 
 async def apply_batch(
