@@ -8,8 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from zhibao_bench.main import BenchConfig, run_bench, run_page_only
-
 ROWS = (
     ("reference_events_per_s", "(1) reference: nats-py publish_async + pull consumer, events/s"),
     ("visible_events_per_s", "(2) batched, all services, visible in the rollups, events/s"),
@@ -71,6 +69,10 @@ def bench(
     ] = False,
 ) -> None:
     """Measure the machine's reference limit and the whole pipeline against it."""
+    # Here, not at the top: every ``zhibao`` command (a service's start too) loads this
+    # module, and the benchmark's own imports took 1.45 s of each.
+    from zhibao_bench.main import BenchConfig, run_bench, run_page_only
+
     if page_only:
         page = run_page_only(BenchConfig(output=output))["page"]
         rows = [f"{label:<64} {page.get(key)}" for key, label in ROWS if key.startswith("page_")]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -122,7 +123,7 @@ class EventType(StrEnum):
     KEY_PERSON = "zhibao.keyperson.v1"
     NEED = "zhibao.need.v1"
 
-    @property
+    @cached_property
     def short(self) -> str:
         """The type's short name, used as the last token of event subjects."""
         return self.value.split(".")[1]
