@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_aggregator.changes import Changed
 from zhibao_aggregator.metrics import COMMIT_SECONDS, DUPLICATES_SKIPPED, EVENTS_APPLIED
@@ -15,6 +16,8 @@ from zhibao_shared.consumer import Delivery
 from zhibao_shared.direct import DirectTransactions
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 class ApplyBatch:
@@ -35,16 +38,30 @@ class ApplyBatch:
     async def write_held(self) -> None:
         """Write the counter changes held so far (a rebuild, at its end)."""
         if self._held is not None:
-            await self._transactions.run(self._held.write)
+            await self._settled(self._held.write)
 
     def close(self) -> None:
         """Close the handler's own (direct SQLite) connections."""
         self._transactions.dispose()
 
+    async def _settled(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction; held changes follow its outcome. (A
+        cancelled call settles nothing: its transaction may still commit, and a
+        rebuild that was cancelled is not finished, so it is run again.)"""
+        try:
+            result = await self._transactions.run(work)
+        except Exception:
+            if self._held is not None:
+                self._held.settle(committed=False)
+            raise
+        if self._held is not None:
+            self._held.settle(committed=True)
+        return result
+
     async def __call__(self, batch: Sequence[Delivery]) -> None:
         """Apply and commit ``batch`` (raises, so the consumer naks, if anything fails)."""
         started = time.perf_counter()
-        result: Applied = await self._transactions.run(
+        result: Applied = await self._settled(
             lambda conn: apply_batch(conn, batch, self._rules, self._held)
         )
         COMMIT_SECONDS.observe(time.perf_counter() - started)

@@ -44,7 +44,7 @@ class AggregatorSettings(ServiceSettings):
     aggregator_rebuild_batch_size: int = Field(
         default=20_000,
         gt=0,
-        le=20000,
+        le=100_000,
         description="Events per transaction of a rebuild (its counter changes are held "
         "across transactions, see aggregator_rebuild_held_keys)",
     )
@@ -53,7 +53,7 @@ class AggregatorSettings(ServiceSettings):
         gt=0,
         description="Counter changes (community and place keys) a rebuild holds in memory "
         "before writing them (more: fewer writes of the same rows, more memory; about "
-        "100 bytes each). A million events over 400 days make about 1.15 million",
+        "100 bytes each). A million events over 400 days make about 1.15 million.",
     )
     aggregator_max_deliver: int = Field(default=5, ge=2)
     aggregator_ack_wait_s: float = Field(

@@ -9,9 +9,10 @@ committed is lost (JetStream redelivers what was not acked).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import zip_longest
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -95,6 +96,10 @@ class HeldCounters:
     keys are held; reaching it writes them in the transaction of the batch that did.
     A held key shares its unit (or place) and day with every other key of them: each
     event's own copies would double the memory a key takes.
+
+    Held changes follow the transactions (:meth:`settle`): a batch's changes are held
+    once its transaction committed, so a batch that failed and comes back is not held
+    twice, and what a failed write was writing stays held for the next.
     """
 
     def __init__(self, limit: int, run: int = 0) -> None:
@@ -103,54 +108,85 @@ class HeldCounters:
         self._units: c.Contribution = Counter()
         self._places: c.Contribution = Counter()
         self._shared: dict[Any, Any] = {}
+        #: The open transaction's batch changes (units, places), held once it commits.
+        self._staged: list[tuple[c.Contribution, c.Contribution]] = []
+        self._merged = False  # the staged changes were added to the held ones (to write)
+        self._written = False  # everything held was written in the open transaction
 
     def hold(self, units: c.Contribution, places: c.Contribution) -> None:
-        """Add a batch's community-level and place changes."""
-        self._add(self._units, units)
-        self._add(self._places, places)
-
-    def _add(self, held: c.Contribution, change: c.Contribution) -> None:
-        shared = self._shared
-        for key, delta in change.items():
-            before = held.get(key)
-            if before is not None:
-                held[key] = before + delta
-            else:
-                where, day, metric = key
-                held[(shared.setdefault(where, where), shared.setdefault(day, day), metric)] = delta
+        """Add a batch's community-level and place changes (in its transaction)."""
+        self._staged.append((units, places))
 
     @property
     def full(self) -> bool:
         """Whether the held keys reached the limit (write them now)."""
-        return len(self._units) + len(self._places) >= self._limit
+        staged = sum(len(units) + len(places) for units, places in self._staged)
+        return len(self._units) + len(self._places) + staged >= self._limit
 
     async def write(self, conn: AsyncConnection) -> None:
-        """Write everything held, in the caller's transaction, and hold nothing.
+        """Write everything held, in the caller's transaction (held no more once it
+        commits: :meth:`settle`).
 
         In runs of whole units (and places) of about ``run`` keys each (by default
         :data:`WRITE_RUN`), in unit order: rolling up and the rows of one run are all
         that is built at a time, and a run's streets and districts meet the next run's
         in the database, where changes add up."""
+        self._merge()
         units, places = _runs(self._units, self._run), _runs(self._places, self._run)
-        self._units, self._places, self._shared = Counter(), Counter(), {}
-        while units or places:  # each run let go of once written
-            run_units = units.pop(0) if units else Counter()
-            await _write_counters(conn, run_units, places.pop(0) if places else Counter())
+        nothing: c.Contribution = Counter()
+        for run_units, run_places in zip_longest(units, places, fillvalue=nothing):
+            await _write_counters(conn, run_units, run_places)
+        self._written = True
+
+    def settle(self, committed: bool) -> None:
+        """After the transaction of a batch or of :meth:`write`: committed, the batch's
+        changes are held (or, written, nothing is held any more); rolled back, they are
+        dropped and what was held before stays."""
+        if committed and self._written:
+            self._units, self._places, self._shared = Counter(), Counter(), {}
+        elif committed:
+            self._merge()
+        elif self._merged:
+            for units, places in self._staged:
+                self._add(self._units, units, sign=-1)
+                self._add(self._places, places, sign=-1)
+        self._staged, self._merged, self._written = [], False, False
+
+    def _merge(self) -> None:
+        if not self._merged:
+            for units, places in self._staged:
+                self._add(self._units, units)
+                self._add(self._places, places)
+            self._merged = True
+
+    def _add(self, held: c.Contribution, change: c.Contribution, sign: int = 1) -> None:
+        shared = self._shared
+        for key, delta in change.items():
+            before = held.get(key)
+            if before is not None:
+                held[key] = before + sign * delta
+            else:
+                where, day, metric = key
+                shared_key = (shared.setdefault(where, where), shared.setdefault(day, day), metric)
+                held[shared_key] = sign * delta
 
 
-def _runs(held: c.Contribution, size: int) -> list[c.Contribution]:
-    """``held`` in runs of whole units (or places), about ``size`` keys each,
-    in unit order (grouped, not sorted key by key: a million keys sort in seconds)."""
-    by_unit: dict[str, c.Contribution] = defaultdict(Counter)
-    for key, delta in held.items():
-        by_unit[key[0]][key] = delta
-    held.clear()
-    runs: list[c.Contribution] = []
+def _runs(held: c.Contribution, size: int) -> Iterator[c.Contribution]:
+    """``held`` in runs of whole units (or places), about ``size`` keys each, in unit
+    order, one built at a time (grouped, not sorted key by key: a million keys sort in
+    seconds); ``held`` itself is left as it is."""
+    by_unit: dict[str, list[tuple[str, date, str]]] = defaultdict(list)
+    for key in held:
+        by_unit[key[0]].append(key)
+    run: c.Contribution = Counter()
     for unit in sorted(by_unit):
-        if not runs or len(runs[-1]) >= size:
-            runs.append(Counter())
-        runs[-1].update(by_unit.pop(unit))
-    return runs
+        for key in by_unit.pop(unit):
+            run[key] = held[key]
+        if len(run) >= size:
+            yield run
+            run = Counter()
+    if run:
+        yield run
 
 
 #: Held keys written at a time (see :meth:`HeldCounters.write`).
@@ -391,8 +427,9 @@ async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, dat
     rows = [(unit, metric, bind(day), value) for (unit, day, metric), value in rolled.items()]
     summed = [(unit, metric, value) for (unit, metric), value in totals.items() if value]
     # In primary-key order (unit, day, metric): on PostgreSQL row locks stay ordered (no
-    # deadlocks between partitioned instances); on SQLite the B-tree is written in order
-    # (a rebuild's held writes of ~250k rows took about a tenth less CPU per event).
+    # deadlocks between partitioned instances; a rebuild, written in runs, runs alone);
+    # on SQLite the B-tree is written in order (a rebuild's held writes of ~250k rows
+    # took about a tenth less CPU per event).
     rows.sort(key=_counter_key)
     summed.sort()
     await insert_many(conn, _COUNTERS, rows)
