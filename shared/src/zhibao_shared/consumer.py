@@ -170,6 +170,29 @@ def _groups(decoded: list[_Decoded], max_events: int) -> list[list[_Decoded]]:
     return groups
 
 
+@dataclass
+class MessageSizes:
+    """How many events the messages of the last fetches held (bundles hold many)."""
+
+    #: Events per message, a running mean: the lag in events.
+    mean: float = 1.0
+    #: Events in the largest message lately, halving per fetch down to what is seen;
+    #: None before the first message (the largest bundle there can be is assumed).
+    largest: float | None = None
+
+    def messages_for(self, events: int) -> int:
+        """Messages to fetch for about ``events`` events, never more unless messages
+        grew past the largest lately: a backlog of bundles is taken a batch of events
+        at a time, not ``events`` bundles at a time."""
+        return max(1, events // round(self.largest or MAX_BUNDLE_EVENTS))
+
+    def fetched(self, messages: int, events: Sequence[int]) -> None:
+        """A fetch brought ``messages`` messages; ``events``: the events of each decoded."""
+        self.mean = 0.7 * self.mean + 0.3 * max(1.0, sum(events) / messages)
+        largest = float(max(events, default=1))
+        self.largest = largest if self.largest is None else max(largest, self.largest / 2)
+
+
 @dataclass(frozen=True)
 class ConsumerSpec:
     """How a service consumes the events stream."""
@@ -237,13 +260,8 @@ class BatchConsumer:
     stats: _Stats = field(default_factory=_Stats)
     _subscription: JetStreamContext.PullSubscription | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Events per message lately (bundles hold many): the lag in events.
-    _per_message: float = 1.0
-    #: Events in the largest message lately, halving per fetch down to what is seen:
-    #: fetches are sized by it, so that a backlog of bundles is taken about
-    #: ``batch_size`` events at a time, not ``batch_size`` bundles. None before the
-    #: first message: that fetch assumes the largest bundle there can be.
-    _largest: float | None = None
+    #: Events per message lately: fetches and the lag in events are sized by them.
+    _sizes: MessageSizes = field(default_factory=MessageSizes)
     #: The last fetch found nothing: the next one waits for a single message.
     _idle: bool = False
     #: The last step's fetch brought fewer messages than it asked for (cleared by every
@@ -324,7 +342,7 @@ class BatchConsumer:
 
     async def pending_events(self) -> int:
         """About how many events the lag holds (messages x recent events per message)."""
-        return round(await self.pending() * self._per_message)
+        return round(await self.pending() * self._sizes.mean)
 
     async def step(self) -> bool:
         """Fetch one batch and handle it; False when nothing was waiting."""
@@ -334,7 +352,7 @@ class BatchConsumer:
             if after_idle:
                 wanted, timeout = 1, self.spec.idle_wait_s
             else:
-                wanted = max(1, round(self.spec.batch_size / (self._largest or MAX_BUNDLE_EVENTS)))
+                wanted = self._sizes.messages_for(self.spec.batch_size)
                 timeout = self.spec.fetch_timeout_s
             messages = await self._subscription.fetch(wanted, timeout=timeout)
         except (nats.errors.TimeoutError, TimeoutError):
@@ -359,10 +377,7 @@ class BatchConsumer:
             deliveries = await self._decode(msg)
             if deliveries is not None:
                 decoded.append((msg, deliveries))
-        events = sum(len(deliveries) for _, deliveries in decoded)
-        self._per_message = 0.7 * self._per_message + 0.3 * max(1.0, events / len(messages))
-        largest = float(max((len(deliveries) for _, deliveries in decoded), default=1))
-        self._largest = largest if self._largest is None else max(largest, self._largest / 2)
+        self._sizes.fetched(len(messages), [len(deliveries) for _, deliveries in decoded])
         groups = _groups(decoded, self.spec.batch_size)
         for n, group in enumerate(groups):
             if self._stopping.is_set():  # draining: the rest comes back at once to whoever runs
