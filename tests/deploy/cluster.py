@@ -8,6 +8,7 @@ authenticated TLS routes, the accounts and permissions of accounts.conf.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -20,6 +21,14 @@ from zhibao_shared.natsserver import nats_server_binary, wait_for_port
 
 class ClusterError(RuntimeError):
     """The cluster did not start or form in time."""
+
+
+class PortTaken(ClusterError):
+    """A node could not bind a port: another process took it after it was picked."""
+
+
+#: Port sets tried before a start gives up (free ports are picked, then bound later).
+START_ATTEMPTS = 3
 
 
 @dataclass
@@ -45,23 +54,48 @@ class LoopbackCluster:
         )
 
     def start(self, timeout_s: float = 30.0) -> None:
-        """Start every node and wait until each one sees both peers and JetStream is up."""
-        for number in (1, 2, 3):
-            self.start_node(number)
+        """Start every node and wait until each one sees both peers and JetStream is up.
+
+        A port taken by another process between picking and binding it starts the
+        whole cluster again on new ports (each node's config names the others')."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                for number in (1, 2, 3):
+                    self.start_node(number)
+                break
+            except PortTaken:
+                if attempt == START_ATTEMPTS:
+                    raise
+                self.ports = node_ports()
+                for number in (1, 2, 3):
+                    shutil.rmtree(self.workdir / f"jetstream-{number}", ignore_errors=True)
         self.wait_formed(timeout_s)
 
     def start_node(self, number: int) -> None:
         """Start one node (again) and wait until it listens for clients."""
-        log = (self.workdir / f"nats-{number}.log").open("ab")
-        self.processes[number] = subprocess.Popen(
-            [nats_server_binary(), "--config", str(self.config(number))],
-            env=server_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        if not wait_for_port("127.0.0.1", self.ports[number - 1].client, 15):
+        path = self.workdir / f"nats-{number}.log"
+        logged = path.stat().st_size if path.exists() else 0
+        with path.open("ab") as log:
+            self.processes[number] = subprocess.Popen(
+                [nats_server_binary(), "--config", str(self.config(number))],
+                env=server_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if not self._listening(number, 15):
             self.stop()
+            said = path.read_bytes()[logged:]
+            if b"address already in use" in said:
+                raise PortTaken(f"node {number}: {said.decode(errors='replace')[-300:]}")
             raise ClusterError(f"node {number} did not listen; see {self.workdir}")
+
+    def _listening(self, number: int, timeout_s: float) -> bool:
+        """Until node ``number`` listens for clients; False once it exited or timed out."""
+        deadline = time.monotonic() + timeout_s
+        while self.processes[number].poll() is None and time.monotonic() < deadline:
+            if wait_for_port("127.0.0.1", self.ports[number - 1].client, 0.2):
+                return True
+        return False
 
     def monitor(self, number: int, path: str) -> dict[str, object]:
         """A JSON document from one node's monitoring port."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -81,3 +82,22 @@ def test_the_cluster_does_not_advertise_node_addresses(cluster: LoopbackCluster)
     varz = cluster.monitor(1, "/varz")
     assert not varz.get("connect_urls")
     assert varz.get("tls_required") is True
+
+
+def test_a_port_taken_after_it_was_picked_starts_the_cluster_on_new_ports(
+    tmp_path: Path, dev_certs: Path
+) -> None:
+    """Free ports are picked first and bound when the nodes start; another process taking
+    one in between (seen in CI: "address already in use" on a route port) must not fail
+    the tests that need a cluster."""
+    nodes = LoopbackCluster(tmp_path, dev_certs)
+    taken = nodes.ports[2].route
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        try:
+            nodes.start()
+            assert nodes.ports[2].route != taken
+            assert all(nodes.monitor(n, "/healthz").get("status") == "ok" for n in (1, 2, 3))
+        finally:
+            nodes.stop()
