@@ -38,7 +38,7 @@ def run(ctx: typer.Context) -> None:
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the aggregator's database schema (Alembic upgrade head)."""
+    """Create or upgrade the aggregator's database schema (Alembic upgrade heads)."""
     from zhibao_aggregator.migrate import migrate as run_migrations
 
     settings = AggregatorSettings()

@@ -9,5 +9,5 @@ PACKAGE = "zhibao_aggregator"
 
 
 async def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the latest schema (Alembic ``upgrade head``)."""
+    """Bring the database at ``url`` to the latest schema (Alembic ``upgrade heads``)."""
     await run_migrations(url, PACKAGE)

@@ -76,7 +76,7 @@ PACKAGE = "zhibao_alerts"
 
 
 async def migrate(settings: AlertsSettings) -> None:
-    """Alembic upgrade head."""
+    """Alembic upgrade heads (every branch to its latest revision)."""
     await run_migrations(settings.database_url(), PACKAGE)
 
 

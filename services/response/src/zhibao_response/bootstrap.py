@@ -74,7 +74,7 @@ PACKAGE = "zhibao_response"
 
 
 async def migrate(settings: ResponseSettings) -> None:
-    """Alembic upgrade head."""
+    """Alembic upgrade heads (every branch to its latest revision)."""
     await run_migrations(settings.database_url(), PACKAGE)
 
 

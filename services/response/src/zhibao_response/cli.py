@@ -26,7 +26,7 @@ def run(ctx: typer.Context) -> None:
 
 @app.command("migrate")
 def migrate_command() -> None:
-    """Create or upgrade the response database schema (Alembic upgrade head)."""
+    """Create or upgrade the response database schema (Alembic upgrade heads)."""
     from zhibao_shared.db import run_migrations
 
     asyncio.run(run_migrations(ResponseSettings().database_url(), "zhibao_response"))
