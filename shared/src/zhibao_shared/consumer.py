@@ -23,9 +23,10 @@ Guarantees:
   parked (alone, with ``Zhibao-Bundle-Index``); the bundle's other events are
   applied and the bundle acked.
 * **Memory follows the batch size, not the backlog.** A fetch asks for as many
-  messages as hold about ``batch_size`` events, judged by the largest message
-  lately (before the first, by the largest bundle there can be), and a fetch's
-  events go to the handler ``batch_size`` at a time.
+  messages as hold about ``batch_size`` events on average, and never more than
+  would hold a few batches if each were as large as the largest message lately
+  (before the first, the largest bundle there can be); a fetch's events go to the
+  handler ``batch_size`` at a time.
 * **Transient failures are not poison.** Exceptions listed in ``transient``
   (by default ``OSError`` and ``TimeoutError``; a service adds its database
   driver's connection errors) nak the batch with a delay but never send
@@ -170,6 +171,12 @@ def _groups(decoded: list[_Decoded], max_events: int) -> list[list[_Decoded]]:
     return groups
 
 
+#: A fetch takes at most about this many batches of events, when its messages are as
+#: large as the largest lately. Sized by the largest alone, batches of bundles of mixed
+#: sizes (intake splits a submission by district) were half full: 7 % more CPU an event.
+SPREAD = 4
+
+
 @dataclass
 class MessageSizes:
     """How many events the messages of the last fetches held (bundles hold many)."""
@@ -181,10 +188,12 @@ class MessageSizes:
     largest: float | None = None
 
     def messages_for(self, events: int) -> int:
-        """Messages to fetch for about ``events`` events, never more unless messages
-        grew past the largest lately: a backlog of bundles is taken a batch of events
-        at a time, not ``events`` bundles at a time."""
-        return max(1, events // round(self.largest or MAX_BUNDLE_EVENTS))
+        """Messages to fetch for about ``events`` events: as many as the mean message
+        holds, but never so many that messages as large as the largest lately would
+        hold more than :data:`SPREAD` times ``events`` (a backlog of bundles is not
+        taken ``events`` bundles at a time, and mixed sizes still fill a batch)."""
+        largest = self.largest or MAX_BUNDLE_EVENTS
+        return max(1, events // round(max(self.mean, largest / SPREAD)))
 
     def fetched(self, messages: int, events: Sequence[int]) -> None:
         """A fetch brought ``messages`` messages; ``events``: the events of each decoded."""
