@@ -87,6 +87,10 @@ class Applied:
     by_type: dict[str, int]
 
 
+#: Held keys written at a time (see :meth:`HeldCounters.write`).
+WRITE_RUN = 100_000
+
+
 class HeldCounters:
     """Counter changes kept in memory across batches and written together.
 
@@ -102,9 +106,9 @@ class HeldCounters:
     twice, and what a failed write was writing stays held for the next.
     """
 
-    def __init__(self, limit: int, run: int = 0) -> None:
+    def __init__(self, limit: int, run: int = WRITE_RUN) -> None:
         self._limit = limit
-        self._run = run or WRITE_RUN
+        self._run = run
         self._units: c.Contribution = Counter()
         self._places: c.Contribution = Counter()
         self._shared: dict[Any, Any] = {}
@@ -187,10 +191,6 @@ def _runs(held: c.Contribution, size: int) -> Iterator[c.Contribution]:
             run = Counter()
     if run:
         yield run
-
-
-#: Held keys written at a time (see :meth:`HeldCounters.write`).
-WRITE_RUN = 100_000
 
 
 async def apply_batch(
