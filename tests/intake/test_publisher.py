@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,6 +59,38 @@ async def test_single_events_submitted_in_the_same_turn_go_out_as_one_bundle(
         await stop_broker(broker)
     assert subject == "zhibao.events.640106.bundle"
     assert [e["id"] for e in json.loads(payload)] == [e.id for e in events]
+
+
+async def test_submissions_arriving_while_a_publish_waits_go_out_together_after_it(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Group commit: while one publish waits for JetStream's acknowledgement, single
+    events submitted in later event-loop turns gather and then go out as one bundle
+    (publishing each turn's events at once sent six messages here)."""
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    broker = make_broker(settings, name="test")
+    await broker.connect()
+    assert nats_server.pid is not None
+    try:
+        await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
+        publisher = JetStreamPublisher(broker, 30.0, 200, RecentlyStored(1000))
+        events = admitted_events(tmp_path, 6)
+        os.kill(nats_server.pid, signal.SIGSTOP)  # the first publish cannot be answered
+        try:
+            submissions = [asyncio.create_task(publisher.publish([events[0]]))]
+            for event in events[1:]:
+                await asyncio.sleep(0.02)  # each submission in a turn of its own
+                submissions.append(asyncio.create_task(publisher.publish([event])))
+            await asyncio.sleep(0.02)
+        finally:
+            os.kill(nats_server.pid, signal.SIGCONT)
+        answers = await asyncio.gather(*submissions)
+        stored = await stored_messages_async(nats_server.url)
+    finally:
+        await stop_broker(broker)
+    assert answers == [[False]] * 6, "each submission: stored, not a duplicate"
+    assert [subject.endswith(".bundle") for subject, _, _ in stored] == [False, True]
+    assert [e["id"] for e in json.loads(stored[1][1])] == [e.id for e in events[1:]]
 
 
 def test_bundles_are_split_by_bytes_as_well_as_by_events(tmp_path: Path) -> None:

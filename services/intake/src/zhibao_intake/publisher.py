@@ -11,9 +11,12 @@ whole. An event resent in a different bundle is answered from
 stored it; otherwise it is stored again and skipped by the consumers, which
 de-duplicate every event by its identity.
 
-Submissions that arrive in the same event-loop turn are published together
-(many single-event POSTs become one bundle under load), their messages sent
-back to back with ``publish_async`` and the acknowledgements awaited together.
+Submissions are published together, group-commit style: one publish is in
+flight at a time, and the submissions that arrive while it waits for JetStream's
+acknowledgements go out together as soon as it is answered (many single-event
+POSTs become one bundle under load, with no timer: an idle service publishes a
+lone event at once). A publish's messages are sent back to back with
+``publish_async`` and their acknowledgements awaited together.
 """
 
 from __future__ import annotations
@@ -143,22 +146,30 @@ class JetStreamPublisher:
         return outcomes
 
     async def _together(self, batch: list[Admitted]) -> list[PublishOutcome]:
-        """Publish with every submission that arrives in the same event-loop turn.
+        """Publish with every submission that arrives before the publish in flight
+        (if any) is answered.
 
-        Under load many single-event POSTs are parsed in one turn; their events
-        then go out as one bundle and one acknowledgement, at no added latency.
+        Under load many single-event POSTs arrive while one publish waits; their
+        events then go out as one bundle and one acknowledgement. Waiting costs them
+        less than it saves: a message per event costs every consumer its handling.
         """
         future: asyncio.Future[list[PublishOutcome]] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
-        if len(self._waiting) == 1:
+        if len(self._waiting) == 1 and not self._flushes:
             asyncio.get_running_loop().call_soon(self._flush_waiting)
         return await future
 
     def _flush_waiting(self) -> None:
+        if not self._waiting or self._flushes:
+            return  # the publish in flight takes the waiting ones when it is answered
         waiting, self._waiting = self._waiting, []
         task = asyncio.create_task(self._flush(waiting))
         self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        self._flush_waiting()
 
     async def _flush(self, waiting: list[_Waiting]) -> None:
         try:
