@@ -109,11 +109,34 @@ async def run_migrations(url: str, package: str, *, downgrade_to: str | None = N
             command.downgrade(config, downgrade_to)
 
     engine = make_engine(url)
+    if is_sqlite(url):
+        _transactional_ddl(engine)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(run)
     finally:
         await engine.dispose()
+
+
+def _transactional_ddl(engine: AsyncEngine) -> None:
+    """Make SQLite run DDL inside the transaction, as PostgreSQL does.
+
+    Python's sqlite3 driver begins a transaction only before a DML statement: the
+    ``CREATE`` and ``ALTER`` statements of a migration ran outside it, so a migration
+    that failed halfway stayed half applied, and running it again failed on what it
+    had already created. The driver is told to leave transactions alone and an
+    explicit ``BEGIN`` starts each (SQLAlchemy's recipe for pysqlite and aiosqlite).
+    Only migrations get this: the services' own transactions keep the driver's
+    deferred begin.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _driver_leaves_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
 
 
 class Unmigrated(RuntimeError):
