@@ -3,7 +3,6 @@ PostgreSQL, so that the operator can fix the cause and run ``migrate`` again."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,18 +10,11 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
+from tests.support.migrations import migration_package, versions_of
 from tests.support.postgres import both_backends
 from zhibao_shared.db import make_engine, require_migrated, run_migrations
 
 database = both_backends("halfway")
-
-ENV = """
-from alembic import context
-
-context.configure(connection=context.config.attributes["connection"])
-with context.begin_transaction():
-    context.run_migrations()
-"""
 
 HEADER = "branch_labels = None\ndepends_on = None\n\nfrom alembic import op\n\n\n"
 FIRST = (
@@ -45,19 +37,9 @@ SECOND = (
 @pytest.fixture
 def package(tmp_path: Path) -> Iterator[str]:
     """An importable package of two migrations; the second fails after its first step."""
-    name = f"halfway_{tmp_path.name.replace('-', '_')}"
-    versions = tmp_path / "pkgs" / name / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (versions.parent.parent / "__init__.py").write_text("")
-    (versions.parent / "env.py").write_text(ENV)
-    (versions / "a.py").write_text(FIRST)
-    (versions / "b.py").write_text(SECOND.format(collides="first_table"))
-    sys.path.insert(0, str(tmp_path / "pkgs"))
-    try:
+    scripts = {"a": FIRST, "b": SECOND.format(collides="first_table")}
+    with migration_package(tmp_path, "halfway", scripts) as name:
         yield name
-    finally:
-        sys.path.remove(str(tmp_path / "pkgs"))
-        sys.modules.pop(name, None)
 
 
 async def _tables(url: str) -> set[str]:
@@ -79,8 +61,7 @@ async def test_a_migration_failing_halfway_is_undone_and_can_be_run_again(
         await run_migrations(database, package)
     assert await _tables(database) == set(), "nothing of either revision is left"
 
-    versions = Path(sys.modules[package].__path__[0]) / "migrations" / "versions"
-    (versions / "b.py").write_text(SECOND.format(collides="third_table"))  # the fix
+    (versions_of(package) / "b.py").write_text(SECOND.format(collides="third_table"))  # the fix
     await run_migrations(database, package)
     await require_migrated(database, package, "halfway")
     assert await _tables(database) >= {"first_table", "second_table", "third_table"}

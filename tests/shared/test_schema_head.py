@@ -3,24 +3,16 @@ PostgreSQL: a database is at head only when every branch is applied."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.migrations import migration_package, versions_of
 from tests.support.postgres import both_backends
 from zhibao_shared.db import Unmigrated, require_migrated, run_migrations
 
 database = both_backends("branched")
-
-ENV = """
-from alembic import context
-
-context.configure(connection=context.config.attributes["connection"])
-with context.begin_transaction():
-    context.run_migrations()
-"""
 
 #: revision -> what it revises: ``a`` starts two branches, ``b1`` and ``c1``.
 REVISIONS = {"a": None, "b1": "a", "c1": "a"}
@@ -38,25 +30,14 @@ def _revision(name: str, down: str | tuple[str, ...] | None) -> str:
 @pytest.fixture
 def package(tmp_path: Path) -> Iterator[str]:
     """An importable package whose migrations branch after ``a`` (heads ``b1``, ``c1``)."""
-    name = f"branched_{tmp_path.name.replace('-', '_')}"
-    versions = tmp_path / "pkgs" / name / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (versions.parent.parent / "__init__.py").write_text("")
-    (versions.parent / "env.py").write_text(ENV)
-    for revision, down in REVISIONS.items():
-        (versions / f"{revision}.py").write_text(_revision(revision, down))
-    sys.path.insert(0, str(tmp_path / "pkgs"))
-    try:
+    scripts = {revision: _revision(revision, down) for revision, down in REVISIONS.items()}
+    with migration_package(tmp_path, "branched", scripts) as name:
         yield name
-    finally:
-        sys.path.remove(str(tmp_path / "pkgs"))
-        sys.modules.pop(name, None)
 
 
 def _merge(package: str) -> None:
     """Add a revision merging the two branches."""
-    versions = Path(sys.modules[package].__path__[0]) / "migrations" / "versions"
-    (versions / "m.py").write_text(_revision("m", ("b1", "c1")))
+    (versions_of(package) / "m.py").write_text(_revision("m", ("b1", "c1")))
 
 
 async def test_a_database_on_one_branch_lacks_the_other(database: str, package: str) -> None:
