@@ -54,9 +54,9 @@ async def _tables(url: str) -> set[str]:
 async def test_a_migration_failing_halfway_is_undone_and_can_be_run_again(
     database: str, package: str
 ) -> None:
-    """SQLite's Python driver ran DDL outside the migration's transaction: the failed
-    revision's first table stayed, and running ``migrate`` again after the fix failed
-    on it ("table second_table already exists")."""
+    """SQLite's Python driver ran DDL outside the migration's transaction: the first
+    revision's table and Alembic's version table stayed, the version unrecorded, and
+    running ``migrate`` again after the fix failed ("table first_table already exists")."""
     with pytest.raises(SQLAlchemyError, match="first_table"):
         await run_migrations(database, package)
     assert await _tables(database) == set(), "nothing of either revision is left"

@@ -121,7 +121,8 @@ class JetStreamPublisher:
         self._recent = recently_stored
         self._js: JetStreamContext | None = None
         self._waiting: list[_Waiting] = []
-        self._flushes: set[asyncio.Task[None]] = set()
+        #: the publish in flight (at most one); also keeps its task referenced
+        self._in_flight: asyncio.Task[None] | None = None
 
     def _context(self) -> JetStreamContext:
         if self._js is None:
@@ -155,20 +156,19 @@ class JetStreamPublisher:
         """
         future: asyncio.Future[list[PublishOutcome]] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
-        if len(self._waiting) == 1 and not self._flushes:
+        if len(self._waiting) == 1 and self._in_flight is None:
             asyncio.get_running_loop().call_soon(self._flush_waiting)
         return await future
 
     def _flush_waiting(self) -> None:
-        if not self._waiting or self._flushes:
+        if not self._waiting or self._in_flight is not None:
             return  # the publish in flight takes the waiting ones when it is answered
         waiting, self._waiting = self._waiting, []
-        task = asyncio.create_task(self._flush(waiting))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushed)
+        self._in_flight = asyncio.create_task(self._flush(waiting))
+        self._in_flight.add_done_callback(self._flushed)
 
-    def _flushed(self, task: asyncio.Task[None]) -> None:
-        self._flushes.discard(task)
+    def _flushed(self, _task: asyncio.Task[None]) -> None:
+        self._in_flight = None
         self._flush_waiting()
 
     async def _flush(self, waiting: list[_Waiting]) -> None:
