@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Date, DateTime, Table, TypeDecorator
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 _T = TypeVar("_T")
 
@@ -103,9 +103,9 @@ def _binders(conn: AsyncConnection, table: Table) -> list[tuple[int, Callable[[A
     return binders
 
 
-def day_binder(conn: AsyncConnection) -> Callable[[date], date | str]:
-    """How ``conn``'s driver takes a ``date``: itself (asyncpg) or ISO text (SQLite, whose
-    driver's date adapter is deprecated)."""
+def day_binder(conn: AsyncConnection | AsyncEngine) -> Callable[[date], date | str]:
+    """How the driver of ``conn`` (or of an engine's connections) takes a ``date``: itself
+    (asyncpg) or ISO text (SQLite, whose driver's date adapter is deprecated)."""
     if conn.dialect.name == "postgresql":
         return _as_is
     return date.isoformat

@@ -110,7 +110,7 @@ async def run_migrations(url: str, package: str, *, downgrade_to: str | None = N
 
     engine = make_engine(url)
     if is_sqlite(url):
-        _transactional_ddl(engine)
+        sqlite_begins(engine)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(run)
@@ -118,16 +118,16 @@ async def run_migrations(url: str, package: str, *, downgrade_to: str | None = N
         await engine.dispose()
 
 
-def _transactional_ddl(engine: AsyncEngine) -> None:
-    """Make SQLite run DDL inside the transaction, as PostgreSQL does.
+def sqlite_begins(engine: AsyncEngine, begin: str = "BEGIN") -> None:
+    """Make SQLite begin each transaction of ``engine`` at its start, with ``begin``.
 
-    Python's sqlite3 driver begins a transaction only before a DML statement: the
-    ``CREATE`` and ``ALTER`` statements of a migration ran outside it, so a migration
-    that failed halfway stayed half applied, and running it again failed on what it
-    had already created. The driver is told to leave transactions alone and an
-    explicit ``BEGIN`` starts each (SQLAlchemy's recipe for pysqlite and aiosqlite).
-    Only migrations get this: the services' own transactions keep the driver's
-    deferred begin.
+    Python's sqlite3 driver begins a transaction only before a DML statement: DDL
+    (``CREATE``, ``ALTER``) and reads ran outside it. The driver is told to leave
+    transactions alone and ``begin`` starts each (SQLAlchemy's recipe for pysqlite and
+    aiosqlite). Migrations use it so that a migration failing halfway leaves nothing
+    applied (as on PostgreSQL); a rebuild's replaying processes use ``BEGIN IMMEDIATE``,
+    so that each transaction holds the write lock from its first read. The services'
+    own transactions keep the driver's deferred begin.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -136,7 +136,7 @@ def _transactional_ddl(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(begin)
 
 
 class Unmigrated(RuntimeError):

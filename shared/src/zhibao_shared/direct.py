@@ -67,19 +67,28 @@ def complete(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def direct_engine(engine: AsyncEngine) -> Engine | None:
-    """A ``sqlite3`` engine on the same file with the same connect-time pragmas (the
-    listeners ``make_engine`` and the rebuild registered), or None when ``engine`` is not
-    a SQLite file."""
+    """A ``sqlite3`` engine on the same file with the same connect-time pragmas and way
+    of beginning transactions (the listeners ``make_engine`` and the rebuild registered),
+    or None when ``engine`` is not a SQLite file."""
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return None
     direct = create_engine(
         engine.url.set(drivername="sqlite"), connect_args={"check_same_thread": False}
     )
-    listeners: Any = engine.sync_engine.pool.dispatch.connect
-    for listener in list(listeners):
-        if not getattr(listener, "__module__", "").startswith("sqlalchemy"):  # not its own
-            event.listen(direct, "connect", listener)
+    for listener in _own(engine.sync_engine.pool.dispatch.connect):
+        event.listen(direct, "connect", listener)
+    for listener in _own(engine.sync_engine.dispatch.begin):
+        event.listen(direct, "begin", listener)
     return direct
+
+
+def _own(listeners: Any) -> list[Callable[..., Any]]:
+    """The listeners registered by Zhibao's code (not SQLAlchemy's own)."""
+    return [
+        listener
+        for listener in list(listeners)
+        if not getattr(listener, "__module__", "").startswith("sqlalchemy")
+    ]
 
 
 class DirectTransactions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -80,11 +81,13 @@ from zhibao_shared.broker import (
 from zhibao_shared.bus_access import audit_durable, levels_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import make_engine, require_migrated
+from zhibao_shared.helper_process import start_helper
 from zhibao_shared.hierarchy import Registry, load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
 from zhibao_shared.places import load_places
 from zhibao_shared.response_events import response_filters
+from zhibao_shared.runtime import tune_gc
 from zhibao_shared.settings import nats_servers, redacted
 from zhibao_shared.stream_feed import FeedSpec, StreamFeed
 from zhibao_shared.subjects import (
@@ -494,14 +497,8 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
             await _drop_consumer(js, levels_durable(settings.aggregator_durable), TASKS_STREAM)
 
         await _empty_database(engine, force=force, before_wipe=drop_consumers)
-        held = HeldCounters(settings.aggregator_rebuild_held_keys)
-        handler = ApplyBatch(engine, rules(settings), ignore_changes, held)
-        spec = replace(consumer_spec(settings), batch_size=settings.aggregator_rebuild_batch_size)
-        consumer = BatchConsumer(js, spec, handler, settings)
         async with read_indexes_deferred(engine):
-            await consumer.start()
-            await consumer.run_until_caught_up()
-            await handler.write_held()
+            replayed = await _replay_events(settings, js, engine)
             calendar = Calendar.named(settings.timezone)
             apply_tasks = ApplyTaskMessages(engine, calendar, ignore_changes)
             await task_consumer.replay(js, settings, apply_tasks)
@@ -509,8 +506,70 @@ async def rebuild(settings: AggregatorSettings, *, force: bool = False) -> int:
             await feed.start()
             await feed.run_until_caught_up()
         await rebuild_finished(engine)
+        return replayed
+    finally:
+        await client.close()
+        await engine.dispose()
+
+
+async def _replay_events(
+    settings: AggregatorSettings, js: JetStreamContext, engine: AsyncEngine
+) -> int:
+    """Replay the events stream in ``aggregator_rebuild_processes`` processes: this one
+    and helpers, all fetching from the one durable consumer (each message goes to one of
+    them) and applying in turn (SQLite: one writer at a time; the decoding and counting
+    of one run beside the other's transaction). Returns the events they applied."""
+    helpers = [
+        start_helper(_replay_share_apart, settings)
+        for _ in range(settings.aggregator_rebuild_processes - 1)
+    ]
+    try:
+        own = await _replay_share(settings, js, engine)
+        return own + sum([await helper.result() for helper in helpers])
+    finally:
+        for helper in helpers:
+            helper.stop()
+
+
+async def _replay_share(
+    settings: AggregatorSettings, js: JetStreamContext, engine: AsyncEngine
+) -> int:
+    """Apply what this process fetches until nothing is pending, then write the counter
+    changes it held; returns the events it applied."""
+    held = HeldCounters(settings.aggregator_rebuild_held_keys)
+    handler = ApplyBatch(engine, rules(settings), ignore_changes, held)
+    spec = replace(consumer_spec(settings), batch_size=settings.aggregator_rebuild_batch_size)
+    consumer = BatchConsumer(js, spec, handler, settings)
+    started = time.perf_counter()
+    try:
+        await consumer.start()
+        await consumer.run_until_caught_up()
+        replayed = time.perf_counter()
+        await handler.write_held()
+    finally:
+        await consumer.close()
         handler.close()
-        return consumer.stats.events
+    log.info(
+        "rebuild_share_done",
+        events=consumer.stats.events,
+        replay_s=round(replayed - started, 1),
+        write_s=round(time.perf_counter() - replayed, 1),
+    )
+    return consumer.stats.events
+
+
+def _replay_share_apart(settings: AggregatorSettings) -> int:
+    """A helper process's share of a rebuild (:func:`_replay_events`)."""
+    configure_logging(settings, service="aggregator")
+    tune_gc()
+    return asyncio.run(_replay_share_connected(settings))
+
+
+async def _replay_share_connected(settings: AggregatorSettings) -> int:
+    engine = replay_engine(settings.database_url())
+    client = await nats.connect(nats_servers(settings.nats_url))
+    try:
+        return await _replay_share(settings, client.jetstream(), engine)
     finally:
         await client.close()
         await engine.dispose()

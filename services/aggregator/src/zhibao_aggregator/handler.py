@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -11,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_aggregator.changes import Changed
 from zhibao_aggregator.metrics import COMMIT_SECONDS, DUPLICATES_SKIPPED, EVENTS_APPLIED
-from zhibao_aggregator.storage.writer import Applied, HeldCounters, Rules, apply_batch
+from zhibao_aggregator.storage.writer import (
+    Applied,
+    HeldCounters,
+    Rules,
+    add_rows,
+    apply_batch,
+    prepare,
+)
+from zhibao_shared.bulk import day_binder
 from zhibao_shared.consumer import Delivery
 from zhibao_shared.direct import DirectTransactions
 
@@ -30,15 +40,22 @@ class ApplyBatch:
         on_committed: Changed,
         held: HeldCounters | None = None,
     ) -> None:
+        self._engine = engine
         self._transactions = DirectTransactions(engine)
         self._rules = rules
         self._on_committed = on_committed
         self._held = held
 
     async def write_held(self) -> None:
-        """Write the counter changes held so far (a rebuild, at its end)."""
-        if self._held is not None:
-            await self._settled(self._held.write)
+        """Write the counter changes held so far (a rebuild, at its end): a transaction
+        a run of them, each run's rows built before its transaction (on SQLite, while
+        a rebuild's other process holds the write lock). A failure leaves some runs
+        written: the rebuild is unfinished then, and is run again with ``--force``."""
+        if self._held is None:
+            return
+        for rows in self._held.rows(day_binder(self._engine)):
+            await self._transactions.run(partial(add_rows, rows=rows))
+        self._held.forget()
 
     def close(self) -> None:
         """Close the handler's own (direct SQLite) connections."""
@@ -61,8 +78,10 @@ class ApplyBatch:
     async def __call__(self, batch: Sequence[Delivery]) -> None:
         """Apply and commit ``batch`` (raises, so the consumer naks, if anything fails)."""
         started = time.perf_counter()
+        # before the transaction, off the event loop (it serves reads meanwhile)
+        ready = await asyncio.to_thread(prepare, batch, self._rules)
         result: Applied = await self._settled(
-            lambda conn: apply_batch(conn, batch, self._rules, self._held)
+            lambda conn: apply_batch(conn, batch, self._rules, self._held, ready)
         )
         COMMIT_SECONDS.observe(time.perf_counter() - started)
         for kind, count in result.by_type.items():

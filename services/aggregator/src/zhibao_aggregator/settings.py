@@ -55,6 +55,15 @@ class AggregatorSettings(ServiceSettings):
         "before writing them (more: fewer writes of the same rows, more memory; about "
         "100 bytes each). A million events over 400 days make about 1.15 million.",
     )
+    aggregator_rebuild_processes: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Processes replaying the events stream in a rebuild (the command and "
+        "helpers it starts), each fetching its share from the one durable consumer: one "
+        "interpreter uses one core, and a rebuild is CPU-bound. On SQLite they write in "
+        "turn, so more than two gain little",
+    )
     aggregator_max_deliver: int = Field(default=5, ge=2)
     aggregator_ack_wait_s: float = Field(
         default=30.0,

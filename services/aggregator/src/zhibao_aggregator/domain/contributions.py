@@ -216,20 +216,20 @@ def roll_up(contribution: Contribution) -> Counter[tuple[str, date, str]]:
 
     One level at a time: each level's changes are summed into its parents' before going
     up, so a batch's thousands of community changes make only a few hundred at the
-    street and a few at the city."""
-    out: Counter[tuple[str, date, str]] = Counter()
-    level: Counter[tuple[str, date, str]] = Counter(
-        {key: delta for key, delta in contribution.items() if delta}
-    )
+    street and a few at the city. (Plain dicts inside: a Counter's ``+=`` on a new key
+    calls ``__missing__`` in Python, and a rebuild rolls up a million keys.)"""
+    level = {key: delta for key, delta in contribution.items() if delta}
+    out = dict(level)
     while level:
-        up: Counter[tuple[str, date, str]] = Counter()
+        up: dict[tuple[str, date, str], int] = {}
         for (unit, day, metric), delta in level.items():
-            if delta:
-                out[(unit, day, metric)] += delta
-                parent = parent_of(unit)
-                if parent is not None:
-                    up[(parent, day, metric)] += delta
-        level = up
+            parent = parent_of(unit)
+            if parent is not None:
+                above = (parent, day, metric)
+                up[above] = up.get(above, 0) + delta
+        level = {key: delta for key, delta in up.items() if delta}
+        for key, delta in level.items():
+            out[key] = out.get(key, 0) + delta
     return Counter({key: value for key, value in out.items() if value != 0})
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from zhibao_aggregator.domain import place_figures as pf
 from zhibao_aggregator.storage.facts import CHUNK, as_utc
 from zhibao_aggregator.storage.place_tables import place_counters
-from zhibao_shared.bulk import Insert, adding, day_binder, insert_many
+from zhibao_shared.bulk import Insert, adding, insert_many
 from zhibao_shared.events import Classification
 
 _t = place_counters.c
+#: A place counter row to add: (place, metric, day as bound, value).
+Row = tuple[str, str, Any, int]
 
 
 def case_places(row: RowMapping | dict[str, Any]) -> pf.CasePlaces:
@@ -31,16 +33,18 @@ def case_places(row: RowMapping | dict[str, Any]) -> pf.CasePlaces:
     )
 
 
-async def add_place_counters(conn: AsyncConnection, change: Counter[tuple[str, date, str]]) -> None:
-    """Add the place changes (``place_figures.split``) to the counters, in the caller's
-    transaction, in primary-key order (as ``writer._add_to_counters`` and for its reasons)."""
-    if not change:
-        return
-    bind = day_binder(conn)
-    rows = sorted(
+def place_rows(change: Counter[tuple[str, date, str]], bind: Callable[[date], Any]) -> list[Row]:
+    """The place changes (``place_figures.split``) as rows to add, in primary-key order
+    (as ``writer.counter_rows`` and for its reasons)."""
+    return sorted(
         (place, metric, bind(day), value) for (place, day, metric), value in change.items()
     )
-    await insert_many(conn, _ADD, rows)
+
+
+async def add_place_counters(conn: AsyncConnection, rows: list[Row]) -> None:
+    """Add rows of :func:`place_rows` to the place counters, in the caller's transaction."""
+    if rows:
+        await insert_many(conn, _ADD, rows)
 
 
 _ADD = Insert(place_counters.name, ("place", "metric", "day", "value"), adding(place_counters))

@@ -10,7 +10,11 @@ is stopped), so it
 * on SQLite, does not wait for the disk at every commit (``synchronous=OFF``) and
   keeps a larger page cache. A crash of the machine mid-rebuild can then leave the
   file unusable: the rebuild is run again (``--force``), as after any interrupted
-  rebuild, since the stream still holds every event.
+  rebuild, since the stream still holds every event;
+* on SQLite, begins each transaction with the write lock (``BEGIN IMMEDIATE``) and
+  waits for it as long as it takes: several processes replay the stream at once
+  (``bootstrap.rebuild``), and a transaction that read before another one's commit
+  could not write after it (SQLite would refuse it, and the batch would be redone).
 
 Larger transactions (the rebuild's own batch size) and counter changes held in
 memory across batches (``writer.HeldCounters``) do the rest: rows of one (unit, day,
@@ -36,7 +40,7 @@ from zhibao_aggregator.storage.tables import (
     daily_reports,
     rebuild_in_progress,
 )
-from zhibao_shared.db import has_table, is_sqlite, make_engine
+from zhibao_shared.db import has_table, is_sqlite, make_engine, sqlite_begins
 
 #: Indexes only reads use (the writer looks rows up by primary key or by
 #: ``ix_held_corrections_corrected``, which stays).
@@ -48,6 +52,9 @@ READ_INDEXES: tuple[Index, ...] = tuple(
 
 #: SQLite page cache of the rebuild's connections (KiB; negative means KiB to SQLite).
 CACHE_KIB = 65_536
+#: How long a rebuild's transaction waits for the write lock (ms): another replaying
+#: process may be writing the counters it held, a million keys or more.
+BUSY_TIMEOUT_MS = 3_600_000
 
 
 def _replay_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,6 +62,7 @@ def _replay_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=OFF")
     cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -63,6 +71,7 @@ def replay_engine(url: str) -> AsyncEngine:
     engine = make_engine(url)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _replay_pragmas)
+        sqlite_begins(engine, "BEGIN IMMEDIATE")
     return engine
 
 

@@ -9,11 +9,11 @@ committed is lost (JetStream redelivers what was not acked).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import zip_longest
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,7 +22,7 @@ from zhibao_aggregator.domain import contributions as c
 from zhibao_aggregator.domain import metrics as m
 from zhibao_aggregator.domain import place_figures as pf
 from zhibao_aggregator.domain.calendar import Calendar
-from zhibao_aggregator.domain.corrections import footprint
+from zhibao_aggregator.domain.corrections import Footprint, footprint
 from zhibao_aggregator.storage.care import apply_care
 from zhibao_aggregator.storage.corrections import (
     CORRECTION_EFFECT,
@@ -40,7 +40,7 @@ from zhibao_aggregator.storage.facts import (
     report_row,
 )
 from zhibao_aggregator.storage.facts import as_utc as as_utc
-from zhibao_aggregator.storage.place_counters import add_place_counters, case_places
+from zhibao_aggregator.storage.place_counters import add_place_counters, case_places, place_rows
 from zhibao_aggregator.storage.tables import (
     applied_events,
     case_facts,
@@ -129,7 +129,13 @@ class HeldCounters:
 
     async def write(self, conn: AsyncConnection) -> None:
         """Write everything held, in the caller's transaction (held no more once it
-        commits: :meth:`settle`).
+        commits: :meth:`settle`)."""
+        for rows in self.rows(day_binder(conn)):
+            await add_rows(conn, rows)
+        self._written = True
+
+    def rows(self, bind: Callable[[date], Any]) -> Iterator[CounterRows]:
+        """Everything held as rows to add, a run at a time.
 
         In runs of whole units (and places) of about ``run`` keys each (by default
         :data:`WRITE_RUN`), in unit order: rolling up and the rows of one run are all
@@ -139,8 +145,12 @@ class HeldCounters:
         units, places = _runs(self._units, self._run), _runs(self._places, self._run)
         nothing: c.Contribution = Counter()
         for run_units, run_places in zip_longest(units, places, fillvalue=nothing):
-            await _write_counters(conn, run_units, run_places)
-        self._written = True
+            yield counter_rows(c.roll_up(run_units), run_places, bind)
+
+    def forget(self) -> None:
+        """Hold nothing any more (everything held was written, by :meth:`rows`)."""
+        self._units, self._places, self._shared = Counter(), Counter(), {}
+        self._staged, self._merged, self._written = [], False, False
 
     def settle(self, committed: bool) -> None:
         """After the transaction of a batch or of :meth:`write`: committed, the batch's
@@ -193,36 +203,59 @@ def _runs(held: c.Contribution, size: int) -> Iterator[c.Contribution]:
         yield run
 
 
+class Prepared(NamedTuple):
+    """What a delivery needs that reads nothing stored (:func:`prepare`)."""
+
+    key: str
+    #: What the event counts by itself (None: a correction).
+    mark: Footprint | None
+    #: ``mark`` as stored with the dedup key.
+    effect: str
+
+
+def prepare(batch: Sequence[Delivery], rules: Rules) -> list[Prepared]:
+    """Each delivery's dedup key, footprint and stored footprint: pure work, done before
+    the batch's transaction so that the transaction (and on SQLite the write lock,
+    which a rebuild's processes take in turn) holds only what needs the database."""
+    out: list[Prepared] = []
+    for delivery in batch:
+        event = delivery.event
+        if isinstance(event, PublishedCorrection):
+            out.append(Prepared(event.dedup_key, None, CORRECTION_EFFECT))
+            continue
+        mark = footprint(event, rules.calendar, rules.fever_c, rules.case_report_limit)
+        out.append(Prepared(event.dedup_key, mark, mark.encode()))
+    return out
+
+
 async def apply_batch(
     conn: AsyncConnection,
     batch: Sequence[Delivery],
     rules: Rules,
     held: HeldCounters | None = None,
+    prepared: Sequence[Prepared] | None = None,
 ) -> Applied:
     """Apply the not-yet-applied events of a batch; the caller owns the transaction.
 
     Several aggregators may write one database at once (two instances during a rolling
-    update, district partitions sharing one PostgreSQL): each first locks the persons
-    and community-days its batch touches, so a person's history is read and extended by
-    one transaction at a time, and an event another instance applied meanwhile is seen.
-    Each event's footprint (what it counts by itself) is stored with its dedup key, so a
-    correction can take back exactly that; corrections are applied after the events.
-    With ``held`` (a rebuild), the counter changes are held there instead of written,
-    and nothing is reported changed.
+    update, district partitions sharing one PostgreSQL, a rebuild's processes): each
+    first locks the persons and community-days its batch touches, so a person's history
+    is read and extended by one transaction at a time, and an event another instance
+    applied meanwhile is seen. Each event's footprint (what it counts by itself) is
+    stored with its dedup key, so a correction can take back exactly that; corrections
+    are applied after the events. ``prepared`` is :func:`prepare` of the batch, when the
+    caller did it before the transaction. With ``held`` (a rebuild), the counter changes
+    are held there instead of written, and nothing is reported changed.
     """
     if conn.dialect.name == "postgresql":  # advisory locks (lock_names does nothing elsewhere)
         await lock_names(conn, _lock_names(batch))
-    fresh = await _fresh(conn, batch)
-    events = [d.event for d, _key in fresh]
-    originals = [e for e in events if not isinstance(e, PublishedCorrection)]
-    original_keys = [key for d, key in fresh if not isinstance(d.event, PublishedCorrection)]
+    fresh = await _fresh(conn, batch, prepared or prepare(batch, rules))
+    events = [d.event for d, _ in fresh]
+    originals = [(d.event, p.mark) for d, p in fresh if p.mark is not None]
     fixes = [e for e in events if isinstance(e, PublishedCorrection)]
-    prints = [
-        footprint(e, rules.calendar, rules.fever_c, rules.case_report_limit) for e in originals
-    ]
     change: c.Contribution = Counter()  # at communities only: the events' own metrics
     marked: c.Contribution = Counter()  # the rest, with place keys (split off below)
-    for event, mark in zip(originals, prints, strict=True):
+    for event, mark in originals:
         for metric in mark.metrics:
             change[(event.subject, mark.day, metric)] += 1
         if mark.places:
@@ -232,14 +265,11 @@ async def apply_batch(
     marked.update(await _isolations(conn, isolations, rules))
     reports = [e for e in events if isinstance(e, PublishedDailyReport)]
     marked.update(await _reports(conn, reports, rules))
-    await apply_care(conn, originals)
+    await apply_care(conn, [event for event, _ in originals])
     if fresh:
-        effects = {k: mark.encode() for k, mark in zip(original_keys, prints, strict=True)}
-        applied = sorted(
-            (key, d.stream_sequence, effects.get(key, CORRECTION_EFFECT)) for d, key in fresh
-        )
+        applied = sorted((p.key, d.stream_sequence, p.effect) for d, p in fresh)
         await insert_many(conn, _APPLIED, applied)
-    corrected = [k for k, mark in zip(original_keys, prints, strict=True) if mark.correctable]
+    corrected = [p.key for _, p in fresh if p.mark is not None and p.mark.correctable]
     marked.update(await apply_corrections(conn, fixes, corrected, rules))
     at_communities, at_places = pf.split(marked)
     change.update(at_communities)
@@ -278,19 +308,20 @@ _KNOWN_KEYS = select(applied_events.c.dedup_key).where(
 )
 
 
-async def _fresh(conn: AsyncConnection, batch: Sequence[Delivery]) -> list[tuple[Delivery, str]]:
-    """The deliveries not applied yet (the first of repeats), each with its dedup key."""
-    keyed = [(delivery, delivery.event.dedup_key) for delivery in batch]
-    keys = list({key for _delivery, key in keyed})
+async def _fresh(
+    conn: AsyncConnection, batch: Sequence[Delivery], prepared: Sequence[Prepared]
+) -> list[tuple[Delivery, Prepared]]:
+    """The deliveries not applied yet (the first of repeats), each with its preparation."""
+    keys = list({p.key for p in prepared})
     known: set[str] = set()
     for start in range(0, len(keys), CHUNK):
         rows = await conn.execute(_KNOWN_KEYS, {"keys": keys[start : start + CHUNK]})
         known.update(rows.scalars())
-    fresh: list[tuple[Delivery, str]] = []
-    for delivery, key in keyed:
-        if key not in known:
-            known.add(key)
-            fresh.append((delivery, key))
+    fresh: list[tuple[Delivery, Prepared]] = []
+    for delivery, ready in zip(batch, prepared, strict=True):
+        if ready.key not in known:
+            known.add(ready.key)
+            fresh.append((delivery, ready))
     return fresh
 
 
@@ -410,39 +441,46 @@ async def _write_counters(
     """Add community-level changes at every level, and place changes; returns the
     (unit, day) pairs changed."""
     rolled = c.roll_up(change)
-    await _add_to_counters(conn, rolled)
-    await add_place_counters(conn, at_places)
+    await add_rows(conn, counter_rows(rolled, at_places, day_binder(conn)))
     return frozenset((unit, day) for unit, day, _ in rolled)
 
 
-async def _add_to_counters(conn: AsyncConnection, rolled: Counter[tuple[str, date, str]]) -> None:
-    """Add the changes to the per-day counters and the summed metrics' totals."""
-    if not rolled:
-        return
+@dataclass(frozen=True)
+class CounterRows:
+    """Changes as rows to add, each list in its table's primary-key order (on
+    PostgreSQL row locks stay ordered: no deadlocks between instances writing at once;
+    on SQLite the B-tree is written in order, about a tenth less CPU a rebuild's row)."""
+
+    counters: list[tuple[Any, ...]]
+    totals: list[tuple[Any, ...]]
+    places: list[tuple[Any, ...]]
+
+
+def counter_rows(
+    rolled: c.Contribution, at_places: c.Contribution, bind: Callable[[date], Any]
+) -> CounterRows:
+    """The rows that add ``rolled`` (changes at every level) to the counters and the
+    summed metrics' totals, and the place changes to the place counters."""
     totals: Counter[tuple[str, str]] = Counter()
     for (unit, _day, metric), value in rolled.items():
         if metric in _SUMMED:
             totals[(unit, metric)] += value
-    bind = day_binder(conn)
-    rows = [(unit, metric, bind(day), value) for (unit, day, metric), value in rolled.items()]
-    summed = [(unit, metric, value) for (unit, metric), value in totals.items() if value]
-    # In primary-key order (unit, day, metric): on PostgreSQL row locks stay ordered (no
-    # deadlocks between partitioned instances; a rebuild, written in runs, runs alone);
-    # on SQLite the B-tree is written in order (a rebuild's held writes of ~250k rows
-    # took about a tenth less CPU per event).
-    rows.sort(key=_counter_key)
-    summed.sort()
-    await insert_many(conn, _COUNTERS, rows)
-    await insert_many(conn, _TOTALS, summed)
+    # the keys sort as they are: no key function called a row (a rebuild writes millions)
+    return CounterRows(
+        [(unit, metric, bind(day), value) for (unit, day, metric), value in sorted(rolled.items())],
+        sorted((unit, metric, value) for (unit, metric), value in totals.items() if value),
+        place_rows(at_places, bind),
+    )
+
+
+async def add_rows(conn: AsyncConnection, rows: CounterRows) -> None:
+    """Add the rows to their counters, in the caller's transaction."""
+    await insert_many(conn, _COUNTERS, rows.counters)
+    await insert_many(conn, _TOTALS, rows.totals)
+    await add_place_counters(conn, rows.places)
 
 
 _SUMMED = frozenset(m.SUMMED)
-
-
-def _counter_key(row: tuple[str, str, Any, int]) -> tuple[str, Any, str]:
-    """A counter row's (unit, metric, day, value) in the table's key order."""
-    unit, metric, day, _value = row
-    return unit, day, metric
 
 
 _COUNTERS = Insert(counters.name, ("unit", "metric", "day", "value"), adding(counters))
