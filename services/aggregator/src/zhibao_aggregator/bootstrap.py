@@ -524,14 +524,14 @@ async def _replay_events(
         for _ in range(settings.aggregator_rebuild_processes - 1)
     ]
     try:
-        own = await _replay_share(settings, js, engine)
+        own = await replay_share(settings, js, engine)
         return own + sum([await helper.result() for helper in helpers])
     finally:
         for helper in helpers:
             helper.stop()
 
 
-async def _replay_share(
+async def replay_share(
     settings: AggregatorSettings, js: JetStreamContext, engine: AsyncEngine
 ) -> int:
     """Apply what this process fetches until nothing is pending, then write the counter
@@ -569,7 +569,7 @@ async def _replay_share_connected(settings: AggregatorSettings) -> int:
     engine = replay_engine(settings.database_url())
     client = await nats.connect(nats_servers(settings.nats_url))
     try:
-        return await _replay_share(settings, client.jetstream(), engine)
+        return await replay_share(settings, client.jetstream(), engine)
     finally:
         await client.close()
         await engine.dispose()
