@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -65,10 +64,10 @@ async def test_a_helper_that_dies_without_a_result_fails_the_caller() -> None:
         helper.stop()
 
 
-async def test_stopping_a_helper_ends_its_process(tmp_path: Path) -> None:
+def test_stopping_a_helper_ends_its_process(tmp_path: Path) -> None:
     pid_file = tmp_path / "helper.pid"
     helper = start_helper(wait_forever, str(pid_file))
-    pid = await _pid_written(pid_file)
+    pid = _pid_written(pid_file)
     helper.stop()
     assert not _alive(pid)
 
@@ -86,31 +85,31 @@ asyncio.run(main())
 """
 
 
-async def test_a_helper_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+def test_a_helper_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     """A rebuild killed with SIGKILL must not leave a helper writing to its database."""
     pid_file = tmp_path / "helper.pid"
     root = Path(__file__).resolve().parents[2]
     starter = subprocess.Popen([sys.executable, "-c", STARTER, str(pid_file)], cwd=root)
     try:
-        pid = await _pid_written(pid_file)
+        pid = _pid_written(pid_file)
         assert _alive(pid)
         starter.send_signal(signal.SIGKILL)
         starter.wait()
         for _ in range(100):
             if not _alive(pid):
                 break
-            await asyncio.sleep(0.1)
+            time.sleep(0.1)
         assert not _alive(pid), "the helper outlived the process that started it"
     finally:
         starter.kill()
         starter.wait()
 
 
-async def _pid_written(pid_file: Path) -> int:
+def _pid_written(pid_file: Path) -> int:
     for _ in range(300):
         if pid_file.exists() and pid_file.read_text():
             return int(pid_file.read_text())
-        await asyncio.sleep(0.1)
+        time.sleep(0.1)
     raise AssertionError("the helper did not start")
 
 
