@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,12 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from zhibao_shared.helper_process import HelperFailed, start_helper
+from zhibao_shared.helper_process import HelperFailed, all_or_first_failure, start_helper
 
 
 def square_with_pid(n: int) -> tuple[int, int]:
     """A helper's target: a result computed in another process."""
     return n * n, os.getpid()
+
+
+def square(n: int) -> int:
+    """A helper's target with a plain result."""
+    return n * n
 
 
 def refuse(reason: str) -> int:
@@ -62,6 +68,40 @@ async def test_a_helper_that_dies_without_a_result_fails_the_caller() -> None:
             await helper.result()
     finally:
         helper.stop()
+
+
+async def test_works_run_together_give_their_results_in_order() -> None:
+    async def after(seconds: float, value: int) -> int:
+        await asyncio.sleep(seconds)
+        return value
+
+    helper = start_helper(square, 3)
+    try:
+        results = await all_or_first_failure([after(0.2, 1), helper.result(), after(0.0, 2)])
+    finally:
+        helper.stop()
+    assert results == [1, 9, 2]
+
+
+async def test_a_helper_failing_ends_the_work_beside_it_at_once() -> None:
+    """A rebuild whose helper cannot start fails then, not after replaying alone."""
+    cancelled = asyncio.Event()
+
+    async def own_share() -> int:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return 0
+
+    helper = start_helper(refuse, "the bus refused the helper")
+    try:
+        with pytest.raises(HelperFailed, match="the bus refused the helper"):
+            await all_or_first_failure([own_share(), helper.result()])
+    finally:
+        helper.stop()
+    assert cancelled.is_set()
 
 
 def test_stopping_a_helper_ends_its_process(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ SQLite
   on the event loop's thread: a few index ranges, well under a millisecond;
 * a consumer batch's transaction (:class:`DirectTransactions`: the aggregator's and the
   alerts service's) runs whole in a worker thread: two hops per batch instead of one
-  per call, and the loop stays free meanwhile.
+  per call, and the loop stays free meanwhile (the aggregator makes one more, for the
+  batch's pure work before the transaction).
 
 The storage functions stay ``async`` (PostgreSQL's asyncpg needs it): over
 :class:`Direct` their awaits never suspend, so :func:`complete` runs such a coroutine

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar, cast
@@ -48,11 +49,30 @@ class Helper(Generic[R]):
         return cast(R, value)
 
     def stop(self) -> None:
-        """End the process if it still runs (the caller's work failed or was cancelled)."""
+        """End the process if it still runs (the caller's work failed or was cancelled).
+
+        The pipe is left to the garbage collector: a cancelled :meth:`result` may still
+        have a thread reading it, which the process's end wakes."""
         if self._process.is_alive():
             self._process.terminate()
         self._process.join()
-        self._results.close()
+
+
+async def all_or_first_failure(works: Sequence[Awaitable[R]]) -> list[R]:
+    """The results of ``works`` run at once, in order; the first to raise cancels the
+    others (awaited until they ended) and its exception is raised."""
+    tasks = [asyncio.ensure_future(work) for work in works]
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            failure = task.exception()
+            if failure is not None:
+                raise failure
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def start_helper(target: Callable[[A], R], argument: A) -> Helper[R]:
@@ -74,6 +94,7 @@ def _run(target: Callable[[Any], Any], argument: Any, results: Connection, paren
     try:
         value = target(argument)
     except BaseException as exc:
-        results.send(("failed", repr(exc)))
+        with suppress(OSError):  # the parent may be gone, or have stopped listening
+            results.send(("failed", repr(exc)))
         raise
     results.send(("done", value))

@@ -81,7 +81,7 @@ from zhibao_shared.broker import (
 from zhibao_shared.bus_access import audit_durable, levels_durable
 from zhibao_shared.consumer import BatchConsumer, ConsumerSpec
 from zhibao_shared.db import make_engine, require_migrated
-from zhibao_shared.helper_process import start_helper
+from zhibao_shared.helper_process import Helper, all_or_first_failure, start_helper
 from zhibao_shared.hierarchy import Registry, load_registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.observability import configure_logging, probes_router
@@ -518,14 +518,15 @@ async def _replay_events(
     """Replay the events stream in ``aggregator_rebuild_processes`` processes: this one
     and helpers, all fetching from the one durable consumer (each message goes to one of
     them) and applying in turn (SQLite: one writer at a time; the decoding and counting
-    of one run beside the other's transaction). Returns the events they applied."""
-    helpers = [
-        start_helper(_replay_share_apart, settings)
-        for _ in range(settings.aggregator_rebuild_processes - 1)
-    ]
+    of one run beside the other's transaction). Returns the events they applied. The
+    first of them to fail ends the others (a helper that cannot start fails the rebuild
+    at once, not after this process replayed the whole stream alone)."""
+    helpers: list[Helper[int]] = []
     try:
-        own = await replay_share(settings, js, engine)
-        return own + sum([await helper.result() for helper in helpers])
+        for _ in range(settings.aggregator_rebuild_processes - 1):
+            helpers.append(start_helper(_replay_share_apart, settings))
+        shares = [replay_share(settings, js, engine), *(h.result() for h in helpers)]
+        return sum(await all_or_first_failure(shares))
     finally:
         for helper in helpers:
             helper.stop()

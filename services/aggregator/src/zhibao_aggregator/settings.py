@@ -51,9 +51,10 @@ class AggregatorSettings(ServiceSettings):
     aggregator_rebuild_held_keys: int = Field(
         default=1_500_000,
         gt=0,
-        description="Counter changes (community and place keys) a rebuild holds in memory "
-        "before writing them (more: fewer writes of the same rows, more memory; about "
-        "100 bytes each). A million events over 400 days make about 1.15 million.",
+        description="Counter changes (community and place keys) each of a rebuild's "
+        "processes holds in memory before writing them (more: fewer writes of the same "
+        "rows, more memory; about 100 bytes each). A million events over 400 days make "
+        "about 1.15 million, shared between the processes.",
     )
     aggregator_rebuild_processes: int = Field(
         default=2,

@@ -96,14 +96,17 @@ class HeldCounters:
 
     For a rebuild: nobody reads the counters until it is done, and a (unit, day,
     metric) that many batches change is written once instead of once per batch (at
-    every level, so the roll-up runs once too). At most ``limit`` community and place
-    keys are held; reaching it writes them in the transaction of the batch that did.
-    A held key shares its unit (or place) and day with every other key of them: each
-    event's own copies would double the memory a key takes.
+    every level, so the roll-up runs once too). Each of a rebuild's processes holds its
+    own. At most ``limit`` community and place keys are held; reaching it writes them in
+    the transaction of the batch that did. A held key shares its unit (or place) and
+    day with every other key of them: each event's own copies would double the memory a
+    key takes.
 
     Held changes follow the transactions (:meth:`settle`): a batch's changes are held
     once its transaction committed, so a batch that failed and comes back is not held
-    twice, and what a failed write was writing stays held for the next.
+    twice, and what a failed write in a batch's transaction was writing stays held for
+    the next. The rebuild's last write (``ApplyBatch.write_held``: a transaction a run,
+    then :meth:`forget`) is not retried: a failure there leaves the rebuild unfinished.
     """
 
     def __init__(self, limit: int, run: int = WRITE_RUN) -> None:
@@ -148,7 +151,7 @@ class HeldCounters:
             yield counter_rows(c.roll_up(run_units), run_places, bind)
 
     def forget(self) -> None:
-        """Hold nothing any more (everything held was written, by :meth:`rows`)."""
+        """Hold nothing any more (the caller wrote every run of :meth:`rows`)."""
         self._units, self._places, self._shared = Counter(), Counter(), {}
         self._staged, self._merged, self._written = [], False, False
 
@@ -448,8 +451,11 @@ async def _write_counters(
 @dataclass(frozen=True)
 class CounterRows:
     """Changes as rows to add, each list in its table's primary-key order (on
-    PostgreSQL row locks stay ordered: no deadlocks between instances writing at once;
-    on SQLite the B-tree is written in order, about a tenth less CPU a rebuild's row)."""
+    PostgreSQL one statement's row locks are taken in order, and every write of them
+    locks the province's row first, so two writes of them meet there; a transaction of
+    several runs (a rebuild's held write in a batch) can still deadlock with another
+    process's, and PostgreSQL then fails one, whose batch comes back; on SQLite the
+    B-tree is written in order, about a tenth less CPU a rebuild's row)."""
 
     counters: list[tuple[Any, ...]]
     totals: list[tuple[Any, ...]]
