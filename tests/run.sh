@@ -32,8 +32,11 @@ uv sync --locked --quiet --compile-bytecode
 uv run --locked ruff check --quiet .
 uv run --locked ruff format --check --quiet .
 uv run --locked mypy
+# Three workers on two cores: most tests wait on their own servers, so the suite takes
+# half the time; loadscope keeps a module on one worker, so its module-wide stack starts
+# once. ZHIBAO_TEST_WORKERS=0 runs it in one process; later arguments override these.
 set +e
-uv run --locked pytest "$@"
+uv run --locked pytest -n "${ZHIBAO_TEST_WORKERS:-3}" --dist loadscope "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
