@@ -14,13 +14,13 @@ rollups are then published less often, and counting keeps its pace.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
+from pydantic_core import to_json
 
 from zhibao_aggregator.metrics import ROLLUPS_PUBLISHED
 from zhibao_aggregator.reader import RollupReader
@@ -91,7 +91,7 @@ class RollupPublisher:
         for code in codes:
             level = self._reader.unit(code).level.value
             body = {"unit": code, "level": level, "date": day.isoformat(), "figures": found[code]}
-            await self._publish(rollup_subject(level, code), json.dumps(body).encode())
+            await self._publish(rollup_subject(level, code), to_json(body))
             ROLLUPS_PUBLISHED.labels(level).inc()
 
 
