@@ -1,5 +1,7 @@
-"""Two aggregator instances on one PostgreSQL and one durable consumer, as a rolling
+"""Two aggregator instances on one database and one durable consumer, as a rolling
 update (``maxSurge: 1``) runs them: every figure is still exact, nobody counted twice.
+On PostgreSQL and on SQLite (the embedded default: an instance started before the old
+one has stopped).
 
 The seeded scenario (reclassifications, people moving between communities, isolations,
 repeated daily reports, events stored twice, shuffled arrival) is consumed by both at
@@ -15,21 +17,23 @@ import pytest
 
 from tests.aggregator.generator import compare, generate, truth
 from tests.aggregator.harness import consume, publish, read_all
+from tests.support.postgres import both_backends
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_shared.db import make_engine
 from zhibao_shared.natsserver import NatsServer
 
 pytestmark = pytest.mark.integration
+database = both_backends("aggregator")
 
 
 async def test_two_instances_on_one_database_count_every_person_once(
-    nats_server: NatsServer, settings: AggregatorSettings, postgres_url: str
+    nats_server: NatsServer, settings: AggregatorSettings, database: str
 ) -> None:
     scenario = generate(seed=20211105)
     await publish(nats_server.url, scenario, settings)
-    await migrate(postgres_url)
-    first, second = make_engine(postgres_url), make_engine(postgres_url)
+    await migrate(database)
+    first, second = make_engine(database), make_engine(database)
     try:
         consumers = await asyncio.gather(
             consume(nats_server.url, first, settings, batch_size=8),

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Connection, DateTime, Table, TypeDecorator, event, inspect
+from sqlalchemy import Connection, DateTime, Engine, Table, TypeDecorator, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -118,23 +118,27 @@ async def run_migrations(url: str, package: str, *, downgrade_to: str | None = N
         await engine.dispose()
 
 
-def sqlite_begins(engine: AsyncEngine, begin: str = "BEGIN") -> None:
+def sqlite_begins(engine: AsyncEngine | Engine, begin: str = "BEGIN") -> None:
     """Make SQLite begin each transaction of ``engine`` at its start, with ``begin``.
 
     Python's sqlite3 driver begins a transaction only before a DML statement: DDL
     (``CREATE``, ``ALTER``) and reads ran outside it. The driver is told to leave
     transactions alone and ``begin`` starts each (SQLAlchemy's recipe for pysqlite and
     aiosqlite). Migrations use it so that a migration failing halfway leaves nothing
-    applied (as on PostgreSQL); a rebuild's replaying processes use ``BEGIN IMMEDIATE``,
-    so that each transaction holds the write lock from its first read. The services'
-    own transactions keep the driver's deferred begin.
+    applied (as on PostgreSQL). The consumers' batch transactions
+    (:class:`zhibao_shared.direct.DirectTransactions`) and a rebuild's replaying
+    processes use ``BEGIN IMMEDIATE``, so that each holds the write lock from its first
+    read: two instances on one file (a rolling update, a rebuild's helper) then never
+    extend a history the other changed since they read it. The services' other
+    transactions keep the driver's deferred begin (a reader never waits for a writer).
     """
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(sync_engine, "connect")
     def _driver_leaves_transactions(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync_engine, "begin")
     def _begin(conn: Connection) -> None:
         conn.exec_driver_sql(begin)
 

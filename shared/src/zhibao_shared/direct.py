@@ -28,6 +28,8 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zhibao_shared.db import sqlite_begins
+
 T = TypeVar("T")
 
 
@@ -67,10 +69,11 @@ def complete(coroutine: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a direct SQLite transaction awaited something that suspends")
 
 
-def direct_engine(engine: AsyncEngine) -> Engine | None:
+def direct_engine(engine: AsyncEngine, *, begin: str | None = None) -> Engine | None:
     """A ``sqlite3`` engine on the same file with the same connect-time pragmas and way
     of beginning transactions (the listeners ``make_engine`` and the rebuild registered),
-    or None when ``engine`` is not a SQLite file."""
+    or None when ``engine`` is not a SQLite file. ``begin``: begin every transaction
+    with this statement instead (:func:`zhibao_shared.db.sqlite_begins`)."""
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return None
     direct = create_engine(
@@ -78,6 +81,9 @@ def direct_engine(engine: AsyncEngine) -> Engine | None:
     )
     for listener in _own(engine.sync_engine.pool.dispatch.connect):
         event.listen(direct, "connect", listener)
+    if begin is not None:
+        sqlite_begins(direct, begin)
+        return direct
     for listener in _own(engine.sync_engine.dispatch.begin):
         event.listen(direct, "begin", listener)
     return direct
@@ -94,11 +100,18 @@ def _own(listeners: Any) -> list[Callable[..., Any]]:
 
 class DirectTransactions:
     """One transaction per call: on SQLite in a worker thread over a direct connection,
-    otherwise on the async engine."""
+    otherwise on the async engine.
+
+    On SQLite each begins ``IMMEDIATE``: it holds the write lock from its first read, so
+    another process writing the same file (a second instance during a rolling update)
+    waits for it rather than interleaving with its reads (with the driver's deferred
+    begin, two instances counted people twice: ``tests/aggregator/
+    test_concurrent_instances.py``). PostgreSQL's writers lock names instead.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._direct = direct_engine(engine)
+        self._direct = direct_engine(engine, begin="BEGIN IMMEDIATE")
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """``work`` in one transaction, committed when this returns."""
