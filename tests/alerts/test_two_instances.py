@@ -1,5 +1,5 @@
-"""Two alerts instances on one PostgreSQL database (a rolling update, or district
-partitions sharing it) never raise or page an alert twice.
+"""Two alerts instances on one database (a rolling update, or district partitions
+sharing a PostgreSQL database) never raise or page an alert twice.
 
 Both apply events at the same time (the fevers of one cluster split between them, the
 same confirmed person reported to both) and both dispatch at the same time; the
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import nats
 import pytest
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.alerts.conftest import COMMUNITY, Clock, confirmed, published
 from tests.alerts.test_lifecycle import World
 from tests.alerts.test_watchdog import watchdog
+from tests.support.postgres import both_backends
 from tests.support.webhook import Receiver
 from zhibao_alerts.bootstrap import consumer_spec
 from zhibao_alerts.settings import AlertsSettings
@@ -36,13 +38,32 @@ from zhibao_shared.subjects import EVENTS_STREAM
 pytestmark = pytest.mark.integration
 
 
+database = both_backends("alerts")
+
+
+@asynccontextmanager
+async def two_engines(url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """Two instances' engines on one migrated database."""
+    await run_migrations(url, "zhibao_alerts")
+    first, second = make_engine(url), make_engine(url)
+    try:
+        yield first, second
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
 @pytest.fixture
-async def engines(postgres_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    await run_migrations(postgres_url, "zhibao_alerts")
-    first, second = make_engine(postgres_url), make_engine(postgres_url)
-    yield first, second
-    await first.dispose()
-    await second.dispose()
+async def engines(database: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    async with two_engines(database) as pair:
+        yield pair
+
+
+@pytest.fixture
+async def pg_engines(postgres_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """PostgreSQL only: the test watches PostgreSQL's lock waits."""
+    async with two_engines(postgres_url) as pair:
+        yield pair
 
 
 class Instance(World):
@@ -143,12 +164,12 @@ async def _waiting_on_a_lock(engine: AsyncEngine) -> bool:
 
 
 async def test_two_watchdogs_first_watching_a_community_at_once_both_complete_their_pass(
-    engines: tuple[AsyncEngine, AsyncEngine], clock: Clock
+    pg_engines: tuple[AsyncEngine, AsyncEngine], clock: Clock
 ) -> None:
     """Both instances' watchdogs see a new deployment's communities for the first time in
     the same moment: the pass that comes second must not fail on the rows the first one
     stored (it did: a duplicate key in community_watch, the whole pass lost)."""
-    first, second = engines
+    first, second = pg_engines
     other_since = clock.now
     clock.advance(seconds=1)
     async with first.begin() as other_pass:  # the other instance's pass, not committed yet
