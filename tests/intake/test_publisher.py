@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.support.events import COMMUNITY_A, screening
+from tests.support.process import frozen
 from tests.support.stream import stored_messages_async
 from zhibao_intake.domain.admission import Admitted, Reporter, admit
 from zhibao_intake.domain.pseudonym import Pseudonymiser
@@ -75,15 +74,12 @@ async def test_submissions_arriving_while_a_publish_waits_go_out_together_after_
         await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
         publisher = JetStreamPublisher(broker, 30.0, 200, RecentlyStored(1000))
         events = admitted_events(tmp_path, 6)
-        os.kill(nats_server.pid, signal.SIGSTOP)  # the first publish cannot be answered
-        try:
+        with frozen(nats_server.pid):  # the first publish cannot be answered
             submissions = [asyncio.create_task(publisher.publish([events[0]]))]
             for event in events[1:]:
                 await asyncio.sleep(0.02)  # each submission in a turn of its own
                 submissions.append(asyncio.create_task(publisher.publish([event])))
             await asyncio.sleep(0.02)
-        finally:
-            os.kill(nats_server.pid, signal.SIGCONT)
         answers = await asyncio.gather(*submissions)
         stored = await stored_messages_async(nats_server.url)
     finally:

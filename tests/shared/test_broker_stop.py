@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 
 from faststream.nats import NatsBroker
 
+from tests.support.process import frozen
 from zhibao_shared.broker import stop_broker
 from zhibao_shared.natsserver import NatsServer
 
@@ -26,8 +25,5 @@ async def test_stopping_with_a_hung_server_gives_up_draining_after_the_bound(
 
     await broker.start()
     assert nats_server.pid is not None
-    os.kill(nats_server.pid, signal.SIGSTOP)
-    try:
+    with frozen(nats_server.pid):
         await asyncio.wait_for(stop_broker(broker, within_s=1.0), timeout=6)
-    finally:
-        os.kill(nats_server.pid, signal.SIGCONT)
