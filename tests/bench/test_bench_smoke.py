@@ -129,6 +129,13 @@ def test_smoke_benchmark_measures_every_phase_and_every_figure_is_exact(tmp_path
     assert mixed["mixed_publish_interval_s"] == "default"
     assert mixed["mixed_live_status"] == 200
     assert set(mixed["mixed_read_statuses"]) == {200}
+    # the cores each process kept busy during the load: every service and nats-server,
+    # together no more than the machine as a whole
+    cores = mixed["mixed_cpu_cores"]
+    assert set(cores) == SERVICE_NAMES | {"nats-server"}
+    assert cores["intake"] > 0, cores
+    assert sum(cores.values()) <= mixed["mixed_machine_busy_cores"] * 1.05 + 0.05
+    assert mixed["mixed_machine_busy_cores"] <= mixed["mixed_machine_cores"] * 1.05
     # the response loop: every task issued, every result accepted, all done in the rollups
     tasks = results["tasks"]
     assert tasks["tasks"] == config.tasks

@@ -24,6 +24,8 @@ ROWS = (
     ("mixed_achieved_per_s", "(4) mixed load: single events achieved, events/s"),
     ("p99_rollup_ms", "(4) mixed load: POST -> rollup published, p99 ms"),
     ("p99_alert_ms", "(4) mixed load: POST of a confirmed case -> webhook, p99 ms"),
+    ("mixed_cpu_cores", "(4) mixed load: cores kept busy, by process"),
+    ("mixed_machine_busy_cores", "(4) mixed load: cores the machine kept busy"),
     ("p99_read_ms_200k", "(5) rollup read p99 ms at 200k events, worst level"),
     ("plain_p99_read_ms_200k", "(9) plain baseline read p99 ms at 200k, worst level"),
     ("p99_read_ms_1m", "(5) rollup read p99 ms at 1M events, worst level"),

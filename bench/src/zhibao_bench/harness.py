@@ -7,7 +7,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -59,6 +59,46 @@ class RssSampler:
                     continue
                 self.peaks_mb[name] = max(self.peaks_mb.get(name, 0.0), rss)
             time.sleep(self.interval_s)
+
+
+@dataclass
+class CpuShares:
+    """How many cores each process, and the machine as a whole, kept busy over a stretch
+    (``with CpuShares(run.cpu_seconds) as shares: ...``): whether a latency was the
+    services' own work or a machine with no core to spare."""
+
+    cpu_seconds: Callable[[], dict[str, float]]
+    #: Cores kept busy by each process (CPU seconds over the stretch's wall seconds).
+    cores: dict[str, float] = field(default_factory=dict)
+    #: Cores the whole machine kept busy, whatever ran on it.
+    machine_busy_cores: float = 0.0
+    machine_cores: int = field(default_factory=lambda: psutil.cpu_count() or 1)
+    _before: dict[str, float] = field(default_factory=dict)
+    _machine_before: float = 0.0
+    _started: float = 0.0
+
+    def __enter__(self) -> CpuShares:
+        self._before = self.cpu_seconds()
+        self._machine_before = machine_busy_s()
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        wall = max(time.monotonic() - self._started, 1e-9)
+        after = self.cpu_seconds()
+        self.cores = {
+            name: round((seconds - self._before.get(name, 0.0)) / wall, 3)
+            for name, seconds in after.items()
+        }
+        self.machine_busy_cores = round((machine_busy_s() - self._machine_before) / wall, 3)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the machine has spent busy since boot, over all its cores (idle, I/O
+    wait and time taken by the hypervisor left out)."""
+    times = psutil.cpu_times()
+    busy = ("user", "nice", "system", "irq", "softirq")
+    return float(sum(getattr(times, name, 0.0) for name in busy))
 
 
 def process_cpu_s(pid: int) -> float:

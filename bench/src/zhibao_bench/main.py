@@ -206,6 +206,8 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "mixed_achieved_per_s": results["mixed"]["mixed_achieved_per_s"],
         "p99_rollup_ms": results["mixed"]["p99_rollup_ms"],
         "p99_alert_ms": results["mixed"]["p99_alert_ms"],
+        "mixed_cpu_cores": results["mixed"]["mixed_cpu_cores"],
+        "mixed_machine_busy_cores": results["mixed"]["mixed_machine_busy_cores"],
         "backfill_visible_events_per_s": batched["backfill_visible_events_per_s"],
         "rebuild_events_per_s": batched["rebuild_events_per_s"],
         "rebuild_ratio_live": _ratio(

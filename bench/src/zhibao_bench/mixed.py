@@ -52,7 +52,7 @@ import nats
 
 from zhibao_bench import exactness
 from zhibao_bench.fill import publish_history
-from zhibao_bench.harness import CITY, DISTRICT, RssSampler, Running, running_stack
+from zhibao_bench.harness import CITY, DISTRICT, CpuShares, RssSampler, Running, running_stack
 from zhibao_bench.idle import pending_notifications, wait_paging_stopped
 from zhibao_bench.loadclient import LoadResult, encode_get, encode_post, percentile, run_in_process
 from zhibao_bench.workload import Truth, build_workload, resident_id, span, truth_of
@@ -359,7 +359,8 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
                 _RollupWatcher(run.stack.bus_url) as watcher,
                 _LiveStream(run.url("aggregator"), run.read_token) as live,
             ):
-                load, read_load, shown_at_end = _offer(run, mixed, events, window)
+                with CpuShares(run.cpu_seconds) as cpu:
+                    load, read_load, shown_at_end = _offer(run, mixed, events, window)
                 drained = run.wait_visible(expected, *window, timeout_s=600)
                 _wait_for(lambda: _delivered(receiver, case_at) >= len(case_at), timeout_s=180)
                 truth = truth_of(events, datetime.now(UTC))
@@ -392,6 +393,11 @@ def phase_mixed(mixed: MixedConfig, tag: str = "mixed") -> dict[str, Any]:
         # more than a second late (latencies count from when each was due).
         "mixed_client_late_over_1s": load.late_over_1s,
         "mixed_client_cpu_share": round(load.cpu_share, 3),
+        # Cores kept busy while the load was offered: each service, and the machine (the
+        # load clients and anything else included), of mixed_machine_cores.
+        "mixed_cpu_cores": cpu.cores,
+        "mixed_machine_busy_cores": cpu.machine_busy_cores,
+        "mixed_machine_cores": cpu.machine_cores,
         "mixed_backlog_at_end": max(0, expected - shown_at_end),
         "mixed_drain_s": round(max(0.0, drained - load.finished), 2),
         "p50_rollup_ms": round(percentile(rollup_ms, 50), 1),
