@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,6 +65,89 @@ def test_the_publisher_waits_longer_after_a_costly_flush_so_counting_keeps_the_c
     for refused in (0, 1.5):
         with pytest.raises(ValidationError, match="aggregator_publish_max_share"):
             AggregatorSettings(aggregator_publish_max_share=refused, _env_file=None)
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _waits() -> tuple[float, float]:
+    """The rollup wait histogram's count and sum so far (this process's registry)."""
+    count = REGISTRY.get_sample_value("zhibao_aggregator_rollup_wait_seconds_count")
+    total = REGISTRY.get_sample_value("zhibao_aggregator_rollup_wait_seconds_sum")
+    return count or 0.0, total or 0.0
+
+
+async def test_each_rollup_published_tells_how_long_after_its_units_first_change(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    """The metric operators watch for the live view's lag: a unit changed at 100 s and
+    again at 101 s, published at 102.5 s, waited 2.5 s (from its first change); one
+    changed at 101 s waited 1.5 s; each publication is observed once."""
+    clock = _Clock()
+
+    async def publish(_subject: str, _body: bytes) -> None:
+        return None
+
+    read_side = reader(settings, sqlite_engine)
+    publisher = RollupPublisher(read_side, publish, interval_s=0.2, clock=clock)
+    day = read_side.calendar.today(datetime.now(UTC))
+    before = _waits()
+    publisher.mark([(COMMUNITY, day)])
+    clock.now = 101.0
+    publisher.mark([(COMMUNITY, day), ("640106", day)])
+    clock.now = 102.5
+    await publisher.flush()
+    count, total = _waits()
+    assert count - before[0] == 2
+    assert total - before[1] == pytest.approx(2.5 + 1.5)
+
+
+async def test_a_rollup_whose_publish_failed_goes_out_with_the_next_flush(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    """NATS away during a flush: the units not published stay due (a quiet unit would
+    otherwise show stale figures until its next event) and go out with the next flush,
+    their wait counted from their first change."""
+    clock = _Clock()
+    sent: list[str] = []
+    away = True
+
+    async def publish(subject: str, _body: bytes) -> None:
+        if away:
+            raise ConnectionError("nats: connection closed")
+        sent.append(subject)
+
+    read_side = reader(settings, sqlite_engine)
+    publisher = RollupPublisher(read_side, publish, interval_s=0.2, clock=clock)
+    day = read_side.calendar.today(datetime.now(UTC))
+    failed = REGISTRY.get_sample_value("zhibao_aggregator_rollups_failed_total") or 0.0
+    publisher.mark([(unit, day) for unit in lineage(COMMUNITY)])
+    await publisher.flush()
+    assert sent == []
+    assert REGISTRY.get_sample_value("zhibao_aggregator_rollups_failed_total") == failed + 5
+    away, clock.now = False, 103.0
+    before = _waits()
+    await publisher.flush()  # nothing changed meanwhile
+    assert sorted(sent) == [
+        "zhibao.rollups.city.6401",
+        "zhibao.rollups.community.640106001001",
+        "zhibao.rollups.district.640106",
+        "zhibao.rollups.province.64",
+        "zhibao.rollups.street.640106001",
+    ]
+    count, total = _waits()
+    assert count - before[0] == 5
+    assert total - before[1] == pytest.approx(5 * 3.0)
+    sent.clear()
+    await publisher.flush()
+    assert sent == [], "published once: nothing is due any more"
 
 
 async def test_a_registry_that_starts_at_the_city_still_publishes_its_rollups(

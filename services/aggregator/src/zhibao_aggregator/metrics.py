@@ -21,6 +21,15 @@ COMMIT_SECONDS = Histogram(
 ROLLUPS_PUBLISHED = Counter(
     "zhibao_aggregator_rollups_published_total", "Rollups published to NATS", ["level"]
 )
+ROLLUPS_FAILED = Counter(
+    "zhibao_aggregator_rollups_failed_total",
+    "Rollup publications that failed (the unit stays due: the next flush tries again)",
+)
+ROLLUP_WAIT = Histogram(
+    "zhibao_aggregator_rollup_wait_seconds",
+    "Seconds from a unit's first change since its last rollup to the next one published",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 TASK_MESSAGES_APPLIED = Counter(
     "zhibao_aggregator_task_messages_applied_total",
     "Task messages applied to the task rollups (redeliveries not counted)",

@@ -9,6 +9,12 @@ costs as much as counting many thousands of events. The loop therefore also
 waits in proportion to how long its last flush took (:func:`pause_after`), so
 publishing never takes more than a set share of the service's time: the
 rollups are then published less often, and counting keeps its pace.
+
+``zhibao_aggregator_rollup_wait_seconds`` observes, for each rollup published, how long
+after its unit's first change since its last publication it went out: how far the
+command centre's live view lags behind the committed counts. A rollup whose publish
+failed (NATS away) stays due from that first change and goes out with the next flush,
+rather than waiting for another change of its unit.
 """
 
 from __future__ import annotations
@@ -16,19 +22,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
 from pydantic_core import to_json
 
-from zhibao_aggregator.metrics import ROLLUPS_PUBLISHED
+from zhibao_aggregator.metrics import ROLLUP_WAIT, ROLLUPS_FAILED, ROLLUPS_PUBLISHED
 from zhibao_aggregator.reader import RollupReader
 from zhibao_shared.subjects import rollup_subject
 
 log = structlog.get_logger(__name__)
 
 Publish = Callable[[str, bytes], Awaitable[None]]
+#: A unit and a day whose rollup is due.
+Pair = tuple[str, date]
 
 
 class RollupPublisher:
@@ -41,28 +49,38 @@ class RollupPublisher:
         interval_s: float,
         recent_days: int = 7,
         max_share: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
         self._publish = publish
         self._interval_s = interval_s
         self._max_share = max_share
         self._recent = timedelta(days=recent_days)
-        self._dirty: set[tuple[str, date]] = set()
+        self._clock = clock
+        #: the pairs due, each with when it first changed since it was last published
+        self._dirty: dict[Pair, float] = {}
         self._wake = asyncio.Event()
+        #: the last flush left rollups unpublished (logged once, not at every retry)
+        self._failing = False
 
-    def mark(self, changed: Iterable[tuple[str, date]]) -> None:
+    def mark(self, changed: Iterable[Pair]) -> None:
         """Note changed (unit, day) pairs; days older than the recent window, and future
         days, are not pushed (corrections to old days are read over HTTP)."""
         today = self._reader.calendar.today(datetime.now(UTC))
         # future days (planned isolation ends) are not pushed either: read them over HTTP
-        fresh = {
+        fresh = [
             (u, d)
             for u, d in changed
             if today - self._recent <= d <= today and u in self._reader.registry
-        }
+        ]
         if fresh:
-            self._dirty |= fresh
-            self._wake.set()
+            self._due(fresh, self._clock())
+
+    def _due(self, pairs: Iterable[Pair], since: float) -> None:
+        """Mark ``pairs`` due since ``since``; one already due keeps its earlier time."""
+        for pair in pairs:
+            self._dirty.setdefault(pair, since)
+        self._wake.set()
 
     async def run(self) -> None:
         """Publish dirty rollups until cancelled."""
@@ -76,23 +94,46 @@ class RollupPublisher:
 
     async def flush(self) -> None:
         """Publish every dirty rollup now: one query per day for all its dirty units."""
-        pending, self._dirty = self._dirty, set()
+        pending, self._dirty = self._dirty, {}
         by_day: dict[date, list[str]] = defaultdict(list)
         for code, day in sorted(pending):
             by_day[day].append(code)
+        failed = False
         for day, codes in by_day.items():
-            try:
-                await self._publish_day(codes, day)
-            except Exception as exc:  # a failed publish must not stop the loop
-                log.warning("rollup_publish_failed", units=len(codes), error=repr(exc))
+            left = await self._publish_day(codes, day, pending)
+            for code in left:  # due still, from its first change: the next flush retries
+                self._due([(code, day)], pending[(code, day)])
+            failed = failed or bool(left)
+        if self._failing and not failed:
+            log.info("rollup_publish_resumed")
+        self._failing = failed
 
-    async def _publish_day(self, codes: list[str], day: date) -> None:
-        found = await self._reader.figures_of(codes, day)
-        for code in codes:
-            level = self._reader.unit(code).level.value
-            body = {"unit": code, "level": level, "date": day.isoformat(), "figures": found[code]}
-            await self._publish(rollup_subject(level, code), to_json(body))
-            ROLLUPS_PUBLISHED.labels(level).inc()
+    async def _publish_day(
+        self, codes: Sequence[str], day: date, since: dict[Pair, float]
+    ) -> Sequence[str]:
+        """Publish the units' rollups of ``day``; returns the units left unpublished by a
+        failure (logged: a failed publish must not stop the loop)."""
+        published = 0
+        try:
+            found = await self._reader.figures_of(list(codes), day)
+            for code in codes:
+                level = self._reader.unit(code).level.value
+                body = {
+                    "unit": code,
+                    "level": level,
+                    "date": day.isoformat(),
+                    "figures": found[code],
+                }
+                await self._publish(rollup_subject(level, code), to_json(body))
+                published += 1
+                ROLLUPS_PUBLISHED.labels(level).inc()
+                ROLLUP_WAIT.observe(self._clock() - since[(code, day)])
+        except Exception as exc:
+            ROLLUPS_FAILED.inc(len(codes) - published)
+            if not self._failing:
+                log.warning("rollup_publish_failed", units=len(codes) - published, error=repr(exc))
+            return codes[published:]
+        return ()
 
 
 def pause_after(flush_s: float, interval_s: float, max_share: float) -> float:
