@@ -150,6 +150,71 @@ async def test_a_rollup_whose_publish_failed_goes_out_with_the_next_flush(
     assert sent == [], "published once: nothing is due any more"
 
 
+async def test_a_unit_changed_again_during_a_failed_flush_keeps_its_first_change(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    """A batch commits while a flush is sending: the unit is marked again (at 101 s)
+    before its publish fails; the rollup then goes out with a wait counted from its
+    first change (100 s), and the units after it in that flush still went out."""
+    clock = _Clock()
+    sent: list[str] = []
+    read_side = reader(settings, sqlite_engine)
+    day = read_side.calendar.today(datetime.now(UTC))
+    publisher: RollupPublisher
+
+    async def publish(subject: str, _body: bytes) -> None:
+        if subject.endswith(".6401") and clock.now < 101:
+            clock.now = 101.0
+            publisher.mark([("6401", day)])
+            raise ConnectionError("nats: outbound buffer full")
+        sent.append(subject)
+
+    publisher = RollupPublisher(read_side, publish, interval_s=0.2, clock=clock)
+    publisher.mark([(unit, day) for unit in lineage(COMMUNITY)])
+    await publisher.flush()
+    assert "zhibao.rollups.city.6401" not in sent
+    assert "zhibao.rollups.community.640106001001" in sent, "the other units went out"
+    clock.now = 104.0
+    before = _waits()
+    await publisher.flush()
+    assert sent[-1] == "zhibao.rollups.city.6401"
+    count, total = _waits()
+    assert count - before[0] == 1
+    assert total - before[1] == pytest.approx(4.0)
+
+
+async def test_unreadable_figures_are_tried_again_and_failing_flushes_back_off(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures cannot be read (the database away): the units stay due, and the loop
+    waits twice as long after each failed flush, up to 30 s, then the interval again."""
+    sent: list[str] = []
+
+    async def publish(subject: str, _body: bytes) -> None:
+        sent.append(subject)
+
+    read_side = reader(settings, sqlite_engine)
+    publisher = RollupPublisher(read_side, publish, interval_s=0.5, max_share=0.2)
+    day = read_side.calendar.today(datetime.now(UTC))
+    readable = read_side.figures_of
+
+    async def unreadable(_codes: list[str], _day: object) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(read_side, "figures_of", unreadable)
+    publisher.mark([(COMMUNITY, day)])
+    pauses = []
+    for _ in range(8):
+        await publisher.flush()
+        pauses.append(publisher.pause(0.01))
+    assert sent == []
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    monkeypatch.setattr(read_side, "figures_of", readable)
+    await publisher.flush()
+    assert sent == ["zhibao.rollups.community.640106001001"]
+    assert publisher.pause(0.01) == 0.5
+
+
 async def test_a_registry_that_starts_at_the_city_still_publishes_its_rollups(
     sqlite_engine: AsyncEngine, settings: AggregatorSettings, tmp_path: Path
 ) -> None:

@@ -14,7 +14,9 @@ rollups are then published less often, and counting keeps its pace.
 after its unit's first change since its last publication it went out: how far the
 command centre's live view lags behind the committed counts. A rollup whose publish
 failed (NATS away) stays due from that first change and goes out with the next flush,
-rather than waiting for another change of its unit.
+rather than waiting for another change of its unit; while flushes fail, the loop waits
+twice as long after each (up to :data:`MAX_RETRY_S`), so a failure that persists costs
+little.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
@@ -37,6 +39,8 @@ log = structlog.get_logger(__name__)
 Publish = Callable[[str, bytes], Awaitable[None]]
 #: A unit and a day whose rollup is due.
 Pair = tuple[str, date]
+#: The longest wait between flushes while they fail.
+MAX_RETRY_S = 30.0
 
 
 class RollupPublisher:
@@ -62,25 +66,30 @@ class RollupPublisher:
         self._wake = asyncio.Event()
         #: the last flush left rollups unpublished (logged once, not at every retry)
         self._failing = False
+        self._retry_s = interval_s
 
     def mark(self, changed: Iterable[Pair]) -> None:
         """Note changed (unit, day) pairs; days older than the recent window, and future
         days, are not pushed (corrections to old days are read over HTTP)."""
+        now = self._clock()
+        self._due({pair: now for pair in self._pushed(changed)})
+
+    def _pushed(self, pairs: Iterable[Pair]) -> list[Pair]:
+        """The pairs whose rollups are pushed: the registry's units, recent days."""
         today = self._reader.calendar.today(datetime.now(UTC))
         # future days (planned isolation ends) are not pushed either: read them over HTTP
-        fresh = [
+        return [
             (u, d)
-            for u, d in changed
+            for u, d in pairs
             if today - self._recent <= d <= today and u in self._reader.registry
         ]
-        if fresh:
-            self._due(fresh, self._clock())
 
-    def _due(self, pairs: Iterable[Pair], since: float) -> None:
-        """Mark ``pairs`` due since ``since``; one already due keeps its earlier time."""
-        for pair in pairs:
-            self._dirty.setdefault(pair, since)
-        self._wake.set()
+    def _due(self, since: dict[Pair, float]) -> None:
+        """Mark pairs due, each since its time; one already due keeps the earlier."""
+        for pair, at in since.items():
+            self._dirty[pair] = min(self._dirty.get(pair, at), at)
+        if since:
+            self._wake.set()
 
     async def run(self) -> None:
         """Publish dirty rollups until cancelled."""
@@ -89,8 +98,18 @@ class RollupPublisher:
             self._wake.clear()
             started = time.perf_counter()
             await self.flush()
-            took = time.perf_counter() - started
-            await asyncio.sleep(pause_after(took, self._interval_s, self._max_share))
+            await asyncio.sleep(self.pause(time.perf_counter() - started))
+
+    def pause(self, flush_s: float) -> float:
+        """How long to wait after the flush just done (``flush_s`` long): see
+        :func:`pause_after`; after a failed one, twice the last such wait, up to
+        :data:`MAX_RETRY_S`."""
+        pause = pause_after(flush_s, self._interval_s, self._max_share)
+        if not self._failing:
+            self._retry_s = self._interval_s
+            return pause
+        self._retry_s = min(2 * self._retry_s, MAX_RETRY_S)
+        return max(pause, self._retry_s)
 
     async def flush(self) -> None:
         """Publish every dirty rollup now: one query per day for all its dirty units."""
@@ -98,25 +117,28 @@ class RollupPublisher:
         by_day: dict[date, list[str]] = defaultdict(list)
         for code, day in sorted(pending):
             by_day[day].append(code)
-        failed = False
+        left: list[Pair] = []
         for day, codes in by_day.items():
-            left = await self._publish_day(codes, day, pending)
-            for code in left:  # due still, from its first change: the next flush retries
-                self._due([(code, day)], pending[(code, day)])
-            failed = failed or bool(left)
-        if self._failing and not failed:
+            left += [(code, day) for code in await self._publish_day(codes, day, pending)]
+        # due still, from their first change: the next flush tries again
+        self._due({pair: pending[pair] for pair in self._pushed(left)})
+        if self._failing and not left:
             log.info("rollup_publish_resumed")
-        self._failing = failed
+        self._failing = bool(left)
 
     async def _publish_day(
-        self, codes: Sequence[str], day: date, since: dict[Pair, float]
-    ) -> Sequence[str]:
-        """Publish the units' rollups of ``day``; returns the units left unpublished by a
-        failure (logged: a failed publish must not stop the loop)."""
-        published = 0
+        self, codes: list[str], day: date, since: dict[Pair, float]
+    ) -> list[str]:
+        """Publish the units' rollups of ``day``; returns those a failure left unpublished
+        (all of them when their figures could not be read)."""
         try:
-            found = await self._reader.figures_of(list(codes), day)
-            for code in codes:
+            found = await self._reader.figures_of(codes, day)
+        except Exception as exc:
+            self._failed(codes, exc)
+            return codes
+        left: list[str] = []
+        for code in codes:
+            try:
                 level = self._reader.unit(code).level.value
                 body = {
                     "unit": code,
@@ -125,15 +147,20 @@ class RollupPublisher:
                     "figures": found[code],
                 }
                 await self._publish(rollup_subject(level, code), to_json(body))
-                published += 1
-                ROLLUPS_PUBLISHED.labels(level).inc()
-                ROLLUP_WAIT.observe(self._clock() - since[(code, day)])
-        except Exception as exc:
-            ROLLUPS_FAILED.inc(len(codes) - published)
-            if not self._failing:
-                log.warning("rollup_publish_failed", units=len(codes) - published, error=repr(exc))
-            return codes[published:]
-        return ()
+            except Exception as exc:  # the next unit may still go out
+                self._failed([code], exc)
+                left.append(code)
+                continue
+            ROLLUPS_PUBLISHED.labels(level).inc()
+            ROLLUP_WAIT.observe(self._clock() - since[(code, day)])
+        return left
+
+    def _failed(self, codes: list[str], exc: Exception) -> None:
+        """Count a failure; log it unless the flushes are failing already."""
+        ROLLUPS_FAILED.inc(len(codes))
+        if not self._failing:
+            log.warning("rollup_publish_failed", units=len(codes), error=repr(exc))
+            self._failing = True
 
 
 def pause_after(flush_s: float, interval_s: float, max_share: float) -> float:
