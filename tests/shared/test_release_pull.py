@@ -8,6 +8,7 @@ import json
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from zhibao_shared.broker import release_pull
@@ -48,8 +49,12 @@ async def test_messages_delivered_after_the_last_fetch_go_to_the_next_consumer_a
         assert await release_pull(stopping) == SENT
 
         following = await js.pull_subscribe_bind(durable=DURABLE, stream=STREAM)
+        messages: list[Msg] = []
         try:
-            messages = await following.fetch(SENT, timeout=10)
+            # a fetch returns what is deliverable when it asks: the server may still be
+            # taking back the rest, so ask until all came (each well before ack_wait)
+            while len(messages) < SENT:
+                messages += await following.fetch(SENT - len(messages), timeout=10)
         except nats.errors.TimeoutError:
             pytest.fail("the messages in the stopped consumer's hands wait for ack_wait")
         assert sorted(m.data for m in messages) == sorted(b"%d" % n for n in range(SENT))
