@@ -117,26 +117,25 @@ class RollupPublisher:
         by_day: dict[date, list[str]] = defaultdict(list)
         for code, day in sorted(pending):
             by_day[day].append(code)
-        left: list[Pair] = []
+        failed: list[tuple[Pair, Exception]] = []
         for day, codes in by_day.items():
-            left += [(code, day) for code in await self._publish_day(codes, day, pending)]
+            failed += [
+                ((code, day), exc) for code, exc in await self._publish_day(codes, day, pending)
+            ]
+        self._note(failed)
         # due still, from their first change: the next flush tries again
-        self._due({pair: pending[pair] for pair in self._pushed(left)})
-        if self._failing and not left:
-            log.info("rollup_publish_resumed")
-        self._failing = bool(left)
+        self._due({pair: pending[pair] for pair in self._pushed(pair for pair, _ in failed)})
 
     async def _publish_day(
         self, codes: list[str], day: date, since: dict[Pair, float]
-    ) -> list[str]:
-        """Publish the units' rollups of ``day``; returns those a failure left unpublished
-        (all of them when their figures could not be read)."""
+    ) -> list[tuple[str, Exception]]:
+        """Publish the units' rollups of ``day``; returns those a failure left unpublished,
+        with it (all of them when their figures could not be read)."""
         try:
             found = await self._reader.figures_of(codes, day)
         except Exception as exc:
-            self._failed(codes, exc)
-            return codes
-        left: list[str] = []
+            return [(code, exc) for code in codes]
+        failed: list[tuple[str, Exception]] = []
         for code in codes:
             try:
                 level = self._reader.unit(code).level.value
@@ -148,19 +147,21 @@ class RollupPublisher:
                 }
                 await self._publish(rollup_subject(level, code), to_json(body))
             except Exception as exc:  # the next unit may still go out
-                self._failed([code], exc)
-                left.append(code)
+                failed.append((code, exc))
                 continue
             ROLLUPS_PUBLISHED.labels(level).inc()
             ROLLUP_WAIT.observe(self._clock() - since[(code, day)])
-        return left
+        return failed
 
-    def _failed(self, codes: list[str], exc: Exception) -> None:
-        """Count a failure; log it unless the flushes are failing already."""
-        ROLLUPS_FAILED.inc(len(codes))
-        if not self._failing:
-            log.warning("rollup_publish_failed", units=len(codes), error=repr(exc))
-            self._failing = True
+    def _note(self, failed: list[tuple[Pair, Exception]]) -> None:
+        """Count a flush's failures; log when publishing starts failing and when it resumes
+        (not at every retry)."""
+        ROLLUPS_FAILED.inc(len(failed))
+        if failed and not self._failing:
+            log.warning("rollup_publish_failed", units=len(failed), error=repr(failed[0][1]))
+        elif self._failing and not failed:
+            log.info("rollup_publish_resumed")
+        self._failing = bool(failed)
 
 
 def pause_after(flush_s: float, interval_s: float, max_share: float) -> float:
