@@ -13,7 +13,7 @@ from tests.support.stream import stored_messages_async
 from zhibao_intake.domain.admission import Admitted, Reporter, admit
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.recently_stored import RecentlyStored
-from zhibao_intake.publisher import JetStreamPublisher, messages
+from zhibao_intake.publisher import BusUnavailable, JetStreamPublisher, PublishOutcome, messages
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.broker import ensure_stream, events_stream_config, make_broker, stop_broker
 from zhibao_shared.hierarchy import load_registry
@@ -87,6 +87,39 @@ async def test_submissions_arriving_while_a_publish_waits_go_out_together_after_
     assert answers == [[False]] * 6, "each submission: stored, not a duplicate"
     assert [subject.endswith(".bundle") for subject, _, _ in stored] == [False, True]
     assert [e["id"] for e in json.loads(stored[1][1])] == [e.id for e in events[1:]]
+
+
+async def test_a_submission_behind_a_stalled_publish_waits_one_timeout_not_two(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """With NATS stalled, a submission that arrives while a publish waits is answered
+    "unavailable" when its own timeout ends. (It used to wait for the publish in flight
+    to time out and then for a publish of its own: two timeouts, 3.5 s here, past the
+    client's patience and the Retry-After it is promised.)"""
+    timeout_s = 2.0
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    broker = make_broker(settings, name="test")
+    await broker.connect()
+    assert nats_server.pid is not None
+    loop = asyncio.get_running_loop()
+
+    async def timed(event: Admitted) -> tuple[list[PublishOutcome], float]:
+        started = loop.time()
+        outcome = await publisher.publish([event])
+        return outcome, loop.time() - started
+
+    try:
+        await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
+        publisher = JetStreamPublisher(broker, timeout_s, 200, RecentlyStored(1000))
+        first, second = admitted_events(tmp_path, 2)
+        with frozen(nats_server.pid):
+            in_flight = asyncio.create_task(timed(first))
+            await asyncio.sleep(0.5)
+            (outcome, waited), (first_outcome, _) = await asyncio.gather(timed(second), in_flight)
+    finally:
+        await stop_broker(broker)
+    assert [type(o) for o in first_outcome + outcome] == [BusUnavailable, BusUnavailable]
+    assert waited < timeout_s + 0.75, f"answered after {waited:.2f} s, timeout {timeout_s} s"
 
 
 def test_bundles_are_split_by_bytes_as_well_as_by_events(tmp_path: Path) -> None:

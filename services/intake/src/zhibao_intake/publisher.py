@@ -17,6 +17,11 @@ acknowledgements go out together as soon as it is answered (many single-event
 POSTs become one bundle under load, with no timer: an idle service publishes a
 lone event at once). A publish's messages are sent back to back with
 ``publish_async`` and their acknowledgements awaited together.
+
+A submission waits at most the publish timeout in all, not the time the publish in
+flight takes and then its own: a publish is given what is left of the earliest
+waiting submission's timeout (with NATS stalled, a submission that waited behind a
+publish for its whole timeout is answered "unavailable" at once, not a timeout later).
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ class BusUnavailable(RuntimeError):
 
 
 PublishOutcome = bool | BusUnavailable
-_Waiting = tuple[list[Admitted], "asyncio.Future[list[PublishOutcome]]"]
+#: A submission waiting to be published: its events, when its timeout ends (the event
+#: loop's clock), and the future its outcomes go to.
+_Waiting = tuple[list[Admitted], float, "asyncio.Future[list[PublishOutcome]]"]
 
 
 @dataclass(frozen=True)
@@ -154,10 +161,11 @@ class JetStreamPublisher:
         events then go out as one bundle and one acknowledgement. Waiting costs them
         less than it saves: a message per event costs every consumer its handling.
         """
-        future: asyncio.Future[list[PublishOutcome]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((batch, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[PublishOutcome]] = loop.create_future()
+        self._waiting.append((batch, loop.time() + self._timeout_s, future))
         if len(self._waiting) == 1 and self._in_flight is None:
-            asyncio.get_running_loop().call_soon(self._flush_waiting)
+            loop.call_soon(self._flush_waiting)
         return await future
 
     def _flush_waiting(self) -> None:
@@ -172,23 +180,29 @@ class JetStreamPublisher:
         self._flush_waiting()
 
     async def _flush(self, waiting: list[_Waiting]) -> None:
+        # the earliest submission is the first: what is left of its timeout bounds them all
+        budget = waiting[0][1] - asyncio.get_running_loop().time()
         try:
-            outcomes = await self._store([a for batch, _ in waiting for a in batch])
+            outcomes = await self._store([a for batch, _, _ in waiting for a in batch], budget)
         except BaseException as exc:
             # Every submission in this flush gets the failure; only cancellation propagates.
-            for _, future in waiting:
+            for _, _, future in waiting:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
         start = 0
-        for batch, future in waiting:
+        for batch, _, future in waiting:
             if not future.done():
                 future.set_result(outcomes[start : start + len(batch)])
             start += len(batch)
 
-    async def _store(self, batch: list[Admitted]) -> list[PublishOutcome]:
+    async def _store(self, batch: list[Admitted], budget_s: float) -> list[PublishOutcome]:
+        """Publish ``batch`` and wait at most ``budget_s`` for its acknowledgements (none
+        left: not published, every event unavailable)."""
+        if budget_s <= 0:
+            return [BusUnavailable("no acknowledgement in time")] * len(batch)
         started = time.perf_counter()
         js = self._context()
         outgoing = messages(batch, self._bundle_events, payload_room(self._broker))
@@ -202,7 +216,7 @@ class JetStreamPublisher:
         except (NatsError, OSError) as exc:
             return [BusUnavailable(str(exc) or type(exc).__name__)] * len(batch)
         # One wait for the whole batch (a wait_for per future costs a task each).
-        await asyncio.wait(futures, timeout=self._timeout_s)
+        await asyncio.wait(futures, timeout=budget_s)
         PUBLISH_LATENCY.observe(time.perf_counter() - started)
         outcomes: list[PublishOutcome] = [BusUnavailable("not published")] * len(batch)
         for message, future in zip(outgoing, futures, strict=True):

@@ -18,7 +18,11 @@ class IntakeSettings(ServiceSettings):
     )
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     max_batch_items: int = Field(default=1000, gt=0)
-    publish_timeout_s: float = Field(default=5.0, gt=0)
+    publish_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest a submission waits for JetStream's acknowledgement, in all",
+    )
     retry_after_s: int = Field(default=5, gt=0, description="Retry-After when NATS is down")
     rate_limit_events_per_s: float = Field(
         default=500.0, gt=0, description="Average events per second allowed per token"
