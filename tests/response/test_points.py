@@ -4,17 +4,20 @@ data; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 
 from tests.response.conftest import STREET, Harness, start
 from tests.support.events import COMMUNITY_A, resident_id
 from tests.support.postgres import both_backends
 from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.subjects import TASKS_STREAM, task_subject
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +100,38 @@ async def test_a_point_issues_its_measures_and_lifting_closes_the_open_ones(
         "lifted_at",
         "lifted_by",
     }, "labels, times and token names only: no reason text, nobody's personal data"
+
+
+async def test_a_points_tasks_and_their_closing_are_on_the_stream_before_the_answer(
+    service: Harness, nats_server: NatsServer
+) -> None:
+    """A community's result sent right after a point's answer must find its task on the
+    stream intake reads, and after a lift find it cancelled there (the point routes used
+    to answer before the outbox published: 10 of 10 declarations here)."""
+    bus = await nats.connect(nats_server.url)
+    js = bus.jetstream()
+
+    async def last(event: str) -> dict[str, Any]:
+        message = await js.get_last_msg(TASKS_STREAM, task_subject(COMMUNITY_A, event))
+        body: dict[str, Any] = json.loads(message.data or b"{}")
+        return body
+
+    try:
+        for n in range(5):
+            answer = await declare(service, compound=f"小区{n}", measures=MEASURES[:1])
+            assert answer.status_code == 201, answer.text
+            [task_id] = answer.json()["tasks_issued"]
+            assert (await last("issued"))["task"] == task_id
+            lifted = await service.client.post(
+                f"/v1/points/{answer.json()['id']}/lift",
+                json={"reason": "解除"},
+                headers=service.auth("district"),
+            )
+            assert lifted.status_code == 200, lifted.text
+            assert (await last("changed"))["task"] == task_id
+            assert (await last("changed"))["state"] == "cancelled"
+    finally:
+        await bus.close()
 
 
 async def test_who_may_declare_and_what_is_refused(service: Harness) -> None:

@@ -253,7 +253,7 @@ def create_app(settings: ResponseSettings | None = None, clock: Clock = utc_now)
             registry,
             TokenAuth(service.tokens),
             clock,
-            service.outbox.wake,
+            service.outbox.announced,
             service.audit,
             places,
         )

@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -77,12 +77,13 @@ def build_points_router(
     registry: Registry,
     auth: TokenAuth,
     clock: Callable[[], datetime],
-    on_change: Callable[[], None],
+    announce: Callable[[], Awaitable[object]],
     audit: AuditTrail,
     places: Places | None = None,
 ) -> APIRouter:
-    """``/v1/points``; declaring and lifting are appended to the audit trail. A point may
-    name a registered compound or building by its id (``places``: the registry)."""
+    """``/v1/points``; declaring and lifting are appended to the audit trail, and answered
+    once their messages are on the stream (``announce``). A point may name a registered
+    compound or building by its id (``places``: the registry)."""
     router = APIRouter(
         prefix="/v1/points",
         tags=["points"],
@@ -129,7 +130,7 @@ def build_points_router(
             target=answer["id"],
             detail={"tasks_issued": len(answer["tasks_issued"])},
         )
-        on_change()
+        await announce()
         return answer
 
     @router.get("", summary="The epidemic points of a unit and the units below it")
@@ -167,7 +168,7 @@ def build_points_router(
             target=point_id,
             detail={"tasks_closed": len(answer["tasks_closed"])},
         )
-        on_change()
+        await announce()
         return answer
 
     return router

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, Update, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -106,6 +106,24 @@ def _message(
         "subject": task_subject(row["unit"], event.value),
         "body": body.model_dump_json().encode(),
     }
+
+
+async def _updated(
+    conn: AsyncConnection, rows: list[dict[str, Any]], change: Update
+) -> list[dict[str, Any]]:
+    """Apply ``change`` to the tasks read as ``rows`` (its own conditions re-checked as
+    it writes); the tasks it changed, as they are now, in the order of ``rows``.
+
+    A task read a moment ago may have changed since (a result applied, a transfer, a
+    close, from another connection): what is written and announced follows the task as
+    the update found it, not as it was read.
+    """
+    if not rows:
+        return []
+    ids = [r["id"] for r in rows]
+    result = await conn.execute(change.where(tasks.c.id.in_(ids)).returning(*tasks.c))
+    current = {row.id: dict(row._mapping) for row in result}
+    return [current[i] for i in ids if i in current]
 
 
 def _history(
@@ -389,14 +407,17 @@ class TaskStore:
             .limit(limit)
         )
         async with self._engine.begin() as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            found = [dict(r._mapping) for r in await conn.execute(query)]
+            # still open and past due: a result, a transfer or a close may have come since
+            rows = await _updated(
+                conn,
+                found,
+                update(tasks)
+                .where(tasks.c.state.in_(_OPEN), tasks.c.due < now, tasks.c.overdue_at.is_(None))
+                .values(overdue_at=now),
+            )
             if not rows:
                 return 0
-            await conn.execute(
-                update(tasks)
-                .where(tasks.c.id.in_([r["id"] for r in rows]), tasks.c.overdue_at.is_(None))
-                .values(overdue_at=now)
-            )
             messages = [
                 self._announce(TaskEvent.OVERDUE, r, TaskState(r["state"]), now) for r in rows
             ]
@@ -490,14 +511,17 @@ class TaskStore:
     async def _cancel_rows(
         self, conn: AsyncConnection, rows: list[dict[str, Any]], actor: Actor, now: datetime
     ) -> list[str]:
+        cancelled = TaskState.CANCELLED
+        # those still open: a result or another close may have come since they were read
+        rows = await _updated(
+            conn,
+            rows,
+            update(tasks)
+            .where(tasks.c.state.in_(_OPEN))
+            .values(state=cancelled.value, closed_at=now, updated_at=now),
+        )
         if not rows:
             return []
-        cancelled = TaskState.CANCELLED
-        await conn.execute(
-            update(tasks)
-            .where(tasks.c.id.in_([r["id"] for r in rows]))
-            .values(state=cancelled.value, closed_at=now, updated_at=now)
-        )
         await conn.execute(
             insert(task_history),
             [_history(r, cancelled, cancelled, actor, now) for r in rows],
