@@ -182,6 +182,25 @@ async def test_the_latest_declaration_counts_even_within_the_same_second(
     assert [t["kind"] for t in open_tasks] == ["testing_round"]  # red's; the rest closed
 
 
+async def test_a_community_may_not_lift_or_replace_its_own_level(service: Harness) -> None:
+    """The community's operate token (its grid workers' page uses one) lifted the
+    district's red and cancelled its measures' tasks (201) before levels were kept to
+    the command centres of districts, cities and provinces."""
+    red = await declare(service, unit=COMMUNITY_A, level="red", reason="cluster")
+    for level in ("none", "blue"):
+        answer = await service.client.post(
+            "/v1/levels",
+            json={"unit": COMMUNITY_A, "level": level, "reason": "we are fine"},
+            headers=service.auth("community_a"),
+        )
+        assert answer.status_code == 403, answer.text
+        assert "command centre" in answer.json()["detail"]
+    shown = await status(service, COMMUNITY_A)
+    assert shown["level"] == "red"
+    still_open = await service.tasks(COMMUNITY_A, "district", state="issued")
+    assert sorted(t["id"] for t in still_open) == sorted(red["tasks_issued"])
+
+
 async def test_children_and_scope(service: Harness) -> None:
     declared = await declare(service, unit=STREET, level="yellow", reason="cluster")
     children = {t["unit"] for t in await service.tasks(STREET, "district")}

@@ -21,7 +21,7 @@ from zhibao_response.point_places import level_compounds
 from zhibao_response.store import Actor, Conflict, TaskStore
 from zhibao_response.task_service import TaskDesk
 from zhibao_shared.audit import AuditTrail
-from zhibao_shared.hierarchy import UNIT_CODE, Registry
+from zhibao_shared.hierarchy import CODE_LENGTH, UNIT_CODE, Level, Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.task_events import TaskState
@@ -134,6 +134,19 @@ class ResponseApi:
         if token.covers(task.unit) or (issuer_may and token.id == task.issuer_token):
             return task
         raise HTTPException(403, f"this token may not see unit {task.unit}")
+
+
+def ensure_command_centre(token: Token, unit: str) -> None:
+    """403 unless the token is a command centre's covering ``unit``: a district's, a city's
+    or a province's. A community's token (its grid workers' page uses one) or a street's
+    may not declare, replace or lift a response level, not even its own unit's."""
+    deepest = CODE_LENGTH[Level.DISTRICT]
+    if not any(unit.startswith(scope) and len(scope) <= deepest for scope in token.scopes):
+        raise HTTPException(
+            403,
+            f"response levels of {unit} are declared by the command centre of its district, "
+            "city or province",
+        )
 
 
 def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
@@ -316,6 +329,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         declaration: LevelDeclaration, token: Annotated[Token, Depends(operate)]
     ) -> dict[str, Any]:
         auth.ensure_scope(token, declaration.unit)
+        ensure_command_centre(token, declaration.unit)
         if declaration.unit not in api.registry:
             raise unprocessable(("body", "unit"), "not a unit of the registry")
         compounds = tuple(dict.fromkeys(declaration.compounds))
