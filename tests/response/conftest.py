@@ -160,14 +160,13 @@ async def start(
 ) -> AsyncIterator[Harness]:
     """The service running in-process until the caller is done."""
     data_dir = tmp_path / "data"
+    checks_often = {"response_check_interval_s": 0.05, "response_reload_s": 0.05}
     settings = ResponseSettings(
         data_dir=data_dir,
         nats_url=nats_url,
         response_database_url=database,
-        response_check_interval_s=0.05,
-        response_reload_s=0.05,
         log_json=True,
-        **overrides,
+        **(checks_often | overrides),
     )
     await run_migrations(database, "zhibao_response")
     store = TokenStore.in_data_dir(data_dir)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import nats
 import nats.js.errors
 import pytest
 
-from tests.response.conftest import DISTRICT, STREET, Harness, a_task
+from tests.response.conftest import DISTRICT, STREET, Harness, a_task, start
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
 from tests.support.postgres import both_backends
 from zhibao_shared.db import make_engine
@@ -228,6 +229,19 @@ async def test_a_task_and_its_changes_are_on_the_stream_before_they_are_answered
             assert await last_task(COMMUNITY_B, "changed") == task_id
     finally:
         await bus.close()
+
+
+async def test_overdue_tasks_are_looked_for_only_as_often_as_configured(
+    tmp_path: Path, nats_server: NatsServer, database: str
+) -> None:
+    """A check interval longer than the playbook's reload interval was cut to it (the
+    30 s default looked every 2 s, each look a write on SQLite)."""
+    async for service in start(tmp_path, nats_server.url, database, response_check_interval_s=3600):
+        [task] = (await service.issue([a_task(due_in_h=1, now=service.clock.now)])).json()["ids"]
+        service.clock.advance(hours=2)  # past due; the check at start found nothing due
+        await asyncio.sleep(1.0)  # twenty reloads of the playbook (every 0.05 s here)
+        assert service.tap.bodies("overdue") == []
+        assert [m["task"] for m in service.tap.bodies("issued")] == [task]
 
 
 async def test_an_overdue_task_is_announced_once(service: Harness) -> None:

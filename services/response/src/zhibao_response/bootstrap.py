@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -148,15 +149,19 @@ class Response:
             self.outbox.wake()
 
     async def _checks(self) -> None:
+        """Look for a new playbook every ``response_reload_s``, and for overdue tasks and
+        expired details every ``response_check_interval_s`` (at start, then that often)."""
+        interval = self.settings.response_check_interval_s
+        checked: float | None = None
         while True:
             self.playbook.reload_if_changed()
-            try:
-                await self.check_once()
-            except Exception as exc:
-                log.warning("periodic_check_failed", error=type(exc).__name__)
-            await asyncio.sleep(
-                min(self.settings.response_check_interval_s, self.settings.response_reload_s)
-            )
+            if checked is None or time.monotonic() - checked >= interval:
+                checked = time.monotonic()
+                try:
+                    await self.check_once()
+                except Exception as exc:
+                    log.warning("periodic_check_failed", error=type(exc).__name__)
+            await asyncio.sleep(min(interval, self.settings.response_reload_s))
 
     async def readiness(self) -> dict[str, bool]:
         """Ready when NATS is connected (task messages can go out), results and needs read."""
