@@ -21,9 +21,11 @@ from nats.aio.msg import Msg
 
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
 from zhibao_response.bootstrap import create_app
+from zhibao_response.domain.results import Reporter, TaskResult
 from zhibao_response.settings import ResponseSettings
 from zhibao_shared.db import run_migrations, sqlite_url
 from zhibao_shared.natsserver import NatsServer
+from zhibao_shared.task_events import TaskState
 from zhibao_shared.tokens import Role, TokenStore
 
 DISTRICT = "640106"
@@ -135,6 +137,23 @@ def a_task(
         "note": "时空伴随, 核查14天行程",
         **extra,
     }
+
+
+def done_result(task_id: str, key: str = "result-1") -> TaskResult:
+    """A community's result for ``task_id``: done, on a visit (applied straight to the store)."""
+    return TaskResult(
+        key=key,
+        stream_sequence=1,
+        task=task_id,
+        reporter_unit=COMMUNITY_A,
+        outcome="done",
+        wanted=TaskState.DONE,
+        to_unit=None,
+        method="visit",
+        measures=(),
+        sealed_note=None,
+        actor=Reporter("grid-worker", "report-token"),
+    )
 
 
 TOKENS = {

@@ -17,34 +17,15 @@ import pytest
 from sqlalchemy import Update, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tests.response.conftest import done_result
 from tests.support.events import COMMUNITY_A
-from zhibao_response.domain.results import Reporter, TaskResult
 from zhibao_response.store import Actor, Declaration, NewTask, TaskStore
 from zhibao_response.tables import outbox, tasks
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
-from zhibao_shared.task_events import TaskState
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ACTOR = Actor("district", "district-token")
 TASK = "a" * 32
-
-
-def done(task_id: str) -> TaskResult:
-    """The community's result: the task is done."""
-    reporter = Reporter("grid-worker", "report-token")
-    return TaskResult(
-        "result-1",
-        1,
-        task_id,
-        COMMUNITY_A,
-        "done",
-        TaskState.DONE,
-        None,
-        "visit",
-        (),
-        None,
-        reporter,
-    )
 
 
 def before_first_task_update(
@@ -90,7 +71,9 @@ async def test_lifting_a_level_does_not_cancel_a_task_a_result_just_closed(
         TASK, COMMUNITY_A, "testing_round", NOW + timedelta(hours=24), declaration_id=red.id
     )
     await store.declare(red, [measure], ACTOR)
-    applied = before_first_task_update(monkeypatch, lambda: store.apply_results([done(TASK)]))
+    applied = before_first_task_update(
+        monkeypatch, lambda: store.apply_results([done_result(TASK)])
+    )
     lifted = Declaration("e" * 32, COMMUNITY_A, "none", "over", (), [], "district", NOW)
     closed = await store.declare(lifted, [], ACTOR)
     state, messages = await state_and_messages(engine)
@@ -112,7 +95,9 @@ async def test_an_overdue_check_does_not_announce_a_task_a_result_just_closed(
         [NewTask(TASK, COMMUNITY_A, "verify_companion", NOW + timedelta(minutes=1))], ACTOR
     )
     clock[0] = NOW + timedelta(minutes=2)  # past due
-    applied = before_first_task_update(monkeypatch, lambda: store.apply_results([done(TASK)]))
+    applied = before_first_task_update(
+        monkeypatch, lambda: store.apply_results([done_result(TASK)])
+    )
     announced = await store.mark_overdue()
     state, messages = await state_and_messages(engine)
     await engine.dispose()

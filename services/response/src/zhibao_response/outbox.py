@@ -2,15 +2,23 @@
 
 Each carries its own ``Nats-Msg-Id``: a batch resent after a crash (published, not yet
 forgotten) is dropped by the stream's duplicate window.
+
+Messages go out in waves awaited in turn, each holding at most one message of a task, a
+point or a unit's level: a task's later message is sent only once its earlier one is
+stored. (Sent all together, a failed ``issued`` resent after its stored ``changed`` would
+follow it on the stream, and intake, which keeps a task's last message, would reopen it.)
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
+from typing import Any
 
 import structlog
+from sqlalchemy import Row
 
 from zhibao_response.metrics import OUTBOX_PENDING
 from zhibao_response.store import TaskStore
@@ -66,9 +74,8 @@ class OutboxPublisher:
         sent = 0
         while rows := await self._store.pending_messages(self._batch):
             OUTBOX_PENDING.set(len(rows))
-            for start in range(0, len(rows), _IN_FLIGHT):
-                chunk = rows[start : start + _IN_FLIGHT]
-                await asyncio.gather(*(self._publish(r.subject, r.body, r.msg_id) for r in chunk))
+            for wave in waves(rows, _IN_FLIGHT):
+                await asyncio.gather(*(self._publish(r.subject, r.body, r.msg_id) for r in wave))
             await self._store.published(row.id for row in rows)
             sent += len(rows)
         OUTBOX_PENDING.set(0)
@@ -90,3 +97,24 @@ class OutboxPublisher:
                     self._passes.notify_all()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_S)
+
+
+def waves(rows: Sequence[Row[Any]], most: int) -> list[list[Row[Any]]]:
+    """``rows`` in order as runs of at most ``most``, none holding two messages about one
+    thing (a task, a point, a unit's level: :func:`_about`)."""
+    out: list[list[Row[Any]]] = []
+    about: set[str] = set()
+    for row in rows:
+        key = _about(row)
+        if not out or len(out[-1]) == most or key in about:
+            out.append([])
+            about = set()
+        out[-1].append(row)
+        about.add(key)
+    return out
+
+
+def _about(row: Row[Any]) -> str:
+    """What a message is about: its task or point, else its subject (a unit's level)."""
+    body = json.loads(row.body)
+    return str(body.get("task") or body.get("point") or row.subject)
