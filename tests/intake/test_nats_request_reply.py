@@ -6,9 +6,11 @@ import asyncio
 import json
 
 import nats
+from nats.aio.msg import Msg
 
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, screening
 from tests.support.intake import RunningIntake
+from tests.support.nats import community_system
 from tests.support.stream import stored_messages
 from zhibao_shared.subjects import INTAKE_SUBMIT
 
@@ -18,7 +20,7 @@ def request(url: str, body: object, token: str | None) -> dict[str, object]:
 
 
 async def _request(url: str, body: object, token: str | None) -> dict[str, object]:
-    client = await nats.connect(url)
+    client = await community_system(url)
     try:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         reply = await client.request(
@@ -45,3 +47,47 @@ def test_nats_submission_without_token_is_refused(intake: RunningIntake) -> None
     answer = request(intake.nats.url, screening(), None)
     assert answer["status"] == 401
     assert stored_messages(intake.nats.url) == []
+
+
+async def _misdirected(url: str, token: str, reply_subjects: list[str]) -> list[str]:
+    """Submit with each reply subject (a valid token, a valid event); the subjects on which
+    anything was then published, and the answer a community system's request still gets."""
+    watcher = await nats.connect(url)
+    heard: list[str] = []
+
+    async def hear(msg: Msg) -> None:
+        heard.append(msg.subject)
+
+    try:
+        for subject in reply_subjects:
+            await watcher.subscribe(subject, cb=hear)
+        sender = await nats.connect(url)
+        try:
+            for subject in reply_subjects:
+                body = json.dumps(screening()).encode()
+                headers = {"Authorization": f"Bearer {token}"}
+                await sender.publish(INTAKE_SUBMIT, body, reply=subject, headers=headers)
+            await sender.flush()
+        finally:
+            await sender.close()
+        # answered in turn (one queue subscriber): once this answer came, the others would have
+        answered = await _request(url, [], token)
+        heard.append(f"answer {answered['status']}")
+        await watcher.flush()
+    finally:
+        await watcher.close()
+    return heard
+
+
+def test_a_request_naming_a_foreign_reply_subject_is_not_answered_nor_processed(
+    intake: RunningIntake,
+) -> None:
+    """The bus lets intake answer on whatever reply subject a request names: the tasks
+    stream's subjects, another service's audit records or inbox. Such a request used to be
+    processed and answered there (forged task messages and audit records, with intake's
+    rights); now it is counted and dropped."""
+    token = intake.token(COMMUNITY_A)
+    foreign = ["zhibao.tasks.640106.forged", "zhibao.audit.alerts.x", "_INBOX.aggregator.x"]
+    heard = asyncio.run(_misdirected(intake.nats.url, token, foreign))
+    assert heard == ["answer 400"], "only the community system's own request was answered"
+    assert stored_messages(intake.nats.url) == [], "and none of the events was stored"

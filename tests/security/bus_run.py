@@ -27,6 +27,7 @@ import nats
 from nats.aio.msg import Msg
 
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, case, resident_id, screening
+from tests.support.nats import community_system
 from zhibao_cli.stack import Stack
 from zhibao_shared.natsserver import free_port
 from zhibao_shared.subjects import INTAKE_SUBMIT
@@ -132,7 +133,7 @@ def stack_env(root: Path) -> dict[str, str]:
 
 async def _submit_over_nats(url: str, token: str) -> None:
     """As the community ingress user: one accepted submission, one without a token."""
-    client = await nats.connect(url)
+    client = await community_system(url)
     try:
         body = json.dumps(screening(COMMUNITY_B)).encode()
         await client.request(INTAKE_SUBMIT, body, timeout=15, headers={"Authorization": token})

@@ -229,6 +229,26 @@ async def test_the_ingress_user_cannot_read_a_services_replies(
     assert await spy.refused("permissions violation for subscription", inbox_prefix(service))
 
 
+async def test_the_ingress_user_cannot_overhear_the_deliveries_to_the_services(
+    system: System, attackers: list[Attacker]
+) -> None:
+    """JetStream delivers a service's events, task messages and audit records to its inbox
+    under their own subjects, which a deny of ``_INBOX.<service>.>`` under an allowed
+    ``_INBOX.>`` did not match: a community system subscribed to ``_INBOX.>`` received
+    every district's events and the whole audit trail. It may subscribe under its own
+    prefix only, and still gets intake's answers there."""
+    spy, client = await as_user(system, attackers, "community")
+    await client.subscribe("_INBOX.>")
+    assert await spy.refused("permissions violation for subscription", "_INBOX.>")
+    reply = await client.request(
+        INTAKE_SUBMIT,
+        json.dumps(screening()).encode(),
+        timeout=10,
+        headers={"Authorization": f"Bearer {system.token}"},
+    )
+    assert json.loads(reply.data)["status"] == 202
+
+
 @pytest.mark.parametrize("user", ["intake", "aggregator", "alerts", "community", "dashboard"])
 async def test_no_service_user_can_erase_or_change_the_streams(
     system: System, attackers: list[Attacker], user: str

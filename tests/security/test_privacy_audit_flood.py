@@ -20,6 +20,7 @@ from nats.js.api import StreamConfig
 from tests.security.privacy_corpus import audit_lines, wait_until
 from tests.support.events import COMMUNITY_A, screening
 from tests.support.intake import RunningIntake
+from tests.support.nats import community_system
 from zhibao_intake.domain.refusal_tally import OTHERS, RefusalKey, RefusalTally
 from zhibao_shared.subjects import AUDIT_STREAM, INTAKE_SUBMIT
 from zhibao_shared.tokens import Role
@@ -39,7 +40,7 @@ def intake_overrides() -> dict[str, Any]:
 
 
 async def _flood_nats(url: str, count: int) -> None:
-    client = await nats.connect(url)
+    client = await community_system(url)
     try:
         for n in range(count):
             headers = {"Authorization": f"Bearer zb_forged_{n}"}

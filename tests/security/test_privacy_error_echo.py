@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
 from tests.security.privacy_corpus import audit_lines, leaked, stream_surfaces, wait_until
 from tests.support.events import COMMUNITY_A, case, resident_id, screening
 from tests.support.intake import RunningIntake
+from tests.support.nats import community_system
 from zhibao_shared.subjects import INTAKE_SUBMIT
 
 NUMBER = resident_id("110105", seq=417)
@@ -75,7 +75,7 @@ def _post_http(intake: RunningIntake, token: str, body: bytes, content_type: str
 
 
 async def _request(url: str, token: str, body: bytes) -> bytes:
-    client = await nats.connect(url)
+    client = await community_system(url)
     try:
         headers = {"Authorization": f"Bearer {token}"}
         reply = await client.request(INTAKE_SUBMIT, body, timeout=10, headers=headers)

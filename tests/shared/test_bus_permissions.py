@@ -52,7 +52,8 @@ def test_a_service_may_park_only_its_own_dead_letters() -> None:
     assert publishable(bus_user("ops"), pattern) == [pattern]
 
 
-def test_the_ingress_user_cannot_read_a_service_inbox() -> None:
+def test_the_ingress_user_reads_its_own_inbox_only() -> None:
     assert subscribable(bus_user("community"), "_INBOX.intake.>") == []
-    assert subscribable(bus_user("community"), "_INBOX.*") == ["_INBOX.*"]
+    assert subscribable(bus_user("community"), "_INBOX.>") == ["_INBOX.community.>"]
+    assert subscribable(bus_user("community"), "_INBOX.*") == []
     assert subscribable(bus_user("dashboard"), "zhibao.alerts.*.*") == ["zhibao.alerts.*.*"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client
 
+from zhibao_shared.bus_access import INGRESS_USER, inbox_prefix
 from zhibao_shared.natsserver import NatsServer
 
 
@@ -19,3 +22,9 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.stop()
+
+
+async def community_system(url: str) -> Client:
+    """Connected as a community system that speaks NATS: on the ingress user's inbox
+    prefix, the only one intake answers (and, on an authenticated bus, that user reads)."""
+    return await nats.connect(url, inbox_prefix=inbox_prefix(INGRESS_USER))

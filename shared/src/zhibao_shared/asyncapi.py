@@ -459,7 +459,10 @@ def _channels() -> dict[str, Any]:
     channels[_SUBMIT_REPLY] = {
         "address": None,
         "title": "Answers to zhibao.intake.submit",
-        "description": "The requester's reply subject (its inbox, _INBOX.>), set per request.",
+        "description": (
+            "The requester's reply subject, set per request: a community system's inbox "
+            "(_INBOX.community.>); intake answers no other."
+        ),
         "messages": {"submissionAnswer": {"$ref": "#/components/messages/submissionAnswer"}},
     }
     return channels

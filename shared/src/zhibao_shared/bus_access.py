@@ -9,8 +9,10 @@ document states it.
 What no service user may do, whatever it runs: change, purge or delete a stream
 (services may only create a missing stream, which cannot alter an existing one),
 delete or alter another service's consumer (each consumer is addressed by name),
-delete messages, or read another user's replies (each service answers on its own
-inbox prefix, which the ingress user cannot subscribe to). Only the operator may.
+delete messages, or read another user's replies (each user gets its replies on its own
+inbox prefix, ``_INBOX.<user>.``, and may subscribe under no other). Only the operator
+may. Community systems that speak NATS therefore connect with the inbox prefix
+``_INBOX.community``, and intake answers no request whose reply subject lies elsewhere.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ class BusUser:
     purpose: str
     publish: tuple[str, ...] | None
     subscribe: tuple[str, ...] | None
-    subscribe_deny: tuple[str, ...] = ()
     #: May answer requests (one reply each, to the requester's reply subject).
     responds: bool = False
 
@@ -218,8 +219,10 @@ def bus_users(
             INGRESS_USER,
             "community systems that speak NATS: requests on zhibao.intake.submit",
             publish=(INTAKE_SUBMIT,),
-            subscribe=("_INBOX.>",),
-            subscribe_deny=tuple(f"{inbox_prefix(u)}.>" for u in SERVICE_USERS),
+            # its own inbox prefix only: JetStream delivers to a service's inbox under the
+            # message's own subject, so a deny of the services' inboxes under a wider allow
+            # (``_INBOX.>``) did not stop a subscriber from receiving those deliveries
+            subscribe=(f"{inbox_prefix(INGRESS_USER)}.>",),
         ),
         BusUser(OPERATOR, "operators: streams, consumers, rebuilds, replays", None, None),
     )
@@ -251,8 +254,6 @@ def _permissions_block(user: BusUser, indent: str) -> list[str]:
         lines += _subject_list("deny", (">",), deeper)
     lines += [f"{inner}}}", f"{inner}subscribe: {{"]
     lines += _subject_list("allow", user.subscribe or (), deeper)
-    if user.subscribe_deny:
-        lines += _subject_list("deny", user.subscribe_deny, deeper)
     lines.append(f"{inner}}}")
     if user.responds:
         lines.append(f'{inner}allow_responses: {{ max: 1, expires: "1m" }}')

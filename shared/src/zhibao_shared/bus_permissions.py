@@ -63,11 +63,8 @@ def publishable(user: BusUser, pattern: str) -> list[str]:
 
 
 def subscribable(user: BusUser, pattern: str) -> list[str]:
-    """The parts of ``pattern`` ``user`` may subscribe to, less what a deny rule covers."""
-    if user.subscribe is None:
-        return [pattern]
-    parts = _within(user.subscribe, pattern)
-    return [p for p in parts if not any(covers(d, p) for d in user.subscribe_deny)]
+    """The parts of ``pattern`` ``user`` may subscribe to (empty: none)."""
+    return [pattern] if user.subscribe is None else _within(user.subscribe, pattern)
 
 
 def may_pull(user: BusUser, stream: str) -> bool:

@@ -71,6 +71,13 @@ class Gateway:
             return await self._refused(Caller(caller.channel, caller.remote, token), answer, "role")
         return token
 
+    def misdirected(self, caller: Caller) -> None:
+        """Count a request whose answer would go somewhere other than a requester's inbox
+        (not answered, not processed; tallied like the refusals of callers without a
+        token, so a flood of them cannot flood the audit trail)."""
+        metrics.SUBMISSIONS_REFUSED.labels("reply_subject").inc()
+        self._audit.count_refusal(caller, 400, "reply_subject")
+
     async def too_large(self, caller: Caller) -> Answer:
         """The 413 answer for a body over the limit (audited)."""
         detail = f"the body exceeds {self.limits.max_body_bytes} bytes"
