@@ -102,8 +102,8 @@ async def test_a_flush_cancelled_after_its_message_was_stored_does_not_store_it_
             trail.append(record(n, 1))
         publish = trail._publish
 
-        async def stored_then_stopped(subject: str, payload: bytes) -> None:
-            await publish(subject, payload)
+        async def stored_then_stopped(message: Any) -> None:
+            await publish(message)
             raise asyncio.CancelledError  # the stop came while the ack was on its way
 
         trail._publish = stored_then_stopped  # type: ignore[method-assign]
@@ -113,6 +113,31 @@ async def test_a_flush_cancelled_after_its_message_was_stored_does_not_store_it_
         assert await trail.flush()
     _messages, records = await read_trail(nats_server.url)
     assert [r["n"] for r in records] == [0, 1, 2]
+
+
+async def test_records_whose_acknowledgement_timed_out_are_not_stored_twice(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """NATS stalled: the stream stored a message but its acknowledgement came too late.
+    The records were published again and stored twice (each copy a row of the
+    aggregator's trail, a refusal counted twice in the scorecard); the resend now has
+    the first attempt's message id, and the stream drops it."""
+    async with connected_trail(nats_server, tmp_path) as trail:
+        for n in range(3):
+            trail.append(record(n, 1))
+        publish = trail._publish
+
+        async def stored_but_not_acknowledged(message: Any) -> None:
+            await publish(message)
+            raise TimeoutError("nats: timeout")
+
+        trail._publish = stored_but_not_acknowledged  # type: ignore[method-assign]
+        assert not await trail.flush(), "kept for a retry"
+        trail._publish = publish  # type: ignore[method-assign]
+        trail.append(record(3, 1))  # a record appended meanwhile goes out too, once
+        assert await trail.flush()
+    _messages, records = await read_trail(nats_server.url)
+    assert [r["n"] for r in records] == [0, 1, 2, 3]
 
 
 async def test_records_a_stopping_service_cannot_publish_go_to_the_log(

@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,6 +94,11 @@ class AuditTrail:
     for a record too large for any message, records go to the structured log so
     nothing is silently dropped. Appending never blocks or raises: auditing must
     not fail the action it records.
+
+    A message is resent as it was first packed, with the same ``Nats-Msg-Id``: a
+    publish whose acknowledgement timed out (NATS stalled) may have been stored, and
+    the stream's duplicate window then drops the second copy, so a record is never in
+    the trail twice (a copy counted twice in the data-quality scorecard's refusals).
     """
 
     def __init__(
@@ -111,6 +118,8 @@ class AuditTrail:
         self._batch_size = batch_size
         self._max_buffer = max_buffer
         self._buffer: list[tuple[str, bytes]] = []
+        #: messages packed but not yet acknowledged, oldest first: resent as they are
+        self._unsent: list[_Message] = []
         self._wake = asyncio.Event()
 
     def record(
@@ -164,40 +173,60 @@ class AuditTrail:
             try:
                 await self.flush()
             finally:  # the bus is gone, or the stop did not wait: the log keeps them
-                for _, line in self._buffer:
+                unsent = [line for m in self._unsent for line in m.payload.split(b"\n")]
+                for line in unsent + [line for _, line in self._buffer]:
                     log.warning("audit_record_not_published", record=line.decode())
-                self._buffer = []
+                self._unsent, self._buffer = [], []
 
     async def flush(self) -> bool:
         """Publish buffered records as JSON-lines messages; False if some stay buffered."""
-        if not self._buffer:
+        if not self._buffer and not self._unsent:
             return True
         if not bus_connected(self._broker):
             return False
-        lines, self._buffer = self._buffer, []
+        self._unsent += self._packed(self._buffer)
+        self._buffer = []
+        while self._unsent:
+            message = self._unsent[0]
+            try:
+                await self._publish(message)
+            except (NatsError, TimeoutError, OSError) as exc:
+                records = sum(m.records for m in self._unsent)
+                log.warning("audit_publish_failed", error=str(exc), records=records)
+                return False
+            self._unsent.pop(0)
+        return True
+
+    def _packed(self, lines: list[tuple[str, bytes]]) -> list[_Message]:
+        """``lines`` as messages, each with the id it keeps when resent."""
         room = payload_room(self._broker)
+        packed = []
         for start, end in _messages(lines, room):
-            subject = lines[start][0]
             if end - start == 1 and len(lines[start][1]) > room:
                 log.warning("audit_record_too_large", record=lines[start][1].decode())
                 continue
-            try:
-                await self._publish(subject, b"\n".join(line for _, line in lines[start:end]))
-            except (NatsError, TimeoutError, OSError) as exc:
-                log.warning("audit_publish_failed", error=str(exc), records=len(lines) - start)
-                self._buffer = lines[start:] + self._buffer
-                return False
-            except BaseException:
-                # Cancelled mid-flush. The message in flight was almost surely handed to
-                # the connection (a cancel lands while the stream's ack is awaited), and a
-                # second copy would stay in the audit stream for ever: only the messages
-                # after it stay held.
-                self._buffer = lines[end:] + self._buffer
-                raise
-        return True
+            payload = b"\n".join(line for _, line in lines[start:end])
+            packed.append(_Message(lines[start][0], payload, uuid.uuid4().hex, end - start))
+        return packed
 
-    async def _publish(self, subject: str, payload: bytes) -> None:
-        await self._broker.publish(payload, subject, stream=AUDIT_STREAM, timeout=self._timeout_s)
+    async def _publish(self, message: _Message) -> None:
+        await self._broker.publish(
+            message.payload,
+            message.subject,
+            stream=AUDIT_STREAM,
+            timeout=self._timeout_s,
+            headers={"Nats-Msg-Id": message.msg_id},
+        )
+
+
+@dataclass(frozen=True)
+class _Message:
+    """One JSON-lines message of records of one subject."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    records: int
 
 
 def _messages(lines: list[tuple[str, bytes]], room: int) -> list[tuple[int, int]]:
