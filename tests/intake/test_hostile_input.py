@@ -122,6 +122,26 @@ def test_hostile_payloads_get_clear_4xx_and_the_service_survives(
         assert answer.status_code == status, f"{name}: {answer.status_code} {answer.text[:200]}"
         assert phrase in answer.text, f"{name}: {answer.text[:300]}"
     assert wrong_check not in cases[-1][1].text
+    [refused_subject] = cases[-2][1].json()["results"]
+    assert "640106009009" not in json.dumps(refused_subject["errors"]), "nor its subject"
     assert httpx.get(f"{p.url}/healthz").status_code == 200
     assert p.post(json.dumps(screening()).encode()).status_code == 202
     assert p.rss_kib() < MEMORY_BOUND_KIB, f"intake grew to {p.rss_kib()} KiB"
+
+
+def test_values_too_long_to_be_valid_are_not_repeated_in_the_answer(
+    intake_process: IntakeProcess,
+) -> None:
+    """An event id of 1.8 MB (and a field named with 100,000 characters) was masked whole
+    before being cut for the answer: two seconds of intake's event loop per request, for
+    every community. A value longer than any valid one is now not repeated at all."""
+    event = screening()
+    event["id"] = "19" * 900_000
+    event["data"]["k" * 100_000] = 1
+    answer = intake_process.post(json.dumps(event).encode())
+    assert answer.status_code == 422, answer.text[:300]
+    [result] = answer.json()["results"]
+    assert "id" not in result, "not repeated"
+    fields = [error["field"] for error in result["errors"]]
+    assert "data.(a name too long to repeat)" in fields, fields
+    assert "kkkk" not in answer.text

@@ -24,8 +24,11 @@ from zhibao_intake.domain.outcome import Status
 from zhibao_intake.domain.refusal_tally import ClosedWindow, RefusalKey, RefusalTally
 from zhibao_shared.audit import AuditTrail as SharedTrail
 from zhibao_shared.events import EventType
-from zhibao_shared.resident_id import mask_resident_ids
+from zhibao_shared.resident_id import mask_resident_ids, masked_within
 from zhibao_shared.tokens import Token
+
+#: Longest ``subject``, ``type`` or ``time`` of a refused event the trail repeats.
+_MAX_FIELD = 64
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
     if isinstance(item, dict):
         for key in ("subject", "type", "time"):
             if isinstance(item.get(key), str):
-                line[key] = mask_resident_ids(item[key])[:64]
+                line[key] = masked_within(item[key], _MAX_FIELD)
     return line
 
 

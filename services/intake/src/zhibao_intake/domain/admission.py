@@ -28,7 +28,7 @@ from zhibao_shared.events import (
 from zhibao_shared.hierarchy import Registry, district_of
 from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.places import Places
-from zhibao_shared.resident_id import mask_resident_ids
+from zhibao_shared.resident_id import mask_resident_ids, masked_within
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
 
@@ -62,6 +62,8 @@ class Reporter:
 
 #: Longest part of a field path echoed (an unknown field's name is submitted text).
 _MAX_PATH_PART = 64
+#: What a field path shows for a part too long to repeat.
+TOO_LONG = "(a name too long to repeat)"
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -77,7 +79,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
             previous = text
             continue
         previous = text
-        parts.append(mask_resident_ids(text)[:_MAX_PATH_PART])
+        parts.append(masked_within(text, _MAX_PATH_PART) or TOO_LONG)
     return ".".join(parts) or "type"
 
 
@@ -133,9 +135,10 @@ def _rejection_code(exc: ValidationError) -> RejectionCode:
 
 def echoed(item: Any, key: str, limit: int) -> str | None:
     """A refused item's ``id`` or ``source`` as the answer may repeat it: resident IDs
-    masked (also in disguise), at most ``limit`` characters; None when not a string."""
+    masked (also in disguise); None when not a string or longer than ``limit`` (the
+    longest valid one), which is not repeated."""
     value = item.get(key) if isinstance(item, dict) else None
-    return mask_resident_ids(value)[:limit] if isinstance(value, str) else None
+    return masked_within(value, limit) if isinstance(value, str) else None
 
 
 def _rejected(index: int, item: Any, code: RejectionCode, errors: list[FieldError]) -> ItemResult:
@@ -185,10 +188,10 @@ def admit(
         return _rejected(index, item, _rejection_code(exc), field_errors(exc))
     community = reported.subject
     if not registry.is_community(community):
-        error = FieldError(field="subject", message=f"{community} is not a known community code")
+        error = FieldError(field="subject", message="not a known community code")
         return _rejected(index, item, RejectionCode.UNKNOWN_UNIT, [error])
     if not reporter.token.covers(community):
-        error = FieldError(field="subject", message=f"this token may not report for {community}")
+        error = FieldError(field="subject", message="this token may not report for this community")
         return _rejected(index, item, RejectionCode.FORBIDDEN, [error])
     if isinstance(reported, ReportedTaskResult):
         task = _task_of(index, item, reported, registry, results)

@@ -101,7 +101,7 @@ def _transfer_problem(
     if target is None:
         return None
     if not registry.is_community(target):
-        error = FieldError(field="data.transfer_to", message=f"{target} is not a known community")
+        error = FieldError(field="data.transfer_to", message="not a known community code")
         return Refusal(RejectionCode.UNKNOWN_UNIT, error)
     if target == community:
         error = FieldError(field="data.transfer_to", message="the task is with that community")
