@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.support.events import COMMUNITY_A, COMMUNITY_B, case, resident_id, screening
+from tests.support.events import (
+    COMMUNITY_A,
+    COMMUNITY_B,
+    case,
+    correction,
+    resident_id,
+    screening,
+)
 from tests.support.intake import RunningIntake
 from tests.support.stream import stored_events, stored_messages
 from zhibao_shared.events import parse_message, parse_published
@@ -225,3 +235,38 @@ def test_openapi_documents_the_events_endpoint(intake: RunningIntake) -> None:
     spec = httpx.get(f"{intake.url}/openapi.json").json()
     assert "/v1/events" in spec["paths"]
     assert httpx.get(f"{intake.url}/docs").status_code == 200
+
+
+def test_a_day_not_begun_yet_cannot_be_closed(intake: RunningIntake) -> None:
+    """A community closed tomorrow, and a day six months ahead, as on-time zero reports
+    (202), lifting its on-time rate and hiding days it had not lived yet. The day a report
+    closes may not be later than the day of its ``time`` in the district's zone; a
+    correction's replacement likewise."""
+    now = datetime.now(UTC)
+    today = now.astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+    def close(day: date) -> dict[str, Any]:
+        report = screening()
+        report["type"] = "zhibao.daily_report.v1"
+        report["time"] = now.isoformat()
+        report["data"] = {"date": day.isoformat(), "zero": True}
+        return report
+
+    closed_today = close(today)
+    batch = [
+        closed_today,
+        close(today + timedelta(days=1)),
+        close(today + timedelta(days=176)),
+        correction(
+            closed_today, "replace", data={"date": f"{today + timedelta(days=1)}", "zero": True}
+        ),
+    ]
+    answer = post(intake, intake.token(COMMUNITY_A), batch)
+    assert answer.status_code == 207, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected", "rejected"]
+    assert [r["errors"][0]["field"] for r in results[1:]] == [
+        "data.date",
+        "data.date",
+        "data.data.date",
+    ]

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tests.support.events import COMMUNITY_A, screening
 from tests.support.process import frozen
@@ -32,6 +33,7 @@ def admitted_events(tmp_path: Path, count: int) -> list[Admitted]:
             reporter=reporter,
             registry=registry,
             pseudonymiser=pseudonymiser,
+            zone=ZoneInfo("Asia/Shanghai"),
         )
         for n in range(count)
     ]

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import FastAPI
@@ -112,7 +113,8 @@ def build(settings: IntakeSettings) -> Intake:
     projection = TaskProjection()
     results = TaskResults(projection, NoteSealer(key), settings.intake_task_catch_up_s)
     places = load_places(settings.places_path)
-    service = SubmissionService(registry, Pseudonymiser(key), publisher, results, places)
+    zone = ZoneInfo(settings.timezone)
+    service = SubmissionService(registry, Pseudonymiser(key), publisher, zone, results, places)
     limiter = RateLimiter(
         settings.rate_limit_events_per_s, settings.rate_limit_burst, clock=time.monotonic
     )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -129,10 +130,12 @@ class SubmissionService:
         registry: Registry,
         pseudonymiser: Pseudonymiser,
         publisher: Publisher,
+        zone: ZoneInfo,
         task_results: TaskResults | None = None,
         places: Places = NO_PLACES,
     ) -> None:
         self._registry = registry
+        self._zone = zone
         self._places = places
         self._pseudonymiser = pseudonymiser
         self._publisher = publisher
@@ -162,6 +165,7 @@ class SubmissionService:
                 reporter=reporter,
                 registry=self._registry,
                 pseudonymiser=self._pseudonymiser,
+                zone=self._zone,
                 results=checks,
                 places=self._places,
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from pydantic_core import to_json
@@ -20,8 +21,11 @@ from zhibao_shared.events import (
     MAX_ID_LENGTH,
     MAX_SOURCE_LENGTH,
     REPORTED_EVENT,
+    DailyReportEvent,
+    DailyReportReplacement,
     EventType,
     ReportedCorrection,
+    ReportedEvent,
     ReportedTaskResult,
     event_identity,
 )
@@ -175,10 +179,12 @@ def admit(
     reporter: Reporter,
     registry: Registry,
     pseudonymiser: Pseudonymiser,
+    zone: ZoneInfo,
     results: ResultChecks = NO_TASKS,
     places: Places = NO_PLACES,
 ) -> Admitted | ItemResult:
-    """Admit one submitted item, or say precisely why not."""
+    """Admit one submitted item, or say precisely why not (``zone``: the district's time
+    zone, in which days begin and end)."""
     if not isinstance(item, dict):
         error = FieldError(field="(event)", message="each event must be a JSON object")
         return _rejected(index, item, RejectionCode.NOT_AN_OBJECT, [error])
@@ -193,6 +199,9 @@ def admit(
     if not reporter.token.covers(community):
         error = FieldError(field="subject", message="this token may not report for this community")
         return _rejected(index, item, RejectionCode.FORBIDDEN, [error])
+    premature = premature_close(reported, zone)
+    if premature is not None:
+        return _rejected(index, item, RejectionCode.INVALID, [premature])
     if isinstance(reported, ReportedTaskResult):
         task = _task_of(index, item, reported, registry, results)
         if isinstance(task, ItemResult):
@@ -212,6 +221,25 @@ def admit(
         district=district_of(community),
         bus_subject=event_subject(community, reported.type.short),
         payload=payload,
+    )
+
+
+def premature_close(reported: ReportedEvent, zone: ZoneInfo) -> FieldError | None:
+    """Why a daily report (or a correction's replacement of one) may not close its day: a
+    day later than the day of the report's ``time`` in the district's zone has not begun,
+    and cannot be closed, least of all as a zero report; else None."""
+    if isinstance(reported, DailyReportEvent):
+        field, day = "data.date", reported.data.date
+    elif isinstance(reported, ReportedCorrection) and isinstance(
+        reported.data, DailyReportReplacement
+    ):
+        field, day = "data.data.date", reported.data.data.date
+    else:
+        return None
+    if day <= reported.time.astimezone(zone).date():
+        return None
+    return FieldError(
+        field=field, message="a day can be closed once it has begun: lies after the day of time"
     )
 
 
