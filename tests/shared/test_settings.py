@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from pydantic import ValidationError
 
@@ -18,11 +20,37 @@ def test_environment_configures_ports_and_nats(monkeypatch: pytest.MonkeyPatch) 
     assert settings.nats_url == "nats://10.0.0.5:4222"
 
 
-@pytest.mark.parametrize("secret", ["changeme", "short-but-not-placeholder"])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "changeme",
+        "short-but-not-placeholder",
+        # as long as a real key, and accepted before (an attack review's list)
+        "changeme" * 4,
+        "x" * 32,
+        "0" * 32,
+        "your-pseudonym-key-goes-here-xxxxx",
+        "<generate with openssl rand -hex 24>",
+    ],
+)
 def test_placeholder_pseudonym_key_is_refused(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     monkeypatch.setenv("ZHIBAO_PSEUDONYM_KEY", secret)
     with pytest.raises(ValidationError, match="placeholder"):
         IntakeSettings()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        secrets.token_urlsafe(32),
+        secrets.token_hex(24),
+        "deploy-test-pseudonym-key-0123456789abcdef",
+    ],
+)
+def test_a_generated_pseudonym_key_is_taken(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    monkeypatch.setenv("ZHIBAO_PSEUDONYM_KEY", secret)
+    key = IntakeSettings().pseudonym_key
+    assert key is not None and key.get_secret_value() == secret
 
 
 def test_nats_urls_are_logged_without_their_passwords() -> None:

@@ -18,7 +18,25 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from zhibao_shared.events import FEVER_THRESHOLD_C
 
 _PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "password", "test", "example"}
+#: Marks of a stand-in anywhere in a value ("your-key-goes-here", "<generate one>").
+_PLACEHOLDER_MARKS = (
+    "change",
+    "placeholder",
+    "example",
+    "replace",
+    "generate",
+    "your-",
+    "your_",
+    "-here",
+    "_here",
+    "xxxx",
+    "<",
+    ">",
+    "...",
+)
 MIN_SECRET_LENGTH = 32
+#: Fewest different characters a secret has: "x" * 32 is as long as a real one.
+MIN_SECRET_DISTINCT = 10
 #: Default of ``ZHIBAO_CONSUMER_LINGER_S``: a tenth of the rollups' publish interval
 #: (bench/RESULTS.md, 2026-12-05: single events, 0 -> 50 ms, 14-17 % more events
 #: visible per second, 16 % less CPU per event; 20 ms was within the noise).
@@ -71,13 +89,20 @@ def _without_password(server: str) -> str:
 
 
 def refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
-    """Refuse secrets that are short or obviously placeholders."""
+    """Refuse secrets that are short, repetitive or obviously placeholders (a guessable
+    pseudonym key would let anyone holding pseudonyms try resident IDs against them)."""
     if value is None:
         return None
     raw = value.get_secret_value()
-    if raw.strip().lower() in _PLACEHOLDERS or len(raw) < MIN_SECRET_LENGTH:
+    lowered = raw.strip().lower()
+    if (
+        lowered in _PLACEHOLDERS
+        or any(mark in lowered for mark in _PLACEHOLDER_MARKS)
+        or len(raw) < MIN_SECRET_LENGTH
+        or len(set(raw)) < MIN_SECRET_DISTINCT
+    ):
         raise ValueError(
-            f"is a placeholder or shorter than {MIN_SECRET_LENGTH} characters; "
+            f"is a placeholder, repetitive or shorter than {MIN_SECRET_LENGTH} characters; "
             "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     return value
