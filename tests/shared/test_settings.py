@@ -46,6 +46,7 @@ def test_placeholder_pseudonym_key_is_refused(monkeypatch: pytest.MonkeyPatch, s
         secrets.token_hex(24),
         "deploy-test-pseudonym-key-0123456789abcdef",
     ],
+    ids=["token_urlsafe", "token_hex", "deploy_tests_key"],  # the same in every worker
 )
 def test_a_generated_pseudonym_key_is_taken(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     monkeypatch.setenv("ZHIBAO_PSEUDONYM_KEY", secret)
