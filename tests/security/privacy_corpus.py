@@ -1,8 +1,9 @@
 """Resident ID numbers in disguise, and a search that finds them in anything recorded.
 
 The corpus is deterministic (a seeded generator over valid generated numbers):
-full-width digits and X, a lower-case x, dashes, spaces, dots, zero-width and
-other invisible characters, alone and mixed. The search is independent of the
+full-width digits and X, other scripts' digits and Chinese numerals, a lower-case
+x, dashes, spaces, dots, slashes and other grouping marks, zero-width and other
+invisible characters, alone and mixed. The search is independent of the
 code under test: it folds compatibility characters (NFKC), decodes JSON
 ``\\uXXXX`` escapes and keeps only the digits, then looks for a number's first
 17 digits, so any spelling of a number is found.
@@ -26,6 +27,16 @@ from tests.support.events import resident_id
 from zhibao_shared.subjects import AUDIT_STREAM
 
 FULL_WIDTH = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")
+#: Digits of other scripts (Tibetan, Mongolian, Arabic-Indic) and Chinese numerals.
+SCRIPTS = [
+    str.maketrans("0123456789", "".join(chr(zero + d) for d in range(10)))
+    for zero in (0x0F20, 0x1810, 0x0660)
+] + [
+    str.maketrans("0123456789", "〇一二三四五六七八九"),
+    str.maketrans("0123456789", "零壹贰叁肆伍陆柒捌玖"),
+]
+#: Punctuation a number may be grouped with.
+GROUPING = ["/", ",", ":", "+", "(", "#"]
 #: Characters that show nothing, or nothing but a gap, between digits.
 INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u034f"]
 SEPARATORS = [" ", "\u3000", "\u00a0", "-", "\u2013", "\u2014", "\uff0d", "\u2212", ".", "\uff0e"]
@@ -68,6 +79,8 @@ def disguises(number: str, rng: random.Random) -> list[str]:
         _grouped(number, "\u3000"),
         number[:6] + "-" + number[6:].translate(FULL_WIDTH).lower(),
     ]
+    spelled += [number.translate(script) for script in SCRIPTS]
+    spelled += [_grouped(number, mark) for mark in GROUPING]
     spelled += [char.join(number) for char in INVISIBLE]
     spelled.append(_between(number.translate(FULL_WIDTH), lambda: rng.choice(INVISIBLE)))
     spelled.append(
@@ -86,12 +99,20 @@ def corpus(count: int, seed: int = 14) -> list[tuple[str, str]]:
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _NOT_DIGIT = re.compile(r"[^0-9]")
+_NUMERALS = {ord(c): str(d) for d, c in enumerate("〇一二三四五六七八九")} | {
+    ord(c): str(d) for d, c in enumerate("零壹贰叁肆伍陆柒捌玖")
+}
 
 
 def digits_of(blob: bytes) -> str:
-    """Every digit in ``blob``, in order, whatever the spelling (escapes and NFKC folded)."""
+    """Every digit in ``blob``, in order, whatever the spelling (escapes and NFKC folded,
+    any script's digits and Chinese numerals as ASCII digits)."""
     text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), blob.decode("utf-8", "replace"))
-    return _NOT_DIGIT.sub("", unicodedata.normalize("NFKC", text))
+    folded = unicodedata.normalize("NFKC", text).translate(_NUMERALS)
+    ascii_digits = "".join(
+        str(unicodedata.digit(c)) if c.isdigit() and not c.isascii() else c for c in folded
+    )
+    return _NOT_DIGIT.sub("", ascii_digits)
 
 
 def leaked(surfaces: dict[str, bytes], clean: Iterable[str]) -> list[tuple[str, str]]:

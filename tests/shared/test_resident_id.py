@@ -86,3 +86,43 @@ def test_free_text_containing_a_valid_number_is_recognised_and_masked() -> None:
 @given(st.text(alphabet="0123456789-X ", max_size=60))
 def test_masked_text_never_contains_a_resident_id(text: str) -> None:
     assert not contains_resident_id(mask_resident_ids(text))
+
+
+NUMBER = "11010519491231002X"
+
+
+def _in_script(zero: int) -> str:
+    return "".join(chr(zero + int(c)) if c.isdigit() else c for c in NUMBER)
+
+
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        f"/gate-{_in_script(0x0F20)}",  # Tibetan digits
+        f"evt-{_in_script(0x1810)}",  # Mongolian digits
+        _in_script(0x0660),  # Arabic-Indic digits
+        "".join("〇一二三四五六七八九"[int(c)] if c.isdigit() else c for c in NUMBER),
+        "".join("零壹贰叁肆伍陆柒捌玖"[int(c)] if c.isdigit() else c for c in NUMBER),
+        "户主110105/19491231/002X",
+        "110105,19491231,002X",
+        "110105:19491231:002X",
+        "110105+19491231+002X",
+        "(110105)19491231#002X",
+    ],
+)
+def test_numbers_in_other_digits_or_grouped_by_punctuation_are_found_and_masked(
+    disguised: str,
+) -> None:
+    """An attack review sent these as an event's id, source and label: accepted, and on
+    the bus in the clear (Python's int() reads Tibetan and Mongolian digits as ours)."""
+    assert contains_resident_id(disguised)
+    masked = mask_resident_ids(disguised)
+    assert "[redacted-id]" in masked and not contains_resident_id(masked)
+
+
+@pytest.mark.parametrize(
+    "label", ["/640106001001/gate-3", "640106001001-20261207-0001", "3号楼2单元501", "08:00:00"]
+)
+def test_ordinary_identifiers_are_not_taken_for_numbers(label: str) -> None:
+    assert not contains_resident_id(label)
+    assert mask_resident_ids(label) == label

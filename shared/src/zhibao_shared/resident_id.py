@@ -4,10 +4,11 @@ An 18-character number: 6-digit region code, 8-digit date of birth,
 3-digit sequence and an ISO 7064 MOD 11-2 check character (0-9 or X).
 
 Numbers are also recognised in disguise: full-width or other compatibility
-digits (NFKC), a lower-case ``x``, and separators or invisible characters
-between the digits (spaces, dashes, dots, underscores, control characters,
-zero-width and other format characters, combining marks). See
-:func:`undisguised`.
+digits (NFKC), the digits of other scripts (Tibetan, Mongolian, Arabic-Indic...)
+and Chinese numerals (〇一二三..., 零壹贰叁...), a lower-case ``x``, and separators
+or invisible characters between the digits (spaces, dashes, dots, underscores,
+slashes, commas, colons, plus signs, brackets, control characters, zero-width and
+other format characters, combining marks). See :func:`undisguised`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ MAX_DISGUISED_LENGTH = 64
 #: soft hyphen...), combining marks (U+034F, variation selectors) and dashes.
 _DROPPED_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Mn", "Me", "Pd"})
 #: Dots, the underscore and dash-like signs outside category Pd (minus, hyphen bullet,
-#: the katakana prolonged sound mark), also dropped (NFKC folded full-width ones already).
-_DROPPED_MARKS = frozenset("._·・。‧⋅−⁃ー")
+#: the katakana prolonged sound mark), and the punctuation a number is grouped with
+#: (110105/19491231/002X, 110105,19491231,002X...), also dropped (NFKC folded
+#: full-width ones already).
+_DROPPED_MARKS = frozenset("._·・。‧⋅−⁃ー/\\,:;+#()[]")
+#: Chinese numerals, everyday and financial, as digits.
+_CHINESE_DIGITS = dict(zip("〇一二三四五六七八九", "0123456789", strict=True)) | dict(
+    zip("零壹贰叁肆伍陆柒捌玖", "0123456789", strict=True)
+)
 _ASCII_DROPPED = "".join(
     c
     for c in map(chr, range(128))
@@ -66,9 +73,19 @@ def _undisguised_with_origins(text: str) -> tuple[str, list[int]]:
     for index, char in enumerate(text):
         for normal in unicodedata.normalize("NFKC", char):
             if not _dropped(normal):
-                kept.append("X" if normal == "x" else normal)
+                kept.append(_as_digit(normal))
                 origins.append(index)
     return "".join(kept), origins
+
+
+def _as_digit(char: str) -> str:
+    """A kept character as a number is looked for in it: any script's digit or a Chinese
+    numeral as an ASCII digit, ``x`` as ``X``."""
+    if char == "x":
+        return "X"
+    if not char.isascii() and unicodedata.category(char) == "Nd":
+        return str(unicodedata.digit(char))
+    return _CHINESE_DIGITS.get(char, char)
 
 
 def undisguised(text: str) -> str:
