@@ -207,7 +207,9 @@ def test_nats_down_means_503_then_accepted_after_restart(intake: RunningIntake) 
     down = post(intake, token, screening())
     assert down.status_code == 503
     assert down.headers["retry-after"].isdigit()
-    assert down.json()["results"][0]["status"] == "unavailable"
+    [unavailable] = down.json()["results"]
+    assert (unavailable["status"], unavailable["code"]) == ("unavailable", "bus_unavailable")
+    assert "send it again after Retry-After" in unavailable["errors"][0]["message"]
     assert httpx.get(f"{intake.url}/readyz").status_code == 503
     intake.nats.start()
     intake.wait_ready()

@@ -24,7 +24,13 @@ from zhibao_intake.domain.admission import (
     ResultChecks,
     admit,
 )
-from zhibao_intake.domain.outcome import ItemResult, RejectionCode, Status, SubmissionResult
+from zhibao_intake.domain.outcome import (
+    FieldError,
+    ItemResult,
+    RejectionCode,
+    Status,
+    SubmissionResult,
+)
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.task_results import TaskBook, stale_for
 from zhibao_intake.publisher import BusUnavailable, PublishOutcome
@@ -198,9 +204,9 @@ class SubmissionService:
         for admitted, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BusUnavailable):
                 log.warning("publish_failed", reason=str(outcome), event_type=admitted.type.value)
-                status = Status.UNAVAILABLE
-            else:
-                status = Status.DUPLICATE if outcome else Status.ACCEPTED
+                results.append(_unavailable(admitted, outcome))
+                continue
+            status = Status.DUPLICATE if outcome else Status.ACCEPTED
             results.append(
                 ItemResult(
                     index=admitted.index, id=admitted.id, source=admitted.source, status=status
@@ -224,6 +230,23 @@ class SubmissionService:
                     else metrics.EVENTS_ACCEPTED
                 )
                 counter.labels(admission.type.value).inc()
+
+
+def _unavailable(admitted: Admitted, failure: BusUnavailable) -> ItemResult:
+    """The answer for an event the bus did not acknowledge: why, and what to do."""
+    error = FieldError(
+        field="(event)",
+        message=f"not known to be stored ({failure}); send it again after Retry-After, "
+        "it is counted once",
+    )
+    return ItemResult(
+        index=admitted.index,
+        id=admitted.id,
+        source=admitted.source,
+        status=Status.UNAVAILABLE,
+        code=RejectionCode.BUS_UNAVAILABLE,
+        errors=[error],
+    )
 
 
 def http_status(result: SubmissionResult) -> int:

@@ -33,6 +33,8 @@ class RejectionCode(StrEnum):
     VISIT_REQUIRED = "visit_required"
     #: the task is not known yet (issued a moment ago): the event is answered unavailable
     TASK_NOT_YET_KNOWN = "task_not_yet_known"
+    #: the event store (JetStream) did not acknowledge in time: answered unavailable
+    BUS_UNAVAILABLE = "bus_unavailable"
     #: corrections (see README, "Corrections"): the named type cannot be corrected,
     NOT_CORRECTABLE = "not_correctable"
     #: the action does not fit what is sent (replace without type/data, retract with data),
