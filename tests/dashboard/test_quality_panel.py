@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, expect, sync_playwright
 
 from tests.dashboard.conftest import ARTIFACTS, System
 from tests.dashboard.seed import COMMUNITY_A, COMMUNITY_B, STREET, _event, screening
@@ -78,5 +78,37 @@ def test_the_quality_panel_ranks_a_streets_communities_worst_first(
         page.locator("#lang").click()
         expect(silent.locator("[data-figure=days_since_last_event]")).to_have_text("never")
         assert errors == [], f"errors in the browser: {errors}"
+    finally:
+        context.close()
+
+
+def test_a_link_does_not_silently_replace_the_token_signed_in(
+    system: System, browser: Browser
+) -> None:
+    """A #token= link stored its token over the one already there without a word: a link
+    from someone else signed the officer on duty in as that someone. The page now asks,
+    and keeps the token signed in when the answer is no."""
+    mine = system.token(STREET, role=Role.READ, name="officer on duty")
+    theirs = system.token(COMMUNITY_A, role=Role.READ, name="someone else")
+    context = new_context(browser, locale="zh-CN")
+    page = context.new_page()
+    asked: list[str] = []
+
+    def refuse(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    try:
+        page.goto(f"{system.aggregator_url}/#token={mine}")
+        expect(page.locator("#quality-panel")).to_be_visible()
+        page.once("dialog", refuse)
+        page.goto(f"{system.aggregator_url}/?again#token={theirs}", wait_until="load")
+        assert page.evaluate("localStorage.getItem('zhibao.token')") == mine
+        assert asked and "令牌" in asked[0]
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.goto(f"{system.aggregator_url}/?once-more#token={theirs}")
+        page.wait_for_function(f"localStorage.getItem('zhibao.token') === {theirs!r}")
+        page.goto(f"{system.aggregator_url}/?same#token={theirs}")  # the same one: no question
+        assert page.evaluate("localStorage.getItem('zhibao.token')") == theirs
     finally:
         context.close()

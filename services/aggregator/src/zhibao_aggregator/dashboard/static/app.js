@@ -11,10 +11,18 @@
   const CODE_LENGTHS = [2, 4, 6, 9, 12]; /* the levels' code lengths until /me tells them */
 
   /* A link such as http://127.0.0.1:8102/#token=… (printed by `zhibao up --demo`) signs in:
-   * the fragment never reaches a server; it is stored like a typed token and removed. */
+   * the fragment never reaches a server; it is stored like a typed token and removed.
+   * It replaces a different token already stored here only when the user agrees: a
+   * link from someone else would otherwise have the officer on duty act (acknowledge,
+   * resolve) under that person's token, or see only the units it chose. */
   const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.get("token")) {
-    localStorage.setItem(TOKEN_KEY, fragment.get("token"));
+  const linked = fragment.get("token");
+  if (linked) {
+    const stored = localStorage.getItem(TOKEN_KEY);
+    const texts = window.ZB_TEXTS[localStorage.getItem(LANG_KEY) || "zh"] || {};
+    if (!stored || stored === linked || window.confirm(texts.replaceToken)) {
+      localStorage.setItem(TOKEN_KEY, linked);
+    }
     history.replaceState(null, "", location.pathname + location.search);
   }
 

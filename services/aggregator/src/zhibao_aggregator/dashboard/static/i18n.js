@@ -5,6 +5,7 @@ window.ZB_TEXTS = {
   zh: {
     title: "数据直报指挥中心", offline: "未连接", online: "实时", lastUpdate: "最后更新",
     date: "日期", token: "令牌", tokenTitle: "输入访问令牌",
+    replaceToken: "此链接用另一个令牌登录。要替换本浏览器中保存的令牌吗？",
     tokenHelp: "需要一个 read 或 operate 令牌（zhibao token create --role operate）。令牌只保存在本浏览器中。",
     save: "保存", badToken: "令牌无效或已吊销", children: "下级单位", unit: "单位",
     screenings: "筛查", fevers: "发热", newConfirmed: "新增确诊", currentConfirmed: "现有确诊",
@@ -42,6 +43,7 @@ window.ZB_TEXTS = {
   en: {
     title: "Direct Reporting Command Centre", offline: "offline", online: "live",
     lastUpdate: "Last update", date: "Date", token: "Token", tokenTitle: "Enter an access token",
+    replaceToken: "This link signs in with another token. Replace the token saved in this browser?",
     tokenHelp: "A read or operate token is needed (zhibao token create --role operate). It is kept in this browser only.",
     save: "Save", badToken: "Invalid or revoked token", children: "Units below", unit: "Unit",
     screenings: "Screenings", fevers: "Fevers", newConfirmed: "New confirmed",
