@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import nats
 
 from tests.support.events import (
     COMMUNITY_A,
@@ -21,6 +23,7 @@ from tests.support.events import (
 from tests.support.intake import RunningIntake
 from tests.support.stream import stored_events, stored_messages
 from zhibao_shared.events import parse_message, parse_published
+from zhibao_shared.subjects import EVENTS_STREAM
 from zhibao_shared.tokens import Role
 
 CE = {"content-type": "application/cloudevents+json"}
@@ -272,3 +275,22 @@ def test_a_day_not_begun_yet_cannot_be_closed(intake: RunningIntake) -> None:
         "data.date",
         "data.data.date",
     ]
+
+
+def test_intake_is_not_ready_while_the_events_stream_is_gone(intake: RunningIntake) -> None:
+    """Its readiness said the stream was there from the moment it was declared at start:
+    an events stream an operator deleted left intake "ready" while it answered every
+    event 503. It is now asked for at each check."""
+    assert httpx.get(f"{intake.url}/readyz").status_code == 200
+    asyncio.run(_delete_events_stream(intake.nats.url))
+    gone = httpx.get(f"{intake.url}/readyz")
+    assert gone.status_code == 503
+    assert gone.json()["checks"]["stream"] is False, gone.text
+
+
+async def _delete_events_stream(url: str) -> None:
+    client = await nats.connect(url)
+    try:
+        await client.jetstream().delete_stream(EVENTS_STREAM)
+    finally:
+        await client.close()

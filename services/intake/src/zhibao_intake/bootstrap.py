@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+import nats.errors
+import nats.js.errors
 import structlog
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
@@ -89,13 +91,24 @@ class Intake:
         log.info("intake_connected", nats=redacted(self.settings.nats_url))
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready when NATS is connected, the event stream is declared and the tasks stream
-        (as it was at start) has been read."""
+        """Ready when NATS is connected, the events stream exists and the tasks stream (as
+        it was at start) has been read. The events stream is asked for at each call: one an
+        operator deleted stores nothing, and intake would answer every event 503."""
+        connected = bus_connected(self.broker)
         return {
-            "nats": bus_connected(self.broker),
-            "stream": self.streams_ready.is_set(),
+            "nats": connected,
+            "stream": connected and self.streams_ready.is_set() and await self._events_stream(),
             "tasks": self.projection.ready,
         }
+
+    async def _events_stream(self) -> bool:
+        """True when the events stream exists on the server."""
+        js = self.broker.config.broker_config.connection_state.stream
+        try:
+            await js.stream_info(EVENTS_STREAM)
+        except (nats.js.errors.NotFoundError, nats.errors.Error, TimeoutError):
+            return False
+        return True
 
 
 def build(settings: IntakeSettings) -> Intake:
