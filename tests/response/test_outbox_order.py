@@ -39,7 +39,7 @@ async def test_a_task_issued_then_done_is_on_the_stream_in_that_order_after_a_re
     first, other = "a" * 32, "b" * 32
     await store.issue([NewTask(first, COMMUNITY_A, "verify_companion", due)], ACTOR)
     await store.issue([NewTask(other, COMMUNITY_A, "verify_companion", due)], ACTOR)
-    assert await store.apply_results([done_result(first)]) == 1
+    assert (await store.apply_results([done_result(first)])).changed == 1
     [issued, _, _] = await store.pending_messages(10)
 
     bus = await nats.connect(nats_server.url)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.response.conftest import done_result
 from tests.support.events import COMMUNITY_A
-from zhibao_response.store import Actor, Declaration, NewTask, TaskStore
+from zhibao_response.store import Actor, Declaration, NewTask, ResultsApplied, TaskStore
 from zhibao_response.tables import outbox, tasks
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 
@@ -78,7 +78,7 @@ async def test_lifting_a_level_does_not_cancel_a_task_a_result_just_closed(
     closed = await store.declare(lifted, [], ACTOR)
     state, messages = await state_and_messages(engine)
     await engine.dispose()
-    assert applied == [1], "the result was applied while the lift was under way"
+    assert applied == [ResultsApplied(1, 0, 0)], "the result came while the lift was under way"
     assert closed == [], "the lift closed nothing: the task was done already"
     assert state == "done"
     assert ("changed", "cancelled") not in messages, messages
@@ -101,8 +101,27 @@ async def test_an_overdue_check_does_not_announce_a_task_a_result_just_closed(
     announced = await store.mark_overdue()
     state, messages = await state_and_messages(engine)
     await engine.dispose()
-    assert applied == [1], "the result was applied while the check was under way"
+    assert applied == [ResultsApplied(1, 0, 0)], "the result came while the check was under way"
     assert announced == 0
     assert state == "done"
     # an overdue message after the done one would reopen the task at intake (last one wins)
     assert [event for event, _ in messages] == ["issued", "changed"], messages
+
+
+async def test_a_result_read_again_is_counted_as_repeated_not_as_recorded(
+    tmp_path: Path,
+) -> None:
+    """``zhibao_response_task_results_total{effect="recorded"}`` counts results kept only in
+    a task's history (the task closed or moved on); a redelivered result used to be
+    counted there too, so the figure grew with every redelivery."""
+    engine = await engine_at(tmp_path)
+    store = TaskStore(engine, lambda: NOW)
+    due = NOW + timedelta(hours=24)
+    await store.issue([NewTask(TASK, COMMUNITY_A, "verify_companion", due)], ACTOR)
+    first = await store.apply_results([done_result(TASK)])
+    again = await store.apply_results([done_result(TASK)])
+    late = await store.apply_results([done_result(TASK, key="result-2")])
+    await engine.dispose()
+    assert first == ResultsApplied(changed=1, recorded=0, repeated=0)
+    assert again == ResultsApplied(changed=0, recorded=0, repeated=1)
+    assert late == ResultsApplied(changed=0, recorded=1, repeated=0), "the task was closed"

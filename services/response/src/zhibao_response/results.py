@@ -32,7 +32,8 @@ from zhibao_shared.tokens import TokenStore
 log = structlog.get_logger(__name__)
 TASK_RESULTS = Counter(
     "zhibao_response_task_results_total",
-    "Task results read from the events stream: applied, or only recorded (task closed or moved)",
+    "Task results read from the events stream: applied, only recorded (task closed or "
+    "moved), or repeated (applied before: redelivered)",
     ["effect"],
 )
 DURABLE = "response"
@@ -104,10 +105,11 @@ class ApplyResults:
         ]
         if not results:
             return
-        changed = await self._store.apply_results(results)
-        TASK_RESULTS.labels("applied").inc(changed)
-        TASK_RESULTS.labels("recorded").inc(len(results) - changed)
-        if changed:
+        applied = await self._store.apply_results(results)
+        TASK_RESULTS.labels("applied").inc(applied.changed)
+        TASK_RESULTS.labels("recorded").inc(applied.recorded)
+        TASK_RESULTS.labels("repeated").inc(applied.repeated)
+        if applied.changed:
             self._on_change()
 
     def _result(self, event: PublishedTaskResult, stream_sequence: int) -> TaskResult:

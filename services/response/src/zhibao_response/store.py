@@ -75,6 +75,17 @@ class Declaration:
     declared_at: datetime
 
 
+@dataclass(frozen=True)
+class ResultsApplied:
+    """What a batch of task results did: how many changed their task, how many were only
+    recorded in its history (the task closed or moved on), how many had been applied
+    before (redelivered, or repeated in a bundle)."""
+
+    changed: int
+    recorded: int
+    repeated: int
+
+
 class Conflict(RuntimeError):
     """The task changed meanwhile (its state or unit is not what the caller saw)."""
 
@@ -302,19 +313,20 @@ class TaskStore:
         await conn.execute(insert(outbox).values(message))
         return int(written.scalar_one())
 
-    async def apply_results(self, results: Sequence[TaskResult]) -> int:
+    async def apply_results(self, results: Sequence[TaskResult]) -> ResultsApplied:
         """Apply task results in one transaction (see :mod:`zhibao_response.results`);
-        how many changed a task's state. A result applied before changes nothing."""
+        what they did. A result applied before changes nothing."""
         now = self._clock()
-        changed = 0
+        changed = repeated = 0
         async with self._engine.begin() as conn:
             done = await self._known_results(conn, [r.key for r in results])
             for result in results:
                 if result.key in done:
+                    repeated += 1
                     continue
                 done.add(result.key)
                 changed += await self._apply_result(conn, result, now)
-        return changed
+        return ResultsApplied(changed, len(results) - changed - repeated, repeated)
 
     @staticmethod
     async def _known_results(conn: AsyncConnection, keys: list[str]) -> set[str]:
