@@ -124,6 +124,37 @@ async def test_a_submission_behind_a_stalled_publish_waits_one_timeout_not_two(
     assert waited < timeout_s + 0.75, f"answered after {waited:.2f} s, timeout {timeout_s} s"
 
 
+async def test_a_submission_that_just_arrived_keeps_its_own_time_behind_expired_ones(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """NATS stalled for longer than one timeout: a submission queued early is answered
+    unavailable at its own deadline, while one that arrived later is still published and
+    stored once NATS answers. (All of a publish's submissions were given what was left of
+    the earliest one's time, so the later one was answered unavailable with most of its
+    time left.)"""
+    timeout_s = 2.0
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    broker = make_broker(settings, name="test")
+    await broker.connect()
+    assert nats_server.pid is not None
+    try:
+        await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
+        publisher = JetStreamPublisher(broker, timeout_s, 200, RecentlyStored(1000))
+        in_flight, early, late = admitted_events(tmp_path, 3)
+        with frozen(nats_server.pid):
+            first = asyncio.create_task(publisher.publish([in_flight]))
+            await asyncio.sleep(0.05)
+            queued_early = asyncio.create_task(publisher.publish([early]))
+            await asyncio.sleep(1.55)
+            queued_late = asyncio.create_task(publisher.publish([late]))
+            await asyncio.sleep(1.0)  # past the early one's deadline, well before the late one's
+        answers = await asyncio.gather(first, queued_early, queued_late)
+    finally:
+        await stop_broker(broker)
+    assert [type(outcome) for [outcome] in answers[:2]] == [BusUnavailable, BusUnavailable]
+    assert answers[2] == [False], "the late one was stored"
+
+
 def test_bundles_are_split_by_bytes_as_well_as_by_events(tmp_path: Path) -> None:
     events = admitted_events(tmp_path, 7)
     size = max(len(e.payload) for e in events)

@@ -19,9 +19,9 @@ lone event at once). A publish's messages are sent back to back with
 ``publish_async`` and their acknowledgements awaited together.
 
 A submission waits at most the publish timeout in all, not the time the publish in
-flight takes and then its own: a publish is given what is left of the earliest
-waiting submission's timeout (with NATS stalled, a submission that waited behind a
-publish for its whole timeout is answered "unavailable" at once, not a timeout later).
+flight takes and then its own: each is answered "unavailable" when its own timeout
+ends, and a publish waits for its acknowledgements until the latest of its
+submissions' timeouts (one that arrived a moment ago still gets its whole time).
 """
 
 from __future__ import annotations
@@ -180,8 +180,10 @@ class JetStreamPublisher:
         self._flush_waiting()
 
     async def _flush(self, waiting: list[_Waiting]) -> None:
-        # the earliest submission is the first: what is left of its timeout bounds them all
-        budget = waiting[0][1] - asyncio.get_running_loop().time()
+        # Each submission is answered by its own deadline; the publish waits for the latest.
+        loop = asyncio.get_running_loop()
+        timers = [loop.call_at(at, _expire, future, len(batch)) for batch, at, future in waiting]
+        budget = max(at for _, at, _ in waiting) - loop.time()
         try:
             outcomes = await self._store([a for batch, _, _ in waiting for a in batch], budget)
         except BaseException as exc:
@@ -192,6 +194,9 @@ class JetStreamPublisher:
             if not isinstance(exc, Exception):
                 raise
             return
+        finally:
+            for timer in timers:
+                timer.cancel()
         start = 0
         for batch, _, future in waiting:
             if not future.done():
@@ -227,6 +232,12 @@ class JetStreamPublisher:
             if not isinstance(outcome, BusUnavailable):
                 self._recent.add(batch[m].msg_id for m in message.members)
         return outcomes
+
+
+def _expire(future: asyncio.Future[list[PublishOutcome]], events: int) -> None:
+    """Answer a submission whose timeout ended before its publish was acknowledged."""
+    if not future.done():
+        future.set_result([BusUnavailable("no acknowledgement in time")] * events)
 
 
 def _settle(future: asyncio.Future[PubAck]) -> PubAck | BaseException:
