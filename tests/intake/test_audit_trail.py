@@ -140,6 +140,35 @@ async def test_records_whose_acknowledgement_timed_out_are_not_stored_twice(
     assert [r["n"] for r in records] == [0, 1, 2, 3]
 
 
+async def test_records_beyond_the_buffer_go_to_the_log_while_publishes_fail(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NATS connected but refusing (stalled, or the audit stream full): the records packed
+    for a resend count against ``max_buffer`` as the buffered ones do, so memory stays
+    bounded and the rest goes to the log (packed messages escaped the count: 2,000
+    records held with a bound of 100)."""
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    broker = make_broker(settings, name="audit-test")
+    await broker.connect()
+    try:
+        trail = AuditTrail(broker, 5.0, max_buffer=100)
+
+        async def refused(message: Any) -> None:
+            raise TimeoutError("nats: timeout")
+
+        trail._publish = refused  # type: ignore[method-assign]
+        logs = captured_logs(audit, monkeypatch)
+        for round_ in range(20):
+            for n in range(100):
+                trail.append(record(100 * round_ + n, 1))
+            assert not await trail.flush()
+    finally:
+        await stop_broker(broker)
+    held = len(trail._buffer) + sum(m.records for m in trail._unsent)
+    assert held == 100
+    assert sum(entry["event"] == "audit_buffer_full" for entry in logs) == 1_900
+
+
 async def test_records_a_stopping_service_cannot_publish_go_to_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -120,6 +120,7 @@ class AuditTrail:
         self._buffer: list[tuple[str, bytes]] = []
         #: messages packed but not yet acknowledged, oldest first: resent as they are
         self._unsent: list[_Message] = []
+        self._unsent_records = 0
         self._wake = asyncio.Event()
 
     def record(
@@ -146,8 +147,9 @@ class AuditTrail:
         )
 
     def append(self, record: dict[str, Any]) -> None:
-        """Queue one record on its group's subject."""
-        if len(self._buffer) >= self._max_buffer:
+        """Queue one record on its group's subject (to the log instead when ``max_buffer``
+        records wait already, packed or not)."""
+        if len(self._buffer) + self._unsent_records >= self._max_buffer:
             log.warning("audit_buffer_full", **record)
             return
         line = json.dumps(record, ensure_ascii=False, default=str).encode()
@@ -176,7 +178,7 @@ class AuditTrail:
                 unsent = [line for m in self._unsent for line in m.payload.split(b"\n")]
                 for line in unsent + [line for _, line in self._buffer]:
                     log.warning("audit_record_not_published", record=line.decode())
-                self._unsent, self._buffer = [], []
+                self._unsent, self._buffer, self._unsent_records = [], [], 0
 
     async def flush(self) -> bool:
         """Publish buffered records as JSON-lines messages; False if some stay buffered."""
@@ -185,16 +187,17 @@ class AuditTrail:
         if not bus_connected(self._broker):
             return False
         self._unsent += self._packed(self._buffer)
+        self._unsent_records = sum(m.records for m in self._unsent)
         self._buffer = []
         while self._unsent:
             message = self._unsent[0]
             try:
                 await self._publish(message)
             except (NatsError, TimeoutError, OSError) as exc:
-                records = sum(m.records for m in self._unsent)
-                log.warning("audit_publish_failed", error=str(exc), records=records)
+                log.warning("audit_publish_failed", error=str(exc), records=self._unsent_records)
                 return False
             self._unsent.pop(0)
+            self._unsent_records -= message.records
         return True
 
     def _packed(self, lines: list[tuple[str, bytes]]) -> list[_Message]:
