@@ -2,11 +2,11 @@
 
 The corpus is deterministic (a seeded generator over valid generated numbers):
 full-width digits and X, other scripts' digits and Chinese numerals, a lower-case
-x, dashes, spaces, dots, slashes and other grouping marks, zero-width and other
-invisible characters, alone and mixed. The search is independent of the
-code under test: it folds compatibility characters (NFKC), decodes JSON
-``\\uXXXX`` escapes and keeps only the digits, then looks for a number's first
-17 digits, so any spelling of a number is found.
+x, dashes, spaces, dots, zero-width and other invisible characters, alone and mixed.
+The search is independent of the code under test: it folds compatibility
+characters (NFKC), decodes JSON ``\\uXXXX`` escapes and keeps only the digits (any
+script's, and Chinese numerals), then looks for a number's first 17 digits, so any
+spelling of a number is found.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ SCRIPTS = [
     str.maketrans("0123456789", "〇一二三四五六七八九"),
     str.maketrans("0123456789", "零壹贰叁肆伍陆柒捌玖"),
 ]
-#: Punctuation a number may be grouped with.
-GROUPING = ["/", ",", ":", "+", "(", "#"]
 #: Characters that show nothing, or nothing but a gap, between digits.
 INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u034f"]
 SEPARATORS = [" ", "\u3000", "\u00a0", "-", "\u2013", "\u2014", "\uff0d", "\u2212", ".", "\uff0e"]
@@ -80,7 +78,6 @@ def disguises(number: str, rng: random.Random) -> list[str]:
         number[:6] + "-" + number[6:].translate(FULL_WIDTH).lower(),
     ]
     spelled += [number.translate(script) for script in SCRIPTS]
-    spelled += [_grouped(number, mark) for mark in GROUPING]
     spelled += [char.join(number) for char in INVISIBLE]
     spelled.append(_between(number.translate(FULL_WIDTH), lambda: rng.choice(INVISIBLE)))
     spelled.append(
