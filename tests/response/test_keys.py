@@ -16,8 +16,8 @@ DETAILS = {"contact": {"phone": "13912345678"}, "note": "核查"}
 
 
 def test_a_placeholder_key_is_refused() -> None:
-    for value in ("changeme", "short"):
-        with pytest.raises(ValidationError, match="placeholder"):
+    for value, rule in (("changeme", "placeholder"), ("short", "shorter than 32")):
+        with pytest.raises(ValidationError, match=rule):
             ResponseSettings(response_key=SecretStr(value))
     with pytest.raises(ValidationError, match="placeholder"):
         ResponseSettings(pseudonym_key=SecretStr("secret"))

@@ -7,6 +7,7 @@ instantiates them (the composition root reads configuration, nothing else).
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -18,21 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from zhibao_shared.events import FEVER_THRESHOLD_C
 
 _PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "password", "test", "example"}
-#: Marks of a stand-in anywhere in a value ("your-key-goes-here", "<generate one>").
-_PLACEHOLDER_MARKS = (
-    "change",
-    "placeholder",
-    "example",
-    "replace",
-    "generate",
-    "your-",
-    "your_",
-    "-here",
-    "_here",
-    "xxxx",
-    "<",
-    ">",
-    "...",
+#: Stand-ins as operators write them: a template in angle brackets, "your-…-here",
+#: changeme / change-me / replace-me (whole words: "exchange" in a passphrase is fine),
+#: a run of x's, and the word "placeholder".
+_STAND_IN = re.compile(
+    r"^<.*>$|your[-_ ].*[-_ ]here|\b(change|replace)[-_ ]?(me|this)|xxxx|placeholder",
+    re.IGNORECASE,
 )
 MIN_SECRET_LENGTH = 32
 #: Fewest different characters a secret has: "x" * 32 is as long as a real one.
@@ -94,18 +86,24 @@ def refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
     if value is None:
         return None
     raw = value.get_secret_value()
-    lowered = raw.strip().lower()
-    if (
-        lowered in _PLACEHOLDERS
-        or any(mark in lowered for mark in _PLACEHOLDER_MARKS)
-        or len(raw) < MIN_SECRET_LENGTH
-        or len(set(raw)) < MIN_SECRET_DISTINCT
-    ):
+    problem = _secret_problem(raw)
+    if problem is not None:
         raise ValueError(
-            f"is a placeholder, repetitive or shorter than {MIN_SECRET_LENGTH} characters; "
-            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            f"{problem}; generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     return value
+
+
+def _secret_problem(raw: str) -> str | None:
+    """Which rule a secret breaks (None: none)."""
+    if raw.strip().lower() in _PLACEHOLDERS or _STAND_IN.search(raw.strip()):
+        return "is a placeholder"
+    if len(raw) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    if len(set(raw)) < MIN_SECRET_DISTINCT:
+        return f"is repetitive: fewer than {MIN_SECRET_DISTINCT} different characters"
+    return None
 
 
 class ZhibaoSettings(BaseSettings):
