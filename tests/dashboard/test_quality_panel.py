@@ -108,7 +108,10 @@ def test_a_link_does_not_silently_replace_the_token_signed_in(
         page.once("dialog", lambda dialog: dialog.accept())
         page.goto(f"{system.aggregator_url}/?once-more#token={theirs}")
         page.wait_for_function(f"localStorage.getItem('zhibao.token') === {theirs!r}")
-        page.goto(f"{system.aggregator_url}/?same#token={theirs}")  # the same one: no question
+        asked.clear()
+        page.on("dialog", refuse)
+        page.goto(f"{system.aggregator_url}/?same#token={theirs}", wait_until="load")
+        assert asked == [], "the same token again: no question"
         assert page.evaluate("localStorage.getItem('zhibao.token')") == theirs
     finally:
         context.close()

@@ -16,7 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from tests.intake.test_nats_request_reply import _request
 from tests.support.events import COMMUNITY_A, screening
 from tests.support.logs import captured_logs
-from zhibao_intake.audit import AuditTrail, Caller
+from zhibao_intake.audit import AuditTrail, Caller, audit_record
 from zhibao_intake.bootstrap import create_app
 from zhibao_intake.gateway import Answer, Gateway
 from zhibao_intake.settings import IntakeSettings
@@ -216,3 +216,11 @@ async def test_a_nats_submission_answered_during_the_stop_is_in_the_trail(
     _messages, records = await read_trail(nats_server.url)
     audited = [e["id"] for r in records for e in r.get("events", [])]
     assert event["id"] in audited
+
+
+def test_a_refused_events_field_too_long_to_repeat_is_left_out_of_its_audit_line() -> None:
+    item = {"subject": "640106001001", "type": "x" * 100, "time": "t" * 65, "id": "e1"}
+    result = {"index": 0, "status": "rejected", "code": "invalid", "id": "e1"}
+    record = audit_record(Caller("http", None, None), [result], status=422, items=[item])
+    [line] = record["events"]
+    assert line == {"status": "rejected", "code": "invalid", "id": "e1", "subject": item["subject"]}

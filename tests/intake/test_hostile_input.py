@@ -138,10 +138,11 @@ def test_values_too_long_to_be_valid_are_not_repeated_in_the_answer(
     event = screening()
     event["id"] = "19" * 900_000
     event["data"]["k" * 100_000] = 1
+    event["data"][""] = 2  # an empty name is not "too long"
     answer = intake_process.post(json.dumps(event).encode())
     assert answer.status_code == 422, answer.text[:300]
     [result] = answer.json()["results"]
     assert "id" not in result, "not repeated"
     fields = [error["field"] for error in result["errors"]]
-    assert "data.(a name too long to repeat)" in fields, fields
+    assert fields.count("data.(a name too long to repeat)") == 1, fields
     assert "kkkk" not in answer.text

@@ -113,8 +113,10 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
             line[key] = mask_resident_ids(result[key])
     if isinstance(item, dict):
         for key in ("subject", "type", "time"):
-            if isinstance(item.get(key), str):
-                line[key] = masked_within(item[key], _MAX_FIELD)
+            value = item.get(key)
+            masked = masked_within(value, _MAX_FIELD) if isinstance(value, str) else None
+            if masked is not None:  # one too long to repeat is left out
+                line[key] = masked
     return line
 
 

@@ -7,7 +7,8 @@ HTTP-equivalent ``status`` (and ``retry_after`` when the caller should wait).
 Answers go only to the community ingress user's inbox (``_INBOX.community.``): the bus
 lets intake publish its answer wherever a request's reply subject says, so a request
 naming another subject (the tasks stream, another service's audit records or inbox) is
-neither processed nor answered, only counted.
+neither processed nor answered, only counted. A message with no reply subject at all is
+processed like a request whose answer nobody waits for.
 """
 
 import json

@@ -204,7 +204,7 @@ class SubmissionService:
         for admitted, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BusUnavailable):
                 log.warning("publish_failed", reason=str(outcome), event_type=admitted.type.value)
-                results.append(_unavailable(admitted, outcome))
+                results.append(_unavailable(admitted))
                 continue
             status = Status.DUPLICATE if outcome else Status.ACCEPTED
             results.append(
@@ -232,12 +232,13 @@ class SubmissionService:
                 counter.labels(admission.type.value).inc()
 
 
-def _unavailable(admitted: Admitted, failure: BusUnavailable) -> ItemResult:
-    """The answer for an event the bus did not acknowledge: why, and what to do."""
+def _unavailable(admitted: Admitted) -> ItemResult:
+    """The answer for an event the bus did not acknowledge: why, and what to do (the
+    bus's own error text stays in the log)."""
     error = FieldError(
         field="(event)",
-        message=f"not known to be stored ({failure}); send it again after Retry-After, "
-        "it is counted once",
+        message="not known to be stored: the event store did not acknowledge it; "
+        "send it again after Retry-After, it is counted once",
     )
     return ItemResult(
         index=admitted.index,

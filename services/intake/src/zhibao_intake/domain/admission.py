@@ -83,7 +83,8 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
             previous = text
             continue
         previous = text
-        parts.append(masked_within(text, _MAX_PATH_PART) or TOO_LONG)
+        masked = masked_within(text, _MAX_PATH_PART)
+        parts.append(TOO_LONG if masked is None else masked)
     return ".".join(parts) or "type"
 
 
