@@ -1,5 +1,6 @@
 """A task closed by a result while the store is cancelling or marking it overdue stays as
-the result left it: the store writes and announces only what it really changed.
+the result left it: the store writes and announces only what it really changed (on SQLite
+and on PostgreSQL, where READ COMMITTED re-checks the guarded UPDATE's conditions).
 
 The race is made to happen: the community's result is applied (and committed, on another
 connection) just before the store's first write to the tasks it read a moment earlier.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.response.conftest import done_result
 from tests.support.events import COMMUNITY_A
+from tests.support.postgres import both_backends
 from zhibao_response.store import Actor, Declaration, NewTask, ResultsApplied, TaskStore
 from zhibao_response.tables import outbox, tasks
-from zhibao_shared.db import make_engine, run_migrations, sqlite_url
+from zhibao_shared.db import make_engine, run_migrations
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ACTOR = Actor("district", "district-token")
@@ -46,8 +47,10 @@ def before_first_task_update(
     return happened
 
 
-async def engine_at(tmp_path: Path) -> AsyncEngine:
-    url = sqlite_url(tmp_path, "response")
+database = both_backends("response")
+
+
+async def engine_at(url: str) -> AsyncEngine:
     await run_migrations(url, "zhibao_response")
     return make_engine(url)
 
@@ -62,9 +65,9 @@ async def state_and_messages(engine: AsyncEngine) -> tuple[str, list[tuple[str, 
 
 
 async def test_lifting_a_level_does_not_cancel_a_task_a_result_just_closed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = await engine_at(tmp_path)
+    engine = await engine_at(database)
     store = TaskStore(engine, lambda: NOW)
     red = Declaration("d" * 32, COMMUNITY_A, "red", "cases", (), [], "district", NOW)
     measure = NewTask(
@@ -86,9 +89,9 @@ async def test_lifting_a_level_does_not_cancel_a_task_a_result_just_closed(
 
 
 async def test_an_overdue_check_does_not_announce_a_task_a_result_just_closed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = await engine_at(tmp_path)
+    engine = await engine_at(database)
     clock = [NOW]
     store = TaskStore(engine, lambda: clock[0])
     await store.issue(
@@ -109,12 +112,12 @@ async def test_an_overdue_check_does_not_announce_a_task_a_result_just_closed(
 
 
 async def test_a_result_read_again_is_counted_as_repeated_not_as_recorded(
-    tmp_path: Path,
+    database: str,
 ) -> None:
     """``zhibao_response_task_results_total{effect="recorded"}`` counts results kept only in
     a task's history (the task closed or moved on); a redelivered result used to be
     counted there too, so the figure grew with every redelivery."""
-    engine = await engine_at(tmp_path)
+    engine = await engine_at(database)
     store = TaskStore(engine, lambda: NOW)
     due = NOW + timedelta(hours=24)
     await store.issue([NewTask(TASK, COMMUNITY_A, "verify_companion", due)], ACTOR)
