@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,23 @@ async def connected_trail(nats_server: NatsServer, tmp_path: Path) -> AsyncItera
         await stop_broker(broker)
 
 
+@contextmanager
+def stored_then(trail: AuditTrail, raised: BaseException) -> Iterator[None]:
+    """Inside: each of the trail's publishes reaches the stream, and then ``raised`` comes
+    instead of its acknowledgement."""
+    publish = trail._publish
+
+    async def stored_then_raise(message: Any) -> None:
+        await publish(message)
+        raise raised
+
+    trail._publish = stored_then_raise  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        trail._publish = publish  # type: ignore[method-assign]
+
+
 async def test_records_beyond_one_message_are_all_published_in_order(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
@@ -100,16 +117,9 @@ async def test_a_flush_cancelled_after_its_message_was_stored_does_not_store_it_
     async with connected_trail(nats_server, tmp_path) as trail:
         for n in range(3):
             trail.append(record(n, 1))
-        publish = trail._publish
-
-        async def stored_then_stopped(message: Any) -> None:
-            await publish(message)
-            raise asyncio.CancelledError  # the stop came while the ack was on its way
-
-        trail._publish = stored_then_stopped  # type: ignore[method-assign]
-        with pytest.raises(asyncio.CancelledError):
+        # the stop came while the acknowledgement was on its way
+        with stored_then(trail, asyncio.CancelledError()), pytest.raises(asyncio.CancelledError):
             await trail.flush()
-        trail._publish = publish  # type: ignore[method-assign]
         assert await trail.flush()
     _messages, records = await read_trail(nats_server.url)
     assert [r["n"] for r in records] == [0, 1, 2]
@@ -125,15 +135,8 @@ async def test_records_whose_acknowledgement_timed_out_are_not_stored_twice(
     async with connected_trail(nats_server, tmp_path) as trail:
         for n in range(3):
             trail.append(record(n, 1))
-        publish = trail._publish
-
-        async def stored_but_not_acknowledged(message: Any) -> None:
-            await publish(message)
-            raise TimeoutError("nats: timeout")
-
-        trail._publish = stored_but_not_acknowledged  # type: ignore[method-assign]
-        assert not await trail.flush(), "kept for a retry"
-        trail._publish = publish  # type: ignore[method-assign]
+        with stored_then(trail, TimeoutError("nats: timeout")):
+            assert not await trail.flush(), "kept for a retry"
         trail.append(record(3, 1))  # a record appended meanwhile goes out too, once
         assert await trail.flush()
     _messages, records = await read_trail(nats_server.url)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -41,23 +43,31 @@ def admitted_events(tmp_path: Path, count: int) -> list[Admitted]:
     return [e for e in events if isinstance(e, Admitted)]
 
 
-async def test_single_events_submitted_in_the_same_turn_go_out_as_one_bundle(
-    nats_server: NatsServer, tmp_path: Path
-) -> None:
+@asynccontextmanager
+async def publisher_on(
+    nats_server: NatsServer, tmp_path: Path, timeout_s: float
+) -> AsyncIterator[JetStreamPublisher]:
+    """Intake's publisher on a connected broker with the events stream (stopped on exit)."""
     settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
     broker = make_broker(settings, name="test")
     await broker.connect()
     try:
         await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
-        publisher = JetStreamPublisher(broker, 5.0, 200, RecentlyStored(1000))
+        yield JetStreamPublisher(broker, timeout_s, 200, RecentlyStored(1000))
+    finally:
+        await stop_broker(broker)
+
+
+async def test_single_events_submitted_in_the_same_turn_go_out_as_one_bundle(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with publisher_on(nats_server, tmp_path, 5.0) as publisher:
         events = admitted_events(tmp_path, 10)
         answers = await asyncio.gather(*(publisher.publish([e]) for e in events))
         assert answers == [[False]] * 10, "each submission: stored, not a duplicate"
         again = await asyncio.gather(*(publisher.publish([e]) for e in events[:3]))
         assert again == [[True]] * 3, "a resent event is answered as a duplicate"
         [(subject, payload, _headers)] = await stored_messages_async(nats_server.url)
-    finally:
-        await stop_broker(broker)
     assert subject == "zhibao.events.640106.bundle"
     assert [e["id"] for e in json.loads(payload)] == [e.id for e in events]
 
@@ -68,13 +78,8 @@ async def test_submissions_arriving_while_a_publish_waits_go_out_together_after_
     """Group commit: while one publish waits for JetStream's acknowledgement, single
     events submitted in later event-loop turns gather and then go out as one bundle
     (publishing each turn's events at once sent six messages here)."""
-    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
-    broker = make_broker(settings, name="test")
-    await broker.connect()
     assert nats_server.pid is not None
-    try:
-        await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
-        publisher = JetStreamPublisher(broker, 30.0, 200, RecentlyStored(1000))
+    async with publisher_on(nats_server, tmp_path, 30.0) as publisher:
         events = admitted_events(tmp_path, 6)
         with frozen(nats_server.pid):  # the first publish cannot be answered
             submissions = [asyncio.create_task(publisher.publish([events[0]]))]
@@ -84,8 +89,6 @@ async def test_submissions_arriving_while_a_publish_waits_go_out_together_after_
             await asyncio.sleep(0.02)
         answers = await asyncio.gather(*submissions)
         stored = await stored_messages_async(nats_server.url)
-    finally:
-        await stop_broker(broker)
     assert answers == [[False]] * 6, "each submission: stored, not a duplicate"
     assert [subject.endswith(".bundle") for subject, _, _ in stored] == [False, True]
     assert [e["id"] for e in json.loads(stored[1][1])] == [e.id for e in events[1:]]
@@ -99,27 +102,20 @@ async def test_a_submission_behind_a_stalled_publish_waits_one_timeout_not_two(
     to time out and then for a publish of its own: two timeouts, 3.5 s here, past the
     client's patience and the Retry-After it is promised.)"""
     timeout_s = 2.0
-    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
-    broker = make_broker(settings, name="test")
-    await broker.connect()
     assert nats_server.pid is not None
     loop = asyncio.get_running_loop()
+    async with publisher_on(nats_server, tmp_path, timeout_s) as publisher:
 
-    async def timed(event: Admitted) -> tuple[list[PublishOutcome], float]:
-        started = loop.time()
-        outcome = await publisher.publish([event])
-        return outcome, loop.time() - started
+        async def timed(event: Admitted) -> tuple[list[PublishOutcome], float]:
+            started = loop.time()
+            outcome = await publisher.publish([event])
+            return outcome, loop.time() - started
 
-    try:
-        await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
-        publisher = JetStreamPublisher(broker, timeout_s, 200, RecentlyStored(1000))
         first, second = admitted_events(tmp_path, 2)
         with frozen(nats_server.pid):
             in_flight = asyncio.create_task(timed(first))
             await asyncio.sleep(0.5)
             (outcome, waited), (first_outcome, _) = await asyncio.gather(timed(second), in_flight)
-    finally:
-        await stop_broker(broker)
     assert [type(o) for o in first_outcome + outcome] == [BusUnavailable, BusUnavailable]
     assert waited < timeout_s + 0.75, f"answered after {waited:.2f} s, timeout {timeout_s} s"
 
@@ -132,14 +128,8 @@ async def test_a_submission_that_just_arrived_keeps_its_own_time_behind_expired_
     stored once NATS answers. (All of a publish's submissions were given what was left of
     the earliest one's time, so the later one was answered unavailable with most of its
     time left.)"""
-    timeout_s = 2.0
-    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
-    broker = make_broker(settings, name="test")
-    await broker.connect()
     assert nats_server.pid is not None
-    try:
-        await ensure_stream(broker.connection.jetstream(), events_stream_config(settings))
-        publisher = JetStreamPublisher(broker, timeout_s, 200, RecentlyStored(1000))
+    async with publisher_on(nats_server, tmp_path, 2.0) as publisher:
         in_flight, early, late = admitted_events(tmp_path, 3)
         with frozen(nats_server.pid):
             first = asyncio.create_task(publisher.publish([in_flight]))
@@ -149,8 +139,6 @@ async def test_a_submission_that_just_arrived_keeps_its_own_time_behind_expired_
             queued_late = asyncio.create_task(publisher.publish([late]))
             await asyncio.sleep(1.0)  # past the early one's deadline, well before the late one's
         answers = await asyncio.gather(first, queued_early, queued_late)
-    finally:
-        await stop_broker(broker)
     assert [type(outcome) for [outcome] in answers[:2]] == [BusUnavailable, BusUnavailable]
     assert answers[2] == [False], "the late one was stored"
 
