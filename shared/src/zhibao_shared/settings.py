@@ -18,12 +18,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zhibao_shared.events import FEVER_THRESHOLD_C
 
-_PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "password", "test", "example"}
-#: Stand-ins as operators write them: a template in angle brackets, "your-…-here",
-#: changeme / change-me / replace-me (whole words: "exchange" in a passphrase is fine),
-#: a run of x's, and the word "placeholder".
+#: Stand-ins as operators write them: a bare word (secret, password, test, example), a
+#: template in angle brackets, "your-…-here", changeme / change-me / replace-me (whole
+#: words: "exchange" in a passphrase is fine), a run of x's, the word "placeholder".
 _STAND_IN = re.compile(
-    r"^<.*>$|your[-_ ].*[-_ ]here|\b(change|replace)[-_ ]?(me|this)|xxxx|placeholder",
+    r"^(secret|password|test|example)$|^<.*>$|your[-_ ].*[-_ ]here"
+    r"|\b(change|replace)[-_ ]?(me|this)|xxxx|placeholder",
     re.IGNORECASE,
 )
 MIN_SECRET_LENGTH = 32
@@ -97,7 +97,7 @@ def refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
 
 def _secret_problem(raw: str) -> str | None:
     """Which rule a secret breaks (None: none)."""
-    if raw.strip().lower() in _PLACEHOLDERS or _STAND_IN.search(raw.strip()):
+    if _STAND_IN.search(raw.strip()):
         return "is a placeholder"
     if len(raw) < MIN_SECRET_LENGTH:
         return f"is shorter than {MIN_SECRET_LENGTH} characters"

@@ -47,6 +47,8 @@ from zhibao_shared.events import bundle_payload
 from zhibao_shared.subjects import EVENTS_STREAM, bundle_subject
 
 MAX_PENDING = 20_000
+#: Why an event is unavailable when its timeout ended before JetStream acknowledged it.
+NO_ACK = "no acknowledgement in time"
 
 
 class BusUnavailable(RuntimeError):
@@ -207,7 +209,7 @@ class JetStreamPublisher:
         """Publish ``batch`` and wait at most ``budget_s`` for its acknowledgements (none
         left: not published, every event unavailable)."""
         if budget_s <= 0:
-            return [BusUnavailable("no acknowledgement in time")] * len(batch)
+            return [BusUnavailable(NO_ACK)] * len(batch)
         started = time.perf_counter()
         js = self._context()
         outgoing = messages(batch, self._bundle_events, payload_room(self._broker))
@@ -237,13 +239,13 @@ class JetStreamPublisher:
 def _expire(future: asyncio.Future[list[PublishOutcome]], events: int) -> None:
     """Answer a submission whose timeout ended before its publish was acknowledged."""
     if not future.done():
-        future.set_result([BusUnavailable("no acknowledgement in time")] * events)
+        future.set_result([BusUnavailable(NO_ACK)] * events)
 
 
 def _settle(future: asyncio.Future[PubAck]) -> PubAck | BaseException:
     if not future.done():
         future.cancel()
-        return TimeoutError("no acknowledgement in time")
+        return TimeoutError(NO_ACK)
     return future.exception() or future.result()
 
 
