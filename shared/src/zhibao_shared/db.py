@@ -6,6 +6,8 @@ module only makes engines the same way everywhere.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -25,6 +27,7 @@ __all__ = [
     "Unmigrated",
     "UtcDateTime",
     "conflict_insert",
+    "consistent_read",
     "has_table",
     "is_sqlite",
     "make_engine",
@@ -81,6 +84,28 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         settings = {**POSTGRES_SETTINGS, **connect_args.get("server_settings", {})}
         kwargs["connect_args"] = {**connect_args, "server_settings": settings}
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@asynccontextmanager
+async def consistent_read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose reads all see the database as it stood at the first of them.
+
+    Without it every statement sees what was committed when it ran (SQLite's driver
+    runs reads outside a transaction; PostgreSQL's default is READ COMMITTED), so a page
+    read in several statements during a commit can show part of that commit beside what
+    it replaced. Reads only: the transaction is rolled back at the end.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            driver = (await conn.get_raw_connection()).driver_connection
+            if driver is not None and not driver.in_transaction:  # deferred: a WAL snapshot
+                await conn.exec_driver_sql("BEGIN")
+        else:
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield conn
+        finally:
+            await conn.rollback()
 
 
 def _alembic_config(package: str, connection: Connection) -> Config:

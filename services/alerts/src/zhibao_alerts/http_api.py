@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_alerts import metrics, store, task_store
 from zhibao_alerts.busy import retrying
@@ -21,6 +21,7 @@ from zhibao_alerts.payloads import rollup_link
 from zhibao_alerts.raising import Routing
 from zhibao_alerts.tables import alerts, notifications, silences
 from zhibao_shared.audit import AuditTrail
+from zhibao_shared.db import consistent_read
 from zhibao_shared.hierarchy import CODE_PREFIX, Level
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
@@ -168,9 +169,9 @@ def build_router(
     operator = auth.require(Role.OPERATE)
     personal = personal_operator(operator, require_personal)
 
-    async def visible(alert_id: int, token: Token) -> Any:
-        async with engine.connect() as conn:
-            row = await store.get_alert(conn, alert_id)
+    async def visible(conn: AsyncConnection, alert_id: int, token: Token) -> Any:
+        """The alert, if ``token`` may see it (404 if none, 403 if out of its scope)."""
+        row = await store.get_alert(conn, alert_id)
         if row is None:
             raise HTTPException(404, f"no alert {alert_id}")
         auth.ensure_scope(token, row.unit)
@@ -203,8 +204,9 @@ def build_router(
     async def get_alert(
         alert_id: AlertId, token: Annotated[Token, Depends(reader)]
     ) -> dict[str, Any]:
-        row = await visible(alert_id, token)
-        async with engine.connect() as conn:
+        # one snapshot: a page read while a commit lands shows it whole or not at all
+        async with consistent_read(engine) as conn:
+            row = await visible(conn, alert_id, token)
             events = await store.alert_timeline(conn, alert_id)
             sent = await store.alert_notifications(conn, alert_id)
             tasks = (
@@ -229,7 +231,8 @@ def build_router(
         }
 
     async def transition(alert_id: int, token: Token, action: str) -> dict[str, Any]:
-        row = await visible(alert_id, token)
+        async with engine.connect() as conn:
+            row = await visible(conn, alert_id, token)
         now = clock()
         if row.state == "resolved" or (action == "acknowledged" and row.state == action):
             raise HTTPException(409, f"alert {alert_id} is already {row.state}")
