@@ -15,6 +15,7 @@ from zhibao_cli.stack import wait_ready
 from zhibao_intake.bootstrap import create_app
 from zhibao_intake.settings import IntakeSettings
 from zhibao_shared.natsserver import NatsServer, free_port
+from zhibao_shared.serving import server_config
 from zhibao_shared.tokens import Role, TokenStore
 
 
@@ -58,14 +59,8 @@ def intake(
         log_json=True,
         **intake_overrides,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=settings.intake_port,
-            log_level="warning",
-        )
-    )
+    # Configured as ``zhibao intake`` serves it (deadlines, connection cap).
+    server = uvicorn.Server(server_config(create_app(settings), settings, settings.intake_port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     running = RunningIntake(

@@ -33,6 +33,12 @@ MIN_SECRET_DISTINCT = 10
 #: (bench/RESULTS.md, 2026-12-05: single events, 0 -> 50 ms, 14-17 % more events
 #: visible per second, 16 % less CPU per event; 20 ms was within the noise).
 CONSUMER_LINGER_S = 0.05
+#: Defaults of ``ZHIBAO_HTTP_HEADER_TIMEOUT_S``, ``…_BODY_TIMEOUT_S`` and
+#: ``…_MAX_CONNECTIONS`` (zhibao_shared.http_limits): a request head is a few hundred
+#: bytes; 30 s carries intake's largest body (2 MiB) at 70 kB/s.
+HTTP_HEADER_TIMEOUT_S = 10.0
+HTTP_BODY_TIMEOUT_S = 30.0
+HTTP_MAX_CONNECTIONS = 1000
 #: When a community's daily report is due, after the start of its day: next day 09:00.
 DAILY_REPORT_DEADLINE = timedelta(days=1, hours=9)
 
@@ -218,6 +224,25 @@ class ServiceSettings(ZhibaoSettings):
 
     host: str = "127.0.0.1"
     shutdown_grace_s: float = Field(default=15.0, gt=0)
+    http_header_timeout_s: float = Field(
+        default=HTTP_HEADER_TIMEOUT_S,
+        gt=0,
+        description="A connection that has not sent a whole request head (request line and "
+        "headers) this long after it opened, or after the previous response, is closed "
+        "(408 first if part of a request had arrived)",
+    )
+    http_body_timeout_s: float = Field(
+        default=HTTP_BODY_TIMEOUT_S,
+        gt=0,
+        description="A request whose body has not arrived this long after its head is "
+        "answered 408 and its connection closed",
+    )
+    http_max_connections: int = Field(
+        default=HTTP_MAX_CONNECTIONS,
+        ge=1,
+        description="Beyond this many open connections (or requests in progress) a service "
+        "answers 503 (uvicorn's limit_concurrency)",
+    )
     consumer_linger_s: float = Field(
         default=CONSUMER_LINGER_S,
         ge=0,
