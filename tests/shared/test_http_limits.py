@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
+from prometheus_client import REGISTRY
 
 from tests.support.intake import RunningIntake
 from zhibao_shared.http_limits import http_protocol
@@ -160,15 +161,24 @@ def _is_408(response: bytes, part: str) -> None:
     assert json.loads(body) == {"detail": f"request {part} not received within {DEADLINE_S:g} s"}
 
 
+def _timeouts(part: str) -> float:
+    """``zhibao_http_timeouts_total`` of ``part`` as a service's /metrics shows it."""
+    return REGISTRY.get_sample_value("zhibao_http_timeouts_total", {"part": part}) or 0.0
+
+
 def test_a_partial_request_head_is_answered_408_and_closed(protocol: str) -> None:
+    before = _timeouts("head")
     with _serving(protocol) as port, closing(_connect(port)) as sock:
         sock.sendall(HEAD)  # no blank line: the head never ends
         _is_408(_until_closed(sock), "head")
+    assert _timeouts("head") == before + 1, "counted for the operator"
 
 
 def test_a_connection_that_sends_nothing_is_closed(protocol: str) -> None:
+    before = _timeouts("idle")
     with _serving(protocol) as port, closing(_connect(port)) as sock:
         assert _until_closed(sock) == b"", "closed without an answer to no request"
+    assert _timeouts("idle") == before + 1, "counted apart from slow clients"
 
 
 def test_a_head_sent_a_byte_at_a_time_is_cut_off(protocol: str) -> None:
@@ -180,12 +190,14 @@ def test_a_head_sent_a_byte_at_a_time_is_cut_off(protocol: str) -> None:
 
 
 def test_a_body_that_stops_is_answered_408_and_closed(protocol: str) -> None:
+    before = _timeouts("body")
     with _serving(protocol) as port, closing(_connect(port)) as sock:
         sock.sendall(
             b"POST /echo HTTP/1.1\r\nHost: zhibao\r\ncontent-type: application/json\r\n"
             b"content-length: 100\r\n\r\n" + b"{" * 10
         )
         _is_408(_until_closed(sock), "body")
+    assert _timeouts("body") == before + 1, "counted for the operator"
 
 
 def test_others_are_served_while_slow_clients_are_held(protocol: str) -> None:

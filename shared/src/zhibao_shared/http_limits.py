@@ -37,6 +37,7 @@ import json
 from typing import Any
 
 import h11
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -53,6 +54,13 @@ else:
     HAVE_HTTPTOOLS = True
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+
+HTTP_TIMEOUTS = Counter(
+    "zhibao_http_timeouts_total",
+    "Connections cut off by a deadline: a request head begun but late (head), a body "
+    "not received in time (body), a connection that sent nothing (idle)",
+    ["part"],
+)
 
 
 def timeout_body(part: str, timeout_s: float) -> bytes:
@@ -113,6 +121,7 @@ class _TimedRequest:
                 message = await self._receive()
         except TimeoutError:
             self.timed_out = True
+            HTTP_TIMEOUTS.labels("body").inc()
             if not self.started:
                 body = timeout_body("body", self._timeout_s)
                 headers = [*json_headers(body), (b"connection", b"close")]
@@ -172,6 +181,7 @@ class _HeadWait:
         connection = self._connection
         if connection.cycle is not self._after or connection.transport.is_closing():
             return
+        HTTP_TIMEOUTS.labels("head" if self._partial else "idle").inc()
         if self._partial:
             body = timeout_body("head", self._timeout_s)
             head = [b"HTTP/1.1 408 Request Timeout\r\n"]
