@@ -17,5 +17,6 @@ LEVELS_DECLARED = Counter(
     "zhibao_response_levels_declared_total", "Response levels declared (none: lifted)", ["level"]
 )
 OUTBOX_PENDING = Gauge(
-    "zhibao_response_outbox_pending", "Task messages written but not yet published (last seen)"
+    "zhibao_response_outbox_pending",
+    "Task messages written but not yet published (as of the outbox's last pass)",
 )

@@ -72,12 +72,15 @@ class OutboxPublisher:
     async def flush(self) -> int:
         """Publish everything pending; how many messages went out."""
         sent = 0
+        waiting = await self._store.pending_count()
+        OUTBOX_PENDING.set(waiting)  # stays while the bus refuses them
         while rows := await self._store.pending_messages(self._batch):
-            OUTBOX_PENDING.set(len(rows))
             for wave in waves(rows, _IN_FLIGHT):
                 await asyncio.gather(*(self._publish(r.subject, r.body, r.msg_id) for r in wave))
             await self._store.published(row.id for row in rows)
             sent += len(rows)
+            waiting = max(0, waiting - len(rows))
+            OUTBOX_PENDING.set(waiting)
         OUTBOX_PENDING.set(0)
         return sent
 

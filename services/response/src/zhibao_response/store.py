@@ -590,6 +590,11 @@ class TaskStore:
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).all())
 
+    async def pending_count(self) -> int:
+        """How many messages are not yet published."""
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
+
     async def published(self, ids: Iterable[int]) -> None:
         """Forget messages that were published."""
         async with self._engine.begin() as conn:
