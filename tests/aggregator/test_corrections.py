@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.generator import ZONE
 from tests.aggregator.harness import consume, publish_each, read_all
 from zhibao_aggregator.bootstrap import reader, rebuild
 from zhibao_aggregator.settings import AggregatorSettings
+from zhibao_aggregator.storage.tables import held_corrections
+from zhibao_shared.consumer import BatchHandler, Delivery
 from zhibao_shared.db import make_engine, sqlite_url
 from zhibao_shared.events import PUBLISHED_EVENT, STORED, PublishedEvent
 from zhibao_shared.natsserver import NatsServer
@@ -252,6 +256,50 @@ async def test_a_correction_of_another_type_is_ignored(
     assert column(found, "fevers") == [1, 1, 1, 1]
     assert column(found, "new_confirmed") == [0, 0, 0, 0]
     assert column(found, "corrections") == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("retraction_first", [False, True], ids=["after", "before"])
+async def test_a_retraction_of_a_correction_is_ignored_and_its_batch_goes_through(
+    engine: AsyncEngine, live: AggregatorSettings, retraction_first: bool
+) -> None:
+    """Corrections are not correctable (README): a retraction naming a correction is
+    counted as ignored, whether it arrives after the correction or before it (held, then
+    ignored when the correction arrives); its batch is applied, not failed until
+    dead-lettered."""
+    fever = screening(38.8)
+    first = fix(fever, {"temperature_c": 36.0, "site": "gate"})
+    second = fix(first, after=timedelta(hours=2))
+    events = [second, fever, first] if retraction_first else [fever, first, second]
+    failures: list[Exception] = []
+
+    def watched(handler: BatchHandler) -> BatchHandler:
+        async def handle(batch: Sequence[Delivery]) -> None:
+            try:
+                await handler(batch)
+            except Exception as exc:
+                failures.append(exc)
+                raise
+
+        return handle
+
+    before = _ignored("not_correctable")
+    await publish_each(live.nats_url, events, live)
+    await consume(live.nats_url, engine, live, wrap=watched)
+    assert failures == []
+    assert _ignored("not_correctable") == before + 1
+    async with engine.connect() as conn:
+        held = (await conn.execute(select(func.count()).select_from(held_corrections))).scalar()
+    assert held == 0, "nothing left waiting for an event that is already here"
+    found = await figures(engine, live, day())
+    assert column(found, "fevers") == [0, 0, 0, 0], "the first correction stands"
+    assert column(found, "corrections") == [1, 1, 1, 1]
+
+
+def _ignored(reason: str) -> float:
+    sample = REGISTRY.get_sample_value(
+        "zhibao_aggregator_corrections_ignored_total", {"reason": reason}
+    )
+    return sample or 0.0
 
 
 async def test_a_rebuild_gives_the_live_result(

@@ -174,6 +174,9 @@ async def _correct(
     if applied.effect is None:  # applied before footprints were kept: rebuild to correct
         _ignore(fixes, "no_footprint")
         return Counter()
+    if applied.effect == CORRECTION_EFFECT:  # a correction is not correctable
+        _ignore(fixes, "not_correctable")
+        return Counter()
     original = Footprint.decode(applied.effect)
     decision = correcting.decide(original, applied.corrected_by, fixes)
     _ignore(decision.ignored, "type_mismatch" if original.correctable else "not_correctable")

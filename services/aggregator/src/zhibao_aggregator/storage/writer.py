@@ -272,8 +272,8 @@ async def apply_batch(
     if fresh:
         applied = sorted((p.key, d.stream_sequence, p.effect) for d, p in fresh)
         await insert_many(conn, _APPLIED, applied)
-    corrected = [p.key for _, p in fresh if p.mark is not None and p.mark.correctable]
-    marked.update(await apply_corrections(conn, fixes, corrected, rules))
+    # every new event: a correction held for one that is not correctable is ignored now
+    marked.update(await apply_corrections(conn, fixes, [p.key for _, p in fresh], rules))
     at_communities, at_places = pf.split(marked)
     change.update(at_communities)
     changed: frozenset[tuple[str, date]] = frozenset()
