@@ -22,8 +22,12 @@ both installed by :func:`zhibao_shared.serving.server_config` for every service:
   cannot arrive before it, so the head's deadline, armed after the response,
   closes such a connection.
 
-The cap on concurrent connections is uvicorn's own ``limit_concurrency``
-(``ZHIBAO_HTTP_MAX_CONNECTIONS``): beyond it, requests are answered 503.
+Connections left silent cannot crowd clients out either: beyond
+``ZHIBAO_HTTP_MAX_WAITING`` connections waiting for a request head, the one
+waiting longest is closed (:class:`Waiting`). There is deliberately no cap on
+open connections: uvicorn's ``limit_concurrency`` counts silent connections too,
+so a thousand of them, from one address and with no token, made every service
+answer 503 to everyone.
 
 The protocol subclasses rely on uvicorn's internals (0.54: ``cycle``, a new
 one per request head, ``on_response_complete``, ``handle_websocket_upgrade``);
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from typing import Any
 
 import h11
@@ -44,7 +49,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from zhibao_shared.asgi_answers import json_headers
-from zhibao_shared.settings import HTTP_HEADER_TIMEOUT_S
+from zhibao_shared.settings import HTTP_HEADER_TIMEOUT_S, HTTP_MAX_WAITING
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -55,11 +60,12 @@ else:
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
-HTTP_TIMEOUTS = Counter(
-    "zhibao_http_timeouts_total",
-    "Connections cut off by a deadline: a request head begun but late (head), a body "
-    "not received in time (body), a connection that sent nothing (idle)",
-    ["part"],
+CONNECTIONS_CUT = Counter(
+    "zhibao_http_connections_cut_total",
+    "Connections the server closed: a request head begun but late (head), a body not "
+    "received in time (body), a connection that sent nothing in time (idle), the one "
+    "waiting longest for a request head when too many were waiting (crowded)",
+    ["reason"],
 )
 
 
@@ -121,7 +127,7 @@ class _TimedRequest:
                 message = await self._receive()
         except TimeoutError:
             self.timed_out = True
-            HTTP_TIMEOUTS.labels("body").inc()
+            CONNECTIONS_CUT.labels("body").inc()
             if not self.started:
                 body = timeout_body("body", self._timeout_s)
                 headers = [*json_headers(body), (b"connection", b"close")]
@@ -140,6 +146,37 @@ class _TimedRequest:
         await self._send(message)
 
 
+class Waiting:
+    """The connections of one server waiting for a request head, longest-waiting first.
+
+    Beyond ``limit`` the one waiting longest is closed (:meth:`_HeadWait.cut`): many
+    connections opened and left silent, from any number of addresses, never keep a new
+    client out (a global cap on open connections would: each silent one counts until its
+    head deadline). A client sends its head as soon as it connects, so only a connection
+    left idle for long is closed, and under such a flood only. Entries whose head has
+    arrived since are dropped as they come up (each is added again when its connection
+    next waits).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[_HeadWait, None] = OrderedDict()
+
+    def add(self, wait: _HeadWait) -> None:
+        """``wait`` starts waiting (now the newest); the longest waiting beyond the limit
+        are closed."""
+        self._entries[wait] = None
+        self._entries.move_to_end(wait)
+        while len(self._entries) > self.limit:
+            oldest, _ = self._entries.popitem(last=False)
+            if oldest.waiting:
+                oldest.cut()
+
+    def discard(self, wait: _HeadWait) -> None:
+        """``wait`` waits no more."""
+        self._entries.pop(wait, None)
+
+
 class _HeadWait:
     """The request-head deadline of one connection, for either uvicorn HTTP protocol.
 
@@ -148,9 +185,12 @@ class _HeadWait:
     one it had when the wait started.
     """
 
-    def __init__(self, connection: HttpToolsProtocol | H11Protocol, timeout_s: float) -> None:
+    def __init__(
+        self, connection: HttpToolsProtocol | H11Protocol, timeout_s: float, waiting: Waiting
+    ) -> None:
         self._connection = connection
         self._timeout_s = timeout_s
+        self._waiting = waiting
         self._timer: asyncio.TimerHandle | None = None
         self._after: object = None
         self._partial = False
@@ -166,23 +206,40 @@ class _HeadWait:
         self._after = cycle
         self._partial = False
         self._timer = connection.loop.call_later(self._timeout_s, self._expire)
+        self._waiting.add(self)
 
     def received(self) -> None:
         """Part of a request arrived (a late head is then answered 408)."""
         self._partial = True
 
+    @property
+    def waiting(self) -> bool:
+        """Whether the connection is still open and waiting for the head."""
+        connection = self._connection
+        return connection.cycle is self._after and not connection.transport.is_closing()
+
     def cancel(self) -> None:
+        """Wait no more (the connection is closing or no longer speaks HTTP)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._waiting.discard(self)
+
+    def cut(self) -> None:
+        """Close the connection now: too many connections are waiting for a head."""
+        self.cancel()
+        self._close("crowded")
 
     def _expire(self) -> None:
         self._timer = None
+        self._waiting.discard(self)
+        if self.waiting:
+            self._close("head" if self._partial else "idle")
+
+    def _close(self, reason: str) -> None:
+        CONNECTIONS_CUT.labels(reason).inc()
         connection = self._connection
-        if connection.cycle is not self._after or connection.transport.is_closing():
-            return
-        HTTP_TIMEOUTS.labels("head" if self._partial else "idle").inc()
-        if self._partial:
+        if reason == "head":
             body = timeout_body("head", self._timeout_s)
             head = [b"HTTP/1.1 408 Request Timeout\r\n"]
             headers = [
@@ -202,6 +259,7 @@ if HAVE_HTTPTOOLS:
         connection whose request head is late (:class:`_HeadWait`)."""
 
         head_timeout_s: float = HTTP_HEADER_TIMEOUT_S
+        waiting: Waiting = Waiting(HTTP_MAX_WAITING)
 
         def __init__(
             self,
@@ -211,7 +269,7 @@ if HAVE_HTTPTOOLS:
             _loop: asyncio.AbstractEventLoop | None = None,
         ) -> None:
             super().__init__(config, server_state, app_state, _loop)
-            self.head_wait = _HeadWait(self, self.head_timeout_s)
+            self.head_wait = _HeadWait(self, self.head_timeout_s, self.waiting)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -239,6 +297,7 @@ class H11HeadDeadline(H11Protocol):
     request head is late (:class:`_HeadWait`)."""
 
     head_timeout_s: float = HTTP_HEADER_TIMEOUT_S
+    waiting: Waiting = Waiting(HTTP_MAX_WAITING)
 
     def __init__(
         self,
@@ -248,7 +307,7 @@ class H11HeadDeadline(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.head_wait = _HeadWait(self, self.head_timeout_s)
+        self.head_wait = _HeadWait(self, self.head_timeout_s, self.waiting)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -272,12 +331,15 @@ class H11HeadDeadline(H11Protocol):
 
 
 def http_protocol(
-    head_timeout_s: float, *, use_h11: bool = not HAVE_HTTPTOOLS
+    head_timeout_s: float,
+    max_waiting: int = HTTP_MAX_WAITING,
+    *,
+    use_h11: bool = not HAVE_HTTPTOOLS,
 ) -> type[asyncio.Protocol]:
     """The protocol class for ``uvicorn.Config(http=…)``: uvicorn's own choice (httptools
-    when installed, else h11), closing connections whose request head is late."""
+    when installed, else h11), closing connections whose request head is late, and the
+    longest waiting for one beyond ``max_waiting`` (one :class:`Waiting` a server)."""
+    attributes = {"head_timeout_s": head_timeout_s, "waiting": Waiting(max_waiting)}
     if use_h11:
-        return type("H11HeadDeadline", (H11HeadDeadline,), {"head_timeout_s": head_timeout_s})
-    return type(
-        "HttpToolsHeadDeadline", (HttpToolsHeadDeadline,), {"head_timeout_s": head_timeout_s}
-    )
+        return type("H11HeadDeadline", (H11HeadDeadline,), attributes)
+    return type("HttpToolsHeadDeadline", (HttpToolsHeadDeadline,), attributes)

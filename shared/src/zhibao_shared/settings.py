@@ -38,7 +38,8 @@ CONSUMER_LINGER_S = 0.05
 #: bytes; 30 s carries intake's largest body (2 MiB) at 70 kB/s.
 HTTP_HEADER_TIMEOUT_S = 10.0
 HTTP_BODY_TIMEOUT_S = 30.0
-HTTP_MAX_CONNECTIONS = 1000
+#: Connections waiting for a request head at once before the longest-waiting is closed.
+HTTP_MAX_WAITING = 256
 #: When a community's daily report is due, after the start of its day: next day 09:00.
 DAILY_REPORT_DEADLINE = timedelta(days=1, hours=9)
 
@@ -237,11 +238,12 @@ class ServiceSettings(ZhibaoSettings):
         description="A request whose body has not arrived this long after its head is "
         "answered 408 and its connection closed",
     )
-    http_max_connections: int = Field(
-        default=HTTP_MAX_CONNECTIONS,
+    http_max_waiting: int = Field(
+        default=HTTP_MAX_WAITING,
         ge=1,
-        description="Beyond this many open connections (or requests in progress) a service "
-        "answers 503 (uvicorn's limit_concurrency)",
+        description="Beyond this many connections waiting for a request head (opened or "
+        "kept alive, nothing sent yet), the one waiting longest is closed: silent "
+        "connections cannot crowd clients out",
     )
     consumer_linger_s: float = Field(
         default=CONSUMER_LINGER_S,
