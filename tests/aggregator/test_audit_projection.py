@@ -5,6 +5,7 @@ of the rejected rows alone (migration 0016: rows stored before it are counted af
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,36 @@ async def test_rejected_events_per_community_day_and_reason(
     ]
     assert street_a_day_1 == [RejectedCount(A, DAY_1, "invalid", 2)]
     assert nothing == []
+
+
+async def test_an_event_naming_a_unit_its_token_does_not_cover_is_the_reporter_s(
+    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    """A's token names B 200 times (each refused ``forbidden``): B's scorecard and trail
+    are not A's to fill. The refusals are A's, the unit it named kept as a detail."""
+    forged = _submission(_at(DAY_1, 9), [_event(n, B, "rejected", "forbidden") for n in range(3)])
+    tokens = TokenStore.in_data_dir(tmp_path / "tokens")
+    try:
+        await _publish_trail(nats_server.url, tmp_path, tokens, [forged | {"scopes": [A]}])
+        await _project(nats_server.url, engine, tokens, "aggregator-audit")
+    finally:
+        tokens.close()
+    async with engine.connect() as conn:
+        of_b = await rejected_events(conn, B, DAY_1, DAY_1)
+        of_a = await rejected_events(conn, A, DAY_1, DAY_1)
+        b_trail, _ = await read_trail(conn, TrailQuery((B,)), None, 10)
+        details = (
+            await conn.execute(
+                select(audit_trail.c.detail).where(
+                    audit_trail.c.unit == A, audit_trail.c.kind == "event"
+                )
+            )
+        ).scalars()
+        claimed = [json.loads(d) for d in details]
+    assert of_b == []
+    assert of_a == [RejectedCount(A, DAY_1, "forbidden", 3)]
+    assert [row for row in b_trail if row["kind"] == "event"] == []
+    assert claimed == [{"claimed_unit": B}] * 3
 
 
 async def test_an_accepted_event_s_longest_id_and_source_are_kept_whole(

@@ -59,6 +59,7 @@ def audit_record(
         "token": caller.token.id if caller.token else None,
         "token_name": caller.token.name if caller.token else None,
         "person": _person(caller.token),
+        "scopes": list(caller.token.scopes) if caller.token else None,
         "status": status,
     }
     if results is not None and items is not None:

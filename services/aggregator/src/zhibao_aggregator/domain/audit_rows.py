@@ -36,6 +36,8 @@ TOKENS = "tokens"
 #: event's identity is kept whole (the contract's id is shorter, its source longer).
 _TEXT = 200
 _UNIT_LENGTHS = (4, 6, 9, 12)
+#: Intake's code for an event naming a unit its token does not cover.
+FORBIDDEN = "forbidden"
 
 Row = dict[str, Any]
 
@@ -176,7 +178,8 @@ def _items(record: Mapping[str, Any]) -> list[Row]:
     events = record.get("events")
     if not isinstance(events, list) or not events:
         return [submission | {"kind": "submission", "type": None, "outcome": "refused"}]
-    return [submission | _event(event) for event in events if isinstance(event, dict)]
+    reporter = _reporter_unit(record.get("scopes"))
+    return [submission | _event(event, reporter) for event in events if isinstance(event, dict)]
 
 
 def _action(record: Mapping[str, Any]) -> Row:
@@ -203,18 +206,36 @@ def _tally(record: Mapping[str, Any]) -> Row:
     }
 
 
-def _event(event: Mapping[str, Any]) -> Row:
+def _event(event: Mapping[str, Any], reporter: str | None) -> Row:
+    unit = _unit(event.get("subject"))
+    filed: Row = {"unit": unit, **_correction(event.get("correction"))}
+    if event.get("code") == FORBIDDEN:
+        # another unit's code, named by a token not covering it: the reporter's row (its
+        # scorecard, its trail), not the named unit's (anyone could lower its score)
+        filed = {"unit": reporter, "detail": json.dumps({"claimed_unit": unit})}
     return {
         "kind": "event",
         "type": _text(event.get("type")),
         "outcome": _text(event.get("status")),
         "code": _text(event.get("code")),
-        "unit": _unit(event.get("subject")),
         "event_id": _text(event.get("id")),
         "event_source": _text(event.get("source"), MAX_SOURCE_LENGTH),
         "event_time": _moment(event.get("time")),
-        **_correction(event.get("correction")),
+        **filed,
     }
+
+
+def _reporter_unit(scopes: Any) -> str | None:
+    """The narrowest unit covering every scope of the submitting token (None: unknown,
+    as in records written before intake noted scopes)."""
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes) or not scopes:
+        return None
+    first, last = min(scopes), max(scopes)  # their common prefix is every scope's
+    same = next(
+        (i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), len(first)
+    )
+    shared = first[:same]
+    return next((shared[:n] for n in reversed(_UNIT_LENGTHS) if n <= len(shared)), None)
 
 
 def _correction(correction: Any) -> Row:
