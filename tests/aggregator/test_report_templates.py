@@ -390,3 +390,121 @@ async def test_a_stored_template_this_version_no_longer_accepts_is_left_out_not_
         assert "stale" not in [t["id"] for t in listed.json()["templates"]]
         missing = await client.get(f"/v1/units/{STREET}/templates/stale.xlsx")
         assert missing.status_code == 404
+
+
+async def store_as_an_old_version_did(engine: AsyncEngine, template: dict[str, Any]) -> None:
+    """A template in the database as a version before today's rules stored it (unchecked)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            report_templates.insert().values(
+                id=template["id"],
+                unit=template.get("unit"),
+                body=json.dumps(template, ensure_ascii=False),
+                created_at=datetime.now(UTC),
+                created_by="t",
+            )
+        )
+
+
+async def test_a_title_takes_bare_placeholders_only_and_no_text_begins_like_a_formula(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    async with service(sqlite_engine, settings).client(DISTRICT, Role.OPERATE) as district:
+        # str.format would pad {unit:>500000000} to 500 MB at every fill
+        for title in ("{unit:>500000000}", "{unit!r}报表", "{unit.x}", "{date[0]}", "{unit:{x}}"):
+            refused = await district.post("/v1/templates", json={**ISOLATION_TABLE, "title": title})
+            assert refused.status_code == 422, (title, refused.text)
+            (problem,) = refused.json()["detail"]
+            assert problem["loc"] == ["body", "title"], title
+            assert "{code}, {date}, {unit}" in problem["msg"] and "bare" in problem["msg"]
+        unknown = await district.post("/v1/templates", json={**ISOLATION_TABLE, "title": "{name}"})
+        assert "unknown placeholder {name}" in unknown.json()["detail"][0]["msg"]
+        formulas: dict[tuple[str | int, ...], dict[str, Any]] = {
+            ("title",): {"title": '=HYPERLINK("http://evil.example","{unit}")'},
+            ("name_heading",): {"name_heading": "+社区"},
+            ("totals_label",): {"totals_label": "@SUM(A1)"},
+            ("columns", 0, "heading"): {"columns": [{"figure": "fevers", "heading": "-2+3"}]},
+        }
+        for field, change in formulas.items():
+            refused = await district.post("/v1/templates", json={**ISOLATION_TABLE, **change})
+            assert refused.status_code == 422, (field, refused.text)
+            assert refused.json()["detail"][0]["loc"] == ["body", *field]
+            assert "formula" in refused.json()["detail"][0]["msg"]
+        listed = (await district.get("/v1/templates")).json()["templates"]
+        assert "street-isolation" not in [t["id"] for t in listed]
+        # braces written double stay a brace, as they always did
+        braces = {**ISOLATION_TABLE, "title": "{unit}{{内部}}（{date}）"}
+        assert (await district.post("/v1/templates", json=braces)).status_code == 201
+        filled = await district.get(f"/v1/units/{STREET}/templates/street-isolation.csv")
+    assert filled.text.removeprefix("\ufeff").startswith("黄河东路街道{内部}（")
+
+
+async def test_a_stored_title_with_a_format_spec_is_listed_and_filled_literally(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    padded = "{unit:>3000000}（{date}）"  # 3 MB of spaces at each fill through str.format
+    old = {**ISOLATION_TABLE, "id": "padded", "unit": DISTRICT, "title": padded}
+    await store_as_an_old_version_did(sqlite_engine, old)
+    async with service(sqlite_engine, settings).client(DISTRICT) as client:
+        listed = await client.get("/v1/templates")
+        assert listed.status_code == 200
+        (entry,) = [t for t in listed.json()["templates"] if t["id"] == "padded"]
+        assert entry["title"] == padded
+        as_csv = await client.get(f"/v1/units/{STREET}/templates/padded.csv")
+        as_xlsx = await client.get(f"/v1/units/{STREET}/templates/padded.xlsx")
+    assert as_csv.status_code == 200 and as_xlsx.status_code == 200
+    assert len(as_csv.content) < 10_000 and len(as_xlsx.content) < 10_000
+    title = next(csv.reader(io.StringIO(as_csv.text.removeprefix("\ufeff"))))[0]
+    assert title.startswith("{unit:>3000000}（") and len(title) < 100
+    assert rows_of(sheet_of(as_xlsx.content))[0][0] == title
+
+
+#: What a street operator once stored (before texts beginning like a formula were refused).
+FORMULAS: dict[str, Any] = {
+    **ISOLATION_TABLE,
+    "id": "formulas",
+    "unit": DISTRICT,
+    "title": '=HYPERLINK("http://evil.example/login","{unit}点此查看详情")',
+    "name_heading": "+社区",
+    "columns": [
+        {"figure": "in_isolation", "heading": "=cmd|' /C calc'!A0"},
+        {"figure": "isolation_checks", "heading": "-2+3"},
+    ],
+    "totals_label": "@SUM(1+1)*cmd|' /C calc'!A0",
+}
+FORMULAS_HEADINGS = [c["heading"] for c in FORMULAS["columns"]]
+
+
+async def test_template_texts_beginning_like_a_formula_are_text_cells_in_xlsx(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    await store_as_an_old_version_did(sqlite_engine, FORMULAS)
+    async with service(sqlite_engine, settings).client(DISTRICT) as client:
+        answer = await client.get(f"/v1/units/{STREET}/templates/formulas.xlsx")
+    assert answer.status_code == 200, answer.text
+    sheet = sheet_of(answer.content)
+    cells = [cell for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    texts = {c.coordinate: c.value for c in cells if c.data_type == "s"}
+    assert texts["A1"] == '=HYPERLINK("http://evil.example/login","黄河东路街道点此查看详情")'
+    assert [texts["A2"], texts["B2"], texts["C2"]] == ["+社区", *FORMULAS_HEADINGS]
+    assert texts[f"A{sheet.max_row}"] == FORMULAS["totals_label"]
+    assert all(sheet[name].quotePrefix for name in ("A1", "A2", "B2", "C2"))
+    figures = [c for c in cells if c.column > 1 and c.row > 2]
+    assert figures and all(c.data_type == "n" for c in figures)  # figures stay numbers
+
+
+async def test_template_texts_beginning_like_a_formula_are_quoted_in_csv(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    await store_as_an_old_version_did(sqlite_engine, FORMULAS)
+    async with service(sqlite_engine, settings).client(DISTRICT) as client:
+        answer = await client.get(f"/v1/units/{STREET}/templates/formulas.csv")
+    assert answer.status_code == 200, answer.text
+    parsed = list(csv.reader(io.StringIO(answer.text.removeprefix("\ufeff"))))
+    assert parsed[0] == ['\'=HYPERLINK("http://evil.example/login","黄河东路街道点此查看详情")']
+    assert parsed[1] == ["'+社区", "'=cmd|' /C calc'!A0", "'-2+3"]
+    assert parsed[-1][0] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    names = [u.name for u in load_registry().children(STREET)]
+    assert [row[0] for row in parsed[2:-1]] == names  # other texts as they are
+    assert all(cell.isdigit() for row in parsed[2:] for cell in row[1:])  # figures: numbers

@@ -3,6 +3,11 @@
 Layout (both formats): the title row, the header row with the template's headings, one
 row per unit of the template's row level under the unit (registry order), and the
 totals row (the unit's own figures) when the template asks for it.
+
+Every text (title, headings, unit names, the totals label) is written as text, never as a
+formula: an XLSX string cell, and in CSV a text beginning with = + - @ or a tab or
+carriage return gets a leading ' (OWASP's advice against CSV injection). Figures stay
+numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from zhibao_aggregator.domain.templates import FigureRow, ReportTemplate, Value, combine, title_of
+from zhibao_aggregator.domain.templates import (
+    FORMULA_STARTS,
+    FigureRow,
+    ReportTemplate,
+    Value,
+    combine,
+    title_of,
+)
 from zhibao_aggregator.reader import RollupReader, scalars
 
 Cells = list[Value]
@@ -80,11 +92,19 @@ def lines(table: FilledTable) -> list[Cells]:
     return [*out, table.totals] if table.totals is not None else out
 
 
+def as_text(value: Value) -> Value:
+    """A CSV cell: a text a spreadsheet program would read as a formula behind a ``'``;
+    anything else (figures among them) as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def as_csv(table: FilledTable) -> str:
     """The table as CSV (UTF-8 with BOM so spreadsheet programs show Chinese)."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
-    csv.writer(buffer).writerows(lines(table))
+    csv.writer(buffer).writerows([as_text(cell) for cell in line] for line in lines(table))
     return buffer.getvalue()
 
 
@@ -105,6 +125,15 @@ def as_xlsx(table: FilledTable) -> bytes:
     width = len(table.headings)
     for line in lines(table):
         sheet.append(line)
+    for row in sheet.iter_rows():
+        for cell in row:
+            if not isinstance(cell.value, str):
+                continue
+            # openpyxl makes a text beginning with = a formula (and #N/A an error cell)
+            cell.data_type = "s"
+            if cell.value.startswith(FORMULA_STARTS):
+                # Excel's own mark of a typed '=...: still text when the cell is edited
+                cell.quotePrefix = True
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
     sheet.cell(1, 1).font = Font(bold=True, size=14)
     sheet.cell(1, 1).alignment = Alignment(horizontal="center")

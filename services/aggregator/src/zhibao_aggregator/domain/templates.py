@@ -9,7 +9,7 @@ registry (the owner unit) is checked by :func:`check_against`.
 
 from __future__ import annotations
 
-import string
+import re
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Literal
@@ -20,6 +20,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,8 +35,27 @@ from zhibao_shared.hierarchy import CODE_LENGTH, Level, Registry
 #: Longest range a template (or a fill's from/to) may cover.
 MAX_RANGE_DAYS = 92
 TEMPLATE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-#: Placeholders a title may use.
+#: Placeholders a title may use, each written bare: {unit}, {code}, {date}.
 TITLE_FIELDS = frozenset({"unit", "code", "date"})
+#: What a title's braces may be: a bare placeholder, or {{ and }} for a literal brace (as
+#: ``str.format`` read them). Filling substitutes these and nothing else: a title is never
+#: given to ``str.format``, whose format specs ({unit:>500000000}) build any size of string.
+_TITLE_TOKEN = re.compile(r"\{\{|\}\}|\{(" + "|".join(sorted(TITLE_FIELDS)) + r")\}")
+#: Every brace of a title: a pair, a braced field, or a lone brace.
+_BRACED = re.compile(r"\{\{|\}\}|\{[^{}]*\}|[{}]")
+_ALLOWED = (
+    f"only the placeholders {', '.join('{' + name + '}' for name in sorted(TITLE_FIELDS))} "
+    "are allowed, written bare (no format spec, conversion, attribute or index; {{ and }} "
+    "write a brace)"
+)
+#: The first characters that make a spreadsheet program read a cell as a formula (OWASP's
+#: list for CSV injection). Titles, headings and labels may not begin with them.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: The validation context of templates read back from the database: what was stored is
+#: not refused for the text rules above (a version before them let it in). Filling
+#: never formats the title and the reports write every text as text, so such a title or
+#: heading comes out literally.
+STORED: dict[str, bool] = {"stored": True}
 Value = int | float | str | None
 FigureRow = dict[str, Value]
 
@@ -69,6 +89,37 @@ SUMMED_OVER_DAYS: frozenset[str] = frozenset(
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
+
+
+def _not_a_formula(value: str | None, info: ValidationInfo) -> str | None:
+    """``value``, unless it begins like a spreadsheet formula (see FORMULA_STARTS)."""
+    if value is not None and value.startswith(FORMULA_STARTS) and not _stored(info):
+        raise ValueError(
+            "must not begin with =, +, -, @, a tab or a carriage return "
+            "(a spreadsheet program would take it for a formula)"
+        )
+    return value
+
+
+def title_problem(title: str) -> str | None:
+    """What is wrong with the braces of a title, or None: each must be a bare placeholder
+    ({unit}, {code}, {date}) or a pair ({{, }})."""
+    for match in _BRACED.finditer(title):
+        token = match[0]
+        if token in ("{{", "}}") or token[1:-1] in TITLE_FIELDS:
+            continue
+        if len(token) == 1:
+            near = title[max(0, match.start() - 10) : match.end() + 10]
+            return f"a lone {token} (in {near!r}); {_ALLOWED}"
+        name = re.split(r"[:!.\[]", token[1:-1], maxsplit=1)[0]
+        if name in TITLE_FIELDS:
+            return f"placeholder {token} is not bare; {_ALLOWED}"
+        return f"unknown placeholder {token}; {_ALLOWED}"
+    return None
 
 
 class LastDays(_Strict):
@@ -160,6 +211,12 @@ class Column(_Strict):
             )
         return value
 
+    @field_validator("heading")
+    @classmethod
+    def _heading_text(cls, value: str, info: ValidationInfo) -> str:
+        _not_a_formula(value, info)
+        return value
+
 
 class ReportTemplate(_Strict):
     """A report template as written in a YAML file or posted to ``/v1/templates``."""
@@ -168,7 +225,8 @@ class ReportTemplate(_Strict):
     title: str = Field(
         min_length=1,
         max_length=200,
-        description="The table's title; {unit}, {code} and {date} are filled in",
+        description="The table's title; the bare placeholders {unit}, {code} and {date} "
+        "are filled in",
     )
     rows: Level = Field(
         description="The level of the rows: the units of that level under "
@@ -210,17 +268,16 @@ class ReportTemplate(_Strict):
 
     @field_validator("title")
     @classmethod
-    def _placeholders(cls, value: str) -> str:
-        try:
-            named = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        except ValueError as exc:
-            raise ValueError(f"bad braces ({exc}); write {{unit}}, {{code}} or {{date}}") from None
-        unknown = named - TITLE_FIELDS
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder(s) {sorted(unknown)}; use {{unit}}, {{code}} or {{date}}"
-            )
+    def _placeholders(cls, value: str, info: ValidationInfo) -> str:
+        wrong = None if _stored(info) else title_problem(value)
+        if wrong:
+            raise ValueError(wrong)
         return value
+
+    @field_validator("title", "name_heading", "code_heading", "totals_label")
+    @classmethod
+    def _texts(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _not_a_formula(value, info)
 
     @model_validator(mode="after")
     def _consistent(self) -> ReportTemplate:
@@ -277,6 +334,9 @@ def chinese_day(day: date) -> str:
 
 
 def title_of(template: ReportTemplate, unit_name: str, code: str, first: date, last: date) -> str:
-    """The template's title with its placeholders filled."""
+    """The template's title with its placeholders filled: each bare {unit}, {code}, {date}
+    replaced (once: a unit's name is not read for placeholders), {{ and }} made single
+    braces; anything else (a stored title's {unit:>9}) stays as written."""
     when = chinese_day(first) if first == last else f"{chinese_day(first)}至{chinese_day(last)}"
-    return template.title.format(unit=unit_name, code=code, date=when)
+    values = {"unit": unit_name, "code": code, "date": when}
+    return _TITLE_TOKEN.sub(lambda m: values[m[1]] if m[1] else m[0][0], template.title)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import Column, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from zhibao_aggregator.domain.templates import ReportTemplate
+from zhibao_aggregator.domain.templates import STORED, ReportTemplate
 from zhibao_aggregator.storage.tables import metadata
 from zhibao_shared.db import UtcDateTime
 
@@ -62,9 +62,11 @@ async def stored_template(conn: AsyncConnection, template_id: str) -> ReportTemp
 
 def _parsed(template_id: str, body: str) -> ReportTemplate | None:
     """A stored template, or None (logged) if this version no longer accepts it (e.g. a
-    figure that was renamed): one stale template must not break the others."""
+    figure that was renamed): one stale template must not break the others. The rules
+    on its texts (bare placeholders, no formula-like beginning) are not applied again:
+    what an earlier version stored comes out literally (see ``templates.STORED``)."""
     try:
-        return ReportTemplate.model_validate_json(body)
+        return ReportTemplate.model_validate_json(body, context=STORED)
     except ValidationError as exc:
         log.warning("stored_template_invalid", template=template_id, errors=exc.error_count())
         return None
