@@ -105,3 +105,24 @@ def test_a_unit_whose_closed_total_goes_down_stops_showing_stocks() -> None:
     assert first.units["a"][CURRENT] == {"value": 3, "suppressed": False}
     assert second.units["a"][CURRENT] == {"value": None, "suppressed": True}
     assert second.units["a"][CUMULATIVE]["suppressed"]
+
+
+def test_a_unit_holding_more_current_cases_than_it_ever_reported_shows_no_stocks() -> None:
+    """A person confirmed in ``b`` and reported again in ``a`` is current in ``a`` (last
+    reported there) but counted new in ``b``: ``a``'s current of 1 follows from no
+    published count, so its stocks are not shown."""
+    from datetime import date
+
+    from tests.security.public_history import RULES
+    from zhibao_aggregator.domain.public import make_release
+
+    groups = {"r": ("a", "b")}
+    figures: dict[str, dict[str, int | str | None]] = {
+        "a": {CUMULATIVE: 0, CURRENT: 1},
+        "b": {CUMULATIVE: 1, CURRENT: 0},
+        "r": {CUMULATIVE: 1, CURRENT: 1},
+    }
+    release = make_release(date(2020, 2, 1), figures, groups, None, RULES)
+    assert release.units["a"][NEW_CONFIRMED] == {"value": 0, "suppressed": False}
+    assert release.units["a"][CURRENT] == {"value": None, "suppressed": True}
+    assert release.units["a"][CUMULATIVE] == {"value": None, "suppressed": True}

@@ -167,10 +167,13 @@ def make_release(
     state: dict[str, UnitState] = {}
     for unit, own in figures.items():
         old = before.get(unit, UnitState())
-        # a closed total that went down (someone confirmed again) is no published flow
+        # a closed total that went down (someone confirmed again), or more current cases
+        # than were ever reported here (a person confirmed elsewhere, reported again here),
+        # is no published flow
         clean = (
             old.clean
             and closed[unit] >= old.closed
+            and counts[CURRENT][unit] <= counts[CUMULATIVE][unit]
             and not any(unit in hidden[c] for c in REPORTED_COUNTS)
         )
         shown: dict[str, Any] = {
