@@ -243,6 +243,23 @@ async def test_a_retracted_end_of_isolation_makes_missed_checks_count_again(
     assert len(await rows(db, "missed_isolation_check")) == 1
 
 
+async def test_a_retracted_start_leaves_a_breach_that_is_no_isolation_and_no_check(
+    db: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """Folded again from the breach alone, the person is in no isolation (as in the
+    aggregator's figures): their missed check resolves itself."""
+    world = World(db, clock, webhook)
+    dog = watchdog(db, clock, webhook, NO_ABERRATION)
+    start = isolation("6" * 32, "start", clock.now - timedelta(hours=40))
+    breach = isolation("6" * 32, "breach", clock.now - timedelta(hours=30))
+    await world.send(start, breach)
+    await dog.tick()
+    assert [s for _w, s in await rows(db, "missed_isolation_check")] == ["firing"]
+    await world.send(correction(start, reason="started by mistake: never isolated"))
+    await dog.tick()
+    assert [s for _w, s in await rows(db, "missed_isolation_check")] == ["resolved"]
+
+
 async def test_retracted_fevers_take_back_an_ears_alarm_at_every_level(
     db: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:

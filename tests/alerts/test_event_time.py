@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.alerts.conftest import COMMUNITY, Clock, confirmed, published
+from tests.alerts.conftest import COMMUNITY, Clock, confirmed, correction, published
 from tests.alerts.test_lifecycle import NO_ABERRATION, World
 from tests.alerts.test_time_rules import SHANGHAI, at_shanghai, rows, watchdog
 from tests.support.webhook import Receiver
 from zhibao_alerts.domain.config import Rules
+from zhibao_alerts.store import NO_CHECK_YET
 from zhibao_alerts.tables import alerts, isolations
 from zhibao_shared.events import PublishedEvent
 
@@ -69,6 +70,78 @@ async def test_an_isolation_first_heard_of_by_its_end_keeps_its_last_check_not_t
     async with engine.connect() as conn:
         row = (await conn.execute(select(isolations).where(isolations.c.pid == person))).one()
     assert (row.active, row.last_check_at) == (0, checked)
+
+
+#: An isolation's start, check and breach, in hours before now: the last check is 30 h
+#: old (a missed check), the breach later than it is no check.
+START_CHECK_BREACH = {"start": 40, "check": 30, "breach": 20}
+
+
+async def missed_checks(engine: AsyncEngine) -> list[tuple[str, str]]:
+    """(summary_en, state) of every missed-check alert, oldest first."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            select(alerts.c.summary_en, alerts.c.state)
+            .where(alerts.c.rule == "missed_isolation_check")
+            .order_by(alerts.c.id)
+        )
+        return [(summary, state) for summary, state in found]
+
+
+async def isolation_of(engine: AsyncEngine, person: str) -> tuple[Any, ...]:
+    """A person's isolation as stored: (community, active, last check, status time)."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(isolations).where(isolations.c.pid == person))).one()
+    return (row.community, row.active, row.last_check_at, row.status_at)
+
+
+@pytest.mark.parametrize("order", list(permutations(START_CHECK_BREACH)), ids="-".join)
+async def test_a_breach_is_no_check_whatever_order_start_check_and_breach_arrive_in(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver, order: tuple[str, ...]
+) -> None:
+    """Each event in a request of its own: the last check is the check's time (only a
+    start or a check is one), so the missed check is raised in every order; a
+    correction that folds the isolation again keeps the same row."""
+    world = World(engine, clock, webhook)
+    dog = watchdog(engine, clock, webhook, NO_ABERRATION)
+    person = "4" * 32
+    at = {action: clock.now - timedelta(hours=h) for action, h in START_CHECK_BREACH.items()}
+    sent = {action: isolation(person, action, when) for action, when in at.items()}
+    for action in order:
+        await world.send(sent[action])
+    expected = (COMMUNITY, 1, at["check"], at["start"])
+    assert await isolation_of(engine, person) == expected
+    await dog.tick()
+    missed = [(f"1 isolated in {COMMUNITY}: no check for 24 h", "firing")]
+    assert await missed_checks(engine) == missed
+    # the breach replaced by the same breach: the isolation is folded again from its events
+    data = {"person": {"pid": person}, "action": "breach", "kind": "home"}
+    await world.send(correction(sent["breach"], data, reason="重报 (sent again)"))
+    assert await isolation_of(engine, person) == expected
+    await dog.tick()
+    assert await missed_checks(engine) == missed
+
+
+async def test_a_breach_alone_opens_no_isolation_and_a_check_then_does(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """As in the aggregator's figures, a breach opens no isolation and is no check: no
+    missed check for a person only a breach is known of; their check arriving later (a
+    check counts as open until a start or end arrives) is their last check."""
+    world = World(engine, clock, webhook)
+    dog = watchdog(engine, clock, webhook, NO_ABERRATION)
+    person = "5" * 32
+    await world.send(isolation(person, "breach", clock.now - timedelta(hours=30)))
+    assert await isolation_of(engine, person) == (COMMUNITY, 0, NO_CHECK_YET, None)
+    await dog.tick()
+    assert await missed_checks(engine) == []
+    checked = clock.now - timedelta(hours=26)
+    await world.send(isolation(person, "check", checked))
+    assert await isolation_of(engine, person) == (COMMUNITY, 1, checked, None)
+    await dog.tick()
+    assert await missed_checks(engine) == [
+        (f"1 isolated in {COMMUNITY}: no check for 24 h", "firing")
+    ]
 
 
 async def test_three_fevers_make_one_cluster_whatever_order_they_arrive_in(

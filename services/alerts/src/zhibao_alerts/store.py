@@ -520,14 +520,15 @@ class IsolationNote:
     at: datetime
 
 
-#: The last check of an isolation whose first event to arrive was its end (the column
-#: is required; every start or check, however old, is later).
+#: The last check of an isolation none of whose events to arrive so far is a start or a
+#: check (its end or a breach came first; the column is required; every start or check,
+#: however old, is later).
 NO_CHECK_YET = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote]) -> None:
     """Track isolations in event time: the latest start or end decides whether one is
-    open, whatever order they arrive in; start and check refresh the last check.
+    open, whatever order they arrive in; only a start or a check moves the last check.
 
     The notes are folded in memory onto the stored rows (one read), then written back
     with one insert and one update.
@@ -575,27 +576,35 @@ async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote])
 def _isolation_after(row: dict[str, Any] | None, note: IsolationNote) -> dict[str, Any]:
     """An isolation's row after one more event (``row`` is None when it is the first).
 
-    As in the aggregator's person figures, a start opens and an end closes, in event
-    time: an event older than the latest start/end does not change whether the
-    isolation is open, and a check never opens one (the first event being a check
-    counts as open, as before, until a start or end says otherwise).
+    The row depends on which events arrived, not in which order:
+
+    * the last check is the latest start or check in event time (a start is the first
+      contact); an end or a breach is no check, so an isolation none of whose events is
+      a start or check has none yet (:data:`NO_CHECK_YET`);
+    * as in the aggregator's person figures, a start opens and an end closes, in event
+      time: an event older than the latest start/end does not change whether the
+      isolation is open. Until a start or end arrives, a check counts as open, as before
+      (its start may come later, or may not reach this service); a breach alone opens
+      nothing (the aggregator counts no isolation for it either).
     """
     if row is None:
         row = {
             "community": note.community,
-            # an end is no check: an isolation first heard of by its end has none yet
-            "last_check_at": NO_CHECK_YET if note.action == "end" else note.at,
-            "active": 1,
+            "last_check_at": NO_CHECK_YET,
+            "active": 0,
             "status_at": None,
         }
     row = dict(row)
     if note.action in ("start", "check") and note.at > row["last_check_at"]:
         row["last_check_at"] = note.at
     status_at = row["status_at"]
-    if note.action in ("start", "end") and (status_at is None or note.at >= status_at):
-        row["active"] = 1 if note.action == "start" else 0
-        row["status_at"] = note.at
-        row["community"] = note.community
+    if note.action in ("start", "end"):
+        if status_at is None or note.at >= status_at:
+            row["active"] = 1 if note.action == "start" else 0
+            row["status_at"] = note.at
+            row["community"] = note.community
+    elif note.action == "check" and status_at is None:
+        row["active"] = 1
     return row
 
 
