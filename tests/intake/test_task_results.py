@@ -71,6 +71,7 @@ async def test_refusals_follow_the_task_as_the_stream_last_said(intake: RunningI
         task_result(visit, method="phone"),
         task_result(uuid.uuid4().hex),
         task_result(visit, outcome="transferred", transfer_to="640106999999"),
+        task_result(visit, outcome="transferred", transfer_to="640104001001"),
         task_result(moved, COMMUNITY_B, method="phone"),
         task_result(visit, outcome="unreachable", method="phone"),
     )
@@ -81,9 +82,12 @@ async def test_refusals_follow_the_task_as_the_stream_last_said(intake: RunningI
         "visit_required",
         "unknown_task",
         "unknown_unit",
+        "invalid",  # another district's community: a transfer stays in the issuing one
         None,
         None,
     ]
+    away = answer.json()["results"][5]
+    assert "district 640106" in json.dumps(away)
     async with httpx.AsyncClient() as client:
         health = (await client.get(f"{intake.url}/readyz")).json()
     assert health["checks"]["tasks"] is True

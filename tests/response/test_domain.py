@@ -8,7 +8,13 @@ import pytest
 
 from zhibao_response.domain.playbook import AppliesTo, Measure, plan
 from zhibao_response.domain.progress import MeasureStatus, TaskFacts, progress
-from zhibao_response.domain.tasks import InvalidTransition, check_transition
+from zhibao_response.domain.tasks import (
+    InvalidTransition,
+    TransferOutside,
+    VisitRequired,
+    check_change,
+    check_transition,
+)
 from zhibao_shared.hierarchy import load_registry
 from zhibao_shared.task_events import TaskState as S
 
@@ -49,6 +55,35 @@ def test_closed_tasks_do_not_change_and_only_a_transfer_names_a_move() -> None:
         check_transition(S.ACCEPTED, S.ISSUED)
     with pytest.raises(InvalidTransition):
         check_transition(S.ISSUED, S.CANCELLED)  # only lifting a level cancels
+
+
+def companion(current: S, wanted: S, method: str | None = None, to: str | None = None) -> None:
+    """:func:`check_change` for a companion's verification (a kind needing a visit)."""
+    check_change(
+        current,
+        wanted,
+        unit="640106001001",
+        kind="verify_companion",
+        requires_visit=True,
+        method=method,
+        to=to,
+    )
+
+
+def test_one_check_holds_both_ways_a_task_changes_to_the_visit_and_district_rules() -> None:
+    with pytest.raises(VisitRequired, match="verify_companion task needs a visit"):
+        companion(S.ACCEPTED, S.DONE)  # the state route: no method
+    with pytest.raises(VisitRequired):
+        companion(S.ISSUED, S.DONE, method="phone")
+    companion(S.ISSUED, S.DONE, method="visit")
+    companion(S.ISSUED, S.UNREACHABLE)
+    check_change(S.ISSUED, S.DONE, unit="640106001001", kind="disinfect", requires_visit=False)
+    with pytest.raises(InvalidTransition):  # closed first: 409 before any other rule
+        companion(S.DONE, S.DONE)
+
+    companion(S.ISSUED, S.TRANSFERRED, to="640106002001")
+    with pytest.raises(TransferOutside, match="district 640106"):
+        companion(S.ISSUED, S.TRANSFERRED, to="640104001001")
 
 
 def test_a_declaration_plans_one_task_per_target_due_after_the_deadline() -> None:

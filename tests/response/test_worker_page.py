@@ -84,7 +84,7 @@ def test_the_page_lists_the_community_s_open_tasks_only_soonest_first(
     task_token = system.token(community, Role.OPERATE)
     answer = httpx.post(
         f"{system.response_url}/v1/tasks/{closed}/state",
-        json={"state": "done"},
+        json={"state": "unreachable"},
         headers={"authorization": f"Bearer {task_token}"},
     )
     assert answer.status_code == 200, answer.text

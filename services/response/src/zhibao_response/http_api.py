@@ -14,7 +14,13 @@ from sqlalchemy import Row
 
 from zhibao_response.config_files import WatchedPlaybook
 from zhibao_response.domain.playbook import ResponseLevel
-from zhibao_response.domain.tasks import InvalidTransition, check_transition, validate_batch
+from zhibao_response.domain.tasks import (
+    InvalidTransition,
+    TransferOutside,
+    VisitRequired,
+    check_change,
+    validate_batch,
+)
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import LEVELS_DECLARED, TASKS_CHANGED, TASKS_ISSUED
 from zhibao_response.point_places import level_compounds
@@ -252,8 +258,17 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         "/tasks/{task_id}/state",
         summary="Accept, complete, or transfer a task",
         responses={
+            403: {
+                "description": "The token's units do not cover the task, or a transfer "
+                "leaves the district the task was issued in"
+            },
             404: {"description": "No such task"},
             409: {"description": "Not allowed from the task's state, or changed meanwhile"},
+            422: {
+                "description": "A transfer's community is missing or unknown, or done "
+                "for a task whose kind needs a visit (type visit_required: report the "
+                "result through intake with method visit)"
+            },
         },
     )
     async def change_state(
@@ -262,10 +277,6 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         token: Annotated[Token, Depends(operate)],
     ) -> dict[str, Any]:
         task = await api.task_for(task_id, token, issuer_may=False)
-        try:
-            check_transition(TaskState(task.state), change.state)
-        except InvalidTransition as exc:
-            raise HTTPException(409, str(exc)) from None
         if change.state is TaskState.TRANSFERRED:
             if change.to is None or not api.registry.is_community(change.to):
                 raise unprocessable(("body", "to"), "a transfer names a community of the registry")
@@ -273,6 +284,21 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
                 raise unprocessable(("body", "to"), "the task is already with that community")
         elif change.to is not None:
             raise unprocessable(("body", "to"), "only a transfer names a community")
+        try:
+            check_change(
+                TaskState(task.state),
+                change.state,
+                unit=task.unit,
+                kind=task.kind,
+                requires_visit=api.store.requires_visit(task.kind),
+                to=change.to,
+            )
+        except InvalidTransition as exc:
+            raise HTTPException(409, str(exc)) from None
+        except VisitRequired as exc:
+            raise unprocessable(("body", "state"), str(exc), "visit_required") from None
+        except TransferOutside as exc:
+            raise HTTPException(403, str(exc)) from None
         try:
             await api.store.change(task, change.state, Actor.of(token), change.to)
         except Conflict:

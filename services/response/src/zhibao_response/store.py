@@ -172,8 +172,13 @@ class TaskStore:
         from_unit: str | None = None,
     ) -> dict[str, Any]:
         """The outbox row of a task message (says whether the task's kind needs a visit)."""
-        visit = row["kind"] in self._visit_kinds
+        visit = self.requires_visit(row["kind"])
         return _message(event, row, state, at, from_unit, requires_visit=visit)
+
+    def requires_visit(self, kind: str) -> bool:
+        """True when a task of ``kind`` is done only by a visit (a phone call, or a change of
+        state without a result, cannot complete it): ZHIBAO_RESPONSE_VISIT_REQUIRED_KINDS."""
+        return kind in self._visit_kinds
 
     async def issue(self, new: Sequence[NewTask], actor: Actor) -> None:
         """Store new tasks (all or none), their history and their ``issued`` messages."""
@@ -348,9 +353,9 @@ class TaskStore:
         applies = row is not None and applicable(
             TaskState(row["state"]),
             row["unit"],
-            result.reporter_unit,
-            result.wanted,
-            result.to_unit,
+            row["kind"],
+            self.requires_visit(row["kind"]),
+            result,
         )
         if row is not None and applies:
             history_id = await self._change(conn, row, result.wanted, actor, result.to_unit, now)

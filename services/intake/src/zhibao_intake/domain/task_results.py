@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from zhibao_intake.domain.outcome import FieldError, RejectionCode
-from zhibao_shared.events import ReportedTaskResultData, TaskMethod, TaskOutcome
+from zhibao_shared.events import ReportedTaskResultData
 from zhibao_shared.hierarchy import Registry
+from zhibao_shared.task_rules import issuing_district, transfer_leaves_district, visit_missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ def judge(
             RejectionCode.TASK_CLOSED,
             FieldError(field="data.task", message=f"task {data.task} is closed already"),
         )
-    if task.requires_visit and data.outcome is TaskOutcome.DONE and data.method is TaskMethod.PHONE:
+    if visit_missing(task.requires_visit, data.outcome, data.method):
         return Refusal(
             RejectionCode.VISIT_REQUIRED,
             FieldError(
@@ -106,4 +107,10 @@ def _transfer_problem(
     if target == community:
         error = FieldError(field="data.transfer_to", message="the task is with that community")
         return Refusal(RejectionCode.INVALID, error)
+    if transfer_leaves_district(community, target):
+        message = (
+            f"the task was issued in district {issuing_district(community)}: it may be "
+            "transferred within that district only"
+        )
+        return Refusal(RejectionCode.INVALID, FieldError(field="data.transfer_to", message=message))
     return None

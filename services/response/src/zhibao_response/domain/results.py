@@ -2,7 +2,8 @@
 
 A result is applied when its task is still open with the community that reported
 it and its outcome is a change that community may make; otherwise (the task was
-closed meanwhile, or moved to another community) it is only recorded in the task's
+closed meanwhile, or moved to another community, or it breaks a rule of
+:func:`~zhibao_response.domain.tasks.check_change`) it is only recorded in the task's
 history. Intake refuses results for unknown or closed tasks up front; this is the
 second line for what changed between intake's look and the result's arrival.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from zhibao_response.domain.tasks import InvalidTransition, check_transition
+from zhibao_response.domain.tasks import ChangeRefused, check_change
 from zhibao_shared.events import PublishedTaskResult, TaskOutcome
 from zhibao_shared.task_events import TaskState
 
@@ -76,13 +77,27 @@ def result_of(
 
 
 def applicable(
-    state: TaskState, unit: str, reporter_unit: str, wanted: TaskState, to_unit: str | None
+    state: TaskState,
+    unit: str,
+    kind: str,
+    requires_visit: bool,
+    result: TaskResult,
 ) -> bool:
-    """True when a result reported by ``reporter_unit`` may move the task to ``wanted``."""
-    if unit != reporter_unit or to_unit == unit:
+    """True when ``result`` may move the task (in ``state``, with ``unit``, of ``kind``)
+    as it says: reported by that community, a change it may make (the same check as the
+    state route's, with the result's method)."""
+    if unit != result.reporter_unit or result.to_unit == unit:
         return False
     try:
-        check_transition(state, wanted)
-    except InvalidTransition:
+        check_change(
+            state,
+            result.wanted,
+            unit=unit,
+            kind=kind,
+            requires_visit=requires_visit,
+            method=result.method,
+            to=result.to_unit,
+        )
+    except ChangeRefused:
         return False
     return True

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 from zhibao_shared.events import ReportedPerson
 from zhibao_shared.hierarchy import Registry
 from zhibao_shared.task_events import TASK_KIND, TaskState
+from zhibao_shared.task_rules import issuing_district, transfer_leaves_district, visit_missing
 
 #: States a task is still open in (overdue checks apply, it can change).
 OPEN_STATES = frozenset({TaskState.ISSUED, TaskState.ACCEPTED})
@@ -107,8 +108,20 @@ def _problem(error: Any) -> Problem:
     return Problem(index, ".".join(parts), str(error["type"]), str(error["msg"]))
 
 
-class InvalidTransition(ValueError):
+class ChangeRefused(ValueError):
+    """A change of a task's state a community may not make."""
+
+
+class InvalidTransition(ChangeRefused):
     """A state change the task's current state does not allow."""
+
+
+class VisitRequired(ChangeRefused):
+    """Done without a visit, for a task whose kind requires one."""
+
+
+class TransferOutside(ChangeRefused):
+    """A transfer to a community outside the district the task was issued in."""
 
 
 def check_transition(current: TaskState, wanted: TaskState) -> None:
@@ -118,6 +131,37 @@ def check_transition(current: TaskState, wanted: TaskState) -> None:
         raise InvalidTransition(
             f"a task that is {current.value} cannot become {wanted.value}"
             + (f" (allowed: {', '.join(sorted(s.value for s in allowed))})" if allowed else "")
+        )
+
+
+def check_change(
+    current: TaskState,
+    wanted: TaskState,
+    *,
+    unit: str,
+    kind: str,
+    requires_visit: bool,
+    method: str | None = None,
+    to: str | None = None,
+) -> None:
+    """Raise a :class:`ChangeRefused` unless the community ``unit`` may move its task of
+    ``kind`` from ``current`` to ``wanted`` (by ``method``, to the community ``to``).
+
+    The one check of both ways a task changes: the state route (no method) and a result
+    reported through intake (its method), so neither gets round the other's rules.
+    """
+    check_transition(current, wanted)
+    if visit_missing(requires_visit, wanted, method):
+        raise VisitRequired(
+            f"a {kind} task needs a visit to be done: report the result through intake "
+            "(a zhibao.task_result.v1 event with method visit, as the worker page's "
+            "result form sends it); this route records no visit"
+        )
+    if to is not None and transfer_leaves_district(unit, to):
+        raise TransferOutside(
+            f"the task was issued in district {issuing_district(unit)}: it may be "
+            f"transferred within that district only, not to {to}: ask the issuing "
+            "command centre to hand it on"
         )
 
 

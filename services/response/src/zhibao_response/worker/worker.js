@@ -39,6 +39,7 @@
     ["data.task", /no task|unknown|not known/i, "系统里暂时没有这项任务（可能刚下发），请稍后重试。"],
     ["subject", /assigned|not to/i, "这项任务已不属于本社区（可能已转走）；请点“刷新”。"],
     ["data.transfer_to", /with that community|already/i, "任务已在该社区，不能转给它自己。"],
+    ["data.transfer_to", /district/i, "只能转给本区（县）内的社区；要转往外区，请联系下发任务的指挥部。"],
     ["data.transfer_to", /community|registry/i, "转往社区的代码不在名册中，请核对。"],
     ["data.note", /resident|id number|身份证/i, "备注里不能写身份证号。"],
   ];
