@@ -104,6 +104,11 @@ class AuditRecord(_Described):
     person: str | None = Field(
         default=None, description="The person a personal token belongs to, when known"
     )
+    scopes: list[str] | None = Field(
+        default=None,
+        description="The units the caller's token covers (an event refused as forbidden "
+        "is filed under them, not under the unit it named); null without a valid token",
+    )
     status: int = Field(description="The HTTP-equivalent status answered")
     events: list[AuditedEvent] | None = Field(
         default=None, description="Per submitted event, in submission order (when admitted)"
