@@ -28,7 +28,7 @@ from tests.support.intake import RunningIntake
 from zhibao_shared.http_limits import http_protocol
 from zhibao_shared.natsserver import free_port
 from zhibao_shared.serving import server_config
-from zhibao_shared.settings import ServiceSettings
+from zhibao_shared.settings import SILENT_MIN_AGE_S, ServiceSettings
 
 DEADLINE_S = 0.5
 WAIT_S = 20 * DEADLINE_S
@@ -79,7 +79,7 @@ def _serving(protocol: str, **settings: Any) -> Iterator[int]:
     config = server_config(_app(), service_settings, port)
     if protocol == "h11":
         config.http = http_protocol(
-            service_settings.http_header_timeout_s, service_settings.http_max_waiting, use_h11=True
+            service_settings.http_header_timeout_s, service_settings.http_max_silent, use_h11=True
         )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -246,20 +246,41 @@ def test_a_body_the_app_never_read_cannot_hold_the_connection(protocol: str) -> 
 
 def test_silent_connections_never_keep_a_client_out(protocol: str) -> None:
     """Many connections opened and left silent (a flood from any number of addresses,
-    no token needed): the longest-waiting are closed, and a client is served."""
+    no token needed): the oldest are closed, and a client is served."""
     before = _cut("crowded")
     # the head deadline far away: only crowding can close the silent connections
-    with _serving(protocol, http_max_waiting=3, http_header_timeout_s=60) as port:
+    with _serving(protocol, http_max_silent=3, http_header_timeout_s=60) as port:
         silent = [_connect(port) for _ in range(8)]
         try:
-            time.sleep(DEADLINE_S)  # the server has taken them all
+            time.sleep(SILENT_MIN_AGE_S + DEADLINE_S)  # all taken, and silent long enough
             answer = httpx.get(f"http://127.0.0.1:{port}/ok", timeout=WAIT_S)
             assert answer.status_code == 200, answer.text
-            assert _until_closed(silent[0]) == b"", "the longest waiting is closed, unanswered"
+            assert _until_closed(silent[0]) == b"", "the oldest is closed, unanswered"
         finally:
             for sock in silent:
                 sock.close()
     assert _cut("crowded") >= before + 5, "counted for the operator"
+
+
+def test_kept_alive_clients_beyond_the_silent_limit_are_not_cut(protocol: str) -> None:
+    """Clients between two requests on kept-alive connections are not silent newcomers:
+    however many, none is closed for crowding."""
+    before = _cut("crowded")
+    with _serving(protocol, http_max_silent=3, http_header_timeout_s=60) as port:
+        clients = [_connect(port) for _ in range(8)]
+        try:
+            for _ in range(2):
+                for sock in clients:
+                    sock.sendall(HEAD + b"\r\n")
+                for sock in clients:
+                    head, _ = _one_response(sock)
+                    assert head.startswith(b"HTTP/1.1 200 "), head
+                time.sleep(SILENT_MIN_AGE_S + DEADLINE_S / 10)
+                _connect(port).close()  # a newcomer, to set off any crowding
+        finally:
+            for sock in clients:
+                sock.close()
+    assert _cut("crowded") == before
 
 
 def test_a_response_streamed_past_the_body_deadline_is_not_cut(protocol: str) -> None:

@@ -23,10 +23,10 @@ both installed by :func:`zhibao_shared.serving.server_config` for every service:
   closes such a connection.
 
 Connections left silent cannot crowd clients out either: beyond
-``ZHIBAO_HTTP_MAX_WAITING`` connections waiting for a request head, the one
-waiting longest is closed (:class:`Waiting`). There is deliberately no cap on
-open connections: uvicorn's ``limit_concurrency`` counts silent connections too,
-so a thousand of them, from one address and with no token, made every service
+``ZHIBAO_HTTP_MAX_SILENT`` connections that have sent nothing since they opened,
+the oldest is closed (:class:`Silent`). There is deliberately no cap on open
+connections: uvicorn's ``limit_concurrency`` counts silent connections too, so
+a thousand of them, from one address and with no token, made every service
 answer 503 to everyone.
 
 The protocol subclasses rely on uvicorn's internals (0.54: ``cycle``, a new
@@ -49,7 +49,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from zhibao_shared.asgi_answers import json_headers
-from zhibao_shared.settings import HTTP_HEADER_TIMEOUT_S, HTTP_MAX_WAITING
+from zhibao_shared.settings import HTTP_HEADER_TIMEOUT_S, HTTP_MAX_SILENT, SILENT_MIN_AGE_S
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -63,8 +63,8 @@ _DISCONNECT: Message = {"type": "http.disconnect"}
 CONNECTIONS_CUT = Counter(
     "zhibao_http_connections_cut_total",
     "Connections the server closed: a request head begun but late (head), a body not "
-    "received in time (body), a connection that sent nothing in time (idle), the one "
-    "waiting longest for a request head when too many were waiting (crowded)",
+    "received in time (body), a new connection that sent nothing in time (idle), the "
+    "oldest of too many new connections that had sent nothing (crowded)",
     ["reason"],
 )
 
@@ -146,35 +146,39 @@ class _TimedRequest:
         await self._send(message)
 
 
-class Waiting:
-    """The connections of one server waiting for a request head, longest-waiting first.
+class Silent:
+    """The connections of one server that have sent nothing since they opened, oldest first.
 
-    Beyond ``limit`` the one waiting longest is closed (:meth:`_HeadWait.cut`): many
-    connections opened and left silent, from any number of addresses, never keep a new
-    client out (a global cap on open connections would: each silent one counts until its
-    head deadline). A client sends its head as soon as it connects, so only a connection
-    left idle for long is closed, and under such a flood only. Entries whose head has
-    arrived since are dropped as they come up (each is added again when its connection
-    next waits).
+    Beyond ``limit`` of them, the oldest that has been silent ``min_age_s`` or longer is
+    closed (:meth:`_HeadWait.cut`): connections opened and left silent, from any number of
+    addresses, never keep a new client out (a cap on open connections would: each silent
+    one counts until its head deadline). A client sends its request as soon as it connects
+    and leaves this list with its first bytes; the minimum age spares a burst of new
+    connections whose requests are still in the socket buffers (the loop makes every
+    connection it accepts before it reads from any). A kept-alive connection between two
+    requests is not silent in this sense (uvicorn's keep-alive timeout closes it), nor is
+    one whose request is in progress.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, min_age_s: float = SILENT_MIN_AGE_S) -> None:
         self.limit = limit
-        self._entries: OrderedDict[_HeadWait, None] = OrderedDict()
+        self.min_age_s = min_age_s
+        self._since: OrderedDict[_HeadWait, float] = OrderedDict()
 
-    def add(self, wait: _HeadWait) -> None:
-        """``wait`` starts waiting (now the newest); the longest waiting beyond the limit
-        are closed."""
-        self._entries[wait] = None
-        self._entries.move_to_end(wait)
-        while len(self._entries) > self.limit:
-            oldest, _ = self._entries.popitem(last=False)
-            if oldest.waiting:
-                oldest.cut()
+    def add(self, wait: _HeadWait, now: float) -> None:
+        """A connection opened at ``now`` and has sent nothing yet; beyond the limit, the
+        oldest silent long enough are closed."""
+        self._since[wait] = now
+        while len(self._since) > self.limit:
+            oldest, since = next(iter(self._since.items()))
+            if now - since < self.min_age_s:
+                return
+            del self._since[oldest]
+            oldest.cut()
 
     def discard(self, wait: _HeadWait) -> None:
-        """``wait`` waits no more."""
-        self._entries.pop(wait, None)
+        """The connection sent something, or closed."""
+        self._since.pop(wait, None)
 
 
 class _HeadWait:
@@ -186,14 +190,15 @@ class _HeadWait:
     """
 
     def __init__(
-        self, connection: HttpToolsProtocol | H11Protocol, timeout_s: float, waiting: Waiting
+        self, connection: HttpToolsProtocol | H11Protocol, timeout_s: float, silent: Silent
     ) -> None:
         self._connection = connection
         self._timeout_s = timeout_s
-        self._waiting = waiting
+        self._silent = silent
         self._timer: asyncio.TimerHandle | None = None
         self._after: object = None
         self._partial = False
+        self._heard = False  # the connection has sent something since it opened
 
     def start(self) -> None:
         """Wait for the next head, unless the connection is closing or busy with a request
@@ -206,11 +211,15 @@ class _HeadWait:
         self._after = cycle
         self._partial = False
         self._timer = connection.loop.call_later(self._timeout_s, self._expire)
-        self._waiting.add(self)
+        if not self._heard:
+            self._silent.add(self, connection.loop.time())
 
     def received(self) -> None:
         """Part of a request arrived (a late head is then answered 408)."""
         self._partial = True
+        if not self._heard:
+            self._heard = True
+            self._silent.discard(self)
 
     @property
     def waiting(self) -> bool:
@@ -223,16 +232,16 @@ class _HeadWait:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._waiting.discard(self)
+        self._silent.discard(self)
 
     def cut(self) -> None:
-        """Close the connection now: too many connections are waiting for a head."""
+        """Close the connection now: too many connections are silent (see :class:`Silent`)."""
         self.cancel()
         self._close("crowded")
 
     def _expire(self) -> None:
         self._timer = None
-        self._waiting.discard(self)
+        self._silent.discard(self)
         if self.waiting:
             self._close("head" if self._partial else "idle")
 
@@ -259,7 +268,7 @@ if HAVE_HTTPTOOLS:
         connection whose request head is late (:class:`_HeadWait`)."""
 
         head_timeout_s: float = HTTP_HEADER_TIMEOUT_S
-        waiting: Waiting = Waiting(HTTP_MAX_WAITING)
+        silent: Silent = Silent(HTTP_MAX_SILENT)
 
         def __init__(
             self,
@@ -269,7 +278,7 @@ if HAVE_HTTPTOOLS:
             _loop: asyncio.AbstractEventLoop | None = None,
         ) -> None:
             super().__init__(config, server_state, app_state, _loop)
-            self.head_wait = _HeadWait(self, self.head_timeout_s, self.waiting)
+            self.head_wait = _HeadWait(self, self.head_timeout_s, self.silent)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -297,7 +306,7 @@ class H11HeadDeadline(H11Protocol):
     request head is late (:class:`_HeadWait`)."""
 
     head_timeout_s: float = HTTP_HEADER_TIMEOUT_S
-    waiting: Waiting = Waiting(HTTP_MAX_WAITING)
+    silent: Silent = Silent(HTTP_MAX_SILENT)
 
     def __init__(
         self,
@@ -307,7 +316,7 @@ class H11HeadDeadline(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.head_wait = _HeadWait(self, self.head_timeout_s, self.waiting)
+        self.head_wait = _HeadWait(self, self.head_timeout_s, self.silent)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -332,14 +341,14 @@ class H11HeadDeadline(H11Protocol):
 
 def http_protocol(
     head_timeout_s: float,
-    max_waiting: int = HTTP_MAX_WAITING,
+    max_silent: int = HTTP_MAX_SILENT,
     *,
     use_h11: bool = not HAVE_HTTPTOOLS,
 ) -> type[asyncio.Protocol]:
     """The protocol class for ``uvicorn.Config(http=…)``: uvicorn's own choice (httptools
     when installed, else h11), closing connections whose request head is late, and the
-    longest waiting for one beyond ``max_waiting`` (one :class:`Waiting` a server)."""
-    attributes = {"head_timeout_s": head_timeout_s, "waiting": Waiting(max_waiting)}
+    oldest silent ones beyond ``max_silent`` (one :class:`Silent` a server)."""
+    attributes = {"head_timeout_s": head_timeout_s, "silent": Silent(max_silent)}
     if use_h11:
         return type("H11HeadDeadline", (H11HeadDeadline,), attributes)
     return type("HttpToolsHeadDeadline", (HttpToolsHeadDeadline,), attributes)

@@ -17,14 +17,14 @@ from zhibao_shared.settings import ServiceSettings
 def server_config(app: FastAPI, settings: ServiceSettings, port: int) -> uvicorn.Config:
     """uvicorn's configuration for a service: its request head and body deadlines
     (``ZHIBAO_HTTP_HEADER_TIMEOUT_S``, ``…_BODY_TIMEOUT_S``, see
-    :mod:`zhibao_shared.http_limits`), and how many connections may wait for a request
-    head before the one waiting longest is closed (``ZHIBAO_HTTP_MAX_WAITING``)."""
+    :mod:`zhibao_shared.http_limits`), and how many new connections may stay silent
+    before the oldest is closed (``ZHIBAO_HTTP_MAX_SILENT``)."""
     return uvicorn.Config(
         BodyDeadline(app, settings.http_body_timeout_s),
         host=settings.host,
         port=port,
         log_level="warning",
-        http=http_protocol(settings.http_header_timeout_s, settings.http_max_waiting),
+        http=http_protocol(settings.http_header_timeout_s, settings.http_max_silent),
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
 

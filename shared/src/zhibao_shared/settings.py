@@ -33,13 +33,16 @@ MIN_SECRET_DISTINCT = 10
 #: (bench/RESULTS.md, 2026-12-05: single events, 0 -> 50 ms, 14-17 % more events
 #: visible per second, 16 % less CPU per event; 20 ms was within the noise).
 CONSUMER_LINGER_S = 0.05
-#: Defaults of ``ZHIBAO_HTTP_HEADER_TIMEOUT_S``, ``…_BODY_TIMEOUT_S`` and
-#: ``…_MAX_CONNECTIONS`` (zhibao_shared.http_limits): a request head is a few hundred
-#: bytes; 30 s carries intake's largest body (2 MiB) at 70 kB/s.
+#: Defaults of ``ZHIBAO_HTTP_HEADER_TIMEOUT_S`` and ``…_BODY_TIMEOUT_S``
+#: (zhibao_shared.http_limits): a request head is a few hundred bytes; 30 s carries
+#: intake's largest body (2 MiB) at 70 kB/s.
 HTTP_HEADER_TIMEOUT_S = 10.0
 HTTP_BODY_TIMEOUT_S = 30.0
-#: Connections waiting for a request head at once before the longest-waiting is closed.
-HTTP_MAX_WAITING = 256
+#: New connections silent at once (nothing sent yet) before the oldest is closed.
+HTTP_MAX_SILENT = 256
+#: How long a new connection may be silent before it can be closed for crowding: a burst
+#: of connections is accepted before any of their requests is read.
+SILENT_MIN_AGE_S = 1.0
 #: When a community's daily report is due, after the start of its day: next day 09:00.
 DAILY_REPORT_DEADLINE = timedelta(days=1, hours=9)
 
@@ -238,12 +241,12 @@ class ServiceSettings(ZhibaoSettings):
         description="A request whose body has not arrived this long after its head is "
         "answered 408 and its connection closed",
     )
-    http_max_waiting: int = Field(
-        default=HTTP_MAX_WAITING,
+    http_max_silent: int = Field(
+        default=HTTP_MAX_SILENT,
         ge=1,
-        description="Beyond this many connections waiting for a request head (opened or "
-        "kept alive, nothing sent yet), the one waiting longest is closed: silent "
-        "connections cannot crowd clients out",
+        description="Beyond this many new connections that have sent nothing yet, the "
+        "oldest (silent a second or more) is closed: silent connections cannot crowd "
+        "clients out",
     )
     consumer_linger_s: float = Field(
         default=CONSUMER_LINGER_S,
