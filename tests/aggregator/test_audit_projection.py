@@ -220,12 +220,14 @@ async def test_rejected_events_per_community_day_and_reason(
     assert nothing == []
 
 
+@pytest.mark.parametrize("code", ["forbidden", "invalid"])
 async def test_an_event_naming_a_unit_its_token_does_not_cover_is_the_reporter_s(
-    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine
+    nats_server: NatsServer, tmp_path: Path, engine: AsyncEngine, code: str
 ) -> None:
-    """A's token names B 200 times (each refused ``forbidden``): B's scorecard and trail
-    are not A's to fill. The refusals are A's, the unit it named kept as a detail."""
-    forged = _submission(_at(DAY_1, 9), [_event(n, B, "rejected", "forbidden") for n in range(3)])
+    """A's token names B (refused ``forbidden``, or ``invalid``: intake validates before
+    it checks the scope): B's scorecard and trail are not A's to fill. The refusals are
+    A's, the unit it named kept as a detail."""
+    forged = _submission(_at(DAY_1, 9), [_event(n, B, "rejected", code) for n in range(3)])
     tokens = TokenStore.in_data_dir(tmp_path / "tokens")
     try:
         await _publish_trail(nats_server.url, tmp_path, tokens, [forged | {"scopes": [A]}])
@@ -245,7 +247,7 @@ async def test_an_event_naming_a_unit_its_token_does_not_cover_is_the_reporter_s
         ).scalars()
         claimed = [json.loads(d) for d in details]
     assert of_b == []
-    assert of_a == [RejectedCount(A, DAY_1, "forbidden", 3)]
+    assert of_a == [RejectedCount(A, DAY_1, code, 3)]
     assert [row for row in b_trail if row["kind"] == "event"] == []
     assert claimed == [{"claimed_unit": B}] * 3
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -38,6 +39,8 @@ _TEXT = 200
 _UNIT_LENGTHS = (4, 6, 9, 12)
 #: Intake's code for an event naming a unit its token does not cover.
 FORBIDDEN = "forbidden"
+#: The status of an event intake refused.
+REJECTED = "rejected"
 
 Row = dict[str, Any]
 
@@ -178,7 +181,7 @@ def _items(record: Mapping[str, Any]) -> list[Row]:
     events = record.get("events")
     if not isinstance(events, list) or not events:
         return [submission | {"kind": "submission", "type": None, "outcome": "refused"}]
-    reporter = _reporter_unit(record.get("scopes"))
+    reporter = _Reporter.of(record.get("scopes"))
     return [submission | _event(event, reporter) for event in events if isinstance(event, dict)]
 
 
@@ -206,13 +209,13 @@ def _tally(record: Mapping[str, Any]) -> Row:
     }
 
 
-def _event(event: Mapping[str, Any], reporter: str | None) -> Row:
+def _event(event: Mapping[str, Any], reporter: _Reporter) -> Row:
     unit = _unit(event.get("subject"))
     filed: Row = {"unit": unit, **_correction(event.get("correction"))}
-    if event.get("code") == FORBIDDEN:
+    if event.get("status") == REJECTED and not reporter.covers(event.get("code"), unit):
         # another unit's code, named by a token not covering it: the reporter's row (its
         # scorecard, its trail), not the named unit's (anyone could lower its score)
-        filed = {"unit": reporter, "detail": json.dumps({"claimed_unit": unit})}
+        filed = {"unit": reporter.unit, "detail": json.dumps({"claimed_unit": unit})}
     return {
         "kind": "event",
         "type": _text(event.get("type")),
@@ -225,17 +228,38 @@ def _event(event: Mapping[str, Any], reporter: str | None) -> Row:
     }
 
 
-def _reporter_unit(scopes: Any) -> str | None:
-    """The narrowest unit covering every scope of the submitting token (None: unknown,
-    as in records written before intake noted scopes)."""
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes) or not scopes:
-        return None
-    first, last = min(scopes), max(scopes)  # their common prefix is every scope's
-    same = next(
-        (i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), len(first)
-    )
-    shared = first[:same]
-    return next((shared[:n] for n in reversed(_UNIT_LENGTHS) if n <= len(shared)), None)
+@dataclass(frozen=True)
+class _Reporter:
+    """The scopes of the token that submitted a record (None: not known, as in records
+    written before intake noted them), and the narrowest unit covering them all."""
+
+    scopes: tuple[str, ...] | None
+    unit: str | None
+
+    @classmethod
+    def of(cls, scopes: Any) -> _Reporter:
+        if (
+            not isinstance(scopes, list)
+            or not scopes
+            or not all(isinstance(s, str) for s in scopes)
+        ):
+            return cls(None, None)
+        first, last = min(scopes), max(scopes)  # their common prefix is every scope's
+        same = next(
+            (i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), len(first)
+        )
+        shared = first[:same]
+        unit = next((shared[:n] for n in reversed(_UNIT_LENGTHS) if n <= len(shared)), None)
+        return cls(tuple(scopes), unit)
+
+    def covers(self, code: Any, unit: str | None) -> bool:
+        """Whether a refused event naming ``unit`` (refused with ``code``) is that unit's
+        to be filed under: not when refused as forbidden, nor when the token's scopes
+        (when known) do not cover it (an invalid event is refused before its scope is
+        checked)."""
+        if code == FORBIDDEN:
+            return False
+        return unit is None or self.scopes is None or unit.startswith(self.scopes)
 
 
 def _correction(correction: Any) -> Row:
