@@ -1,5 +1,5 @@
 """The state route keeps the rules a result through intake is held to: a kind that needs a
-visit is not done without one, and a transfer stays in the district the task was issued in."""
+visit is not done without one, and a community's transfer stays in the task's district."""
 
 from __future__ import annotations
 
@@ -65,6 +65,17 @@ async def test_a_transfer_stays_in_the_district_the_task_was_issued_in(
     assert (inside.json()["unit"], inside.json()["state"]) == (COMMUNITY_B, "issued")
     [listed] = await service.tasks(DISTRICT, "district")
     assert (listed["id"], listed["unit"]) == (task_id, COMMUNITY_B)
+
+
+async def test_the_city_moves_a_task_between_its_districts(service: Harness) -> None:
+    """A command centre covering both districts is not held to a community's limit: the
+    city's token moves the task to the neighbouring district (and back)."""
+    [task_id] = (await service.issue([a_task()], "city")).json()["ids"]
+    moved = await service.change(task_id, "city", state="transferred", to=ELSEWHERE)
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["unit"], moved.json()["state"]) == (ELSEWHERE, "issued")
+    back = await service.change(task_id, "city", state="transferred", to=COMMUNITY_A)
+    assert back.status_code == 200, back.text
 
 
 async def test_a_result_applied_downstream_is_held_to_the_same_rules(database: str) -> None:

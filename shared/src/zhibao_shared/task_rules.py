@@ -23,14 +23,9 @@ def visit_missing(requires_visit: bool, outcome: str, method: str | None) -> boo
     return requires_visit and outcome == DONE and method != VISIT
 
 
-def issuing_district(unit: str) -> str:
-    """The district a task assigned to ``unit`` was issued in. A transfer never leaves it
-    (:func:`transfer_leaves_district`), so the task's unit now names it."""
-    return district_of(unit)
-
-
 def transfer_leaves_district(unit: str, to: str) -> bool:
-    """True when moving a task from ``unit`` to the community ``to`` takes it out of the
-    district it was issued in: out of sight of that district's command centre and of its
-    partition (its lists, roll-ups and alerts)."""
-    return district_of(to) != issuing_district(unit)
+    """True when moving a task from ``unit`` to the community ``to`` takes it out of its
+    district: out of sight of that district's command centre and of its partition (its
+    lists, roll-ups and alerts). A community may not; a command centre covering ``to``
+    may."""
+    return district_of(to) != district_of(unit)

@@ -292,6 +292,7 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
                 kind=task.kind,
                 requires_visit=api.store.requires_visit(task.kind),
                 to=change.to,
+                reach=token.scopes,
             )
         except InvalidTransition as exc:
             raise HTTPException(409, str(exc)) from None

@@ -13,8 +13,8 @@ from typing import Protocol
 
 from zhibao_intake.domain.outcome import FieldError, RejectionCode
 from zhibao_shared.events import ReportedTaskResultData
-from zhibao_shared.hierarchy import Registry
-from zhibao_shared.task_rules import issuing_district, transfer_leaves_district, visit_missing
+from zhibao_shared.hierarchy import Registry, district_of
+from zhibao_shared.task_rules import transfer_leaves_district, visit_missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +109,8 @@ def _transfer_problem(
         return Refusal(RejectionCode.INVALID, error)
     if transfer_leaves_district(community, target):
         message = (
-            f"the task was issued in district {issuing_district(community)}: it may be "
-            "transferred within that district only"
+            f"the task is with district {district_of(community)}: a community may transfer "
+            "it within that district only (the city's command centre may move it further)"
         )
         return Refusal(RejectionCode.INVALID, FieldError(field="data.transfer_to", message=message))
     return None

@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from zhibao_shared.events import ReportedPerson
-from zhibao_shared.hierarchy import Registry
+from zhibao_shared.hierarchy import Registry, district_of
 from zhibao_shared.task_events import TASK_KIND, TaskState
-from zhibao_shared.task_rules import issuing_district, transfer_leaves_district, visit_missing
+from zhibao_shared.task_rules import transfer_leaves_district, visit_missing
 
 #: States a task is still open in (overdue checks apply, it can change).
 OPEN_STATES = frozenset({TaskState.ISSUED, TaskState.ACCEPTED})
@@ -143,9 +143,11 @@ def check_change(
     requires_visit: bool,
     method: str | None = None,
     to: str | None = None,
+    reach: tuple[str, ...] = (),
 ) -> None:
     """Raise a :class:`ChangeRefused` unless the community ``unit`` may move its task of
-    ``kind`` from ``current`` to ``wanted`` (by ``method``, to the community ``to``).
+    ``kind`` from ``current`` to ``wanted`` (by ``method``, to the community ``to``, by a
+    caller whose scopes are ``reach``: one covering ``to`` may move it out of the district).
 
     The one check of both ways a task changes: the state route (no method) and a result
     reported through intake (its method), so neither gets round the other's rules.
@@ -157,11 +159,11 @@ def check_change(
             "(a zhibao.task_result.v1 event with method visit, as the worker page's "
             "result form sends it); this route records no visit"
         )
-    if to is not None and transfer_leaves_district(unit, to):
+    if to is not None and transfer_leaves_district(unit, to) and not to.startswith(reach):
         raise TransferOutside(
-            f"the task was issued in district {issuing_district(unit)}: it may be "
-            f"transferred within that district only, not to {to}: ask the issuing "
-            "command centre to hand it on"
+            f"the task is with district {district_of(unit)}: a community may transfer it "
+            f"within that district only, not to {to}; a command centre whose scope covers "
+            f"{to} (the city's, say) may move it there"
         )
 
 
