@@ -19,6 +19,7 @@ from typing import Any
 
 from zhibao_client.simulator.config import SimulationConfig
 from zhibao_client.simulator.people import Community
+from zhibao_shared.hierarchy import district_of
 
 COMPANION_KIND = "verify_companion"
 #: How many of a declaration's tasks the model decides for (a playbook issues fewer).
@@ -208,8 +209,10 @@ def companion_tasks(
 
 
 def transfer_target(rng: random.Random, communities: list[Community], current: str) -> str:
-    """Another community the person turns out to live in."""
-    others = [c.code for c in communities if c.code != current]
+    """Another community of the same district the person turns out to live in (a
+    community may transfer a task within its district only)."""
+    district = district_of(current)
+    others = [c.code for c in communities if c.code != current and district_of(c.code) == district]
     return rng.choice(others) if others else current
 
 
