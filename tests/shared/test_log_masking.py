@@ -1,4 +1,5 @@
-"""Every line a service process writes has resident IDs masked (structlog, uvicorn, libraries)."""
+"""Every line a service process writes has resident IDs and phone numbers masked
+(structlog, uvicorn, libraries)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from tests.support.events import resident_id
 
 NUMBER = resident_id(seq=909)
+PHONE = "13912345678"
 
 #: A process configured as every service is (``configure_logging``, then uvicorn's own
 #: logging configuration), serving a route that fails with an ID number in the error.
@@ -26,7 +28,7 @@ SCRIPT = textwrap.dedent(
 
     @app.get("/fail")
     async def fail() -> None:
-        raise ValueError("cannot parse {NUMBER}")
+        raise ValueError("cannot parse {NUMBER}, call +86 139-1234-5678")
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info"))
@@ -34,9 +36,11 @@ SCRIPT = textwrap.dedent(
     thread.start()
     while not server.started:
         pass
-    httpx.get(f"http://127.0.0.1:{{port}}/fail?id={NUMBER}")
+    httpx.get(f"http://127.0.0.1:{{port}}/fail?id={NUMBER}&tel={PHONE}")
     structlog.get_logger().warning("payload", record={{"events": [{{"id": "case-{NUMBER}"}}]}})
+    structlog.get_logger().warning("reason", text="患者(电话{PHONE}, 座机0951-1234567)")
     logging.getLogger("nats.aio.client").warning("reconnect for %s", "{NUMBER}")
+    logging.getLogger("nats.aio.client").warning("dialled %s", "１３９１２３４５６７８")
     server.should_exit = True
     thread.join(20)
     """
@@ -52,8 +56,12 @@ def test_no_line_of_a_service_process_shows_an_id_number(tmp_path: Path) -> None
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
     assert "Exception in ASGI application" in output, "uvicorn logged the failure"
-    assert "cannot parse [redacted-id]" in output, "with its traceback"
-    assert "GET /fail?id=[redacted-id]" in output, "and the access line"
+    assert "cannot parse [redacted-id], call [phone]" in output, "with its traceback"
+    assert "GET /fail?id=[redacted-id]&tel=[phone]" in output, "and the access line"
     assert '"case-[redacted-id]"' in output, "nested structlog fields"
     assert "reconnect for [redacted-id]" in output, "library warnings"
+    assert "患者(电话[phone], 座机[phone])" in output, "phone numbers in structlog fields"
+    assert "dialled [phone]" in output, "full-width digits in library warnings"
     assert NUMBER not in output
+    assert PHONE not in output
+    assert "0951-1234567" not in output

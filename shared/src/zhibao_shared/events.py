@@ -38,7 +38,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from zhibao_shared.places import BUILDING_ID, COMPOUND_ID, GRID_ID, PLACE_ID
-from zhibao_shared.resident_id import contains_resident_id, normalize_resident_id
+from zhibao_shared.resident_id import (
+    contains_mobile_number,
+    contains_resident_id,
+    mask_phone_numbers,
+    normalize_resident_id,
+)
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE_SINGLE = "application/cloudevents+json"
@@ -77,6 +82,26 @@ def _no_resident_id(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _no_identifier(value: str, info: ValidationInfo) -> str:
+    """Refuse an identifier (an event's ``id``, ``source``, ``dataschema``) carrying a
+    resident ID or a mobile number: masking it would change the event's identity."""
+    _no_resident_id(value, info)
+    if _admitting(info) and contains_mobile_number(value):
+        raise ValueError(
+            "must not contain a mobile phone number; use an identifier that does not name "
+            "the person"
+        )
+    return value
+
+
+def _free_text(value: str, info: ValidationInfo) -> str:
+    """Free text that travels in the clear (labels, a correction's reason): a resident ID
+    is refused (:func:`_no_resident_id`), phone numbers are masked (``[phone]``, never
+    longer than the number, so the text keeps within its limit). Masked when read back
+    too (idempotent): an event stored before phone numbers were masked shows none."""
+    return mask_phone_numbers(_no_resident_id(value, info))
+
+
 def admissible_days(today: date) -> tuple[date, date]:
     """First and last day an event's data may name when admitted on ``today``."""
     return today - MAX_DATE_DISTANCE, today + MAX_DATE_DISTANCE
@@ -107,7 +132,7 @@ MAX_SOURCE_LENGTH = 256
 #: message headers, log lines and de-duplication keys).
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 _Label = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=PRINTABLE), AfterValidator(_no_resident_id)
+    str, Field(min_length=1, max_length=64, pattern=PRINTABLE), AfterValidator(_free_text)
 ]
 
 
@@ -389,6 +414,8 @@ class ReportedTaskResultData(_TaskResultFields):
         Annotated[
             str,
             Field(min_length=1, max_length=MAX_TASK_NOTE),
+            # Sealed for the response service, never on the bus in the clear: a phone
+            # number in it (a relative's, a new one) is for the task's worker to read.
             AfterValidator(_no_resident_id),
         ]
         | None
@@ -458,7 +485,7 @@ class _Envelope(BaseModel):
     @field_validator("id", "source", "dataschema")
     @classmethod
     def _free_of_resident_ids(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return value if value is None else _no_resident_id(value, info)
+        return value if value is None else _no_identifier(value, info)
 
     @property
     def dedup_key(self) -> str:
@@ -608,7 +635,7 @@ _CorrectableType = Literal[
 _Reason = Annotated[
     str,
     Field(min_length=1, max_length=MAX_CORRECTION_REASON, description="Why the event is corrected"),
-    AfterValidator(_no_resident_id),
+    AfterValidator(_free_text),
 ]
 
 
@@ -619,12 +646,12 @@ class CorrectedEvent(_Strict):
     source: Annotated[
         str,
         Field(min_length=1, max_length=MAX_SOURCE_LENGTH, pattern=r"^[^\s\x00-\x1f\x7f]+$"),
-        AfterValidator(_no_resident_id),
+        AfterValidator(_no_identifier),
     ]
     id: Annotated[
         str,
         Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE),
-        AfterValidator(_no_resident_id),
+        AfterValidator(_no_identifier),
     ]
 
 

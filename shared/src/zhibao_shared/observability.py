@@ -16,15 +16,15 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from zhibao_shared.resident_id import mask_resident_ids
+from zhibao_shared.resident_id import mask_identifiers
 from zhibao_shared.settings import ZhibaoSettings
 
 
-# Defence in depth: anything shaped like a resident ID is masked before a log
-# line is written, even if a future change logs a payload by mistake.
+# Defence in depth: anything shaped like a resident ID, and any phone number, is masked
+# before a log line is written, even if a future change logs a payload by mistake.
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_resident_ids(value)
+        return mask_identifiers(value)
     if isinstance(value, dict):
         return {k: _redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -33,14 +33,14 @@ def _redact(value: Any) -> Any:
 
 
 class MaskResidentIds(logging.Filter):
-    """Masks resident-ID-shaped text in standard-library log records (uvicorn's own
-    lines and tracebacks, libraries' warnings), as ``redact_identifiers`` does for
-    structlog: the message, its arguments and the formatted exception."""
+    """Masks resident-ID-shaped text and phone numbers in standard-library log records
+    (uvicorn's own lines and tracebacks, libraries' warnings), as ``redact_identifiers``
+    does for structlog: the message, its arguments and the formatted exception."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place, keeping the shape of its arguments; never drops it."""
         if isinstance(record.msg, str):
-            record.msg = mask_resident_ids(record.msg)
+            record.msg = mask_identifiers(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(_masked_argument(a) for a in record.args)
         elif isinstance(record.args, Mapping):
@@ -48,17 +48,18 @@ class MaskResidentIds(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_resident_ids(record.exc_text)
+            record.exc_text = mask_identifiers(record.exc_text)
         if record.stack_info:
-            record.stack_info = mask_resident_ids(record.stack_info)
+            record.stack_info = mask_identifiers(record.stack_info)
         return True
 
 
 def _masked_argument(value: object) -> object:
-    """A log argument with resident IDs masked; numbers stay numbers (``%d`` still works)."""
+    """A log argument with resident IDs and phone numbers masked; numbers stay numbers
+    (``%d`` still works)."""
     if value is None or isinstance(value, int | float):
         return value
-    return mask_resident_ids(value if isinstance(value, str) else str(value))
+    return mask_identifiers(value if isinstance(value, str) else str(value))
 
 
 _MASK = MaskResidentIds()
@@ -81,7 +82,8 @@ def _mask_standard_logging() -> None:
 def redact_identifiers(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor masking resident-ID-shaped strings in every field."""
+    """structlog processor masking resident-ID-shaped strings and phone numbers in every
+    field."""
     for key, value in list(event_dict.items()):
         event_dict[key] = _redact(value)
     return event_dict

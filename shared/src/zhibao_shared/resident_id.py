@@ -11,12 +11,22 @@ control characters, zero-width and other format characters, combining marks). Se
 :func:`undisguised`. Slashes, colons and commas are not dropped: a device's id such as
 ``640106:20240623:4252`` (a code, a day and a serial) would then read as a valid
 number about once in eleven.
+
+Mainland China phone numbers are found here too, by the same folding of digits
+(:func:`mask_phone_numbers`, :func:`contains_mobile_number`, and
+:func:`mask_identifiers` for both kinds): a mobile number is ``1[3-9]`` and nine more
+digits, an 11-digit run exactly (not inside a longer one), optionally after ``+86``,
+``0086`` or ``86`` and grouped 3-4-4 by a space or dash; a landline is an area code
+(``010``, ``02x``, ``0xxx``) with a dash, or in brackets, before 7 or 8 digits. Phone
+numbers have no check digit, so separators are not read through as freely as for a
+resident ID: ``1733212345-1`` stays a device's id.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 
 _FORMAT = re.compile(r"^[1-9]\d{16}[\dX]$", re.ASCII)
@@ -51,6 +61,28 @@ _ASCII_TABLE = str.maketrans({"x": "X"} | dict.fromkeys(_ASCII_DROPPED))
 #: A run of digits that may hold a number (the check character X only ends it).
 _RUN = re.compile(r"[0-9]{17,}X?")
 
+#: Never longer than the shortest number it replaces (11 characters), so a masked label or
+#: reason still fits its length limit when a consumer reads it back.
+PHONE_MASK = "[phone]"
+#: A mainland mobile number: 1[3-9] and nine more digits, grouped 3-4-4 or not, perhaps
+#: after the country code (``+86``, ``0086``, ``86``, glued on or with a space or dash).
+_MOBILE = r"(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}"
+#: An area code (010, 02x, 0xxx) with a dash or in brackets, then 7 or 8 digits.
+_AREA = r"0(?:10|2[0-9]|[3-9][0-9]{2})"
+_LANDLINE = rf"(?:{_AREA}-|\({_AREA}\) ?)[1-9][0-9]{{6,7}}"
+#: Not inside a longer run of digits; a landline not after a dash either (``2024-0623-...``).
+MOBILE_SHAPE = re.compile(rf"(?<![0-9]){_MOBILE}(?![0-9])", re.ASCII)
+PHONE_SHAPE = re.compile(rf"(?<![0-9])(?:{_MOBILE}|(?<!-){_LANDLINE})(?![0-9])", re.ASCII)
+#: A UUID's or a hash's token: hexadecimal digits, a letter among them.
+_HEX_TOKEN = re.compile(r"(?=.*[a-fA-F])[0-9a-fA-F]+", re.ASCII)
+_GROUPING = str.maketrans("", "", "+- ")
+#: Characters that may spell a digit before folding: the fewest a phone number needs.
+_DIGITISH = re.compile(r"[\d〇一二三四五六七八九零壹贰叁肆伍陆柒捌玖]")
+_PHONE_DIGITS = 10
+#: Invisible characters dropped before looking for a phone number (spaces and dashes
+#: are kept: they may only group its digits 3-4-4).
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Me"})
+
 
 class InvalidResidentId(ValueError):
     """Raised with a human-readable reason when a resident ID is not valid."""
@@ -66,14 +98,35 @@ def _dropped(char: str) -> bool:
     return char in _DROPPED_MARKS or unicodedata.category(char) in _DROPPED_CATEGORIES
 
 
-def _undisguised_with_origins(text: str) -> tuple[str, list[int]]:
-    """:func:`undisguised` and, per character kept, its index in ``text``."""
+def _as_phone_character(char: str) -> str | None:
+    """A character as a phone number is looked for (None: dropped): invisible ones
+    dropped, any dash a ``-``, any space a `` ``, digits as for a resident ID."""
+    category = unicodedata.category(char)
+    if category in _INVISIBLE_CATEGORIES:
+        return None
+    if category == "Pd":
+        return "-"
+    if category == "Zs":
+        return " "
+    return _as_digit(char)
+
+
+def _as_id_character(char: str) -> str | None:
+    return None if _dropped(char) else _as_digit(char)
+
+
+def _undisguised_with_origins(
+    text: str, fold: Callable[[str], str | None] = _as_id_character
+) -> tuple[str, list[int]]:
+    """:func:`undisguised` (or another ``fold`` of each character after NFKC, None
+    dropping it) and, per character kept, its index in ``text``."""
     kept: list[str] = []
     origins: list[int] = []
     for index, char in enumerate(text):
         for normal in unicodedata.normalize("NFKC", char):
-            if not _dropped(normal):
-                kept.append(_as_digit(normal))
+            folded = fold(normal)
+            if folded is not None:
+                kept.append(folded)
                 origins.append(index)
     return "".join(kept), origins
 
@@ -173,14 +226,63 @@ def mask_resident_ids(text: str) -> str:
 
 
 def masked_within(text: str, limit: int) -> str | None:
-    """``text`` with resident IDs masked (:func:`mask_resident_ids`) when it is at most
+    """``text`` with identifiers masked (:func:`mask_identifiers`) when it is at most
     ``limit`` characters long; None for a longer one, which is not repeated at all.
 
     For submitted text an answer, a log line or the audit trail repeats: masking costs
     time in proportion to the text (a 2 MB event id held intake's event loop for two
     seconds), and a text cut before masking could leave most of a number in view.
     """
-    return mask_resident_ids(text) if len(text) <= limit else None
+    return mask_identifiers(text) if len(text) <= limit else None
+
+
+def _phone_spans(text: str, shape: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Where in ``text`` (as written) the phone numbers of ``shape`` are."""
+    if text.isascii():
+        return [match.span() for match in shape.finditer(text)]
+    if len(_DIGITISH.findall(text)) < _PHONE_DIGITS:
+        return []
+    plain, origins = _undisguised_with_origins(text, _as_phone_character)
+    return [
+        (origins[match.start()], origins[match.end() - 1] + 1) for match in shape.finditer(plain)
+    ]
+
+
+def _in_hex_token(text: str, start: int, end: int) -> bool:
+    """True when ``text[start:end]`` is part of a hexadecimal token with a letter in it
+    (the ASCII letters and digits around it): a UUID's or a hash's, not a phone's."""
+    while start > 0 and text[start - 1].isascii() and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isascii() and text[end].isalnum():
+        end += 1
+    token = text[start:end].translate(_GROUPING)
+    return _HEX_TOKEN.fullmatch(token) is not None
+
+
+def contains_mobile_number(text: str) -> bool:
+    """True when an identifier (an event's ``id``, ``source``) holds a mainland mobile
+    number (see the module's docstring), also in full-width or other digits.
+
+    Landlines do not count (``0623-12345678``, a day and a serial, looks like one), nor
+    a number inside a hexadecimal token with a letter (``...-a13912345678``): about one
+    ``uuid4().hex`` in a thousand has an 11-digit run starting ``1[3-9]``."""
+    return any(
+        not _in_hex_token(text, start, end) for start, end in _phone_spans(text, MOBILE_SHAPE)
+    )
+
+
+def mask_phone_numbers(text: str) -> str:
+    """``text`` with every mainland mobile and landline number replaced by
+    ``[phone]`` (as written: full-width digits and separators included)."""
+    for start, end in reversed(_phone_spans(text, PHONE_SHAPE)):
+        text = text[:start] + PHONE_MASK + text[end:]
+    return text
+
+
+def mask_identifiers(text: str) -> str:
+    """``text`` with resident IDs (:func:`mask_resident_ids`) and phone numbers
+    (:func:`mask_phone_numbers`) masked: what logs, errors and the audit trail show."""
+    return mask_phone_numbers(mask_resident_ids(text))
 
 
 def _mask_disguised(text: str) -> str:

@@ -20,7 +20,7 @@ from zhibao_aggregator.storage.audit import TrailQuery, read_trail
 from zhibao_shared.audit import AuditTrail
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
-from zhibao_shared.resident_id import mask_resident_ids
+from zhibao_shared.resident_id import mask_identifiers
 from zhibao_shared.tokens import Role, Token
 
 MAX_LIMIT = 500
@@ -67,8 +67,8 @@ def moment(text: str | None, name: str, calendar: Calendar, *, end: bool) -> dat
 
 
 def _masked(text: str | None) -> str | None:
-    """A filter as recorded: anything shaped like a resident ID masked."""
-    return mask_resident_ids(text) if text is not None else None
+    """A filter as recorded: anything shaped like a resident ID, and phone numbers, masked."""
+    return mask_identifiers(text) if text is not None else None
 
 
 def build_audit_router(

@@ -24,7 +24,7 @@ from zhibao_intake.domain.outcome import Status
 from zhibao_intake.domain.refusal_tally import ClosedWindow, RefusalKey, RefusalTally
 from zhibao_shared.audit import AuditTrail as SharedTrail
 from zhibao_shared.events import EventType
-from zhibao_shared.resident_id import mask_resident_ids, masked_within
+from zhibao_shared.resident_id import mask_identifiers, mask_phone_numbers, masked_within
 from zhibao_shared.tokens import Token
 
 #: Longest ``subject``, ``type`` or ``time`` of a refused event the trail repeats.
@@ -98,8 +98,8 @@ def tally_records(window: ClosedWindow) -> list[dict[str, Any]]:
 def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
     line: dict[str, Any] = {k: result[k] for k in ("status", "code") if k in result}
     if result["status"] != Status.REJECTED:
-        # Admitted: id and source passed the resident-ID check, subject and type
-        # were validated, so there is nothing to mask.
+        # Admitted: id and source passed the resident-ID and mobile-number check,
+        # subject and type were validated, so there is nothing to mask.
         line |= {k: result[k] for k in ("id", "source")}
         line |= {k: item[k] for k in ("subject", "type")}
         if isinstance(item.get("time"), str):
@@ -108,10 +108,10 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
             line["correction"] = _correction(item["data"])
         return line
     # A refused event's fields are as submitted: anything shaped like a resident ID
-    # (an ID number as event id, or as CloudEvents subject) is masked.
+    # (an ID number as event id, or as CloudEvents subject) and phone numbers are masked.
     for key in ("id", "source"):
         if key in result:
-            line[key] = mask_resident_ids(result[key])
+            line[key] = mask_identifiers(result[key])
     if isinstance(item, dict):
         for key in ("subject", "type", "time"):
             value = item.get(key)
@@ -123,8 +123,14 @@ def _event_line(result: dict[str, Any], item: Any) -> dict[str, Any]:
 
 def _correction(data: dict[str, Any]) -> dict[str, Any]:
     """What an admitted correction changes and why (its reason passed the resident-ID
-    check; the replacement's data is left out, it may name a person)."""
-    return {k: data[k] for k in ("corrects", "action", "reason", "type") if k in data}
+    check; phone numbers in it are masked, as on the bus: ``data`` is as submitted; the
+    replacement's data is left out, it may name a person)."""
+    line: dict[str, Any] = {
+        k: data[k] for k in ("corrects", "action", "reason", "type") if k in data
+    }
+    if isinstance(line.get("reason"), str):
+        line["reason"] = mask_phone_numbers(line["reason"])
+    return line
 
 
 class AuditTrail(SharedTrail):

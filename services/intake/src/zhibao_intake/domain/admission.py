@@ -32,7 +32,7 @@ from zhibao_shared.events import (
 from zhibao_shared.hierarchy import Registry, district_of
 from zhibao_shared.note_sealing import NoteSealer
 from zhibao_shared.places import Places
-from zhibao_shared.resident_id import mask_resident_ids, masked_within
+from zhibao_shared.resident_id import mask_identifiers, masked_within
 from zhibao_shared.subjects import event_subject
 from zhibao_shared.tokens import Token
 
@@ -96,7 +96,7 @@ def _message(error: Any) -> str:
     if error["type"] == "union_tag_not_found":
         return "type is required"
     text = str(error["msg"])
-    return mask_resident_ids(text.removeprefix("Value error, "))
+    return mask_identifiers(text.removeprefix("Value error, "))
 
 
 def field_errors(exc: ValidationError) -> list[FieldError]:
