@@ -90,7 +90,7 @@ def test_ordinary_numbers_are_no_phone_numbers(text: str) -> None:
 
 
 def test_a_hexadecimal_token_is_no_phone_number_in_an_identifier() -> None:
-    # An 11-digit run starting 1[3-9] is in about one uuid4().hex in a thousand.
+    # An 11-digit run starting 1[3-9] is in about one uuid4().hex in 650.
     assert not contains_mobile_number(f"a{MOBILE}f0e1d2c3b4a59687a6b5c4d3")
     assert not contains_mobile_number(f"{MOBILE}abcdef0123456789abcdef")
     assert not contains_mobile_number(f"8f3e2a1b-0c4d-4e5f-9a8b-c{MOBILE}")

@@ -265,7 +265,7 @@ def contains_mobile_number(text: str) -> bool:
 
     Landlines do not count (``0623-12345678``, a day and a serial, looks like one), nor
     a number inside a hexadecimal token with a letter (``...-a13912345678``): about one
-    ``uuid4().hex`` in a thousand has an 11-digit run starting ``1[3-9]``."""
+    ``uuid4().hex`` in 650 has an 11-digit run starting ``1[3-9]``."""
     return any(
         not _in_hex_token(text, start, end) for start, end in _phone_spans(text, MOBILE_SHAPE)
     )
