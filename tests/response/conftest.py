@@ -23,7 +23,8 @@ from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
 from zhibao_response.bootstrap import create_app
 from zhibao_response.domain.results import Reporter, TaskResult
 from zhibao_response.settings import ResponseSettings
-from zhibao_shared.db import run_migrations, sqlite_url
+from zhibao_response.store import TaskStore
+from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.task_events import TaskState
 from zhibao_shared.tokens import Role, TokenStore
@@ -221,3 +222,19 @@ async def service(tmp_path: Path, nats_server: NatsServer, database: str) -> Asy
     """The response service on ``database`` with the shipped playbook."""
     async for harness in start(tmp_path, nats_server.url, database):
         yield harness
+
+
+#: The time of the stores :func:`sqlite_store` makes.
+STORE_NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[TaskStore]:
+    """A task store on a migrated SQLite file, its clock standing at :data:`STORE_NOW`."""
+    url = sqlite_url(tmp_path, "response")
+    await run_migrations(url, "zhibao_response")
+    engine = make_engine(url)
+    try:
+        yield TaskStore(engine, lambda: STORE_NOW)
+    finally:
+        await engine.dispose()

@@ -3,18 +3,15 @@ wait, not how many one pass read (the rule ZhibaoTaskMessagesStuck quotes the va
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.response.conftest import STORE_NOW
 from tests.support.events import COMMUNITY_A
 from zhibao_response.outbox import OutboxPublisher
 from zhibao_response.store import Actor, NewTask, TaskStore
-from zhibao_shared.db import make_engine, run_migrations, sqlite_url
-
-NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def _pending() -> float | None:
@@ -22,13 +19,10 @@ def _pending() -> float | None:
 
 
 async def test_the_gauge_counts_every_waiting_message_then_none_once_published(
-    tmp_path: Path,
+    sqlite_store: TaskStore,
 ) -> None:
-    url = sqlite_url(tmp_path, "response")
-    await run_migrations(url, "zhibao_response")
-    engine = make_engine(url)
-    store = TaskStore(engine, lambda: NOW)
-    due = NOW + timedelta(hours=24)
+    store = sqlite_store
+    due = STORE_NOW + timedelta(hours=24)
     tasks = [NewTask(f"{n:032x}", COMMUNITY_A, "verify_companion", due) for n in range(12)]
     await store.issue(tasks, Actor("district", "district-token"))
     published: list[str] = []
@@ -40,13 +34,10 @@ async def test_the_gauge_counts_every_waiting_message_then_none_once_published(
         published.append(msg_id)
 
     outbox = OutboxPublisher(store, publish, batch=5)
-    try:
-        with pytest.raises(TimeoutError):
-            await outbox.flush()
-        assert _pending() == 12, "every message waiting, not the 5 of one read"
-        bus_up = True
-        assert await outbox.flush() == 12
-        assert _pending() == 0
-    finally:
-        await engine.dispose()
+    with pytest.raises(TimeoutError):
+        await outbox.flush()
+    assert _pending() == 12, "every message waiting, not the 5 of one read"
+    bus_up = True
+    assert await outbox.flush() == 12
+    assert _pending() == 0
     assert len(published) == 12

@@ -8,34 +8,28 @@ The bus is real; the one failure is injected into the first publish of the task'
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import nats
 import pytest
 
-from tests.response.conftest import done_result
+from tests.response.conftest import STORE_NOW, done_result
 from tests.support.events import COMMUNITY_A
 from zhibao_response.outbox import OutboxPublisher
 from zhibao_response.settings import ResponseSettings
 from zhibao_response.store import Actor, NewTask, TaskStore
 from zhibao_shared.broker import declare_stream, tasks_stream_config
-from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.subjects import TASKS_STREAM
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 ACTOR = Actor("district", "district-token")
 
 
 async def test_a_task_issued_then_done_is_on_the_stream_in_that_order_after_a_retry(
-    tmp_path: Path, nats_server: NatsServer
+    sqlite_store: TaskStore, nats_server: NatsServer
 ) -> None:
-    url = sqlite_url(tmp_path, "response")
-    await run_migrations(url, "zhibao_response")
-    engine = make_engine(url)
-    store = TaskStore(engine, lambda: NOW)
-    due = NOW + timedelta(hours=24)
+    store = sqlite_store
+    due = STORE_NOW + timedelta(hours=24)
     first, other = "a" * 32, "b" * 32
     await store.issue([NewTask(first, COMMUNITY_A, "verify_companion", due)], ACTOR)
     await store.issue([NewTask(other, COMMUNITY_A, "verify_companion", due)], ACTOR)
@@ -65,7 +59,6 @@ async def test_a_task_issued_then_done_is_on_the_stream_in_that_order_after_a_re
         ]
     finally:
         await bus.close()
-        await engine.dispose()
     assert refused == [issued.msg_id]
     of_first = [(m["event"], m["state"]) for m in stored if m["task"] == first]
     assert of_first == [("task_issued", "issued"), ("task_changed", "done")]

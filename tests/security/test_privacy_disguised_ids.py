@@ -18,7 +18,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -91,15 +90,6 @@ def test_masking_removes_a_disguised_number_from_text(
     assert "[redacted-id]" in masked
 
 
-def _post(intake: RunningIntake, token: str, events: list[dict[str, Any]]) -> httpx.Response:
-    return httpx.post(
-        f"{intake.url}/v1/events",
-        json=events,
-        headers={"authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-
-
 def _reports(clean: str, disguised: str, n: int) -> list[dict[str, Any]]:
     """One accepted report of the disguised number as the person, three refused ones."""
     as_label = screening(event_id=f"label-{n}", building=disguised[:64])
@@ -128,7 +118,7 @@ def test_no_spelling_of_a_number_reaches_the_bus_the_store_the_answers_or_the_lo
             for n, (clean, disguised) in enumerate(pairs[start : start + 40], start)
             for event in _reports(clean, disguised, n)
         ]
-        answer = _post(intake, token, events)
+        answer = intake.post(token, events)
         assert answer.status_code == 207, answer.text
         statuses = [r["status"] for r in answer.json()["results"]]
         assert statuses == ["accepted", "rejected", "rejected", "rejected"] * (len(events) // 4)
@@ -137,7 +127,7 @@ def test_no_spelling_of_a_number_reaches_the_bus_the_store_the_answers_or_the_lo
         screening(event_id=f"clean-{k}", person={"id_number": clean})
         for k, clean in enumerate(numbers)
     ]
-    assert _post(intake, token, clean_reports).status_code == 202
+    assert intake.post(token, clean_reports).status_code == 202
 
     def stored() -> list[Any]:
         surfaces = asyncio.run(stream_surfaces(intake.nats.url))

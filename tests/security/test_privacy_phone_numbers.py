@@ -14,7 +14,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -90,21 +89,12 @@ def test_ordinary_ids_are_not_refused(event_id: str) -> None:
     REPORTED_EVENT.validate_python(event)
 
 
-def _post(intake: RunningIntake, token: str, events: list[dict[str, Any]]) -> httpx.Response:
-    return httpx.post(
-        f"{intake.url}/v1/events",
-        json=events,
-        headers={"authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-
-
 def test_no_phone_number_reaches_the_bus_the_audit_trail_the_answers_or_the_logs(
     intake: RunningIntake, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     token = intake.token(COMMUNITY_A)
     original = screening(event_id="orig-1")
-    assert _post(intake, token, [original]).status_code == 202
+    assert intake.post(token, [original]).status_code == 202
     by_id = screening(event_id=f"case-{PHONE}")
     by_source = screening(event_id="src-1")
     by_source["source"] = f"/{COMMUNITY_A}/+86-139-1234-5678"
@@ -121,7 +111,7 @@ def test_no_phone_number_reaches_the_bus_the_audit_trail_the_answers_or_the_logs
         by_source,
         *(screening(event_id=ordinary) for ordinary in ORDINARY_IDS),
     ]
-    answer = _post(intake, token, events)
+    answer = intake.post(token, events)
     assert answer.status_code == 207, answer.text
     statuses = [r["status"] for r in answer.json()["results"]]
     assert statuses == ["accepted", "accepted", "rejected", "rejected"] + ["accepted"] * len(

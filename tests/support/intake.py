@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -31,6 +32,15 @@ class RunningIntake:
     def token(self, *scopes: str, role: Role = Role.REPORT) -> str:
         """A new bearer token (created while the server runs)."""
         return self.tokens.create(scopes=scopes, role=role)[1]
+
+    def post(self, token: str, events: list[dict[str, Any]]) -> httpx.Response:
+        """POST ``events`` as one JSON batch to /v1/events with ``token``."""
+        return httpx.post(
+            f"{self.url}/v1/events",
+            json=events,
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
 
     def wait_ready(self, timeout_s: float = 20.0) -> None:
         """Block until /readyz answers 200."""

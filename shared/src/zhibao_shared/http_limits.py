@@ -261,14 +261,33 @@ class _HeadWait:
         connection.transport.close()
 
 
+class _HeadDeadline(asyncio.Protocol):
+    """The hooks both HTTP protocol subclasses add, placed before uvicorn's protocol in
+    their bases: wait for a head when a connection opens and after each response, note
+    what arrives, stop waiting when it closes (:class:`_HeadWait`)."""
+
+    head_timeout_s: float = HTTP_HEADER_TIMEOUT_S
+    silent: Silent = Silent(HTTP_MAX_SILENT)
+    head_wait: _HeadWait
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.head_wait.start()
+
+    def data_received(self, data: bytes) -> None:
+        self.head_wait.received()
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.head_wait.cancel()
+        super().connection_lost(exc)
+
+
 if HAVE_HTTPTOOLS:
 
-    class HttpToolsHeadDeadline(HttpToolsProtocol):
+    class HttpToolsHeadDeadline(_HeadDeadline, HttpToolsProtocol):
         """uvicorn's httptools protocol (its choice when httptools is installed), closing a
-        connection whose request head is late (:class:`_HeadWait`)."""
-
-        head_timeout_s: float = HTTP_HEADER_TIMEOUT_S
-        silent: Silent = Silent(HTTP_MAX_SILENT)
+        connection whose request head is late."""
 
         def __init__(
             self,
@@ -277,16 +296,8 @@ if HAVE_HTTPTOOLS:
             app_state: dict[str, Any],
             _loop: asyncio.AbstractEventLoop | None = None,
         ) -> None:
-            super().__init__(config, server_state, app_state, _loop)
+            HttpToolsProtocol.__init__(self, config, server_state, app_state, _loop)
             self.head_wait = _HeadWait(self, self.head_timeout_s, self.silent)
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.head_wait.start()
-
-        def data_received(self, data: bytes) -> None:
-            self.head_wait.received()
-            super().data_received(data)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -296,17 +307,10 @@ if HAVE_HTTPTOOLS:
             self.head_wait.cancel()
             super().handle_websocket_upgrade()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.head_wait.cancel()
-            super().connection_lost(exc)
 
-
-class H11HeadDeadline(H11Protocol):
+class H11HeadDeadline(_HeadDeadline, H11Protocol):
     """uvicorn's h11 protocol (its choice without httptools), closing a connection whose
-    request head is late (:class:`_HeadWait`)."""
-
-    head_timeout_s: float = HTTP_HEADER_TIMEOUT_S
-    silent: Silent = Silent(HTTP_MAX_SILENT)
+    request head is late."""
 
     def __init__(
         self,
@@ -315,16 +319,8 @@ class H11HeadDeadline(H11Protocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        H11Protocol.__init__(self, config, server_state, app_state, _loop)
         self.head_wait = _HeadWait(self, self.head_timeout_s, self.silent)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.head_wait.start()
-
-    def data_received(self, data: bytes) -> None:
-        self.head_wait.received()
-        super().data_received(data)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -333,10 +329,6 @@ class H11HeadDeadline(H11Protocol):
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self.head_wait.cancel()
         super().handle_websocket_upgrade(event)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.head_wait.cancel()
-        super().connection_lost(exc)
 
 
 def http_protocol(
