@@ -73,7 +73,7 @@ async def test_a_need_delivered_again_and_again_is_one_task(service: Harness) ->
         lambda found: {t["id"] for t in found["tasks"]} == ids,
     )
     await service.tap.wait_for("two task_issued messages", lambda: len(_issued(service)) >= 2)
-    tasks = {t["id"]: t for t in (await _tasks(service))["tasks"]}
+    tasks = {t["id"]: t for t in (await _tasks(service, "community_a"))["tasks"]}
     medical = tasks[task_id_of(urgent)]
     assert (medical["kind"], medical["unit"], medical["person_pid"]) == (
         "need_medical",
@@ -116,9 +116,9 @@ async def test_a_needs_task_is_announced_overdue_with_its_urgency(service: Harne
     assert (overdue["kind"], overdue["urgency"]) == ("need_medicine", "urgent")
 
 
-async def _tasks(service: Harness) -> dict[str, Any]:
+async def _tasks(service: Harness, who: str = "district") -> dict[str, Any]:
     answer = await service.client.get(
-        "/v1/tasks", params={"unit": COMMUNITY_A}, headers=service.auth("district")
+        "/v1/tasks", params={"unit": COMMUNITY_A}, headers=service.auth(who)
     )
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()

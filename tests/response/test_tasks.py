@@ -90,6 +90,21 @@ async def test_the_community_and_the_issuer_see_the_details_others_do_not(
     assert outsider.status_code == 403
 
 
+async def test_only_the_assigned_community_sees_the_persons_pseudonym(service: Harness) -> None:
+    """Else an issuing token is an oracle: name a guessed ID number, read back its
+    pseudonym, find it on a need's task or in an alert's key."""
+    [probe] = (await service.issue([a_task()])).json()["ids"]
+    [need] = (await service.issue([a_task()], "community_a")).json()["ids"]
+    assert (await service.task(probe, "district"))["person_pid"] is None  # the issuer
+    listed = await service.tasks(DISTRICT, "district")
+    assert {t["id"]: t["person_pid"] for t in listed} == {probe: None, need: None}
+    assert {t["person_pid"] for t in await service.tasks(STREET, "street_reader")} == {None}
+    key = pseudonym_key(None, service.settings.data_dir)
+    pid = Pseudonymiser(key).pseudonym(ResidentIdPerson(id_number=resident_id(seq=456)), "")
+    assert (await service.task(probe, "community_a"))["person_pid"] == pid.pid
+    assert (await service.task(need, "community_a"))["person_pid"] == pid.pid
+
+
 async def test_a_batch_with_bad_tasks_issues_nothing_and_names_each_problem(
     service: Harness,
 ) -> None:

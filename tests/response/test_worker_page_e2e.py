@@ -86,7 +86,8 @@ def test_a_visit_result_reaches_the_bus_and_closes_the_task_a_phone_only_one_is_
 ) -> None:
     community = next_community()
     task_id = system.issue(community, due_in_h=6, **contact(11))  # verify_companion
-    sign_in(page, system.token(community, Role.OPERATE), system.token(community, Role.REPORT))
+    task_token = system.token(community, Role.OPERATE)
+    sign_in(page, task_token, system.token(community, Role.REPORT))
     card = _card(page, task_id)
     card.get_by_role("button", name="接收任务").click()
     expect(card.locator(".state")).to_have_text("状态：已接收")
@@ -114,7 +115,7 @@ def test_a_visit_result_reaches_the_bus_and_closes_the_task_a_phone_only_one_is_
     assert event["data"]["method"] == "visit"
     assert event["data"]["measures"] == ["home_isolation"]
     assert event["data"]["kind"] == "verify_companion"
-    assert event["data"]["person"] == {"pid": system.task(task_id)["person_pid"]}
+    assert event["data"]["person"] == {"pid": system.task(task_id, task_token)["person_pid"]}
     personal = ("居民11", "13912340011", "枫林湾 11-1-101")
     assert not [value for value in personal if value.encode() in payload]
 

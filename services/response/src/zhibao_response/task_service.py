@@ -54,6 +54,13 @@ class TaskDesk:
         """The assigned community's own token, or the token that issued the task."""
         return token.id == task.issuer_token or scopes_exactly(token.scopes, task.unit)
 
+    @staticmethod
+    def may_see_pseudonym(token: Token, task: Row[Any]) -> bool:
+        """The assigned community's own token only. Not the issuer: anyone allowed to
+        issue could name a guessed ID number and read back its pseudonym, then find it
+        on other tasks (a psychological-help need) or in alert keys above a community."""
+        return scopes_exactly(token.scopes, task.unit)
+
     def view(self, task: Row[Any], token: Token, now: datetime) -> dict[str, Any]:
         """A task as ``token`` may see it: personal details only for those allowed."""
         state = TaskState(task.state)
@@ -71,7 +78,7 @@ class TaskDesk:
             "updated_at": task.updated_at.isoformat(),
             "closed_at": task.closed_at.isoformat() if task.closed_at else None,
             "declaration": task.declaration_id,
-            "person_pid": task.pid,
+            "person_pid": task.pid if self.may_see_pseudonym(token, task) else None,
             "urgency": task.urgency,
         }
         out |= self._details(task, token)
