@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.response.worker_system import (
+    DISTRICT,
     PHONE,
     StandInIntake,
     WorkerSystem,
@@ -28,6 +29,7 @@ from tests.response.worker_system import (
     stop_system,
 )
 from zhibao_intake.domain.outcome import FieldError
+from zhibao_shared.hierarchy import Level, load_registry
 from zhibao_shared.tokens import Role
 
 pytestmark = pytest.mark.integration
@@ -253,3 +255,19 @@ def test_the_forwarder_passes_task_results_only_and_needs_a_token(
     assert answer.status_code == 413
     assert len(stand_in.received) == before
     assert "/worker" not in httpx.get(f"{system.response_url}/openapi.json").text
+
+
+def test_the_page_offers_as_transfer_targets_only_communities_a_transfer_may_reach(
+    system: WorkerSystem,
+) -> None:
+    registry = load_registry()
+    community = next_community()
+    token = system.token(community, Role.OPERATE)
+    answer = httpx.get(
+        f"{system.response_url}/worker/me", headers={"authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, answer.text
+    offered = {unit["code"] for unit in answer.json()["transfer_to"]}
+    # the district's communities, not the city's others (a transfer there is refused)
+    assert offered == {u.code for u in registry.communities_under(DISTRICT)}
+    assert len(registry.at_level(Level.COMMUNITY)) > len(offered)

@@ -32,6 +32,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from zhibao_shared.hierarchy import Level, Registry
 from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.task_rules import transfer_leaves_district
 from zhibao_shared.tokens import Role, Token
 
 STATIC = Path(__file__).parent / "worker"
@@ -63,9 +64,17 @@ class WorkerPage:
         """The communities the token is scoped to exactly (its own, not those below a street)."""
         return [self._unit(code) for code in token.scopes if self.registry.is_community(code)]
 
-    def all_communities(self) -> list[dict[str, str]]:
-        """Every community of the registry (where a task may be transferred)."""
-        return [self._unit(u.code) for u in self.registry.at_level(Level.COMMUNITY)]
+    def transfer_targets(self, token: Token) -> list[dict[str, str]]:
+        """The communities the token's tasks may be transferred to: those in the districts
+        of its own communities, and any its scopes cover (the rule of
+        :func:`~zhibao_shared.task_rules.transfer_leaves_district`)."""
+        own = [code for code in token.scopes if self.registry.is_community(code)]
+        return [
+            self._unit(u.code)
+            for u in self.registry.at_level(Level.COMMUNITY)
+            if token.covers(u.code)
+            or any(not transfer_leaves_district(code, u.code) for code in own)
+        ]
 
     def _unit(self, code: str) -> dict[str, str]:
         unit = self.registry[code]
@@ -143,7 +152,7 @@ def build_worker_router(page: WorkerPage) -> APIRouter:
             "role": token.role.value,
             "name": token.name,
             "communities": page.communities(token),
-            "transfer_to": page.all_communities(),
+            "transfer_to": page.transfer_targets(token),
         }
 
     @router.post("/worker/results")
