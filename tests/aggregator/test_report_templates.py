@@ -508,3 +508,32 @@ async def test_template_texts_beginning_like_a_formula_are_quoted_in_csv(
     names = [u.name for u in load_registry().children(STREET)]
     assert [row[0] for row in parsed[2:-1]] == names  # other texts as they are
     assert all(cell.isdigit() for row in parsed[2:] for cell in row[1:])  # figures: numbers
+
+
+async def test_texts_with_control_characters_are_refused_and_stored_ones_dropped_from_reports(
+    sqlite_engine: AsyncEngine, settings: AggregatorSettings
+) -> None:
+    old = {
+        **ISOLATION_TABLE,
+        "id": "controls",
+        "unit": DISTRICT,
+        "title": "{unit}\x07隔离\x1b表",
+        "columns": [{"figure": "in_isolation", "heading": "在\x00隔离"}],
+        "totals_label": "\t=SUM(1)",
+    }
+    await store_as_an_old_version_did(sqlite_engine, old)
+    async with service(sqlite_engine, settings).client(DISTRICT, Role.OPERATE) as district:
+        refused = await district.post("/v1/templates", json={**old, "id": "new-controls"})
+        assert refused.status_code == 422, refused.text
+        problems = {tuple(p["loc"]): p["msg"] for p in refused.json()["detail"]}
+        assert "control characters (U+0007 at 6)" in problems[("body", "title")]
+        assert "U+0000" in problems[("body", "columns", 0, "heading")]
+        as_xlsx = await district.get(f"/v1/units/{STREET}/templates/controls.xlsx")
+        as_csv = await district.get(f"/v1/units/{STREET}/templates/controls.csv")
+    assert as_xlsx.status_code == 200, as_xlsx.text
+    sheet = sheet_of(as_xlsx.content)
+    assert sheet["A1"].value.endswith("隔离表") and sheet["B2"].value == "在隔离"
+    assert sheet[f"A{sheet.max_row}"].value == "=SUM(1)" and sheet[f"A{sheet.max_row}"].quotePrefix
+    parsed = list(csv.reader(io.StringIO(as_csv.text.removeprefix("\ufeff"))))
+    assert parsed[0][0].endswith("隔离表") and parsed[1][1] == "在隔离"
+    assert parsed[-1][0] == "'=SUM(1)"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from zhibao_aggregator.domain.templates import (
+    CONTROL_CHARACTERS,
     FORMULA_STARTS,
     FigureRow,
     ReportTemplate,
@@ -87,9 +88,19 @@ def _cells(template: ReportTemplate, code: str, name: str, figures: FigureRow) -
 
 
 def lines(table: FilledTable) -> list[Cells]:
-    """The table's rows from the title down."""
+    """The table's rows from the title down, texts without control characters (a
+    template stored before they were refused may hold some: a workbook cannot)."""
     out: list[Cells] = [[table.title], list(table.headings), *table.rows]
-    return [*out, table.totals] if table.totals is not None else out
+    if table.totals is not None:
+        out.append(table.totals)
+    return [[_printable(cell) for cell in line] for line in out]
+
+
+_CONTROL = re.compile(CONTROL_CHARACTERS)
+
+
+def _printable(value: Value) -> Value:
+    return _CONTROL.sub("", value) if isinstance(value, str) else value
 
 
 def as_text(value: Value) -> Value:
@@ -121,9 +132,10 @@ def as_xlsx(table: FilledTable) -> bytes:
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = _SHEET_NAME_FORBIDDEN.sub("_", table.title)[:31] or "report"
+    rows = lines(table)
+    sheet.title = _SHEET_NAME_FORBIDDEN.sub("_", str(rows[0][0]))[:31] or "report"
     width = len(table.headings)
-    for line in lines(table):
+    for line in rows:
         sheet.append(line)
     for row in sheet.iter_rows():
         for cell in row:
@@ -143,7 +155,7 @@ def as_xlsx(table: FilledTable) -> bytes:
             sheet.cell(row, column).font = Font(bold=True)
     for column in range(1, width + 1):
         sheet.cell(2, column).alignment = Alignment(wrap_text=True, vertical="center")
-        cells = [table.headings[column - 1], *(line[column - 1] for line in lines(table)[2:])]
+        cells = [rows[1][column - 1], *(line[column - 1] for line in rows[2:])]
         widest = max(_display_width(cell) for cell in cells)
         sheet.column_dimensions[get_column_letter(column)].width = min(max(8, widest + 2), 30)
     sheet.freeze_panes = "A3"

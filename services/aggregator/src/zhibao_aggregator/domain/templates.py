@@ -51,6 +51,10 @@ _ALLOWED = (
 #: The first characters that make a spreadsheet program read a cell as a formula (OWASP's
 #: list for CSV injection). Titles, headings and labels may not begin with them.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: Control characters (C0, DEL, C1): refused in texts; the reports drop them from texts
+#: stored before (see :data:`STORED`).
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
+_CONTROL = re.compile(CONTROL_CHARACTERS)
 #: The validation context of templates read back from the database: what was stored is
 #: not refused for the text rules above (a version before them let it in). Filling
 #: never formats the title and the reports write every text as text, so such a title or
@@ -95,12 +99,21 @@ def _stored(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and bool(info.context.get("stored"))
 
 
-def _not_a_formula(value: str | None, info: ValidationInfo) -> str | None:
-    """``value``, unless it begins like a spreadsheet formula (see FORMULA_STARTS)."""
-    if value is not None and value.startswith(FORMULA_STARTS) and not _stored(info):
+def _cell_text(value: str | None, info: ValidationInfo) -> str | None:
+    """``value``, unless it begins like a spreadsheet formula (see FORMULA_STARTS) or
+    holds a control character (a workbook cannot hold most of them)."""
+    if value is None or _stored(info):
+        return value
+    if value.startswith(FORMULA_STARTS):
         raise ValueError(
             "must not begin with =, +, -, @, a tab or a carriage return "
             "(a spreadsheet program would take it for a formula)"
+        )
+    control = _CONTROL.search(value)
+    if control:
+        raise ValueError(
+            f"must not contain control characters (U+{ord(control[0]):04X} at "
+            f"{control.start()}): a spreadsheet cell cannot hold them"
         )
     return value
 
@@ -214,7 +227,7 @@ class Column(_Strict):
     @field_validator("heading")
     @classmethod
     def _heading_text(cls, value: str, info: ValidationInfo) -> str:
-        _not_a_formula(value, info)
+        _cell_text(value, info)
         return value
 
 
@@ -277,7 +290,7 @@ class ReportTemplate(_Strict):
     @field_validator("title", "name_heading", "code_heading", "totals_label")
     @classmethod
     def _texts(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _not_a_formula(value, info)
+        return _cell_text(value, info)
 
     @model_validator(mode="after")
     def _consistent(self) -> ReportTemplate:
