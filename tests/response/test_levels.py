@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from tests.response.conftest import DISTRICT, STREET, Harness, start
-from tests.support.events import COMMUNITY_A
+from tests.support.events import COMMUNITY_A, resident_id
 from tests.support.postgres import both_backends
 from zhibao_response.config_files import PlaybookError, parse_playbook
 from zhibao_shared.natsserver import NatsServer
@@ -101,6 +101,28 @@ async def test_a_token_named_before_names_were_limited_still_declares(
     engine.dispose()
     declared = await declare(service, unit=COMMUNITY_A, level="blue", reason="预防")
     assert declared["declared_by"] == long_name[:NAME_MAX]
+
+
+async def test_a_declarations_reason_and_compounds_have_phone_numbers_masked(
+    service: Harness,
+) -> None:
+    declared = await declare(
+        service,
+        unit=COMMUNITY_A,
+        level="blue",
+        reason="密接者家属来电 13912345678",
+        compounds=["枫林湾(物业0951-1234567)"],
+    )
+    assert declared["reason"] == "密接者家属来电 [phone]"
+    assert (await status(service, COMMUNITY_A))["reason"] == "密接者家属来电 [phone]"
+    tasks = await service.tasks(COMMUNITY_A, "community_a")
+    assert {t["compound"] for t in tasks} <= {"枫林湾(物业[phone])", None}
+    refused = await service.client.post(
+        "/v1/levels",
+        json={"unit": COMMUNITY_A, "level": "blue", "reason": f"病例 {resident_id()}"},
+        headers=service.auth("district"),
+    )
+    assert refused.status_code == 422 and "resident ID" in refused.text
 
 
 async def test_declaring_red_issues_the_measures_and_shows_their_progress(

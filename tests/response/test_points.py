@@ -134,6 +134,35 @@ async def test_a_points_tasks_and_their_closing_are_on_the_stream_before_the_ans
         await bus.close()
 
 
+async def test_phone_numbers_in_a_points_texts_are_masked_resident_ids_refused(
+    service: Harness,
+) -> None:
+    answer = await declare(
+        service,
+        compound="枫林湾(联系人13912345678)",
+        building="3号楼",
+        reason="确诊病例住所，家属电话 139-1234-5678",
+    )
+    assert answer.status_code == 201, answer.text
+    point = answer.json()
+    assert point["compound"] == "枫林湾(联系人[phone])"
+    assert point["reason"] == "确诊病例住所，家属电话 [phone]"
+    lifted = await service.client.post(
+        f"/v1/points/{point['id']}/lift",
+        json={"reason": "已解除，联系 0951-1234567"},
+        headers=service.auth("district"),
+    )
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["lift_reason"] == "已解除，联系 [phone]"
+    await service.tap.wait_for("two point messages", lambda: len(service.tap.bodies("point")) == 2)
+    everything = b"".join(data for _, data in service.tap.messages).decode()
+    assert "1234" not in everything
+    for field in ("compound", "building", "reason"):
+        refused = await declare(service, **{"compound": "枫林湾", field: f"x{resident_id()}"})
+        assert refused.status_code == 422, (field, refused.text)
+        assert "resident ID" in refused.text
+
+
 async def test_who_may_declare_and_what_is_refused(service: Harness) -> None:
     assert (await declare(service, "community_a", compound="枫林湾")).status_code == 403
     assert (await declare(service, "street_reader", compound="枫林湾")).status_code == 403

@@ -105,6 +105,20 @@ async def test_only_the_assigned_community_sees_the_persons_pseudonym(service: H
     assert (await service.task(need, "community_a"))["person_pid"] == pid.pid
 
 
+async def test_a_tasks_compound_has_phone_numbers_masked_and_no_resident_id(
+    service: Harness,
+) -> None:
+    answer = await service.issue([a_task(compound="枫林湾(楼长 139 1234 5678)")])
+    assert answer.status_code == 201, answer.text
+    [task_id] = answer.json()["ids"]
+    assert (await service.task(task_id, "district"))["compound"] == "枫林湾(楼长 [phone])"
+    refused = await service.issue([a_task(compound=f"枫林湾{resident_id(seq=7)}")])
+    assert refused.status_code == 422
+    [problem] = refused.json()["detail"]["problems"]
+    assert (problem["index"], problem["field"]) == (0, "compound")
+    assert "resident ID" in problem["message"]
+
+
 async def test_a_batch_with_bad_tasks_issues_nothing_and_names_each_problem(
     service: Harness,
 ) -> None:

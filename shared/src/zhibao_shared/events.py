@@ -39,8 +39,10 @@ from pydantic_core import PydanticCustomError
 
 from zhibao_shared.places import BUILDING_ID, COMPOUND_ID, GRID_ID, PLACE_ID
 from zhibao_shared.resident_id import (
+    RESIDENT_ID_REFUSED,
     contains_mobile_number,
     contains_resident_id,
+    free_text,
     mask_phone_numbers,
     normalize_resident_id,
 )
@@ -75,10 +77,7 @@ def _admitting(info: ValidationInfo) -> bool:
 def _no_resident_id(value: str, info: ValidationInfo) -> str:
     """Refuse free text carrying a resident ID: only ``person`` is pseudonymised."""
     if _admitting(info) and contains_resident_id(value):
-        raise ValueError(
-            "must not contain a resident ID number (only person.id_number is "
-            "pseudonymised); use an identifier that does not name the person"
-        )
+        raise ValueError(RESIDENT_ID_REFUSED)
     return value
 
 
@@ -99,7 +98,7 @@ def _free_text(value: str, info: ValidationInfo) -> str:
     is refused (:func:`_no_resident_id`), phone numbers are masked (``[phone]``, never
     longer than the number, so the text keeps within its limit). Masked when read back
     too (idempotent): an event stored before phone numbers were masked shows none."""
-    return mask_phone_numbers(_no_resident_id(value, info))
+    return free_text(value) if _admitting(info) else mask_phone_numbers(value)
 
 
 def admissible_days(today: date) -> tuple[date, date]:

@@ -285,6 +285,22 @@ def mask_identifiers(text: str) -> str:
     return mask_phone_numbers(mask_resident_ids(text))
 
 
+RESIDENT_ID_REFUSED = (
+    "must not contain a resident ID number (only person.id_number is pseudonymised); "
+    "use an identifier that does not name the person"
+)
+
+
+def free_text(text: str) -> str:
+    """Free text that travels or is shown in the clear (labels, reasons): a resident ID is
+    refused (ValueError, :data:`RESIDENT_ID_REFUSED`), phone numbers are masked
+    (``[phone]``, never longer than the number, so the text keeps within its limit).
+    One rule for every service that takes such text (a pydantic ``AfterValidator``)."""
+    if contains_resident_id(text):
+        raise ValueError(RESIDENT_ID_REFUSED)
+    return mask_phone_numbers(text)
+
+
 def _mask_disguised(text: str) -> str:
     plain, origins = _undisguised_with_origins(text)
     spans = [

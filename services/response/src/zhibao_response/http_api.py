@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import Row
 
 from zhibao_response.config_files import WatchedPlaybook
@@ -30,11 +30,12 @@ from zhibao_shared.audit import AuditTrail
 from zhibao_shared.hierarchy import CODE_LENGTH, UNIT_CODE, Level, Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
+from zhibao_shared.resident_id import free_text
 from zhibao_shared.task_events import TaskState
 from zhibao_shared.tokens import Role, Token
 
 TASK_ID = r"^[0-9a-f]{32}$"
-_LABEL = Annotated[str, Field(min_length=1, max_length=64)]
+_LABEL = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(free_text)]
 
 
 class StateChange(BaseModel):
@@ -67,7 +68,7 @@ class LevelDeclaration(BaseModel):
         pattern=UNIT_CODE, description="Any unit: a community up to the city or the province"
     )
     level: ResponseLevel
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(free_text)]
     compounds: list[_LABEL] = Field(
         default_factory=list, max_length=200, description="Compounds named (a community's)"
     )

@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from zhibao_response.domain.playbook import Measure
 from zhibao_response.point_places import point_place
@@ -19,13 +26,21 @@ from zhibao_shared.hierarchy import UNIT_CODE, Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.places import Places
-from zhibao_shared.resident_id import contains_resident_id
+from zhibao_shared.resident_id import free_text
 from zhibao_shared.tokens import Role, Token
 
 POINT_ID = r"^[0-9a-f]{32}$"
-_LABEL = Field(default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
 #: Free text: anything but NUL (which PostgreSQL cannot store).
 NO_NUL = r"^[^\x00]*$"
+#: A place's label and a reason: shown in the clear, so held to the free-text rule.
+_LABEL = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    AfterValidator(free_text),
+]
+_REASON = Annotated[
+    str, Field(min_length=1, max_length=500, pattern=NO_NUL), AfterValidator(free_text)
+]
 #: How far from now a point's start may lie.
 START_RANGE = timedelta(days=60)
 
@@ -36,20 +51,13 @@ class PointDeclaration(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     unit: str = Field(pattern=r"^\d{12}$", description="The community the point lies in")
-    compound: str | None = _LABEL
-    building: str | None = _LABEL
+    compound: _LABEL | None = None
+    building: _LABEL | None = None
     start: AwareDatetime | None = Field(default=None, description="Now when not given")
     measures: list[Measure] = Field(
         default_factory=list, max_length=50, description="Issued as tasks, like a playbook's"
     )
-    reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
-
-    @field_validator("compound", "building")
-    @classmethod
-    def _no_resident_id(cls, value: str | None) -> str | None:
-        if value is not None and contains_resident_id(value):
-            raise ValueError("must not contain a resident ID number")
-        return value
+    reason: _REASON
 
     @model_validator(mode="after")
     def _a_place(self) -> "PointDeclaration":
@@ -63,7 +71,7 @@ class PointLifting(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
+    reason: _REASON
 
 
 def above(token: Token, unit: str) -> bool:
