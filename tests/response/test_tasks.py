@@ -119,6 +119,13 @@ async def test_a_tasks_compound_has_phone_numbers_masked_and_no_resident_id(
     assert "resident ID" in problem["message"]
 
 
+async def test_a_body_json_cannot_hold_is_a_400_not_a_500(service: Harness) -> None:
+    huge = b'[{"unit": "' + COMMUNITY_A.encode() + b'", "x": ' + b"9" * 5000 + b"}]"
+    answer = await service.client.post("/v1/tasks", content=huge, headers=service.auth("district"))
+    assert answer.status_code == 400, answer.text
+    assert "digits" in answer.json()["detail"]
+
+
 async def test_a_batch_with_bad_tasks_issues_nothing_and_names_each_problem(
     service: Harness,
 ) -> None:
@@ -172,6 +179,24 @@ async def test_only_an_operate_token_covering_every_unit_may_issue(service: Harn
         "/v1/tasks", params={"unit": COMMUNITY_B}, headers=service.auth("community_a")
     )
     assert listing.status_code == 403
+
+
+async def test_a_workers_name_has_phone_numbers_masked_and_no_resident_id(
+    service: Harness,
+) -> None:
+    """The worker is shown to every viewer above and kept in the history for ever."""
+    [task_id] = (await service.issue([a_task(kind="verify_contact")])).json()["ids"]
+    assign = f"/v1/tasks/{task_id}/assign"
+    for worker in (f"张秀兰 {resident_id(seq=9)}", "网格员\n2026-12-07 伪造的一行"):
+        refused = await service.client.post(
+            assign, json={"worker": worker}, headers=service.auth("community_a")
+        )
+        assert refused.status_code == 422, (worker, refused.text)
+    assigned = await service.client.post(
+        assign, json={"worker": "网格员 李明 139-1234-5678"}, headers=service.auth("community_a")
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert (await service.task(task_id, "district"))["worker"] == "网格员 李明 [phone]"
 
 
 async def test_a_task_moves_through_its_states_with_its_history(service: Harness) -> None:

@@ -250,6 +250,9 @@ def test_the_forwarder_passes_task_results_only_and_needs_a_token(
     assert answer.status_code == 401
     answer = httpx.post(url, content=b"{", headers={"authorization": "Bearer x"})
     assert answer.status_code == 400
+    huge = b'{"type": "zhibao.task_result.v1", "x": ' + b"9" * 5000 + b"}"
+    answer = httpx.post(url, content=huge, headers={"authorization": "Bearer x"})
+    assert answer.status_code == 400 and "digits" in answer.text
     big = {"type": "zhibao.task_result.v1", "data": {"note": "x" * 20_000}}
     answer = httpx.post(url, json=big, headers={"authorization": "Bearer x"})
     assert answer.status_code == 413

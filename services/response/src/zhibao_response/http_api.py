@@ -2,14 +2,13 @@
 
 # No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row
 
 from zhibao_response.config_files import WatchedPlaybook
@@ -21,6 +20,7 @@ from zhibao_response.domain.tasks import (
     check_change,
     validate_batch,
 )
+from zhibao_response.domain.texts import Label, Reason
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import LEVELS_DECLARED, TASKS_CHANGED, TASKS_ISSUED
 from zhibao_response.point_places import level_compounds
@@ -29,13 +29,11 @@ from zhibao_response.task_service import TaskDesk
 from zhibao_shared.audit import AuditTrail
 from zhibao_shared.hierarchy import CODE_LENGTH, UNIT_CODE, Level, Registry
 from zhibao_shared.http_auth import TokenAuth
-from zhibao_shared.http_errors import unprocessable
-from zhibao_shared.resident_id import free_text
+from zhibao_shared.http_errors import json_body, unprocessable
 from zhibao_shared.task_events import TaskState
 from zhibao_shared.tokens import Role, Token
 
 TASK_ID = r"^[0-9a-f]{32}$"
-_LABEL = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(free_text)]
 
 
 class StateChange(BaseModel):
@@ -54,9 +52,7 @@ class Assignment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    worker: str | None = Field(
-        min_length=1, max_length=64, description="A grid worker's name or grid; null unassigns"
-    )
+    worker: Label | None = Field(description="A grid worker's name or grid; null unassigns")
 
 
 class LevelDeclaration(BaseModel):
@@ -68,8 +64,8 @@ class LevelDeclaration(BaseModel):
         pattern=UNIT_CODE, description="Any unit: a community up to the city or the province"
     )
     level: ResponseLevel
-    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(free_text)]
-    compounds: list[_LABEL] = Field(
+    reason: Reason
+    compounds: list[Label] = Field(
         default_factory=list, max_length=200, description="Compounds named (a community's)"
     )
 
@@ -125,13 +121,7 @@ class ResponseApi:
             if size > self.max_body_bytes:
                 raise too_large
             chunks.append(chunk)
-        body = b"".join(chunks)
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise HTTPException(400, "the body is not JSON") from None
-        except RecursionError:
-            raise HTTPException(400, "the body is nested too deeply") from None
+        return json_body(b"".join(chunks))
 
     async def task_for(self, task_id: str, token: Token, *, issuer_may: bool) -> Row[Any]:
         """The task, or 404; 403 unless the token covers its unit (or issued it)."""

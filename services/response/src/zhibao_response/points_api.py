@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -17,6 +16,7 @@ from pydantic import (
 )
 
 from zhibao_response.domain.playbook import Measure
+from zhibao_response.domain.texts import Label, Reason
 from zhibao_response.point_places import point_place
 from zhibao_response.point_store import PointStore
 from zhibao_response.points import PointDesk
@@ -26,21 +26,9 @@ from zhibao_shared.hierarchy import UNIT_CODE, Registry
 from zhibao_shared.http_auth import TokenAuth
 from zhibao_shared.http_errors import unprocessable
 from zhibao_shared.places import Places
-from zhibao_shared.resident_id import free_text
 from zhibao_shared.tokens import Role, Token
 
 POINT_ID = r"^[0-9a-f]{32}$"
-#: Free text: anything but NUL (which PostgreSQL cannot store).
-NO_NUL = r"^[^\x00]*$"
-#: A place's label and a reason: shown in the clear, so held to the free-text rule.
-_LABEL = Annotated[
-    str,
-    Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),
-    AfterValidator(free_text),
-]
-_REASON = Annotated[
-    str, Field(min_length=1, max_length=500, pattern=NO_NUL), AfterValidator(free_text)
-]
 #: How far from now a point's start may lie.
 START_RANGE = timedelta(days=60)
 
@@ -51,13 +39,13 @@ class PointDeclaration(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     unit: str = Field(pattern=r"^\d{12}$", description="The community the point lies in")
-    compound: _LABEL | None = None
-    building: _LABEL | None = None
+    compound: Label | None = None
+    building: Label | None = None
     start: AwareDatetime | None = Field(default=None, description="Now when not given")
     measures: list[Measure] = Field(
         default_factory=list, max_length=50, description="Issued as tasks, like a playbook's"
     )
-    reason: _REASON
+    reason: Reason
 
     @model_validator(mode="after")
     def _a_place(self) -> "PointDeclaration":
@@ -71,7 +59,7 @@ class PointLifting(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: _REASON
+    reason: Reason
 
 
 def above(token: Token, unit: str) -> bool:

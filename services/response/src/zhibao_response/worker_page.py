@@ -21,7 +21,6 @@ plumbing, as the command centre's page is the aggregator's).
 
 # No `from __future__ import annotations`: FastAPI resolves the closures' annotations.
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +31,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from zhibao_shared.hierarchy import Level, Registry
 from zhibao_shared.http_auth import TokenAuth
+from zhibao_shared.http_errors import json_body
 from zhibao_shared.task_rules import transfer_leaves_district
 from zhibao_shared.tokens import Role, Token
 
@@ -120,10 +120,7 @@ async def _result_body(request: Request) -> bytes:
             raise HTTPException(413, f"a task result is at most {MAX_RESULT_BYTES} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
-    try:
-        event = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise HTTPException(400, "the body is not JSON") from None
+    event = json_body(body)
     if not isinstance(event, dict) or event.get("type") != TASK_RESULT:
         raise HTTPException(422, f"only one {TASK_RESULT} event is forwarded here")
     return body

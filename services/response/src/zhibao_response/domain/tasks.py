@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -16,9 +15,9 @@ from pydantic import (
     ValidationError,
 )
 
+from zhibao_response.domain.texts import Label
 from zhibao_shared.events import ReportedPerson
 from zhibao_shared.hierarchy import Registry, district_of
-from zhibao_shared.resident_id import free_text
 from zhibao_shared.task_events import TASK_KIND, TaskState
 from zhibao_shared.task_rules import transfer_leaves_district, visit_missing
 
@@ -64,9 +63,7 @@ class TaskIn(_Strict):
     person: ReportedPerson | None = Field(default=None, repr=False)
     contact: Contact | None = Field(default=None, repr=False)
     note: str | None = Field(default=None, min_length=1, max_length=500, repr=False)
-    compound: (
-        Annotated[str, Field(min_length=1, max_length=64), AfterValidator(free_text)] | None
-    ) = Field(default=None, description="Residential compound, if any")
+    compound: Label | None = Field(default=None, description="Residential compound, if any")
 
 
 _BATCH = TypeAdapter(list[TaskIn])
