@@ -66,8 +66,23 @@ def row(record: dict[str, Any]) -> str:
         record.get("type") or record.get("kind") or "-",
         record.get("outcome") or "-",
     )
-    line = "  ".join(f"{str(c)[:w]:<{w}}" for c, (_, w) in zip(cells, _COLUMNS, strict=True))
-    return f"{line}  {_rest(record)}".rstrip()
+    line = "  ".join(
+        f"{_shown(str(c))[:w]:<{w}}" for c, (_, w) in zip(cells, _COLUMNS, strict=True)
+    )
+    return f"{line}  {_shown(_rest(record))}".rstrip()
+
+
+def _shown(text: str) -> str:
+    """``text`` with control, format and line-separator characters escaped (``\\n``,
+    ``\\x1b``, ``\\u202e``): a refused event's id is recorded as it was sent, and a
+    newline or a terminal escape in it must not forge a line or hide one."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    return ch.encode("unicode_escape").decode("ascii") if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
 
 
 def _rest(record: dict[str, Any]) -> str:

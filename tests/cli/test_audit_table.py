@@ -1,0 +1,24 @@
+"""``zhibao audit``'s table: what a refused event's id holds cannot forge or hide a line."""
+
+from __future__ import annotations
+
+from zhibao_cli.audit import row
+
+
+def test_control_characters_in_a_record_are_escaped_not_printed() -> None:
+    forged = "ok-2\n2026-12-07T13:50:00  640106001002  王芳  zhibao.case.v1  accepted"
+    record = {
+        "at": "2026-12-07T13:13:47.123Z",
+        "unit": "640106001001",
+        "token_name": "gate\x1b[2K",
+        "type": "zhibao.screening.v1",
+        "outcome": "rejected",
+        "event_id": forged + "\x1b[31mRED\u202e",
+        "event_source": "/640106001001/gate-1",
+    }
+    line = row(record)
+    assert line.isprintable(), repr(line)
+    assert "ok-2\\n2026-12-07T13:50:00" in line
+    assert "\\x1b[31mRED\\u202e" in line
+    assert "gate\\x1b[2K" in line
+    assert "王芳" in line  # other scripts stay as they are
