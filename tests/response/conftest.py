@@ -162,6 +162,7 @@ TOKENS = {
     "community_a": ([COMMUNITY_A], Role.OPERATE),
     "community_b": ([COMMUNITY_B], Role.OPERATE),
     "street_reader": ([STREET], Role.READ),
+    "street": ([STREET], Role.OPERATE),
     "city": (["6401"], Role.OPERATE),
     "province_reader": (["64"], Role.READ),
     "other_district": (["640104"], Role.OPERATE),

@@ -12,10 +12,15 @@ from typing import Any
 
 import nats
 import pytest
+import sqlalchemy as sa
+from alembic import op
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
 from tests.response.conftest import STREET, Harness, start
 from tests.support.events import COMMUNITY_A, resident_id
 from tests.support.postgres import both_backends
+from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.subjects import TASKS_STREAM, task_subject
 
@@ -186,6 +191,60 @@ async def test_who_may_declare_and_what_is_refused(service: Harness) -> None:
     assert other.status_code == 404
     own = await service.client.post(lift, json={"reason": "x"}, headers=service.auth("community_a"))
     assert own.status_code == 403
+
+
+async def test_a_point_is_lifted_only_at_the_level_that_declared_it_or_above(
+    service: Harness,
+) -> None:
+    """A street may not lift what its district declared (seed studies: concealment
+    pressure sits low in the hierarchy); the district and the city may."""
+
+    async def lift(point: dict[str, Any], who: str) -> int:
+        answer = await service.client.post(
+            f"/v1/points/{point['id']}/lift", json={"reason": "解除"}, headers=service.auth(who)
+        )
+        return answer.status_code
+
+    by_district = (await declare(service, compound="枫林湾")).json()
+    refused = await service.client.post(
+        f"/v1/points/{by_district['id']}/lift",
+        json={"reason": "street says fine"},
+        headers=service.auth("street"),
+    )
+    assert refused.status_code == 403
+    assert "640106" in refused.json()["detail"]
+    assert await lift(by_district, "district") == 200
+    by_street = (await declare(service, "street", compound="阅海湾")).json()
+    assert by_street["declared_by"] == "street"
+    assert await lift(by_street, "street") == 200
+    by_city = (await declare(service, "city", compound="金凤")).json()
+    assert await lift(by_city, "district") == 403
+    assert await lift(by_city, "city") == 200
+
+
+async def test_a_database_of_before_declared_scopes_gains_the_column(tmp_path: Path) -> None:
+    """Revision 0003 creates ``points`` as defined now; an older database gets
+    ``declared_scope`` from 0005 (null: any command centre above may lift such a point)."""
+    url = sqlite_url(tmp_path, "response-old")
+    await run_migrations(url, "zhibao_response")
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_as_before_declared_scopes)
+        await run_migrations(url, "zhibao_response")
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda sync: [c["name"] for c in sa.inspect(sync).get_columns("points")]
+            )
+    finally:
+        await engine.dispose()
+    assert "declared_scope" in columns
+
+
+def _as_before_declared_scopes(sync: sa.Connection) -> None:
+    with Operations.context(MigrationContext.configure(sync)), op.batch_alter_table("points") as b:
+        b.drop_column("declared_scope")
+    sync.execute(sa.text("UPDATE alembic_version SET version_num = '0004_need_task_urgency'"))
 
 
 async def test_the_city_and_the_province_list_the_points_below_them(service: Harness) -> None:

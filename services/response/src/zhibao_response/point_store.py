@@ -29,6 +29,8 @@ class NewPoint:
     start: datetime
     reason: str
     measures: list[dict[str, Any]]
+    #: The declaring command centre's scope (only one at or above it may lift the point).
+    scope: str
 
 
 class PointStore:
@@ -52,6 +54,7 @@ class PointStore:
             "measures": json.dumps(point.measures, ensure_ascii=False),
             "declared_by": actor.name,
             "declared_token": actor.token,
+            "declared_scope": point.scope,
             "declared_at": now,
             "lifted_at": None,
             "lifted_by": None,

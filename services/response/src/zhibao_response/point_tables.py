@@ -20,6 +20,8 @@ points = Table(
     Column("measures", Text, nullable=False),
     Column("declared_by", String, nullable=False),
     Column("declared_token", String, nullable=False),
+    #: The declaring command centre's scope above the unit (null: declared before 0005).
+    Column("declared_scope", String(12)),
     Column("declared_at", UtcDateTime, nullable=False),
     Column("lifted_at", UtcDateTime),
     Column("lifted_by", String),

@@ -39,9 +39,11 @@ class PointDesk:
         measures: tuple[Measure, ...],
         reason: str,
         actor: Actor,
+        scope: str,
     ) -> dict[str, Any]:
-        """Store the point and issue its measures' tasks ("compounds" measures go to the
-        point's compound, or to its building when it names no compound)."""
+        """Store the point, declared by a command centre of ``scope``, and issue its
+        measures' tasks ("compounds" measures go to the point's compound, or to its
+        building when it names no compound)."""
         now = self._clock()
         place = compound or building
         assert place is not None
@@ -58,6 +60,7 @@ class PointDesk:
             start or now,
             reason,
             [m.model_dump(mode="json") for m in measures],
+            scope,
         )
         row = await self._store.declare(point, new, actor, now)
         return {**view(row), "tasks_issued": [t.id for t in new]}

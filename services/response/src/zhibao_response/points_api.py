@@ -64,7 +64,26 @@ class PointLifting(BaseModel):
 
 def above(token: Token, unit: str) -> bool:
     """True when one of the token's scopes lies strictly above ``unit`` (a command centre)."""
-    return any(unit.startswith(scope) and len(scope) < len(unit) for scope in token.scopes)
+    return bool(_scopes_above(token, unit))
+
+
+def declaring_scope(token: Token, unit: str) -> str:
+    """The highest of the token's scopes above ``unit``: the level a point is declared at."""
+    return min(_scopes_above(token, unit), key=len)
+
+
+def may_lift(token: Token, unit: str, declared_scope: str | None) -> bool:
+    """True when the token is a command centre above ``unit`` at or above the level that
+    declared the point: a street may not lift what its district or the city declared.
+    (A point declared before the level was stored: any command centre above ``unit``.)"""
+    return any(
+        declared_scope is None or len(scope) <= len(declared_scope)
+        for scope in _scopes_above(token, unit)
+    )
+
+
+def _scopes_above(token: Token, unit: str) -> list[str]:
+    return [scope for scope in token.scopes if unit.startswith(scope) and len(scope) < len(unit)]
 
 
 def build_points_router(
@@ -118,6 +137,7 @@ def build_points_router(
             tuple(body.measures),
             body.reason,
             Actor.of(token),
+            declaring_scope(token, body.unit),
         )
         audit.record(
             "point.declared",
@@ -151,6 +171,12 @@ def build_points_router(
         if point is None or not token.covers(point.unit):
             raise HTTPException(404, "no such point")
         ensure_above(token, point.unit)
+        if not may_lift(token, point.unit, point.declared_scope):
+            raise HTTPException(
+                403,
+                f"this point was declared by a command centre of {point.declared_scope}; "
+                "only one at that level or above may lift it",
+            )
         if point.lifted_at is not None:
             raise HTTPException(409, "the point is already lifted")
         try:
