@@ -233,6 +233,27 @@ def test_a_transfer_moves_the_task_with_its_history(system: System) -> None:
     system.task_becomes(task_id, state="done", unit=COMMUNITY_B)
 
 
+def test_a_resend_of_a_result_that_closed_or_moved_its_task_is_a_duplicate(
+    system: System,
+) -> None:
+    """A client that lost the answer sends the same event again, after the response
+    service applied it: the task is closed (or with another community) by that very
+    result, which must not turn the resend into a refusal."""
+    [closed, moved] = system.issue(a_task(kind="verify_contact"), a_task(kind="verify_contact"))
+    done = task_result(closed, method="phone")
+    transfer = task_result(moved, outcome="transferred", transfer_to=COMMUNITY_B, method="phone")
+    assert system.report("worker_a", done, transfer).status_code == 202
+    system.announced(closed, "done")
+    system.announced(moved, "transferred")
+    again = system.report("worker_a", done, transfer)
+    assert again.status_code == 202, again.text
+    assert [r["status"] for r in results_of(again)] == ["duplicate", "duplicate"]
+    assert again.json()["duplicates"] == 2
+    other = task_result(closed, method="phone")  # a new event about the closed task
+    assert [r["code"] for r in results_of(system.report("worker_a", other))] == ["task_closed"]
+    assert [h["action"] for h in system.task(closed)["history"]] == ["issued", "done"]
+
+
 def test_an_isolation_a_result_starts_is_counted_once(system: System) -> None:
     person = {"id_number": resident_id(seq=789)}
     before = system.figures()

@@ -13,8 +13,11 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from zhibao_shared.events import Pseudonym
-from zhibao_shared.hierarchy import UNIT_CODE
+from zhibao_shared.events import MAX_ID_LENGTH, MAX_SOURCE_LENGTH, Pseudonym
+from zhibao_shared.hierarchy import CODE_LENGTHS, UNIT_CODE
+
+#: The longest event identity (``event_identity``: community, source and id, spaced).
+RESULT_KEY_MAX = max(CODE_LENGTHS) + MAX_SOURCE_LENGTH + MAX_ID_LENGTH + 2
 
 TASK_ID = r"^[0-9a-f]{32}$"
 TASK_KIND = r"^[a-z][a-z0-9_]{1,39}$"
@@ -72,6 +75,12 @@ class TaskMessage(BaseModel):
         description="A need's task (kind need_<category>): normal or urgent; null for others",
     )
     at: datetime = Field(description="When it happened")
+    result: str | None = Field(
+        default=None,
+        max_length=RESULT_KEY_MAX,
+        description="On a change a task result made: that result's identity (its community, "
+        "source and id), so intake answers a resend of it duplicate, not refused",
+    )
 
 
 _EVENT_NAMES: dict[TaskEvent, Literal["task_issued", "task_changed", "task_overdue"]] = {
@@ -94,6 +103,7 @@ def task_message(
     from_unit: str | None = None,
     requires_visit: bool = False,
     urgency: Urgency | None = None,
+    result: str | None = None,
 ) -> TaskMessage:
     """A task message (the only way the response service builds one)."""
     return TaskMessage(
@@ -108,4 +118,5 @@ def task_message(
         requires_visit=requires_visit,
         urgency=urgency,
         at=at,
+        result=result,
     )

@@ -223,6 +223,9 @@ class SubmissionService:
                 ).inc()
             elif result.status is Status.UNAVAILABLE:
                 metrics.EVENTS_UNAVAILABLE.inc()
+            elif result.status is Status.DUPLICATE and not isinstance(admission, Admitted):
+                # a task result applied before, answered without publishing it again
+                metrics.EVENTS_DUPLICATE.labels(EventType.TASK_RESULT.value).inc()
             elif isinstance(admission, Admitted):
                 counter = (
                     metrics.EVENTS_DUPLICATE

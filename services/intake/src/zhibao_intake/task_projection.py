@@ -40,6 +40,7 @@ class TaskProjection:
 
     def __init__(self) -> None:
         self._tasks: dict[str, KnownTask] = {}
+        self._applied: set[str] = set()
         self._sequence = 0
         self._ready_at: int | None = None
         self._js: JetStreamContext | None = None
@@ -48,6 +49,10 @@ class TaskProjection:
     def known(self, task: str) -> KnownTask | None:
         """The task's entry, or None when the stream has not announced it (yet)."""
         return self._tasks.get(task)
+
+    def applied(self, result: str) -> bool:
+        """True when a task message said the result of this identity made its change."""
+        return result in self._applied
 
     @property
     def ready(self) -> bool:
@@ -72,6 +77,8 @@ class TaskProjection:
             requires_visit=message.requires_visit,
             pid=message.person.pid if message.person else None,
         )
+        if message.result is not None:
+            self._applied.add(message.result)
 
     async def start(self, js: JetStreamContext) -> None:
         """Subscribe from the stream's first message; ready once its current last one is in."""

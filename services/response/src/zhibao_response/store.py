@@ -98,6 +98,7 @@ def _message(
     from_unit: str | None = None,
     *,
     requires_visit: bool = False,
+    result: str | None = None,
 ) -> dict[str, Any]:
     body = task_message(
         event,
@@ -111,6 +112,7 @@ def _message(
         from_unit=from_unit,
         requires_visit=requires_visit,
         urgency=row.get("urgency"),
+        result=result,
     )
     return {
         "msg_id": uuid.uuid4().hex,
@@ -170,10 +172,12 @@ class TaskStore:
         state: TaskState,
         at: datetime,
         from_unit: str | None = None,
+        result: str | None = None,
     ) -> dict[str, Any]:
-        """The outbox row of a task message (says whether the task's kind needs a visit)."""
+        """The outbox row of a task message (says whether the task's kind needs a visit,
+        and which task result made the change, if one did)."""
         visit = self.requires_visit(row["kind"])
-        return _message(event, row, state, at, from_unit, requires_visit=visit)
+        return _message(event, row, state, at, from_unit, requires_visit=visit, result=result)
 
     def requires_visit(self, kind: str) -> bool:
         """True when a task of ``kind`` is done only by a visit (a phone call, or a change of
@@ -285,8 +289,10 @@ class TaskStore:
         actor: Actor,
         to_unit: str | None,
         now: datetime,
+        by_result: str | None = None,
     ) -> int:
-        """:meth:`change` in the caller's transaction; the id of the history row written."""
+        """:meth:`change` in the caller's transaction (made by the task result whose
+        identity is ``by_result``, if one did); the id of the history row written."""
         values: dict[str, Any] = {"updated_at": now}
         new_state = wanted
         if wanted is TaskState.TRANSFERRED:
@@ -314,7 +320,7 @@ class TaskStore:
             .values(_history(after, wanted, new_state, actor, now, from_unit=from_unit))
             .returning(task_history.c.id)
         )
-        message = self._announce(TaskEvent.CHANGED, after, wanted, now, from_unit)
+        message = self._announce(TaskEvent.CHANGED, after, wanted, now, from_unit, by_result)
         await conn.execute(insert(outbox).values(message))
         return int(written.scalar_one())
 
@@ -358,7 +364,9 @@ class TaskStore:
             result,
         )
         if row is not None and applies:
-            history_id = await self._change(conn, row, result.wanted, actor, result.to_unit, now)
+            history_id = await self._change(
+                conn, row, result.wanted, actor, result.to_unit, now, result.key
+            )
         elif row is not None:
             state = TaskState(row["state"])
             written = await conn.execute(

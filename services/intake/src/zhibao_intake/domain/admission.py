@@ -268,6 +268,13 @@ def _task_of(
             code=RejectionCode.TASK_NOT_YET_KNOWN,
             errors=[error],
         )
+    key = event_identity(reported.subject, reported.source, reported.id)
+    if task is not None and results.tasks is not None and results.tasks.applied(key):
+        # stored and applied before: the task may have closed or moved since, by this very
+        # result; judging it again would refuse what was accepted
+        return ItemResult(
+            index=index, id=reported.id, source=reported.source, status=Status.DUPLICATE
+        )
     refusal = (
         unknown_task(task_id)
         if task is None

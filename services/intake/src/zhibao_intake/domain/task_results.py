@@ -35,6 +35,12 @@ class TaskBook(Protocol):
         """The task's entry, or None when the tasks stream has not announced it (yet)."""
         ...
 
+    def applied(self, result: str) -> bool:
+        """True when the tasks stream announced a change made by the task result of this
+        identity (``event_identity``): a resend of it is a duplicate, whatever the task's
+        state now."""
+        ...
+
 
 @dataclass(frozen=True)
 class Refusal:
