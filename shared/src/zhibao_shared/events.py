@@ -392,17 +392,25 @@ class _TaskResultFields(_Strict):
     )
 
     @model_validator(mode="after")
-    def _transfer_names_a_community(self) -> _TaskResultFields:
+    def _consistent(self, info: ValidationInfo) -> _TaskResultFields:
         transferred = self.outcome is TaskOutcome.TRANSFERRED
         if transferred and self.transfer_to is None:
             raise ValueError("a transferred task names the community it moves to (transfer_to)")
         if not transferred and self.transfer_to is not None:
             raise ValueError("only a transferred task names transfer_to")
+        if self.measures and self.outcome is not TaskOutcome.DONE and _admitting(info):
+            raise ValueError(
+                f"measures are taken when a task is done, not when it is {self.outcome.value} "
+                "(nobody reached, refused or moved on was isolated or tested): leave them out"
+            )
         return self
 
     @property
     def isolation(self) -> IsolationKind | None:
-        """The isolation the result starts (home before centralised if it names both)."""
+        """The isolation the result starts (home before centralised if it names both); none
+        unless the task was done (a result stored before such measures were refused)."""
+        if self.outcome is not TaskOutcome.DONE:
+            return None
         return next((ISOLATION_MEASURES[m] for m in self.measures if m in ISOLATION_MEASURES), None)
 
 

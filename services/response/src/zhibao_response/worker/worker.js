@@ -279,7 +279,12 @@
       }
     });
     form.addEventListener("change", () => {
-      const transfer = value(form, "outcome") === "transferred";
+      const outcome = value(form, "outcome");
+      const transfer = outcome === "transferred";
+      // measures are taken when a task is done (intake refuses them otherwise)
+      const measures = outcome === null || outcome === "done";
+      $(".measures-field", form).hidden = !measures;
+      $(".until-field", form).hidden = !measures;
       $(".transfer-field", form).hidden = !transfer;
       $("[data-name=transfer_to]", form).required = transfer;
     });
@@ -316,10 +321,13 @@
       task: task.id,
       outcome: value(form, "outcome"),
       method: value(form, "method"),
-      measures: Array.from(form.querySelectorAll("input[data-name=measures]:checked"), (m) => m.value),
+      measures: [],
     };
-    const until = $("[data-name=until]", form).value;
-    if (until) data.until = until;
+    if (data.outcome === "done") {
+      data.measures = Array.from(form.querySelectorAll("input[data-name=measures]:checked"), (m) => m.value);
+      const until = $("[data-name=until]", form).value;
+      if (until) data.until = until;
+    }
     const note = $("[data-name=note]", form).value.trim();
     if (note) data.note = note;
     if (data.outcome === "transferred") data.transfer_to = $("[data-name=transfer_to]", form).value.trim();
