@@ -77,7 +77,7 @@ class OutboxPublisher:
         while rows := await self._store.pending_messages(self._batch):
             for wave in waves(rows, _IN_FLIGHT):
                 await asyncio.gather(*(self._publish(r.subject, r.body, r.msg_id) for r in wave))
-            await self._store.published(row.id for row in rows)
+            await self._store.published(rows)
             sent += len(rows)
             waiting = max(0, waiting - len(rows))
             OUTBOX_PENDING.set(waiting)

@@ -608,10 +608,19 @@ class TaskStore:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
 
-    async def published(self, ids: Iterable[int]) -> None:
-        """Forget messages that were published."""
+    async def published(self, rows: Iterable[Row[Any]]) -> None:
+        """Forget messages that were published (``rows`` as :meth:`pending_messages` read
+        them). Matched by id and message id: on SQLite an emptied outbox gives its ids
+        out again, and another instance on the same database may have published these
+        rows meanwhile and written new ones under the same ids."""
+        read = list(rows)
         async with self._engine.begin() as conn:
-            await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+            await conn.execute(
+                delete(outbox).where(
+                    outbox.c.id.in_([r.id for r in read]),
+                    outbox.c.msg_id.in_([r.msg_id for r in read]),
+                )
+            )
 
     async def counts(self) -> dict[str, int]:
         """Tasks per state (for the metrics)."""
