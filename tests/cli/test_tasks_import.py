@@ -131,6 +131,11 @@ def test_a_csv_list_issues_one_task_per_row_with_the_details_for_the_community(
     assert code == 0, output
     assert "3 rows valid" in output and "issued 3 tasks" in output
     assert "序号" in output  # the column not read is named
+    # run again (as after a failure part way): the same tasks, not a second set
+    again = tmp_path / "again.csv"
+    code, output = run(*args(path, response), "--kind", "verify_companion", "--ids", str(again))
+    assert code == 0, output
+    assert again.read_text(encoding="utf-8") == ids.read_text(encoding="utf-8")
     tasks = {t["id"]: t for t in response.tasks("640106")}
     with ids.open(encoding="utf-8") as source:
         rows = list(csv.DictReader(source))

@@ -6,7 +6,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import nats
 import nats.js.errors
 import pytest
@@ -56,8 +58,10 @@ async def test_issued_tasks_reach_the_bus_with_a_pseudonym_only(
         "requires_visit",
         "urgency",
         "at",
+        "result",
     }
     assert first["urgency"] is None  # only a need's task has one
+    assert first["result"] is None  # only a change a task result made names it
     assert first["requires_visit"] is True  # verify_companion: the default visit-only kind
     everything = b"".join(data for _, data in service.tap.messages).decode()
     assert not [value for value in PERSONAL if value in everything]
@@ -124,6 +128,36 @@ async def test_a_body_json_cannot_hold_is_a_400_not_a_500(service: Harness) -> N
     answer = await service.client.post("/v1/tasks", content=huge, headers=service.auth("district"))
     assert answer.status_code == 400, answer.text
     assert "digits" in answer.json()["detail"]
+
+
+async def test_a_request_retried_with_its_idempotency_key_issues_nothing_twice(
+    service: Harness,
+) -> None:
+    """A command centre whose connection broke after the tasks were committed sends the
+    request again: with the same Idempotency-Key it gets the same tasks, not a second set."""
+    batch = [a_task(), a_task(COMMUNITY_B, kind="disinfect")]
+
+    async def send(tasks: list[dict[str, Any]], key: str, who: str = "district") -> httpx.Response:
+        headers = {**service.auth(who), "Idempotency-Key": key}
+        return await service.client.post("/v1/tasks", json=tasks, headers=headers)
+
+    first, concurrent = await asyncio.gather(send(batch, "req-1"), send(batch, "req-1"))
+    assert {first.status_code, concurrent.status_code} == {201}
+    ids = first.json()["ids"]
+    assert concurrent.json()["ids"] == ids and len(set(ids)) == 2
+    again = await send(batch, "req-1")
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    listed = await service.tasks(DISTRICT, "district")
+    assert sorted(t["id"] for t in listed) == sorted(ids)
+    await service.tap.wait_for("two issued messages", lambda: len(service.tap.bodies()) >= 2)
+    assert sorted(m["task"] for m in service.tap.bodies("issued")) == sorted(ids)
+
+    other = await send([a_task(kind="disinfect")], "req-1")
+    assert other.status_code == 422 and "Idempotency-Key" in other.text
+    city = await send(batch, "req-1", "city")  # another token's key names its own request
+    assert city.status_code == 201 and set(city.json()["ids"]).isdisjoint(ids)
+    assert (await send(batch, "bad key")).status_code == 400
 
 
 async def test_a_batch_with_bad_tasks_issues_nothing_and_names_each_problem(

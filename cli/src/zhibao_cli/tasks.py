@@ -12,6 +12,8 @@ the command says which rows were issued and which were not.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,8 +125,11 @@ def _issue_all(parsed: TaskSheet, url: str, token: str, chunk_size: int, issued:
 
 
 def _post(client: httpx.Client, chunk: list[SheetTask], parsed: TaskSheet) -> list[str]:
+    bodies = [t.body for t in chunk]
     try:
-        answer = client.post("/v1/tasks", json=[t.body for t in chunk])
+        answer = client.post(
+            "/v1/tasks", json=bodies, headers={"Idempotency-Key": _chunk_key(bodies)}
+        )
     except httpx.HTTPError as exc:
         raise Refused(f"the response service is unreachable: {type(exc).__name__}") from None
     if answer.status_code == 201:
@@ -137,6 +142,13 @@ def _post(client: httpx.Client, chunk: list[SheetTask], parsed: TaskSheet) -> li
     if answer.status_code == 413:
         raise Refused(f"{detail}; send fewer per request with --chunk-size")
     raise Refused(f"the response service answered {answer.status_code}: {detail}")
+
+
+def _chunk_key(bodies: list[dict[str, Any]]) -> str:
+    """The chunk's Idempotency-Key, from its tasks as sent: running the same list again
+    (after a failure part way, say) finds the chunks already issued, never a second set."""
+    canonical = json.dumps(bodies, sort_keys=True, ensure_ascii=False)
+    return "sheet-" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _detail(answer: httpx.Response) -> Any:

@@ -1,7 +1,8 @@
 """The response service's HTTP API (thin: checks who may do what, then delegates)."""
 
-# No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
+import re
 
+# No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,8 +25,8 @@ from zhibao_response.domain.texts import Label, Reason
 from zhibao_response.levels import LevelDesk
 from zhibao_response.metrics import LEVELS_DECLARED, TASKS_CHANGED, TASKS_ISSUED
 from zhibao_response.point_places import level_compounds
-from zhibao_response.store import Actor, Conflict, TaskStore
-from zhibao_response.task_service import TaskDesk
+from zhibao_response.store import Actor, Conflict, KeyReused, TaskStore
+from zhibao_response.task_service import TaskDesk, keyed_task_id
 from zhibao_shared.audit import AuditTrail
 from zhibao_shared.hierarchy import CODE_LENGTH, UNIT_CODE, Level, Registry
 from zhibao_shared.http_auth import TokenAuth
@@ -133,6 +134,25 @@ class ResponseApi:
         raise HTTPException(403, f"this token may not see unit {task.unit}")
 
 
+#: The header naming a request, so that a retry issues nothing twice (IETF
+#: draft-ietf-httpapi-idempotency-key-header), and the answer's mark of a retry.
+IDEMPOTENCY_KEY = "idempotency-key"
+REPLAYED = "Idempotent-Replayed"
+_KEY_SHAPE = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key`` (1–200 visible ASCII characters), None when it
+    sent none; 400 for a malformed one."""
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is None:
+        return None
+    key = key.strip().strip('"')
+    if not _KEY_SHAPE.fullmatch(key):
+        raise HTTPException(400, "Idempotency-Key must be 1 to 200 visible ASCII characters")
+    return key
+
+
 def ensure_command_centre(token: Token, unit: str) -> None:
     """403 unless the token is a command centre's covering ``unit``: a district's, a city's
     or a province's. A community's token (its grid workers' page uses one) or a street's
@@ -195,15 +215,28 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
             raise HTTPException(
                 403, f"this token may not issue tasks for {', '.join(outside[:20])}"
             )
-        new = api.desk.prepare_all(tasks)
-        await api.store.issue(new, Actor.of(token))
+        key = idempotency_key(request)
+        answer = {"issued": len(tasks)}
+        if key is None:
+            new = api.desk.prepare_all(tasks)
+            await api.store.issue(new, Actor.of(token))
+        else:
+            ids = [keyed_task_id(token.id, key, i) for i in range(len(tasks))]
+            new = api.desk.prepare_all(tasks, ids)
+            try:
+                issued_now = await api.store.issue_once(new, Actor.of(token))
+            except KeyReused as exc:
+                raise HTTPException(422, str(exc)) from None
+            if not issued_now:
+                replayed = {**answer, "ids": ids}
+                return JSONResponse(replayed, status_code=201, headers={REPLAYED: "true"})
         TASKS_ISSUED.labels("api").inc(len(new))
         for t in new:
             api.audit.record(
                 "task.issued", token, unit=t.unit, target=t.id, detail={"kind": t.kind}
             )
         await api.announce()
-        return JSONResponse({"issued": len(new), "ids": [t.id for t in new]}, status_code=201)
+        return JSONResponse({**answer, "ids": [t.id for t in new]}, status_code=201)
 
     @router.get("/tasks", summary="A unit's tasks (and those of the units below it)")
     async def list_tasks(

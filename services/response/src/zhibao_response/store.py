@@ -90,6 +90,16 @@ class Conflict(RuntimeError):
     """The task changed meanwhile (its state or unit is not what the caller saw)."""
 
 
+class KeyReused(ValueError):
+    """An ``Idempotency-Key`` already named a request with other tasks."""
+
+
+def _same(stored: Any, task: NewTask) -> bool:
+    """True when the stored task is the one ``task`` would issue (its unit may have moved
+    since by a transfer: the kind and the due time name it)."""
+    return bool(stored.kind == task.kind and stored.due == task.due)
+
+
 def _message(
     event: TaskEvent,
     row: Any,
@@ -222,6 +232,32 @@ class TaskStore:
         await conn.execute(
             insert(outbox), [self._announce(TaskEvent.ISSUED, r, issued, now) for r in rows]
         )
+
+    async def issue_once(self, new: Sequence[NewTask], actor: Actor) -> bool:
+        """Issue tasks whose ids an ``Idempotency-Key`` derived (all or none): True when
+        issued now, False when the same tasks were issued before (a retried request).
+        :class:`KeyReused` when the ids name other tasks (the key of another request)."""
+        for attempt in (1, 2):
+            try:
+                async with self._engine.begin() as conn:
+                    query = select(tasks.c.id, tasks.c.unit, tasks.c.kind, tasks.c.due).where(
+                        tasks.c.id.in_([t.id for t in new])
+                    )
+                    stored = {row.id: row for row in await conn.execute(query)}
+                    if not stored:
+                        await self._issue(conn, new, actor, self._clock())
+                        return True
+            except IntegrityError:  # the same request, issued by a concurrent call
+                if attempt == 2:
+                    raise
+                continue
+            if len(stored) == len(new) and all(_same(stored[t.id], t) for t in new):
+                return False
+            raise KeyReused(
+                "this Idempotency-Key was sent before with other tasks; use a new key for "
+                "a new request"
+            )
+        raise AssertionError("unreachable")
 
     async def issue_new(self, new: Sequence[NewTask], actor_of: Callable[[NewTask], Actor]) -> int:
         """Issue those of ``new`` whose id is not known yet (a need's task is derived from

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -23,6 +24,14 @@ def new_task_id() -> str:
     return uuid.uuid4().hex
 
 
+def keyed_task_id(token_id: str, idempotency_key: str, index: int) -> str:
+    """The id of the ``index``-th task of a request sent with an ``Idempotency-Key``: the
+    same token, key and position name the same task, so a retried request finds the tasks
+    it issued the first time instead of issuing them again."""
+    material = f"issue {token_id} {idempotency_key} {index}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
 class TaskDesk:
     """Turns validated tasks into storable ones and stored ones into what a token may see."""
 
@@ -30,9 +39,10 @@ class TaskDesk:
         self._sealer = sealer
         self._pseudonymiser = pseudonymiser
 
-    def prepare(self, task: TaskIn) -> NewTask:
-        """A task to store: its person pseudonymised, its personal details sealed."""
-        task_id = new_task_id()
+    def prepare(self, task: TaskIn, task_id: str | None = None) -> NewTask:
+        """A task to store (under ``task_id``, or a new random id): its person
+        pseudonymised, its personal details sealed."""
+        task_id = task_id or new_task_id()
         details: dict[str, Any] = {}
         pid = None
         if task.person is not None:
@@ -45,9 +55,13 @@ class TaskDesk:
         sealed = self._sealer.seal(task_id, details) if details else None
         return NewTask(task_id, task.unit, task.kind, task.due, task.compound, pid, sealed)
 
-    def prepare_all(self, tasks: Sequence[TaskIn]) -> list[NewTask]:
-        """:meth:`prepare` for each task, in order."""
-        return [self.prepare(task) for task in tasks]
+    def prepare_all(
+        self, tasks: Sequence[TaskIn], ids: Sequence[str] | None = None
+    ) -> list[NewTask]:
+        """:meth:`prepare` for each task, in order (under ``ids`` when given)."""
+        if ids is None:
+            return [self.prepare(task) for task in tasks]
+        return [self.prepare(task, task_id) for task, task_id in zip(tasks, ids, strict=True)]
 
     @staticmethod
     def may_see_details(token: Token, task: Row[Any]) -> bool:
