@@ -518,7 +518,10 @@ async def test_texts_with_control_characters_are_refused_and_stored_ones_dropped
         "id": "controls",
         "unit": DISTRICT,
         "title": "{unit}\x07隔离\x1b表",
-        "columns": [{"figure": "in_isolation", "heading": "在\x00隔离"}],
+        "columns": [
+            {"figure": "in_isolation", "heading": "在\x00隔离"},
+            {"figure": "isolation_checks", "heading": "隔离\n核查"},  # two lines: kept
+        ],
         "totals_label": "\t=SUM(1)",
     }
     await store_as_an_old_version_did(sqlite_engine, old)
@@ -533,7 +536,9 @@ async def test_texts_with_control_characters_are_refused_and_stored_ones_dropped
     assert as_xlsx.status_code == 200, as_xlsx.text
     sheet = sheet_of(as_xlsx.content)
     assert sheet["A1"].value.endswith("隔离表") and sheet["B2"].value == "在隔离"
-    assert sheet[f"A{sheet.max_row}"].value == "=SUM(1)" and sheet[f"A{sheet.max_row}"].quotePrefix
+    assert sheet["C2"].value == "隔离\n核查"
+    totals = sheet[f"A{sheet.max_row}"]
+    assert totals.value == "\t=SUM(1)" and totals.quotePrefix
     parsed = list(csv.reader(io.StringIO(as_csv.text.removeprefix("\ufeff"))))
     assert parsed[0][0].endswith("隔离表") and parsed[1][1] == "在隔离"
-    assert parsed[-1][0] == "'=SUM(1)"
+    assert parsed[-1][0] == "'\t=SUM(1)"

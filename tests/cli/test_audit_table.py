@@ -22,3 +22,9 @@ def test_control_characters_in_a_record_are_escaped_not_printed() -> None:
     assert "\\x1b[31mRED\\u202e" in line
     assert "gate\\x1b[2K" in line
     assert "王芳" in line  # other scripts stay as they are
+
+
+def test_spaces_of_any_width_stay_as_they_are() -> None:
+    record = {"at": "2026-12-07T13:13:47Z", "token_name": "金凤区\u3000值班", "event_id": "a\xa0b"}
+    line = row(record)
+    assert "金凤区\u3000值班" in line and "a\xa0b" in line

@@ -162,6 +162,15 @@ async def test_phone_numbers_in_a_points_texts_are_masked_resident_ids_refused(
     await service.tap.wait_for("two point messages", lambda: len(service.tap.bodies("point")) == 2)
     everything = b"".join(data for _, data in service.tap.messages).decode()
     assert "1234" not in everything
+    measure = {**MEASURES[0], "description": "联系家属 13912345678"}
+    described = await declare(service, compound="阅海湾", measures=[measure])
+    assert described.status_code == 201, described.text
+    listed = await service.client.get(
+        "/v1/points", params={"unit": COMMUNITY_A}, headers=service.auth("district")
+    )
+    assert "13912345678" not in listed.text and "联系家属 [phone]" in listed.text
+    with_id = {**MEASURES[0], "description": f"患者 {resident_id()}"}
+    assert (await declare(service, compound="阅海湾", measures=[with_id])).status_code == 422
     for field in ("compound", "building", "reason"):
         refused = await declare(service, **{"compound": "枫林湾", field: f"x{resident_id()}"})
         assert refused.status_code == 422, (field, refused.text)

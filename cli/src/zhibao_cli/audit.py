@@ -8,6 +8,7 @@ trail as an ``audit.read`` action of the token used.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -75,10 +76,15 @@ def row(record: dict[str, Any]) -> str:
 def _shown(text: str) -> str:
     """``text`` with control, format and line-separator characters escaped (``\\n``,
     ``\\x1b``, ``\\u202e``): a refused event's id is recorded as it was sent, and a
-    newline or a terminal escape in it must not forge a line or hide one."""
+    newline or a terminal escape in it must not forge a line or hide one. Spaces of any
+    width stay as they are."""
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() or ch == " " else _escaped(ch) for ch in text)
+    return "".join(_escaped(ch) if unicodedata.category(ch) in _HIDDEN else ch for ch in text)
+
+
+#: Control, format (bidirectional overrides among them), line and paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def _escaped(ch: str) -> str:

@@ -82,6 +82,12 @@ class TaskMessage(BaseModel):
         "source and id), so intake answers a resend of it duplicate, not refused",
     )
 
+    def to_bus(self) -> bytes:
+        """The message as published: ``result`` only when a result made the change, so a
+        consumer of an earlier release (whose model forbids unknown fields) reads every
+        other message during a rolling upgrade."""
+        return self.model_dump_json(exclude={"result"} if self.result is None else None).encode()
+
 
 _EVENT_NAMES: dict[TaskEvent, Literal["task_issued", "task_changed", "task_overdue"]] = {
     TaskEvent.ISSUED: "task_issued",

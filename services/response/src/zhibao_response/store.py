@@ -127,7 +127,7 @@ def _message(
     return {
         "msg_id": uuid.uuid4().hex,
         "subject": task_subject(row["unit"], event.value),
-        "body": body.model_dump_json().encode(),
+        "body": body.to_bus(),
     }
 
 

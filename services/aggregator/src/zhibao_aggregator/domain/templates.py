@@ -51,9 +51,10 @@ _ALLOWED = (
 #: The first characters that make a spreadsheet program read a cell as a formula (OWASP's
 #: list for CSV injection). Titles, headings and labels may not begin with them.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-#: Control characters (C0, DEL, C1): refused in texts; the reports drop them from texts
-#: stored before (see :data:`STORED`).
-CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
+#: The control characters a workbook cell cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE:
+#: C0 but tab, line feed and carriage return, which a two-line heading uses): refused in
+#: texts; the reports drop them from texts stored before (see :data:`STORED`).
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _CONTROL = re.compile(CONTROL_CHARACTERS)
 #: The validation context of templates read back from the database: what was stored is
 #: not refused for the text rules above (a version before them let it in). Filling

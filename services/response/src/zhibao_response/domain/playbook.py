@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from zhibao_shared.hierarchy import Registry, Unit
+from zhibao_shared.resident_id import free_text
 from zhibao_shared.task_events import TASK_KIND
 
 
@@ -52,7 +54,7 @@ class Measure(BaseModel):
     kind: str = Field(pattern=TASK_KIND)
     applies_to: AppliesTo
     deadline_hours: float = Field(gt=0, le=24 * 90, description="Due this long after declaring")
-    description: str = Field(default="", max_length=200)
+    description: Annotated[str, Field(max_length=200), AfterValidator(free_text)] = ""
 
 
 class Playbook(BaseModel):
