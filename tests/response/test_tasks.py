@@ -159,6 +159,27 @@ async def test_a_request_retried_with_its_idempotency_key_issues_nothing_twice(
     assert (await send(batch, "bad key")).status_code == 400
 
 
+async def test_a_street_may_not_change_the_state_of_a_task_its_district_issued(
+    service: Harness,
+) -> None:
+    """Concealment pressure sits low in the hierarchy (the seed studies): a street closing
+    its district's tasks would make them look done. The community the task is with, and
+    command centres at the issuing level or above, may change it."""
+    [by_district, by_city] = (
+        await service.issue([a_task(kind="verify_contact")]),
+        await service.issue([a_task(kind="verify_contact")], "city"),
+    )
+    district_task, city_task = by_district.json()["ids"][0], by_city.json()["ids"][0]
+    refused = await service.change(district_task, "street", state="done")
+    assert refused.status_code == 403 and "640106" in refused.json()["detail"]
+    assert (await service.change(city_task, "district", state="refused")).status_code == 403
+    assert (await service.change(district_task, "community_a", state="accepted")).status_code == 200
+    assert (await service.change(district_task, "district", state="done")).status_code == 200
+    assert (await service.change(city_task, "city", state="unreachable")).status_code == 200
+    [own] = (await service.issue([a_task(kind="verify_contact")], "community_a")).json()["ids"]
+    assert (await service.change(own, "street", state="done")).status_code == 200
+
+
 async def test_a_batch_with_bad_tasks_issues_nothing_and_names_each_problem(
     service: Harness,
 ) -> None:

@@ -19,6 +19,7 @@ from zhibao_response.domain.tasks import (
     TransferOutside,
     VisitRequired,
     check_change,
+    may_change,
     validate_batch,
 )
 from zhibao_response.domain.texts import Label, Reason
@@ -301,6 +302,12 @@ def build_router(api: ResponseApi, auth: TokenAuth) -> APIRouter:
         token: Annotated[Token, Depends(operate)],
     ) -> dict[str, Any]:
         task = await api.task_for(task_id, token, issuer_may=False)
+        if not may_change(token.scopes, task.unit, task.issuer_scope):
+            raise HTTPException(
+                403,
+                f"this task was issued by a command centre of {task.issuer_scope}: its state "
+                "is changed by the community it is with, or from that level up",
+            )
         if change.state is TaskState.TRANSFERRED:
             if change.to is None or not api.registry.is_community(change.to):
                 raise unprocessable(("body", "to"), "a transfer names a community of the registry")

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from zhibao_response.domain.playbook import Measure
+from zhibao_response.domain.tasks import acting_level, at_or_above, scopes_above
 from zhibao_response.domain.texts import Label, Reason
 from zhibao_response.point_places import point_place
 from zhibao_response.point_store import PointStore
@@ -64,26 +65,7 @@ class PointLifting(BaseModel):
 
 def above(token: Token, unit: str) -> bool:
     """True when one of the token's scopes lies strictly above ``unit`` (a command centre)."""
-    return bool(_scopes_above(token, unit))
-
-
-def declaring_scope(token: Token, unit: str) -> str:
-    """The highest of the token's scopes above ``unit``: the level a point is declared at."""
-    return min(_scopes_above(token, unit), key=len)
-
-
-def may_lift(token: Token, unit: str, declared_scope: str | None) -> bool:
-    """True when the token is a command centre above ``unit`` at or above the level that
-    declared the point: a street may not lift what its district or the city declared.
-    (A point declared before the level was stored: any command centre above ``unit``.)"""
-    return any(
-        declared_scope is None or len(scope) <= len(declared_scope)
-        for scope in _scopes_above(token, unit)
-    )
-
-
-def _scopes_above(token: Token, unit: str) -> list[str]:
-    return [scope for scope in token.scopes if unit.startswith(scope) and len(scope) < len(unit)]
+    return bool(scopes_above(token.scopes, unit))
 
 
 def build_points_router(
@@ -137,7 +119,7 @@ def build_points_router(
             tuple(body.measures),
             body.reason,
             Actor.of(token),
-            declaring_scope(token, body.unit),
+            acting_level(token.scopes, body.unit) or body.unit,
         )
         audit.record(
             "point.declared",
@@ -171,7 +153,7 @@ def build_points_router(
         if point is None or not token.covers(point.unit):
             raise HTTPException(404, "no such point")
         ensure_above(token, point.unit)
-        if not may_lift(token, point.unit, point.declared_scope):
+        if not at_or_above(token.scopes, point.unit, point.declared_scope):
             raise HTTPException(
                 403,
                 f"this point was declared by a command centre of {point.declared_scope}; "

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zhibao_response.announcements import level_announcement
 from zhibao_response.domain.results import TaskResult, applicable
-from zhibao_response.domain.tasks import OPEN_STATES, closes
+from zhibao_response.domain.tasks import OPEN_STATES, acting_level, closes
 from zhibao_response.tables import declarations, outbox, task_history, task_results, tasks
 from zhibao_shared.subjects import task_subject
 from zhibao_shared.task_events import TaskEvent, TaskState, task_message
@@ -36,12 +36,14 @@ class Actor:
 
     name: str
     token: str
+    #: The token's scopes (none for a task a need raised, or a result's reporter).
+    scopes: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, token: Token) -> Actor:
         """The token as an actor. A name longer than new tokens may have (made before the
         limit) is cut to it: it is the author of level and point messages."""
-        return cls(token.name[:NAME_MAX], token.id)
+        return cls(token.name[:NAME_MAX], token.id, tuple(token.scopes))
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ class TaskStore:
                 "sealed": t.sealed,
                 "issuer_token": actor.token,
                 "issuer_name": actor.name,
+                "issuer_scope": acting_level(actor.scopes, t.unit),
                 "issued_at": now,
                 "updated_at": now,
                 "declaration_id": t.declaration_id,

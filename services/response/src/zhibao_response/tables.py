@@ -58,6 +58,10 @@ tasks = Table(
     Column("sealed", LargeBinary),
     Column("issuer_token", String, nullable=False),
     Column("issuer_name", String, nullable=False),
+    #: The issuing command centre's level (its highest scope over the unit; null for a
+    #: need's task and tasks issued before 0006): one above the community may change the
+    #: task's state only from that level up.
+    Column("issuer_scope", String(12)),
     Column("issued_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime),

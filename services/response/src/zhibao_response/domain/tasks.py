@@ -187,3 +187,28 @@ def scopes_exactly(scopes: Sequence[str], unit: str) -> bool:
     """True when one of ``scopes`` is ``unit`` itself or lies inside it (the community's own
     token), as opposed to a scope above it (a street's or district's)."""
     return any(scope.startswith(unit) for scope in scopes)
+
+
+def scopes_above(scopes: Sequence[str], unit: str) -> list[str]:
+    """Those of ``scopes`` strictly above ``unit`` (a command centre's over it)."""
+    return [scope for scope in scopes if unit.startswith(scope) and len(scope) < len(unit)]
+
+
+def acting_level(scopes: Sequence[str], unit: str) -> str | None:
+    """The highest of ``scopes`` covering ``unit`` (the level a token acts at there), or
+    None when none covers it (a task a need raised: no command centre issued it)."""
+    covering = [scope for scope in scopes if unit.startswith(scope)]
+    return min(covering, key=len) if covering else None
+
+
+def at_or_above(scopes: Sequence[str], unit: str, level: str | None) -> bool:
+    """True when one of ``scopes`` lies above ``unit`` at the level of the scope ``level``
+    or higher (any above when ``level`` is None: a task or point from before levels were
+    kept): a street may not undo what its district or the city decided."""
+    return any(level is None or len(scope) <= len(level) for scope in scopes_above(scopes, unit))
+
+
+def may_change(scopes: Sequence[str], unit: str, issuer_level: str | None) -> bool:
+    """True when a token may change the state of a task with ``unit``: the community's own,
+    or a command centre at or above the level that issued the task."""
+    return scopes_exactly(scopes, unit) or at_or_above(scopes, unit, issuer_level)
