@@ -15,6 +15,10 @@ import httpx
 import nats
 import nats.errors
 import pytest
+import sqlalchemy as sa
+from alembic import op
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from asgi_lifespan import LifespanManager
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -237,5 +241,33 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[TaskStore]:
     engine = make_engine(url)
     try:
         yield TaskStore(engine, lambda: STORE_NOW)
+    finally:
+        await engine.dispose()
+
+
+async def columns_after_upgrade(
+    tmp_path: Path, table: str, column: str, revision: str
+) -> list[str]:
+    """The columns of ``table`` after migrating to the head a database set back to
+    ``revision`` without ``column`` (as a database of before that column stands: the
+    revision that creates ``table`` does so from the current definition)."""
+    url = sqlite_url(tmp_path, "response-old")
+    await run_migrations(url, "zhibao_response")
+    engine = make_engine(url)
+
+    def set_back(sync: sa.Connection) -> None:
+        context = Operations.context(MigrationContext.configure(sync))
+        with context, op.batch_alter_table(table) as batch:
+            batch.drop_column(column)
+        sync.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(set_back)
+        await run_migrations(url, "zhibao_response")
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: [c["name"] for c in sa.inspect(sync).get_columns(table)]
+            )
     finally:
         await engine.dispose()

@@ -10,19 +10,14 @@ from typing import Any
 
 import nats
 import pytest
-import sqlalchemy as sa
-from alembic import op
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 
-from tests.response.conftest import Harness
+from tests.response.conftest import Harness, columns_after_upgrade
 from tests.support.care_events import need, published
 from tests.support.events import COMMUNITY_A, screening
 from tests.support.postgres import both_backends
 from zhibao_response.domain.needs import DEFAULT_NEED_LIMITS, parse_need_limits
 from zhibao_response.settings import ResponseSettings
 from zhibao_shared.care_events import NeedCategory, NeedUrgency, need_task_id
-from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.events import bundle_payload, event_identity
 from zhibao_shared.subjects import bundle_subject, event_subject
 
@@ -155,26 +150,6 @@ def test_bad_limits_are_refused_at_start(text: str, says: str, tmp_path: Path) -
 
 
 async def test_a_database_of_before_needs_gains_the_urgency_column(tmp_path: Path) -> None:
-    """Revision 0001 creates ``tasks`` as defined now; a database made before needs
-    existed has no ``urgency`` column until 0004_need_task_urgency adds it."""
-    url = sqlite_url(tmp_path, "response-old")
-    await run_migrations(url, "zhibao_response")
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_as_before_needs)
-        await run_migrations(url, "zhibao_response")
-        async with engine.connect() as conn:
-            columns = await conn.run_sync(
-                lambda sync: [c["name"] for c in sa.inspect(sync).get_columns("tasks")]
-            )
-    finally:
-        await engine.dispose()
-    assert "urgency" in columns
-
-
-def _as_before_needs(sync: sa.Connection) -> None:
-    """Drop the column and go back to revision 0003, as an older database stands."""
-    with Operations.context(MigrationContext.configure(sync)), op.batch_alter_table("tasks") as b:
-        b.drop_column("urgency")
-    sync.execute(sa.text("UPDATE alembic_version SET version_num = '0003'"))
+    """A database made before needs existed has no ``urgency`` column until
+    0004_need_task_urgency adds it."""
+    assert "urgency" in await columns_after_upgrade(tmp_path, "tasks", "urgency", "0003")

@@ -12,15 +12,10 @@ from typing import Any
 
 import nats
 import pytest
-import sqlalchemy as sa
-from alembic import op
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 
-from tests.response.conftest import STREET, Harness, start
+from tests.response.conftest import STREET, Harness, columns_after_upgrade, start
 from tests.support.events import COMMUNITY_A, resident_id
 from tests.support.postgres import both_backends
-from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.natsserver import NatsServer
 from zhibao_shared.subjects import TASKS_STREAM, task_subject
 
@@ -232,28 +227,12 @@ async def test_a_point_is_lifted_only_at_the_level_that_declared_it_or_above(
 
 
 async def test_a_database_of_before_declared_scopes_gains_the_column(tmp_path: Path) -> None:
-    """Revision 0003 creates ``points`` as defined now; an older database gets
-    ``declared_scope`` from 0005 (null: any command centre above may lift such a point)."""
-    url = sqlite_url(tmp_path, "response-old")
-    await run_migrations(url, "zhibao_response")
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_as_before_declared_scopes)
-        await run_migrations(url, "zhibao_response")
-        async with engine.connect() as conn:
-            columns = await conn.run_sync(
-                lambda sync: [c["name"] for c in sa.inspect(sync).get_columns("points")]
-            )
-    finally:
-        await engine.dispose()
+    """An older database gets ``points.declared_scope`` from 0005 (null: any command
+    centre above may lift such a point)."""
+    columns = await columns_after_upgrade(
+        tmp_path, "points", "declared_scope", "0004_need_task_urgency"
+    )
     assert "declared_scope" in columns
-
-
-def _as_before_declared_scopes(sync: sa.Connection) -> None:
-    with Operations.context(MigrationContext.configure(sync)), op.batch_alter_table("points") as b:
-        b.drop_column("declared_scope")
-    sync.execute(sa.text("UPDATE alembic_version SET version_num = '0004_need_task_urgency'"))
 
 
 async def test_the_city_and_the_province_list_the_points_below_them(service: Harness) -> None:

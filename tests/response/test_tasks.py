@@ -13,7 +13,14 @@ import nats
 import nats.js.errors
 import pytest
 
-from tests.response.conftest import DISTRICT, STREET, Harness, a_task, start
+from tests.response.conftest import (
+    DISTRICT,
+    STREET,
+    Harness,
+    a_task,
+    columns_after_upgrade,
+    start,
+)
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
 from tests.support.postgres import both_backends
 from zhibao_shared.db import make_engine
@@ -178,6 +185,15 @@ async def test_a_street_may_not_change_the_state_of_a_task_its_district_issued(
     assert (await service.change(city_task, "city", state="unreachable")).status_code == 200
     [own] = (await service.issue([a_task(kind="verify_contact")], "community_a")).json()["ids"]
     assert (await service.change(own, "street", state="done")).status_code == 200
+
+
+async def test_a_database_of_before_issuer_levels_gains_the_column(tmp_path: Path) -> None:
+    """0006 adds ``tasks.issuer_scope`` to an older database (null: any command centre
+    above may change such a task, as before)."""
+    columns = await columns_after_upgrade(
+        tmp_path, "tasks", "issuer_scope", "0005_point_declared_scope"
+    )
+    assert "issuer_scope" in columns
 
 
 async def test_a_batch_with_bad_tasks_issues_nothing_and_names_each_problem(

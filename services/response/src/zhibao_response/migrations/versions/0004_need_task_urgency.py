@@ -10,7 +10,8 @@ Revises: 0003
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from zhibao_response.migrations.columns import add_if_missing, drop
 
 revision = "0004_need_task_urgency"
 down_revision = "0003"
@@ -18,19 +19,11 @@ branch_labels = None
 depends_on = None
 
 
-def _has_urgency() -> bool:
-    columns = sa.inspect(op.get_bind()).get_columns("tasks")
-    return any(column["name"] == "urgency" for column in columns)
-
-
 def upgrade() -> None:
     """Add the nullable ``tasks.urgency`` where it is missing."""
-    if not _has_urgency():
-        with op.batch_alter_table("tasks") as batch:
-            batch.add_column(sa.Column("urgency", sa.String(8)))
+    add_if_missing("tasks", sa.Column("urgency", sa.String(8)))
 
 
 def downgrade() -> None:
     """Drop it."""
-    with op.batch_alter_table("tasks") as batch:
-        batch.drop_column("urgency")
+    drop("tasks", "urgency")

@@ -12,7 +12,8 @@ Revises: 0004_need_task_urgency
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from zhibao_response.migrations.columns import add_if_missing, drop
 
 revision = "0005_point_declared_scope"
 down_revision = "0004_need_task_urgency"
@@ -20,19 +21,11 @@ branch_labels = None
 depends_on = None
 
 
-def _has_scope() -> bool:
-    columns = sa.inspect(op.get_bind()).get_columns("points")
-    return any(column["name"] == "declared_scope" for column in columns)
-
-
 def upgrade() -> None:
     """Add the nullable ``points.declared_scope`` where it is missing."""
-    if not _has_scope():
-        with op.batch_alter_table("points") as batch:
-            batch.add_column(sa.Column("declared_scope", sa.String(12)))
+    add_if_missing("points", sa.Column("declared_scope", sa.String(12)))
 
 
 def downgrade() -> None:
     """Drop it."""
-    with op.batch_alter_table("points") as batch:
-        batch.drop_column("declared_scope")
+    drop("points", "declared_scope")

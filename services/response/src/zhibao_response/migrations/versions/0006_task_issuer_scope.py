@@ -12,7 +12,8 @@ Revises: 0005_point_declared_scope
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from zhibao_response.migrations.columns import add_if_missing, drop
 
 revision = "0006_task_issuer_scope"
 down_revision = "0005_point_declared_scope"
@@ -20,19 +21,11 @@ branch_labels = None
 depends_on = None
 
 
-def _has_scope() -> bool:
-    columns = sa.inspect(op.get_bind()).get_columns("tasks")
-    return any(column["name"] == "issuer_scope" for column in columns)
-
-
 def upgrade() -> None:
     """Add the nullable ``tasks.issuer_scope`` where it is missing."""
-    if not _has_scope():
-        with op.batch_alter_table("tasks") as batch:
-            batch.add_column(sa.Column("issuer_scope", sa.String(12)))
+    add_if_missing("tasks", sa.Column("issuer_scope", sa.String(12)))
 
 
 def downgrade() -> None:
     """Drop it."""
-    with op.batch_alter_table("tasks") as batch:
-        batch.drop_column("issuer_scope")
+    drop("tasks", "issuer_scope")
