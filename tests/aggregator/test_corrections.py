@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 COMMUNITY = "640106001001"
 UNITS = (COMMUNITY, "640106001", "640106", "6401")
+DISTRICT = UNITS[2]
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 _ids = itertools.count(1)
 
@@ -38,10 +39,15 @@ def live(settings: AggregatorSettings, nats_server: NatsServer) -> AggregatorSet
     return settings.model_copy(update={"nats_url": nats_server.url})
 
 
-def event(kind: str, data: dict[str, Any], when: datetime = NOW) -> PublishedEvent:
-    """A published event of COMMUNITY (received two minutes after ``when``)."""
+def event(
+    kind: str, data: dict[str, Any], when: datetime = NOW, level: str | None = None
+) -> PublishedEvent:
+    """A published event of COMMUNITY (received two minutes after ``when``), reported at
+    ``level`` when given."""
+    stamped = {"reporterlevel": level} if level else {}
     return PUBLISHED_EVENT.validate_python(
-        {
+        stamped
+        | {
             "specversion": "1.0",
             "id": f"e-{next(_ids)}",
             "source": f"/{COMMUNITY}/gate-1",
@@ -65,6 +71,7 @@ def fix(
     original: PublishedEvent,
     data: dict[str, Any] | None = None,
     after: timedelta = timedelta(hours=1),
+    level: str | None = None,
 ) -> PublishedEvent:
     """A correction of ``original`` made ``after`` it: a retraction, or with ``data`` a
     replacement."""
@@ -75,7 +82,7 @@ def fix(
     }
     if data is not None:
         body |= {"type": original.type.value, "data": data}
-    return event("correction", body, original.time + after)
+    return event("correction", body, original.time + after, level)
 
 
 def day(when: datetime = NOW) -> date:
@@ -256,6 +263,27 @@ async def test_a_correction_of_another_type_is_ignored(
     assert column(found, "fevers") == [1, 1, 1, 1]
     assert column(found, "new_confirmed") == [0, 0, 0, 0]
     assert column(found, "corrections") == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("retraction_first", [False, True], ids=["after", "before"])
+async def test_a_community_cannot_retract_a_case_its_district_reported(
+    engine: AsyncEngine, live: AggregatorSettings, retraction_first: bool
+) -> None:
+    """Concealment: a community's token retracting (even in advance) a confirmed case the
+    district's CDC reported is ignored; the district itself may retract it."""
+    person = {"pid": "ab" * 16}
+    case = event("case", {"person": person, "classification": "confirmed"}, level=DISTRICT)
+    own = fix(case, level=COMMUNITY)
+    ignored_before = _ignored("below_reporter")
+    await run(engine, live, [own, case] if retraction_first else [case, own])
+    found = await figures(engine, live, day())
+    assert column(found, "new_confirmed") == [1, 1, 1, 1]
+    assert column(found, "corrections") == [0, 0, 0, 0]
+    assert _ignored("below_reporter") == ignored_before + 1
+    await run(engine, live, [fix(case, after=timedelta(hours=2), level=DISTRICT)])
+    found = await figures(engine, live, day())
+    assert column(found, "new_confirmed") == [0, 0, 0, 0]
+    assert column(found, "corrections") == [1, 1, 1, 1]
 
 
 @pytest.mark.parametrize("retraction_first", [False, True], ids=["after", "before"])

@@ -71,11 +71,13 @@ def published(
     community: str = COMMUNITY,
     when: datetime | None = None,
     event_id: str | None = None,
+    level: str | None = None,
 ) -> PublishedEvent:
-    """A published (bus) event."""
+    """A published (bus) event (reported at ``level`` when given)."""
     at = when or datetime.now(UTC) - timedelta(minutes=5)
     return PUBLISHED_EVENT.validate_python(
-        {
+        ({"reporterlevel": level} if level else {})
+        | {
             "specversion": "1.0",
             "id": event_id or f"a-{next(_ids)}",
             "source": f"/{community}/test",
@@ -115,6 +117,7 @@ def correction(
     event_id: str | None = None,
     reporter: str = "grid-worker-token",
     kind: str | None = None,
+    level: str | None = None,
 ) -> PublishedEvent:
     """A correction of ``original`` as intake publishes it: a retraction, or with ``data``
     a replacement of its data (as data of type ``kind``, when given: not the original's)."""
@@ -127,7 +130,8 @@ def correction(
     if data is not None:
         body |= {"type": kind or original.type, "data": data}
     return PUBLISHED_EVENT.validate_python(
-        {
+        ({"reporterlevel": level} if level else {})
+        | {
             "specversion": "1.0",
             "id": event_id or f"c-{next(_ids)}",
             "source": f"/{original.subject}/corrections",

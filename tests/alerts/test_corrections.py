@@ -22,6 +22,7 @@ from tests.support.webhook import Receiver
 from zhibao_alerts.tables import alerts, daily_counts, daily_reports, timeline
 from zhibao_shared.db import sqlite_url
 
+DISTRICT = COMMUNITY[:6]
 REASON = "测温枪故障，复测 36.6 °C (thermometer fault)"
 
 
@@ -129,6 +130,22 @@ async def test_a_confirmed_case_retracted_after_acknowledgement_stays_resolved_w
     # the person, now really confirmed, is news again: a new alert pages
     await world.send(confirmed(pid="a" * 32))
     assert [a.state for a in await world.alerts()] == ["resolved", "firing"]
+
+
+@pytest.mark.parametrize("retraction_first", [False, True], ids=["after", "before"])
+async def test_a_community_cannot_withdraw_a_case_its_district_reported(
+    db: AsyncEngine, clock: Clock, webhook: Receiver, retraction_first: bool
+) -> None:
+    """Concealment: a community's retraction (even one sent in advance) of a confirmed case
+    the district's CDC reported resolves nothing; the district's own retraction does."""
+    world = World(db, clock, webhook)
+    case = confirmed(pid="d" * 32, level=DISTRICT)
+    own = correction(case, reason="录入错误", level=COMMUNITY)
+    await world.send(*([own, case] if retraction_first else [case, own]))
+    [alert] = await world.alerts()
+    assert (alert.rule, alert.state) == ("immediate_confirmed", "firing")
+    await world.send(correction(case, level=DISTRICT))
+    assert [a.state for a in await world.alerts()] == ["resolved"]
 
 
 async def test_a_case_retracted_before_its_page_went_out_is_not_paged(

@@ -32,6 +32,7 @@ from zhibao_shared.events import (
     P,
     Pseudonym,
     ReportedPerson,
+    ReporterLevel,
     _Envelope,
     _Label,
     _PlaceRef,
@@ -171,6 +172,7 @@ class PublishedKeyPerson(KeyPersonEvent[Pseudonym]):
     # that mixin beside a generic envelope of another module)
     reporter: str = Field(min_length=1, max_length=64)
     receivedat: AwareDatetime
+    reporterlevel: ReporterLevel = None
     data: PublishedKeyPersonData
 
 
@@ -179,6 +181,7 @@ class PublishedNeed(NeedEvent[Pseudonym]):
 
     reporter: str = Field(min_length=1, max_length=64)
     receivedat: AwareDatetime
+    reporterlevel: ReporterLevel = None
     data: PublishedNeedData
 
     @property

@@ -505,11 +505,29 @@ class _Envelope(BaseModel):
         return self.subject
 
 
+#: The reporting token's highest scope covering the event's community (its level there),
+#: stamped by intake: a correction applies to an event only from that level up (None:
+#: reported before the level was stamped).
+ReporterLevel = Annotated[str | None, Field(pattern=r"^\d{2,12}$")]
+
+
 class _Attribution(BaseModel):
-    """Extensions intake adds: who reported the event and when it was received."""
+    """Extensions intake adds: who reported the event, at which level, and when it was
+    received."""
 
     reporter: str = Field(min_length=1, max_length=64)
     receivedat: AwareDatetime
+    reporterlevel: ReporterLevel = None
+
+
+def may_correct(original_level: str | None, correcting_level: str | None) -> bool:
+    """True when a correction reported at ``correcting_level`` may change an event reported
+    at ``original_level``: at that level or above (a district corrects a community's
+    report; a community does not retract a case its district's CDC reported). Either
+    unknown (stamped before levels were): allowed, as before."""
+    if original_level is None or correcting_level is None:
+        return True
+    return len(correcting_level) <= len(original_level)
 
 
 class ScreeningEvent(_Envelope, Generic[P]):

@@ -72,13 +72,13 @@ class Prepared:
     later: list[Decision] = field(default_factory=list)
 
 
-def _ignore(decisions: Iterable[Decision], event_type: str) -> None:
-    """Log and count corrections naming another type than their event's."""
-    for decision in decisions:
-        metrics.CORRECTIONS_IGNORED.labels("type_mismatch").inc()
+def _ignore(decisions: Iterable[tuple[Decision, str]], event_type: str) -> None:
+    """Log and count corrections that may not change their event, with why."""
+    for decision, why in decisions:
+        metrics.CORRECTIONS_IGNORED.labels(why).inc()
         log.warning(
             "correction_ignored",
-            reason="type_mismatch",
+            reason=why,
             correction=decision.key,
             names=decision.type,
             event_type=event_type,
@@ -143,10 +143,13 @@ def _record_new(
             event.time,
             judge.day(event),
             person.pid if person is not None else None,
+            event.reporterlevel,
         )
-    decision, ignored = deciding(decisions, event.type.value, None)
+    bare = Recorded(
+        event.dedup_key, event.type.value, event.subject, event.time, None, event.reporterlevel
+    )
+    decision, ignored = deciding(decisions, bare, None)
     _ignore(ignored, event.type.value)
-    bare = Recorded(event.dedup_key, event.type.value, event.subject, event.time, None)
     counted: PublishedEvent | None = event
     if decision is not None:
         _applied(decision)
@@ -173,7 +176,7 @@ def _record_of(
     day = judge.day(counted)
     facts = judge.facts(counted, bare.community, day)
     data = counted.data.model_dump(mode="json", exclude_none=True) if facts.counts else None
-    recorded = Recorded(bare.key, bare.type, bare.community, bare.at, data)
+    recorded = Recorded(bare.key, bare.type, bare.community, bare.at, data, bare.level)
     return correction_store.record_values(recorded, day, facts.pid, decided)
 
 
@@ -191,7 +194,7 @@ async def changes(conn: AsyncConnection, later: Sequence[Decision], judge: Judge
     for key, group in groups.items():
         row = rows[key]
         record = row.recorded
-        last, ignored = deciding(group, record.type, row.decided)
+        last, ignored = deciding(group, record, row.decided)
         _ignore(ignored, record.type)
         if last is None:  # an earlier correction than the one that decided already
             continue
@@ -217,7 +220,7 @@ async def changes(conn: AsyncConnection, later: Sequence[Decision], judge: Judge
 
 def record_as(record: Recorded) -> Recorded:
     """A record's identity without its data."""
-    return Recorded(record.key, record.type, record.community, record.at, None)
+    return Recorded(record.key, record.type, record.community, record.at, None, record.level)
 
 
 @dataclass

@@ -41,7 +41,7 @@ class RecordRow:
 
 def _recorded(row: Any) -> Recorded:
     data = json.loads(row.data) if row.data is not None else None
-    return Recorded(row.dedup_key, row.type, row.community, row.at, data)
+    return Recorded(row.dedup_key, row.type, row.community, row.at, data, row.level)
 
 
 def record_values(
@@ -58,11 +58,18 @@ def record_values(
         "data": json.dumps(recorded.data, ensure_ascii=False) if recorded.data else None,
         "decided_at": decided[0] if decided else None,
         "decided_by": decided[1] if decided else None,
+        "level": recorded.level,
     }
 
 
 def uncounted_values(
-    key: str, event_type: str, community: str, at: datetime, day: date, pid: str | None
+    key: str,
+    event_type: str,
+    community: str,
+    at: datetime,
+    day: date,
+    pid: str | None,
+    level: str | None,
 ) -> dict[str, Any]:
     """The ``event_records`` row of a new event that counts towards nothing and that no
     correction decided (what :func:`record_values` gives for it, without the records)."""
@@ -76,6 +83,7 @@ def uncounted_values(
         "data": None,
         "decided_at": None,
         "decided_by": None,
+        "level": level,
     }
 
 
@@ -105,7 +113,7 @@ async def records(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, Recor
 
 
 #: What a correction never changes in a record (a replace keeps type, subject and time).
-_FIXED = ("dedup_key", "type", "community", "at")
+_FIXED = ("dedup_key", "type", "community", "at", "level")
 
 
 async def update_records(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -183,6 +191,7 @@ async def hold(conn: AsyncConnection, decisions: Sequence[Decision]) -> None:
                 "reason": d.reason,
                 "reporter": d.reporter,
                 "receivedat": d.receivedat,
+                "level": d.level,
             }
             for d in decisions
         ],
@@ -213,6 +222,7 @@ async def held_for(conn: AsyncConnection, keys: Iterable[str]) -> list[Decision]
             reason=r.reason,
             reporter=r.reporter,
             receivedat=r.receivedat,
+            level=r.level,
         )
         for r in rows
     ]

@@ -255,6 +255,9 @@ event_records = Table(
     Column("data", Text),
     Column("decided_at", UtcDateTime()),
     Column("decided_by", String(400)),
+    #: the reporter's level (``reporterlevel``): corrections apply from it up (null: not
+    #: stamped, or recorded before 0016)
+    Column("level", String(12)),
 )
 #: The records that count towards something. Only those are ever looked up by person or
 #: by day (most records are screenings that count towards nothing, looked up by key
@@ -284,6 +287,8 @@ held_corrections = Table(
     Column("reason", Text, nullable=False),
     Column("reporter", String(64), nullable=False),
     Column("receivedat", UtcDateTime(), nullable=False),
+    #: the correction's reporter level (null: not stamped, or held before 0016)
+    Column("level", String(12)),
 )
 
 #: Key persons (重点人群) and the persons of needs, by pseudonym: their community,

@@ -35,6 +35,7 @@ from zhibao_shared.events import (
     PublishedScreeningData,
     PublishedTaskResult,
     Retraction,
+    may_correct,
 )
 
 #: (community code, day, metric) → change (as in ``contributions``).
@@ -56,6 +57,8 @@ class Footprint:
     ref: str = ""  #: the person's pid (cases, isolations) or the reported date
     #: Where the metrics also count below the community (``place_figures.event_places``).
     places: tuple[str, ...] = ()
+    #: The reporter's level (``reporterlevel``; "" when not stamped): corrections from it up.
+    level: str = ""
 
     @property
     def correctable(self) -> bool:
@@ -73,6 +76,7 @@ class Footprint:
                 ",".join(self.metrics),
                 self.ref,
                 ",".join(self.places),
+                self.level,
             )
         )
 
@@ -81,6 +85,7 @@ class Footprint:
         """The footprint stored as ``text`` by :meth:`encode`."""
         kind, time, received, day, metrics, ref, *rest = text.split(_SEP)
         places = rest[0] if rest else ""  # footprints stored before places: none
+        level = rest[1] if len(rest) > 1 else ""  # and before reporters' levels
         return cls(
             kind,
             datetime.fromisoformat(time),
@@ -89,6 +94,7 @@ class Footprint:
             tuple(metrics.split(",")) if metrics else (),
             ref,
             tuple(places.split(",")) if places else (),
+            level,
         )
 
 
@@ -133,6 +139,7 @@ def footprint(
         tuple(counted),
         _ref(event),
         event_places(event.data),
+        event.reporterlevel or "",
     )
 
 
@@ -152,11 +159,24 @@ def order_key(correction: PublishedCorrection) -> str:
     return f"{moment} {correction.dedup_key}"
 
 
-def fits(original: Footprint, correction: PublishedCorrection) -> bool:
-    """Whether ``correction`` may change ``original``: a correctable type, and the type
-    it names (a retraction may name none) is the original's."""
+def refusal(original: Footprint, correction: PublishedCorrection) -> str | None:
+    """Why ``correction`` may not change ``original`` (None: it may): ``not_correctable``
+    (a type no correction changes), ``type_mismatch`` (it names another type; a retraction
+    may name none) or ``below_reporter`` (reported below the original's level:
+    :func:`~zhibao_shared.events.may_correct`)."""
     named = correction.data.type
-    return original.correctable and (named is None or EventType(named).short == original.type)
+    if not original.correctable:
+        return "not_correctable"
+    if named is not None and EventType(named).short != original.type:
+        return "type_mismatch"
+    if not may_correct(original.level or None, correction.reporterlevel):
+        return "below_reporter"
+    return None
+
+
+def fits(original: Footprint, correction: PublishedCorrection) -> bool:
+    """Whether ``correction`` may change ``original`` (:func:`refusal` finds no reason)."""
+    return refusal(original, correction) is None
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,8 @@ async def _correct(
         return Counter()
     original = Footprint.decode(applied.effect)
     decision = correcting.decide(original, applied.corrected_by, fixes)
-    _ignore(decision.ignored, "type_mismatch" if original.correctable else "not_correctable")
+    for one in decision.ignored:
+        _ignore([one], correcting.refusal(original, one) or "not_correctable")
     community = key.split(" ", 1)[0]
     change: c.Contribution = Counter()
     if decision.applied:

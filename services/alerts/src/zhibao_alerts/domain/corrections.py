@@ -32,6 +32,7 @@ from zhibao_shared.events import (
     PublishedEvent,
     PublishedIsolation,
     PublishedScreening,
+    may_correct,
 )
 
 #: The (time, identity) of a correction: the later one decides.
@@ -55,6 +56,8 @@ class Decision:
     reason: str
     reporter: str
     receivedat: datetime
+    #: the correction's reporter level (``reporterlevel``; None: not stamped)
+    level: str | None = None
 
     @property
     def order(self) -> Order:
@@ -66,9 +69,15 @@ class Decision:
         """True for a retraction: the event counts as absent."""
         return self.action == CorrectionAction.RETRACT.value
 
-    def fits(self, event_type: str) -> bool:
-        """False when it names another type than its event's (it is then ignored)."""
-        return self.type is None or self.type == event_type
+    def refusal(self, event_type: str, event_level: str | None) -> str | None:
+        """Why it may not change an event of ``event_type`` reported at ``event_level``
+        (it is then ignored): ``type_mismatch`` (it names another type) or
+        ``below_reporter`` (:func:`~zhibao_shared.events.may_correct`); None: it may."""
+        if self.type is not None and self.type != event_type:
+            return "type_mismatch"
+        if not may_correct(event_level, self.level):
+            return "below_reporter"
+        return None
 
 
 def decision_of(correction: PublishedCorrection) -> Decision:
@@ -85,17 +94,24 @@ def decision_of(correction: PublishedCorrection) -> Decision:
         reason=data.reason,
         reporter=correction.reporter,
         receivedat=correction.receivedat,
+        level=correction.reporterlevel,
     )
 
 
 def deciding(
-    decisions: Iterable[Decision], event_type: str, decided: Order | None
-) -> tuple[Decision | None, list[Decision]]:
-    """The decision that now decides an event of ``event_type`` whose last decision was
-    ``decided`` (None: none of ``decisions`` comes after it), and the decisions ignored
-    because they name another type."""
-    fitting = [d for d in decisions if d.fits(event_type)]
-    ignored = [d for d in decisions if not d.fits(event_type)]
+    decisions: Iterable[Decision], event: Recorded, decided: Order | None
+) -> tuple[Decision | None, list[tuple[Decision, str]]]:
+    """The decision that now decides ``event`` whose last decision was ``decided`` (None:
+    none of ``decisions`` comes after it), and the decisions ignored, each with why
+    (:meth:`Decision.refusal`)."""
+    fitting: list[Decision] = []
+    ignored: list[tuple[Decision, str]] = []
+    for one in decisions:
+        why = one.refusal(event.type, event.level)
+        if why is None:
+            fitting.append(one)
+        else:
+            ignored.append((one, why))
     last = max(fitting, key=lambda d: d.order, default=None)
     if last is None or (decided is not None and last.order <= decided):
         return None, ignored
@@ -112,6 +128,8 @@ class Recorded:
     at: datetime
     #: its data as last decided; None when it counts towards nothing
     data: dict[str, Any] | None
+    #: its reporter's level (corrections apply from it up; None: not stamped)
+    level: str | None = None
 
 
 def rebuild(
