@@ -34,9 +34,9 @@ def sick(pid: str | None, when: datetime, building: str = "3", **kw: Any) -> Pub
     return published("screening", data, when=when, **kw)
 
 
-def isolation(pid: str, action: str, when: datetime) -> PublishedEvent:
+def isolation(pid: str, action: str, when: datetime, **kw: Any) -> PublishedEvent:
     data: dict[str, Any] = {"person": {"pid": pid}, "action": action, "kind": "home"}
-    return published("isolation", data, when=when)
+    return published("isolation", data, when=when, **kw)
 
 
 async def test_a_check_before_the_end_arriving_after_it_does_not_reopen_the_isolation(
@@ -86,6 +86,24 @@ async def missed_checks(engine: AsyncEngine) -> list[tuple[str, str]]:
             .order_by(alerts.c.id)
         )
         return [(summary, state) for summary, state in found]
+
+
+@pytest.mark.parametrize("end_id", ["a-end", "z-end"])
+@pytest.mark.parametrize("end_first", [True, False], ids=["end-first", "start-first"])
+async def test_a_start_and_an_end_at_the_same_time_decide_as_the_aggregator_does(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver, end_first: bool, end_id: str
+) -> None:
+    """Of a start and an end with the same event time, the one with the later identity
+    decides (the aggregator folds a person's facts by time, then identity: its
+    ``isolation_history``), whatever order they arrive in."""
+    world = World(engine, clock, webhook)
+    person, at = "6" * 32, clock.now - timedelta(hours=30)
+    start = isolation(person, "start", at, event_id="m-start")
+    end = isolation(person, "end", at, event_id=end_id)
+    for one in (end, start) if end_first else (start, end):
+        await world.send(one)
+    _community, active, _check, _status = await isolation_of(engine, person)
+    assert active == (0 if end.dedup_key > start.dedup_key else 1)
 
 
 async def isolation_of(engine: AsyncEngine, person: str) -> tuple[Any, ...]:

@@ -427,7 +427,7 @@ async def recompute_isolations(conn: AsyncConnection, pids: set[str]) -> None:
         if not isinstance(event, PublishedIsolation):
             continue
         pid = event.data.person.pid
-        note = IsolationNote(pid, record.community, event.data.action.value, record.at)
+        note = IsolationNote(pid, record.community, event.data.action.value, record.at, record.key)
         rows[pid] = _isolation_after(rows.get(pid), note)
     await correction_store.set_isolations(conn, rows)
 

@@ -98,7 +98,11 @@ class _Effects:
         if isinstance(event, PublishedIsolation):
             self.isolations.append(
                 store.IsolationNote(
-                    event.data.person.pid, event.subject, event.data.action.value, event.time
+                    event.data.person.pid,
+                    event.subject,
+                    event.data.action.value,
+                    event.time,
+                    event.dedup_key,
                 )
             )
         elif isinstance(event, PublishedDailyReport):

@@ -518,6 +518,8 @@ class IsolationNote:
     community: str
     action: str
     at: datetime
+    #: the event's identity (of two at the same time, the later identity decides)
+    key: str = ""
 
 
 #: The last check of an isolation none of whose events to arrive so far is a start or a
@@ -542,11 +544,18 @@ async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote])
             isolations.c.last_check_at,
             isolations.c.active,
             isolations.c.status_at,
+            isolations.c.status_key,
         ).where(isolations.c.pid.in_({n.pid for n in notes}))
     )
     stored = {
-        pid: {"community": c, "last_check_at": at, "active": active, "status_at": status}
-        for pid, c, at, active, status in rows
+        pid: {
+            "community": c,
+            "last_check_at": at,
+            "active": active,
+            "status_at": status,
+            "status_key": key,
+        }
+        for pid, c, at, active, status, key in rows
     }
     state: dict[str, dict[str, Any]] = {}
     for n in notes:
@@ -568,6 +577,7 @@ async def note_isolations(conn: AsyncConnection, notes: Sequence[IsolationNote])
                 last_check_at=bindparam("b_last_check_at", type_=UtcDateTime()),
                 active=bindparam("b_active"),
                 status_at=bindparam("b_status_at", type_=UtcDateTime()),
+                status_key=bindparam("b_status_key"),
             ),
             changed,
         )
@@ -582,10 +592,12 @@ def _isolation_after(row: dict[str, Any] | None, note: IsolationNote) -> dict[st
       contact); an end or a breach is no check, so an isolation none of whose events is
       a start or check has none yet (:data:`NO_CHECK_YET`);
     * as in the aggregator's person figures, a start opens and an end closes, in event
-      time: an event older than the latest start/end does not change whether the
-      isolation is open. Until a start or end arrives, a check counts as open, as before
-      (its start may come later, or may not reach this service); a breach alone opens
-      nothing (the aggregator counts no isolation for it either).
+      time (of two at the same time, the one with the later identity decides, as the
+      aggregator orders a person's facts): an event older than the latest start/end
+      does not change whether the isolation is open. Until a start or end arrives, a
+      check counts as open, as before (its start may come later, or may not reach this
+      service); a breach alone opens nothing (the aggregator counts no isolation for it
+      either).
     """
     if row is None:
         row = {
@@ -593,15 +605,17 @@ def _isolation_after(row: dict[str, Any] | None, note: IsolationNote) -> dict[st
             "last_check_at": NO_CHECK_YET,
             "active": 0,
             "status_at": None,
+            "status_key": None,
         }
     row = dict(row)
     if note.action in ("start", "check") and note.at > row["last_check_at"]:
         row["last_check_at"] = note.at
     status_at = row["status_at"]
     if note.action in ("start", "end"):
-        if status_at is None or note.at >= status_at:
+        if status_at is None or (note.at, note.key) >= (status_at, row["status_key"] or ""):
             row["active"] = 1 if note.action == "start" else 0
             row["status_at"] = note.at
+            row["status_key"] = note.key
             row["community"] = note.community
     elif note.action == "check" and status_at is None:
         row["active"] = 1

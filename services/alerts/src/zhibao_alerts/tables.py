@@ -139,6 +139,9 @@ isolations = Table(
     Column("active", Integer, nullable=False),
     #: event time of the latest start or end: ``active`` follows it, not arrival order
     Column("status_at", UtcDateTime()),
+    #: that event's identity: of a start and an end at the same time, the one with the
+    #: later identity decides, as the aggregator orders a person's facts (null: before 0017)
+    Column("status_key", String(400)),
 )
 
 #: Communities' daily reports (which days they closed).
