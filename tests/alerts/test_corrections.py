@@ -23,6 +23,7 @@ from zhibao_alerts.tables import alerts, daily_counts, daily_reports, timeline
 from zhibao_shared.db import sqlite_url
 
 DISTRICT = COMMUNITY[:6]
+OTHER = "640106001002"
 REASON = "测温枪故障，复测 36.6 °C (thermometer fault)"
 
 
@@ -146,6 +147,31 @@ async def test_a_community_cannot_withdraw_a_case_its_district_reported(
     assert (alert.rule, alert.state) == ("immediate_confirmed", "firing")
     await world.send(correction(case, level=DISTRICT))
     assert [a.state for a in await world.alerts()] == ["resolved"]
+
+
+async def test_a_case_moved_by_a_report_elsewhere_and_a_retraction_here_alerts_there(
+    db: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """Reported in A, reported again in B (no second page: the person was alerted on),
+    then A's report retracted: A's alert is withdrawn and B, where the case now counts,
+    is alerted (the aggregator counts it in B)."""
+    world = World(db, clock, webhook)
+    in_a = confirmed(pid="f" * 32, when=clock.now - timedelta(hours=2))
+    in_b = confirmed(pid="f" * 32, community=OTHER, when=clock.now - timedelta(hours=1))
+    await world.send(in_a)
+    await world.send(in_b)
+    assert [(a.unit, a.state) for a in await world.alerts()] == [(COMMUNITY, "firing")]
+    await world.send(correction(in_a, reason="录错社区"))
+    assert sorted((a.unit, a.state) for a in await world.alerts()) == sorted(
+        [(COMMUNITY, "resolved"), (OTHER, "firing")]
+    )
+    # retracting a report that raised no alert of its own moves nothing
+    again_in_a = confirmed(pid="f" * 32, when=clock.now - timedelta(minutes=30))
+    await world.send(again_in_a)
+    await world.send(correction(again_in_a, reason="重复"))
+    assert sorted((a.unit, a.state) for a in await world.alerts()) == sorted(
+        [(COMMUNITY, "resolved"), (OTHER, "firing")]
+    )
 
 
 async def test_a_case_retracted_before_its_page_went_out_is_not_paged(

@@ -320,10 +320,14 @@ async def amend(
 
 async def withdraw_immediate(
     conn: AsyncConnection, found: Sequence[Change], judge: Judge, now: datetime
-) -> None:
+) -> list[PublishedEvent]:
     """Immediate alerts (a case, a breach) left without evidence: a person's case alert
-    while no other report of theirs of that classification counts, a community's breach
-    alert while no other breach of that day counts."""
+    while no other report of theirs of that classification counts in its community, a
+    community's breach alert while no other breach of that day counts.
+
+    Returns the reports of those persons left in other communities (the case moved by
+    a report there and a retraction here): alerted again, where they are now."""
+    moved: list[PublishedEvent] = []
     for change in found:
         key = change.was.trigger
         if key is None or key == change.now.trigger:
@@ -332,9 +336,15 @@ async def withdraw_immediate(
         if isinstance(change.before, PublishedCase) and change.was.pid is not None:
             pid = change.was.pid
             others = await correction_store.counted_of_persons(conn, {pid}, {EventType.CASE.value})
-            if any(_rule_of(_facts(r, judge).trigger) == rule for r in others):
+            same = [r for r in others if _rule_of(_facts(r, judge).trigger) == rule]
+            if any(r.community == change.was.community for r in same):
                 continue
             alerts = await correction_store.person_alerts(conn, rule, pid[: triggers.PID_SHOWN])
+            if same:  # reported elsewhere too: only an alert here moves there
+                alerts = [a for a in alerts if a.unit == change.was.community]
+                if not alerts:
+                    continue
+                moved += [e for e in map(as_counted, same) if e is not None]
             await correction_store.forget_case_persons(conn, {(rule, pid)})
         else:
             day = (change.was.community, change.was.day)
@@ -344,6 +354,7 @@ async def withdraw_immediate(
             alerts = await correction_store.alerts_by_key(conn, {key})
         for alert in alerts:
             await withdraw(conn, alert, change.decision, now)
+    return sorted(moved, key=lambda e: (e.time, e.dedup_key))
 
 
 def _rule_of(key: str | None) -> str | None:

@@ -281,7 +281,8 @@ class ApplyEvents:
         await store.add_counts(conn, {s: n for s, n in counts.items() if n})
         raised = await self._new_cases(conn, effects)
         raised += await self._clusters(conn, effects, rules)
-        await correcting.withdraw_immediate(conn, found, judge, now)
+        moved = await correcting.withdraw_immediate(conn, found, judge, now)
+        raised += await self._new_cases(conn, self._immediate_only(moved, rules))
         await correcting.rejudge_clusters(conn, undone.windows, rules, now, routing.places)
         changed = {s for s, n in counts.items() if n and s[1] in rules.aberration.metrics}
         verdicts = await self._ears(conn, changed, rules)
@@ -291,9 +292,18 @@ class ApplyEvents:
         await correcting.recompute_reports(conn, found)
         # the corrected events reached intake with their corrections (history or news)
         evidence = {**received}
-        for key, at in received_by_community_day(corrected, self._zone).items():
+        for key, at in received_by_community_day([*corrected, *moved], self._zone).items():
             evidence[key] = max(at, evidence.get(key, at))
         return await raise_alerts(conn, raised, routing, now, self._zone, evidence)
+
+    def _immediate_only(self, events: Sequence[PublishedEvent], rules: Rules) -> _Effects:
+        """The immediate triggers of ``events`` alone (counted already: nothing else)."""
+        effects = _Effects()
+        for event in events:
+            trigger = triggers.immediate(event, rules, event.time.astimezone(self._zone).date())
+            if trigger is not None:
+                effects.case(event, trigger)
+        return effects
 
     def _gather(self, events: list[PublishedEvent], rules: Rules) -> _Effects:
         """The batch's effects, its events taken in event time."""
