@@ -46,6 +46,10 @@ def _app() -> FastAPI:
     async def echo(request: Request) -> dict[str, int]:
         return {"bytes": len(await request.body())}
 
+    @app.get("/client")
+    async def client(request: Request) -> dict[str, str | None]:
+        return {"host": request.client.host if request.client else None}
+
     @app.get("/stream")
     async def stream() -> StreamingResponse:
         async def parts() -> AsyncIterator[bytes]:
@@ -318,3 +322,18 @@ def test_a_slow_submission_to_intakes_fast_path_is_answered_408(intake: RunningI
         timeout=WAIT_S,
     )
     assert answer.status_code < 500, answer.text
+
+
+@pytest.mark.parametrize(
+    ("proxies", "seen"), [(None, "127.0.0.1"), ("127.0.0.1", "203.0.113.7")], ids=["none", "set"]
+)
+def test_forwarded_addresses_are_believed_only_from_the_proxies_configured(
+    protocol: str, proxies: str | None, seen: str
+) -> None:
+    """Otherwise any local client (or a proxy passing the header through) writes any
+    address into the logs and the audit trail."""
+    with _serving(protocol, forwarded_allow_ips=proxies) as port:
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/client", headers={"X-Forwarded-For": "203.0.113.7"}
+        )
+    assert answer.json() == {"host": seen}

@@ -18,7 +18,9 @@ def server_config(app: FastAPI, settings: ServiceSettings, port: int) -> uvicorn
     """uvicorn's configuration for a service: its request head and body deadlines
     (``ZHIBAO_HTTP_HEADER_TIMEOUT_S``, ``…_BODY_TIMEOUT_S``, see
     :mod:`zhibao_shared.http_limits`), and how many new connections may stay silent
-    before the oldest is closed (``ZHIBAO_HTTP_MAX_SILENT``)."""
+    before the oldest is closed (``ZHIBAO_HTTP_MAX_SILENT``), and which proxies' forwarded
+    headers are believed (``ZHIBAO_FORWARDED_ALLOW_IPS``; none unless set)."""
+    proxies = settings.forwarded_allow_ips
     return uvicorn.Config(
         BodyDeadline(app, settings.http_body_timeout_s),
         host=settings.host,
@@ -26,6 +28,8 @@ def server_config(app: FastAPI, settings: ServiceSettings, port: int) -> uvicorn
         log_level="warning",
         http=http_protocol(settings.http_header_timeout_s, settings.http_max_silent),
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
     )
 
 

@@ -248,6 +248,13 @@ class ServiceSettings(ZhibaoSettings):
         "oldest (silent a second or more) is closed: silent connections cannot crowd "
         "clients out",
     )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="The reverse proxies (comma-separated addresses or networks, '*' for "
+        "any) whose X-Forwarded-For and X-Forwarded-Proto are believed; unset: none, the "
+        "peer's address is the client's (anyone could otherwise write any address into "
+        "the logs and the audit trail)",
+    )
     consumer_linger_s: float = Field(
         default=CONSUMER_LINGER_S,
         ge=0,
