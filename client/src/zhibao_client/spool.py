@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -47,10 +48,19 @@ class Spool:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # on disk before add() returns
-        self._db.executescript(_SCHEMA)
+        # Events wait here with residents' ID numbers in the clear (intake pseudonymises
+        # them): the file and its -wal/-shm companions are the user's alone.
+        previous = os.umask(0o077)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # on disk before add() returns
+            self._db.executescript(_SCHEMA)
+        finally:
+            os.umask(previous)
+        for one in (path, *_companions(path)):  # a spool made before, as it was made
+            if one.exists():
+                one.chmod(0o600)
 
     def add(self, events: list[Any]) -> int:
         """Store events durably; an event already spooled (same key) is kept once.
@@ -88,3 +98,8 @@ class Spool:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+def _companions(path: Path) -> tuple[Path, Path]:
+    """SQLite's write-ahead log and shared-memory files beside ``path``."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
