@@ -161,6 +161,10 @@ async def test_a_request_retried_with_its_idempotency_key_issues_nothing_twice(
 
     other = await send([a_task(kind="disinfect")], "req-1")
     assert other.status_code == 422 and "Idempotency-Key" in other.text
+    someone_else = [a_task(person={"id_number": resident_id(seq=5)}), batch[1]]
+    someone_else[0]["due"] = batch[0]["due"]
+    reused = await send(someone_else, "req-1")
+    assert reused.status_code == 422, "another person under the same key is another request"
     city = await send(batch, "req-1", "city")  # another token's key names its own request
     assert city.status_code == 201 and set(city.json()["ids"]).isdisjoint(ids)
     assert (await send(batch, "bad key")).status_code == 400

@@ -97,9 +97,12 @@ class KeyReused(ValueError):
 
 
 def _same(stored: Any, task: NewTask) -> bool:
-    """True when the stored task is the one ``task`` would issue (its unit may have moved
-    since by a transfer: the kind and the due time name it)."""
-    return bool(stored.kind == task.kind and stored.due == task.due)
+    """True when the stored task is the one ``task`` would issue: its kind, due time,
+    person (pseudonym) and compound (not its unit, which a transfer may have changed)."""
+    return bool(
+        (stored.kind, stored.due, stored.pid, stored.compound)
+        == (task.kind, task.due, task.pid, task.compound)
+    )
 
 
 def _message(
@@ -243,9 +246,9 @@ class TaskStore:
         for attempt in (1, 2):
             try:
                 async with self._engine.begin() as conn:
-                    query = select(tasks.c.id, tasks.c.unit, tasks.c.kind, tasks.c.due).where(
-                        tasks.c.id.in_([t.id for t in new])
-                    )
+                    query = select(
+                        tasks.c.id, tasks.c.kind, tasks.c.due, tasks.c.pid, tasks.c.compound
+                    ).where(tasks.c.id.in_([t.id for t in new]))
                     stored = {row.id: row for row in await conn.execute(query)}
                     if not stored:
                         await self._issue(conn, new, actor, self._clock())
