@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from zhibao_client.importer import ImportRefused, RowError
-from zhibao_client.sheet import cell_text, normalise_header, parse_time, read_rows
+from zhibao_client.importer import ImportRefused, RowError, read_sheet
+from zhibao_client.sheet import cell_text, normalise_header, parse_time
 from zhibao_response.domain.tasks import TaskIn
 from zhibao_shared.hierarchy import Level, Registry
 
@@ -126,9 +126,7 @@ class _Layout:
 
 def read_task_sheet(path: Path, options: SheetOptions) -> TaskSheet:
     """The sheet's tasks, or :class:`ImportRefused` naming every problem (row and column)."""
-    rows = read_rows(path)
-    if not rows:
-        raise ImportRefused([RowError(1, "(sheet)", "the sheet is empty")])
+    rows = read_sheet(path)
     layout = _layout(rows, options)
     names = CommunityNames(options.registry)
     zone = ZoneInfo(options.timezone)

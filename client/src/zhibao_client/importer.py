@@ -59,7 +59,7 @@ def build_events(
 
     ``kind`` (screening, isolation, case, daily_report) skips recognising the sheet.
     """
-    rows = [list(r) for r in _read(path)]
+    rows = [list(r) for r in read_sheet(path)]
     layout = _layout(rows, kind)
     zone = ZoneInfo(timezone)
     errors: list[RowError] = []
@@ -82,10 +82,15 @@ def build_events(
     return SheetImport(events, layout.ignored, layout.kind.name, counted)
 
 
-def _read(path: Path) -> list[list[Any]]:
-    from zhibao_client.sheet import read_rows
+def read_sheet(path: Path) -> list[list[Any]]:
+    """The sheet's rows (:func:`~zhibao_client.sheet.read_rows`), or :class:`ImportRefused`
+    when it is empty or too large."""
+    from zhibao_client.sheet import SheetTooLarge, read_rows
 
-    rows = read_rows(path)
+    try:
+        rows = read_rows(path)
+    except SheetTooLarge as exc:
+        raise ImportRefused([RowError(1, "(sheet)", str(exc))]) from None
     if not rows:
         raise ImportRefused([RowError(1, "(sheet)", "the sheet is empty")])
     return rows

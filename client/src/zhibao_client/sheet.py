@@ -10,6 +10,7 @@ import csv
 import io
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -86,14 +87,29 @@ def normalise_header(text: str) -> str:
     return re.sub(r"[\s:*℃°]|°C", "", folded).strip().lower()
 
 
+#: The most rows and columns a sheet may have (a community's list is far smaller): a
+#: workbook of a few kilobytes can declare a million rows of sixteen thousand columns,
+#: which read whole would take gigabytes.
+MAX_ROWS = 200_000
+MAX_COLUMNS = 256
+
+
+class SheetTooLarge(ValueError):
+    """The sheet has more rows than :data:`MAX_ROWS` (its message says so)."""
+
+
 def read_rows(path: Path) -> list[list[Any]]:
-    """All rows of the first sheet (xlsx) or of a CSV file (UTF-8 with or without BOM, or GBK)."""
+    """All rows of the first sheet (xlsx) or of a CSV file (UTF-8 with or without BOM, or
+    GBK), each cut after :data:`MAX_COLUMNS` cells and without its empty cells at the end;
+    :class:`SheetTooLarge` beyond :data:`MAX_ROWS` rows."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         from openpyxl import load_workbook
 
         book = load_workbook(path, read_only=True, data_only=True)
         try:
-            return [list(row) for row in book.worksheets[0].iter_rows(values_only=True)]
+            sheet = book.worksheets[0]
+            sheet.reset_dimensions()  # the rows and cells there are, not those it declares
+            return _bounded(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS))
         finally:
             book.close()
     raw = path.read_bytes()
@@ -101,7 +117,22 @@ def read_rows(path: Path) -> list[list[Any]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("gb18030")  # sheets saved by Excel on Chinese Windows
-    return [list(row) for row in csv.reader(io.StringIO(text))]
+    return _bounded(row[:MAX_COLUMNS] for row in csv.reader(io.StringIO(text)))
+
+
+def _bounded(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for row in rows:
+        if len(out) == MAX_ROWS:
+            raise SheetTooLarge(
+                f"the sheet has more than {MAX_ROWS:,} rows (or a cell far below its data): "
+                "split it, or delete the rows below the data"
+            )
+        cells = list(row)
+        while cells and cells[-1] in (None, ""):
+            cells.pop()
+        out.append(cells)
+    return out
 
 
 def cell_text(value: Any) -> str:
