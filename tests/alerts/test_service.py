@@ -192,19 +192,20 @@ def test_a_silence_holds_notifications_until_it_is_expired(
     alerts_url: str, nats_server: NatsServer, webhook: Receiver, tmp_path: Path
 ) -> None:
     tokens = TokenStore.in_data_dir(tmp_path / "data")
-    street = tokens.create(
-        scopes=[COMMUNITY[:9]], role=Role.OPERATE, name="street duty", person=DUTY
+    # a district's: a confirmed case is silenced only by a silence of a district or more
+    district = tokens.create(
+        scopes=[COMMUNITY[:6]], role=Role.OPERATE, name="district duty", person=DUTY
     )[1]
-    headers = {"authorization": f"Bearer {street}"}
+    headers = {"authorization": f"Bearer {district}"}
     body = {
-        "matchers": [{"name": "community", "value": COMMUNITY}],
+        "matchers": [{"name": "district", "value": COMMUNITY[:6]}],
         "duration_minutes": 60,
         "comment": "known outbreak, handled on site",
     }
     created = httpx.post(f"{alerts_url}/v1/silences", json=body, headers=headers)
     assert created.status_code == 201
     neighbour = {
-        "matchers": [{"name": "community", "value": "640106002001"}],
+        "matchers": [{"name": "community", "value": "640104001001"}],
         "duration_minutes": 60,
         "comment": "not mine",
     }

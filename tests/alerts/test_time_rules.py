@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -166,6 +167,38 @@ async def test_a_silence_made_after_firing_stops_escalation_until_it_expires(
     assert [t for _r, t in await _targets(engine)] == ["community", "community"]
     paged = [b["groupLabels"]["alertname"] for b in webhook.bodies("/community")]
     assert paged.count("immediate_confirmed") == 2
+
+
+@pytest.mark.parametrize(
+    ("covers", "silenced"), [(COMMUNITY, False), (COMMUNITY[:9], False), (COMMUNITY[:6], True)]
+)
+async def test_a_confirmed_case_is_silenced_only_by_a_silence_of_a_district_or_more(
+    engine: AsyncEngine, clock: Clock, webhook: Receiver, covers: str, silenced: bool
+) -> None:
+    """A community's (or a street's) own month-long silence kept its confirmed cases from
+    the district: a critical alert is silenced only by a silence covering a district; a
+    warning (a fever cluster) by any."""
+    world = World(engine, clock, webhook)
+    async with engine.begin() as conn:
+        await conn.execute(
+            silences.insert().values(
+                matchers=json.dumps([{"name": "unit", "value": COMMUNITY, "is_regex": False}]),
+                units=json.dumps([covers]),
+                starts_at=clock.now,
+                ends_at=clock.now + timedelta(days=30),
+                created_by="t",
+                comment="busy",
+            )
+        )
+    await world.send(
+        published("case", {"person": {"pid": "9" * 32}, "classification": "confirmed"}),
+        fever(),
+        fever(),
+        fever(),
+    )
+    states = {a.rule: a.state for a in await world.alerts()}
+    assert states["immediate_confirmed"] == ("silenced" if silenced else "firing")
+    assert states["fever_cluster"] == "silenced"
 
 
 async def test_an_acknowledged_cluster_alert_resolves_itself_when_its_window_has_passed(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from zhibao_alerts import metrics, store
 from zhibao_alerts.domain.config import GRID_STEP, OnCall
 from zhibao_alerts.domain.horizon import PageHorizon
-from zhibao_alerts.domain.silences import Matcher, silenced_by
+from zhibao_alerts.domain.silences import InForce
 from zhibao_alerts.domain.triggers import Trigger
 from zhibao_alerts.payloads import alertmanager, encode, labels, robot_body
 from zhibao_shared.advisory_locks import lock_names
@@ -125,8 +125,8 @@ def window_ends(rule: str, day: date, zone: tzinfo) -> datetime | None:
 Raised = tuple[Trigger, float | None]
 
 
-#: Silences in force, each as its id and matchers (:func:`zhibao_alerts.store.active_silences`).
-Silences = Sequence[tuple[int, list[Matcher]]]
+#: Silences in force (:func:`zhibao_alerts.store.active_silences`).
+Silences = Sequence[InForce]
 
 
 #: When intake received the newest event of each (community, day) of a batch.
@@ -350,7 +350,7 @@ def silence_for(alert: Any, silences: Silences, routing: Routing) -> int | None:
     """The id of the first of ``silences`` (those in force) that matches the alert's
     labels, if any."""
     alert_labels = labels(alert, routing.registry)
-    for silence_id, matchers in silences:
-        if silenced_by(matchers, alert_labels):
-            return silence_id
+    for silence in silences:
+        if silence.silences(alert_labels):
+            return silence.id
     return None

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_alerts.domain.clusters import Fever
-from zhibao_alerts.domain.silences import Matcher, stored_matchers
+from zhibao_alerts.domain.silences import InForce, stored_matchers
 from zhibao_alerts.tables import (
     alerts,
     applied_events,
@@ -639,12 +639,17 @@ async def note_daily_reports(conn: AsyncConnection, reports: set[tuple[str, date
         )
 
 
-async def active_silences(conn: AsyncConnection, now: datetime) -> list[tuple[int, list[Matcher]]]:
-    """Silences in force at ``now`` with their matchers."""
+async def active_silences(conn: AsyncConnection, now: datetime) -> list[InForce]:
+    """Silences in force at ``now`` with their matchers and units."""
     rows = await conn.execute(
-        select(silences.c.id, silences.c.matchers).where(
+        select(silences.c.id, silences.c.matchers, silences.c.units).where(
             silences.c.starts_at <= now, silences.c.ends_at > now
         )
     )
-    found = [(sid, stored_matchers(json.loads(text))) for sid, text in rows]
-    return [(sid, matchers) for sid, matchers in found if matchers is not None]
+    found: list[InForce] = []
+    for sid, text, units in rows:
+        matchers = stored_matchers(json.loads(text))
+        if matchers is not None:
+            covered = tuple(json.loads(units)) if units else None
+            found.append(InForce(sid, matchers, covered))
+    return found

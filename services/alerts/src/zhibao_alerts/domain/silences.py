@@ -9,6 +9,7 @@ bounded by the product of the (capped) pattern and label lengths.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -81,6 +82,32 @@ def glob_match(pattern: str, text: str) -> bool:
 def silenced_by(matchers: list[Matcher], labels: dict[str, str]) -> bool:
     """True when every matcher matches (an empty silence matches nothing)."""
     return bool(matchers) and all(m.matches(labels) for m in matchers)
+
+
+#: The longest unit code a silence of critical alerts may cover (a district's): below
+#: it, a community or street would keep its own confirmed cases from the levels above.
+CRITICAL_SILENCED_FROM = 6
+
+
+@dataclass(frozen=True)
+class InForce:
+    """A silence in force: its id, matchers and the units it covers."""
+
+    id: int
+    matchers: list[Matcher]
+    #: the units it covers (None: made before they were kept)
+    units: tuple[str, ...] | None = None
+
+    def silences(self, labels: dict[str, str]) -> bool:
+        """True when it silences an alert of these labels: every matcher matches, and a
+        critical alert only by a silence covering a district or more (a community's or a
+        street's own silence never keeps a confirmed case from the levels above)."""
+        below_a_district = self.units is not None and any(
+            len(unit) > CRITICAL_SILENCED_FROM for unit in self.units
+        )
+        if below_a_district and labels.get("severity") == "critical":
+            return False
+        return silenced_by(self.matchers, labels)
 
 
 def stored_matchers(raw: Any) -> list[Matcher] | None:
