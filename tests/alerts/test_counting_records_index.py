@@ -26,12 +26,25 @@ BEFORE = "0014"
 INDEXES = ("ix_event_records_community_day", "ix_event_records_pid")
 
 
+#: Nullable columns later revisions add, which this version's code writes: added by hand
+#: to the 0014 schema so that the records can be written before the upgrade (the later
+#: revisions add a column only where it is missing).
+LATER_COLUMNS = (
+    ("event_records", "level", "VARCHAR(12)"),
+    ("held_corrections", "level", "VARCHAR(12)"),
+    ("isolations", "status_key", "VARCHAR(400)"),
+)
+
+
 @pytest.fixture
 async def old_db(db_url: str) -> AsyncIterator[AsyncEngine]:
     """The alerts schema as revision 0014 left it (every record in both indexes)."""
     await run_migrations(db_url, "zhibao_alerts")
     await run_migrations(db_url, "zhibao_alerts", downgrade_to=BEFORE)
     engine = make_engine(db_url)
+    async with engine.begin() as conn:
+        for table, column, kind in LATER_COLUMNS:
+            await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
     try:
         yield engine
     finally:
