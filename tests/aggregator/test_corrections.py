@@ -286,6 +286,22 @@ async def test_a_community_cannot_retract_a_case_its_district_reported(
     assert column(found, "corrections") == [1, 1, 1, 1]
 
 
+async def test_a_case_is_kept_from_unstamped_corrections_and_screenings_from_none(
+    engine: AsyncEngine, live: AggregatorSettings
+) -> None:
+    """A retraction without a level (held since before levels were stamped, or passed by
+    an older intake) cannot take back a case a district reported; the level rule is the
+    cases': a community corrects the fevers its street-scoped gate token reported."""
+    person = {"pid": "cd" * 16}
+    case = event("case", {"person": person, "classification": "confirmed"}, level=DISTRICT)
+    fever = event("screening", {"temperature_c": 38.9, "site": "gate"}, level=UNITS[1])
+    await run(engine, live, [fix(case), case, fever, fix(fever, level=COMMUNITY)])
+    found = await figures(engine, live, day())
+    assert column(found, "new_confirmed") == [1, 1, 1, 1]
+    assert column(found, "fevers") == [0, 0, 0, 0]
+    assert column(found, "corrections") == [1, 1, 1, 1]
+
+
 @pytest.mark.parametrize("retraction_first", [False, True], ids=["after", "before"])
 async def test_a_retraction_of_a_correction_is_ignored_and_its_batch_goes_through(
     engine: AsyncEngine, live: AggregatorSettings, retraction_first: bool

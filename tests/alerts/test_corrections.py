@@ -19,6 +19,7 @@ from tests.alerts.test_event_time import ONE_DAY, isolation, sick
 from tests.alerts.test_lifecycle import NO_ABERRATION, World
 from tests.alerts.test_time_rules import at_shanghai, rows, watchdog
 from tests.support.webhook import Receiver
+from zhibao_alerts.domain.horizon import PageHorizon
 from zhibao_alerts.tables import alerts, daily_counts, daily_reports, timeline
 from zhibao_shared.db import sqlite_url
 
@@ -172,6 +173,24 @@ async def test_a_case_moved_by_a_report_elsewhere_and_a_retraction_here_alerts_t
     assert sorted((a.unit, a.state) for a in await world.alerts()) == sorted(
         [(COMMUNITY, "resolved"), (OTHER, "firing")]
     )
+
+
+async def test_a_case_moved_from_a_report_older_than_the_paging_horizon_is_paged(
+    db: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """The retraction that moves the case is the news: the alert in B opens firing even
+    when B's report was received past the horizon for paging (24 h)."""
+    world = World(db, clock, webhook, horizon=PageHorizon(24))
+    real = clock.now
+    clock.now = real - timedelta(hours=30)
+    in_a = confirmed(pid="7" * 32, when=clock.now - timedelta(hours=2))
+    in_b = confirmed(pid="7" * 32, community=OTHER, when=clock.now - timedelta(hours=1))
+    await world.send(in_a)
+    await world.send(in_b)
+    clock.now = real
+    await world.send(correction(in_a, reason="录错社区"))
+    states = {a.unit: a.state for a in await world.alerts()}
+    assert states[OTHER] == "firing"
 
 
 async def test_a_case_retracted_before_its_page_went_out_is_not_paged(

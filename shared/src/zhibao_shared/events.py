@@ -37,6 +37,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from zhibao_shared.hierarchy import CODE_LENGTH, Level
 from zhibao_shared.places import BUILDING_ID, COMPOUND_ID, GRID_ID, PLACE_ID
 from zhibao_shared.resident_id import (
     RESIDENT_ID_REFUSED,
@@ -520,13 +521,20 @@ class _Attribution(BaseModel):
     reporterlevel: ReporterLevel = None
 
 
-def may_correct(original_level: str | None, correcting_level: str | None) -> bool:
-    """True when a correction reported at ``correcting_level`` may change an event reported
-    at ``original_level``: at that level or above (a district corrects a community's
-    report; a community does not retract a case its district's CDC reported). Either
-    unknown (stamped before levels were): allowed, as before."""
-    if original_level is None or correcting_level is None:
+def may_correct(event_type: str, original_level: str | None, correcting_level: str | None) -> bool:
+    """True when a correction reported at ``correcting_level`` may change an event of
+    ``event_type`` (its full type name) reported at ``original_level``.
+
+    Case reports only (concealing a case is the failure the seed studies describe): from
+    the original's level up, so a community does not retract or reclassify a case its
+    district's CDC reported, while a district corrects a community's. A correction with
+    no level (published before levels were stamped, or held since) may change a case only
+    if the case was reported by a community. Other events: any reporter of the community
+    (a community corrects its gate devices' screenings, whatever their tokens' scope)."""
+    if event_type != EventType.CASE.value or original_level is None:
         return True
+    if correcting_level is None:
+        return len(original_level) >= CODE_LENGTH[Level.COMMUNITY]
     return len(correcting_level) <= len(original_level)
 
 

@@ -344,7 +344,9 @@ async def withdraw_immediate(
                 alerts = [a for a in alerts if a.unit == change.was.community]
                 if not alerts:
                     continue
-                moved += [e for e in map(as_counted, same) if e is not None]
+                # the retraction is the news (paged as received now, not when reported)
+                news = {"receivedat": change.decision.receivedat}
+                moved += [e.model_copy(update=news) for e in map(as_counted, same) if e]
             await correction_store.forget_case_persons(conn, {(rule, pid)})
         else:
             day = (change.was.community, change.was.day)

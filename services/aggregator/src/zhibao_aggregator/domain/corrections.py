@@ -43,6 +43,8 @@ Contribution = Counter[tuple[str, date, str]]
 
 _SEP = "|"
 _CORRECTABLE_SHORT = frozenset(t.short for t in CORRECTABLE_TYPES)
+#: An event type's full name by its short one (as a footprint keeps it).
+_TYPES = {t.short: t.value for t in EventType}
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def refusal(original: Footprint, correction: PublishedCorrection) -> str | None:
         return "not_correctable"
     if named is not None and EventType(named).short != original.type:
         return "type_mismatch"
-    if not may_correct(original.level or None, correction.reporterlevel):
+    if not may_correct(_TYPES[original.type], original.level or None, correction.reporterlevel):
         return "below_reporter"
     return None
 

@@ -75,7 +75,7 @@ class Decision:
         ``below_reporter`` (:func:`~zhibao_shared.events.may_correct`); None: it may."""
         if self.type is not None and self.type != event_type:
             return "type_mismatch"
-        if not may_correct(event_level, self.level):
+        if not may_correct(event_type, event_level, self.level):
             return "below_reporter"
         return None
 
