@@ -49,18 +49,17 @@ class Spool:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # Events wait here with residents' ID numbers in the clear (intake pseudonymises
-        # them): the file and its -wal/-shm companions are the user's alone.
-        previous = os.umask(0o077)
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # on disk before add() returns
-            self._db.executescript(_SCHEMA)
-        finally:
-            os.umask(previous)
+        # them): the file is the user's alone, and SQLite gives its -wal and -shm files
+        # the database file's mode. Created so before SQLite opens it (the umask is the
+        # process's, and other threads' files must not follow a change of it).
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         for one in (path, *_companions(path)):  # a spool made before, as it was made
             if one.exists():
                 one.chmod(0o600)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # on disk before add() returns
+        self._db.executescript(_SCHEMA)
 
     def add(self, events: list[Any]) -> int:
         """Store events durably; an event already spooled (same key) is kept once.
