@@ -10,6 +10,7 @@ import csv
 import io
 import re
 import unicodedata
+import zipfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
@@ -92,6 +93,9 @@ def normalise_header(text: str) -> str:
 #: which read whole would take gigabytes.
 MAX_ROWS = 200_000
 MAX_COLUMNS = 256
+#: The most a workbook may unpack to (a sheet of MAX_ROWS ordinary rows is far less): a
+#: small file can hold one cell of a gigabyte, which no row or column limit catches.
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 
 
 class SheetTooLarge(ValueError):
@@ -105,6 +109,7 @@ def read_rows(path: Path) -> list[list[Any]]:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         from openpyxl import load_workbook
 
+        _check_unpacked_size(path)
         book = load_workbook(path, read_only=True, data_only=True)
         try:
             sheet = book.worksheets[0]
@@ -118,6 +123,23 @@ def read_rows(path: Path) -> list[list[Any]]:
     except UnicodeDecodeError:
         text = raw.decode("gb18030")  # sheets saved by Excel on Chinese Windows
     return _bounded(row[:MAX_COLUMNS] for row in csv.reader(io.StringIO(text)))
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """:class:`SheetTooLarge` when the workbook's parts unpack to more than
+    :data:`MAX_UNPACKED_BYTES` (as its zip directory declares them; a part that lies about
+    its size fails zipfile's own check while it is read)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except zipfile.BadZipFile:
+        return  # not a workbook: openpyxl says so
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise SheetTooLarge(
+            f"the workbook unpacks to {unpacked / 2**20:,.0f} MB, more than "
+            f"{MAX_UNPACKED_BYTES / 2**20:,.0f} MB: save it again without the stray content, "
+            "or split it"
+        )
 
 
 def _bounded(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
