@@ -12,7 +12,8 @@ Revises: 0015
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from zhibao_shared.migration_columns import add_if_missing, drop
 
 revision = "0016"
 down_revision = "0015"
@@ -24,15 +25,11 @@ TABLES = ("event_records", "held_corrections")
 
 def upgrade() -> None:
     """Add the nullable ``level`` where it is missing."""
-    inspector = sa.inspect(op.get_bind())
     for table in TABLES:
-        if not any(c["name"] == "level" for c in inspector.get_columns(table)):
-            with op.batch_alter_table(table) as batch:
-                batch.add_column(sa.Column("level", sa.String(12)))
+        add_if_missing(table, sa.Column("level", sa.String(12)))
 
 
 def downgrade() -> None:
     """Drop it."""
     for table in TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column("level")
+        drop(table, "level")

@@ -9,7 +9,8 @@ Revises: 0016
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from zhibao_shared.migration_columns import add_if_missing, drop
 
 revision = "0017"
 down_revision = "0016"
@@ -19,13 +20,9 @@ depends_on = None
 
 def upgrade() -> None:
     """Add the nullable ``isolations.status_key`` where it is missing."""
-    columns = sa.inspect(op.get_bind()).get_columns("isolations")
-    if not any(c["name"] == "status_key" for c in columns):
-        with op.batch_alter_table("isolations") as batch:
-            batch.add_column(sa.Column("status_key", sa.String(400)))
+    add_if_missing("isolations", sa.Column("status_key", sa.String(400)))
 
 
 def downgrade() -> None:
     """Drop it."""
-    with op.batch_alter_table("isolations") as batch:
-        batch.drop_column("status_key")
+    drop("isolations", "status_key")

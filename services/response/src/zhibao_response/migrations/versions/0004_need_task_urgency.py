@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from zhibao_response.migrations.columns import add_if_missing, drop
+from zhibao_shared.migration_columns import add_if_missing, drop
 
 revision = "0004_need_task_urgency"
 down_revision = "0003"

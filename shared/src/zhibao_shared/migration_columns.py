@@ -1,5 +1,6 @@
-"""A column added to a table that an earlier revision created from the current table
-definitions: a new database has it already, an existing one gets it here."""
+"""Alembic helpers for a nullable column added to a table that an earlier revision created
+from the current table definitions: a new database has it already, an existing one gets
+it here (every service's migrations use them)."""
 
 from __future__ import annotations
 
