@@ -47,6 +47,7 @@ from zhibao_shared.events import (
     MAX_CORRECTION_REASON,
     MAX_ID_LENGTH,
     MAX_SOURCE_LENGTH,
+    EventType,
     PublishedCorrection,
     TaskMeasure,
     parse_published,
@@ -149,7 +150,7 @@ async def test_a_held_correction_with_the_longest_values_is_kept_then_applied_wh
             applied_events.c.dedup_key == case.event.dedup_key
         ),
     )
-    assert applied.corrected_by == order_key(fix.event)
+    assert applied.corrected_by == order_key(fix.event, EventType.CASE.short)
     [fact] = await _rows(engine, select(case_facts))
     assert (fact.dedup_key, fact.classification) == (case.event.dedup_key, "confirmed")
     assert (fact.compound, fact.building) == (COMPOUND, BUILDING)
@@ -186,7 +187,7 @@ async def test_a_screening_with_the_longest_labels_is_retracted_with_the_longest
     )
     assert isinstance(retraction.event, PublishedCorrection)
     assert stored == {
-        fever.event.dedup_key: order_key(retraction.event),
+        fever.event.dedup_key: order_key(retraction.event, EventType.SCREENING.short),
         retraction.event.dedup_key: None,
     }
 

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.aggregator.generator import ZONE
 from tests.aggregator.harness import consume, publish_each, read_all
 from zhibao_aggregator.bootstrap import reader, rebuild
+from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
-from zhibao_aggregator.storage.tables import held_corrections
+from zhibao_aggregator.storage.tables import applied_events, held_corrections
 from zhibao_shared.consumer import BatchHandler, Delivery
-from zhibao_shared.db import make_engine, sqlite_url
+from zhibao_shared.db import make_engine, run_migrations, sqlite_url
 from zhibao_shared.events import PUBLISHED_EVENT, STORED, PublishedEvent
 from zhibao_shared.natsserver import NatsServer
 
@@ -284,6 +285,58 @@ async def test_a_community_cannot_retract_a_case_its_district_reported(
     found = await figures(engine, live, day())
     assert column(found, "new_confirmed") == [0, 0, 0, 0]
     assert column(found, "corrections") == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("arrival", ["in order", "reversed"])
+async def test_a_community_cannot_undo_its_districts_correction_of_its_case(
+    engine: AsyncEngine, live: AggregatorSettings, arrival: str
+) -> None:
+    """Concealment: the community reports a suspected case, the district's CDC confirms it
+    by a replacement, the community retracts its report later: the CDC's word stands,
+    whatever order the corrections arrive in; the community's is counted, not deciding."""
+    person = {"pid": "ef" * 16}
+    case = event("case", {"person": person, "classification": "suspected"}, level=COMMUNITY)
+    confirmed = {"person": person, "classification": "confirmed"}
+    cdc = fix(case, confirmed, after=timedelta(hours=1), level=DISTRICT)
+    own = fix(case, after=timedelta(hours=2), level=COMMUNITY)
+    await run(engine, live, [case])
+    for one in [cdc, own] if arrival == "in order" else [own, cdc]:
+        await run(engine, live, [one])
+    found = await figures(engine, live, day())
+    assert column(found, "new_confirmed") == [1, 1, 1, 1]
+    assert column(found, "new_suspected") == [0, 0, 0, 0]
+    assert column(found, "corrections") == [2, 2, 2, 2]
+
+
+#: The revision before corrected events' order keys led with their decider's rank.
+BEFORE_RANKS = "0016_rejected_rows_indexed"
+
+
+async def _decided_by(engine: AsyncEngine, case: PublishedEvent) -> str:
+    async with engine.connect() as conn:
+        query = select(applied_events.c.corrected_by).where(
+            applied_events.c.dedup_key == case.dedup_key
+        )
+        return str((await conn.execute(query)).scalar_one())
+
+
+async def test_corrections_decided_before_the_upgrade_rank_as_a_community_s(
+    engine: AsyncEngine, live: AggregatorSettings, database: str
+) -> None:
+    """A database corrected by a version that ordered by time alone: after the upgrade, a
+    district's correction decides over the community's stored one, made later."""
+    person = {"pid": "12" * 16}
+    case = event("case", {"person": person, "classification": "suspected"}, level=COMMUNITY)
+    await run(engine, live, [case, fix(case, after=timedelta(hours=2), level=COMMUNITY)])
+    ranked = await _decided_by(engine, case)
+    await run_migrations(database, "zhibao_aggregator", downgrade_to=BEFORE_RANKS)
+    assert await _decided_by(engine, case) == ranked.removeprefix("00 ")
+    await migrate(database)
+    assert await _decided_by(engine, case) == ranked
+    confirmed = {"person": person, "classification": "confirmed"}
+    await run(engine, live, [fix(case, confirmed, after=timedelta(hours=1), level=DISTRICT)])
+    found = await figures(engine, live, day())
+    assert column(found, "new_confirmed") == [1, 1, 1, 1]
 
 
 async def test_a_case_is_kept_from_unstamped_corrections_and_screenings_from_none(

@@ -150,6 +150,34 @@ async def test_a_community_cannot_withdraw_a_case_its_district_reported(
     assert [a.state for a in await world.alerts()] == ["resolved"]
 
 
+@pytest.mark.parametrize("arrival", ["in order", "reversed"])
+async def test_a_community_cannot_undo_its_districts_confirmation_of_its_case(
+    db: AsyncEngine, clock: Clock, webhook: Receiver, arrival: str
+) -> None:
+    """Concealment: the community reports a suspected case, the district's CDC confirms it
+    by a replacement, the community retracts its report later: the CDC's word stands (the
+    case's alert keeps firing), whatever order the corrections arrive in."""
+    world = World(db, clock, webhook)
+    pid = {"pid": "e" * 32}
+    case = published(
+        "case", {"person": pid, "classification": "suspected"}, when=clock.now, level=COMMUNITY
+    )
+    cdc = correction(
+        case,
+        {"person": pid, "classification": "confirmed"},
+        when=clock.now + timedelta(minutes=1),
+        level=DISTRICT,
+    )
+    own = correction(
+        case, reason="录入错误", when=clock.now + timedelta(minutes=2), level=COMMUNITY
+    )
+    await world.send(case)
+    for one in [cdc, own] if arrival == "in order" else [own, cdc]:
+        await world.send(one)
+    confirmed_alerts = [a for a in await world.alerts() if a.rule == "immediate_confirmed"]
+    assert [a.state for a in confirmed_alerts] == ["firing"]
+
+
 async def test_a_case_moved_by_a_report_elsewhere_and_a_retraction_here_alerts_there(
     db: AsyncEngine, clock: Clock, webhook: Receiver
 ) -> None:

@@ -538,6 +538,20 @@ def may_correct(event_type: str, original_level: str | None, correcting_level: s
     return len(correcting_level) <= len(original_level)
 
 
+def correction_rank(event_type: str, correcting_level: str | None) -> int:
+    """How a correction of an event of ``event_type`` (its full type name) reported at
+    ``correcting_level`` ranks among the event's corrections, before their times: the
+    highest rank decides, the latest among equals.
+
+    Case reports: by level (0 for a community or an unstamped correction, more for each
+    level above), so once a district's CDC has corrected a case, a later correction from
+    its community no longer decides it (the community's word does not undo the CDC's),
+    whatever order they arrive in. Other events: 0, the latest decides."""
+    if event_type != EventType.CASE.value or correcting_level is None:
+        return 0
+    return max(CODE_LENGTH[Level.COMMUNITY] - len(correcting_level), 0)
+
+
 class ScreeningEvent(_Envelope, Generic[P]):
     """``zhibao.screening.v1``."""
 

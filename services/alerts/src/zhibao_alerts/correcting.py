@@ -27,6 +27,7 @@ from zhibao_alerts.domain.corrections import (
     Change,
     Decision,
     Judge,
+    Precedence,
     Recorded,
     as_counted,
     corrected_detail,
@@ -159,17 +160,17 @@ def _record_new(
     if counted is None:
         prepared.absent.append(event)
         day = judge.day(event)
-        decided = decision.order if decision is not None else None
+        decided = decision.precedence(bare.type) if decision is not None else None
         return correction_store.record_values(bare, day, None, decided)
     prepared.counted.append(counted)
-    return _record_of(bare, counted, judge, decision.order if decision else None)
+    return _record_of(bare, counted, judge, decision.precedence(bare.type) if decision else None)
 
 
 def _record_of(
     bare: Recorded,
     counted: PublishedEvent,
     judge: Judge,
-    decided: tuple[datetime, str] | None,
+    decided: Precedence | None,
 ) -> dict[str, Any]:
     """The record of an event counting as ``counted`` (its data kept only when it counts
     towards anything)."""
@@ -209,9 +210,11 @@ async def changes(conn: AsyncConnection, later: Sequence[Decision], judge: Judge
         now = judge.facts(after, record.community, local)
         if after is None:
             bare = record_as(record)
-            updates.append(correction_store.record_values(bare, local, None, decision.order))
+            decided = decision.precedence(record.type)
+            updates.append(correction_store.record_values(bare, local, None, decided))
         else:
-            updates.append(_record_of(record_as(record), after, judge, decision.order))
+            decided = decision.precedence(record.type)
+            updates.append(_record_of(record_as(record), after, judge, decided))
         if was != now and (was.counts or now.counts):
             found.append(Change(record, decision, before, after, was, now))
     await correction_store.update_records(conn, updates)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zhibao_alerts.domain.clusters import Fever
-from zhibao_alerts.domain.corrections import Decision, Order, Recorded
+from zhibao_alerts.domain.corrections import Decision, Precedence, Recorded
 from zhibao_alerts.tables import (
     COUNTING,
     alerts,
@@ -33,10 +33,10 @@ from zhibao_shared.db import UtcDateTime
 
 @dataclass(frozen=True)
 class RecordRow:
-    """An event record and the (time, identity) of the correction that decided it."""
+    """An event record and the (rank, time, identity) of the correction that decided it."""
 
     recorded: Recorded
-    decided: Order | None
+    decided: Precedence | None
 
 
 def _recorded(row: Any) -> Recorded:
@@ -45,7 +45,7 @@ def _recorded(row: Any) -> Recorded:
 
 
 def record_values(
-    recorded: Recorded, day: date, pid: str | None, decided: Order | None
+    recorded: Recorded, day: date, pid: str | None, decided: Precedence | None
 ) -> dict[str, Any]:
     """An ``event_records`` row."""
     return {
@@ -56,8 +56,9 @@ def record_values(
         "day": day,
         "pid": pid,
         "data": json.dumps(recorded.data, ensure_ascii=False) if recorded.data else None,
-        "decided_at": decided[0] if decided else None,
-        "decided_by": decided[1] if decided else None,
+        "decided_rank": decided[0] if decided else None,
+        "decided_at": decided[1] if decided else None,
+        "decided_by": decided[2] if decided else None,
         "level": recorded.level,
     }
 
@@ -81,6 +82,7 @@ def uncounted_values(
         "day": day,
         "pid": pid,
         "data": None,
+        "decided_rank": None,
         "decided_at": None,
         "decided_by": None,
         "level": level,
@@ -106,10 +108,18 @@ async def records(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, Recor
     return {
         row.dedup_key: RecordRow(
             _recorded(row),
-            (row.decided_at, row.decided_by) if row.decided_by is not None else None,
+            _decided(row),
         )
         for row in rows
     }
+
+
+def _decided(row: Any) -> Precedence | None:
+    """The (rank, time, identity) of the correction that decided a record; rank 0 (a
+    community's) for one decided before ranks were kept."""
+    if row.decided_by is None:
+        return None
+    return (row.decided_rank or 0, row.decided_at, row.decided_by)
 
 
 #: What a correction never changes in a record (a replace keeps type, subject and time).
@@ -127,6 +137,7 @@ async def update_records(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) 
             day=bindparam("b_day", type_=Date),
             pid=bindparam("b_pid"),
             data=bindparam("b_data"),
+            decided_rank=bindparam("b_decided_rank"),
             decided_at=bindparam("b_decided_at", type_=UtcDateTime()),
             decided_by=bindparam("b_decided_by"),
         ),

@@ -6,8 +6,9 @@ day, the metrics it adds by itself (``events``, ``screenings``, ``fevers``...) a
 person (pseudonym) or reported day its facts are filed under. A correction turns the
 footprint into the corrected one (retract: no metrics; replace: the metrics of the new
 data), so the counters change by exactly the difference. Several corrections of one
-event decide in the order of :func:`order_key` — the last one wins — so the result does
-not depend on the order they arrive in.
+event decide in the order of :func:`order_key` — the last one wins: a case report's
+correction from a higher level over any from below, otherwise the latest — so the
+result does not depend on the order they arrive in.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from zhibao_shared.events import (
     PublishedScreeningData,
     PublishedTaskResult,
     Retraction,
+    correction_rank,
     may_correct,
 )
 
@@ -154,11 +156,14 @@ def counted(community: str, prints: Iterable[Footprint], sign: int = 1) -> Contr
     return out
 
 
-def order_key(correction: PublishedCorrection) -> str:
-    """A correction's place among its event's corrections, as sortable text: (time, own
-    identity). Stored as the event's ``corrected_by``."""
+def order_key(correction: PublishedCorrection, event_type: str) -> str:
+    """A correction's place among the corrections of its event (of ``event_type``, the
+    short name a footprint keeps), as sortable text: (rank, time, own identity), the rank
+    that of :func:`~zhibao_shared.events.correction_rank`. Stored as the event's
+    ``corrected_by``."""
+    rank = correction_rank(_TYPES[event_type], correction.reporterlevel)
     moment = correction.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return f"{moment} {correction.dedup_key}"
+    return f"{rank:02d} {moment} {correction.dedup_key}"
 
 
 def refusal(original: Footprint, correction: PublishedCorrection) -> str | None:
@@ -199,8 +204,10 @@ def decide(
     """Which of ``corrections`` (new ones of one event) apply and which decides now."""
     fitting = [one for one in corrections if fits(original, one)]
     ignored = tuple(one for one in corrections if not fits(original, one))
-    latest = max(fitting, key=order_key, default=None)
-    if latest is not None and corrected_by is not None and order_key(latest) <= corrected_by:
+    keyed = {order_key(one, original.type): one for one in fitting}
+    last = max(keyed, default=None)
+    latest = keyed[last] if last is not None else None
+    if last is not None and corrected_by is not None and last <= corrected_by:
         latest = None
     return Decision(len(fitting), ignored, latest)
 

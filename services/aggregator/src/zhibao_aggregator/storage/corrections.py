@@ -200,7 +200,7 @@ async def _correct(
     await conn.execute(
         update(applied_events)
         .where(applied_events.c.dedup_key == key)
-        .values(effect=after.encode(), corrected_by=correcting.order_key(decider))
+        .values(effect=after.encode(), corrected_by=correcting.order_key(decider, original.type))
     )
     return change
 

@@ -2,9 +2,10 @@
 
 A correction (``zhibao.correction.v1``) retracts an earlier event or replaces its
 ``data``; a replacement keeps the event's identity, subject and time. Several
-corrections of one event apply in the order of their (time, identity) and the last
-decides, so applying them is independent of the order they arrive in: a correction
-that sorts before the one that decided already changes nothing. A correction naming
+corrections of one event apply in the order of their (rank, time, identity) and the
+last decides (a case report's correction from a higher level over any from below,
+otherwise the latest), so applying them is independent of the order they arrive in: a
+correction that sorts before the one that decided already changes nothing. A correction naming
 another type than its event's is ignored.
 
 What an event contributes to the alerts is summed up in its :class:`Facts`: a
@@ -32,11 +33,15 @@ from zhibao_shared.events import (
     PublishedEvent,
     PublishedIsolation,
     PublishedScreening,
+    correction_rank,
     may_correct,
 )
 
-#: The (time, identity) of a correction: the later one decides.
+#: The (time, identity) of a correction.
 Order = tuple[datetime, str]
+#: The (rank, time, identity) of a correction among its event's: the greatest decides
+#: (the rank of :func:`~zhibao_shared.events.correction_rank`).
+Precedence = tuple[int, datetime, str]
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,12 @@ class Decision:
 
     @property
     def order(self) -> Order:
-        """Its place among the corrections of its event."""
+        """Its (time, identity): the order corrections of several events were made in."""
         return (self.at, self.key)
+
+    def precedence(self, event_type: str) -> Precedence:
+        """Its place among the corrections of its event, of ``event_type``."""
+        return (correction_rank(event_type, self.level), self.at, self.key)
 
     @property
     def retracts(self) -> bool:
@@ -99,7 +108,7 @@ def decision_of(correction: PublishedCorrection) -> Decision:
 
 
 def deciding(
-    decisions: Iterable[Decision], event: Recorded, decided: Order | None
+    decisions: Iterable[Decision], event: Recorded, decided: Precedence | None
 ) -> tuple[Decision | None, list[tuple[Decision, str]]]:
     """The decision that now decides ``event`` whose last decision was ``decided`` (None:
     none of ``decisions`` comes after it), and the decisions ignored, each with why
@@ -112,8 +121,8 @@ def deciding(
             fitting.append(one)
         else:
             ignored.append((one, why))
-    last = max(fitting, key=lambda d: d.order, default=None)
-    if last is None or (decided is not None and last.order <= decided):
+    last = max(fitting, key=lambda d: d.precedence(event.type), default=None)
+    if last is None or (decided is not None and last.precedence(event.type) <= decided):
         return None, ignored
     return last, ignored
 
