@@ -1,10 +1,10 @@
 """Seeded corrections of a generated scenario, with the scenario they should amount to.
 
 The expected result is computed without the aggregator's logic: each corrected event's
-last correction by (time, identity) decides — retracted events are left out of the
-scenario, replaced ones carry the new data — and the generator's naive truth is taken
-of that. The corrections go into the stream at random places, some before their event,
-some twice.
+last correction by (time, identity) decides, a case report's correction from a higher
+level over any from below — retracted events are left out of the scenario, replaced
+ones carry the new data — and the generator's naive truth is taken of that. The
+corrections go into the stream at random places, some before their event, some twice.
 """
 
 from __future__ import annotations
@@ -55,6 +55,27 @@ def _new_data(event: PublishedEvent, rng: random.Random) -> dict[str, Any]:
     return {"date": event.data.date.isoformat(), "zero": not event.data.zero}
 
 
+#: The levels corrections are reported at (the reporter's scope; None: not stamped), and
+#: their standing over a case report's corrections: a higher level's stands.
+STANDING = {None: 0, 12: 0, 9: 1, 6: 2, 4: 3}
+
+
+def _level(event: PublishedEvent, rng: random.Random) -> dict[str, str]:
+    length = rng.choice(list(STANDING))
+    return {} if length is None else {"reporterlevel": event.subject[:length]}
+
+
+def _deciding(event: PublishedEvent, fixes: list[PublishedCorrection]) -> PublishedCorrection:
+    """The correction that decides ``event`` (of a case, the highest level's)."""
+
+    def standing(fix: PublishedCorrection) -> int:
+        if not isinstance(event, PublishedCase) or fix.reporterlevel is None:
+            return 0
+        return STANDING[len(fix.reporterlevel)]
+
+    return max(fixes, key=lambda fix: (standing(fix), fix.order))
+
+
 def _correction(event: PublishedEvent, rng: random.Random, n: int) -> PublishedCorrection:
     body: dict[str, Any] = {
         "corrects": {"source": event.source, "id": event.id},
@@ -74,6 +95,7 @@ def _correction(event: PublishedEvent, rng: random.Random, n: int) -> PublishedC
         "reporter": "tok-test",
         "receivedat": when,
         "data": body,
+        **_level(event, rng),
     }
     return PublishedCorrection.model_validate(document, context=STORED)
 
@@ -106,7 +128,7 @@ def correct(scenario: Scenario, seed: int, share: float = 0.1) -> Corrected:
             continue
         for unit in units_of(event.subject):
             counted[(unit, event.time.astimezone(ZONE).date())] += len(mine)
-        outcome = _outcome(event, max(mine, key=lambda f: f.order))
+        outcome = _outcome(event, _deciding(event, mine))
         if outcome is not None:
             expected.append(outcome)
     publish = list(scenario.publish)

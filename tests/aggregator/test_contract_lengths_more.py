@@ -24,7 +24,7 @@ from tests.aggregator.test_audit_projection import DAY_1, A, _at, _project, _pub
 from tests.aggregator.test_contract_lengths import COMMUNITY, LABEL, _event
 from zhibao_aggregator.bootstrap import reader, rules
 from zhibao_aggregator.domain.calendar import Calendar
-from zhibao_aggregator.domain.corrections import order_key
+from zhibao_aggregator.domain.corrections import timed_key
 from zhibao_aggregator.response_feed import store
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.audit import TrailQuery, read_trail
@@ -47,7 +47,6 @@ from zhibao_shared.events import (
     MAX_CORRECTION_REASON,
     MAX_ID_LENGTH,
     MAX_SOURCE_LENGTH,
-    EventType,
     PublishedCorrection,
     TaskMeasure,
     parse_published,
@@ -150,7 +149,7 @@ async def test_a_held_correction_with_the_longest_values_is_kept_then_applied_wh
             applied_events.c.dedup_key == case.event.dedup_key
         ),
     )
-    assert applied.corrected_by == order_key(fix.event, EventType.CASE.short)
+    assert applied.corrected_by == timed_key(fix.event)
     [fact] = await _rows(engine, select(case_facts))
     assert (fact.dedup_key, fact.classification) == (case.event.dedup_key, "confirmed")
     assert (fact.compound, fact.building) == (COMPOUND, BUILDING)
@@ -187,7 +186,7 @@ async def test_a_screening_with_the_longest_labels_is_retracted_with_the_longest
     )
     assert isinstance(retraction.event, PublishedCorrection)
     assert stored == {
-        fever.event.dedup_key: order_key(retraction.event, EventType.SCREENING.short),
+        fever.event.dedup_key: timed_key(retraction.event),
         retraction.event.dedup_key: None,
     }
 

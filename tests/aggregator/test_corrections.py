@@ -11,18 +11,19 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.aggregator.generator import ZONE
 from tests.aggregator.harness import consume, publish_each, read_all
 from zhibao_aggregator.bootstrap import reader, rebuild
+from zhibao_aggregator.domain.corrections import timed_key
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.settings import AggregatorSettings
 from zhibao_aggregator.storage.tables import applied_events, held_corrections
 from zhibao_shared.consumer import BatchHandler, Delivery
 from zhibao_shared.db import make_engine, run_migrations, sqlite_url
-from zhibao_shared.events import PUBLISHED_EVENT, STORED, PublishedEvent
+from zhibao_shared.events import PUBLISHED_EVENT, STORED, PublishedCorrection, PublishedEvent
 from zhibao_shared.natsserver import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -312,31 +313,59 @@ async def test_a_community_cannot_undo_its_districts_correction_of_its_case(
 BEFORE_RANKS = "0016_rejected_rows_indexed"
 
 
-async def _decided_by(engine: AsyncEngine, case: PublishedEvent) -> str:
+async def _decision(engine: AsyncEngine, case: PublishedEvent) -> tuple[str, str | None]:
+    """The (corrected_by, ranked_by) stored for ``case``."""
+    table = applied_events.c
     async with engine.connect() as conn:
-        query = select(applied_events.c.corrected_by).where(
-            applied_events.c.dedup_key == case.dedup_key
-        )
-        return str((await conn.execute(query)).scalar_one())
+        query = select(table.corrected_by, table.ranked_by).where(table.dedup_key == case.dedup_key)
+        corrected_by, ranked_by = (await conn.execute(query)).one()
+        return corrected_by, ranked_by
 
 
 async def test_corrections_decided_before_the_upgrade_rank_as_a_community_s(
     engine: AsyncEngine, live: AggregatorSettings, database: str
 ) -> None:
-    """A database corrected by a version that ordered by time alone: after the upgrade, a
-    district's correction decides over the community's stored one, made later."""
+    """A database corrected by a version that ordered by time alone keeps the keys it
+    reads; after the upgrade, a district's correction decides over the community's
+    stored one, made later."""
     person = {"pid": "12" * 16}
     case = event("case", {"person": person, "classification": "suspected"}, level=COMMUNITY)
-    await run(engine, live, [case, fix(case, after=timedelta(hours=2), level=COMMUNITY)])
-    ranked = await _decided_by(engine, case)
+    own = fix(case, after=timedelta(hours=2), level=COMMUNITY)
+    await run(engine, live, [case, own])
+    assert isinstance(own, PublishedCorrection)
+    assert await _decision(engine, case) == (timed_key(own), f"00 {timed_key(own)}")
     await run_migrations(database, "zhibao_aggregator", downgrade_to=BEFORE_RANKS)
-    assert await _decided_by(engine, case) == ranked.removeprefix("00 ")
     await migrate(database)
-    assert await _decided_by(engine, case) == ranked
+    assert await _decision(engine, case) == (timed_key(own), None)
     confirmed = {"person": person, "classification": "confirmed"}
     await run(engine, live, [fix(case, confirmed, after=timedelta(hours=1), level=DISTRICT)])
     found = await figures(engine, live, day())
     assert column(found, "new_confirmed") == [1, 1, 1, 1]
+
+
+async def test_a_rank_kept_for_another_decider_is_not_believed(
+    engine: AsyncEngine, live: AggregatorSettings
+) -> None:
+    """A version before ranks (rolled back, or during a rolling update) decides an event
+    by writing ``corrected_by`` alone, leaving the district's rank behind: the rank is
+    not taken for its decider's, so the district's next correction still decides."""
+    person = {"pid": "34" * 16}
+    confirmed = {"person": person, "classification": "confirmed"}
+    case = event("case", {"person": person, "classification": "suspected"}, level=COMMUNITY)
+    cdc = fix(case, confirmed, after=timedelta(hours=1), level=DISTRICT)
+    await run(engine, live, [case, cdc])
+    own = fix(case, {**confirmed, "classification": "suspected"}, timedelta(hours=3), COMMUNITY)
+    assert isinstance(own, PublishedCorrection)
+    async with engine.begin() as conn:  # as the earlier version applies the community's
+        await conn.execute(
+            update(applied_events)
+            .where(applied_events.c.dedup_key == case.dedup_key)
+            .values(corrected_by=timed_key(own))
+        )
+    later = fix(case, confirmed, after=timedelta(hours=2), level=DISTRICT)
+    await run(engine, live, [later])
+    assert isinstance(later, PublishedCorrection)
+    assert await _decision(engine, case) == (timed_key(later), f"06 {timed_key(later)}")
 
 
 async def test_a_case_is_kept_from_unstamped_corrections_and_screenings_from_none(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.alerts.conftest import COMMUNITY, Clock, confirmed, correction, migrated, published
@@ -19,12 +19,14 @@ from tests.alerts.test_event_time import ONE_DAY, isolation, sick
 from tests.alerts.test_lifecycle import NO_ABERRATION, World
 from tests.alerts.test_time_rules import at_shanghai, rows, watchdog
 from tests.support.webhook import Receiver
+from zhibao_alerts import correction_store
 from zhibao_alerts.domain.horizon import PageHorizon
-from zhibao_alerts.tables import alerts, daily_counts, daily_reports, timeline
+from zhibao_alerts.tables import alerts, daily_counts, daily_reports, event_records, timeline
 from zhibao_shared.db import sqlite_url
 
 DISTRICT = COMMUNITY[:6]
 OTHER = "640106001002"
+ONE_MINUTE = timedelta(minutes=1)
 REASON = "测温枪故障，复测 36.6 °C (thermometer fault)"
 
 
@@ -176,6 +178,33 @@ async def test_a_community_cannot_undo_its_districts_confirmation_of_its_case(
         await world.send(one)
     confirmed_alerts = [a for a in await world.alerts() if a.rule == "immediate_confirmed"]
     assert [a.state for a in confirmed_alerts] == ["firing"]
+
+
+async def test_a_rank_kept_for_another_decider_is_not_believed(
+    db: AsyncEngine, clock: Clock, webhook: Receiver
+) -> None:
+    """A version before ranks (rolled back, or during a rolling update) decides a record
+    by writing ``decided_at``/``decided_by`` alone, leaving the district's rank behind:
+    it is not taken for the new decider's, so the district's next correction decides."""
+    world = World(db, clock, webhook)
+    pid = {"pid": "f" * 32}
+    confirmed = {"person": pid, "classification": "confirmed"}
+    case = published(
+        "case", {"person": pid, "classification": "suspected"}, when=clock.now, level=COMMUNITY
+    )
+    await world.send(case, correction(case, confirmed, when=clock.now + ONE_MINUTE, level=DISTRICT))
+    own = correction(case, when=clock.now + 3 * ONE_MINUTE, level=COMMUNITY)
+    async with db.begin() as conn:  # as the earlier version applies the community's
+        await conn.execute(
+            update(event_records)
+            .where(event_records.c.dedup_key == case.dedup_key)
+            .values(decided_at=own.time, decided_by=own.dedup_key)
+        )
+    later = correction(case, confirmed, when=clock.now + 2 * ONE_MINUTE, level=DISTRICT)
+    await world.send(later)
+    async with db.connect() as conn:
+        [row] = (await correction_store.records(conn, [case.dedup_key])).values()
+    assert row.decided == (6, later.time, later.dedup_key)
 
 
 async def test_a_case_moved_by_a_report_elsewhere_and_a_retraction_here_alerts_there(

@@ -33,7 +33,7 @@ LATER_COLUMNS = (
     ("event_records", "level", "VARCHAR(12)"),
     ("held_corrections", "level", "VARCHAR(12)"),
     ("isolations", "status_key", "VARCHAR(400)"),
-    ("event_records", "decided_rank", "INTEGER"),
+    ("event_records", "ranked_by", "VARCHAR(410)"),
 )
 
 

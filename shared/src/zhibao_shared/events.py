@@ -552,6 +552,23 @@ def correction_rank(event_type: str, correcting_level: str | None) -> int:
     return max(CODE_LENGTH[Level.COMMUNITY] - len(correcting_level), 0)
 
 
+def ranked(rank: int, decider: str) -> str:
+    """The stored form of a deciding correction's rank: the rank, then the identity (or
+    order key) of the correction it belongs to, which versions before ranks also keep."""
+    return f"{rank:02d} {decider}"
+
+
+def rank_kept(stored: str | None, decider: str | None) -> int:
+    """The rank :func:`ranked` stored for ``decider``; 0 (a community's) when none was
+    stored (decided before ranks were kept) or it belongs to another correction (an
+    earlier version, which does not keep ranks, decided since: a rolled-back or older
+    instance on the same database)."""
+    if stored is None or decider is None:
+        return 0
+    rank, _, of = stored.partition(" ")
+    return int(rank) if of == decider and rank.isdigit() else 0
+
+
 class ScreeningEvent(_Envelope, Generic[P]):
     """``zhibao.screening.v1``."""
 

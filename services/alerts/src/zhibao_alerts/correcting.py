@@ -208,12 +208,11 @@ async def changes(conn: AsyncConnection, later: Sequence[Decision], judge: Judge
         local = record.at.astimezone(judge.zone).date()
         was = judge.facts(before, record.community, local)
         now = judge.facts(after, record.community, local)
+        decided = decision.precedence(record.type)
         if after is None:
             bare = record_as(record)
-            decided = decision.precedence(record.type)
             updates.append(correction_store.record_values(bare, local, None, decided))
         else:
-            decided = decision.precedence(record.type)
             updates.append(_record_of(record_as(record), after, judge, decided))
         if was != now and (was.counts or now.counts):
             found.append(Change(record, decision, before, after, was, now))

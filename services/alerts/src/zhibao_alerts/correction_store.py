@@ -29,6 +29,7 @@ from zhibao_alerts.tables import (
 )
 from zhibao_shared.bulk import Insert, bind_rows, insert_many
 from zhibao_shared.db import UtcDateTime
+from zhibao_shared.events import rank_kept, ranked
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,9 @@ def record_values(
         "day": day,
         "pid": pid,
         "data": json.dumps(recorded.data, ensure_ascii=False) if recorded.data else None,
-        "decided_rank": decided[0] if decided else None,
         "decided_at": decided[1] if decided else None,
         "decided_by": decided[2] if decided else None,
+        "ranked_by": ranked(decided[0], decided[2]) if decided else None,
         "level": recorded.level,
     }
 
@@ -82,9 +83,9 @@ def uncounted_values(
         "day": day,
         "pid": pid,
         "data": None,
-        "decided_rank": None,
         "decided_at": None,
         "decided_by": None,
+        "ranked_by": None,
         "level": level,
     }
 
@@ -116,10 +117,10 @@ async def records(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, Recor
 
 def _decided(row: Any) -> Precedence | None:
     """The (rank, time, identity) of the correction that decided a record; rank 0 (a
-    community's) for one decided before ranks were kept."""
+    community's) when no rank is kept for it (:func:`~zhibao_shared.events.rank_kept`)."""
     if row.decided_by is None:
         return None
-    return (row.decided_rank or 0, row.decided_at, row.decided_by)
+    return (rank_kept(row.ranked_by, row.decided_by), row.decided_at, row.decided_by)
 
 
 #: What a correction never changes in a record (a replace keeps type, subject and time).
@@ -137,9 +138,9 @@ async def update_records(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) 
             day=bindparam("b_day", type_=Date),
             pid=bindparam("b_pid"),
             data=bindparam("b_data"),
-            decided_rank=bindparam("b_decided_rank"),
             decided_at=bindparam("b_decided_at", type_=UtcDateTime()),
             decided_by=bindparam("b_decided_by"),
+            ranked_by=bindparam("b_ranked_by"),
         ),
         [
             {"b_key": row["dedup_key"], **{f"b_{k}": v for k, v in row.items() if k not in _FIXED}}

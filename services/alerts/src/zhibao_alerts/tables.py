@@ -242,8 +242,8 @@ task_alerts = Table(
 #: The events the alerts service applied, as they count now (issue 16: corrections): a
 #: correction re-judges its event from here. ``data`` is the event's (pseudonymised)
 #: data as last decided, null when it counts towards nothing (a normal screening, or a
-#: retracted event); ``decided_rank``/``decided_at``/``decided_by`` are the (rank, time,
-#: identity) of the correction that decided it, null while none has.
+#: retracted event); ``decided_at``/``decided_by`` are the (time, identity) of the
+#: correction that decided it, null while none has, and ``ranked_by`` keeps its rank.
 event_records = Table(
     "event_records",
     metadata,
@@ -258,9 +258,10 @@ event_records = Table(
     Column("data", Text),
     Column("decided_at", UtcDateTime()),
     Column("decided_by", String(400)),
-    #: the deciding correction's rank (``zhibao_shared.events.correction_rank``; null:
-    #: decided before 0018, ranked 0)
-    Column("decided_rank", Integer),
+    #: the deciding correction's rank, kept with its identity
+    #: (``zhibao_shared.events.ranked``); null, or kept for another ``decided_by``
+    #: (decided before 0018, or since by a version before it): rank 0
+    Column("ranked_by", String(410)),
     #: the reporter's level (``reporterlevel``): corrections apply from it up (null: not
     #: stamped, or recorded before 0016)
     Column("level", String(12)),

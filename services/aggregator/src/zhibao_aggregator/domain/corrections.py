@@ -38,6 +38,8 @@ from zhibao_shared.events import (
     Retraction,
     correction_rank,
     may_correct,
+    rank_kept,
+    ranked,
 )
 
 #: (community code, day, metric) → change (as in ``contributions``).
@@ -63,6 +65,11 @@ class Footprint:
     places: tuple[str, ...] = ()
     #: The reporter's level (``reporterlevel``; "" when not stamped): corrections from it up.
     level: str = ""
+
+    @property
+    def full_type(self) -> str:
+        """The event type's full name (``zhibao.case.v1``)."""
+        return _TYPES[self.type]
 
     @property
     def correctable(self) -> bool:
@@ -156,14 +163,27 @@ def counted(community: str, prints: Iterable[Footprint], sign: int = 1) -> Contr
     return out
 
 
+def timed_key(correction: PublishedCorrection) -> str:
+    """A correction's (time, own identity) as sortable text: the event's ``corrected_by``,
+    as versions before ranks kept it too."""
+    moment = correction.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return f"{moment} {correction.dedup_key}"
+
+
 def order_key(correction: PublishedCorrection, event_type: str) -> str:
     """A correction's place among the corrections of its event (of ``event_type``, the
-    short name a footprint keeps), as sortable text: (rank, time, own identity), the rank
-    that of :func:`~zhibao_shared.events.correction_rank`. Stored as the event's
-    ``corrected_by``."""
-    rank = correction_rank(_TYPES[event_type], correction.reporterlevel)
-    moment = correction.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return f"{rank:02d} {moment} {correction.dedup_key}"
+    full type name), as sortable text: (rank, time, own identity), the rank that of
+    :func:`~zhibao_shared.events.correction_rank`. Stored as the event's ``ranked_by``."""
+    return ranked(correction_rank(event_type, correction.reporterlevel), timed_key(correction))
+
+
+def decided_key(corrected_by: str | None, ranked_by: str | None) -> str | None:
+    """The order key of the correction that decided an event, as stored: its rank as
+    ``ranked_by`` keeps it for ``corrected_by`` (0 when it keeps none for it:
+    :func:`~zhibao_shared.events.rank_kept`); None when none decided it."""
+    if corrected_by is None:
+        return None
+    return ranked(rank_kept(ranked_by, corrected_by), corrected_by)
 
 
 def refusal(original: Footprint, correction: PublishedCorrection) -> str | None:
@@ -176,7 +196,7 @@ def refusal(original: Footprint, correction: PublishedCorrection) -> str | None:
         return "not_correctable"
     if named is not None and EventType(named).short != original.type:
         return "type_mismatch"
-    if not may_correct(_TYPES[original.type], original.level or None, correction.reporterlevel):
+    if not may_correct(original.full_type, original.level or None, correction.reporterlevel):
         return "below_reporter"
     return None
 
@@ -194,22 +214,23 @@ class Decision:
     applied: int
     #: Corrections that do not fit the event (wrong type, not correctable): ignored.
     ignored: tuple[PublishedCorrection, ...]
-    #: The correction that decides the event now, if a new one is later than the last.
+    #: The correction that decides the event now, if a new one sorts after the last.
     decider: PublishedCorrection | None
 
 
 def decide(
-    original: Footprint, corrected_by: str | None, corrections: Sequence[PublishedCorrection]
+    original: Footprint, decided: str | None, corrections: Sequence[PublishedCorrection]
 ) -> Decision:
-    """Which of ``corrections`` (new ones of one event) apply and which decides now."""
+    """Which of ``corrections`` (new ones of one event) apply and which decides now: the
+    one of the greatest :func:`order_key`, if it sorts after ``decided`` (the key of the
+    correction that decided the event so far: :func:`decided_key`)."""
     fitting = [one for one in corrections if fits(original, one)]
     ignored = tuple(one for one in corrections if not fits(original, one))
-    keyed = {order_key(one, original.type): one for one in fitting}
+    keyed = {order_key(one, original.full_type): one for one in fitting}
     last = max(keyed, default=None)
-    latest = keyed[last] if last is not None else None
-    if last is not None and corrected_by is not None and last <= corrected_by:
-        latest = None
-    return Decision(len(fitting), ignored, latest)
+    if last is None or (decided is not None and last <= decided):
+        return Decision(len(fitting), ignored, None)
+    return Decision(len(fitting), ignored, keyed[last])
 
 
 def corrected(

@@ -5,8 +5,9 @@ dedup key), counts what the correction says instead and refiles the event's fact
 person's case or isolation history, a daily report), so every figure derived from the
 facts follows. A correction whose event has not been applied yet is held (the table
 ``held_corrections``) and applied in the batch that applies the event. Each event keeps
-the order key of the correction that decided it last; an earlier one arriving later is
-counted but changes nothing (see ``domain.corrections.decide``).
+the order key of the correction that decided it last; one that sorts before it (of a
+lower rank, or earlier), arriving later, is counted but changes nothing (see
+``domain.corrections.decide``).
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ async def _held_for(conn: AsyncConnection, keys: Sequence[str]) -> list[Publishe
 @dataclass(frozen=True)
 class _Applied:
     effect: str | None
-    corrected_by: str | None
+    #: the order key of the correction that decided it (``domain.corrections.decided_key``)
+    decided: str | None
 
 
 async def _applied(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, _Applied]:
@@ -120,12 +122,12 @@ async def _applied(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, _App
     table = applied_events.c
     for start in range(0, len(keys), CHUNK):
         rows = await conn.execute(
-            select(table.dedup_key, table.effect, table.corrected_by).where(
+            select(table.dedup_key, table.effect, table.corrected_by, table.ranked_by).where(
                 table.dedup_key.in_(keys[start : start + CHUNK])
             )
         )
-        for key, effect, corrected_by in rows:
-            out[key] = _Applied(effect, corrected_by)
+        for key, effect, corrected_by, ranked_by in rows:
+            out[key] = _Applied(effect, correcting.decided_key(corrected_by, ranked_by))
     return out
 
 
@@ -178,7 +180,7 @@ async def _correct(
         _ignore(fixes, "not_correctable")
         return Counter()
     original = Footprint.decode(applied.effect)
-    decision = correcting.decide(original, applied.corrected_by, fixes)
+    decision = correcting.decide(original, applied.decided, fixes)
     for one in decision.ignored:
         _ignore([one], correcting.refusal(original, one) or "not_correctable")
     community = key.split(" ", 1)[0]
@@ -200,7 +202,11 @@ async def _correct(
     await conn.execute(
         update(applied_events)
         .where(applied_events.c.dedup_key == key)
-        .values(effect=after.encode(), corrected_by=correcting.order_key(decider, original.type))
+        .values(
+            effect=after.encode(),
+            corrected_by=correcting.timed_key(decider),
+            ranked_by=correcting.order_key(decider, original.full_type),
+        )
     )
     return change
 

@@ -56,8 +56,13 @@ applied_events = Table(
     #: What the event counts by itself now (``domain.corrections.Footprint``), so a
     #: correction takes back exactly that; ``correction`` for a correction itself.
     Column("effect", Text),
-    #: The order key of the correction that decided the event last (NULL: none yet).
+    #: The (time, identity) of the correction that decided the event last (NULL: none
+    #: yet), as sortable text (``domain.corrections.timed_key``).
     Column("corrected_by", String(450)),
+    #: Its rank, kept with ``corrected_by`` (``zhibao_shared.events.ranked``): the order key
+    #: it decided by (``domain.corrections.order_key``). NULL, or kept for another
+    #: ``corrected_by`` (written since by a version before ranks): rank 0.
+    Column("ranked_by", String(460)),
 )
 
 #: Corrections whose original has not been applied yet, applied when it arrives.
