@@ -170,6 +170,31 @@ async def test_a_request_retried_with_its_idempotency_key_issues_nothing_twice(
     assert (await send(batch, "bad key")).status_code == 400
 
 
+async def test_a_key_reused_with_another_contact_note_or_unit_is_another_request(
+    service: Harness,
+) -> None:
+    """The same key, tasks that differ only in what the task row does not show (the
+    contact, the note: sealed) or in their community: another request, refused; the
+    same request after its task moved by a transfer is still a retry."""
+    task = a_task(kind="verify_contact")
+
+    async def send(tasks: list[dict[str, Any]]) -> httpx.Response:
+        headers = {**service.auth("district"), "Idempotency-Key": "req-2"}
+        return await service.client.post("/v1/tasks", json=tasks, headers=headers)
+
+    first = await send([task])
+    assert first.status_code == 201, first.text
+    contact = {**task["contact"], "phone": "13900000000"}
+    for changed in ({"contact": contact}, {"note": "另一位密接"}, {"unit": COMMUNITY_B}):
+        answer = await send([{**task, **changed}])
+        assert answer.status_code == 422, (changed, answer.text)
+    [task_id] = first.json()["ids"]
+    moved = await service.change(task_id, "community_a", state="transferred", to=COMMUNITY_B)
+    assert moved.status_code == 200, moved.text
+    again = await send([task])
+    assert (again.status_code, again.json()["ids"]) == (201, [task_id])
+
+
 async def test_a_street_may_not_change_the_state_of_a_task_its_district_issued(
     service: Harness,
 ) -> None:
@@ -189,6 +214,17 @@ async def test_a_street_may_not_change_the_state_of_a_task_its_district_issued(
     assert (await service.change(city_task, "city", state="unreachable")).status_code == 200
     [own] = (await service.issue([a_task(kind="verify_contact")], "community_a")).json()["ids"]
     assert (await service.change(own, "street", state="done")).status_code == 200
+
+
+async def test_a_database_of_before_request_fingerprints_gains_the_column(
+    tmp_path: Path,
+) -> None:
+    """0007 adds ``tasks.request_fingerprint`` to an older database (null: a retry of such
+    a task is compared by kind, due time, person and compound, as before)."""
+    columns = await columns_after_upgrade(
+        tmp_path, "tasks", "request_fingerprint", "0006_task_issuer_scope"
+    )
+    assert "request_fingerprint" in columns
 
 
 async def test_a_database_of_before_issuer_levels_gains_the_column(tmp_path: Path) -> None:

@@ -38,6 +38,11 @@ class Pseudonymiser:
         digest = hmac.new(self._key, material.encode(), hashlib.sha256).hexdigest()
         return Pseudonym(pid=digest[:32])
 
+    def fingerprint(self, material: str) -> str:
+        """A keyed digest of ``material`` (hex; HMAC-SHA256): equal for equal material,
+        and not to be guessed back from, e.g. a phone number, without the key."""
+        return hmac.new(self._key, f"fingerprint:{material}".encode(), hashlib.sha256).hexdigest()
+
     def pseudonym(self, person: ReportedPerson, community: str) -> Pseudonym:
         """The pseudonym of a reported person."""
         if isinstance(person, ResidentIdPerson):

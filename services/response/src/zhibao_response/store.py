@@ -61,6 +61,8 @@ class NewTask:
     measure: int | None = None
     #: a need's task: normal or urgent (None for other tasks)
     urgency: str | None = None
+    #: the keyed digest of what the request asked for (tasks issued under a key)
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,12 @@ class KeyReused(ValueError):
 
 
 def _same(stored: Any, task: NewTask) -> bool:
-    """True when the stored task is the one ``task`` would issue: its kind, due time,
-    person (pseudonym) and compound (not its unit, which a transfer may have changed)."""
+    """True when the stored task is the one ``task`` would issue: what its request asked
+    for (its fingerprint: unit, contact and note included; the task's unit may have moved
+    since, by a transfer); for one issued before fingerprints were kept, its kind, due
+    time, person (pseudonym) and compound."""
+    if stored.request_fingerprint is not None:
+        return bool(stored.request_fingerprint == task.fingerprint)
     return bool(
         (stored.kind, stored.due, stored.pid, stored.compound)
         == (task.kind, task.due, task.pid, task.compound)
@@ -227,6 +233,7 @@ class TaskStore:
                 "declaration_id": t.declaration_id,
                 "measure": t.measure,
                 "urgency": t.urgency,
+                "request_fingerprint": t.fingerprint,
             }
             for t in new
         ]
@@ -247,7 +254,12 @@ class TaskStore:
             try:
                 async with self._engine.begin() as conn:
                     query = select(
-                        tasks.c.id, tasks.c.kind, tasks.c.due, tasks.c.pid, tasks.c.compound
+                        tasks.c.id,
+                        tasks.c.kind,
+                        tasks.c.due,
+                        tasks.c.pid,
+                        tasks.c.compound,
+                        tasks.c.request_fingerprint,
                     ).where(tasks.c.id.in_([t.id for t in new]))
                     stored = {row.id: row for row in await conn.execute(query)}
                     if not stored:

@@ -71,6 +71,9 @@ tasks = Table(
     Column("measure", Integer),
     #: a need's task (kind need_<category>): normal or urgent; NULL for other tasks
     Column("urgency", String(8)),
+    #: what was asked for, keyed (HMAC: the contact and note stay unreadable), when issued
+    #: under an Idempotency-Key: a retry asks for the same (NULL: not keyed, or before 0007)
+    Column("request_fingerprint", String(64)),
     Index("ix_tasks_unit_state", "unit", "state"),
     Index("ix_tasks_state_due", "state", "due"),
     Index("ix_tasks_closed_at", "closed_at"),

@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -41,7 +41,9 @@ class TaskDesk:
 
     def prepare(self, task: TaskIn, task_id: str | None = None) -> NewTask:
         """A task to store (under ``task_id``, or a new random id): its person
-        pseudonymised, its personal details sealed."""
+        pseudonymised, its personal details sealed; under a derived id (an
+        ``Idempotency-Key``'s), with its request's fingerprint."""
+        fingerprint = self._fingerprint(task) if task_id is not None else None
         task_id = task_id or new_task_id()
         details: dict[str, Any] = {}
         pid = None
@@ -53,7 +55,22 @@ class TaskDesk:
         if task.note is not None:
             details["note"] = task.note
         sealed = self._sealer.seal(task_id, details) if details else None
-        return NewTask(task_id, task.unit, task.kind, task.due, task.compound, pid, sealed)
+        return NewTask(
+            task_id,
+            task.unit,
+            task.kind,
+            task.due,
+            task.compound,
+            pid,
+            sealed,
+            fingerprint=fingerprint,
+        )
+
+    def _fingerprint(self, task: TaskIn) -> str:
+        """The keyed digest of everything ``task`` asks for (its due time as an instant)."""
+        asked = task.model_dump(mode="json", exclude_none=True)
+        asked["due"] = task.due.astimezone(UTC).isoformat()
+        return self._pseudonymiser.fingerprint(json.dumps(asked, sort_keys=True))
 
     def prepare_all(
         self, tasks: Sequence[TaskIn], ids: Sequence[str] | None = None
