@@ -26,6 +26,9 @@ def server_config(app: FastAPI, settings: ServiceSettings, port: int) -> uvicorn
         host=settings.host,
         port=port,
         log_level="warning",
+        # The access lines are INFO, below that level: none is written, yet uvicorn
+        # formatted each one's arguments (client address, quoted path) for every response.
+        access_log=False,
         http=http_protocol(settings.http_header_timeout_s, settings.http_max_silent),
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         proxy_headers=proxies is not None,
