@@ -22,13 +22,13 @@ from zhibao_intake.gateway import Answer, Gateway
 from zhibao_shared.asgi_answers import first_headers, respond, server_error
 
 PATH = "/v1/events"
+#: ``JSONResponse``'s encoding, built once (``json.dumps`` with options builds one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
 def _render(answer: Answer) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """Body and headers exactly as ``JSONResponse(answer.body, answer.status, headers)``."""
-    body = json.dumps(
-        answer.body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
+    body = _ENCODER.encode(answer.body).encode("utf-8")
     headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Histogram
 
 EVENTS_ACCEPTED = Counter(
@@ -31,3 +33,10 @@ BUNDLE_EVENTS = Histogram(
     "Events per bus message (1 for a lone event, more for a bundle)",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
+
+
+@cache
+def labelled(counter: Counter, value: str) -> Counter:
+    """``counter.labels(value)``, looked up once a value: ``labels`` takes a lock and checks
+    its arguments at every call, for every event. Values are types and reasons: few."""
+    return counter.labels(value)

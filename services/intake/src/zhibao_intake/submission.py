@@ -218,21 +218,20 @@ class SubmissionService:
     def _count(results: list[ItemResult], admissions: list[Admitted | ItemResult]) -> None:
         for result, admission in zip(results, admissions, strict=True):
             if result.status is Status.REJECTED:
-                metrics.EVENTS_REJECTED.labels(
-                    result.code.value if result.code else "invalid"
-                ).inc()
+                reason = result.code.value if result.code else "invalid"
+                metrics.labelled(metrics.EVENTS_REJECTED, reason).inc()
             elif result.status is Status.UNAVAILABLE:
                 metrics.EVENTS_UNAVAILABLE.inc()
             elif result.status is Status.DUPLICATE and not isinstance(admission, Admitted):
                 # a task result applied before, answered without publishing it again
-                metrics.EVENTS_DUPLICATE.labels(EventType.TASK_RESULT.value).inc()
+                metrics.labelled(metrics.EVENTS_DUPLICATE, EventType.TASK_RESULT.value).inc()
             elif isinstance(admission, Admitted):
                 counter = (
                     metrics.EVENTS_DUPLICATE
                     if result.status is Status.DUPLICATE
                     else metrics.EVENTS_ACCEPTED
                 )
-                counter.labels(admission.type.value).inc()
+                metrics.labelled(counter, admission.type.value).inc()
 
 
 def _unavailable(admitted: Admitted) -> ItemResult:
