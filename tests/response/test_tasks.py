@@ -12,6 +12,7 @@ import httpx
 import nats
 import nats.js.errors
 import pytest
+from sqlalchemy import select
 
 from tests.response.conftest import (
     DISTRICT,
@@ -23,6 +24,7 @@ from tests.response.conftest import (
 )
 from tests.support.events import COMMUNITY_A, COMMUNITY_B, resident_id
 from tests.support.postgres import both_backends
+from zhibao_response.tables import tasks
 from zhibao_shared.db import make_engine
 from zhibao_shared.events import ResidentIdPerson
 from zhibao_shared.natsserver import NatsServer
@@ -445,6 +447,37 @@ async def test_personal_details_are_deleted_days_after_the_task_closes(service: 
     assert purged["details"] == "purged" and "contact" not in purged
     assert purged["state"] == "unreachable" and purged["history"]
     assert (await service.task(still_open, "community_a"))["details"] == "shown"
+
+
+async def _fingerprint(database: str, task_id: str) -> str | None:
+    engine = make_engine(database)
+    try:
+        async with engine.connect() as conn:
+            query = select(tasks.c.request_fingerprint).where(tasks.c.id == task_id)
+            found: str | None = (await conn.execute(query)).scalar_one()
+            return found
+    finally:
+        await engine.dispose()
+
+
+async def test_a_keyed_requests_fingerprint_is_deleted_with_the_personal_details(
+    service: Harness, database: str
+) -> None:
+    """The fingerprint of a request is a digest of its contact and note: once they are
+    purged, a phone number could be guessed back from it (with the key and the rest of
+    the row), so it goes with them."""
+    headers = {**service.auth("district"), "Idempotency-Key": "req-purge"}
+    answer = await service.client.post("/v1/tasks", json=[a_task()], headers=headers)
+    [task_id] = answer.json()["ids"]
+    assert await _fingerprint(database, task_id) is not None
+    assert (await service.change(task_id, "community_a", state="unreachable")).status_code == 200
+    service.clock.advance(days=30, seconds=1)
+    await service.eventually(
+        "the purge",
+        lambda: service.task(task_id, "community_a"),
+        lambda task: task["details"] == "purged",
+    )
+    assert await _fingerprint(database, task_id) is None
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

@@ -504,13 +504,15 @@ class TaskStore:
         return len(rows)
 
     async def purge(self, after: timedelta) -> int:
-        """Delete the personal details of tasks closed at least ``after`` ago; how many."""
+        """Delete the personal details of tasks closed at least ``after`` ago; how many. A
+        request's fingerprint goes too: it is a digest of them (a contact's phone number
+        could be guessed back from it with the key and the rest of the row)."""
         now = self._clock()
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(tasks)
                 .where(tasks.c.closed_at <= now - after, tasks.c.sealed.is_not(None))
-                .values(sealed=None, purged_at=now)
+                .values(sealed=None, request_fingerprint=None, purged_at=now)
             )
             closed = select(tasks.c.id).where(tasks.c.closed_at <= now - after)
             await conn.execute(
