@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import openpyxl
 import pytest
+from nats.js import JetStreamContext
 
 from tests.aggregator.tasks_support import (
     KIND,
@@ -263,10 +265,26 @@ async def test_not_ready_without_its_task_consumer(nats_server: NatsServer, tmp_
     async with aggregator(settings) as running:
         client = await nats.connect(nats_server.url)
         try:
-            await client.jetstream().delete_consumer(TASKS_STREAM, "aggregator-tasks")
+            js = client.jetstream()
+            # ready already before its task consumer exists (a deployment without
+            # the response service has no tasks stream): wait for it, then delete it
+            await eventually(
+                "the task consumer",
+                lambda: _consumers(js),
+                lambda names: "aggregator-tasks" in names,
+            )
+            await js.delete_consumer(TASKS_STREAM, "aggregator-tasks")
         finally:
             await client.close()
         answer = await eventually(
             "not ready", lambda: running.get("/readyz"), lambda r: r.status_code == 503
         )
         assert "tasks_consumer" in answer.text
+
+
+async def _consumers(js: JetStreamContext) -> list[str]:
+    """The tasks stream's consumers (none while the stream is not there yet)."""
+    try:
+        return [info.name for info in await js.consumers_info(TASKS_STREAM)]
+    except nats.js.errors.NotFoundError:
+        return []
