@@ -20,6 +20,7 @@ from zhibao_intake.audit import AuditTrail
 from zhibao_intake.domain.pseudonym import Pseudonymiser
 from zhibao_intake.domain.rate_limit import RateLimiter
 from zhibao_intake.domain.recently_stored import RecentlyStored
+from zhibao_intake.domain.storage_budget import TokenBudgets
 from zhibao_intake.fastpath import IntakeApp
 from zhibao_intake.gateway import Gateway, Limits
 from zhibao_intake.http_api import add_event_schemas, build_router
@@ -131,11 +132,16 @@ def build(settings: IntakeSettings) -> Intake:
     limiter = RateLimiter(
         settings.rate_limit_events_per_s, settings.rate_limit_burst, clock=time.monotonic
     )
+    budgets = TokenBudgets(
+        settings.intake_daily_bytes_per_community,
+        lambda scope: (unit.code for unit in registry.communities_under(scope)),
+        clock=time.monotonic,
+    )
     limits = Limits(settings.max_body_bytes, settings.max_batch_items, settings.retry_after_s)
     audit = AuditTrail(
         broker, settings.publish_timeout_s, refusal_window_s=settings.audit_refusal_window_s
     )
-    gateway = Gateway(tokens, service, limiter, audit, limits)
+    gateway = Gateway(tokens, service, limiter, budgets, audit, limits)
     broker.include_router(build_nats_router(gateway))
     return Intake(settings, broker, tokens, gateway, audit, projection)
 

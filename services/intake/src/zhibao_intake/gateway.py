@@ -1,8 +1,8 @@
 """One submission flow for every entry point (HTTP and NATS request-reply).
 
-authenticate → check role → decode → rate-limit → admit and publish →
-audit → answer. The adapters only translate an :class:`Answer` to their
-protocol.
+authenticate → check role → decode → storage budget → rate-limit → admit and
+publish → charge what was stored → audit → answer. The adapters only translate an
+:class:`Answer` to their protocol.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from zhibao_intake import metrics
 from zhibao_intake.audit import AuditTrail, Caller, audit_record
 from zhibao_intake.domain.rate_limit import RateLimiter
+from zhibao_intake.domain.storage_budget import TokenBudgets, stored_share
 from zhibao_intake.submission import SubmissionRefused, SubmissionService, decode_items, http_status
 from zhibao_shared.tokens import Role, Token, TokenStore, bearer_secret
 
@@ -49,12 +50,14 @@ class Gateway:
         tokens: TokenStore,
         service: SubmissionService,
         limiter: RateLimiter,
+        budgets: TokenBudgets,
         audit: AuditTrail,
         limits: Limits,
     ) -> None:
         self._tokens = tokens
         self._service = service
         self._limiter = limiter
+        self._budgets = budgets
         self._audit = audit
         self.limits = limits
 
@@ -90,6 +93,12 @@ class Gateway:
             items = decode_items(body, content_type, self.limits.max_items)
         except SubmissionRefused as exc:
             return await self._refused(caller, Answer.problem(exc.status, str(exc)), None)
+        spent = self._budgets.wait(caller.token)
+        if spent:
+            seconds = RateLimiter.retry_after(spent)
+            detail = f"this token's daily storage budget is spent; retry in {seconds}s"
+            answer = Answer.problem(429, detail, retry_after=seconds)
+            return await self._refused(caller, answer, "storage_budget")
         wait = self._limiter.take(caller.token.id, len(items))
         if wait:
             seconds = RateLimiter.retry_after(wait)
@@ -98,6 +107,7 @@ class Gateway:
             )
             return await self._refused(caller, answer, "rate_limited")
         result = await self._service.submit(items, caller.token)
+        self._budgets.charge(caller.token, stored_share(len(body), len(items), result.accepted))
         status = http_status(result)
         answered = result.model_dump(mode="json", exclude_none=True)
         self._audit.append(audit_record(caller, answered["results"], status=status, items=items))

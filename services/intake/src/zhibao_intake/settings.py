@@ -28,6 +28,15 @@ class IntakeSettings(ServiceSettings):
         default=500.0, gt=0, description="Average events per second allowed per token"
     )
     rate_limit_burst: int = Field(default=5000, gt=0, description="Events a token may burst")
+    intake_daily_bytes_per_community: int = Field(
+        default=100 * 2**20,
+        ge=0,
+        description=(
+            "Bytes of events a token may have stored a day, for each community its scopes "
+            "cover: a day's worth at once, then refilled at a day's average (429 with "
+            "Retry-After beyond), so one token cannot fill the events stream; 0: no budget"
+        ),
+    )
     intake_bundle_events: int = Field(
         default=200,
         ge=1,
