@@ -3,15 +3,18 @@ then a day's average, so a token sending new events in a loop cannot fill the st
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.events import COMMUNITY_A, case, screening
 from tests.support.intake import RunningIntake
 from tests.support.stream import stored_events
-from zhibao_intake.domain.storage_budget import DAY_S, StorageBudget, TokenBudgets, stored_share
+from zhibao_intake.domain.storage_budget import DAY_S, StorageBudget, TokenBudgets
 from zhibao_shared.tokens import Role, Token
 
 
@@ -51,31 +54,36 @@ def test_a_budget_refills_no_further_than_a_day() -> None:
     assert budget.wait("t", daily) > 0
 
 
-def test_a_token_gets_a_budget_for_each_community_it_covers() -> None:
+def test_a_token_gets_a_budget_for_each_community_it_covers_up_to_a_30th_of_the_stream() -> None:
     clock = Clock()
-    under = {"640106001": ["640106001001", "640106001002", "640106001003"]}
-    budgets = TokenBudgets(1000, lambda scope: under.get(scope, [scope]), clock)
+    under = {
+        "640106001": ["640106001001", "640106001002", "640106001003"],
+        "6401": [f"c{n}" for n in range(99)],
+    }
+    budgets = TokenBudgets(1000, 300_000, lambda scope: under.get(scope, [scope]), clock)
     street = token("640106001", "640106001002", token_id="street")  # overlapping scopes
-    budgets.charge(street, 2999)
-    assert budgets.wait(street) == 0, "three communities' days: 3,000 bytes"
-    budgets.charge(street, 1)
-    assert budgets.wait(street) > 0
     community = token("640106001001", token_id="gate")
-    budgets.charge(community, 1000)
-    assert budgets.wait(community) > 0, "one community's day: 1,000 bytes"
+    city = token("6401", token_id="city")
+    assert [budgets.daily(t) for t in (community, street, city)] == [1000, 3000, 10_000]
+
+
+def test_a_request_holds_its_body_while_published_and_is_charged_what_was_stored() -> None:
+    clock = Clock()
+    budgets = TokenBudgets(1000, 10**9, lambda scope: [scope], clock)
+    gate = token("640106001001")
+    held = budgets.hold(gate, 1200)  # a request under way: the next one waits
+    assert budgets.wait(gate) > 0
+    budgets.settle(gate, held, 300)  # it stored a quarter of its body (the rest repeats)
+    assert budgets.wait(gate) == 0
+    budgets.settle(gate, budgets.hold(gate, 800), 800)
+    assert budgets.wait(gate) > 0, "1,100 of 1,000 bytes stored"
 
 
 def test_no_budget_when_switched_off() -> None:
-    budgets = TokenBudgets(0, lambda scope: [scope], Clock())
+    budgets = TokenBudgets(0, 10**9, lambda scope: [scope], Clock())
     gate = token("640106001001")
-    budgets.charge(gate, 10**12)
+    budgets.settle(gate, budgets.hold(gate, 10**12), 10**12)
     assert budgets.wait(gate) == 0
-
-
-def test_a_request_is_charged_its_bodys_share_for_the_events_stored() -> None:
-    assert stored_share(10_000, 100, 100) == 10_000
-    assert stored_share(10_000, 100, 25) == 2_500
-    assert stored_share(10_000, 100, 0) == 0, "repeats, refusals and unavailable cost nothing"
 
 
 # Against a running intake: what is charged, what is refused, who is not held.
@@ -104,15 +112,13 @@ def test_a_token_storing_in_a_loop_waits_and_the_communitys_other_reporters_go_o
     intake: RunningIntake,
 ) -> None:
     looping = intake.token(COMMUNITY_A)
-    stored, answers = 0, []
+    answers = []
     for _ in range(10):
-        answer = intake.post(looping, batch(40))
+        answer = intake.post(looping, batch(40))  # about 12,000 bytes as stored
         answers.append(answer.status_code)
         if answer.status_code != 202:
             break
-        stored += len(answer.request.content)
-    assert answers[-1] == 429, answers
-    assert stored >= PER_COMMUNITY, "refused before its day's bytes were stored"
+    assert answers == [202, 202, 429], "a day's 20,000 bytes, then no more"
     assert "storage budget" in answer.json()["detail"]
     assert int(answer.headers["retry-after"]) > 3600, "a day's average, not a second's"
     held = intake.post(looping, [case(person=PERSON, classification="suspected")])
@@ -145,3 +151,41 @@ def test_events_the_stream_could_not_store_cost_nothing(intake: RunningIntake) -
     statuses = [intake.post(gate, batch(40)).status_code for _ in range(12)]
     assert 503 in statuses, "the stream never filled"
     assert set(statuses) <= {202, 207, 503}, statuses
+
+
+@pytest.mark.integration
+def test_padding_a_batch_with_refused_items_does_not_thin_the_charge(
+    intake: RunningIntake,
+) -> None:
+    """Charged by the events stored, not by the body's share: one large event among
+    refused items costs what a large event costs."""
+    gate = intake.token(COMMUNITY_A)
+    refused: list[Any] = [0] * 150
+    statuses = [
+        intake.post(
+            gate, [screening(compound="楼" * 60, building="栋" * 60, grid="门" * 60), *refused]
+        ).status_code
+        for _ in range(60)
+    ]
+    assert 429 in statuses, "sixty large events stored within a 20,000-byte day"
+    stored = len(stored_events(intake.nats.url))
+    assert stored == statuses.index(429)
+    assert stored < 60
+
+
+@pytest.mark.integration
+def test_concurrent_requests_cannot_all_pass_before_any_is_charged(
+    intake: RunningIntake,
+) -> None:
+    gate = intake.token(COMMUNITY_A)
+    bodies = [json.dumps(batch(40)).encode() for _ in range(40)]
+
+    async def post_all() -> list[int]:
+        headers = {"authorization": f"Bearer {gate}", "content-type": "application/json"}
+        async with httpx.AsyncClient(base_url=intake.url, headers=headers, timeout=30) as client:
+            answers = await asyncio.gather(*(client.post("/v1/events", content=b) for b in bodies))
+        return [answer.status_code for answer in answers]
+
+    statuses = asyncio.run(post_all())
+    assert 1 <= statuses.count(202) <= 3, statuses  # 20,000 bytes a day, ~12,000 a request
+    assert set(statuses) == {202, 429}

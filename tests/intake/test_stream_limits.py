@@ -23,8 +23,14 @@ TASKS_LIMIT = 5_000_000
 
 @pytest.fixture
 def intake_overrides() -> dict[str, Any]:
-    """A tiny events stream, every event its own message; a task stream of its own size."""
-    return {"events_max_bytes": LIMIT, "intake_bundle_events": 1, "tasks_max_bytes": TASKS_LIMIT}
+    """A tiny events stream, every event its own message; a task stream of its own size;
+    no storage budget (a token may store a 30th of the stream a day: 800 bytes here)."""
+    return {
+        "events_max_bytes": LIMIT,
+        "intake_bundle_events": 1,
+        "tasks_max_bytes": TASKS_LIMIT,
+        "intake_daily_bytes_per_community": 0,
+    }
 
 
 def test_a_full_events_stream_refuses_new_events_and_keeps_every_stored_one(

@@ -213,6 +213,7 @@ def running_stack(
             "ZHIBAO_LOG_LEVEL": "WARNING",
             "ZHIBAO_RATE_LIMIT_EVENTS_PER_S": "10000000",
             "ZHIBAO_RATE_LIMIT_BURST": "10000000",
+            "ZHIBAO_INTAKE_DAILY_BYTES_PER_COMMUNITY": "0",  # measured, not held back
             **(extra_env or {}),
         }
         if database_url:

@@ -13,7 +13,7 @@ from typing import Any
 from zhibao_intake import metrics
 from zhibao_intake.audit import AuditTrail, Caller, audit_record
 from zhibao_intake.domain.rate_limit import RateLimiter
-from zhibao_intake.domain.storage_budget import TokenBudgets, stored_share
+from zhibao_intake.domain.storage_budget import TokenBudgets
 from zhibao_intake.submission import SubmissionRefused, SubmissionService, decode_items, http_status
 from zhibao_shared.tokens import Role, Token, TokenStore, bearer_secret
 
@@ -106,8 +106,15 @@ class Gateway:
                 429, f"rate limit for this token exceeded; retry in {seconds}s", retry_after=seconds
             )
             return await self._refused(caller, answer, "rate_limited")
-        result = await self._service.submit(items, caller.token)
-        self._budgets.charge(caller.token, stored_share(len(body), len(items), result.accepted))
+        # held for the body's size while it is published, so that concurrent requests
+        # cannot all pass the check before any is charged; then settled for what was stored
+        held, stored = self._budgets.hold(caller.token, len(body)), 0
+        try:
+            submitted = await self._service.submit(items, caller.token)
+            stored = submitted.stored_bytes
+        finally:
+            self._budgets.settle(caller.token, held, stored)
+        result = submitted.result
         status = http_status(result)
         answered = result.model_dump(mode="json", exclude_none=True)
         self._audit.append(audit_record(caller, answered["results"], status=status, items=items))

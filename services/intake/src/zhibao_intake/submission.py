@@ -32,6 +32,7 @@ from zhibao_intake.domain.outcome import (
     SubmissionResult,
 )
 from zhibao_intake.domain.pseudonym import Pseudonymiser
+from zhibao_intake.domain.storage_budget import stored_size
 from zhibao_intake.domain.task_results import TaskBook, stale_for
 from zhibao_intake.publisher import BusUnavailable, PublishOutcome
 from zhibao_shared.events import CONTENT_TYPE_BATCH, CONTENT_TYPE_SINGLE, EventType
@@ -128,6 +129,15 @@ def _task_named(item: Any) -> tuple[str, str] | None:
     return (task, community) if isinstance(task, str) and isinstance(community, str) else None
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A submission's answer and the bytes the events stream stored for it (new events
+    acknowledged; repeats, refusals and events answered unavailable not)."""
+
+    result: SubmissionResult
+    stored_bytes: int
+
+
 class SubmissionService:
     """Admits and publishes submitted events."""
 
@@ -160,8 +170,9 @@ class SubmissionService:
         synced = await tasks.catch_up(config.catch_up_s) if stale else True
         return ResultChecks(tasks, synced, config.notes)
 
-    async def submit(self, items: Sequence[Any], token: Token) -> SubmissionResult:
-        """Admit each item and publish the admitted ones; per-item results in order."""
+    async def submit(self, items: Sequence[Any], token: Token) -> Submitted:
+        """Admit each item and publish the admitted ones; per-item results in order, and
+        what the stream stored."""
         checks = await self._result_checks(items)
         reporter = Reporter(token=token, received_at=datetime.now(UTC))
         admissions = [
@@ -188,7 +199,12 @@ class SubmissionService:
             for a in admissions
         ]
         self._count(results, admissions)
-        return SubmissionResult.of(results)
+        stored = sum(
+            stored_size(len(one.payload))
+            for one in firsts.values()
+            if by_key[one.index].status is Status.ACCEPTED
+        )
+        return Submitted(SubmissionResult.of(results), stored)
 
     @staticmethod
     def _result(admitted: Admitted, first: ItemResult) -> ItemResult:

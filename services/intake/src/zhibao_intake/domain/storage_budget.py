@@ -4,11 +4,12 @@ The events stream keeps every accepted event (a rebuild replays it) and, once fu
 refuses everyone's new events. The per-second rate limit does not bound that: a
 token sending new events in a loop at its rate fills the default 10 GiB in hours.
 So each token may have stored a day's budget of bytes at once, refilled
-continuously at a day's average: a token that spent it waits seconds for the next
-request's room, not until midnight, and a device sending in a loop is held to the
+continuously at a day's average: a token that spent it waits seconds to minutes for
+the next request's room, not until midnight, and a device sending in a loop is held to the
 average. Only what the stream stored is charged (not refusals, repeats, or events
 answered unavailable), and each token has its own budget: one device cannot spend
-what another reporter of the same community needs.
+what another reporter of the same community needs. No token's budget exceeds a
+30th of the stream a day, whatever its scope.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from dataclasses import dataclass
 from zhibao_shared.tokens import Token
 
 DAY_S = 86_400.0
+#: No token may store more than this share of the events stream a day: alone, it would
+#: need a month to fill it (the stream alerts warn at 80 %).
+MOST_OF_STREAM_A_DAY = 1 / 30
+#: What the stream keeps for an event besides its JSON: its message's subject and
+#: ``Nats-Msg-Id`` header (a lone event's; a bundle shares them between its events).
+MESSAGE_OVERHEAD_BYTES = 128
 
 
 @dataclass
@@ -39,15 +46,17 @@ class StorageBudget:
     def wait(self, key: str, daily: int) -> float:
         """0 when ``key`` may store more now, else the seconds until it may.
 
-        A request is let through while anything is left, and charged afterwards for
-        what it stored: the budget is never split across a request's events.
+        A request is let through while anything is left (the budget is never split
+        across a request's events), and charged for it.
         """
         account = self._refilled(key, daily)
         return 0.0 if account.level > 0 else (1 - account.level) / (daily / DAY_S)
 
-    def charge(self, key: str, daily: int, stored_bytes: float) -> None:
-        """Spend what a request stored (the level may go below 0: the next wait is longer)."""
-        self._refilled(key, daily).level -= stored_bytes
+    def charge(self, key: str, daily: int, nbytes: float) -> None:
+        """Spend ``nbytes`` (negative: give them back); the level may go below 0, and the
+        next wait is then longer."""
+        account = self._refilled(key, daily)
+        account.level = min(float(daily), account.level - nbytes)
 
     def _refilled(self, key: str, daily: int) -> _Account:
         now = self._clock()
@@ -62,15 +71,22 @@ class StorageBudget:
 class TokenBudgets:
     """Every token's budget: ``per_community`` bytes a day for each community its scopes
     cover (at least one), so a street's or district's system has room for all its
-    communities; ``per_community`` 0 switches the budget off."""
+    communities, and at most :data:`MOST_OF_STREAM_A_DAY` of ``stream_bytes``;
+    ``per_community`` 0 switches the budget off.
+
+    A request is checked (:meth:`wait`), then holds its body's size while it is
+    published (:meth:`hold`), then is settled for what the stream stored (:meth:`settle`).
+    """
 
     def __init__(
         self,
         per_community: int,
+        stream_bytes: int,
         communities_under: Callable[[str], Iterable[str]],
         clock: Callable[[], float],
     ) -> None:
         self._per_community = per_community
+        self._most = max(1, int(stream_bytes * MOST_OF_STREAM_A_DAY))
         self._communities_under = communities_under
         self._budget = StorageBudget(clock)
         #: a token's scopes never change: its daily bytes are counted once
@@ -80,21 +96,30 @@ class TokenBudgets:
         """0 when ``token`` may store more now, else the seconds until it may."""
         if not self._per_community:
             return 0.0
-        return self._budget.wait(token.id, self._daily_of(token))
+        return self._budget.wait(token.id, self.daily(token))
 
-    def charge(self, token: Token, stored_bytes: float) -> None:
-        """Spend what ``token`` had stored."""
-        if self._per_community and stored_bytes > 0:
-            self._budget.charge(token.id, self._daily_of(token), stored_bytes)
+    def hold(self, token: Token, nbytes: int) -> int:
+        """Spend ``nbytes`` for a request under way; returns what was held."""
+        if not self._per_community:
+            return 0
+        self._budget.charge(token.id, self.daily(token), nbytes)
+        return nbytes
 
-    def _daily_of(self, token: Token) -> int:
+    def settle(self, token: Token, held: int, stored_bytes: int) -> None:
+        """Spend what the request stored instead of what it held."""
+        if self._per_community and held != stored_bytes:
+            self._budget.charge(token.id, self.daily(token), stored_bytes - held)
+
+    def daily(self, token: Token) -> int:
+        """``token``'s bytes a day."""
         daily = self._daily.get(token.id)
         if daily is None:
             covered = {c for scope in token.scopes for c in self._communities_under(scope)}
-            daily = self._daily[token.id] = self._per_community * max(1, len(covered))
+            wanted = self._per_community * max(1, len(covered))
+            daily = self._daily[token.id] = min(wanted, self._most)
         return daily
 
 
-def stored_share(body_bytes: int, items: int, stored: int) -> float:
-    """The bytes charged for a request: its body's share for the events stored."""
-    return body_bytes * stored / items if items else 0.0
+def stored_size(payload_bytes: int) -> int:
+    """What the stream keeps for one event of ``payload_bytes`` of JSON."""
+    return payload_bytes + MESSAGE_OVERHEAD_BYTES
