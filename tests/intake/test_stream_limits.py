@@ -86,3 +86,25 @@ def _stream_gauges(url: str, stream: str) -> dict[str, float]:
         if sample.name in ("zhibao_stream_bytes", "zhibao_stream_max_bytes")
         and sample.labels.get("stream") == stream
     }
+
+
+def test_events_a_filling_stream_stored_are_answered_accepted_the_rest_unavailable(
+    intake: RunningIntake,
+) -> None:
+    """The stream fills in the middle of a batch: what it stored is accepted, what it
+    refused is unavailable (nats-py left a refused publish's future pending, and every
+    event of that publish was answered unavailable)."""
+    token = intake.token(COMMUNITY_A)
+    batch = [screening() for _ in range(100)]
+    answer = httpx.post(
+        f"{intake.url}/v1/events",
+        json=batch,
+        headers={"authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 503  # some unavailable: send again after Retry-After
+    statuses = [r["status"] for r in answer.json()["results"]]
+    accepted = [event["id"] for event, s in zip(batch, statuses, strict=True) if s == "accepted"]
+    assert accepted, "nothing answered accepted"
+    assert set(statuses) == {"accepted", "unavailable"}
+    assert [e["id"] for _s, e in stored_events(intake.nats.url)] == accepted

@@ -41,6 +41,7 @@ from nats.js.api import PubAck
 
 from zhibao_intake.domain.admission import Admitted
 from zhibao_intake.domain.recently_stored import RecentlyStored
+from zhibao_intake.jetstream_acks import RefusalAwareJetStream
 from zhibao_intake.metrics import BUNDLE_EVENTS, PUBLISH_LATENCY
 from zhibao_shared.broker import bus_connected, payload_room
 from zhibao_shared.events import bundle_payload
@@ -135,7 +136,9 @@ class JetStreamPublisher:
 
     def _context(self) -> JetStreamContext:
         if self._js is None:
-            self._js = self._broker.connection.jetstream(publish_async_max_pending=MAX_PENDING)
+            self._js = RefusalAwareJetStream(
+                self._broker.connection, publish_async_max_pending=MAX_PENDING
+            )
         return self._js
 
     async def publish(self, batch: Sequence[Admitted]) -> list[PublishOutcome]:
