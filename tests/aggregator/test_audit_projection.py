@@ -17,6 +17,7 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zhibao_aggregator.audit_feed import AuditFeed
+from zhibao_aggregator.domain.audit_rows import trail_rows
 from zhibao_aggregator.domain.calendar import Calendar
 from zhibao_aggregator.migrate import migrate
 from zhibao_aggregator.storage.audit import (
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.integration
 ZONE = ZoneInfo("Asia/Shanghai")
 A, B = "640106001001", "640106002001"
 DAY_1, DAY_2 = date(2026, 11, 30), date(2026, 12, 1)
+CALENDAR = Calendar.named("Asia/Shanghai")
 
 
 def _at(day: date, hour: int) -> str:
@@ -343,3 +345,17 @@ async def test_rejections_stored_before_the_upgrade_are_counted_through_the_new_
     await run_migrations(database, "zhibao_aggregator", downgrade_to=BEFORE_REJECTED_INDEX)
     async with engine.connect() as conn:
         assert "WHERE" not in await conn.run_sync(_definition)
+
+
+def test_a_refused_submission_s_row_says_why() -> None:
+    """Intake's record of a submission refused before admission (the token's storage
+    budget spent, its rate limit) carries the reason: its row's code; the row is filed
+    under the token's units, where their operators read it."""
+    record = {"at": _at(DAY_1, 9), "channel": "http", "token": "t1", "status": 429}
+    record |= {"scopes": ["640106001001", "640106001002"]}
+    rows = trail_rows(7, json.dumps(record | {"reason": "storage_budget"}).encode(), CALENDAR)
+    older = trail_rows(8, json.dumps(record).encode(), CALENDAR)  # before reasons were kept
+    assert [(r["outcome"], r["status"], r["code"], r["unit"]) for r in rows + older] == [
+        ("refused", 429, "storage_budget", "640106001"),
+        ("refused", 429, None, "640106001"),
+    ]

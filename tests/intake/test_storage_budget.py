@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.intake.test_limits_and_audit import wait_for_records
 from tests.support.events import COMMUNITY_A, case, screening
 from tests.support.intake import RunningIntake
 from tests.support.stream import stored_events
@@ -130,6 +131,12 @@ def test_a_token_storing_in_a_loop_waits_and_the_communitys_other_reporters_go_o
     cdc = intake.token("640106")  # the district's CDC reports the same community
     assert intake.post(cdc, [case(person=PERSON, classification="confirmed")]).status_code == 202
     assert intake.post(intake.token(COMMUNITY_A), batch(40)).status_code == 202, "another device"
+    refusals = [
+        (record["token"], record["status"])
+        for record in wait_for_records(intake.nats.url, 6)
+        if record.get("reason") == "storage_budget"
+    ]
+    assert refusals == [(looping.split("_")[1], 429)] * 2, "the audit trail names the token"
 
 
 @pytest.mark.integration

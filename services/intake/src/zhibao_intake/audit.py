@@ -46,8 +46,9 @@ def audit_record(
     *,
     status: int,
     items: list[Any] | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """The audit record of one submission (or of a refusal before admission).
+    """The audit record of one submission (or of a refusal before admission, and why).
 
     ``results`` are the per-item answers as sent to the caller (JSON form, in
     submission order) and ``items`` the submitted items they answer.
@@ -62,6 +63,8 @@ def audit_record(
         "scopes": list(caller.token.scopes) if caller.token else None,
         "status": status,
     }
+    if reason is not None:
+        record["reason"] = reason
     if results is not None and items is not None:
         record["events"] = [
             _event_line(result, item) for result, item in zip(results, items, strict=True)

@@ -127,5 +127,5 @@ class Gateway:
         if caller.token is None:
             self._audit.count_refusal(caller, answer.status, reason or "refused")
         else:
-            self._audit.append(audit_record(caller, None, status=answer.status))
+            self._audit.append(audit_record(caller, None, status=answer.status, reason=reason))
         return answer

@@ -179,9 +179,13 @@ def _items(record: Mapping[str, Any]) -> list[Row]:
     if "count" in record:
         return [submission | _tally(record)]
     events = record.get("events")
-    if not isinstance(events, list) or not events:
-        return [submission | {"kind": "submission", "type": None, "outcome": "refused"}]
     reporter = _Reporter.of(record.get("scopes"))
+    if not isinstance(events, list) or not events:
+        # filed under the token's units (the narrowest covering its scopes), as readable
+        # to their operators as the token's rejected events
+        refused = {"kind": "submission", "type": None, "outcome": "refused"}
+        why = {"code": _text(record.get("reason")), "unit": reporter.unit}
+        return [submission | refused | why]
     return [submission | _event(event, reporter) for event in events if isinstance(event, dict)]
 
 
