@@ -4,9 +4,9 @@ The events stream keeps every accepted event (a rebuild replays it) and, once fu
 refuses everyone's new events. The per-second rate limit does not bound that: a
 token sending new events in a loop at its rate fills the default 10 GiB in hours.
 So each token may have stored a day's budget of bytes at once, refilled
-continuously at a day's average: a token that spent it waits seconds to minutes for
-the next request's room, not until midnight, and a device sending in a loop is held to the
-average. Only what the stream stored is charged (not refusals, repeats, or events
+continuously at a day's average: a token that spent it waits seconds to minutes
+for the next request's room, not until midnight, and a device sending in a loop is
+held to the average. Only what the stream stored is charged (not refusals, repeats, or events
 answered unavailable), and each token has its own budget: one device cannot spend
 what another reporter of the same community needs. No token's budget exceeds a
 30th of the stream a day, whatever its scope.
@@ -70,9 +70,10 @@ class StorageBudget:
 
 class TokenBudgets:
     """Every token's budget: ``per_community`` bytes a day for each community its scopes
-    cover (at least one), so a street's or district's system has room for all its
-    communities, and at most :data:`MOST_OF_STREAM_A_DAY` of ``stream_bytes``;
-    ``per_community`` 0 switches the budget off.
+    cover (at least one), so a street's system has room for its communities, but at
+    most :data:`MOST_OF_STREAM_A_DAY` of ``stream_bytes`` (a district's or city's
+    system at full volume needs a larger stream); ``per_community`` 0 switches the
+    budget off.
 
     A request is checked (:meth:`wait`), then holds its body's size while it is
     published (:meth:`hold`), then is settled for what the stream stored (:meth:`settle`).
