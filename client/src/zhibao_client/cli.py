@@ -59,7 +59,9 @@ def _finish(report: SubmitReport) -> None:
     typer.echo(report.summary())
     for rejection in report.rejected:
         typer.echo(f"  rejected {rejection.describe()}", err=True)
-    if report.spooled:
+    if report.held_back:
+        typer.echo(f"  intake holds them back: {report.held_back}", err=True)
+    elif report.spooled:
         typer.echo("  intake is unreachable for now; run the command again to resend", err=True)
     if report.rejected or report.spooled:
         raise typer.Exit(1)

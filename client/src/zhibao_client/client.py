@@ -58,6 +58,9 @@ class SubmitReport:
     rejected: list[Rejection] = field(default_factory=list)
     spooled: int = 0
     retry_after_s: float | None = None
+    #: why intake held the spooled events back (a 429's detail: the token's rate limit or
+    #: its storage budget); None when it could not be reached or was unavailable
+    held_back: str | None = None
 
     @property
     def delivered(self) -> int:
@@ -71,6 +74,7 @@ class SubmitReport:
         self.rejected += other.rejected
         self.spooled = other.spooled
         self.retry_after_s = other.retry_after_s
+        self.held_back = other.held_back
 
     def summary(self) -> str:
         """The one-line summary the commands print."""
@@ -91,9 +95,15 @@ class RequestRefused(RuntimeError):
 class _Unavailable(Exception):
     """Intake could not take the batch now (spool it, back off)."""
 
-    def __init__(self, retry_after_s: float | None = None, *, rate_limited: bool = False) -> None:
+    def __init__(self, retry_after_s: float | None = None, *, held_back: str | None = None) -> None:
         self.retry_after_s = retry_after_s
-        self.rate_limited = rate_limited
+        #: a 429's detail: the token's own limit, not an outage
+        self.held_back = held_back
+
+    @property
+    def rate_limited(self) -> bool:
+        """Intake held the batch back for the token's limit (429)."""
+        return self.held_back is not None
 
 
 class ZhibaoClient:
@@ -125,6 +135,8 @@ class ZhibaoClient:
         self._random = random.Random(seed)
         self._failures = 0
         self._not_before = 0.0
+        #: why intake held the spool back last (a 429's detail), until it answers again
+        self._held_back: str | None = None
 
     @property
     def pending(self) -> int:
@@ -144,7 +156,9 @@ class ZhibaoClient:
         """Spool the events, then deliver what is spooled unless backing off after a failure."""
         self.add(events)
         if self.backoff_s > 0:
-            return SubmitReport(spooled=self.pending, retry_after_s=self.backoff_s)
+            return SubmitReport(
+                spooled=self.pending, retry_after_s=self.backoff_s, held_back=self._held_back
+            )
         return self.drain()
 
     def drain(self) -> SubmitReport:
@@ -162,9 +176,11 @@ class ZhibaoClient:
                 self._failures = 0
             self._back_off(unavailable)
             report.retry_after_s = self.backoff_s
+            report.held_back = self._held_back = unavailable.held_back
         else:
             self._failures = 0
             self._not_before = 0.0
+            self._held_back = None
         report.spooled = self.pending
         return report
 
@@ -206,7 +222,8 @@ class ZhibaoClient:
             self._spool.attempted(keys)
             if status == 503:
                 self._settle(batch, response, report)  # some may be stored already
-            raise _Unavailable(_retry_after(response), rate_limited=status == 429)
+            held_back = _detail(response) if status == 429 else None
+            raise _Unavailable(_retry_after(response), held_back=held_back)
         elif status in _SPLITTABLE:
             self._split(batch, response, report)
         else:
