@@ -359,3 +359,17 @@ def test_a_refused_submission_s_row_says_why() -> None:
         ("refused", 429, "storage_budget", "640106001"),
         ("refused", 429, None, "640106001"),
     ]
+
+
+def test_a_token_s_tally_of_refusals_is_filed_under_its_units() -> None:
+    """A window's count of a token's refusals (its storage budget spent) is the token's,
+    listed to its units' operators; an unauthenticated tally has no unit."""
+    tally = {"at": _at(DAY_1, 9), "from": _at(DAY_1, 8), "channel": "http", "status": 429}
+    tally |= {"reason": "storage_budget", "count": 40}
+    mine = tally | {"token": "t1", "scopes": ["640106001001"]}
+    rows = trail_rows(9, json.dumps(mine).encode(), CALENDAR)
+    rows += trail_rows(10, json.dumps(tally | {"token": None}).encode(), CALENDAR)
+    assert [(r["kind"], r["token"], r["code"], r["unit"]) for r in rows] == [
+        ("tally", "t1", "storage_budget", "640106001001"),
+        ("tally", None, "storage_budget", None),
+    ]

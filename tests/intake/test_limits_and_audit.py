@@ -43,7 +43,7 @@ def test_a_noisy_token_gets_429_and_others_are_served(intake: RunningIntake) -> 
     assert post(intake, quiet, screening()).status_code == 202
 
 
-async def _audit_records(url: str) -> list[dict[str, Any]]:
+async def audit_records(url: str) -> list[dict[str, Any]]:
     client = await nats.connect(url)
     try:
         js = client.jetstream()
@@ -78,7 +78,7 @@ def wait_for_records(url: str, count: int) -> list[dict[str, Any]]:
     """Audit records are flushed in small batches: wait for the expected ones."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        records = asyncio.run(_audit_records(url))
+        records = asyncio.run(audit_records(url))
         if len(records) >= count:
             return records
         time.sleep(0.1)
@@ -107,4 +107,4 @@ def test_every_submission_is_attributed_and_the_trail_cannot_be_erased(
     assert refused["token"] is None and refused["remote"] == "127.0.0.1"
     assert (refused["reason"], refused["count"]) == ("unauthenticated", 1)
     assert len(asyncio.run(_try_to_erase(intake.nats.url))) == 2
-    assert len(asyncio.run(_audit_records(intake.nats.url))) == len(records)
+    assert len(asyncio.run(audit_records(intake.nats.url))) == len(records)

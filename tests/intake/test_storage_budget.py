@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.intake.test_limits_and_audit import wait_for_records
+from tests.intake.test_limits_and_audit import audit_records
 from tests.support.events import COMMUNITY_A, case, screening
 from tests.support.intake import RunningIntake
 from tests.support.stream import stored_events
@@ -101,6 +102,7 @@ def intake_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
         "rate_limit_events_per_s": 10_000,
         "rate_limit_burst": 1000,
         "intake_daily_bytes_per_community": PER_COMMUNITY,
+        "audit_refusal_window_s": 1.0,
         **getattr(request, "param", {}),
     }
 
@@ -131,12 +133,8 @@ def test_a_token_storing_in_a_loop_waits_and_the_communitys_other_reporters_go_o
     cdc = intake.token("640106")  # the district's CDC reports the same community
     assert intake.post(cdc, [case(person=PERSON, classification="confirmed")]).status_code == 202
     assert intake.post(intake.token(COMMUNITY_A), batch(40)).status_code == 202, "another device"
-    refusals = [
-        (record["token"], record["status"])
-        for record in wait_for_records(intake.nats.url, 6)
-        if record.get("reason") == "storage_budget"
-    ]
-    assert refusals == [(looping.split("_")[1], 429)] * 2, "the audit trail names the token"
+    refusals = eventually_audited(intake, "storage_budget")
+    assert refusals == [(looping.split("_")[1], 429, 2)], "the trail counts the token's refusals"
 
 
 @pytest.mark.integration
@@ -197,3 +195,18 @@ def test_concurrent_requests_cannot_all_pass_before_any_is_charged(
     statuses = asyncio.run(post_all())
     assert 1 <= statuses.count(202) <= 3, statuses  # 20,000 bytes a day, ~12,000 a request
     assert set(statuses) == {202, 429}
+
+
+def eventually_audited(intake: RunningIntake, reason: str) -> list[tuple[str, int, int]]:
+    """The trail's tallies of refusals for ``reason``: (token, status, count), once the
+    refusals' window has closed and been flushed (a second here)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = asyncio.run(audit_records(intake.nats.url))
+        tallies = [
+            (r["token"], r["status"], r["count"]) for r in records if r.get("reason") == reason
+        ]
+        if tallies:
+            return tallies
+        time.sleep(0.2)
+    raise AssertionError(f"no tally of {reason} refusals in the audit trail")

@@ -116,15 +116,22 @@ class AuditRecord(_Described):
 
 
 class RefusalTallyRecord(_Described):
-    """Refusals of callers without a valid token in one window, counted (not one by one)."""
+    """Refusals of whole requests in one window, counted (not one by one): of callers
+    without a valid token, or of one token (its role, its rate limit, its storage budget)."""
 
     at: str = Field(description="The window's end (ISO 8601, UTC)")
     from_: str = Field(alias="from", description="The window's start")
     channel: Literal["http", "nats"]
     remote: str | None
-    token: None
-    token_name: None
-    status: int = Field(description="The HTTP-equivalent status answered (401, 403, ...)")
+    token: str | None = Field(description="Id of the token refused, null if none was valid")
+    token_name: str | None
+    person: str | None = Field(
+        default=None, description="The person a personal token belongs to, when known"
+    )
+    scopes: list[str] | None = Field(
+        default=None, description="The units the token covers; null without a valid token"
+    )
+    status: int = Field(description="The HTTP-equivalent status answered (401, 403, 429, ...)")
     reason: str
     count: int = Field(ge=1)
 

@@ -5,10 +5,10 @@ address), when, over which channel, and per event: id, source, community,
 type and outcome. Records carry no personal data. They are appended to the
 ZHIBAO_AUDIT stream by the trail every service uses (:mod:`zhibao_shared.audit`).
 
-Refusals of callers without a valid token are not recorded one by one (anyone
-can cause them): they are counted per window (see
-:mod:`zhibao_intake.domain.refusal_tally`) and each window becomes one record
-per channel, address, status and reason, with ``count``.
+Refusals of whole requests are not recorded one by one (anyone can cause them,
+and a token past its own limits as often as it likes): they are counted per window
+(see :mod:`zhibao_intake.domain.refusal_tally`) and each window becomes one record
+per channel, address, status, reason and token, with ``count``.
 """
 
 from __future__ import annotations
@@ -46,9 +46,8 @@ def audit_record(
     *,
     status: int,
     items: list[Any] | None = None,
-    reason: str | None = None,
 ) -> dict[str, Any]:
-    """The audit record of one submission (or of a refusal before admission, and why).
+    """The audit record of one submission.
 
     ``results`` are the per-item answers as sent to the caller (JSON form, in
     submission order) and ``items`` the submitted items they answer.
@@ -63,8 +62,6 @@ def audit_record(
         "scopes": list(caller.token.scopes) if caller.token else None,
         "status": status,
     }
-    if reason is not None:
-        record["reason"] = reason
     if results is not None and items is not None:
         record["events"] = [
             _event_line(result, item) for result, item in zip(results, items, strict=True)
@@ -79,7 +76,7 @@ def _person(token: Token | None) -> str | None:
 
 
 def tally_records(window: ClosedWindow) -> list[dict[str, Any]]:
-    """One audit record per key of a closed window of unauthenticated refusals."""
+    """One audit record per key of a closed window of refusals (the token's, if any)."""
     start = datetime.fromtimestamp(window.start, UTC)
     end = datetime.fromtimestamp(window.start + window.length, UTC)
     return [
@@ -88,8 +85,10 @@ def tally_records(window: ClosedWindow) -> list[dict[str, Any]]:
             "from": start.isoformat(),
             "channel": key.channel,
             "remote": key.remote,
-            "token": None,
-            "token_name": None,
+            "token": key.token.id if key.token else None,
+            "token_name": key.token.name if key.token else None,
+            "person": _person(key.token),
+            "scopes": list(key.token.scopes) if key.token else None,
             "status": key.status,
             "reason": key.reason,
             "count": count,
@@ -162,8 +161,8 @@ class AuditTrail(SharedTrail):
         self._tally = RefusalTally(refusal_window_s)
 
     def count_refusal(self, caller: Caller, status: int, reason: str) -> None:
-        """Count a refusal of a caller without a valid token (recorded per window)."""
-        key = RefusalKey(caller.channel, caller.remote, status, reason)
+        """Count a refusal of a whole request (recorded per window, with the token)."""
+        key = RefusalKey(caller.channel, caller.remote, status, reason, caller.token)
         self._append_window(self._tally.add(key, time.time()))
 
     def before_flush(self, now: float | None) -> None:

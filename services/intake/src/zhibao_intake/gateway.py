@@ -122,10 +122,9 @@ class Gateway:
         return Answer(status, answered, retry)
 
     async def _refused(self, caller: Caller, answer: Answer, reason: str | None) -> Answer:
+        """Count a whole request refused; the trail gets one record per window and key
+        (refusals cost the caller nothing, a token past its limits included)."""
         if reason is not None:
             metrics.SUBMISSIONS_REFUSED.labels(reason).inc()
-        if caller.token is None:
-            self._audit.count_refusal(caller, answer.status, reason or "refused")
-        else:
-            self._audit.append(audit_record(caller, None, status=answer.status, reason=reason))
+        self._audit.count_refusal(caller, answer.status, reason or "refused")
         return answer

@@ -58,8 +58,9 @@ class IntakeSettings(ServiceSettings):
         default=60.0,
         gt=0,
         description=(
-            "Refusals of callers without a valid token are audited as one record per window "
-            "of this many seconds (per channel, address, status and reason, with a count)"
+            "Refusals of whole requests (of callers without a valid token, or of a token past "
+            "its limits) are audited as one record per window of this many seconds (per "
+            "channel, address, status, reason and token, with a count)"
         ),
     )
     intake_task_catch_up_s: float = Field(

@@ -176,10 +176,10 @@ def _items(record: Mapping[str, Any]) -> list[Row]:
         "status": status,
         "channel": _text(record.get("channel")),
     }
-    if "count" in record:
-        return [submission | _tally(record)]
-    events = record.get("events")
     reporter = _Reporter.of(record.get("scopes"))
+    if "count" in record:  # a token's tally is filed under its units, as its refusals are
+        return [submission | _tally(record) | {"unit": reporter.unit}]
+    events = record.get("events")
     if not isinstance(events, list) or not events:
         # filed under the token's units (the narrowest covering its scopes), as readable
         # to their operators as the token's rejected events

@@ -1,15 +1,19 @@
-"""Refusals of callers without a valid token, counted per time window.
+"""Refusals of whole requests, counted per time window.
 
-Anyone who can reach intake can be refused, as often as they like: recording
-each of those refusals would let them grow the audit trail without bound.
-They are counted instead, per window and per channel, address, status and
-reason, and each window becomes one audit record per key carrying the count.
-Pure: the caller supplies the clock.
+Anyone who can reach intake can be refused, as often as they like, and so can a
+token past its own limits (its rate limit, its storage budget: refusals cost it
+nothing): recording each of those refusals would let them grow the audit trail
+without bound, until it refuses every service's records. They are counted instead,
+per window and per channel, address, status, reason and token, and each window
+becomes one audit record per key carrying the count. Pure: the caller supplies the
+clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from zhibao_shared.tokens import Token
 
 #: Addresses beyond this many in one window are counted together under OTHERS.
 MAX_KEYS = 1000
@@ -24,6 +28,8 @@ class RefusalKey:
     remote: str | None
     status: int
     reason: str
+    #: the token refused (None: the caller had no valid one)
+    token: Token | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class RefusalTally:
         if self._window is None:
             self._window = int(now // self.window_s)
         if key not in self._counts and len(self._counts) >= self.max_keys:
-            key = RefusalKey(key.channel, OTHERS, key.status, key.reason)
+            key = RefusalKey(key.channel, OTHERS, key.status, key.reason, key.token)
         self._counts[key] = self._counts.get(key, 0) + 1
         return closed
 
