@@ -113,6 +113,12 @@ def test_a_refused_event_is_answered_without_its_values(
     assert leaked(surfaces, SECRETS) == []
 
 
+@pytest.mark.parametrize(
+    # a token's refusals of whole requests are counted per window: a short one here
+    "intake_overrides",
+    [{"audit_refusal_window_s": 1.0}],
+    indirect=True,
+)
 def test_a_wrong_content_type_is_not_repeated(
     intake: RunningIntake, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -49,9 +49,10 @@ class RunningIntake:
 
 
 @pytest.fixture
-def intake_overrides() -> dict[str, Any]:
-    """Settings a test module wants changed (override this fixture in the module)."""
-    return {}
+def intake_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings a test module wants changed (override this fixture in the module), or a
+    test (``@pytest.mark.parametrize("intake_overrides", [{...}], indirect=True)``)."""
+    return dict(getattr(request, "param", {}))
 
 
 @pytest.fixture
