@@ -30,6 +30,9 @@ class PortTaken(ClusterError):
 #: Port sets tried before a start gives up (free ports are picked, then bound later).
 START_ATTEMPTS = 3
 
+#: What nats-server logs once it bound its route port, the last one it binds.
+ROUTES_LISTENING = b"Listening for route connections on"
+
 
 @dataclass
 class LoopbackCluster:
@@ -82,19 +85,23 @@ class LoopbackCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        if not self._listening(number, 15):
+        if not self._listening(number, path, logged, 15):
             self.stop()
             said = path.read_bytes()[logged:]
             if b"address already in use" in said:
                 raise PortTaken(f"node {number}: {said.decode(errors='replace')[-300:]}")
             raise ClusterError(f"node {number} did not listen; see {self.workdir}")
 
-    def _listening(self, number: int, timeout_s: float) -> bool:
-        """Until node ``number`` listens for clients; False once it exited or timed out."""
+    def _listening(self, number: int, log: Path, logged: int, timeout_s: float) -> bool:
+        """Until node ``number`` listens for routes; False once it exited or timed out.
+
+        The route port is bound last, after the server already answers clients, and a
+        taken one ends the process then: a client port that answers is not enough."""
         deadline = time.monotonic() + timeout_s
         while self.processes[number].poll() is None and time.monotonic() < deadline:
-            if wait_for_port("127.0.0.1", self.ports[number - 1].client, 0.2):
-                return True
+            if ROUTES_LISTENING in log.read_bytes()[logged:]:
+                return wait_for_port("127.0.0.1", self.ports[number - 1].client, 0.2)
+            time.sleep(0.05)
         return False
 
     def monitor(self, number: int, path: str) -> dict[str, object]:
