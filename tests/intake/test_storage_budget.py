@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from tests.intake.test_limits_and_audit import audit_records
@@ -17,6 +18,7 @@ from tests.support.events import COMMUNITY_A, case, screening
 from tests.support.intake import RunningIntake
 from tests.support.stream import stored_events
 from zhibao_intake.domain.storage_budget import DAY_S, StorageBudget, TokenBudgets
+from zhibao_shared.subjects import AUDIT_STREAM
 from zhibao_shared.tokens import Role, Token
 
 
@@ -91,7 +93,7 @@ def test_no_budget_when_switched_off() -> None:
 
 # Against a running intake: what is charged, what is refused, who is not held.
 
-PER_COMMUNITY = 20_000
+PER_COMMUNITY = 30_000
 PERSON = {"ref": "r-1"}
 
 
@@ -118,11 +120,11 @@ def test_a_token_storing_in_a_loop_waits_and_the_communitys_other_reporters_go_o
     looping = intake.token(COMMUNITY_A)
     answers = []
     for _ in range(10):
-        answer = intake.post(looping, batch(40))  # about 12,000 bytes as stored
+        answer = intake.post(looping, batch(40))  # about 26,000 bytes kept: events and lines
         answers.append(answer.status_code)
         if answer.status_code != 202:
             break
-    assert answers == [202, 202, 429], "a day's 20,000 bytes, then no more"
+    assert answers == [202, 202, 429], "a day's 30,000 bytes, then no more"
     assert "storage budget" in answer.json()["detail"]
     assert int(answer.headers["retry-after"]) > 3600, "a day's average, not a second's"
     held = intake.post(looping, [case(person=PERSON, classification="suspected")])
@@ -133,19 +135,39 @@ def test_a_token_storing_in_a_loop_waits_and_the_communitys_other_reporters_go_o
     cdc = intake.token("640106")  # the district's CDC reports the same community
     assert intake.post(cdc, [case(person=PERSON, classification="confirmed")]).status_code == 202
     assert intake.post(intake.token(COMMUNITY_A), batch(40)).status_code == 202, "another device"
-    refusals = eventually_audited(intake, "storage_budget")
-    assert refusals == [(looping.split("_")[1], 429, 2)], "the trail counts the token's refusals"
+    refusals = eventually_audited(intake, "storage_budget", 2)
+    assert refusals == {(looping.split("_")[1], 429): 2}, "the trail counts the token's refusals"
 
 
 @pytest.mark.integration
-def test_repeats_and_refused_events_cost_nothing(intake: RunningIntake) -> None:
+@pytest.mark.parametrize("kind", ["repeats", "rejected"])
+def test_a_token_resending_or_sending_rejected_events_in_a_loop_cannot_fill_the_audit_trail(
+    intake: RunningIntake, kind: str
+) -> None:
+    """Repeats and rejected events store nothing in the events stream, but each is a line
+    of the trail: the token pays for those lines, so its loop stops within its budget."""
+    events = batch(40)
+    if kind == "rejected":
+        events = [{**e, "subject": "999999999999"} for e in events]
     gate = intake.token(COMMUNITY_A)
-    again = batch(40)
-    invalid = [{**e, "subject": "999999999999"} for e in batch(40)]
-    for _ in range(10):
-        assert intake.post(gate, again).status_code == 202  # stored once, then repeats
-        assert intake.post(gate, invalid).status_code == 422
-    assert intake.post(gate, batch(20)).status_code == 202, "only the first batch was charged"
+    before = audit_bytes(intake.nats.url)
+    statuses = [intake.post(gate, events).status_code for _ in range(30)]
+    assert 429 in statuses, f"a loop of {len(statuses)} requests, never held back"
+    held_from = statuses.index(429)
+    assert held_from >= 2, "a first request and a few repeats fit in a day"
+    assert set(statuses[held_from:]) == {429}
+    kept = audit_bytes(intake.nats.url) - before
+    assert kept < 2 * PER_COMMUNITY, f"the trail kept {kept} bytes of a {PER_COMMUNITY}-byte day"
+
+
+@pytest.mark.integration
+def test_repeats_cost_their_audit_lines_only(intake: RunningIntake) -> None:
+    gate = intake.token(COMMUNITY_A)
+    again = batch(20)
+    assert intake.post(gate, again).status_code == 202  # stored: ~9,500, lines ~3,700
+    assert intake.post(gate, again).status_code == 202  # a repeat: its lines only
+    assert intake.post(gate, batch(20)).status_code == 202, "room left for new events"
+    assert len(stored_events(intake.nats.url)) == 40
 
 
 @pytest.mark.integration
@@ -173,7 +195,7 @@ def test_padding_a_batch_with_refused_items_does_not_thin_the_charge(
         ).status_code
         for _ in range(60)
     ]
-    assert 429 in statuses, "sixty large events stored within a 20,000-byte day"
+    assert 429 in statuses, "sixty large events stored within a 30,000-byte day"
     stored = len(stored_events(intake.nats.url))
     assert stored == statuses.index(429)
     assert stored < 60
@@ -193,20 +215,41 @@ def test_concurrent_requests_cannot_all_pass_before_any_is_charged(
         return [answer.status_code for answer in answers]
 
     statuses = asyncio.run(post_all())
-    assert 1 <= statuses.count(202) <= 3, statuses  # 20,000 bytes a day, ~12,000 a request
+    # 30,000 bytes a day; each request holds its 9,000-byte body, then is charged ~26,000
+    assert 1 <= statuses.count(202) <= 4, statuses
     assert set(statuses) == {202, 429}
 
 
-def eventually_audited(intake: RunningIntake, reason: str) -> list[tuple[str, int, int]]:
-    """The trail's tallies of refusals for ``reason``: (token, status, count), once the
-    refusals' window has closed and been flushed (a second here)."""
+def audit_bytes(url: str) -> int:
+    """What the audit trail keeps, in bytes (once intake's buffer has been flushed)."""
+
+    async def stream_bytes() -> int:
+        client = await nats.connect(url)
+        try:
+            return int((await client.jetstream().stream_info(AUDIT_STREAM)).state.bytes)
+        finally:
+            await client.close()
+
+    time.sleep(0.5)  # intake flushes its trail every 0.2 s
+    return asyncio.run(stream_bytes())
+
+
+def eventually_audited(
+    intake: RunningIntake, reason: str, count: int
+) -> dict[tuple[str, int], int]:
+    """The trail's tallies of refusals for ``reason``, summed by (token, status), once they
+    count ``count`` refusals (their windows, a second here, closed and flushed; two
+    refusals may fall in two windows)."""
     deadline = time.monotonic() + 10
+    summed: dict[tuple[str, int], int] = {}
     while time.monotonic() < deadline:
         records = asyncio.run(audit_records(intake.nats.url))
-        tallies = [
-            (r["token"], r["status"], r["count"]) for r in records if r.get("reason") == reason
-        ]
-        if tallies:
-            return tallies
+        summed = {}
+        for r in records:
+            if r.get("reason") == reason:
+                key = (r["token"], r["status"])
+                summed[key] = summed.get(key, 0) + r["count"]
+        if sum(summed.values()) >= count:
+            return summed
         time.sleep(0.2)
-    raise AssertionError(f"no tally of {reason} refusals in the audit trail")
+    raise AssertionError(f"{count} {reason} refusals not all in the audit trail: {summed}")

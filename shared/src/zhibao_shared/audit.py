@@ -150,16 +150,17 @@ class AuditTrail:
             )
         )
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: dict[str, Any]) -> int:
         """Queue one record on its group's subject (to the log instead when ``max_buffer``
-        records wait already, packed or not)."""
+        records wait already, packed or not); returns the bytes queued (0: logged)."""
         if len(self._buffer) + self._unsent_records >= self._max_buffer:
             log.warning("audit_buffer_full", **record)
-            return
+            return 0
         line = _ENCODER.encode(record).encode()
         self._buffer.append((audit_subject(self.service, group_of(record)), line))
         if len(self._buffer) >= self._batch_size:
             self._wake.set()
+        return len(line)
 
     def before_flush(self, now: float | None) -> None:
         """Called before each periodic flush (``now`` is None for the last one): a

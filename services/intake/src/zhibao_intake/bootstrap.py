@@ -134,7 +134,7 @@ def build(settings: IntakeSettings) -> Intake:
     )
     budgets = TokenBudgets(
         settings.intake_daily_bytes_per_community,
-        settings.events_max_bytes,
+        min(settings.events_max_bytes, settings.audit_max_bytes),
         lambda scope: (unit.code for unit in registry.communities_under(scope)),
         clock=time.monotonic,
     )

@@ -1,8 +1,8 @@
 """One submission flow for every entry point (HTTP and NATS request-reply).
 
 authenticate → check role → decode → storage budget → rate-limit → admit and
-publish → charge what was stored → audit → answer. The adapters only translate an
-:class:`Answer` to their protocol.
+publish → audit → charge what the events stream and the audit trail keep → answer.
+The adapters only translate an :class:`Answer` to their protocol.
 """
 
 from __future__ import annotations
@@ -108,18 +108,26 @@ class Gateway:
             return await self._refused(caller, answer, "rate_limited")
         # held for the body's size while it is published, so that concurrent requests
         # cannot all pass the check before any is charged; then settled for what was stored
-        held, stored = self._budgets.hold(caller.token, len(body)), 0
+        held, kept = self._budgets.hold(caller.token, len(body)), 0
         try:
             submitted = await self._service.submit(items, caller.token)
-            stored = submitted.stored_bytes
+            result = submitted.result
+            status = http_status(result)
+            answered = result.model_dump(mode="json", exclude_none=True)
+            record = audit_record(caller, answered["results"], status=status, items=items)
+            kept = submitted.stored_bytes + self._audited(record, status)
         finally:
-            self._budgets.settle(caller.token, held, stored)
-        result = submitted.result
-        status = http_status(result)
-        answered = result.model_dump(mode="json", exclude_none=True)
-        self._audit.append(audit_record(caller, answered["results"], status=status, items=items))
+            self._budgets.settle(caller.token, held, kept)
         retry = self.limits.unavailable_retry_after_s if status == 503 else None
         return Answer(status, answered, retry)
+
+    def _audited(self, record: dict[str, Any], status: int) -> int:
+        """Append a submission's record; returns the bytes its token is charged for it:
+        all of them (repeats and rejected events are kept in the trail, not in the events
+        stream), none when intake could not publish (503: intake's failure, not the
+        caller's doing)."""
+        queued = self._audit.append(record)
+        return 0 if status == 503 else queued
 
     async def _refused(self, caller: Caller, answer: Answer, reason: str | None) -> Answer:
         """Count a whole request refused; the trail gets one record per window and key

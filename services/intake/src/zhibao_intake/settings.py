@@ -32,9 +32,10 @@ class IntakeSettings(ServiceSettings):
         default=100 * 2**20,
         ge=0,
         description=(
-            "Bytes of events a token may have stored a day, for each community its scopes "
-            "cover: a day's worth at once, then refilled at a day's average (429 with "
-            "Retry-After beyond), so one token cannot fill the events stream; 0: no budget"
+            "Bytes a token may have stored a day (its events and its requests' audit "
+            "records), for each community its scopes cover: a day's worth at once, then "
+            "refilled at a day's average (429 with Retry-After beyond), so one token cannot "
+            "fill the events stream nor the audit trail; 0: no budget"
         ),
     )
     intake_bundle_events: int = Field(

@@ -1,15 +1,19 @@
-"""Per-token budget of stored bytes, so that one token cannot fill the events stream.
+"""Per-token budget of stored bytes, so that one token cannot fill the events stream
+nor the audit trail.
 
 The events stream keeps every accepted event (a rebuild replays it) and, once full,
-refuses everyone's new events. The per-second rate limit does not bound that: a
-token sending new events in a loop at its rate fills the default 10 GiB in hours.
-So each token may have stored a day's budget of bytes at once, refilled
-continuously at a day's average: a token that spent it waits seconds to minutes
-for the next request's room, not until midnight, and a device sending in a loop is
-held to the average. Only what the stream stored is charged (not refusals, repeats, or events
-answered unavailable), and each token has its own budget: one device cannot spend
-what another reporter of the same community needs. No token's budget exceeds a
-30th of the stream a day, whatever its scope.
+refuses everyone's new events; the audit trail keeps a line for every event submitted
+(repeats and rejected ones too) and, once full, refuses every service's records. The
+per-second rate limit does not bound either: a token sending new events in a loop at
+its rate fills the default 10 GiB events stream in hours, one resending the same batch
+fills the audit trail in a day or two. So each token may have stored a day's budget of
+bytes at once, refilled continuously at a day's average: a token that spent it waits
+seconds to minutes for the next request's room, not until midnight, and a device
+sending in a loop is held to the average. What is charged is what the two streams kept
+for the token's requests (not refusals, which the trail counts per window, nor a request
+intake could not publish), and each token has its own budget: one device cannot spend
+what another reporter of the same community needs. No token's budget exceeds a 30th of
+the smaller stream a day, whatever its scope.
 """
 
 from __future__ import annotations
@@ -71,12 +75,12 @@ class StorageBudget:
 class TokenBudgets:
     """Every token's budget: ``per_community`` bytes a day for each community its scopes
     cover (at least one), so a street's system has room for its communities, but at
-    most :data:`MOST_OF_STREAM_A_DAY` of ``stream_bytes`` (a district's or city's
-    system at full volume needs a larger stream); ``per_community`` 0 switches the
-    budget off.
+    most :data:`MOST_OF_STREAM_A_DAY` of ``stream_bytes`` (the smaller of the events
+    stream and the audit trail: a district's or city's system at full volume needs
+    larger ones); ``per_community`` 0 switches the budget off.
 
     A request is checked (:meth:`wait`), then holds its body's size while it is
-    published (:meth:`hold`), then is settled for what the stream stored (:meth:`settle`).
+    published (:meth:`hold`), then is settled for what the streams kept (:meth:`settle`).
     """
 
     def __init__(
@@ -107,7 +111,7 @@ class TokenBudgets:
         return nbytes
 
     def settle(self, token: Token, held: int, stored_bytes: int) -> None:
-        """Spend what the request stored instead of what it held."""
+        """Spend what the streams kept for the request instead of what it held."""
         if self._per_community and held != stored_bytes:
             self._budget.charge(token.id, self.daily(token), stored_bytes - held)
 
