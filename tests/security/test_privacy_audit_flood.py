@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ from tests.support.intake import RunningIntake
 from tests.support.nats import community_system
 from zhibao_intake.domain.refusal_tally import OTHERS, RefusalKey, RefusalTally
 from zhibao_shared.subjects import AUDIT_STREAM, INTAKE_SUBMIT
-from zhibao_shared.tokens import Role
+from zhibao_shared.tokens import Role, Token
 
 FLOOD = 400
 MAX_AGE_DAYS = 30
@@ -123,6 +124,18 @@ def test_a_tally_closes_its_window_with_the_counts_and_caps_its_keys() -> None:
     last = tally.close(None)
     assert last is not None and last.counts == {RefusalKey("nats", None, 401, "unauthenticated"): 1}
     assert tally.close(None) is None
+
+
+def test_callers_without_a_token_cannot_crowd_a_tokens_address_out_of_a_window() -> None:
+    tally = RefusalTally(window_s=60, max_keys=2)
+    for n in range(10):
+        tally.add(RefusalKey("http", f"10.0.0.{n}", 401, "unauthenticated"), 120.0)
+    leaked = Token("t1", "gate", Role.REPORT, ("640106001001",), created_at=datetime.now(UTC))
+    tally.add(RefusalKey("http", "198.51.100.23", 429, "rate_limited", leaked), 121.0)
+    closed = tally.close(None)
+    assert closed is not None
+    assert closed.counts[RefusalKey("http", "198.51.100.23", 429, "rate_limited", leaked)] == 1
+    assert closed.counts[RefusalKey("http", OTHERS, 401, "unauthenticated")] == 8
 
 
 def sum_of(records: list[dict[str, Any]]) -> int:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from zhibao_shared.tokens import Token
 
-#: Addresses beyond this many in one window are counted together under OTHERS.
+#: Addresses beyond this many in one window are counted together under OTHERS; callers
+#: with a token and callers without one each have this many, so that a flood of requests
+#: without a token from many addresses cannot hide where a (leaked) token was used from.
 MAX_KEYS = 1000
 OTHERS = "(other addresses)"
 
@@ -49,14 +51,20 @@ class RefusalTally:
     max_keys: int = MAX_KEYS
     _window: int | None = None
     _counts: dict[RefusalKey, int] = field(default_factory=dict)
+    #: the open window's keys, by whether they name a token
+    _keys: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})
 
     def add(self, key: RefusalKey, now: float) -> ClosedWindow | None:
         """Count one refusal at ``now``; the previous window's counts if this one closed it."""
         closed = self.close(now)
         if self._window is None:
             self._window = int(now // self.window_s)
-        if key not in self._counts and len(self._counts) >= self.max_keys:
-            key = RefusalKey(key.channel, OTHERS, key.status, key.reason, key.token)
+        if key not in self._counts:
+            with_token = key.token is not None
+            if self._keys[with_token] >= self.max_keys:
+                key = RefusalKey(key.channel, OTHERS, key.status, key.reason, key.token)
+            if key not in self._counts:
+                self._keys[with_token] += 1
         self._counts[key] = self._counts.get(key, 0) + 1
         return closed
 
@@ -67,5 +75,5 @@ class RefusalTally:
         if now is not None and int(now // self.window_s) == self._window:
             return None
         closed = ClosedWindow(self._window * self.window_s, self.window_s, self._counts)
-        self._window, self._counts = None, {}
+        self._window, self._counts, self._keys = None, {}, {True: 0, False: 0}
         return closed
