@@ -1,4 +1,5 @@
-"""``zhibao audit``'s table: what a refused event's id holds cannot forge or hide a line."""
+"""``zhibao audit``'s table: what a refused event's id holds cannot forge or hide a line;
+a tally of refusals says how many it counts."""
 
 from __future__ import annotations
 
@@ -28,3 +29,23 @@ def test_spaces_of_any_width_stay_as_they_are() -> None:
     record = {"at": "2026-12-07T13:13:47Z", "token_name": "金凤区\u3000值班", "event_id": "a\xa0b"}
     line = row(record)
     assert "金凤区\u3000值班" in line and "a\xa0b" in line
+
+
+def test_a_tally_shows_how_many_refusals_it_counts_from_where_and_since_when() -> None:
+    record = {
+        "at": "2026-12-07T13:14:00Z",
+        "unit": "640106001001",
+        "token_name": "gate",
+        "kind": "tally",
+        "outcome": "refused",
+        "code": "rate_limited",
+        "detail": {
+            "from": "2026-12-07T13:13:00+00:00",
+            "remote": "198.51.100.23",
+            "reason": "rate_limited",
+            "count": 7,
+        },
+    }
+    line = row(record)
+    assert "7 refused from 198.51.100.23; since 2026-12-07T13:13:00+00:00" in line
+    assert "code rate_limited" in line

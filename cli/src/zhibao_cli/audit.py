@@ -100,6 +100,11 @@ def _rest(record: dict[str, Any]) -> str:
             parts.append(f"time {record['event_time']}")
     if record.get("target"):
         parts.append(f"target {record['target']}")
+    detail = record.get("detail")
+    if record.get("kind") == "tally" and isinstance(detail, dict):
+        # one row counts a window's refusals: the count is the figure an auditor needs
+        parts.append(f"{detail.get('count')} refused from {detail.get('remote') or '-'}")
+        parts.append(f"since {detail.get('from')}")
     if record.get("code"):
         parts.append(f"code {record['code']}")
     return "; ".join(parts)
