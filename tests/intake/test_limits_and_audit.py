@@ -108,3 +108,14 @@ def test_every_submission_is_attributed_and_the_trail_cannot_be_erased(
     assert (refused["reason"], refused["count"]) == ("unauthenticated", 1)
     assert len(asyncio.run(_try_to_erase(intake.nats.url))) == 2
     assert len(asyncio.run(audit_records(intake.nats.url))) == len(records)
+
+
+def test_a_tokens_refused_bodies_are_counted_by_what_was_wrong(intake: RunningIntake) -> None:
+    token = intake.token(COMMUNITY_A)
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    for body in (b"{not json", b"[]", b"\xff\xfe"):
+        answer = httpx.post(f"{intake.url}/v1/events", content=body, headers=headers, timeout=10)
+        assert answer.status_code == 400
+    records = wait_for_records(intake.nats.url, 3)
+    tallies = sorted((r["reason"], r["status"], r["count"]) for r in records)
+    assert tallies == [("batch", 400, 1), ("encoding", 400, 1), ("json", 400, 1)]

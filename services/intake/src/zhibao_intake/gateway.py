@@ -92,7 +92,9 @@ class Gateway:
         try:
             items = decode_items(body, content_type, self.limits.max_items)
         except SubmissionRefused as exc:
-            return await self._refused(caller, Answer.problem(exc.status, str(exc)), None)
+            # counted on /metrics where it was refused; the trail counts it by its reason
+            self._audit.count_refusal(caller, exc.status, exc.reason)
+            return Answer.problem(exc.status, str(exc))
         spent = self._budgets.wait(caller.token)
         if spent:
             seconds = RateLimiter.retry_after(spent)
@@ -129,10 +131,9 @@ class Gateway:
         queued = self._audit.append(record)
         return 0 if status == 503 else queued
 
-    async def _refused(self, caller: Caller, answer: Answer, reason: str | None) -> Answer:
+    async def _refused(self, caller: Caller, answer: Answer, reason: str) -> Answer:
         """Count a whole request refused; the trail gets one record per window and key
         (refusals cost the caller nothing, a token past its limits included)."""
-        if reason is not None:
-            metrics.SUBMISSIONS_REFUSED.labels(reason).inc()
-        self._audit.count_refusal(caller, answer.status, reason or "refused")
+        metrics.SUBMISSIONS_REFUSED.labels(reason).inc()
+        self._audit.count_refusal(caller, answer.status, reason)
         return answer
