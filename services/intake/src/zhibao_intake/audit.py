@@ -137,8 +137,9 @@ def _correction(data: dict[str, Any]) -> dict[str, Any]:
 
 class AuditTrail(SharedTrail):
     """Intake's trail: the shared one (:class:`zhibao_shared.audit.AuditTrail`) on
-    ``zhibao.audit.intake.submissions``, which also tallies refusals of callers without
-    a valid token per window."""
+    ``zhibao.audit.intake.submissions``, which also tallies refusals of whole requests
+    per window (callers without a valid token, and a token's own: its role, limits,
+    budget, an unreadable body)."""
 
     def __init__(
         self,

@@ -7,8 +7,10 @@ keys and is stored once:
 
 * an intake submission: one row per submitted event (``item`` = its index), with
   the event's identity, type, outcome and rejection code; a submission refused as
-  a whole (413, 429, wrong role) one row with outcome ``refused``;
-* a tally of refusals without a valid token: one row (``kind`` tally, no unit);
+  a whole (a single record, as intake wrote them before it counted a token's
+  refusals per window) one row with outcome ``refused``;
+* a tally of refusals in a window: one row (``kind`` tally), under the narrowest unit
+  covering the token's scopes when a token was refused, with no unit otherwise;
 * an action record: one row.
 
 Token creations and revocations come from the token store's own table
